@@ -1,0 +1,50 @@
+"""Rate-limited drop warnings: one line with a count per reason, never one per span."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+
+logger = logging.getLogger("spanbatch")
+
+_DEFAULT_INTERVAL_SECONDS = 10.0
+_WHY = {
+    "queue_full": "queue full",
+    "shutdown": "shut down",
+    "export_failed": "export failed",
+    "fork": "inherited across a fork",
+}
+
+
+class DropReporter:
+    """Logs how many spans were dropped since the last report, at most once per interval."""
+
+    def __init__(self, label: str = "", interval_seconds: float = _DEFAULT_INTERVAL_SECONDS) -> None:
+        self._label = f"{label} " if label else ""
+        self._interval = interval_seconds
+        self._reported: dict[str, int] = {}
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def report(self, dropped: Mapping[str, int], *, now: bool = False) -> None:
+        """Warn about new drops if the interval has passed (or ``now``)."""
+        if not any(count > self._reported.get(reason, 0) for reason, count in dropped.items()):
+            return
+        with self._lock:
+            elapsed = time.monotonic() - self._last
+            if not now and elapsed < self._interval:
+                return
+            for reason, count in dropped.items():
+                new = count - self._reported.get(reason, 0)
+                if new > 0:
+                    logger.warning(
+                        "%s%s — dropped %d spans in the last %.0f s",
+                        self._label,
+                        _WHY.get(reason, reason),
+                        new,
+                        elapsed,
+                    )
+                self._reported[reason] = count
+            self._last = time.monotonic()

@@ -1,0 +1,48 @@
+"""The immutable accounting snapshot returned by ``stats()``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from spanbatch._core import BatchCore
+
+
+@dataclass(frozen=True)
+class SpanStats:
+    """Where every span a processor received is, at one instant.
+
+    ``enqueued == exported + queued + in_flight + dropped_total`` always holds.
+    ``dropped`` maps a reason (``queue_full``, ``shutdown``, ``export_failed``, ``fork``)
+    to a count.
+    """
+
+    enqueued: int = 0
+    exported: int = 0
+    queued: int = 0
+    in_flight: int = 0
+    batches: int = 0
+    export_errors: int = 0
+    dropped: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def of(cls, core: BatchCore) -> SpanStats:
+        enqueued, exported, queued, in_flight, batches, export_errors, dropped = core.stats()
+        return cls(enqueued, exported, queued, in_flight, batches, export_errors, MappingProxyType(dropped))
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+    def __add__(self, other: SpanStats) -> SpanStats:
+        reasons = {**self.dropped, **other.dropped}
+        return SpanStats(
+            self.enqueued + other.enqueued,
+            self.exported + other.exported,
+            self.queued + other.queued,
+            self.in_flight + other.in_flight,
+            self.batches + other.batches,
+            self.export_errors + other.export_errors,
+            MappingProxyType({r: self.dropped.get(r, 0) + other.dropped.get(r, 0) for r in reasons}),
+        )

@@ -1,0 +1,355 @@
+//! `BatchCore`: the Python-facing lane core (queue, counters, wake-up, batch slicing).
+//!
+//! Every queue operation runs attached to the interpreter. In a GIL build that
+//! means a `fork()` can never observe a half-done push or pop: the thread doing
+//! it would hold the GIL, and a child that inherits a held GIL cannot run at all.
+
+use crate::counters::{Counters, DropReason, Snapshot};
+use crate::queue::{DropPolicy, Push, SpanQueue};
+use crate::wakeup::Wakeup;
+use parking_lot::Mutex;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::{intern, PyTraverseError, PyVisit};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Longest delay or timeout we keep as given; beyond it `Instant` arithmetic could overflow.
+const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
+/// On sustained overflow, look for a fork once per this many dropped spans.
+const FORK_CHECK_EVERY_DROPS: u64 = 64;
+
+fn millis(value: f64) -> Duration {
+    if value.is_nan() || value <= 0.0 {
+        Duration::ZERO
+    } else {
+        Duration::try_from_secs_f64(value / 1000.0).map_or(LONGEST_WAIT, |d| d.min(LONGEST_WAIT))
+    }
+}
+
+fn parse_policy(name: &str) -> PyResult<DropPolicy> {
+    match name {
+        "oldest" => Ok(DropPolicy::Oldest),
+        "newest" => Ok(DropPolicy::Newest),
+        other => Err(PyValueError::new_err(format!(
+            "drop_policy must be 'oldest' or 'newest', not {other:?}."
+        ))),
+    }
+}
+
+/// Whether an ended span is sampled, reading the SDK's stored context when it has one.
+fn is_sampled(span: &Bound<'_, PyAny>) -> bool {
+    let py = span.py();
+    if let Ok(context) = span.getattr(intern!(py, "_context")) {
+        // The SDK's SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, ...).
+        if let Ok(fields) = context.cast::<PyTuple>() {
+            if let Some(flags) = fields.get_item(3).ok().and_then(|f| f.extract::<u64>().ok()) {
+                return flags & 1 == 1;
+            }
+        }
+    }
+    // Any other ReadableSpan: the public path, as the stock processor reads it.
+    let public = || -> PyResult<bool> {
+        let context = span.getattr(intern!(py, "context"))?;
+        if !context.is_truthy()? {
+            return Ok(false);
+        }
+        context
+            .getattr(intern!(py, "trace_flags"))?
+            .getattr(intern!(py, "sampled"))?
+            .is_truthy()
+    };
+    public().unwrap_or(false)
+}
+
+#[pyclass(frozen, name = "BatchCore", module = "spanbatch._core")]
+pub struct PyBatchCore {
+    queue: SpanQueue<Py<PyAny>>,
+    counters: Counters,
+    wakeup: Wakeup,
+    max_export_batch_size: usize,
+    schedule_delay: Duration,
+    pid: u32,
+    shutdown: AtomicBool,
+    abandoned: AtomicBool,
+    /// When the worker first saw the oldest span of the batch it is filling.
+    window_start: Mutex<Option<Instant>>,
+    /// Called with the number of orphaned spans when a push finds itself in a forked child.
+    on_fork: Mutex<Option<Py<PyAny>>>,
+}
+
+impl PyBatchCore {
+    fn push(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.counters.enqueue();
+        if self.shutdown.load(Ordering::Acquire) {
+            self.counters.drop_spans(DropReason::Shutdown, 1);
+            return Ok(());
+        }
+        let batch = self.max_export_batch_size;
+        let (len, look_for_fork) = match self.queue.push(span.clone().unbind()) {
+            Push::Queued { len } => (len, len == 1 || len % batch == 0),
+            Push::QueuedEvicting { len, .. } => (len, self.count_overflow()),
+            Push::Refused(_) => (self.queue.len(), self.count_overflow()),
+        };
+        // A fork that skipped Python's hooks is noticed at these rare points, not per span.
+        if look_for_fork && std::process::id() != self.pid {
+            return self.hand_over_after_fork(py, span);
+        }
+        self.wakeup.on_push(len, batch);
+        Ok(())
+    }
+
+    /// Counts one span dropped for a full queue; returns whether to look for a fork now.
+    fn count_overflow(&self) -> bool {
+        self.counters.drop_spans(DropReason::QueueFull, 1) % FORK_CHECK_EVERY_DROPS == 0
+    }
+
+    fn hand_over_after_fork(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
+        let Some(callback) = self.on_fork.lock().as_ref().map(|c| c.clone_ref(py)) else {
+            return Ok(());
+        };
+        // This span is queued here too; the successor takes it, and counts the others as lost.
+        let orphaned = self.queue.len().saturating_sub(1);
+        let successor = callback.call1(py, (orphaned,))?;
+        let successor = successor.bind(py);
+        if successor.is_none() {
+            return Ok(());
+        }
+        let successor = successor.cast::<PyBatchCore>()?.get();
+        if std::ptr::eq(successor, self) {
+            // Another thread of the child is still setting up; the span stays counted here.
+            return Ok(());
+        }
+        successor.push(py, span)
+    }
+
+    /// Pops up to one batch; `None` when the queue is empty.
+    fn take_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
+        let mut spans = Vec::with_capacity(self.max_export_batch_size.min(self.queue.len()));
+        let taken = self.queue.pop_into(self.max_export_batch_size, &mut spans);
+        if taken == 0 {
+            return Ok(None);
+        }
+        self.counters.take(taken as u64);
+        // Spans left behind are younger than this batch: their delay starts now.
+        *self.window_start.lock() = (!self.queue.is_empty()).then(Instant::now);
+        PyList::new(py, spans).map(Some)
+    }
+
+    /// What the worker should do right now, or `None` to keep waiting until `deadline`.
+    fn next_step<'py>(&self, py: Python<'py>) -> PyResult<Step<'py>> {
+        if self.abandoned.load(Ordering::Acquire) {
+            return Ok(Step::Stop);
+        }
+        // Read the ticket before looking at the queue: spans queued before it are visible now.
+        let ticket = self.wakeup.flush_requested();
+        let draining = self.shutdown.load(Ordering::Acquire) || self.wakeup.flush_pending();
+        let len = self.queue.len();
+        if len >= self.max_export_batch_size || (draining && len > 0) {
+            return Ok(self.take_batch(py)?.map_or(Step::Wait(None), Step::Export));
+        }
+        if len == 0 {
+            *self.window_start.lock() = None;
+            if self.wakeup.flush_pending() {
+                self.wakeup.complete_flush(ticket);
+            }
+            if self.shutdown.load(Ordering::Acquire) {
+                return Ok(Step::Stop);
+            }
+            return Ok(Step::Wait(None));
+        }
+        let now = Instant::now();
+        let started = *self.window_start.lock().get_or_insert(now);
+        let due = started + self.schedule_delay;
+        if now >= due {
+            return Ok(self.take_batch(py)?.map_or(Step::Wait(None), Step::Export));
+        }
+        Ok(Step::Wait(Some(due)))
+    }
+
+    fn worker_ready(&self, deadline: Option<Instant>) -> bool {
+        let len = self.queue.len();
+        len >= self.max_export_batch_size
+            || (deadline.is_none() && len > 0)
+            || self.wakeup.flush_pending()
+            || self.shutdown.load(Ordering::Acquire)
+            || self.abandoned.load(Ordering::Acquire)
+    }
+}
+
+enum Step<'py> {
+    Export(Bound<'py, PyList>),
+    Wait(Option<Instant>),
+    Stop,
+}
+
+#[pymethods]
+impl PyBatchCore {
+    #[new]
+    #[pyo3(signature = (max_queue_size, schedule_delay_millis, max_export_batch_size, *, drop_policy = "oldest", on_fork = None))]
+    fn new(
+        max_queue_size: usize,
+        schedule_delay_millis: f64,
+        max_export_batch_size: usize,
+        drop_policy: &str,
+        on_fork: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
+        if max_queue_size == 0 || max_export_batch_size == 0 || max_export_batch_size > max_queue_size {
+            return Err(PyValueError::new_err(
+                "need 0 < max_export_batch_size <= max_queue_size.",
+            ));
+        }
+        Ok(Self {
+            queue: SpanQueue::new(max_queue_size, parse_policy(drop_policy)?),
+            counters: Counters::default(),
+            wakeup: Wakeup::default(),
+            max_export_batch_size,
+            schedule_delay: millis(schedule_delay_millis),
+            pid: std::process::id(),
+            shutdown: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
+            window_start: Mutex::new(None),
+            on_fork: Mutex::new(on_fork),
+        })
+    }
+
+    /// The hot path: sampled check, push, accounting, and a wake-up only when worth it.
+    fn on_end(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
+        if is_sampled(span) {
+            self.push(py, span)?;
+        }
+        Ok(())
+    }
+
+    /// Queues a span without the sampled check.
+    fn push_span(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.push(py, span)
+    }
+
+    /// Accounts for spans a forked child found queued but cannot export (dropped: `fork`).
+    fn count_lost_to_fork(&self, count: u64) {
+        for _ in 0..count {
+            self.counters.enqueue();
+        }
+        self.counters.drop_spans(DropReason::Fork, count);
+    }
+
+    /// Blocks, detached from the interpreter, until a batch is due; `None` means stop.
+    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
+        loop {
+            match self.next_step(py)? {
+                Step::Export(batch) => return Ok(Some(batch)),
+                Step::Stop => return Ok(None),
+                Step::Wait(deadline) => py.detach(|| {
+                    self.wakeup.worker_wait(deadline, || self.worker_ready(deadline));
+                }),
+            }
+        }
+    }
+
+    /// Reports that the export of `count` taken spans returned.
+    fn finish_batch(&self, count: u64, success: bool) {
+        self.counters.finish(count, success);
+    }
+
+    /// Takes a flush ticket and wakes the worker.
+    fn request_flush(&self) -> u64 {
+        self.wakeup.request_flush()
+    }
+
+    /// Waits, detached, until `ticket` is done or `timeout_millis` passes.
+    fn wait_flush(&self, py: Python<'_>, ticket: u64, timeout_millis: f64) -> bool {
+        let deadline = Instant::now() + millis(timeout_millis);
+        py.detach(|| self.wakeup.wait_flush(ticket, deadline))
+    }
+
+    /// Stops accepting spans and wakes the worker to drain; false if already shut down.
+    fn begin_shutdown(&self) -> bool {
+        let first = !self.shutdown.swap(true, Ordering::AcqRel);
+        if first {
+            self.wakeup.notify_worker();
+        }
+        first
+    }
+
+    /// Gives up on the queued spans (counted as dropped at shutdown); returns how many.
+    fn abandon(&self) -> u64 {
+        self.abandoned.store(true, Ordering::Release);
+        let mut spans = Vec::new();
+        let count = self.queue.pop_into(usize::MAX, &mut spans) as u64;
+        self.counters.drop_spans(DropReason::Shutdown, count);
+        self.wakeup.notify_worker();
+        count
+    }
+
+    /// A consistent snapshot: (enqueued, exported, queued, in_flight, batches, export_errors, dropped).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let s: Snapshot = self.counters.snapshot();
+        let dropped = PyDict::new(py);
+        for reason in DropReason::ALL {
+            dropped.set_item(reason.name(), s.dropped_by(reason))?;
+        }
+        (s.enqueued, s.exported, s.queued, s.in_flight, s.batches, s.export_errors, dropped).into_pyobject(py)
+    }
+
+    /// The number of spans physically in the queue (the snapshot's `queued` is the accounting view).
+    fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    #[getter]
+    fn max_queue_size(&self) -> usize {
+        self.queue.capacity()
+    }
+
+    #[getter]
+    fn max_export_batch_size(&self) -> usize {
+        self.max_export_batch_size
+    }
+
+    #[getter]
+    fn schedule_delay_millis(&self) -> f64 {
+        self.schedule_delay.as_secs_f64() * 1000.0
+    }
+
+    #[getter]
+    fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    #[getter]
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn __repr__(&self) -> String {
+        let s = self.counters.snapshot();
+        format!(
+            "BatchCore(max_queue_size={}, schedule_delay_millis={}, max_export_batch_size={}, \
+             enqueued={}, exported={}, queued={}, in_flight={}, dropped={}, shutdown={})",
+            self.queue.capacity(),
+            self.schedule_delay_millis(),
+            self.max_export_batch_size,
+            s.enqueued,
+            s.exported,
+            s.queued,
+            s.in_flight,
+            s.dropped_total(),
+            self.is_shutdown(),
+        )
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(guard) = self.on_fork.try_lock() {
+            if let Some(callback) = guard.as_ref() {
+                visit.call(callback)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        self.on_fork.lock().take();
+    }
+}

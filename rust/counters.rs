@@ -1,0 +1,227 @@
+//! Exact span accounting with monotonic atomic counters.
+//!
+//! Every span moves forward through stages and each move bumps exactly one
+//! monotonic counter: accepted (`enqueued`), then either dropped from the queue
+//! (`queue_full`, `shutdown`) or taken by the worker (`taken`), then finished
+//! (`exported`, `export_failed`). The gauges `queued` and `in_flight` are derived
+//! from those counters. A snapshot reads the later stages first, so whatever the
+//! other threads do meanwhile, the figures it returns describe a state the
+//! spans really passed through: no gauge is negative and
+//! `enqueued == exported + queued + in_flight + dropped` holds exactly.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a span left the pipeline without being exported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// The queue was full: the policy evicted a queued span or refused a new one.
+    QueueFull = 0,
+    /// The processor was shut down before the span could be exported.
+    Shutdown = 1,
+    /// The exporter returned failure, raised, or returned something that is not a result.
+    ExportFailed = 2,
+    /// A fork left spans in a queue the child cannot tell apart from its parent's.
+    Fork = 3,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 4] = [
+        DropReason::QueueFull,
+        DropReason::Shutdown,
+        DropReason::ExportFailed,
+        DropReason::Fork,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::Shutdown => "shutdown",
+            DropReason::ExportFailed => "export_failed",
+            DropReason::Fork => "fork",
+        }
+    }
+
+    /// Reasons that take a span straight out of the queue (the other ones end an export).
+    fn leaves_queue(self) -> bool {
+        !matches!(self, DropReason::ExportFailed)
+    }
+}
+
+const REASONS: usize = DropReason::ALL.len();
+
+/// The live counters of one lane.
+#[derive(Debug, Default)]
+pub struct Counters {
+    enqueued: AtomicU64,
+    taken: AtomicU64,
+    exported: AtomicU64,
+    dropped: [AtomicU64; REASONS],
+    batches: AtomicU64,
+    export_errors: AtomicU64,
+}
+
+/// A consistent, immutable reading of [`Counters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub enqueued: u64,
+    pub exported: u64,
+    pub queued: u64,
+    pub in_flight: u64,
+    pub dropped: [u64; REASONS],
+    pub batches: u64,
+    pub export_errors: u64,
+}
+
+impl Snapshot {
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().sum()
+    }
+
+    pub fn dropped_by(&self, reason: DropReason) -> u64 {
+        self.dropped[reason as usize]
+    }
+}
+
+impl Counters {
+    /// A span was accepted by `on_end`; returns how many were accepted before it.
+    pub fn enqueue(&self) -> u64 {
+        self.enqueued.fetch_add(1, Ordering::AcqRel)
+    }
+
+    /// `n` spans left the pipeline for `reason`; returns the count for that reason before them.
+    pub fn drop_spans(&self, reason: DropReason, n: u64) -> u64 {
+        self.dropped[reason as usize].fetch_add(n, Ordering::AcqRel)
+    }
+
+    /// The worker took `n` spans off the queue to export them.
+    pub fn take(&self, n: u64) {
+        self.taken.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// An export of `n` taken spans returned.
+    pub fn finish(&self, n: u64, success: bool) {
+        if success {
+            self.exported.fetch_add(n, Ordering::AcqRel);
+        } else {
+            self.drop_spans(DropReason::ExportFailed, n);
+            self.export_errors.fetch_add(1, Ordering::AcqRel);
+        }
+        self.batches.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let load = |c: &AtomicU64| c.load(Ordering::Acquire);
+        // Finished stages first, then the worker's take, then queue exits, then arrivals.
+        let batches = load(&self.batches);
+        let export_errors = load(&self.export_errors);
+        let exported = load(&self.exported);
+        let mut dropped = [0; REASONS];
+        for reason in DropReason::ALL.into_iter().filter(|r| !r.leaves_queue()) {
+            dropped[reason as usize] = load(&self.dropped[reason as usize]);
+        }
+        let taken = load(&self.taken);
+        for reason in DropReason::ALL.into_iter().filter(|r| r.leaves_queue()) {
+            dropped[reason as usize] = load(&self.dropped[reason as usize]);
+        }
+        let enqueued = load(&self.enqueued);
+        let finished = exported + dropped[DropReason::ExportFailed as usize];
+        let left_queue = taken
+            + DropReason::ALL
+                .into_iter()
+                .filter(|r| r.leaves_queue())
+                .map(|r| dropped[r as usize])
+                .sum::<u64>();
+        Snapshot {
+            enqueued,
+            exported,
+            queued: enqueued - left_queue,
+            in_flight: taken - finished,
+            dropped,
+            batches,
+            export_errors,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::thread;
+
+    fn balanced(s: &Snapshot) -> bool {
+        s.enqueued == s.exported + s.queued + s.in_flight + s.dropped_total()
+    }
+
+    #[test]
+    fn stages_move_spans_between_gauges() {
+        let c = Counters::default();
+        for _ in 0..10 {
+            c.enqueue();
+        }
+        c.drop_spans(DropReason::QueueFull, 2);
+        c.take(5);
+        let s = c.snapshot();
+        assert_eq!((s.queued, s.in_flight), (3, 5));
+        c.finish(3, true);
+        c.finish(2, false);
+        let s = c.snapshot();
+        assert_eq!((s.exported, s.queued, s.in_flight), (3, 3, 0));
+        assert_eq!(s.dropped_by(DropReason::ExportFailed), 2);
+        assert_eq!(s.dropped_by(DropReason::QueueFull), 2);
+        assert_eq!((s.batches, s.export_errors), (2, 1));
+        assert!(balanced(&s));
+    }
+
+    #[test]
+    fn snapshots_balance_while_many_threads_move_spans() {
+        let c = Arc::new(Counters::default());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Each producer owns its spans' whole life, in stage order, as the lane does.
+        let producers: Vec<_> = (0..6)
+            .map(|i| {
+                let c = Arc::clone(&c);
+                thread::spawn(move || {
+                    for n in 0..20_000u64 {
+                        c.enqueue();
+                        match (n + i) % 4 {
+                            0 => {
+                                c.drop_spans(DropReason::QueueFull, 1);
+                            }
+                            1 => {
+                                c.take(1);
+                                c.finish(1, false);
+                            }
+                            _ => {
+                                c.take(1);
+                                c.finish(1, true);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let reader = {
+            let (c, stop) = (Arc::clone(&c), Arc::clone(&stop));
+            thread::spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Acquire) {
+                    let s = c.snapshot();
+                    assert!(balanced(&s), "unbalanced snapshot {s:?}");
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for p in producers {
+            p.join().unwrap();
+        }
+        stop.store(true, Ordering::Release);
+        assert!(reader.join().unwrap() > 0);
+        let s = c.snapshot();
+        assert_eq!(s.enqueued, 120_000);
+        assert_eq!((s.queued, s.in_flight), (0, 0));
+        assert_eq!(s.dropped_by(DropReason::QueueFull), 30_000);
+        assert!(balanced(&s));
+    }
+}

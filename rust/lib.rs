@@ -1,0 +1,15 @@
+//! spanbatch's native core: a lock-free span queue with exact accounting,
+//! driven by a Python worker that waits here without holding the GIL.
+
+mod core;
+pub mod counters;
+pub mod queue;
+pub mod wakeup;
+
+use pyo3::prelude::*;
+
+#[pymodule(gil_used = false)]
+mod _core {
+    #[pymodule_export]
+    use crate::core::PyBatchCore;
+}

@@ -1,0 +1,196 @@
+//! Waking the worker, and flush tickets.
+//!
+//! Producers must not make a syscall per span, so the worker advertises how it
+//! sleeps: `Idle` (queue empty, any span is worth a wake-up) or `Timed` (a
+//! partial batch is waiting for its delay, only a full batch is worth one).
+//! The producer whose push makes a wake-up worthwhile claims it by swapping the
+//! state to `Busy`; everyone else sees `Busy` and goes on.
+//!
+//! Flushes are tickets: a caller takes the next number and waits until the
+//! worker reports that everything queued before that ticket was exported.
+
+use parking_lot::{Condvar, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::time::Instant;
+
+const BUSY: u8 = 0;
+const IDLE: u8 = 1;
+const TIMED: u8 = 2;
+
+#[derive(Debug, Default)]
+pub struct Wakeup {
+    state: AtomicU8,
+    lock: Mutex<()>,
+    worker: Condvar,
+    flush_requested: AtomicU64,
+    flush_done: AtomicU64,
+    flushers: Condvar,
+}
+
+impl Wakeup {
+    /// Blocks the worker until `ready()` holds, it is notified, or `deadline` passes.
+    ///
+    /// Without a deadline the worker sleeps `Idle`, otherwise `Timed`. `ready` is
+    /// checked after the state is published, so a producer either sees the state
+    /// and wakes the worker, or its push is seen by `ready`.
+    pub fn worker_wait(&self, deadline: Option<Instant>, ready: impl Fn() -> bool) {
+        let mut guard = self.lock.lock();
+        let sleeping = if deadline.is_some() { TIMED } else { IDLE };
+        self.state.store(sleeping, Ordering::SeqCst);
+        if !ready() {
+            match deadline {
+                Some(at) => {
+                    self.worker.wait_until(&mut guard, at);
+                }
+                None => self.worker.wait(&mut guard),
+            }
+        }
+        self.state.store(BUSY, Ordering::SeqCst);
+    }
+
+    /// Called after a push that left `len` spans queued; wakes the worker when that is worth it.
+    /// Returns whether this call woke it.
+    pub fn on_push(&self, len: usize, batch_size: usize) -> bool {
+        let state = self.state.load(Ordering::SeqCst);
+        let worth_it = state == IDLE || (state == TIMED && len >= batch_size);
+        if worth_it
+            && self
+                .state
+                .compare_exchange(state, BUSY, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            self.notify_worker();
+            return true;
+        }
+        false
+    }
+
+    /// Wakes the worker whatever it is waiting for (flush, shutdown).
+    pub fn notify_worker(&self) {
+        // Taking the lock orders the notification after the worker's own check of `ready`.
+        let _guard = self.lock.lock();
+        self.worker.notify_one();
+    }
+
+    /// Takes a flush ticket and wakes the worker.
+    pub fn request_flush(&self) -> u64 {
+        let ticket = self.flush_requested.fetch_add(1, Ordering::SeqCst) + 1;
+        self.notify_worker();
+        ticket
+    }
+
+    /// The highest ticket requested so far; read before checking that the queue is drained.
+    pub fn flush_requested(&self) -> u64 {
+        self.flush_requested.load(Ordering::SeqCst)
+    }
+
+    pub fn flush_pending(&self) -> bool {
+        self.flush_requested() > self.flush_done.load(Ordering::SeqCst)
+    }
+
+    /// The worker drained everything queued before `ticket` and its exports returned.
+    pub fn complete_flush(&self, ticket: u64) {
+        let _guard = self.lock.lock();
+        self.flush_done.fetch_max(ticket, Ordering::SeqCst);
+        self.flushers.notify_all();
+    }
+
+    /// Waits until `ticket` is complete or `deadline` passes; returns whether it completed.
+    pub fn wait_flush(&self, ticket: u64, deadline: Instant) -> bool {
+        let mut guard = self.lock.lock();
+        while self.flush_done.load(Ordering::SeqCst) < ticket {
+            if self.flushers.wait_until(&mut guard, deadline).timed_out() {
+                return self.flush_done.load(Ordering::SeqCst) >= ticket;
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::thread;
+    use std::time::Duration;
+
+    #[test]
+    fn idle_worker_is_woken_by_the_first_push_only() {
+        let w = Arc::new(Wakeup::default());
+        let queued = Arc::new(AtomicUsize::new(0));
+        let worker = {
+            let (w, queued) = (Arc::clone(&w), Arc::clone(&queued));
+            thread::spawn(move || w.worker_wait(None, || queued.load(Ordering::SeqCst) > 0))
+        };
+        // Wait until the worker has published that it sleeps.
+        while w.state.load(Ordering::SeqCst) != IDLE {
+            thread::yield_now();
+        }
+        queued.store(1, Ordering::SeqCst);
+        assert!(w.on_push(1, 512));
+        assert!(!w.on_push(2, 512), "a second producer must not wake it again");
+        worker.join().unwrap();
+    }
+
+    #[test]
+    fn timed_worker_is_woken_only_by_a_full_batch() {
+        let w = Wakeup::default();
+        w.state.store(TIMED, Ordering::SeqCst);
+        assert!(!w.on_push(10, 512));
+        assert!(w.on_push(512, 512));
+        assert_eq!(w.state.load(Ordering::SeqCst), BUSY);
+    }
+
+    #[test]
+    fn timed_wait_returns_at_its_deadline() {
+        let w = Wakeup::default();
+        let start = Instant::now();
+        w.worker_wait(Some(start + Duration::from_millis(30)), || false);
+        assert!(start.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn a_push_racing_the_worker_going_to_sleep_is_never_lost() {
+        // The worker sleeps without deadline each round; if a wake-up were lost the test would hang.
+        let w = Arc::new(Wakeup::default());
+        let queued = Arc::new(AtomicUsize::new(0));
+        let rounds = 2_000;
+        let worker = {
+            let (w, queued) = (Arc::clone(&w), Arc::clone(&queued));
+            thread::spawn(move || {
+                for round in 1..=rounds {
+                    while queued.load(Ordering::SeqCst) < round {
+                        w.worker_wait(None, || queued.load(Ordering::SeqCst) >= round);
+                    }
+                }
+            })
+        };
+        for round in 1..=rounds {
+            queued.store(round, Ordering::SeqCst);
+            w.on_push(1, 512);
+            while w.state.load(Ordering::SeqCst) != BUSY {
+                thread::yield_now();
+            }
+        }
+        worker.join().unwrap();
+    }
+
+    #[test]
+    fn flush_tickets_complete_in_order_and_time_out() {
+        let w = Arc::new(Wakeup::default());
+        let first = w.request_flush();
+        let second = w.request_flush();
+        assert!(w.flush_pending());
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert!(!w.wait_flush(first, soon), "nothing completed it yet");
+        let completer = {
+            let w = Arc::clone(&w);
+            thread::spawn(move || w.complete_flush(w.flush_requested()))
+        };
+        assert!(w.wait_flush(second, Instant::now() + Duration::from_secs(10)));
+        assert!(w.wait_flush(first, Instant::now()));
+        assert!(!w.flush_pending());
+        completer.join().unwrap();
+    }
+}
