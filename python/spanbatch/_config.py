@@ -16,6 +16,8 @@ _DEFAULT_MAX_EXPORT_BATCH_SIZE = 512
 _DEFAULT_EXPORT_TIMEOUT_MILLIS = 30000
 # Queue slots are allocated up front, so a stray extra digit must not take the machine's memory.
 LARGEST_QUEUE_SIZE = 1 << 22
+# Longer waits mean "never" in practice, and would overflow the platform's timeouts.
+LONGEST_MILLIS = 365 * 24 * 3600 * 1000.0
 
 # Each (variable, value) pair is reported once per process, not once per processor.
 _warned: set[tuple[str, str]] = set()
@@ -94,6 +96,7 @@ def _from_environment(setting: Setting, variables: tuple[str, ...]) -> tuple[int
     return setting.default, None
 
 
+
 def _check_size(setting: Setting, value: object, message: str) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -113,7 +116,7 @@ def _check_millis(setting: Setting, value: object, message: str) -> float:
         raise TypeError(f"{setting.argument} must be a number, not {type(value).__name__!r}.")
     if math.isnan(value) or value <= 0:
         raise ValueError(message)
-    return float(value)
+    return min(float(value), LONGEST_MILLIS)
 
 
 def resolve_settings(

@@ -126,7 +126,7 @@ class BatchSpanProcessor(SpanProcessor):
 
     def stats(self) -> SpanStats:
         """An exact, immutable snapshot of where every received span is."""
-        return SpanStats.of(self._core)
+        return SpanStats.of(self._current_core())
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
         """Export every span queued before this call; False if ``timeout_millis`` passes first.
@@ -167,8 +167,9 @@ class BatchSpanProcessor(SpanProcessor):
         self._drops.report(SpanStats.of(core).dropped, now=True)
 
     def _current_core(self) -> BatchCore:
+        """The core of this process; noticing here means the fork skipped Python's hooks."""
         if self._core.pid != os.getpid():
-            self._recover_from_fork(0)
+            self._recover_from_fork(self._core.queue_len())
         return self._core
 
     def _after_fork_in_child(self) -> None:
