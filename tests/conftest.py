@@ -8,13 +8,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Callable
 
 import pytest
+import spanbatch
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_value
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext, TraceFlags
-
-import spanbatch
 
 PROCESSORS = {"stock": StockBatchSpanProcessor, "spanbatch": spanbatch.BatchSpanProcessor}
 

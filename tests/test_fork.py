@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ctypes
 import json
+import multiprocessing
 import os
 import sys
 from typing import Any, Callable
 
 import pytest
-
 import spanbatch
+
 from tests.conftest import RecordingExporter, balanced, make_span
 
 pytestmark = [
@@ -73,7 +74,8 @@ def test_child_of_an_idle_parent_exports_all_its_spans(fork: Callable[[], int]) 
         return child_report(processor, exporter)
 
     report = in_child(fork, child)
-    assert report["flushed"] and report["balanced"]
+    assert report["flushed"]
+    assert report["balanced"]
     assert report["names"] == ["before-fork", "child0", "child1", "child2"]  # the first one was the parent's
     assert report["stats"]["exported"] == 3
     processor.shutdown()
@@ -92,7 +94,8 @@ def test_os_fork_child_does_not_export_the_parents_queued_spans() -> None:
 
     report = in_child(python_fork, child)
     assert report["names"] == ["child"]
-    assert report["stats"]["enqueued"] == 1 and report["balanced"]
+    assert report["stats"]["enqueued"] == 1
+    assert report["balanced"]
     assert processor.force_flush(5000)
     assert exporter.names() == [f"parent{i}" for i in range(5)]
     processor.shutdown()
@@ -113,9 +116,11 @@ def test_libc_fork_with_a_busy_parent_counts_what_the_child_cannot_attribute() -
     report = in_child(libc_fork, child)
     first, second = report["first"], report["second"]
     # The inherited queue mixes 5 parent spans with the child's first one: none is exported twice.
-    assert first["names"] == [] and first["balanced"]
+    assert first["names"] == []
+    assert first["balanced"]
     assert first["stats"]["fork"] == 6
-    assert second["names"] == ["after"] and second["balanced"]
+    assert second["names"] == ["after"]
+    assert second["balanced"]
     assert processor.force_flush(5000)
     assert exporter.names() == [f"parent{i}" for i in range(5)]
     processor.shutdown()
@@ -137,8 +142,6 @@ def test_libc_fork_is_noticed_at_the_first_span_of_an_idle_queue() -> None:
 
 
 def test_multiprocessing_fork_children_each_export_their_own() -> None:
-    import multiprocessing
-
     exporter = RecordingExporter()
     processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG)
     processor.on_end(make_span("parent"))

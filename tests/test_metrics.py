@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import spanbatch
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-import spanbatch
 from tests.conftest import PROCESSORS, HangingExporter, RecordingExporter, make_span
 
 
@@ -42,11 +42,15 @@ def metrics_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("metrics_enabled")
 def test_same_instruments_and_values_as_the_stock_processor() -> None:
     stock, ours = run(PROCESSORS["stock"], 5), run(PROCESSORS["spanbatch"], 5)
-    assert set(ours) == set(stock) == {
-        "otel.sdk.processor.span.processed",
-        "otel.sdk.processor.span.queue.size",
-        "otel.sdk.processor.span.queue.capacity",
-    }
+    assert (
+        set(ours)
+        == set(stock)
+        == {
+            "otel.sdk.processor.span.processed",
+            "otel.sdk.processor.span.queue.size",
+            "otel.sdk.processor.span.queue.capacity",
+        }
+    )
     for name in stock:
         assert [value for _, value in ours[name]] == [value for _, value in stock[name]], name
         for attributes, _ in ours[name]:

@@ -10,10 +10,10 @@ import weakref
 from typing import Any, Callable
 
 import pytest
+import spanbatch
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-import spanbatch
 from tests.conftest import (
     PROCESSORS,
     HangingExporter,
@@ -80,7 +80,8 @@ def test_exports_run_with_instrumentation_suppressed(processor_cls: Any, end_spa
     processor = processor_cls(exporter, schedule_delay_millis=LONG)
     end_spans(processor, 3)
     processor.force_flush(5000)
-    assert exporter.suppressed and all(exporter.suppressed)
+    assert exporter.suppressed
+    assert all(exporter.suppressed)
     processor.shutdown()
 
 
@@ -307,7 +308,8 @@ def test_the_processor_is_collectable_after_shutdown(end_spans: Callable[..., No
 def test_a_forgotten_processor_stops_its_worker() -> None:
     processor = spanbatch.BatchSpanProcessor(RecordingExporter())
     worker = processor._worker
-    assert worker is not None and worker.is_alive()
+    assert worker is not None
+    assert worker.is_alive()
     del processor
     gc.collect()
     worker.join(5)
@@ -357,7 +359,8 @@ def test_unknown_drop_policy_is_rejected() -> None:
 def test_repr_shows_settings_and_counters() -> None:
     processor = spanbatch.BatchSpanProcessor(RecordingExporter(), 16, 100, 8, 1000)
     text = repr(processor)
-    assert "max_queue_size=16" in text and "enqueued=0" in text
+    assert "max_queue_size=16" in text
+    assert "enqueued=0" in text
     assert "max_queue_size=16" in repr(processor._core)
     processor.shutdown()
 

@@ -96,7 +96,6 @@ def _from_environment(setting: Setting, variables: tuple[str, ...]) -> tuple[int
     return setting.default, None
 
 
-
 def _check_size(setting: Setting, value: object, message: str) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
