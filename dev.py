@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
         venv.create(TOOLS, with_pip=True)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", "nox>=2024.4"], check=True)
     command = [str(python), "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), *COMMANDS[argv[0]], *argv[1:]]
-    return subprocess.run(command, cwd=ROOT).returncode
+    return subprocess.run(command, check=False, cwd=ROOT).returncode
 
 
 if __name__ == "__main__":

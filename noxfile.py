@@ -21,7 +21,7 @@ nox.options.error_on_missing_interpreters = False
 
 def _runs(python: str) -> bool:
     try:
-        return subprocess.run([python, "-c", "pass"], capture_output=True, timeout=30).returncode == 0
+        return subprocess.run([python, "-c", "pass"], check=False, capture_output=True, timeout=30).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -96,7 +96,15 @@ def bench(session: nox.Session) -> None:
     _install(session, profile="release")
     out = ROOT / "target" / "bench.json"
     session.run(
-        "python", "-m", "pytest", "tests/benchmarks", "--benchmark-only", "--benchmark-columns=min,median,ops",
-        f"--benchmark-json={out}", "-p", "no:randomly", *session.posargs,
+        "python",
+        "-m",
+        "pytest",
+        "tests/benchmarks",
+        "--benchmark-only",
+        "--benchmark-columns=min,median,ops",
+        f"--benchmark-json={out}",
+        "-p",
+        "no:randomly",
+        *session.posargs,
     )
     session.run("python", "-m", "tests.benchmarks.report", str(out))

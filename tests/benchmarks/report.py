@@ -18,7 +18,8 @@ def rows(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 def main(path: str) -> None:
     with open(path) as f:
         data = json.load(f)
-    print(f"\n{'scenario':<44} {'processor':<12} {'median':>12} {'per span':>10} {'vs stock':>9} {'exported':>9} {'dropped':>8}")
+    header = ("scenario", "processor", "median", "per span", "vs stock", "exported", "dropped")
+    print("\n{:<44} {:<12} {:>12} {:>10} {:>9} {:>9} {:>8}".format(*header))
     for group, benches in sorted(rows(data).items()):
         stock = next((b for b in benches if "stock" in b["name"]), None)
         for bench in sorted(benches, key=lambda b: b["name"]):
