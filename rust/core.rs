@@ -95,11 +95,13 @@ impl PyBatchCore {
             Push::Queued => false,
             Push::QueuedEvicting(_) | Push::Refused(_) => self.count_overflow(),
         };
-        let batch = self.max_export_batch_size;
-        let wake = self.wakeup.claim_wakeup(|| self.queue.len(), batch);
+        let queued = self.queue.len();
+        let wake = self.wakeup.claim_wakeup(queued, self.max_export_batch_size);
         // A fork that skipped Python's hooks is looked for at these rare points, not per span,
-        // and before the wake-up lock, which a parent thread may have held at the fork.
-        let look_for_fork = wake || overflowed || seq % FORK_CHECK_EVERY_SPANS == 0;
+        // and before the wake-up lock, which a parent thread may have held at the fork. The
+        // first span into an empty queue is one of them, so the child of an idle parent
+        // notices at once, whatever state the parent's worker was in.
+        let look_for_fork = queued == 1 || wake || overflowed || seq % FORK_CHECK_EVERY_SPANS == 0;
         if look_for_fork && std::process::id() != self.pid {
             return self.hand_over_after_fork(py, span);
         }
