@@ -6,10 +6,9 @@ import threading
 
 import pytest
 
+from reliability_helpers import assert_accounted, end_spans, provider_with
 from spanbatch import BatchSpanProcessor
 from spanbatch.testing import OTLPReceiver
-
-from reliability_helpers import assert_accounted, end_spans, provider_with
 
 THREADS = 8
 
