@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
+from typing import Callable
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -35,24 +37,51 @@ def assert_accounted(stats: SpanStats) -> None:
     assert stats.enqueued == stats.exported + stats.queued + stats.in_flight + stats.dropped_total, stats
 
 
-class RecordingExporter(SpanExporter):
-    """Keeps what it exports; ``behaviour`` decides each call's outcome."""
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Polls ``predicate`` every 5 ms; False if ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
-    def __init__(self) -> None:
+
+class ScriptedExporter(SpanExporter):
+    """Keeps what it exports; call *n* does what ``script[n]`` says, later calls succeed.
+
+    Actions: ``ok``; ``fail`` (returns FAILURE); ``raise`` (RuntimeError); ``exit`` (SystemExit);
+    ``none`` (returns None); ``junk`` (returns a string); ``block`` (waits for ``gate``, at most
+    60 s, then succeeds).
+    """
+
+    def __init__(self, *script: str) -> None:
+        self.script = list(script)
         self.exported: list[ReadableSpan] = []
         self.calls = 0
-        self.fail = False
-        self.release = threading.Event()
-        self.release.set()
-        self.shutdown_called = threading.Event()
+        self.gate = threading.Event()
+        self.shutdowns = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        action = self.script[self.calls] if self.calls < len(self.script) else "ok"
         self.calls += 1
-        self.release.wait(60)
-        if self.fail:
+        if action == "fail":
             return SpanExportResult.FAILURE
+        if action == "raise":
+            raise RuntimeError("exporter failure injected by the test")
+        if action == "exit":
+            raise SystemExit(3)
+        if action == "none":
+            return None  # type: ignore[return-value]
+        if action == "junk":
+            return "SUCCESS"  # type: ignore[return-value]
+        if action == "block":
+            self.gate.wait(60)
         self.exported.extend(spans)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
-        self.shutdown_called.set()
+        self.shutdowns += 1
+
+    def names(self) -> list[str]:
+        return [span.name for span in self.exported]

@@ -88,7 +88,8 @@ class HTTPEndpoint:
     def __init__(self, port: int, store: SpanStore, faults: FaultPlan) -> None:
         self._server = _Server(port, store, faults)
         self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-http", daemon=True)
+        # A short poll interval keeps "down" and close() quick: shutdown() waits for one poll.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="otlp-http", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
