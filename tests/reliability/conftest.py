@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from spanbatch.testing import OTLPReceiver
 
 PROTOCOLS = ("http", "grpc")

@@ -10,7 +10,6 @@ from typing import Callable
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-
 from spanbatch import BatchSpanProcessor, SpanStats
 
 

@@ -9,7 +9,6 @@ import textwrap
 import time
 
 import pytest
-
 from spanbatch.testing import OTLPReceiver
 
 pytestmark = pytest.mark.timeout(90)

@@ -6,7 +6,6 @@ import logging
 import time
 
 import pytest
-
 from reliability_helpers import ScriptedExporter, assert_accounted, end_spans, provider_with, wait_until
 from spanbatch import BatchSpanProcessor
 

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
-
 from reliability_helpers import ScriptedExporter, assert_accounted, end_spans, provider_with
 from spanbatch import BatchSpanProcessor, SpanStats
 from spanbatch.testing import OTLPReceiver

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from reliability_helpers import ScriptedExporter, assert_accounted, end_spans, provider_with, wait_until
 from spanbatch import BatchSpanProcessor
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from reliability_helpers import assert_accounted, end_spans, provider_with, wait_until
 from spanbatch import BatchSpanProcessor
 from spanbatch.testing import OTLPReceiver

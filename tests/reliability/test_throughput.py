@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from reliability_helpers import assert_accounted, end_spans, provider_with
 from spanbatch import BatchSpanProcessor
 from spanbatch.testing import OTLPReceiver
