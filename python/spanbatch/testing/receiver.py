@@ -85,6 +85,11 @@ class OTLPReceiver:
         return int(value)
 
     @property
+    def pid(self) -> int:
+        """The receiver process's id."""
+        return self._process.pid
+
+    @property
     def endpoint(self) -> str:
         """What the stock exporter's ``endpoint`` argument wants for this protocol."""
         if self.protocol == "http":
