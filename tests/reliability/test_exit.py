@@ -111,7 +111,7 @@ def test_exit_with_unreachable_backend_keeps_the_deadline(receiver: OTLPReceiver
     )
     child.assert_no_crash()
     assert child.returncode == 0
-    assert 1.4 <= child.exit_seconds < 3.0, child.exit_seconds
+    assert 1.4 <= child.exit_seconds < 4.0, child.exit_seconds  # 1.5 s deadline + interpreter teardown
     assert child.exported == 0
     assert child.in_flight + child.dropped["shutdown"] + child.dropped["export_failed"] == 1000
     child.assert_accounted()

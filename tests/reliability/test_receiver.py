@@ -122,6 +122,16 @@ def test_receiver_process_ends_when_its_parent_is_killed() -> None:
     assert [process.pid for process in gone] == [receiver_pid]
 
 
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_fixed_port_is_used_and_a_taken_one_is_reported(protocol: str) -> None:
+    with OTLPReceiver(protocol) as first:  # type: ignore[arg-type]
+        port = first.port
+    with OTLPReceiver(protocol, port=port) as second:  # type: ignore[arg-type]
+        assert second.port == port
+        with pytest.raises(ReceiverError, match="failed to start"):
+            OTLPReceiver(protocol, port=port)  # type: ignore[arg-type]
+
+
 def test_unknown_protocol_and_behaviour_are_refused() -> None:
     with pytest.raises(ValueError, match="protocol"):
         OTLPReceiver("thrift")  # type: ignore[arg-type]

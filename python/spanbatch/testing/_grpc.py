@@ -54,7 +54,11 @@ class GRPCEndpoint:
     def __init__(self, port: int, store: SpanStore, faults: FaultPlan) -> None:
         self._faults = faults
         self._stopping = threading.Event()
-        self._server = grpc.server(ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="otlp-grpc"))
+        self._server = grpc.server(
+            ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="otlp-grpc"),
+            # gRPC shares ports by default; a second receiver on a taken port must fail, not split the traffic.
+            options=[("grpc.so_reuseport", 0)],
+        )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             _TraceService(store, faults, self._stopping), self._server
         )

@@ -1,6 +1,6 @@
 """The receiver process: serves OTLP on 127.0.0.1 and answers commands read from stdin.
 
-Run as ``python -m spanbatch.testing._process {http|grpc}``. Commands and replies are
+Run as ``python -m spanbatch.testing._process {http|grpc} [PORT]``. Commands and replies are
 pickled ``multiprocessing.connection`` messages over stdin/stdout, so the process ends
 by itself when its parent dies (stdin reaches EOF) and never re-imports the parent's
 ``__main__`` the way a spawned ``multiprocessing.Process`` would.
@@ -41,11 +41,11 @@ def start_endpoint(protocol: str, port: int, store: SpanStore, faults: FaultPlan
 class Receiver:
     """The process's state: the store, the fault plan, and the endpoint while it listens."""
 
-    def __init__(self, protocol: str) -> None:
+    def __init__(self, protocol: str, port: int) -> None:
         self.protocol = protocol
         self.store = SpanStore()
         self.faults = FaultPlan()
-        self.endpoint: Endpoint | None = start_endpoint(protocol, 0, self.store, self.faults)
+        self.endpoint: Endpoint | None = start_endpoint(protocol, port, self.store, self.faults)
         self.port = self.endpoint.port
 
     def set_behaviour(self, mode: str, status: int, retry_after: float | None, times: int | None) -> None:
@@ -79,12 +79,12 @@ class Receiver:
             self.endpoint = None
 
 
-def main(protocol: str) -> None:
+def main(protocol: str, port: int) -> None:
     commands = Connection(os.dup(0), writable=False)
     replies = Connection(os.dup(1), readable=False)
     os.dup2(2, 1)  # stray prints must not corrupt the reply channel
     try:
-        receiver = Receiver(protocol)
+        receiver = Receiver(protocol, port)
     except Exception as error:
         replies.send(("error", repr(error)))
         return
@@ -111,7 +111,7 @@ def main(protocol: str) -> None:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
-        main(sys.argv[1])
+        main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0)
     except BaseException:
         logger.exception("Receiver process failed")
     finally:

@@ -44,11 +44,17 @@ class OTLPReceiver:
             assert rx.wait_for_spans(1000, timeout=10)
             assert rx.stats().duplicates == 0
 
-    The process exits when this object is closed or when its parent dies.
+    ``port`` 0 (the default) lets the system pick a free port. The process exits when this
+    object is closed or when its parent dies.
     """
 
     def __init__(
-        self, protocol: ProtocolName = "http", *, start_timeout: float = 30.0, command_timeout: float = 30.0
+        self,
+        protocol: ProtocolName = "http",
+        *,
+        port: int = 0,
+        start_timeout: float = 30.0,
+        command_timeout: float = 30.0,
     ) -> None:
         if protocol not in ("http", "grpc"):
             raise ValueError(f"protocol must be 'http' or 'grpc', not {protocol!r}")
@@ -57,7 +63,7 @@ class OTLPReceiver:
         self._lock = threading.Lock()
         self._next_id = 0
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "spanbatch.testing._process", protocol],
+            [sys.executable, "-m", "spanbatch.testing._process", protocol, str(port)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
