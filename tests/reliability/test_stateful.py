@@ -81,6 +81,13 @@ class ProcessorMachine(RuleBasedStateMachine):
         assert stats.exported == self.exporter.succeeded
         assert stats.dropped["export_failed"] == self.exporter.failed
 
+    @rule()
+    def flush_with_a_tiny_deadline(self) -> None:
+        # May well time out; it must return promptly, and the books must balance anyway.
+        started = time.monotonic()
+        self.processor.force_flush(1)
+        assert time.monotonic() - started < 1.0
+
     @precondition(lambda self: not self.is_shutdown)
     @rule()
     def shutdown(self) -> None:
