@@ -8,9 +8,15 @@
 //!
 //! Flushes are tickets: a caller takes the next number and waits until the
 //! worker reports that everything queued before that ticket was exported.
+//!
+//! The lock and condition variables are `std`'s, not `parking_lot`'s: a thread parked
+//! in `parking_lot` sits in a process-wide table, and after a `fork()` the child keeps
+//! that entry, pointing into the dead thread's stack. glibc hands that stack to the
+//! child's next thread, and the table's next rehash follows the stale pointer and
+//! crashes. `std`'s futex-based primitives keep all their state in the object itself.
 
-use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 const BUSY: u8 = 0;
@@ -28,22 +34,32 @@ pub struct Wakeup {
 }
 
 impl Wakeup {
+    /// The lock guards no data, so a panic while it was held leaves nothing inconsistent.
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Blocks the worker until `ready()` holds, it is notified, or `deadline` passes.
     ///
     /// Without a deadline the worker sleeps `Idle`, otherwise `Timed`. `ready` is
     /// checked after the state is published, so a producer either sees the state
     /// and wakes the worker, or its push is seen by `ready`.
     pub fn worker_wait(&self, deadline: Option<Instant>, ready: impl Fn() -> bool) {
-        let mut guard = self.lock.lock();
+        let guard = self.lock();
         let sleeping = if deadline.is_some() { TIMED } else { IDLE };
         self.state.store(sleeping, Ordering::SeqCst);
         if !ready() {
-            match deadline {
+            let _guard = match deadline {
                 Some(at) => {
-                    self.worker.wait_until(&mut guard, at);
+                    let timeout = at.saturating_duration_since(Instant::now());
+                    let waited = self.worker.wait_timeout(guard, timeout);
+                    waited.unwrap_or_else(PoisonError::into_inner).0
                 }
-                None => self.worker.wait(&mut guard),
-            }
+                None => self
+                    .worker
+                    .wait(guard)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
         }
         self.state.store(BUSY, Ordering::SeqCst);
     }
@@ -63,7 +79,7 @@ impl Wakeup {
     /// Wakes the worker whatever it is waiting for (flush, shutdown).
     pub fn notify_worker(&self) {
         // Taking the lock orders the notification after the worker's own check of `ready`.
-        let _guard = self.lock.lock();
+        let _guard = self.lock();
         self.worker.notify_one();
     }
 
@@ -85,16 +101,22 @@ impl Wakeup {
 
     /// The worker drained everything queued before `ticket` and its exports returned.
     pub fn complete_flush(&self, ticket: u64) {
-        let _guard = self.lock.lock();
+        let _guard = self.lock();
         self.flush_done.fetch_max(ticket, Ordering::SeqCst);
         self.flushers.notify_all();
     }
 
     /// Waits until `ticket` is complete or `deadline` passes; returns whether it completed.
     pub fn wait_flush(&self, ticket: u64, deadline: Instant) -> bool {
-        let mut guard = self.lock.lock();
+        let mut guard = self.lock();
         while self.flush_done.load(Ordering::SeqCst) < ticket {
-            if self.flushers.wait_until(&mut guard, deadline).timed_out() {
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            let (next, result) = self
+                .flushers
+                .wait_timeout(guard, timeout)
+                .unwrap_or_else(PoisonError::into_inner);
+            guard = next;
+            if result.timed_out() {
                 return self.flush_done.load(Ordering::SeqCst) >= ticket;
             }
         }

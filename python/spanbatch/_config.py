@@ -113,6 +113,8 @@ def _check_size(setting: Setting, value: object, message: str) -> int:
 def _check_millis(setting: Setting, value: object, message: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{setting.argument} must be a number, not {type(value).__name__!r}.")
+    if isinstance(value, int) and value > LONGEST_MILLIS:
+        return LONGEST_MILLIS  # isnan() and float() raise OverflowError past 1e308
     if math.isnan(value) or value <= 0:
         raise ValueError(message)
     return min(float(value), LONGEST_MILLIS)

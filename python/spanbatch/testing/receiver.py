@@ -1,0 +1,220 @@
+"""``OTLPReceiver``: an OTLP trace back end in a child process, with counts and fault injection."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable
+
+from spanbatch.testing._store import ReceiverStats
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from typing_extensions import Literal
+
+    ProtocolName = Literal["http", "grpc"]
+    BehaviourName = Literal["ok", "status", "hang", "down"]
+else:
+    ProtocolName = BehaviourName = str
+
+logger = logging.getLogger(__name__)
+
+_POLL_SECONDS = 0.01
+
+
+class ReceiverError(RuntimeError):
+    """The receiver process failed to start, died, or did not answer a command in time."""
+
+
+class OTLPReceiver:
+    """An OTLP/HTTP or OTLP/gRPC trace receiver listening on 127.0.0.1 in its own process.
+
+    Running in another process keeps its decoding off the GIL of the code under test and
+    lets a test take the back end down without touching the exporter's process::
+
+        with OTLPReceiver("grpc") as rx:
+            exporter = rx.span_exporter(timeout=2)
+            ...
+            assert rx.wait_for_spans(1000, timeout=10)
+            assert rx.stats().duplicates == 0
+
+    ``port`` 0 (the default) lets the system pick a free port. The process exits when this
+    object is closed or when its parent dies.
+    """
+
+    def __init__(
+        self,
+        protocol: ProtocolName = "http",
+        *,
+        port: int = 0,
+        start_timeout: float = 30.0,
+        command_timeout: float = 30.0,
+    ) -> None:
+        if protocol not in ("http", "grpc"):
+            raise ValueError(f"protocol must be 'http' or 'grpc', not {protocol!r}")
+        self.protocol: ProtocolName = protocol
+        self._command_timeout = command_timeout
+        self._lock = threading.Lock()
+        self._next_id = 0
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "spanbatch.testing._process", protocol, str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
+        self._commands = Connection(os.dup(self._process.stdin.fileno()), readable=False)
+        self._replies = Connection(os.dup(self._process.stdout.fileno()), writable=False)
+        self._process.stdin.close()
+        self._process.stdout.close()
+        try:
+            self.port: int = self._first_reply(start_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _first_reply(self, timeout: float) -> int:
+        if not self._replies.poll(timeout):
+            raise ReceiverError(f"the {self.protocol} receiver did not start within {timeout:g} s")
+        try:
+            status, value = self._replies.recv()
+        except (EOFError, OSError) as error:
+            raise ReceiverError(f"the {self.protocol} receiver exited while starting") from error
+        if status != "ready":
+            raise ReceiverError(f"the {self.protocol} receiver failed to start: {value}")
+        return int(value)
+
+    @property
+    def pid(self) -> int:
+        """The receiver process's id."""
+        return self._process.pid
+
+    @property
+    def endpoint(self) -> str:
+        """What the stock exporter's ``endpoint`` argument wants for this protocol."""
+        if self.protocol == "http":
+            return f"http://127.0.0.1:{self.port}/v1/traces"
+        return f"127.0.0.1:{self.port}"
+
+    def span_exporter(self, **kwargs: Any) -> SpanExporter:
+        """A stock OTLP span exporter for this receiver; ``kwargs`` go to its constructor."""
+        # Imported here: each exporter package is optional, and only its own protocol needs it.
+        if self.protocol == "http":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+                OTLPSpanExporter as HTTPExporter,
+            )
+
+            return HTTPExporter(endpoint=self.endpoint, **kwargs)
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter as GRPCExporter,
+        )
+
+        return GRPCExporter(endpoint=self.endpoint, insecure=True, **kwargs)
+
+    def _call(self, command: str, **args: object) -> Any:
+        with self._lock:
+            self._next_id += 1
+            request_id = self._next_id
+            deadline = time.monotonic() + self._command_timeout
+            try:
+                self._commands.send((request_id, command, args))
+                # Replies to earlier commands that timed out are still in the pipe: skip them.
+                while self._replies.poll(max(0.0, deadline - time.monotonic())):
+                    reply_id, ok, value = self._replies.recv()
+                    if reply_id == request_id:
+                        if not ok:
+                            raise ReceiverError(f"receiver command {command!r} failed: {value}")
+                        return value
+            except (EOFError, OSError) as error:
+                raise ReceiverError(f"the {self.protocol} receiver process is gone") from error
+        raise ReceiverError(f"receiver command {command!r} got no answer within {self._command_timeout:g} s")
+
+    def stats(self) -> ReceiverStats:
+        result: ReceiverStats = self._call("stats")
+        return result
+
+    def span_ids(self) -> set[bytes]:
+        """Distinct span ids received (8 bytes each)."""
+        result: set[bytes] = self._call("span_ids")
+        return result
+
+    def span_names(self) -> dict[str, int]:
+        """How many spans arrived under each name (duplicates included)."""
+        result: dict[str, int] = self._call("span_names")
+        return result
+
+    def reset(self) -> None:
+        """Forgets everything received so far."""
+        self._call("reset")
+
+    def set_behaviour(
+        self,
+        mode: BehaviourName,
+        *,
+        status: int = 503,
+        retry_after: float | None = None,
+        times: int | None = None,
+    ) -> None:
+        """How the receiver answers from now on.
+
+        ``"ok"`` accepts; ``"status"`` answers ``status`` (HTTP code; mapped to the matching
+        gRPC code) with an optional Retry-After in seconds; ``"hang"`` accepts the request and
+        never answers until the behaviour changes; ``"down"`` closes the port, and any other
+        mode opens it again on the same port. ``times`` limits a fault to that many requests.
+        """
+        if mode not in ("ok", "status", "hang", "down"):
+            raise ValueError(f"unknown behaviour {mode!r}")
+        self._call("set_behaviour", mode=mode, status=status, retry_after=retry_after, times=times)
+
+    def wait_for(self, predicate: Callable[[ReceiverStats], bool], timeout: float = 10.0) -> bool:
+        """Polls ``predicate(stats)`` until it is true; False if ``timeout`` seconds pass first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if predicate(self.stats()):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL_SECONDS)
+
+    def wait_for_spans(self, count: int, timeout: float = 10.0) -> bool:
+        """True once at least ``count`` spans (duplicates included) arrived."""
+        return self.wait_for(lambda s: s.spans >= count, timeout)
+
+    def wait_for_requests(self, count: int, timeout: float = 10.0) -> bool:
+        """True once at least ``count`` requests arrived, whatever the answer."""
+        return self.wait_for(lambda s: s.requests >= count, timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stops the receiver process; waits at most about ``timeout`` seconds, then kills it."""
+        if self._process.poll() is None:
+            try:
+                with self._lock:
+                    self._commands.send((0, "close", {}))
+                    self._replies.poll(timeout)
+            except (EOFError, OSError):
+                pass
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                logger.warning("Receiver process %d did not stop; killing it.", self._process.pid)
+                self._process.kill()
+                self._process.wait(timeout)
+        self._commands.close()
+        self._replies.close()
+
+    def __enter__(self) -> OTLPReceiver:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"OTLPReceiver({self.protocol!r}, endpoint={self.endpoint!r}, pid={self._process.pid})"

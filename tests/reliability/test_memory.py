@@ -1,0 +1,97 @@
+"""A million spans through a slow exporter and a small queue: memory stays flat, and everything is freed."""
+
+from __future__ import annotations
+
+import gc
+import time
+import weakref
+from collections.abc import Sequence
+
+import psutil
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from reliability_helpers import assert_accounted, provider_with
+from spanbatch import BatchSpanProcessor
+
+SPANS = 1_000_000
+WARM_UP = 50_000
+SAMPLE_EVERY = 25_000
+# The queue holds 2048 spans and one batch is in flight: a few MB. Anything near this bound is a leak.
+BOUND_MB = 32.0
+
+
+class SlowExporter(SpanExporter):
+    """Takes 10 ms per batch (about 50k spans/s at 512 a batch), slower than spans are made."""
+
+    def __init__(self) -> None:
+        self.exported = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        time.sleep(0.01)
+        self.exported += len(spans)
+        return SpanExportResult.SUCCESS
+
+
+@pytest.mark.timeout(300)
+def test_million_spans_stay_bounded_and_are_freed(record_property: pytest.RecordProperty) -> None:
+    exporter = SlowExporter()
+    processor = BatchSpanProcessor(exporter, max_queue_size=2048, max_export_batch_size=512, schedule_delay_millis=50)
+    provider = provider_with(processor)
+    tracer = provider.get_tracer("memory")
+    me = psutil.Process()
+    span_refs = []
+
+    for _ in range(WARM_UP):
+        tracer.start_span("warm-up").end()
+    gc.collect()
+    baseline = peak = me.memory_info().rss
+    started = time.monotonic()
+    for index in range(SPANS):
+        span = tracer.start_span("m")
+        span.end()
+        if index % SAMPLE_EVERY == 0:
+            span_refs.append(weakref.ref(span))
+            peak = max(peak, me.memory_info().rss)
+    seconds = time.monotonic() - started
+    del span
+    growth_mb = (peak - baseline) / 2**20
+    stats = processor.stats()
+    provider.shutdown()
+    final = processor.stats()
+    record_property("rss_baseline_mb", round(baseline / 2**20, 1))
+    record_property("rss_growth_mb", round(growth_mb, 2))
+    record_property("spans_per_second", round(SPANS / seconds))
+    print(f"\n{SPANS} spans in {seconds:.1f} s; RSS {baseline / 2**20:.1f} MB, grew at most {growth_mb:.2f} MB")
+
+    assert growth_mb < BOUND_MB
+    assert stats.enqueued == WARM_UP + SPANS
+    assert stats.dropped["queue_full"] > 0  # the exporter really was the bottleneck
+    assert_accounted(stats)
+    assert final.exported == exporter.exported
+    assert final.queued == final.in_flight == 0
+    assert_accounted(final)
+
+    refs = [weakref.ref(processor), weakref.ref(exporter), weakref.ref(provider), *span_refs]
+    del processor, exporter, provider, tracer
+    gc.collect()
+    assert [ref for ref in refs if ref() is not None] == []
+
+
+@pytest.mark.timeout(60)
+def test_processor_dropped_without_shutdown_is_freed_and_its_worker_ends() -> None:
+    exporter = SlowExporter()
+    processor = BatchSpanProcessor(exporter, schedule_delay_millis=10)
+    provider = provider_with(processor)
+    for _ in range(1000):
+        provider.get_tracer("memory").start_span("orphan").end()
+    worker = processor._worker
+    assert worker is not None
+    assert worker.is_alive()
+    refs = [weakref.ref(processor), weakref.ref(provider)]
+    del processor, provider
+    gc.collect()
+    worker.join(10)
+
+    assert [ref for ref in refs if ref() is not None] == []
+    assert not worker.is_alive()

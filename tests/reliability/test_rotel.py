@@ -1,0 +1,102 @@
+"""App -> spanbatch -> OTLP -> rotel (a real collector) -> our receiver: every span arrives once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from reliability_helpers import end_spans, provider_with
+from spanbatch import BatchSpanProcessor
+from spanbatch.testing import OTLPReceiver
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def rotel_agent() -> Path:
+    try:
+        import rotel  # noqa: PLC0415 -- optional: the test skips without it
+    except ImportError:
+        pytest.skip("rotel is not installed (pip install rotel; wheels exist for some Linux/macOS platforms only)")
+    agent = Path(rotel.__file__).parent / "rotel-agent"
+    if not os.access(agent, os.X_OK):
+        pytest.skip(f"the rotel package has no runnable agent at {agent}")
+    return agent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def rotel_to_receiver() -> Iterator[tuple[OTLPReceiver, int, int]]:
+    """Our gRPC receiver, and rotel forwarding to it; yields (receiver, rotel grpc port, rotel http port)."""
+    agent = rotel_agent()
+    with OTLPReceiver("grpc") as rx:
+        grpc_port, http_port = free_port(), free_port()
+        command = [
+            str(agent),
+            "start",
+            "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
+            "--otlp-http-endpoint", f"127.0.0.1:{http_port}",
+            "--exporter", "otlp",
+            "--otlp-exporter-protocol", "grpc",
+            "--otlp-exporter-endpoint", f"http://{rx.endpoint}",
+            "--batch-timeout", "100ms",
+        ]  # fmt: skip
+        collector = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert wait_for_port(grpc_port), "rotel did not open its gRPC port"
+            assert wait_for_port(http_port), "rotel did not open its HTTP port"
+            yield rx, grpc_port, http_port
+        finally:
+            collector.terminate()
+            try:
+                collector.wait(10)
+            except subprocess.TimeoutExpired:
+                collector.kill()
+                collector.wait(5)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_spans_pass_through_rotel_exactly_once(rotel_to_receiver: tuple[OTLPReceiver, int, int], protocol: str) -> None:
+    rx, grpc_port, http_port = rotel_to_receiver
+    if protocol == "http":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HTTPExporter  # noqa: PLC0415
+
+        exporter = HTTPExporter(endpoint=f"http://127.0.0.1:{http_port}/v1/traces", timeout=10)
+    else:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GRPCExporter  # noqa: PLC0415
+
+        exporter = GRPCExporter(endpoint=f"127.0.0.1:{grpc_port}", insecure=True, timeout=10)
+    processor = BatchSpanProcessor(exporter, max_queue_size=8192)  # room for every span: no drops expected
+    provider = provider_with(processor)
+    ids = end_spans(provider, 5_000, name="via-rotel")
+    assert processor.force_flush(20_000)
+    stats = processor.stats()
+    provider.shutdown()
+
+    assert stats.exported == 5_000
+    assert stats.dropped_total == 0
+    assert rx.wait_for_spans(5_000, timeout=20)
+    received = rx.stats()
+    assert received.spans == received.unique_spans == 5_000
+    assert rx.span_ids() == ids
