@@ -1,0 +1,82 @@
+"""The two set-ups the demo compares: the stock processor and exporter, and spanbatch with its best exporter."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Callable
+
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from spanbatch.processor import BatchSpanProcessor
+
+logger = logging.getLogger(__name__)
+
+# The stock processor logs one warning per span it drops from a full queue, and counts nothing we can read.
+_STOCK_LOGGER = "opentelemetry.sdk._shared_internal"
+
+
+class _QueueFullCounter(logging.Filter):
+    """Counts the stock processor's per-span "Queue full" warnings and keeps them off the terminal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg.startswith("Queue full"):
+            self.count += 1
+            return False
+        return True
+
+
+@dataclass
+class Setup:
+    """A processor ready for a TracerProvider, and how to read its drops by reason once it is done."""
+
+    processor: SpanProcessor
+    exporter_name: str
+    dropped: Callable[[], Mapping[str, int]]
+    close: Callable[[], None] = field(default=lambda: None)
+
+
+def _stock_exporter(endpoint: str) -> SpanExporter:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
+
+    return OTLPSpanExporter(endpoint=endpoint)
+
+
+def best_exporter(endpoint: str) -> tuple[SpanExporter, str]:
+    """spanbatch's Rust-encoding OTLP/HTTP exporter where this build has one, else the stock one."""
+    try:
+        # Looked up at run time: the module ships with the Rust OTLP exporter, and older builds lack it.
+        module = importlib.import_module("spanbatch.exporter")
+        exporter: SpanExporter = module.OTLPSpanExporter(endpoint=endpoint)
+    except (ImportError, AttributeError):
+        logger.debug("spanbatch.exporter is not available; using the stock OTLP/HTTP exporter", exc_info=True)
+        return _stock_exporter(endpoint), "stock OTLPSpanExporter (HTTP)"
+    return exporter, "spanbatch.exporter.OTLPSpanExporter (HTTP, Rust encoding)"
+
+
+def stock(endpoint: str) -> Setup:
+    counter = _QueueFullCounter()
+    logging.getLogger(_STOCK_LOGGER).addFilter(counter)
+    return Setup(
+        StockBatchSpanProcessor(_stock_exporter(endpoint)),
+        "stock OTLPSpanExporter (HTTP)",
+        lambda: {"queue_full": counter.count} if counter.count else {},
+        lambda: logging.getLogger(_STOCK_LOGGER).removeFilter(counter),
+    )
+
+
+def spanbatch(endpoint: str) -> Setup:
+    exporter, name = best_exporter(endpoint)
+    processor = BatchSpanProcessor(exporter)
+    return Setup(processor, name, lambda: {k: v for k, v in processor.stats().dropped.items() if v})
+
+
+CONTENDERS: dict[str, Callable[[str], Setup]] = {"stock": stock, "spanbatch": spanbatch}

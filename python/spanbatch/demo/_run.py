@@ -1,0 +1,116 @@
+"""Runs the workload once through one contender and measures what it cost and what arrived."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+
+from spanbatch.demo._contenders import Setup
+from spanbatch.demo._progress import Progress
+from spanbatch.demo._workload import SpanCounter, Workload, run_workload
+
+# force_flush and shutdown get the stock default export timeout: a dead back end shows as a 30 s wait.
+_TIMEOUT_MILLIS = 30_000
+# How long the receiver may take to count spans an exporter already handed over.
+_RECEIVE_WAIT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """One contender's figures; ``received`` is None when a real collector (not ours) took the spans."""
+
+    label: str
+    exporter: str
+    produced: int
+    received: int | None
+    dropped: Mapping[str, int]
+    seconds: float
+    end_us_per_span: float
+    cpu_us_per_span: float
+    flush_seconds: float
+    flushed: bool
+    exit_seconds: float
+
+    @property
+    def spans_per_second(self) -> float:
+        return self.produced / self.seconds if self.seconds else 0.0
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+    @property
+    def unaccounted(self) -> int | None:
+        """Spans neither received nor counted as dropped: lost without a trace (or still on the wire)."""
+        if self.received is None:
+            return None
+        return max(0, self.produced - self.received - self.dropped_total)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["dropped"] = dict(self.dropped)
+        data["spans_per_second"] = self.spans_per_second
+        data["unaccounted"] = self.unaccounted
+        return data
+
+
+def run_contender(
+    label: str,
+    setup: Setup,
+    workload: Workload,
+    received_of: Callable[[str, int], int] | None,
+) -> Result:
+    """``received_of(service, expected)`` returns how many spans of ``service`` the receiver counted."""
+    service = f"agent-demo-{label}"
+    provider = TracerProvider(resource=Resource.create({"service.name": service}), shutdown_on_exit=False)
+    provider.add_span_processor(setup.processor)
+    tracer = provider.get_tracer("spanbatch.demo")
+    counter = SpanCounter(workload.threads)
+    cpu_started = time.process_time()
+    try:
+        with Progress(label, workload.sessions, lambda: sum(counter.sessions)) as progress:
+            seconds = run_workload(tracer, workload, counter)
+            progress.phase("flushing")
+            started = time.perf_counter()
+            flushed = provider.force_flush(_TIMEOUT_MILLIS)
+            flush_seconds = time.perf_counter() - started
+            progress.phase("shutting down")
+            started = time.perf_counter()
+            provider.shutdown()
+            exit_seconds = time.perf_counter() - started
+            progress.phase("done")
+        cpu_seconds = time.process_time() - cpu_started
+        dropped = setup.dropped()
+    finally:
+        setup.close()
+    produced = counter.total
+    expected = produced - sum(dropped.values())
+    return Result(
+        label=label,
+        exporter=setup.exporter_name,
+        produced=produced,
+        received=None if received_of is None else received_of(service, expected),
+        dropped=dropped,
+        seconds=seconds,
+        end_us_per_span=sum(counter.end_ns) / produced / 1000 if produced else 0.0,
+        cpu_us_per_span=cpu_seconds / produced * 1e6 if produced else 0.0,
+        flush_seconds=flush_seconds,
+        flushed=flushed,
+        exit_seconds=exit_seconds,
+    )
+
+
+def receiver_counter(stats: Callable[[], Any], wait: Callable[..., bool]) -> Callable[[str, int], int]:
+    """Reads a service's span count from an ``OTLPReceiver``, waiting briefly for the last requests."""
+
+    def received(service: str, expected: int) -> int:
+        wait(lambda s: s.services.get(service, 0) >= expected, timeout=_RECEIVE_WAIT_SECONDS)
+        count: int = stats().services.get(service, 0)
+        return count
+
+    return received
