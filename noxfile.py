@@ -91,6 +91,14 @@ def types(session: nox.Session) -> None:
 
 
 @nox.session(python="3.11")
+def demo(session: nox.Session) -> None:
+    """The stock processor and spanbatch on one synthetic agent workload; arguments after -- go to the demo."""
+    extras = "otlp,demo" if any(arg.startswith("--plot") for arg in session.posargs) else "otlp"
+    _install(session, profile="release", extras=extras)
+    session.run("python", "-m", "spanbatch", "demo", *session.posargs)
+
+
+@nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
     """Benchmarks side by side with the stock processor, on a release build."""
     _install(session, profile="release")

@@ -45,7 +45,7 @@ def _destination(endpoint: str | None) -> Iterator[tuple[str, Callable[[str, int
     from spanbatch.testing import OTLPReceiver  # noqa: PLC0415 -- needs the otlp extra, and only here
 
     with OTLPReceiver("http") as receiver:
-        yield receiver.endpoint, receiver_counter(receiver.stats, receiver.wait_for)
+        yield receiver.endpoint, receiver_counter(receiver.stats)
 
 
 def _check(args: argparse.Namespace) -> None:

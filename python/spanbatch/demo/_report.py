@@ -32,7 +32,7 @@ ROWS: list[tuple[str, Callable[[Result], str]]] = [
     ("dropped (counted)", _dropped),
     ("lost without a count", lambda r: _optional(r.unaccounted)),
     ("spans/s (workload)", lambda r: f"{r.spans_per_second:,.0f}"),
-    ("span.end() us/span (app thread)", lambda r: f"{r.end_us_per_span:.1f}"),
+    ("app-thread CPU us/span", lambda r: f"{r.app_cpu_us_per_span:.1f}"),
     ("process CPU us/span", lambda r: f"{r.cpu_us_per_span:.1f}"),
     ("flush at session end", _flush),
     ("exit (shutdown)", lambda r: f"{r.exit_seconds * 1000:.0f} ms"),
