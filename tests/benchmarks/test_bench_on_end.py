@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.benchmarks.conftest import CountingExporter, record_delivery
-from tests.conftest import PROCESSORS, make_span
+from tests.benchmarks.conftest import CONTENDERS, counting_contender, record_delivery
+from tests.conftest import make_span
 
 SPANS_PER_ROUND = 1000
 ROUNDS = 100
@@ -18,12 +18,11 @@ SETTINGS = {
 
 
 @pytest.mark.parametrize("setting", sorted(SETTINGS))
-@pytest.mark.parametrize("name", ["stock", "spanbatch"])
-def test_on_end(benchmark: Any, name: str, setting: str) -> None:
+@pytest.mark.parametrize("name", CONTENDERS)
+def test_on_end(benchmark: Any, request: pytest.FixtureRequest, name: str, setting: str) -> None:
     benchmark.group = f"on_end x{SPANS_PER_ROUND} ({setting})"
-    exporter = CountingExporter()
-    processor = PROCESSORS[name](exporter, **SETTINGS[setting])
-    on_end, span, spans = processor.on_end, make_span(), range(SPANS_PER_ROUND)
+    contender = counting_contender(name, request, **SETTINGS[setting])
+    on_end, span, spans = contender.processor.on_end, make_span(), range(SPANS_PER_ROUND)
 
     def end_many() -> None:
         for _ in spans:
@@ -31,4 +30,4 @@ def test_on_end(benchmark: Any, name: str, setting: str) -> None:
 
     benchmark.pedantic(end_many, rounds=ROUNDS, iterations=1, warmup_rounds=2)
     benchmark.extra_info["spans_per_call"] = SPANS_PER_ROUND
-    record_delivery(benchmark, processor, exporter, (ROUNDS + 2) * SPANS_PER_ROUND)
+    record_delivery(benchmark, contender, (ROUNDS + 2) * SPANS_PER_ROUND)
