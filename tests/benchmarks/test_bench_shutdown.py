@@ -1,0 +1,68 @@
+"""Exit time with a dead back end: 1,000 spans queued for an OTLP/HTTP endpoint nobody listens on.
+
+Every contender gets the same deadline (``export_timeout_millis=2000``) and the stock exporter's
+default timeout (10 s, with retries on connection errors). One round each: the stock processor
+takes many seconds here, and that wait is the point.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
+from spanbatch import BatchSpanProcessor
+
+from tests.benchmarks.conftest import CONTENDERS, fastotel_processor_class
+
+SPANS = 1000
+DEADLINE_MILLIS = 2000
+
+
+def dead_endpoint() -> str:
+    """A loopback port that refuses connections: bound to find a free one, then closed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1/traces"
+
+
+def make_processor(name: str, endpoint: str) -> SpanProcessor:
+    if name == "fastotel":
+        processor: SpanProcessor = fastotel_processor_class()(endpoint=endpoint, export_timeout_millis=DEADLINE_MILLIS)
+        return processor
+    cls = StockBatchSpanProcessor if name == "stock" else BatchSpanProcessor
+    return cls(OTLPSpanExporter(endpoint=endpoint), export_timeout_millis=DEADLINE_MILLIS)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", CONTENDERS)
+def test_shutdown_with_dead_backend(benchmark: Any, name: str) -> None:
+    benchmark.group = f"shutdown, back end down, {SPANS} spans queued, deadline {DEADLINE_MILLIS} ms"
+    state: dict[str, Any] = {}
+
+    def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        processor = make_processor(name, dead_endpoint())
+        provider = TracerProvider(shutdown_on_exit=False)
+        provider.add_span_processor(processor)
+        tracer = provider.get_tracer("bench")
+        for _ in range(SPANS):
+            tracer.start_span("doomed").end()
+        state.update(processor=processor, provider=provider)
+        return (), {}
+
+    def shut_down() -> None:
+        # Looked up when called: setup makes the provider just before.
+        state["provider"].shutdown()
+
+    benchmark.pedantic(shut_down, setup=setup, rounds=1, iterations=1)
+    benchmark.extra_info.update(produced=SPANS, exported=0, dropped=SPANS, deadline_ms=DEADLINE_MILLIS)
+    processor = state["processor"]
+    if isinstance(processor, BatchSpanProcessor):
+        stats = processor.stats()
+        benchmark.extra_info["dropped_by_reason"] = {r: n for r, n in stats.dropped.items() if n}
+        # Whatever the exporter did not finish by the deadline is still counted, as in flight.
+        benchmark.extra_info["in_flight_at_exit"] = stats.in_flight
