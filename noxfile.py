@@ -100,8 +100,10 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
-    """Benchmarks side by side with the stock processor, on a release build."""
+    """Benchmarks side by side with the stock processor (and fastotel, a peer), on a release build."""
     _install(session, profile="release")
+    # A peer to compare with, never a dependency of the package: its wheel needs CPython >= 3.11.
+    session.install("fastotel")
     out = ROOT / "target" / "bench.json"
     session.run(
         "python",
