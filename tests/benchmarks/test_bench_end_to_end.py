@@ -24,7 +24,7 @@ from tests.benchmarks.conftest import CONTENDERS, FLUSH_MILLIS, fastotel_process
 THREADS = 4
 SPANS_PER_THREAD = 2500
 SPANS_PER_ROUND = THREADS * SPANS_PER_THREAD
-ROUNDS = 3
+ROUNDS = 5
 JOIN_SECONDS = 120
 
 

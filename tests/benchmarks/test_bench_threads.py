@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from tests.benchmarks.conftest import CONTENDERS, counting_contender, record_delivery
 
 SPANS_PER_ROUND = 4000
-ROUNDS = 10
+ROUNDS = 20
 JOIN_SECONDS = 60
 
 
