@@ -7,12 +7,12 @@
 use crate::counters::{Counters, DropReason, Snapshot};
 use crate::queue::{DropPolicy, Push, SpanQueue};
 use crate::wakeup::Wakeup;
-use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Longest delay or timeout we keep as given; beyond it `Instant` arithmetic could overflow.
@@ -79,9 +79,15 @@ pub struct PyBatchCore {
     shutdown: AtomicBool,
     abandoned: AtomicBool,
     /// When the worker first saw the oldest span of the batch it is filling.
+    /// (std locks throughout: see wakeup.rs on parking_lot and fork.)
     window_start: Mutex<Option<Instant>>,
     /// Called with the number of orphaned spans when a push finds itself in a forked child.
     on_fork: Mutex<Option<Py<PyAny>>>,
+}
+
+/// These locks guard plain values that a panic cannot leave half-written.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl PyBatchCore {
@@ -117,7 +123,7 @@ impl PyBatchCore {
     }
 
     fn hand_over_after_fork(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
-        let Some(callback) = self.on_fork.lock().as_ref().map(|c| c.clone_ref(py)) else {
+        let Some(callback) = locked(&self.on_fork).as_ref().map(|c| c.clone_ref(py)) else {
             return Ok(());
         };
         // This span is queued here too; the successor takes it, and counts the others as lost.
@@ -144,7 +150,7 @@ impl PyBatchCore {
         }
         self.counters.take(taken as u64);
         // Spans left behind are younger than this batch: their delay starts now.
-        *self.window_start.lock() = (!self.queue.is_empty()).then(Instant::now);
+        *locked(&self.window_start) = (!self.queue.is_empty()).then(Instant::now);
         PyList::new(py, spans).map(Some)
     }
 
@@ -161,7 +167,7 @@ impl PyBatchCore {
             return Ok(self.take_batch(py)?.map_or(Step::Wait(None), Step::Export));
         }
         if len == 0 {
-            *self.window_start.lock() = None;
+            *locked(&self.window_start) = None;
             if self.wakeup.flush_pending() {
                 self.wakeup.complete_flush(ticket);
             }
@@ -171,7 +177,7 @@ impl PyBatchCore {
             return Ok(Step::Wait(None));
         }
         let now = Instant::now();
-        let started = *self.window_start.lock().get_or_insert(now);
+        let started = *locked(&self.window_start).get_or_insert(now);
         let due = started + self.schedule_delay;
         if now >= due {
             return Ok(self.take_batch(py)?.map_or(Step::Wait(None), Step::Export));
@@ -365,7 +371,7 @@ impl PyBatchCore {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        if let Some(guard) = self.on_fork.try_lock() {
+        if let Ok(guard) = self.on_fork.try_lock() {
             if let Some(callback) = guard.as_ref() {
                 visit.call(callback)?;
             }
@@ -374,6 +380,6 @@ impl PyBatchCore {
     }
 
     fn __clear__(&self) {
-        self.on_fork.lock().take();
+        locked(&self.on_fork).take();
     }
 }

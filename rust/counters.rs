@@ -215,12 +215,15 @@ mod tests {
             let (c, stop) = (Arc::clone(&c), Arc::clone(&stop));
             thread::spawn(move || {
                 let mut reads = 0u64;
-                while !stop.load(Ordering::Acquire) {
+                // At least one read even if the producers finish before this thread runs.
+                loop {
                     let s = c.snapshot();
                     assert!(balanced(&s), "unbalanced snapshot {s:?}");
                     reads += 1;
+                    if stop.load(Ordering::Acquire) {
+                        break reads;
+                    }
                 }
-                reads
             })
         };
         for p in producers {
