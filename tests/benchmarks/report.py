@@ -39,7 +39,8 @@ def dropped(info: dict[str, Any]) -> str:
     count, produced = info.get("dropped"), info.get("produced")
     if count is None:
         return "-"
-    share = f" ({100 * count / produced:.0f}%)" if produced and count else ""
+    percent = 100 * count / produced if produced else 0.0
+    share = "" if not count else f" ({percent:.0f}%)" if percent >= 1 else f" ({percent:.1f}%)"
     return f"{count}{share}"
 
 
