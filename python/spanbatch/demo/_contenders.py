@@ -17,7 +17,7 @@ from spanbatch.processor import BatchSpanProcessor
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Setup:
     """A processor ready for a TracerProvider, and how to read its drops by reason once it is done."""
 
