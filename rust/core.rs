@@ -40,7 +40,7 @@ fn parse_policy(name: &str) -> PyResult<DropPolicy> {
 }
 
 /// Whether an ended span is sampled, reading the SDK's stored context when it has one.
-fn is_sampled(span: &Bound<'_, PyAny>) -> bool {
+pub(crate) fn is_sampled(span: &Bound<'_, PyAny>) -> bool {
     let py = span.py();
     if let Ok(context) = span.getattr(intern!(py, "_context")) {
         // The SDK's SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, ...).
@@ -91,7 +91,7 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl PyBatchCore {
-    fn push(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub(crate) fn push(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
         let seq = self.counters.enqueue();
         if self.shutdown.load(Ordering::Acquire) {
             self.counters.drop_spans(DropReason::Shutdown, 1);

@@ -3,6 +3,7 @@
 
 mod core;
 pub mod counters;
+mod fanout;
 pub mod queue;
 pub mod wakeup;
 
@@ -12,4 +13,6 @@ use pyo3::prelude::*;
 mod _core {
     #[pymodule_export]
     use crate::core::PyBatchCore;
+    #[pymodule_export]
+    use crate::fanout::PyFanOut;
 }

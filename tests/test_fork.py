@@ -151,7 +151,7 @@ def test_libc_fork_is_noticed_at_the_first_span_of_an_idle_queue() -> None:
         processor.on_end(make_span("child"))
         # No flush: the timer of a worker restarted by the push itself must export it.
         exported = exporter.wait_for(1, timeout=10)
-        return {"exported": exported, "names": exporter.names(), "pid_ok": processor._core.pid == os.getpid()}
+        return {"exported": exported, "names": exporter.names(), "pid_ok": processor.lanes[0].core.pid == os.getpid()}
 
     report = in_child(libc_fork, child)
     assert report == {"exported": True, "names": ["child"], "pid_ok": True}

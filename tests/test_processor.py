@@ -307,7 +307,7 @@ def test_the_processor_is_collectable_after_shutdown(end_spans: Callable[..., No
 @pytest.mark.timeout(20)
 def test_a_forgotten_processor_stops_its_worker() -> None:
     processor = spanbatch.BatchSpanProcessor(RecordingExporter())
-    worker = processor._worker
+    worker = processor.lanes[0].worker
     assert worker is not None
     assert worker.is_alive()
     del processor
@@ -361,7 +361,7 @@ def test_repr_shows_settings_and_counters() -> None:
     text = repr(processor)
     assert "max_queue_size=16" in text
     assert "enqueued=0" in text
-    assert "max_queue_size=16" in repr(processor._core)
+    assert "max_queue_size=16" in repr(processor.lanes[0].core)
     processor.shutdown()
 
 

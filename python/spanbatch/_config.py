@@ -6,6 +6,7 @@ import logging
 import math
 import operator
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
@@ -126,13 +127,12 @@ def resolve_settings(
     max_export_batch_size: int | None = None,
     export_timeout_millis: float | None = None,
     *,
-    prefix_variables: dict[Setting, tuple[str, ...]] | None = None,
-    defaults: dict[Setting, int] | None = None,
+    variables: Mapping[Setting, tuple[str, ...]] | None = None,
+    defaults: Mapping[Setting, int] | None = None,
 ) -> BatchSettings:
     """Resolve the four batch settings, raising the stock processor's errors for bad arguments.
 
-    ``prefix_variables`` puts more specific variables ahead of a setting's own (per-backend
-    ones, for instance); ``defaults`` replaces a setting's default.
+    ``variables`` replaces a setting's variables (most specific first), ``defaults`` its default.
     """
     sources: dict[str, str | None] = {}
 
@@ -142,7 +142,7 @@ def resolve_settings(
             return explicit
         tuned = Setting(
             setting.argument,
-            (prefix_variables or {}).get(setting, ()) + setting.variables,
+            (variables or {}).get(setting, setting.variables),
             (defaults or {}).get(setting, setting.default),
             setting.largest,
         )
@@ -172,3 +172,35 @@ def resolve_settings(
         warn_once(variable, str(batch), f"larger than max_queue_size={queue}", queue)
         batch = queue
     return BatchSettings(queue, delay, batch, timeout)
+
+
+ALL_SETTINGS = (MAX_QUEUE_SIZE, SCHEDULE_DELAY, MAX_EXPORT_BATCH_SIZE, EXPORT_TIMEOUT)
+
+
+def env_flag(variable: str, default: bool) -> bool:
+    """A boolean variable: true/false (any case), 1/0, yes/no, on/off; anything else warns."""
+    raw = os.environ.get(variable, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off"):
+        return False
+    warn_once(variable, raw, "not a boolean", default)
+    return default
+
+
+def env_millis(variable: str, default: float) -> float:
+    """A positive duration in milliseconds from ``variable``; a bad value warns and gives ``default``."""
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        warn_once(variable, raw, "not a number", default)
+        return default
+    if math.isnan(value) or value <= 0:
+        warn_once(variable, raw, "must be positive", default)
+        return default
+    return min(value, LONGEST_MILLIS)

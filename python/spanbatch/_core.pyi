@@ -1,6 +1,6 @@
 from typing import Any, Callable, final
 
-__all__ = ["BatchCore"]
+__all__ = ["BatchCore", "FanOut"]
 
 @final
 class BatchCore:
@@ -34,3 +34,9 @@ class BatchCore:
     def is_shutdown(self) -> bool: ...
     @property
     def pid(self) -> int: ...
+
+@final
+class FanOut:
+    def __new__(cls, cores: list[BatchCore]) -> FanOut: ...
+    def on_end(self, span: Any) -> None: ...
+    def __len__(self) -> int: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-import threading
+import time
 from collections.abc import Sequence
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
@@ -40,37 +40,41 @@ def export_batch(exporter: SpanExporter, batch: Sequence[ReadableSpan]) -> bool:
     return False
 
 
-def run_worker(core: BatchCore, exporter: SpanExporter, drops: DropReporter) -> None:
-    """Export batches until the core says stop. Holds no reference to the processor."""
+def run_worker(core: BatchCore, exporter: SpanExporter, drops: DropReporter, label: str, debug: bool) -> None:
+    """Export batches until the core says stop. Holds no reference to the processor.
+
+    With ``debug``, one line per export attempt: backend, batch size, duration, outcome.
+    Never span contents, headers or credentials.
+    """
     token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
     try:
         while (batch := core.next_batch()) is not None:
-            core.finish_batch(len(batch), export_batch(exporter, batch))
+            started = time.monotonic()
+            ok = export_batch(exporter, batch)
+            core.finish_batch(len(batch), ok)
+            if debug:
+                logger.debug(
+                    "%s export: batch=%d spans, duration=%.0fms, status=%s",
+                    label,
+                    len(batch),
+                    (time.monotonic() - started) * 1000,
+                    "ok" if ok else "failed",
+                )
             drops.report(core.stats()[6])
     finally:
         detach(token)
 
 
-def shutdown_exporter(exporter: SpanExporter, timeout_millis: float) -> bool:
-    """Call ``exporter.shutdown`` on a helper thread; returns False if it outlives the timeout."""
+def shutdown_exporter(exporter: SpanExporter, timeout_millis: float) -> None:
+    """Call ``exporter.shutdown``, passing the time left where it accepts ``timeout_millis``."""
     try:
         takes_timeout = "timeout_millis" in inspect.signature(exporter.shutdown).parameters
     except (TypeError, ValueError):
         takes_timeout = False
-
-    def call() -> None:
-        try:
-            if takes_timeout:
-                exporter.shutdown(timeout_millis=max(0.0, timeout_millis))  # type: ignore[call-arg]
-            else:
-                exporter.shutdown()
-        except Exception:
-            logger.exception("Exception while shutting down %s.", type(exporter).__name__)
-
-    helper = threading.Thread(target=call, name="spanbatch-exporter-shutdown", daemon=True)
-    helper.start()
-    helper.join(max(0.0, timeout_millis) / 1000)
-    if helper.is_alive():
-        logger.warning("%s.shutdown did not return within %.0f ms.", type(exporter).__name__, timeout_millis)
-        return False
-    return True
+    try:
+        if takes_timeout:
+            exporter.shutdown(timeout_millis=max(0.0, timeout_millis))  # type: ignore[call-arg]
+        else:
+            exporter.shutdown()
+    except Exception:
+        logger.exception("Exception while shutting down %s.", type(exporter).__name__)

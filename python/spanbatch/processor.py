@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import threading
-import time
-import weakref
-from typing import Any, Callable, Literal
+from typing import Literal
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from spanbatch._config import BatchSettings, resolve_settings
-from spanbatch._core import BatchCore
-from spanbatch._drops import DropReporter
-from spanbatch._export import run_worker, shutdown_exporter
+from spanbatch import _exit
+from spanbatch._config import BatchSettings, env_flag, resolve_settings
+from spanbatch._lane import Lane, flush_lanes, shutdown_lanes, weak_method
 from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
 from spanbatch._stats import SpanStats
 
 DropPolicyName = Literal["oldest", "newest"]
-
-logger = logging.getLogger("spanbatch")
-
-
-def _weak_method(method: Callable[..., Any]) -> Callable[..., Any]:
-    """A callable that forwards to ``method`` while its object lives, and returns None after."""
-    ref = weakref.WeakMethod(method)
-
-    def call(*args: object) -> Any:
-        target = ref()
-        return None if target is None else target(*args)
-
-    return call
 
 
 class BatchSpanProcessor(SpanProcessor):
@@ -64,50 +46,42 @@ class BatchSpanProcessor(SpanProcessor):
         self._settings: BatchSettings = resolve_settings(
             max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis
         )
-        self._exporter = span_exporter
         self._drop_policy = drop_policy
-        self._fork_claims: dict[int, int] = {}
-        self._worker: threading.Thread | None = None
-        self._core = self._start_lane()
-        # Without a processor nobody can stop the worker, so stop it when the processor goes.
-        self._finalizer = weakref.finalize(self, BatchCore.begin_shutdown, self._core)
+        self._lane = Lane(
+            type(span_exporter).__name__,
+            span_exporter,
+            self._settings,
+            drop_policy=drop_policy,
+            debug=env_flag("SPANBATCH_DEBUG", False),
+            on_new_core=weak_method(self._bind_hot_path),
+        )
+        self._bind_hot_path()
         if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_weak_method(self._after_fork_in_child))
+            os.register_at_fork(after_in_child=weak_method(self._after_fork_in_child))
         if internal_metrics_enabled():
             register_processor_metrics(
-                _weak_method(self.stats),
-                self._settings.max_queue_size,
-                meter_provider,
-                component_name(),
+                weak_method(self.stats), self._settings.max_queue_size, meter_provider, component_name()
             )
+        _exit.register(self)
 
-    def _start_lane(self) -> BatchCore:
-        core = BatchCore(
-            self._settings.max_queue_size,
-            self._settings.schedule_delay_millis,
-            self._settings.max_export_batch_size,
-            drop_policy=self._drop_policy,
-            on_fork=_weak_method(self._recover_from_fork),
-        )
-        self._drops = DropReporter()
-        self._worker = threading.Thread(
-            target=run_worker,
-            args=(core, self._exporter, self._drops),
-            name="OtelBatchSpanRecordProcessor",
-            daemon=True,
-        )
-        self._worker.start()
-        # The hot path: the SDK calls ``processor.on_end`` and lands straight in Rust.
-        self.on_end = core.on_end  # type: ignore[method-assign]
-        return core
+    def _bind_hot_path(self) -> None:
+        # The SDK calls ``processor.on_end(span)`` and lands straight in Rust: no Python frame.
+        self.on_end = self._lane.core.on_end  # type: ignore[method-assign]
+
+    def _after_fork_in_child(self) -> None:
+        self._lane.recover_from_fork(0)
 
     @property
     def span_exporter(self) -> SpanExporter:
-        return self._exporter
+        return self._lane.exporter
 
     @property
     def settings(self) -> BatchSettings:
         return self._settings
+
+    @property
+    def lanes(self) -> list[Lane]:
+        return [self._lane]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         pass
@@ -117,11 +91,11 @@ class BatchSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         # Shadowed per instance by the core's ``on_end``; kept for subclasses and type checkers.
-        self._core.on_end(span)
+        self._lane.core.on_end(span)
 
     def stats(self) -> SpanStats:
         """An exact, immutable snapshot of where every received span is."""
-        return SpanStats.of(self._current_core())
+        return self._lane.stats()
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
         """Export every span queued before this call; False if ``timeout_millis`` passes first.
@@ -129,69 +103,21 @@ class BatchSpanProcessor(SpanProcessor):
         ``None`` waits up to ``export_timeout_millis``. An export still running at the
         deadline goes on in the background.
         """
-        core = self._current_core()
-        if core.is_shutdown:
-            return False
-        if threading.current_thread() is self._worker:
-            logger.warning("force_flush called from the export thread itself; returning False.")
-            return False
         timeout = self._settings.export_timeout_millis if timeout_millis is None else timeout_millis
-        return core.wait_flush(core.request_flush(), timeout)
+        return flush_lanes([self._lane], timeout)[self._lane.name]
 
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Export what is queued, then shut the exporter down, all within ``export_timeout_millis``.
 
         Idempotent. Spans still queued at the deadline are dropped and counted (``shutdown``).
         """
-        core = self._core
-        if not core.begin_shutdown():
-            return
         timeout = self._settings.export_timeout_millis if timeout_millis is None else timeout_millis
-        deadline = time.monotonic() + timeout / 1000
-        worker = self._worker
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(max(0.0, deadline - time.monotonic()))
-        if worker is not None and worker.is_alive():
-            abandoned = core.abandon()
-            logger.warning(
-                "Shutdown deadline of %.0f ms passed with an export still running; dropped %d queued spans.",
-                timeout,
-                abandoned,
-            )
-        shutdown_exporter(self._exporter, (deadline - time.monotonic()) * 1000)
-        self._drops.report(SpanStats.of(core).dropped, now=True)
-
-    def _current_core(self) -> BatchCore:
-        """The core of this process; noticing here means the fork skipped Python's hooks."""
-        if self._core.pid != os.getpid():
-            self._recover_from_fork(self._core.queue_len())
-        return self._core
-
-    def _after_fork_in_child(self) -> None:
-        self._recover_from_fork(0)
-
-    def _recover_from_fork(self, orphaned: int) -> BatchCore:
-        """Give a forked child its own queue and worker; the parent exports what it had queued.
-
-        ``orphaned`` counts spans found in the inherited queue when the fork skipped Python's
-        hooks: the child cannot tell its own from its parent's, so it counts them as dropped.
-        """
-        pid, me = os.getpid(), threading.get_ident()
-        if self._core.pid == pid or self._core.is_shutdown:
-            return self._core
-        # No lock: one held by a parent thread would stay held here. setdefault is atomic.
-        if self._fork_claims.setdefault(pid, me) != me:
-            return self._core
-        self._core = self._start_lane()
-        self._core.count_lost_to_fork(orphaned)
-        self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, BatchCore.begin_shutdown, self._core)
-        return self._core
+        shutdown_lanes([self._lane], timeout)
 
     def __repr__(self) -> str:
         s = self._settings
         return (
-            f"{type(self).__name__}({type(self._exporter).__name__}, max_queue_size={s.max_queue_size}, "
+            f"{type(self).__name__}({self._lane.name}, max_queue_size={s.max_queue_size}, "
             f"schedule_delay_millis={s.schedule_delay_millis:g}, max_export_batch_size={s.max_export_batch_size}, "
             f"export_timeout_millis={s.export_timeout_millis:g}, drop_policy={self._drop_policy!r}, "
             f"stats={self.stats()})"

@@ -85,7 +85,7 @@ def test_processor_dropped_without_shutdown_is_freed_and_its_worker_ends() -> No
     provider = provider_with(processor)
     for _ in range(1000):
         provider.get_tracer("memory").start_span("orphan").end()
-    worker = processor._worker
+    worker = processor.lanes[0].worker
     assert worker is not None
     assert worker.is_alive()
     refs = [weakref.ref(processor), weakref.ref(provider)]

@@ -1,0 +1,46 @@
+//! `FanOut`: one `on_end` for several lanes, in a single call into Rust.
+
+use crate::core::{is_sampled, PyBatchCore};
+use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
+
+/// Checks a span once and pushes it to every lane's queue; each lane drops only on its own.
+///
+/// It holds only cores, which never refer back to a `FanOut`, so it cannot close a
+/// reference cycle and needs no `__clear__`.
+#[pyclass(frozen, name = "FanOut", module = "spanbatch._core")]
+pub struct PyFanOut {
+    cores: Vec<Py<PyBatchCore>>,
+}
+
+#[pymethods]
+impl PyFanOut {
+    #[new]
+    fn new(cores: Vec<Py<PyBatchCore>>) -> Self {
+        Self { cores }
+    }
+
+    fn on_end(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
+        if is_sampled(span) {
+            for core in &self.cores {
+                core.get().push(py, span)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __len__(&self) -> usize {
+        self.cores.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("FanOut(lanes={})", self.cores.len())
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for core in &self.cores {
+            visit.call(core)?;
+        }
+        Ok(())
+    }
+}
