@@ -36,6 +36,9 @@ def results() -> dict[str, Any]:
 def test_both_contenders_run(results: dict[str, Any]) -> None:
     assert set(results) == {"stock", "spanbatch"}
     assert results["stock"]["produced"] == results["spanbatch"]["produced"] > 0
+    # The stock processor counts no drops; its losses show only as spans never received.
+    assert results["stock"]["dropped"] is None
+    assert results["stock"]["received"] + results["stock"]["unaccounted"] == results["stock"]["produced"]
 
 
 @pytest.mark.timeout(150)

@@ -11,6 +11,8 @@ from spanbatch.demo._workload import Workload
 
 
 def _dropped(result: Result) -> str:
+    if result.dropped is None:
+        return "not counted"
     if not result.dropped:
         return "0"
     reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(result.dropped.items()))
