@@ -64,6 +64,9 @@ def table(data: dict[str, Any]) -> list[str]:
                 f"{rate:>12} {info.get('exported', '-'):>9} {dropped(info):>13} "
                 f"{'-' if cpu is None else f'{cpu:.1f} us':>9}"
             )
+        exporters = [f"{contender(b)}: {b['extra_info']['exporter']}" for b in benches if "exporter" in b["extra_info"]]
+        if exporters:
+            lines.append("  exporters -- " + "; ".join(sorted(exporters)))
     return lines
 
 
