@@ -1,0 +1,41 @@
+"""``tests.benchmarks.report``: groups, ratios against stock and drop counts from a benchmark JSON file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.benchmarks.report import table
+
+
+def bench(name: str, group: str, median: float, **info: Any) -> dict[str, Any]:
+    return {
+        "name": f"test[{name}]",
+        "group": group,
+        "params": {"name": name},
+        "stats": {"median": median},
+        "extra_info": info,
+    }
+
+
+def test_rows_are_ordered_stock_first_with_ratios_and_drops() -> None:
+    data = {
+        "benchmarks": [
+            bench("fastotel", "g", 0.004, spans_per_call=1000, produced=1000, exported=1000, dropped=0),
+            bench("spanbatch", "g", 0.001, spans_per_call=1000, produced=1000, exported=995, dropped=5),
+            bench("stock", "g", 0.002, spans_per_call=1000, produced=1000, exported=700, dropped=300),
+        ]
+    }
+    lines = table(data)
+    rows = [line.split() for line in lines if line.startswith("  ") and "processor" not in line]
+    assert [row[0] for row in rows] == ["stock", "spanbatch", "fastotel"]
+    assert rows[1][5] == "2.0x"  # twice as fast as stock
+    assert rows[2][5] == "0.5x"
+    assert "300 (30%)" in lines[2]
+    assert "5 (0.5%)" in lines[3]
+
+
+def test_a_round_that_is_not_spans_has_no_rate_and_exporters_are_named() -> None:
+    data = {"benchmarks": [bench("stock", "exit", 12.5, produced=10, exported=0, dropped=10, exporter="http")]}
+    lines = table(data)
+    assert lines[2].split()[3:6] == ["-", "1.0x", "-"]
+    assert lines[-1] == "  exporters -- stock: http"
