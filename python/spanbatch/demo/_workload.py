@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from opentelemetry.trace import Span, SpanKind, Tracer, use_span
 
-_MODELS = ("gpt-4o-mini", "claude-3-5-sonnet", "llama-3.1-70b-instruct")
+# Model -> gen_ai.system, as a provider's instrumentation would report it.
+_MODELS = {"gpt-4o-mini": "openai", "claude-3-5-sonnet": "anthropic", "llama-3.1-70b-instruct": "aws.bedrock"}
 _TOOLS = ("web_search", "read_file", "run_sql", "calculator", "fetch_url", "vector_search")
-_FINISH = ("stop", "tool_calls", "length")
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,6 @@ class Workload:
     threads: int = 16
     turns: int = 4
     think_ms: float = 1.0
-
-    def spans_per_session_at_most(self) -> int:
-        # A turn: the turn span, a planning call, up to 3 tool calls of 2 spans each, an answer call.
-        return self.turns * 9
 
 
 class SpanCounter:
@@ -56,7 +52,7 @@ class _Session:
         self._counter.per_thread[self._slot] += 1
 
     def run(self, session_id: str, turns: int) -> None:
-        model = self._rng.choice(_MODELS)
+        model = self._rng.choice(list(_MODELS))
         for turn in range(turns):
             span = self._tracer.start_span("invoke_agent", kind=SpanKind.SERVER)
             span.set_attributes(
@@ -85,7 +81,7 @@ class _Session:
         span.set_attributes(
             {
                 "gen_ai.operation.name": "chat",
-                "gen_ai.system": "openai" if model.startswith("gpt") else "anthropic",
+                "gen_ai.system": _MODELS[model],
                 "gen_ai.request.model": model,
                 "gen_ai.response.model": model,
                 "gen_ai.request.temperature": 0.2,
