@@ -3,6 +3,7 @@
 
 mod core;
 pub mod counters;
+pub mod otlp;
 pub mod queue;
 pub mod wakeup;
 
@@ -12,4 +13,6 @@ use pyo3::prelude::*;
 mod _core {
     #[pymodule_export]
     use crate::core::PyBatchCore;
+    #[pymodule_export]
+    use crate::otlp::encoder::{compress, PySpanEncoder};
 }

@@ -1,0 +1,316 @@
+//! Reads one ReadableSpan (with its events, links and status) into an OTLP `Span`.
+//!
+//! Spans, events, links, contexts and statuses of exactly the SDK's types are read
+//! through the fields the SDK stores (`_name`, `_context`, ...), which is what their
+//! public properties return. Any other type, a subclass included, is read through the
+//! public properties the stock encoder uses, so an override is honoured.
+
+use super::proto::{self, remote_flags};
+use super::types::Types;
+use super::values::{attributes, dropped_of, owned_str, Tally};
+use pyo3::exceptions::PyValueError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+/// A span read from Python, still holding the objects it is grouped by.
+pub struct ReadSpan<'py> {
+    pub span: proto::Span,
+    pub resource: Bound<'py, PyAny>,
+    /// `None` for a missing or falsy scope, as `instrumentation_scope or None` gives.
+    pub scope: Option<Bound<'py, PyAny>>,
+}
+
+/// Reads `$object.$stored` when `$fast`, else `$object.$public`.
+macro_rules! field {
+    ($object:expr, $fast:expr, $stored:literal, $public:literal) => {{
+        let py = $object.py();
+        if $fast {
+            $object.getattr(intern!(py, $stored))
+        } else {
+            $object.getattr(intern!(py, $public))
+        }
+    }};
+}
+
+/// A protobuf scalar: `None` leaves the field unset, i.e. zero.
+fn or_zero<'py, T: FromPyObjectOwned<'py> + Default>(value: &Bound<'py, PyAny>) -> PyResult<T> {
+    if value.is_none() {
+        Ok(T::default())
+    } else {
+        value.extract().map_err(Into::into)
+    }
+}
+
+/// A protobuf string: `None` leaves it empty; a str that is not valid UTF-8 is an error.
+pub fn or_empty(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    if value.is_none() {
+        return Ok(String::new());
+    }
+    owned_str(value.cast::<PyString>()?)
+        .map_err(|_| PyValueError::new_err("string is not valid UTF-8 (lone surrogate?)"))
+}
+
+/// The parts of a SpanContext the encoder needs.
+struct Context<'py> {
+    trace_id: u128,
+    span_id: u64,
+    is_remote: bool,
+    trace_state: Bound<'py, PyAny>,
+}
+
+fn context<'py>(context: &Bound<'py, PyAny>, types: &Types) -> PyResult<Context<'py>> {
+    let py = context.py();
+    if context.get_type().is(types.span_context.bind(py)) {
+        // SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid).
+        let fields = context.cast::<PyTuple>()?;
+        return Ok(Context {
+            trace_id: fields.get_item(0)?.extract()?,
+            span_id: fields.get_item(1)?.extract()?,
+            is_remote: fields.get_item(2)?.is_truthy()?,
+            trace_state: fields.get_item(4)?,
+        });
+    }
+    Ok(Context {
+        trace_id: context.getattr(intern!(py, "trace_id"))?.extract()?,
+        span_id: context.getattr(intern!(py, "span_id"))?.extract()?,
+        is_remote: context.getattr(intern!(py, "is_remote"))?.is_truthy()?,
+        trace_state: context.getattr(intern!(py, "trace_state"))?,
+    })
+}
+
+/// `key1=value1,key2=value2`, the stock rendering of a TraceState; `None` renders as nothing.
+fn trace_state(state: &Bound<'_, PyAny>, types: &Types) -> PyResult<String> {
+    let py = state.py();
+    if state.is_none() {
+        return Ok(String::new());
+    }
+    let mut out = String::new();
+    let mut add = |key: Bound<'_, PyAny>, value: Bound<'_, PyAny>| -> PyResult<()> {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(&or_empty(&key.str()?.into_any())?);
+        out.push('=');
+        out.push_str(&or_empty(&value.str()?.into_any())?);
+        Ok(())
+    };
+    if state.get_type().is(types.trace_state.bind(py)) {
+        if let Ok(pairs) = state.getattr(intern!(py, "_dict"))?.cast_exact::<PyDict>() {
+            for (key, value) in pairs.iter() {
+                add(key, value)?;
+            }
+            return Ok(out);
+        }
+    }
+    for item in state.call_method0(intern!(py, "items"))?.try_iter()? {
+        let (key, value) = item?.extract()?;
+        add(key, value)?;
+    }
+    Ok(out)
+}
+
+fn kind(kind: &Bound<'_, PyAny>, types: &Types) -> PyResult<i32> {
+    let py = kind.py();
+    for (number, member) in (1..).zip(&types.span_kinds) {
+        if kind.is(member.bind(py)) {
+            return Ok(number);
+        }
+    }
+    Err(PyValueError::new_err(format!("unknown span kind {kind}")))
+}
+
+fn status(status: &Bound<'_, PyAny>, types: &Types) -> PyResult<Option<proto::Status>> {
+    let py = status.py();
+    if status.is_none() {
+        return Ok(None);
+    }
+    let fast = status.get_type().is(types.status.bind(py));
+    let code = field!(status, fast, "_status_code", "status_code")?;
+    let code = match (0..)
+        .zip(&types.status_codes)
+        .find(|(_, member)| code.is(member.bind(py)))
+    {
+        Some((number, _)) => number,
+        None => code.getattr(intern!(py, "value"))?.extract()?,
+    };
+    let message = or_empty(&field!(status, fast, "_description", "description")?)?;
+    Ok(Some(proto::Status { message, code }))
+}
+
+/// Iterates events or links: the SDK's BoundedList is walked through its deque.
+fn elements<'py>(
+    container: &Bound<'py, PyAny>,
+    types: &Types,
+) -> PyResult<Bound<'py, pyo3::types::PyIterator>> {
+    let py = container.py();
+    if container.get_type().is(types.bounded_list.bind(py)) {
+        return container.getattr(intern!(py, "_dq"))?.try_iter();
+    }
+    container.try_iter()
+}
+
+fn event(event: &Bound<'_, PyAny>, types: &Types, tally: &mut Tally) -> PyResult<proto::Event> {
+    let py = event.py();
+    let fast = event.get_type().is(types.event.bind(py));
+    let (attrs, dropped) = if fast {
+        let stored = event.getattr(intern!(py, "_attributes"))?;
+        (
+            attributes(&stored, types, tally)?,
+            dropped_of(&stored, &types.bounded_attributes)?,
+        )
+    } else {
+        let attrs = attributes(&event.getattr(intern!(py, "attributes"))?, types, tally)?;
+        (
+            attrs,
+            or_zero(&event.getattr(intern!(py, "dropped_attributes"))?)?,
+        )
+    };
+    Ok(proto::Event {
+        time_unix_nano: or_zero(&field!(event, fast, "_timestamp", "timestamp")?)?,
+        name: or_empty(&field!(event, fast, "_name", "name")?)?,
+        attributes: attrs,
+        dropped_attributes_count: dropped,
+    })
+}
+
+fn link(link: &Bound<'_, PyAny>, types: &Types, tally: &mut Tally) -> PyResult<proto::Link> {
+    let py = link.py();
+    let fast = link.get_type().is(types.link.bind(py));
+    let linked = context(&field!(link, fast, "_context", "context")?, types)?;
+    let (attrs, dropped) = if fast {
+        let stored = link.getattr(intern!(py, "_attributes"))?;
+        (
+            attributes(&stored, types, tally)?,
+            dropped_of(&stored, &types.bounded_attributes)?,
+        )
+    } else {
+        let attrs = attributes(&link.getattr(intern!(py, "attributes"))?, types, tally)?;
+        (
+            attrs,
+            or_zero(&link.getattr(intern!(py, "dropped_attributes"))?)?,
+        )
+    };
+    Ok(proto::Link {
+        trace_id: linked.trace_id.to_be_bytes().to_vec(),
+        span_id: linked.span_id.to_be_bytes().to_vec(),
+        attributes: attrs,
+        dropped_attributes_count: dropped,
+        flags: remote_flags(linked.is_remote),
+    })
+}
+
+/// Events or links with their dropped count, from the stored container or the public properties.
+fn sequence<T>(
+    span: &Bound<'_, PyAny>,
+    stored: Option<Bound<'_, PyAny>>,
+    public_items: &Bound<'_, PyString>,
+    public_dropped: &Bound<'_, PyString>,
+    types: &Types,
+    tally: &mut Tally,
+    read: fn(&Bound<'_, PyAny>, &Types, &mut Tally) -> PyResult<T>,
+) -> PyResult<(Vec<T>, u32)> {
+    let (items, dropped) = match stored {
+        Some(container) => (
+            elements(&container, types)?,
+            dropped_of(&container, &types.bounded_list)?,
+        ),
+        None => (
+            span.getattr(public_items)?.try_iter()?,
+            or_zero(&span.getattr(public_dropped)?)?,
+        ),
+    };
+    let read = items
+        .map(|item| read(&item?, types, tally))
+        .collect::<PyResult<_>>()?;
+    Ok((read, dropped))
+}
+
+pub fn read_span<'py>(
+    span: &Bound<'py, PyAny>,
+    types: &Types,
+    tally: &mut Tally,
+) -> PyResult<ReadSpan<'py>> {
+    let py = span.py();
+    let fast = span.get_type().is(types.readable_span.bind(py));
+    let own = if fast {
+        span.getattr(intern!(py, "_context"))?
+    } else {
+        span.call_method0(intern!(py, "get_span_context"))?
+    };
+    let own = context(&own, types)?;
+    let parent = field!(span, fast, "_parent", "parent")?;
+    let (parent_span_id, parent_is_remote) = if parent.is_truthy()? {
+        let parent = context(&parent, types)?;
+        (parent.span_id.to_be_bytes().to_vec(), parent.is_remote)
+    } else {
+        (Vec::new(), false)
+    };
+    let (attrs, dropped_attributes) = if fast {
+        let stored = span.getattr(intern!(py, "_attributes"))?;
+        (
+            attributes(&stored, types, tally)?,
+            dropped_of(&stored, &types.bounded_attributes)?,
+        )
+    } else {
+        let attrs = attributes(&span.getattr(intern!(py, "attributes"))?, types, tally)?;
+        (
+            attrs,
+            or_zero(&span.getattr(intern!(py, "dropped_attributes"))?)?,
+        )
+    };
+    let stored = |name: &Bound<'py, PyString>| {
+        if fast {
+            span.getattr(name).map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let (events, dropped_events) = sequence(
+        span,
+        stored(intern!(py, "_events"))?,
+        intern!(py, "events"),
+        intern!(py, "dropped_events"),
+        types,
+        tally,
+        event,
+    )?;
+    let (links, dropped_links) = sequence(
+        span,
+        stored(intern!(py, "_links"))?,
+        intern!(py, "links"),
+        intern!(py, "dropped_links"),
+        types,
+        tally,
+        link,
+    )?;
+    let scope = field!(
+        span,
+        fast,
+        "_instrumentation_scope",
+        "instrumentation_scope"
+    )?;
+    let encoded = proto::Span {
+        trace_id: own.trace_id.to_be_bytes().to_vec(),
+        span_id: own.span_id.to_be_bytes().to_vec(),
+        trace_state: trace_state(&own.trace_state, types)?,
+        parent_span_id,
+        name: or_empty(&field!(span, fast, "_name", "name")?)?,
+        kind: kind(&field!(span, fast, "_kind", "kind")?, types)?,
+        start_time_unix_nano: or_zero(&field!(span, fast, "_start_time", "start_time")?)?,
+        end_time_unix_nano: or_zero(&field!(span, fast, "_end_time", "end_time")?)?,
+        attributes: attrs,
+        dropped_attributes_count: dropped_attributes,
+        events,
+        dropped_events_count: dropped_events,
+        links,
+        dropped_links_count: dropped_links,
+        status: status(&field!(span, fast, "_status", "status")?, types)?,
+        flags: remote_flags(parent_is_remote),
+    };
+    Ok(ReadSpan {
+        span: encoded,
+        resource: field!(span, fast, "_resource", "resource")?,
+        scope: scope.is_truthy()?.then_some(scope),
+    })
+}

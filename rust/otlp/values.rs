@@ -1,0 +1,178 @@
+//! Attribute values and attribute maps, read from Python into OTLP `AnyValue`s.
+//!
+//! Mirrors `_encode_value` / `_encode_attributes` of opentelemetry-exporter-otlp-proto-common:
+//! the same type order (None, bool, str, int, float, bytes, Sequence, Mapping), and a value
+//! it cannot carry (another type, an int outside int64, a str that is not valid UTF-8)
+//! drops that one key, as the stock encoder does, and is counted instead of raising.
+
+use super::proto::{AnyValue, ArrayValue, KeyValue, KeyValueList, Value};
+use super::types::Types;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+
+/// Deeper nesting is treated as unencodable; it bounds our stack where Python would
+/// have raised `RecursionError` (a self-containing list, say).
+const MAX_DEPTH: u32 = 64;
+
+/// A value OTLP cannot carry; its key is left out.
+pub struct Unencodable;
+
+/// What one read pass skipped, for the caller's counters and warning.
+#[derive(Default)]
+pub struct Tally {
+    pub skipped_values: u64,
+    pub skipped_spans: u64,
+}
+
+/// Copies a Python `str` into an owned Rust string, refusing strings that are not valid UTF-8.
+pub fn owned_str(value: &Bound<'_, PyString>) -> Result<String, Unencodable> {
+    value
+        .to_cow()
+        .map(|s| s.into_owned())
+        .map_err(|_| Unencodable)
+}
+
+pub fn any_value(
+    value: &Bound<'_, PyAny>,
+    types: &Types,
+    depth: u32,
+) -> Result<AnyValue, Unencodable> {
+    if depth > MAX_DEPTH {
+        return Err(Unencodable);
+    }
+    let value = if value.is_none() {
+        None
+    } else if let Ok(s) = value.cast::<PyString>() {
+        Some(Value::String(owned_str(s)?))
+    } else if let Ok(b) = value.cast::<PyBool>() {
+        Some(Value::Bool(b.is_true()))
+    } else if let Ok(i) = value.cast::<PyInt>() {
+        Some(Value::Int(i.extract::<i64>().map_err(|_| Unencodable)?))
+    } else if let Ok(f) = value.cast::<PyFloat>() {
+        Some(Value::Double(f.value()))
+    } else if let Ok(b) = value.cast::<PyBytes>() {
+        Some(Value::Bytes(b.as_bytes().to_vec()))
+    } else if let Ok(t) = value.cast::<PyTuple>() {
+        Some(Value::Array(array(t.iter().map(Ok), types, depth)?))
+    } else if let Ok(l) = value.cast::<PyList>() {
+        Some(Value::Array(array(l.iter().map(Ok), types, depth)?))
+    } else if value
+        .is_instance(types.sequence.bind(value.py()))
+        .map_err(|_| Unencodable)?
+    {
+        Some(Value::Array(array(
+            value.try_iter().map_err(|_| Unencodable)?,
+            types,
+            depth,
+        )?))
+    } else if let Ok(d) = value.cast_exact::<PyDict>() {
+        Some(Value::KvList(kv_list(d.iter().map(Ok), types, depth)?))
+    } else if value
+        .is_instance(types.mapping.bind(value.py()))
+        .map_err(|_| Unencodable)?
+    {
+        let items = value
+            .call_method0(intern!(value.py(), "items"))
+            .map_err(|_| Unencodable)?;
+        let pairs = items
+            .try_iter()
+            .map_err(|_| Unencodable)?
+            .map(|item| item.and_then(|i| i.extract()));
+        Some(Value::KvList(kv_list(pairs, types, depth)?))
+    } else {
+        return Err(Unencodable);
+    };
+    Ok(AnyValue { value })
+}
+
+fn array<'py>(
+    items: impl Iterator<Item = PyResult<Bound<'py, PyAny>>>,
+    types: &Types,
+    depth: u32,
+) -> Result<ArrayValue, Unencodable> {
+    let values = items
+        .map(|item| any_value(&item.map_err(|_| Unencodable)?, types, depth + 1))
+        .collect::<Result<_, _>>()?;
+    Ok(ArrayValue { values })
+}
+
+/// A mapping value: keys become `str(key)`, as in the stock encoder.
+fn kv_list<'py>(
+    pairs: impl Iterator<Item = PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)>>,
+    types: &Types,
+    depth: u32,
+) -> Result<KeyValueList, Unencodable> {
+    let mut values = Vec::new();
+    for pair in pairs {
+        let (key, value) = pair.map_err(|_| Unencodable)?;
+        let key = match key.cast::<PyString>() {
+            Ok(s) => owned_str(s)?,
+            Err(_) => owned_str(&key.str().map_err(|_| Unencodable)?)?,
+        };
+        let value = any_value(&value, types, depth + 1)?;
+        values.push(KeyValue {
+            key,
+            value: Some(value),
+        });
+    }
+    Ok(KeyValueList { values })
+}
+
+/// One attribute: a `str` key and an encodable value, or nothing.
+fn key_value(
+    key: &Bound<'_, PyAny>,
+    value: &Bound<'_, PyAny>,
+    types: &Types,
+) -> Result<KeyValue, Unencodable> {
+    let key = owned_str(key.cast::<PyString>().map_err(|_| Unencodable)?)?;
+    Ok(KeyValue {
+        key,
+        value: Some(any_value(value, types, 0)?),
+    })
+}
+
+/// Encodes an attribute mapping (`BoundedAttributes`, `dict`, any `Mapping`, or `None`),
+/// leaving out and counting the keys whose values cannot be encoded.
+pub fn attributes(
+    attributes: &Bound<'_, PyAny>,
+    types: &Types,
+    tally: &mut Tally,
+) -> PyResult<Vec<KeyValue>> {
+    let py = attributes.py();
+    let mut out = Vec::new();
+    let mut push =
+        |key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>| match key_value(key, value, types) {
+            Ok(kv) => out.push(kv),
+            Err(Unencodable) => tally.skipped_values += 1,
+        };
+    if attributes.is_none() {
+        return Ok(out);
+    }
+    // The SDK's container keeps a plain dict underneath; walking it skips Python-level iteration.
+    let plain = if attributes.get_type().is(types.bounded_attributes.bind(py)) {
+        attributes.getattr(intern!(py, "_dict"))?
+    } else {
+        attributes.clone()
+    };
+    if let Ok(dict) = plain.cast_exact::<PyDict>() {
+        for (key, value) in dict.iter() {
+            push(&key, &value);
+        }
+    } else if plain.is_truthy()? {
+        for item in plain.call_method0(intern!(py, "items"))?.try_iter()? {
+            let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+            push(&key, &value);
+        }
+    }
+    Ok(out)
+}
+
+/// A `dropped_*` count as the SDK computes it: the container's `dropped` if it is a `bounded` one, else 0.
+pub fn dropped_of(container: &Bound<'_, PyAny>, bounded: &Py<PyType>) -> PyResult<u32> {
+    let py = container.py();
+    if container.is_instance(bounded.bind(py))? {
+        return container.getattr(intern!(py, "dropped"))?.extract();
+    }
+    Ok(0)
+}
