@@ -107,7 +107,7 @@ pub fn encode_resource(
     let attributes = attributes(&resource.getattr(intern!(py, "attributes"))?, types, tally)?;
     Ok((
         proto::Resource { attributes },
-        or_empty(&resource.getattr(intern!(py, "schema_url"))?)?,
+        or_empty(&resource.getattr(intern!(py, "schema_url"))?, tally)?,
     ))
 }
 
@@ -118,13 +118,13 @@ pub fn encode_scope(
 ) -> PyResult<(proto::InstrumentationScope, String)> {
     let py = scope.py();
     let message = proto::InstrumentationScope {
-        name: or_empty(&scope.getattr(intern!(py, "name"))?)?,
-        version: or_empty(&scope.getattr(intern!(py, "version"))?)?,
+        name: or_empty(&scope.getattr(intern!(py, "name"))?, tally)?,
+        version: or_empty(&scope.getattr(intern!(py, "version"))?, tally)?,
         attributes: attributes(&scope.getattr(intern!(py, "attributes"))?, types, tally)?,
     };
     Ok((
         message,
-        or_empty(&scope.getattr(intern!(py, "schema_url"))?)?,
+        or_empty(&scope.getattr(intern!(py, "schema_url"))?, tally)?,
     ))
 }
 

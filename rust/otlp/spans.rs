@@ -7,11 +7,11 @@
 
 use super::proto::{self, remote_flags};
 use super::types::Types;
-use super::values::{attributes, dropped_of, owned_str, Tally};
+use super::values::{attributes, dropped_of, Tally};
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 
 /// A span read from Python, still holding the objects it is grouped by.
 pub struct ReadSpan<'py> {
@@ -21,16 +21,67 @@ pub struct ReadSpan<'py> {
     pub scope: Option<Bound<'py, PyAny>>,
 }
 
-/// Reads `$object.$stored` when `$fast`, else `$object.$public`.
+/// Reads `$private` from `$fields` (the instance dict of an SDK object), else the `$public` attribute.
 macro_rules! field {
-    ($object:expr, $fast:expr, $stored:literal, $public:literal) => {{
+    ($object:expr, $fields:expr, $private:literal, $public:literal) => {{
         let py = $object.py();
-        if $fast {
-            $object.getattr(intern!(py, $stored))
-        } else {
-            $object.getattr(intern!(py, $public))
+        match &$fields {
+            Some(fields) => stored($object, fields, intern!(py, $private)),
+            None => $object.getattr(intern!(py, $public)),
         }
     }};
+}
+
+/// The instance dict of an object of exactly type `class`: its stored fields are what the
+/// public properties return, and a dict lookup skips the class attribute search.
+fn fields_of<'py>(
+    object: &Bound<'py, PyAny>,
+    class: &Py<PyType>,
+) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let py = object.py();
+    if !object.get_type().is(class.bind(py)) {
+        return Ok(None);
+    }
+    Ok(object
+        .getattr(intern!(py, "__dict__"))?
+        .cast_into::<PyDict>()
+        .ok())
+}
+
+/// A stored field; a missing one raises the usual AttributeError.
+fn stored<'py>(
+    object: &Bound<'py, PyAny>,
+    fields: &Bound<'py, PyDict>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Bound<'py, PyAny>> {
+    match fields.get_item(name)? {
+        Some(value) => Ok(value),
+        None => object.getattr(name),
+    }
+}
+
+/// `attributes` and `dropped_attributes` of a span, event or link.
+fn attributes_and_dropped(
+    object: &Bound<'_, PyAny>,
+    fields: &Option<Bound<'_, PyDict>>,
+    types: &Types,
+    tally: &mut Tally,
+) -> PyResult<(Vec<proto::KeyValue>, u32)> {
+    let py = object.py();
+    match fields {
+        Some(fields) => {
+            let container = stored(object, fields, intern!(py, "_attributes"))?;
+            let dropped = dropped_of(&container, &types.bounded_attributes)?;
+            Ok((attributes(&container, types, tally)?, dropped))
+        }
+        None => {
+            let attrs = attributes(&object.getattr(intern!(py, "attributes"))?, types, tally)?;
+            Ok((
+                attrs,
+                or_zero(&object.getattr(intern!(py, "dropped_attributes"))?)?,
+            ))
+        }
+    }
 }
 
 /// A protobuf scalar: `None` leaves the field unset, i.e. zero.
@@ -43,11 +94,12 @@ fn or_zero<'py, T: FromPyObjectOwned<'py> + Default>(value: &Bound<'py, PyAny>) 
 }
 
 /// A protobuf string: `None` leaves it empty; a str that is not valid UTF-8 is an error.
-pub fn or_empty(value: &Bound<'_, PyAny>) -> PyResult<String> {
+pub fn or_empty(value: &Bound<'_, PyAny>, tally: &mut Tally) -> PyResult<String> {
     if value.is_none() {
         return Ok(String::new());
     }
-    owned_str(value.cast::<PyString>()?)
+    tally
+        .text(value.cast::<PyString>()?)
         .map_err(|_| PyValueError::new_err("string is not valid UTF-8 (lone surrogate?)"))
 }
 
@@ -80,7 +132,7 @@ fn context<'py>(context: &Bound<'py, PyAny>, types: &Types) -> PyResult<Context<
 }
 
 /// `key1=value1,key2=value2`, the stock rendering of a TraceState; `None` renders as nothing.
-fn trace_state(state: &Bound<'_, PyAny>, types: &Types) -> PyResult<String> {
+fn trace_state(state: &Bound<'_, PyAny>, types: &Types, tally: &mut Tally) -> PyResult<String> {
     let py = state.py();
     if state.is_none() {
         return Ok(String::new());
@@ -90,9 +142,9 @@ fn trace_state(state: &Bound<'_, PyAny>, types: &Types) -> PyResult<String> {
         if !out.is_empty() {
             out.push(',');
         }
-        out.push_str(&or_empty(&key.str()?.into_any())?);
+        out.push_str(&or_empty(&key.str()?.into_any(), tally)?);
         out.push('=');
-        out.push_str(&or_empty(&value.str()?.into_any())?);
+        out.push_str(&or_empty(&value.str()?.into_any(), tally)?);
         Ok(())
     };
     if state.get_type().is(types.trace_state.bind(py)) {
@@ -120,13 +172,17 @@ fn kind(kind: &Bound<'_, PyAny>, types: &Types) -> PyResult<i32> {
     Err(PyValueError::new_err(format!("unknown span kind {kind}")))
 }
 
-fn status(status: &Bound<'_, PyAny>, types: &Types) -> PyResult<Option<proto::Status>> {
+fn status(
+    status: &Bound<'_, PyAny>,
+    types: &Types,
+    tally: &mut Tally,
+) -> PyResult<Option<proto::Status>> {
     let py = status.py();
     if status.is_none() {
         return Ok(None);
     }
-    let fast = status.get_type().is(types.status.bind(py));
-    let code = field!(status, fast, "_status_code", "status_code")?;
+    let fields = fields_of(status, &types.status)?;
+    let code = field!(status, fields, "_status_code", "status_code")?;
     let code = match (0..)
         .zip(&types.status_codes)
         .find(|(_, member)| code.is(member.bind(py)))
@@ -134,7 +190,10 @@ fn status(status: &Bound<'_, PyAny>, types: &Types) -> PyResult<Option<proto::St
         Some((number, _)) => number,
         None => code.getattr(intern!(py, "value"))?.extract()?,
     };
-    let message = or_empty(&field!(status, fast, "_description", "description")?)?;
+    let message = or_empty(
+        &field!(status, fields, "_description", "description")?,
+        tally,
+    )?;
     Ok(Some(proto::Status { message, code }))
 }
 
@@ -151,46 +210,20 @@ fn elements<'py>(
 }
 
 fn event(event: &Bound<'_, PyAny>, types: &Types, tally: &mut Tally) -> PyResult<proto::Event> {
-    let py = event.py();
-    let fast = event.get_type().is(types.event.bind(py));
-    let (attrs, dropped) = if fast {
-        let stored = event.getattr(intern!(py, "_attributes"))?;
-        (
-            attributes(&stored, types, tally)?,
-            dropped_of(&stored, &types.bounded_attributes)?,
-        )
-    } else {
-        let attrs = attributes(&event.getattr(intern!(py, "attributes"))?, types, tally)?;
-        (
-            attrs,
-            or_zero(&event.getattr(intern!(py, "dropped_attributes"))?)?,
-        )
-    };
+    let fields = fields_of(event, &types.event)?;
+    let (attrs, dropped) = attributes_and_dropped(event, &fields, types, tally)?;
     Ok(proto::Event {
-        time_unix_nano: or_zero(&field!(event, fast, "_timestamp", "timestamp")?)?,
-        name: or_empty(&field!(event, fast, "_name", "name")?)?,
+        time_unix_nano: or_zero(&field!(event, fields, "_timestamp", "timestamp")?)?,
+        name: or_empty(&field!(event, fields, "_name", "name")?, tally)?,
         attributes: attrs,
         dropped_attributes_count: dropped,
     })
 }
 
 fn link(link: &Bound<'_, PyAny>, types: &Types, tally: &mut Tally) -> PyResult<proto::Link> {
-    let py = link.py();
-    let fast = link.get_type().is(types.link.bind(py));
-    let linked = context(&field!(link, fast, "_context", "context")?, types)?;
-    let (attrs, dropped) = if fast {
-        let stored = link.getattr(intern!(py, "_attributes"))?;
-        (
-            attributes(&stored, types, tally)?,
-            dropped_of(&stored, &types.bounded_attributes)?,
-        )
-    } else {
-        let attrs = attributes(&link.getattr(intern!(py, "attributes"))?, types, tally)?;
-        (
-            attrs,
-            or_zero(&link.getattr(intern!(py, "dropped_attributes"))?)?,
-        )
-    };
+    let fields = fields_of(link, &types.link)?;
+    let linked = context(&field!(link, fields, "_context", "context")?, types)?;
+    let (attrs, dropped) = attributes_and_dropped(link, &fields, types, tally)?;
     Ok(proto::Link {
         trace_id: linked.trace_id.to_be_bytes().to_vec(),
         span_id: linked.span_id.to_be_bytes().to_vec(),
@@ -232,43 +265,29 @@ pub fn read_span<'py>(
     tally: &mut Tally,
 ) -> PyResult<ReadSpan<'py>> {
     let py = span.py();
-    let fast = span.get_type().is(types.readable_span.bind(py));
-    let own = if fast {
-        span.getattr(intern!(py, "_context"))?
-    } else {
-        span.call_method0(intern!(py, "get_span_context"))?
+    let fields = fields_of(span, &types.readable_span)?;
+    let own = match &fields {
+        Some(fields) => stored(span, fields, intern!(py, "_context"))?,
+        None => span.call_method0(intern!(py, "get_span_context"))?,
     };
     let own = context(&own, types)?;
-    let parent = field!(span, fast, "_parent", "parent")?;
+    let parent = field!(span, fields, "_parent", "parent")?;
     let (parent_span_id, parent_is_remote) = if parent.is_truthy()? {
         let parent = context(&parent, types)?;
         (parent.span_id.to_be_bytes().to_vec(), parent.is_remote)
     } else {
         (Vec::new(), false)
     };
-    let (attrs, dropped_attributes) = if fast {
-        let stored = span.getattr(intern!(py, "_attributes"))?;
-        (
-            attributes(&stored, types, tally)?,
-            dropped_of(&stored, &types.bounded_attributes)?,
-        )
-    } else {
-        let attrs = attributes(&span.getattr(intern!(py, "attributes"))?, types, tally)?;
-        (
-            attrs,
-            or_zero(&span.getattr(intern!(py, "dropped_attributes"))?)?,
-        )
-    };
-    let stored = |name: &Bound<'py, PyString>| {
-        if fast {
-            span.getattr(name).map(Some)
-        } else {
-            Ok(None)
-        }
+    let (attrs, dropped_attributes) = attributes_and_dropped(span, &fields, types, tally)?;
+    let container = |name: &Bound<'py, PyString>| {
+        fields
+            .as_ref()
+            .map(|fields| stored(span, fields, name))
+            .transpose()
     };
     let (events, dropped_events) = sequence(
         span,
-        stored(intern!(py, "_events"))?,
+        container(intern!(py, "_events"))?,
         intern!(py, "events"),
         intern!(py, "dropped_events"),
         types,
@@ -277,7 +296,7 @@ pub fn read_span<'py>(
     )?;
     let (links, dropped_links) = sequence(
         span,
-        stored(intern!(py, "_links"))?,
+        container(intern!(py, "_links"))?,
         intern!(py, "links"),
         intern!(py, "dropped_links"),
         types,
@@ -286,31 +305,31 @@ pub fn read_span<'py>(
     )?;
     let scope = field!(
         span,
-        fast,
+        fields,
         "_instrumentation_scope",
         "instrumentation_scope"
     )?;
     let encoded = proto::Span {
         trace_id: own.trace_id.to_be_bytes().to_vec(),
         span_id: own.span_id.to_be_bytes().to_vec(),
-        trace_state: trace_state(&own.trace_state, types)?,
+        trace_state: trace_state(&own.trace_state, types, tally)?,
         parent_span_id,
-        name: or_empty(&field!(span, fast, "_name", "name")?)?,
-        kind: kind(&field!(span, fast, "_kind", "kind")?, types)?,
-        start_time_unix_nano: or_zero(&field!(span, fast, "_start_time", "start_time")?)?,
-        end_time_unix_nano: or_zero(&field!(span, fast, "_end_time", "end_time")?)?,
+        name: or_empty(&field!(span, fields, "_name", "name")?, tally)?,
+        kind: kind(&field!(span, fields, "_kind", "kind")?, types)?,
+        start_time_unix_nano: or_zero(&field!(span, fields, "_start_time", "start_time")?)?,
+        end_time_unix_nano: or_zero(&field!(span, fields, "_end_time", "end_time")?)?,
         attributes: attrs,
         dropped_attributes_count: dropped_attributes,
         events,
         dropped_events_count: dropped_events,
         links,
         dropped_links_count: dropped_links,
-        status: status(&field!(span, fast, "_status", "status")?, types)?,
+        status: status(&field!(span, fields, "_status", "status")?, types, tally)?,
         flags: remote_flags(parent_is_remote),
     };
     Ok(ReadSpan {
         span: encoded,
-        resource: field!(span, fast, "_resource", "resource")?,
+        resource: field!(span, fields, "_resource", "resource")?,
         scope: scope.is_truthy()?.then_some(scope),
     })
 }

@@ -10,6 +10,7 @@ use super::types::Types;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use std::collections::HashMap;
 
 /// Deeper nesting is treated as unencodable; it bounds our stack where Python would
 /// have raised `RecursionError` (a self-containing list, say).
@@ -18,11 +19,33 @@ const MAX_DEPTH: u32 = 64;
 /// A value OTLP cannot carry; its key is left out.
 pub struct Unencodable;
 
-/// What one read pass skipped, for the caller's counters and warning.
+/// Distinct strings one pass remembers at most.
+const STRING_CACHE_LIMIT: usize = 4096;
+
+/// One read pass: what it skipped, and the strings it has already copied.
 #[derive(Default)]
 pub struct Tally {
     pub skipped_values: u64,
     pub skipped_spans: u64,
+    /// Keys, names and many values are the same `str` objects span after span; copying
+    /// each once saves a UTF-8 encoding and two allocations per use. The entry holds
+    /// its object, so the address stays that object's until the pass ends.
+    strings: HashMap<usize, (Py<PyString>, String)>,
+}
+
+impl Tally {
+    pub fn text(&mut self, value: &Bound<'_, PyString>) -> Result<String, Unencodable> {
+        let address = value.as_ptr() as usize;
+        if let Some((_, text)) = self.strings.get(&address) {
+            return Ok(text.clone());
+        }
+        let text = owned_str(value)?;
+        if self.strings.len() < STRING_CACHE_LIMIT {
+            self.strings
+                .insert(address, (value.clone().unbind(), text.clone()));
+        }
+        Ok(text)
+    }
 }
 
 /// Copies a Python `str` into an owned Rust string, refusing strings that are not valid UTF-8.
@@ -36,6 +59,7 @@ pub fn owned_str(value: &Bound<'_, PyString>) -> Result<String, Unencodable> {
 pub fn any_value(
     value: &Bound<'_, PyAny>,
     types: &Types,
+    tally: &mut Tally,
     depth: u32,
 ) -> Result<AnyValue, Unencodable> {
     if depth > MAX_DEPTH {
@@ -44,7 +68,7 @@ pub fn any_value(
     let value = if value.is_none() {
         None
     } else if let Ok(s) = value.cast::<PyString>() {
-        Some(Value::String(owned_str(s)?))
+        Some(Value::String(tally.text(s)?))
     } else if let Ok(b) = value.cast::<PyBool>() {
         Some(Value::Bool(b.is_true()))
     } else if let Ok(i) = value.cast::<PyInt>() {
@@ -54,9 +78,9 @@ pub fn any_value(
     } else if let Ok(b) = value.cast::<PyBytes>() {
         Some(Value::Bytes(b.as_bytes().to_vec()))
     } else if let Ok(t) = value.cast::<PyTuple>() {
-        Some(Value::Array(array(t.iter().map(Ok), types, depth)?))
+        Some(Value::Array(array(t.iter().map(Ok), types, tally, depth)?))
     } else if let Ok(l) = value.cast::<PyList>() {
-        Some(Value::Array(array(l.iter().map(Ok), types, depth)?))
+        Some(Value::Array(array(l.iter().map(Ok), types, tally, depth)?))
     } else if value
         .is_instance(types.sequence.bind(value.py()))
         .map_err(|_| Unencodable)?
@@ -64,10 +88,16 @@ pub fn any_value(
         Some(Value::Array(array(
             value.try_iter().map_err(|_| Unencodable)?,
             types,
+            tally,
             depth,
         )?))
     } else if let Ok(d) = value.cast_exact::<PyDict>() {
-        Some(Value::KvList(kv_list(d.iter().map(Ok), types, depth)?))
+        Some(Value::KvList(kv_list(
+            d.iter().map(Ok),
+            types,
+            tally,
+            depth,
+        )?))
     } else if value
         .is_instance(types.mapping.bind(value.py()))
         .map_err(|_| Unencodable)?
@@ -79,7 +109,7 @@ pub fn any_value(
             .try_iter()
             .map_err(|_| Unencodable)?
             .map(|item| item.and_then(|i| i.extract()));
-        Some(Value::KvList(kv_list(pairs, types, depth)?))
+        Some(Value::KvList(kv_list(pairs, types, tally, depth)?))
     } else {
         return Err(Unencodable);
     };
@@ -89,10 +119,11 @@ pub fn any_value(
 fn array<'py>(
     items: impl Iterator<Item = PyResult<Bound<'py, PyAny>>>,
     types: &Types,
+    tally: &mut Tally,
     depth: u32,
 ) -> Result<ArrayValue, Unencodable> {
     let values = items
-        .map(|item| any_value(&item.map_err(|_| Unencodable)?, types, depth + 1))
+        .map(|item| any_value(&item.map_err(|_| Unencodable)?, types, tally, depth + 1))
         .collect::<Result<_, _>>()?;
     Ok(ArrayValue { values })
 }
@@ -101,16 +132,17 @@ fn array<'py>(
 fn kv_list<'py>(
     pairs: impl Iterator<Item = PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)>>,
     types: &Types,
+    tally: &mut Tally,
     depth: u32,
 ) -> Result<KeyValueList, Unencodable> {
     let mut values = Vec::new();
     for pair in pairs {
         let (key, value) = pair.map_err(|_| Unencodable)?;
         let key = match key.cast::<PyString>() {
-            Ok(s) => owned_str(s)?,
+            Ok(s) => tally.text(s)?,
             Err(_) => owned_str(&key.str().map_err(|_| Unencodable)?)?,
         };
-        let value = any_value(&value, types, depth + 1)?;
+        let value = any_value(&value, types, tally, depth + 1)?;
         values.push(KeyValue {
             key,
             value: Some(value),
@@ -124,11 +156,12 @@ fn key_value(
     key: &Bound<'_, PyAny>,
     value: &Bound<'_, PyAny>,
     types: &Types,
+    tally: &mut Tally,
 ) -> Result<KeyValue, Unencodable> {
-    let key = owned_str(key.cast::<PyString>().map_err(|_| Unencodable)?)?;
+    let key = tally.text(key.cast::<PyString>().map_err(|_| Unencodable)?)?;
     Ok(KeyValue {
         key,
-        value: Some(any_value(value, types, 0)?),
+        value: Some(any_value(value, types, tally, 0)?),
     })
 }
 
@@ -141,11 +174,12 @@ pub fn attributes(
 ) -> PyResult<Vec<KeyValue>> {
     let py = attributes.py();
     let mut out = Vec::new();
-    let mut push =
-        |key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>| match key_value(key, value, types) {
-            Ok(kv) => out.push(kv),
-            Err(Unencodable) => tally.skipped_values += 1,
-        };
+    let mut push = |key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>| match key_value(
+        key, value, types, tally,
+    ) {
+        Ok(kv) => out.push(kv),
+        Err(Unencodable) => tally.skipped_values += 1,
+    };
     if attributes.is_none() {
         return Ok(out);
     }
