@@ -7,11 +7,11 @@
 
 use super::proto::{self, remote_flags};
 use super::types::Types;
-use super::values::{attributes, dropped_of, Tally};
+use super::values::{attributes, dropped_of, fields_of, or_zero, stored, stored_attributes, Tally};
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple, PyType};
+use pyo3::types::{PyDict, PyIterator, PyString, PyTuple};
 
 /// A span read from Python, still holding the objects it is grouped by.
 pub struct ReadSpan<'py> {
@@ -32,34 +32,6 @@ macro_rules! field {
     }};
 }
 
-/// The instance dict of an object of exactly type `class`: its stored fields are what the
-/// public properties return, and a dict lookup skips the class attribute search.
-fn fields_of<'py>(
-    object: &Bound<'py, PyAny>,
-    class: &Py<PyType>,
-) -> PyResult<Option<Bound<'py, PyDict>>> {
-    let py = object.py();
-    if !object.get_type().is(class.bind(py)) {
-        return Ok(None);
-    }
-    Ok(object
-        .getattr(intern!(py, "__dict__"))?
-        .cast_into::<PyDict>()
-        .ok())
-}
-
-/// A stored field; a missing one raises the usual AttributeError.
-fn stored<'py>(
-    object: &Bound<'py, PyAny>,
-    fields: &Bound<'py, PyDict>,
-    name: &Bound<'py, PyString>,
-) -> PyResult<Bound<'py, PyAny>> {
-    match fields.get_item(name)? {
-        Some(value) => Ok(value),
-        None => object.getattr(name),
-    }
-}
-
 /// `attributes` and `dropped_attributes` of a span, event or link.
 fn attributes_and_dropped(
     object: &Bound<'_, PyAny>,
@@ -69,11 +41,11 @@ fn attributes_and_dropped(
 ) -> PyResult<(Vec<proto::KeyValue>, u32)> {
     let py = object.py();
     match fields {
-        Some(fields) => {
-            let container = stored(object, fields, intern!(py, "_attributes"))?;
-            let dropped = dropped_of(&container, &types.bounded_attributes)?;
-            Ok((attributes(&container, types, tally)?, dropped))
-        }
+        Some(fields) => stored_attributes(
+            &stored(object, fields, intern!(py, "_attributes"))?,
+            types,
+            tally,
+        ),
         None => {
             let attrs = attributes(&object.getattr(intern!(py, "attributes"))?, types, tally)?;
             Ok((
@@ -81,15 +53,6 @@ fn attributes_and_dropped(
                 or_zero(&object.getattr(intern!(py, "dropped_attributes"))?)?,
             ))
         }
-    }
-}
-
-/// A protobuf scalar: `None` leaves the field unset, i.e. zero.
-fn or_zero<'py, T: FromPyObjectOwned<'py> + Default>(value: &Bound<'py, PyAny>) -> PyResult<T> {
-    if value.is_none() {
-        Ok(T::default())
-    } else {
-        value.extract().map_err(Into::into)
     }
 }
 
@@ -197,16 +160,23 @@ fn status(
     Ok(Some(proto::Status { message, code }))
 }
 
-/// Iterates events or links: the SDK's BoundedList is walked through its deque.
+/// Iterates events or links with their dropped count; the SDK's BoundedList is walked through its deque.
 fn elements<'py>(
     container: &Bound<'py, PyAny>,
     types: &Types,
-) -> PyResult<Bound<'py, pyo3::types::PyIterator>> {
+) -> PyResult<(Bound<'py, PyIterator>, u32)> {
     let py = container.py();
-    if container.get_type().is(types.bounded_list.bind(py)) {
-        return container.getattr(intern!(py, "_dq"))?.try_iter();
+    if let Some(fields) = fields_of(container, &types.bounded_list)? {
+        let items = stored(container, &fields, intern!(py, "_dq"))?.try_iter()?;
+        return Ok((
+            items,
+            or_zero(&stored(container, &fields, intern!(py, "dropped"))?)?,
+        ));
     }
-    container.try_iter()
+    Ok((
+        container.try_iter()?,
+        dropped_of(container, &types.bounded_list)?,
+    ))
 }
 
 fn event(event: &Bound<'_, PyAny>, types: &Types, tally: &mut Tally) -> PyResult<proto::Event> {
@@ -244,10 +214,7 @@ fn sequence<T>(
     read: fn(&Bound<'_, PyAny>, &Types, &mut Tally) -> PyResult<T>,
 ) -> PyResult<(Vec<T>, u32)> {
     let (items, dropped) = match stored {
-        Some(container) => (
-            elements(&container, types)?,
-            dropped_of(&container, &types.bounded_list)?,
-        ),
+        Some(container) => elements(&container, types)?,
         None => (
             span.getattr(public_items)?.try_iter()?,
             or_zero(&span.getattr(public_dropped)?)?,

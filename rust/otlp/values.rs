@@ -10,7 +10,7 @@ use super::types::Types;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// Deeper nesting is treated as unencodable; it bounds our stack where Python would
 /// have raised `RecursionError` (a self-containing list, say).
@@ -29,8 +29,9 @@ pub struct Tally {
     pub skipped_spans: u64,
     /// Keys, names and many values are the same `str` objects span after span; copying
     /// each once saves a UTF-8 encoding and two allocations per use. The entry holds
-    /// its object, so the address stays that object's until the pass ends.
-    strings: HashMap<usize, (Py<PyString>, String)>,
+    /// its object, so the address stays that object's until the pass ends. Keys are
+    /// addresses, so the fast Fx hash is enough.
+    strings: FxHashMap<usize, (Py<PyString>, String)>,
 }
 
 impl Tally {
@@ -173,15 +174,8 @@ pub fn attributes(
     tally: &mut Tally,
 ) -> PyResult<Vec<KeyValue>> {
     let py = attributes.py();
-    let mut out = Vec::new();
-    let mut push = |key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>| match key_value(
-        key, value, types, tally,
-    ) {
-        Ok(kv) => out.push(kv),
-        Err(Unencodable) => tally.skipped_values += 1,
-    };
     if attributes.is_none() {
-        return Ok(out);
+        return Ok(Vec::new());
     }
     // The SDK's container keeps a plain dict underneath; walking it skips Python-level iteration.
     let plain = if attributes.get_type().is(types.bounded_attributes.bind(py)) {
@@ -189,7 +183,15 @@ pub fn attributes(
     } else {
         attributes.clone()
     };
-    if let Ok(dict) = plain.cast_exact::<PyDict>() {
+    let dict = plain.cast_exact::<PyDict>().ok();
+    let mut out = Vec::with_capacity(dict.as_ref().map_or(0, |d| d.len()));
+    let mut push = |key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>| match key_value(
+        key, value, types, tally,
+    ) {
+        Ok(kv) => out.push(kv),
+        Err(Unencodable) => tally.skipped_values += 1,
+    };
+    if let Some(dict) = dict {
         for (key, value) in dict.iter() {
             push(&key, &value);
         }
@@ -209,4 +211,57 @@ pub fn dropped_of(container: &Bound<'_, PyAny>, bounded: &Py<PyType>) -> PyResul
         return container.getattr(intern!(py, "dropped"))?.extract();
     }
     Ok(0)
+}
+
+/// A protobuf scalar: `None` leaves the field unset, i.e. zero.
+pub fn or_zero<'py, T: FromPyObjectOwned<'py> + Default>(value: &Bound<'py, PyAny>) -> PyResult<T> {
+    if value.is_none() {
+        Ok(T::default())
+    } else {
+        value.extract().map_err(Into::into)
+    }
+}
+
+/// The instance dict of an object of exactly type `class`: its stored fields are what the
+/// public properties return, and a dict lookup skips the class attribute search.
+pub fn fields_of<'py>(
+    object: &Bound<'py, PyAny>,
+    class: &Py<PyType>,
+) -> PyResult<Option<Bound<'py, PyDict>>> {
+    let py = object.py();
+    if !object.get_type().is(class.bind(py)) {
+        return Ok(None);
+    }
+    Ok(object
+        .getattr(intern!(py, "__dict__"))?
+        .cast_into::<PyDict>()
+        .ok())
+}
+
+/// A stored field; a missing one raises the usual AttributeError.
+pub fn stored<'py>(
+    object: &Bound<'py, PyAny>,
+    fields: &Bound<'py, PyDict>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Bound<'py, PyAny>> {
+    match fields.get_item(name)? {
+        Some(value) => Ok(value),
+        None => object.getattr(name),
+    }
+}
+
+/// A span's, event's or link's stored `_attributes` with the dropped count the SDK reports.
+pub fn stored_attributes(
+    container: &Bound<'_, PyAny>,
+    types: &Types,
+    tally: &mut Tally,
+) -> PyResult<(Vec<KeyValue>, u32)> {
+    let py = container.py();
+    if let Some(fields) = fields_of(container, &types.bounded_attributes)? {
+        let plain = stored(container, &fields, intern!(py, "_dict"))?;
+        let dropped = or_zero(&stored(container, &fields, intern!(py, "dropped"))?)?;
+        return Ok((attributes(&plain, types, tally)?, dropped));
+    }
+    let dropped = dropped_of(container, &types.bounded_attributes)?;
+    Ok((attributes(container, types, tally)?, dropped))
 }
