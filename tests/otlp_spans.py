@@ -57,11 +57,17 @@ def remote_parent(trace_id: int, span_id: int, state: TraceState | None = None) 
 
 def corpus() -> list[ReadableSpan]:
     """A batch touching every field, several resources (two equal but distinct) and scopes."""
-    main = Resource({"service.name": "shop", "host.id": 7, "tags": ("a", "b")}, schema_url="https://opentelemetry.io/s/1")
+    main = Resource(
+        {"service.name": "shop", "host.id": 7, "tags": ("a", "b")}, schema_url="https://opentelemetry.io/s/1"
+    )
     # Equal to ``main`` (same attributes and schema, other order): the stock dict puts both in one group.
-    twin = Resource({"tags": ("a", "b"), "host.id": 7, "service.name": "shop"}, schema_url="https://opentelemetry.io/s/1")
+    twin = Resource(
+        {"tags": ("a", "b"), "host.id": 7, "service.name": "shop"}, schema_url="https://opentelemetry.io/s/1"
+    )
     bare = Resource({})
-    limits = SpanLimits(max_span_attributes=40, max_events=2, max_links=2, max_event_attributes=1, max_link_attributes=1)
+    limits = SpanLimits(
+        max_span_attributes=40, max_events=2, max_links=2, max_event_attributes=1, max_link_attributes=1
+    )
     spans: list[ReadableSpan] = []
     for resource in (main, bare, twin):
         provider, exporter = recorder(resource, limits)
