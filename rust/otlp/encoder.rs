@@ -9,8 +9,8 @@ use super::proto;
 use super::spans::read_span;
 use super::types::Types;
 use super::values::Tally;
+use super::write::encode_request;
 use parking_lot::Mutex;
-use prost::Message;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -109,7 +109,7 @@ impl PySpanEncoder {
         self.skipped_spans
             .fetch_add(tally.skipped_spans, Ordering::Relaxed);
         let request = request?;
-        let bytes = py.detach(|| request.encode_to_vec());
+        let bytes = py.detach(|| encode_request(&request));
         Ok(PyBytes::new(py, &bytes))
     }
 

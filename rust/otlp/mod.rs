@@ -7,3 +7,4 @@ pub mod proto;
 mod spans;
 mod types;
 mod values;
+mod write;
