@@ -96,6 +96,19 @@ fn context<'py>(context: &Bound<'py, PyAny>, types: &Types) -> PyResult<Context<
 
 /// `key1=value1,key2=value2`, the stock rendering of a TraceState; `None` renders as nothing.
 fn trace_state(state: &Bound<'_, PyAny>, types: &Types, tally: &mut Tally) -> PyResult<String> {
+    if let Some(rendered) = tally.trace_states.get(state) {
+        return Ok(rendered);
+    }
+    let rendered = render_trace_state(state, types, tally)?;
+    tally.trace_states.remember(state, &rendered);
+    Ok(rendered)
+}
+
+fn render_trace_state(
+    state: &Bound<'_, PyAny>,
+    types: &Types,
+    tally: &mut Tally,
+) -> PyResult<String> {
     let py = state.py();
     if state.is_none() {
         return Ok(String::new());
@@ -136,6 +149,19 @@ fn kind(kind: &Bound<'_, PyAny>, types: &Types) -> PyResult<i32> {
 }
 
 fn status(
+    status: &Bound<'_, PyAny>,
+    types: &Types,
+    tally: &mut Tally,
+) -> PyResult<Option<proto::Status>> {
+    if let Some(encoded) = tally.statuses.get(status) {
+        return Ok(encoded);
+    }
+    let encoded = read_status(status, types, tally)?;
+    tally.statuses.remember(status, &encoded);
+    Ok(encoded)
+}
+
+fn read_status(
     status: &Bound<'_, PyAny>,
     types: &Types,
     tally: &mut Tally,

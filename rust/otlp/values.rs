@@ -32,6 +32,33 @@ pub struct Tally {
     /// its object, so the address stays that object's until the pass ends. Keys are
     /// addresses, so the fast Fx hash is enough.
     strings: FxHashMap<usize, (Py<PyString>, String)>,
+    pub statuses: Memo<Option<super::proto::Status>>,
+    pub trace_states: Memo<String>,
+}
+
+/// The last object read and what it gave. Spans mostly share one status object (the
+/// SDK's default) and one trace state (the API's empty default), so one entry suffices.
+pub struct Memo<T> {
+    last: Option<(Py<PyAny>, T)>,
+}
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Self { last: None }
+    }
+}
+
+impl<T: Clone> Memo<T> {
+    pub fn get(&self, object: &Bound<'_, PyAny>) -> Option<T> {
+        self.last
+            .as_ref()
+            .filter(|(last, _)| object.is(last))
+            .map(|(_, value)| value.clone())
+    }
+
+    pub fn remember(&mut self, object: &Bound<'_, PyAny>, value: &T) {
+        self.last = Some((object.clone().unbind(), value.clone()));
+    }
 }
 
 impl Tally {
