@@ -139,7 +139,7 @@ def run_end_to_end(
         for i in range(END_TO_END_SPANS):
             with tracer.start_as_current_span("GET /api/orders/{id}") as span:
                 span.set_attribute("http.response.status_code", 200)
-                span.set_attribute("url.path", "/api/orders/%d" % i)
+                span.set_attribute("url.path", f"/api/orders/{i}")
         assert provider.force_flush(60_000)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         stats = processor.stats() if hasattr(processor, "stats") else None
