@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import math
 import struct
+import weakref
 import zlib
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any
 
@@ -336,3 +339,26 @@ def spans(draw: st.DrawFn) -> ReadableSpan:
 @given(st.lists(spans(), max_size=6))
 def test_random_spans_are_byte_identical(batch: list[ReadableSpan]) -> None:
     assert SpanEncoder().encode(batch) == stock_bytes(batch)
+
+
+def test_cached_objects_in_a_cycle_are_collected() -> None:
+    # The encoder holds its cached resources strongly; __traverse__/__clear__ let the GC
+    # break a cycle running through it.
+    encoder = SpanEncoder()
+    resource = Resource({"cycle": True})
+    resource.encoder = encoder  # type: ignore[attr-defined]
+    assert encoder.encode([hand_made(resource=resource)])
+    watch = weakref.ref(resource)
+    del encoder, resource
+    gc.collect()
+    assert watch() is None
+
+
+@pytest.mark.timeout(60)
+def test_one_encoder_shared_by_threads() -> None:
+    encoder = SpanEncoder()
+    batches = [corpus() for _ in range(4)]
+    expected = [stock_bytes(b) for b in batches]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(5):
+            assert list(pool.map(encoder.encode, batches)) == expected
