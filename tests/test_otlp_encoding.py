@@ -362,3 +362,26 @@ def test_one_encoder_shared_by_threads() -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         for _ in range(5):
             assert list(pool.map(encoder.encode, batches)) == expected
+
+
+class NoResourceSpan(ReadableSpan):
+    @property
+    def resource(self) -> Any:
+        return None
+
+
+class BrokenScope:
+    @property
+    def name(self) -> str:
+        raise RuntimeError("scope broken")
+
+
+def test_span_with_unreadable_resource_or_scope_is_left_out() -> None:
+    good = corpus()
+    no_resource = NoResourceSpan("r", SpanContext(1, 2, False))
+    broken_scope = hand_made(resource=Resource({"only": "this span"}), instrumentation_scope=BrokenScope())
+    encoder = SpanEncoder()
+    # Legitimate difference: stock fails the batch; we leave out the two spans and say why.
+    assert encoder.encode([no_resource, *good, broken_scope]) == stock_bytes(good)
+    assert encoder.skipped_spans == 2
+    assert "scope broken" in (encoder.last_skip_reason or "")

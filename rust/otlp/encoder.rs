@@ -41,25 +41,28 @@ impl PySpanEncoder {
         let mut by_resource: Groups<proto::Resource, ScopeGroups> = Groups::default();
         for span in spans.try_iter()? {
             let span = span?;
-            let read = match read_span(&span, types, tally) {
-                Ok(read) => read,
-                Err(error) => {
-                    // The stock encoder would fail the whole batch here; we lose one span, counted.
-                    tally.skipped_spans += 1;
-                    *self.last_skip_reason.lock() = Some(error.to_string());
-                    continue;
-                }
-            };
-            let scopes = by_resource.slot(Some(&read.resource), &self.resources, |r| {
-                encode_resource(r, types, tally)
-            })?;
-            let spans = scopes.slot(read.scope.as_ref(), &self.scopes, |s| {
-                encode_scope(s, types, tally)
-            })?;
-            spans.push(read.span);
+            let placed = read_span(&span, types, tally).and_then(|read| {
+                let scopes = by_resource.slot(Some(&read.resource), &self.resources, |r| {
+                    encode_resource(r, types, tally)
+                })?;
+                let spans = scopes.slot(read.scope.as_ref(), &self.scopes, |s| {
+                    encode_scope(s, types, tally)
+                })?;
+                spans.push(read.span);
+                Ok(())
+            });
+            if let Err(error) = placed {
+                // The stock encoder would fail the whole batch here; we lose one span, counted.
+                tally.skipped_spans += 1;
+                // Rendered before locking: formatting a Python exception may run Python code.
+                let reason = error.to_string();
+                *self.last_skip_reason.lock() = Some(reason);
+            }
         }
         let resource_spans = by_resource
             .into_iter()
+            // A resource whose span was then left out (its scope could not be read) has no spans.
+            .filter(|(_, scopes)| !scopes.is_empty())
             .map(|(resource, scopes)| {
                 let resource = resource.expect("every span has a resource object");
                 proto::ResourceSpans {

@@ -194,6 +194,10 @@ impl<T, V: Default> Groups<T, V> {
         Ok(&mut self.groups[index].value)
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
     pub fn into_iter(self) -> impl Iterator<Item = (Option<Arc<Encoded<T>>>, V)> {
         self.groups.into_iter().map(|g| (g.key, g.value))
     }
