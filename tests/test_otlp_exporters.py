@@ -377,3 +377,21 @@ def test_grpc_behind_spanbatch_processor(grpc_receiver: GrpcReceiver, clean_env:
     provider.shutdown()
     spans = sum(len(ss.spans) for r in grpc_receiver.requests for rs in r.resource_spans for ss in rs.scope_spans)
     assert spans == 700
+
+
+@pytest.mark.timeout(60)
+def test_grpc_exporter_needs_no_http_package() -> None:
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    script = (
+        "import sys; sys.modules['opentelemetry.exporter.otlp.proto.http'] = None\n"
+        "from spanbatch.exporter.grpc import OTLPSpanExporter\n"
+        "OTLPSpanExporter(insecure=True).shutdown()\n"
+        "try:\n"
+        "    from spanbatch.exporter import OTLPSpanExporter\n"
+        "except ImportError:\n"
+        "    print('http needs its package')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=50, check=True)
+    assert done.stdout.strip() == "http needs its package"
