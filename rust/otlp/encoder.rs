@@ -8,7 +8,7 @@ use super::groups::{encode_resource, encode_scope, Cache, Groups};
 use super::proto;
 use super::spans::read_span;
 use super::types::Types;
-use super::values::Tally;
+use super::values::ReadPass;
 use super::write::encode_request;
 use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
@@ -34,26 +34,26 @@ impl PySpanEncoder {
     fn read_batch(
         &self,
         spans: &Bound<'_, PyAny>,
-        tally: &mut Tally,
+        pass: &mut ReadPass,
     ) -> PyResult<proto::ExportTraceServiceRequest> {
         let py = spans.py();
         let types = Types::get(py)?;
         let mut by_resource: Groups<proto::Resource, ScopeGroups> = Groups::default();
         for span in spans.try_iter()? {
             let span = span?;
-            let placed = read_span(&span, types, tally).and_then(|read| {
+            let placed = read_span(&span, types, pass).and_then(|read| {
                 let scopes = by_resource.slot(Some(&read.resource), &self.resources, |r| {
-                    encode_resource(r, types, tally)
+                    encode_resource(r, types, pass)
                 })?;
                 let spans = scopes.slot(read.scope.as_ref(), &self.scopes, |s| {
-                    encode_scope(s, types, tally)
+                    encode_scope(s, types, pass)
                 })?;
                 spans.push(read.span);
                 Ok(())
             });
             if let Err(error) = placed {
                 // The stock encoder would fail the whole batch here; we lose one span, counted.
-                tally.skipped_spans += 1;
+                pass.skipped_spans += 1;
                 // Rendered before locking: formatting a Python exception may run Python code.
                 let reason = error.to_string();
                 *self.last_skip_reason.lock() = Some(reason);
@@ -105,12 +105,12 @@ impl PySpanEncoder {
         py: Python<'py>,
         spans: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let mut tally = Tally::default();
-        let request = self.read_batch(spans, &mut tally);
+        let mut pass = ReadPass::default();
+        let request = self.read_batch(spans, &mut pass);
         self.skipped_values
-            .fetch_add(tally.skipped_values, Ordering::Relaxed);
+            .fetch_add(pass.skipped_values, Ordering::Relaxed);
         self.skipped_spans
-            .fetch_add(tally.skipped_spans, Ordering::Relaxed);
+            .fetch_add(pass.skipped_spans, Ordering::Relaxed);
         let request = request?;
         let bytes = py.detach(|| encode_request(&request));
         Ok(PyBytes::new(py, &bytes))

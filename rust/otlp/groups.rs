@@ -8,7 +8,7 @@
 use super::proto;
 use super::spans::or_empty;
 use super::types::Types;
-use super::values::{attributes, Tally};
+use super::values::{attributes, ReadPass};
 use parking_lot::Mutex;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -101,30 +101,30 @@ impl<T> Cache<T> {
 pub fn encode_resource(
     resource: &Bound<'_, PyAny>,
     types: &Types,
-    tally: &mut Tally,
+    pass: &mut ReadPass,
 ) -> PyResult<(proto::Resource, String)> {
     let py = resource.py();
-    let attributes = attributes(&resource.getattr(intern!(py, "attributes"))?, types, tally)?;
+    let attributes = attributes(&resource.getattr(intern!(py, "attributes"))?, types, pass)?;
     Ok((
         proto::Resource { attributes },
-        or_empty(&resource.getattr(intern!(py, "schema_url"))?, tally)?,
+        or_empty(&resource.getattr(intern!(py, "schema_url"))?, pass)?,
     ))
 }
 
 pub fn encode_scope(
     scope: &Bound<'_, PyAny>,
     types: &Types,
-    tally: &mut Tally,
+    pass: &mut ReadPass,
 ) -> PyResult<(proto::InstrumentationScope, String)> {
     let py = scope.py();
     let message = proto::InstrumentationScope {
-        name: or_empty(&scope.getattr(intern!(py, "name"))?, tally)?,
-        version: or_empty(&scope.getattr(intern!(py, "version"))?, tally)?,
-        attributes: attributes(&scope.getattr(intern!(py, "attributes"))?, types, tally)?,
+        name: or_empty(&scope.getattr(intern!(py, "name"))?, pass)?,
+        version: or_empty(&scope.getattr(intern!(py, "version"))?, pass)?,
+        attributes: attributes(&scope.getattr(intern!(py, "attributes"))?, types, pass)?,
     };
     Ok((
         message,
-        or_empty(&scope.getattr(intern!(py, "schema_url"))?, tally)?,
+        or_empty(&scope.getattr(intern!(py, "schema_url"))?, pass)?,
     ))
 }
 

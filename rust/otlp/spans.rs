@@ -7,7 +7,9 @@
 
 use super::proto::{self, remote_flags};
 use super::types::Types;
-use super::values::{attributes, dropped_of, fields_of, or_zero, stored, stored_attributes, Tally};
+use super::values::{
+    attributes, dropped_of, fields_of, or_zero, stored, stored_attributes, ReadPass,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -37,17 +39,17 @@ fn attributes_and_dropped(
     object: &Bound<'_, PyAny>,
     fields: &Option<Bound<'_, PyDict>>,
     types: &Types,
-    tally: &mut Tally,
+    pass: &mut ReadPass,
 ) -> PyResult<(Vec<proto::KeyValue>, u32)> {
     let py = object.py();
     match fields {
         Some(fields) => stored_attributes(
             &stored(object, fields, intern!(py, "_attributes"))?,
             types,
-            tally,
+            pass,
         ),
         None => {
-            let attrs = attributes(&object.getattr(intern!(py, "attributes"))?, types, tally)?;
+            let attrs = attributes(&object.getattr(intern!(py, "attributes"))?, types, pass)?;
             Ok((
                 attrs,
                 or_zero(&object.getattr(intern!(py, "dropped_attributes"))?)?,
@@ -57,12 +59,11 @@ fn attributes_and_dropped(
 }
 
 /// A protobuf string: `None` leaves it empty; a str that is not valid UTF-8 is an error.
-pub fn or_empty(value: &Bound<'_, PyAny>, tally: &mut Tally) -> PyResult<String> {
+pub fn or_empty(value: &Bound<'_, PyAny>, pass: &mut ReadPass) -> PyResult<String> {
     if value.is_none() {
         return Ok(String::new());
     }
-    tally
-        .text(value.cast::<PyString>()?)
+    pass.text(value.cast::<PyString>()?)
         .map_err(|_| PyValueError::new_err("string is not valid UTF-8 (lone surrogate?)"))
 }
 
@@ -95,19 +96,19 @@ fn context<'py>(context: &Bound<'py, PyAny>, types: &Types) -> PyResult<Context<
 }
 
 /// `key1=value1,key2=value2`, the stock rendering of a TraceState; `None` renders as nothing.
-fn trace_state(state: &Bound<'_, PyAny>, types: &Types, tally: &mut Tally) -> PyResult<String> {
-    if let Some(rendered) = tally.trace_states.get(state) {
+fn trace_state(state: &Bound<'_, PyAny>, types: &Types, pass: &mut ReadPass) -> PyResult<String> {
+    if let Some(rendered) = pass.trace_states.get(state) {
         return Ok(rendered);
     }
-    let rendered = render_trace_state(state, types, tally)?;
-    tally.trace_states.remember(state, &rendered);
+    let rendered = render_trace_state(state, types, pass)?;
+    pass.trace_states.remember(state, &rendered);
     Ok(rendered)
 }
 
 fn render_trace_state(
     state: &Bound<'_, PyAny>,
     types: &Types,
-    tally: &mut Tally,
+    pass: &mut ReadPass,
 ) -> PyResult<String> {
     let py = state.py();
     if state.is_none() {
@@ -118,9 +119,9 @@ fn render_trace_state(
         if !out.is_empty() {
             out.push(',');
         }
-        out.push_str(&or_empty(&key.str()?.into_any(), tally)?);
+        out.push_str(&or_empty(&key.str()?.into_any(), pass)?);
         out.push('=');
-        out.push_str(&or_empty(&value.str()?.into_any(), tally)?);
+        out.push_str(&or_empty(&value.str()?.into_any(), pass)?);
         Ok(())
     };
     if state.get_type().is(types.trace_state.bind(py)) {
@@ -151,20 +152,20 @@ fn kind(kind: &Bound<'_, PyAny>, types: &Types) -> PyResult<i32> {
 fn status(
     status: &Bound<'_, PyAny>,
     types: &Types,
-    tally: &mut Tally,
+    pass: &mut ReadPass,
 ) -> PyResult<Option<proto::Status>> {
-    if let Some(encoded) = tally.statuses.get(status) {
+    if let Some(encoded) = pass.statuses.get(status) {
         return Ok(encoded);
     }
-    let encoded = read_status(status, types, tally)?;
-    tally.statuses.remember(status, &encoded);
+    let encoded = read_status(status, types, pass)?;
+    pass.statuses.remember(status, &encoded);
     Ok(encoded)
 }
 
 fn read_status(
     status: &Bound<'_, PyAny>,
     types: &Types,
-    tally: &mut Tally,
+    pass: &mut ReadPass,
 ) -> PyResult<Option<proto::Status>> {
     let py = status.py();
     if status.is_none() {
@@ -181,7 +182,7 @@ fn read_status(
     };
     let message = or_empty(
         &field!(status, fields, "_description", "description")?,
-        tally,
+        pass,
     )?;
     Ok(Some(proto::Status { message, code }))
 }
@@ -205,21 +206,21 @@ fn elements<'py>(
     ))
 }
 
-fn event(event: &Bound<'_, PyAny>, types: &Types, tally: &mut Tally) -> PyResult<proto::Event> {
+fn event(event: &Bound<'_, PyAny>, types: &Types, pass: &mut ReadPass) -> PyResult<proto::Event> {
     let fields = fields_of(event, &types.event)?;
-    let (attrs, dropped) = attributes_and_dropped(event, &fields, types, tally)?;
+    let (attrs, dropped) = attributes_and_dropped(event, &fields, types, pass)?;
     Ok(proto::Event {
         time_unix_nano: or_zero(&field!(event, fields, "_timestamp", "timestamp")?)?,
-        name: or_empty(&field!(event, fields, "_name", "name")?, tally)?,
+        name: or_empty(&field!(event, fields, "_name", "name")?, pass)?,
         attributes: attrs,
         dropped_attributes_count: dropped,
     })
 }
 
-fn link(link: &Bound<'_, PyAny>, types: &Types, tally: &mut Tally) -> PyResult<proto::Link> {
+fn link(link: &Bound<'_, PyAny>, types: &Types, pass: &mut ReadPass) -> PyResult<proto::Link> {
     let fields = fields_of(link, &types.link)?;
     let linked = context(&field!(link, fields, "_context", "context")?, types)?;
-    let (attrs, dropped) = attributes_and_dropped(link, &fields, types, tally)?;
+    let (attrs, dropped) = attributes_and_dropped(link, &fields, types, pass)?;
     Ok(proto::Link {
         trace_id: linked.trace_id.to_be_bytes().to_vec(),
         span_id: linked.span_id.to_be_bytes().to_vec(),
@@ -236,8 +237,8 @@ fn sequence<T>(
     public_items: &Bound<'_, PyString>,
     public_dropped: &Bound<'_, PyString>,
     types: &Types,
-    tally: &mut Tally,
-    read: fn(&Bound<'_, PyAny>, &Types, &mut Tally) -> PyResult<T>,
+    pass: &mut ReadPass,
+    read: fn(&Bound<'_, PyAny>, &Types, &mut ReadPass) -> PyResult<T>,
 ) -> PyResult<(Vec<T>, u32)> {
     let (items, dropped) = match stored {
         Some(container) => elements(&container, types)?,
@@ -247,7 +248,7 @@ fn sequence<T>(
         ),
     };
     let read = items
-        .map(|item| read(&item?, types, tally))
+        .map(|item| read(&item?, types, pass))
         .collect::<PyResult<_>>()?;
     Ok((read, dropped))
 }
@@ -255,7 +256,7 @@ fn sequence<T>(
 pub fn read_span<'py>(
     span: &Bound<'py, PyAny>,
     types: &Types,
-    tally: &mut Tally,
+    pass: &mut ReadPass,
 ) -> PyResult<ReadSpan<'py>> {
     let py = span.py();
     let fields = fields_of(span, &types.readable_span)?;
@@ -271,7 +272,7 @@ pub fn read_span<'py>(
     } else {
         (Vec::new(), false)
     };
-    let (attrs, dropped_attributes) = attributes_and_dropped(span, &fields, types, tally)?;
+    let (attrs, dropped_attributes) = attributes_and_dropped(span, &fields, types, pass)?;
     let container = |name: &Bound<'py, PyString>| {
         fields
             .as_ref()
@@ -284,7 +285,7 @@ pub fn read_span<'py>(
         intern!(py, "events"),
         intern!(py, "dropped_events"),
         types,
-        tally,
+        pass,
         event,
     )?;
     let (links, dropped_links) = sequence(
@@ -293,7 +294,7 @@ pub fn read_span<'py>(
         intern!(py, "links"),
         intern!(py, "dropped_links"),
         types,
-        tally,
+        pass,
         link,
     )?;
     let scope = field!(
@@ -305,9 +306,9 @@ pub fn read_span<'py>(
     let encoded = proto::Span {
         trace_id: own.trace_id.to_be_bytes().to_vec(),
         span_id: own.span_id.to_be_bytes().to_vec(),
-        trace_state: trace_state(&own.trace_state, types, tally)?,
+        trace_state: trace_state(&own.trace_state, types, pass)?,
         parent_span_id,
-        name: or_empty(&field!(span, fields, "_name", "name")?, tally)?,
+        name: or_empty(&field!(span, fields, "_name", "name")?, pass)?,
         kind: kind(&field!(span, fields, "_kind", "kind")?, types)?,
         start_time_unix_nano: or_zero(&field!(span, fields, "_start_time", "start_time")?)?,
         end_time_unix_nano: or_zero(&field!(span, fields, "_end_time", "end_time")?)?,
@@ -317,7 +318,7 @@ pub fn read_span<'py>(
         dropped_events_count: dropped_events,
         links,
         dropped_links_count: dropped_links,
-        status: status(&field!(span, fields, "_status", "status")?, types, tally)?,
+        status: status(&field!(span, fields, "_status", "status")?, types, pass)?,
         flags: remote_flags(parent_is_remote),
     };
     Ok(ReadSpan {

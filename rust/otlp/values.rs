@@ -24,7 +24,7 @@ const STRING_CACHE_LIMIT: usize = 4096;
 
 /// One read pass: what it skipped, and the strings it has already copied.
 #[derive(Default)]
-pub struct Tally {
+pub struct ReadPass {
     pub skipped_values: u64,
     pub skipped_spans: u64,
     /// Keys, names and many values are the same `str` objects span after span; copying
@@ -34,6 +34,21 @@ pub struct Tally {
     strings: FxHashMap<usize, (Py<PyString>, String)>,
     pub statuses: Memo<Option<super::proto::Status>>,
     pub trace_states: Memo<String>,
+}
+
+impl ReadPass {
+    pub fn text(&mut self, value: &Bound<'_, PyString>) -> Result<String, Unencodable> {
+        let address = value.as_ptr() as usize;
+        if let Some((_, text)) = self.strings.get(&address) {
+            return Ok(text.clone());
+        }
+        let text = owned_str(value)?;
+        if self.strings.len() < STRING_CACHE_LIMIT {
+            self.strings
+                .insert(address, (value.clone().unbind(), text.clone()));
+        }
+        Ok(text)
+    }
 }
 
 /// The last object read and what it gave. Spans mostly share one status object (the
@@ -61,21 +76,6 @@ impl<T: Clone> Memo<T> {
     }
 }
 
-impl Tally {
-    pub fn text(&mut self, value: &Bound<'_, PyString>) -> Result<String, Unencodable> {
-        let address = value.as_ptr() as usize;
-        if let Some((_, text)) = self.strings.get(&address) {
-            return Ok(text.clone());
-        }
-        let text = owned_str(value)?;
-        if self.strings.len() < STRING_CACHE_LIMIT {
-            self.strings
-                .insert(address, (value.clone().unbind(), text.clone()));
-        }
-        Ok(text)
-    }
-}
-
 /// Copies a Python `str` into an owned Rust string, refusing strings that are not valid UTF-8.
 pub fn owned_str(value: &Bound<'_, PyString>) -> Result<String, Unencodable> {
     value
@@ -87,7 +87,7 @@ pub fn owned_str(value: &Bound<'_, PyString>) -> Result<String, Unencodable> {
 pub fn any_value(
     value: &Bound<'_, PyAny>,
     types: &Types,
-    tally: &mut Tally,
+    pass: &mut ReadPass,
     depth: u32,
 ) -> Result<AnyValue, Unencodable> {
     if depth > MAX_DEPTH {
@@ -96,7 +96,7 @@ pub fn any_value(
     let value = if value.is_none() {
         None
     } else if let Ok(s) = value.cast::<PyString>() {
-        Some(Value::String(tally.text(s)?))
+        Some(Value::String(pass.text(s)?))
     } else if let Ok(b) = value.cast::<PyBool>() {
         Some(Value::Bool(b.is_true()))
     } else if let Ok(i) = value.cast::<PyInt>() {
@@ -106,9 +106,9 @@ pub fn any_value(
     } else if let Ok(b) = value.cast::<PyBytes>() {
         Some(Value::Bytes(b.as_bytes().to_vec()))
     } else if let Ok(t) = value.cast::<PyTuple>() {
-        Some(Value::Array(array(t.iter().map(Ok), types, tally, depth)?))
+        Some(Value::Array(array(t.iter().map(Ok), types, pass, depth)?))
     } else if let Ok(l) = value.cast::<PyList>() {
-        Some(Value::Array(array(l.iter().map(Ok), types, tally, depth)?))
+        Some(Value::Array(array(l.iter().map(Ok), types, pass, depth)?))
     } else if value
         .is_instance(types.sequence.bind(value.py()))
         .map_err(|_| Unencodable)?
@@ -116,14 +116,14 @@ pub fn any_value(
         Some(Value::Array(array(
             value.try_iter().map_err(|_| Unencodable)?,
             types,
-            tally,
+            pass,
             depth,
         )?))
     } else if let Ok(d) = value.cast_exact::<PyDict>() {
         Some(Value::KvList(kv_list(
             d.iter().map(Ok),
             types,
-            tally,
+            pass,
             depth,
         )?))
     } else if value
@@ -137,7 +137,7 @@ pub fn any_value(
             .try_iter()
             .map_err(|_| Unencodable)?
             .map(|item| item.and_then(|i| i.extract()));
-        Some(Value::KvList(kv_list(pairs, types, tally, depth)?))
+        Some(Value::KvList(kv_list(pairs, types, pass, depth)?))
     } else {
         return Err(Unencodable);
     };
@@ -147,11 +147,11 @@ pub fn any_value(
 fn array<'py>(
     items: impl Iterator<Item = PyResult<Bound<'py, PyAny>>>,
     types: &Types,
-    tally: &mut Tally,
+    pass: &mut ReadPass,
     depth: u32,
 ) -> Result<ArrayValue, Unencodable> {
     let values = items
-        .map(|item| any_value(&item.map_err(|_| Unencodable)?, types, tally, depth + 1))
+        .map(|item| any_value(&item.map_err(|_| Unencodable)?, types, pass, depth + 1))
         .collect::<Result<_, _>>()?;
     Ok(ArrayValue { values })
 }
@@ -160,17 +160,17 @@ fn array<'py>(
 fn kv_list<'py>(
     pairs: impl Iterator<Item = PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)>>,
     types: &Types,
-    tally: &mut Tally,
+    pass: &mut ReadPass,
     depth: u32,
 ) -> Result<KeyValueList, Unencodable> {
     let mut values = Vec::new();
     for pair in pairs {
         let (key, value) = pair.map_err(|_| Unencodable)?;
         let key = match key.cast::<PyString>() {
-            Ok(s) => tally.text(s)?,
+            Ok(s) => pass.text(s)?,
             Err(_) => owned_str(&key.str().map_err(|_| Unencodable)?)?,
         };
-        let value = any_value(&value, types, tally, depth + 1)?;
+        let value = any_value(&value, types, pass, depth + 1)?;
         values.push(KeyValue {
             key,
             value: Some(value),
@@ -184,12 +184,12 @@ fn key_value(
     key: &Bound<'_, PyAny>,
     value: &Bound<'_, PyAny>,
     types: &Types,
-    tally: &mut Tally,
+    pass: &mut ReadPass,
 ) -> Result<KeyValue, Unencodable> {
-    let key = tally.text(key.cast::<PyString>().map_err(|_| Unencodable)?)?;
+    let key = pass.text(key.cast::<PyString>().map_err(|_| Unencodable)?)?;
     Ok(KeyValue {
         key,
-        value: Some(any_value(value, types, tally, 0)?),
+        value: Some(any_value(value, types, pass, 0)?),
     })
 }
 
@@ -198,7 +198,7 @@ fn key_value(
 pub fn attributes(
     attributes: &Bound<'_, PyAny>,
     types: &Types,
-    tally: &mut Tally,
+    pass: &mut ReadPass,
 ) -> PyResult<Vec<KeyValue>> {
     let py = attributes.py();
     if attributes.is_none() {
@@ -212,12 +212,12 @@ pub fn attributes(
     };
     let dict = plain.cast_exact::<PyDict>().ok();
     let mut out = Vec::with_capacity(dict.as_ref().map_or(0, |d| d.len()));
-    let mut push = |key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>| match key_value(
-        key, value, types, tally,
-    ) {
-        Ok(kv) => out.push(kv),
-        Err(Unencodable) => tally.skipped_values += 1,
-    };
+    let mut push =
+        |key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>| match key_value(key, value, types, pass)
+        {
+            Ok(kv) => out.push(kv),
+            Err(Unencodable) => pass.skipped_values += 1,
+        };
     if let Some(dict) = dict {
         for (key, value) in dict.iter() {
             push(&key, &value);
@@ -281,14 +281,14 @@ pub fn stored<'py>(
 pub fn stored_attributes(
     container: &Bound<'_, PyAny>,
     types: &Types,
-    tally: &mut Tally,
+    pass: &mut ReadPass,
 ) -> PyResult<(Vec<KeyValue>, u32)> {
     let py = container.py();
     if let Some(fields) = fields_of(container, &types.bounded_attributes)? {
         let plain = stored(container, &fields, intern!(py, "_dict"))?;
         let dropped = or_zero(&stored(container, &fields, intern!(py, "dropped"))?)?;
-        return Ok((attributes(&plain, types, tally)?, dropped));
+        return Ok((attributes(&plain, types, pass)?, dropped));
     }
     let dropped = dropped_of(container, &types.bounded_attributes)?;
-    Ok((attributes(container, types, tally)?, dropped))
+    Ok((attributes(container, types, pass)?, dropped))
 }
