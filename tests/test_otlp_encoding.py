@@ -385,3 +385,21 @@ def test_span_with_unreadable_resource_or_scope_is_left_out() -> None:
     assert encoder.encode([no_resource, *good, broken_scope]) == stock_bytes(good)
     assert encoder.skipped_spans == 2
     assert "scope broken" in (encoder.last_skip_reason or "")
+
+
+class FreshResourceSpan(ReadableSpan):
+    """Builds a new (short-lived) Resource on every read, as a careless subclass might."""
+
+    @property
+    def resource(self) -> Resource:
+        return Resource({"shard": self._name})
+
+
+def test_short_lived_resources_group_by_equality() -> None:
+    # More fresh objects than the resource cache holds: addresses may be reused once an
+    # object dies, so grouping must not confuse a new object with a dead one.
+    spans = [FreshResourceSpan(str(i % 3), SpanContext(1, i + 1, False)) for i in range(600)]
+    encoder = SpanEncoder()
+    data = encoder.encode(spans)
+    assert data == stock_bytes(spans)
+    assert len(ExportTraceServiceRequest.FromString(data).resource_spans) == 3

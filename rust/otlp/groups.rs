@@ -2,8 +2,9 @@
 //!
 //! The stock encoder groups spans in a `dict[Resource, dict[scope, list]]`, so two
 //! distinct objects that hash and compare equal share a group, and groups come out
-//! in first-seen order, keyed by the first object seen. We do the same, but ask
-//! Python for `hash`/`==` only when a batch meets a second distinct object.
+//! in first-seen order, keyed by the first object seen. We do the same; an object's
+//! hash is taken once, when it enters the cache, and `==` is asked only when a batch
+//! meets a second distinct object with an equal hash.
 
 use super::proto;
 use super::spans::or_empty;
@@ -146,6 +147,9 @@ fn same_key<T>(py: Python<'_>, first: &Encoded<T>, new: &Encoded<T>) -> bool {
 struct Group<T, V> {
     key: Option<Arc<Encoded<T>>>,
     seen: Vec<usize>,
+    /// The objects behind `seen`, held so no address is reused by another object during
+    /// the batch (a `resource` property may build a new object on every call).
+    alive: Vec<Py<PyAny>>,
     value: V,
 }
 
@@ -186,11 +190,15 @@ impl<T, V: Default> Groups<T, V> {
                 self.groups.push(Group {
                     key,
                     seen: vec![address],
+                    alive: Vec::new(),
                     value: V::default(),
                 });
                 self.groups.len() - 1
             }
         };
+        if let Some(object) = object {
+            self.groups[index].alive.push(object.clone().unbind());
+        }
         Ok(&mut self.groups[index].value)
     }
 
