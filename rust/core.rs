@@ -44,11 +44,7 @@ fn is_sampled(span: &Bound<'_, PyAny>) -> bool {
     if let Ok(context) = span.getattr(intern!(py, "_context")) {
         // The SDK's SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, ...).
         if let Ok(fields) = context.cast::<PyTuple>() {
-            if let Some(flags) = fields
-                .get_item(3)
-                .ok()
-                .and_then(|f| f.extract::<u64>().ok())
-            {
+            if let Some(flags) = fields.get_item(3).ok().and_then(|f| f.extract::<u64>().ok()) {
                 return flags & 1 == 1;
             }
         }
@@ -199,10 +195,7 @@ impl PyBatchCore {
         drop_policy: &str,
         on_fork: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
-        if max_queue_size == 0
-            || max_export_batch_size == 0
-            || max_export_batch_size > max_queue_size
-        {
+        if max_queue_size == 0 || max_export_batch_size == 0 || max_export_batch_size > max_queue_size {
             return Err(PyValueError::new_err(
                 "need 0 < max_export_batch_size <= max_queue_size.",
             ));
@@ -249,8 +242,7 @@ impl PyBatchCore {
                 Step::Export(batch) => return Ok(Some(batch)),
                 Step::Stop => return Ok(None),
                 Step::Wait(deadline) => py.detach(|| {
-                    self.wakeup
-                        .worker_wait(deadline, || self.worker_ready(deadline));
+                    self.wakeup.worker_wait(deadline, || self.worker_ready(deadline));
                 }),
             }
         }
@@ -298,16 +290,7 @@ impl PyBatchCore {
         for reason in DropReason::ALL {
             dropped.set_item(reason.name(), s.dropped_by(reason))?;
         }
-        (
-            s.enqueued,
-            s.exported,
-            s.queued,
-            s.in_flight,
-            s.batches,
-            s.export_errors,
-            dropped,
-        )
-            .into_pyobject(py)
+        (s.enqueued, s.exported, s.queued, s.in_flight, s.batches, s.export_errors, dropped).into_pyobject(py)
     }
 
     /// The number of spans physically in the queue (the snapshot's `queued` is the accounting view).

@@ -42,18 +42,14 @@ impl<T> SpanQueue<T> {
     pub fn push(&self, item: T) -> Push<T> {
         match self.policy {
             DropPolicy::Oldest => match self.items.force_push(item) {
-                None => Push::Queued {
-                    len: self.items.len(),
-                },
+                None => Push::Queued { len: self.items.len() },
                 Some(evicted) => Push::QueuedEvicting {
                     evicted,
                     len: self.items.len(),
                 },
             },
             DropPolicy::Newest => match self.items.push(item) {
-                Ok(()) => Push::Queued {
-                    len: self.items.len(),
-                },
+                Ok(()) => Push::Queued { len: self.items.len() },
                 Err(item) => Push::Refused(item),
             },
         }
@@ -160,10 +156,7 @@ mod tests {
                 seen
             })
         };
-        let mut all: Vec<u64> = producers
-            .into_iter()
-            .flat_map(|p| p.join().unwrap())
-            .collect();
+        let mut all: Vec<u64> = producers.into_iter().flat_map(|p| p.join().unwrap()).collect();
         all.extend(consumer.join().unwrap());
         q.pop_into(usize::MAX, &mut all);
         all.sort_unstable();

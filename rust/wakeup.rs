@@ -129,10 +129,7 @@ mod tests {
         }
         queued.store(1, Ordering::SeqCst);
         assert!(w.on_push(1, 512));
-        assert!(
-            !w.on_push(2, 512),
-            "a second producer must not wake it again"
-        );
+        assert!(!w.on_push(2, 512), "a second producer must not wake it again");
         worker.join().unwrap();
     }
 
