@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 /// Longest delay or timeout we keep as given; beyond it `Instant` arithmetic could overflow.
 const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
-/// On sustained overflow, look for a fork once per this many dropped spans.
+/// Look for a fork once per this many spans, and once per this many dropped spans.
+const FORK_CHECK_EVERY_SPANS: u64 = 1024;
 const FORK_CHECK_EVERY_DROPS: u64 = 64;
 
 fn millis(value: f64) -> Duration {
@@ -44,7 +45,11 @@ fn is_sampled(span: &Bound<'_, PyAny>) -> bool {
     if let Ok(context) = span.getattr(intern!(py, "_context")) {
         // The SDK's SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, ...).
         if let Ok(fields) = context.cast::<PyTuple>() {
-            if let Some(flags) = fields.get_item(3).ok().and_then(|f| f.extract::<u64>().ok()) {
+            if let Some(flags) = fields
+                .get_item(3)
+                .ok()
+                .and_then(|f| f.extract::<u64>().ok())
+            {
                 return flags & 1 == 1;
             }
         }
@@ -81,22 +86,26 @@ pub struct PyBatchCore {
 
 impl PyBatchCore {
     fn push(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.counters.enqueue();
+        let seq = self.counters.enqueue();
         if self.shutdown.load(Ordering::Acquire) {
             self.counters.drop_spans(DropReason::Shutdown, 1);
             return Ok(());
         }
-        let batch = self.max_export_batch_size;
-        let (len, look_for_fork) = match self.queue.push(span.clone().unbind()) {
-            Push::Queued { len } => (len, len == 1 || len % batch == 0),
-            Push::QueuedEvicting { len, .. } => (len, self.count_overflow()),
-            Push::Refused(_) => (self.queue.len(), self.count_overflow()),
+        let overflowed = match self.queue.push(span.clone().unbind()) {
+            Push::Queued => false,
+            Push::QueuedEvicting(_) | Push::Refused(_) => self.count_overflow(),
         };
-        // A fork that skipped Python's hooks is noticed at these rare points, not per span.
+        let batch = self.max_export_batch_size;
+        let wake = self.wakeup.claim_wakeup(|| self.queue.len(), batch);
+        // A fork that skipped Python's hooks is looked for at these rare points, not per span,
+        // and before the wake-up lock, which a parent thread may have held at the fork.
+        let look_for_fork = wake || overflowed || seq % FORK_CHECK_EVERY_SPANS == 0;
         if look_for_fork && std::process::id() != self.pid {
             return self.hand_over_after_fork(py, span);
         }
-        self.wakeup.on_push(len, batch);
+        if wake {
+            self.wakeup.notify_worker();
+        }
         Ok(())
     }
 
@@ -195,7 +204,10 @@ impl PyBatchCore {
         drop_policy: &str,
         on_fork: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
-        if max_queue_size == 0 || max_export_batch_size == 0 || max_export_batch_size > max_queue_size {
+        if max_queue_size == 0
+            || max_export_batch_size == 0
+            || max_export_batch_size > max_queue_size
+        {
             return Err(PyValueError::new_err(
                 "need 0 < max_export_batch_size <= max_queue_size.",
             ));
@@ -242,7 +254,8 @@ impl PyBatchCore {
                 Step::Export(batch) => return Ok(Some(batch)),
                 Step::Stop => return Ok(None),
                 Step::Wait(deadline) => py.detach(|| {
-                    self.wakeup.worker_wait(deadline, || self.worker_ready(deadline));
+                    self.wakeup
+                        .worker_wait(deadline, || self.worker_ready(deadline));
                 }),
             }
         }
@@ -290,7 +303,16 @@ impl PyBatchCore {
         for reason in DropReason::ALL {
             dropped.set_item(reason.name(), s.dropped_by(reason))?;
         }
-        (s.enqueued, s.exported, s.queued, s.in_flight, s.batches, s.export_errors, dropped).into_pyobject(py)
+        (
+            s.enqueued,
+            s.exported,
+            s.queued,
+            s.in_flight,
+            s.batches,
+            s.export_errors,
+            dropped,
+        )
+            .into_pyobject(py)
     }
 
     /// The number of spans physically in the queue (the snapshot's `queued` is the accounting view).

@@ -9,6 +9,7 @@
 //! spans really passed through: no gauge is negative and
 //! `enqueued == exported + queued + in_flight + dropped` holds exactly.
 
+use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why a span left the pipeline without being exported.
@@ -50,12 +51,21 @@ impl DropReason {
 const REASONS: usize = DropReason::ALL.len();
 
 /// The live counters of one lane.
+///
+/// Producers and the worker write different counters; padding keeps them on different
+/// cache lines so the worker's updates do not slow every `on_end`. Boxed because the
+/// padding's alignment is more than a Python object's allocation guarantees.
 #[derive(Debug, Default)]
 pub struct Counters {
-    enqueued: AtomicU64,
+    enqueued: Box<CachePadded<AtomicU64>>,
+    worker: Box<CachePadded<WorkerCounters>>,
+    dropped: Box<CachePadded<[AtomicU64; REASONS]>>,
+}
+
+#[derive(Debug, Default)]
+struct WorkerCounters {
     taken: AtomicU64,
     exported: AtomicU64,
-    dropped: [AtomicU64; REASONS],
     batches: AtomicU64,
     export_errors: AtomicU64,
 }
@@ -95,31 +105,31 @@ impl Counters {
 
     /// The worker took `n` spans off the queue to export them.
     pub fn take(&self, n: u64) {
-        self.taken.fetch_add(n, Ordering::AcqRel);
+        self.worker.taken.fetch_add(n, Ordering::AcqRel);
     }
 
     /// An export of `n` taken spans returned.
     pub fn finish(&self, n: u64, success: bool) {
         if success {
-            self.exported.fetch_add(n, Ordering::AcqRel);
+            self.worker.exported.fetch_add(n, Ordering::AcqRel);
         } else {
             self.drop_spans(DropReason::ExportFailed, n);
-            self.export_errors.fetch_add(1, Ordering::AcqRel);
+            self.worker.export_errors.fetch_add(1, Ordering::AcqRel);
         }
-        self.batches.fetch_add(1, Ordering::AcqRel);
+        self.worker.batches.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn snapshot(&self) -> Snapshot {
         let load = |c: &AtomicU64| c.load(Ordering::Acquire);
         // Finished stages first, then the worker's take, then queue exits, then arrivals.
-        let batches = load(&self.batches);
-        let export_errors = load(&self.export_errors);
-        let exported = load(&self.exported);
+        let batches = load(&self.worker.batches);
+        let export_errors = load(&self.worker.export_errors);
+        let exported = load(&self.worker.exported);
         let mut dropped = [0; REASONS];
         for reason in DropReason::ALL.into_iter().filter(|r| !r.leaves_queue()) {
             dropped[reason as usize] = load(&self.dropped[reason as usize]);
         }
-        let taken = load(&self.taken);
+        let taken = load(&self.worker.taken);
         for reason in DropReason::ALL.into_iter().filter(|r| r.leaves_queue()) {
             dropped[reason as usize] = load(&self.dropped[reason as usize]);
         }

@@ -14,10 +14,9 @@ pub enum DropPolicy {
 /// The result of offering a span to the queue.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Push<T> {
-    /// Queued; the queue now holds `len` items (an instant reading under concurrency).
-    Queued { len: usize },
-    /// Queued after evicting `evicted`, the oldest item.
-    QueuedEvicting { evicted: T, len: usize },
+    Queued,
+    /// Queued after evicting this item, the oldest one.
+    QueuedEvicting(T),
     /// Refused because the queue is full; the item is handed back.
     Refused(T),
 }
@@ -42,14 +41,11 @@ impl<T> SpanQueue<T> {
     pub fn push(&self, item: T) -> Push<T> {
         match self.policy {
             DropPolicy::Oldest => match self.items.force_push(item) {
-                None => Push::Queued { len: self.items.len() },
-                Some(evicted) => Push::QueuedEvicting {
-                    evicted,
-                    len: self.items.len(),
-                },
+                None => Push::Queued,
+                Some(evicted) => Push::QueuedEvicting(evicted),
             },
             DropPolicy::Newest => match self.items.push(item) {
-                Ok(()) => Push::Queued { len: self.items.len() },
+                Ok(()) => Push::Queued,
                 Err(item) => Push::Refused(item),
             },
         }
@@ -95,9 +91,10 @@ mod tests {
     fn oldest_policy_evicts_in_fifo_order() {
         let q = SpanQueue::new(3, DropPolicy::Oldest);
         for i in 0..3 {
-            assert_eq!(q.push(i), Push::Queued { len: i + 1 });
+            assert_eq!(q.push(i), Push::Queued);
+            assert_eq!(q.len(), i + 1);
         }
-        assert_eq!(q.push(3), Push::QueuedEvicting { evicted: 0, len: 3 });
+        assert_eq!(q.push(3), Push::QueuedEvicting(0));
         let mut out = Vec::new();
         assert_eq!(q.pop_into(10, &mut out), 3);
         assert_eq!(out, vec![1, 2, 3]);
@@ -137,7 +134,7 @@ mod tests {
                 thread::spawn(move || {
                     let mut evicted = Vec::new();
                     for i in 0..10_000u64 {
-                        if let Push::QueuedEvicting { evicted: e, .. } = q.push(t * 1_000_000 + i) {
+                        if let Push::QueuedEvicting(e) = q.push(t * 1_000_000 + i) {
                             evicted.push(e);
                         }
                     }
@@ -156,7 +153,10 @@ mod tests {
                 seen
             })
         };
-        let mut all: Vec<u64> = producers.into_iter().flat_map(|p| p.join().unwrap()).collect();
+        let mut all: Vec<u64> = producers
+            .into_iter()
+            .flat_map(|p| p.join().unwrap())
+            .collect();
         all.extend(consumer.join().unwrap());
         q.pop_into(usize::MAX, &mut all);
         all.sort_unstable();

@@ -48,21 +48,16 @@ impl Wakeup {
         self.state.store(BUSY, Ordering::SeqCst);
     }
 
-    /// Called after a push that left `len` spans queued; wakes the worker when that is worth it.
-    /// Returns whether this call woke it.
-    pub fn on_push(&self, len: usize, batch_size: usize) -> bool {
+    /// Called after a push; `queued` is read only if the worker sleeps. Returns true when
+    /// this producer has claimed the wake-up and must now call [`Wakeup::notify_worker`].
+    pub fn claim_wakeup(&self, queued: impl FnOnce() -> usize, batch_size: usize) -> bool {
         let state = self.state.load(Ordering::SeqCst);
-        let worth_it = state == IDLE || (state == TIMED && len >= batch_size);
-        if worth_it
+        let worth_it = state == IDLE || (state == TIMED && queued() >= batch_size);
+        worth_it
             && self
                 .state
                 .compare_exchange(state, BUSY, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()
-        {
-            self.notify_worker();
-            return true;
-        }
-        false
     }
 
     /// Wakes the worker whatever it is waiting for (flush, shutdown).
@@ -128,8 +123,12 @@ mod tests {
             thread::yield_now();
         }
         queued.store(1, Ordering::SeqCst);
-        assert!(w.on_push(1, 512));
-        assert!(!w.on_push(2, 512), "a second producer must not wake it again");
+        assert!(w.claim_wakeup(|| 1, 512));
+        assert!(
+            !w.claim_wakeup(|| 2, 512),
+            "a second producer must not wake it again"
+        );
+        w.notify_worker();
         worker.join().unwrap();
     }
 
@@ -137,8 +136,8 @@ mod tests {
     fn timed_worker_is_woken_only_by_a_full_batch() {
         let w = Wakeup::default();
         w.state.store(TIMED, Ordering::SeqCst);
-        assert!(!w.on_push(10, 512));
-        assert!(w.on_push(512, 512));
+        assert!(!w.claim_wakeup(|| 10, 512));
+        assert!(w.claim_wakeup(|| 512, 512));
         assert_eq!(w.state.load(Ordering::SeqCst), BUSY);
     }
 
@@ -168,7 +167,9 @@ mod tests {
         };
         for round in 1..=rounds {
             queued.store(round, Ordering::SeqCst);
-            w.on_push(1, 512);
+            if w.claim_wakeup(|| 1, 512) {
+                w.notify_worker();
+            }
             while w.state.load(Ordering::SeqCst) != BUSY {
                 thread::yield_now();
             }

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
+# spanbatch's encoder and exporters follow the 1.45 generation of the stock OTLP packages
+# (None attribute values, the shared HTTP client); older releases (Python 3.9) differ.
+pytest.importorskip("opentelemetry.exporter.otlp.common.http", reason="needs the OTLP exporters >= 1.45")
+
 import gzip
 import threading
 import time
@@ -13,7 +19,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
-import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.exporter.otlp.common import http as stock_http_client
@@ -29,10 +34,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
 from opentelemetry.sdk.trace.export import SpanExportResult
-from otlp_spans import corpus, stock_bytes
 from spanbatch import BatchSpanProcessor
 from spanbatch.exporter import OTLPSpanExporter
 from spanbatch.exporter import grpc as spanbatch_grpc
+
+from tests.otlp_spans import corpus, stock_bytes
 
 # ---- a small OTLP/HTTP receiver --------------------------------------------------------------------
 

@@ -16,6 +16,8 @@ _DEFAULT_MAX_EXPORT_BATCH_SIZE = 512
 _DEFAULT_EXPORT_TIMEOUT_MILLIS = 30000
 # Queue slots are allocated up front, so a stray extra digit must not take the machine's memory.
 LARGEST_QUEUE_SIZE = 1 << 22
+# Longer waits mean "never" in practice, and would overflow the platform's timeouts.
+LONGEST_MILLIS = 365 * 24 * 3600 * 1000.0
 
 # Each (variable, value) pair is reported once per process, not once per processor.
 _warned: set[tuple[str, str]] = set()
@@ -113,7 +115,7 @@ def _check_millis(setting: Setting, value: object, message: str) -> float:
         raise TypeError(f"{setting.argument} must be a number, not {type(value).__name__!r}.")
     if math.isnan(value) or value <= 0:
         raise ValueError(message)
-    return float(value)
+    return min(float(value), LONGEST_MILLIS)
 
 
 def resolve_settings(

@@ -16,8 +16,8 @@ from spanbatch._drops import DropReporter
 
 logger = logging.getLogger("spanbatch")
 
-# Exporter types already reported for returning something other than a SpanExportResult.
-_odd_results: set[type] = set()
+# (exporter type, result type) pairs already reported for not returning a SpanExportResult.
+_odd_results: set[tuple[type, type]] = set()
 
 
 def export_batch(exporter: SpanExporter, batch: Sequence[ReadableSpan]) -> bool:
@@ -29,8 +29,9 @@ def export_batch(exporter: SpanExporter, batch: Sequence[ReadableSpan]) -> bool:
         return False
     if result is SpanExportResult.SUCCESS:
         return True
-    if result is not SpanExportResult.FAILURE and type(exporter) not in _odd_results:
-        _odd_results.add(type(exporter))
+    kind = (type(exporter), type(result))
+    if result is not SpanExportResult.FAILURE and kind not in _odd_results:
+        _odd_results.add(kind)
         logger.warning(
             "%s.export returned %r, not a SpanExportResult; counting its batches as failed.",
             type(exporter).__name__,

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable, Literal
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
@@ -21,21 +21,16 @@ from spanbatch._export import run_worker, shutdown_exporter
 from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
 from spanbatch._stats import SpanStats
 
-if TYPE_CHECKING:
-    from typing_extensions import Literal
-
-    DropPolicyName = Literal["oldest", "newest"]
-else:
-    DropPolicyName = str
+DropPolicyName = Literal["oldest", "newest"]
 
 logger = logging.getLogger("spanbatch")
 
 
-def _weak_method(method: Callable[..., object]) -> Callable[..., object]:
+def _weak_method(method: Callable[..., Any]) -> Callable[..., Any]:
     """A callable that forwards to ``method`` while its object lives, and returns None after."""
-    ref = weakref.WeakMethod(method)  # type: ignore[arg-type]
+    ref = weakref.WeakMethod(method)
 
-    def call(*args: object) -> object:
+    def call(*args: object) -> Any:
         target = ref()
         return None if target is None else target(*args)
 
@@ -80,7 +75,7 @@ class BatchSpanProcessor(SpanProcessor):
             os.register_at_fork(after_in_child=_weak_method(self._after_fork_in_child))
         if internal_metrics_enabled():
             register_processor_metrics(
-                _weak_method(self.stats),  # type: ignore[arg-type]
+                _weak_method(self.stats),
                 self._settings.max_queue_size,
                 meter_provider,
                 component_name(),
@@ -126,7 +121,7 @@ class BatchSpanProcessor(SpanProcessor):
 
     def stats(self) -> SpanStats:
         """An exact, immutable snapshot of where every received span is."""
-        return SpanStats.of(self._core)
+        return SpanStats.of(self._current_core())
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
         """Export every span queued before this call; False if ``timeout_millis`` passes first.
@@ -167,8 +162,9 @@ class BatchSpanProcessor(SpanProcessor):
         self._drops.report(SpanStats.of(core).dropped, now=True)
 
     def _current_core(self) -> BatchCore:
+        """The core of this process; noticing here means the fork skipped Python's hooks."""
         if self._core.pid != os.getpid():
-            self._recover_from_fork(0)
+            self._recover_from_fork(self._core.queue_len())
         return self._core
 
     def _after_fork_in_child(self) -> None:

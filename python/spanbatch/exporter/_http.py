@@ -6,10 +6,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from opentelemetry.exporter.otlp.common import http as _http
-from opentelemetry.exporter.otlp.proto.http import Compression
-from opentelemetry.exporter.otlp.proto.http import trace_exporter as _stock
-from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError, _is_request_too_large
+try:
+    from opentelemetry.exporter.otlp.common import http as _http
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http import trace_exporter as _stock
+    from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError, _is_request_too_large
+except ImportError as error:  # the stock exporter before 1.45 has another shape, without these hooks
+    raise ImportError(
+        "spanbatch.exporter.OTLPSpanExporter needs opentelemetry-exporter-otlp-proto-http>=1.45.2 "
+        "(Python >= 3.10): pip install 'spanbatch[otlp-http]'"
+    ) from error
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult

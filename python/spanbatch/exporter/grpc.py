@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import grpc
 from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as _stock
@@ -51,17 +52,13 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         meter_provider: MeterProvider | None = None,
     ) -> None:
         self._encoder = SpanEncoder()
-        super().__init__(
-            endpoint,
-            insecure,
-            credentials,
-            headers,
-            timeout,
-            compression,
-            channel_options,
-            retryable_error_codes,
-            meter_provider=meter_provider,
-        )
+        # Stock releases before 1.45 have neither of these two parameters: pass them only when given.
+        extra: dict[str, Any] = {}
+        if retryable_error_codes is not None:
+            extra["retryable_error_codes"] = retryable_error_codes
+        if meter_provider is not None:
+            extra["meter_provider"] = meter_provider
+        super().__init__(endpoint, insecure, credentials, headers, timeout, compression, channel_options, **extra)
 
     @property
     def span_encoder(self) -> SpanEncoder:

@@ -1,0 +1,110 @@
+"""The one entry point: tests on every CPython 3.9-3.13 present, lint, types, rust, bench, demo."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
+WHEELS = ROOT / "target" / "nox-wheels"
+
+nox.options.sessions = ["rust", "lint", "types", "tests"]
+# Absent interpreters are skipped with a message, on CI too: the machine decides what is there.
+nox.options.error_on_missing_interpreters = False
+
+
+def _runs(python: str) -> bool:
+    try:
+        return subprocess.run([python, "-c", "pass"], check=False, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _expose_interpreters() -> None:
+    """Put installed-but-inactive interpreters (pyenv keeps them under versions/) on PATH."""
+    extra = []
+    for version in PYTHONS:
+        found = shutil.which(f"python{version}")
+        if found and _runs(found):
+            continue
+        pattern = os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python{version}")
+        candidates = sorted(glob.glob(pattern), reverse=True)
+        if candidates:
+            extra.append(str(Path(candidates[0]).parent))
+    if extra:
+        os.environ["PATH"] = os.pathsep.join([*extra, os.environ.get("PATH", "")])
+
+
+_expose_interpreters()
+_built: dict[str, Path] = {}
+
+
+def _wheel(session: nox.Session, profile: str) -> Path:
+    """Build the abi3 wheel once per nox run and profile; every interpreter installs the same file."""
+    if profile not in _built:
+        out = WHEELS / profile
+        shutil.rmtree(out, ignore_errors=True)
+        session.install("maturin>=1.9,<2")
+        session.run("maturin", "build", "--profile", profile, "--out", str(out))
+        (wheel,) = out.glob("spanbatch-*.whl")
+        _built[profile] = wheel
+    return _built[profile]
+
+
+def _install(session: nox.Session, profile: str = "dev", extras: str = "test") -> None:
+    session.install(f"{_wheel(session, profile)}[{extras}]")
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """The pytest suite against the installed abi3 wheel (dev profile: quick to build)."""
+    _install(session)
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=False)
+def rust(session: nox.Session) -> None:
+    """Rust unit tests for the queue, counters and wake-up."""
+    session.run("cargo", "test", "--quiet", external=True)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "python", "tests", "noxfile.py", "dev.py")
+    session.run("ruff", "format", "--check", "python", "tests", "noxfile.py", "dev.py")
+    session.run("cargo", "fmt", "--check", external=True)
+    session.run("cargo", "clippy", "--all-targets", "--quiet", "--", "-D", "warnings", external=True)
+
+
+@nox.session(python="3.11")
+def types(session: nox.Session) -> None:
+    _install(session, extras="test,dev")
+    session.run("mypy")
+    session.run("python", "-m", "mypy.stubtest", "spanbatch._core")
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Benchmarks side by side with the stock processor, on a release build."""
+    _install(session, profile="release")
+    out = ROOT / "target" / "bench.json"
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/benchmarks",
+        "--benchmark-only",
+        "--benchmark-columns=min,median,ops",
+        f"--benchmark-json={out}",
+        "-p",
+        "no:randomly",
+        *session.posargs,
+    )
+    session.run("python", "-m", "tests.benchmarks.report", str(out))

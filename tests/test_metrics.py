@@ -1,0 +1,83 @@
+"""Self-metrics: the stock processor's instruments, names, units and attributes, fed by exact counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import spanbatch
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from tests.conftest import PROCESSORS, HangingExporter, RecordingExporter, make_span
+
+
+def collect(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, Any], int]]]:
+    data = reader.get_metrics_data()
+    found: dict[str, list[tuple[dict[str, Any], int]]] = {}
+    for resource_metrics in data.resource_metrics if data else []:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                points = [(dict(p.attributes or {}), p.value) for p in metric.data.data_points]
+                found.setdefault(metric.name, []).extend(points)
+    return found
+
+
+def run(processor_cls: Any, spans: int) -> dict[str, list[tuple[dict[str, Any], int]]]:
+    reader = InMemoryMetricReader()
+    processor = processor_cls(RecordingExporter(), meter_provider=MeterProvider(metric_readers=[reader]))
+    for _ in range(spans):
+        processor.on_end(make_span())
+    processor.force_flush(5000)
+    found = collect(reader)
+    processor.shutdown()
+    return found
+
+
+@pytest.fixture
+def metrics_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+
+
+@pytest.mark.usefixtures("metrics_enabled")
+def test_same_instruments_and_values_as_the_stock_processor() -> None:
+    stock, ours = run(PROCESSORS["stock"], 5), run(PROCESSORS["spanbatch"], 5)
+    assert (
+        set(ours)
+        == set(stock)
+        == {
+            "otel.sdk.processor.span.processed",
+            "otel.sdk.processor.span.queue.size",
+            "otel.sdk.processor.span.queue.capacity",
+        }
+    )
+    for name in stock:
+        assert [value for _, value in ours[name]] == [value for _, value in stock[name]], name
+        for attributes, _ in ours[name]:
+            assert attributes["otel.component.type"] == "batching_span_processor"
+            assert attributes["otel.component.name"].startswith("batching_span_processor/")
+
+
+@pytest.mark.usefixtures("metrics_enabled")
+@pytest.mark.timeout(20)
+def test_drops_are_reported_with_their_error_type(hanging_exporter: HangingExporter) -> None:
+    reader = InMemoryMetricReader()
+    processor = spanbatch.BatchSpanProcessor(
+        hanging_exporter, 4, 60_000, 4, 200, meter_provider=MeterProvider(metric_readers=[reader])
+    )
+    for _ in range(4):
+        processor.on_end(make_span())
+    assert hanging_exporter.entered.wait(5)
+    for _ in range(10):
+        processor.on_end(make_span())
+    processor.shutdown()
+    processor.on_end(make_span())
+    processed = {a.get("error.type"): v for a, v in collect(reader)["otel.sdk.processor.span.processed"]}
+    stats = processor.stats()
+    assert processed == {None: 4, "queue_full": 6, "already_shutdown": stats.dropped["shutdown"]}
+    assert stats.dropped["shutdown"] == 5  # 4 given up at the deadline, 1 after shutdown
+
+
+def test_metrics_stay_off_unless_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", raising=False)
+    assert run(spanbatch.BatchSpanProcessor, 3) == {}
