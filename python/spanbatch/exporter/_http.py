@@ -1,4 +1,10 @@
-"""OTLP/HTTP (protobuf) span exporter: the stock exporter's transport, retries and settings, Rust encoding."""
+"""OTLP/HTTP (protobuf) span exporter: the stock exporter's transport, retries and settings, Rust encoding.
+
+Private parts of the stock exporter this relies on (checked by the tests, 1.45.2):
+``_OTLPHTTPClient`` and its ``_compress(bytes) -> bytes`` / ``_compression``, the exporter's
+``_client``, ``_metrics.export_operation``, ``_max_request_size`` and ``_shutdown``, and
+``_common._is_request_too_large`` / ``RequestPayloadTooLargeError``.
+"""
 
 from __future__ import annotations
 
