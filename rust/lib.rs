@@ -1,6 +1,6 @@
 //! spanbatch's native core: a lock-free span queue with exact accounting,
-//! driven by a Python worker that waits here without holding the GIL,
-//! and (`otlp`) the OTLP/protobuf span encoder behind `spanbatch.exporter`.
+//! driven by a Python worker that waits here without holding the GIL.
+//! `otlp` is the OTLP/protobuf span encoder behind `spanbatch.exporter`.
 
 mod core;
 pub mod counters;
