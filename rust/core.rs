@@ -6,13 +6,14 @@
 
 use crate::counters::{Counters, DropReason, Snapshot};
 use crate::queue::{DropPolicy, Push, SpanQueue};
+use crate::sync::locked;
 use crate::wakeup::Wakeup;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Longest delay or timeout we keep as given; beyond it `Instant` arithmetic could overflow.
@@ -79,15 +80,9 @@ pub struct PyBatchCore {
     shutdown: AtomicBool,
     abandoned: AtomicBool,
     /// When the worker first saw the oldest span of the batch it is filling.
-    /// (std locks throughout: see wakeup.rs on parking_lot and fork.)
     window_start: Mutex<Option<Instant>>,
     /// Called with the number of orphaned spans when a push finds itself in a forked child.
     on_fork: Mutex<Option<Py<PyAny>>>,
-}
-
-/// These locks guard plain values that a panic cannot leave half-written.
-fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl PyBatchCore {

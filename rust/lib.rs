@@ -1,10 +1,13 @@
 //! spanbatch's native core: a lock-free span queue with exact accounting,
 //! driven by a Python worker that waits here without holding the GIL.
+//! `otlp` is the OTLP/protobuf span encoder behind `spanbatch.exporter`.
 
 mod core;
 pub mod counters;
 mod fanout;
+pub mod otlp;
 pub mod queue;
+mod sync;
 pub mod wakeup;
 
 use pyo3::prelude::*;
@@ -15,4 +18,6 @@ mod _core {
     use crate::core::PyBatchCore;
     #[pymodule_export]
     use crate::fanout::PyFanOut;
+    #[pymodule_export]
+    use crate::otlp::encoder::{compress, PySpanEncoder};
 }

@@ -9,12 +9,9 @@
 //! Flushes are tickets: a caller takes the next number and waits until the
 //! worker reports that everything queued before that ticket was exported.
 //!
-//! The lock and condition variables are `std`'s, not `parking_lot`'s: a thread parked
-//! in `parking_lot` sits in a process-wide table, and after a `fork()` the child keeps
-//! that entry, pointing into the dead thread's stack. glibc hands that stack to the
-//! child's next thread, and the table's next rehash follows the stale pointer and
-//! crashes. `std`'s futex-based primitives keep all their state in the object itself.
+//! The lock and condition variables are `std`'s, not `parking_lot`'s: see `sync.rs`.
 
+use crate::sync::locked;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -34,9 +31,8 @@ pub struct Wakeup {
 }
 
 impl Wakeup {
-    /// The lock guards no data, so a panic while it was held leaves nothing inconsistent.
     fn lock(&self) -> MutexGuard<'_, ()> {
-        self.lock.lock().unwrap_or_else(PoisonError::into_inner)
+        locked(&self.lock)
     }
 
     /// Blocks the worker until `ready()` holds, it is notified, or `deadline` passes.

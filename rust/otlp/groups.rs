@@ -1,0 +1,213 @@
+//! Resource and scope grouping, with each object's encoding cached.
+//!
+//! The stock encoder groups spans in a `dict[Resource, dict[scope, list]]`, so two
+//! distinct objects that hash and compare equal share a group, and groups come out
+//! in first-seen order, keyed by the first object seen. We do the same; an object's
+//! hash is taken once, when it enters the cache, and `==` is asked only when a batch
+//! meets a second distinct object with an equal hash.
+
+use super::proto;
+use super::spans::or_empty;
+use super::types::Types;
+use super::values::{attributes, ReadPass};
+use crate::sync::locked;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+
+/// Distinct resources (or scopes) remembered at most; a full cache starts over.
+const CACHE_LIMIT: usize = 256;
+
+/// An encoded resource or scope, with the object it came from.
+pub struct Encoded<T> {
+    /// Held so the address we key on cannot be reused while the entry lives.
+    object: Py<PyAny>,
+    /// `None` when the object is unhashable: it then groups by identity only.
+    hash: Option<isize>,
+    pub message: T,
+    pub schema_url: String,
+}
+
+/// Encodings keyed by object address. Resources and scopes are immutable once made,
+/// so an entry stays right for as long as it holds its object.
+pub struct Cache<T> {
+    entries: Mutex<HashMap<usize, Arc<Encoded<T>>>>,
+}
+
+impl<T> Default for Cache<T> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T> Cache<T> {
+    /// The entry for `object`, encoding it with `encode` on a miss.
+    ///
+    /// The lock is never held while Python runs: Python code may switch threads,
+    /// and a thread blocked on this lock while holding the GIL would deadlock it.
+    fn get(
+        &self,
+        object: &Bound<'_, PyAny>,
+        encode: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<(T, String)>,
+    ) -> PyResult<Arc<Encoded<T>>> {
+        let address = object.as_ptr() as usize;
+        if let Some(found) = locked(&self.entries).get(&address) {
+            return Ok(found.clone());
+        }
+        let (message, schema_url) = encode(object)?;
+        let entry = Arc::new(Encoded {
+            object: object.clone().unbind(),
+            hash: object.hash().ok(),
+            message,
+            schema_url,
+        });
+        let evicted = {
+            let mut entries = locked(&self.entries);
+            let evicted = if entries.len() >= CACHE_LIMIT {
+                std::mem::take(&mut *entries)
+            } else {
+                HashMap::new()
+            };
+            entries.insert(address, entry.clone());
+            evicted
+        };
+        // Released after the lock: dropping the last reference to an object may run Python code.
+        drop(evicted);
+        Ok(entry)
+    }
+
+    pub fn len(&self) -> usize {
+        locked(&self.entries).len()
+    }
+
+    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(entries) = self.entries.try_lock() {
+            for entry in entries.values() {
+                visit.call(&entry.object)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn clear(&self) {
+        let evicted = std::mem::take(&mut *locked(&self.entries));
+        drop(evicted);
+    }
+}
+
+pub fn encode_resource(
+    resource: &Bound<'_, PyAny>,
+    types: &Types,
+    pass: &mut ReadPass,
+) -> PyResult<(proto::Resource, String)> {
+    let py = resource.py();
+    let attributes = attributes(&resource.getattr(intern!(py, "attributes"))?, types, pass)?;
+    Ok((
+        proto::Resource { attributes },
+        or_empty(&resource.getattr(intern!(py, "schema_url"))?, pass)?,
+    ))
+}
+
+pub fn encode_scope(
+    scope: &Bound<'_, PyAny>,
+    types: &Types,
+    pass: &mut ReadPass,
+) -> PyResult<(proto::InstrumentationScope, String)> {
+    let py = scope.py();
+    let message = proto::InstrumentationScope {
+        name: or_empty(&scope.getattr(intern!(py, "name"))?, pass)?,
+        version: or_empty(&scope.getattr(intern!(py, "version"))?, pass)?,
+        attributes: attributes(&scope.getattr(intern!(py, "attributes"))?, types, pass)?,
+    };
+    Ok((
+        message,
+        or_empty(&scope.getattr(intern!(py, "schema_url"))?, pass)?,
+    ))
+}
+
+/// Whether `new` lands in the dict slot keyed by `first`: equal hashes, then `is` or `==`.
+fn same_key<T>(py: Python<'_>, first: &Encoded<T>, new: &Encoded<T>) -> bool {
+    let (Some(a), Some(b)) = (first.hash, new.hash) else {
+        return false;
+    };
+    a == b
+        && (first.object.is(&new.object)
+            || first
+                .object
+                .bind(py)
+                .eq(new.object.bind(py))
+                .unwrap_or(false))
+}
+
+/// One group: the first object seen for it, the addresses matched to it, and its contents.
+struct Group<T, V> {
+    key: Option<Arc<Encoded<T>>>,
+    seen: Vec<usize>,
+    /// The objects behind `seen`, held so no address is reused by another object during
+    /// the batch (a `resource` property may build a new object on every call).
+    alive: Vec<Py<PyAny>>,
+    value: V,
+}
+
+/// Groups in first-seen order.
+pub struct Groups<T, V> {
+    groups: Vec<Group<T, V>>,
+}
+
+impl<T, V: Default> Default for Groups<T, V> {
+    fn default() -> Self {
+        Self { groups: Vec::new() }
+    }
+}
+
+impl<T, V: Default> Groups<T, V> {
+    /// The group `object` belongs to (`None` is a key of its own), created if new.
+    pub fn slot(
+        &mut self,
+        object: Option<&Bound<'_, PyAny>>,
+        cache: &Cache<T>,
+        encode: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<(T, String)>,
+    ) -> PyResult<&mut V> {
+        let address = object.map_or(0, |o| o.as_ptr() as usize);
+        if let Some(index) = self.groups.iter().position(|g| g.seen.contains(&address)) {
+            return Ok(&mut self.groups[index].value);
+        }
+        let key = object.map(|o| cache.get(o, encode)).transpose()?;
+        let equal = |group: &Group<T, V>| match (&group.key, &key, object) {
+            (Some(first), Some(new), Some(o)) => same_key(o.py(), first, new),
+            _ => false,
+        };
+        let index = match self.groups.iter().position(equal) {
+            Some(index) => {
+                self.groups[index].seen.push(address);
+                index
+            }
+            None => {
+                self.groups.push(Group {
+                    key,
+                    seen: vec![address],
+                    alive: Vec::new(),
+                    value: V::default(),
+                });
+                self.groups.len() - 1
+            }
+        };
+        if let Some(object) = object {
+            self.groups[index].alive.push(object.clone().unbind());
+        }
+        Ok(&mut self.groups[index].value)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    pub fn into_iter(self) -> impl Iterator<Item = (Option<Arc<Encoded<T>>>, V)> {
+        self.groups.into_iter().map(|g| (g.key, g.value))
+    }
+}

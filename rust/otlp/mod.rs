@@ -1,0 +1,10 @@
+//! OTLP/protobuf encoding of finished spans, for spanbatch's own OTLP exporters.
+
+pub mod compress;
+pub mod encoder;
+mod groups;
+pub mod proto;
+mod spans;
+mod types;
+mod values;
+mod write;

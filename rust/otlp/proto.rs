@@ -1,0 +1,252 @@
+//! The OTLP trace messages spanbatch writes, as prost structs.
+//!
+//! Only the fields the stock Python encoder sets are declared: prost skips unknown
+//! tags on decode, and on encode a field we never fill would only cost space.
+//! Field numbers follow `opentelemetry/proto/{collector/trace,trace,common,resource}/v1`.
+//! prost writes fields in tag order and omits proto3 defaults, as upb does, so
+//! equal trees give identical bytes.
+
+/// `opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest`
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExportTraceServiceRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub resource_spans: Vec<ResourceSpans>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ResourceSpans {
+    #[prost(message, optional, tag = "1")]
+    pub resource: Option<Resource>,
+    #[prost(message, repeated, tag = "2")]
+    pub scope_spans: Vec<ScopeSpans>,
+    #[prost(string, tag = "3")]
+    pub schema_url: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Resource {
+    #[prost(message, repeated, tag = "1")]
+    pub attributes: Vec<KeyValue>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ScopeSpans {
+    #[prost(message, optional, tag = "1")]
+    pub scope: Option<InstrumentationScope>,
+    #[prost(message, repeated, tag = "2")]
+    pub spans: Vec<Span>,
+    #[prost(string, tag = "3")]
+    pub schema_url: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct InstrumentationScope {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(string, tag = "2")]
+    pub version: String,
+    #[prost(message, repeated, tag = "3")]
+    pub attributes: Vec<KeyValue>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Span {
+    #[prost(bytes = "vec", tag = "1")]
+    pub trace_id: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub span_id: Vec<u8>,
+    #[prost(string, tag = "3")]
+    pub trace_state: String,
+    #[prost(bytes = "vec", tag = "4")]
+    pub parent_span_id: Vec<u8>,
+    #[prost(string, tag = "5")]
+    pub name: String,
+    #[prost(int32, tag = "6")]
+    pub kind: i32,
+    #[prost(fixed64, tag = "7")]
+    pub start_time_unix_nano: u64,
+    #[prost(fixed64, tag = "8")]
+    pub end_time_unix_nano: u64,
+    #[prost(message, repeated, tag = "9")]
+    pub attributes: Vec<KeyValue>,
+    #[prost(uint32, tag = "10")]
+    pub dropped_attributes_count: u32,
+    #[prost(message, repeated, tag = "11")]
+    pub events: Vec<Event>,
+    #[prost(uint32, tag = "12")]
+    pub dropped_events_count: u32,
+    #[prost(message, repeated, tag = "13")]
+    pub links: Vec<Link>,
+    #[prost(uint32, tag = "14")]
+    pub dropped_links_count: u32,
+    #[prost(message, optional, tag = "15")]
+    pub status: Option<Status>,
+    #[prost(fixed32, tag = "16")]
+    pub flags: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Event {
+    #[prost(fixed64, tag = "1")]
+    pub time_unix_nano: u64,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(message, repeated, tag = "3")]
+    pub attributes: Vec<KeyValue>,
+    #[prost(uint32, tag = "4")]
+    pub dropped_attributes_count: u32,
+}
+
+/// A link; the stock encoder leaves `trace_state` (tag 3) out, and so do we.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Link {
+    #[prost(bytes = "vec", tag = "1")]
+    pub trace_id: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub span_id: Vec<u8>,
+    #[prost(message, repeated, tag = "4")]
+    pub attributes: Vec<KeyValue>,
+    #[prost(uint32, tag = "5")]
+    pub dropped_attributes_count: u32,
+    #[prost(fixed32, tag = "6")]
+    pub flags: u32,
+}
+
+/// Tag 1 is reserved (the deprecated code field).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Status {
+    #[prost(string, tag = "2")]
+    pub message: String,
+    #[prost(int32, tag = "3")]
+    pub code: i32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct KeyValue {
+    #[prost(string, tag = "1")]
+    pub key: String,
+    #[prost(message, optional, tag = "2")]
+    pub value: Option<AnyValue>,
+}
+
+/// `value: None` is the empty AnyValue the stock encoder writes for a `None` attribute.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AnyValue {
+    #[prost(oneof = "Value", tags = "1, 2, 3, 4, 5, 6, 7")]
+    pub value: Option<Value>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Value {
+    #[prost(string, tag = "1")]
+    String(String),
+    #[prost(bool, tag = "2")]
+    Bool(bool),
+    #[prost(int64, tag = "3")]
+    Int(i64),
+    #[prost(double, tag = "4")]
+    Double(f64),
+    #[prost(message, tag = "5")]
+    Array(ArrayValue),
+    #[prost(message, tag = "6")]
+    KvList(KeyValueList),
+    #[prost(bytes = "vec", tag = "7")]
+    Bytes(Vec<u8>),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ArrayValue {
+    #[prost(message, repeated, tag = "1")]
+    pub values: Vec<AnyValue>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct KeyValueList {
+    #[prost(message, repeated, tag = "1")]
+    pub values: Vec<KeyValue>,
+}
+
+/// `SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK`: we always know whether the parent is remote.
+pub const FLAG_HAS_IS_REMOTE: u32 = 0x100;
+/// `SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK`
+pub const FLAG_IS_REMOTE: u32 = 0x200;
+
+/// The `flags` field the stock encoder writes for a span's parent or a link's context.
+pub fn remote_flags(is_remote: bool) -> u32 {
+    if is_remote {
+        FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE
+    } else {
+        FLAG_HAS_IS_REMOTE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn oneof_zero_values_are_written() {
+        // Presence matters in a oneof: an int attribute of 0 must reach the wire.
+        let kv = KeyValue {
+            key: "k".into(),
+            value: Some(AnyValue {
+                value: Some(Value::Int(0)),
+            }),
+        };
+        assert_eq!(
+            kv.encode_to_vec(),
+            [0x0a, 0x01, b'k', 0x12, 0x02, 0x18, 0x00]
+        );
+    }
+
+    #[test]
+    fn empty_any_value_is_still_present() {
+        let kv = KeyValue {
+            key: String::new(),
+            value: Some(AnyValue::default()),
+        };
+        assert_eq!(kv.encode_to_vec(), [0x12, 0x00]);
+    }
+
+    #[test]
+    fn flags_come_after_status() {
+        let span = Span {
+            status: Some(Status::default()),
+            flags: remote_flags(true),
+            ..Span::default()
+        };
+        assert_eq!(
+            span.encode_to_vec(),
+            [0x7a, 0x00, 0x85, 0x01, 0x00, 0x03, 0x00, 0x00]
+        );
+    }
+
+    #[test]
+    fn round_trip() {
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource::default()),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: "s".into(),
+                        ..Default::default()
+                    }),
+                    spans: vec![Span {
+                        name: "n".into(),
+                        kind: 1,
+                        flags: remote_flags(false),
+                        ..Default::default()
+                    }],
+                    schema_url: String::new(),
+                }],
+                schema_url: "u".into(),
+            }],
+        };
+        let bytes = request.encode_to_vec();
+        assert_eq!(
+            ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap(),
+            request
+        );
+    }
+}

@@ -1,0 +1,403 @@
+"""spanbatch's OTLP exporters against small local receivers, and against the stock exporters' settings."""
+
+from __future__ import annotations
+
+import pytest
+
+# spanbatch's encoder and exporters follow the 1.45 generation of the stock OTLP packages
+# (None attribute values, the shared HTTP client); older releases (Python 3.9) differ.
+pytest.importorskip("opentelemetry.exporter.otlp.common.http", reason="needs the OTLP exporters >= 1.45")
+
+import gzip
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.exporter.otlp.common import http as stock_http_client
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as StockGrpcExporter
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as StockHttpExporter
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
+from opentelemetry.sdk.trace.export import SpanExportResult
+from spanbatch import BatchSpanProcessor
+from spanbatch.exporter import OTLPSpanExporter
+from spanbatch.exporter import grpc as spanbatch_grpc
+
+from tests.otlp_spans import corpus, stock_bytes
+
+# ---- a small OTLP/HTTP receiver --------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def request(self) -> ExportTraceServiceRequest:
+        data = self.body
+        encoding = self.headers.get("content-encoding")
+        if encoding == "gzip":
+            data = gzip.decompress(data)
+        elif encoding == "deflate":
+            data = zlib.decompress(data)
+        return ExportTraceServiceRequest.FromString(data)
+
+
+@dataclass
+class HttpReceiver:
+    """Answers with the scripted statuses in order (then 200) and records every request."""
+
+    statuses: list[int] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    port: int = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/traces"
+
+    def span_count(self) -> int:
+        with self.lock:
+            requests = [r.request() for r in self.received]
+        return sum(len(ss.spans) for r in requests for rs in r.resource_spans for ss in rs.scope_spans)
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[HttpReceiver]:
+    receiver = HttpReceiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            with receiver.lock:
+                receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+            self.send_response(status)
+            if status != 200:
+                self.send_header("Retry-After", "0")  # retry at once: keeps the test fast
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield receiver
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    import os  # noqa: PLC0415
+
+    for name in list(os.environ):
+        if name.startswith(("OTEL_EXPORTER_OTLP", "OTEL_PYTHON_EXPORTER_OTLP")):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+# ---- HTTP ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_http_sends_the_stock_bytes(http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch) -> None:
+    spans = corpus()
+    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint)
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    (sent,) = http_receiver.received
+    assert sent.path == "/v1/traces"
+    assert sent.headers["content-type"] == "application/x-protobuf"
+    assert "content-encoding" not in sent.headers
+    assert sent.body == stock_bytes(spans)
+    exporter.shutdown()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    ("compression", "env", "expected"),
+    [
+        (Compression.Gzip, {}, "gzip"),
+        (Compression.Deflate, {}, "deflate"),
+        (None, {"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "gzip", "OTEL_EXPORTER_OTLP_COMPRESSION": "deflate"}, "gzip"),
+        (None, {"OTEL_EXPORTER_OTLP_COMPRESSION": "deflate"}, "deflate"),
+        (Compression.NoCompression, {"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "gzip"}, None),
+    ],
+)
+def test_http_compression_in_rust(
+    http_receiver: HttpReceiver,
+    clean_env: pytest.MonkeyPatch,
+    compression: Compression | None,
+    env: dict[str, str],
+    expected: str | None,
+) -> None:
+    for name, value in env.items():
+        clean_env.setenv(name, value)
+    spans = corpus()
+    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint, compression=compression)
+    assert type(exporter._client).__name__ == "_RustCompressingClient"
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    (sent,) = http_receiver.received
+    assert sent.headers.get("content-encoding") == expected
+    # gzip/deflate bytes differ from Python's (level, header time); the payload inside does not.
+    assert sent.request().SerializeToString() == stock_bytes(spans)
+    assert sent.request() == ExportTraceServiceRequest.FromString(stock_bytes(spans))
+
+
+@pytest.mark.timeout(30)
+def test_http_env_endpoint_and_headers_precedence(http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch) -> None:
+    base = f"http://127.0.0.1:{http_receiver.port}"
+    clean_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base + "/base/")
+    clean_env.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-general=1,x-both=general")
+    assert OTLPSpanExporter().export(corpus()[:1]) is SpanExportResult.SUCCESS
+    clean_env.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", base + "/traces-only")
+    clean_env.setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-both=traces")
+    assert OTLPSpanExporter().export(corpus()[:1]) is SpanExportResult.SUCCESS
+    assert OTLPSpanExporter(base + "/argument", headers={"X-Both": "arg"}).export(corpus()[:1]) is (
+        SpanExportResult.SUCCESS
+    )
+    first, second, third = http_receiver.received
+    assert (first.path, first.headers["x-general"], first.headers["x-both"]) == ("/base/v1/traces", "1", "general")
+    assert (second.path, second.headers["x-both"]) == ("/traces-only", "traces")
+    assert "x-general" not in second.headers  # the signal-specific variable replaces the general one
+    assert (third.path, third.headers["x-both"]) == ("/argument", "arg")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://h:1", "OTEL_EXPORTER_OTLP_TIMEOUT": "3"},
+        {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:2/x", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "4"},
+        {"OTEL_EXPORTER_OTLP_TRACES_HEADERS": "a=b", "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"},
+    ],
+)
+def test_http_settings_match_stock(clean_env: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    for name, value in env.items():
+        clean_env.setenv(name, value)
+    ours, stock = OTLPSpanExporter(), StockHttpExporter()
+    assert ours._endpoint == stock._endpoint
+    assert ours._compression == stock._compression
+    assert ours._max_request_size == stock._max_request_size
+    assert (ours._client._timeout, ours._client._headers) == (stock._client._timeout, stock._client._headers)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("status", [429, 502, 503, 504])
+def test_http_retries_transient_statuses(
+    http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch, status: int
+) -> None:
+    http_receiver.statuses = [status, status]
+    spans = corpus()
+    assert OTLPSpanExporter(endpoint=http_receiver.endpoint).export(spans) is SpanExportResult.SUCCESS
+    assert len(http_receiver.received) == 3
+    assert {r.body for r in http_receiver.received} == {stock_bytes(spans)}
+
+
+@pytest.mark.timeout(30)
+def test_http_does_not_retry_a_bad_request(http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch) -> None:
+    http_receiver.statuses = [400]
+    assert OTLPSpanExporter(endpoint=http_receiver.endpoint).export(corpus()) is SpanExportResult.FAILURE
+    assert len(http_receiver.received) == 1
+
+
+@pytest.mark.timeout(30)
+def test_http_connection_refused_fails_within_the_timeout(clean_env: pytest.MonkeyPatch) -> None:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=0.5)
+    started = time.monotonic()
+    assert exporter.export(corpus()) is SpanExportResult.FAILURE
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.timeout(30)
+def test_http_request_size_limit_and_shutdown(http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch) -> None:
+    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint, max_request_size=10)
+    assert exporter.export(corpus()) is SpanExportResult.FAILURE
+    assert http_receiver.received == []
+    exporter.shutdown()
+    assert exporter.export(corpus()) is SpanExportResult.FAILURE
+    assert exporter.force_flush() is True
+
+
+@pytest.mark.timeout(30)
+def test_http_reports_spans_it_could_not_read(
+    http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry.sdk.trace import ReadableSpan  # noqa: PLC0415
+
+    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint)
+    spans = [*corpus(), ReadableSpan("no context", None, resource=Resource({}))]
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    assert exporter.span_encoder.skipped_spans == 1
+    assert "Left out 1 span(s) that could not be read" in caplog.text
+    assert http_receiver.span_count() == len(spans) - 1
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("processor_class", [BatchSpanProcessor, StockBatchSpanProcessor])
+def test_http_behind_any_processor(
+    http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch, processor_class: type[Any]
+) -> None:
+    provider = TracerProvider(resource=Resource({"service.name": "t"}))
+    processor = processor_class(OTLPSpanExporter(endpoint=http_receiver.endpoint, compression=Compression.Gzip))
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    for i in range(1000):
+        with tracer.start_as_current_span("s", attributes={"i": i}):
+            pass
+    assert provider.force_flush(10_000)
+    provider.shutdown()
+    assert http_receiver.span_count() == 1000
+
+
+def test_http_client_hook_is_still_there() -> None:
+    # We rely on _OTLPHTTPClient._compress(bytes) -> bytes and on the exporter's _client,
+    # _compression, _metrics, _max_request_size and _shutdown: fail loudly if they move.
+    assert callable(stock_http_client._OTLPHTTPClient.__dict__["_compress"])
+    exporter = StockHttpExporter()
+    for name in ("_client", "_compression", "_metrics", "_max_request_size", "_shutdown"):
+        assert hasattr(exporter, name), name
+    assert type(exporter._client) is stock_http_client._OTLPHTTPClient
+
+
+# ---- gRPC ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GrpcReceiver:
+    """A TraceService that decodes each request; fails the first ``failures`` calls with UNAVAILABLE."""
+
+    failures: int = 0
+    requests: list[ExportTraceServiceRequest] = field(default_factory=list)
+    metadata: list[dict[str, str]] = field(default_factory=list)
+    port: int = 0
+
+
+@pytest.fixture
+def grpc_receiver() -> Iterator[GrpcReceiver]:
+    receiver = GrpcReceiver()
+
+    class Service(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+        def Export(self, request: ExportTraceServiceRequest, context: Any) -> ExportTraceServiceResponse:
+            receiver.requests.append(request)
+            receiver.metadata.append(dict(context.invocation_metadata()))
+            if receiver.failures > 0:
+                receiver.failures -= 1
+                retry = RetryInfo(retry_delay=Duration(seconds=0, nanos=1_000_000))
+                context.set_trailing_metadata((("google.rpc.retryinfo-bin", retry.SerializeToString()),))
+                context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
+            return ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)
+    receiver.port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield receiver
+    server.stop(None).wait(5)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("compression", [None, grpc.Compression.Gzip])
+def test_grpc_export_decodes_to_the_stock_request(
+    grpc_receiver: GrpcReceiver, clean_env: pytest.MonkeyPatch, compression: grpc.Compression | None
+) -> None:
+    spans = corpus()
+    exporter = spanbatch_grpc.OTLPSpanExporter(
+        endpoint=f"127.0.0.1:{grpc_receiver.port}", insecure=True, compression=compression, headers={"x-k": "v"}
+    )
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    (request,) = grpc_receiver.requests
+    assert request.SerializeToString() == stock_bytes(spans)
+    assert grpc_receiver.metadata[0]["x-k"] == "v"
+    exporter.shutdown()
+    assert exporter.export(spans) is SpanExportResult.FAILURE
+
+
+@pytest.mark.timeout(30)
+def test_grpc_retries_unavailable_on_a_new_channel(grpc_receiver: GrpcReceiver, clean_env: pytest.MonkeyPatch) -> None:
+    grpc_receiver.failures = 2
+    clean_env.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"http://127.0.0.1:{grpc_receiver.port}")
+    exporter = spanbatch_grpc.OTLPSpanExporter()
+    first_channel = exporter._channel
+    spans = corpus()
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    # UNAVAILABLE rebuilds the channel through _initialize_channel_and_stub: still our stub.
+    assert exporter._channel is not first_channel
+    assert type(exporter._client).__name__ == "_EncodedTraceServiceStub"
+    assert len(grpc_receiver.requests) == 3
+    assert {r.SerializeToString() for r in grpc_receiver.requests} == {stock_bytes(spans)}
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://h:1", "OTEL_EXPORTER_OTLP_TIMEOUT": "3"},
+        {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:2", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "gzip"},
+        {"OTEL_EXPORTER_OTLP_TRACES_HEADERS": "a=b", "OTEL_EXPORTER_OTLP_TRACES_INSECURE": "true"},
+    ],
+)
+def test_grpc_settings_match_stock(clean_env: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    for name, value in env.items():
+        clean_env.setenv(name, value)
+    ours, stock = spanbatch_grpc.OTLPSpanExporter(), StockGrpcExporter()
+    for name in ("_endpoint", "_insecure", "_headers", "_timeout", "_compression", "_retryable_error_codes"):
+        assert getattr(ours, name) == getattr(stock, name), name
+
+
+@pytest.mark.timeout(60)
+def test_grpc_behind_spanbatch_processor(grpc_receiver: GrpcReceiver, clean_env: pytest.MonkeyPatch) -> None:
+    provider = TracerProvider()
+    exporter = spanbatch_grpc.OTLPSpanExporter(endpoint=f"127.0.0.1:{grpc_receiver.port}", insecure=True)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    for _ in range(700):
+        tracer.start_span("s").end()
+    assert provider.force_flush(10_000)
+    provider.shutdown()
+    spans = sum(len(ss.spans) for r in grpc_receiver.requests for rs in r.resource_spans for ss in rs.scope_spans)
+    assert spans == 700
+
+
+@pytest.mark.timeout(60)
+def test_grpc_exporter_needs_no_http_package() -> None:
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    script = (
+        "import sys; sys.modules['opentelemetry.exporter.otlp.proto.http'] = None\n"
+        "from spanbatch.exporter.grpc import OTLPSpanExporter\n"
+        "OTLPSpanExporter(insecure=True).shutdown()\n"
+        "try:\n"
+        "    from spanbatch.exporter import OTLPSpanExporter\n"
+        "except ImportError:\n"
+        "    print('http needs its package')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=50, check=True)
+    assert done.stdout.strip() == "http needs its package"
