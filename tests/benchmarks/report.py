@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 # Stock first, then the others in a fixed order, so every group reads the same way.
-_ORDER = {"stock": 0, "spanbatch": 1, "fastotel": 2}
+_ORDER = {"stock": 0, "spanbatch": 1, "spanbatch+stock-exporter": 2, "fastotel": 3}
 
 
 def rows(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -24,8 +24,11 @@ def rows(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def contender(bench: dict[str, Any]) -> str:
+    """The ``name`` parameter, else the test name's last word (``test_encode_stock`` -> ``stock``)."""
     params = bench.get("params") or {}
-    return str(params.get("name", bench["name"]))
+    if "name" in params:
+        return str(params["name"])
+    return str(bench["name"]).rsplit("_", 1)[-1]
 
 
 def duration(seconds: float) -> str:
@@ -46,10 +49,11 @@ def dropped(info: dict[str, Any]) -> str:
 
 def table(data: dict[str, Any]) -> list[str]:
     header = ("processor", "median", "per span", "vs stock", "spans/s", "exported", "dropped", "CPU/span")
+    width = max([10, *(len(contender(b)) for b in data["benchmarks"])])
     lines = []
     for group, benches in sorted(rows(data).items()):
         lines.append(f"\n{group}")
-        lines.append("  {:<10} {:>10} {:>10} {:>9} {:>12} {:>9} {:>13} {:>9}".format(*header))
+        lines.append("  {:<{w}} {:>10} {:>10} {:>9} {:>12} {:>9} {:>13} {:>9}".format(*header, w=width))
         stock = next((b for b in benches if contender(b) == "stock"), None)
         for bench in sorted(benches, key=lambda b: (_ORDER.get(contender(b), 9), b["name"])):
             info = bench["extra_info"]
@@ -60,7 +64,7 @@ def table(data: dict[str, Any]) -> list[str]:
             ratio = f"{stock['stats']['median'] / median:.1f}x" if stock else "-"
             cpu = info.get("cpu_us_per_span")
             lines.append(
-                f"  {contender(bench):<10} {duration(median):>10} {per_span:>10} {ratio:>9} "
+                f"  {contender(bench):<{width}} {duration(median):>10} {per_span:>10} {ratio:>9} "
                 f"{rate:>12} {info.get('exported', '-'):>9} {dropped(info):>13} "
                 f"{'-' if cpu is None else f'{cpu:.1f} us':>9}"
             )

@@ -40,14 +40,14 @@ def best_exporter(endpoint: str) -> tuple[SpanExporter, str]:
         exporter: SpanExporter = module.OTLPSpanExporter(endpoint=endpoint)
     except (ImportError, AttributeError):
         logger.debug("spanbatch.exporter is not available; using the stock OTLP/HTTP exporter", exc_info=True)
-        return _stock_exporter(endpoint), "stock OTLPSpanExporter (HTTP)"
-    return exporter, "spanbatch.exporter.OTLPSpanExporter (HTTP, Rust encoding)"
+        return _stock_exporter(endpoint), "stock OTLP/HTTP exporter"
+    return exporter, "spanbatch OTLP/HTTP exporter (Rust encoding)"
 
 
 def stock(endpoint: str) -> Setup:
     # The stock processor counts no drops one could read (its "Queue full" warning is logged once), so the
     # table shows its losses as spans produced but never received.
-    return Setup(StockBatchSpanProcessor(_stock_exporter(endpoint)), "stock OTLPSpanExporter (HTTP)", None)
+    return Setup(StockBatchSpanProcessor(_stock_exporter(endpoint)), "stock OTLP/HTTP exporter", None)
 
 
 def spanbatch(endpoint: str) -> Setup:
