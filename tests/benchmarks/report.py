@@ -42,8 +42,10 @@ def dropped(info: dict[str, Any]) -> str:
     count, produced = info.get("dropped"), info.get("produced")
     if count is None:
         return "-"
-    percent = 100 * count / produced if produced else 0.0
-    share = "" if not count else f" ({percent:.0f}%)" if percent >= 1 else f" ({percent:.1f}%)"
+    if not count or not produced:
+        return str(count)
+    percent = 100 * count / produced
+    share = f" ({percent:.0f}%)" if percent >= 1 else f" ({percent:.1f}%)"
     return f"{count}{share}"
 
 
