@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -107,3 +109,19 @@ def end_spans() -> Callable[..., None]:
 
 def balanced(stats: spanbatch.SpanStats) -> bool:
     return stats.enqueued == stats.exported + stats.queued + stats.in_flight + stats.dropped_total
+
+
+def libc_fork() -> int:
+    """Fork from C as uWSGI does: none of Python's fork hooks run. PyDLL keeps the GIL held.
+
+    CPython survives such a fork only if no other thread is queued for the GIL at that
+    instant (a hookless child never re-initialises the GIL's condition variable), so give
+    workers woken by recent spans time to go back to their wait, which is detached.
+    """
+    time.sleep(0.2)
+    pid = int(ctypes.PyDLL(None).fork())
+    if pid == 0:
+        # Python reseeds ``random`` only in its own fork hooks; without this the child would
+        # generate the parent's next span ids. The id generator is not what is under test.
+        random.seed()
+    return pid

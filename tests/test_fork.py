@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import multiprocessing
 import os
@@ -14,7 +13,7 @@ from typing import Any, Callable
 import pytest
 import spanbatch
 
-from tests.conftest import RecordingExporter, balanced, make_span
+from tests.conftest import RecordingExporter, balanced, libc_fork, make_span
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork"),
@@ -25,15 +24,6 @@ LONG = 60_000
 
 def python_fork() -> int:
     return os.fork()
-
-
-def libc_fork() -> int:
-    # As uWSGI does: fork from C, so none of Python's fork hooks run. PyDLL keeps the GIL held.
-    # CPython only survives such a fork when no other thread is queued for the GIL (its
-    # condition variable is not re-initialised in the child), so let the worker go back to
-    # its wait, which it does detached from the interpreter.
-    time.sleep(0.2)
-    return int(ctypes.PyDLL(None).fork())
 
 
 def in_child(fork: Callable[[], int], child: Callable[[], dict[str, Any]], timeout: float = 30) -> dict[str, Any]:

@@ -1,10 +1,17 @@
-"""OpenTelemetry self-metrics, read from the exact counters instead of counted on the hot path."""
+"""OpenTelemetry self-metrics, read from the exact counters instead of counted on the hot path.
+
+An observable instrument keeps only the first callback registered under its name, so each
+meter provider gets one set of instruments whose callbacks report every registered lane.
+"""
 
 from __future__ import annotations
 
 import itertools
 import os
+import threading
+import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter_provider
 
@@ -24,6 +31,77 @@ def component_name(name: str | None = None) -> str:
     return name if name is not None else f"{_COMPONENT_TYPE}/{next(_instances)}"
 
 
+@dataclass(frozen=True)
+class _Source:
+    attributes: dict[str, str]
+    read_stats: Callable[[], SpanStats | None]  # None once the lane is gone
+    capacity: int
+
+
+class _Instruments:
+    """The three instruments of one meter provider, reporting every registered source."""
+
+    def __init__(self, meter_provider: MeterProvider) -> None:
+        self._sources: list[_Source] = []
+        self._lock = threading.Lock()
+        meter = meter_provider.get_meter("spanbatch")
+        meter.create_observable_counter(
+            "otel.sdk.processor.span.processed",
+            callbacks=[self._processed],
+            unit="{span}",
+            description="The number of spans for which the processing has finished, either successful or failed.",
+        )
+        meter.create_observable_up_down_counter(
+            "otel.sdk.processor.span.queue.size",
+            callbacks=[self._queue_size],
+            unit="{span}",
+            description="The number of spans in the queue of a given instance of an SDK span processor.",
+        )
+        meter.create_observable_up_down_counter(
+            "otel.sdk.processor.span.queue.capacity",
+            callbacks=[self._queue_capacity],
+            unit="{span}",
+            description="The maximum number of spans the queue of a given instance of an SDK span processor can hold.",
+        )
+
+    def add(self, source: _Source) -> None:
+        with self._lock:
+            self._sources.append(source)
+
+    def _live(self) -> list[tuple[_Source, SpanStats]]:
+        with self._lock:
+            sources = list(self._sources)
+        read = [(source, source.read_stats()) for source in sources]
+        live = [(source, stats) for source, stats in read if stats is not None]
+        if len(live) < len(read):
+            with self._lock:
+                gone = {id(source) for source, stats in read if stats is None}
+                self._sources = [s for s in self._sources if id(s) not in gone]
+        return live
+
+    def _processed(self, _options: CallbackOptions) -> Iterable[Observation]:
+        observations = []
+        for source, stats in self._live():
+            # Like the stock processor: a span is processed once it is handed to the exporter.
+            handed = stats.exported + stats.in_flight + stats.dropped.get("export_failed", 0)
+            observations.append(Observation(handed, source.attributes))
+            for reason, error_type in _ERROR_TYPES.items():
+                if stats.dropped.get(reason):
+                    attributes = {**source.attributes, "error.type": error_type}
+                    observations.append(Observation(stats.dropped[reason], attributes))
+        return observations
+
+    def _queue_size(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(stats.queued, source.attributes) for source, stats in self._live()]
+
+    def _queue_capacity(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(source.capacity, source.attributes) for source, _ in self._live()]
+
+
+_by_provider: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = weakref.WeakKeyDictionary()
+_registry_lock = threading.Lock()
+
+
 def register_processor_metrics(
     read_stats: Callable[[], SpanStats | None],
     capacity: int,
@@ -31,43 +109,10 @@ def register_processor_metrics(
     component: str,
 ) -> None:
     """Record the stock processor's metrics for one lane; ``read_stats`` returns None once it is gone."""
-    meter = (meter_provider or get_meter_provider()).get_meter("spanbatch")
+    provider = meter_provider or get_meter_provider()
+    with _registry_lock:
+        instruments = _by_provider.get(provider)
+        if instruments is None:
+            instruments = _by_provider[provider] = _Instruments(provider)
     attributes = {"otel.component.type": _COMPONENT_TYPE, "otel.component.name": component}
-
-    def processed(_options: CallbackOptions) -> Iterable[Observation]:
-        stats = read_stats()
-        if stats is None:
-            return []
-        # Like the stock processor: a span is processed once it is handed to the exporter.
-        handed = stats.exported + stats.in_flight + stats.dropped.get("export_failed", 0)
-        observations = [Observation(handed, attributes)]
-        for reason, error_type in _ERROR_TYPES.items():
-            if stats.dropped.get(reason):
-                observations.append(Observation(stats.dropped[reason], {**attributes, "error.type": error_type}))
-        return observations
-
-    def queue_size(_options: CallbackOptions) -> Iterable[Observation]:
-        stats = read_stats()
-        return [] if stats is None else [Observation(stats.queued, attributes)]
-
-    def queue_capacity(_options: CallbackOptions) -> Iterable[Observation]:
-        return [] if read_stats() is None else [Observation(capacity, attributes)]
-
-    meter.create_observable_counter(
-        "otel.sdk.processor.span.processed",
-        callbacks=[processed],
-        unit="{span}",
-        description="The number of spans for which the processing has finished, either successful or failed.",
-    )
-    meter.create_observable_up_down_counter(
-        "otel.sdk.processor.span.queue.size",
-        callbacks=[queue_size],
-        unit="{span}",
-        description="The number of spans in the queue of a given instance of an SDK span processor.",
-    )
-    meter.create_observable_up_down_counter(
-        "otel.sdk.processor.span.queue.capacity",
-        callbacks=[queue_capacity],
-        unit="{span}",
-        description="The maximum number of spans the queue of a given instance of an SDK span processor can hold.",
-    )
+    instruments.add(_Source(attributes, read_stats, capacity))

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import multiprocessing
 import os
-import random
 import select
 import signal
 import time
@@ -17,6 +15,8 @@ import pytest
 from reliability_helpers import ScriptedExporter, assert_accounted, end_spans, provider_with
 from spanbatch import BatchSpanProcessor, SpanStats
 from spanbatch.testing import OTLPReceiver
+
+from tests.conftest import libc_fork
 
 pytestmark = [
     pytest.mark.timeout(90),
@@ -176,16 +176,6 @@ def test_child_starts_workers_while_the_parents_were_parked() -> None:
         processor.shutdown()
 
     assert results == [{"flushed": [True] * 20}] * 5
-
-
-def libc_fork() -> int:
-    # PyDLL keeps the GIL across the call, as a C server's fork would; no Python fork hooks run.
-    pid: int = ctypes.PyDLL(None).fork()
-    if pid == 0:
-        # Python reseeds ``random`` only in its own fork hooks; without this the child would
-        # generate the parent's next span ids. The id generator is not what is under test.
-        random.seed()
-    return pid
 
 
 def test_fork_bypassing_python_hooks_with_empty_queue(http_receiver: OTLPReceiver) -> None:
