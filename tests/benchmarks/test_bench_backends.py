@@ -34,8 +34,8 @@ def install_spanbatch(provider: TracerProvider, exporters: dict[str, CountingExp
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("backends", [1, 2, 4])
 @pytest.mark.parametrize("name", ["stock", "spanbatch"])
+@pytest.mark.parametrize("backends", [1, 2, 4])
 def test_backends(benchmark: Any, name: str, backends: int) -> None:
     benchmark.group = f"start+end x{SPANS_PER_ROUND}, {backends} back end{'s' if backends > 1 else ''}"
     exporters = {f"backend-{i}": CountingExporter() for i in range(backends)}

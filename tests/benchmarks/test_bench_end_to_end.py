@@ -80,8 +80,8 @@ def produce(provider: TracerProvider, burst: int, pause: float) -> None:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("pace", list(PACES))
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("pace", list(PACES))
 def test_end_to_end_otlp_http(benchmark: Any, receiver: OTLPReceiver, name: str, pace: str) -> None:
     benchmark.group = f"end to end OTLP/HTTP x{SPANS_PER_ROUND}, {THREADS} threads {pace}, default settings"
     burst, pause = PACES[pace]

@@ -17,8 +17,8 @@ SETTINGS = {
 }
 
 
-@pytest.mark.parametrize("setting", sorted(SETTINGS))
 @pytest.mark.parametrize("name", CONTENDERS)
+@pytest.mark.parametrize("setting", sorted(SETTINGS))
 def test_on_end(benchmark: Any, request: pytest.FixtureRequest, name: str, setting: str) -> None:
     benchmark.group = f"on_end x{SPANS_PER_ROUND} ({setting})"
     contender = counting_contender(name, request, **SETTINGS[setting])

@@ -16,8 +16,8 @@ JOIN_SECONDS = 60
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("threads", [1, 4, 8])
 @pytest.mark.parametrize("name", CONTENDERS)
+@pytest.mark.parametrize("threads", [1, 4, 8])
 def test_start_end(benchmark: Any, request: pytest.FixtureRequest, name: str, threads: int) -> None:
     benchmark.group = f"start+end x{SPANS_PER_ROUND}, {threads} thread{'s' if threads > 1 else ''}"
     contender = counting_contender(name, request)
