@@ -1,4 +1,4 @@
-"""``--plot``: the comparison as four bar charts in one PNG (needs matplotlib, extra ``demo``)."""
+"""``--plot``: the comparison as a row of bar charts in one PNG (needs matplotlib, extra ``demo``)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def _delivered_percent(result: Result) -> float:
 
 _PANELS: list[tuple[str, str, Callable[[Result], float]]] = [
     ("spans delivered", "%", _delivered_percent),
+    ("workload throughput", "spans/s", lambda r: r.spans_per_second),
     ("app-thread CPU", "µs per span", lambda r: r.app_cpu_us_per_span),
     ("process CPU", "µs per span", lambda r: r.cpu_us_per_span),
     ("flush + exit", "ms", lambda r: (r.flush_seconds + r.exit_seconds) * 1000),
@@ -29,13 +30,13 @@ def plot(results: Sequence[Result], title: str, path: str) -> None:
     matplotlib.use("Agg")  # no display needed, whatever the user's default back end
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    fig, axes = plt.subplots(1, len(_PANELS), figsize=(3.2 * len(_PANELS), 3.6), layout="constrained")
+    fig, axes = plt.subplots(1, len(_PANELS), figsize=(2.9 * len(_PANELS), 3.6), layout="constrained")
     labels = [r.label for r in results]
     colours = [_COLOURS.get(label, "#4c72b0") for label in labels]
     for ax, (name, unit, value) in zip(axes, _PANELS):
         values = [value(r) for r in results]
         bars = ax.bar(labels, values, color=colours)
-        ax.bar_label(bars, labels=[f"{v:,.1f}" for v in values], padding=2, fontsize=9)
+        ax.bar_label(bars, labels=[f"{v:,.0f}" if v >= 1000 else f"{v:,.1f}" for v in values], padding=2, fontsize=9)
         ax.set_title(name, fontsize=10)
         ax.set_ylabel(unit)
         ax.margins(y=0.18)
