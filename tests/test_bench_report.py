@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.benchmarks.report import table
+from tests.benchmarks.report import markdown, table
 
 
 def bench(name: str, group: str, median: float, **info: Any) -> dict[str, Any]:
@@ -39,3 +39,16 @@ def test_a_round_that_is_not_spans_has_no_rate_and_exporters_are_named() -> None
     lines = table(data)
     assert lines[2].split()[3:6] == ["-", "1.0x", "-"]
     assert lines[-1] == "  exporters -- stock: http"
+
+
+def test_markdown_has_one_row_per_contender_and_names_the_group_once() -> None:
+    data = {
+        "benchmarks": [
+            bench("spanbatch", "g", 0.001, spans_per_call=1000, produced=1000, exported=1000, dropped=0),
+            bench("stock", "g", 0.002, spans_per_call=1000, produced=1000, exported=1000, dropped=0),
+        ]
+    }
+    lines = markdown(data)
+    assert lines[0].startswith("| scenario | processor | median |")
+    assert lines[2].startswith("| g | stock | 2 ms | 2 us | 1.0x |")
+    assert lines[3].startswith("|  | spanbatch | 1 ms | 1 us | 2.0x |")

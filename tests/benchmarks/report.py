@@ -1,5 +1,8 @@
 """Print a pytest-benchmark JSON file as a compact table: per group, ratios against the stock processor.
 
+``python -m tests.benchmarks.report target/bench.json [--markdown]``; ``--markdown`` prints the same
+figures as a Markdown table.
+
 ``vs stock`` is the stock median over this row's median: above 1x is faster than stock. ``spans/s``
 is spans per round over the median round (``-`` where a round is not a number of spans). ``exported``
 and ``dropped`` are what the benchmark recorded, so a fast but lossy row reads as such.
@@ -49,36 +52,63 @@ def dropped(info: dict[str, Any]) -> str:
     return f"{count}{share}"
 
 
-def table(data: dict[str, Any]) -> list[str]:
-    header = ("processor", "median", "per span", "vs stock", "spans/s", "exported", "dropped", "CPU/span")
-    width = max([10, *(len(contender(b)) for b in data["benchmarks"])])
-    lines = []
+HEADER = ("processor", "median", "per span", "vs stock", "spans/s", "exported", "dropped", "CPU/span")
+
+
+def groups(data: dict[str, Any]) -> list[tuple[str, list[list[str]], list[str]]]:
+    """Per group (sorted): one row of cells per contender, stock first, and the exporters named."""
+    result = []
     for group, benches in sorted(rows(data).items()):
-        lines.append(f"\n{group}")
-        lines.append("  {:<{w}} {:>10} {:>10} {:>9} {:>12} {:>9} {:>13} {:>9}".format(*header, w=width))
         stock = next((b for b in benches if contender(b) == "stock"), None)
+        cells = []
         for bench in sorted(benches, key=lambda b: (_ORDER.get(contender(b), 9), b["name"])):
             info = bench["extra_info"]
             median = bench["stats"]["median"]
             spans = info.get("spans_per_call")
-            per_span = "-" if spans is None else duration(median / spans)
-            rate = "-" if spans is None else f"{spans / median:,.0f}"
-            ratio = f"{stock['stats']['median'] / median:.1f}x" if stock else "-"
             cpu = info.get("cpu_us_per_span")
-            lines.append(
-                f"  {contender(bench):<{width}} {duration(median):>10} {per_span:>10} {ratio:>9} "
-                f"{rate:>12} {info.get('exported', '-'):>9} {dropped(info):>13} "
-                f"{'-' if cpu is None else f'{cpu:.1f} us':>9}"
+            cells.append(
+                [
+                    contender(bench),
+                    duration(median),
+                    "-" if spans is None else duration(median / spans),
+                    f"{stock['stats']['median'] / median:.1f}x" if stock else "-",
+                    "-" if spans is None else f"{spans / median:,.0f}",
+                    str(info.get("exported", "-")),
+                    dropped(info),
+                    "-" if cpu is None else f"{cpu:.1f} us",
+                ]
             )
         exporters = [f"{contender(b)}: {b['extra_info']['exporter']}" for b in benches if "exporter" in b["extra_info"]]
+        result.append((group, cells, sorted(exporters)))
+    return result
+
+
+def table(data: dict[str, Any]) -> list[str]:
+    width = max([10, *(len(contender(b)) for b in data["benchmarks"])])
+    template = "  {:<{w}} {:>10} {:>10} {:>9} {:>12} {:>9} {:>13} {:>9}"
+    lines = []
+    for group, cells, exporters in groups(data):
+        lines.append(f"\n{group}")
+        lines.extend(template.format(*row, w=width) for row in [list(HEADER), *cells])
         if exporters:
-            lines.append("  exporters -- " + "; ".join(sorted(exporters)))
+            lines.append("  exporters -- " + "; ".join(exporters))
     return lines
 
 
-def main(path: str) -> None:
-    with open(path) as f:
+def markdown(data: dict[str, Any]) -> list[str]:
+    """The same figures as a Markdown table, one row per contender, for the README."""
+    lines = ["| scenario | " + " | ".join(HEADER) + " |", "|---|---|" + "---:|" * (len(HEADER) - 1)]
+    for group, cells, _ in groups(data):
+        lines.extend(f"| {group if i == 0 else ''} | " + " | ".join(row) + " |" for i, row in enumerate(cells))
+    return lines
+
+
+def main(argv: list[str]) -> None:
+    with open(argv[0]) as f:
         data = json.load(f)
+    if "--markdown" in argv[1:]:
+        print("\n".join(markdown(data)))
+        return
     machine = data.get("machine_info", {})
     cpu = machine.get("cpu", {})
     print(
@@ -89,4 +119,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])
