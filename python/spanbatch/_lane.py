@@ -166,9 +166,16 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:
         )
         for lane in stopping
     ]
-    for helper in helpers:
-        helper.start()
     for helper, lane in zip(helpers, stopping):
+        try:
+            helper.start()
+        except RuntimeError:
+            # Python 3.12+ starts no threads once interpreter shutdown has begun (atexit, late
+            # SIGTERM): call it here instead, bounded by the timeout it is passed where it takes one.
+            shutdown_exporter(lane.exporter, remaining_millis(deadline))
+    for helper, lane in zip(helpers, stopping):
+        if helper.ident is None:
+            continue
         helper.join(remaining_millis(deadline) / 1000)
         if helper.is_alive():
             logger.warning("%s: exporter shutdown did not return by the deadline.", lane.name)

