@@ -6,7 +6,14 @@ import logging
 import time
 
 import pytest
-from reliability_helpers import ScriptedExporter, assert_accounted, end_spans, provider_with, wait_until
+from reliability_helpers import (
+    ScriptedExporter,
+    assert_accounted,
+    end_spans,
+    flush_then_shut_down_while_stuck,
+    provider_with,
+    wait_until,
+)
 from spanbatch import BatchSpanProcessor
 
 pytestmark = pytest.mark.timeout(60)
@@ -44,15 +51,7 @@ def test_hanging_exporter_bounds_flush_and_shutdown() -> None:
     end_spans(provider, 100, name="stuck")
     assert wait_until(lambda: exporter.calls == 1)
 
-    started = time.monotonic()
-    assert processor.force_flush(300) is False
-    flush_seconds = time.monotonic() - started
-    end_spans(provider, 40, name="queued")
-
-    started = time.monotonic()
-    provider.shutdown()
-    shutdown_seconds = time.monotonic() - started
-    at_shutdown = processor.stats()
+    flush_seconds, shutdown_seconds, at_shutdown = flush_then_shut_down_while_stuck(processor, provider)
     exporter.gate.set()
     # The abandoned export finishes later; its spans count as exported when it returns.
     assert wait_until(lambda: processor.stats().in_flight == 0)

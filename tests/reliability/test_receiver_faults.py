@@ -6,7 +6,7 @@ import time
 
 import pytest
 from opentelemetry.sdk.version import __version__ as _sdk_version
-from reliability_helpers import assert_accounted, end_spans, provider_with, wait_until
+from reliability_helpers import assert_accounted, end_spans, flush_then_shut_down_while_stuck, provider_with, wait_until
 from spanbatch import BatchSpanProcessor
 from spanbatch.testing import OTLPReceiver
 
@@ -123,14 +123,7 @@ def test_receiver_that_never_answers(receiver: OTLPReceiver) -> None:
     end_spans(provider, 100, name="hung")
     assert receiver.wait_for_requests(1)
 
-    started = time.monotonic()
-    assert processor.force_flush(300) is False
-    flush_seconds = time.monotonic() - started
-    end_spans(provider, 40, name="queued")
-    started = time.monotonic()
-    provider.shutdown()
-    shutdown_seconds = time.monotonic() - started
-    at_shutdown = processor.stats()
+    flush_seconds, shutdown_seconds, at_shutdown = flush_then_shut_down_while_stuck(processor, provider)
     # The exporter gives up on its own timeout; the abandoned batch is then counted as failed.
     assert wait_until(lambda: processor.stats().in_flight == 0, timeout=10)
     final = processor.stats()
