@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -96,6 +97,31 @@ def demo(session: nox.Session) -> None:
     extras = "otlp,demo" if any(arg.startswith("--plot") for arg in session.posargs) else "otlp"
     _install(session, profile="release", extras=extras)
     session.run("python", "-m", "spanbatch", "demo", *session.posargs)
+
+
+@nox.session(python="3.11")
+def soak(session: nox.Session) -> None:
+    """The reliability suite for several minutes: slow soaks included, many more state-machine runs.
+
+    The hypothesis seed is printed first; pass ``-- --hypothesis-seed=N`` to replay a failure.
+    """
+    _install(session)
+    seed = next((a.split("=", 1)[1] for a in session.posargs if a.startswith("--hypothesis-seed=")), None)
+    seed = seed or str(random.randrange(2**32))
+    session.log(f"hypothesis seed {seed}: replay with  nox -s soak -- --hypothesis-seed={seed}")
+    args = [a for a in session.posargs if not a.startswith("--hypothesis-seed=")]
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/reliability",
+        "-m",
+        "slow or not slow",
+        f"--hypothesis-seed={seed}",
+        "--timeout=1800",
+        *args,
+        env={"SPANBATCH_SOAK_EXAMPLES": "600"},
+    )
 
 
 @nox.session(python="3.11")

@@ -3,6 +3,7 @@ against a simple model; the accounting invariant is checked after every step."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -121,7 +122,8 @@ def assert_never_decreases(before: SpanStats, after: SpanStats) -> None:
 
 
 ProcessorMachine.TestCase.settings = settings(
-    max_examples=60,
+    # `nox -s soak` raises this to run for minutes instead of seconds.
+    max_examples=int(os.environ.get("SPANBATCH_SOAK_EXAMPLES", "60")),
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
