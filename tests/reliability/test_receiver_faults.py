@@ -70,6 +70,8 @@ sdk_version = tuple(int(part) for part in _sdk_version.split(".")[:2])
 
 @pytest.mark.parametrize("status", [503, 429])
 def test_transient_rejection_is_retried_once_per_rejection(receiver: OTLPReceiver, status: int) -> None:
+    if receiver.protocol == "http" and status == 429 and sdk_version < (1, 45):
+        pytest.skip("the stock HTTP exporter retries 429 from 1.45 on (1.41 retries only 408 and 5xx)")
     receiver.set_behaviour("status", status=status, retry_after=0.2, times=2)
     processor = BatchSpanProcessor(receiver.span_exporter(timeout=10))
     provider = provider_with(processor)
