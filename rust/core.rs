@@ -269,6 +269,22 @@ impl PyBatchCore {
         self.counters.finish(count, success);
     }
 
+    /// Counts one more attempt at a batch whose export failed.
+    fn count_retry(&self) {
+        self.counters.retry();
+    }
+
+    /// Sleeps, detached, for a retry's backoff; returns False at once when shutdown begins.
+    fn backoff(&self, py: Python<'_>, timeout_millis: f64) -> bool {
+        let deadline = Instant::now() + millis(timeout_millis);
+        let stopped = py.detach(|| {
+            self.wakeup.pause(deadline, || {
+                self.shutdown.load(Ordering::Acquire) || self.abandoned.load(Ordering::Acquire)
+            })
+        });
+        !stopped
+    }
+
     /// Takes a flush ticket and wakes the worker.
     fn request_flush(&self) -> u64 {
         self.wakeup.request_flush()
@@ -299,7 +315,7 @@ impl PyBatchCore {
         count
     }
 
-    /// A consistent snapshot: (enqueued, exported, queued, in_flight, batches, export_errors, dropped).
+    /// A consistent snapshot: (enqueued, exported, queued, in_flight, batches, export_errors, dropped, retried).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let s: Snapshot = self.counters.snapshot();
         let dropped = PyDict::new(py);
@@ -314,6 +330,7 @@ impl PyBatchCore {
             s.batches,
             s.export_errors,
             dropped,
+            s.retried,
         )
             .into_pyobject(py)
     }

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from spanbatch._core import BatchCore
 from spanbatch._drops import DropReporter
+from spanbatch._policies import RetryPolicy
 
 logger = logging.getLogger("spanbatch")
 
@@ -40,23 +41,55 @@ def export_batch(exporter: SpanExporter, batch: Sequence[ReadableSpan]) -> bool:
     return False
 
 
-def run_worker(core: BatchCore, exporter: SpanExporter, drops: DropReporter, label: str, debug: bool) -> None:
+def export_with_retries(
+    core: BatchCore, exporter: SpanExporter, batch: Sequence[ReadableSpan], retry: RetryPolicy, timeout_millis: float
+) -> tuple[bool, int]:
+    """Export one batch, retrying failures as ``retry`` says; (success, retries made).
+
+    ``timeout_millis`` bounds the whole series: a retry whose backoff would end past it is
+    not made. Shutdown cuts a backoff short and gives up on the batch, so that a dead
+    backend cannot hold the exit for its whole retry budget.
+    """
+    deadline = time.monotonic() + timeout_millis / 1000
+    retries = 0
+    while True:
+        ok = export_batch(exporter, batch)
+        if ok or retries >= retry.max_retries:
+            return ok, retries
+        pause = retry.backoff_millis(retries)
+        if time.monotonic() + pause / 1000 >= deadline or not core.backoff(pause):
+            return False, retries
+        retries += 1
+        core.count_retry()
+
+
+def run_worker(
+    core: BatchCore,
+    exporter: SpanExporter,
+    drops: DropReporter,
+    label: str,
+    debug: bool,
+    *,
+    retry: RetryPolicy,
+    timeout_millis: float,
+) -> None:
     """Export batches until the core says stop. Holds no reference to the processor.
 
-    With ``debug``, one line per export attempt: backend, batch size, duration, outcome.
+    With ``debug``, one line per batch: backend, batch size, duration, retries, outcome.
     Never span contents, headers or credentials.
     """
     token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
     try:
         while (batch := core.next_batch()) is not None:
             started = time.monotonic()
-            ok = export_batch(exporter, batch)
+            ok, retries = export_with_retries(core, exporter, batch, retry, timeout_millis)
             core.finish_batch(len(batch), ok)
             if debug:
                 logger.debug(
-                    "%s export: batch=%d spans, duration=%.0fms, status=%s",
+                    "%s export: batch=%d spans, retries=%d, duration=%.0fms, status=%s",
                     label,
                     len(batch),
+                    retries,
                     (time.monotonic() - started) * 1000,
                     "ok" if ok else "failed",
                 )

@@ -21,6 +21,7 @@ from spanbatch._config import BatchSettings
 from spanbatch._core import BatchCore
 from spanbatch._drops import DropReporter
 from spanbatch._export import run_worker, shutdown_exporter
+from spanbatch._policies import RetryPolicy
 from spanbatch._stats import SpanStats
 
 logger = logging.getLogger("spanbatch")
@@ -51,6 +52,7 @@ class Lane:
         settings: BatchSettings,
         *,
         drop_policy: str = "oldest",
+        retry: RetryPolicy | None = None,
         debug: bool = False,
         drop_label: str = "",
         on_new_core: Callable[[], None] | None = None,
@@ -59,6 +61,7 @@ class Lane:
         self.exporter = exporter
         self.settings = settings
         self._drop_policy = drop_policy
+        self.retry = RetryPolicy() if retry is None else retry
         self._debug = debug
         self._drop_label = drop_label
         self._on_new_core = on_new_core
@@ -80,6 +83,7 @@ class Lane:
         self.worker = threading.Thread(
             target=run_worker,
             args=(core, self.exporter, self.drops, self.name, self._debug),
+            kwargs={"retry": self.retry, "timeout_millis": self.settings.export_timeout_millis},
             name=f"spanbatch-{self.name}",
             daemon=True,
         )

@@ -20,6 +20,7 @@ from spanbatch._config import ALL_SETTINGS, Setting, env_flag, resolve_settings
 from spanbatch._core import FanOut
 from spanbatch._lane import Lane, flush_lanes, shutdown_lanes, weak_method
 from spanbatch._metrics import internal_metrics_enabled, register_processor_metrics
+from spanbatch._policies import resolve_retry
 from spanbatch._stats import SpanStats
 
 logger = logging.getLogger("spanbatch")
@@ -51,6 +52,10 @@ class Pipeline(SpanProcessor):
     every lane in one call into Rust. Flushes and shutdowns run on all lanes in parallel
     under one deadline. Settings resolve as explicit argument >
     ``SPANBATCH_<NAME>_*`` > ``SPANBATCH_*`` > default (2048, 1000 ms, 512, 30000 ms).
+
+    The export policies (``max_retries`` and the others) are those of
+    :class:`~spanbatch.BatchSpanProcessor`, read from the same ``SPANBATCH_*`` variables
+    and applied to every lane.
     """
 
     def __init__(
@@ -63,6 +68,9 @@ class Pipeline(SpanProcessor):
         export_timeout_millis: float | None = None,
         drop_policy: Literal["oldest", "newest"] = "oldest",
         meter_provider: MeterProvider | None = None,
+        max_retries: int | None = None,
+        retry_initial_backoff_millis: float | None = None,
+        retry_max_backoff_millis: float | None = None,
     ) -> None:
         if not exporters:
             raise ValueError("exporters must name at least one backend.")
@@ -70,6 +78,7 @@ class Pipeline(SpanProcessor):
             if not isinstance(name, str) or not name.strip():
                 raise ValueError(f"backend names must be non-empty strings, not {name!r}.")
         debug = env_flag("SPANBATCH_DEBUG", False)
+        retry = resolve_retry(max_retries, retry_initial_backoff_millis, retry_max_backoff_millis)
         self._lanes = [
             Lane(
                 name,
@@ -83,6 +92,7 @@ class Pipeline(SpanProcessor):
                     defaults=_DEFAULTS,
                 ),
                 drop_policy=drop_policy,
+                retry=retry,
                 debug=debug,
                 drop_label=name,
                 on_new_core=weak_method(self._bind_hot_path),

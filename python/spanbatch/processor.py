@@ -14,6 +14,7 @@ from spanbatch import _exit
 from spanbatch._config import BatchSettings, env_flag, resolve_settings
 from spanbatch._lane import Lane, flush_lanes, shutdown_lanes, weak_method
 from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
+from spanbatch._policies import resolve_retry
 from spanbatch._stats import SpanStats
 
 DropPolicyName = Literal["oldest", "newest"]
@@ -30,6 +31,16 @@ class BatchSpanProcessor(SpanProcessor):
     Settings resolve as explicit argument > ``SPANBATCH_*`` > ``OTEL_BSP_*`` > default.
     ``drop_policy`` chooses which span a full queue loses: ``"oldest"`` (the stock
     behaviour) or ``"newest"``.
+
+    Export policies (keyword-only, off by default; argument > variable > default):
+
+    - ``max_retries`` (``SPANBATCH_MAX_RETRIES``, 0): export a batch again after FAILURE or
+      an exception, up to this many times, pausing a random time up to
+      ``retry_initial_backoff_millis`` (``SPANBATCH_RETRY_INITIAL_BACKOFF_MS``, 100) doubled
+      per retry and capped at ``retry_max_backoff_millis`` (``SPANBATCH_RETRY_MAX_BACKOFF_MS``,
+      5000). ``export_timeout_millis`` bounds the whole series; shutdown cuts a pause short and
+      gives up. Retries are counted in ``stats().retried``; a batch that still fails counts
+      as ``export_failed`` once.
     """
 
     def __init__(
@@ -42,6 +53,9 @@ class BatchSpanProcessor(SpanProcessor):
         *,
         meter_provider: MeterProvider | None = None,
         drop_policy: DropPolicyName = "oldest",
+        max_retries: int | None = None,
+        retry_initial_backoff_millis: float | None = None,
+        retry_max_backoff_millis: float | None = None,
     ) -> None:
         self._settings: BatchSettings = resolve_settings(
             max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis
@@ -52,6 +66,7 @@ class BatchSpanProcessor(SpanProcessor):
             span_exporter,
             self._settings,
             drop_policy=drop_policy,
+            retry=resolve_retry(max_retries, retry_initial_backoff_millis, retry_max_backoff_millis),
             debug=env_flag("SPANBATCH_DEBUG", False),
             on_new_core=weak_method(self._bind_hot_path),
         )
@@ -120,5 +135,6 @@ class BatchSpanProcessor(SpanProcessor):
             f"{type(self).__name__}({self._lane.name}, max_queue_size={s.max_queue_size}, "
             f"schedule_delay_millis={s.schedule_delay_millis:g}, max_export_batch_size={s.max_export_batch_size}, "
             f"export_timeout_millis={s.export_timeout_millis:g}, drop_policy={self._drop_policy!r}, "
+            f"max_retries={self._lane.retry.max_retries}, "
             f"stats={self.stats()})"
         )
