@@ -76,6 +76,8 @@ pub struct PyBatchCore {
     wakeup: Wakeup,
     max_export_batch_size: usize,
     schedule_delay: Duration,
+    /// The latency cap of a partial batch (`linger_millis`); the earlier of it and the delay wins.
+    linger: Option<Duration>,
     pid: u32,
     shutdown: AtomicBool,
     abandoned: AtomicBool,
@@ -173,7 +175,10 @@ impl PyBatchCore {
         }
         let now = Instant::now();
         let started = *locked(&self.window_start).get_or_insert(now);
-        let due = started + self.schedule_delay;
+        let wait = self.linger.map_or(self.schedule_delay, |linger| {
+            linger.min(self.schedule_delay)
+        });
+        let due = started + wait;
         if now >= due {
             return Ok(self.take_batch(py)?.map_or(Step::Wait(None), Step::Export));
         }
@@ -199,12 +204,16 @@ enum Step<'py> {
 #[pymethods]
 impl PyBatchCore {
     #[new]
-    #[pyo3(signature = (max_queue_size, schedule_delay_millis, max_export_batch_size, *, drop_policy = "oldest", on_fork = None))]
+    #[pyo3(signature = (
+        max_queue_size, schedule_delay_millis, max_export_batch_size, *,
+        drop_policy = "oldest", linger_millis = None, on_fork = None,
+    ))]
     fn new(
         max_queue_size: usize,
         schedule_delay_millis: f64,
         max_export_batch_size: usize,
         drop_policy: &str,
+        linger_millis: Option<f64>,
         on_fork: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         if max_queue_size == 0
@@ -221,6 +230,7 @@ impl PyBatchCore {
             wakeup: Wakeup::default(),
             max_export_batch_size,
             schedule_delay: millis(schedule_delay_millis),
+            linger: linger_millis.map(millis),
             pid: std::process::id(),
             shutdown: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
@@ -356,6 +366,11 @@ impl PyBatchCore {
     }
 
     #[getter]
+    fn linger_millis(&self) -> Option<f64> {
+        self.linger.map(|linger| linger.as_secs_f64() * 1000.0)
+    }
+
+    #[getter]
     fn is_shutdown(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
     }
@@ -369,10 +384,11 @@ impl PyBatchCore {
         let s = self.counters.snapshot();
         format!(
             "BatchCore(max_queue_size={}, schedule_delay_millis={}, max_export_batch_size={}, \
-             enqueued={}, exported={}, queued={}, in_flight={}, dropped={}, shutdown={})",
+             linger_millis={:?}, enqueued={}, exported={}, queued={}, in_flight={}, dropped={}, shutdown={})",
             self.queue.capacity(),
             self.schedule_delay_millis(),
             self.max_export_batch_size,
+            self.linger_millis(),
             s.enqueued,
             s.exported,
             s.queued,

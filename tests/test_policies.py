@@ -11,7 +11,7 @@ import pytest
 import spanbatch
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from spanbatch._policies import RetryPolicy, resolve_retry
+from spanbatch._policies import RetryPolicy, resolve_linger, resolve_retry
 
 from tests.conftest import RaisingExporter, RecordingExporter, balanced, make_span
 
@@ -187,3 +187,70 @@ def test_debug_log_shows_retries(monkeypatch: pytest.MonkeyPatch, caplog: pytest
         assert processor.force_flush(5000)
     assert "batch=1 spans, retries=1, duration=" in caplog.text
     processor.shutdown()
+
+
+# --- linger -------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(20)
+def test_linger_caps_the_wait_of_a_partial_batch() -> None:
+    exporter = RecordingExporter()
+    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG, linger_millis=50)
+    started = time.monotonic()
+    for _ in range(3):
+        processor.on_end(make_span())
+    assert exporter.wait_for(3, timeout=10)
+    assert time.monotonic() - started < 5  # not the 60 s schedule delay
+    assert [len(b) for b in exporter.batches] == [3]
+    processor.shutdown()
+
+
+@pytest.mark.timeout(20)
+def test_with_linger_a_full_batch_still_goes_at_once() -> None:
+    exporter = RecordingExporter()
+    processor = spanbatch.BatchSpanProcessor(exporter, 64, LONG, 4, linger_millis=LONG / 2)
+    for _ in range(4):
+        processor.on_end(make_span())
+    assert exporter.wait_for(4, timeout=10)
+    assert [len(b) for b in exporter.batches] == [4]
+    processor.shutdown()
+
+
+@pytest.mark.timeout(20)
+def test_the_earlier_of_schedule_delay_and_linger_wins() -> None:
+    exporter = RecordingExporter()
+    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=50, linger_millis=LONG)
+    processor.on_end(make_span())
+    assert exporter.wait_for(1, timeout=5)
+    assert processor.lanes[0].core.linger_millis == LONG
+    processor.shutdown()
+
+
+def test_linger_is_off_by_default_and_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert resolve_linger() is None
+    processor = spanbatch.BatchSpanProcessor(RecordingExporter())
+    assert processor.lanes[0].core.linger_millis is None
+    processor.shutdown()
+    monkeypatch.setenv("SPANBATCH_LINGER_MS", "25")
+    assert resolve_linger() == 25
+    assert resolve_linger(10) == 10
+    monkeypatch.setenv("SPANBATCH_LINGER_MS", "0")
+    with caplog.at_level(logging.WARNING):
+        assert resolve_linger() is None
+    assert "SPANBATCH_LINGER_MS" in caplog.text
+    with pytest.raises(ValueError, match="linger_millis"):
+        resolve_linger(-1)
+
+
+@pytest.mark.timeout(20)
+def test_pipeline_lanes_linger(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("SPANBATCH_DEBUG", "1")
+    exporter = RecordingExporter()
+    with caplog.at_level(logging.DEBUG, logger="spanbatch"):
+        pipeline = spanbatch.Pipeline({"a": exporter}, schedule_delay_millis=LONG, linger_millis=50)
+    assert "a lane: drop_policy=oldest, max_retries=0, linger_millis=50" in caplog.text
+    pipeline.on_end(make_span())
+    assert exporter.wait_for(1, timeout=5)
+    pipeline.shutdown()

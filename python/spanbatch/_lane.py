@@ -53,6 +53,7 @@ class Lane:
         *,
         drop_policy: str = "oldest",
         retry: RetryPolicy | None = None,
+        linger_millis: float | None = None,
         debug: bool = False,
         drop_label: str = "",
         on_new_core: Callable[[], None] | None = None,
@@ -62,12 +63,21 @@ class Lane:
         self.settings = settings
         self._drop_policy = drop_policy
         self.retry = RetryPolicy() if retry is None else retry
+        self.linger_millis = linger_millis
         self._debug = debug
         self._drop_label = drop_label
         self._on_new_core = on_new_core
         self._fork_claims: dict[int, int] = {}
         self.worker: threading.Thread | None = None
         self.core = self._start()
+        if debug:
+            logger.debug(
+                "%s lane: drop_policy=%s, max_retries=%d, linger_millis=%s",
+                name,
+                drop_policy,
+                self.retry.max_retries,
+                linger_millis,
+            )
         # A lane nobody can reach any more stops its worker instead of leaking it.
         self._finalizer = weakref.finalize(self, BatchCore.begin_shutdown, self.core)
 
@@ -77,6 +87,7 @@ class Lane:
             self.settings.schedule_delay_millis,
             self.settings.max_export_batch_size,
             drop_policy=self._drop_policy,
+            linger_millis=self.linger_millis,
             on_fork=weak_method(self.recover_from_fork),
         )
         self.drops = DropReporter(self._drop_label)

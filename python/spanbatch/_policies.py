@@ -12,12 +12,15 @@ import operator
 import os
 import random
 from dataclasses import dataclass
+from typing import TypeVar
 
 from spanbatch._config import LONGEST_MILLIS, warn_once
 
 _DEFAULT_MAX_RETRIES = 0
 _DEFAULT_RETRY_INITIAL_BACKOFF_MILLIS = 100.0
 _DEFAULT_RETRY_MAX_BACKOFF_MILLIS = 5000.0
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def env_count(variable: str, default: int) -> int:
     return value
 
 
-def env_positive_millis(variable: str, default: float) -> float:
+def env_positive_millis(variable: str, default: _T) -> float | _T:
     """A positive duration from ``variable``; a bad value warns once and gives ``default``."""
     raw = os.environ.get(variable, "").strip()
     if not raw:
@@ -114,3 +117,10 @@ def resolve_retry(
         else _millis_argument("retry_max_backoff_millis", retry_max_backoff_millis)
     )
     return RetryPolicy(retries, initial, max(initial, ceiling))
+
+
+def resolve_linger(linger_millis: float | None = None) -> float | None:
+    """``SPANBATCH_LINGER_MS``; None (the default) leaves partial batches to the schedule delay."""
+    if linger_millis is None:
+        return env_positive_millis("SPANBATCH_LINGER_MS", None)
+    return _millis_argument("linger_millis", linger_millis)

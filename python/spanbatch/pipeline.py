@@ -20,7 +20,7 @@ from spanbatch._config import ALL_SETTINGS, Setting, env_flag, resolve_settings
 from spanbatch._core import FanOut
 from spanbatch._lane import Lane, flush_lanes, shutdown_lanes, weak_method
 from spanbatch._metrics import internal_metrics_enabled, register_processor_metrics
-from spanbatch._policies import resolve_retry
+from spanbatch._policies import resolve_linger, resolve_retry
 from spanbatch._stats import SpanStats
 
 logger = logging.getLogger("spanbatch")
@@ -53,7 +53,7 @@ class Pipeline(SpanProcessor):
     under one deadline. Settings resolve as explicit argument >
     ``SPANBATCH_<NAME>_*`` > ``SPANBATCH_*`` > default (2048, 1000 ms, 512, 30000 ms).
 
-    The export policies (``max_retries`` and the others) are those of
+    The export policies (``max_retries``, ``linger_millis`` and the others) are those of
     :class:`~spanbatch.BatchSpanProcessor`, read from the same ``SPANBATCH_*`` variables
     and applied to every lane.
     """
@@ -71,6 +71,7 @@ class Pipeline(SpanProcessor):
         max_retries: int | None = None,
         retry_initial_backoff_millis: float | None = None,
         retry_max_backoff_millis: float | None = None,
+        linger_millis: float | None = None,
     ) -> None:
         if not exporters:
             raise ValueError("exporters must name at least one backend.")
@@ -79,6 +80,7 @@ class Pipeline(SpanProcessor):
                 raise ValueError(f"backend names must be non-empty strings, not {name!r}.")
         debug = env_flag("SPANBATCH_DEBUG", False)
         retry = resolve_retry(max_retries, retry_initial_backoff_millis, retry_max_backoff_millis)
+        linger = resolve_linger(linger_millis)
         self._lanes = [
             Lane(
                 name,
@@ -93,6 +95,7 @@ class Pipeline(SpanProcessor):
                 ),
                 drop_policy=drop_policy,
                 retry=retry,
+                linger_millis=linger,
                 debug=debug,
                 drop_label=name,
                 on_new_core=weak_method(self._bind_hot_path),

@@ -14,7 +14,7 @@ from spanbatch import _exit
 from spanbatch._config import BatchSettings, env_flag, resolve_settings
 from spanbatch._lane import Lane, flush_lanes, shutdown_lanes, weak_method
 from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
-from spanbatch._policies import resolve_retry
+from spanbatch._policies import resolve_linger, resolve_retry
 from spanbatch._stats import SpanStats
 
 DropPolicyName = Literal["oldest", "newest"]
@@ -41,6 +41,11 @@ class BatchSpanProcessor(SpanProcessor):
       5000). ``export_timeout_millis`` bounds the whole series; shutdown cuts a pause short and
       gives up. Retries are counted in ``stats().retried``; a batch that still fails counts
       as ``export_failed`` once.
+    - ``linger_millis`` (``SPANBATCH_LINGER_MS``, off): the latency cap of a partial batch.
+      Once the first span of a batch is queued, wait at most this long for the batch to
+      fill; a full batch still goes at once. ``schedule_delay_millis`` stays the stock knob
+      for the same wait: when both are set, the earlier deadline wins, so linger only
+      matters when it is shorter than the schedule delay.
     """
 
     def __init__(
@@ -56,6 +61,7 @@ class BatchSpanProcessor(SpanProcessor):
         max_retries: int | None = None,
         retry_initial_backoff_millis: float | None = None,
         retry_max_backoff_millis: float | None = None,
+        linger_millis: float | None = None,
     ) -> None:
         self._settings: BatchSettings = resolve_settings(
             max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis
@@ -67,6 +73,7 @@ class BatchSpanProcessor(SpanProcessor):
             self._settings,
             drop_policy=drop_policy,
             retry=resolve_retry(max_retries, retry_initial_backoff_millis, retry_max_backoff_millis),
+            linger_millis=resolve_linger(linger_millis),
             debug=env_flag("SPANBATCH_DEBUG", False),
             on_new_core=weak_method(self._bind_hot_path),
         )
@@ -135,6 +142,6 @@ class BatchSpanProcessor(SpanProcessor):
             f"{type(self).__name__}({self._lane.name}, max_queue_size={s.max_queue_size}, "
             f"schedule_delay_millis={s.schedule_delay_millis:g}, max_export_batch_size={s.max_export_batch_size}, "
             f"export_timeout_millis={s.export_timeout_millis:g}, drop_policy={self._drop_policy!r}, "
-            f"max_retries={self._lane.retry.max_retries}, "
+            f"max_retries={self._lane.retry.max_retries}, linger_millis={self._lane.linger_millis}, "
             f"stats={self.stats()})"
         )
