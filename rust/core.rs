@@ -6,6 +6,7 @@
 
 use crate::counters::{Counters, DropReason, Snapshot};
 use crate::queue::{DropPolicy, Push, SpanQueue};
+use crate::room::Room;
 use crate::sync::locked;
 use crate::wakeup::Wakeup;
 use pyo3::exceptions::PyValueError;
@@ -14,6 +15,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 /// Longest delay or timeout we keep as given; beyond it `Instant` arithmetic could overflow.
@@ -34,8 +36,9 @@ fn parse_policy(name: &str) -> PyResult<DropPolicy> {
     match name {
         "oldest" => Ok(DropPolicy::Oldest),
         "newest" => Ok(DropPolicy::Newest),
+        "block" => Ok(DropPolicy::Block),
         other => Err(PyValueError::new_err(format!(
-            "drop_policy must be 'oldest' or 'newest', not {other:?}."
+            "drop_policy must be 'oldest', 'newest' or 'block', not {other:?}."
         ))),
     }
 }
@@ -78,6 +81,12 @@ pub struct PyBatchCore {
     schedule_delay: Duration,
     /// The latency cap of a partial batch (`linger_millis`); the earlier of it and the delay wins.
     linger: Option<Duration>,
+    /// How long a producer waits for room under the `block` policy.
+    block_timeout: Duration,
+    /// Producers blocked for room; woken when the worker pops and when shutdown begins.
+    room: Room,
+    /// The worker's thread, which must never block on its own queue (an exporter may end spans).
+    worker: Mutex<Option<ThreadId>>,
     pid: u32,
     shutdown: AtomicBool,
     abandoned: AtomicBool,
@@ -96,6 +105,14 @@ impl PyBatchCore {
         }
         let overflowed = match self.queue.push(span.clone().unbind()) {
             Push::Queued => false,
+            Push::Refused(refused) if self.may_block() => match self.push_blocking(py, refused) {
+                Blocked::Queued => false,
+                Blocked::Full => self.count_overflow(),
+                Blocked::Shutdown => {
+                    self.counters.drop_spans(DropReason::Shutdown, 1);
+                    return Ok(());
+                }
+            },
             Push::QueuedEvicting(_) | Push::Refused(_) => self.count_overflow(),
         };
         let queued = self.queue.len();
@@ -112,6 +129,40 @@ impl PyBatchCore {
             self.wakeup.notify_worker();
         }
         Ok(())
+    }
+
+    fn may_block(&self) -> bool {
+        self.queue.policy() == DropPolicy::Block
+            && !self.block_timeout.is_zero()
+            && *locked(&self.worker) != Some(thread::current().id())
+    }
+
+    fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire) || self.abandoned.load(Ordering::Acquire)
+    }
+
+    /// Waits, detached so the worker can drain, for room for `span` until the block timeout.
+    ///
+    /// The span is already counted as enqueued: while its producer waits it shows as queued.
+    fn push_blocking(&self, py: Python<'_>, mut span: Py<PyAny>) -> Blocked {
+        let deadline = Instant::now() + self.block_timeout;
+        loop {
+            let room = py.detach(|| {
+                self.room
+                    .wait_for(deadline, || !self.queue.is_full() || self.stopping())
+            });
+            if self.stopping() {
+                return Blocked::Shutdown;
+            }
+            if !room {
+                return Blocked::Full;
+            }
+            // Attached again, as every queue operation is; another producer may have won the slot.
+            match self.queue.push(span) {
+                Push::Queued | Push::QueuedEvicting(_) => return Blocked::Queued,
+                Push::Refused(back) => span = back,
+            }
+        }
     }
 
     /// Counts one span dropped for a full queue; returns whether to look for a fork now.
@@ -146,6 +197,7 @@ impl PyBatchCore {
             return Ok(None);
         }
         self.counters.take(taken as u64);
+        self.room.notify();
         // Spans left behind are younger than this batch: their delay starts now.
         *locked(&self.window_start) = (!self.queue.is_empty()).then(Instant::now);
         PyList::new(py, spans).map(Some)
@@ -195,6 +247,13 @@ impl PyBatchCore {
     }
 }
 
+/// How a producer's wait for room ended.
+enum Blocked {
+    Queued,
+    Full,
+    Shutdown,
+}
+
 enum Step<'py> {
     Export(Bound<'py, PyList>),
     Wait(Option<Instant>),
@@ -206,7 +265,7 @@ impl PyBatchCore {
     #[new]
     #[pyo3(signature = (
         max_queue_size, schedule_delay_millis, max_export_batch_size, *,
-        drop_policy = "oldest", linger_millis = None, on_fork = None,
+        drop_policy = "oldest", linger_millis = None, block_timeout_millis = 0.0, on_fork = None,
     ))]
     fn new(
         max_queue_size: usize,
@@ -214,6 +273,7 @@ impl PyBatchCore {
         max_export_batch_size: usize,
         drop_policy: &str,
         linger_millis: Option<f64>,
+        block_timeout_millis: f64,
         on_fork: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         if max_queue_size == 0
@@ -231,6 +291,9 @@ impl PyBatchCore {
             max_export_batch_size,
             schedule_delay: millis(schedule_delay_millis),
             linger: linger_millis.map(millis),
+            block_timeout: millis(block_timeout_millis),
+            room: Room::default(),
+            worker: Mutex::new(None),
             pid: std::process::id(),
             shutdown: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
@@ -262,6 +325,7 @@ impl PyBatchCore {
 
     /// Blocks, detached from the interpreter, until a batch is due; `None` means stop.
     fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
+        locked(&self.worker).get_or_insert_with(|| thread::current().id());
         loop {
             match self.next_step(py)? {
                 Step::Export(batch) => return Ok(Some(batch)),
@@ -287,12 +351,7 @@ impl PyBatchCore {
     /// Sleeps, detached, for a retry's backoff; returns False at once when shutdown begins.
     fn backoff(&self, py: Python<'_>, timeout_millis: f64) -> bool {
         let deadline = Instant::now() + millis(timeout_millis);
-        let stopped = py.detach(|| {
-            self.wakeup.pause(deadline, || {
-                self.shutdown.load(Ordering::Acquire) || self.abandoned.load(Ordering::Acquire)
-            })
-        });
-        !stopped
+        !py.detach(|| self.wakeup.pause(deadline, || self.stopping()))
     }
 
     /// Takes a flush ticket and wakes the worker.
@@ -311,6 +370,7 @@ impl PyBatchCore {
         let first = !self.shutdown.swap(true, Ordering::AcqRel);
         if first {
             self.wakeup.notify_worker();
+            self.room.notify();
         }
         first
     }
@@ -322,6 +382,7 @@ impl PyBatchCore {
         let count = self.queue.pop_into(usize::MAX, &mut spans) as u64;
         self.counters.drop_spans(DropReason::Shutdown, count);
         self.wakeup.notify_worker();
+        self.room.notify();
         count
     }
 
@@ -363,6 +424,11 @@ impl PyBatchCore {
     #[getter]
     fn schedule_delay_millis(&self) -> f64 {
         self.schedule_delay.as_secs_f64() * 1000.0
+    }
+
+    #[getter]
+    fn block_timeout_millis(&self) -> f64 {
+        self.block_timeout.as_secs_f64() * 1000.0
     }
 
     #[getter]

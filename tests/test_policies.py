@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -11,9 +12,9 @@ import pytest
 import spanbatch
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from spanbatch._policies import RetryPolicy, resolve_linger, resolve_retry
+from spanbatch._policies import RetryPolicy, resolve_block_timeout, resolve_drop_policy, resolve_linger, resolve_retry
 
-from tests.conftest import RaisingExporter, RecordingExporter, balanced, make_span
+from tests.conftest import HangingExporter, RaisingExporter, RecordingExporter, balanced, make_span
 
 LONG = 60_000  # a schedule delay no test waits for
 
@@ -250,7 +251,143 @@ def test_pipeline_lanes_linger(monkeypatch: pytest.MonkeyPatch, caplog: pytest.L
     exporter = RecordingExporter()
     with caplog.at_level(logging.DEBUG, logger="spanbatch"):
         pipeline = spanbatch.Pipeline({"a": exporter}, schedule_delay_millis=LONG, linger_millis=50)
-    assert "a lane: drop_policy=oldest, max_retries=0, linger_millis=50" in caplog.text
+    assert "a lane: drop_policy=oldest, block_timeout_millis=100, max_retries=0, linger_millis=50" in caplog.text
     pipeline.on_end(make_span())
     assert exporter.wait_for(1, timeout=5)
+    pipeline.shutdown()
+
+
+# --- drop policy "block" ------------------------------------------------------------------
+
+
+def blocked_processor(exporter: RecordingExporter, block_timeout_millis: float) -> spanbatch.BatchSpanProcessor:
+    """A queue of 2 whose worker is stuck exporting 2 spans, with 2 more queued: the next waits."""
+    processor = spanbatch.BatchSpanProcessor(
+        exporter, 2, LONG, 2, drop_policy="block", block_timeout_millis=block_timeout_millis
+    )
+    processor.on_end(make_span("first"))
+    processor.on_end(make_span("second"))
+    assert isinstance(exporter, HangingExporter)
+    assert exporter.entered.wait(5)
+    processor.on_end(make_span("third"))
+    processor.on_end(make_span("fourth"))
+    return processor
+
+
+def end_in_thread(processor: spanbatch.BatchSpanProcessor, name: str) -> threading.Thread:
+    thread = threading.Thread(target=processor.on_end, args=(make_span(name),), daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.timeout(20)
+def test_block_waits_for_room_instead_of_dropping(hanging_exporter: HangingExporter) -> None:
+    processor = blocked_processor(hanging_exporter, 30_000)
+    producer = end_in_thread(processor, "fifth")
+    producer.join(0.3)
+    assert producer.is_alive(), "on_end should wait for room"
+    assert processor.stats().queued == 3  # the waiting span counts as queued
+    assert balanced(processor.stats())
+    hanging_exporter.release.set()
+    producer.join(10)
+    assert not producer.is_alive()
+    assert processor.force_flush(10_000)
+    assert hanging_exporter.names() == ["first", "second", "third", "fourth", "fifth"]
+    assert processor.stats().dropped["queue_full"] == 0
+    processor.shutdown()
+
+
+@pytest.mark.timeout(20)
+def test_block_gives_up_after_its_timeout_and_counts_queue_full(hanging_exporter: HangingExporter) -> None:
+    processor = blocked_processor(hanging_exporter, 100)
+    started = time.monotonic()
+    processor.on_end(make_span("fifth"))
+    assert 0.09 <= time.monotonic() - started < 3
+    stats = processor.stats()
+    assert stats.dropped["queue_full"] == 1
+    assert balanced(stats)
+    hanging_exporter.release.set()
+    processor.shutdown()
+
+
+@pytest.mark.timeout(20)
+def test_shutdown_wakes_a_blocked_producer_and_counts_its_span(hanging_exporter: HangingExporter) -> None:
+    processor = blocked_processor(hanging_exporter, 30_000)
+    producer = end_in_thread(processor, "fifth")
+    producer.join(0.2)
+    assert producer.is_alive()
+    started = time.monotonic()
+    processor.shutdown(300)
+    producer.join(5)
+    assert not producer.is_alive()
+    assert time.monotonic() - started < 5
+    stats = processor.stats()
+    assert stats.dropped["shutdown"] == 3  # the waiting span and the two queued ones
+    assert stats.in_flight == 2
+    assert balanced(stats)
+
+
+class SelfEndingExporter(RecordingExporter):
+    """Ends spans through its own processor while exporting, as an instrumented client may."""
+
+    processor: spanbatch.BatchSpanProcessor
+
+    def export(self, spans: Sequence[ReadableSpan]) -> Any:
+        for i in range(3):
+            self.processor.on_end(make_span(f"from-export-{i}"))
+        return super().export(spans)
+
+
+@pytest.mark.timeout(20)
+def test_a_span_ended_on_the_export_thread_never_blocks() -> None:
+    exporter = SelfEndingExporter()
+    processor = spanbatch.BatchSpanProcessor(exporter, 1, LONG, 1, drop_policy="block", block_timeout_millis=30_000)
+    exporter.processor = processor
+    processor.on_end(make_span())
+    assert exporter.wait_for(1, timeout=10)
+    processor.shutdown(2000)
+    stats = processor.stats()
+    assert stats.dropped["queue_full"] >= 2
+    assert balanced(stats)
+
+
+def test_drop_policy_and_block_timeout_resolve_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert (resolve_drop_policy(), resolve_block_timeout()) == ("oldest", 100)
+    monkeypatch.setenv("SPANBATCH_DROP_POLICY", "Block")
+    monkeypatch.setenv("SPANBATCH_BLOCK_TIMEOUT_MS", "250")
+    processor = spanbatch.BatchSpanProcessor(RecordingExporter())
+    assert "drop_policy='block'" in repr(processor)
+    assert processor.lanes[0].core.block_timeout_millis == 250
+    processor.shutdown()
+    assert resolve_drop_policy("newest") == "newest"
+    assert resolve_block_timeout(5) == 5
+    monkeypatch.setenv("SPANBATCH_DROP_POLICY", "random")
+    monkeypatch.setenv("SPANBATCH_BLOCK_TIMEOUT_MS", "-1")
+    with caplog.at_level(logging.WARNING):
+        assert (resolve_drop_policy(), resolve_block_timeout()) == ("oldest", 100)
+    assert "SPANBATCH_DROP_POLICY" in caplog.text
+    assert "SPANBATCH_BLOCK_TIMEOUT_MS" in caplog.text
+    with pytest.raises(ValueError, match="block"):
+        spanbatch.Pipeline({"a": RecordingExporter()}, drop_policy="sometimes")  # type: ignore[arg-type]
+
+
+@pytest.mark.timeout(20)
+def test_pipeline_lanes_block(hanging_exporter: HangingExporter) -> None:
+    pipeline = spanbatch.Pipeline(
+        {"slow": hanging_exporter},
+        max_queue_size=1,
+        max_export_batch_size=1,
+        drop_policy="block",
+        block_timeout_millis=100,
+    )
+    pipeline.on_end(make_span())
+    assert hanging_exporter.entered.wait(5)
+    pipeline.on_end(make_span())
+    started = time.monotonic()
+    pipeline.on_end(make_span())
+    assert time.monotonic() - started >= 0.09
+    assert pipeline.stats().dropped["queue_full"] == 1
+    hanging_exporter.release.set()
     pipeline.shutdown()

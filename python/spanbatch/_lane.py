@@ -54,6 +54,7 @@ class Lane:
         drop_policy: str = "oldest",
         retry: RetryPolicy | None = None,
         linger_millis: float | None = None,
+        block_timeout_millis: float = 0.0,
         debug: bool = False,
         drop_label: str = "",
         on_new_core: Callable[[], None] | None = None,
@@ -64,6 +65,7 @@ class Lane:
         self._drop_policy = drop_policy
         self.retry = RetryPolicy() if retry is None else retry
         self.linger_millis = linger_millis
+        self.block_timeout_millis = block_timeout_millis
         self._debug = debug
         self._drop_label = drop_label
         self._on_new_core = on_new_core
@@ -72,9 +74,10 @@ class Lane:
         self.core = self._start()
         if debug:
             logger.debug(
-                "%s lane: drop_policy=%s, max_retries=%d, linger_millis=%s",
+                "%s lane: drop_policy=%s, block_timeout_millis=%g, max_retries=%d, linger_millis=%s",
                 name,
                 drop_policy,
+                block_timeout_millis,
                 self.retry.max_retries,
                 linger_millis,
             )
@@ -88,6 +91,7 @@ class Lane:
             self.settings.max_export_batch_size,
             drop_policy=self._drop_policy,
             linger_millis=self.linger_millis,
+            block_timeout_millis=self.block_timeout_millis,
             on_fork=weak_method(self.recover_from_fork),
         )
         self.drops = DropReporter(self._drop_label)

@@ -12,7 +12,7 @@ import operator
 import os
 import random
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from spanbatch._config import LONGEST_MILLIS, warn_once
 
@@ -20,7 +20,12 @@ _DEFAULT_MAX_RETRIES = 0
 _DEFAULT_RETRY_INITIAL_BACKOFF_MILLIS = 100.0
 _DEFAULT_RETRY_MAX_BACKOFF_MILLIS = 5000.0
 
+_DEFAULT_BLOCK_TIMEOUT_MILLIS = 100.0
+
 _T = TypeVar("_T")
+
+DropPolicyName = Literal["oldest", "newest", "block"]
+_DROP_POLICIES: tuple[DropPolicyName, ...] = ("oldest", "newest", "block")
 
 
 @dataclass(frozen=True)
@@ -124,3 +129,26 @@ def resolve_linger(linger_millis: float | None = None) -> float | None:
     if linger_millis is None:
         return env_positive_millis("SPANBATCH_LINGER_MS", None)
     return _millis_argument("linger_millis", linger_millis)
+
+
+def resolve_drop_policy(drop_policy: str | None = None) -> str:
+    """``SPANBATCH_DROP_POLICY`` (oldest, newest, block); the stock ``oldest`` by default.
+
+    An argument is passed on as given: the core rejects an unknown one with ``ValueError``.
+    """
+    if drop_policy is not None:
+        return drop_policy
+    raw = os.environ.get("SPANBATCH_DROP_POLICY", "").strip()
+    if not raw:
+        return "oldest"
+    if raw.lower() not in _DROP_POLICIES:
+        warn_once("SPANBATCH_DROP_POLICY", raw, "not one of oldest, newest, block", "oldest")
+        return "oldest"
+    return raw.lower()
+
+
+def resolve_block_timeout(block_timeout_millis: float | None = None) -> float:
+    """``SPANBATCH_BLOCK_TIMEOUT_MS``: how long ``on_end`` waits for room under ``block`` (100)."""
+    if block_timeout_millis is None:
+        return env_positive_millis("SPANBATCH_BLOCK_TIMEOUT_MS", _DEFAULT_BLOCK_TIMEOUT_MILLIS)
+    return _millis_argument("block_timeout_millis", block_timeout_millis)

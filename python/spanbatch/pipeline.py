@@ -7,7 +7,6 @@ import logging
 import os
 import re
 from collections.abc import Iterator, Mapping
-from typing import Literal
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -20,7 +19,13 @@ from spanbatch._config import ALL_SETTINGS, Setting, env_flag, resolve_settings
 from spanbatch._core import FanOut
 from spanbatch._lane import Lane, flush_lanes, shutdown_lanes, weak_method
 from spanbatch._metrics import internal_metrics_enabled, register_processor_metrics
-from spanbatch._policies import resolve_linger, resolve_retry
+from spanbatch._policies import (
+    DropPolicyName,
+    resolve_block_timeout,
+    resolve_drop_policy,
+    resolve_linger,
+    resolve_retry,
+)
 from spanbatch._stats import SpanStats
 
 logger = logging.getLogger("spanbatch")
@@ -53,7 +58,7 @@ class Pipeline(SpanProcessor):
     under one deadline. Settings resolve as explicit argument >
     ``SPANBATCH_<NAME>_*`` > ``SPANBATCH_*`` > default (2048, 1000 ms, 512, 30000 ms).
 
-    The export policies (``max_retries``, ``linger_millis`` and the others) are those of
+    The export policies (``drop_policy``, ``max_retries``, ``linger_millis`` and the others) are those of
     :class:`~spanbatch.BatchSpanProcessor`, read from the same ``SPANBATCH_*`` variables
     and applied to every lane.
     """
@@ -66,7 +71,8 @@ class Pipeline(SpanProcessor):
         schedule_delay_millis: float | None = None,
         max_export_batch_size: int | None = None,
         export_timeout_millis: float | None = None,
-        drop_policy: Literal["oldest", "newest"] = "oldest",
+        drop_policy: DropPolicyName | None = None,
+        block_timeout_millis: float | None = None,
         meter_provider: MeterProvider | None = None,
         max_retries: int | None = None,
         retry_initial_backoff_millis: float | None = None,
@@ -81,6 +87,8 @@ class Pipeline(SpanProcessor):
         debug = env_flag("SPANBATCH_DEBUG", False)
         retry = resolve_retry(max_retries, retry_initial_backoff_millis, retry_max_backoff_millis)
         linger = resolve_linger(linger_millis)
+        policy = resolve_drop_policy(drop_policy)
+        block_timeout = resolve_block_timeout(block_timeout_millis)
         self._lanes = [
             Lane(
                 name,
@@ -93,7 +101,8 @@ class Pipeline(SpanProcessor):
                     variables=_backend_variables(name),
                     defaults=_DEFAULTS,
                 ),
-                drop_policy=drop_policy,
+                drop_policy=policy,
+                block_timeout_millis=block_timeout,
                 retry=retry,
                 linger_millis=linger,
                 debug=debug,

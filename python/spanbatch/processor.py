@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
@@ -14,10 +13,14 @@ from spanbatch import _exit
 from spanbatch._config import BatchSettings, env_flag, resolve_settings
 from spanbatch._lane import Lane, flush_lanes, shutdown_lanes, weak_method
 from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
-from spanbatch._policies import resolve_linger, resolve_retry
+from spanbatch._policies import (
+    DropPolicyName,
+    resolve_block_timeout,
+    resolve_drop_policy,
+    resolve_linger,
+    resolve_retry,
+)
 from spanbatch._stats import SpanStats
-
-DropPolicyName = Literal["oldest", "newest"]
 
 
 class BatchSpanProcessor(SpanProcessor):
@@ -29,8 +32,13 @@ class BatchSpanProcessor(SpanProcessor):
     the exporter hangs, and :meth:`stats` accounts for every span.
 
     Settings resolve as explicit argument > ``SPANBATCH_*`` > ``OTEL_BSP_*`` > default.
-    ``drop_policy`` chooses which span a full queue loses: ``"oldest"`` (the stock
-    behaviour) or ``"newest"``.
+    ``drop_policy`` (``SPANBATCH_DROP_POLICY``) chooses which span a full queue loses:
+    ``"oldest"`` (the stock behaviour), ``"newest"``, or ``"block"``: ``on_end`` waits for
+    room, without the GIL so the worker can drain, up to ``block_timeout_millis``
+    (``SPANBATCH_BLOCK_TIMEOUT_MS``, 100), then drops the new span (``queue_full``). A span
+    ended on the export thread itself never waits, and shutdown wakes every waiting
+    producer (its span counts as ``shutdown``). While a producer waits, its span counts as
+    ``queued``. With a :class:`~spanbatch.Pipeline` each blocked lane adds its own wait.
 
     Export policies (keyword-only, off by default; argument > variable > default):
 
@@ -57,7 +65,8 @@ class BatchSpanProcessor(SpanProcessor):
         export_timeout_millis: float | None = None,
         *,
         meter_provider: MeterProvider | None = None,
-        drop_policy: DropPolicyName = "oldest",
+        drop_policy: DropPolicyName | None = None,
+        block_timeout_millis: float | None = None,
         max_retries: int | None = None,
         retry_initial_backoff_millis: float | None = None,
         retry_max_backoff_millis: float | None = None,
@@ -66,12 +75,13 @@ class BatchSpanProcessor(SpanProcessor):
         self._settings: BatchSettings = resolve_settings(
             max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis
         )
-        self._drop_policy = drop_policy
+        self._drop_policy = resolve_drop_policy(drop_policy)
         self._lane = Lane(
             type(span_exporter).__name__,
             span_exporter,
             self._settings,
-            drop_policy=drop_policy,
+            drop_policy=self._drop_policy,
+            block_timeout_millis=resolve_block_timeout(block_timeout_millis),
             retry=resolve_retry(max_retries, retry_initial_backoff_millis, retry_max_backoff_millis),
             linger_millis=resolve_linger(linger_millis),
             debug=env_flag("SPANBATCH_DEBUG", False),
