@@ -10,9 +10,16 @@ from typing import Any
 
 import pytest
 import spanbatch
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
-from spanbatch._policies import RetryPolicy, resolve_block_timeout, resolve_drop_policy, resolve_linger, resolve_retry
+from spanbatch._policies import (
+    RetryPolicy,
+    resolve_block_timeout,
+    resolve_drop_policy,
+    resolve_export_span_start,
+    resolve_linger,
+    resolve_retry,
+)
 
 from tests.conftest import HangingExporter, RaisingExporter, RecordingExporter, balanced, make_span
 
@@ -391,3 +398,69 @@ def test_pipeline_lanes_block(hanging_exporter: HangingExporter) -> None:
     assert pipeline.stats().dropped["queue_full"] == 1
     hanging_exporter.release.set()
     pipeline.shutdown()
+
+
+# --- span-start export --------------------------------------------------------------------
+
+
+def test_by_default_nothing_is_written_on_span_start(caplog: pytest.LogCaptureFixture) -> None:
+    exporter = RecordingExporter()
+    with caplog.at_level(logging.INFO, logger="spanbatch"):
+        processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG)
+    assert "span-start export disabled — end-only ingest (SPANBATCH_EXPORT_SPAN_START)" in caplog.text
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    span = provider.get_tracer("tests").start_span("work")
+    assert processor.force_flush(5000)
+    assert exporter.spans == []
+    assert processor.stats().enqueued == 0
+    span.end()
+    assert processor.force_flush(5000)
+    assert exporter.names() == ["work"]
+    processor.shutdown()
+
+
+@pytest.mark.parametrize("source", ["argument", "variable"])
+def test_span_start_export_queues_started_spans(
+    source: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter = RecordingExporter()
+    kwargs: dict[str, Any] = {}
+    if source == "argument":
+        kwargs["export_span_start"] = True
+    else:
+        monkeypatch.setenv("SPANBATCH_EXPORT_SPAN_START", "true")
+    with caplog.at_level(logging.INFO, logger="spanbatch"):
+        processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG, **kwargs)
+    assert "span-start export enabled" in caplog.text
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    span = provider.get_tracer("tests").start_span("work")
+    assert processor.force_flush(5000)
+    assert exporter.names() == ["work"]
+    assert exporter.spans[0].end_time is None  # exported while still in progress
+    span.end()
+    assert processor.force_flush(5000)
+    assert exporter.names() == ["work", "work"]
+    stats = processor.stats()
+    assert (stats.enqueued, stats.exported) == (2, 2)
+    processor.shutdown()
+
+
+def test_span_start_export_in_a_pipeline_and_bad_values(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = RecordingExporter(), RecordingExporter()
+    pipeline = spanbatch.Pipeline({"a": a, "b": b}, export_span_start=True)
+    pipeline.on_start(make_span("started"))  # type: ignore[arg-type]
+    pipeline.on_start(make_span("unsampled", sampled=False))  # type: ignore[arg-type]
+    assert pipeline.force_flush(5000)
+    assert (a.names(), b.names()) == (["started"], ["started"])
+    pipeline.shutdown()
+    monkeypatch.setenv("SPANBATCH_EXPORT_SPAN_START", "maybe")
+    with caplog.at_level(logging.WARNING):
+        assert resolve_export_span_start() is False
+    assert "SPANBATCH_EXPORT_SPAN_START" in caplog.text
+    assert resolve_export_span_start(True) is True
+    with pytest.raises(TypeError, match="export_span_start"):
+        resolve_export_span_start("yes")  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ warns once and falls back to the default, so a typo in a deployment never breaks
 
 from __future__ import annotations
 
+import logging
 import math
 import operator
 import os
@@ -14,7 +15,9 @@ import random
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from spanbatch._config import LONGEST_MILLIS, warn_once
+from spanbatch._config import LONGEST_MILLIS, env_flag, warn_once
+
+logger = logging.getLogger("spanbatch")
 
 _DEFAULT_MAX_RETRIES = 0
 _DEFAULT_RETRY_INITIAL_BACKOFF_MILLIS = 100.0
@@ -152,3 +155,18 @@ def resolve_block_timeout(block_timeout_millis: float | None = None) -> float:
     if block_timeout_millis is None:
         return env_positive_millis("SPANBATCH_BLOCK_TIMEOUT_MS", _DEFAULT_BLOCK_TIMEOUT_MILLIS)
     return _millis_argument("block_timeout_millis", block_timeout_millis)
+
+
+def resolve_export_span_start(export_span_start: bool | None = None) -> bool:
+    """``SPANBATCH_EXPORT_SPAN_START`` (off); logs the resolved mode at INFO."""
+    if export_span_start is None:
+        enabled = env_flag("SPANBATCH_EXPORT_SPAN_START", False)
+    elif isinstance(export_span_start, bool):
+        enabled = export_span_start
+    else:
+        raise TypeError(f"export_span_start must be a bool, not {type(export_span_start).__name__!r}.")
+    if enabled:
+        logger.info("span-start export enabled: started spans are queued too (SPANBATCH_EXPORT_SPAN_START)")
+    else:
+        logger.info("span-start export disabled — end-only ingest (SPANBATCH_EXPORT_SPAN_START)")
+    return enabled

@@ -23,6 +23,7 @@ from spanbatch._policies import (
     DropPolicyName,
     resolve_block_timeout,
     resolve_drop_policy,
+    resolve_export_span_start,
     resolve_linger,
     resolve_retry,
 )
@@ -78,6 +79,7 @@ class Pipeline(SpanProcessor):
         retry_initial_backoff_millis: float | None = None,
         retry_max_backoff_millis: float | None = None,
         linger_millis: float | None = None,
+        export_span_start: bool | None = None,
     ) -> None:
         if not exporters:
             raise ValueError("exporters must name at least one backend.")
@@ -89,6 +91,7 @@ class Pipeline(SpanProcessor):
         linger = resolve_linger(linger_millis)
         policy = resolve_drop_policy(drop_policy)
         block_timeout = resolve_block_timeout(block_timeout_millis)
+        self._export_span_start = resolve_export_span_start(export_span_start)
         self._lanes = [
             Lane(
                 name,
@@ -138,7 +141,9 @@ class Pipeline(SpanProcessor):
         return [lane.name for lane in self._lanes]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        pass
+        """Queues the started span in every lane when ``export_span_start`` is on."""
+        if self._export_span_start:
+            self._fan_out.on_end(span)
 
     def _on_ending(self, span: Span) -> None:
         pass

@@ -17,6 +17,7 @@ from spanbatch._policies import (
     DropPolicyName,
     resolve_block_timeout,
     resolve_drop_policy,
+    resolve_export_span_start,
     resolve_linger,
     resolve_retry,
 )
@@ -54,6 +55,11 @@ class BatchSpanProcessor(SpanProcessor):
       fill; a full batch still goes at once. ``schedule_delay_millis`` stays the stock knob
       for the same wait: when both are set, the earlier deadline wins, so linger only
       matters when it is shorter than the schedule delay.
+    - ``export_span_start`` (``SPANBATCH_EXPORT_SPAN_START``, off): by default nothing is
+      written when a span starts (end-only ingest). When on, ``on_start`` also queues the
+      sampled span, so a backend that upserts by span id shows spans still in progress; the
+      span is queued again when it ends, and each copy is counted. The resolved mode is
+      logged once at INFO when the processor is built.
     """
 
     def __init__(
@@ -71,11 +77,13 @@ class BatchSpanProcessor(SpanProcessor):
         retry_initial_backoff_millis: float | None = None,
         retry_max_backoff_millis: float | None = None,
         linger_millis: float | None = None,
+        export_span_start: bool | None = None,
     ) -> None:
         self._settings: BatchSettings = resolve_settings(
             max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis
         )
         self._drop_policy = resolve_drop_policy(drop_policy)
+        self._export_span_start = resolve_export_span_start(export_span_start)
         self._lane = Lane(
             type(span_exporter).__name__,
             span_exporter,
@@ -116,7 +124,8 @@ class BatchSpanProcessor(SpanProcessor):
         return [self._lane]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        pass
+        if self._export_span_start:
+            self._lane.core.on_end(span)
 
     def _on_ending(self, span: Span) -> None:
         pass
