@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -464,3 +465,73 @@ def test_span_start_export_in_a_pipeline_and_bad_values(
     assert resolve_export_span_start(True) is True
     with pytest.raises(TypeError, match="export_span_start"):
         resolve_export_span_start("yes")  # type: ignore[arg-type]
+
+
+# --- async exporters ----------------------------------------------------------------------
+
+
+class AsyncExporter(RecordingExporter):
+    """``export`` is a coroutine function; ``sleep`` seconds of awaiting, then ``result``."""
+
+    def __init__(self, sleep: float = 0.0, failures: int = 0) -> None:
+        super().__init__()
+        self.sleep = sleep
+        self.failures = failures
+        self.loops: list[asyncio.AbstractEventLoop] = []
+        self.threads: list[str] = []
+
+    async def export(self, spans: Sequence[ReadableSpan]) -> Any:  # type: ignore[override]
+        self.loops.append(asyncio.get_running_loop())
+        self.threads.append(threading.current_thread().name)
+        await asyncio.sleep(self.sleep)
+        if len(self.loops) <= self.failures:
+            return SpanExportResult.FAILURE
+        return super().export(spans)
+
+
+@pytest.mark.timeout(20)
+def test_an_async_exporter_runs_on_the_workers_private_loop() -> None:
+    exporter = AsyncExporter(sleep=0.01)
+    processor = spanbatch.BatchSpanProcessor(exporter, 64, LONG, 2)
+    for _ in range(5):
+        processor.on_end(make_span())
+    assert processor.force_flush(10_000)
+    assert [len(b) for b in exporter.batches] == [2, 2, 1]
+    assert len(set(map(id, exporter.loops))) == 1  # one loop, reused
+    assert set(exporter.threads) == {processor.lanes[0].worker.name}  # type: ignore[union-attr]
+    stats = processor.stats()
+    assert (stats.exported, stats.export_errors) == (5, 0)
+    processor.shutdown()
+    assert exporter.loops[0].is_closed()
+
+
+@pytest.mark.timeout(20)
+def test_the_export_timeout_cancels_an_async_export(caplog: pytest.LogCaptureFixture) -> None:
+    exporter = AsyncExporter(sleep=30)
+    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG, export_timeout_millis=200)
+    processor.on_end(make_span())
+    started = time.monotonic()
+    with caplog.at_level(logging.ERROR, logger="spanbatch"):
+        assert processor.force_flush(10_000)
+    assert time.monotonic() - started < 5
+    assert "timed out" in caplog.text
+    stats = processor.stats()
+    assert stats.dropped["export_failed"] == 1
+    assert balanced(stats)
+    processor.shutdown()
+
+
+@pytest.mark.timeout(20)
+def test_async_exports_are_retried_and_drained_at_shutdown() -> None:
+    exporter = AsyncExporter(failures=1)
+    processor = spanbatch.BatchSpanProcessor(
+        exporter, schedule_delay_millis=LONG, max_retries=2, retry_initial_backoff_millis=1
+    )
+    for _ in range(3):
+        processor.on_end(make_span())
+    assert processor.force_flush(10_000)
+    processor.on_end(make_span())
+    processor.shutdown(10_000)
+    stats = processor.stats()
+    assert (stats.exported, stats.retried, stats.dropped_total) == (4, 1, 0)
+    assert exporter.loops[0].is_closed()

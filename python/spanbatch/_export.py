@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from typing import Any
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 from opentelemetry.sdk.trace import ReadableSpan
@@ -21,10 +23,42 @@ logger = logging.getLogger("spanbatch")
 _odd_results: set[tuple[type, type]] = set()
 
 
-def export_batch(exporter: SpanExporter, batch: Sequence[ReadableSpan]) -> bool:
-    """Export one batch; True only for SpanExportResult.SUCCESS. Never raises."""
+class PrivateLoop:
+    """An event loop owned by one worker thread, for exporters whose ``export`` returns an awaitable.
+
+    Made on first use, so synchronous exporters never pay for one, and never shared: the
+    application's own loop (if any) is not touched and cannot stall the export.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self, awaitable: Awaitable[Any], timeout_millis: float) -> Any:
+        """The awaitable's result; ``TimeoutError`` (cancelling it) after ``timeout_millis``."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(asyncio.wait_for(awaitable, timeout_millis / 1000))
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+
+def export_batch(
+    exporter: SpanExporter, batch: Sequence[ReadableSpan], loop: PrivateLoop, timeout_millis: float
+) -> bool:
+    """Export one batch; True only for SpanExportResult.SUCCESS. Never raises.
+
+    An awaitable result is run on ``loop`` and bounded by ``timeout_millis``.
+    """
     try:
         result = exporter.export(batch)
+        if inspect.isawaitable(result):
+            result = loop.run(result, timeout_millis)
+    except asyncio.TimeoutError:
+        logger.error("Export of %d spans timed out after %.0f ms.", len(batch), timeout_millis)
+        return False
     except BaseException:  # an exporter must not take the worker down with it
         logger.exception("Exception while exporting a batch of %d spans.", len(batch))
         return False
@@ -42,7 +76,13 @@ def export_batch(exporter: SpanExporter, batch: Sequence[ReadableSpan]) -> bool:
 
 
 def export_with_retries(
-    core: BatchCore, exporter: SpanExporter, batch: Sequence[ReadableSpan], retry: RetryPolicy, timeout_millis: float
+    core: BatchCore,
+    exporter: SpanExporter,
+    batch: Sequence[ReadableSpan],
+    *,
+    loop: PrivateLoop,
+    retry: RetryPolicy,
+    timeout_millis: float,
 ) -> tuple[bool, int]:
     """Export one batch, retrying failures as ``retry`` says; (success, retries made).
 
@@ -53,7 +93,7 @@ def export_with_retries(
     deadline = time.monotonic() + timeout_millis / 1000
     retries = 0
     while True:
-        ok = export_batch(exporter, batch)
+        ok = export_batch(exporter, batch, loop, max(0.0, deadline - time.monotonic()) * 1000)
         if ok or retries >= retry.max_retries:
             return ok, retries
         pause = retry.backoff_millis(retries)
@@ -79,10 +119,13 @@ def run_worker(
     Never span contents, headers or credentials.
     """
     token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    loop = PrivateLoop()
     try:
         while (batch := core.next_batch()) is not None:
             started = time.monotonic()
-            ok, retries = export_with_retries(core, exporter, batch, retry, timeout_millis)
+            ok, retries = export_with_retries(
+                core, exporter, batch, loop=loop, retry=retry, timeout_millis=timeout_millis
+            )
             core.finish_batch(len(batch), ok)
             if debug:
                 logger.debug(
@@ -95,6 +138,7 @@ def run_worker(
                 )
             drops.report(core.stats()[6])
     finally:
+        loop.close()
         detach(token)
 
 

@@ -60,6 +60,10 @@ class BatchSpanProcessor(SpanProcessor):
       sampled span, so a backend that upserts by span id shows spans still in progress; the
       span is queued again when it ends, and each copy is counted. The resolved mode is
       logged once at INFO when the processor is built.
+
+    An exporter whose ``export`` returns an awaitable (an ``async def export``) is run on a
+    private event loop owned by the lane's worker thread; ``export_timeout_millis`` cancels
+    it (``asyncio.wait_for``), and flush, retries and shutdown behave as for a synchronous one.
     """
 
     def __init__(
