@@ -85,8 +85,9 @@ pub struct PyBatchCore {
     block_timeout: Duration,
     /// Producers blocked for room; woken when the worker pops and when shutdown begins.
     room: Room,
-    /// The worker's thread, which must never block on its own queue (an exporter may end spans).
-    worker: Mutex<Option<ThreadId>>,
+    /// The worker's and export threads, which must never block on their own queue (an
+    /// exporter may end spans) nor wait for their own flush.
+    export_threads: Mutex<Vec<ThreadId>>,
     pid: u32,
     shutdown: AtomicBool,
     abandoned: AtomicBool,
@@ -134,7 +135,7 @@ impl PyBatchCore {
     fn may_block(&self) -> bool {
         self.queue.policy() == DropPolicy::Block
             && !self.block_timeout.is_zero()
-            && *locked(&self.worker) != Some(thread::current().id())
+            && !self.on_export_thread()
     }
 
     fn stopping(&self) -> bool {
@@ -217,7 +218,8 @@ impl PyBatchCore {
         }
         if len == 0 {
             *locked(&self.window_start) = None;
-            if self.wakeup.flush_pending() {
+            // With concurrent exports, a flush is done only when the last one has returned.
+            if self.wakeup.flush_pending() && self.counters.in_flight() == 0 {
                 self.wakeup.complete_flush(ticket);
             }
             if self.shutdown.load(Ordering::Acquire) {
@@ -241,7 +243,7 @@ impl PyBatchCore {
         let len = self.queue.len();
         len >= self.max_export_batch_size
             || (deadline.is_none() && len > 0)
-            || self.wakeup.flush_pending()
+            || (self.wakeup.flush_pending() && (len > 0 || self.counters.in_flight() == 0))
             || self.shutdown.load(Ordering::Acquire)
             || self.abandoned.load(Ordering::Acquire)
     }
@@ -293,7 +295,7 @@ impl PyBatchCore {
             linger: linger_millis.map(millis),
             block_timeout: millis(block_timeout_millis),
             room: Room::default(),
-            worker: Mutex::new(None),
+            export_threads: Mutex::new(Vec::new()),
             pid: std::process::id(),
             shutdown: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
@@ -325,7 +327,6 @@ impl PyBatchCore {
 
     /// Blocks, detached from the interpreter, until a batch is due; `None` means stop.
     fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
-        locked(&self.worker).get_or_insert_with(|| thread::current().id());
         loop {
             match self.next_step(py)? {
                 Step::Export(batch) => return Ok(Some(batch)),
@@ -341,6 +342,20 @@ impl PyBatchCore {
     /// Reports that the export of `count` taken spans returned.
     fn finish_batch(&self, count: u64, success: bool) {
         self.counters.finish(count, success);
+        // A flush may be waiting for this, the last export in flight (see `next_step`).
+        if self.wakeup.flush_pending() {
+            self.wakeup.notify_worker();
+        }
+    }
+
+    /// Marks the calling thread as one that takes or exports this core's batches.
+    fn enter_export_thread(&self) {
+        locked(&self.export_threads).push(thread::current().id());
+    }
+
+    /// Whether the calling thread takes or exports this core's batches.
+    fn on_export_thread(&self) -> bool {
+        locked(&self.export_threads).contains(&thread::current().id())
     }
 
     /// Counts one more attempt at a batch whose export failed.

@@ -127,6 +127,14 @@ impl Counters {
         self.worker.retried.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Taken spans whose export has not returned. Reads the finished stages first, as
+    /// [`Counters::snapshot`] does, so it is never negative and is 0 only when none is out.
+    pub fn in_flight(&self) -> u64 {
+        let finished = self.worker.exported.load(Ordering::Acquire)
+            + self.dropped[DropReason::ExportFailed as usize].load(Ordering::Acquire);
+        self.worker.taken.load(Ordering::Acquire) - finished
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let load = |c: &AtomicU64| c.load(Ordering::Acquire);
         // Finished stages first, then the worker's take, then queue exits, then arrivals.
@@ -183,6 +191,7 @@ mod tests {
         c.take(5);
         let s = c.snapshot();
         assert_eq!((s.queued, s.in_flight), (3, 5));
+        assert_eq!(c.in_flight(), 5);
         c.finish(3, true);
         c.retry();
         c.finish(2, false);

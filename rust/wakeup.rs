@@ -94,11 +94,12 @@ impl Wakeup {
                 .is_ok()
     }
 
-    /// Wakes the worker whatever it is waiting for (flush, shutdown).
+    /// Wakes the worker whatever it is waiting for (flush, shutdown), and every export
+    /// thread pausing for a retry, so that each looks again at what it waits for.
     pub fn notify_worker(&self) {
         // Taking the lock orders the notification after the worker's own check of `ready`.
         let _guard = self.lock();
-        self.worker.notify_one();
+        self.worker.notify_all();
     }
 
     /// Takes a flush ticket and wakes the worker.

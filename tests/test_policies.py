@@ -19,6 +19,7 @@ from spanbatch._policies import (
     resolve_drop_policy,
     resolve_export_span_start,
     resolve_linger,
+    resolve_max_concurrent_exports,
     resolve_retry,
 )
 
@@ -535,3 +536,116 @@ def test_async_exports_are_retried_and_drained_at_shutdown() -> None:
     stats = processor.stats()
     assert (stats.exported, stats.retried, stats.dropped_total) == (4, 1, 0)
     assert exporter.loops[0].is_closed()
+
+
+# --- concurrent exports -------------------------------------------------------------------
+
+
+class OverlapExporter(RecordingExporter):
+    """Records how many exports ran at once; each sleeps ``delay``, then waits for ``gate`` (open)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__()
+        self.delay = delay
+        self.gate = threading.Event()
+        self.gate.set()
+        self.active = 0
+        self.most = 0
+        self.entered = threading.Semaphore(0)
+        self.count_lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> Any:
+        with self.count_lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        self.entered.release()
+        time.sleep(self.delay)
+        self.gate.wait(30)
+        with self.count_lock:
+            self.active -= 1
+        with self.exported:
+            self.batches.append(list(spans))
+            self.exported.notify_all()
+        return SpanExportResult.SUCCESS
+
+
+@pytest.mark.timeout(30)
+def test_exports_overlap_up_to_max_concurrent_exports() -> None:
+    exporter = OverlapExporter(delay=0.2)
+    processor = spanbatch.BatchSpanProcessor(exporter, 64, LONG, 1, max_concurrent_exports=3)
+    for i in range(6):
+        processor.on_end(make_span(f"s{i}"))
+    assert processor.force_flush(20_000)
+    assert exporter.most == 3
+    assert sorted(exporter.names()) == [f"s{i}" for i in range(6)]
+    stats = processor.stats()
+    assert (stats.exported, stats.batches, stats.in_flight) == (6, 6, 0)
+    processor.shutdown()
+
+
+@pytest.mark.timeout(30)
+def test_exports_never_overlap_by_default() -> None:
+    exporter = OverlapExporter(delay=0.02)
+    processor = spanbatch.BatchSpanProcessor(exporter, 64, LONG, 1)
+    for _ in range(6):
+        processor.on_end(make_span())
+    assert processor.force_flush(20_000)
+    assert exporter.most == 1
+    processor.shutdown()
+
+
+@pytest.mark.timeout(30)
+def test_flush_waits_for_every_concurrent_export() -> None:
+    exporter = OverlapExporter()
+    exporter.gate.clear()
+    processor = spanbatch.BatchSpanProcessor(exporter, 64, LONG, 1, max_concurrent_exports=2)
+    processor.on_end(make_span("a"))
+    processor.on_end(make_span("b"))
+    for _ in range(2):
+        assert exporter.entered.acquire(timeout=10)
+    # The queue is empty and both batches are in flight: the flush must not report done.
+    assert processor.force_flush(300) is False
+    assert processor.stats().in_flight == 2
+    exporter.gate.set()
+    assert processor.force_flush(10_000)
+    assert processor.stats().exported == 2
+    processor.shutdown()
+
+
+@pytest.mark.timeout(30)
+def test_concurrent_exports_keep_the_order_within_a_batch_and_drain_at_shutdown() -> None:
+    exporter = OverlapExporter(delay=0.01)
+    processor = spanbatch.BatchSpanProcessor(exporter, 256, LONG, 4, max_concurrent_exports=3)
+    for i in range(40):
+        processor.on_end(make_span(f"{i:03}"))
+    processor.shutdown(20_000)
+    assert all(batch == sorted(batch, key=lambda span: span.name) for batch in exporter.batches)
+    assert sorted(exporter.names()) == [f"{i:03}" for i in range(40)]
+    stats = processor.stats()
+    assert (stats.exported, stats.queued, stats.in_flight) == (40, 0, 0)
+
+
+@pytest.mark.timeout(30)
+def test_spans_ended_on_concurrent_export_threads_never_block() -> None:
+    exporter = SelfEndingExporter()
+    processor = spanbatch.BatchSpanProcessor(
+        exporter, 1, LONG, 1, drop_policy="block", block_timeout_millis=30_000, max_concurrent_exports=2
+    )
+    exporter.processor = processor
+    processor.on_end(make_span())
+    assert exporter.wait_for(1, timeout=10)
+    processor.shutdown(2000)
+    assert balanced(processor.stats())
+
+
+def test_max_concurrent_exports_resolution(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    assert resolve_max_concurrent_exports() == 1
+    monkeypatch.setenv("SPANBATCH_MAX_CONCURRENT_EXPORTS", "4")
+    assert resolve_max_concurrent_exports() == 4
+    assert resolve_max_concurrent_exports(2) == 2
+    monkeypatch.setenv("SPANBATCH_MAX_CONCURRENT_EXPORTS", "0")
+    with caplog.at_level(logging.WARNING):
+        assert resolve_max_concurrent_exports() == 1
+    assert "SPANBATCH_MAX_CONCURRENT_EXPORTS" in caplog.text
+    with pytest.raises(ValueError, match="max_concurrent_exports"):
+        spanbatch.Pipeline({"a": RecordingExporter()}, max_concurrent_exports=0)

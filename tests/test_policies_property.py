@@ -69,6 +69,7 @@ class ScriptedExporter:
     is_async=st.booleans(),
     plan=st.lists(st.sampled_from(["end", "end", "end", "unsampled", "flush", "stats"]), max_size=40),
     producers=st.integers(1, 3),
+    concurrency=st.integers(1, 3),
 )
 def test_every_span_is_accounted_for_under_any_mix_of_policies(
     *,
@@ -82,6 +83,7 @@ def test_every_span_is_accounted_for_under_any_mix_of_policies(
     is_async: bool,
     plan: list[str],
     producers: int,
+    concurrency: int,
 ) -> None:
     exporter = ScriptedExporter(outcomes, delay, is_async)
     processor = spanbatch.BatchSpanProcessor(
@@ -96,6 +98,7 @@ def test_every_span_is_accounted_for_under_any_mix_of_policies(
         retry_initial_backoff_millis=1,
         retry_max_backoff_millis=2,
         linger_millis=linger,
+        max_concurrent_exports=concurrency,
     )
     unbalanced: list[spanbatch.SpanStats] = []
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import queue
+import threading
 import time
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from typing import Any, Callable
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 from opentelemetry.sdk.trace import ReadableSpan
@@ -103,7 +105,10 @@ def export_with_retries(
         core.count_retry()
 
 
-def run_worker(
+Batch = list[ReadableSpan]
+
+
+def export_batches(
     core: BatchCore,
     exporter: SpanExporter,
     drops: DropReporter,
@@ -112,16 +117,18 @@ def run_worker(
     *,
     retry: RetryPolicy,
     timeout_millis: float,
+    batches: Callable[[], Batch | None],
 ) -> None:
-    """Export batches until the core says stop. Holds no reference to the processor.
+    """Export what ``batches()`` returns, on this thread, until it returns None.
 
-    With ``debug``, one line per batch: backend, batch size, duration, retries, outcome.
+    With ``debug``, one line per batch: backend, batch size, retries, duration, outcome.
     Never span contents, headers or credentials.
     """
+    core.enter_export_thread()
     token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
     loop = PrivateLoop()
     try:
-        while (batch := core.next_batch()) is not None:
+        while (batch := batches()) is not None:
             started = time.monotonic()
             ok, retries = export_with_retries(
                 core, exporter, batch, loop=loop, retry=retry, timeout_millis=timeout_millis
@@ -140,6 +147,59 @@ def run_worker(
     finally:
         loop.close()
         detach(token)
+
+
+def run_worker(
+    core: BatchCore,
+    exporter: SpanExporter,
+    drops: DropReporter,
+    label: str,
+    debug: bool,
+    *,
+    retry: RetryPolicy,
+    timeout_millis: float,
+    concurrency: int = 1,
+) -> None:
+    """Export batches until the core says stop. Holds no reference to the processor.
+
+    With ``concurrency`` > 1 this thread only takes batches, each once one of ``concurrency``
+    export threads is free, and hands it over; it returns when every export has returned.
+    """
+    if concurrency == 1:
+        export_batches(
+            core, exporter, drops, label, debug, retry=retry, timeout_millis=timeout_millis, batches=core.next_batch
+        )
+        return
+    core.enter_export_thread()
+    handoff: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+    # Counts idle export threads, so a batch leaves the queue only when one can export it at once.
+    idle = threading.Semaphore(0)
+
+    def next_batch() -> Batch | None:
+        idle.release()  # this thread's previous export (if any) has returned and been counted
+        return handoff.get()
+
+    def export_thread() -> None:
+        export_batches(
+            core, exporter, drops, label, debug, retry=retry, timeout_millis=timeout_millis, batches=next_batch
+        )
+
+    threads = [
+        threading.Thread(target=export_thread, name=f"{threading.current_thread().name}-export-{i}", daemon=True)
+        for i in range(concurrency)
+    ]
+    for thread in threads:
+        thread.start()
+    while True:
+        idle.acquire()
+        batch = core.next_batch()
+        if batch is None:
+            break
+        handoff.put(batch)
+    for _ in threads:
+        handoff.put(None)
+    for thread in threads:
+        thread.join()
 
 
 def shutdown_exporter(exporter: SpanExporter, timeout_millis: float) -> None:

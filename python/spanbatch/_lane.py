@@ -55,6 +55,7 @@ class Lane:
         retry: RetryPolicy | None = None,
         linger_millis: float | None = None,
         block_timeout_millis: float = 0.0,
+        max_concurrent_exports: int = 1,
         debug: bool = False,
         drop_label: str = "",
         on_new_core: Callable[[], None] | None = None,
@@ -66,6 +67,7 @@ class Lane:
         self.retry = RetryPolicy() if retry is None else retry
         self.linger_millis = linger_millis
         self.block_timeout_millis = block_timeout_millis
+        self.max_concurrent_exports = max_concurrent_exports
         self._debug = debug
         self._drop_label = drop_label
         self._on_new_core = on_new_core
@@ -74,12 +76,14 @@ class Lane:
         self.core = self._start()
         if debug:
             logger.debug(
-                "%s lane: drop_policy=%s, block_timeout_millis=%g, max_retries=%d, linger_millis=%s",
+                "%s lane: drop_policy=%s, block_timeout_millis=%g, max_retries=%d, linger_millis=%s, "
+                "max_concurrent_exports=%d",
                 name,
                 drop_policy,
                 block_timeout_millis,
                 self.retry.max_retries,
                 linger_millis,
+                max_concurrent_exports,
             )
         # A lane nobody can reach any more stops its worker instead of leaking it.
         self._finalizer = weakref.finalize(self, BatchCore.begin_shutdown, self.core)
@@ -98,7 +102,11 @@ class Lane:
         self.worker = threading.Thread(
             target=run_worker,
             args=(core, self.exporter, self.drops, self.name, self._debug),
-            kwargs={"retry": self.retry, "timeout_millis": self.settings.export_timeout_millis},
+            kwargs={
+                "retry": self.retry,
+                "timeout_millis": self.settings.export_timeout_millis,
+                "concurrency": self.max_concurrent_exports,
+            },
             name=f"spanbatch-{self.name}",
             daemon=True,
         )
@@ -135,7 +143,8 @@ class Lane:
         return self.core
 
     def on_worker_thread(self) -> bool:
-        return threading.current_thread() is self.worker
+        """Whether the caller is this lane's worker or one of its export threads."""
+        return self.core.on_export_thread()
 
 
 def flush_lanes(lanes: Sequence[Lane], timeout_millis: float) -> dict[str, bool]:

@@ -170,3 +170,17 @@ def resolve_export_span_start(export_span_start: bool | None = None) -> bool:
     else:
         logger.info("span-start export disabled — end-only ingest (SPANBATCH_EXPORT_SPAN_START)")
     return enabled
+
+
+def resolve_max_concurrent_exports(max_concurrent_exports: int | None = None) -> int:
+    """``SPANBATCH_MAX_CONCURRENT_EXPORTS``: exports running at once per lane (1, as the spec asks)."""
+    if max_concurrent_exports is None:
+        value = env_count("SPANBATCH_MAX_CONCURRENT_EXPORTS", 1)
+        if value == 0:
+            warn_once("SPANBATCH_MAX_CONCURRENT_EXPORTS", "0", "must be positive", 1)
+            return 1
+        return value
+    value = _count_argument("max_concurrent_exports", max_concurrent_exports)
+    if value == 0:
+        raise ValueError("max_concurrent_exports must be positive.")
+    return value

@@ -25,6 +25,7 @@ from spanbatch._policies import (
     resolve_drop_policy,
     resolve_export_span_start,
     resolve_linger,
+    resolve_max_concurrent_exports,
     resolve_retry,
 )
 from spanbatch._stats import SpanStats
@@ -80,6 +81,7 @@ class Pipeline(SpanProcessor):
         retry_max_backoff_millis: float | None = None,
         linger_millis: float | None = None,
         export_span_start: bool | None = None,
+        max_concurrent_exports: int | None = None,
     ) -> None:
         if not exporters:
             raise ValueError("exporters must name at least one backend.")
@@ -92,6 +94,7 @@ class Pipeline(SpanProcessor):
         policy = resolve_drop_policy(drop_policy)
         block_timeout = resolve_block_timeout(block_timeout_millis)
         self._export_span_start = resolve_export_span_start(export_span_start)
+        concurrency = resolve_max_concurrent_exports(max_concurrent_exports)
         self._lanes = [
             Lane(
                 name,
@@ -108,6 +111,7 @@ class Pipeline(SpanProcessor):
                 block_timeout_millis=block_timeout,
                 retry=retry,
                 linger_millis=linger,
+                max_concurrent_exports=concurrency,
                 debug=debug,
                 drop_label=name,
                 on_new_core=weak_method(self._bind_hot_path),

@@ -19,6 +19,7 @@ from spanbatch._policies import (
     resolve_drop_policy,
     resolve_export_span_start,
     resolve_linger,
+    resolve_max_concurrent_exports,
     resolve_retry,
 )
 from spanbatch._stats import SpanStats
@@ -60,6 +61,11 @@ class BatchSpanProcessor(SpanProcessor):
       sampled span, so a backend that upserts by span id shows spans still in progress; the
       span is queued again when it ends, and each copy is counted. The resolved mode is
       logged once at INFO when the processor is built.
+    - ``max_concurrent_exports`` (``SPANBATCH_MAX_CONCURRENT_EXPORTS``, 1): how many batches
+      a lane may export at once. The OpenTelemetry specification forbids calling ``export``
+      concurrently on one exporter, so raise it only for an exporter documented as safe for
+      that. Spans keep their order within a batch; batches may finish in any order. Flush
+      and shutdown still wait for every export in flight.
 
     An exporter whose ``export`` returns an awaitable (an ``async def export``) is run on a
     private event loop owned by the lane's worker thread; ``export_timeout_millis`` cancels
@@ -82,6 +88,7 @@ class BatchSpanProcessor(SpanProcessor):
         retry_max_backoff_millis: float | None = None,
         linger_millis: float | None = None,
         export_span_start: bool | None = None,
+        max_concurrent_exports: int | None = None,
     ) -> None:
         self._settings: BatchSettings = resolve_settings(
             max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis
@@ -96,6 +103,7 @@ class BatchSpanProcessor(SpanProcessor):
             block_timeout_millis=resolve_block_timeout(block_timeout_millis),
             retry=resolve_retry(max_retries, retry_initial_backoff_millis, retry_max_backoff_millis),
             linger_millis=resolve_linger(linger_millis),
+            max_concurrent_exports=resolve_max_concurrent_exports(max_concurrent_exports),
             debug=env_flag("SPANBATCH_DEBUG", False),
             on_new_core=weak_method(self._bind_hot_path),
         )
@@ -166,5 +174,6 @@ class BatchSpanProcessor(SpanProcessor):
             f"schedule_delay_millis={s.schedule_delay_millis:g}, max_export_batch_size={s.max_export_batch_size}, "
             f"export_timeout_millis={s.export_timeout_millis:g}, drop_policy={self._drop_policy!r}, "
             f"max_retries={self._lane.retry.max_retries}, linger_millis={self._lane.linger_millis}, "
+            f"max_concurrent_exports={self._lane.max_concurrent_exports}, "
             f"stats={self.stats()})"
         )
