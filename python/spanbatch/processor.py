@@ -65,7 +65,9 @@ class BatchSpanProcessor(SpanProcessor):
       a lane may export at once. The OpenTelemetry specification forbids calling ``export``
       concurrently on one exporter, so raise it only for an exporter documented as safe for
       that. Spans keep their order within a batch; batches may finish in any order. Flush
-      and shutdown still wait for every export in flight.
+      and shutdown still wait for every export in flight. It pays off when ``export`` waits
+      on the network (the GIL is released); for an exporter that returns at once keep 1:
+      each hand-over to an export thread then costs a GIL switch.
 
     An exporter whose ``export`` returns an awaitable (an ``async def export``) is run on a
     private event loop owned by the lane's worker thread; ``export_timeout_millis`` cancels
