@@ -6,6 +6,7 @@
 
 use crate::counters::{Counters, DropReason, Snapshot};
 use crate::queue::{DropPolicy, Push, SpanQueue};
+use crate::room::Room;
 use crate::sync::locked;
 use crate::wakeup::Wakeup;
 use pyo3::exceptions::PyValueError;
@@ -14,6 +15,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 /// Longest delay or timeout we keep as given; beyond it `Instant` arithmetic could overflow.
@@ -34,8 +36,9 @@ fn parse_policy(name: &str) -> PyResult<DropPolicy> {
     match name {
         "oldest" => Ok(DropPolicy::Oldest),
         "newest" => Ok(DropPolicy::Newest),
+        "block" => Ok(DropPolicy::Block),
         other => Err(PyValueError::new_err(format!(
-            "drop_policy must be 'oldest' or 'newest', not {other:?}."
+            "drop_policy must be 'oldest', 'newest' or 'block', not {other:?}."
         ))),
     }
 }
@@ -76,6 +79,15 @@ pub struct PyBatchCore {
     wakeup: Wakeup,
     max_export_batch_size: usize,
     schedule_delay: Duration,
+    /// The latency cap of a partial batch (`linger_millis`); the earlier of it and the delay wins.
+    linger: Option<Duration>,
+    /// How long a producer waits for room under the `block` policy.
+    block_timeout: Duration,
+    /// Producers blocked for room; woken when the worker pops and when shutdown begins.
+    room: Room,
+    /// The worker's and export threads, which must never block on their own queue (an
+    /// exporter may end spans) nor wait for their own flush.
+    export_threads: Mutex<Vec<ThreadId>>,
     pid: u32,
     shutdown: AtomicBool,
     abandoned: AtomicBool,
@@ -94,6 +106,14 @@ impl PyBatchCore {
         }
         let overflowed = match self.queue.push(span.clone().unbind()) {
             Push::Queued => false,
+            Push::Refused(refused) if self.may_block() => match self.push_blocking(py, refused) {
+                Blocked::Queued => false,
+                Blocked::Full => self.count_overflow(),
+                Blocked::Shutdown => {
+                    self.counters.drop_spans(DropReason::Shutdown, 1);
+                    return Ok(());
+                }
+            },
             Push::QueuedEvicting(_) | Push::Refused(_) => self.count_overflow(),
         };
         let queued = self.queue.len();
@@ -110,6 +130,40 @@ impl PyBatchCore {
             self.wakeup.notify_worker();
         }
         Ok(())
+    }
+
+    fn may_block(&self) -> bool {
+        self.queue.policy() == DropPolicy::Block
+            && !self.block_timeout.is_zero()
+            && !self.on_export_thread()
+    }
+
+    fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire) || self.abandoned.load(Ordering::Acquire)
+    }
+
+    /// Waits, detached so the worker can drain, for room for `span` until the block timeout.
+    ///
+    /// The span is already counted as enqueued: while its producer waits it shows as queued.
+    fn push_blocking(&self, py: Python<'_>, mut span: Py<PyAny>) -> Blocked {
+        let deadline = Instant::now() + self.block_timeout;
+        loop {
+            let room = py.detach(|| {
+                self.room
+                    .wait_for(deadline, || !self.queue.is_full() || self.stopping())
+            });
+            if self.stopping() {
+                return Blocked::Shutdown;
+            }
+            if !room {
+                return Blocked::Full;
+            }
+            // Attached again, as every queue operation is; another producer may have won the slot.
+            match self.queue.push(span) {
+                Push::Queued | Push::QueuedEvicting(_) => return Blocked::Queued,
+                Push::Refused(back) => span = back,
+            }
+        }
     }
 
     /// Counts one span dropped for a full queue; returns whether to look for a fork now.
@@ -144,6 +198,7 @@ impl PyBatchCore {
             return Ok(None);
         }
         self.counters.take(taken as u64);
+        self.room.notify();
         // Spans left behind are younger than this batch: their delay starts now.
         *locked(&self.window_start) = (!self.queue.is_empty()).then(Instant::now);
         PyList::new(py, spans).map(Some)
@@ -163,7 +218,8 @@ impl PyBatchCore {
         }
         if len == 0 {
             *locked(&self.window_start) = None;
-            if self.wakeup.flush_pending() {
+            // With concurrent exports, a flush is done only when the last one has returned.
+            if self.wakeup.flush_pending() && self.counters.in_flight() == 0 {
                 self.wakeup.complete_flush(ticket);
             }
             if self.shutdown.load(Ordering::Acquire) {
@@ -173,7 +229,10 @@ impl PyBatchCore {
         }
         let now = Instant::now();
         let started = *locked(&self.window_start).get_or_insert(now);
-        let due = started + self.schedule_delay;
+        let wait = self.linger.map_or(self.schedule_delay, |linger| {
+            linger.min(self.schedule_delay)
+        });
+        let due = started + wait;
         if now >= due {
             return Ok(self.take_batch(py)?.map_or(Step::Wait(None), Step::Export));
         }
@@ -184,10 +243,17 @@ impl PyBatchCore {
         let len = self.queue.len();
         len >= self.max_export_batch_size
             || (deadline.is_none() && len > 0)
-            || self.wakeup.flush_pending()
+            || (self.wakeup.flush_pending() && (len > 0 || self.counters.in_flight() == 0))
             || self.shutdown.load(Ordering::Acquire)
             || self.abandoned.load(Ordering::Acquire)
     }
+}
+
+/// How a producer's wait for room ended.
+enum Blocked {
+    Queued,
+    Full,
+    Shutdown,
 }
 
 enum Step<'py> {
@@ -199,12 +265,17 @@ enum Step<'py> {
 #[pymethods]
 impl PyBatchCore {
     #[new]
-    #[pyo3(signature = (max_queue_size, schedule_delay_millis, max_export_batch_size, *, drop_policy = "oldest", on_fork = None))]
+    #[pyo3(signature = (
+        max_queue_size, schedule_delay_millis, max_export_batch_size, *,
+        drop_policy = "oldest", linger_millis = None, block_timeout_millis = 0.0, on_fork = None,
+    ))]
     fn new(
         max_queue_size: usize,
         schedule_delay_millis: f64,
         max_export_batch_size: usize,
         drop_policy: &str,
+        linger_millis: Option<f64>,
+        block_timeout_millis: f64,
         on_fork: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         if max_queue_size == 0
@@ -221,6 +292,10 @@ impl PyBatchCore {
             wakeup: Wakeup::default(),
             max_export_batch_size,
             schedule_delay: millis(schedule_delay_millis),
+            linger: linger_millis.map(millis),
+            block_timeout: millis(block_timeout_millis),
+            room: Room::default(),
+            export_threads: Mutex::new(Vec::new()),
             pid: std::process::id(),
             shutdown: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
@@ -267,6 +342,31 @@ impl PyBatchCore {
     /// Reports that the export of `count` taken spans returned.
     fn finish_batch(&self, count: u64, success: bool) {
         self.counters.finish(count, success);
+        // A flush may be waiting for this, the last export in flight (see `next_step`).
+        if self.wakeup.flush_pending() {
+            self.wakeup.notify_worker();
+        }
+    }
+
+    /// Marks the calling thread as one that takes or exports this core's batches.
+    fn enter_export_thread(&self) {
+        locked(&self.export_threads).push(thread::current().id());
+    }
+
+    /// Whether the calling thread takes or exports this core's batches.
+    fn on_export_thread(&self) -> bool {
+        locked(&self.export_threads).contains(&thread::current().id())
+    }
+
+    /// Counts one more attempt at a batch whose export failed.
+    fn count_retry(&self) {
+        self.counters.retry();
+    }
+
+    /// Sleeps, detached, for a retry's backoff; returns False at once when shutdown begins.
+    fn backoff(&self, py: Python<'_>, timeout_millis: f64) -> bool {
+        let deadline = Instant::now() + millis(timeout_millis);
+        !py.detach(|| self.wakeup.pause(deadline, || self.stopping()))
     }
 
     /// Takes a flush ticket and wakes the worker.
@@ -285,6 +385,7 @@ impl PyBatchCore {
         let first = !self.shutdown.swap(true, Ordering::AcqRel);
         if first {
             self.wakeup.notify_worker();
+            self.room.notify();
         }
         first
     }
@@ -296,10 +397,11 @@ impl PyBatchCore {
         let count = self.queue.pop_into(usize::MAX, &mut spans) as u64;
         self.counters.drop_spans(DropReason::Shutdown, count);
         self.wakeup.notify_worker();
+        self.room.notify();
         count
     }
 
-    /// A consistent snapshot: (enqueued, exported, queued, in_flight, batches, export_errors, dropped).
+    /// A consistent snapshot: (enqueued, exported, queued, in_flight, batches, export_errors, dropped, retried).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let s: Snapshot = self.counters.snapshot();
         let dropped = PyDict::new(py);
@@ -314,6 +416,7 @@ impl PyBatchCore {
             s.batches,
             s.export_errors,
             dropped,
+            s.retried,
         )
             .into_pyobject(py)
     }
@@ -339,6 +442,16 @@ impl PyBatchCore {
     }
 
     #[getter]
+    fn block_timeout_millis(&self) -> f64 {
+        self.block_timeout.as_secs_f64() * 1000.0
+    }
+
+    #[getter]
+    fn linger_millis(&self) -> Option<f64> {
+        self.linger.map(|linger| linger.as_secs_f64() * 1000.0)
+    }
+
+    #[getter]
     fn is_shutdown(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
     }
@@ -352,10 +465,11 @@ impl PyBatchCore {
         let s = self.counters.snapshot();
         format!(
             "BatchCore(max_queue_size={}, schedule_delay_millis={}, max_export_batch_size={}, \
-             enqueued={}, exported={}, queued={}, in_flight={}, dropped={}, shutdown={})",
+             linger_millis={:?}, enqueued={}, exported={}, queued={}, in_flight={}, dropped={}, shutdown={})",
             self.queue.capacity(),
             self.schedule_delay_millis(),
             self.max_export_batch_size,
+            self.linger_millis(),
             s.enqueued,
             s.exported,
             s.queued,

@@ -68,6 +68,7 @@ struct WorkerCounters {
     exported: AtomicU64,
     batches: AtomicU64,
     export_errors: AtomicU64,
+    retried: AtomicU64,
 }
 
 /// A consistent, immutable reading of [`Counters`].
@@ -80,6 +81,8 @@ pub struct Snapshot {
     pub dropped: [u64; REASONS],
     pub batches: u64,
     pub export_errors: u64,
+    /// Export attempts repeated after a failure (not spans: a batch retried twice counts 2).
+    pub retried: u64,
 }
 
 impl Snapshot {
@@ -119,11 +122,25 @@ impl Counters {
         self.worker.batches.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// A failed export is about to be attempted again. Not a stage: the batch stays in flight.
+    pub fn retry(&self) {
+        self.worker.retried.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Taken spans whose export has not returned. Reads the finished stages first, as
+    /// [`Counters::snapshot`] does, so it is never negative and is 0 only when none is out.
+    pub fn in_flight(&self) -> u64 {
+        let finished = self.worker.exported.load(Ordering::Acquire)
+            + self.dropped[DropReason::ExportFailed as usize].load(Ordering::Acquire);
+        self.worker.taken.load(Ordering::Acquire) - finished
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let load = |c: &AtomicU64| c.load(Ordering::Acquire);
         // Finished stages first, then the worker's take, then queue exits, then arrivals.
         let batches = load(&self.worker.batches);
         let export_errors = load(&self.worker.export_errors);
+        let retried = load(&self.worker.retried);
         let exported = load(&self.worker.exported);
         let mut dropped = [0; REASONS];
         for reason in DropReason::ALL.into_iter().filter(|r| !r.leaves_queue()) {
@@ -149,6 +166,7 @@ impl Counters {
             dropped,
             batches,
             export_errors,
+            retried,
         }
     }
 }
@@ -173,13 +191,15 @@ mod tests {
         c.take(5);
         let s = c.snapshot();
         assert_eq!((s.queued, s.in_flight), (3, 5));
+        assert_eq!(c.in_flight(), 5);
         c.finish(3, true);
+        c.retry();
         c.finish(2, false);
         let s = c.snapshot();
         assert_eq!((s.exported, s.queued, s.in_flight), (3, 3, 0));
         assert_eq!(s.dropped_by(DropReason::ExportFailed), 2);
         assert_eq!(s.dropped_by(DropReason::QueueFull), 2);
-        assert_eq!((s.batches, s.export_errors), (2, 1));
+        assert_eq!((s.batches, s.export_errors, s.retried), (2, 1, 1));
         assert!(balanced(&s));
     }
 

@@ -7,6 +7,7 @@ pub mod counters;
 mod fanout;
 pub mod otlp;
 pub mod queue;
+pub mod room;
 mod sync;
 pub mod wakeup;
 

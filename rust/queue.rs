@@ -9,6 +9,8 @@ pub enum DropPolicy {
     Oldest,
     /// Keep the queue as it is and refuse the new span.
     Newest,
+    /// Refuse like `Newest`; the caller then waits for room (see `core.rs`).
+    Block,
 }
 
 /// The result of offering a span to the queue.
@@ -44,7 +46,7 @@ impl<T> SpanQueue<T> {
                 None => Push::Queued,
                 Some(evicted) => Push::QueuedEvicting(evicted),
             },
-            DropPolicy::Newest => match self.items.push(item) {
+            DropPolicy::Newest | DropPolicy::Block => match self.items.push(item) {
                 Ok(()) => Push::Queued,
                 Err(item) => Push::Refused(item),
             },
@@ -61,6 +63,14 @@ impl<T> SpanQueue<T> {
             }
         }
         out.len() - before
+    }
+
+    pub fn policy(&self) -> DropPolicy {
+        self.policy
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.items.is_full()
     }
 
     pub fn len(&self) -> usize {

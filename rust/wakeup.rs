@@ -60,6 +60,28 @@ impl Wakeup {
         self.state.store(BUSY, Ordering::SeqCst);
     }
 
+    /// Sleeps until `deadline` or until `stop()` holds; returns whether it stopped early.
+    ///
+    /// The state stays `Busy`, so producers do not spend wake-ups on a pause; only
+    /// [`Wakeup::notify_worker`] (shutdown, flush) interrupts it to look at `stop`.
+    pub fn pause(&self, deadline: Instant, stop: impl Fn() -> bool) -> bool {
+        let mut guard = self.lock();
+        loop {
+            if stop() {
+                return true;
+            }
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            if timeout.is_zero() {
+                return false;
+            }
+            guard = self
+                .worker
+                .wait_timeout(guard, timeout)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
     /// Called after a push that left `queued` spans. Returns true when this producer has
     /// claimed the wake-up and must now call [`Wakeup::notify_worker`].
     pub fn claim_wakeup(&self, queued: usize, batch_size: usize) -> bool {
@@ -72,11 +94,12 @@ impl Wakeup {
                 .is_ok()
     }
 
-    /// Wakes the worker whatever it is waiting for (flush, shutdown).
+    /// Wakes the worker whatever it is waiting for (flush, shutdown), and every export
+    /// thread pausing for a retry, so that each looks again at what it waits for.
     pub fn notify_worker(&self) {
         // Taking the lock orders the notification after the worker's own check of `ready`.
         let _guard = self.lock();
-        self.worker.notify_one();
+        self.worker.notify_all();
     }
 
     /// Takes a flush ticket and wakes the worker.
@@ -193,6 +216,28 @@ mod tests {
             }
         }
         worker.join().unwrap();
+    }
+
+    #[test]
+    fn a_pause_runs_to_its_deadline_unless_stopped() {
+        let w = Arc::new(Wakeup::default());
+        let start = Instant::now();
+        assert!(!w.pause(start + Duration::from_millis(30), || false));
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopper = {
+            let (w, stop) = (Arc::clone(&w), Arc::clone(&stop));
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(20));
+                stop.store(true, Ordering::SeqCst);
+                w.notify_worker();
+            })
+        };
+        let start = Instant::now();
+        assert!(w.pause(start + Duration::from_secs(30), || stop
+            .load(Ordering::SeqCst)));
+        assert!(start.elapsed() < Duration::from_secs(10));
+        stopper.join().unwrap();
     }
 
     #[test]

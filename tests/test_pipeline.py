@@ -118,7 +118,7 @@ def test_debug_logs_one_line_per_export_without_span_contents(
         pipeline.force_flush(5000)
     lines = [r.getMessage() for r in caplog.records if "export:" in r.getMessage()]
     assert len(lines) == 1
-    assert lines[0].startswith("phoenix export: batch=3 spans, duration=")
+    assert lines[0].startswith("phoenix export: batch=3 spans, retries=0, duration=")
     assert lines[0].endswith("ms, status=ok")
     assert "secret" not in caplog.text
     pipeline.shutdown()

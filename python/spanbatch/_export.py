@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import queue
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
+from typing import Any, Callable
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 from opentelemetry.sdk.trace import ReadableSpan
@@ -13,6 +17,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from spanbatch._core import BatchCore
 from spanbatch._drops import DropReporter
+from spanbatch._policies import RetryPolicy
 
 logger = logging.getLogger("spanbatch")
 
@@ -20,10 +25,42 @@ logger = logging.getLogger("spanbatch")
 _odd_results: set[tuple[type, type]] = set()
 
 
-def export_batch(exporter: SpanExporter, batch: Sequence[ReadableSpan]) -> bool:
-    """Export one batch; True only for SpanExportResult.SUCCESS. Never raises."""
+class PrivateLoop:
+    """An event loop owned by one worker thread, for exporters whose ``export`` returns an awaitable.
+
+    Made on first use, so synchronous exporters never pay for one, and never shared: the
+    application's own loop (if any) is not touched and cannot stall the export.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self, awaitable: Awaitable[Any], timeout_millis: float) -> Any:
+        """The awaitable's result; ``TimeoutError`` (cancelling it) after ``timeout_millis``."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(asyncio.wait_for(awaitable, timeout_millis / 1000))
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+
+def export_batch(
+    exporter: SpanExporter, batch: Sequence[ReadableSpan], loop: PrivateLoop, timeout_millis: float
+) -> bool:
+    """Export one batch; True only for SpanExportResult.SUCCESS. Never raises.
+
+    An awaitable result is run on ``loop`` and bounded by ``timeout_millis``.
+    """
     try:
         result = exporter.export(batch)
+        if inspect.isawaitable(result):
+            result = loop.run(result, timeout_millis)
+    except asyncio.TimeoutError:
+        logger.error("Export of %d spans timed out after %.0f ms.", len(batch), timeout_millis)
+        return False
     except BaseException:  # an exporter must not take the worker down with it
         logger.exception("Exception while exporting a batch of %d spans.", len(batch))
         return False
@@ -40,29 +77,129 @@ def export_batch(exporter: SpanExporter, batch: Sequence[ReadableSpan]) -> bool:
     return False
 
 
-def run_worker(core: BatchCore, exporter: SpanExporter, drops: DropReporter, label: str, debug: bool) -> None:
-    """Export batches until the core says stop. Holds no reference to the processor.
+def export_with_retries(
+    core: BatchCore,
+    exporter: SpanExporter,
+    batch: Sequence[ReadableSpan],
+    *,
+    loop: PrivateLoop,
+    retry: RetryPolicy,
+    timeout_millis: float,
+) -> tuple[bool, int]:
+    """Export one batch, retrying failures as ``retry`` says; (success, retries made).
 
-    With ``debug``, one line per export attempt: backend, batch size, duration, outcome.
+    ``timeout_millis`` bounds the whole series: a retry whose backoff would end past it is
+    not made. Shutdown cuts a backoff short and gives up on the batch, so that a dead
+    backend cannot hold the exit for its whole retry budget.
+    """
+    deadline = time.monotonic() + timeout_millis / 1000
+    retries = 0
+    while True:
+        ok = export_batch(exporter, batch, loop, max(0.0, deadline - time.monotonic()) * 1000)
+        if ok or retries >= retry.max_retries:
+            return ok, retries
+        pause = retry.backoff_millis(retries)
+        if time.monotonic() + pause / 1000 >= deadline or not core.backoff(pause):
+            return False, retries
+        retries += 1
+        core.count_retry()
+
+
+Batch = list[ReadableSpan]
+
+
+def export_batches(
+    core: BatchCore,
+    exporter: SpanExporter,
+    drops: DropReporter,
+    label: str,
+    debug: bool,
+    *,
+    retry: RetryPolicy,
+    timeout_millis: float,
+    batches: Callable[[], Batch | None],
+) -> None:
+    """Export what ``batches()`` returns, on this thread, until it returns None.
+
+    With ``debug``, one line per batch: backend, batch size, retries, duration, outcome.
     Never span contents, headers or credentials.
     """
+    core.enter_export_thread()
     token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    loop = PrivateLoop()
     try:
-        while (batch := core.next_batch()) is not None:
+        while (batch := batches()) is not None:
             started = time.monotonic()
-            ok = export_batch(exporter, batch)
+            ok, retries = export_with_retries(
+                core, exporter, batch, loop=loop, retry=retry, timeout_millis=timeout_millis
+            )
             core.finish_batch(len(batch), ok)
             if debug:
                 logger.debug(
-                    "%s export: batch=%d spans, duration=%.0fms, status=%s",
+                    "%s export: batch=%d spans, retries=%d, duration=%.0fms, status=%s",
                     label,
                     len(batch),
+                    retries,
                     (time.monotonic() - started) * 1000,
                     "ok" if ok else "failed",
                 )
             drops.report(core.stats()[6])
     finally:
+        loop.close()
         detach(token)
+
+
+def run_worker(
+    core: BatchCore,
+    exporter: SpanExporter,
+    drops: DropReporter,
+    label: str,
+    debug: bool,
+    *,
+    retry: RetryPolicy,
+    timeout_millis: float,
+    concurrency: int = 1,
+) -> None:
+    """Export batches until the core says stop. Holds no reference to the processor.
+
+    With ``concurrency`` > 1 this thread only takes batches, each once one of ``concurrency``
+    export threads is free, and hands it over; it returns when every export has returned.
+    """
+    if concurrency == 1:
+        export_batches(
+            core, exporter, drops, label, debug, retry=retry, timeout_millis=timeout_millis, batches=core.next_batch
+        )
+        return
+    core.enter_export_thread()
+    handoff: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+    # Counts idle export threads, so a batch leaves the queue only when one can export it at once.
+    idle = threading.Semaphore(0)
+
+    def next_batch() -> Batch | None:
+        idle.release()  # this thread's previous export (if any) has returned and been counted
+        return handoff.get()
+
+    def export_thread() -> None:
+        export_batches(
+            core, exporter, drops, label, debug, retry=retry, timeout_millis=timeout_millis, batches=next_batch
+        )
+
+    threads = [
+        threading.Thread(target=export_thread, name=f"{threading.current_thread().name}-export-{i}", daemon=True)
+        for i in range(concurrency)
+    ]
+    for thread in threads:
+        thread.start()
+    while True:
+        idle.acquire()
+        batch = core.next_batch()
+        if batch is None:
+            break
+        handoff.put(batch)
+    for _ in threads:
+        handoff.put(None)
+    for thread in threads:
+        thread.join()
 
 
 def shutdown_exporter(exporter: SpanExporter, timeout_millis: float) -> None:

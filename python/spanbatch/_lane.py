@@ -21,6 +21,7 @@ from spanbatch._config import BatchSettings
 from spanbatch._core import BatchCore
 from spanbatch._drops import DropReporter
 from spanbatch._export import run_worker, shutdown_exporter
+from spanbatch._policies import RetryPolicy
 from spanbatch._stats import SpanStats
 
 logger = logging.getLogger("spanbatch")
@@ -51,6 +52,10 @@ class Lane:
         settings: BatchSettings,
         *,
         drop_policy: str = "oldest",
+        retry: RetryPolicy | None = None,
+        linger_millis: float | None = None,
+        block_timeout_millis: float = 0.0,
+        max_concurrent_exports: int = 1,
         debug: bool = False,
         drop_label: str = "",
         on_new_core: Callable[[], None] | None = None,
@@ -59,12 +64,27 @@ class Lane:
         self.exporter = exporter
         self.settings = settings
         self._drop_policy = drop_policy
+        self.retry = RetryPolicy() if retry is None else retry
+        self.linger_millis = linger_millis
+        self.block_timeout_millis = block_timeout_millis
+        self.max_concurrent_exports = max_concurrent_exports
         self._debug = debug
         self._drop_label = drop_label
         self._on_new_core = on_new_core
         self._fork_claims: dict[int, int] = {}
         self.worker: threading.Thread | None = None
         self.core = self._start()
+        if debug:
+            logger.debug(
+                "%s lane: drop_policy=%s, block_timeout_millis=%g, max_retries=%d, linger_millis=%s, "
+                "max_concurrent_exports=%d",
+                name,
+                drop_policy,
+                block_timeout_millis,
+                self.retry.max_retries,
+                linger_millis,
+                max_concurrent_exports,
+            )
         # A lane nobody can reach any more stops its worker instead of leaking it.
         self._finalizer = weakref.finalize(self, BatchCore.begin_shutdown, self.core)
 
@@ -74,12 +94,19 @@ class Lane:
             self.settings.schedule_delay_millis,
             self.settings.max_export_batch_size,
             drop_policy=self._drop_policy,
+            linger_millis=self.linger_millis,
+            block_timeout_millis=self.block_timeout_millis,
             on_fork=weak_method(self.recover_from_fork),
         )
         self.drops = DropReporter(self._drop_label)
         self.worker = threading.Thread(
             target=run_worker,
             args=(core, self.exporter, self.drops, self.name, self._debug),
+            kwargs={
+                "retry": self.retry,
+                "timeout_millis": self.settings.export_timeout_millis,
+                "concurrency": self.max_concurrent_exports,
+            },
             name=f"spanbatch-{self.name}",
             daemon=True,
         )
@@ -116,7 +143,8 @@ class Lane:
         return self.core
 
     def on_worker_thread(self) -> bool:
-        return threading.current_thread() is self.worker
+        """Whether the caller is this lane's worker or one of its export threads."""
+        return self.core.on_export_thread()
 
 
 def flush_lanes(lanes: Sequence[Lane], timeout_millis: float) -> dict[str, bool]:

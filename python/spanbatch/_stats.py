@@ -15,7 +15,8 @@ class SpanStats:
 
     ``enqueued == exported + queued + in_flight + dropped_total`` always holds.
     ``dropped`` maps a reason (``queue_full``, ``shutdown``, ``export_failed``, ``fork``)
-    to a count.
+    to a count. ``retried`` counts export attempts repeated after a failure (see
+    ``max_retries``); a batch that fails its last attempt counts under ``export_failed`` once.
     """
 
     enqueued: int = 0
@@ -25,11 +26,12 @@ class SpanStats:
     batches: int = 0
     export_errors: int = 0
     dropped: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    retried: int = 0
 
     @classmethod
     def of(cls, core: BatchCore) -> SpanStats:
-        enqueued, exported, queued, in_flight, batches, export_errors, dropped = core.stats()
-        return cls(enqueued, exported, queued, in_flight, batches, export_errors, MappingProxyType(dropped))
+        enqueued, exported, queued, in_flight, batches, export_errors, dropped, retried = core.stats()
+        return cls(enqueued, exported, queued, in_flight, batches, export_errors, MappingProxyType(dropped), retried)
 
     @property
     def dropped_total(self) -> int:
@@ -45,4 +47,5 @@ class SpanStats:
             self.batches + other.batches,
             self.export_errors + other.export_errors,
             MappingProxyType({r: self.dropped.get(r, 0) + other.dropped.get(r, 0) for r in reasons}),
+            self.retried + other.retried,
         )

@@ -7,7 +7,6 @@ import logging
 import os
 import re
 from collections.abc import Iterator, Mapping
-from typing import Literal
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -20,6 +19,15 @@ from spanbatch._config import ALL_SETTINGS, Setting, env_flag, resolve_settings
 from spanbatch._core import FanOut
 from spanbatch._lane import Lane, flush_lanes, shutdown_lanes, weak_method
 from spanbatch._metrics import internal_metrics_enabled, register_processor_metrics
+from spanbatch._policies import (
+    DropPolicyName,
+    resolve_block_timeout,
+    resolve_drop_policy,
+    resolve_export_span_start,
+    resolve_linger,
+    resolve_max_concurrent_exports,
+    resolve_retry,
+)
 from spanbatch._stats import SpanStats
 
 logger = logging.getLogger("spanbatch")
@@ -51,6 +59,10 @@ class Pipeline(SpanProcessor):
     every lane in one call into Rust. Flushes and shutdowns run on all lanes in parallel
     under one deadline. Settings resolve as explicit argument >
     ``SPANBATCH_<NAME>_*`` > ``SPANBATCH_*`` > default (2048, 1000 ms, 512, 30000 ms).
+
+    The export policies (``drop_policy``, ``max_retries``, ``linger_millis`` and the others) are those of
+    :class:`~spanbatch.BatchSpanProcessor`, read from the same ``SPANBATCH_*`` variables
+    and applied to every lane.
     """
 
     def __init__(
@@ -61,8 +73,15 @@ class Pipeline(SpanProcessor):
         schedule_delay_millis: float | None = None,
         max_export_batch_size: int | None = None,
         export_timeout_millis: float | None = None,
-        drop_policy: Literal["oldest", "newest"] = "oldest",
+        drop_policy: DropPolicyName | None = None,
+        block_timeout_millis: float | None = None,
         meter_provider: MeterProvider | None = None,
+        max_retries: int | None = None,
+        retry_initial_backoff_millis: float | None = None,
+        retry_max_backoff_millis: float | None = None,
+        linger_millis: float | None = None,
+        export_span_start: bool | None = None,
+        max_concurrent_exports: int | None = None,
     ) -> None:
         if not exporters:
             raise ValueError("exporters must name at least one backend.")
@@ -70,6 +89,12 @@ class Pipeline(SpanProcessor):
             if not isinstance(name, str) or not name.strip():
                 raise ValueError(f"backend names must be non-empty strings, not {name!r}.")
         debug = env_flag("SPANBATCH_DEBUG", False)
+        retry = resolve_retry(max_retries, retry_initial_backoff_millis, retry_max_backoff_millis)
+        linger = resolve_linger(linger_millis)
+        policy = resolve_drop_policy(drop_policy)
+        block_timeout = resolve_block_timeout(block_timeout_millis)
+        self._export_span_start = resolve_export_span_start(export_span_start)
+        concurrency = resolve_max_concurrent_exports(max_concurrent_exports)
         self._lanes = [
             Lane(
                 name,
@@ -82,7 +107,11 @@ class Pipeline(SpanProcessor):
                     variables=_backend_variables(name),
                     defaults=_DEFAULTS,
                 ),
-                drop_policy=drop_policy,
+                drop_policy=policy,
+                block_timeout_millis=block_timeout,
+                retry=retry,
+                linger_millis=linger,
+                max_concurrent_exports=concurrency,
                 debug=debug,
                 drop_label=name,
                 on_new_core=weak_method(self._bind_hot_path),
@@ -116,7 +145,9 @@ class Pipeline(SpanProcessor):
         return [lane.name for lane in self._lanes]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        pass
+        """Queues the started span in every lane when ``export_span_start`` is on."""
+        if self._export_span_start:
+            self._fan_out.on_end(span)
 
     def _on_ending(self, span: Span) -> None:
         pass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
@@ -14,9 +13,16 @@ from spanbatch import _exit
 from spanbatch._config import BatchSettings, env_flag, resolve_settings
 from spanbatch._lane import Lane, flush_lanes, shutdown_lanes, weak_method
 from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
+from spanbatch._policies import (
+    DropPolicyName,
+    resolve_block_timeout,
+    resolve_drop_policy,
+    resolve_export_span_start,
+    resolve_linger,
+    resolve_max_concurrent_exports,
+    resolve_retry,
+)
 from spanbatch._stats import SpanStats
-
-DropPolicyName = Literal["oldest", "newest"]
 
 
 class BatchSpanProcessor(SpanProcessor):
@@ -28,8 +34,44 @@ class BatchSpanProcessor(SpanProcessor):
     the exporter hangs, and :meth:`stats` accounts for every span.
 
     Settings resolve as explicit argument > ``SPANBATCH_*`` > ``OTEL_BSP_*`` > default.
-    ``drop_policy`` chooses which span a full queue loses: ``"oldest"`` (the stock
-    behaviour) or ``"newest"``.
+    ``drop_policy`` (``SPANBATCH_DROP_POLICY``) chooses which span a full queue loses:
+    ``"oldest"`` (the stock behaviour), ``"newest"``, or ``"block"``: ``on_end`` waits for
+    room, without the GIL so the worker can drain, up to ``block_timeout_millis``
+    (``SPANBATCH_BLOCK_TIMEOUT_MS``, 100), then drops the new span (``queue_full``). A span
+    ended on the export thread itself never waits, and shutdown wakes every waiting
+    producer (its span counts as ``shutdown``). While a producer waits, its span counts as
+    ``queued``. With a :class:`~spanbatch.Pipeline` each blocked lane adds its own wait.
+
+    Export policies (keyword-only, off by default; argument > variable > default):
+
+    - ``max_retries`` (``SPANBATCH_MAX_RETRIES``, 0): export a batch again after FAILURE or
+      an exception, up to this many times, pausing a random time up to
+      ``retry_initial_backoff_millis`` (``SPANBATCH_RETRY_INITIAL_BACKOFF_MS``, 100) doubled
+      per retry and capped at ``retry_max_backoff_millis`` (``SPANBATCH_RETRY_MAX_BACKOFF_MS``,
+      5000). ``export_timeout_millis`` bounds the whole series; shutdown cuts a pause short and
+      gives up. Retries are counted in ``stats().retried``; a batch that still fails counts
+      as ``export_failed`` once.
+    - ``linger_millis`` (``SPANBATCH_LINGER_MS``, off): the latency cap of a partial batch.
+      Once the first span of a batch is queued, wait at most this long for the batch to
+      fill; a full batch still goes at once. ``schedule_delay_millis`` stays the stock knob
+      for the same wait: when both are set, the earlier deadline wins, so linger only
+      matters when it is shorter than the schedule delay.
+    - ``export_span_start`` (``SPANBATCH_EXPORT_SPAN_START``, off): by default nothing is
+      written when a span starts (end-only ingest). When on, ``on_start`` also queues the
+      sampled span, so a backend that upserts by span id shows spans still in progress; the
+      span is queued again when it ends, and each copy is counted. The resolved mode is
+      logged once at INFO when the processor is built.
+    - ``max_concurrent_exports`` (``SPANBATCH_MAX_CONCURRENT_EXPORTS``, 1): how many batches
+      a lane may export at once. The OpenTelemetry specification forbids calling ``export``
+      concurrently on one exporter, so raise it only for an exporter documented as safe for
+      that. Spans keep their order within a batch; batches may finish in any order. Flush
+      and shutdown still wait for every export in flight. It pays off when ``export`` waits
+      on the network (the GIL is released); for an exporter that returns at once keep 1:
+      each hand-over to an export thread then costs a GIL switch.
+
+    An exporter whose ``export`` returns an awaitable (an ``async def export``) is run on a
+    private event loop owned by the lane's worker thread; ``export_timeout_millis`` cancels
+    it (``asyncio.wait_for``), and flush, retries and shutdown behave as for a synchronous one.
     """
 
     def __init__(
@@ -41,17 +83,29 @@ class BatchSpanProcessor(SpanProcessor):
         export_timeout_millis: float | None = None,
         *,
         meter_provider: MeterProvider | None = None,
-        drop_policy: DropPolicyName = "oldest",
+        drop_policy: DropPolicyName | None = None,
+        block_timeout_millis: float | None = None,
+        max_retries: int | None = None,
+        retry_initial_backoff_millis: float | None = None,
+        retry_max_backoff_millis: float | None = None,
+        linger_millis: float | None = None,
+        export_span_start: bool | None = None,
+        max_concurrent_exports: int | None = None,
     ) -> None:
         self._settings: BatchSettings = resolve_settings(
             max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis
         )
-        self._drop_policy = drop_policy
+        self._drop_policy = resolve_drop_policy(drop_policy)
+        self._export_span_start = resolve_export_span_start(export_span_start)
         self._lane = Lane(
             type(span_exporter).__name__,
             span_exporter,
             self._settings,
-            drop_policy=drop_policy,
+            drop_policy=self._drop_policy,
+            block_timeout_millis=resolve_block_timeout(block_timeout_millis),
+            retry=resolve_retry(max_retries, retry_initial_backoff_millis, retry_max_backoff_millis),
+            linger_millis=resolve_linger(linger_millis),
+            max_concurrent_exports=resolve_max_concurrent_exports(max_concurrent_exports),
             debug=env_flag("SPANBATCH_DEBUG", False),
             on_new_core=weak_method(self._bind_hot_path),
         )
@@ -84,7 +138,8 @@ class BatchSpanProcessor(SpanProcessor):
         return [self._lane]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        pass
+        if self._export_span_start:
+            self._lane.core.on_end(span)
 
     def _on_ending(self, span: Span) -> None:
         pass
@@ -120,5 +175,7 @@ class BatchSpanProcessor(SpanProcessor):
             f"{type(self).__name__}({self._lane.name}, max_queue_size={s.max_queue_size}, "
             f"schedule_delay_millis={s.schedule_delay_millis:g}, max_export_batch_size={s.max_export_batch_size}, "
             f"export_timeout_millis={s.export_timeout_millis:g}, drop_policy={self._drop_policy!r}, "
+            f"max_retries={self._lane.retry.max_retries}, linger_millis={self._lane.linger_millis}, "
+            f"max_concurrent_exports={self._lane.max_concurrent_exports}, "
             f"stats={self.stats()})"
         )

@@ -1,0 +1,186 @@
+"""Export policies beyond the stock processor, each off (or the stock behaviour) by default.
+
+Every policy resolves as explicit argument > ``SPANBATCH_*`` variable > default. A bad
+argument raises ``ValueError``/``TypeError``, as the stock settings do; a bad variable
+warns once and falls back to the default, so a typo in a deployment never breaks startup.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import operator
+import os
+import random
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from spanbatch._config import LONGEST_MILLIS, env_flag, warn_once
+
+logger = logging.getLogger("spanbatch")
+
+_DEFAULT_MAX_RETRIES = 0
+_DEFAULT_RETRY_INITIAL_BACKOFF_MILLIS = 100.0
+_DEFAULT_RETRY_MAX_BACKOFF_MILLIS = 5000.0
+
+_DEFAULT_BLOCK_TIMEOUT_MILLIS = 100.0
+
+_T = TypeVar("_T")
+
+DropPolicyName = Literal["oldest", "newest", "block"]
+_DROP_POLICIES: tuple[DropPolicyName, ...] = ("oldest", "newest", "block")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a failed batch is exported again, and how long to back off in between."""
+
+    max_retries: int = _DEFAULT_MAX_RETRIES
+    initial_backoff_millis: float = _DEFAULT_RETRY_INITIAL_BACKOFF_MILLIS
+    max_backoff_millis: float = _DEFAULT_RETRY_MAX_BACKOFF_MILLIS
+
+    def backoff_millis(self, retry: int) -> float:
+        """The pause before retry number ``retry`` (0-based): exponential, with full jitter.
+
+        Full jitter spreads the retries of many processes that failed at the same moment
+        over the whole window instead of sending them back in lockstep.
+        """
+        ceiling = min(self.max_backoff_millis, self.initial_backoff_millis * 2.0 ** min(retry, 64))
+        return random.uniform(0.0, ceiling)
+
+
+def _count_argument(name: str, value: object) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not 'bool'.")
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__!r}.") from None
+    if number < 0:
+        raise ValueError(f"{name} must be zero or positive.")
+    return number
+
+
+def _millis_argument(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__!r}.")
+    if isinstance(value, int) and value > LONGEST_MILLIS:
+        return LONGEST_MILLIS
+    if math.isnan(value) or value <= 0:
+        raise ValueError(f"{name} must be positive.")
+    return min(float(value), LONGEST_MILLIS)
+
+
+def env_count(variable: str, default: int) -> int:
+    """A non-negative integer from ``variable``; a bad value warns once and gives ``default``."""
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        warn_once(variable, raw, "not an integer", default)
+        return default
+    if value < 0:
+        warn_once(variable, raw, "must be zero or positive", default)
+        return default
+    return value
+
+
+def env_positive_millis(variable: str, default: _T) -> float | _T:
+    """A positive duration from ``variable``; a bad value warns once and gives ``default``."""
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        warn_once(variable, raw, "not a number", default)
+        return default
+    if math.isnan(value) or value <= 0:
+        warn_once(variable, raw, "must be positive", default)
+        return default
+    return min(value, LONGEST_MILLIS)
+
+
+def resolve_retry(
+    max_retries: int | None = None,
+    retry_initial_backoff_millis: float | None = None,
+    retry_max_backoff_millis: float | None = None,
+) -> RetryPolicy:
+    """``SPANBATCH_MAX_RETRIES``, ``SPANBATCH_RETRY_INITIAL_BACKOFF_MS``, ``SPANBATCH_RETRY_MAX_BACKOFF_MS``."""
+    retries = (
+        env_count("SPANBATCH_MAX_RETRIES", _DEFAULT_MAX_RETRIES)
+        if max_retries is None
+        else _count_argument("max_retries", max_retries)
+    )
+    initial = (
+        env_positive_millis("SPANBATCH_RETRY_INITIAL_BACKOFF_MS", _DEFAULT_RETRY_INITIAL_BACKOFF_MILLIS)
+        if retry_initial_backoff_millis is None
+        else _millis_argument("retry_initial_backoff_millis", retry_initial_backoff_millis)
+    )
+    ceiling = (
+        env_positive_millis("SPANBATCH_RETRY_MAX_BACKOFF_MS", _DEFAULT_RETRY_MAX_BACKOFF_MILLIS)
+        if retry_max_backoff_millis is None
+        else _millis_argument("retry_max_backoff_millis", retry_max_backoff_millis)
+    )
+    return RetryPolicy(retries, initial, max(initial, ceiling))
+
+
+def resolve_linger(linger_millis: float | None = None) -> float | None:
+    """``SPANBATCH_LINGER_MS``; None (the default) leaves partial batches to the schedule delay."""
+    if linger_millis is None:
+        return env_positive_millis("SPANBATCH_LINGER_MS", None)
+    return _millis_argument("linger_millis", linger_millis)
+
+
+def resolve_drop_policy(drop_policy: str | None = None) -> str:
+    """``SPANBATCH_DROP_POLICY`` (oldest, newest, block); the stock ``oldest`` by default.
+
+    An argument is passed on as given: the core rejects an unknown one with ``ValueError``.
+    """
+    if drop_policy is not None:
+        return drop_policy
+    raw = os.environ.get("SPANBATCH_DROP_POLICY", "").strip()
+    if not raw:
+        return "oldest"
+    if raw.lower() not in _DROP_POLICIES:
+        warn_once("SPANBATCH_DROP_POLICY", raw, "not one of oldest, newest, block", "oldest")
+        return "oldest"
+    return raw.lower()
+
+
+def resolve_block_timeout(block_timeout_millis: float | None = None) -> float:
+    """``SPANBATCH_BLOCK_TIMEOUT_MS``: how long ``on_end`` waits for room under ``block`` (100)."""
+    if block_timeout_millis is None:
+        return env_positive_millis("SPANBATCH_BLOCK_TIMEOUT_MS", _DEFAULT_BLOCK_TIMEOUT_MILLIS)
+    return _millis_argument("block_timeout_millis", block_timeout_millis)
+
+
+def resolve_export_span_start(export_span_start: bool | None = None) -> bool:
+    """``SPANBATCH_EXPORT_SPAN_START`` (off); logs the resolved mode at INFO."""
+    if export_span_start is None:
+        enabled = env_flag("SPANBATCH_EXPORT_SPAN_START", False)
+    elif isinstance(export_span_start, bool):
+        enabled = export_span_start
+    else:
+        raise TypeError(f"export_span_start must be a bool, not {type(export_span_start).__name__!r}.")
+    if enabled:
+        logger.info("span-start export enabled: started spans are queued too (SPANBATCH_EXPORT_SPAN_START)")
+    else:
+        logger.info("span-start export disabled — end-only ingest (SPANBATCH_EXPORT_SPAN_START)")
+    return enabled
+
+
+def resolve_max_concurrent_exports(max_concurrent_exports: int | None = None) -> int:
+    """``SPANBATCH_MAX_CONCURRENT_EXPORTS``: exports running at once per lane (1, as the spec asks)."""
+    if max_concurrent_exports is None:
+        value = env_count("SPANBATCH_MAX_CONCURRENT_EXPORTS", 1)
+        if value == 0:
+            warn_once("SPANBATCH_MAX_CONCURRENT_EXPORTS", "0", "must be positive", 1)
+            return 1
+        return value
+    value = _count_argument("max_concurrent_exports", max_concurrent_exports)
+    if value == 0:
+        raise ValueError("max_concurrent_exports must be positive.")
+    return value

@@ -1,0 +1,651 @@
+"""Export policies: retries, linger, blocking, span-start export, async exporters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+import spanbatch
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExportResult
+from spanbatch._policies import (
+    RetryPolicy,
+    resolve_block_timeout,
+    resolve_drop_policy,
+    resolve_export_span_start,
+    resolve_linger,
+    resolve_max_concurrent_exports,
+    resolve_retry,
+)
+
+from tests.conftest import HangingExporter, RaisingExporter, RecordingExporter, balanced, make_span
+
+LONG = 60_000  # a schedule delay no test waits for
+
+
+class FlakyExporter(RecordingExporter):
+    """Fails (FAILURE, or raises when ``raises``) the first ``failures`` calls, then succeeds."""
+
+    def __init__(self, failures: int, raises: bool = False) -> None:
+        super().__init__()
+        self.failures = failures
+        self.raises = raises
+        self.calls = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            if self.raises:
+                raise ConnectionError("backend unavailable")
+            return SpanExportResult.FAILURE
+        return super().export(spans)
+
+
+# --- retries ------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("raises", [False, True])
+def test_a_failed_batch_is_retried_until_it_succeeds(raises: bool, caplog: pytest.LogCaptureFixture) -> None:
+    exporter = FlakyExporter(failures=2, raises=raises)
+    processor = spanbatch.BatchSpanProcessor(
+        exporter, schedule_delay_millis=LONG, max_retries=3, retry_initial_backoff_millis=1
+    )
+    for _ in range(3):
+        processor.on_end(make_span())
+    with caplog.at_level(logging.ERROR, logger="spanbatch"):
+        assert processor.force_flush(10_000)
+    stats = processor.stats()
+    assert (exporter.calls, stats.exported, stats.retried) == (3, 3, 2)
+    assert stats.dropped["export_failed"] == 0
+    assert stats.export_errors == 0
+    assert balanced(stats)
+    processor.shutdown()
+
+
+@pytest.mark.timeout(20)
+def test_a_batch_that_keeps_failing_counts_as_export_failed_once() -> None:
+    exporter = RaisingExporter()
+    processor = spanbatch.BatchSpanProcessor(
+        exporter, schedule_delay_millis=LONG, max_retries=2, retry_initial_backoff_millis=1
+    )
+    for _ in range(4):
+        processor.on_end(make_span())
+    assert processor.force_flush(10_000)
+    stats = processor.stats()
+    assert len(exporter.batches) == 3
+    assert (stats.retried, stats.export_errors, stats.batches) == (2, 1, 1)
+    assert stats.dropped["export_failed"] == 4
+    assert balanced(stats)
+    processor.shutdown()
+
+
+def test_retries_are_off_by_default() -> None:
+    exporter = FlakyExporter(failures=1)
+    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG)
+    processor.on_end(make_span())
+    assert processor.force_flush(5000)
+    assert (exporter.calls, processor.stats().retried, processor.stats().dropped["export_failed"]) == (1, 0, 1)
+    processor.shutdown()
+
+
+@pytest.mark.timeout(20)
+def test_the_export_timeout_bounds_the_whole_retry_series() -> None:
+    exporter = RaisingExporter()
+    processor = spanbatch.BatchSpanProcessor(
+        exporter,
+        schedule_delay_millis=LONG,
+        export_timeout_millis=300,
+        max_retries=1000,
+        retry_initial_backoff_millis=40,
+        retry_max_backoff_millis=40,
+    )
+    processor.on_end(make_span())
+    started = time.monotonic()
+    assert processor.force_flush(10_000)
+    assert time.monotonic() - started < 2
+    assert processor.stats().dropped["export_failed"] == 1
+    assert 1 <= len(exporter.batches) < 100
+    processor.shutdown()
+
+
+@pytest.mark.timeout(20)
+def test_shutdown_cuts_a_backoff_short() -> None:
+    exporter = RaisingExporter()
+    processor = spanbatch.BatchSpanProcessor(
+        exporter,
+        schedule_delay_millis=LONG,
+        max_retries=5,
+        retry_initial_backoff_millis=30_000,
+        retry_max_backoff_millis=30_000,
+    )
+    processor.on_end(make_span())
+    deadline = time.monotonic() + 5
+    while not exporter.batches and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # into the backoff (the first pause is random, so it may be shorter)
+    started = time.monotonic()
+    processor.shutdown(10_000)
+    assert time.monotonic() - started < 3
+    stats = processor.stats()
+    assert stats.dropped["export_failed"] == 1
+    assert stats.exported == 0
+    assert balanced(stats)
+
+
+def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
+    policy = RetryPolicy(max_retries=10, initial_backoff_millis=100, max_backoff_millis=1000)
+    for retry, ceiling in [(0, 100), (1, 200), (3, 800), (4, 1000), (60, 1000), (5000, 1000)]:
+        pauses = [policy.backoff_millis(retry) for _ in range(200)]
+        assert all(0 <= p <= ceiling for p in pauses)
+        assert max(pauses) > ceiling / 2  # spread over the whole window, not a fixed value
+
+
+def test_retry_settings_resolve_argument_then_variable_then_default(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert resolve_retry() == RetryPolicy(0, 100, 5000)
+    monkeypatch.setenv("SPANBATCH_MAX_RETRIES", "4")
+    monkeypatch.setenv("SPANBATCH_RETRY_INITIAL_BACKOFF_MS", "20")
+    monkeypatch.setenv("SPANBATCH_RETRY_MAX_BACKOFF_MS", "200")
+    assert resolve_retry() == RetryPolicy(4, 20, 200)
+    assert resolve_retry(1, 5, 50) == RetryPolicy(1, 5, 50)
+    monkeypatch.setenv("SPANBATCH_MAX_RETRIES", "-3")
+    monkeypatch.setenv("SPANBATCH_RETRY_MAX_BACKOFF_MS", "soon")
+    with caplog.at_level(logging.WARNING):
+        assert resolve_retry() == RetryPolicy(0, 20, 5000)
+        assert resolve_retry() == RetryPolicy(0, 20, 5000)
+    assert caplog.text.count("SPANBATCH_MAX_RETRIES") == 1
+    assert caplog.text.count("SPANBATCH_RETRY_MAX_BACKOFF_MS") == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"max_retries": -1}, ValueError),
+        ({"max_retries": 1.5}, TypeError),
+        ({"retry_initial_backoff_millis": 0}, ValueError),
+        ({"retry_max_backoff_millis": "1s"}, TypeError),
+    ],
+)
+def test_bad_retry_arguments_raise(kwargs: dict[str, Any], error: type) -> None:
+    with pytest.raises(error):
+        spanbatch.BatchSpanProcessor(RecordingExporter(), **kwargs)
+
+
+def test_pipeline_lanes_retry_too() -> None:
+    exporter = FlakyExporter(failures=1)
+    pipeline = spanbatch.Pipeline({"a": exporter}, max_retries=1, retry_initial_backoff_millis=1)
+    pipeline.on_end(make_span())
+    assert pipeline.force_flush(5000)
+    assert (pipeline.stats().exported, pipeline.stats().retried) == (1, 1)
+    pipeline.shutdown()
+
+
+def test_debug_log_shows_retries(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("SPANBATCH_DEBUG", "true")
+    processor = spanbatch.BatchSpanProcessor(
+        FlakyExporter(failures=1), schedule_delay_millis=LONG, max_retries=1, retry_initial_backoff_millis=1
+    )
+    with caplog.at_level(logging.DEBUG, logger="spanbatch"):
+        processor.on_end(make_span())
+        assert processor.force_flush(5000)
+    assert "batch=1 spans, retries=1, duration=" in caplog.text
+    processor.shutdown()
+
+
+# --- linger -------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(20)
+def test_linger_caps_the_wait_of_a_partial_batch() -> None:
+    exporter = RecordingExporter()
+    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG, linger_millis=50)
+    started = time.monotonic()
+    for _ in range(3):
+        processor.on_end(make_span())
+    assert exporter.wait_for(3, timeout=10)
+    assert time.monotonic() - started < 5  # not the 60 s schedule delay
+    assert [len(b) for b in exporter.batches] == [3]
+    processor.shutdown()
+
+
+@pytest.mark.timeout(20)
+def test_with_linger_a_full_batch_still_goes_at_once() -> None:
+    exporter = RecordingExporter()
+    processor = spanbatch.BatchSpanProcessor(exporter, 64, LONG, 4, linger_millis=LONG / 2)
+    for _ in range(4):
+        processor.on_end(make_span())
+    assert exporter.wait_for(4, timeout=10)
+    assert [len(b) for b in exporter.batches] == [4]
+    processor.shutdown()
+
+
+@pytest.mark.timeout(20)
+def test_the_earlier_of_schedule_delay_and_linger_wins() -> None:
+    exporter = RecordingExporter()
+    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=50, linger_millis=LONG)
+    processor.on_end(make_span())
+    assert exporter.wait_for(1, timeout=5)
+    assert processor.lanes[0].core.linger_millis == LONG
+    processor.shutdown()
+
+
+def test_linger_is_off_by_default_and_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert resolve_linger() is None
+    processor = spanbatch.BatchSpanProcessor(RecordingExporter())
+    assert processor.lanes[0].core.linger_millis is None
+    processor.shutdown()
+    monkeypatch.setenv("SPANBATCH_LINGER_MS", "25")
+    assert resolve_linger() == 25
+    assert resolve_linger(10) == 10
+    monkeypatch.setenv("SPANBATCH_LINGER_MS", "0")
+    with caplog.at_level(logging.WARNING):
+        assert resolve_linger() is None
+    assert "SPANBATCH_LINGER_MS" in caplog.text
+    with pytest.raises(ValueError, match="linger_millis"):
+        resolve_linger(-1)
+
+
+@pytest.mark.timeout(20)
+def test_pipeline_lanes_linger(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("SPANBATCH_DEBUG", "1")
+    exporter = RecordingExporter()
+    with caplog.at_level(logging.DEBUG, logger="spanbatch"):
+        pipeline = spanbatch.Pipeline({"a": exporter}, schedule_delay_millis=LONG, linger_millis=50)
+    assert "a lane: drop_policy=oldest, block_timeout_millis=100, max_retries=0, linger_millis=50" in caplog.text
+    pipeline.on_end(make_span())
+    assert exporter.wait_for(1, timeout=5)
+    pipeline.shutdown()
+
+
+# --- drop policy "block" ------------------------------------------------------------------
+
+
+def blocked_processor(exporter: RecordingExporter, block_timeout_millis: float) -> spanbatch.BatchSpanProcessor:
+    """A queue of 2 whose worker is stuck exporting 2 spans, with 2 more queued: the next waits."""
+    processor = spanbatch.BatchSpanProcessor(
+        exporter, 2, LONG, 2, drop_policy="block", block_timeout_millis=block_timeout_millis
+    )
+    processor.on_end(make_span("first"))
+    processor.on_end(make_span("second"))
+    assert isinstance(exporter, HangingExporter)
+    assert exporter.entered.wait(5)
+    processor.on_end(make_span("third"))
+    processor.on_end(make_span("fourth"))
+    return processor
+
+
+def end_in_thread(processor: spanbatch.BatchSpanProcessor, name: str) -> threading.Thread:
+    thread = threading.Thread(target=processor.on_end, args=(make_span(name),), daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.timeout(20)
+def test_block_waits_for_room_instead_of_dropping(hanging_exporter: HangingExporter) -> None:
+    processor = blocked_processor(hanging_exporter, 30_000)
+    producer = end_in_thread(processor, "fifth")
+    producer.join(0.3)
+    assert producer.is_alive(), "on_end should wait for room"
+    assert processor.stats().queued == 3  # the waiting span counts as queued
+    assert balanced(processor.stats())
+    hanging_exporter.release.set()
+    producer.join(10)
+    assert not producer.is_alive()
+    assert processor.force_flush(10_000)
+    assert hanging_exporter.names() == ["first", "second", "third", "fourth", "fifth"]
+    assert processor.stats().dropped["queue_full"] == 0
+    processor.shutdown()
+
+
+@pytest.mark.timeout(20)
+def test_block_gives_up_after_its_timeout_and_counts_queue_full(hanging_exporter: HangingExporter) -> None:
+    processor = blocked_processor(hanging_exporter, 100)
+    started = time.monotonic()
+    processor.on_end(make_span("fifth"))
+    assert 0.09 <= time.monotonic() - started < 3
+    stats = processor.stats()
+    assert stats.dropped["queue_full"] == 1
+    assert balanced(stats)
+    hanging_exporter.release.set()
+    processor.shutdown()
+
+
+@pytest.mark.timeout(20)
+def test_shutdown_wakes_a_blocked_producer_and_counts_its_span(hanging_exporter: HangingExporter) -> None:
+    processor = blocked_processor(hanging_exporter, 30_000)
+    producer = end_in_thread(processor, "fifth")
+    producer.join(0.2)
+    assert producer.is_alive()
+    started = time.monotonic()
+    processor.shutdown(300)
+    producer.join(5)
+    assert not producer.is_alive()
+    assert time.monotonic() - started < 5
+    stats = processor.stats()
+    assert stats.dropped["shutdown"] == 3  # the waiting span and the two queued ones
+    assert stats.in_flight == 2
+    assert balanced(stats)
+
+
+class SelfEndingExporter(RecordingExporter):
+    """Ends spans through its own processor while exporting, as an instrumented client may."""
+
+    processor: spanbatch.BatchSpanProcessor
+
+    def export(self, spans: Sequence[ReadableSpan]) -> Any:
+        for i in range(3):
+            self.processor.on_end(make_span(f"from-export-{i}"))
+        return super().export(spans)
+
+
+@pytest.mark.timeout(20)
+def test_a_span_ended_on_the_export_thread_never_blocks() -> None:
+    exporter = SelfEndingExporter()
+    processor = spanbatch.BatchSpanProcessor(exporter, 1, LONG, 1, drop_policy="block", block_timeout_millis=30_000)
+    exporter.processor = processor
+    processor.on_end(make_span())
+    assert exporter.wait_for(1, timeout=10)
+    processor.shutdown(2000)
+    stats = processor.stats()
+    assert stats.dropped["queue_full"] >= 2
+    assert balanced(stats)
+
+
+def test_drop_policy_and_block_timeout_resolve_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert (resolve_drop_policy(), resolve_block_timeout()) == ("oldest", 100)
+    monkeypatch.setenv("SPANBATCH_DROP_POLICY", "Block")
+    monkeypatch.setenv("SPANBATCH_BLOCK_TIMEOUT_MS", "250")
+    processor = spanbatch.BatchSpanProcessor(RecordingExporter())
+    assert "drop_policy='block'" in repr(processor)
+    assert processor.lanes[0].core.block_timeout_millis == 250
+    processor.shutdown()
+    assert resolve_drop_policy("newest") == "newest"
+    assert resolve_block_timeout(5) == 5
+    monkeypatch.setenv("SPANBATCH_DROP_POLICY", "random")
+    monkeypatch.setenv("SPANBATCH_BLOCK_TIMEOUT_MS", "-1")
+    with caplog.at_level(logging.WARNING):
+        assert (resolve_drop_policy(), resolve_block_timeout()) == ("oldest", 100)
+    assert "SPANBATCH_DROP_POLICY" in caplog.text
+    assert "SPANBATCH_BLOCK_TIMEOUT_MS" in caplog.text
+    with pytest.raises(ValueError, match="block"):
+        spanbatch.Pipeline({"a": RecordingExporter()}, drop_policy="sometimes")  # type: ignore[arg-type]
+
+
+@pytest.mark.timeout(20)
+def test_pipeline_lanes_block(hanging_exporter: HangingExporter) -> None:
+    pipeline = spanbatch.Pipeline(
+        {"slow": hanging_exporter},
+        max_queue_size=1,
+        max_export_batch_size=1,
+        drop_policy="block",
+        block_timeout_millis=100,
+    )
+    pipeline.on_end(make_span())
+    assert hanging_exporter.entered.wait(5)
+    pipeline.on_end(make_span())
+    started = time.monotonic()
+    pipeline.on_end(make_span())
+    assert time.monotonic() - started >= 0.09
+    assert pipeline.stats().dropped["queue_full"] == 1
+    hanging_exporter.release.set()
+    pipeline.shutdown()
+
+
+# --- span-start export --------------------------------------------------------------------
+
+
+def test_by_default_nothing_is_written_on_span_start(caplog: pytest.LogCaptureFixture) -> None:
+    exporter = RecordingExporter()
+    with caplog.at_level(logging.INFO, logger="spanbatch"):
+        processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG)
+    assert "span-start export disabled — end-only ingest (SPANBATCH_EXPORT_SPAN_START)" in caplog.text
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    span = provider.get_tracer("tests").start_span("work")
+    assert processor.force_flush(5000)
+    assert exporter.spans == []
+    assert processor.stats().enqueued == 0
+    span.end()
+    assert processor.force_flush(5000)
+    assert exporter.names() == ["work"]
+    processor.shutdown()
+
+
+@pytest.mark.parametrize("source", ["argument", "variable"])
+def test_span_start_export_queues_started_spans(
+    source: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter = RecordingExporter()
+    kwargs: dict[str, Any] = {}
+    if source == "argument":
+        kwargs["export_span_start"] = True
+    else:
+        monkeypatch.setenv("SPANBATCH_EXPORT_SPAN_START", "true")
+    with caplog.at_level(logging.INFO, logger="spanbatch"):
+        processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG, **kwargs)
+    assert "span-start export enabled" in caplog.text
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    span = provider.get_tracer("tests").start_span("work")
+    assert processor.force_flush(5000)
+    assert exporter.names() == ["work"]
+    assert exporter.spans[0].end_time is None  # exported while still in progress
+    span.end()
+    assert processor.force_flush(5000)
+    assert exporter.names() == ["work", "work"]
+    stats = processor.stats()
+    assert (stats.enqueued, stats.exported) == (2, 2)
+    processor.shutdown()
+
+
+def test_span_start_export_in_a_pipeline_and_bad_values(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = RecordingExporter(), RecordingExporter()
+    pipeline = spanbatch.Pipeline({"a": a, "b": b}, export_span_start=True)
+    pipeline.on_start(make_span("started"))  # type: ignore[arg-type]
+    pipeline.on_start(make_span("unsampled", sampled=False))  # type: ignore[arg-type]
+    assert pipeline.force_flush(5000)
+    assert (a.names(), b.names()) == (["started"], ["started"])
+    pipeline.shutdown()
+    monkeypatch.setenv("SPANBATCH_EXPORT_SPAN_START", "maybe")
+    with caplog.at_level(logging.WARNING):
+        assert resolve_export_span_start() is False
+    assert "SPANBATCH_EXPORT_SPAN_START" in caplog.text
+    assert resolve_export_span_start(True) is True
+    with pytest.raises(TypeError, match="export_span_start"):
+        resolve_export_span_start("yes")  # type: ignore[arg-type]
+
+
+# --- async exporters ----------------------------------------------------------------------
+
+
+class AsyncExporter(RecordingExporter):
+    """``export`` is a coroutine function; ``sleep`` seconds of awaiting, then ``result``."""
+
+    def __init__(self, sleep: float = 0.0, failures: int = 0) -> None:
+        super().__init__()
+        self.sleep = sleep
+        self.failures = failures
+        self.loops: list[asyncio.AbstractEventLoop] = []
+        self.threads: list[str] = []
+
+    async def export(self, spans: Sequence[ReadableSpan]) -> Any:  # type: ignore[override]
+        self.loops.append(asyncio.get_running_loop())
+        self.threads.append(threading.current_thread().name)
+        await asyncio.sleep(self.sleep)
+        if len(self.loops) <= self.failures:
+            return SpanExportResult.FAILURE
+        return super().export(spans)
+
+
+@pytest.mark.timeout(20)
+def test_an_async_exporter_runs_on_the_workers_private_loop() -> None:
+    exporter = AsyncExporter(sleep=0.01)
+    processor = spanbatch.BatchSpanProcessor(exporter, 64, LONG, 2)
+    for _ in range(5):
+        processor.on_end(make_span())
+    assert processor.force_flush(10_000)
+    assert [len(b) for b in exporter.batches] == [2, 2, 1]
+    assert len(set(map(id, exporter.loops))) == 1  # one loop, reused
+    assert set(exporter.threads) == {processor.lanes[0].worker.name}  # type: ignore[union-attr]
+    stats = processor.stats()
+    assert (stats.exported, stats.export_errors) == (5, 0)
+    processor.shutdown()
+    assert exporter.loops[0].is_closed()
+
+
+@pytest.mark.timeout(20)
+def test_the_export_timeout_cancels_an_async_export(caplog: pytest.LogCaptureFixture) -> None:
+    exporter = AsyncExporter(sleep=30)
+    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG, export_timeout_millis=200)
+    processor.on_end(make_span())
+    started = time.monotonic()
+    with caplog.at_level(logging.ERROR, logger="spanbatch"):
+        assert processor.force_flush(10_000)
+    assert time.monotonic() - started < 5
+    assert "timed out" in caplog.text
+    stats = processor.stats()
+    assert stats.dropped["export_failed"] == 1
+    assert balanced(stats)
+    processor.shutdown()
+
+
+@pytest.mark.timeout(20)
+def test_async_exports_are_retried_and_drained_at_shutdown() -> None:
+    exporter = AsyncExporter(failures=1)
+    processor = spanbatch.BatchSpanProcessor(
+        exporter, schedule_delay_millis=LONG, max_retries=2, retry_initial_backoff_millis=1
+    )
+    for _ in range(3):
+        processor.on_end(make_span())
+    assert processor.force_flush(10_000)
+    processor.on_end(make_span())
+    processor.shutdown(10_000)
+    stats = processor.stats()
+    assert (stats.exported, stats.retried, stats.dropped_total) == (4, 1, 0)
+    assert exporter.loops[0].is_closed()
+
+
+# --- concurrent exports -------------------------------------------------------------------
+
+
+class OverlapExporter(RecordingExporter):
+    """Records how many exports ran at once; each sleeps ``delay``, then waits for ``gate`` (open)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__()
+        self.delay = delay
+        self.gate = threading.Event()
+        self.gate.set()
+        self.active = 0
+        self.most = 0
+        self.entered = threading.Semaphore(0)
+        self.count_lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> Any:
+        with self.count_lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        self.entered.release()
+        time.sleep(self.delay)
+        self.gate.wait(30)
+        with self.count_lock:
+            self.active -= 1
+        with self.exported:
+            self.batches.append(list(spans))
+            self.exported.notify_all()
+        return SpanExportResult.SUCCESS
+
+
+@pytest.mark.timeout(30)
+def test_exports_overlap_up_to_max_concurrent_exports() -> None:
+    exporter = OverlapExporter(delay=0.2)
+    processor = spanbatch.BatchSpanProcessor(exporter, 64, LONG, 1, max_concurrent_exports=3)
+    for i in range(6):
+        processor.on_end(make_span(f"s{i}"))
+    assert processor.force_flush(20_000)
+    assert exporter.most == 3
+    assert sorted(exporter.names()) == [f"s{i}" for i in range(6)]
+    stats = processor.stats()
+    assert (stats.exported, stats.batches, stats.in_flight) == (6, 6, 0)
+    processor.shutdown()
+
+
+@pytest.mark.timeout(30)
+def test_exports_never_overlap_by_default() -> None:
+    exporter = OverlapExporter(delay=0.02)
+    processor = spanbatch.BatchSpanProcessor(exporter, 64, LONG, 1)
+    for _ in range(6):
+        processor.on_end(make_span())
+    assert processor.force_flush(20_000)
+    assert exporter.most == 1
+    processor.shutdown()
+
+
+@pytest.mark.timeout(30)
+def test_flush_waits_for_every_concurrent_export() -> None:
+    exporter = OverlapExporter()
+    exporter.gate.clear()
+    processor = spanbatch.BatchSpanProcessor(exporter, 64, LONG, 1, max_concurrent_exports=2)
+    processor.on_end(make_span("a"))
+    processor.on_end(make_span("b"))
+    for _ in range(2):
+        assert exporter.entered.acquire(timeout=10)
+    # The queue is empty and both batches are in flight: the flush must not report done.
+    assert processor.force_flush(300) is False
+    assert processor.stats().in_flight == 2
+    exporter.gate.set()
+    assert processor.force_flush(10_000)
+    assert processor.stats().exported == 2
+    processor.shutdown()
+
+
+@pytest.mark.timeout(30)
+def test_concurrent_exports_keep_the_order_within_a_batch_and_drain_at_shutdown() -> None:
+    exporter = OverlapExporter(delay=0.01)
+    processor = spanbatch.BatchSpanProcessor(exporter, 256, LONG, 4, max_concurrent_exports=3)
+    for i in range(40):
+        processor.on_end(make_span(f"{i:03}"))
+    processor.shutdown(20_000)
+    assert all(batch == sorted(batch, key=lambda span: span.name) for batch in exporter.batches)
+    assert sorted(exporter.names()) == [f"{i:03}" for i in range(40)]
+    stats = processor.stats()
+    assert (stats.exported, stats.queued, stats.in_flight) == (40, 0, 0)
+
+
+@pytest.mark.timeout(30)
+def test_spans_ended_on_concurrent_export_threads_never_block() -> None:
+    exporter = SelfEndingExporter()
+    processor = spanbatch.BatchSpanProcessor(
+        exporter, 1, LONG, 1, drop_policy="block", block_timeout_millis=30_000, max_concurrent_exports=2
+    )
+    exporter.processor = processor
+    processor.on_end(make_span())
+    assert exporter.wait_for(1, timeout=10)
+    processor.shutdown(2000)
+    assert balanced(processor.stats())
+
+
+def test_max_concurrent_exports_resolution(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    assert resolve_max_concurrent_exports() == 1
+    monkeypatch.setenv("SPANBATCH_MAX_CONCURRENT_EXPORTS", "4")
+    assert resolve_max_concurrent_exports() == 4
+    assert resolve_max_concurrent_exports(2) == 2
+    monkeypatch.setenv("SPANBATCH_MAX_CONCURRENT_EXPORTS", "0")
+    with caplog.at_level(logging.WARNING):
+        assert resolve_max_concurrent_exports() == 1
+    assert "SPANBATCH_MAX_CONCURRENT_EXPORTS" in caplog.text
+    with pytest.raises(ValueError, match="max_concurrent_exports"):
+        spanbatch.Pipeline({"a": RecordingExporter()}, max_concurrent_exports=0)
