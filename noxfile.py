@@ -72,7 +72,8 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=False)
 def rust(session: nox.Session) -> None:
     """Rust unit tests for the queue, counters and wake-up."""
-    session.run("cargo", "test", "--quiet", external=True)
+    # A hung thread test must fail CI, not stall it.
+    session.run("timeout", "600", "cargo", "test", "--quiet", external=True)
 
 
 @nox.session(python="3.11")

@@ -192,26 +192,32 @@ mod tests {
 
     #[test]
     fn a_push_racing_the_worker_going_to_sleep_is_never_lost() {
-        // The worker sleeps without deadline each round; if a wake-up were lost the test would hang.
+        // Each round the worker sleeps without deadline until the producer's push; a lost
+        // wake-up leaves the round unfinished, which fails the test at its deadline.
         let w = Arc::new(Wakeup::default());
         let queued = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
         let rounds = 2_000;
         let worker = {
-            let (w, queued) = (Arc::clone(&w), Arc::clone(&queued));
+            let (w, queued, finished) =
+                (Arc::clone(&w), Arc::clone(&queued), Arc::clone(&finished));
             thread::spawn(move || {
                 for round in 1..=rounds {
                     while queued.load(Ordering::SeqCst) < round {
                         w.worker_wait(None, || queued.load(Ordering::SeqCst) >= round);
                     }
+                    finished.store(round, Ordering::SeqCst);
                 }
             })
         };
+        let deadline = Instant::now() + Duration::from_secs(60);
         for round in 1..=rounds {
             queued.store(round, Ordering::SeqCst);
             if w.claim_wakeup(1, 512) {
                 w.notify_worker();
             }
-            while w.state.load(Ordering::SeqCst) != BUSY {
+            while finished.load(Ordering::SeqCst) < round {
+                assert!(Instant::now() < deadline, "wake-up lost in round {round}");
                 thread::yield_now();
             }
         }
