@@ -8,8 +8,10 @@ import operator
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _DEFAULT_MAX_QUEUE_SIZE = 2048
 _DEFAULT_SCHEDULE_DELAY_MILLIS = 5000
@@ -190,8 +192,8 @@ def env_flag(variable: str, default: bool) -> bool:
     return default
 
 
-def env_millis(variable: str, default: float) -> float:
-    """A positive duration in milliseconds from ``variable``; a bad value warns and gives ``default``."""
+def env_millis(variable: str, default: _T) -> float | _T:
+    """A positive duration in milliseconds from ``variable``; a bad value warns once and gives ``default``."""
     raw = os.environ.get(variable, "").strip()
     if not raw:
         return default

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from spanbatch._config import LONGEST_MILLIS, env_flag, warn_once
+from spanbatch._config import LONGEST_MILLIS, env_flag, env_millis, warn_once
 
 logger = logging.getLogger("spanbatch")
 
@@ -87,22 +87,6 @@ def env_count(variable: str, default: int) -> int:
     return value
 
 
-def env_positive_millis(variable: str, default: _T) -> float | _T:
-    """A positive duration from ``variable``; a bad value warns once and gives ``default``."""
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        warn_once(variable, raw, "not a number", default)
-        return default
-    if math.isnan(value) or value <= 0:
-        warn_once(variable, raw, "must be positive", default)
-        return default
-    return min(value, LONGEST_MILLIS)
-
-
 def resolve_retry(
     max_retries: int | None = None,
     retry_initial_backoff_millis: float | None = None,
@@ -115,12 +99,12 @@ def resolve_retry(
         else _count_argument("max_retries", max_retries)
     )
     initial = (
-        env_positive_millis("SPANBATCH_RETRY_INITIAL_BACKOFF_MS", _DEFAULT_RETRY_INITIAL_BACKOFF_MILLIS)
+        env_millis("SPANBATCH_RETRY_INITIAL_BACKOFF_MS", _DEFAULT_RETRY_INITIAL_BACKOFF_MILLIS)
         if retry_initial_backoff_millis is None
         else _millis_argument("retry_initial_backoff_millis", retry_initial_backoff_millis)
     )
     ceiling = (
-        env_positive_millis("SPANBATCH_RETRY_MAX_BACKOFF_MS", _DEFAULT_RETRY_MAX_BACKOFF_MILLIS)
+        env_millis("SPANBATCH_RETRY_MAX_BACKOFF_MS", _DEFAULT_RETRY_MAX_BACKOFF_MILLIS)
         if retry_max_backoff_millis is None
         else _millis_argument("retry_max_backoff_millis", retry_max_backoff_millis)
     )
@@ -130,7 +114,7 @@ def resolve_retry(
 def resolve_linger(linger_millis: float | None = None) -> float | None:
     """``SPANBATCH_LINGER_MS``; None (the default) leaves partial batches to the schedule delay."""
     if linger_millis is None:
-        return env_positive_millis("SPANBATCH_LINGER_MS", None)
+        return env_millis("SPANBATCH_LINGER_MS", None)
     return _millis_argument("linger_millis", linger_millis)
 
 
@@ -153,7 +137,7 @@ def resolve_drop_policy(drop_policy: str | None = None) -> str:
 def resolve_block_timeout(block_timeout_millis: float | None = None) -> float:
     """``SPANBATCH_BLOCK_TIMEOUT_MS``: how long ``on_end`` waits for room under ``block`` (100)."""
     if block_timeout_millis is None:
-        return env_positive_millis("SPANBATCH_BLOCK_TIMEOUT_MS", _DEFAULT_BLOCK_TIMEOUT_MILLIS)
+        return env_millis("SPANBATCH_BLOCK_TIMEOUT_MS", _DEFAULT_BLOCK_TIMEOUT_MILLIS)
     return _millis_argument("block_timeout_millis", block_timeout_millis)
 
 
