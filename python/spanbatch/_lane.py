@@ -21,7 +21,7 @@ from spanbatch._config import BatchSettings
 from spanbatch._core import BatchCore
 from spanbatch._drops import DropReporter
 from spanbatch._export import run_worker, shutdown_exporter
-from spanbatch._policies import RetryPolicy
+from spanbatch._policies import ExportPolicies
 from spanbatch._stats import SpanStats
 
 logger = logging.getLogger("spanbatch")
@@ -51,11 +51,7 @@ class Lane:
         exporter: SpanExporter,
         settings: BatchSettings,
         *,
-        drop_policy: str = "oldest",
-        retry: RetryPolicy | None = None,
-        linger_millis: float | None = None,
-        block_timeout_millis: float = 0.0,
-        max_concurrent_exports: int = 1,
+        policies: ExportPolicies | None = None,
         debug: bool = False,
         drop_label: str = "",
         on_new_core: Callable[[], None] | None = None,
@@ -63,11 +59,7 @@ class Lane:
         self.name = name
         self.exporter = exporter
         self.settings = settings
-        self._drop_policy = drop_policy
-        self.retry = RetryPolicy() if retry is None else retry
-        self.linger_millis = linger_millis
-        self.block_timeout_millis = block_timeout_millis
-        self.max_concurrent_exports = max_concurrent_exports
+        self.policies = ExportPolicies() if policies is None else policies
         self._debug = debug
         self._drop_label = drop_label
         self._on_new_core = on_new_core
@@ -79,11 +71,11 @@ class Lane:
                 "%s lane: drop_policy=%s, block_timeout_millis=%g, max_retries=%d, linger_millis=%s, "
                 "max_concurrent_exports=%d",
                 name,
-                drop_policy,
-                block_timeout_millis,
-                self.retry.max_retries,
-                linger_millis,
-                max_concurrent_exports,
+                self.policies.drop_policy,
+                self.policies.block_timeout_millis,
+                self.policies.retry.max_retries,
+                self.policies.linger_millis,
+                self.policies.max_concurrent_exports,
             )
         # A lane nobody can reach any more stops its worker instead of leaking it.
         self._finalizer = weakref.finalize(self, BatchCore.begin_shutdown, self.core)
@@ -93,9 +85,9 @@ class Lane:
             self.settings.max_queue_size,
             self.settings.schedule_delay_millis,
             self.settings.max_export_batch_size,
-            drop_policy=self._drop_policy,
-            linger_millis=self.linger_millis,
-            block_timeout_millis=self.block_timeout_millis,
+            drop_policy=self.policies.drop_policy,
+            linger_millis=self.policies.linger_millis,
+            block_timeout_millis=self.policies.block_timeout_millis,
             on_fork=weak_method(self.recover_from_fork),
         )
         self.drops = DropReporter(self._drop_label)
@@ -103,9 +95,9 @@ class Lane:
             target=run_worker,
             args=(core, self.exporter, self.drops, self.name, self._debug),
             kwargs={
-                "retry": self.retry,
+                "retry": self.policies.retry,
                 "timeout_millis": self.settings.export_timeout_millis,
-                "concurrency": self.max_concurrent_exports,
+                "concurrency": self.policies.max_concurrent_exports,
             },
             name=f"spanbatch-{self.name}",
             daemon=True,

@@ -168,3 +168,37 @@ def resolve_max_concurrent_exports(max_concurrent_exports: int | None = None) ->
     if value == 0:
         raise ValueError("max_concurrent_exports must be positive.")
     return value
+
+
+@dataclass(frozen=True)
+class ExportPolicies:
+    """Every export policy of a lane, resolved (see :func:`resolve_policies`)."""
+
+    drop_policy: str = "oldest"
+    block_timeout_millis: float = _DEFAULT_BLOCK_TIMEOUT_MILLIS
+    retry: RetryPolicy = RetryPolicy()
+    linger_millis: float | None = None
+    max_concurrent_exports: int = 1
+    export_span_start: bool = False
+
+
+def resolve_policies(
+    *,
+    drop_policy: str | None = None,
+    block_timeout_millis: float | None = None,
+    max_retries: int | None = None,
+    retry_initial_backoff_millis: float | None = None,
+    retry_max_backoff_millis: float | None = None,
+    linger_millis: float | None = None,
+    export_span_start: bool | None = None,
+    max_concurrent_exports: int | None = None,
+) -> ExportPolicies:
+    """The export policies from arguments, then ``SPANBATCH_*`` variables, then defaults."""
+    return ExportPolicies(
+        drop_policy=resolve_drop_policy(drop_policy),
+        block_timeout_millis=resolve_block_timeout(block_timeout_millis),
+        retry=resolve_retry(max_retries, retry_initial_backoff_millis, retry_max_backoff_millis),
+        linger_millis=resolve_linger(linger_millis),
+        max_concurrent_exports=resolve_max_concurrent_exports(max_concurrent_exports),
+        export_span_start=resolve_export_span_start(export_span_start),
+    )

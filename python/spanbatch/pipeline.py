@@ -19,15 +19,7 @@ from spanbatch._config import ALL_SETTINGS, Setting, env_flag, resolve_settings
 from spanbatch._core import FanOut
 from spanbatch._lane import Lane, flush_lanes, shutdown_lanes, weak_method
 from spanbatch._metrics import internal_metrics_enabled, register_processor_metrics
-from spanbatch._policies import (
-    DropPolicyName,
-    resolve_block_timeout,
-    resolve_drop_policy,
-    resolve_export_span_start,
-    resolve_linger,
-    resolve_max_concurrent_exports,
-    resolve_retry,
-)
+from spanbatch._policies import DropPolicyName, resolve_policies
 from spanbatch._stats import SpanStats
 
 logger = logging.getLogger("spanbatch")
@@ -89,12 +81,16 @@ class Pipeline(SpanProcessor):
             if not isinstance(name, str) or not name.strip():
                 raise ValueError(f"backend names must be non-empty strings, not {name!r}.")
         debug = env_flag("SPANBATCH_DEBUG", False)
-        retry = resolve_retry(max_retries, retry_initial_backoff_millis, retry_max_backoff_millis)
-        linger = resolve_linger(linger_millis)
-        policy = resolve_drop_policy(drop_policy)
-        block_timeout = resolve_block_timeout(block_timeout_millis)
-        self._export_span_start = resolve_export_span_start(export_span_start)
-        concurrency = resolve_max_concurrent_exports(max_concurrent_exports)
+        self._policies = resolve_policies(
+            drop_policy=drop_policy,
+            block_timeout_millis=block_timeout_millis,
+            max_retries=max_retries,
+            retry_initial_backoff_millis=retry_initial_backoff_millis,
+            retry_max_backoff_millis=retry_max_backoff_millis,
+            linger_millis=linger_millis,
+            export_span_start=export_span_start,
+            max_concurrent_exports=max_concurrent_exports,
+        )
         self._lanes = [
             Lane(
                 name,
@@ -107,11 +103,7 @@ class Pipeline(SpanProcessor):
                     variables=_backend_variables(name),
                     defaults=_DEFAULTS,
                 ),
-                drop_policy=policy,
-                block_timeout_millis=block_timeout,
-                retry=retry,
-                linger_millis=linger,
-                max_concurrent_exports=concurrency,
+                policies=self._policies,
                 debug=debug,
                 drop_label=name,
                 on_new_core=weak_method(self._bind_hot_path),
@@ -146,7 +138,7 @@ class Pipeline(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Queues the started span in every lane when ``export_span_start`` is on."""
-        if self._export_span_start:
+        if self._policies.export_span_start:
             self._fan_out.on_end(span)
 
     def _on_ending(self, span: Span) -> None:

@@ -13,15 +13,7 @@ from spanbatch import _exit
 from spanbatch._config import BatchSettings, env_flag, resolve_settings
 from spanbatch._lane import Lane, flush_lanes, shutdown_lanes, weak_method
 from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
-from spanbatch._policies import (
-    DropPolicyName,
-    resolve_block_timeout,
-    resolve_drop_policy,
-    resolve_export_span_start,
-    resolve_linger,
-    resolve_max_concurrent_exports,
-    resolve_retry,
-)
+from spanbatch._policies import DropPolicyName, resolve_policies
 from spanbatch._stats import SpanStats
 
 
@@ -95,17 +87,21 @@ class BatchSpanProcessor(SpanProcessor):
         self._settings: BatchSettings = resolve_settings(
             max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis
         )
-        self._drop_policy = resolve_drop_policy(drop_policy)
-        self._export_span_start = resolve_export_span_start(export_span_start)
+        self._policies = resolve_policies(
+            drop_policy=drop_policy,
+            block_timeout_millis=block_timeout_millis,
+            max_retries=max_retries,
+            retry_initial_backoff_millis=retry_initial_backoff_millis,
+            retry_max_backoff_millis=retry_max_backoff_millis,
+            linger_millis=linger_millis,
+            export_span_start=export_span_start,
+            max_concurrent_exports=max_concurrent_exports,
+        )
         self._lane = Lane(
             type(span_exporter).__name__,
             span_exporter,
             self._settings,
-            drop_policy=self._drop_policy,
-            block_timeout_millis=resolve_block_timeout(block_timeout_millis),
-            retry=resolve_retry(max_retries, retry_initial_backoff_millis, retry_max_backoff_millis),
-            linger_millis=resolve_linger(linger_millis),
-            max_concurrent_exports=resolve_max_concurrent_exports(max_concurrent_exports),
+            policies=self._policies,
             debug=env_flag("SPANBATCH_DEBUG", False),
             on_new_core=weak_method(self._bind_hot_path),
         )
@@ -138,7 +134,7 @@ class BatchSpanProcessor(SpanProcessor):
         return [self._lane]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if self._export_span_start:
+        if self._policies.export_span_start:
             self._lane.core.on_end(span)
 
     def _on_ending(self, span: Span) -> None:
@@ -174,8 +170,8 @@ class BatchSpanProcessor(SpanProcessor):
         return (
             f"{type(self).__name__}({self._lane.name}, max_queue_size={s.max_queue_size}, "
             f"schedule_delay_millis={s.schedule_delay_millis:g}, max_export_batch_size={s.max_export_batch_size}, "
-            f"export_timeout_millis={s.export_timeout_millis:g}, drop_policy={self._drop_policy!r}, "
-            f"max_retries={self._lane.retry.max_retries}, linger_millis={self._lane.linger_millis}, "
-            f"max_concurrent_exports={self._lane.max_concurrent_exports}, "
+            f"export_timeout_millis={s.export_timeout_millis:g}, drop_policy={self._policies.drop_policy!r}, "
+            f"max_retries={self._policies.retry.max_retries}, linger_millis={self._policies.linger_millis}, "
+            f"max_concurrent_exports={self._policies.max_concurrent_exports}, "
             f"stats={self.stats()})"
         )
