@@ -14,6 +14,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanP
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from spanbatch.testing import OTLPReceiver
 
+from tests.conftest import make_span
+
 # fastotel's OTLPSpanProcessor is a processor and an OTLP/HTTP exporter in one: it always sends to a receiver.
 CONTENDERS = ["stock", "spanbatch", "fastotel"]
 FLUSH_MILLIS = 30_000
@@ -86,3 +88,20 @@ def record_delivery(benchmark: Any, contender: Contender, produced: int) -> None
     if reasons:
         benchmark.extra_info["dropped_by_reason"] = reasons
     contender.processor.shutdown()
+
+
+ON_END_SPANS_PER_ROUND = 1000
+ON_END_ROUNDS = 100
+
+
+def bench_on_end(benchmark: Any, contender: Contender) -> None:
+    """Time rounds of ``on_end`` on one ended span, then record what was delivered."""
+    on_end, span, spans = contender.processor.on_end, make_span(), range(ON_END_SPANS_PER_ROUND)
+
+    def end_many() -> None:
+        for _ in spans:
+            on_end(span)
+
+    benchmark.pedantic(end_many, rounds=ON_END_ROUNDS, iterations=1, warmup_rounds=2)
+    benchmark.extra_info["spans_per_call"] = ON_END_SPANS_PER_ROUND
+    record_delivery(benchmark, contender, (ON_END_ROUNDS + 2) * ON_END_SPANS_PER_ROUND)

@@ -6,11 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.benchmarks.conftest import counting_contender, record_delivery
-from tests.conftest import make_span
+from tests.benchmarks.conftest import ON_END_SPANS_PER_ROUND, bench_on_end, counting_contender
 
-SPANS_PER_ROUND = 1000
-ROUNDS = 100
 IDLE_WORKER = {"max_queue_size": 1 << 18, "max_export_batch_size": 1 << 18, "schedule_delay_millis": 60_000}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "stock": ("stock", {}),
@@ -23,15 +20,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_on_end_by_policy(benchmark: Any, request: pytest.FixtureRequest, name: str) -> None:
-    benchmark.group = f"on_end x{SPANS_PER_ROUND} by export policy (idle worker)"
+    benchmark.group = f"on_end x{ON_END_SPANS_PER_ROUND} by export policy (idle worker)"
     processor, policy = VARIANTS[name]
     contender = counting_contender(processor, request, **IDLE_WORKER, **policy)
-    on_end, span, spans = contender.processor.on_end, make_span(), range(SPANS_PER_ROUND)
-
-    def end_many() -> None:
-        for _ in spans:
-            on_end(span)
-
-    benchmark.pedantic(end_many, rounds=ROUNDS, iterations=1, warmup_rounds=2)
-    benchmark.extra_info["spans_per_call"] = SPANS_PER_ROUND
-    record_delivery(benchmark, contender, (ROUNDS + 2) * SPANS_PER_ROUND)
+    bench_on_end(benchmark, contender)
