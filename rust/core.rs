@@ -312,11 +312,6 @@ impl PyBatchCore {
         Ok(())
     }
 
-    /// Queues a span without the sampled check.
-    fn push_span(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.push(py, span)
-    }
-
     /// Accounts for spans a forked child found queued but cannot export (dropped: `fork`).
     fn count_lost_to_fork(&self, count: u64) {
         for _ in 0..count {

@@ -29,10 +29,6 @@ impl PyFanOut {
         Ok(())
     }
 
-    fn __len__(&self) -> usize {
-        self.cores.len()
-    }
-
     fn __repr__(&self) -> String {
         format!("FanOut(lanes={})", self.cores.len())
     }
