@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from spanbatch._core import BatchCore
 from spanbatch._drops import DropReporter
 from spanbatch._policies import RetryPolicy
+from spanbatch._stats import SpanStats
 
 logger = logging.getLogger("spanbatch")
 
@@ -143,7 +144,7 @@ def export_batches(
                     (time.monotonic() - started) * 1000,
                     "ok" if ok else "failed",
                 )
-            drops.report(core.stats()[6])
+            drops.report(SpanStats.of(core).dropped)
     finally:
         loop.close()
         detach(token)
