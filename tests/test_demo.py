@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from spanbatch.__main__ import main as spanbatch_main
+from spanbatch.testing import OTLPReceiver
 
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="the demo needs the otlp extra")
 
@@ -67,6 +68,45 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     target = tmp_path / "demo.png"
     run_demo("--only", "spanbatch", "--plot", str(target))
     assert target.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+@pytest.mark.timeout(60)
+def test_endpoint_sends_both_runs_to_the_external_collector() -> None:
+    with OTLPReceiver("http") as collector:
+        data = json.loads(run_demo("--endpoint", collector.endpoint, "--json").stdout)
+        results = {r["label"]: r for r in data["results"]}
+        # The demo cannot see an external collector, so it reports what its processors counted instead.
+        expected = {
+            f"agent-demo-{label}": r["produced"] - sum((r["dropped"] or {}).values()) for label, r in results.items()
+        }
+        # Exporters wait for the receiver's answer, so the counts should already be final; the wait only absorbs slack.
+        collector.wait_for(lambda s: s.services == expected, timeout=5)
+        stats = collector.stats()
+    assert set(results) == {"stock", "spanbatch"}
+    assert results["stock"]["produced"] == results["spanbatch"]["produced"] > 0
+    # Had the embedded receiver been used, this collector would have seen nothing and `received` would be set.
+    assert data["destination"] == collector.endpoint
+    for r in results.values():
+        assert r["received"] is None
+        assert r["unaccounted"] is None
+        assert r["flushed"]
+    assert results["stock"]["dropped"] is None
+    assert results["spanbatch"]["dropped"] == {}
+    # Exactly produced - dropped for each run: nothing lost, nothing sent twice, nothing refused.
+    assert stats.services == expected
+    assert stats.duplicates == 0
+    assert stats.rejected == stats.malformed == 0
+
+
+@pytest.mark.timeout(60)
+def test_endpoint_table_names_the_collector_and_shows_received_as_unknown() -> None:
+    with OTLPReceiver("http") as collector:
+        done = run_demo("--endpoint", collector.endpoint)
+        assert collector.wait_for(lambda s: s.unique_spans > 0, timeout=5)
+    assert f"-> {collector.endpoint};" in done.stdout
+    rows = {line.split("  ")[0]: line.split() for line in done.stdout.splitlines()}
+    assert rows["spans received"][-2:] == ["n/a", "n/a"]
+    assert rows["lost without a count"][-2:] == ["n/a", "n/a"]
 
 
 def test_unknown_command_and_bad_arguments_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
