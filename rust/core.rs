@@ -239,6 +239,28 @@ impl PyBatchCore {
         Ok(Step::Wait(Some(due)))
     }
 
+    /// Waits, detached, until a batch is due, then takes up to `max_batches` without waiting
+    /// again; empty means stop.
+    fn due_batches<'py>(
+        &self,
+        py: Python<'py>,
+        max_batches: usize,
+    ) -> PyResult<Vec<Bound<'py, PyList>>> {
+        let mut batches = Vec::new();
+        while batches.len() < max_batches {
+            match self.next_step(py)? {
+                Step::Export(batch) => batches.push(batch),
+                Step::Stop => break,
+                Step::Wait(_) if !batches.is_empty() => break,
+                Step::Wait(deadline) => py.detach(|| {
+                    self.wakeup
+                        .worker_wait(deadline, || self.worker_ready(deadline));
+                }),
+            }
+        }
+        Ok(batches)
+    }
+
     fn worker_ready(&self, deadline: Option<Instant>) -> bool {
         let len = self.queue.len();
         len >= self.max_export_batch_size
@@ -322,16 +344,20 @@ impl PyBatchCore {
 
     /// Blocks, detached from the interpreter, until a batch is due; `None` means stop.
     fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
-        loop {
-            match self.next_step(py)? {
-                Step::Export(batch) => return Ok(Some(batch)),
-                Step::Stop => return Ok(None),
-                Step::Wait(deadline) => py.detach(|| {
-                    self.wakeup
-                        .worker_wait(deadline, || self.worker_ready(deadline));
-                }),
-            }
-        }
+        Ok(self.due_batches(py, 1)?.pop())
+    }
+
+    /// Like `next_batch`, but takes up to `max_batches` batches that are due at once.
+    ///
+    /// For exporters that send several batches per call: a worker that waits for the GIL
+    /// once per call, not once per batch, keeps up with a busier application thread.
+    fn next_batches<'py>(
+        &self,
+        py: Python<'py>,
+        max_batches: usize,
+    ) -> PyResult<Option<Vec<Bound<'py, PyList>>>> {
+        let batches = self.due_batches(py, max_batches.max(1))?;
+        Ok((!batches.is_empty()).then_some(batches))
     }
 
     /// Reports that the export of `count` taken spans returned.

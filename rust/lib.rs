@@ -1,10 +1,12 @@
 //! spanbatch's native core: a lock-free span queue with exact accounting,
 //! driven by a Python worker that waits here without holding the GIL.
-//! `otlp` is the OTLP/protobuf span encoder behind `spanbatch.exporter`.
+//! `otlp` is the OTLP/protobuf span encoder behind `spanbatch.exporter`, `http` its
+//! GIL-free plain-HTTP transport.
 
 mod core;
 pub mod counters;
 mod fanout;
+mod http;
 pub mod otlp;
 pub mod queue;
 pub mod room;
@@ -20,5 +22,7 @@ mod _core {
     #[pymodule_export]
     use crate::fanout::PyFanOut;
     #[pymodule_export]
-    use crate::otlp::encoder::{compress, PySpanEncoder};
+    use crate::http::PyHttpSender;
+    #[pymodule_export]
+    use crate::otlp::encoder::{compress, PySpanEncoder, PySpanRequest};
 }

@@ -106,15 +106,21 @@ impl PySpanEncoder {
         py: Python<'py>,
         spans: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        let request = self.read(spans)?.request;
+        let bytes = py.detach(|| encode_request(&request));
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Reads `spans` (counting what `encode` would leave out) into a request not yet
+    /// serialized, for a sender to write and send later without the GIL.
+    fn read(&self, spans: &Bound<'_, PyAny>) -> PyResult<PySpanRequest> {
         let mut pass = ReadPass::default();
         let request = self.read_batch(spans, &mut pass);
         self.skipped_values
             .fetch_add(pass.skipped_values, Ordering::Relaxed);
         self.skipped_spans
             .fetch_add(pass.skipped_spans, Ordering::Relaxed);
-        let request = request?;
-        let bytes = py.detach(|| encode_request(&request));
-        Ok(PyBytes::new(py, &bytes))
+        Ok(PySpanRequest { request: request? })
     }
 
     /// Attribute values left out so far because OTLP cannot carry them.
@@ -152,6 +158,32 @@ impl PySpanEncoder {
     fn __clear__(&self) {
         self.resources.clear();
         self.scopes.clear();
+    }
+}
+
+/// Spans read into an `ExportTraceServiceRequest`, serialized only when sent.
+#[pyclass(frozen, name = "SpanRequest", module = "spanbatch._core")]
+pub struct PySpanRequest {
+    pub(crate) request: proto::ExportTraceServiceRequest,
+}
+
+#[pymethods]
+impl PySpanRequest {
+    /// The serialized request, as `SpanEncoder.encode` returns it.
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let bytes = py.detach(|| encode_request(&self.request));
+        PyBytes::new(py, &bytes)
+    }
+
+    fn __repr__(&self) -> String {
+        let spans: usize = self
+            .request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        format!("SpanRequest(spans={spans})")
     }
 }
 

@@ -7,4 +7,4 @@ pub mod proto;
 mod spans;
 mod types;
 mod values;
-mod write;
+pub(crate) mod write;

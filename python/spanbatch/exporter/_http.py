@@ -1,16 +1,20 @@
 """OTLP/HTTP (protobuf) span exporter: the stock exporter's transport, retries and settings, Rust encoding.
 
 Private parts of the stock exporter this relies on (checked by the tests, 1.45.2):
-``_OTLPHTTPClient`` and its ``_compress(bytes) -> bytes`` / ``_compression``, the exporter's
-``_client``, ``_metrics.export_operation``, ``_max_request_size`` and ``_shutdown``, and
+``_OTLPHTTPClient`` and its ``_compress(bytes) -> bytes`` / ``_compression`` / ``_endpoint`` /
+``_headers`` / ``_timeout`` / ``_transport``, the transport classes in
+``opentelemetry.exporter.http.transport``, the exporter's ``_client``, ``_endpoint``,
+``_metrics.export_operation``, ``_max_request_size`` and ``_shutdown``, and
 ``_common._is_request_too_large`` / ``RequestPayloadTooLargeError``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 try:
     from opentelemetry.exporter.otlp.common import http as _http
@@ -22,18 +26,30 @@ except ImportError as error:  # the stock exporter before 1.45 has another shape
         "spanbatch.exporter.OTLPSpanExporter needs opentelemetry-exporter-otlp-proto-http>=1.45.2 "
         "(Python >= 3.10): pip install 'spanbatch[otlp-http]'"
     ) from error
+from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
+from opentelemetry.exporter.otlp.common._exporter_metrics import NoOpExporterMetrics
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.environment_variables import (
+    _OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,
+    _OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER,
+)
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
-from spanbatch._core import SpanEncoder, compress
-from spanbatch.exporter._encoding import encode_batch
+from spanbatch._core import SpanEncoder, SpanRequest, compress
+from spanbatch.exporter._encoding import encode_batch, read_batch
+from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError
 
 if TYPE_CHECKING:
     import requests
 
 logger = logging.getLogger("spanbatch.exporter")
+
+_CREDENTIAL_PROVIDERS = (
+    _OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,
+    _OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER,
+)
 
 
 class _RustCompressingClient(_http._OTLPHTTPClient):
@@ -85,17 +101,71 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         # Same object, same settings; only ``_compress`` changes (see _RustCompressingClient).
         if type(self._client) is _http._OTLPHTTPClient:
             self._client.__class__ = _RustCompressingClient
+        self._native = native_transport_for(self, session)
 
     @property
     def span_encoder(self) -> SpanEncoder:
         """The Rust encoder, with its ``skipped_values`` / ``skipped_spans`` counters."""
         return self._encoder
 
+    @property
+    def sends_natively(self) -> bool:
+        """Whether requests go out from Rust (plain ``http://``, no session) rather than through requests."""
+        return self._native is not None
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        # The stock ``export`` with ``encode_spans(...).SerializePartialToString()`` swapped out.
+        return self.export_many([spans])[0]
+
+    def export_many(self, batches: Sequence[Sequence[ReadableSpan]]) -> list[SpanExportResult]:
+        """Export each batch as its own request; spanbatch's processors call this with several at once.
+
+        With the native transport every first attempt is made in one stretch without the
+        GIL; a batch whose attempt failed goes on through the stock client's retries.
+        """
         if self._shutdown:
             logger.warning("Exporter already shutdown, ignoring batch")
+            return [SpanExportResult.FAILURE] * len(batches)
+        if self._native is None or not isinstance(self._metrics, NoOpExporterMetrics):
+            # The exporter's own metrics time each export, so each is made on its own.
+            return [self._export_one(batch) for batch in batches]
+        read: list[tuple[int, SpanRequest]] = []
+        results = [SpanExportResult.FAILURE] * len(batches)
+        for index, batch in enumerate(batches):
+            try:
+                read.append((index, read_batch(self._encoder, batch)))
+            except Exception as error:
+                logger.error("Failed to encode span batch: %s", error)
+        client = self._client
+        sent = self._native.send_all(
+            client._endpoint,
+            client._headers,
+            [request for _, request in read],
+            encoding=client._compression.value,
+            max_request_size=self._max_request_size,
+            timeout=client._timeout,
+        )
+        for (index, request), first_attempt in zip(read, sent):
+            results[index] = self._settle(request, first_attempt)
+        return results
+
+    def _settle(self, request: SpanRequest, first_attempt: NativeHTTPResult) -> SpanExportResult:
+        """The result of a request ``send_all`` made (or, on failure, of the stock client's retries after it)."""
+        assert self._native is not None
+        status = first_attempt.status_code
+        if status is not None and 200 <= status < 400:
+            return SpanExportResult.SUCCESS
+        if isinstance(first_attempt.error, RequestPayloadTooLargeError):
+            logger.warning("Dropping span batch: %s", first_attempt.error)
             return SpanExportResult.FAILURE
+        if isinstance(first_attempt.error, NotSentError):
+            outcome = self._client.export(request.to_bytes())
+        else:
+            with self._native.replaying(first_attempt):
+                outcome = self._client.export(request.to_bytes())
+        return SpanExportResult.SUCCESS if outcome.success else SpanExportResult.FAILURE
+
+    def _export_one(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        # The stock ``export`` with ``encode_spans(...).SerializePartialToString()`` swapped out.
         with self._metrics.export_operation(len(spans)) as result:
             try:
                 serialized_data = encode_batch(self._encoder, spans)
@@ -124,3 +194,24 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
                 )
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
+
+
+def native_transport_for(
+    exporter: _stock.OTLPSpanExporter, session: requests.Session | None
+) -> NativeHTTPTransport | None:
+    """A Rust transport to use instead of the stock one, where it behaves the same: plain HTTP, no session.
+
+    TLS (``https://``, certificates) and custom or credential-provider sessions stay on requests.
+    """
+    transport = exporter._client._transport
+    if (
+        session is not None
+        or type(transport) is not RequestsHTTPTransport
+        or urlsplit(exporter._endpoint).scheme.lower() != "http"
+        or any(os.environ.get(name) for name in _CREDENTIAL_PROVIDERS)
+    ):
+        return None
+    native = NativeHTTPTransport()
+    exporter._client._transport = native
+    transport.close()
+    return native

@@ -1,0 +1,128 @@
+"""A plain-HTTP transport for the stock OTLP/HTTP client that sends from Rust, without the GIL.
+
+``requests`` re-takes the GIL after each blocking socket call, and behind a busy
+application thread each re-take can wait a whole switch interval (5 ms): the export
+worker falls behind and spans are dropped. Sent from Rust, a request costs one re-take,
+and ``send_all`` sends several batches' requests for one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTPTransport
+from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError
+from requests.structures import CaseInsensitiveDict
+
+from spanbatch._core import HttpSender, SpanRequest
+
+
+class TransportError(OSError):
+    """A request that failed before any response for a reason retrying cannot fix (a bad URL or header)."""
+
+
+class TransportConnectionError(ConnectionError):
+    """The server could not be reached, the request timed out or the connection broke: worth retrying."""
+
+
+class NotSentError(ConnectionError):
+    """Not sent, because an earlier request of the same ``send_all`` could not reach the server."""
+
+
+@dataclass(frozen=True, slots=True)
+class NativeHTTPResult(BaseHTTPResult):
+    response_headers: Mapping[str, str] = field(default_factory=dict, compare=False)
+    body: bytes = b""
+
+    def content(self) -> bytes:
+        return self.body
+
+    def headers(self) -> Mapping[str, str]:
+        return self.response_headers
+
+
+def result_of(
+    outcome: tuple[int | None, str | None, list[tuple[str, str]], bytes, str | None, str | None],
+) -> NativeHTTPResult:
+    """The result for one ``HttpSender`` outcome tuple."""
+    status, reason, header_pairs, body, error_kind, message = outcome
+    if error_kind is None:
+        headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+        for name, value in header_pairs:  # repeated headers join with ", ", as requests joins them
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        return NativeHTTPResult(status_code=status, reason=reason, response_headers=headers, body=body)
+    error: Exception
+    if error_kind == "connection":
+        error = TransportConnectionError(message)
+    elif error_kind == "too_large":
+        error = RequestPayloadTooLargeError(f"Serialized span request size {message} bytes exceeds max_request_size.")
+    elif error_kind == "not_sent":
+        error = NotSentError("not sent: an earlier request to the same endpoint failed")
+    else:
+        error = TransportError(message)
+    return NativeHTTPResult(error=error)
+
+
+class NativeHTTPTransport(BaseHTTPTransport):
+    """``BaseHTTPTransport`` over spanbatch's Rust ``HttpSender``: plain ``http://`` only, no session."""
+
+    def __init__(self) -> None:
+        self._sender = HttpSender()
+        self._replays = threading.local()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        data: bytes | None = None,
+    ) -> BaseHTTPResult:
+        replay: NativeHTTPResult | None = getattr(self._replays, "result", None)
+        if replay is not None:
+            self._replays.result = None
+            return replay
+        pairs = list((headers or {}).items())
+        return result_of(self._sender.send(method, url, pairs, data or b"", timeout))
+
+    @contextmanager
+    def replaying(self, result: NativeHTTPResult) -> Iterator[None]:
+        """The calling thread's next ``request`` returns ``result`` instead of sending.
+
+        So the stock client can carry on, with its own retries and logging, after an
+        attempt ``send_all`` already made.
+        """
+        self._replays.result = result
+        try:
+            yield
+        finally:
+            self._replays.result = None
+
+    def send_all(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        requests: Sequence[SpanRequest],
+        *,
+        encoding: str,
+        max_request_size: int,
+        timeout: float | None,
+    ) -> list[NativeHTTPResult]:
+        """POST each request in turn, serialized and compressed in Rust, in one stretch without the GIL.
+
+        After one fails to reach the server the rest are not sent (``NotSentError``).
+        """
+        outcomes = self._sender.send_all(
+            url, list(headers.items()), list(requests), encoding, max_request_size, timeout
+        )
+        return [result_of(outcome) for outcome in outcomes]
+
+    def is_connection_error(self, exception: Exception | None) -> bool:
+        return isinstance(exception, TransportConnectionError)
+
+    def close(self) -> None:
+        self._sender.close()

@@ -1,0 +1,369 @@
+//! `HttpSender`: plain-HTTP requests sent without the GIL, for the OTLP/HTTP exporter's transport.
+//!
+//! A Python HTTP client re-takes the GIL after every blocking socket call; behind a
+//! busy application thread each re-take can wait a whole switch interval (5 ms).
+//! Sending from Rust costs the exporter one re-take per call instead of one per
+//! socket operation, and `send_all` sends several request bodies for one.
+
+use crate::otlp::compress::Codec;
+use crate::otlp::encoder::PySpanRequest;
+use crate::otlp::write::encode_request;
+use crate::sync::locked;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::PyBytes;
+use std::io::ErrorKind;
+use std::sync::Mutex;
+use std::time::Duration;
+use ureq::http::{Method, Request};
+use ureq::Agent;
+
+/// Longest response body kept: OTLP responses are tiny, an error page should not cost memory.
+const RESPONSE_LIMIT: u64 = 1 << 20;
+
+/// What one request came to, as the transport's Python side builds its result from it.
+enum Outcome {
+    Response {
+        status: u16,
+        reason: Option<&'static str>,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// The request failed before a response; `connection` errors are worth retrying.
+    Failed { connection: bool, message: String },
+    /// Not sent: the serialized request has this many bytes, more than allowed.
+    TooLarge(usize),
+    /// Not sent: an earlier request of the same `send_all` failed.
+    NotSent,
+}
+
+/// Python-side shape: `(status, reason, headers, body, error_kind, error_message)`;
+/// `error_kind` is `connection`, `request`, `too_large` (message: the size) or `not_sent`.
+type OutcomeTuple<'py> = (
+    Option<u16>,
+    Option<&'static str>,
+    Vec<(String, String)>,
+    Bound<'py, PyBytes>,
+    Option<&'static str>,
+    Option<String>,
+);
+
+impl Outcome {
+    fn unsent<'py>(py: Python<'py>, kind: &'static str, message: String) -> OutcomeTuple<'py> {
+        (
+            None,
+            None,
+            Vec::new(),
+            PyBytes::new(py, b""),
+            Some(kind),
+            Some(message),
+        )
+    }
+
+    fn into_tuple(self, py: Python<'_>) -> OutcomeTuple<'_> {
+        match self {
+            Self::Response {
+                status,
+                reason,
+                headers,
+                body,
+            } => (
+                Some(status),
+                reason,
+                headers,
+                PyBytes::new(py, &body),
+                None,
+                None,
+            ),
+            Self::Failed {
+                connection,
+                message,
+            } => {
+                let kind = if connection { "connection" } else { "request" };
+                Self::unsent(py, kind, message)
+            }
+            Self::TooLarge(size) => Self::unsent(py, "too_large", size.to_string()),
+            Self::NotSent => Self::unsent(py, "not_sent", String::new()),
+        }
+    }
+}
+
+/// Whether a failure is about reaching the server (retried by the OTLP client), as
+/// `requests` counts connection, timeout and protocol errors.
+fn is_connection_error(error: &ureq::Error) -> bool {
+    match error {
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::NotConnected
+                | ErrorKind::BrokenPipe
+                | ErrorKind::TimedOut
+                | ErrorKind::UnexpectedEof
+                | ErrorKind::AddrNotAvailable
+        ),
+        ureq::Error::Timeout(_)
+        | ureq::Error::HostNotFound
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+fn new_agent() -> Agent {
+    Agent::config_builder()
+        // Status codes are the caller's to judge (retryable or not), as with `requests`.
+        .http_status_as_error(false)
+        // `requests` is called with allow_redirects=False by the stock transport.
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
+/// One request's settings, shared by every body of a `send_all`.
+struct Call<'a> {
+    method: &'a Method,
+    url: &'a str,
+    headers: &'a [(String, String)],
+    timeout: Option<Duration>,
+}
+
+impl Call<'_> {
+    fn send(&self, agent: &Agent, body: &[u8]) -> Outcome {
+        match self.try_send(agent, body) {
+            Ok(outcome) => outcome,
+            Err(error) => Outcome::Failed {
+                connection: is_connection_error(&error),
+                message: error.to_string(),
+            },
+        }
+    }
+
+    fn try_send(&self, agent: &Agent, body: &[u8]) -> Result<Outcome, ureq::Error> {
+        let mut request = Request::builder().method(self.method.clone()).uri(self.url);
+        for (name, value) in self.headers {
+            request = request.header(name, value);
+        }
+        let request = agent
+            .configure_request(request.body(body)?)
+            .timeout_global(self.timeout)
+            .build();
+        let response = agent.run(request)?;
+        let status = response.status();
+        let mut headers: Vec<(String, String)> = Vec::with_capacity(response.headers().len());
+        for (name, value) in response.headers() {
+            headers.push((
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            ));
+        }
+        let body = response
+            .into_body()
+            .with_config()
+            .limit(RESPONSE_LIMIT)
+            .read_to_vec()?;
+        Ok(Outcome::Response {
+            status: status.as_u16(),
+            reason: status.canonical_reason(),
+            headers,
+            body,
+        })
+    }
+}
+
+fn timeout(seconds: Option<f64>) -> PyResult<Option<Duration>> {
+    seconds
+        .map(|s| {
+            Duration::try_from_secs_f64(s.max(0.0))
+                .map_err(|_| PyValueError::new_err(format!("invalid timeout: {s}")))
+        })
+        .transpose()
+}
+
+fn method(name: &str) -> PyResult<Method> {
+    Method::from_bytes(name.as_bytes())
+        .map_err(|_| PyValueError::new_err(format!("invalid HTTP method: {name:?}")))
+}
+
+#[pyclass(frozen, name = "HttpSender", module = "spanbatch._core")]
+pub struct PyHttpSender {
+    /// Replaced on `close`: a fresh agent has no pooled connections, and can still send.
+    agent: Mutex<Agent>,
+}
+
+#[pymethods]
+impl PyHttpSender {
+    #[new]
+    fn new() -> Self {
+        Self {
+            agent: Mutex::new(new_agent()),
+        }
+    }
+
+    /// One request, detached; `(status, reason, headers, body, error_kind, error_message)`.
+    #[pyo3(signature = (method_name, url, headers, body, timeout_seconds=None))]
+    fn send<'py>(
+        &self,
+        py: Python<'py>,
+        method_name: &str,
+        url: &str,
+        headers: Vec<(String, String)>,
+        body: PyBackedBytes,
+        timeout_seconds: Option<f64>,
+    ) -> PyResult<OutcomeTuple<'py>> {
+        let method = method(method_name)?;
+        let call = Call {
+            method: &method,
+            url,
+            headers: &headers,
+            timeout: timeout(timeout_seconds)?,
+        };
+        let agent = locked(&self.agent).clone();
+        let outcome = py.detach(|| call.send(&agent, &body));
+        Ok(outcome.into_tuple(py))
+    }
+
+    /// Serializes, compresses (`encoding`) and POSTs each request in turn, all in one
+    /// detached stretch. A request whose serialized size exceeds `max_request_size`
+    /// (when positive) is not sent: its outcome is a `too_large` error.
+    #[pyo3(signature = (url, headers, requests, encoding, max_request_size, timeout_seconds=None))]
+    #[allow(clippy::too_many_arguments)] // the Python call's arguments, one by one
+    fn send_all<'py>(
+        &self,
+        py: Python<'py>,
+        url: &str,
+        headers: Vec<(String, String)>,
+        requests: Vec<Py<PySpanRequest>>,
+        encoding: &str,
+        max_request_size: i64,
+        timeout_seconds: Option<f64>,
+    ) -> PyResult<Vec<OutcomeTuple<'py>>> {
+        let codec = Codec::parse(encoding)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown encoding {encoding:?}")))?;
+        let call = Call {
+            method: &Method::POST,
+            url,
+            headers: &headers,
+            timeout: timeout(timeout_seconds)?,
+        };
+        let limit = usize::try_from(max_request_size).ok().filter(|&l| l > 0);
+        let agent = locked(&self.agent).clone();
+        let outcomes: Vec<Outcome> = py.detach(|| {
+            let mut reached = true;
+            let mut outcomes = Vec::with_capacity(requests.len());
+            for request in &requests {
+                let body = encode_request(&request.get().request);
+                let outcome = match (limit, codec) {
+                    (Some(limit), _) if body.len() > limit => Outcome::TooLarge(body.len()),
+                    // The server could not be reached: the caller retries each request on its own.
+                    _ if !reached => Outcome::NotSent,
+                    (_, Codec::None) => call.send(&agent, &body),
+                    (_, packing) => call.send(&agent, &packing.apply(&body)),
+                };
+                reached &= !matches!(outcome, Outcome::Failed { .. });
+                outcomes.push(outcome);
+            }
+            outcomes
+        });
+        Ok(outcomes.into_iter().map(|o| o.into_tuple(py)).collect())
+    }
+
+    /// Drops pooled connections; later requests open new ones.
+    fn close(&self) {
+        *locked(&self.agent) = new_agent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::thread;
+
+    /// Serves one connection with `reply`, returning the request it read.
+    fn serve_once(reply: &'static str) -> (String, thread::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let handle = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the head and a body of known length (the tests send 5 bytes).
+            while !request.ends_with(b"hello") {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "client closed early");
+                request.extend_from_slice(&buf[..n]);
+            }
+            stream.write_all(reply.as_bytes()).unwrap();
+            request
+        });
+        (url, handle)
+    }
+
+    fn call<'a>(url: &'a str, headers: &'a [(String, String)]) -> Call<'a> {
+        Call {
+            method: &Method::POST,
+            url,
+            headers,
+            timeout: Some(Duration::from_secs(5)),
+        }
+    }
+
+    #[test]
+    fn sends_headers_and_body_and_reads_the_response() {
+        let (url, server) = serve_once(
+            "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 3\r\nContent-Length: 2\r\n\r\nno",
+        );
+        let headers = vec![("x-tenant".to_owned(), "a b".to_owned())];
+        let outcome = call(&url, &headers).send(&new_agent(), b"hello");
+        let request = String::from_utf8(server.join().unwrap()).unwrap();
+        assert!(request.starts_with("POST /v1/traces HTTP/1.1\r\n"));
+        assert!(request.to_ascii_lowercase().contains("x-tenant: a b\r\n"));
+        let Outcome::Response {
+            status,
+            reason,
+            headers,
+            body,
+        } = outcome
+        else {
+            panic!("expected a response");
+        };
+        assert_eq!(
+            (status, reason, body.as_slice()),
+            (503, Some("Service Unavailable"), &b"no"[..])
+        );
+        assert!(headers.contains(&("retry-after".to_owned(), "3".to_owned())));
+    }
+
+    #[test]
+    fn a_refused_connection_is_a_connection_error() {
+        // Bind then drop: the port is very likely closed for the moment the test needs.
+        let url = {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}/v1/traces", listener.local_addr().unwrap())
+        };
+        let outcome = call(&url, &[]).send(&new_agent(), b"hello");
+        assert!(matches!(
+            outcome,
+            Outcome::Failed {
+                connection: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_bad_url_is_not_a_connection_error() {
+        let outcome = call("not a url", &[]).send(&new_agent(), b"hello");
+        assert!(matches!(
+            outcome,
+            Outcome::Failed {
+                connection: false,
+                ..
+            }
+        ));
+    }
+}
