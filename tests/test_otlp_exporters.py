@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("opentelemetry.exporter.otlp.common.http", reason="needs the OTLP exporters >= 1.45")
 
 import gzip
+import logging
 import threading
 import time
 import zlib
@@ -19,8 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
+import requests
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import RetryInfo
+from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
 from opentelemetry.exporter.otlp.common import http as stock_http_client
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as StockGrpcExporter
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -284,6 +287,144 @@ def test_http_client_hook_is_still_there() -> None:
     for name in ("_client", "_compression", "_metrics", "_max_request_size", "_shutdown"):
         assert hasattr(exporter, name), name
     assert type(exporter._client) is stock_http_client._OTLPHTTPClient
+
+
+def dead_endpoint() -> str:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}/v1/traces"
+
+
+def test_http_sends_from_rust_over_plain_http_only(clean_env: pytest.MonkeyPatch) -> None:
+    assert OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces").sends_natively
+    # TLS, and sessions (a user's own, or a credential provider's), stay on the stock transport.
+    for exporter in (
+        OTLPSpanExporter(endpoint="https://127.0.0.1:9/v1/traces"),
+        OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces", session=requests.Session()),
+    ):
+        assert not exporter.sends_natively
+        assert type(exporter._client._transport) is RequestsHTTPTransport
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("statuses", "outcome"),
+    [
+        ([503, 503], (SpanExportResult.SUCCESS, 3)),
+        ([429, 502, 504], (SpanExportResult.SUCCESS, 4)),
+        ([400], (SpanExportResult.FAILURE, 1)),
+        ([500], (SpanExportResult.FAILURE, 1)),
+    ],
+)
+def test_http_rust_transport_answers_as_requests_does(
+    http_receiver: HttpReceiver,
+    clean_env: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    statuses: list[int],
+    outcome: tuple[SpanExportResult, int],
+) -> None:
+    seen = {}
+    for name, session in (("rust", None), ("requests", requests.Session())):
+        http_receiver.received.clear()
+        http_receiver.statuses = list(statuses)
+        caplog.clear()
+        exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint, session=session)
+        with caplog.at_level(logging.WARNING):
+            result = exporter.export(corpus())
+        seen[name] = (result, len(http_receiver.received), [r.getMessage() for r in caplog.records])
+    assert seen["rust"] == seen["requests"]
+    assert seen["rust"][:2] == outcome  # (result, requests made)
+
+
+@pytest.mark.timeout(60)
+def test_http_rust_transport_fails_like_requests_on_a_dead_port(
+    clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen = {}
+    for name, session in (("rust", None), ("requests", requests.Session())):
+        caplog.clear()
+        exporter = OTLPSpanExporter(endpoint=dead_endpoint(), timeout=0.5, session=session)
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING):
+            result = exporter.export(corpus())
+        assert time.monotonic() - started < 5
+        seen[name] = (result, [r.msg for r in caplog.records])  # the texts of the errors differ
+    assert seen["rust"] == seen["requests"]
+    assert seen["rust"][0] is SpanExportResult.FAILURE
+
+
+@pytest.mark.timeout(30)
+def test_http_export_many_sends_each_batch_as_its_own_request(
+    http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch
+) -> None:
+    spans = corpus()
+    batches = [spans[:3], spans[3:], spans[:1]]
+    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint, compression=Compression.Gzip)
+    assert exporter.export_many(batches) == [SpanExportResult.SUCCESS] * 3
+    assert [r.request().SerializeToString() for r in http_receiver.received] == [stock_bytes(b) for b in batches]
+    assert {r.headers["content-encoding"] for r in http_receiver.received} == {"gzip"}
+
+
+@pytest.mark.timeout(30)
+def test_http_export_many_retries_a_rejected_batch_through_the_stock_client(
+    http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    spans = corpus()
+    batches = [spans[:3], spans[3:]]
+    http_receiver.statuses = [503]
+    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint)
+    with caplog.at_level(logging.WARNING):
+        assert exporter.export_many(batches) == [SpanExportResult.SUCCESS] * 2
+    # The rejected first batch is sent again after the second, as the stock client's retry.
+    assert [r.body for r in http_receiver.received] == [
+        stock_bytes(batches[0]),
+        stock_bytes(batches[1]),
+        stock_bytes(batches[0]),
+    ]
+    assert "Transient error Service Unavailable encountered while exporting spans batch" in caplog.text
+
+
+@pytest.mark.timeout(60)
+def test_http_export_many_to_a_dead_port_fails_every_batch_in_bounded_time(clean_env: pytest.MonkeyPatch) -> None:
+    spans = corpus()
+    exporter = OTLPSpanExporter(endpoint=dead_endpoint(), timeout=0.3)
+    started = time.monotonic()
+    assert exporter.export_many([spans, spans, spans]) == [SpanExportResult.FAILURE] * 3
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.timeout(30)
+def test_http_export_many_leaves_out_only_the_batch_too_large(
+    http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    spans = corpus()
+    small, large = spans[:1], spans
+    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint, max_request_size=len(stock_bytes(small)))
+    with caplog.at_level(logging.WARNING):
+        assert exporter.export_many([large, small]) == [SpanExportResult.FAILURE, SpanExportResult.SUCCESS]
+    assert [r.body for r in http_receiver.received] == [stock_bytes(small)]
+    assert f"Serialized span request size {len(stock_bytes(large))} bytes exceeds max_request_size" in caplog.text
+
+
+@pytest.mark.timeout(30)
+def test_http_export_many_with_internal_metrics_times_each_batch(
+    http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: PLC0415
+
+    clean_env.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+    reader = InMemoryMetricReader()
+    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint, meter_provider=MeterProvider([reader]))
+    spans = corpus()
+    assert exporter.export_many([spans[:2], spans[2:]]) == [SpanExportResult.SUCCESS] * 2
+    assert len(http_receiver.received) == 2
+    data = reader.get_metrics_data()
+    assert data is not None
+    names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert any("exporter" in name for name in names), names
 
 
 # ---- gRPC ---------------------------------------------------------------------------------------------

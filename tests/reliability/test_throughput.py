@@ -53,3 +53,48 @@ def run_threads(receiver: OTLPReceiver, total: int) -> None:
 @pytest.mark.timeout(180)
 def test_hundred_thousand_spans_from_eight_threads_arrive_exactly_once(receiver: OTLPReceiver) -> None:
     run_threads(receiver, 100_000)
+
+
+@pytest.mark.timeout(120)
+def test_a_tight_loop_at_default_settings_loses_nothing_through_spanbatchs_exporter() -> None:
+    # The stock processor + exporter drop most of these spans (the benchmarks show how many):
+    # encoding in Rust and sending without the GIL, several batches per call, keep up.
+    pytest.importorskip("opentelemetry.exporter.otlp.common.http", reason="needs the OTLP exporters >= 1.45")
+    from spanbatch.exporter import OTLPSpanExporter  # noqa: PLC0415
+
+    total = 20_000
+    with OTLPReceiver("http") as receiver:
+        exporter = OTLPSpanExporter(endpoint=receiver.endpoint)
+        assert exporter.sends_natively
+        processor = BatchSpanProcessor(exporter)
+        provider = provider_with(processor)
+        tracer = provider.get_tracer("reliability")
+        ids = set()
+        for i in range(total):
+            span = tracer.start_span("chat gpt-4o-mini")
+            span.set_attributes(
+                {
+                    "gen_ai.system": "openai",
+                    "gen_ai.request.model": "gpt-4o-mini",
+                    "gen_ai.usage.input_tokens": 1200 + i,
+                    "gen_ai.usage.output_tokens": 300,
+                    "session.id": f"session-{i % 50}",
+                    "http.response.status_code": 200,
+                    "retry": False,
+                    "temperature": 0.2,
+                }
+            )
+            span.add_event("gen_ai.choice", {"gen_ai.response.finish_reason": "stop"})
+            span.end()
+            ids.add(span.get_span_context().span_id.to_bytes(8, "big"))
+        assert processor.force_flush(30_000)
+        stats = processor.stats()
+        assert receiver.wait_for_spans(total, timeout=30)
+        received, received_ids = receiver.stats(), receiver.span_ids()
+        provider.shutdown()
+
+    assert stats.dropped_total == 0, stats
+    assert stats.exported == stats.enqueued == total
+    assert_accounted(stats)
+    assert (received.spans, received.unique_spans, received.duplicates) == (total, total, 0)
+    assert received_ids == ids
