@@ -43,28 +43,28 @@ def _expose_interpreters() -> None:
 
 
 _expose_interpreters()
-_built: dict[str, Path] = {}
+_built: list[Path] = []
 
 
-def _wheel(session: nox.Session, profile: str) -> Path:
-    """Build the abi3 wheel once per nox run and profile; every interpreter installs the same file."""
-    if profile not in _built:
-        out = WHEELS / profile
+def _wheel(session: nox.Session) -> Path:
+    """Build the abi3 wheel once per nox run, release profile: every session and interpreter installs
+    what users install (the throughput tests and the benchmarks need its speed)."""
+    if not _built:
+        out = WHEELS / "release"
         shutil.rmtree(out, ignore_errors=True)
         session.install("maturin>=1.9,<2")
-        session.run("maturin", "build", "--profile", profile, "--out", str(out))
-        (wheel,) = out.glob("spanbatch-*.whl")
-        _built[profile] = wheel
-    return _built[profile]
+        session.run("maturin", "build", "--release", "--out", str(out))
+        _built.extend(out.glob("spanbatch-*.whl"))
+    return _built[0]
 
 
-def _install(session: nox.Session, profile: str = "dev", extras: str = "test") -> None:
-    session.install(f"{_wheel(session, profile)}[{extras}]")
+def _install(session: nox.Session, extras: str = "test") -> None:
+    session.install(f"{_wheel(session)}[{extras}]")
 
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """The pytest suite against the installed abi3 wheel (dev profile: quick to build)."""
+    """The pytest suite against the installed abi3 wheel."""
     _install(session)
     session.run("python", "-m", "pytest", *session.posargs)
 
@@ -96,7 +96,7 @@ def types(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """The stock processor and spanbatch on one synthetic agent workload; arguments after -- go to the demo."""
     extras = "otlp,demo" if any(arg.startswith("--plot") for arg in session.posargs) else "otlp"
-    _install(session, profile="release", extras=extras)
+    _install(session, extras=extras)
     session.run("python", "-m", "spanbatch", "demo", *session.posargs)
 
 
@@ -128,7 +128,7 @@ def soak(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
     """Benchmarks side by side with the stock processor (and fastotel, a peer), on a release build."""
-    _install(session, profile="release")
+    _install(session)
     # A peer to compare with, never a dependency of the package: its wheel needs CPython >= 3.11.
     session.install("fastotel")
     out = ROOT / "target" / "bench.json"

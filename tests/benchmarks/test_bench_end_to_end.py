@@ -1,16 +1,17 @@
 """End to end through real OTLP/HTTP to a loopback receiver (another process), at default settings.
 
-Each round: a fresh provider and processor, 4 threads end 10,000 spans with a few attributes and an
-event, then ``force_flush``; the round's time is the time to deliver. The threads either run flat out
-or pace themselves (a burst of spans, then a sleep, as an application that does other work would),
-which is where an export worker that needs the GIL has a chance. The receiver counts what arrived, so
-a processor that drops spans shows it in ``dropped`` whatever its speed.
+Each round: a fresh provider and processor, one tight loop ending 20,000 spans, or 4 threads ending
+10,000 spans, each with a few attributes and an event, then ``force_flush``; the round's time is the
+time to deliver. The threads either run flat out or pace themselves (a burst of spans, then a sleep, as
+an application that does other work would). The receiver counts what arrived, so a processor that drops
+spans shows it in ``dropped`` whatever its speed.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -23,15 +24,26 @@ from spanbatch.testing import OTLPReceiver
 
 from tests.benchmarks.conftest import CONTENDERS, FLUSH_MILLIS, fastotel_processor_class
 
-THREADS = 4
-SPANS_PER_THREAD = 2500
-SPANS_PER_ROUND = THREADS * SPANS_PER_THREAD
 ROUNDS = 3
-# (spans per burst, pause after each burst in seconds); bursts divide SPANS_PER_THREAD.
-PACES = {
-    "flat out": (SPANS_PER_THREAD, 0.0),
-    "100 spans per 5 ms per thread": (100, 0.005),
-    "50 spans per 5 ms per thread": (50, 0.005),
+
+
+@dataclass(frozen=True)
+class Load:
+    threads: int
+    spans_per_thread: int
+    burst: int  # spans per burst, then a pause; bursts divide spans_per_thread
+    pause: float = 0.0
+
+    @property
+    def spans(self) -> int:
+        return self.threads * self.spans_per_thread
+
+
+LOADS = {
+    "1 thread, tight loop": Load(1, 20_000, 20_000),
+    "4 threads flat out": Load(4, 2500, 2500),
+    "4 threads, each 100 spans per 5 ms": Load(4, 2500, 100, 0.005),
+    "4 threads, each 50 spans per 5 ms": Load(4, 2500, 50, 0.005),
 }
 JOIN_SECONDS = 120
 
@@ -53,13 +65,13 @@ def make_processor(name: str, endpoint: str, extra_info: dict[str, Any]) -> Span
     return cls(OTLPSpanExporter(endpoint=endpoint))
 
 
-def produce(provider: TracerProvider, burst: int, pause: float) -> None:
+def produce(provider: TracerProvider, load: Load) -> None:
     tracer = provider.get_tracer("bench")
 
     def work(index: int) -> None:
-        for i in range(SPANS_PER_THREAD):
-            if i and pause and i % burst == 0:
-                time.sleep(pause)
+        for i in range(load.spans_per_thread):
+            if i and load.pause and i % load.burst == 0:
+                time.sleep(load.pause)
             span = tracer.start_span("chat gpt-4o-mini")
             span.set_attributes(
                 {
@@ -72,7 +84,7 @@ def produce(provider: TracerProvider, burst: int, pause: float) -> None:
             span.add_event("gen_ai.choice", {"gen_ai.response.finish_reason": "stop"})
             span.end()
 
-    workers = [threading.Thread(target=work, args=(i,)) for i in range(THREADS)]
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(load.threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -81,10 +93,10 @@ def produce(provider: TracerProvider, burst: int, pause: float) -> None:
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("pace", list(PACES))
-def test_end_to_end_otlp_http(benchmark: Any, receiver: OTLPReceiver, name: str, pace: str) -> None:
-    benchmark.group = f"end to end OTLP/HTTP x{SPANS_PER_ROUND}, {THREADS} threads {pace}, default settings"
-    burst, pause = PACES[pace]
+@pytest.mark.parametrize("scenario", list(LOADS))
+def test_end_to_end_otlp_http(benchmark: Any, receiver: OTLPReceiver, name: str, scenario: str) -> None:
+    load = LOADS[scenario]
+    benchmark.group = f"end to end OTLP/HTTP x{load.spans}, {scenario}, default settings"
     info = benchmark.extra_info
     rounds: list[dict[str, Any]] = []
 
@@ -109,20 +121,20 @@ def test_end_to_end_otlp_http(benchmark: Any, receiver: OTLPReceiver, name: str,
 
     def deliver() -> None:
         started = time.process_time()
-        produce(rounds[-1]["provider"], burst, pause)
+        produce(rounds[-1]["provider"], load)
         rounds[-1]["provider"].force_flush(FLUSH_MILLIS)
         rounds[-1]["cpu"] = time.process_time() - started
 
     benchmark.pedantic(deliver, setup=setup, rounds=ROUNDS, iterations=1)
     finish_round()
-    produced = SPANS_PER_ROUND * len(rounds)
+    produced = load.spans * len(rounds)
     exported = sum(r["received"] for r in rounds)
     reasons: dict[str, int] = {}
     for r in rounds:
         for reason, count in r.get("dropped", {}).items():
             reasons[reason] = reasons.get(reason, 0) + count
     info.update(
-        spans_per_call=SPANS_PER_ROUND,
+        spans_per_call=load.spans,
         produced=produced,
         exported=exported,
         dropped=produced - exported,

@@ -63,6 +63,8 @@ def test_a_hanging_backend_does_not_slow_the_others(
 
 
 APP = """
+import faulthandler, signal
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for stacks if the app hangs
 import os, sys, time
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -82,8 +84,24 @@ print("ready", flush=True)
 def run_app(endpoint: str, tail: str, env: dict[str, str]) -> subprocess.Popen[str]:
     script = textwrap.dedent(APP.format(endpoint=endpoint, tail=tail))
     return subprocess.Popen(
-        [sys.executable, "-c", script], env={**os.environ, **env}, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", script],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+
+
+def wait_or_dump_stacks(app: subprocess.Popen[str], timeout: float) -> None:
+    """Wait for ``app`` to exit; if it does not, fail with every thread's stack."""
+    try:
+        app.wait(timeout)
+    except subprocess.TimeoutExpired:
+        app.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        app.kill()
+        _, stderr = app.communicate(timeout=10)
+        pytest.fail(f"the app did not exit within {timeout:g} s; its threads:\n{stderr}")
 
 
 def test_exit_with_three_hanging_backends_takes_one_deadline() -> None:
@@ -91,7 +109,7 @@ def test_exit_with_three_hanging_backends_takes_one_deadline() -> None:
         rx.set_behaviour("hang")
         started = time.monotonic()
         app = run_app(rx.endpoint, "", {"SPANBATCH_EXIT_TIMEOUT_MS": "1500"})
-        app.wait(60)
+        wait_or_dump_stacks(app, 60)
         took = time.monotonic() - started
     assert app.returncode == 0
     # One 1.5 s deadline for all three, not 3 x 30 s (nor 3 x 1.5 s), plus interpreter start-up.
@@ -105,7 +123,7 @@ def test_sigterm_flushes_every_backend_then_terminates() -> None:
         assert app.stdout is not None
         assert app.stdout.readline().strip() == "ready"
         app.send_signal(signal.SIGTERM)
-        app.wait(30)
+        wait_or_dump_stacks(app, 30)
         assert app.returncode == -signal.SIGTERM
         assert rx.wait_for_spans(600, timeout=10)
         assert rx.stats().spans == 600

@@ -89,11 +89,11 @@ def test_a_tight_loop_at_default_settings_loses_nothing_through_spanbatchs_expor
             ids.add(span.get_span_context().span_id.to_bytes(8, "big"))
         assert processor.force_flush(30_000)
         stats = processor.stats()
+        assert stats.dropped_total == 0, stats
         assert receiver.wait_for_spans(total, timeout=30)
         received, received_ids = receiver.stats(), receiver.span_ids()
         provider.shutdown()
 
-    assert stats.dropped_total == 0, stats
     assert stats.exported == stats.enqueued == total
     assert_accounted(stats)
     assert (received.spans, received.unique_spans, received.duplicates) == (total, total, 0)
