@@ -423,8 +423,14 @@ def test_http_export_many_with_internal_metrics_times_each_batch(
     assert len(http_receiver.received) == 2
     data = reader.get_metrics_data()
     assert data is not None
-    names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
-    assert any("exporter" in name for name in names), names
+    (durations,) = (
+        m
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "otel.sdk.exporter.operation.duration"
+    )
+    assert sum(point.count for point in durations.data.data_points) == 2  # one timed export per batch
 
 
 # ---- gRPC ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import queue
@@ -205,20 +206,14 @@ def run_worker(
     With ``concurrency`` > 1 this thread only takes batches, each once one of ``concurrency``
     export threads is free, and hands it over; it returns when every export has returned.
     """
+    export = functools.partial(
+        export_batches, core, exporter, drops, label, debug, retry=retry, timeout_millis=timeout_millis
+    )
     if concurrency == 1:
         # An exporter that takes several batches per call gets every batch that is due at
         # once: the worker then waits for the GIL once per call, not once per batch.
         most = BATCHES_PER_CALL if exports_many(exporter) else 1
-        export_batches(
-            core,
-            exporter,
-            drops,
-            label,
-            debug,
-            retry=retry,
-            timeout_millis=timeout_millis,
-            batches=lambda: core.next_batches(most),
-        )
+        export(batches=lambda: core.next_batches(most))
         return
     core.enter_export_thread()
     handoff: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
@@ -230,13 +225,13 @@ def run_worker(
         batch = handoff.get()
         return None if batch is None else [batch]
 
-    def export_thread() -> None:
-        export_batches(
-            core, exporter, drops, label, debug, retry=retry, timeout_millis=timeout_millis, batches=next_batch
-        )
-
     threads = [
-        threading.Thread(target=export_thread, name=f"{threading.current_thread().name}-export-{i}", daemon=True)
+        threading.Thread(
+            target=export,
+            kwargs={"batches": next_batch},
+            name=f"{threading.current_thread().name}-export-{i}",
+            daemon=True,
+        )
         for i in range(concurrency)
     ]
     for thread in threads:
