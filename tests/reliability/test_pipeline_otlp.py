@@ -119,7 +119,12 @@ def test_exit_with_three_hanging_backends_takes_one_deadline() -> None:
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM") or os.name != "posix", reason="POSIX signals")
 def test_sigterm_flushes_every_backend_then_terminates() -> None:
     with OTLPReceiver("http") as rx:
-        app = run_app(rx.endpoint, "time.sleep(60)", {"SPANBATCH_FLUSH_ON_SIGTERM": "true"})
+        # CPython runs a Python signal handler between bytecodes, or when the signal interrupts
+        # a blocking call. A SIGTERM landing after the last check and before a long sleep begins
+        # waits that sleep out (seen once in CI: 30 s in time.sleep(60), handler not yet run), so
+        # the app idles in short sleeps, as a real main loop does.
+        tail = "for _ in range(600):\n    time.sleep(0.1)"
+        app = run_app(rx.endpoint, tail, {"SPANBATCH_FLUSH_ON_SIGTERM": "true"})
         assert app.stdout is not None
         assert app.stdout.readline().strip() == "ready"
         app.send_signal(signal.SIGTERM)
