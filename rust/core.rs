@@ -5,6 +5,7 @@
 //! it would hold the GIL, and a child that inherits a held GIL cannot run at all.
 
 use crate::counters::{Counters, DropReason, Snapshot};
+use crate::handoff::{self, Handoff};
 use crate::queue::{DropPolicy, Push, SpanQueue};
 use crate::room::Room;
 use crate::sync::locked;
@@ -14,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -85,6 +86,8 @@ pub struct PyBatchCore {
     block_timeout: Duration,
     /// Producers blocked for room; woken when the worker pops and when shutdown begins.
     room: Room,
+    /// Lets the next `on_end` hand the GIL to an export thread waiting for it.
+    handoff: Arc<Handoff>,
     /// The worker's and export threads, which must never block on their own queue (an
     /// exporter may end spans) nor wait for their own flush.
     export_threads: Mutex<Vec<ThreadId>>,
@@ -128,6 +131,9 @@ impl PyBatchCore {
         }
         if wake {
             self.wakeup.notify_worker();
+        }
+        if self.handoff.worker_waiting() {
+            self.handoff.yield_to_worker(py);
         }
         Ok(())
     }
@@ -252,7 +258,7 @@ impl PyBatchCore {
                 Step::Export(batch) => batches.push(batch),
                 Step::Stop => break,
                 Step::Wait(_) if !batches.is_empty() => break,
-                Step::Wait(deadline) => py.detach(|| {
+                Step::Wait(deadline) => handoff::detach(py, || {
                     self.wakeup
                         .worker_wait(deadline, || self.worker_ready(deadline));
                 }),
@@ -317,6 +323,7 @@ impl PyBatchCore {
             linger: linger_millis.map(millis),
             block_timeout: millis(block_timeout_millis),
             room: Room::default(),
+            handoff: Arc::default(),
             export_threads: Mutex::new(Vec::new()),
             pid: std::process::id(),
             shutdown: AtomicBool::new(false),
@@ -372,11 +379,18 @@ impl PyBatchCore {
     /// Marks the calling thread as one that takes or exports this core's batches.
     fn enter_export_thread(&self) {
         locked(&self.export_threads).push(thread::current().id());
+        self.handoff.enter_export_thread();
     }
 
     /// Whether the calling thread takes or exports this core's batches.
     fn on_export_thread(&self) -> bool {
         locked(&self.export_threads).contains(&thread::current().id())
+    }
+
+    /// Times an application thread's `on_end` handed the GIL to an export thread waiting for it.
+    #[getter]
+    fn gil_handoffs(&self) -> u64 {
+        self.handoff.handed()
     }
 
     /// Counts one more attempt at a batch whose export failed.

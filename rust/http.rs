@@ -221,7 +221,7 @@ impl PyHttpSender {
             timeout: timeout(timeout_seconds)?,
         };
         let agent = locked(&self.agent).clone();
-        let outcome = py.detach(|| call.send(&agent, &body));
+        let outcome = crate::handoff::detach(py, || call.send(&agent, &body));
         Ok(outcome.into_tuple(py))
     }
 
@@ -250,7 +250,7 @@ impl PyHttpSender {
         };
         let limit = usize::try_from(max_request_size).ok().filter(|&l| l > 0);
         let agent = locked(&self.agent).clone();
-        let outcomes: Vec<Outcome> = py.detach(|| {
+        let outcomes: Vec<Outcome> = crate::handoff::detach(py, || {
             let mut reached = true;
             let mut outcomes = Vec::with_capacity(requests.len());
             for request in &requests {

@@ -6,6 +6,7 @@
 mod core;
 pub mod counters;
 mod fanout;
+mod handoff;
 mod http;
 pub mod otlp;
 pub mod queue;

@@ -1,0 +1,92 @@
+//! Handing the GIL to an export worker that is waiting for it.
+//!
+//! A worker that re-attaches behind a busy application thread waits out CPython's switch
+//! interval (5 ms) before it gets the GIL. Meanwhile the queue fills (4 threads flat out
+//! overflow it) and every span waiting in it survives more garbage collections, each of
+//! which walks it again. So an export thread says when it is about to re-attach, and the
+//! next `on_end` on an application thread releases the GIL until the worker holds it
+//! (at most `YIELD_WAIT`): the application spends at once the GIL time it would have lost
+//! at the next forced switch anyway, and the worker's turn comes a span later, not 5 ms.
+
+use crate::room::Room;
+use pyo3::prelude::*;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest an application thread waits for the worker to take the GIL it released.
+const YIELD_WAIT: Duration = Duration::from_millis(2);
+
+thread_local! {
+    /// The handoff of the core whose batches this thread exports, if it is an export thread.
+    static EXPORT_HANDOFF: RefCell<Option<Arc<Handoff>>> = const { RefCell::new(None) };
+}
+
+#[derive(Debug, Default)]
+pub struct Handoff {
+    /// Export threads between the end of their detached work and holding the GIL again.
+    reattaching: AtomicUsize,
+    /// Application threads that released the GIL for them.
+    yielded: Room,
+    /// Times an application thread released the GIL and the worker took it.
+    handed: AtomicU64,
+}
+
+impl Handoff {
+    /// Marks the calling thread as one that exports this handoff's batches.
+    pub fn enter_export_thread(self: &Arc<Self>) {
+        EXPORT_HANDOFF.with(|current| *current.borrow_mut() = Some(Arc::clone(self)));
+    }
+
+    /// Whether an export thread is waiting for the GIL (one relaxed load: the hot path's cost).
+    pub fn worker_waiting(&self) -> bool {
+        self.reattaching.load(Ordering::Relaxed) > 0
+    }
+
+    /// Times an application thread handed the GIL to a waiting export thread.
+    pub fn handed(&self) -> u64 {
+        self.handed.load(Ordering::Relaxed)
+    }
+
+    /// Releases the GIL until no export thread waits for it, or `YIELD_WAIT` passes.
+    ///
+    /// Export threads never yield: they would only wait for one another.
+    pub fn yield_to_worker(&self, py: Python<'_>) {
+        if on_export_thread() {
+            return;
+        }
+        let deadline = Instant::now() + YIELD_WAIT;
+        let handed = py.detach(|| {
+            self.yielded
+                .wait_for(deadline, || self.reattaching.load(Ordering::Acquire) == 0)
+        });
+        if handed {
+            self.handed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn detach<T: Send>(&self, py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
+        let out = py.detach(|| {
+            let out = work();
+            self.reattaching.fetch_add(1, Ordering::AcqRel);
+            out
+        });
+        self.reattaching.fetch_sub(1, Ordering::AcqRel);
+        self.yielded.notify();
+        out
+    }
+}
+
+fn on_export_thread() -> bool {
+    EXPORT_HANDOFF.with(|current| current.borrow().is_some())
+}
+
+/// Runs `work` detached from the interpreter; on an export thread, asks for the GIL back
+/// so that an application thread hands it over (see the module's comment).
+pub fn detach<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
+    match EXPORT_HANDOFF.with(|current| current.borrow().clone()) {
+        Some(handoff) => handoff.detach(py, work),
+        None => py.detach(work),
+    }
+}
