@@ -132,7 +132,8 @@ impl PyBatchCore {
         if wake {
             self.wakeup.notify_worker();
         }
-        if self.handoff.worker_waiting() {
+        // A child forked without Python's hooks has no worker to hand the GIL to.
+        if self.handoff.worker_waiting() && std::process::id() == self.pid {
             self.handoff.yield_to_worker(py);
         }
         Ok(())
