@@ -6,6 +6,8 @@
 
 use crate::counters::{Counters, DropReason, Snapshot};
 use crate::handoff::{self, Handoff};
+use crate::otlp::encoder::{PySpanEncoder, PySpanRequest, RequestBuilder};
+use crate::otlp::types::Types;
 use crate::queue::{DropPolicy, Push, SpanQueue};
 use crate::room::Room;
 use crate::sync::locked;
@@ -14,7 +16,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
@@ -79,6 +81,8 @@ pub struct PyBatchCore {
     counters: Counters,
     wakeup: Wakeup,
     max_export_batch_size: usize,
+    /// Queued spans that wake a worker waiting for its delay: a batch, or a read-ahead chunk.
+    wake_at: AtomicUsize,
     schedule_delay: Duration,
     /// The latency cap of a partial batch (`linger_millis`); the earlier of it and the delay wins.
     linger: Option<Duration>,
@@ -120,7 +124,9 @@ impl PyBatchCore {
             Push::QueuedEvicting(_) | Push::Refused(_) => self.count_overflow(),
         };
         let queued = self.queue.len();
-        let wake = self.wakeup.claim_wakeup(queued, self.max_export_batch_size);
+        let wake = self
+            .wakeup
+            .claim_wakeup(queued, self.wake_at.load(Ordering::Relaxed));
         // A fork that skipped Python's hooks is looked for at these rare points, not per span,
         // and before the wake-up lock, which a parent thread may have held at the fork. The
         // first span into an empty queue is one of them, so the child of an idle parent
@@ -197,42 +203,45 @@ impl PyBatchCore {
         successor.push(py, span)
     }
 
-    /// Pops up to one batch; `None` when the queue is empty.
-    fn take_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
-        let mut spans = Vec::with_capacity(self.max_export_batch_size.min(self.queue.len()));
-        let taken = self.queue.pop_into(self.max_export_batch_size, &mut spans);
-        if taken == 0 {
-            return Ok(None);
-        }
+    /// Pops up to `count` spans. Ending a batch restarts its delay for the spans left behind.
+    fn take(&self, count: usize, ends_batch: bool) -> Vec<Py<PyAny>> {
+        let mut spans = Vec::with_capacity(count.min(self.queue.len()));
+        let taken = self.queue.pop_into(count, &mut spans);
         self.counters.take(taken as u64);
-        self.room.notify();
-        // Spans left behind are younger than this batch: their delay starts now.
-        *locked(&self.window_start) = (!self.queue.is_empty()).then(Instant::now);
-        PyList::new(py, spans).map(Some)
+        if taken > 0 {
+            self.room.notify();
+        }
+        if ends_batch {
+            // Spans left behind are younger than this batch: their delay starts now.
+            *locked(&self.window_start) = (!self.queue.is_empty()).then(Instant::now);
+        }
+        spans
     }
 
-    /// What the worker should do right now, or `None` to keep waiting until `deadline`.
-    fn next_step<'py>(&self, py: Python<'py>) -> PyResult<Step<'py>> {
+    /// What the worker should do right now, holding `held` spans it read ahead towards the
+    /// next batch, and reading ahead once `chunk` spans are queued.
+    fn next_step(&self, held: usize, chunk: usize) -> Step {
         if self.abandoned.load(Ordering::Acquire) {
-            return Ok(Step::Stop);
+            return Step::Stop;
         }
         // Read the ticket before looking at the queue: spans queued before it are visible now.
         let ticket = self.wakeup.flush_requested();
         let draining = self.shutdown.load(Ordering::Acquire) || self.wakeup.flush_pending();
         let len = self.queue.len();
-        if len >= self.max_export_batch_size || (draining && len > 0) {
-            return Ok(self.take_batch(py)?.map_or(Step::Wait(None), Step::Export));
+        let room = self.max_export_batch_size - held;
+        if len >= room || (draining && len + held > 0) {
+            return Step::Take(len.min(room), true);
         }
-        if len == 0 {
+        if len + held == 0 {
             *locked(&self.window_start) = None;
             // With concurrent exports, a flush is done only when the last one has returned.
             if self.wakeup.flush_pending() && self.counters.in_flight() == 0 {
                 self.wakeup.complete_flush(ticket);
             }
             if self.shutdown.load(Ordering::Acquire) {
-                return Ok(Step::Stop);
+                return Step::Stop;
             }
-            return Ok(Step::Wait(None));
+            return Step::Wait(None);
         }
         let now = Instant::now();
         let started = *locked(&self.window_start).get_or_insert(now);
@@ -241,9 +250,27 @@ impl PyBatchCore {
         });
         let due = started + wait;
         if now >= due {
-            return Ok(self.take_batch(py)?.map_or(Step::Wait(None), Step::Export));
+            return Step::Take(len, true);
         }
-        Ok(Step::Wait(Some(due)))
+        if len >= chunk {
+            return Step::Take(chunk, false);
+        }
+        Step::Wait(Some(due))
+    }
+
+    /// Waits, detached, until the next step is not a wait.
+    fn next_move(&self, py: Python<'_>, held: usize, chunk: usize, patient: bool) -> Step {
+        loop {
+            match self.next_step(held, chunk) {
+                Step::Wait(deadline) if patient => handoff::detach(py, || {
+                    let ready = || {
+                        self.worker_ready(deadline, chunk.min(self.max_export_batch_size - held))
+                    };
+                    self.wakeup.worker_wait(deadline, ready);
+                }),
+                step => return step,
+            }
+        }
     }
 
     /// Waits, detached, until a batch is due, then takes up to `max_batches` without waiting
@@ -253,24 +280,69 @@ impl PyBatchCore {
         py: Python<'py>,
         max_batches: usize,
     ) -> PyResult<Vec<Bound<'py, PyList>>> {
+        let whole = self.max_export_batch_size;
         let mut batches = Vec::new();
         while batches.len() < max_batches {
-            match self.next_step(py)? {
-                Step::Export(batch) => batches.push(batch),
-                Step::Stop => break,
-                Step::Wait(_) if !batches.is_empty() => break,
-                Step::Wait(deadline) => handoff::detach(py, || {
-                    self.wakeup
-                        .worker_wait(deadline, || self.worker_ready(deadline));
-                }),
+            match self.next_move(py, 0, whole, batches.is_empty()) {
+                Step::Take(count, _) => {
+                    let spans = self.take(count, true);
+                    // Empty only if another thread emptied the queue meanwhile (free-threaded builds).
+                    if !spans.is_empty() {
+                        batches.push(PyList::new(py, spans)?);
+                    }
+                }
+                Step::Wait(_) | Step::Stop => break,
             }
         }
         Ok(batches)
     }
 
-    fn worker_ready(&self, deadline: Option<Instant>) -> bool {
+    /// Like `due_batches`, but reads spans into requests with `encoder` while each batch
+    /// fills, `chunk` spans at a time, so that spans die young: one that waited in the
+    /// queue for a whole batch would outlive several garbage collections, and be promoted.
+    fn due_requests(
+        &self,
+        py: Python<'_>,
+        encoder: &PySpanEncoder,
+        max_batches: usize,
+        chunk: usize,
+    ) -> PyResult<Vec<PySpanRequest>> {
+        self.wake_at.store(chunk, Ordering::Relaxed);
+        let types = Types::get(py)?;
+        let mut requests = Vec::new();
+        let mut builder = RequestBuilder::default();
+        while requests.len() < max_batches {
+            // Once a batch is read, only whole batches that are due already join it.
+            let (chunk, patient) = if requests.is_empty() {
+                (chunk, true)
+            } else {
+                (self.max_export_batch_size, false)
+            };
+            match self.next_move(py, builder.taken(), chunk, patient) {
+                Step::Take(count, ends_batch) => {
+                    for span in self.take(count, ends_batch) {
+                        encoder.add(&mut builder, span.bind(py), types);
+                    }
+                    if ends_batch && builder.taken() > 0 {
+                        requests.push(encoder.finish(std::mem::take(&mut builder)));
+                    }
+                }
+                Step::Wait(_) => break,
+                Step::Stop => {
+                    // Abandoned with spans read ahead: they still go out, as their batch.
+                    if builder.taken() > 0 {
+                        requests.push(encoder.finish(builder));
+                    }
+                    break;
+                }
+            }
+        }
+        Ok(requests)
+    }
+
+    fn worker_ready(&self, deadline: Option<Instant>, enough: usize) -> bool {
         let len = self.queue.len();
-        len >= self.max_export_batch_size
+        len >= enough
             || (deadline.is_none() && len > 0)
             || (self.wakeup.flush_pending() && (len > 0 || self.counters.in_flight() == 0))
             || self.shutdown.load(Ordering::Acquire)
@@ -285,8 +357,9 @@ enum Blocked {
     Shutdown,
 }
 
-enum Step<'py> {
-    Export(Bound<'py, PyList>),
+enum Step {
+    /// Take this many spans; `true` when they end a batch.
+    Take(usize, bool),
     Wait(Option<Instant>),
     Stop,
 }
@@ -320,6 +393,7 @@ impl PyBatchCore {
             counters: Counters::default(),
             wakeup: Wakeup::default(),
             max_export_batch_size,
+            wake_at: AtomicUsize::new(max_export_batch_size),
             schedule_delay: millis(schedule_delay_millis),
             linger: linger_millis.map(millis),
             block_timeout: millis(block_timeout_millis),
@@ -350,12 +424,22 @@ impl PyBatchCore {
         self.counters.drop_spans(DropReason::Fork, count);
     }
 
-    /// Blocks, detached from the interpreter, until a batch is due; `None` means stop.
-    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
-        Ok(self.due_batches(py, 1)?.pop())
+    /// Like `next_batches`, for an exporter with a `SpanEncoder`: each batch comes read into
+    /// a `SpanRequest`, read `read_ahead` spans at a time while it filled.
+    fn next_requests(
+        &self,
+        py: Python<'_>,
+        encoder: &Bound<'_, PySpanEncoder>,
+        max_batches: usize,
+        read_ahead: usize,
+    ) -> PyResult<Option<Vec<PySpanRequest>>> {
+        let chunk = read_ahead.clamp(1, self.max_export_batch_size);
+        let requests = self.due_requests(py, encoder.get(), max_batches.max(1), chunk)?;
+        Ok((!requests.is_empty()).then_some(requests))
     }
 
-    /// Like `next_batch`, but takes up to `max_batches` batches that are due at once.
+    /// Blocks, detached from the interpreter, until a batch is due, then takes up to
+    /// `max_batches` batches that are due at once; `None` means stop.
     ///
     /// For exporters that send several batches per call: a worker that waits for the GIL
     /// once per call, not once per batch, keeps up with a busier application thread.

@@ -13,13 +13,13 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, Callable
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from spanbatch._core import BatchCore
+from spanbatch._core import BatchCore, SpanEncoder
 from spanbatch._drops import DropReporter
 from spanbatch._policies import RetryPolicy
 from spanbatch._stats import SpanStats
+from spanbatch.exporter._encoding import Batch, counting_skips
 
 logger = logging.getLogger("spanbatch")
 
@@ -29,6 +29,11 @@ _odd_results: set[tuple[type, type]] = set()
 # Most batches handed to one ``export_many`` call: bounds how long the worker holds the GIL
 # reading spans (about 1 ms per 512) and how much one failing call puts at stake.
 BATCHES_PER_CALL = 8
+
+# An exporter with a SpanEncoder gets its batches read while they fill, this many spans at a
+# time: a span read soon after it ends is freed young, where one left queued for a whole batch
+# outlives several garbage collections and is promoted to the costly older generations.
+READ_AHEAD_SPANS = 32
 
 
 class PrivateLoop:
@@ -68,15 +73,13 @@ def succeeded(exporter: SpanExporter, result: object) -> bool:
     return False
 
 
-def export_batch(
-    exporter: SpanExporter, batch: Sequence[ReadableSpan], loop: PrivateLoop, timeout_millis: float
-) -> bool:
+def export_batch(exporter: SpanExporter, batch: Batch, loop: PrivateLoop, timeout_millis: float) -> bool:
     """Export one batch; True only for SpanExportResult.SUCCESS. Never raises.
 
     An awaitable result is run on ``loop`` and bounded by ``timeout_millis``.
     """
     try:
-        result = exporter.export(batch)
+        result = exporter.export(batch)  # type: ignore[arg-type]  # a SpanRequest only for its own encoder's exporter
         if inspect.isawaitable(result):
             result = loop.run(result, timeout_millis)
     except asyncio.TimeoutError:
@@ -88,16 +91,25 @@ def export_batch(
     return succeeded(exporter, result)
 
 
-Batch = list[ReadableSpan]
-
-
 def exports_many(exporter: SpanExporter) -> bool:
     """Whether the exporter takes several batches per call: ``export_many(batches) -> [SpanExportResult]``."""
     return callable(getattr(exporter, "export_many", None))
 
 
+def batch_source(core: BatchCore, exporter: SpanExporter, most: int) -> Callable[[], Sequence[Batch] | None]:
+    """Takes up to ``most`` due batches from ``core``, None to stop.
+
+    An exporter whose ``span_encoder`` is a SpanEncoder gets each batch as the ``SpanRequest``
+    that encoder read it into while it filled; any other gets lists of spans.
+    """
+    encoder = getattr(exporter, "span_encoder", None)
+    if not isinstance(encoder, SpanEncoder):
+        return lambda: core.next_batches(most)
+    return lambda: counting_skips(encoder, lambda: core.next_requests(encoder, most, READ_AHEAD_SPANS))
+
+
 def first_attempts(
-    exporter: SpanExporter, batches: list[Batch], loop: PrivateLoop, timeout_millis: float
+    exporter: SpanExporter, batches: Sequence[Batch], loop: PrivateLoop, timeout_millis: float
 ) -> list[bool]:
     """One attempt at each batch (one call where the exporter has ``export_many``); never raises."""
     if not exports_many(exporter):
@@ -154,7 +166,7 @@ def export_batches(
     *,
     retry: RetryPolicy,
     timeout_millis: float,
-    batches: Callable[[], list[Batch] | None],
+    batches: Callable[[], Sequence[Batch] | None],
 ) -> None:
     """Export what ``batches()`` returns, on this thread, until it returns None.
 
@@ -212,11 +224,11 @@ def run_worker(
     if concurrency == 1:
         # An exporter that takes several batches per call gets every batch that is due at
         # once: the worker then waits for the GIL once per call, not once per batch.
-        most = BATCHES_PER_CALL if exports_many(exporter) else 1
-        export(batches=lambda: core.next_batches(most))
+        export(batches=batch_source(core, exporter, BATCHES_PER_CALL if exports_many(exporter) else 1))
         return
     core.enter_export_thread()
     handoff: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+    take_one = batch_source(core, exporter, 1)
     # Counts idle export threads, so a batch leaves the queue only when one can export it at once.
     idle = threading.Semaphore(0)
 
@@ -238,10 +250,10 @@ def run_worker(
         thread.start()
     while True:
         idle.acquire()
-        batch = core.next_batch()
+        batch = take_one()
         if batch is None:
             break
-        handoff.put(batch)
+        handoff.put(batch[0])
     for _ in threads:
         handoff.put(None)
     for thread in threads:

@@ -31,35 +31,58 @@ pub struct PySpanEncoder {
     last_skip_reason: Mutex<Option<String>>,
 }
 
+/// Spans read so far towards one request; the worker fills it a chunk at a time.
+#[derive(Default)]
+pub(crate) struct RequestBuilder {
+    by_resource: Groups<proto::Resource, ScopeGroups>,
+    pass: ReadPass,
+    /// Spans offered, read or left out: what the request stands for in the queue's accounting.
+    taken: usize,
+}
+
+impl RequestBuilder {
+    pub(crate) fn taken(&self) -> usize {
+        self.taken
+    }
+}
+
 impl PySpanEncoder {
-    fn read_batch(
-        &self,
-        spans: &Bound<'_, PyAny>,
-        pass: &mut ReadPass,
-    ) -> PyResult<proto::ExportTraceServiceRequest> {
-        let py = spans.py();
-        let types = Types::get(py)?;
-        let mut by_resource: Groups<proto::Resource, ScopeGroups> = Groups::default();
-        for span in spans.try_iter()? {
-            let span = span?;
-            let placed = read_span(&span, types, pass).and_then(|read| {
-                let scopes = by_resource.slot(Some(&read.resource), &self.resources, |r| {
-                    encode_resource(r, types, pass)
-                })?;
-                let spans = scopes.slot(read.scope.as_ref(), &self.scopes, |s| {
-                    encode_scope(s, types, pass)
-                })?;
-                spans.push(read.span);
-                Ok(())
-            });
-            if let Err(error) = placed {
-                // The stock encoder would fail the whole batch here; we lose one span, counted.
-                pass.skipped_spans += 1;
-                // Rendered before locking: formatting a Python exception may run Python code.
-                let reason = error.to_string();
-                *locked(&self.last_skip_reason) = Some(reason);
-            }
+    /// Reads `span` into `builder`; a span that cannot be read is left out and counted.
+    pub(crate) fn add(&self, builder: &mut RequestBuilder, span: &Bound<'_, PyAny>, types: &Types) {
+        builder.taken += 1;
+        let RequestBuilder {
+            by_resource, pass, ..
+        } = builder;
+        let placed = read_span(span, types, pass).and_then(|read| {
+            let scopes = by_resource.slot(Some(&read.resource), &self.resources, |r| {
+                encode_resource(r, types, pass)
+            })?;
+            let spans = scopes.slot(read.scope.as_ref(), &self.scopes, |s| {
+                encode_scope(s, types, pass)
+            })?;
+            spans.push(read.span);
+            Ok(())
+        });
+        if let Err(error) = placed {
+            // The stock encoder would fail the whole batch here; we lose one span, counted.
+            pass.skipped_spans += 1;
+            // Rendered before locking: formatting a Python exception may run Python code.
+            let reason = error.to_string();
+            *locked(&self.last_skip_reason) = Some(reason);
         }
+    }
+
+    /// The request `builder` holds; what it left out is added to this encoder's counters.
+    pub(crate) fn finish(&self, builder: RequestBuilder) -> PySpanRequest {
+        let RequestBuilder {
+            by_resource,
+            pass,
+            taken,
+        } = builder;
+        self.skipped_values
+            .fetch_add(pass.skipped_values, Ordering::Relaxed);
+        self.skipped_spans
+            .fetch_add(pass.skipped_spans, Ordering::Relaxed);
         let resource_spans = by_resource
             .into_iter()
             // A resource whose span was then left out (its scope could not be read) has no spans.
@@ -85,7 +108,10 @@ impl PySpanEncoder {
                 }
             })
             .collect();
-        Ok(proto::ExportTraceServiceRequest { resource_spans })
+        PySpanRequest {
+            request: proto::ExportTraceServiceRequest { resource_spans },
+            taken,
+        }
     }
 }
 
@@ -114,13 +140,12 @@ impl PySpanEncoder {
     /// Reads `spans` (counting what `encode` would leave out) into a request not yet
     /// serialized, for a sender to write and send later without the GIL.
     fn read(&self, spans: &Bound<'_, PyAny>) -> PyResult<PySpanRequest> {
-        let mut pass = ReadPass::default();
-        let request = self.read_batch(spans, &mut pass);
-        self.skipped_values
-            .fetch_add(pass.skipped_values, Ordering::Relaxed);
-        self.skipped_spans
-            .fetch_add(pass.skipped_spans, Ordering::Relaxed);
-        Ok(PySpanRequest { request: request? })
+        let types = Types::get(spans.py())?;
+        let mut builder = RequestBuilder::default();
+        for span in spans.try_iter()? {
+            self.add(&mut builder, &span?, types);
+        }
+        Ok(self.finish(builder))
     }
 
     /// Attribute values left out so far because OTLP cannot carry them.
@@ -165,6 +190,8 @@ impl PySpanEncoder {
 #[pyclass(frozen, name = "SpanRequest", module = "spanbatch._core")]
 pub struct PySpanRequest {
     pub(crate) request: proto::ExportTraceServiceRequest,
+    /// The spans it was read from, those left out included.
+    taken: usize,
 }
 
 #[pymethods]
@@ -175,6 +202,11 @@ impl PySpanRequest {
         PyBytes::new(py, &bytes)
     }
 
+    /// The spans it was read from, those left out included: what its export settles.
+    fn __len__(&self) -> usize {
+        self.taken
+    }
+
     fn __repr__(&self) -> String {
         let spans: usize = self
             .request
@@ -183,7 +215,7 @@ impl PySpanRequest {
             .flat_map(|r| &r.scope_spans)
             .map(|s| s.spans.len())
             .sum();
-        format!("SpanRequest(spans={spans})")
+        format!("SpanRequest(spans={spans}, taken={})", self.taken)
     }
 }
 

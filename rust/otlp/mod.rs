@@ -5,6 +5,6 @@ pub mod encoder;
 mod groups;
 pub mod proto;
 mod spans;
-mod types;
+pub(crate) mod types;
 mod values;
 pub(crate) mod write;

@@ -1,10 +1,14 @@
-"""Reading or encoding a batch with the Rust ``SpanEncoder``, logging what it had to leave out."""
+"""Reading or encoding a batch with the Rust ``SpanEncoder``, logging what it had to leave out.
+
+A batch is either spans or a ``SpanRequest`` spanbatch's processor already read them into
+while the batch filled (see ``BatchCore.next_requests``).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Callable, TypeVar
+from typing import Callable, TypeVar, Union
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -12,25 +16,29 @@ from spanbatch._core import SpanEncoder, SpanRequest
 
 T = TypeVar("T")
 
+Batch = Union[Sequence[ReadableSpan], SpanRequest]
+
 logger = logging.getLogger("spanbatch.exporter")
 
 
-def encode_batch(encoder: SpanEncoder, spans: Sequence[ReadableSpan]) -> bytes:
-    """A serialized ``ExportTraceServiceRequest`` for ``spans``; one warning per batch for anything left out."""
-    return counting_skips(encoder, encoder.encode, spans)
+def encode_batch(encoder: SpanEncoder, batch: Batch) -> bytes:
+    """A serialized ``ExportTraceServiceRequest`` for ``batch``; one warning per batch for anything left out."""
+    if isinstance(batch, SpanRequest):
+        return batch.to_bytes()
+    return counting_skips(encoder, lambda: encoder.encode(batch))
 
 
-def read_batch(encoder: SpanEncoder, spans: Sequence[ReadableSpan]) -> SpanRequest:
-    """``spans`` read into a request to serialize later; one warning per batch for anything left out."""
-    return counting_skips(encoder, encoder.read, spans)
+def read_batch(encoder: SpanEncoder, batch: Batch) -> SpanRequest:
+    """``batch`` read into a request to serialize later; one warning per batch for anything left out."""
+    if isinstance(batch, SpanRequest):
+        return batch
+    return counting_skips(encoder, lambda: encoder.read(batch))
 
 
-def counting_skips(
-    encoder: SpanEncoder, encode: Callable[[Sequence[ReadableSpan]], T], spans: Sequence[ReadableSpan]
-) -> T:
-    """``encode(spans)``, with one warning for the values and spans it had to leave out."""
+def counting_skips(encoder: SpanEncoder, read: Callable[[], T]) -> T:
+    """``read()``, with one warning for the values and spans the encoder had to leave out meanwhile."""
     values, unread = encoder.skipped_values, encoder.skipped_spans
-    data = encode(spans)
+    data = read()
     # The stock encoder logs each such key too; a count per batch keeps the log readable.
     if (skipped := encoder.skipped_values - values) > 0:
         logger.warning("Left out %d attribute value(s) of a type OTLP cannot carry.", skipped)

@@ -33,12 +33,11 @@ from opentelemetry.sdk.environment_variables import (
     _OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,
     _OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER,
 )
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from spanbatch._core import SpanEncoder, SpanRequest, compress
-from spanbatch.exporter._encoding import encode_batch, read_batch
+from spanbatch.exporter._encoding import Batch, encode_batch, read_batch
 from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError
 
 if TYPE_CHECKING:
@@ -105,7 +104,11 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
 
     @property
     def span_encoder(self) -> SpanEncoder:
-        """The Rust encoder, with its ``skipped_values`` / ``skipped_spans`` counters."""
+        """The Rust encoder, with its ``skipped_values`` / ``skipped_spans`` counters.
+
+        spanbatch's processors read each batch with it while the batch fills, and export the
+        ``SpanRequest`` it made.
+        """
         return self._encoder
 
     @property
@@ -113,11 +116,13 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         """Whether requests go out from Rust (plain ``http://``, no session) rather than through requests."""
         return self._native is not None
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def export(self, spans: Batch) -> SpanExportResult:
         return self.export_many([spans])[0]
 
-    def export_many(self, batches: Sequence[Sequence[ReadableSpan]]) -> list[SpanExportResult]:
+    def export_many(self, batches: Sequence[Batch]) -> list[SpanExportResult]:
         """Export each batch as its own request; spanbatch's processors call this with several at once.
+
+        A batch is spans, or a ``SpanRequest`` this exporter's ``span_encoder`` read them into.
 
         With the native transport every first attempt is made in one stretch without the
         GIL; a batch whose attempt failed goes on through the stock client's retries.
@@ -164,7 +169,7 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
                 outcome = self._client.export(request.to_bytes())
         return SpanExportResult.SUCCESS if outcome.success else SpanExportResult.FAILURE
 
-    def _export_one(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def _export_one(self, spans: Batch) -> SpanExportResult:
         # The stock ``export`` with ``encode_spans(...).SerializePartialToString()`` swapped out.
         with self._metrics.export_operation(len(spans)) as result:
             try:

@@ -15,10 +15,9 @@ import grpc
 from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as _stock
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from opentelemetry.sdk.trace import ReadableSpan
 
 from spanbatch._core import SpanEncoder
-from spanbatch.exporter._encoding import encode_batch
+from spanbatch.exporter._encoding import Batch, encode_batch
 
 _EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -68,7 +67,11 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
 
     @property
     def span_encoder(self) -> SpanEncoder:
-        """The Rust encoder, with its ``skipped_values`` / ``skipped_spans`` counters."""
+        """The Rust encoder, with its ``skipped_values`` / ``skipped_spans`` counters.
+
+        spanbatch's processors read each batch with it while the batch fills, and export the
+        ``SpanRequest`` it made.
+        """
         return self._encoder
 
     def _initialize_channel_and_stub(self) -> None:
@@ -76,5 +79,5 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
         self._client = _EncodedTraceServiceStub(self._channel)  # type: ignore[assignment]
 
-    def _translate_data(self, data: Sequence[ReadableSpan]) -> bytes:  # type: ignore[override]
+    def _translate_data(self, data: Batch) -> bytes:  # type: ignore[override]
         return encode_batch(self._encoder, data)
