@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -24,6 +23,7 @@ from spanbatch._export import READ_AHEAD_SPANS
 
 from tests.conftest import balanced, make_span
 from tests.otlp_spans import corpus, stock_bytes
+from tests.reliability.reliability_helpers import wait_until
 
 LONG = 60_000  # a schedule delay no test waits for
 
@@ -34,15 +34,6 @@ def sampled_corpus() -> list[ReadableSpan]:
 
 def stats(core: BatchCore) -> spanbatch.SpanStats:
     return spanbatch.SpanStats.of(core)
-
-
-def wait_until(condition: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.005)
-    return False
 
 
 class RequestTaker(threading.Thread):
