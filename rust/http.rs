@@ -7,7 +7,6 @@
 
 use crate::otlp::compress::Codec;
 use crate::otlp::encoder::PySpanRequest;
-use crate::otlp::write::encode_request;
 use crate::sync::locked;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -254,7 +253,8 @@ impl PyHttpSender {
             let mut reached = true;
             let mut outcomes = Vec::with_capacity(requests.len());
             for request in &requests {
-                let body = encode_request(&request.get().request);
+                let request = &request.get().request;
+                let body = request.to_bytes();
                 let outcome = match (limit, codec) {
                     (Some(limit), _) if body.len() > limit => Outcome::TooLarge(body.len()),
                     // The server could not be reached: the caller retries each request on its own.
@@ -262,6 +262,7 @@ impl PyHttpSender {
                     (_, Codec::None) => call.send(&agent, &body),
                     (_, packing) => call.send(&agent, &packing.apply(&body)),
                 };
+                request.done_with(body);
                 reached &= !matches!(outcome, Outcome::Failed { .. });
                 outcomes.push(outcome);
             }

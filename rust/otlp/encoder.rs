@@ -1,30 +1,33 @@
 //! `SpanEncoder`: ReadableSpans in, a serialized `ExportTraceServiceRequest` out.
 //!
-//! The interpreter is held only while spans are read into owned messages; the
-//! protobuf writing runs detached, so other Python threads go on meanwhile.
+//! Each span is written to protobuf bytes as it is read, while the interpreter is held;
+//! joining a request's parts into one body runs detached, so other Python threads go
+//! on meanwhile.
 
+use super::buffers::BufferPool;
 use super::compress::Codec;
 use super::groups::{encode_resource, encode_scope, Cache, Groups};
-use super::proto;
-use super::spans::read_span;
+use super::request::{Request, ResourceSpans, ScopeSpans, Spans};
+use super::spans::SpanFields;
 use super::types::Types;
 use super::values::ReadPass;
-use super::write::encode_request;
 use crate::sync::locked;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use pyo3::{PyTraverseError, PyVisit};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-type ScopeGroups = Groups<proto::InstrumentationScope, Vec<proto::Span>>;
+type ScopeGroups = Groups<Spans>;
 
 #[pyclass(frozen, name = "SpanEncoder", module = "spanbatch._core")]
 #[derive(Default)]
 pub struct PySpanEncoder {
-    resources: Cache<proto::Resource>,
-    scopes: Cache<proto::InstrumentationScope>,
+    resources: Cache,
+    scopes: Cache,
+    /// Span buffers and bodies, reused from request to request.
+    buffers: Arc<BufferPool>,
     skipped_values: AtomicU64,
     skipped_spans: AtomicU64,
     /// Why the most recent span was left out, for the exporter's warning.
@@ -34,7 +37,7 @@ pub struct PySpanEncoder {
 /// Spans read so far towards one request; the worker fills it a chunk at a time.
 #[derive(Default)]
 pub(crate) struct RequestBuilder {
-    by_resource: Groups<proto::Resource, ScopeGroups>,
+    by_resource: Groups<ScopeGroups>,
     pass: ReadPass,
     /// Spans offered, read or left out: what the request stands for in the queue's accounting.
     taken: usize,
@@ -53,15 +56,17 @@ impl PySpanEncoder {
         let RequestBuilder {
             by_resource, pass, ..
         } = builder;
-        let placed = read_span(span, types, pass).and_then(|read| {
-            let scopes = by_resource.slot(Some(&read.resource), &self.resources, |r| {
+        let placed = SpanFields::of(span, types).and_then(|span| {
+            let scopes = by_resource.slot(Some(&span.resource()?), &self.resources, |r| {
                 encode_resource(r, types, pass)
             })?;
-            let spans = scopes.slot(read.scope.as_ref(), &self.scopes, |s| {
+            let spans = scopes.slot(span.scope()?.as_ref(), &self.scopes, |s| {
                 encode_scope(s, types, pass)
             })?;
-            spans.push(read.span);
-            Ok(())
+            if spans.bytes.capacity() == 0 {
+                spans.bytes = self.buffers.take();
+            }
+            spans.push(|buf| span.write(buf, types, pass))
         });
         if let Err(error) = placed {
             // The stock encoder would fail the whole batch here; we lose one span, counted.
@@ -83,33 +88,24 @@ impl PySpanEncoder {
             .fetch_add(pass.skipped_values, Ordering::Relaxed);
         self.skipped_spans
             .fetch_add(pass.skipped_spans, Ordering::Relaxed);
-        let resource_spans = by_resource
-            .into_iter()
-            // A resource whose span was then left out (its scope could not be read) has no spans.
-            .filter(|(_, scopes)| !scopes.is_empty())
-            .map(|(resource, scopes)| {
+        // A group whose only spans could not be written is left out.
+        let resources = by_resource
+            .into_parts()
+            .filter_map(|(resource, scopes)| {
+                let scopes: Vec<_> = scopes
+                    .into_parts()
+                    .filter(|(_, spans)| spans.count > 0)
+                    .map(|(scope, spans)| ScopeSpans { scope, spans })
+                    .collect();
                 let resource = resource.expect("every span has a resource object");
-                proto::ResourceSpans {
-                    resource: Some(resource.message.clone()),
-                    scope_spans: scopes
-                        .into_iter()
-                        .map(|(scope, spans)| proto::ScopeSpans {
-                            scope: Some(
-                                scope
-                                    .as_ref()
-                                    .map(|s| s.message.clone())
-                                    .unwrap_or_default(),
-                            ),
-                            spans,
-                            schema_url: scope.map(|s| s.schema_url.clone()).unwrap_or_default(),
-                        })
-                        .collect(),
-                    schema_url: resource.schema_url.clone(),
-                }
+                (!scopes.is_empty()).then_some(ResourceSpans { resource, scopes })
             })
             .collect();
         PySpanRequest {
-            request: proto::ExportTraceServiceRequest { resource_spans },
+            request: Request {
+                resources,
+                pool: self.buffers.clone(),
+            },
             taken,
         }
     }
@@ -132,9 +128,7 @@ impl PySpanEncoder {
         py: Python<'py>,
         spans: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let request = self.read(spans)?.request;
-        let bytes = py.detach(|| encode_request(&request));
-        Ok(PyBytes::new(py, &bytes))
+        Ok(self.read(spans)?.to_bytes(py))
     }
 
     /// Reads `spans` (counting what `encode` would leave out) into a request not yet
@@ -189,7 +183,7 @@ impl PySpanEncoder {
 /// Spans read into an `ExportTraceServiceRequest`, serialized only when sent.
 #[pyclass(frozen, name = "SpanRequest", module = "spanbatch._core")]
 pub struct PySpanRequest {
-    pub(crate) request: proto::ExportTraceServiceRequest,
+    pub(crate) request: Request,
     /// The spans it was read from, those left out included.
     taken: usize,
 }
@@ -198,8 +192,10 @@ pub struct PySpanRequest {
 impl PySpanRequest {
     /// The serialized request, as `SpanEncoder.encode` returns it.
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let bytes = py.detach(|| encode_request(&self.request));
-        PyBytes::new(py, &bytes)
+        let body = py.detach(|| self.request.to_bytes());
+        let bytes = PyBytes::new(py, &body);
+        self.request.done_with(body);
+        bytes
     }
 
     /// The spans it was read from, those left out included: what its export settles.
@@ -208,13 +204,7 @@ impl PySpanRequest {
     }
 
     fn __repr__(&self) -> String {
-        let spans: usize = self
-            .request
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
+        let spans = self.request.span_count();
         format!("SpanRequest(spans={spans}, taken={})", self.taken)
     }
 }

@@ -6,10 +6,11 @@
 //! hash is taken once, when it enters the cache, and `==` is asked only when a batch
 //! meets a second distinct object with an equal hash.
 
-use super::proto;
+use super::request::Part;
 use super::spans::or_empty;
 use super::types::Types;
 use super::values::{attributes, ReadPass};
+use super::wire;
 use crate::sync::locked;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -22,22 +23,22 @@ use std::sync::Mutex;
 const CACHE_LIMIT: usize = 256;
 
 /// An encoded resource or scope, with the object it came from.
-pub struct Encoded<T> {
+pub struct Encoded {
     /// Held so the address we key on cannot be reused while the entry lives.
     object: Py<PyAny>,
     /// `None` when the object is unhashable: it then groups by identity only.
     hash: Option<isize>,
-    pub message: T,
-    pub schema_url: String,
+    /// Shared with the requests it goes out in, which hold no Python object.
+    pub part: Arc<Part>,
 }
 
 /// Encodings keyed by object address. Resources and scopes are immutable once made,
 /// so an entry stays right for as long as it holds its object.
-pub struct Cache<T> {
-    entries: Mutex<HashMap<usize, Arc<Encoded<T>>>>,
+pub struct Cache {
+    entries: Mutex<HashMap<usize, Arc<Encoded>>>,
 }
 
-impl<T> Default for Cache<T> {
+impl Default for Cache {
     fn default() -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
@@ -45,7 +46,7 @@ impl<T> Default for Cache<T> {
     }
 }
 
-impl<T> Cache<T> {
+impl Cache {
     /// The entry for `object`, encoding it with `encode` on a miss.
     ///
     /// The lock is never held while Python runs: Python code may switch threads,
@@ -53,18 +54,17 @@ impl<T> Cache<T> {
     fn get(
         &self,
         object: &Bound<'_, PyAny>,
-        encode: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<(T, String)>,
-    ) -> PyResult<Arc<Encoded<T>>> {
+        encode: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<Part>,
+    ) -> PyResult<Arc<Encoded>> {
         let address = object.as_ptr() as usize;
         if let Some(found) = locked(&self.entries).get(&address) {
             return Ok(found.clone());
         }
-        let (message, schema_url) = encode(object)?;
+        let part = Arc::new(encode(object)?);
         let entry = Arc::new(Encoded {
             object: object.clone().unbind(),
             hash: object.hash().ok(),
-            message,
-            schema_url,
+            part,
         });
         let evicted = {
             let mut entries = locked(&self.entries);
@@ -104,34 +104,48 @@ pub fn encode_resource(
     resource: &Bound<'_, PyAny>,
     types: &Types,
     pass: &mut ReadPass,
-) -> PyResult<(proto::Resource, String)> {
+) -> PyResult<Part> {
     let py = resource.py();
-    let attributes = attributes(&resource.getattr(intern!(py, "attributes"))?, types, pass)?;
-    Ok((
-        proto::Resource { attributes },
-        or_empty(&resource.getattr(intern!(py, "schema_url"))?, pass)?,
-    ))
+    let mut message = Vec::new();
+    attributes(
+        &mut message,
+        1,
+        &resource.getattr(intern!(py, "attributes"))?,
+        types,
+        pass,
+    )?;
+    let schema_url = or_empty(&resource.getattr(intern!(py, "schema_url"))?, pass)?;
+    Ok(Part {
+        message,
+        schema_url: schema_url.into_owned(),
+    })
 }
 
 pub fn encode_scope(
     scope: &Bound<'_, PyAny>,
     types: &Types,
     pass: &mut ReadPass,
-) -> PyResult<(proto::InstrumentationScope, String)> {
+) -> PyResult<Part> {
     let py = scope.py();
-    let message = proto::InstrumentationScope {
-        name: or_empty(&scope.getattr(intern!(py, "name"))?, pass)?,
-        version: or_empty(&scope.getattr(intern!(py, "version"))?, pass)?,
-        attributes: attributes(&scope.getattr(intern!(py, "attributes"))?, types, pass)?,
-    };
-    Ok((
+    let mut message = Vec::new();
+    wire::string(
+        &mut message,
+        1,
+        &or_empty(&scope.getattr(intern!(py, "name"))?, pass)?,
+    );
+    let version = scope.getattr(intern!(py, "version"))?;
+    wire::string(&mut message, 2, &or_empty(&version, pass)?);
+    let attrs = scope.getattr(intern!(py, "attributes"))?;
+    attributes(&mut message, 3, &attrs, types, pass)?;
+    let schema_url = or_empty(&scope.getattr(intern!(py, "schema_url"))?, pass)?;
+    Ok(Part {
         message,
-        or_empty(&scope.getattr(intern!(py, "schema_url"))?, pass)?,
-    ))
+        schema_url: schema_url.into_owned(),
+    })
 }
 
 /// Whether `new` lands in the dict slot keyed by `first`: equal hashes, then `is` or `==`.
-fn same_key<T>(py: Python<'_>, first: &Encoded<T>, new: &Encoded<T>) -> bool {
+fn same_key(py: Python<'_>, first: &Encoded, new: &Encoded) -> bool {
     let (Some(a), Some(b)) = (first.hash, new.hash) else {
         return false;
     };
@@ -145,8 +159,8 @@ fn same_key<T>(py: Python<'_>, first: &Encoded<T>, new: &Encoded<T>) -> bool {
 }
 
 /// One group: the first object seen for it, the addresses matched to it, and its contents.
-struct Group<T, V> {
-    key: Option<Arc<Encoded<T>>>,
+struct Group<V> {
+    key: Option<Arc<Encoded>>,
     seen: Vec<usize>,
     /// The objects behind `seen`, held so no address is reused by another object during
     /// the batch (a `resource` property may build a new object on every call).
@@ -155,30 +169,30 @@ struct Group<T, V> {
 }
 
 /// Groups in first-seen order.
-pub struct Groups<T, V> {
-    groups: Vec<Group<T, V>>,
+pub struct Groups<V> {
+    groups: Vec<Group<V>>,
 }
 
-impl<T, V: Default> Default for Groups<T, V> {
+impl<V: Default> Default for Groups<V> {
     fn default() -> Self {
         Self { groups: Vec::new() }
     }
 }
 
-impl<T, V: Default> Groups<T, V> {
+impl<V: Default> Groups<V> {
     /// The group `object` belongs to (`None` is a key of its own), created if new.
     pub fn slot(
         &mut self,
         object: Option<&Bound<'_, PyAny>>,
-        cache: &Cache<T>,
-        encode: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<(T, String)>,
+        cache: &Cache,
+        encode: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<Part>,
     ) -> PyResult<&mut V> {
         let address = object.map_or(0, |o| o.as_ptr() as usize);
         if let Some(index) = self.groups.iter().position(|g| g.seen.contains(&address)) {
             return Ok(&mut self.groups[index].value);
         }
         let key = object.map(|o| cache.get(o, encode)).transpose()?;
-        let equal = |group: &Group<T, V>| match (&group.key, &key, object) {
+        let equal = |group: &Group<V>| match (&group.key, &key, object) {
             (Some(first), Some(new), Some(o)) => same_key(o.py(), first, new),
             _ => false,
         };
@@ -203,11 +217,10 @@ impl<T, V: Default> Groups<T, V> {
         Ok(&mut self.groups[index].value)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.groups.is_empty()
-    }
-
-    pub fn into_iter(self) -> impl Iterator<Item = (Option<Arc<Encoded<T>>>, V)> {
-        self.groups.into_iter().map(|g| (g.key, g.value))
+    /// Each group's shared encoding (`None` for the `None` key) and contents.
+    pub fn into_parts(self) -> impl Iterator<Item = (Option<Arc<Part>>, V)> {
+        self.groups
+            .into_iter()
+            .map(|g| (g.key.map(|k| k.part.clone()), g.value))
     }
 }

@@ -1,10 +1,14 @@
 //! OTLP/protobuf encoding of finished spans, for spanbatch's own OTLP exporters.
 
+mod buffers;
 pub mod compress;
 pub mod encoder;
 mod groups;
-pub mod proto;
+/// prost's derived messages: the reference our writer is tested against.
+#[cfg(test)]
+mod proto;
+mod request;
 mod spans;
 pub(crate) mod types;
 mod values;
-pub(crate) mod write;
+mod wire;

@@ -1,10 +1,9 @@
-//! The OTLP trace messages spanbatch writes, as prost structs.
+//! The OTLP trace messages spanbatch writes, as prost structs: the independent
+//! reference the writer's tests compare bytes with.
 //!
-//! Only the fields the stock Python encoder sets are declared: prost skips unknown
-//! tags on decode, and on encode a field we never fill would only cost space.
-//! Field numbers follow `opentelemetry/proto/{collector/trace,trace,common,resource}/v1`.
-//! prost writes fields in tag order and omits proto3 defaults, as upb does, so
-//! equal trees give identical bytes.
+//! Only the fields the stock Python encoder sets are declared. Field numbers follow
+//! `opentelemetry/proto/{collector/trace,trace,common,resource}/v1`. prost writes fields
+//! in tag order and omits proto3 defaults, as upb does, so equal trees give identical bytes.
 
 /// `opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest`
 #[derive(Clone, PartialEq, prost::Message)]
@@ -164,89 +163,4 @@ pub struct ArrayValue {
 pub struct KeyValueList {
     #[prost(message, repeated, tag = "1")]
     pub values: Vec<KeyValue>,
-}
-
-/// `SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK`: we always know whether the parent is remote.
-pub const FLAG_HAS_IS_REMOTE: u32 = 0x100;
-/// `SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK`
-pub const FLAG_IS_REMOTE: u32 = 0x200;
-
-/// The `flags` field the stock encoder writes for a span's parent or a link's context.
-pub fn remote_flags(is_remote: bool) -> u32 {
-    if is_remote {
-        FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE
-    } else {
-        FLAG_HAS_IS_REMOTE
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use prost::Message;
-
-    #[test]
-    fn oneof_zero_values_are_written() {
-        // Presence matters in a oneof: an int attribute of 0 must reach the wire.
-        let kv = KeyValue {
-            key: "k".into(),
-            value: Some(AnyValue {
-                value: Some(Value::Int(0)),
-            }),
-        };
-        assert_eq!(
-            kv.encode_to_vec(),
-            [0x0a, 0x01, b'k', 0x12, 0x02, 0x18, 0x00]
-        );
-    }
-
-    #[test]
-    fn empty_any_value_is_still_present() {
-        let kv = KeyValue {
-            key: String::new(),
-            value: Some(AnyValue::default()),
-        };
-        assert_eq!(kv.encode_to_vec(), [0x12, 0x00]);
-    }
-
-    #[test]
-    fn flags_come_after_status() {
-        let span = Span {
-            status: Some(Status::default()),
-            flags: remote_flags(true),
-            ..Span::default()
-        };
-        assert_eq!(
-            span.encode_to_vec(),
-            [0x7a, 0x00, 0x85, 0x01, 0x00, 0x03, 0x00, 0x00]
-        );
-    }
-
-    #[test]
-    fn round_trip() {
-        let request = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(Resource::default()),
-                scope_spans: vec![ScopeSpans {
-                    scope: Some(InstrumentationScope {
-                        name: "s".into(),
-                        ..Default::default()
-                    }),
-                    spans: vec![Span {
-                        name: "n".into(),
-                        kind: 1,
-                        flags: remote_flags(false),
-                        ..Default::default()
-                    }],
-                    schema_url: String::new(),
-                }],
-                schema_url: "u".into(),
-            }],
-        };
-        let bytes = request.encode_to_vec();
-        assert_eq!(
-            ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap(),
-            request
-        );
-    }
 }

@@ -1,26 +1,40 @@
-//! Reads one ReadableSpan (with its events, links and status) into an OTLP `Span`.
+//! Writes one ReadableSpan (with its events, links and status) as an OTLP `Span`.
 //!
 //! Spans, events, links, contexts and statuses of exactly the SDK's types are read
 //! through the fields the SDK stores (`_name`, `_context`, ...), which is what their
 //! public properties return. Any other type, a subclass included, is read through the
-//! public properties the stock encoder uses, so an override is honoured.
+//! public properties the stock encoder uses, so an override is honoured. Fields are
+//! read in tag order and written as they are read.
 
-use super::proto::{self, remote_flags};
 use super::types::Types;
 use super::values::{
     attributes, dropped_of, fields_of, or_zero, stored, stored_attributes, ReadPass,
 };
+use super::wire;
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyIterator, PyString, PyTuple};
+use std::borrow::Cow;
 
-/// A span read from Python, still holding the objects it is grouped by.
-pub struct ReadSpan<'py> {
-    pub span: proto::Span,
-    pub resource: Bound<'py, PyAny>,
-    /// `None` for a missing or falsy scope, as `instrumentation_scope or None` gives.
-    pub scope: Option<Bound<'py, PyAny>>,
+/// `SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK`: we always know whether the parent is remote.
+const FLAG_HAS_IS_REMOTE: u32 = 0x100;
+/// `SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK`
+const FLAG_IS_REMOTE: u32 = 0x200;
+
+/// The `flags` field the stock encoder writes for a span's parent or a link's context.
+fn remote_flags(is_remote: bool) -> u32 {
+    if is_remote {
+        FLAG_HAS_IS_REMOTE | FLAG_IS_REMOTE
+    } else {
+        FLAG_HAS_IS_REMOTE
+    }
+}
+
+/// A span about to be written: its stored fields, when it is exactly a `ReadableSpan`.
+pub struct SpanFields<'a, 'py> {
+    span: &'a Bound<'py, PyAny>,
+    fields: Option<Bound<'py, PyDict>>,
 }
 
 /// Reads `$private` from `$fields` (the instance dict of an SDK object), else the `$public` attribute.
@@ -34,34 +48,36 @@ macro_rules! field {
     }};
 }
 
-/// `attributes` and `dropped_attributes` of a span, event or link.
+/// Writes `attributes` of a span, event or link as field `tag`; returns `dropped_attributes`.
 fn attributes_and_dropped(
+    buf: &mut Vec<u8>,
+    tag: u32,
     object: &Bound<'_, PyAny>,
     fields: &Option<Bound<'_, PyDict>>,
     types: &Types,
     pass: &mut ReadPass,
-) -> PyResult<(Vec<proto::KeyValue>, u32)> {
+) -> PyResult<u32> {
     let py = object.py();
     match fields {
         Some(fields) => stored_attributes(
+            buf,
+            tag,
             &stored(object, fields, intern!(py, "_attributes"))?,
             types,
             pass,
         ),
         None => {
-            let attrs = attributes(&object.getattr(intern!(py, "attributes"))?, types, pass)?;
-            Ok((
-                attrs,
-                or_zero(&object.getattr(intern!(py, "dropped_attributes"))?)?,
-            ))
+            let attrs = object.getattr(intern!(py, "attributes"))?;
+            attributes(buf, tag, &attrs, types, pass)?;
+            or_zero(&object.getattr(intern!(py, "dropped_attributes"))?)
         }
     }
 }
 
 /// A protobuf string: `None` leaves it empty; a str that is not valid UTF-8 is an error.
-pub fn or_empty(value: &Bound<'_, PyAny>, pass: &mut ReadPass) -> PyResult<String> {
+pub fn or_empty<'p>(value: &Bound<'_, PyAny>, pass: &'p mut ReadPass) -> PyResult<Cow<'p, str>> {
     if value.is_none() {
-        return Ok(String::new());
+        return Ok(Cow::Borrowed(""));
     }
     pass.text(value.cast::<PyString>()?)
         .map_err(|_| PyValueError::new_err("string is not valid UTF-8 (lone surrogate?)"))
@@ -95,14 +111,22 @@ fn context<'py>(context: &Bound<'py, PyAny>, types: &Types) -> PyResult<Context<
     })
 }
 
-/// `key1=value1,key2=value2`, the stock rendering of a TraceState; `None` renders as nothing.
-fn trace_state(state: &Bound<'_, PyAny>, types: &Types, pass: &mut ReadPass) -> PyResult<String> {
-    if let Some(rendered) = pass.trace_states.get(state) {
-        return Ok(rendered);
+/// Field 3: `key1=value1,key2=value2`, the stock rendering of a TraceState; `None` renders as nothing.
+fn write_trace_state(
+    buf: &mut Vec<u8>,
+    state: &Bound<'_, PyAny>,
+    types: &Types,
+    pass: &mut ReadPass,
+) -> PyResult<()> {
+    match pass.trace_states.get(state) {
+        Some(rendered) => wire::string(buf, 3, rendered),
+        None => {
+            let rendered = render_trace_state(state, types, pass)?;
+            wire::string(buf, 3, &rendered);
+            pass.trace_states.remember(state, rendered);
+        }
     }
-    let rendered = render_trace_state(state, types, pass)?;
-    pass.trace_states.remember(state, &rendered);
-    Ok(rendered)
+    Ok(())
 }
 
 fn render_trace_state(
@@ -139,7 +163,8 @@ fn render_trace_state(
     Ok(out)
 }
 
-fn kind(kind: &Bound<'_, PyAny>, types: &Types) -> PyResult<i32> {
+/// Field 6: OTLP numbers `SpanKind.INTERNAL` … `CONSUMER` from 1.
+fn kind(kind: &Bound<'_, PyAny>, types: &Types) -> PyResult<u64> {
     let py = kind.py();
     for (number, member) in (1..).zip(&types.span_kinds) {
         if kind.is(member.bind(py)) {
@@ -149,42 +174,51 @@ fn kind(kind: &Bound<'_, PyAny>, types: &Types) -> PyResult<i32> {
     Err(PyValueError::new_err(format!("unknown span kind {kind}")))
 }
 
-fn status(
+/// Field 15, present whenever the span has a status object.
+fn write_status(
+    buf: &mut Vec<u8>,
     status: &Bound<'_, PyAny>,
     types: &Types,
     pass: &mut ReadPass,
-) -> PyResult<Option<proto::Status>> {
-    if let Some(encoded) = pass.statuses.get(status) {
-        return Ok(encoded);
+) -> PyResult<()> {
+    match pass.statuses.get(status) {
+        Some(encoded) => buf.extend_from_slice(encoded),
+        None => {
+            let encoded = encode_status(status, types, pass)?;
+            buf.extend_from_slice(&encoded);
+            pass.statuses.remember(status, encoded);
+        }
     }
-    let encoded = read_status(status, types, pass)?;
-    pass.statuses.remember(status, &encoded);
-    Ok(encoded)
+    Ok(())
 }
 
-fn read_status(
+fn encode_status(
     status: &Bound<'_, PyAny>,
     types: &Types,
     pass: &mut ReadPass,
-) -> PyResult<Option<proto::Status>> {
+) -> PyResult<Vec<u8>> {
     let py = status.py();
+    let mut encoded = Vec::new();
     if status.is_none() {
-        return Ok(None);
+        return Ok(encoded);
     }
     let fields = fields_of(status, &types.status)?;
     let code = field!(status, fields, "_status_code", "status_code")?;
-    let code = match (0..)
+    let code: i32 = match (0..)
         .zip(&types.status_codes)
         .find(|(_, member)| code.is(member.bind(py)))
     {
         Some((number, _)) => number,
         None => code.getattr(intern!(py, "value"))?.extract()?,
     };
-    let message = or_empty(
-        &field!(status, fields, "_description", "description")?,
-        pass,
-    )?;
-    Ok(Some(proto::Status { message, code }))
+    let message = field!(status, fields, "_description", "description")?;
+    wire::message(&mut encoded, 15, |buf| {
+        wire::string(buf, 2, &or_empty(&message, pass)?);
+        // An int32 goes on the wire sign-extended to 64 bits.
+        wire::varint(buf, 3, i64::from(code) as u64);
+        Ok::<_, PyErr>(())
+    })?;
+    Ok(encoded)
 }
 
 /// Iterates events or links with their dropped count; the SDK's BoundedList is walked through its deque.
@@ -206,124 +240,143 @@ fn elements<'py>(
     ))
 }
 
-fn event(event: &Bound<'_, PyAny>, types: &Types, pass: &mut ReadPass) -> PyResult<proto::Event> {
+fn write_event(
+    buf: &mut Vec<u8>,
+    event: &Bound<'_, PyAny>,
+    types: &Types,
+    pass: &mut ReadPass,
+) -> PyResult<()> {
     let fields = fields_of(event, &types.event)?;
-    let (attrs, dropped) = attributes_and_dropped(event, &fields, types, pass)?;
-    Ok(proto::Event {
-        time_unix_nano: or_zero(&field!(event, fields, "_timestamp", "timestamp")?)?,
-        name: or_empty(&field!(event, fields, "_name", "name")?, pass)?,
-        attributes: attrs,
-        dropped_attributes_count: dropped,
-    })
+    wire::fixed64(
+        buf,
+        1,
+        or_zero(&field!(event, fields, "_timestamp", "timestamp")?)?,
+    );
+    let name = field!(event, fields, "_name", "name")?;
+    wire::string(buf, 2, &or_empty(&name, pass)?);
+    let dropped = attributes_and_dropped(buf, 3, event, &fields, types, pass)?;
+    wire::varint(buf, 4, dropped.into());
+    Ok(())
 }
 
-fn link(link: &Bound<'_, PyAny>, types: &Types, pass: &mut ReadPass) -> PyResult<proto::Link> {
+fn write_link(
+    buf: &mut Vec<u8>,
+    link: &Bound<'_, PyAny>,
+    types: &Types,
+    pass: &mut ReadPass,
+) -> PyResult<()> {
     let fields = fields_of(link, &types.link)?;
     let linked = context(&field!(link, fields, "_context", "context")?, types)?;
-    let (attrs, dropped) = attributes_and_dropped(link, &fields, types, pass)?;
-    Ok(proto::Link {
-        trace_id: linked.trace_id.to_be_bytes().to_vec(),
-        span_id: linked.span_id.to_be_bytes().to_vec(),
-        attributes: attrs,
-        dropped_attributes_count: dropped,
-        flags: remote_flags(linked.is_remote),
-    })
+    wire::bytes(buf, 1, &linked.trace_id.to_be_bytes());
+    wire::bytes(buf, 2, &linked.span_id.to_be_bytes());
+    // The stock encoder leaves the link's trace_state (field 3) out, and so do we.
+    let dropped = attributes_and_dropped(buf, 4, link, &fields, types, pass)?;
+    wire::varint(buf, 5, dropped.into());
+    wire::fixed32(buf, 6, remote_flags(linked.is_remote));
+    Ok(())
 }
 
-/// Events or links with their dropped count, from the stored container or the public properties.
-fn sequence<T>(
-    span: &Bound<'_, PyAny>,
-    stored: Option<Bound<'_, PyAny>>,
-    public_items: &Bound<'_, PyString>,
-    public_dropped: &Bound<'_, PyString>,
-    types: &Types,
-    pass: &mut ReadPass,
-    read: fn(&Bound<'_, PyAny>, &Types, &mut ReadPass) -> PyResult<T>,
-) -> PyResult<(Vec<T>, u32)> {
-    let (items, dropped) = match stored {
-        Some(container) => elements(&container, types)?,
-        None => (
-            span.getattr(public_items)?.try_iter()?,
-            or_zero(&span.getattr(public_dropped)?)?,
-        ),
-    };
-    let read = items
-        .map(|item| read(&item?, types, pass))
-        .collect::<PyResult<_>>()?;
-    Ok((read, dropped))
-}
+type WriteElement = fn(&mut Vec<u8>, &Bound<'_, PyAny>, &Types, &mut ReadPass) -> PyResult<()>;
 
-pub fn read_span<'py>(
-    span: &Bound<'py, PyAny>,
-    types: &Types,
-    pass: &mut ReadPass,
-) -> PyResult<ReadSpan<'py>> {
-    let py = span.py();
-    let fields = fields_of(span, &types.readable_span)?;
-    let own = match &fields {
-        Some(fields) => stored(span, fields, intern!(py, "_context"))?,
-        None => span.call_method0(intern!(py, "get_span_context"))?,
-    };
-    let own = context(&own, types)?;
-    let parent = field!(span, fields, "_parent", "parent")?;
-    let (parent_span_id, parent_is_remote) = if parent.is_truthy()? {
-        let parent = context(&parent, types)?;
-        (parent.span_id.to_be_bytes().to_vec(), parent.is_remote)
-    } else {
-        (Vec::new(), false)
-    };
-    let (attrs, dropped_attributes) = attributes_and_dropped(span, &fields, types, pass)?;
-    let container = |name: &Bound<'py, PyString>| {
-        fields
-            .as_ref()
-            .map(|fields| stored(span, fields, name))
-            .transpose()
-    };
-    let (events, dropped_events) = sequence(
-        span,
-        container(intern!(py, "_events"))?,
-        intern!(py, "events"),
-        intern!(py, "dropped_events"),
-        types,
-        pass,
-        event,
-    )?;
-    let (links, dropped_links) = sequence(
-        span,
-        container(intern!(py, "_links"))?,
-        intern!(py, "links"),
-        intern!(py, "dropped_links"),
-        types,
-        pass,
-        link,
-    )?;
-    let scope = field!(
-        span,
-        fields,
-        "_instrumentation_scope",
-        "instrumentation_scope"
-    )?;
-    let encoded = proto::Span {
-        trace_id: own.trace_id.to_be_bytes().to_vec(),
-        span_id: own.span_id.to_be_bytes().to_vec(),
-        trace_state: trace_state(&own.trace_state, types, pass)?,
-        parent_span_id,
-        name: or_empty(&field!(span, fields, "_name", "name")?, pass)?,
-        kind: kind(&field!(span, fields, "_kind", "kind")?, types)?,
-        start_time_unix_nano: or_zero(&field!(span, fields, "_start_time", "start_time")?)?,
-        end_time_unix_nano: or_zero(&field!(span, fields, "_end_time", "end_time")?)?,
-        attributes: attrs,
-        dropped_attributes_count: dropped_attributes,
-        events,
-        dropped_events_count: dropped_events,
-        links,
-        dropped_links_count: dropped_links,
-        status: status(&field!(span, fields, "_status", "status")?, types, pass)?,
-        flags: remote_flags(parent_is_remote),
-    };
-    Ok(ReadSpan {
-        span: encoded,
-        resource: field!(span, fields, "_resource", "resource")?,
-        scope: scope.is_truthy()?.then_some(scope),
-    })
+impl<'a, 'py> SpanFields<'a, 'py> {
+    pub fn of(span: &'a Bound<'py, PyAny>, types: &Types) -> PyResult<Self> {
+        Ok(Self {
+            span,
+            fields: fields_of(span, &types.readable_span)?,
+        })
+    }
+
+    pub fn resource(&self) -> PyResult<Bound<'py, PyAny>> {
+        field!(self.span, self.fields, "_resource", "resource")
+    }
+
+    /// `None` for a missing or falsy scope, as `instrumentation_scope or None` gives.
+    pub fn scope(&self) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let scope = field!(
+            self.span,
+            self.fields,
+            "_instrumentation_scope",
+            "instrumentation_scope"
+        )?;
+        Ok(scope.is_truthy()?.then_some(scope))
+    }
+
+    /// Events or links as repeated field `tag`, then their dropped count as field `tag + 1`.
+    fn write_elements(
+        &self,
+        buf: &mut Vec<u8>,
+        tag: u32,
+        [private, public_items, public_dropped]: [&Bound<'py, PyString>; 3],
+        types: &Types,
+        pass: &mut ReadPass,
+        write: WriteElement,
+    ) -> PyResult<()> {
+        let (items, dropped) = match &self.fields {
+            Some(fields) => elements(&stored(self.span, fields, private)?, types)?,
+            None => (
+                self.span.getattr(public_items)?.try_iter()?,
+                or_zero(&self.span.getattr(public_dropped)?)?,
+            ),
+        };
+        for item in items {
+            let item = item?;
+            wire::message(buf, tag, |buf| write(buf, &item, types, pass))?;
+        }
+        wire::varint(buf, tag + 1, dropped.into());
+        Ok(())
+    }
+
+    /// Writes the body of the OTLP `Span`; on an error `buf` holds part of it.
+    pub fn write(&self, buf: &mut Vec<u8>, types: &Types, pass: &mut ReadPass) -> PyResult<()> {
+        let (span, fields) = (self.span, &self.fields);
+        let py = span.py();
+        let own = match fields {
+            Some(fields) => stored(span, fields, intern!(py, "_context"))?,
+            None => span.call_method0(intern!(py, "get_span_context"))?,
+        };
+        let own = context(&own, types)?;
+        let parent = field!(span, fields, "_parent", "parent")?;
+        let parent = if parent.is_truthy()? {
+            Some(context(&parent, types)?)
+        } else {
+            None
+        };
+        wire::bytes(buf, 1, &own.trace_id.to_be_bytes());
+        wire::bytes(buf, 2, &own.span_id.to_be_bytes());
+        write_trace_state(buf, &own.trace_state, types, pass)?;
+        if let Some(parent) = &parent {
+            wire::bytes(buf, 4, &parent.span_id.to_be_bytes());
+        }
+        let name = field!(span, fields, "_name", "name")?;
+        wire::string(buf, 5, &or_empty(&name, pass)?);
+        let kind = kind(&field!(span, fields, "_kind", "kind")?, types)?;
+        wire::varint(buf, 6, kind);
+        let start = or_zero(&field!(span, fields, "_start_time", "start_time")?)?;
+        wire::fixed64(buf, 7, start);
+        let end = or_zero(&field!(span, fields, "_end_time", "end_time")?)?;
+        wire::fixed64(buf, 8, end);
+        let dropped = attributes_and_dropped(buf, 9, span, fields, types, pass)?;
+        wire::varint(buf, 10, dropped.into());
+        let events = [
+            intern!(py, "_events"),
+            intern!(py, "events"),
+            intern!(py, "dropped_events"),
+        ];
+        self.write_elements(buf, 11, events, types, pass, write_event)?;
+        let links = [
+            intern!(py, "_links"),
+            intern!(py, "links"),
+            intern!(py, "dropped_links"),
+        ];
+        self.write_elements(buf, 13, links, types, pass, write_link)?;
+        write_status(
+            buf,
+            &field!(span, fields, "_status", "status")?,
+            types,
+            pass,
+        )?;
+        let parent_is_remote = parent.is_some_and(|p| p.is_remote);
+        wire::fixed32(buf, 16, remote_flags(parent_is_remote));
+        Ok(())
+    }
 }

@@ -1,16 +1,18 @@
-//! Attribute values and attribute maps, read from Python into OTLP `AnyValue`s.
+//! Attribute values and attribute maps, read from Python and written as OTLP `KeyValue`s.
 //!
 //! Mirrors `_encode_value` / `_encode_attributes` of opentelemetry-exporter-otlp-proto-common:
 //! the same type order (None, bool, str, int, float, bytes, Sequence, Mapping), and a value
 //! it cannot carry (another type, an int outside int64, a str that is not valid UTF-8)
 //! drops that one key, as the stock encoder does, and is counted instead of raising.
 
-use super::proto::{AnyValue, ArrayValue, KeyValue, KeyValueList, Value};
 use super::types::Types;
+use super::wire;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use rustc_hash::FxHashMap;
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 
 /// Deeper nesting is treated as unencodable; it bounds our stack where Python would
 /// have raised `RecursionError` (a self-containing list, say).
@@ -28,26 +30,30 @@ pub struct ReadPass {
     pub skipped_values: u64,
     pub skipped_spans: u64,
     /// Keys, names and many values are the same `str` objects span after span; copying
-    /// each once saves a UTF-8 encoding and two allocations per use. The entry holds
-    /// its object, so the address stays that object's until the pass ends. Keys are
-    /// addresses, so the fast Fx hash is enough.
+    /// each once saves a UTF-8 encoding per use. The entry holds its object, so the
+    /// address stays that object's until the pass ends. Keys are addresses, so the fast
+    /// Fx hash is enough.
     strings: FxHashMap<usize, (Py<PyString>, String)>,
-    pub statuses: Memo<Option<super::proto::Status>>,
+    /// The encoded `status` field (empty for none) of the last status object read.
+    pub statuses: Memo<Vec<u8>>,
     pub trace_states: Memo<String>,
 }
 
 impl ReadPass {
-    pub fn text(&mut self, value: &Bound<'_, PyString>) -> Result<String, Unencodable> {
+    /// `value` as UTF-8, borrowed from this pass's copy when it has one.
+    pub fn text(&mut self, value: &Bound<'_, PyString>) -> Result<Cow<'_, str>, Unencodable> {
         let address = value.as_ptr() as usize;
-        if let Some((_, text)) = self.strings.get(&address) {
-            return Ok(text.clone());
+        if self.strings.len() >= STRING_CACHE_LIMIT && !self.strings.contains_key(&address) {
+            return owned_str(value).map(Cow::Owned);
         }
-        let text = owned_str(value)?;
-        if self.strings.len() < STRING_CACHE_LIMIT {
-            self.strings
-                .insert(address, (value.clone().unbind(), text.clone()));
-        }
-        Ok(text)
+        let text = match self.strings.entry(address) {
+            Entry::Occupied(entry) => &entry.into_mut().1,
+            Entry::Vacant(entry) => {
+                let text = owned_str(value)?;
+                &entry.insert((value.clone().unbind(), text)).1
+            }
+        };
+        Ok(Cow::Borrowed(text))
     }
 }
 
@@ -63,16 +69,16 @@ impl<T> Default for Memo<T> {
     }
 }
 
-impl<T: Clone> Memo<T> {
-    pub fn get(&self, object: &Bound<'_, PyAny>) -> Option<T> {
+impl<T> Memo<T> {
+    pub fn get(&self, object: &Bound<'_, PyAny>) -> Option<&T> {
         self.last
             .as_ref()
             .filter(|(last, _)| object.is(last))
-            .map(|(_, value)| value.clone())
+            .map(|(_, value)| value)
     }
 
-    pub fn remember(&mut self, object: &Bound<'_, PyAny>, value: &T) {
-        self.last = Some((object.clone().unbind(), value.clone()));
+    pub fn remember(&mut self, object: &Bound<'_, PyAny>, value: T) {
+        self.last = Some((object.clone().unbind(), value));
     }
 }
 
@@ -84,48 +90,42 @@ pub fn owned_str(value: &Bound<'_, PyString>) -> Result<String, Unencodable> {
         .map_err(|_| Unencodable)
 }
 
-pub fn any_value(
+/// Writes the body of an `AnyValue`: its oneof member, or nothing for `None`.
+fn any_value(
+    buf: &mut Vec<u8>,
     value: &Bound<'_, PyAny>,
     types: &Types,
     pass: &mut ReadPass,
     depth: u32,
-) -> Result<AnyValue, Unencodable> {
+) -> Result<(), Unencodable> {
     if depth > MAX_DEPTH {
         return Err(Unencodable);
     }
-    let value = if value.is_none() {
-        None
+    if value.is_none() {
+        // The empty AnyValue the stock encoder writes for a `None` attribute.
     } else if let Ok(s) = value.cast::<PyString>() {
-        Some(Value::String(pass.text(s)?))
+        wire::len_field(buf, 1, pass.text(s)?.as_bytes());
     } else if let Ok(b) = value.cast::<PyBool>() {
-        Some(Value::Bool(b.is_true()))
+        wire::varint_field(buf, 2, u64::from(b.is_true()));
     } else if let Ok(i) = value.cast::<PyInt>() {
-        Some(Value::Int(i.extract::<i64>().map_err(|_| Unencodable)?))
+        let int = i.extract::<i64>().map_err(|_| Unencodable)?;
+        wire::varint_field(buf, 3, int as u64);
     } else if let Ok(f) = value.cast::<PyFloat>() {
-        Some(Value::Double(f.value()))
+        wire::fixed64_field(buf, 4, f.value().to_bits());
     } else if let Ok(b) = value.cast::<PyBytes>() {
-        Some(Value::Bytes(b.as_bytes().to_vec()))
+        wire::len_field(buf, 7, b.as_bytes());
     } else if let Ok(t) = value.cast::<PyTuple>() {
-        Some(Value::Array(array(t.iter().map(Ok), types, pass, depth)?))
+        array(buf, t.iter().map(Ok), types, pass, depth)?;
     } else if let Ok(l) = value.cast::<PyList>() {
-        Some(Value::Array(array(l.iter().map(Ok), types, pass, depth)?))
+        array(buf, l.iter().map(Ok), types, pass, depth)?;
     } else if value
         .is_instance(types.sequence.bind(value.py()))
         .map_err(|_| Unencodable)?
     {
-        Some(Value::Array(array(
-            value.try_iter().map_err(|_| Unencodable)?,
-            types,
-            pass,
-            depth,
-        )?))
+        let items = value.try_iter().map_err(|_| Unencodable)?;
+        array(buf, items, types, pass, depth)?;
     } else if let Ok(d) = value.cast_exact::<PyDict>() {
-        Some(Value::KvList(kv_list(
-            d.iter().map(Ok),
-            types,
-            pass,
-            depth,
-        )?))
+        kv_list(buf, d.iter().map(Ok), types, pass, depth)?;
     } else if value
         .is_instance(types.mapping.bind(value.py()))
         .map_err(|_| Unencodable)?
@@ -137,72 +137,79 @@ pub fn any_value(
             .try_iter()
             .map_err(|_| Unencodable)?
             .map(|item| item.and_then(|i| i.extract()));
-        Some(Value::KvList(kv_list(pairs, types, pass, depth)?))
+        kv_list(buf, pairs, types, pass, depth)?;
     } else {
         return Err(Unencodable);
-    };
-    Ok(AnyValue { value })
+    }
+    Ok(())
 }
 
+/// An `ArrayValue` as oneof member 5.
 fn array<'py>(
+    buf: &mut Vec<u8>,
     items: impl Iterator<Item = PyResult<Bound<'py, PyAny>>>,
     types: &Types,
     pass: &mut ReadPass,
     depth: u32,
-) -> Result<ArrayValue, Unencodable> {
-    let values = items
-        .map(|item| any_value(&item.map_err(|_| Unencodable)?, types, pass, depth + 1))
-        .collect::<Result<_, _>>()?;
-    Ok(ArrayValue { values })
+) -> Result<(), Unencodable> {
+    wire::message(buf, 5, |buf| {
+        for item in items {
+            let item = item.map_err(|_| Unencodable)?;
+            wire::message(buf, 1, |buf| any_value(buf, &item, types, pass, depth + 1))?;
+        }
+        Ok(())
+    })
 }
 
-/// A mapping value: keys become `str(key)`, as in the stock encoder.
+/// A `KeyValueList` as oneof member 6; keys become `str(key)`, as in the stock encoder.
 fn kv_list<'py>(
+    buf: &mut Vec<u8>,
     pairs: impl Iterator<Item = PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)>>,
     types: &Types,
     pass: &mut ReadPass,
     depth: u32,
-) -> Result<KeyValueList, Unencodable> {
-    let mut values = Vec::new();
-    for pair in pairs {
-        let (key, value) = pair.map_err(|_| Unencodable)?;
-        let key = match key.cast::<PyString>() {
-            Ok(s) => pass.text(s)?,
-            Err(_) => owned_str(&key.str().map_err(|_| Unencodable)?)?,
-        };
-        let value = any_value(&value, types, pass, depth + 1)?;
-        values.push(KeyValue {
-            key,
-            value: Some(value),
-        });
-    }
-    Ok(KeyValueList { values })
-}
-
-/// One attribute: a `str` key and an encodable value, or nothing.
-fn key_value(
-    key: &Bound<'_, PyAny>,
-    value: &Bound<'_, PyAny>,
-    types: &Types,
-    pass: &mut ReadPass,
-) -> Result<KeyValue, Unencodable> {
-    let key = pass.text(key.cast::<PyString>().map_err(|_| Unencodable)?)?;
-    Ok(KeyValue {
-        key,
-        value: Some(any_value(value, types, pass, 0)?),
+) -> Result<(), Unencodable> {
+    wire::message(buf, 6, |buf| {
+        for pair in pairs {
+            let (key, value) = pair.map_err(|_| Unencodable)?;
+            let key = match key.cast::<PyString>() {
+                Ok(s) => s.clone(),
+                Err(_) => key.str().map_err(|_| Unencodable)?,
+            };
+            key_value(buf, 1, &key, &value, types, pass, depth + 1)?;
+        }
+        Ok(())
     })
 }
 
-/// Encodes an attribute mapping (`BoundedAttributes`, `dict`, any `Mapping`, or `None`),
-/// leaving out and counting the keys whose values cannot be encoded.
+/// One `KeyValue` as field `tag`.
+fn key_value(
+    buf: &mut Vec<u8>,
+    tag: u32,
+    key: &Bound<'_, PyString>,
+    value: &Bound<'_, PyAny>,
+    types: &Types,
+    pass: &mut ReadPass,
+    depth: u32,
+) -> Result<(), Unencodable> {
+    wire::message(buf, tag, |buf| {
+        wire::string(buf, 1, &pass.text(key)?);
+        wire::message(buf, 2, |buf| any_value(buf, value, types, pass, depth))
+    })
+}
+
+/// Writes an attribute mapping (`BoundedAttributes`, `dict`, any `Mapping`, or `None`) as
+/// repeated field `tag`, leaving out and counting the keys whose values cannot be encoded.
 pub fn attributes(
+    buf: &mut Vec<u8>,
+    tag: u32,
     attributes: &Bound<'_, PyAny>,
     types: &Types,
     pass: &mut ReadPass,
-) -> PyResult<Vec<KeyValue>> {
+) -> PyResult<()> {
     let py = attributes.py();
     if attributes.is_none() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     // The SDK's container keeps a plain dict underneath; walking it skips Python-level iteration.
     let plain = if attributes.get_type().is(types.bounded_attributes.bind(py)) {
@@ -210,15 +217,18 @@ pub fn attributes(
     } else {
         attributes.clone()
     };
-    let dict = plain.cast_exact::<PyDict>().ok();
-    let mut out = Vec::with_capacity(dict.as_ref().map_or(0, |d| d.len()));
-    let mut push =
-        |key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>| match key_value(key, value, types, pass)
-        {
-            Ok(kv) => out.push(kv),
-            Err(Unencodable) => pass.skipped_values += 1,
+    let mut push = |key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>| {
+        let mark = buf.len();
+        let written = match key.cast::<PyString>() {
+            Ok(key) => key_value(buf, tag, key, value, types, pass, 0),
+            Err(_) => Err(Unencodable),
         };
-    if let Some(dict) = dict {
+        if written.is_err() {
+            buf.truncate(mark);
+            pass.skipped_values += 1;
+        }
+    };
+    if let Ok(dict) = plain.cast_exact::<PyDict>() {
         for (key, value) in dict.iter() {
             push(&key, &value);
         }
@@ -228,7 +238,7 @@ pub fn attributes(
             push(&key, &value);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A `dropped_*` count as the SDK computes it: the container's `dropped` if it is a `bounded` one, else 0.
@@ -277,18 +287,21 @@ pub fn stored<'py>(
     }
 }
 
-/// A span's, event's or link's stored `_attributes` with the dropped count the SDK reports.
+/// Writes a span's, event's or link's stored `_attributes` as field `tag`; returns the
+/// dropped count the SDK reports.
 pub fn stored_attributes(
+    buf: &mut Vec<u8>,
+    tag: u32,
     container: &Bound<'_, PyAny>,
     types: &Types,
     pass: &mut ReadPass,
-) -> PyResult<(Vec<KeyValue>, u32)> {
+) -> PyResult<u32> {
     let py = container.py();
     if let Some(fields) = fields_of(container, &types.bounded_attributes)? {
         let plain = stored(container, &fields, intern!(py, "_dict"))?;
-        let dropped = or_zero(&stored(container, &fields, intern!(py, "dropped"))?)?;
-        return Ok((attributes(&plain, types, pass)?, dropped));
+        attributes(buf, tag, &plain, types, pass)?;
+        return or_zero(&stored(container, &fields, intern!(py, "dropped"))?);
     }
-    let dropped = dropped_of(container, &types.bounded_attributes)?;
-    Ok((attributes(container, types, pass)?, dropped))
+    attributes(buf, tag, container, types, pass)?;
+    dropped_of(container, &types.bounded_attributes)
 }
