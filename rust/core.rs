@@ -92,6 +92,9 @@ pub struct PyBatchCore {
     room: Room,
     /// Lets the next `on_end` hand the GIL to an export thread waiting for it.
     handoff: Arc<Handoff>,
+    /// Queued spans from which a waiting export thread is handed the GIL at once, not after
+    /// the hand-over's patience: a full batch waits, or the queue is a quarter full.
+    hand_over_at: usize,
     /// The worker's and export threads, which must never block on their own queue (an
     /// exporter may end spans) nor wait for their own flush.
     export_threads: Mutex<Vec<ThreadId>>,
@@ -139,7 +142,8 @@ impl PyBatchCore {
             self.wakeup.notify_worker();
         }
         // A child forked without Python's hooks has no worker to hand the GIL to.
-        if self.handoff.worker_waiting() && std::process::id() == self.pid {
+        let urgent = queued >= self.hand_over_at;
+        if self.handoff.worker_waiting(urgent) && std::process::id() == self.pid {
             self.handoff.yield_to_worker(py);
         }
         Ok(())
@@ -399,6 +403,7 @@ impl PyBatchCore {
             block_timeout: millis(block_timeout_millis),
             room: Room::default(),
             handoff: Arc::default(),
+            hand_over_at: max_export_batch_size.min(max_queue_size / 4).max(1),
             export_threads: Mutex::new(Vec::new()),
             pid: std::process::id(),
             shutdown: AtomicBool::new(false),

@@ -4,14 +4,16 @@
 //! interval (5 ms) before it gets the GIL. Meanwhile the queue fills (4 threads flat out
 //! overflow it) and every span waiting in it survives more garbage collections, each of
 //! which walks it again. So an export thread says when it is about to re-attach, and once
-//! it has waited `PATIENCE`, the next `on_end` on an application thread releases the GIL
-//! until the worker holds it (at most `YIELD_WAIT`): the application spends at once the GIL
-//! time it would have lost at the next forced switch anyway.
+//! `PATIENCE` more spans have ended meanwhile, the next `on_end` on an application thread
+//! releases the GIL until the worker holds it (at most `YIELD_WAIT`): the application spends
+//! at once the GIL time it would have lost at the next forced switch anyway.
 //!
-//! Before `PATIENCE` runs out the worker often gets the GIL on its own, when an application
-//! thread sleeps or waits on I/O, at no cost to anyone. Each hand-over costs two thread
-//! wake-ups during which nobody holds the GIL; handing over at once (measured: 4 threads
-//! ending 100 spans every 5 ms) made 6× as many hand-overs and 12 % less throughput.
+//! Before that the worker often gets the GIL on its own, when an application thread sleeps
+//! or waits on I/O, at no cost to anyone; the caller waives the patience when the queue
+//! fills fast enough to overflow meanwhile. Each hand-over costs two thread wake-ups during
+//! which nobody holds the GIL; handing over at once (measured: 4 threads ending 100 spans
+//! every 5 ms) made 6× as many hand-overs and 12 % less throughput. Patience is counted in
+//! spans, not read off a clock: `on_end` runs for every span while a worker waits.
 
 use crate::room::Room;
 use pyo3::prelude::*;
@@ -22,8 +24,9 @@ use std::time::{Duration, Instant};
 
 /// Longest an application thread waits for the worker to take the GIL it released.
 const YIELD_WAIT: Duration = Duration::from_millis(2);
-/// How long an export thread waits for the GIL by itself before `on_end` hands it over.
-const PATIENCE: Duration = Duration::from_millis(2);
+/// Spans ended while an export thread waits for the GIL before `on_end` hands it over:
+/// about 2 ms of a busy application thread.
+const PATIENCE: usize = 128;
 
 thread_local! {
     /// The handoff of the core whose batches this thread exports, if it is an export thread.
@@ -38,18 +41,8 @@ pub struct Handoff {
     yielded: Room,
     /// Times an application thread released the GIL and the worker took it.
     handed: AtomicU64,
-    /// When an export thread last began to wait for the GIL, in nanoseconds since `epoch`.
-    waiting_since: AtomicU64,
-    epoch: Epoch,
-}
-
-#[derive(Debug)]
-struct Epoch(Instant);
-
-impl Default for Epoch {
-    fn default() -> Self {
-        Self(Instant::now())
-    }
+    /// Spans ended since an export thread last began to wait for the GIL.
+    ended_while_waiting: AtomicUsize,
 }
 
 impl Handoff {
@@ -58,18 +51,11 @@ impl Handoff {
         EXPORT_HANDOFF.with(|current| *current.borrow_mut() = Some(Arc::clone(self)));
     }
 
-    /// Whether an export thread has waited `PATIENCE` for the GIL. The hot path's cost is
-    /// one relaxed load; the clock is read only while an export thread waits.
-    pub fn worker_waiting(&self) -> bool {
+    /// Whether an export thread waits for the GIL, and has waited `PATIENCE` spans unless
+    /// `urgent`. The hot path's cost is one relaxed load, and an add while one waits.
+    pub fn worker_waiting(&self, urgent: bool) -> bool {
         self.reattaching.load(Ordering::Relaxed) > 0
-            && self
-                .nanos()
-                .saturating_sub(self.waiting_since.load(Ordering::Relaxed))
-                >= PATIENCE.as_nanos() as u64
-    }
-
-    fn nanos(&self) -> u64 {
-        self.epoch.0.elapsed().as_nanos() as u64
+            && (urgent || self.ended_while_waiting.fetch_add(1, Ordering::Relaxed) >= PATIENCE)
     }
 
     /// Times an application thread handed the GIL to a waiting export thread.
@@ -97,7 +83,7 @@ impl Handoff {
     fn detach<T: Send>(&self, py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
         let out = py.detach(|| {
             let out = work();
-            self.waiting_since.store(self.nanos(), Ordering::Relaxed);
+            self.ended_while_waiting.store(0, Ordering::Relaxed);
             self.reattaching.fetch_add(1, Ordering::AcqRel);
             out
         });
