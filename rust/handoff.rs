@@ -80,11 +80,16 @@ impl Handoff {
         }
     }
 
+    /// Says an export thread is about to wait for the GIL; its patience starts now.
+    fn begin_reattach(&self) {
+        self.ended_while_waiting.store(0, Ordering::Relaxed);
+        self.reattaching.fetch_add(1, Ordering::AcqRel);
+    }
+
     fn detach<T: Send>(&self, py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
         let out = py.detach(|| {
             let out = work();
-            self.ended_while_waiting.store(0, Ordering::Relaxed);
-            self.reattaching.fetch_add(1, Ordering::AcqRel);
+            self.begin_reattach();
             out
         });
         self.reattaching.fetch_sub(1, Ordering::AcqRel);
@@ -103,5 +108,35 @@ pub fn detach<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
     match EXPORT_HANDOFF.with(|current| current.borrow().clone()) {
         Some(handoff) => handoff.detach(py, work),
         None => py.detach(work),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patience_is_counted_in_spans_unless_urgent() {
+        let handoff = Handoff::default();
+        assert!(!handoff.worker_waiting(true), "no export thread waits");
+        handoff.begin_reattach();
+        assert!(handoff.worker_waiting(true));
+        let patient = (0..PATIENCE)
+            .filter(|_| !handoff.worker_waiting(false))
+            .count();
+        assert_eq!(patient, PATIENCE);
+        assert!(handoff.worker_waiting(false));
+    }
+
+    #[test]
+    fn each_wait_starts_the_count_again() {
+        let handoff = Arc::new(Handoff::default());
+        handoff
+            .ended_while_waiting
+            .store(PATIENCE, Ordering::Relaxed);
+        Python::initialize();
+        Python::attach(|py| handoff.detach(py, || ()));
+        handoff.reattaching.store(1, Ordering::Relaxed);
+        assert!(!handoff.worker_waiting(false));
     }
 }
