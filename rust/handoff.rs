@@ -130,13 +130,12 @@ mod tests {
 
     #[test]
     fn each_wait_starts_the_count_again() {
-        let handoff = Arc::new(Handoff::default());
-        handoff
-            .ended_while_waiting
-            .store(PATIENCE, Ordering::Relaxed);
-        Python::initialize();
-        Python::attach(|py| handoff.detach(py, || ()));
-        handoff.reattaching.store(1, Ordering::Relaxed);
+        let handoff = Handoff::default();
+        handoff.begin_reattach();
+        (0..PATIENCE).for_each(|_| _ = handoff.worker_waiting(false));
+        assert!(handoff.worker_waiting(false));
+        handoff.reattaching.store(0, Ordering::Relaxed);
+        handoff.begin_reattach();
         assert!(!handoff.worker_waiting(false));
     }
 }
