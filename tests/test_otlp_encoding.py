@@ -275,6 +275,9 @@ scalars = (
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=12)
     | st.binary(max_size=12)
+    # Long enough that the messages around them need a two-byte length, which the writer back-patches.
+    | st.text(min_size=100, max_size=200)
+    | st.binary(min_size=120, max_size=200)
 )
 values = st.recursive(
     scalars,
