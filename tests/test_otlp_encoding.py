@@ -398,6 +398,24 @@ def test_span_with_unreadable_resource_or_scope_is_left_out() -> None:
     assert "scope broken" in (encoder.last_skip_reason or "")
 
 
+def test_a_left_out_span_does_not_reorder_the_groups() -> None:
+    # Each left-out span is the first of its resource (and scope): the groups of the spans
+    # that follow must still come out in their own first-seen order, as stock orders them.
+    r1, r2, r3 = Resource({"r": 1}), Resource({"r": 2}), Resource({"r": 3})
+    s1, s2 = InstrumentationScope("s1"), InstrumentationScope("s2")
+    fails_half_way = hand_made(resource=r2, instrumentation_scope=s2, attributes={"a": 1}, events=[object()])
+    broken_scope = hand_made(resource=r3, instrumentation_scope=BrokenScope())
+    good = [
+        hand_made(resource=r1, instrumentation_scope=s1),
+        hand_made(resource=r2, instrumentation_scope=s1),
+        hand_made(resource=r2, instrumentation_scope=s2),
+        hand_made(resource=r3, instrumentation_scope=s1),
+    ]
+    encoder = SpanEncoder()
+    assert encoder.encode([fails_half_way, broken_scope, *good]) == stock_bytes(good)
+    assert encoder.skipped_spans == 2
+
+
 class FreshResourceSpan(ReadableSpan):
     """Builds a new (short-lived) Resource on every read, as a careless subclass might."""
 

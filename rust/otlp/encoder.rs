@@ -41,6 +41,8 @@ pub(crate) struct RequestBuilder {
     pass: ReadPass,
     /// Spans offered, read or left out: what the request stands for in the queue's accounting.
     taken: usize,
+    /// One span's bytes, before they join their group.
+    scratch: Vec<u8>,
 }
 
 impl RequestBuilder {
@@ -54,19 +56,36 @@ impl PySpanEncoder {
     pub(crate) fn add(&self, builder: &mut RequestBuilder, span: &Bound<'_, PyAny>, types: &Types) {
         builder.taken += 1;
         let RequestBuilder {
-            by_resource, pass, ..
+            by_resource,
+            pass,
+            scratch,
+            ..
         } = builder;
         let placed = SpanFields::of(span, types).and_then(|span| {
-            let scopes = by_resource.slot(Some(&span.resource()?), &self.resources, |r| {
+            let (resource, scope) = (span.resource()?, span.scope()?);
+            // Written aside first: a span left out half-way must not have given its groups
+            // their place in the first-seen order, which the request's bytes follow.
+            scratch.clear();
+            span.write(scratch, types, pass)?;
+            let made = by_resource.count();
+            let scopes = by_resource.slot(Some(&resource), &self.resources, |r| {
                 encode_resource(r, types, pass)
             })?;
-            let spans = scopes.slot(span.scope()?.as_ref(), &self.scopes, |s| {
+            match scopes.slot(scope.as_ref(), &self.scopes, |s| {
                 encode_scope(s, types, pass)
-            })?;
-            if spans.bytes.capacity() == 0 {
-                spans.bytes = self.buffers.take();
+            }) {
+                Ok(spans) => {
+                    if spans.bytes.capacity() == 0 {
+                        spans.bytes = self.buffers.take();
+                    }
+                    spans.push(scratch);
+                    Ok(())
+                }
+                Err(error) => {
+                    by_resource.forget_from(made);
+                    Err(error)
+                }
             }
-            spans.push(|buf| span.write(buf, types, pass))
         });
         if let Err(error) = placed {
             // The stock encoder would fail the whole batch here; we lose one span, counted.
@@ -83,22 +102,20 @@ impl PySpanEncoder {
             by_resource,
             pass,
             taken,
+            ..
         } = builder;
         self.skipped_values
             .fetch_add(pass.skipped_values, Ordering::Relaxed);
         self.skipped_spans
             .fetch_add(pass.skipped_spans, Ordering::Relaxed);
-        // A group whose only spans could not be written is left out.
         let resources = by_resource
             .into_parts()
-            .filter_map(|(resource, scopes)| {
-                let scopes: Vec<_> = scopes
+            .map(|(resource, scopes)| ResourceSpans {
+                resource: resource.expect("every span has a resource object"),
+                scopes: scopes
                     .into_parts()
-                    .filter(|(_, spans)| spans.count > 0)
                     .map(|(scope, spans)| ScopeSpans { scope, spans })
-                    .collect();
-                let resource = resource.expect("every span has a resource object");
-                (!scopes.is_empty()).then_some(ResourceSpans { resource, scopes })
+                    .collect(),
             })
             .collect();
         PySpanRequest {

@@ -217,6 +217,16 @@ impl<V: Default> Groups<V> {
         Ok(&mut self.groups[index].value)
     }
 
+    /// How many groups there are so far.
+    pub fn count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Forgets the groups made after the first `count`: the span they were made for was left out.
+    pub fn forget_from(&mut self, count: usize) {
+        self.groups.truncate(count);
+    }
+
     /// Each group's shared encoding (`None` for the `None` key) and contents.
     pub fn into_parts(self) -> impl Iterator<Item = (Option<Arc<Part>>, V)> {
         self.groups

@@ -24,19 +24,10 @@ pub struct Spans {
 }
 
 impl Spans {
-    /// Appends one span written by `body`; a span that fails leaves nothing behind.
-    pub fn push<E>(&mut self, body: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
-        let mark = self.bytes.len();
-        match super::wire::message(&mut self.bytes, 2, body) {
-            Ok(()) => {
-                self.count += 1;
-                Ok(())
-            }
-            Err(error) => {
-                self.bytes.truncate(mark);
-                Err(error)
-            }
-        }
+    /// Appends one span's written body.
+    pub fn push(&mut self, body: &[u8]) {
+        super::wire::len_field(&mut self.bytes, 2, body);
+        self.count += 1;
     }
 }
 
@@ -165,12 +156,7 @@ mod tests {
     fn ours(scope: &proto::ScopeSpans) -> ScopeSpans {
         let mut spans = Spans::default();
         for span in &scope.spans {
-            spans
-                .push(|b| {
-                    b.extend_from_slice(&span.encode_to_vec());
-                    Ok::<_, ()>(())
-                })
-                .unwrap();
+            spans.push(&span.encode_to_vec());
         }
         ScopeSpans {
             scope: scope
@@ -229,12 +215,7 @@ mod tests {
         let pool = Arc::new(BufferPool::default());
         let mut spans = Spans::default();
         spans.bytes.reserve(4096);
-        spans
-            .push(|b| {
-                b.push(1);
-                Ok::<_, ()>(())
-            })
-            .unwrap();
+        spans.push(&[1]);
         let request = Request {
             resources: vec![ResourceSpans {
                 resource: Arc::default(),
@@ -274,22 +255,5 @@ mod tests {
             pool: Arc::default(),
         };
         assert_eq!(request.to_bytes(), expected.encode_to_vec());
-    }
-
-    #[test]
-    fn a_span_that_fails_leaves_nothing() {
-        let mut spans = Spans::default();
-        spans
-            .push(|b| {
-                b.push(1);
-                Ok::<_, ()>(())
-            })
-            .unwrap();
-        let failed = spans.push(|b| {
-            b.extend_from_slice(&[0; 200]);
-            Err(())
-        });
-        assert!(failed.is_err());
-        assert_eq!((spans.bytes, spans.count), (vec![0x12, 1, 1], 1));
     }
 }
