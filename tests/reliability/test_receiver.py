@@ -122,6 +122,37 @@ def test_receiver_process_ends_when_its_parent_is_killed() -> None:
     assert [process.pid for process in gone] == [receiver_pid]
 
 
+def test_a_receiver_that_dies_while_starting_is_started_once_more(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real_spawn = OTLPReceiver._spawn
+    spawned: list[int] = []
+
+    def dies_first(self: OTLPReceiver, port: int) -> None:
+        real_spawn(self, port)
+        spawned.append(self._process.pid)
+        if len(spawned) == 1:
+            self._process.kill()  # as a crash in the server library would
+
+    monkeypatch.setattr(OTLPReceiver, "_spawn", dies_first)
+    with OTLPReceiver("http") as rx:
+        assert rx.pid == spawned[1]
+        assert rx.stats().spans == 0
+    assert "exited while starting (exit code -9); starting it again" in caplog.text
+
+
+def test_a_receiver_that_keeps_dying_while_starting_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_spawn = OTLPReceiver._spawn
+
+    def always_dies(self: OTLPReceiver, port: int) -> None:
+        real_spawn(self, port)
+        self._process.kill()
+
+    monkeypatch.setattr(OTLPReceiver, "_spawn", always_dies)
+    with pytest.raises(ReceiverError, match="exited while starting"):
+        OTLPReceiver("http")
+
+
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_fixed_port_is_used_and_a_taken_one_is_reported(protocol: str) -> None:
     with OTLPReceiver(protocol) as first:  # type: ignore[arg-type]

@@ -32,6 +32,14 @@ class ReceiverError(RuntimeError):
     """The receiver process failed to start, died, or did not answer a command in time."""
 
 
+class _ExitedWhileStarting(ReceiverError):
+    """The process died before it was ready: a crash in the server library, worth one more try."""
+
+
+# Seen once in CI: the gRPC receiver process died at start-up (an epoll error inside grpcio).
+_START_ATTEMPTS = 2
+
+
 class OTLPReceiver:
     """An OTLP/HTTP or OTLP/gRPC trace receiver listening on 127.0.0.1 in its own process.
 
@@ -62,8 +70,23 @@ class OTLPReceiver:
         self._command_timeout = command_timeout
         self._lock = threading.Lock()
         self._next_id = 0
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            self._spawn(port)
+            try:
+                self.port: int = self._first_reply(start_timeout)
+                return
+            except _ExitedWhileStarting as error:
+                self.close()
+                if attempt == _START_ATTEMPTS:
+                    raise ReceiverError(str(error)) from error
+                logger.warning("%s; starting it again", error)
+            except BaseException:
+                self.close()
+                raise
+
+    def _spawn(self, port: int) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "spanbatch.testing._process", protocol, str(port)],
+            [sys.executable, "-m", "spanbatch.testing._process", self.protocol, str(port)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -73,11 +96,6 @@ class OTLPReceiver:
         self._replies = Connection(os.dup(self._process.stdout.fileno()), writable=False)
         self._process.stdin.close()
         self._process.stdout.close()
-        try:
-            self.port: int = self._first_reply(start_timeout)
-        except BaseException:
-            self.close()
-            raise
 
     def _first_reply(self, timeout: float) -> int:
         if not self._replies.poll(timeout):
@@ -85,7 +103,12 @@ class OTLPReceiver:
         try:
             status, value = self._replies.recv()
         except (EOFError, OSError) as error:
-            raise ReceiverError(f"the {self.protocol} receiver exited while starting") from error
+            try:
+                code = self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                raise ReceiverError(f"the {self.protocol} receiver closed its replies while starting") from error
+            message = f"the {self.protocol} receiver exited while starting (exit code {code})"
+            raise _ExitedWhileStarting(message) from error
         if status != "ready":
             raise ReceiverError(f"the {self.protocol} receiver failed to start: {value}")
         return int(value)
