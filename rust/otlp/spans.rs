@@ -8,7 +8,7 @@
 
 use super::types::Types;
 use super::values::{
-    attributes, dropped_of, fields_of, or_zero, stored, stored_attributes, ReadPass,
+    attributes, dropped_of, fields_of, or_zero, stored, stored_attributes, Memo, ReadPass,
 };
 use super::wire;
 use pyo3::exceptions::PyValueError;
@@ -111,22 +111,35 @@ fn context<'py>(context: &Bound<'py, PyAny>, types: &Types) -> PyResult<Context<
     })
 }
 
-/// Field 3: `key1=value1,key2=value2`, the stock rendering of a TraceState; `None` renders as nothing.
-fn write_trace_state(
+/// Writes the field `encode` makes of `object`: its bytes are reused while spans keep
+/// sharing one object, which they mostly do (the SDK's default status, the API's empty
+/// trace state).
+fn write_memoized(
     buf: &mut Vec<u8>,
+    object: &Bound<'_, PyAny>,
+    pass: &mut ReadPass,
+    memo: fn(&mut ReadPass) -> &mut Memo<Vec<u8>>,
+    encode: impl FnOnce(&mut ReadPass) -> PyResult<Vec<u8>>,
+) -> PyResult<()> {
+    if let Some(encoded) = memo(pass).get(object) {
+        buf.extend_from_slice(encoded);
+        return Ok(());
+    }
+    let encoded = encode(pass)?;
+    buf.extend_from_slice(&encoded);
+    memo(pass).remember(object, encoded);
+    Ok(())
+}
+
+/// Field 3: `key1=value1,key2=value2`, the stock rendering of a TraceState; `None` renders as nothing.
+fn encode_trace_state(
     state: &Bound<'_, PyAny>,
     types: &Types,
     pass: &mut ReadPass,
-) -> PyResult<()> {
-    match pass.trace_states.get(state) {
-        Some(rendered) => wire::string(buf, 3, rendered),
-        None => {
-            let rendered = render_trace_state(state, types, pass)?;
-            wire::string(buf, 3, &rendered);
-            pass.trace_states.remember(state, rendered);
-        }
-    }
-    Ok(())
+) -> PyResult<Vec<u8>> {
+    let mut encoded = Vec::new();
+    wire::string(&mut encoded, 3, &render_trace_state(state, types, pass)?);
+    Ok(encoded)
 }
 
 fn render_trace_state(
@@ -175,23 +188,6 @@ fn kind(kind: &Bound<'_, PyAny>, types: &Types) -> PyResult<u64> {
 }
 
 /// Field 15, present whenever the span has a status object.
-fn write_status(
-    buf: &mut Vec<u8>,
-    status: &Bound<'_, PyAny>,
-    types: &Types,
-    pass: &mut ReadPass,
-) -> PyResult<()> {
-    match pass.statuses.get(status) {
-        Some(encoded) => buf.extend_from_slice(encoded),
-        None => {
-            let encoded = encode_status(status, types, pass)?;
-            buf.extend_from_slice(&encoded);
-            pass.statuses.remember(status, encoded);
-        }
-    }
-    Ok(())
-}
-
 fn encode_status(
     status: &Bound<'_, PyAny>,
     types: &Types,
@@ -343,7 +339,13 @@ impl<'a, 'py> SpanFields<'a, 'py> {
         };
         wire::bytes(buf, 1, &own.trace_id.to_be_bytes());
         wire::bytes(buf, 2, &own.span_id.to_be_bytes());
-        write_trace_state(buf, &own.trace_state, types, pass)?;
+        write_memoized(
+            buf,
+            &own.trace_state,
+            pass,
+            |pass| &mut pass.trace_states,
+            |pass| encode_trace_state(&own.trace_state, types, pass),
+        )?;
         if let Some(parent) = &parent {
             wire::bytes(buf, 4, &parent.span_id.to_be_bytes());
         }
@@ -369,11 +371,13 @@ impl<'a, 'py> SpanFields<'a, 'py> {
             intern!(py, "dropped_links"),
         ];
         self.write_elements(buf, 13, links, types, pass, write_link)?;
-        write_status(
+        let status = field!(span, fields, "_status", "status")?;
+        write_memoized(
             buf,
-            &field!(span, fields, "_status", "status")?,
-            types,
+            &status,
             pass,
+            |pass| &mut pass.statuses,
+            |pass| encode_status(&status, types, pass),
         )?;
         let parent_is_remote = parent.is_some_and(|p| p.is_remote);
         wire::fixed32(buf, 16, remote_flags(parent_is_remote));

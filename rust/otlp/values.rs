@@ -36,7 +36,8 @@ pub struct ReadPass {
     strings: FxHashMap<usize, (Py<PyString>, String)>,
     /// The encoded `status` field (empty for none) of the last status object read.
     pub statuses: Memo<Vec<u8>>,
-    pub trace_states: Memo<String>,
+    /// The encoded `trace_state` field (empty when it renders empty) of the last one read.
+    pub trace_states: Memo<Vec<u8>>,
 }
 
 impl ReadPass {
