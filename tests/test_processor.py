@@ -22,6 +22,7 @@ from tests.conftest import (
     balanced,
     make_span,
 )
+from tests.reliability.reliability_helpers import run_in_threads
 
 LONG = 60_000  # a schedule delay no test waits for
 
@@ -258,11 +259,7 @@ def test_eight_threads_keep_the_accounting_exact() -> None:
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    producers = [threading.Thread(target=produce) for _ in range(threads)]
-    for t in producers:
-        t.start()
-    for t in producers:
-        t.join()
+    run_in_threads([produce] * threads)
     assert processor.force_flush(20_000)
     stop.set()
     watcher.join()

@@ -7,6 +7,7 @@ collections cost spanbatch's worker more than a span copied in ``on_end`` costs.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import weakref
@@ -23,7 +24,7 @@ from spanbatch._export import READ_AHEAD_SPANS
 
 from tests.conftest import balanced, make_span
 from tests.otlp_spans import corpus, stock_bytes
-from tests.reliability.reliability_helpers import wait_until
+from tests.reliability.reliability_helpers import run_in_threads, wait_until
 
 LONG = 60_000  # a schedule delay no test waits for
 
@@ -189,11 +190,7 @@ def test_read_ahead_under_load_delivers_every_span_once(threads: int) -> None:
         for i in range(2000):
             tracer.start_span(f"{index}-{i}", attributes={"i": i}).end()
 
-    workers = [threading.Thread(target=produce, args=(i,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    run_in_threads([functools.partial(produce, i) for i in range(threads)])
     assert provider.force_flush(10_000)
     provider.shutdown()
     assert processor.stats().exported == exporter.exported == 2000 * threads

@@ -36,6 +36,15 @@ def assert_accounted(stats: SpanStats) -> None:
     assert stats.enqueued == stats.exported + stats.queued + stats.in_flight + stats.dropped_total, stats
 
 
+def run_in_threads(targets: Sequence[Callable[[], object]]) -> None:
+    """Runs each target on a thread of its own, all at once, and returns when every one has."""
+    threads = [threading.Thread(target=target) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     """Polls ``predicate`` every 5 ms; False if ``timeout`` seconds pass first."""
     deadline = time.monotonic() + timeout
