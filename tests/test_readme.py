@@ -26,7 +26,7 @@ from types import ModuleType
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from spanbatch import BatchSpanProcessor
+from spanbatch import BatchSpanProcessor, SpanStats
 from spanbatch.demo._cli import parser as demo_parser
 from spanbatch.testing import OTLPReceiver
 
@@ -216,6 +216,14 @@ def test_stats_dropped_prints_as_a_dict_and_stays_read_only() -> None:
         assert (processor.stats() + processor.stats()).dropped == dropped
     finally:
         processor.shutdown()
+    # Built by hand from a dict, the snapshot keeps its own copy.
+    counts = {"queue_full": 1}
+    stats = SpanStats(enqueued=1, dropped=counts)
+    counts["queue_full"] = 5
+    assert repr(stats) == (
+        "SpanStats(enqueued=1, exported=0, queued=0, in_flight=0, batches=0, export_errors=0, "
+        "dropped={'queue_full': 1}, retried=0)"
+    )
 
 
 # ---- shell commands: checked, not run ----------------------------------------------------------------
