@@ -173,6 +173,14 @@ def test_plot_without_matplotlib_fails_at_once_with_one_line() -> None:
     assert done.stderr.strip().splitlines() == ["--plot needs matplotlib: pip install 'spanbatch[demo]'"]
 
 
+def test_plot_into_a_missing_directory_fails_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib", reason="with matplotlib absent the demo stops at that first")
+    target = tmp_path / "missing" / "demo.png"
+    with pytest.raises(SystemExit, match=r"^--plot: no directory .*missing"):
+        spanbatch_main(["demo", "--sessions", "1000", "--think-ms", "1000", "--plot", str(target)])
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.timeout(60)
 def test_endpoint_sends_both_runs_to_the_external_collector() -> None:
     with OTLPReceiver("http") as collector:
