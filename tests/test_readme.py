@@ -20,9 +20,9 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib.metadata import metadata
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -238,6 +238,16 @@ def _load(path: Path) -> ModuleType:
     return module
 
 
+def _pyproject() -> dict[str, Any]:
+    """The pyproject ``pip install .`` reads (tomllib from 3.11; pytest brings tomli before that)."""
+    try:
+        import tomllib  # noqa: PLC0415
+    except ImportError:
+        import tomli as tomllib  # noqa: PLC0415
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        return tomllib.load(file)
+
+
 def _nox_sessions() -> dict[str, list[str]]:
     """Each session the noxfile declares, with its per-interpreter names (``tests`` -> ``tests-3.9`` …),
     read from its source: nox itself need not be installed."""
@@ -295,7 +305,7 @@ def _check_command(command: str) -> None:
         if words[2] == "demo" and "--" in words:
             _check_demo_args(words[words.index("--") + 1 :], command)
     elif words[:2] == ["pip", "install"]:
-        extras = set(metadata("spanbatch").get_all("Provides-Extra") or [])
+        extras = set(_pyproject()["project"]["optional-dependencies"])
         for spec in (w for w in words[2:] if not w.startswith("-")):
             match = re.fullmatch(r"\.(?:\[(?P<extras>[\w,-]+)\])?", spec)
             assert match, f"README: {command!r} installs {spec!r}, not this project"
