@@ -25,6 +25,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import spanbatch
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from spanbatch import BatchSpanProcessor, SpanStats
 from spanbatch.demo._cli import parser as demo_parser
@@ -94,9 +96,10 @@ def _prose() -> str:
 # ---- markers -----------------------------------------------------------------------------------------
 
 
-def test_the_readme_has_blocks_of_every_kind() -> None:
-    assert {b.language for b in BLOCKS} == _LANGUAGES
-    assert len(PYTHON_BLOCKS) >= 4
+def test_the_blocks_are_found() -> None:
+    assert PYTHON_BLOCKS
+    assert SHELL_BLOCKS
+    assert any(b.section == "Usage" for b in PYTHON_BLOCKS)
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.id)
@@ -224,6 +227,19 @@ def test_stats_dropped_prints_as_a_dict_and_stays_read_only() -> None:
         "SpanStats(enqueued=1, exported=0, queued=0, in_flight=0, batches=0, export_errors=0, "
         "dropped={'queue_full': 1}, retried=0)"
     )
+
+
+@pytest.mark.timeout(30)
+def test_pipeline_stats_counts_a_span_once_per_lane_as_the_readme_says() -> None:
+    provider = TracerProvider()
+    pipeline = spanbatch.install(provider, {"phoenix": InMemorySpanExporter(), "langfuse": InMemorySpanExporter()})
+    try:
+        provider.get_tracer("readme").start_span("agent turn").end()
+        assert pipeline.force_flush(10_000)
+        assert (pipeline.stats().enqueued, pipeline.stats().exported) == (2, 2)
+        assert {name: s.exported for name, s in pipeline.stats_by_backend().items()} == {"phoenix": 1, "langfuse": 1}
+    finally:
+        provider.shutdown()
 
 
 # ---- shell commands: checked, not run ----------------------------------------------------------------
@@ -359,7 +375,7 @@ def test_dev_py_list_lists_every_session() -> None:
         [sys.executable, "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), *dev.nox_arguments(["list"])],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=60,
         check=True,
         cwd=ROOT,
     )
