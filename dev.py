@@ -1,6 +1,8 @@
 """Bootstrap: ``python3 dev.py test`` runs the whole suite, ``python3 dev.py demo`` the demo.
 
-Needs only CPython and Rust: it makes a private virtualenv with nox and hands over to the noxfile.
+Needs only CPython and Rust: it makes a private virtualenv with nox and hands over to the noxfile, so nox
+need not be on PATH. ``python3 dev.py list`` lists the sessions; nox options and, after ``--``, the
+session's own arguments follow the command: ``python3 dev.py test -s tests-3.11 -- -m slow``.
 """
 
 from __future__ import annotations
@@ -12,18 +14,34 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 TOOLS = ROOT / "target" / "dev-venv"
-COMMANDS = {"test": [], "demo": ["-s", "demo"], "bench": ["-s", "bench"]}
+COMMANDS = {
+    "test": [],  # the noxfile's default sessions: rust, lint, types, tests on every CPython present
+    "demo": ["-s", "demo"],
+    "bench": ["-s", "bench"],
+    "soak": ["-s", "soak"],
+    "list": ["-l"],
+}
+ALIASES = {"-l": "list"}
+
+
+def nox_arguments(argv: list[str]) -> list[str] | None:
+    """What nox is given for ``dev.py`` arguments; None for an unknown command."""
+    command = ALIASES.get(argv[0], argv[0]) if argv else None
+    if command not in COMMANDS:
+        return None
+    return [*COMMANDS[command], *argv[1:]]
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in COMMANDS:
-        print(f"usage: python3 dev.py {{{'|'.join(COMMANDS)}}} [nox arguments]", file=sys.stderr)
+    arguments = nox_arguments(argv)
+    if arguments is None:
+        print(f"usage: python3 dev.py {{{'|'.join(COMMANDS)}}} [nox arguments] [-- session arguments]", file=sys.stderr)
         return 2
     python = TOOLS / "bin" / "python"
     if not python.exists():
         venv.create(TOOLS, with_pip=True)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", "nox>=2024.4"], check=True)
-    command = [str(python), "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), *COMMANDS[argv[0]], *argv[1:]]
+    command = [str(python), "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), *arguments]
     return subprocess.run(command, check=False, cwd=ROOT).returncode
 
 

@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from spanbatch._core import BatchCore
+
+
+class DropCounts(Mapping[str, int]):
+    """Spans dropped per reason: a read-only mapping that prints as the dict it holds.
+
+    A ``MappingProxyType`` would be as read-only but prints as ``mappingproxy({...})`` inside every
+    ``SpanStats`` the user prints.
+    """
+
+    __slots__ = ("_counts",)
+
+    def __init__(self, counts: Mapping[str, int] | None = None) -> None:
+        self._counts = dict(counts or {})  # a copy: the caller's dict cannot change it afterwards
+
+    def __getitem__(self, reason: str) -> int:
+        return self._counts[reason]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._counts)
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def __repr__(self) -> str:
+        return repr(self._counts)
 
 
 @dataclass(frozen=True)
@@ -25,13 +49,17 @@ class SpanStats:
     in_flight: int = 0
     batches: int = 0
     export_errors: int = 0
-    dropped: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    dropped: Mapping[str, int] = field(default_factory=DropCounts)
     retried: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dropped, DropCounts):
+            object.__setattr__(self, "dropped", DropCounts(self.dropped))  # frozen: the one way to set it
 
     @classmethod
     def of(cls, core: BatchCore) -> SpanStats:
         enqueued, exported, queued, in_flight, batches, export_errors, dropped, retried = core.stats()
-        return cls(enqueued, exported, queued, in_flight, batches, export_errors, MappingProxyType(dropped), retried)
+        return cls(enqueued, exported, queued, in_flight, batches, export_errors, dropped, retried)
 
     @property
     def dropped_total(self) -> int:
@@ -46,6 +74,6 @@ class SpanStats:
             self.in_flight + other.in_flight,
             self.batches + other.batches,
             self.export_errors + other.export_errors,
-            MappingProxyType({r: self.dropped.get(r, 0) + other.dropped.get(r, 0) for r in reasons}),
+            {r: self.dropped.get(r, 0) + other.dropped.get(r, 0) for r in reasons},
             self.retried + other.retried,
         )

@@ -149,7 +149,11 @@ class Pipeline(SpanProcessor):
         self._fan_out.on_end(span)
 
     def stats(self) -> SpanStats:
-        """All backends together."""
+        """All backends together: the lanes' counters summed, so a span counts once per lane.
+
+        A span sent to three backends adds 3 to ``enqueued`` and, once delivered, 3 to ``exported``;
+        :meth:`stats_by_backend` gives each lane's own counts.
+        """
         return sum(self.stats_by_backend().values(), SpanStats())
 
     def stats_by_backend(self) -> dict[str, SpanStats]:

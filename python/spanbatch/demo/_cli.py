@@ -9,7 +9,8 @@ from collections.abc import Iterator, Sequence
 from typing import Callable
 
 from spanbatch.demo._contenders import CONTENDERS
-from spanbatch.demo._report import as_json, table
+from spanbatch.demo._plot import plot, require_matplotlib
+from spanbatch.demo._report import as_json, table, title
 from spanbatch.demo._run import Result, receiver_counter, run_contender
 from spanbatch.demo._workload import Workload
 
@@ -54,6 +55,8 @@ def _check(args: argparse.Namespace) -> None:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
     if args.think_ms < 0:
         raise SystemExit("--think-ms must not be negative")
+    if args.plot:
+        require_matplotlib(args.plot)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,8 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(table(results, workload, where))
     if args.plot:
-        from spanbatch.demo._plot import plot  # noqa: PLC0415 -- matplotlib is optional
-
-        plot(results, f"{workload.sessions} agent sessions on {workload.threads} threads -> {where}", args.plot)
+        plot(results, title(results, workload, where), args.plot)
         print(f"plot written to {args.plot}", file=sys.stderr)
     return 0

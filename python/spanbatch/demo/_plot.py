@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Callable
 
 from spanbatch.demo._run import Result
@@ -24,6 +25,17 @@ _PANELS: list[tuple[str, str, Callable[[Result], float]]] = [
 ]
 
 
+def require_matplotlib(path: str) -> None:
+    """Refuses ``--plot`` before any workload runs, in one line, when it could not be drawn or written."""
+    try:
+        import matplotlib  # noqa: F401, PLC0415 -- optional: only --plot needs it
+    except ImportError:
+        raise SystemExit("--plot needs matplotlib: pip install 'spanbatch[demo]'") from None
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise SystemExit(f"--plot: no directory {str(folder)!r} to write {path!r} into")
+
+
 def plot(results: Sequence[Result], title: str, path: str) -> None:
     import matplotlib  # noqa: PLC0415 -- optional: only --plot needs it
 
@@ -42,5 +54,5 @@ def plot(results: Sequence[Result], title: str, path: str) -> None:
         ax.margins(y=0.18)
         ax.spines[["top", "right"]].set_visible(False)
     fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, metadata={"Title": title})
     plt.close(fig)

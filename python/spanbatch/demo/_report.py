@@ -41,6 +41,43 @@ ROWS: list[tuple[str, Callable[[Result], str]]] = [
 ]
 
 
+def describe(workload: Workload) -> str:
+    return (
+        f"{workload.sessions} agent sessions x {workload.turns} turns on {workload.threads} threads "
+        f"(think time {workload.think_ms:g} ms per LLM call)"
+    )
+
+
+def title(results: Sequence[Result], workload: Workload, destination: str) -> str:
+    """The workload on one line, each contender's exporter on the next."""
+    exporters = "; ".join(f"{r.label}: {r.exporter}" for r in results)
+    return f"{describe(workload)} -> {destination}\n{exporters}"
+
+
+def _delivery(result: Result) -> str:
+    if result.received is not None:
+        return f"delivered {result.received:,}/{result.produced:,} spans"
+    if result.dropped is not None:
+        return f"dropped {result.dropped_total:,}/{result.produced:,} spans by its own count"
+    return "counts none of its drops"
+
+
+def verdict(results: Sequence[Result]) -> str | None:
+    """spanbatch against the stock processor in one line, from the figures alone; None unless both ran."""
+    by_label = {r.label: r for r in results}
+    ours, stock = by_label.get("spanbatch"), by_label.get("stock")
+    if ours is None or stock is None:
+        return None
+    unknown = " (the collector's count is not known here)" if None in (ours.received, stock.received) else ""
+    ratio = ours.spans_per_second / stock.spans_per_second if stock.spans_per_second else None
+    speed = f"{ours.spans_per_second:,.0f} spans/s" if ratio is None else f"{ratio:.1f}x the stock processor's spans/s"
+    return (
+        f"verdict: spanbatch {_delivery(ours)}, stock {_delivery(stock)}{unknown}; "
+        f"spanbatch ran at {speed}, "
+        f"with {ours.cpu_us_per_span:.1f} us of process CPU per span against {stock.cpu_us_per_span:.1f}"
+    )
+
+
 def table(results: Sequence[Result], workload: Workload, destination: str) -> str:
     """A plain-text table, one column per contender."""
     header = ["", *(r.label for r in results)]
@@ -51,11 +88,9 @@ def table(results: Sequence[Result], workload: Workload, destination: str) -> st
         return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
 
     rule = "  ".join("-" * w for w in widths)
-    intro = (
-        f"{workload.sessions} agent sessions x {workload.turns} turns on {workload.threads} threads "
-        f"(think time {workload.think_ms:g} ms per LLM call) -> {destination}; default processor settings"
-    )
-    return "\n".join([intro, "", line(header), rule, *(line(row) for row in body)])
+    intro = f"{describe(workload)} -> {destination}; default processor settings"
+    closing = verdict(results)
+    return "\n".join([intro, "", line(header), rule, *(line(row) for row in body), *(["", closing] if closing else [])])
 
 
 def as_json(results: Sequence[Result], workload: Workload, destination: str) -> str:
@@ -69,6 +104,7 @@ def as_json(results: Sequence[Result], workload: Workload, destination: str) -> 
             },
             "destination": destination,
             "results": [r.as_dict() for r in results],
+            "verdict": verdict(results),
         },
         indent=2,
     )
