@@ -1,10 +1,11 @@
-"""The one entry point: tests on every CPython 3.9-3.13 present, lint, types, rust, bench, demo."""
+"""The one entry point: the wheel, tests on every CPython 3.10-3.13 present, lint, types, rust, bench, demo."""
 
 from __future__ import annotations
 
 import glob
 import os
 import random
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,10 +13,10 @@ from pathlib import Path
 import nox
 
 ROOT = Path(__file__).parent
-PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 WHEELS = ROOT / "target" / "nox-wheels"
 
-nox.options.sessions = ["rust", "lint", "types", "tests"]
+nox.options.sessions = ["rust", "lint", "types", "build", "tests"]
 # Absent interpreters are skipped with a message, on CI too: the machine decides what is there.
 nox.options.error_on_missing_interpreters = False
 
@@ -47,15 +48,22 @@ _built: list[Path] = []
 
 
 def _wheel(session: nox.Session) -> Path:
-    """Build the abi3 wheel once per nox run, release profile: every session and interpreter installs
-    what users install (the throughput tests and the benchmarks need its speed)."""
+    """Build the abi3 wheel once per nox run, as users get it: release profile, linked against glibc 2.17
+    (manylinux2014) with zig, so it installs on Debian 11, RHEL 8 or Amazon Linux 2 too. Every session and
+    interpreter installs this one file (the throughput tests and the benchmarks need its speed)."""
     if not _built:
         out = WHEELS / "release"
         shutil.rmtree(out, ignore_errors=True)
-        session.install("maturin>=1.9,<2")
-        session.run("maturin", "build", "--release", "--out", str(out))
+        session.install("maturin>=1.9,<2", "ziglang")
+        session.run("maturin", "build", "--release", "--zig", "--compatibility", "manylinux2014", "--out", str(out))
         _built.extend(out.glob("spanbatch-*.whl"))
     return _built[0]
+
+
+def _without_rust() -> dict[str, str]:
+    """The environment with every folder that holds ``cargo`` taken off PATH: the suite runs as a user's would."""
+    kept = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and not (Path(p) / "cargo").exists()]
+    return {"PATH": os.pathsep.join(kept)}
 
 
 def _install(session: nox.Session, extras: str = "test") -> None:
@@ -66,7 +74,30 @@ def _install(session: nox.Session, extras: str = "test") -> None:
 def tests(session: nox.Session) -> None:
     """The pytest suite against the installed abi3 wheel."""
     _install(session)
-    session.run("python", "-m", "pytest", *session.posargs)
+    env = _without_rust()
+    session.run("python", "-c", "import shutil, sys; sys.exit(shutil.which('cargo') is not None)", env=env)
+    session.run("python", "-m", "pytest", *session.posargs, env=env)
+
+
+@nox.session(python="3.11")
+def build(session: nox.Session) -> None:
+    """The sdist and the manylinux2014 abi3 wheel in target/dist; auditwheel must agree on the tag,
+    and the sdist must build and import."""
+    dist = ROOT / "target" / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    wheel = _wheel(session)
+    session.install("auditwheel>=6")
+    shown = str(session.run("auditwheel", "show", str(wheel), silent=True))
+    # auditwheel names the most compatible tag the wheel's symbols allow: "manylinux_2_17_x86_64".
+    glibc = re.search(r'"manylinux_2_(\d+)_', shown)
+    if glibc is None or int(glibc.group(1)) > 17:
+        session.error(f"{wheel.name} needs a glibc newer than 2.17:\n{shown}")
+    session.run("maturin", "sdist", "--out", str(dist))
+    dist.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(wheel, dist)
+    (sdist,) = dist.glob("spanbatch-*.tar.gz")
+    session.install("--force-reinstall", str(sdist))
+    session.run("python", "-c", "import spanbatch, spanbatch._core; print('sdist build imports', spanbatch.__name__)")
 
 
 @nox.session(python=False)
