@@ -19,6 +19,7 @@ COMMANDS = {
     "demo": ["-s", "demo"],
     "bench": ["-s", "bench"],
     "soak": ["-s", "soak"],
+    "build": ["-s", "build"],
     "list": ["-l"],
 }
 ALIASES = {"-l": "list"}

@@ -140,7 +140,7 @@ def soak(session: nox.Session) -> None:
     _install(session)
     seed = next((a.split("=", 1)[1] for a in session.posargs if a.startswith("--hypothesis-seed=")), None)
     seed = seed or str(random.randrange(2**32))
-    session.log(f"hypothesis seed {seed}: replay with  nox -s soak -- --hypothesis-seed={seed}")
+    session.log(f"hypothesis seed {seed}: replay with  python3 dev.py soak -- --hypothesis-seed={seed}")
     args = [a for a in session.posargs if not a.startswith("--hypothesis-seed=")]
     session.run(
         "python",
