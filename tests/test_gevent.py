@@ -176,12 +176,11 @@ def test_pipeline_session_exports_and_exits(receiver: OTLPReceiver) -> None:
             provider, {"fast": otlp_exporter(), "slow": SlowExporter(otlp_exporter(), 0.2)}, schedule_delay_millis=60_000
         )
 
-        def session():
-            with pipeline.session():
-                end_spans(tracer, 100, "session")
-            return pipeline.stats().exported
-
-        report["exported_by_session_end"], report["session_cooperative"] = runs_meanwhile(session)
+        session = pipeline.session()
+        session.__enter__()
+        end_spans(tracer, 100, "session")
+        _, report["session_cooperative"] = runs_meanwhile(lambda: session.__exit__(None, None, None))
+        report["exported_by_session_end"] = pipeline.stats().exported
         end_spans(tracer, 100, "at exit")
         tracked.append(pipeline)
         """,
