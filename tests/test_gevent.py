@@ -276,3 +276,27 @@ def test_ctrl_c_interrupts_force_flush_under_gevent(http_receiver: OTLPReceiver)
     assert isinstance(seconds, float)
     assert seconds < 3.0, child.report
     child.stats()
+
+
+def test_concurrent_exports_flush_and_exit(http_receiver: OTLPReceiver) -> None:
+    # The export threads must be real threads too: as greenlets on the worker's OS thread they
+    # would wait for the worker, which waits in Rust for the next batch.
+    child = run_child(
+        """
+        processor = spanbatch.BatchSpanProcessor(
+            SlowExporter(otlp_exporter(), 0.1), max_export_batch_size=10, schedule_delay_millis=60_000,
+            max_concurrent_exports=3,
+        )
+        provider.add_span_processor(processor)
+        end_spans(tracer, 100, "flushed")
+        report["flushed"] = processor.force_flush(10_000)
+        end_spans(tracer, 100, "at exit")
+        tracked.append(processor)
+        """,
+        http_receiver,
+    )
+    child.assert_clean_exit()
+    assert child.report["flushed"] is True
+    assert child.stats() == [200, 200, 0, 0, {"queue_full": 0, "shutdown": 0, "export_failed": 0, "fork": 0}]
+    assert http_receiver.wait_for_spans(200)
+    assert http_receiver.span_names() == {"flushed": 100, "at exit": 100}
