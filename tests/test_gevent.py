@@ -172,9 +172,8 @@ def test_processor_exports_flushes_and_exits(receiver: OTLPReceiver) -> None:
 def test_pipeline_session_exports_and_exits(receiver: OTLPReceiver) -> None:
     child = run_child(
         """
-        pipeline = spanbatch.install(
-            provider, {"fast": otlp_exporter(), "slow": SlowExporter(otlp_exporter(), 0.2)}, schedule_delay_millis=60_000
-        )
+        backends = {"fast": otlp_exporter(), "slow": SlowExporter(otlp_exporter(), 0.2)}
+        pipeline = spanbatch.install(provider, backends, schedule_delay_millis=60_000)
 
         session = pipeline.session()
         session.__enter__()
@@ -250,6 +249,8 @@ def test_ctrl_c_interrupts_force_flush_under_gevent(http_receiver: OTLPReceiver)
         provider.add_span_processor(processor)
         tracer.start_span("hangs").end()
         processor.force_flush(1)
+        # As an interactive program has it, even if this test was started in the background.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         # A real OS thread sends the signal, whether or not the flush lets greenlets run.
         start_thread = monkey.get_original("_thread", "start_new_thread")
         sleep = monkey.get_original("time", "sleep")

@@ -25,6 +25,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 import spanbatch
 
+# A shell starts background jobs with SIGINT ignored, and children inherit that: restore what an
+# interactive program has, so the test does not depend on how it was started.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 class HangingExporter(SpanExporter):
     def __init__(self):
         self.entered = threading.Event()
