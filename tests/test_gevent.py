@@ -169,6 +169,32 @@ def test_processor_exports_flushes_and_exits(receiver: OTLPReceiver) -> None:
     assert receiver.span_names() == {"flushed": 100, "at exit": 100}
 
 
+def test_spanbatch_exporters_export_flush_and_exit(receiver: OTLPReceiver) -> None:
+    # spanbatch's own exporters take their fast paths (encoding in Rust, sending without the GIL).
+    child = run_child(
+        """
+        if protocol == "http":
+            from spanbatch.exporter import OTLPSpanExporter
+            exporter = OTLPSpanExporter(endpoint=endpoint, timeout=10)
+        else:
+            from spanbatch.exporter.grpc import OTLPSpanExporter
+            exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True, timeout=10)
+        processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=60_000)
+        provider.add_span_processor(processor)
+        end_spans(tracer, 1000, "flushed")
+        report["flushed"] = processor.force_flush()
+        end_spans(tracer, 1000, "at exit")
+        tracked.append(processor)
+        """,
+        receiver,
+    )
+    child.assert_clean_exit()
+    assert child.report["flushed"] is True
+    assert child.stats() == [2000, 2000, 0, 0, {"queue_full": 0, "shutdown": 0, "export_failed": 0, "fork": 0}]
+    assert receiver.wait_for_spans(2000)
+    assert receiver.span_names() == {"flushed": 1000, "at exit": 1000}
+
+
 def test_pipeline_session_exports_and_exits(receiver: OTLPReceiver) -> None:
     child = run_child(
         """
