@@ -327,3 +327,24 @@ def test_concurrent_exports_flush_and_exit(http_receiver: OTLPReceiver) -> None:
     assert child.stats() == [200, 200, 0, 0, {"queue_full": 0, "shutdown": 0, "export_failed": 0, "fork": 0}]
     assert http_receiver.wait_for_spans(200)
     assert http_receiver.span_names() == {"flushed": 100, "at exit": 100}
+
+
+def test_flush_on_sigterm_from_the_hub(http_receiver: OTLPReceiver) -> None:
+    # A signal that comes while every greenlet waits runs its handler in the hub, which cannot
+    # switch away: the flush on SIGTERM must still wait for the export there.
+    child = run_child(
+        """
+        processor = spanbatch.BatchSpanProcessor(SlowExporter(otlp_exporter(), 0.2), schedule_delay_millis=60_000)
+        provider.add_span_processor(processor)
+        end_spans(tracer, 100, "flushed on SIGTERM")
+        start_thread = monkey.get_original("_thread", "start_new_thread")
+        sleep = monkey.get_original("time", "sleep")
+        start_thread(lambda: (sleep(0.3), os.kill(os.getpid(), signal.SIGTERM)), ())
+        gevent.sleep(30)
+        """,
+        http_receiver,
+        SPANBATCH_FLUSH_ON_SIGTERM="true",
+    )
+    assert child.returncode == -15, child.stderr  # SIGTERM's own action, once flushed
+    assert "Traceback" not in child.stderr, child.stderr
+    assert http_receiver.wait_for_spans(100, timeout=5), http_receiver.stats()
