@@ -33,11 +33,25 @@ def _gevent_monkey() -> Any:
     return monkey
 
 
-def cooperative_pause() -> Callable[[float], object] | None:
-    """``gevent.sleep`` when threads are greenlets: what the application's waits pause with."""
-    if _gevent_monkey() is None:
-        return None
-    return sys.modules["gevent"].sleep  # type: ignore[no-any-return]
+def _pause_with(monkey: Any) -> Callable[[float], None]:
+    """``gevent.sleep``, except in the hub: a signal handler may run there, and the hub cannot switch away."""
+    gevent = sys.modules["gevent"]
+    hub_type = sys.modules["gevent.hub"].Hub
+    blocking_sleep = monkey.get_original("time", "sleep")
+
+    def pause(seconds: float) -> None:
+        if isinstance(gevent.getcurrent(), hub_type):
+            blocking_sleep(seconds)
+        else:
+            gevent.sleep(seconds)
+
+    return pause
+
+
+def cooperative_pause() -> Callable[[float], None] | None:
+    """What the application's waits pause with when threads are greenlets (see ``_pause_with``)."""
+    monkey = _gevent_monkey()
+    return None if monkey is None else _pause_with(monkey)
 
 
 def native_queue() -> queue.SimpleQueue[Any]:
@@ -68,7 +82,7 @@ class OSThread:
         self._args = args
         self._start_new_thread = monkey.get_original("_thread", "start_new_thread")
         self._running = monkey.get_original("_thread", "allocate_lock")()
-        self._pause = sys.modules["gevent"].sleep
+        self._pause = _pause_with(monkey)
 
     def start(self) -> None:
         self._running.acquire()
