@@ -106,8 +106,8 @@ pub struct PyBatchCore {
     window_start: Mutex<Option<Instant>>,
     /// Called with the number of orphaned spans when a push finds itself in a forked child.
     on_fork: Mutex<Option<Py<PyAny>>>,
-    /// Under gevent, `gevent.sleep`: the application's waits pause with it instead of
-    /// blocking their OS thread, which other greenlets share (see `waits.rs`).
+    /// Under gevent, a `gevent.sleep`: the application's waits pause with it instead of
+    /// blocking their OS thread, which other greenlets share (see `waits.rs`, `_threads.py`).
     pause: Mutex<Option<Py<PyAny>>>,
 }
 
