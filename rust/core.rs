@@ -11,6 +11,7 @@ use crate::otlp::types::Types;
 use crate::queue::{DropPolicy, Push, SpanQueue};
 use crate::room::Room;
 use crate::sync::locked;
+use crate::waits;
 use crate::wakeup::Wakeup;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -105,6 +106,9 @@ pub struct PyBatchCore {
     window_start: Mutex<Option<Instant>>,
     /// Called with the number of orphaned spans when a push finds itself in a forked child.
     on_fork: Mutex<Option<Py<PyAny>>>,
+    /// Under gevent, a `gevent.sleep`: the application's waits pause with it instead of
+    /// blocking their OS thread, which other greenlets share (see `waits.rs`, `_threads.py`).
+    pause: Mutex<Option<Py<PyAny>>>,
 }
 
 impl PyBatchCore {
@@ -122,6 +126,11 @@ impl PyBatchCore {
                 Blocked::Shutdown => {
                     self.counters.drop_spans(DropReason::Shutdown, 1);
                     return Ok(());
+                }
+                Blocked::Interrupted(error) => {
+                    // It never got room: counted as any span a full queue refused.
+                    self.count_overflow();
+                    return Err(error);
                 }
             },
             Push::QueuedEvicting(_) | Push::Refused(_) => self.count_overflow(),
@@ -162,13 +171,19 @@ impl PyBatchCore {
     /// Waits, detached so the worker can drain, for room for `span` until the block timeout.
     ///
     /// The span is already counted as enqueued: while its producer waits it shows as queued.
+    /// Ctrl-C ends the wait as it would any blocking call (see `waits.rs`).
     fn push_blocking(&self, py: Python<'_>, mut span: Py<PyAny>) -> Blocked {
         let deadline = Instant::now() + self.block_timeout;
+        let pause = self.pause(py);
         loop {
-            let room = py.detach(|| {
+            let room = waits::interruptible(py, deadline, pause.as_ref(), |until| {
                 self.room
-                    .wait_for(deadline, || !self.queue.is_full() || self.stopping())
+                    .wait_for(until, || !self.queue.is_full() || self.stopping())
             });
+            let room = match room {
+                Ok(room) => room,
+                Err(error) => return Blocked::Interrupted(error),
+            };
             if self.stopping() {
                 return Blocked::Shutdown;
             }
@@ -181,6 +196,12 @@ impl PyBatchCore {
                 Push::Refused(back) => span = back,
             }
         }
+    }
+
+    fn pause<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        locked(&self.pause)
+            .as_ref()
+            .map(|pause| pause.bind(py).clone())
     }
 
     /// Counts one span dropped for a full queue; returns whether to look for a fork now.
@@ -359,6 +380,8 @@ enum Blocked {
     Queued,
     Full,
     Shutdown,
+    /// A signal handler raised (Ctrl-C), or gevent interrupted the pause.
+    Interrupted(PyErr),
 }
 
 enum Step {
@@ -374,7 +397,9 @@ impl PyBatchCore {
     #[pyo3(signature = (
         max_queue_size, schedule_delay_millis, max_export_batch_size, *,
         drop_policy = "oldest", linger_millis = None, block_timeout_millis = 0.0, on_fork = None,
+        pause = None,
     ))]
+    #[allow(clippy::too_many_arguments)] // the Python constructor's arguments, one by one
     fn new(
         max_queue_size: usize,
         schedule_delay_millis: f64,
@@ -383,6 +408,7 @@ impl PyBatchCore {
         linger_millis: Option<f64>,
         block_timeout_millis: f64,
         on_fork: Option<Py<PyAny>>,
+        pause: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         if max_queue_size == 0
             || max_export_batch_size == 0
@@ -410,6 +436,7 @@ impl PyBatchCore {
             abandoned: AtomicBool::new(false),
             window_start: Mutex::new(None),
             on_fork: Mutex::new(on_fork),
+            pause: Mutex::new(pause),
         })
     }
 
@@ -499,10 +526,13 @@ impl PyBatchCore {
         self.wakeup.request_flush()
     }
 
-    /// Waits, detached, until `ticket` is done or `timeout_millis` passes.
-    fn wait_flush(&self, py: Python<'_>, ticket: u64, timeout_millis: f64) -> bool {
+    /// Waits, detached, until `ticket` is done or `timeout_millis` passes; Ctrl-C interrupts it.
+    fn wait_flush(&self, py: Python<'_>, ticket: u64, timeout_millis: f64) -> PyResult<bool> {
         let deadline = Instant::now() + millis(timeout_millis);
-        py.detach(|| self.wakeup.wait_flush(ticket, deadline))
+        let pause = self.pause(py);
+        waits::interruptible(py, deadline, pause.as_ref(), |until| {
+            self.wakeup.wait_flush(ticket, until)
+        })
     }
 
     /// Stops accepting spans and wakes the worker to drain; false if already shut down.
@@ -605,9 +635,11 @@ impl PyBatchCore {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        if let Ok(guard) = self.on_fork.try_lock() {
-            if let Some(callback) = guard.as_ref() {
-                visit.call(callback)?;
+        for held in [&self.on_fork, &self.pause] {
+            if let Ok(guard) = held.try_lock() {
+                if let Some(callback) = guard.as_ref() {
+                    visit.call(callback)?;
+                }
             }
         }
         Ok(())
@@ -615,5 +647,6 @@ impl PyBatchCore {
 
     fn __clear__(&self) {
         locked(&self.on_fork).take();
+        locked(&self.pause).take();
     }
 }

@@ -12,6 +12,7 @@ pub mod otlp;
 pub mod queue;
 pub mod room;
 mod sync;
+mod waits;
 pub mod wakeup;
 
 use pyo3::prelude::*;

@@ -19,6 +19,7 @@ from spanbatch._core import BatchCore, SpanEncoder
 from spanbatch._drops import DropReporter
 from spanbatch._policies import RetryPolicy
 from spanbatch._stats import SpanStats
+from spanbatch._threads import native_queue, start_thread
 from spanbatch.exporter._encoding import Batch, counting_skips
 
 logger = logging.getLogger("spanbatch")
@@ -227,29 +228,23 @@ def run_worker(
         export(batches=batch_source(core, exporter, BATCHES_PER_CALL if exports_many(exporter) else 1))
         return
     core.enter_export_thread()
-    handoff: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+    # Real OS threads and the queues between them, even under gevent (see _threads).
+    handoff: queue.SimpleQueue[Batch | None] = native_queue()
     take_one = batch_source(core, exporter, 1)
-    # Counts idle export threads, so a batch leaves the queue only when one can export it at once.
-    idle = threading.Semaphore(0)
+    # One token per idle export thread, so a batch leaves the queue only when one can export it at once.
+    idle: queue.SimpleQueue[None] = native_queue()
 
     def next_batch() -> list[Batch] | None:
-        idle.release()  # this thread's previous export (if any) has returned and been counted
+        idle.put(None)  # this thread's previous export (if any) has returned and been counted
         batch = handoff.get()
         return None if batch is None else [batch]
 
     threads = [
-        threading.Thread(
-            target=export,
-            kwargs={"batches": next_batch},
-            name=f"{threading.current_thread().name}-export-{i}",
-            daemon=True,
-        )
+        start_thread(functools.partial(export, batches=next_batch), f"{threading.current_thread().name}-export-{i}")
         for i in range(concurrency)
     ]
-    for thread in threads:
-        thread.start()
     while True:
-        idle.acquire()
+        idle.get()
         batch = take_one()
         if batch is None:
             break

@@ -7,6 +7,7 @@ told at once, then each is waited for with whatever time is left.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -23,6 +24,7 @@ from spanbatch._drops import DropReporter
 from spanbatch._export import run_worker, shutdown_exporter
 from spanbatch._policies import ExportPolicies
 from spanbatch._stats import SpanStats
+from spanbatch._threads import WorkerThread, cooperative_pause, start_thread
 
 logger = logging.getLogger("spanbatch")
 
@@ -64,7 +66,7 @@ class Lane:
         self._drop_label = drop_label
         self._on_new_core = on_new_core
         self._fork_claims: dict[int, int] = {}
-        self.worker: threading.Thread | None = None
+        self.worker: WorkerThread | None = None
         self.core = self._start()
         if debug:
             logger.debug(
@@ -89,20 +91,21 @@ class Lane:
             linger_millis=self.policies.linger_millis,
             block_timeout_millis=self.policies.block_timeout_millis,
             on_fork=weak_method(self.recover_from_fork),
+            pause=cooperative_pause(),
         )
         self.drops = DropReporter(self._drop_label)
-        self.worker = threading.Thread(
-            target=run_worker,
-            args=(core, self.exporter, self.drops, self.name, self._debug),
-            kwargs={
-                "retry": self.policies.retry,
-                "timeout_millis": self.settings.export_timeout_millis,
-                "concurrency": self.policies.max_concurrent_exports,
-            },
-            name=f"spanbatch-{self.name}",
-            daemon=True,
+        work = functools.partial(
+            run_worker,
+            core,
+            self.exporter,
+            self.drops,
+            self.name,
+            self._debug,
+            retry=self.policies.retry,
+            timeout_millis=self.settings.export_timeout_millis,
+            concurrency=self.policies.max_concurrent_exports,
         )
-        self.worker.start()
+        self.worker = start_thread(work, f"spanbatch-{self.name}")
         return core
 
     def current_core(self) -> BatchCore:
@@ -177,25 +180,19 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:
                 lane.name,
                 abandoned,
             )
-    helpers = [
-        threading.Thread(
-            target=shutdown_exporter,
-            args=(lane.exporter, remaining_millis(deadline)),
-            name=f"spanbatch-{lane.name}-shutdown",
-            daemon=True,
-        )
-        for lane in stopping
-    ]
-    for helper, lane in zip(helpers, stopping):
+    helpers: list[tuple[Lane, WorkerThread]] = []
+    for lane in stopping:
         try:
-            helper.start()
+            helper = start_thread(
+                shutdown_exporter, f"spanbatch-{lane.name}-shutdown", lane.exporter, remaining_millis(deadline)
+            )
         except RuntimeError:
             # Python 3.12+ starts no threads once interpreter shutdown has begun (atexit, late
             # SIGTERM): call it here instead, bounded by the timeout it is passed where it takes one.
             shutdown_exporter(lane.exporter, remaining_millis(deadline))
-    for helper, lane in zip(helpers, stopping):
-        if helper.ident is None:
-            continue
+        else:
+            helpers.append((lane, helper))
+    for lane, helper in helpers:
         helper.join(remaining_millis(deadline) / 1000)
         if helper.is_alive():
             logger.warning("%s: exporter shutdown did not return by the deadline.", lane.name)

@@ -1,0 +1,125 @@
+"""Threads for the export work, and waits for them, that hold under gevent's monkey-patching.
+
+Once gevent has patched ``threading``, a ``threading.Thread`` is a greenlet on the OS thread that
+started it, sharing it with the hub and every other greenlet. A worker that waits in Rust without
+the GIL would stop them all, and the application with them. So under gevent the export work runs
+on real OS threads, started with the functions gevent saved before patching (gevent's patched
+sockets work there, each thread with a hub of its own), and the application's greenlets wait for
+them by pausing with ``gevent.sleep``, never by blocking their OS thread.
+
+gevent is only looked for, never imported: a process that has not loaded it pays nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+import threading
+import time
+from typing import Any, Callable, Protocol
+
+logger = logging.getLogger("spanbatch")
+
+# How long a greenlet waiting for a thread lets the others run between two looks.
+_PAUSE_SECONDS = 0.005
+
+
+def _gevent_monkey() -> Any:
+    """gevent's ``monkey`` module if it has patched ``threading`` in this process, else None."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("threading"):
+        return None
+    return monkey
+
+
+def _pause_with(monkey: Any) -> Callable[[float], None]:
+    """``gevent.sleep``, except in the hub: a signal handler may run there, and the hub cannot switch away."""
+    gevent = sys.modules["gevent"]
+    hub_type = sys.modules["gevent.hub"].Hub
+    blocking_sleep = monkey.get_original("time", "sleep")
+
+    def pause(seconds: float) -> None:
+        if isinstance(gevent.getcurrent(), hub_type):
+            blocking_sleep(seconds)
+        else:
+            gevent.sleep(seconds)
+
+    return pause
+
+
+def cooperative_pause() -> Callable[[float], None] | None:
+    """What the application's waits pause with when threads are greenlets (see ``_pause_with``)."""
+    monkey = _gevent_monkey()
+    return None if monkey is None else _pause_with(monkey)
+
+
+def native_queue() -> queue.SimpleQueue[Any]:
+    """A ``queue.SimpleQueue`` for real threads: the C one, which gevent replaces with a greenlet queue."""
+    monkey = _gevent_monkey()
+    if monkey is None:
+        return queue.SimpleQueue()
+    return monkey.get_original("queue", "SimpleQueue")()  # type: ignore[no-any-return]
+
+
+class WorkerThread(Protocol):
+    """What a lane needs of its worker: ``threading.Thread``'s answers, or a real thread's under gevent."""
+
+    @property
+    def name(self) -> str: ...
+
+    def is_alive(self) -> bool: ...
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+
+class OSThread:
+    """A real OS thread in a gevent-patched process, started with the ``_thread`` functions gevent saved."""
+
+    def __init__(self, monkey: Any, target: Callable[..., object], name: str, args: tuple[Any, ...]) -> None:
+        self.name = name
+        self._target = target
+        self._args = args
+        self._start_new_thread = monkey.get_original("_thread", "start_new_thread")
+        self._running = monkey.get_original("_thread", "allocate_lock")()
+        self._pause = _pause_with(monkey)
+
+    def start(self) -> None:
+        self._running.acquire()
+        try:
+            self._start_new_thread(self._run, ())
+        except BaseException:
+            self._running.release()
+            raise
+
+    def _run(self) -> None:
+        try:
+            self._target(*self._args)
+        except BaseException:  # as threading.Thread would, say so rather than die silently
+            logger.exception("Uncaught exception in %s.", self.name)
+        finally:
+            self._running.release()
+
+    def is_alive(self) -> bool:
+        return bool(self._running.locked())
+
+    def join(self, timeout: float | None = None) -> None:
+        """Waits for the thread to end, at most ``timeout`` seconds, letting other greenlets run."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.is_alive():
+            left = _PAUSE_SECONDS if deadline is None else min(_PAUSE_SECONDS, deadline - time.monotonic())
+            if left <= 0:
+                return
+            self._pause(left)
+
+
+def start_thread(target: Callable[..., object], name: str, *args: Any) -> WorkerThread:
+    """Starts ``target(*args)`` on a daemon thread of its own: a real OS thread even under gevent."""
+    monkey = _gevent_monkey()
+    thread: OSThread | threading.Thread
+    if monkey is None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    else:
+        thread = OSThread(monkey, target, name, args)
+    thread.start()
+    return thread
