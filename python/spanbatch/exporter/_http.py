@@ -10,6 +10,7 @@ Private parts of the stock exporter this relies on (checked by the tests, 1.45.2
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -166,8 +167,19 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
             outcome = self._client.export(request.to_bytes())
         else:
             with self._native.replaying(first_attempt):
-                outcome = self._client.export(request.to_bytes())
+                outcome = self._client_after(first_attempt.seconds).export(request.to_bytes())
         return SpanExportResult.SUCCESS if outcome.success else SpanExportResult.FAILURE
+
+    def _client_after(self, seconds: float) -> _http._OTLPHTTPClient:
+        """The stock client with what an attempt of ``seconds`` left of its timeout.
+
+        One export has one deadline: the stock client's retries after the first attempt must
+        keep to it, not start a fresh one (which would resend a timed-out batch at once and
+        double the export's time). A shallow copy: same transport, headers and shutdown event.
+        """
+        client = copy.copy(self._client)
+        client._timeout = max(0.0, self._client._timeout - seconds)
+        return client
 
     def _export_one(self, spans: Batch) -> SpanExportResult:
         # The stock ``export`` with ``encode_spans(...).SerializePartialToString()`` swapped out.
