@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from spanbatch import BatchSpanProcessor
+from spanbatch._capabilities import encodes_spans, exports_many
 from spanbatch._core import SpanRequest
 from spanbatch.exporter import OTLPSpanExporter as HttpExporter
 from spanbatch.exporter.grpc import OTLPSpanExporter as GrpcExporter
@@ -260,3 +261,92 @@ def test_a_mock_exporter_gets_export_called_with_the_spans(mock_class: type[Mock
     exporter.export.assert_any_call(spans)
     assert exporter.export.call_args_list[0].args == (spans,)
     exporter.export_many.assert_not_called()
+
+
+# ---- fast paths stay where the class declares them ----------------------------------------------
+
+
+class ManyRedactingHttp(RedactingHttp):
+    """Overrides ``export_many`` too, consistently with its ``export``: keeps export_many, gets spans."""
+
+    def export_many(self, batches: Sequence[Any]) -> list[SpanExportResult]:
+        self.calls.record(batches)
+        return super().export_many([redacted(batch) for batch in batches])
+
+
+class DeclaringHttp(HttpExporter):
+    """Wraps every method the worker hands batches to, and declares the encoder for them."""
+
+    span_encoder = HttpExporter.span_encoder
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.handed: list[type] = []
+
+    def export(self, spans: Any) -> SpanExportResult:
+        self.handed.append(type(spans))
+        return super().export(spans)
+
+    def export_many(self, batches: Sequence[Any]) -> list[SpanExportResult]:
+        self.handed.extend(type(batch) for batch in batches)
+        return super().export_many(batches)
+
+
+class PlainHttp(HttpExporter):
+    pass
+
+
+class PlainGrpc(GrpcExporter):
+    pass
+
+
+class ManyOnlyHttp(HttpExporter):
+    """Overrides ``export_many`` alone: the inherited encoder was declared for another ``export_many``."""
+
+    def export_many(self, batches: Sequence[Any]) -> list[SpanExportResult]:
+        return super().export_many(batches)
+
+
+DEAD = "http://127.0.0.1:9/v1/traces"  # never sent to: these exporters are only looked at
+GRPC_DEAD = "127.0.0.1:9"
+
+
+@pytest.mark.parametrize(
+    ("make", "many", "encodes"),
+    [
+        pytest.param(lambda: HttpExporter(endpoint=DEAD), True, True, id="http"),
+        pytest.param(lambda: PlainHttp(endpoint=DEAD), True, True, id="http-plain-subclass"),
+        pytest.param(lambda: GrpcExporter(endpoint=GRPC_DEAD, insecure=True), False, True, id="grpc"),
+        pytest.param(lambda: PlainGrpc(endpoint=GRPC_DEAD, insecure=True), False, True, id="grpc-plain-subclass"),
+        pytest.param(lambda: RedactingHttp(endpoint=DEAD), False, False, id="http-overridden"),
+        pytest.param(lambda: RedactingGrpc(endpoint=GRPC_DEAD, insecure=True), False, False, id="grpc-overridden"),
+        pytest.param(lambda: ManyRedactingHttp(endpoint=DEAD), True, False, id="http-both-overridden"),
+        pytest.param(lambda: ManyOnlyHttp(endpoint=DEAD), True, False, id="http-export-many-overridden"),
+        pytest.param(lambda: DeclaringHttp(endpoint=DEAD), True, True, id="http-all-redeclared"),
+        pytest.param(lambda: RedactingWrapper(HttpExporter(endpoint=DEAD)), False, False, id="getattr-wrapper"),
+        pytest.param(Mock, False, False, id="Mock"),
+        pytest.param(MagicMock, False, False, id="MagicMock"),
+        pytest.param(lambda: Mock(spec=HttpExporter), False, False, id="Mock-spec"),
+    ],
+)
+def test_fast_paths_are_decided_on_the_class(make: Any, many: bool, encodes: bool) -> None:
+    exporter = make()
+    assert (exports_many(exporter), encodes_spans(exporter)) == (many, encodes)
+
+
+@pytest.mark.timeout(60)
+def test_a_subclass_overriding_export_and_export_many_keeps_export_many(http_received: Received) -> None:
+    exporter = ManyRedactingHttp(endpoint=http_received.endpoint)
+    run_spans(BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
+    assert http_received.spans() == REDACTED
+    (call,) = exporter.calls.batches  # one export_many call, with lists of spans
+    assert isinstance(call, list)
+    assert all(isinstance(batch, list) for batch in call)
+
+
+@pytest.mark.timeout(60)
+def test_a_subclass_that_declares_the_encoder_gets_requests(http_received: Received) -> None:
+    exporter = DeclaringHttp(endpoint=http_received.endpoint)
+    run_spans(BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
+    assert exporter.handed == [SpanRequest]
+    assert set(http_received.spans()) == {"checkout", "health", "login"}
