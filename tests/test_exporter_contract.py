@@ -37,6 +37,7 @@ from spanbatch.exporter import OTLPSpanExporter as HttpExporter
 from spanbatch.exporter.grpc import OTLPSpanExporter as GrpcExporter
 
 from tests.conftest import make_span
+from tests.otlp_spans import corpus
 
 PROCESSORS = pytest.mark.parametrize(
     "processor_class", [BatchSpanProcessor, StockBatchSpanProcessor], ids=["spanbatch", "stock"]
@@ -350,3 +351,11 @@ def test_a_subclass_that_declares_the_encoder_gets_requests(http_received: Recei
     run_spans(BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
     assert exporter.handed == [SpanRequest]
     assert set(http_received.spans()) == {"checkout", "health", "login"}
+
+
+@pytest.mark.timeout(30)
+def test_the_http_exporters_export_does_not_call_an_overridden_export_many(http_received: Received) -> None:
+    # As with the stock exporter, which has no export_many: each entry point is its own.
+    exporter = ManyRedactingHttp(endpoint=http_received.endpoint)
+    assert exporter.export(corpus()) is SpanExportResult.SUCCESS
+    assert len(exporter.calls.batches) == 1
