@@ -118,7 +118,7 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         return self._native is not None
 
     def export(self, spans: Batch) -> SpanExportResult:
-        return self.export_many([spans])[0]
+        return self._export_batches([spans])[0]
 
     def export_many(self, batches: Sequence[Batch]) -> list[SpanExportResult]:
         """Export each batch as its own request; spanbatch's processors call this with several at once.
@@ -128,6 +128,10 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         With the native transport every first attempt is made in one stretch without the
         GIL; a batch whose attempt failed goes on through the stock client's retries.
         """
+        return self._export_batches(batches)
+
+    def _export_batches(self, batches: Sequence[Batch]) -> list[SpanExportResult]:
+        # Behind both entry points, so that a subclass overriding one never has it called by the other.
         if self._shutdown:
             logger.warning("Exporter already shutdown, ignoring batch")
             return [SpanExportResult.FAILURE] * len(batches)
