@@ -21,6 +21,9 @@ from typing import Any
 from unittest.mock import MagicMock, Mock
 
 import grpc
+from opentelemetry.exporter.http.transport._base import BaseHTTPResult
+from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as StockHttpExporter
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -359,3 +362,33 @@ def test_the_http_exporters_export_does_not_call_an_overridden_export_many(http_
     exporter = ManyRedactingHttp(endpoint=http_received.endpoint)
     assert exporter.export(corpus()) is SpanExportResult.SUCCESS
     assert len(exporter.calls.batches) == 1
+
+
+# ---- the stock constructor's keywords -----------------------------------------------------------
+
+
+class CountingTransport(RequestsHTTPTransport):
+    """The stock requests transport, counting its requests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests = 0
+
+    def request(self, method: str, url: str, **kwargs: Any) -> BaseHTTPResult:
+        self.requests += 1
+        return super().request(method, url, **kwargs)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("exporter_class", [HttpExporter, StockHttpExporter], ids=["spanbatch", "stock"])
+def test_the_http_exporter_sends_through_the_transport_it_is_given(
+    http_received: Received, exporter_class: type[Any]
+) -> None:
+    transport = CountingTransport()
+    exporter = exporter_class(endpoint=http_received.endpoint, _transport=transport)
+    assert exporter.export(corpus()) is SpanExportResult.SUCCESS
+    assert transport.requests == 1
+    assert len(http_received.requests) == 1
+    # A plain requests transport, given explicitly, is kept too: it is the caller's.
+    plain = RequestsHTTPTransport()
+    assert exporter_class(endpoint=http_received.endpoint, _transport=plain)._client._transport is plain
