@@ -14,7 +14,7 @@ import copy
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 try:
@@ -43,6 +43,7 @@ from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport,
 
 if TYPE_CHECKING:
     import requests
+    from opentelemetry.exporter.http.transport._base import BaseHTTPTransport
 
 logger = logging.getLogger("spanbatch.exporter")
 
@@ -84,7 +85,10 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         *,
         max_request_size: int | None = None,
         meter_provider: MeterProvider | None = None,
+        _transport: BaseHTTPTransport | None = None,
     ) -> None:
+        # Passed on only when given: the stock overloads take ``_transport`` without certificate files.
+        given: dict[str, Any] = {} if _transport is None else {"_transport": _transport}
         super().__init__(
             endpoint,
             certificate_file,
@@ -96,12 +100,14 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
             session,
             max_request_size=max_request_size,
             meter_provider=meter_provider,
+            **given,
         )
         self._encoder = SpanEncoder()
         # Same object, same settings; only ``_compress`` changes (see _RustCompressingClient).
         if type(self._client) is _http._OTLPHTTPClient:
             self._client.__class__ = _RustCompressingClient
-        self._native = native_transport_for(self, session)
+        # A transport the caller gave is theirs to keep: requests go through it, not from Rust.
+        self._native = None if _transport is not None else native_transport_for(self, session)
 
     @property
     def span_encoder(self) -> SpanEncoder:
