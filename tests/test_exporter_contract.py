@@ -311,6 +311,10 @@ class ManyOnlyHttp(HttpExporter):
         return super().export_many(batches)
 
 
+class NoManyHttp(HttpExporter):
+    export_many = None  # type: ignore[assignment]
+
+
 DEAD = "http://127.0.0.1:9/v1/traces"  # never sent to: these exporters are only looked at
 GRPC_DEAD = "127.0.0.1:9"
 
@@ -327,6 +331,7 @@ GRPC_DEAD = "127.0.0.1:9"
         pytest.param(lambda: ManyRedactingHttp(endpoint=DEAD), True, False, id="http-both-overridden"),
         pytest.param(lambda: ManyOnlyHttp(endpoint=DEAD), True, False, id="http-export-many-overridden"),
         pytest.param(lambda: DeclaringHttp(endpoint=DEAD), True, True, id="http-all-redeclared"),
+        pytest.param(lambda: NoManyHttp(endpoint=DEAD), False, True, id="http-export-many-set-to-none"),
         pytest.param(lambda: RedactingWrapper(HttpExporter(endpoint=DEAD)), False, False, id="getattr-wrapper"),
         pytest.param(Mock, False, False, id="Mock"),
         pytest.param(MagicMock, False, False, id="MagicMock"),
