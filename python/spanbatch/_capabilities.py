@@ -69,5 +69,9 @@ def _declared_below(cls: type, name: str, other: str) -> bool:
 
 
 def _owner(cls: type, name: str) -> type | None:
-    """The class in ``cls``'s MRO whose own namespace defines ``name``."""
-    return next((klass for klass in cls.__mro__ if vars(klass).get(name) is not None), None)
+    """The class in ``cls``'s MRO whose own namespace defines ``name``; None where the first one
+    to name it sets it to None (a subclass switching the fast path off)."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return klass if vars(klass)[name] is not None else None
+    return None
