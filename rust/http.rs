@@ -14,7 +14,7 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 use std::io::ErrorKind;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use ureq::http::{Method, Request};
 use ureq::Agent;
 
@@ -37,8 +37,9 @@ enum Outcome {
     NotSent,
 }
 
-/// Python-side shape: `(status, reason, headers, body, error_kind, error_message)`;
-/// `error_kind` is `connection`, `request`, `too_large` (message: the size) or `not_sent`.
+/// Python-side shape: `(status, reason, headers, body, error_kind, error_message, seconds)`;
+/// `error_kind` is `connection`, `request`, `too_large` (message: the size) or `not_sent`, and
+/// `seconds` is how long the attempt took, so that retries after it keep its export's deadline.
 type OutcomeTuple<'py> = (
     Option<u16>,
     Option<&'static str>,
@@ -46,10 +47,16 @@ type OutcomeTuple<'py> = (
     Bound<'py, PyBytes>,
     Option<&'static str>,
     Option<String>,
+    f64,
 );
 
 impl Outcome {
-    fn unsent<'py>(py: Python<'py>, kind: &'static str, message: String) -> OutcomeTuple<'py> {
+    fn unsent<'py>(
+        py: Python<'py>,
+        kind: &'static str,
+        message: String,
+        took: Duration,
+    ) -> OutcomeTuple<'py> {
         (
             None,
             None,
@@ -57,10 +64,11 @@ impl Outcome {
             PyBytes::new(py, b""),
             Some(kind),
             Some(message),
+            took.as_secs_f64(),
         )
     }
 
-    fn into_tuple(self, py: Python<'_>) -> OutcomeTuple<'_> {
+    fn into_tuple(self, py: Python<'_>, took: Duration) -> OutcomeTuple<'_> {
         match self {
             Self::Response {
                 status,
@@ -74,16 +82,17 @@ impl Outcome {
                 PyBytes::new(py, &body),
                 None,
                 None,
+                took.as_secs_f64(),
             ),
             Self::Failed {
                 connection,
                 message,
             } => {
                 let kind = if connection { "connection" } else { "request" };
-                Self::unsent(py, kind, message)
+                Self::unsent(py, kind, message, took)
             }
-            Self::TooLarge(size) => Self::unsent(py, "too_large", size.to_string()),
-            Self::NotSent => Self::unsent(py, "not_sent", String::new()),
+            Self::TooLarge(size) => Self::unsent(py, "too_large", size.to_string(), took),
+            Self::NotSent => Self::unsent(py, "not_sent", String::new(), took),
         }
     }
 }
@@ -138,6 +147,13 @@ impl Call<'_> {
                 message: error.to_string(),
             },
         }
+    }
+
+    /// `send`, and how long it took.
+    fn timed_send(&self, agent: &Agent, body: &[u8]) -> (Outcome, Duration) {
+        let started = Instant::now();
+        let outcome = self.send(agent, body);
+        (outcome, started.elapsed())
     }
 
     fn try_send(&self, agent: &Agent, body: &[u8]) -> Result<Outcome, ureq::Error> {
@@ -201,7 +217,7 @@ impl PyHttpSender {
         }
     }
 
-    /// One request, detached; `(status, reason, headers, body, error_kind, error_message)`.
+    /// One request, detached; `(status, reason, headers, body, error_kind, error_message, seconds)`.
     #[pyo3(signature = (method_name, url, headers, body, timeout_seconds=None))]
     fn send<'py>(
         &self,
@@ -220,8 +236,8 @@ impl PyHttpSender {
             timeout: timeout(timeout_seconds)?,
         };
         let agent = locked(&self.agent).clone();
-        let outcome = crate::handoff::detach(py, || call.send(&agent, &body));
-        Ok(outcome.into_tuple(py))
+        let (outcome, took) = crate::handoff::detach(py, || call.timed_send(&agent, &body));
+        Ok(outcome.into_tuple(py, took))
     }
 
     /// Serializes, compresses (`encoding`) and POSTs each request in turn, all in one
@@ -249,10 +265,12 @@ impl PyHttpSender {
         };
         let limit = usize::try_from(max_request_size).ok().filter(|&l| l > 0);
         let agent = locked(&self.agent).clone();
-        let outcomes: Vec<Outcome> = crate::handoff::detach(py, || {
+        let outcomes: Vec<(Outcome, Duration)> = crate::handoff::detach(py, || {
             let mut reached = true;
             let mut outcomes = Vec::with_capacity(requests.len());
             for request in &requests {
+                // Each request's export starts here, with its serialization: its deadline counts from now.
+                let started = Instant::now();
                 let request = &request.get().request;
                 let body = request.to_bytes();
                 let outcome = match (limit, codec) {
@@ -264,11 +282,14 @@ impl PyHttpSender {
                 };
                 request.done_with(body);
                 reached &= !matches!(outcome, Outcome::Failed { .. });
-                outcomes.push(outcome);
+                outcomes.push((outcome, started.elapsed()));
             }
             outcomes
         });
-        Ok(outcomes.into_iter().map(|o| o.into_tuple(py)).collect())
+        Ok(outcomes
+            .into_iter()
+            .map(|(outcome, took)| outcome.into_tuple(py, took))
+            .collect())
     }
 
     /// Drops pooled connections; later requests open new ones.

@@ -51,13 +51,17 @@ class RequestTaker(threading.Thread):
 
 
 class EncodingExporter(SpanExporter):
-    """Has a ``span_encoder``, so spanbatch hands it SpanRequests; records what it got."""
+    """Its class declares a ``span_encoder``, so spanbatch hands it SpanRequests; records what it got."""
 
     def __init__(self) -> None:
         self.encoder = SpanEncoder()
-        self.span_encoder: object = self.encoder
+        self.offered: object = self.encoder  # what ``span_encoder`` returns
         self.batches: list[Any] = []
         self.bodies: list[bytes] = []
+
+    @property
+    def span_encoder(self) -> object:
+        return self.offered
 
     def export(self, spans: Any) -> SpanExportResult:
         self.batches.append(spans)
@@ -149,7 +153,7 @@ def test_shutdown_exports_spans_read_ahead_exactly_once() -> None:
 @pytest.mark.timeout(20)
 def test_an_exporter_without_a_span_encoder_gets_spans() -> None:
     exporter = EncodingExporter()
-    exporter.span_encoder = None
+    exporter.offered = None
     processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG)
     for i in range(40):
         processor.on_end(make_span(span_id=i + 1))

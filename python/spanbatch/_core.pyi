@@ -71,9 +71,10 @@ class SpanRequest:
     def to_bytes(self) -> bytes: ...
     def __len__(self) -> int: ...
 
-# (status, reason, headers, body, error_kind, error_message); error_kind is "connection",
-# "request", "too_large" (error_message: the size in bytes) or "not_sent" (an earlier one failed).
-_HttpOutcome: TypeAlias = tuple[int | None, str | None, list[tuple[str, str]], bytes, str | None, str | None]
+# (status, reason, headers, body, error_kind, error_message, seconds); error_kind is "connection",
+# "request", "too_large" (error_message: the size in bytes) or "not_sent" (an earlier one failed);
+# seconds: how long the attempt took.
+_HttpOutcome: TypeAlias = tuple[int | None, str | None, list[tuple[str, str]], bytes, str | None, str | None, float]
 
 @final
 class HttpSender:

@@ -10,11 +10,12 @@ import queue
 import threading
 import time
 from collections.abc import Awaitable, Sequence
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from spanbatch._capabilities import ExportsMany, encodes_spans, exports_many
 from spanbatch._core import BatchCore, SpanEncoder
 from spanbatch._drops import DropReporter
 from spanbatch._policies import RetryPolicy
@@ -92,18 +93,14 @@ def export_batch(exporter: SpanExporter, batch: Batch, loop: PrivateLoop, timeou
     return succeeded(exporter, result)
 
 
-def exports_many(exporter: SpanExporter) -> bool:
-    """Whether the exporter takes several batches per call: ``export_many(batches) -> [SpanExportResult]``."""
-    return callable(getattr(exporter, "export_many", None))
-
-
 def batch_source(core: BatchCore, exporter: SpanExporter, most: int) -> Callable[[], Sequence[Batch] | None]:
     """Takes up to ``most`` due batches from ``core``, None to stop.
 
-    An exporter whose ``span_encoder`` is a SpanEncoder gets each batch as the ``SpanRequest``
-    that encoder read it into while it filled; any other gets lists of spans.
+    An exporter whose class declares a ``span_encoder`` (see ``_capabilities``) that is a
+    SpanEncoder gets each batch as the ``SpanRequest`` that encoder read it into while it
+    filled; any other gets lists of spans.
     """
-    encoder = getattr(exporter, "span_encoder", None)
+    encoder = getattr(exporter, "span_encoder", None) if encodes_spans(exporter) else None
     if not isinstance(encoder, SpanEncoder):
         return lambda: core.next_batches(most)
     return lambda: counting_skips(encoder, lambda: core.next_requests(encoder, most, READ_AHEAD_SPANS))
@@ -112,11 +109,11 @@ def batch_source(core: BatchCore, exporter: SpanExporter, most: int) -> Callable
 def first_attempts(
     exporter: SpanExporter, batches: Sequence[Batch], loop: PrivateLoop, timeout_millis: float
 ) -> list[bool]:
-    """One attempt at each batch (one call where the exporter has ``export_many``); never raises."""
+    """One attempt at each batch (one call where the exporter's class declares ``export_many``); never raises."""
     if not exports_many(exporter):
         return [export_batch(exporter, batch, loop, timeout_millis) for batch in batches]
     try:
-        results = exporter.export_many(batches)  # type: ignore[attr-defined]
+        results = cast(ExportsMany, exporter).export_many(batches)
     except BaseException:  # as in export_batch: the worker outlives its exporter's bugs
         logger.exception("Exception while exporting %d batches.", len(batches))
         return [False] * len(batches)

@@ -9,7 +9,7 @@
 use super::request::Part;
 use super::spans::or_empty;
 use super::types::Types;
-use super::values::{attributes, ReadPass};
+use super::values::{attributes, Place, ReadPass};
 use super::wire;
 use crate::sync::locked;
 use pyo3::intern;
@@ -111,6 +111,7 @@ pub fn encode_resource(
         &mut message,
         1,
         &resource.getattr(intern!(py, "attributes"))?,
+        Place::Resource,
         types,
         pass,
     )?;
@@ -136,7 +137,7 @@ pub fn encode_scope(
     let version = scope.getattr(intern!(py, "version"))?;
     wire::string(&mut message, 2, &or_empty(&version, pass)?);
     let attrs = scope.getattr(intern!(py, "attributes"))?;
-    attributes(&mut message, 3, &attrs, types, pass)?;
+    attributes(&mut message, 3, &attrs, Place::Scope, types, pass)?;
     let schema_url = or_empty(&scope.getattr(intern!(py, "schema_url"))?, pass)?;
     Ok(Part {
         message,

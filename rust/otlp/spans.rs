@@ -8,7 +8,7 @@
 
 use super::types::Types;
 use super::values::{
-    attributes, dropped_of, fields_of, or_zero, stored, stored_attributes, Memo, ReadPass,
+    attributes, dropped_of, fields_of, or_zero, stored, stored_attributes, Memo, Place, ReadPass,
 };
 use super::wire;
 use pyo3::exceptions::PyValueError;
@@ -48,12 +48,13 @@ macro_rules! field {
     }};
 }
 
-/// Writes `attributes` of a span, event or link as field `tag`; returns `dropped_attributes`.
+/// Writes `attributes` of a span, event or link (`place`) as field `tag`; returns `dropped_attributes`.
 fn attributes_and_dropped(
     buf: &mut Vec<u8>,
     tag: u32,
     object: &Bound<'_, PyAny>,
     fields: &Option<Bound<'_, PyDict>>,
+    place: Place,
     types: &Types,
     pass: &mut ReadPass,
 ) -> PyResult<u32> {
@@ -63,12 +64,13 @@ fn attributes_and_dropped(
             buf,
             tag,
             &stored(object, fields, intern!(py, "_attributes"))?,
+            place,
             types,
             pass,
         ),
         None => {
             let attrs = object.getattr(intern!(py, "attributes"))?;
-            attributes(buf, tag, &attrs, types, pass)?;
+            attributes(buf, tag, &attrs, place, types, pass)?;
             or_zero(&object.getattr(intern!(py, "dropped_attributes"))?)
         }
     }
@@ -250,7 +252,7 @@ fn write_event(
     );
     let name = field!(event, fields, "_name", "name")?;
     wire::string(buf, 2, &or_empty(&name, pass)?);
-    let dropped = attributes_and_dropped(buf, 3, event, &fields, types, pass)?;
+    let dropped = attributes_and_dropped(buf, 3, event, &fields, Place::EventOrLink, types, pass)?;
     wire::varint(buf, 4, dropped.into());
     Ok(())
 }
@@ -266,7 +268,7 @@ fn write_link(
     wire::bytes(buf, 1, &linked.trace_id.to_be_bytes());
     wire::bytes(buf, 2, &linked.span_id.to_be_bytes());
     // The stock encoder leaves the link's trace_state (field 3) out, and so do we.
-    let dropped = attributes_and_dropped(buf, 4, link, &fields, types, pass)?;
+    let dropped = attributes_and_dropped(buf, 4, link, &fields, Place::EventOrLink, types, pass)?;
     wire::varint(buf, 5, dropped.into());
     wire::fixed32(buf, 6, remote_flags(linked.is_remote));
     Ok(())
@@ -357,7 +359,7 @@ impl<'a, 'py> SpanFields<'a, 'py> {
         wire::fixed64(buf, 7, start);
         let end = or_zero(&field!(span, fields, "_end_time", "end_time")?)?;
         wire::fixed64(buf, 8, end);
-        let dropped = attributes_and_dropped(buf, 9, span, fields, types, pass)?;
+        let dropped = attributes_and_dropped(buf, 9, span, fields, Place::Span, types, pass)?;
         wire::varint(buf, 10, dropped.into());
         let events = [
             intern!(py, "_events"),

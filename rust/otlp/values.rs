@@ -2,8 +2,9 @@
 //!
 //! Mirrors `_encode_value` / `_encode_attributes` of opentelemetry-exporter-otlp-proto-common:
 //! the same type order (None, bool, str, int, float, bytes, Sequence, Mapping), and a value
-//! it cannot carry (another type, an int outside int64, a str that is not valid UTF-8)
-//! drops that one key, as the stock encoder does, and is counted instead of raising.
+//! it cannot carry (another type, an int outside int64, a str that is not valid UTF-8,
+//! nesting too deep) drops that one key, as the stock encoder does, and is counted instead
+//! of raising.
 
 use super::types::Types;
 use super::wire;
@@ -14,9 +15,35 @@ use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 
-/// Deeper nesting is treated as unencodable; it bounds our stack where Python would
-/// have raised `RecursionError` (a self-containing list, say).
-const MAX_DEPTH: u32 = 64;
+/// Most messages nested in a `ResourceSpans`, itself counted, that the stock encoder can
+/// build: it makes each message from parts that protobuf (upb) copies by parsing them, and
+/// that parse stops 100 levels below the part. A value too deep for its own `KeyValue` is
+/// left out by the stock encoder; one that fits there but not in its `ResourceSpans` fails
+/// the stock encoder's whole batch, where we leave out that one key. Bounds our stack too
+/// (a self-containing list, say).
+const MOST_LEVELS: u32 = 101;
+
+/// Where an attribute map sits in the request, which decides how deep its values may nest.
+#[derive(Clone, Copy)]
+pub enum Place {
+    Resource,
+    Scope,
+    Span,
+    EventOrLink,
+}
+
+impl Place {
+    /// Message levels left for each `KeyValue` here and all it holds: `MOST_LEVELS` less the
+    /// messages around it, up to the `ResourceSpans`.
+    fn levels(self) -> u32 {
+        let around = match self {
+            Self::Resource => 2,           // Resource, ResourceSpans
+            Self::Scope | Self::Span => 3, // InstrumentationScope or Span, ScopeSpans, ResourceSpans
+            Self::EventOrLink => 4,        // Event or Link, Span, ScopeSpans, ResourceSpans
+        };
+        MOST_LEVELS - around
+    }
+}
 
 /// A value OTLP cannot carry; its key is left out.
 pub struct Unencodable;
@@ -91,15 +118,16 @@ pub fn owned_str(value: &Bound<'_, PyString>) -> Result<String, Unencodable> {
         .map_err(|_| Unencodable)
 }
 
-/// Writes the body of an `AnyValue`: its oneof member, or nothing for `None`.
+/// Writes the body of an `AnyValue`: its oneof member, or nothing for `None`. `levels`:
+/// how many nested messages this `AnyValue` (one of them) and its contents may use.
 fn any_value(
     buf: &mut Vec<u8>,
     value: &Bound<'_, PyAny>,
     types: &Types,
     pass: &mut ReadPass,
-    depth: u32,
+    levels: u32,
 ) -> Result<(), Unencodable> {
-    if depth > MAX_DEPTH {
+    if levels == 0 {
         return Err(Unencodable);
     }
     if value.is_none() {
@@ -116,17 +144,17 @@ fn any_value(
     } else if let Ok(b) = value.cast::<PyBytes>() {
         wire::len_field(buf, 7, b.as_bytes());
     } else if let Ok(t) = value.cast::<PyTuple>() {
-        array(buf, t.iter().map(Ok), types, pass, depth)?;
+        array(buf, t.iter().map(Ok), types, pass, levels)?;
     } else if let Ok(l) = value.cast::<PyList>() {
-        array(buf, l.iter().map(Ok), types, pass, depth)?;
+        array(buf, l.iter().map(Ok), types, pass, levels)?;
     } else if value
         .is_instance(types.sequence.bind(value.py()))
         .map_err(|_| Unencodable)?
     {
         let items = value.try_iter().map_err(|_| Unencodable)?;
-        array(buf, items, types, pass, depth)?;
+        array(buf, items, types, pass, levels)?;
     } else if let Ok(d) = value.cast_exact::<PyDict>() {
-        kv_list(buf, d.iter().map(Ok), types, pass, depth)?;
+        kv_list(buf, d.iter().map(Ok), types, pass, levels)?;
     } else if value
         .is_instance(types.mapping.bind(value.py()))
         .map_err(|_| Unencodable)?
@@ -138,52 +166,59 @@ fn any_value(
             .try_iter()
             .map_err(|_| Unencodable)?
             .map(|item| item.and_then(|i| i.extract()));
-        kv_list(buf, pairs, types, pass, depth)?;
+        kv_list(buf, pairs, types, pass, levels)?;
     } else {
         return Err(Unencodable);
     }
     Ok(())
 }
 
-/// An `ArrayValue` as oneof member 5.
+/// An `ArrayValue` as oneof member 5, in an `AnyValue` with `levels` (itself counted).
 fn array<'py>(
     buf: &mut Vec<u8>,
     items: impl Iterator<Item = PyResult<Bound<'py, PyAny>>>,
     types: &Types,
     pass: &mut ReadPass,
-    depth: u32,
+    levels: u32,
 ) -> Result<(), Unencodable> {
+    // The ArrayValue, even an empty one, is a level below its AnyValue; each item one more.
+    let items_levels = levels.checked_sub(2).ok_or(Unencodable)?;
     wire::message(buf, 5, |buf| {
         for item in items {
             let item = item.map_err(|_| Unencodable)?;
-            wire::message(buf, 1, |buf| any_value(buf, &item, types, pass, depth + 1))?;
+            wire::message(buf, 1, |buf| {
+                any_value(buf, &item, types, pass, items_levels)
+            })?;
         }
         Ok(())
     })
 }
 
-/// A `KeyValueList` as oneof member 6; keys become `str(key)`, as in the stock encoder.
+/// A `KeyValueList` as oneof member 6, in an `AnyValue` with `levels` (itself counted); keys
+/// become `str(key)`, as in the stock encoder: a `str` subclass's `__str__` decides its key.
 fn kv_list<'py>(
     buf: &mut Vec<u8>,
     pairs: impl Iterator<Item = PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)>>,
     types: &Types,
     pass: &mut ReadPass,
-    depth: u32,
+    levels: u32,
 ) -> Result<(), Unencodable> {
+    // The KeyValueList, even an empty one, is a level below its AnyValue; each KeyValue one more.
+    let pairs_levels = levels.checked_sub(2).ok_or(Unencodable)?;
     wire::message(buf, 6, |buf| {
         for pair in pairs {
             let (key, value) = pair.map_err(|_| Unencodable)?;
-            let key = match key.cast::<PyString>() {
+            let key = match key.cast_exact::<PyString>() {
                 Ok(s) => s.clone(),
                 Err(_) => key.str().map_err(|_| Unencodable)?,
             };
-            key_value(buf, 1, &key, &value, types, pass, depth + 1)?;
+            key_value(buf, 1, &key, &value, types, pass, pairs_levels)?;
         }
         Ok(())
     })
 }
 
-/// One `KeyValue` as field `tag`.
+/// One `KeyValue` as field `tag`, with `levels` for itself and its value.
 fn key_value(
     buf: &mut Vec<u8>,
     tag: u32,
@@ -191,20 +226,25 @@ fn key_value(
     value: &Bound<'_, PyAny>,
     types: &Types,
     pass: &mut ReadPass,
-    depth: u32,
+    levels: u32,
 ) -> Result<(), Unencodable> {
+    let value_levels = levels.checked_sub(1).ok_or(Unencodable)?;
     wire::message(buf, tag, |buf| {
         wire::string(buf, 1, &pass.text(key)?);
-        wire::message(buf, 2, |buf| any_value(buf, value, types, pass, depth))
+        wire::message(buf, 2, |buf| {
+            any_value(buf, value, types, pass, value_levels)
+        })
     })
 }
 
-/// Writes an attribute mapping (`BoundedAttributes`, `dict`, any `Mapping`, or `None`) as
-/// repeated field `tag`, leaving out and counting the keys whose values cannot be encoded.
+/// Writes an attribute mapping (`BoundedAttributes`, `dict`, any `Mapping`, or `None`) found
+/// at `place` as repeated field `tag`, leaving out and counting the keys whose values cannot
+/// be encoded.
 pub fn attributes(
     buf: &mut Vec<u8>,
     tag: u32,
     attributes: &Bound<'_, PyAny>,
+    place: Place,
     types: &Types,
     pass: &mut ReadPass,
 ) -> PyResult<()> {
@@ -221,7 +261,8 @@ pub fn attributes(
     let mut push = |key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>| {
         let mark = buf.len();
         let written = match key.cast::<PyString>() {
-            Ok(key) => key_value(buf, tag, key, value, types, pass, 0),
+            // A top-level key is written as the string it is, `str` subclass or not, as protobuf does.
+            Ok(key) => key_value(buf, tag, key, value, types, pass, place.levels()),
             Err(_) => Err(Unencodable),
         };
         if written.is_err() {
@@ -294,15 +335,16 @@ pub fn stored_attributes(
     buf: &mut Vec<u8>,
     tag: u32,
     container: &Bound<'_, PyAny>,
+    place: Place,
     types: &Types,
     pass: &mut ReadPass,
 ) -> PyResult<u32> {
     let py = container.py();
     if let Some(fields) = fields_of(container, &types.bounded_attributes)? {
         let plain = stored(container, &fields, intern!(py, "_dict"))?;
-        attributes(buf, tag, &plain, types, pass)?;
+        attributes(buf, tag, &plain, place, types, pass)?;
         return or_zero(&stored(container, &fields, intern!(py, "dropped"))?);
     }
-    attributes(buf, tag, container, types, pass)?;
+    attributes(buf, tag, container, place, types, pass)?;
     dropped_of(container, &types.bounded_attributes)
 }

@@ -10,10 +10,11 @@ Private parts of the stock exporter this relies on (checked by the tests, 1.45.2
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 try:
@@ -42,6 +43,7 @@ from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport,
 
 if TYPE_CHECKING:
     import requests
+    from opentelemetry.exporter.http.transport._base import BaseHTTPTransport
 
 logger = logging.getLogger("spanbatch.exporter")
 
@@ -83,7 +85,10 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         *,
         max_request_size: int | None = None,
         meter_provider: MeterProvider | None = None,
+        _transport: BaseHTTPTransport | None = None,
     ) -> None:
+        # Passed on only when given: the stock overloads take ``_transport`` without certificate files.
+        given: dict[str, Any] = {} if _transport is None else {"_transport": _transport}
         super().__init__(
             endpoint,
             certificate_file,
@@ -95,12 +100,14 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
             session,
             max_request_size=max_request_size,
             meter_provider=meter_provider,
+            **given,
         )
         self._encoder = SpanEncoder()
         # Same object, same settings; only ``_compress`` changes (see _RustCompressingClient).
         if type(self._client) is _http._OTLPHTTPClient:
             self._client.__class__ = _RustCompressingClient
-        self._native = native_transport_for(self, session)
+        # A transport the caller gave is theirs to keep: requests go through it, not from Rust.
+        self._native = None if _transport is not None else native_transport_for(self, session)
 
     @property
     def span_encoder(self) -> SpanEncoder:
@@ -117,7 +124,7 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         return self._native is not None
 
     def export(self, spans: Batch) -> SpanExportResult:
-        return self.export_many([spans])[0]
+        return self._export_batches([spans])[0]
 
     def export_many(self, batches: Sequence[Batch]) -> list[SpanExportResult]:
         """Export each batch as its own request; spanbatch's processors call this with several at once.
@@ -127,6 +134,10 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         With the native transport every first attempt is made in one stretch without the
         GIL; a batch whose attempt failed goes on through the stock client's retries.
         """
+        return self._export_batches(batches)
+
+    def _export_batches(self, batches: Sequence[Batch]) -> list[SpanExportResult]:
+        # Behind both entry points, so that a subclass overriding one never has it called by the other.
         if self._shutdown:
             logger.warning("Exporter already shutdown, ignoring batch")
             return [SpanExportResult.FAILURE] * len(batches)
@@ -166,8 +177,19 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
             outcome = self._client.export(request.to_bytes())
         else:
             with self._native.replaying(first_attempt):
-                outcome = self._client.export(request.to_bytes())
+                outcome = self._client_after(first_attempt.seconds).export(request.to_bytes())
         return SpanExportResult.SUCCESS if outcome.success else SpanExportResult.FAILURE
+
+    def _client_after(self, seconds: float) -> _http._OTLPHTTPClient:
+        """The stock client with what an attempt of ``seconds`` left of its timeout.
+
+        One export has one deadline: the stock client's retries after the first attempt must
+        keep to it, not start a fresh one (which would resend a timed-out batch at once and
+        double the export's time). A shallow copy: same transport, headers and shutdown event.
+        """
+        client = copy.copy(self._client)
+        client._timeout = max(0.0, self._client._timeout - seconds)
+        return client
 
     def _export_one(self, spans: Batch) -> SpanExportResult:
         # The stock ``export`` with ``encode_spans(...).SerializePartialToString()`` swapped out.

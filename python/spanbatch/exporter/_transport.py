@@ -36,6 +36,8 @@ class NotSentError(ConnectionError):
 class NativeHTTPResult(BaseHTTPResult):
     response_headers: Mapping[str, str] = field(default_factory=dict, compare=False)
     body: bytes = b""
+    # How long the attempt took: retries after it keep to its export's one deadline.
+    seconds: float = field(default=0.0, compare=False)
 
     def content(self) -> bytes:
         return self.body
@@ -45,15 +47,15 @@ class NativeHTTPResult(BaseHTTPResult):
 
 
 def result_of(
-    outcome: tuple[int | None, str | None, list[tuple[str, str]], bytes, str | None, str | None],
+    outcome: tuple[int | None, str | None, list[tuple[str, str]], bytes, str | None, str | None, float],
 ) -> NativeHTTPResult:
     """The result for one ``HttpSender`` outcome tuple."""
-    status, reason, header_pairs, body, error_kind, message = outcome
+    status, reason, header_pairs, body, error_kind, message, seconds = outcome
     if error_kind is None:
         headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
         for name, value in header_pairs:  # repeated headers join with ", ", as requests joins them
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        return NativeHTTPResult(status_code=status, reason=reason, response_headers=headers, body=body)
+        return NativeHTTPResult(status_code=status, reason=reason, response_headers=headers, body=body, seconds=seconds)
     error: Exception
     if error_kind == "connection":
         error = TransportConnectionError(message)
@@ -63,7 +65,7 @@ def result_of(
         error = NotSentError("not sent: an earlier request to the same endpoint failed")
     else:
         error = TransportError(message)
-    return NativeHTTPResult(error=error)
+    return NativeHTTPResult(error=error, seconds=seconds)
 
 
 class NativeHTTPTransport(BaseHTTPTransport):

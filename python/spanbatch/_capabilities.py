@@ -1,0 +1,77 @@
+"""The fast paths an exporter's class declares beyond ``export(spans)``, decided on the class.
+
+An exporter's ``export`` is the contract. A fast path stands for the ``export`` (and
+``export_many``) of the class that declares it, so it is taken only where that class's
+methods are the ones that would run: a subclass that overrides ``export`` to filter or
+redact gets ``export(list_of_spans)``, exactly as from the stock processor, unless it
+declares the fast path again itself. Never decided by probing an instance: a ``Mock()``
+or a wrapper that delegates with ``__getattr__`` has every attribute and declares nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+if TYPE_CHECKING:
+    from spanbatch._core import SpanEncoder
+    from spanbatch.exporter._encoding import Batch
+
+
+class ExportsMany(Protocol):
+    """Takes several batches per call: one result per batch, each what ``export`` would return for it."""
+
+    def export(self, spans: Batch) -> SpanExportResult: ...
+
+    def export_many(self, batches: Sequence[Batch]) -> Sequence[SpanExportResult]: ...
+
+
+class EncodesSpans(Protocol):
+    """Reads spans with its own encoder: its ``export`` (and ``export_many``) take the ``SpanRequest``
+    the worker read a batch into while it filled, as well as lists of spans."""
+
+    @property
+    def span_encoder(self) -> SpanEncoder: ...
+
+    def export(self, spans: Batch) -> SpanExportResult: ...
+
+
+def exports_many(exporter: object) -> bool:
+    """Whether the exporter's class declares ``export_many`` for the ``export`` it has."""
+    return _declares(type(exporter), ExportsMany, "export_many")
+
+
+def encodes_spans(exporter: object) -> bool:
+    """Whether the exporter's class declares ``span_encoder`` for every method the worker hands batches to."""
+    cls = type(exporter)
+    if not _declares(cls, EncodesSpans, "span_encoder"):
+        return False
+    return not exports_many(exporter) or _declared_below(cls, "span_encoder", "export_many")
+
+
+def _declares(cls: type, protocol: type, fast_path: str) -> bool:
+    """Whether ``cls`` defines every member of ``protocol``, ``fast_path`` at or below the others.
+
+    A member counts only where a class in ``cls``'s MRO defines it, not where ``__getattr__``
+    would make one up. ``fast_path`` declared above an override of another member was
+    written for the method that override replaced: the user's override wins.
+    """
+    members = [name for name in vars(protocol) if not name.startswith("_")]
+    return all(_declared_below(cls, fast_path, member) for member in members)
+
+
+def _declared_below(cls: type, name: str, other: str) -> bool:
+    """Whether ``cls`` defines ``name`` and ``other``, ``name`` in a class that inherits ``other``'s definition."""
+    owner, other_owner = _owner(cls, name), _owner(cls, other)
+    return owner is not None and other_owner is not None and issubclass(owner, other_owner)
+
+
+def _owner(cls: type, name: str) -> type | None:
+    """The class in ``cls``'s MRO whose own namespace defines ``name``; None where the first one
+    to name it sets it to None (a subclass switching the fast path off)."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return klass if vars(klass)[name] is not None else None
+    return None

@@ -1,0 +1,399 @@
+"""An exporter's ``export()`` is the contract: fast paths only where the exporter's own class declares them.
+
+Subclasses of spanbatch's OTLP exporters that override ``export`` to filter or redact, wrappers
+that delegate with ``__getattr__``, and ``Mock()`` exporters all get ``export(list_of_spans)``,
+exactly as the stock ``BatchSpanProcessor`` gives them; what reaches a real receiver on
+127.0.0.1 is what the user's code let through.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("opentelemetry.exporter.otlp.common.http", reason="needs the OTLP exporters >= 1.45")
+
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from unittest.mock import MagicMock, Mock
+
+import grpc
+from opentelemetry.exporter.http.transport._base import BaseHTTPResult
+from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as StockHttpExporter
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from spanbatch import BatchSpanProcessor
+from spanbatch._capabilities import encodes_spans, exports_many
+from spanbatch._core import SpanRequest
+from spanbatch.exporter import OTLPSpanExporter as HttpExporter
+from spanbatch.exporter.grpc import OTLPSpanExporter as GrpcExporter
+
+from tests.conftest import make_span
+from tests.otlp_spans import corpus
+
+PROCESSORS = pytest.mark.parametrize(
+    "processor_class", [BatchSpanProcessor, StockBatchSpanProcessor], ids=["spanbatch", "stock"]
+)
+LONG = 60_000  # a schedule delay no test waits for
+
+
+# ---- receivers that keep what they decoded ---------------------------------------------------------
+
+
+@dataclass
+class Received:
+    """Every request a receiver decoded."""
+
+    requests: list[ExportTraceServiceRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    endpoint: str = ""
+
+    def add(self, request: ExportTraceServiceRequest) -> None:
+        with self.lock:
+            self.requests.append(request)
+
+    def spans(self) -> dict[str, dict[str, str]]:
+        """Each span's name and its string attributes."""
+        with self.lock:
+            requests = list(self.requests)
+        return {
+            span.name: {kv.key: kv.value.string_value for kv in span.attributes}
+            for request in requests
+            for rs in request.resource_spans
+            for ss in rs.scope_spans
+            for span in ss.spans
+        }
+
+
+@pytest.fixture
+def http_received() -> Iterator[Received]:
+    received = Received()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.add(ExportTraceServiceRequest.FromString(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    received.endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield received
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def grpc_received() -> Iterator[Received]:
+    received = Received()
+
+    class Service(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+        def Export(self, request: ExportTraceServiceRequest, context: Any) -> ExportTraceServiceResponse:
+            received.add(request)
+            return ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)
+    received.endpoint = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    yield received
+    server.stop(None).wait(5)
+
+
+# ---- the user's code ------------------------------------------------------------------------------
+
+
+def redacted(spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
+    """The spans without health checks, and without their ``password`` attribute."""
+    return [
+        ReadableSpan(
+            name=span.name,
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes={k: v for k, v in (span.attributes or {}).items() if k != "password"},
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+        for span in spans
+        if span.name != "health"
+    ]
+
+
+class Calls:
+    """What the user's ``export`` was handed."""
+
+    def __init__(self) -> None:
+        self.batches: list[object] = []
+
+    def record(self, spans: object) -> None:
+        self.batches.append(spans)
+
+    def all_lists_of_spans(self) -> bool:
+        return bool(self.batches) and all(
+            isinstance(batch, list) and all(isinstance(span, ReadableSpan) for span in batch) for batch in self.batches
+        )
+
+
+class RedactingHttp(HttpExporter):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls = Calls()
+
+    def export(self, spans: Any) -> SpanExportResult:
+        self.calls.record(spans)
+        return super().export(redacted(spans))
+
+
+class RedactingGrpc(GrpcExporter):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls = Calls()
+
+    def export(self, spans: Any) -> SpanExportResult:
+        self.calls.record(spans)
+        return super().export(redacted(spans))
+
+
+class RedactingWrapper:
+    """Wraps any exporter: ``export`` redacts, everything else is the wrapped exporter's."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+        self.calls = Calls()
+
+    def export(self, spans: Any) -> SpanExportResult:
+        self.calls.record(spans)
+        return self.inner.export(redacted(spans))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def run_spans(processor: Any) -> None:
+    """Ends two ordinary spans carrying a password and one health check, then shuts down."""
+    provider = TracerProvider(resource=Resource({"service.name": "contract"}), shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("contract")
+    for name in ("checkout", "health", "login"):
+        tracer.start_span(name, attributes={"user": "ann", "password": "hunter2"}).end()
+    assert provider.force_flush(10_000)
+    provider.shutdown()
+
+
+REDACTED = {"checkout": {"user": "ann"}, "login": {"user": "ann"}}
+
+
+# ---- subclasses and wrappers ----------------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+@PROCESSORS
+def test_an_http_subclass_that_overrides_export_redacts_what_is_sent(
+    http_received: Received, processor_class: type[Any]
+) -> None:
+    exporter = RedactingHttp(endpoint=http_received.endpoint)
+    run_spans(processor_class(exporter, schedule_delay_millis=LONG))
+    assert http_received.spans() == REDACTED
+    assert exporter.calls.all_lists_of_spans()
+
+
+@pytest.mark.timeout(60)
+@PROCESSORS
+def test_a_grpc_subclass_that_overrides_export_gets_lists_of_spans(
+    grpc_received: Received, processor_class: type[Any]
+) -> None:
+    exporter = RedactingGrpc(endpoint=grpc_received.endpoint, insecure=True)
+    run_spans(processor_class(exporter, schedule_delay_millis=LONG))
+    assert exporter.calls.all_lists_of_spans()
+    assert not any(isinstance(batch, SpanRequest) for batch in exporter.calls.batches)
+    assert grpc_received.spans() == REDACTED
+
+
+@pytest.mark.timeout(60)
+@PROCESSORS
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_wrapper_that_delegates_with_getattr_is_not_bypassed(
+    http_received: Received, grpc_received: Received, processor_class: type[Any], protocol: str
+) -> None:
+    received = http_received if protocol == "http" else grpc_received
+    inner = (
+        HttpExporter(endpoint=received.endpoint)
+        if protocol == "http"
+        else GrpcExporter(endpoint=received.endpoint, insecure=True)
+    )
+    wrapper = RedactingWrapper(inner)
+    run_spans(processor_class(wrapper, schedule_delay_millis=LONG))
+    assert received.spans() == REDACTED
+    assert wrapper.calls.all_lists_of_spans()
+
+
+# ---- mocks -------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mock_class", [Mock, MagicMock])
+def test_a_mock_exporter_gets_export_called_with_the_spans(mock_class: type[Mock]) -> None:
+    # As in the SDK's own tests: a bare Mock() has every attribute, export_many and span_encoder too.
+    exporter = mock_class()
+    processor = BatchSpanProcessor(exporter, max_export_batch_size=15, schedule_delay_millis=LONG)
+    spans = [make_span(f"s{i}", span_id=i + 1) for i in range(10)]
+    for span in spans:
+        processor.on_end(span)
+    processor.force_flush(5_000)
+    processor.shutdown()
+    exporter.export.assert_any_call(spans)
+    assert exporter.export.call_args_list[0].args == (spans,)
+    exporter.export_many.assert_not_called()
+
+
+# ---- fast paths stay where the class declares them ----------------------------------------------
+
+
+class ManyRedactingHttp(RedactingHttp):
+    """Overrides ``export_many`` too, consistently with its ``export``: keeps export_many, gets spans."""
+
+    def export_many(self, batches: Sequence[Any]) -> list[SpanExportResult]:
+        self.calls.record(batches)
+        return super().export_many([redacted(batch) for batch in batches])
+
+
+class DeclaringHttp(HttpExporter):
+    """Wraps every method the worker hands batches to, and declares the encoder for them."""
+
+    span_encoder = HttpExporter.span_encoder
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.handed: list[type] = []
+
+    def export(self, spans: Any) -> SpanExportResult:
+        self.handed.append(type(spans))
+        return super().export(spans)
+
+    def export_many(self, batches: Sequence[Any]) -> list[SpanExportResult]:
+        self.handed.extend(type(batch) for batch in batches)
+        return super().export_many(batches)
+
+
+class PlainHttp(HttpExporter):
+    pass
+
+
+class PlainGrpc(GrpcExporter):
+    pass
+
+
+class ManyOnlyHttp(HttpExporter):
+    """Overrides ``export_many`` alone: the inherited encoder was declared for another ``export_many``."""
+
+    def export_many(self, batches: Sequence[Any]) -> list[SpanExportResult]:
+        return super().export_many(batches)
+
+
+class NoManyHttp(HttpExporter):
+    export_many = None  # type: ignore[assignment]
+
+
+DEAD = "http://127.0.0.1:9/v1/traces"  # never sent to: these exporters are only looked at
+GRPC_DEAD = "127.0.0.1:9"
+
+
+@pytest.mark.parametrize(
+    ("make", "many", "encodes"),
+    [
+        pytest.param(lambda: HttpExporter(endpoint=DEAD), True, True, id="http"),
+        pytest.param(lambda: PlainHttp(endpoint=DEAD), True, True, id="http-plain-subclass"),
+        pytest.param(lambda: GrpcExporter(endpoint=GRPC_DEAD, insecure=True), False, True, id="grpc"),
+        pytest.param(lambda: PlainGrpc(endpoint=GRPC_DEAD, insecure=True), False, True, id="grpc-plain-subclass"),
+        pytest.param(lambda: RedactingHttp(endpoint=DEAD), False, False, id="http-overridden"),
+        pytest.param(lambda: RedactingGrpc(endpoint=GRPC_DEAD, insecure=True), False, False, id="grpc-overridden"),
+        pytest.param(lambda: ManyRedactingHttp(endpoint=DEAD), True, False, id="http-both-overridden"),
+        pytest.param(lambda: ManyOnlyHttp(endpoint=DEAD), True, False, id="http-export-many-overridden"),
+        pytest.param(lambda: DeclaringHttp(endpoint=DEAD), True, True, id="http-all-redeclared"),
+        pytest.param(lambda: NoManyHttp(endpoint=DEAD), False, True, id="http-export-many-set-to-none"),
+        pytest.param(lambda: RedactingWrapper(HttpExporter(endpoint=DEAD)), False, False, id="getattr-wrapper"),
+        pytest.param(Mock, False, False, id="Mock"),
+        pytest.param(MagicMock, False, False, id="MagicMock"),
+        pytest.param(lambda: Mock(spec=HttpExporter), False, False, id="Mock-spec"),
+    ],
+)
+def test_fast_paths_are_decided_on_the_class(make: Any, many: bool, encodes: bool) -> None:
+    exporter = make()
+    assert (exports_many(exporter), encodes_spans(exporter)) == (many, encodes)
+
+
+@pytest.mark.timeout(60)
+def test_a_subclass_overriding_export_and_export_many_keeps_export_many(http_received: Received) -> None:
+    exporter = ManyRedactingHttp(endpoint=http_received.endpoint)
+    run_spans(BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
+    assert http_received.spans() == REDACTED
+    (call,) = exporter.calls.batches  # one export_many call, with lists of spans
+    assert isinstance(call, list)
+    assert all(isinstance(batch, list) for batch in call)
+
+
+@pytest.mark.timeout(60)
+def test_a_subclass_that_declares_the_encoder_gets_requests(http_received: Received) -> None:
+    exporter = DeclaringHttp(endpoint=http_received.endpoint)
+    run_spans(BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
+    assert exporter.handed == [SpanRequest]
+    assert set(http_received.spans()) == {"checkout", "health", "login"}
+
+
+@pytest.mark.timeout(30)
+def test_the_http_exporters_export_does_not_call_an_overridden_export_many(http_received: Received) -> None:
+    # As with the stock exporter, which has no export_many: each entry point is its own.
+    exporter = ManyRedactingHttp(endpoint=http_received.endpoint)
+    assert exporter.export(corpus()) is SpanExportResult.SUCCESS
+    assert len(exporter.calls.batches) == 1
+
+
+# ---- the stock constructor's keywords -----------------------------------------------------------
+
+
+class CountingTransport(RequestsHTTPTransport):
+    """The stock requests transport, counting its requests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests = 0
+
+    def request(self, method: str, url: str, **kwargs: Any) -> BaseHTTPResult:
+        self.requests += 1
+        return super().request(method, url, **kwargs)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("exporter_class", [HttpExporter, StockHttpExporter], ids=["spanbatch", "stock"])
+def test_the_http_exporter_sends_through_the_transport_it_is_given(
+    http_received: Received, exporter_class: type[Any]
+) -> None:
+    transport = CountingTransport()
+    exporter = exporter_class(endpoint=http_received.endpoint, _transport=transport)
+    assert exporter.export(corpus()) is SpanExportResult.SUCCESS
+    assert transport.requests == 1
+    assert len(http_received.requests) == 1
+    # A plain requests transport, given explicitly, is kept too: it is the caller's.
+    plain = RequestsHTTPTransport()
+    assert exporter_class(endpoint=http_received.endpoint, _transport=plain)._client._transport is plain
