@@ -329,3 +329,55 @@ def test_unencodable_spans_count_as_processed_like_any_span_handed_over(monkeypa
     # Handed to the exporter, as the stock processor counts it (its encoder fails the whole batch).
     assert processed == {None: 4}
     processor.shutdown()
+
+
+class SlowExporter(SpanExporter, StatsWatcher):
+    """Takes ``delay`` seconds per batch, as a backend across a network does."""
+
+    def __init__(self, delay: float) -> None:
+        StatsWatcher.__init__(self)
+        self.delay = delay
+        self.exported = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.look()
+        threading.Event().wait(self.delay)
+        self.exported += len(spans)
+        return SpanExportResult.SUCCESS
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("policy", ["oldest", "newest"])
+def test_a_flush_under_a_steady_stream_of_spans_returns_once_what_came_before_it_is_exported(policy: str) -> None:
+    # The exporter is slower than the producer: the queue stays full and is never empty.
+    exporter = SlowExporter(0.02)
+    processor = spanbatch.BatchSpanProcessor(
+        exporter,
+        max_queue_size=256,
+        max_export_batch_size=64,
+        schedule_delay_millis=LONG,
+        drop_policy=policy,  # type: ignore[arg-type]
+    )
+    exporter.processor = processor
+    provider = provider_with(processor)
+    tracer = provider.get_tracer("steady")
+    stop = threading.Event()
+
+    def produce() -> None:
+        while not stop.is_set():
+            tracer.start_span("steady").end()
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    try:
+        assert wait_until(lambda: processor.stats().dropped["queue_full"] > 0)
+        results = [processor.force_flush(10_000) for _ in range(2)]
+        during = processor.stats()
+    finally:
+        stop.set()
+        producer.join(10)
+    assert results == [True, True]
+    assert balanced(during)
+    assert all(balanced(s) for s in exporter.during)
+    processor.shutdown()
+    assert balanced(processor.stats())
