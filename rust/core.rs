@@ -5,6 +5,7 @@
 //! it would hold the GIL, and a child that inherits a held GIL cannot run at all.
 
 use crate::counters::{Counters, DropReason, Snapshot};
+use crate::flush::Flushes;
 use crate::handoff::{self, Handoff};
 use crate::otlp::encoder::{PySpanEncoder, PySpanRequest, RequestBuilder};
 use crate::otlp::types::Types;
@@ -12,7 +13,7 @@ use crate::queue::{DropPolicy, Push, SpanQueue};
 use crate::room::Room;
 use crate::sync::locked;
 use crate::waits;
-use crate::wakeup::Wakeup;
+use crate::wakeup::{FlushWait, Wakeup};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -81,6 +82,9 @@ pub struct PyBatchCore {
     queue: SpanQueue<Py<PyAny>>,
     counters: Counters,
     wakeup: Wakeup,
+    /// Batches handed out and what each flush waits for. Spans are taken off the queue and
+    /// flushes asked for under this lock, so a flush's view of the queue matches the worker's.
+    flushes: Mutex<Flushes>,
     max_export_batch_size: usize,
     /// Queued spans that wake a worker waiting for its delay: a batch, or a read-ahead chunk.
     wake_at: AtomicUsize,
@@ -228,11 +232,17 @@ impl PyBatchCore {
         successor.push(py, span)
     }
 
-    /// Pops up to `count` spans. Ending a batch restarts its delay for the spans left behind.
+    /// Pops up to `count` spans into the open batch. Ending a batch restarts its delay for
+    /// the spans left behind.
     fn take(&self, count: usize, ends_batch: bool) -> Vec<Py<PyAny>> {
         let mut spans = Vec::with_capacity(count.min(self.queue.len()));
-        let taken = self.queue.pop_into(count, &mut spans);
-        self.counters.take(taken as u64);
+        let taken = {
+            let mut flushes = locked(&self.flushes);
+            let taken = self.queue.pop_into(count, &mut spans);
+            self.counters.take(taken as u64);
+            flushes.take(taken as u64);
+            taken
+        };
         if taken > 0 {
             self.room.notify();
         }
@@ -243,26 +253,45 @@ impl PyBatchCore {
         spans
     }
 
+    /// Hands the open batch out as `batch`, the object Python gets: its export settles it.
+    fn hand_out(&self, batch: &Bound<'_, PyAny>, left_out: u64) {
+        locked(&self.flushes).hand_out(batch.as_ptr() as usize, left_out);
+    }
+
+    /// The queue's length, and whether a flush waits for spans queued or in the open batch.
+    /// An empty queue completes the flushes that only waited for spans evicted meanwhile.
+    fn flush_view(&self) -> (usize, bool) {
+        let (len, wants, done) = {
+            let mut flushes = locked(&self.flushes);
+            let len = self.queue.len();
+            let done = if len == 0 {
+                flushes.queue_empty();
+                flushes.done()
+            } else {
+                None
+            };
+            (len, flushes.wants_batch(), done)
+        };
+        if let Some(ticket) = done {
+            self.wakeup.complete_flush(ticket);
+        }
+        (len, wants)
+    }
+
     /// What the worker should do right now, holding `held` spans it read ahead towards the
     /// next batch, and reading ahead once `chunk` spans are queued.
     fn next_step(&self, held: usize, chunk: usize) -> Step {
         if self.abandoned.load(Ordering::Acquire) {
             return Step::Stop;
         }
-        // Read the ticket before looking at the queue: spans queued before it are visible now.
-        let ticket = self.wakeup.flush_requested();
-        let draining = self.shutdown.load(Ordering::Acquire) || self.wakeup.flush_pending();
-        let len = self.queue.len();
+        let (len, flushing) = self.flush_view();
+        let draining = self.shutdown.load(Ordering::Acquire) || flushing;
         let room = self.max_export_batch_size - held;
         if len >= room || (draining && len + held > 0) {
             return Step::Take(len.min(room), true);
         }
         if len + held == 0 {
             *locked(&self.window_start) = None;
-            // With concurrent exports, a flush is done only when the last one has returned.
-            if self.wakeup.flush_pending() && self.counters.in_flight() == 0 {
-                self.wakeup.complete_flush(ticket);
-            }
             if self.shutdown.load(Ordering::Acquire) {
                 return Step::Stop;
             }
@@ -313,7 +342,9 @@ impl PyBatchCore {
                     let spans = self.take(count, true);
                     // Empty only if another thread emptied the queue meanwhile (free-threaded builds).
                     if !spans.is_empty() {
-                        batches.push(PyList::new(py, spans)?);
+                        let batch = PyList::new(py, spans)?;
+                        self.hand_out(&batch, 0);
+                        batches.push(batch);
                     }
                 }
                 Step::Wait(_) | Step::Stop => break,
@@ -331,7 +362,7 @@ impl PyBatchCore {
         encoder: &PySpanEncoder,
         max_batches: usize,
         chunk: usize,
-    ) -> PyResult<Vec<PySpanRequest>> {
+    ) -> PyResult<Vec<Py<PySpanRequest>>> {
         self.wake_at.store(chunk, Ordering::Relaxed);
         let types = Types::get(py)?;
         let mut requests = Vec::new();
@@ -349,14 +380,15 @@ impl PyBatchCore {
                         encoder.add(&mut builder, span.bind(py), types);
                     }
                     if ends_batch && builder.taken() > 0 {
-                        requests.push(encoder.finish(std::mem::take(&mut builder)));
+                        let request = encoder.finish(std::mem::take(&mut builder));
+                        requests.push(self.hand_out_request(py, request)?);
                     }
                 }
                 Step::Wait(_) => break,
                 Step::Stop => {
                     // Abandoned with spans read ahead: they still go out, as their batch.
                     if builder.taken() > 0 {
-                        requests.push(encoder.finish(builder));
+                        requests.push(self.hand_out_request(py, encoder.finish(builder))?);
                     }
                     break;
                 }
@@ -365,11 +397,24 @@ impl PyBatchCore {
         Ok(requests)
     }
 
+    /// The open batch as a request object; the spans its encoder left out are counted when
+    /// its export returns.
+    fn hand_out_request(
+        &self,
+        py: Python<'_>,
+        request: PySpanRequest,
+    ) -> PyResult<Py<PySpanRequest>> {
+        let left_out = request.left_out;
+        let request = Py::new(py, request)?;
+        self.hand_out(request.bind(py).as_any(), left_out);
+        Ok(request)
+    }
+
     fn worker_ready(&self, deadline: Option<Instant>, enough: usize) -> bool {
         let len = self.queue.len();
         len >= enough
             || (deadline.is_none() && len > 0)
-            || (self.wakeup.flush_pending() && (len > 0 || self.counters.in_flight() == 0))
+            || locked(&self.flushes).wants_batch()
             || self.shutdown.load(Ordering::Acquire)
             || self.abandoned.load(Ordering::Acquire)
     }
@@ -422,6 +467,7 @@ impl PyBatchCore {
             queue: SpanQueue::new(max_queue_size, parse_policy(drop_policy)?),
             counters: Counters::default(),
             wakeup: Wakeup::default(),
+            flushes: Mutex::default(),
             max_export_batch_size,
             wake_at: AtomicUsize::new(max_export_batch_size),
             schedule_delay: millis(schedule_delay_millis),
@@ -464,7 +510,7 @@ impl PyBatchCore {
         encoder: &Bound<'_, PySpanEncoder>,
         max_batches: usize,
         read_ahead: usize,
-    ) -> PyResult<Option<Vec<PySpanRequest>>> {
+    ) -> PyResult<Option<Vec<Py<PySpanRequest>>>> {
         let chunk = read_ahead.clamp(1, self.max_export_batch_size);
         let requests = self.due_requests(py, encoder.get(), max_batches.max(1), chunk)?;
         Ok((!requests.is_empty()).then_some(requests))
@@ -484,12 +530,29 @@ impl PyBatchCore {
         Ok((!batches.is_empty()).then_some(batches))
     }
 
-    /// Reports that the export of `count` taken spans returned.
-    fn finish_batch(&self, count: u64, success: bool) {
-        self.counters.finish(count, success);
-        // A flush may be waiting for this, the last export in flight (see `next_step`).
-        if self.wakeup.flush_pending() {
-            self.wakeup.notify_worker();
+    /// Reports that the export of `batch`, as `next_batches` or `next_requests` returned it,
+    /// returned. It settles the spans handed over in it, whatever the exporter did to the list;
+    /// `left_out` of them (and those its request left out) were left out by the encoder.
+    #[pyo3(signature = (batch, success, left_out = 0))]
+    fn finish_batch(&self, batch: &Bound<'_, PyAny>, success: bool, left_out: u64) -> PyResult<()> {
+        let (handed, done) = {
+            let mut flushes = locked(&self.flushes);
+            let handed = flushes.settle(batch.as_ptr() as usize);
+            // Counted before a flush can see the batch settled and return.
+            if let Some(handed) = handed {
+                let left_out = handed.left_out.saturating_add(left_out);
+                self.counters.finish(handed.spans, left_out, success);
+            }
+            (handed, flushes.done())
+        };
+        if let Some(ticket) = done {
+            self.wakeup.complete_flush(ticket);
+        }
+        match handed {
+            Some(_) => Ok(()),
+            None => Err(PyValueError::new_err(
+                "finish_batch: not a batch this core handed out, or one already finished.",
+            )),
         }
     }
 
@@ -521,18 +584,31 @@ impl PyBatchCore {
         !py.detach(|| self.wakeup.pause(deadline, || self.stopping()))
     }
 
-    /// Takes a flush ticket and wakes the worker.
+    /// Takes a flush ticket for the spans queued now, and wakes the worker to take them.
     fn request_flush(&self) -> u64 {
-        self.wakeup.request_flush()
+        let (ticket, wants, done) = {
+            let mut flushes = locked(&self.flushes);
+            let ticket = flushes.request(self.queue.len());
+            (ticket, flushes.wants_batch(), flushes.done())
+        };
+        if let Some(done) = done {
+            self.wakeup.complete_flush(done);
+        }
+        if wants {
+            self.wakeup.notify_worker();
+        }
+        ticket
     }
 
     /// Waits, detached, until `ticket` is done or `timeout_millis` passes; Ctrl-C interrupts it.
     fn wait_flush(&self, py: Python<'_>, ticket: u64, timeout_millis: f64) -> PyResult<bool> {
         let deadline = Instant::now() + millis(timeout_millis);
         let pause = self.pause(py);
+        // A flush given up by shutdown ends the wait at once, as a completed one does.
         waits::interruptible(py, deadline, pause.as_ref(), |until| {
-            self.wakeup.wait_flush(ticket, until)
-        })
+            self.wakeup.wait_flush(ticket, until) != FlushWait::Pending
+        })?;
+        Ok(self.wakeup.wait_flush(ticket, Instant::now()) == FlushWait::Done)
     }
 
     /// Stops accepting spans and wakes the worker to drain; false if already shut down.
@@ -551,6 +627,7 @@ impl PyBatchCore {
         let mut spans = Vec::new();
         let count = self.queue.pop_into(usize::MAX, &mut spans) as u64;
         self.counters.drop_spans(DropReason::Shutdown, count);
+        self.wakeup.give_up_flushes();
         self.wakeup.notify_worker();
         self.room.notify();
         count

@@ -2,8 +2,8 @@
 //!
 //! Every span moves forward through stages and each move bumps exactly one
 //! monotonic counter: accepted (`enqueued`), then either dropped from the queue
-//! (`queue_full`, `shutdown`) or taken by the worker (`taken`), then finished
-//! (`exported`, `export_failed`). The gauges `queued` and `in_flight` are derived
+//! (`queue_full`, `shutdown`, `fork`) or taken by the worker (`taken`), then finished
+//! (`exported`, `export_failed`, `unencodable`). The gauges `queued` and `in_flight` are derived
 //! from those counters. A snapshot reads the later stages first, so whatever the
 //! other threads do meanwhile, the figures it returns describe a state the
 //! spans really passed through: no gauge is negative and
@@ -23,14 +23,18 @@ pub enum DropReason {
     ExportFailed = 2,
     /// A fork left spans in a queue the child cannot tell apart from its parent's.
     Fork = 3,
+    /// The exporter's encoder left the span out of its request (a string that is not valid
+    /// UTF-8, a field it cannot read); the rest of the batch went on.
+    Unencodable = 4,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 5] = [
         DropReason::QueueFull,
         DropReason::Shutdown,
         DropReason::ExportFailed,
         DropReason::Fork,
+        DropReason::Unencodable,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,12 +43,13 @@ impl DropReason {
             DropReason::Shutdown => "shutdown",
             DropReason::ExportFailed => "export_failed",
             DropReason::Fork => "fork",
+            DropReason::Unencodable => "unencodable",
         }
     }
 
     /// Reasons that take a span straight out of the queue (the other ones end an export).
     fn leaves_queue(self) -> bool {
-        !matches!(self, DropReason::ExportFailed)
+        !matches!(self, DropReason::ExportFailed | DropReason::Unencodable)
     }
 }
 
@@ -111,12 +116,18 @@ impl Counters {
         self.worker.taken.fetch_add(n, Ordering::AcqRel);
     }
 
-    /// An export of `n` taken spans returned.
-    pub fn finish(&self, n: u64, success: bool) {
+    /// An export of `n` taken spans returned; the encoder had left `left_out` of them out.
+    pub fn finish(&self, n: u64, left_out: u64, success: bool) {
+        let left_out = left_out.min(n);
+        if left_out > 0 {
+            self.drop_spans(DropReason::Unencodable, left_out);
+        }
         if success {
-            self.worker.exported.fetch_add(n, Ordering::AcqRel);
+            self.worker
+                .exported
+                .fetch_add(n - left_out, Ordering::AcqRel);
         } else {
-            self.drop_spans(DropReason::ExportFailed, n);
+            self.drop_spans(DropReason::ExportFailed, n - left_out);
             self.worker.export_errors.fetch_add(1, Ordering::AcqRel);
         }
         self.worker.batches.fetch_add(1, Ordering::AcqRel);
@@ -125,14 +136,6 @@ impl Counters {
     /// A failed export is about to be attempted again. Not a stage: the batch stays in flight.
     pub fn retry(&self) {
         self.worker.retried.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Taken spans whose export has not returned. Reads the finished stages first, as
-    /// [`Counters::snapshot`] does, so it is never negative and is 0 only when none is out.
-    pub fn in_flight(&self) -> u64 {
-        let finished = self.worker.exported.load(Ordering::Acquire)
-            + self.dropped[DropReason::ExportFailed as usize].load(Ordering::Acquire);
-        self.worker.taken.load(Ordering::Acquire) - finished
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -151,7 +154,12 @@ impl Counters {
             dropped[reason as usize] = load(&self.dropped[reason as usize]);
         }
         let enqueued = load(&self.enqueued);
-        let finished = exported + dropped[DropReason::ExportFailed as usize];
+        let finished = exported
+            + DropReason::ALL
+                .into_iter()
+                .filter(|r| !r.leaves_queue())
+                .map(|r| dropped[r as usize])
+                .sum::<u64>();
         let left_queue = taken
             + DropReason::ALL
                 .into_iter()
@@ -191,15 +199,31 @@ mod tests {
         c.take(5);
         let s = c.snapshot();
         assert_eq!((s.queued, s.in_flight), (3, 5));
-        assert_eq!(c.in_flight(), 5);
-        c.finish(3, true);
+        c.finish(3, 1, true);
         c.retry();
-        c.finish(2, false);
+        c.finish(2, 0, false);
         let s = c.snapshot();
-        assert_eq!((s.exported, s.queued, s.in_flight), (3, 3, 0));
+        assert_eq!((s.exported, s.queued, s.in_flight), (2, 3, 0));
         assert_eq!(s.dropped_by(DropReason::ExportFailed), 2);
         assert_eq!(s.dropped_by(DropReason::QueueFull), 2);
+        assert_eq!(s.dropped_by(DropReason::Unencodable), 1);
         assert_eq!((s.batches, s.export_errors, s.retried), (2, 1, 1));
+        assert!(balanced(&s));
+    }
+
+    #[test]
+    fn spans_left_out_by_the_encoder_are_dropped_whatever_the_export_did() {
+        let c = Counters::default();
+        for _ in 0..6 {
+            c.enqueue();
+        }
+        c.take(6);
+        c.finish(3, 3, true);
+        c.finish(3, 9, false); // never more than the batch
+        let s = c.snapshot();
+        assert_eq!((s.exported, s.in_flight), (0, 0));
+        assert_eq!(s.dropped_by(DropReason::Unencodable), 6);
+        assert_eq!(s.dropped_by(DropReason::ExportFailed), 0);
         assert!(balanced(&s));
     }
 
@@ -214,17 +238,21 @@ mod tests {
                 thread::spawn(move || {
                     for n in 0..20_000u64 {
                         c.enqueue();
-                        match (n + i) % 4 {
+                        match (n + i) % 5 {
                             0 => {
                                 c.drop_spans(DropReason::QueueFull, 1);
                             }
                             1 => {
                                 c.take(1);
-                                c.finish(1, false);
+                                c.finish(1, 0, false);
+                            }
+                            2 => {
+                                c.take(1);
+                                c.finish(1, 1, true);
                             }
                             _ => {
                                 c.take(1);
-                                c.finish(1, true);
+                                c.finish(1, 0, true);
                             }
                         }
                     }
@@ -254,7 +282,8 @@ mod tests {
         let s = c.snapshot();
         assert_eq!(s.enqueued, 120_000);
         assert_eq!((s.queued, s.in_flight), (0, 0));
-        assert_eq!(s.dropped_by(DropReason::QueueFull), 30_000);
+        assert_eq!(s.dropped_by(DropReason::QueueFull), 24_000);
+        assert_eq!(s.dropped_by(DropReason::Unencodable), 24_000);
         assert!(balanced(&s));
     }
 }

@@ -6,6 +6,7 @@
 mod core;
 pub mod counters;
 mod fanout;
+pub mod flush;
 mod handoff;
 mod http;
 pub mod otlp;

@@ -6,13 +6,13 @@
 //! The producer whose push makes a wake-up worthwhile claims it by swapping the
 //! state to `Busy`; everyone else sees `Busy` and goes on.
 //!
-//! Flushes are tickets: a caller takes the next number and waits until the
-//! worker reports that everything queued before that ticket was exported.
+//! Flushes are tickets (see `flush.rs` for what each waits for): a caller waits here
+//! until its ticket is reported done, its deadline passes, or the lane gives up.
 //!
 //! The lock and condition variables are `std`'s, not `parking_lot`'s: see `sync.rs`.
 
 use crate::sync::locked;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -25,8 +25,9 @@ pub struct Wakeup {
     state: AtomicU8,
     lock: Mutex<()>,
     worker: Condvar,
-    flush_requested: AtomicU64,
     flush_done: AtomicU64,
+    /// Set when shutdown abandons the lane: no waiting flush can complete any more.
+    flushes_given_up: AtomicBool,
     flushers: Condvar,
 }
 
@@ -102,45 +103,51 @@ impl Wakeup {
         self.worker.notify_all();
     }
 
-    /// Takes a flush ticket and wakes the worker.
-    pub fn request_flush(&self) -> u64 {
-        let ticket = self.flush_requested.fetch_add(1, Ordering::SeqCst) + 1;
-        self.notify_worker();
-        ticket
-    }
-
-    /// The highest ticket requested so far; read before checking that the queue is drained.
-    pub fn flush_requested(&self) -> u64 {
-        self.flush_requested.load(Ordering::SeqCst)
-    }
-
-    pub fn flush_pending(&self) -> bool {
-        self.flush_requested() > self.flush_done.load(Ordering::SeqCst)
-    }
-
-    /// The worker drained everything queued before `ticket` and its exports returned.
+    /// Every span queued before `ticket` (and before each earlier one) is settled.
     pub fn complete_flush(&self, ticket: u64) {
         let _guard = self.lock();
         self.flush_done.fetch_max(ticket, Ordering::SeqCst);
         self.flushers.notify_all();
     }
 
-    /// Waits until `ticket` is complete or `deadline` passes; returns whether it completed.
-    pub fn wait_flush(&self, ticket: u64, deadline: Instant) -> bool {
+    /// Flushes not complete now never will be: their waits return false at once.
+    pub fn give_up_flushes(&self) {
+        let _guard = self.lock();
+        self.flushes_given_up.store(true, Ordering::SeqCst);
+        self.flushers.notify_all();
+    }
+
+    /// Waits until `ticket` is complete, `deadline` passes or flushes are given up.
+    pub fn wait_flush(&self, ticket: u64, deadline: Instant) -> FlushWait {
         let mut guard = self.lock();
-        while self.flush_done.load(Ordering::SeqCst) < ticket {
+        loop {
+            if self.flush_done.load(Ordering::SeqCst) >= ticket {
+                return FlushWait::Done;
+            }
+            if self.flushes_given_up.load(Ordering::SeqCst) {
+                return FlushWait::GivenUp;
+            }
             let timeout = deadline.saturating_duration_since(Instant::now());
-            let (next, result) = self
+            if timeout.is_zero() {
+                return FlushWait::Pending;
+            }
+            guard = self
                 .flushers
                 .wait_timeout(guard, timeout)
-                .unwrap_or_else(PoisonError::into_inner);
-            guard = next;
-            if result.timed_out() {
-                return self.flush_done.load(Ordering::SeqCst) >= ticket;
-            }
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
-        true
     }
+}
+
+/// How a wait for a flush ticket ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushWait {
+    Done,
+    /// Shutdown abandoned the lane: the flush will never complete.
+    GivenUp,
+    /// The deadline passed first; the flush may still complete later.
+    Pending,
 }
 
 #[cfg(test)]
@@ -249,18 +256,46 @@ mod tests {
     #[test]
     fn flush_tickets_complete_in_order_and_time_out() {
         let w = Arc::new(Wakeup::default());
-        let first = w.request_flush();
-        let second = w.request_flush();
-        assert!(w.flush_pending());
+        let (first, second) = (1, 2);
         let soon = Instant::now() + Duration::from_millis(20);
-        assert!(!w.wait_flush(first, soon), "nothing completed it yet");
+        assert_eq!(
+            w.wait_flush(first, soon),
+            FlushWait::Pending,
+            "nothing completed it yet"
+        );
         let completer = {
             let w = Arc::clone(&w);
-            thread::spawn(move || w.complete_flush(w.flush_requested()))
+            thread::spawn(move || w.complete_flush(second))
         };
-        assert!(w.wait_flush(second, Instant::now() + Duration::from_secs(10)));
-        assert!(w.wait_flush(first, Instant::now()));
-        assert!(!w.flush_pending());
+        assert_eq!(
+            w.wait_flush(second, Instant::now() + Duration::from_secs(10)),
+            FlushWait::Done
+        );
+        assert_eq!(w.wait_flush(first, Instant::now()), FlushWait::Done);
         completer.join().unwrap();
+    }
+
+    #[test]
+    fn giving_up_ends_every_wait_for_a_flush_not_complete() {
+        let w = Arc::new(Wakeup::default());
+        w.complete_flush(1);
+        let waiter = {
+            let w = Arc::clone(&w);
+            thread::spawn(move || w.wait_flush(2, Instant::now() + Duration::from_secs(60)))
+        };
+        thread::sleep(Duration::from_millis(20));
+        let start = Instant::now();
+        w.give_up_flushes();
+        assert_eq!(waiter.join().unwrap(), FlushWait::GivenUp);
+        assert!(start.elapsed() < Duration::from_secs(30));
+        assert_eq!(
+            w.wait_flush(1, Instant::now()),
+            FlushWait::Done,
+            "a completed flush stays complete"
+        );
+        assert_eq!(
+            w.wait_flush(3, Instant::now() + Duration::from_secs(60)),
+            FlushWait::GivenUp
+        );
     }
 }

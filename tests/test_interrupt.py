@@ -148,7 +148,13 @@ def test_ctrl_c_interrupts_a_blocked_on_end_and_counts_its_span() -> None:
         """
     )
     assert_interrupted_promptly(report)
-    assert report["stats"] == [3, 0, 1, 1, {"queue_full": 1, "shutdown": 0, "export_failed": 0, "fork": 0}]
+    assert report["stats"] == [
+        3,
+        0,
+        1,
+        1,
+        {**dict.fromkeys(("shutdown", "export_failed", "fork", "unencodable"), 0), "queue_full": 1},
+    ]
 
 
 def test_ctrl_c_interrupts_shutdown() -> None:

@@ -94,10 +94,11 @@ def test_spans_are_read_and_freed_while_their_batch_fills() -> None:
     taker.join(10)
     assert taker.requests is not None
     assert [len(request) for request in taker.requests] == [10]
-    core.finish_batch(10, True)
+    assert not core.wait_flush(ticket, 0)  # read ahead, handed out, not yet exported
+    core.finish_batch(taker.requests[0], True)
+    assert core.wait_flush(ticket, 0)  # its export settled every span queued before the flush
     core.begin_shutdown()
-    assert core.next_requests(SpanEncoder(), 1, 4) is None  # the worker's last look completes the flush
-    assert core.wait_flush(ticket, 0)
+    assert core.next_requests(SpanEncoder(), 1, 4) is None
     assert stats(core).exported == 10
 
 

@@ -15,6 +15,7 @@ _WHY = {
     "shutdown": "shut down",
     "export_failed": "export failed",
     "fork": "inherited across a fork",
+    "unencodable": "could not be encoded",
 }
 
 

@@ -21,7 +21,7 @@ from spanbatch._drops import DropReporter
 from spanbatch._policies import RetryPolicy
 from spanbatch._stats import SpanStats
 from spanbatch._threads import native_queue, start_thread
-from spanbatch.exporter._encoding import Batch, counting_skips
+from spanbatch.exporter._encoding import Batch, counting_skips, spans_left_out
 
 logger = logging.getLogger("spanbatch")
 
@@ -168,6 +168,8 @@ def export_batches(
 ) -> None:
     """Export what ``batches()`` returns, on this thread, until it returns None.
 
+    Each batch is settled as the core handed it over, whatever the exporter does to the list;
+    spans its encoder left out count as dropped (``unencodable``).
     With ``debug``, one line per batch: backend, batch size, retries, duration, outcome.
     Never span contents, headers or credentials.
     """
@@ -175,29 +177,43 @@ def export_batches(
     token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
     loop = PrivateLoop()
     try:
-        while (taken := batches()) is not None:
-            started = time.monotonic()
-            deadline = started + timeout_millis / 1000
-            for batch, first_ok in zip(taken, first_attempts(exporter, taken, loop, timeout_millis)):
-                ok, retries = (
-                    (True, 0)
-                    if first_ok
-                    else retry_export(core, exporter, batch, loop=loop, retry=retry, deadline=deadline)
-                )
-                core.finish_batch(len(batch), ok)
-                if debug:
-                    logger.debug(
-                        "%s export: batch=%d spans, retries=%d, duration=%.0fms, status=%s",
-                        label,
-                        len(batch),
-                        retries,
-                        (time.monotonic() - started) * 1000,
-                        "ok" if ok else "failed",
+        with spans_left_out() as left_out:
+            while (taken := batches()) is not None:
+                started = time.monotonic()
+                deadline = started + timeout_millis / 1000
+                sizes = [len(batch) for batch in taken]  # before the exporter can change a list
+                for batch, size, first_ok in zip(taken, sizes, first_attempts(exporter, taken, loop, timeout_millis)):
+                    ok, retries = (
+                        (True, 0)
+                        if first_ok
+                        else retry_export(core, exporter, batch, loop=loop, retry=retry, deadline=deadline)
                     )
-            drops.report(SpanStats.of(core).dropped)
+                    if debug:  # before settling: a flush that returns then finds its line logged
+                        logger.debug(
+                            "%s export: batch=%d spans, retries=%d, duration=%.0fms, status=%s",
+                            label,
+                            size,
+                            retries,
+                            (time.monotonic() - started) * 1000,
+                            "ok" if ok else "failed",
+                        )
+                    core.finish_batch(batch, ok, left_out_of(batch, taken, left_out))
+                left_out.clear()
+                drops.report(SpanStats.of(core).dropped)
     finally:
         loop.close()
         detach(token)
+
+
+def left_out_of(batch: Batch, taken: Sequence[Batch], counts: dict[int, int]) -> int:
+    """The spans of ``batch`` the encoder left out while ``taken`` was exported on this thread.
+
+    A batch exported alone owns whatever was left out meanwhile, even from a copy of its list
+    (an exporter that wraps another may pass one on).
+    """
+    if len(taken) == 1:
+        return max(counts.values(), default=0)
+    return counts.get(id(batch), 0)
 
 
 def run_worker(

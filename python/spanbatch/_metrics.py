@@ -18,8 +18,11 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, g
 from spanbatch._stats import SpanStats
 
 _COMPONENT_TYPE = "batching_span_processor"
-# Our drop reasons as the semantic conventions' error.type values.
+# Our drop reasons as the semantic conventions' error.type values, for the spans the processor drops.
 _ERROR_TYPES = {"queue_full": "queue_full", "shutdown": "already_shutdown", "fork": "fork"}
+# Drop reasons of spans already handed to the exporter: the stock processor counts those as
+# processed without an error (its encoder fails a whole batch where ours leaves one span out).
+_HANDED_TO_EXPORTER = ("export_failed", "unencodable")
 _instances = itertools.count()
 
 
@@ -83,7 +86,7 @@ class _Instruments:
         observations = []
         for source, stats in self._live():
             # Like the stock processor: a span is processed once it is handed to the exporter.
-            handed = stats.exported + stats.in_flight + stats.dropped.get("export_failed", 0)
+            handed = stats.exported + stats.in_flight + sum(stats.dropped.get(r, 0) for r in _HANDED_TO_EXPORTER)
             observations.append(Observation(handed, source.attributes))
             for reason, error_type in _ERROR_TYPES.items():
                 if stats.dropped.get(reason):

@@ -38,9 +38,10 @@ class SpanStats:
     """Where every span a processor received is, at one instant.
 
     ``enqueued == exported + queued + in_flight + dropped_total`` always holds.
-    ``dropped`` maps a reason (``queue_full``, ``shutdown``, ``export_failed``, ``fork``)
-    to a count. ``retried`` counts export attempts repeated after a failure (see
-    ``max_retries``); a batch that fails its last attempt counts under ``export_failed`` once.
+    ``dropped`` maps a reason (``queue_full``, ``shutdown``, ``export_failed``, ``fork``,
+    ``unencodable``: the exporter's encoder left the span out of its request) to a count.
+    ``retried`` counts export attempts repeated after a failure (see ``max_retries``); a batch
+    that fails its last attempt counts under ``export_failed`` once.
     """
 
     enqueued: int = 0

@@ -124,6 +124,7 @@ impl PySpanEncoder {
                 pool: self.buffers.clone(),
             },
             taken,
+            left_out: pass.skipped_spans,
         }
     }
 }
@@ -203,6 +204,8 @@ pub struct PySpanRequest {
     pub(crate) request: Request,
     /// The spans it was read from, those left out included.
     taken: usize,
+    /// The spans among them that could not be read: dropped (`unencodable`) when it settles.
+    pub(crate) left_out: u64,
 }
 
 #[pymethods]
@@ -218,6 +221,12 @@ impl PySpanRequest {
     /// The spans it was read from, those left out included: what its export settles.
     fn __len__(&self) -> usize {
         self.taken
+    }
+
+    /// The spans it was read from that could not be read, and are not in it.
+    #[getter]
+    fn left_out(&self) -> u64 {
+        self.left_out
     }
 
     fn __repr__(&self) -> String {

@@ -35,7 +35,7 @@ def test_receiver_down_from_the_start(receiver: OTLPReceiver) -> None:
     assert stats.enqueued == 120
     assert stats.exported == 0
     # The 20 late spans are drained at shutdown and fail like the rest, well within the deadline.
-    assert dict(stats.dropped) == {"queue_full": 0, "shutdown": 0, "export_failed": 120, "fork": 0}
+    assert dict(stats.dropped) == {"queue_full": 0, "shutdown": 0, "export_failed": 120, "fork": 0, "unencodable": 0}
     assert_accounted(stats)
     receiver.set_behaviour("ok")
     assert receiver.stats().requests == 0
@@ -61,7 +61,7 @@ def test_receiver_goes_down_and_comes_back(receiver: OTLPReceiver) -> None:
     assert after_ids <= receiver.span_ids()
     assert receiver.stats().duplicates == 0
     assert stats.exported == 600
-    assert dict(stats.dropped) == {"queue_full": 0, "shutdown": 0, "export_failed": 300, "fork": 0}
+    assert dict(stats.dropped) == {"queue_full": 0, "shutdown": 0, "export_failed": 300, "fork": 0, "unencodable": 0}
     assert_accounted(stats)
 
 
@@ -139,5 +139,5 @@ def test_receiver_that_never_answers(receiver: OTLPReceiver) -> None:
     assert at_shutdown.dropped["shutdown"] == 40
     assert_accounted(at_shutdown)
     assert final.exported == 0
-    assert dict(final.dropped) == {"queue_full": 0, "shutdown": 40, "export_failed": 100, "fork": 0}
+    assert dict(final.dropped) == {"queue_full": 0, "shutdown": 40, "export_failed": 100, "fork": 0, "unencodable": 0}
     assert receiver.stats().spans == 0

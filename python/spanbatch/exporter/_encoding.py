@@ -1,13 +1,16 @@
-"""Reading or encoding a batch with the Rust ``SpanEncoder``, logging what it had to leave out.
+"""Reading or encoding a batch with the Rust ``SpanEncoder``, logging and counting what it had to leave out.
 
 A batch is either spans or a ``SpanRequest`` spanbatch's processor already read them into
-while the batch filled (see ``BatchCore.next_requests``).
+while the batch filled (see ``BatchCore.next_requests``); such a request carries its own
+count of spans left out, which the processor settles with it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Callable, TypeVar, Union
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -20,19 +23,42 @@ Batch = Union[Sequence[ReadableSpan], SpanRequest]
 
 logger = logging.getLogger("spanbatch.exporter")
 
+_left_out = threading.local()
+
+
+@contextmanager
+def spans_left_out() -> Iterator[dict[int, int]]:
+    """While open, the spans the encoder leaves out of lists read on this thread, by ``id`` of the list.
+
+    spanbatch's export loop opens it around its exports, so that a span the exporter could not
+    encode counts as dropped (``unencodable``), not as exported. A list read more than once
+    (a retry) counts its most.
+    """
+    counts: dict[int, int] = {}
+    outer = getattr(_left_out, "counts", None)
+    _left_out.counts = counts
+    try:
+        yield counts
+    finally:
+        _left_out.counts = outer
+
 
 def encode_batch(encoder: SpanEncoder, batch: Batch) -> bytes:
     """A serialized ``ExportTraceServiceRequest`` for ``batch``; one warning per batch for anything left out."""
     if isinstance(batch, SpanRequest):
         return batch.to_bytes()
-    return counting_skips(encoder, lambda: encoder.encode(batch))
+    return read_batch(encoder, batch).to_bytes()
 
 
 def read_batch(encoder: SpanEncoder, batch: Batch) -> SpanRequest:
     """``batch`` read into a request to serialize later; one warning per batch for anything left out."""
     if isinstance(batch, SpanRequest):
         return batch
-    return counting_skips(encoder, lambda: encoder.read(batch))
+    request = counting_skips(encoder, lambda: encoder.read(batch))
+    counts: dict[int, int] | None = getattr(_left_out, "counts", None)
+    if counts is not None and request.left_out:
+        counts[id(batch)] = max(counts.get(id(batch), 0), request.left_out)
+    return request
 
 
 def counting_skips(encoder: SpanEncoder, read: Callable[[], T]) -> T:
