@@ -4,19 +4,20 @@
 //! means a `fork()` can never observe a half-done push or pop: the thread doing
 //! it would hold the GIL, and a child that inherits a held GIL cannot run at all.
 
-use crate::counters::{Counters, DropReason, Snapshot};
+use crate::counters::{Counters, DropReason};
 use crate::flush::Flushes;
 use crate::handoff::{self, Handoff};
 use crate::otlp::encoder::{PySpanEncoder, PySpanRequest, RequestBuilder};
 use crate::otlp::types::Types;
 use crate::queue::{DropPolicy, Push, SpanQueue};
 use crate::room::Room;
+use crate::stats::PyStats;
 use crate::sync::locked;
 use crate::waits;
 use crate::wakeup::{FlushWait, Wakeup};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyList, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -633,24 +634,9 @@ impl PyBatchCore {
         count
     }
 
-    /// A consistent snapshot: (enqueued, exported, queued, in_flight, batches, export_errors, dropped, retried).
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let s: Snapshot = self.counters.snapshot();
-        let dropped = PyDict::new(py);
-        for reason in DropReason::ALL {
-            dropped.set_item(reason.name(), s.dropped_by(reason))?;
-        }
-        (
-            s.enqueued,
-            s.exported,
-            s.queued,
-            s.in_flight,
-            s.batches,
-            s.export_errors,
-            dropped,
-            s.retried,
-        )
-            .into_pyobject(py)
+    /// A consistent snapshot of the counters.
+    fn stats(&self) -> PyStats {
+        self.counters.snapshot().into()
     }
 
     /// The number of spans physically in the queue (the snapshot's `queued` is the accounting view).

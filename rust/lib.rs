@@ -12,6 +12,7 @@ mod http;
 pub mod otlp;
 pub mod queue;
 pub mod room;
+mod stats;
 mod sync;
 mod waits;
 pub mod wakeup;
@@ -20,6 +21,8 @@ use pyo3::prelude::*;
 
 #[pymodule(gil_used = false)]
 mod _core {
+    use pyo3::prelude::*;
+
     #[pymodule_export]
     use crate::core::PyBatchCore;
     #[pymodule_export]
@@ -28,4 +31,11 @@ mod _core {
     use crate::http::PyHttpSender;
     #[pymodule_export]
     use crate::otlp::encoder::{compress, PySpanEncoder, PySpanRequest};
+    #[pymodule_export]
+    use crate::stats::{PyDropReason, PyStats};
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("DROP_REASONS", crate::stats::drop_reasons(m.py())?)
+    }
 }
