@@ -5,10 +5,12 @@
 
 mod core;
 pub mod counters;
+mod errors;
 mod fanout;
 pub mod flush;
 mod handoff;
 mod http;
+mod http_outcome;
 pub mod otlp;
 pub mod queue;
 pub mod room;
@@ -26,9 +28,15 @@ mod _core {
     #[pymodule_export]
     use crate::core::PyBatchCore;
     #[pymodule_export]
+    use crate::errors::{
+        NotSentError, RequestTooLargeError, TransportConnectionError, TransportError,
+    };
+    #[pymodule_export]
     use crate::fanout::PyFanOut;
     #[pymodule_export]
     use crate::http::PyHttpSender;
+    #[pymodule_export]
+    use crate::http_outcome::PyHttpOutcome;
     #[pymodule_export]
     use crate::otlp::encoder::{compress, PySpanEncoder, PySpanRequest};
     #[pymodule_export]

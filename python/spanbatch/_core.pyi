@@ -1,15 +1,20 @@
 from collections.abc import Iterable
-from typing import Any, Callable, TypeAlias, final
+from typing import Any, Callable, final
 
 __all__ = [
     "DROP_REASONS",
     "BatchCore",
     "DropReason",
     "FanOut",
+    "HttpOutcome",
     "HttpSender",
+    "NotSentError",
+    "RequestTooLargeError",
     "SpanEncoder",
     "SpanRequest",
     "Stats",
+    "TransportConnectionError",
+    "TransportError",
     "compress",
 ]
 
@@ -115,10 +120,24 @@ class SpanRequest:
     @property
     def left_out(self) -> int: ...
 
-# (status, reason, headers, body, error_kind, error_message, seconds); error_kind is "connection",
-# "request", "too_large" (error_message: the size in bytes) or "not_sent" (an earlier one failed);
-# seconds: how long the attempt took.
-_HttpOutcome: TypeAlias = tuple[int | None, str | None, list[tuple[str, str]], bytes, str | None, str | None, float]
+class TransportError(OSError): ...
+class TransportConnectionError(ConnectionError): ...
+class NotSentError(ConnectionError): ...
+class RequestTooLargeError(TransportError): ...
+
+@final
+class HttpOutcome:
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def headers(self) -> list[tuple[str, str]]: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def seconds(self) -> float: ...
+    def error(self) -> TransportError | TransportConnectionError | NotSentError | None: ...
 
 @final
 class HttpSender:
@@ -130,7 +149,7 @@ class HttpSender:
         headers: list[tuple[str, str]],
         body: bytes,
         timeout_seconds: float | None = None,
-    ) -> _HttpOutcome: ...
+    ) -> HttpOutcome: ...
     def send_all(
         self,
         url: str,
@@ -139,7 +158,7 @@ class HttpSender:
         encoding: str,
         max_request_size: int,
         timeout_seconds: float | None = None,
-    ) -> list[_HttpOutcome]: ...
+    ) -> list[HttpOutcome]: ...
     def close(self) -> None: ...
 
 def compress(data: bytes, encoding: str) -> bytes: ...
