@@ -160,6 +160,13 @@ impl Counters {
         self.dropped[reason as usize].fetch_add(n, Ordering::AcqRel)
     }
 
+    /// `n` spans that never reached this queue are accepted and dropped at once for `reason`.
+    pub fn lost(&self, reason: DropReason, n: u64) {
+        // Accepted first: a snapshot, which reads drops before arrivals, never sees more dropped.
+        self.enqueued.fetch_add(n, Ordering::AcqRel);
+        self.drop_spans(reason, n);
+    }
+
     /// The worker took `n` spans off the queue to export them.
     pub fn take(&self, n: u64) {
         self.worker.taken.fetch_add(n, Ordering::AcqRel);

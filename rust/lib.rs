@@ -3,16 +3,20 @@
 //! `otlp` is the OTLP/protobuf span encoder behind `spanbatch.exporter`, `http` its
 //! GIL-free plain-HTTP transport.
 
+pub mod batching;
 mod core;
+mod core_methods;
 pub mod counters;
 mod errors;
 mod fanout;
 pub mod flush;
+mod fork;
 mod handoff;
 mod http;
 mod http_outcome;
 pub mod otlp;
 pub mod queue;
+mod reader;
 pub mod room;
 mod stats;
 mod sync;

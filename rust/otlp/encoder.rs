@@ -45,12 +45,6 @@ pub(crate) struct RequestBuilder {
     scratch: Vec<u8>,
 }
 
-impl RequestBuilder {
-    pub(crate) fn taken(&self) -> usize {
-        self.taken
-    }
-}
-
 impl PySpanEncoder {
     /// Reads `span` into `builder`; a span that cannot be read is left out and counted.
     pub(crate) fn add(&self, builder: &mut RequestBuilder, span: &Bound<'_, PyAny>, types: &Types) {
