@@ -111,10 +111,11 @@ mod tests {
 
     #[test]
     fn policies_are_parsed_by_name() {
-        assert_eq!(DropPolicy::parse("oldest"), Some(DropPolicy::Oldest));
-        assert_eq!(DropPolicy::parse("newest"), Some(DropPolicy::Newest));
-        assert_eq!(DropPolicy::parse("block"), Some(DropPolicy::Block));
-        assert_eq!(DropPolicy::parse("Oldest"), None);
+        for policy in [DropPolicy::Oldest, DropPolicy::Newest, DropPolicy::Block] {
+            let name = format!("{policy:?}");
+            assert_eq!(DropPolicy::parse(&name.to_lowercase()), Some(policy));
+            assert_eq!(DropPolicy::parse(&name), None, "names are lower case");
+        }
     }
 
     #[test]

@@ -7,9 +7,7 @@
 //! read in tag order and written as they are read.
 
 use super::types::Types;
-use super::values::{
-    attributes, dropped_of, fields_of, or_zero, stored, stored_attributes, Memo, Place, ReadPass,
-};
+use super::values::{attributes, dropped_of, fields_of, or_zero, stored, Memo, Place, ReadPass};
 use super::wire;
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
@@ -48,32 +46,31 @@ macro_rules! field {
     }};
 }
 
-/// Writes `attributes` of a span, event or link (`place`) as field `tag`; returns `dropped_attributes`.
+/// Writes `attributes` of a span, event or link (`place`) as field `tag`; returns
+/// `dropped_attributes`. `fields`: its stored fields, when it is exactly the SDK's type.
 fn attributes_and_dropped(
     buf: &mut Vec<u8>,
     tag: u32,
     object: &Bound<'_, PyAny>,
-    fields: &Option<Bound<'_, PyDict>>,
+    fields: Option<&Bound<'_, PyDict>>,
     place: Place,
     types: &Types,
     pass: &mut ReadPass,
 ) -> PyResult<u32> {
     let py = object.py();
-    match fields {
-        Some(fields) => stored_attributes(
-            buf,
-            tag,
-            &stored(object, fields, intern!(py, "_attributes"))?,
-            place,
-            types,
-            pass,
-        ),
-        None => {
-            let attrs = object.getattr(intern!(py, "attributes"))?;
-            attributes(buf, tag, &attrs, place, types, pass)?;
-            or_zero(&object.getattr(intern!(py, "dropped_attributes"))?)
-        }
+    let Some(fields) = fields else {
+        let attrs = object.getattr(intern!(py, "attributes"))?;
+        attributes(buf, tag, &attrs, place, types, pass)?;
+        return or_zero(&object.getattr(intern!(py, "dropped_attributes"))?);
+    };
+    let container = stored(object, fields, intern!(py, "_attributes"))?;
+    if let Some(inner) = fields_of(&container, &types.bounded_attributes)? {
+        let plain = stored(&container, &inner, intern!(py, "_dict"))?;
+        attributes(buf, tag, &plain, place, types, pass)?;
+        return or_zero(&stored(&container, &inner, intern!(py, "dropped"))?);
     }
+    attributes(buf, tag, &container, place, types, pass)?;
+    dropped_of(&container, &types.bounded_attributes)
 }
 
 /// A protobuf string: `None` leaves it empty; a str that is not valid UTF-8 is an error.
@@ -252,7 +249,15 @@ fn write_event(
     );
     let name = field!(event, fields, "_name", "name")?;
     wire::string(buf, 2, &or_empty(&name, pass)?);
-    let dropped = attributes_and_dropped(buf, 3, event, &fields, Place::EventOrLink, types, pass)?;
+    let dropped = attributes_and_dropped(
+        buf,
+        3,
+        event,
+        fields.as_ref(),
+        Place::EventOrLink,
+        types,
+        pass,
+    )?;
     wire::varint(buf, 4, dropped.into());
     Ok(())
 }
@@ -268,7 +273,15 @@ fn write_link(
     wire::bytes(buf, 1, &linked.trace_id.to_be_bytes());
     wire::bytes(buf, 2, &linked.span_id.to_be_bytes());
     // The stock encoder leaves the link's trace_state (field 3) out, and so do we.
-    let dropped = attributes_and_dropped(buf, 4, link, &fields, Place::EventOrLink, types, pass)?;
+    let dropped = attributes_and_dropped(
+        buf,
+        4,
+        link,
+        fields.as_ref(),
+        Place::EventOrLink,
+        types,
+        pass,
+    )?;
     wire::varint(buf, 5, dropped.into());
     wire::fixed32(buf, 6, remote_flags(linked.is_remote));
     Ok(())
@@ -359,7 +372,8 @@ impl<'a, 'py> SpanFields<'a, 'py> {
         wire::fixed64(buf, 7, start);
         let end = or_zero(&field!(span, fields, "_end_time", "end_time")?)?;
         wire::fixed64(buf, 8, end);
-        let dropped = attributes_and_dropped(buf, 9, span, fields, Place::Span, types, pass)?;
+        let dropped =
+            attributes_and_dropped(buf, 9, span, fields.as_ref(), Place::Span, types, pass)?;
         wire::varint(buf, 10, dropped.into());
         let events = [
             intern!(py, "_events"),
