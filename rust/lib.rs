@@ -25,6 +25,23 @@ pub mod wakeup;
 
 use pyo3::prelude::*;
 
+/// `debug` or `release`: whether the module was built with debug assertions (`maturin develop`
+/// without `--release`), which makes it several times slower.
+const BUILD_PROFILE: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
+
+/// What the module was built as, for bug reports: `profile=release arch=x86_64 os=linux`.
+fn build_info() -> String {
+    format!(
+        "profile={BUILD_PROFILE} arch={} os={}",
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    )
+}
+
 #[pymodule(gil_used = false)]
 mod _core {
     use pyo3::prelude::*;
@@ -48,6 +65,20 @@ mod _core {
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add("build_profile", crate::BUILD_PROFILE)?;
+        m.add("build_info", crate::build_info())?;
         m.add("DROP_REASONS", crate::stats::drop_reasons(m.py())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn build_info_names_the_profile() {
+        let info = super::build_info();
+        assert!(
+            info.starts_with("profile=debug arch=") || info.starts_with("profile=release arch=")
+        );
     }
 }

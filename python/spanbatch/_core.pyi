@@ -15,8 +15,15 @@ __all__ = [
     "Stats",
     "TransportConnectionError",
     "TransportError",
+    "__version__",
+    "build_info",
+    "build_profile",
     "compress",
 ]
+
+__version__: str
+build_profile: str
+build_info: str
 
 @final
 class BatchCore:
