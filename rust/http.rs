@@ -193,6 +193,11 @@ impl PyHttpSender {
     fn close(&self) {
         *locked(&self.agent) = new_agent();
     }
+
+    #[allow(clippy::unused_self)] // a Python method: `self` is how Python calls it
+    fn __repr__(&self) -> String {
+        format!("HttpSender(response_limit={RESPONSE_LIMIT}, max_redirects=0)")
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,18 @@
 //! `otlp` is the OTLP/protobuf span encoder behind `spanbatch.exporter`, `http` its
 //! GIL-free plain-HTTP transport.
 
+// Pedantic, less the lints that argue with pyo3's signatures (arguments and `PyVisit` come by
+// value), or ask for attributes and sections a crate with no Rust users does not need.
+#![warn(clippy::pedantic)]
+#![allow(
+    clippy::must_use_candidate,
+    clippy::missing_errors_doc,
+    clippy::missing_panics_doc,
+    clippy::needless_pass_by_value,
+    clippy::single_match_else,
+    clippy::struct_field_names
+)]
+
 pub mod batching;
 mod core;
 mod core_methods;

@@ -1,6 +1,6 @@
-//! Locking without parking_lot.
+//! Locking without `parking_lot`.
 //!
-//! parking_lot keeps parked threads in a process-wide table; after a `fork()` the child
+//! `parking_lot` keeps parked threads in a process-wide table; after a `fork()` the child
 //! keeps entries that point into dead threads' stacks and can crash on the next rehash.
 //! `std`'s futex-based primitives keep all their state in the object itself.
 

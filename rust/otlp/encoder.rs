@@ -1,4 +1,4 @@
-//! `SpanEncoder`: ReadableSpans in, a serialized `ExportTraceServiceRequest` out.
+//! `SpanEncoder`: `ReadableSpan`s in, a serialized `ExportTraceServiceRequest` out.
 //!
 //! Each span is written to protobuf bytes as it is read, while the interpreter is held;
 //! joining a request's parts into one body runs detached, so other Python threads go

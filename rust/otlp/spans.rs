@@ -1,4 +1,4 @@
-//! Writes one ReadableSpan (with its events, links and status) as an OTLP `Span`.
+//! Writes one `ReadableSpan` (with its events, links and status) as an OTLP `Span`.
 //!
 //! Spans, events, links, contexts and statuses of exactly the SDK's types are read
 //! through the fields the SDK stores (`_name`, `_context`, ...), which is what their
@@ -82,7 +82,7 @@ pub fn or_empty<'p>(value: &Bound<'_, PyAny>, pass: &'p mut ReadPass) -> PyResul
         .map_err(|_| PyValueError::new_err("string is not valid UTF-8 (lone surrogate?)"))
 }
 
-/// The parts of a SpanContext the encoder needs.
+/// The parts of a `SpanContext` the encoder needs.
 struct Context<'py> {
     trace_id: u128,
     span_id: u64,
@@ -130,7 +130,7 @@ fn write_memoized(
     Ok(())
 }
 
-/// Field 3: `key1=value1,key2=value2`, the stock rendering of a TraceState; `None` renders as nothing.
+/// Field 3: `key1=value1,key2=value2`, the stock rendering of a `TraceState`; `None` renders as nothing.
 fn encode_trace_state(
     state: &Bound<'_, PyAny>,
     types: &Types,
@@ -210,13 +210,13 @@ fn encode_status(
     wire::message(&mut encoded, 15, |buf| {
         wire::string(buf, 2, &or_empty(&message, pass)?);
         // An int32 goes on the wire sign-extended to 64 bits.
-        wire::varint(buf, 3, i64::from(code) as u64);
+        wire::varint(buf, 3, wire::int64(code.into()));
         Ok::<_, PyErr>(())
     })?;
     Ok(encoded)
 }
 
-/// Iterates events or links with their dropped count; the SDK's BoundedList is walked through its deque.
+/// Iterates events or links with their dropped count; the SDK's `BoundedList` is walked through its deque.
 fn elements<'py>(
     container: &Bound<'py, PyAny>,
     types: &Types,

@@ -112,10 +112,7 @@ impl<T> Memo<T> {
 
 /// Copies a Python `str` into an owned Rust string, refusing strings that are not valid UTF-8.
 pub fn owned_str(value: &Bound<'_, PyString>) -> Result<String, Unencodable> {
-    value
-        .to_cow()
-        .map(|s| s.into_owned())
-        .map_err(|_| Unencodable)
+    value.to_cow().map(Cow::into_owned).map_err(|_| Unencodable)
 }
 
 /// Writes the body of an `AnyValue`: its oneof member, or nothing for `None`. `levels`:
@@ -138,7 +135,7 @@ fn any_value(
         wire::varint_field(buf, 2, u64::from(b.is_true()));
     } else if let Ok(i) = value.cast::<PyInt>() {
         let int = i.extract::<i64>().map_err(|_| Unencodable)?;
-        wire::varint_field(buf, 3, int as u64);
+        wire::varint_field(buf, 3, wire::int64(int));
     } else if let Ok(f) = value.cast::<PyFloat>() {
         wire::fixed64_field(buf, 4, f.value().to_bits());
     } else if let Ok(b) = value.cast::<PyBytes>() {
@@ -322,7 +319,7 @@ pub fn fields_of<'py>(
         .ok())
 }
 
-/// A stored field; a missing one raises the usual AttributeError.
+/// A stored field; a missing one raises the usual `AttributeError`.
 pub fn stored<'py>(
     object: &Bound<'py, PyAny>,
     fields: &Bound<'py, PyDict>,
