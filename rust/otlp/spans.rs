@@ -46,8 +46,9 @@ macro_rules! field {
     }};
 }
 
-/// Writes `attributes` of a span, event or link (`place`) as field `tag`; returns
-/// `dropped_attributes`. `fields`: its stored fields, when it is exactly the SDK's type.
+/// Writes `attributes` of a span, event or link (`place`) as field `tag`, then its
+/// `dropped_attributes` as field `tag + 1`. `fields`: its stored fields, when it is exactly
+/// the SDK's type.
 fn attributes_and_dropped(
     buf: &mut Vec<u8>,
     tag: u32,
@@ -56,21 +57,28 @@ fn attributes_and_dropped(
     place: Place,
     types: &Types,
     pass: &mut ReadPass,
-) -> PyResult<u32> {
+) -> PyResult<()> {
     let py = object.py();
-    let Some(fields) = fields else {
-        let attrs = object.getattr(intern!(py, "attributes"))?;
-        attributes(buf, tag, &attrs, place, types, pass)?;
-        return or_zero(&object.getattr(intern!(py, "dropped_attributes"))?);
+    let dropped: u32 = match fields {
+        None => {
+            let attrs = object.getattr(intern!(py, "attributes"))?;
+            attributes(buf, tag, &attrs, place, types, pass)?;
+            or_zero(&object.getattr(intern!(py, "dropped_attributes"))?)?
+        }
+        Some(fields) => {
+            let container = stored(object, fields, intern!(py, "_attributes"))?;
+            if let Some(inner) = fields_of(&container, &types.bounded_attributes)? {
+                let plain = stored(&container, &inner, intern!(py, "_dict"))?;
+                attributes(buf, tag, &plain, place, types, pass)?;
+                or_zero(&stored(&container, &inner, intern!(py, "dropped"))?)?
+            } else {
+                attributes(buf, tag, &container, place, types, pass)?;
+                dropped_of(&container, &types.bounded_attributes)?
+            }
+        }
     };
-    let container = stored(object, fields, intern!(py, "_attributes"))?;
-    if let Some(inner) = fields_of(&container, &types.bounded_attributes)? {
-        let plain = stored(&container, &inner, intern!(py, "_dict"))?;
-        attributes(buf, tag, &plain, place, types, pass)?;
-        return or_zero(&stored(&container, &inner, intern!(py, "dropped"))?);
-    }
-    attributes(buf, tag, &container, place, types, pass)?;
-    dropped_of(&container, &types.bounded_attributes)
+    wire::varint(buf, tag + 1, dropped.into());
+    Ok(())
 }
 
 /// A protobuf string: `None` leaves it empty; a str that is not valid UTF-8 is an error.
@@ -249,17 +257,8 @@ fn write_event(
     );
     let name = field!(event, fields, "_name", "name")?;
     wire::string(buf, 2, &or_empty(&name, pass)?);
-    let dropped = attributes_and_dropped(
-        buf,
-        3,
-        event,
-        fields.as_ref(),
-        Place::EventOrLink,
-        types,
-        pass,
-    )?;
-    wire::varint(buf, 4, dropped.into());
-    Ok(())
+    let place = Place::EventOrLink;
+    attributes_and_dropped(buf, 3, event, fields.as_ref(), place, types, pass)
 }
 
 fn write_link(
@@ -273,16 +272,8 @@ fn write_link(
     wire::bytes(buf, 1, &linked.trace_id.to_be_bytes());
     wire::bytes(buf, 2, &linked.span_id.to_be_bytes());
     // The stock encoder leaves the link's trace_state (field 3) out, and so do we.
-    let dropped = attributes_and_dropped(
-        buf,
-        4,
-        link,
-        fields.as_ref(),
-        Place::EventOrLink,
-        types,
-        pass,
-    )?;
-    wire::varint(buf, 5, dropped.into());
+    let place = Place::EventOrLink;
+    attributes_and_dropped(buf, 4, link, fields.as_ref(), place, types, pass)?;
     wire::fixed32(buf, 6, remote_flags(linked.is_remote));
     Ok(())
 }
@@ -372,9 +363,7 @@ impl<'a, 'py> SpanFields<'a, 'py> {
         wire::fixed64(buf, 7, start);
         let end = or_zero(&field!(span, fields, "_end_time", "end_time")?)?;
         wire::fixed64(buf, 8, end);
-        let dropped =
-            attributes_and_dropped(buf, 9, span, fields.as_ref(), Place::Span, types, pass)?;
-        wire::varint(buf, 10, dropped.into());
+        attributes_and_dropped(buf, 9, span, fields.as_ref(), Place::Span, types, pass)?;
         let events = [
             intern!(py, "_events"),
             intern!(py, "events"),
