@@ -175,4 +175,103 @@ mod tests {
         assert_eq!(before, all.len(), "an item came out twice");
         assert_eq!(all.len(), 80_000, "an item was lost");
     }
+
+    /// Pushes `per_thread` items from each of `threads` producers at once, with no consumer;
+    /// returns every push result's evicted or refused item, and what the queue then holds.
+    fn fill_from_threads(
+        q: &Arc<SpanQueue<u64>>,
+        threads: u64,
+        per_thread: u64,
+    ) -> (Vec<u64>, Vec<u64>) {
+        let cap = q.capacity();
+        let producers: Vec<_> = (0..threads)
+            .map(|t| {
+                let q = Arc::clone(q);
+                thread::spawn(move || {
+                    let mut out = Vec::new();
+                    for i in 0..per_thread {
+                        match q.push(t * 1_000_000 + i) {
+                            Push::Queued => {}
+                            Push::QueuedEvicting(e) | Push::Refused(e) => out.push(e),
+                        }
+                        assert!(q.len() <= cap, "len {} over capacity {cap}", q.len());
+                    }
+                    out
+                })
+            })
+            .collect();
+        let out = producers
+            .into_iter()
+            .flat_map(|p| p.join().unwrap())
+            .collect();
+        let mut held = Vec::new();
+        q.pop_into(usize::MAX, &mut held);
+        (out, held)
+    }
+
+    #[test]
+    fn oldest_policy_keeps_exactly_the_bound_under_contention() {
+        let q = Arc::new(SpanQueue::new(64, DropPolicy::Oldest));
+        let (evicted, held) = fill_from_threads(&q, 8, 10_000);
+        assert_eq!(held.len(), 64, "a full queue holds exactly its capacity");
+        assert_eq!(
+            evicted.len(),
+            80_000 - 64,
+            "every other item was evicted once"
+        );
+        // What stays is, per producer, that producer's newest items: eviction takes the oldest.
+        for t in 0..8u64 {
+            let mine: Vec<u64> = held
+                .iter()
+                .copied()
+                .filter(|v| v / 1_000_000 == t)
+                .collect();
+            let newest = t * 1_000_000 + 10_000 - mine.len() as u64;
+            assert_eq!(mine, (newest..t * 1_000_000 + 10_000).collect::<Vec<_>>());
+        }
+        let mut all: Vec<u64> = evicted.into_iter().chain(held).collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 80_000, "an item was lost or came out twice");
+    }
+
+    #[test]
+    fn newest_policy_keeps_exactly_the_bound_under_contention() {
+        let q = Arc::new(SpanQueue::new(64, DropPolicy::Newest));
+        let (refused, held) = fill_from_threads(&q, 8, 10_000);
+        assert_eq!(held.len(), 64);
+        assert_eq!(refused.len(), 80_000 - 64);
+        let mut all: Vec<u64> = refused.into_iter().chain(held).collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 80_000, "an item was lost or came out twice");
+    }
+
+    #[test]
+    fn len_never_passes_the_bound_while_a_consumer_drains() {
+        for policy in [DropPolicy::Oldest, DropPolicy::Newest] {
+            let q = Arc::new(SpanQueue::new(16, policy));
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let consumer = {
+                let (q, stop) = (Arc::clone(&q), Arc::clone(&stop));
+                thread::spawn(move || {
+                    let mut taken = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        q.pop_into(5, &mut taken);
+                        assert!(q.len() <= 16);
+                    }
+                    taken
+                })
+            };
+            let (dropped, held) = fill_from_threads(&q, 4, 20_000);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let taken = consumer.join().unwrap();
+            assert!(held.len() <= 16);
+            assert_eq!(
+                dropped.len() + held.len() + taken.len(),
+                80_000,
+                "{policy:?}"
+            );
+        }
+    }
 }
