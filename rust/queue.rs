@@ -1,6 +1,14 @@
 //! The bounded span queue and what happens when it is full.
+//!
+//! Memory follows use: items live in crossbeam's `SegQueue`, which allocates a block per 31
+//! items as they come and frees it once they are taken, so an empty queue of 4,194,304 slots
+//! costs nothing (a preallocated ring cost 64 MB per lane). The bound is an atomic count of
+//! slots taken, checked before an item goes in.
 
-use crossbeam_queue::ArrayQueue;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crossbeam_queue::SegQueue;
+use crossbeam_utils::{Backoff, CachePadded};
 
 /// What to do with a span that arrives when the queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,11 +31,20 @@ pub enum Push<T> {
     Refused(T),
 }
 
+struct Slots<T> {
+    items: SegQueue<T>,
+    /// Slots taken. A push takes its slot before its item goes in and a pop gives it back
+    /// after its items came out, so this is never below the number of items held, and never
+    /// above the capacity.
+    taken: CachePadded<AtomicUsize>,
+}
+
 /// A lock-free bounded FIFO with a drop policy.
 pub struct SpanQueue<T> {
-    // Boxed: ArrayQueue is cache-line aligned (128 bytes), more than an embedding
-    // Python object's allocation guarantees.
-    items: Box<ArrayQueue<T>>,
+    // Boxed: SegQueue and CachePadded are cache-line aligned (128 bytes), more than an
+    // embedding Python object's allocation guarantees.
+    slots: Box<Slots<T>>,
+    capacity: usize,
     policy: DropPolicy,
 }
 
@@ -35,21 +52,51 @@ impl<T> SpanQueue<T> {
     /// `capacity` must be at least 1.
     pub fn new(capacity: usize, policy: DropPolicy) -> Self {
         Self {
-            items: Box::new(ArrayQueue::new(capacity)),
+            slots: Box::new(Slots {
+                items: SegQueue::new(),
+                taken: CachePadded::new(AtomicUsize::new(0)),
+            }),
+            capacity,
             policy,
         }
     }
 
     pub fn push(&self, item: T) -> Push<T> {
+        if self.take_slot() {
+            self.slots.items.push(item);
+            return Push::Queued;
+        }
         match self.policy {
-            DropPolicy::Oldest => match self.items.force_push(item) {
-                None => Push::Queued,
-                Some(evicted) => Push::QueuedEvicting(evicted),
-            },
-            DropPolicy::Newest | DropPolicy::Block => match self.items.push(item) {
-                Ok(()) => Push::Queued,
-                Err(item) => Push::Refused(item),
-            },
+            DropPolicy::Oldest => self.push_evicting(item),
+            DropPolicy::Newest | DropPolicy::Block => Push::Refused(item),
+        }
+    }
+
+    fn take_slot(&self) -> bool {
+        self.slots
+            .taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+                (taken < self.capacity).then_some(taken + 1)
+            })
+            .is_ok()
+    }
+
+    /// The queue is full: `item` takes the slot of the oldest item, which is handed back.
+    fn push_evicting(&self, item: T) -> Push<T> {
+        let backoff = Backoff::new();
+        loop {
+            if let Some(evicted) = self.slots.items.pop() {
+                self.slots.items.push(item);
+                return Push::QueuedEvicting(evicted);
+            }
+            // Full by count with nothing to take: the other slots belong to pushes and pops
+            // between their two steps, a few instructions each. One of them frees a slot or
+            // brings an item.
+            if self.take_slot() {
+                self.slots.items.push(item);
+                return Push::Queued;
+            }
+            backoff.snooze();
         }
     }
 
@@ -57,12 +104,16 @@ impl<T> SpanQueue<T> {
     pub fn pop_into(&self, max: usize, out: &mut Vec<T>) -> usize {
         let before = out.len();
         while out.len() - before < max {
-            match self.items.pop() {
+            match self.slots.items.pop() {
                 Some(item) => out.push(item),
                 None => break,
             }
         }
-        out.len() - before
+        let taken = out.len() - before;
+        if taken > 0 {
+            self.slots.taken.fetch_sub(taken, Ordering::AcqRel);
+        }
+        taken
     }
 
     pub fn policy(&self) -> DropPolicy {
@@ -70,19 +121,20 @@ impl<T> SpanQueue<T> {
     }
 
     pub fn is_full(&self) -> bool {
-        self.items.is_full()
+        self.len() >= self.capacity
     }
 
+    /// Items held, counting pushes under way.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.slots.taken.load(Ordering::Acquire)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len() == 0
     }
 
     pub fn capacity(&self) -> usize {
-        self.items.capacity()
+        self.capacity
     }
 }
 
