@@ -1,6 +1,14 @@
 //! The bounded span queue and what happens when it is full.
+//!
+//! Memory follows use: items live in crossbeam's `SegQueue`, which allocates a block per 31
+//! items as they come and frees it once they are taken, so an empty queue of 4,194,304 slots
+//! costs nothing (a preallocated ring cost 64 MB per lane). The bound is an atomic count of
+//! slots taken, checked before an item goes in.
 
-use crossbeam_queue::ArrayQueue;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crossbeam_queue::SegQueue;
+use crossbeam_utils::{Backoff, CachePadded};
 
 /// What to do with a span that arrives when the queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,11 +43,20 @@ pub enum Push<T> {
     Refused(T),
 }
 
+struct Slots<T> {
+    items: SegQueue<T>,
+    /// Slots taken. A push takes its slot before its item goes in and a pop gives it back
+    /// after its items came out, so this is never below the number of items held, and never
+    /// above the capacity.
+    taken: CachePadded<AtomicUsize>,
+}
+
 /// A lock-free bounded FIFO with a drop policy.
 pub struct SpanQueue<T> {
-    // Boxed: ArrayQueue is cache-line aligned (128 bytes), more than an embedding
-    // Python object's allocation guarantees.
-    items: Box<ArrayQueue<T>>,
+    // Boxed: SegQueue and CachePadded are cache-line aligned (128 bytes), more than an
+    // embedding Python object's allocation guarantees.
+    slots: Box<Slots<T>>,
+    capacity: usize,
     policy: DropPolicy,
 }
 
@@ -47,21 +64,51 @@ impl<T> SpanQueue<T> {
     /// `capacity` must be at least 1.
     pub fn new(capacity: usize, policy: DropPolicy) -> Self {
         Self {
-            items: Box::new(ArrayQueue::new(capacity)),
+            slots: Box::new(Slots {
+                items: SegQueue::new(),
+                taken: CachePadded::new(AtomicUsize::new(0)),
+            }),
+            capacity,
             policy,
         }
     }
 
     pub fn push(&self, item: T) -> Push<T> {
+        if self.take_slot() {
+            self.slots.items.push(item);
+            return Push::Queued;
+        }
         match self.policy {
-            DropPolicy::Oldest => match self.items.force_push(item) {
-                None => Push::Queued,
-                Some(evicted) => Push::QueuedEvicting(evicted),
-            },
-            DropPolicy::Newest | DropPolicy::Block => match self.items.push(item) {
-                Ok(()) => Push::Queued,
-                Err(item) => Push::Refused(item),
-            },
+            DropPolicy::Oldest => self.push_evicting(item),
+            DropPolicy::Newest | DropPolicy::Block => Push::Refused(item),
+        }
+    }
+
+    fn take_slot(&self) -> bool {
+        self.slots
+            .taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+                (taken < self.capacity).then_some(taken + 1)
+            })
+            .is_ok()
+    }
+
+    /// The queue is full: `item` takes the slot of the oldest item, which is handed back.
+    fn push_evicting(&self, item: T) -> Push<T> {
+        let backoff = Backoff::new();
+        loop {
+            if let Some(evicted) = self.slots.items.pop() {
+                self.slots.items.push(item);
+                return Push::QueuedEvicting(evicted);
+            }
+            // Full by count with nothing to take: the other slots belong to pushes and pops
+            // between their two steps, a few instructions each. One of them frees a slot or
+            // brings an item.
+            if self.take_slot() {
+                self.slots.items.push(item);
+                return Push::Queued;
+            }
+            backoff.snooze();
         }
     }
 
@@ -69,12 +116,16 @@ impl<T> SpanQueue<T> {
     pub fn pop_into(&self, max: usize, out: &mut Vec<T>) -> usize {
         let before = out.len();
         while out.len() - before < max {
-            match self.items.pop() {
+            match self.slots.items.pop() {
                 Some(item) => out.push(item),
                 None => break,
             }
         }
-        out.len() - before
+        let taken = out.len() - before;
+        if taken > 0 {
+            self.slots.taken.fetch_sub(taken, Ordering::AcqRel);
+        }
+        taken
     }
 
     pub fn policy(&self) -> DropPolicy {
@@ -82,19 +133,20 @@ impl<T> SpanQueue<T> {
     }
 
     pub fn is_full(&self) -> bool {
-        self.items.is_full()
+        self.len() >= self.capacity
     }
 
+    /// Items held, counting pushes under way.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.slots.taken.load(Ordering::Acquire)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len() == 0
     }
 
     pub fn capacity(&self) -> usize {
-        self.items.capacity()
+        self.capacity
     }
 }
 
@@ -195,5 +247,104 @@ mod tests {
         all.dedup();
         assert_eq!(before, all.len(), "an item came out twice");
         assert_eq!(all.len(), 80_000, "an item was lost");
+    }
+
+    /// Pushes `per_thread` items from each of `threads` producers at once, with no consumer;
+    /// returns every push result's evicted or refused item, and what the queue then holds.
+    fn fill_from_threads(
+        q: &Arc<SpanQueue<u64>>,
+        threads: u64,
+        per_thread: u64,
+    ) -> (Vec<u64>, Vec<u64>) {
+        let cap = q.capacity();
+        let producers: Vec<_> = (0..threads)
+            .map(|t| {
+                let q = Arc::clone(q);
+                thread::spawn(move || {
+                    let mut out = Vec::new();
+                    for i in 0..per_thread {
+                        match q.push(t * 1_000_000 + i) {
+                            Push::Queued => {}
+                            Push::QueuedEvicting(e) | Push::Refused(e) => out.push(e),
+                        }
+                        assert!(q.len() <= cap, "len {} over capacity {cap}", q.len());
+                    }
+                    out
+                })
+            })
+            .collect();
+        let out = producers
+            .into_iter()
+            .flat_map(|p| p.join().unwrap())
+            .collect();
+        let mut held = Vec::new();
+        q.pop_into(usize::MAX, &mut held);
+        (out, held)
+    }
+
+    #[test]
+    fn oldest_policy_keeps_exactly_the_bound_under_contention() {
+        let q = Arc::new(SpanQueue::new(64, DropPolicy::Oldest));
+        let (evicted, held) = fill_from_threads(&q, 8, 10_000);
+        assert_eq!(held.len(), 64, "a full queue holds exactly its capacity");
+        assert_eq!(
+            evicted.len(),
+            80_000 - 64,
+            "every other item was evicted once"
+        );
+        // What stays is, per producer, that producer's newest items: eviction takes the oldest.
+        for t in 0..8u64 {
+            let mine: Vec<u64> = held
+                .iter()
+                .copied()
+                .filter(|v| v / 1_000_000 == t)
+                .collect();
+            let newest = t * 1_000_000 + 10_000 - mine.len() as u64;
+            assert_eq!(mine, (newest..t * 1_000_000 + 10_000).collect::<Vec<_>>());
+        }
+        let mut all: Vec<u64> = evicted.into_iter().chain(held).collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 80_000, "an item was lost or came out twice");
+    }
+
+    #[test]
+    fn newest_policy_keeps_exactly_the_bound_under_contention() {
+        let q = Arc::new(SpanQueue::new(64, DropPolicy::Newest));
+        let (refused, held) = fill_from_threads(&q, 8, 10_000);
+        assert_eq!(held.len(), 64);
+        assert_eq!(refused.len(), 80_000 - 64);
+        let mut all: Vec<u64> = refused.into_iter().chain(held).collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 80_000, "an item was lost or came out twice");
+    }
+
+    #[test]
+    fn len_never_passes_the_bound_while_a_consumer_drains() {
+        for policy in [DropPolicy::Oldest, DropPolicy::Newest] {
+            let q = Arc::new(SpanQueue::new(16, policy));
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let consumer = {
+                let (q, stop) = (Arc::clone(&q), Arc::clone(&stop));
+                thread::spawn(move || {
+                    let mut taken = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        q.pop_into(5, &mut taken);
+                        assert!(q.len() <= 16);
+                    }
+                    taken
+                })
+            };
+            let (dropped, held) = fill_from_threads(&q, 4, 20_000);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let taken = consumer.join().unwrap();
+            assert!(held.len() <= 16);
+            assert_eq!(
+                dropped.len() + held.len() + taken.len(),
+                80_000,
+                "{policy:?}"
+            );
+        }
     }
 }

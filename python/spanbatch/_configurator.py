@@ -2,27 +2,73 @@
 
 The SDK's own configurator builds the exporters named by ``OTEL_TRACES_EXPORTER`` exactly as
 it always does; each is batched by spanbatch instead of the stock processor.
+
+Only when asked for by name. ``opentelemetry-instrument`` runs the first configurator entry
+point it finds when ``OTEL_PYTHON_CONFIGURATOR`` is unset, so spanbatch's, merely installed,
+may be called instead of a distro's, or where no configurator would have run at all.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import os
 from typing import Any
 
+from opentelemetry.sdk import _configuration as sdk_configuration
 from opentelemetry.sdk._configuration import _initialize_components, _OTelSDKConfigurator
+from opentelemetry.util._importlib_metadata import entry_points
 
 from spanbatch.processor import BatchSpanProcessor
 
 logger = logging.getLogger("spanbatch")
 
+# The name of this configurator's entry point (pyproject.toml) and the variable that selects one.
+ENTRY_POINT_NAME = "spanbatch"
+_OTEL_PYTHON_CONFIGURATOR = "OTEL_PYTHON_CONFIGURATOR"
+_OTEL_CONFIG_FILE = "OTEL_CONFIG_FILE"
+# SDKs before 1.45 build the usual pipeline whatever OTEL_CONFIG_FILE says.
+_SDK_READS_CONFIG_FILE = hasattr(sdk_configuration, _OTEL_CONFIG_FILE)
+
+_warned_config_file = False
+
 
 class SpanbatchConfigurator(_OTelSDKConfigurator):
     def _configure(self, **kwargs: Any) -> None:
-        if "export_span_processor" in inspect.signature(_initialize_components).parameters:
-            kwargs.setdefault("export_span_processor", BatchSpanProcessor)
+        if os.environ.get(_OTEL_PYTHON_CONFIGURATOR) != ENTRY_POINT_NAME:
+            _configure_as_without_spanbatch(**kwargs)
+        elif _SDK_READS_CONFIG_FILE and os.environ.get(_OTEL_CONFIG_FILE):
+            _warn_config_file_once()
+            # As without spanbatch: the SDK's own warning then lists only the arguments it always gets.
+            super()._configure(**kwargs)  # type: ignore[no-untyped-call]
+        elif "export_span_processor" in inspect.signature(_initialize_components).parameters:
+            super()._configure(**kwargs, export_span_processor=BatchSpanProcessor)  # type: ignore[no-untyped-call]
         else:
             logger.warning(
                 "This opentelemetry-sdk cannot take another span processor at set-up; spans use the stock one."
             )
-        super()._configure(**kwargs)  # type: ignore[no-untyped-call]
+            super()._configure(**kwargs)  # type: ignore[no-untyped-call]
+
+
+def _configure_as_without_spanbatch(**kwargs: Any) -> None:
+    """Run the configurator ``opentelemetry-instrument`` would have picked were spanbatch not installed.
+
+    It picks the first entry point found, and skips the others as already loaded: so the first
+    one that is not spanbatch's, or none at all when there is no other.
+    """
+    for entry_point in entry_points(group="opentelemetry_configurator"):
+        if entry_point.name != ENTRY_POINT_NAME:
+            entry_point.load()().configure(**kwargs)
+            return
+
+
+def _warn_config_file_once() -> None:
+    global _warned_config_file
+    if _warned_config_file:
+        return
+    _warned_config_file = True
+    logger.warning(
+        "%s is set: the SDK builds its span processors from that file and ignores configurators, "
+        "so spanbatch is not in use. Unset it to batch with spanbatch.",
+        _OTEL_CONFIG_FILE,
+    )

@@ -2,9 +2,12 @@
 
 Daemon workers die mid-export when the interpreter finalises, so this runs from atexit,
 before that, and is bounded by ``SPANBATCH_EXIT_TIMEOUT_MS`` (default 5000) however many
-backends there are and whatever they do. ``SPANBATCH_FLUSH_ON_SIGTERM=true`` does the same
-on SIGTERM, then hands the signal to the previous handler. SIGKILL and the OOM killer
-cannot be caught: they lose the spans still queued, and nothing else.
+backends there are and whatever they do. It runs first of the atexit hooks whatever the
+order of construction: a ``TracerProvider`` built after the processor would otherwise shut
+it down first, waiting up to ``export_timeout_millis``; after this hook its call returns at
+once. ``SPANBATCH_FLUSH_ON_SIGTERM=true`` does the same on SIGTERM, then hands the signal to
+the previous handler. SIGKILL and the OOM killer cannot be caught: they lose the spans still
+queued, and nothing else.
 """
 
 from __future__ import annotations
@@ -33,18 +36,43 @@ class HasLanes(Protocol):
 
 _owners: weakref.WeakSet[HasLanes] = weakref.WeakSet()
 _sigterm_installed = False
+_main_thread_exit_hooked = False
 
 
 def register(owner: HasLanes) -> None:
     """Include ``owner``'s lanes in the exit flush."""
     global _sigterm_installed
     _owners.add(owner)
-    # Re-registering moves the hook last, so it runs before TracerProvider's own atexit
-    # shutdown, which would otherwise shut processors down one after another.
-    atexit.unregister(shutdown_all)
-    atexit.register(shutdown_all)
+    _run_first_at_exit()
+    _hook_main_thread_exit()
     if not _sigterm_installed and env_flag("SPANBATCH_FLUSH_ON_SIGTERM", False):
         _sigterm_installed = _install_sigterm_handler()
+
+
+def _run_first_at_exit() -> None:
+    # atexit runs hooks last-registered first: registering again puts this one first.
+    atexit.unregister(shutdown_all)
+    atexit.register(shutdown_all)
+
+
+def _hook_main_thread_exit() -> None:
+    """Move the exit flush first once more when the interpreter starts to exit.
+
+    Hooks registered here run once the main thread is done, before atexit, so a provider or
+    any other hook registered after the last processor no longer runs before ours. Moving the
+    hook, not flushing here, lets the non-daemon threads, joined after these hooks and before
+    atexit, finish ending their spans first, as they do with the stock processor.
+    """
+    global _main_thread_exit_hooked
+    # Private, present on CPython 3.9+; without it the order of registration alone decides.
+    register_at_thread_exit = getattr(threading, "_register_atexit", None)
+    if _main_thread_exit_hooked or register_at_thread_exit is None:
+        return
+    try:
+        register_at_thread_exit(_run_first_at_exit)
+    except RuntimeError:
+        return  # exit has begun: atexit has not run yet, and this call already moved the hook first
+    _main_thread_exit_hooked = True
 
 
 def exit_timeout_millis() -> float:
@@ -52,9 +80,17 @@ def exit_timeout_millis() -> float:
 
 
 def shutdown_all(timeout_millis: float | None = None) -> None:
-    """Shut down every registered lane in parallel within one deadline."""
+    """Shut down every registered lane in parallel within one deadline.
+
+    By default the deadline is ``SPANBATCH_EXIT_TIMEOUT_MS``, or the longest of the lanes'
+    ``export_timeout_millis`` if that is shorter: exit takes no longer than the provider's own
+    shutdown of those processors would have.
+    """
     lanes = [lane for owner in list(_owners) for lane in owner.lanes if lane.core.pid == os.getpid()]
-    shutdown_lanes(lanes, exit_timeout_millis() if timeout_millis is None else timeout_millis)
+    if timeout_millis is None:
+        longest_export = max((lane.settings.export_timeout_millis for lane in lanes), default=0.0)
+        timeout_millis = min(exit_timeout_millis(), longest_export)
+    shutdown_lanes(lanes, timeout_millis)
 
 
 def _install_sigterm_handler() -> bool:

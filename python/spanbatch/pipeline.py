@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from spanbatch import _config, _exit
 from spanbatch._config import ALL_SETTINGS, Setting, env_flag, resolve_settings
 from spanbatch._core import FanOut
+from spanbatch._debug_log import debug_enabled
 from spanbatch._lane import Lane, flush_lanes, shutdown_lanes, weak_method
 from spanbatch._metrics import internal_metrics_enabled, register_processor_metrics
 from spanbatch._policies import DropPolicyName, resolve_policies
@@ -80,7 +81,7 @@ class Pipeline(SpanProcessor):
         for name in exporters:
             if not isinstance(name, str) or not name.strip():
                 raise ValueError(f"backend names must be non-empty strings, not {name!r}.")
-        debug = env_flag("SPANBATCH_DEBUG", False)
+        debug = debug_enabled()
         self._policies = resolve_policies(
             drop_policy=drop_policy,
             block_timeout_millis=block_timeout_millis,

@@ -10,7 +10,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from spanbatch import _exit
-from spanbatch._config import BatchSettings, env_flag, resolve_settings
+from spanbatch._config import BatchSettings, resolve_settings
+from spanbatch._debug_log import debug_enabled
 from spanbatch._lane import Lane, flush_lanes, shutdown_lanes, weak_method
 from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
 from spanbatch._policies import DropPolicyName, resolve_policies
@@ -102,7 +103,7 @@ class BatchSpanProcessor(SpanProcessor):
             span_exporter,
             self._settings,
             policies=self._policies,
-            debug=env_flag("SPANBATCH_DEBUG", False),
+            debug=debug_enabled(),
             on_new_core=weak_method(self._bind_hot_path),
         )
         self._bind_hot_path()

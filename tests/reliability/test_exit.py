@@ -47,7 +47,7 @@ def mark_exit():
 
 provider = TracerProvider(resource=Resource.create({"service.name": "exit"}))
 provider.add_span_processor(processor)
-atexit.register(mark_exit)  # runs first: the moment the interpreter starts its atexit hooks
+threading._register_atexit(mark_exit)  # the main thread is done: before any atexit hook, spanbatch's too
 tracer = provider.get_tracer("exit")
 """
 

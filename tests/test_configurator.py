@@ -1,0 +1,124 @@
+"""spanbatch's configurator applies only when asked for, and says so when the SDK cannot use it.
+
+Real ``opentelemetry-instrument`` runs (or the ``initialize()`` its sitecustomize calls), each in a
+subprocess. ``opentelemetry-instrument`` runs the first configurator entry point it finds when
+``OTEL_PYTHON_CONFIGURATOR`` is unset, so merely installing spanbatch must change nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk import _configuration
+
+pytest.importorskip("opentelemetry.instrumentation.auto_instrumentation", reason="needs opentelemetry-instrumentation")
+
+pytestmark = pytest.mark.timeout(60)
+
+# What the app sees: the global provider's type and the module of each of its span processors.
+SHOW_PROVIDER = """
+from opentelemetry import trace
+provider = trace.get_tracer_provider()
+processors = getattr(getattr(provider, "_active_span_processor", None), "_span_processors", ())
+print("provider:", type(provider).__name__, [type(p).__module__ for p in processors], flush=True)
+"""
+
+# Another configurator (a distro's, say), as an installed distribution with its entry point.
+FAKE_CONFIGURATOR = """
+from opentelemetry.sdk._configuration import _BaseConfigurator
+
+class FakeConfigurator(_BaseConfigurator):
+    def _configure(self, **kwargs):
+        print("fake configured with", sorted(kwargs), flush=True)
+"""
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANBATCH_"))}
+    # Nothing in these runs needs a backend: only which configurator ran, and what it built.
+    env.update(OTEL_TRACES_EXPORTER="console", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    env.update(extra)
+    return env
+
+
+def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=45, check=False)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def instrumented(app: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    instrument = shutil.which("opentelemetry-instrument")
+    if instrument is None:
+        pytest.skip("needs opentelemetry-instrument")
+    return run([instrument, sys.executable, "-c", app], env)
+
+
+@pytest.fixture
+def fake_configurator(tmp_path: Path) -> Path:
+    """A directory holding an installed distribution ``fakeconf`` with configurator entry point ``fake``."""
+    (tmp_path / "fakeconf.py").write_text(FAKE_CONFIGURATOR)
+    info = tmp_path / "fakeconf-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeconf\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[opentelemetry_configurator]\nfake = fakeconf:FakeConfigurator\n")
+    return tmp_path
+
+
+def test_a_plain_zero_code_run_is_not_configured_by_spanbatch() -> None:
+    # No distro and no OTEL_PYTHON_CONFIGURATOR: without spanbatch nothing sets the SDK up.
+    done = instrumented(SHOW_PROVIDER, clean_env())
+    assert "provider: ProxyTracerProvider []" in done.stdout, done.stdout + done.stderr
+
+
+def test_asked_for_by_name_spanbatch_batches_the_configured_exporters() -> None:
+    done = instrumented(SHOW_PROVIDER, clean_env(OTEL_PYTHON_CONFIGURATOR="spanbatch"))
+    assert "provider: TracerProvider ['spanbatch.processor']" in done.stdout, done.stdout + done.stderr
+
+
+def test_found_first_but_not_asked_for_it_runs_the_configurator_that_would_have_run(
+    fake_configurator: Path,
+) -> None:
+    # The other configurator is found after spanbatch's, so opentelemetry-instrument calls
+    # spanbatch's: it must do what would have happened without spanbatch installed.
+    app = (
+        f"import sys; sys.path.append({str(fake_configurator)!r})\n"
+        "from opentelemetry.instrumentation.auto_instrumentation import initialize\n"
+        "initialize()\n" + SHOW_PROVIDER
+    )
+    done = run([sys.executable, "-c", app], clean_env())
+    assert done.stdout.count("fake configured with ['auto_instrumentation_version']") == 1, done.stdout
+    assert "provider: ProxyTracerProvider []" in done.stdout, done.stdout + done.stderr
+
+
+def test_found_after_another_configurator_it_changes_nothing(fake_configurator: Path) -> None:
+    done = instrumented(SHOW_PROVIDER, clean_env(PYTHONPATH=str(fake_configurator)))
+    assert done.stdout.count("fake configured with ['auto_instrumentation_version']") == 1, done.stdout
+    assert "provider: ProxyTracerProvider []" in done.stdout, done.stdout + done.stderr
+
+
+def test_asked_for_with_another_configurator_installed_spanbatch_applies(fake_configurator: Path) -> None:
+    done = instrumented(
+        SHOW_PROVIDER, clean_env(PYTHONPATH=str(fake_configurator), OTEL_PYTHON_CONFIGURATOR="spanbatch")
+    )
+    assert "fake configured" not in done.stdout
+    assert "provider: TracerProvider ['spanbatch.processor']" in done.stdout, done.stdout + done.stderr
+
+
+def test_otel_config_file_warns_once_that_spanbatch_is_not_in_use(tmp_path: Path) -> None:
+    config = tmp_path / "otel.yaml"
+    config.write_text('file_format: "1.0"\n')
+    done = instrumented(SHOW_PROVIDER, clean_env(OTEL_PYTHON_CONFIGURATOR="spanbatch", OTEL_CONFIG_FILE=str(config)))
+    if hasattr(_configuration, "OTEL_CONFIG_FILE"):
+        # The SDK then builds everything from the file (or fails to, without opentelemetry-configuration).
+        assert done.stderr.count("spanbatch is not in use") == 1, done.stderr
+        assert "spanbatch.processor" not in done.stdout
+    else:
+        # An SDK that does not read the file (before 1.45) sets up the usual pipeline, with spanbatch.
+        assert "spanbatch is not in use" not in done.stderr
+        assert "provider: TracerProvider ['spanbatch.processor']" in done.stdout, done.stdout + done.stderr
