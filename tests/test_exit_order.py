@@ -120,3 +120,23 @@ def test_zero_code_run_exits_within_the_exit_timeout(bad_endpoint: str, exporter
     )
     seconds, done = exit_seconds([instrument, sys.executable, "-c", app], env)
     assert seconds < EXIT_TIMEOUT_MILLIS / 1000 + SLACK_SECONDS, (seconds, done.stderr)
+
+
+def test_a_span_ended_in_an_atexit_hook_registered_after_the_provider_is_exported() -> None:
+    """As with the stock processor: the provider's shutdown runs after this hook, and exports its span."""
+    from spanbatch.testing import OTLPReceiver
+
+    hook = textwrap.dedent(
+        """
+        import atexit
+        atexit.register(lambda: trace.get_tracer("exit-order").start_span("from atexit").end())
+        """
+    )
+    code = readme_usage_snippet() + hook + ENDS_SPANS
+    with OTLPReceiver("http") as receiver:
+        seconds, done = exit_seconds(
+            [sys.executable, "-c", code], clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{receiver.port}")
+        )
+        assert receiver.wait_for_spans(SPANS + 1), (receiver.span_names(), done.stderr)
+        assert receiver.span_names() == {"queued": SPANS, "from atexit": 1}
+    assert seconds < EXIT_TIMEOUT_MILLIS / 1000 + SLACK_SECONDS, (seconds, done.stderr)
