@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from spanbatch.testing import OTLPReceiver
 
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="the README snippet uses the OTLP/HTTP exporter")
 
@@ -124,8 +125,6 @@ def test_zero_code_run_exits_within_the_exit_timeout(bad_endpoint: str, exporter
 
 def test_a_span_ended_in_an_atexit_hook_registered_after_the_provider_is_exported() -> None:
     """As with the stock processor: the provider's shutdown runs after this hook, and exports its span."""
-    from spanbatch.testing import OTLPReceiver
-
     hook = textwrap.dedent(
         """
         import atexit

@@ -18,7 +18,7 @@ from spanbatch import _config, _exit
 from spanbatch._config import ALL_SETTINGS, Setting, env_flag, resolve_settings
 from spanbatch._core import FanOut
 from spanbatch._debug_log import debug_enabled
-from spanbatch._lane import Lane, flush_lanes, shutdown_lanes, weak_method
+from spanbatch._lane import Lane, flush_lanes, weak_method
 from spanbatch._metrics import internal_metrics_enabled, register_processor_metrics
 from spanbatch._policies import DropPolicyName, resolve_policies
 from spanbatch._stats import SpanStats
@@ -192,7 +192,7 @@ class Pipeline(SpanProcessor):
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Drain and shut down every backend in parallel within one deadline. Idempotent."""
         timeout = max(lane.settings.export_timeout_millis for lane in self._lanes)
-        shutdown_lanes(self._lanes, timeout if timeout_millis is None else timeout_millis)
+        _exit.shutdown(self._lanes, timeout if timeout_millis is None else timeout_millis)
 
     def __repr__(self) -> str:
         return f"Pipeline({', '.join(self.names)}, stats={self.stats()})"

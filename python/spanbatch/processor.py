@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from spanbatch import _exit
 from spanbatch._config import BatchSettings, resolve_settings
 from spanbatch._debug_log import debug_enabled
-from spanbatch._lane import Lane, flush_lanes, shutdown_lanes, weak_method
+from spanbatch._lane import Lane, flush_lanes, weak_method
 from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
 from spanbatch._policies import DropPolicyName, resolve_policies
 from spanbatch._stats import SpanStats
@@ -164,7 +164,7 @@ class BatchSpanProcessor(SpanProcessor):
         Idempotent. Spans still queued at the deadline are dropped and counted (``shutdown``).
         """
         timeout = self._settings.export_timeout_millis if timeout_millis is None else timeout_millis
-        shutdown_lanes([self._lane], timeout)
+        _exit.shutdown([self._lane], timeout)
 
     def __repr__(self) -> str:
         s = self._settings
