@@ -19,10 +19,10 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from spanbatch._core import SpanEncoder, SpanRequest
+from spanbatch._core import SpanRequest
 from spanbatch.testing import OTLPReceiver
 
-from tests.helpers import LONG, balanced, end_spans, provider_with, wait_until
+from tests.helpers import LONG, EncodingExporter, balanced, end_spans, provider_with, wait_until
 from tests.helpers.metrics import metric_points
 
 Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
@@ -232,24 +232,20 @@ def test_a_flush_waiting_when_shutdown_gives_up_returns_false_at_once(shutdown_l
     exporter.gates["stuck"].set()
 
 
-class RequestExporter(SpanExporter, StatsWatcher):
-    """Its class declares a ``span_encoder``, so spanbatch's processor hands it SpanRequests."""
+class RequestExporter(EncodingExporter, StatsWatcher):
+    """Gets SpanRequests and reads the stats while exporting."""
+
+    # Declared again next to the ``export`` override: spanbatch hands requests only to an ``export``
+    # whose own class declares the encoder.
+    span_encoder = EncodingExporter.span_encoder
 
     def __init__(self) -> None:
+        EncodingExporter.__init__(self)
         StatsWatcher.__init__(self)
-        self.encoder = SpanEncoder()
-        self.lengths: list[int] = []
-
-    @property
-    def span_encoder(self) -> SpanEncoder:
-        return self.encoder
 
     def export(self, spans: Any) -> SpanExportResult:
-        assert isinstance(spans, SpanRequest)
-        self.lengths.append(len(spans))
         self.look()
-        spans.to_bytes()
-        return SpanExportResult.SUCCESS
+        return super().export(spans)
 
 
 @pytest.mark.timeout(60)
@@ -269,7 +265,8 @@ def test_a_span_the_encoder_leaves_out_is_dropped_as_unencodable(
     assert (final.enqueued, final.exported, final.in_flight, final.queued) == (5, 4, 0, 0)
     assert dict(final.dropped) == {"queue_full": 0, "shutdown": 0, "export_failed": 0, "fork": 0, "unencodable": 1}
     # While it was exported, the request stood for all 5 spans read into it.
-    assert exporter.lengths == [5]
+    assert all(isinstance(batch, SpanRequest) for batch in exporter.batches)
+    assert [len(batch) for batch in exporter.batches] == [5]
     assert [s.in_flight for s in exporter.during] == [5]
     assert balanced(exporter.during[0])
     assert "could not be encoded — dropped 1 spans" in caplog.text

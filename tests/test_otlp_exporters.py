@@ -390,6 +390,7 @@ def test_grpc_retries_unavailable_on_a_new_channel(grpc_recorder: GrpcRecorder, 
         {"OTEL_EXPORTER_OTLP_TRACES_HEADERS": "a=b", "OTEL_EXPORTER_OTLP_TRACES_INSECURE": "true"},
     ],
 )
+# A deliberate twin of test_http_settings_match_stock: the two exporters keep their settings in different places.
 def test_grpc_settings_match_stock(clean_env: pytest.MonkeyPatch, env: dict[str, str]) -> None:
     for name, value in env.items():
         clean_env.setenv(name, value)

@@ -357,11 +357,14 @@ class SelfEndingExporter(RecordingExporter):
         return super().export(spans)
 
 
-@pytest.mark.timeout(20)
-def test_a_span_ended_on_the_export_thread_never_blocks(shutdown_later: Later) -> None:
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_span_ended_on_an_export_thread_never_blocks(concurrency: int, shutdown_later: Later) -> None:
     exporter = SelfEndingExporter()
     processor = shutdown_later(
-        spanbatch.BatchSpanProcessor(exporter, 1, LONG, 1, drop_policy="block", block_timeout_millis=30_000)
+        spanbatch.BatchSpanProcessor(
+            exporter, 1, LONG, 1, drop_policy="block", block_timeout_millis=30_000, max_concurrent_exports=concurrency
+        )
     )
     exporter.processor = processor
     processor.on_end(make_span())
@@ -582,25 +585,22 @@ class OverlapExporter(RecordingExporter):
 
 
 @pytest.mark.timeout(30)
-def test_exports_overlap_up_to_max_concurrent_exports(shutdown_later: Later) -> None:
-    exporter = OverlapExporter(delay=0.2)
-    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, 64, LONG, 1, max_concurrent_exports=3))
+@pytest.mark.parametrize(
+    ("settings", "delay", "most"),
+    [({}, 0.02, 1), ({"max_concurrent_exports": 3}, 0.2, 3)],
+    ids=["never-by-default", "up-to-three"],
+)
+def test_exports_overlap_up_to_max_concurrent_exports(
+    settings: dict[str, Any], delay: float, most: int, shutdown_later: Later
+) -> None:
+    exporter = OverlapExporter(delay=delay)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, 64, LONG, 1, **settings))
     end_spans(processor, 6, "s", numbered=True)
     assert processor.force_flush(20_000)
-    assert exporter.most == 3
+    assert exporter.most == most
     assert sorted(exporter.names()) == [f"s{i}" for i in range(6)]
     stats = processor.stats()
     assert (stats.exported, stats.batches, stats.in_flight) == (6, 6, 0)
-    processor.shutdown()
-
-
-@pytest.mark.timeout(30)
-def test_exports_never_overlap_by_default(shutdown_later: Later) -> None:
-    exporter = OverlapExporter(delay=0.02)
-    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, 64, LONG, 1))
-    end_spans(processor, 6)
-    assert processor.force_flush(20_000)
-    assert exporter.most == 1
     processor.shutdown()
 
 
@@ -633,21 +633,6 @@ def test_concurrent_exports_keep_the_order_within_a_batch_and_drain_at_shutdown(
     assert sorted(exporter.names()) == [f"{i:03}" for i in range(40)]
     stats = processor.stats()
     assert (stats.exported, stats.queued, stats.in_flight) == (40, 0, 0)
-
-
-@pytest.mark.timeout(30)
-def test_spans_ended_on_concurrent_export_threads_never_block(shutdown_later: Later) -> None:
-    exporter = SelfEndingExporter()
-    processor = shutdown_later(
-        spanbatch.BatchSpanProcessor(
-            exporter, 1, LONG, 1, drop_policy="block", block_timeout_millis=30_000, max_concurrent_exports=2
-        )
-    )
-    exporter.processor = processor
-    processor.on_end(make_span())
-    assert exporter.wait_for(1, timeout=10)
-    processor.shutdown(2000)
-    assert balanced(processor.stats())
 
 
 def test_max_concurrent_exports_resolution(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

@@ -17,11 +17,19 @@ from typing import Any, Callable
 import pytest
 import spanbatch
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from spanbatch._core import BatchCore, SpanEncoder, SpanRequest
 from spanbatch._export import READ_AHEAD_SPANS
 
-from tests.helpers import LONG, balanced, end_spans, make_span, provider_with, run_in_threads, wait_until
+from tests.helpers import (
+    LONG,
+    EncodingExporter,
+    balanced,
+    end_spans,
+    make_span,
+    provider_with,
+    run_in_threads,
+    wait_until,
+)
 from tests.helpers.otlp_spans import corpus, stock_bytes
 
 Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
@@ -46,29 +54,6 @@ class RequestTaker(threading.Thread):
 
     def run(self) -> None:
         self.requests = self.core.next_requests(self.encoder, self.max_batches, self.read_ahead)
-
-
-class EncodingExporter(SpanExporter):
-    """Its class declares a ``span_encoder``, so spanbatch hands it SpanRequests; records what it got."""
-
-    def __init__(self) -> None:
-        self.encoder = SpanEncoder()
-        self.offered: object = self.encoder  # what ``span_encoder`` returns
-        self.batches: list[Any] = []
-        self.bodies: list[bytes] = []
-
-    @property
-    def span_encoder(self) -> object:
-        return self.offered
-
-    def export(self, spans: Any) -> SpanExportResult:
-        self.batches.append(spans)
-        self.bodies.append(spans.to_bytes() if isinstance(spans, SpanRequest) else self.encoder.encode(spans))
-        return SpanExportResult.SUCCESS
-
-    @property
-    def exported(self) -> int:
-        return sum(len(batch) for batch in self.batches)
 
 
 @pytest.mark.timeout(20)

@@ -73,6 +73,7 @@ BACKENDS = 4
 EXPORTER_TIMEOUT_SECONDS = 2
 
 
+# A deliberate twin of test_shutdown_with_dead_backend: spanbatch sets its back ends up as one pipeline here.
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("name", CONTENDERS)
 def test_shutdown_with_dead_backends(benchmark: Any, name: str) -> None:

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanP
 from tests.helpers.accounting import ReportedStats, balanced
 from tests.helpers.exporters import (
     CountingExporter,
+    EncodingExporter,
     HangingExporter,
     RaisingExporter,
     RecordingExporter,
@@ -29,6 +30,7 @@ __all__ = [
     "LONG",
     "PROCESSORS",
     "CountingExporter",
+    "EncodingExporter",
     "HangingExporter",
     "RaisingExporter",
     "RecordingExporter",

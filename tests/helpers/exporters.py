@@ -10,6 +10,7 @@ from typing import Any
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_value
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from spanbatch._core import SpanEncoder, SpanRequest
 
 
 class RecordingExporter(SpanExporter):
@@ -124,3 +125,26 @@ class CountingExporter(SpanExporter):
             time.sleep(self.delay)
         self.count += len(spans)
         return SpanExportResult.SUCCESS
+
+
+class EncodingExporter(SpanExporter):
+    """Its class declares a ``span_encoder``, so spanbatch hands it SpanRequests; records what it got."""
+
+    def __init__(self) -> None:
+        self.encoder = SpanEncoder()
+        self.offered: object = self.encoder  # what ``span_encoder`` returns
+        self.batches: list[Any] = []
+        self.bodies: list[bytes] = []
+
+    @property
+    def span_encoder(self) -> object:
+        return self.offered
+
+    def export(self, spans: Any) -> SpanExportResult:
+        self.batches.append(spans)
+        self.bodies.append(spans.to_bytes() if isinstance(spans, SpanRequest) else self.encoder.encode(spans))
+        return SpanExportResult.SUCCESS
+
+    @property
+    def exported(self) -> int:
+        return sum(len(batch) for batch in self.batches)

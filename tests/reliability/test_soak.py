@@ -80,6 +80,7 @@ def test_flapping_backend_keeps_the_books(protocol: str, shutdown_later: Later) 
     run_soak(shutdown_later, protocol, seconds=5.0, threads=4, pause=0.005)
 
 
+# The same run for minutes, kept apart so that its own marks gate and bound it.
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
