@@ -13,6 +13,10 @@ use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why a span left the pipeline without being exported.
+///
+/// This enum and [`DropReason::about`] are the one table of drop reasons: the native module
+/// publishes it as `DROP_REASONS`, and Python's warning words and metric attributes are read
+/// from there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
     /// The queue was full: the policy evicted a queued span or refused a new one.
@@ -28,6 +32,26 @@ pub enum DropReason {
     Unencodable = 4,
 }
 
+/// Where in its life a span was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Straight out of the queue. The stock processor counts such a span as processed with
+    /// this `error.type` in its `otel.sdk.processor.span.processed` metric.
+    Queue { error_type: &'static str },
+    /// When its export ended: it was handed to the exporter, which the stock processor counts
+    /// as processed without an error.
+    Export,
+}
+
+/// What is said about a drop reason: its key in `stats().dropped`, the words of the drop
+/// warning, and the stage it drops spans at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct About {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub stage: Stage,
+}
+
 impl DropReason {
     pub const ALL: [DropReason; 5] = [
         DropReason::QueueFull,
@@ -37,23 +61,48 @@ impl DropReason {
         DropReason::Unencodable,
     ];
 
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::QueueFull => "queue_full",
-            DropReason::Shutdown => "shutdown",
-            DropReason::ExportFailed => "export_failed",
-            DropReason::Fork => "fork",
-            DropReason::Unencodable => "unencodable",
+    pub const fn about(self) -> About {
+        let (name, description, stage) = match self {
+            Self::QueueFull => (
+                "queue_full",
+                "queue full",
+                Stage::Queue {
+                    error_type: "queue_full",
+                },
+            ),
+            Self::Shutdown => (
+                "shutdown",
+                "shut down",
+                Stage::Queue {
+                    error_type: "already_shutdown",
+                },
+            ),
+            Self::ExportFailed => ("export_failed", "export failed", Stage::Export),
+            Self::Fork => (
+                "fork",
+                "inherited across a fork",
+                Stage::Queue { error_type: "fork" },
+            ),
+            Self::Unencodable => ("unencodable", "could not be encoded", Stage::Export),
+        };
+        About {
+            name,
+            description,
+            stage,
         }
     }
 
+    pub const fn name(self) -> &'static str {
+        self.about().name
+    }
+
     /// Reasons that take a span straight out of the queue (the other ones end an export).
-    fn leaves_queue(self) -> bool {
-        !matches!(self, DropReason::ExportFailed | DropReason::Unencodable)
+    const fn leaves_queue(self) -> bool {
+        matches!(self.about().stage, Stage::Queue { .. })
     }
 }
 
-const REASONS: usize = DropReason::ALL.len();
+pub const REASONS: usize = DropReason::ALL.len();
 
 /// The live counters of one lane.
 ///
@@ -109,6 +158,13 @@ impl Counters {
     /// `n` spans left the pipeline for `reason`; returns the count for that reason before them.
     pub fn drop_spans(&self, reason: DropReason, n: u64) -> u64 {
         self.dropped[reason as usize].fetch_add(n, Ordering::AcqRel)
+    }
+
+    /// `n` spans that never reached this queue are accepted and dropped at once for `reason`.
+    pub fn lost(&self, reason: DropReason, n: u64) {
+        // Accepted first: a snapshot, which reads drops before arrivals, never sees more dropped.
+        self.enqueued.fetch_add(n, Ordering::AcqRel);
+        self.drop_spans(reason, n);
     }
 
     /// The worker took `n` spans off the queue to export them.
@@ -187,6 +243,18 @@ mod tests {
 
     fn balanced(s: &Snapshot) -> bool {
         s.enqueued == s.exported + s.queued + s.in_flight + s.dropped_total()
+    }
+
+    #[test]
+    fn the_table_lists_every_reason_once_in_index_order() {
+        for (index, reason) in DropReason::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, index);
+        }
+        let mut names: Vec<_> = DropReason::ALL.map(DropReason::name).into();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), REASONS);
+        assert!(DropReason::QueueFull.leaves_queue() && !DropReason::ExportFailed.leaves_queue());
     }
 
     #[test]

@@ -24,7 +24,7 @@ struct Out {
     left_out: u64,
 }
 
-/// What a settled batch stood for: `spans` handed over, of which the encoder left out `left_out`.
+/// What a settled batch stood for: `spans` handed out, of which the encoder left out `left_out`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Handed {
     pub spans: u64,

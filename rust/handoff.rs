@@ -1,6 +1,6 @@
 //! Handing the GIL to an export worker that is waiting for it.
 //!
-//! A worker that re-attaches behind a busy application thread waits out CPython's switch
+//! A worker that re-attaches behind a busy application thread waits out `CPython`'s switch
 //! interval (5 ms) before it gets the GIL. Meanwhile the queue fills (4 threads flat out
 //! overflow it) and every span waiting in it survives more garbage collections, each of
 //! which walks it again. So an export thread says when it is about to re-attach, and once

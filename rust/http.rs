@@ -5,14 +5,13 @@
 //! Sending from Rust costs the exporter one re-take per call instead of one per
 //! socket operation, and `send_all` sends several request bodies for one.
 
+use crate::http_outcome::{Outcome, PyHttpOutcome};
 use crate::otlp::compress::Codec;
 use crate::otlp::encoder::PySpanRequest;
 use crate::sync::locked;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::PyBytes;
-use std::io::ErrorKind;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use ureq::http::{Method, Request};
@@ -20,105 +19,6 @@ use ureq::Agent;
 
 /// Longest response body kept: OTLP responses are tiny, an error page should not cost memory.
 const RESPONSE_LIMIT: u64 = 1 << 20;
-
-/// What one request came to, as the transport's Python side builds its result from it.
-enum Outcome {
-    Response {
-        status: u16,
-        reason: Option<&'static str>,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-    },
-    /// The request failed before a response; `connection` errors are worth retrying.
-    Failed { connection: bool, message: String },
-    /// Not sent: the serialized request has this many bytes, more than allowed.
-    TooLarge(usize),
-    /// Not sent: an earlier request of the same `send_all` failed.
-    NotSent,
-}
-
-/// Python-side shape: `(status, reason, headers, body, error_kind, error_message, seconds)`;
-/// `error_kind` is `connection`, `request`, `too_large` (message: the size) or `not_sent`, and
-/// `seconds` is how long the attempt took, so that retries after it keep its export's deadline.
-type OutcomeTuple<'py> = (
-    Option<u16>,
-    Option<&'static str>,
-    Vec<(String, String)>,
-    Bound<'py, PyBytes>,
-    Option<&'static str>,
-    Option<String>,
-    f64,
-);
-
-impl Outcome {
-    fn unsent<'py>(
-        py: Python<'py>,
-        kind: &'static str,
-        message: String,
-        took: Duration,
-    ) -> OutcomeTuple<'py> {
-        (
-            None,
-            None,
-            Vec::new(),
-            PyBytes::new(py, b""),
-            Some(kind),
-            Some(message),
-            took.as_secs_f64(),
-        )
-    }
-
-    fn into_tuple(self, py: Python<'_>, took: Duration) -> OutcomeTuple<'_> {
-        match self {
-            Self::Response {
-                status,
-                reason,
-                headers,
-                body,
-            } => (
-                Some(status),
-                reason,
-                headers,
-                PyBytes::new(py, &body),
-                None,
-                None,
-                took.as_secs_f64(),
-            ),
-            Self::Failed {
-                connection,
-                message,
-            } => {
-                let kind = if connection { "connection" } else { "request" };
-                Self::unsent(py, kind, message, took)
-            }
-            Self::TooLarge(size) => Self::unsent(py, "too_large", size.to_string(), took),
-            Self::NotSent => Self::unsent(py, "not_sent", String::new(), took),
-        }
-    }
-}
-
-/// Whether a failure is about reaching the server (retried by the OTLP client), as
-/// `requests` counts connection, timeout and protocol errors.
-fn is_connection_error(error: &ureq::Error) -> bool {
-    match error {
-        ureq::Error::Io(io) => matches!(
-            io.kind(),
-            ErrorKind::ConnectionRefused
-                | ErrorKind::ConnectionReset
-                | ErrorKind::ConnectionAborted
-                | ErrorKind::NotConnected
-                | ErrorKind::BrokenPipe
-                | ErrorKind::TimedOut
-                | ErrorKind::UnexpectedEof
-                | ErrorKind::AddrNotAvailable
-        ),
-        ureq::Error::Timeout(_)
-        | ureq::Error::HostNotFound
-        | ureq::Error::ConnectionFailed
-        | ureq::Error::Protocol(_) => true,
-        _ => false,
-    }
-}
 
 fn new_agent() -> Agent {
     Agent::config_builder()
@@ -142,10 +42,7 @@ impl Call<'_> {
     fn send(&self, agent: &Agent, body: &[u8]) -> Outcome {
         match self.try_send(agent, body) {
             Ok(outcome) => outcome,
-            Err(error) => Outcome::Failed {
-                connection: is_connection_error(&error),
-                message: error.to_string(),
-            },
+            Err(error) => Outcome::failed(&error),
         }
     }
 
@@ -217,17 +114,17 @@ impl PyHttpSender {
         }
     }
 
-    /// One request, detached; `(status, reason, headers, body, error_kind, error_message, seconds)`.
+    /// One request, detached.
     #[pyo3(signature = (method_name, url, headers, body, timeout_seconds=None))]
-    fn send<'py>(
+    fn send(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         method_name: &str,
         url: &str,
         headers: Vec<(String, String)>,
         body: PyBackedBytes,
         timeout_seconds: Option<f64>,
-    ) -> PyResult<OutcomeTuple<'py>> {
+    ) -> PyResult<PyHttpOutcome> {
         let method = method(method_name)?;
         let call = Call {
             method: &method,
@@ -237,24 +134,24 @@ impl PyHttpSender {
         };
         let agent = locked(&self.agent).clone();
         let (outcome, took) = crate::handoff::detach(py, || call.timed_send(&agent, &body));
-        Ok(outcome.into_tuple(py, took))
+        Ok(PyHttpOutcome::new(outcome, took))
     }
 
     /// Serializes, compresses (`encoding`) and POSTs each request in turn, all in one
     /// detached stretch. A request whose serialized size exceeds `max_request_size`
-    /// (when positive) is not sent: its outcome is a `too_large` error.
+    /// (when positive) is not sent: its outcome's error is a `RequestTooLargeError`.
     #[pyo3(signature = (url, headers, requests, encoding, max_request_size, timeout_seconds=None))]
     #[allow(clippy::too_many_arguments)] // the Python call's arguments, one by one
-    fn send_all<'py>(
+    fn send_all(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         url: &str,
         headers: Vec<(String, String)>,
         requests: Vec<Py<PySpanRequest>>,
         encoding: &str,
         max_request_size: i64,
         timeout_seconds: Option<f64>,
-    ) -> PyResult<Vec<OutcomeTuple<'py>>> {
+    ) -> PyResult<Vec<PyHttpOutcome>> {
         let codec = Codec::parse(encoding)
             .ok_or_else(|| PyValueError::new_err(format!("unknown encoding {encoding:?}")))?;
         let call = Call {
@@ -288,13 +185,18 @@ impl PyHttpSender {
         });
         Ok(outcomes
             .into_iter()
-            .map(|(outcome, took)| outcome.into_tuple(py, took))
+            .map(|(outcome, took)| PyHttpOutcome::new(outcome, took))
             .collect())
     }
 
     /// Drops pooled connections; later requests open new ones.
     fn close(&self) {
         *locked(&self.agent) = new_agent();
+    }
+
+    #[allow(clippy::unused_self)] // a Python method: `self` is how Python calls it
+    fn __repr__(&self) -> String {
+        format!("HttpSender(response_limit={RESPONSE_LIMIT}, max_redirects=0)")
     }
 }
 

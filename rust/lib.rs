@@ -3,29 +3,94 @@
 //! `otlp` is the OTLP/protobuf span encoder behind `spanbatch.exporter`, `http` its
 //! GIL-free plain-HTTP transport.
 
+// Pedantic, less the lints that argue with pyo3's signatures (arguments and `PyVisit` come by
+// value), or ask for attributes and sections a crate with no Rust users does not need.
+#![warn(clippy::pedantic)]
+#![allow(
+    clippy::must_use_candidate,
+    clippy::missing_errors_doc,
+    clippy::missing_panics_doc,
+    clippy::needless_pass_by_value,
+    clippy::single_match_else,
+    clippy::struct_field_names
+)]
+
+pub mod batching;
 mod core;
+mod core_methods;
 pub mod counters;
+mod errors;
 mod fanout;
 pub mod flush;
+mod fork;
 mod handoff;
 mod http;
+mod http_outcome;
 pub mod otlp;
 pub mod queue;
+mod reader;
 pub mod room;
+mod stats;
 mod sync;
 mod waits;
 pub mod wakeup;
 
 use pyo3::prelude::*;
 
+/// `debug` or `release`: whether the module was built with debug assertions (`maturin develop`
+/// without `--release`), which makes it several times slower.
+const BUILD_PROFILE: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
+
+/// What the module was built as, for bug reports: `profile=release arch=x86_64 os=linux`.
+fn build_info() -> String {
+    format!(
+        "profile={BUILD_PROFILE} arch={} os={}",
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    )
+}
+
 #[pymodule(gil_used = false)]
 mod _core {
+    use pyo3::prelude::*;
+
     #[pymodule_export]
     use crate::core::PyBatchCore;
+    #[pymodule_export]
+    use crate::errors::{
+        NotSentError, RequestTooLargeError, TransportConnectionError, TransportError,
+    };
     #[pymodule_export]
     use crate::fanout::PyFanOut;
     #[pymodule_export]
     use crate::http::PyHttpSender;
     #[pymodule_export]
+    use crate::http_outcome::PyHttpOutcome;
+    #[pymodule_export]
     use crate::otlp::encoder::{compress, PySpanEncoder, PySpanRequest};
+    #[pymodule_export]
+    use crate::stats::{PyDropReason, PyStats};
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add("build_profile", crate::BUILD_PROFILE)?;
+        m.add("build_info", crate::build_info())?;
+        m.add("DROP_REASONS", crate::stats::drop_reasons(m.py())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn build_info_names_the_profile() {
+        let info = super::build_info();
+        assert!(
+            info.starts_with("profile=debug arch=") || info.starts_with("profile=release arch=")
+        );
+    }
 }

@@ -13,6 +13,18 @@ pub enum DropPolicy {
     Block,
 }
 
+impl DropPolicy {
+    /// The policy named as `drop_policy` names it: `oldest`, `newest` or `block`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "oldest" => Some(Self::Oldest),
+            "newest" => Some(Self::Newest),
+            "block" => Some(Self::Block),
+            _ => None,
+        }
+    }
+}
+
 /// The result of offering a span to the queue.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Push<T> {
@@ -95,6 +107,15 @@ mod tests {
     #[test]
     fn alignment_needs_no_more_than_a_python_object_gives() {
         assert!(std::mem::align_of::<SpanQueue<u64>>() <= 16);
+    }
+
+    #[test]
+    fn policies_are_parsed_by_name() {
+        for policy in [DropPolicy::Oldest, DropPolicy::Newest, DropPolicy::Block] {
+            let name = format!("{policy:?}");
+            assert_eq!(DropPolicy::parse(&name.to_lowercase()), Some(policy));
+            assert_eq!(DropPolicy::parse(&name), None, "names are lower case");
+        }
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //! both sides (Dekker's pattern) makes sure that either the worker sees the waiter or
 //! the waiter sees the room the pop made, so no wake-up is lost.
 
-use crate::sync::locked;
+use crate::sync::{locked, wait_until};
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 #[derive(Debug, Default)]
@@ -22,22 +22,7 @@ impl Room {
     pub fn wait_for(&self, deadline: Instant, ready: impl Fn() -> bool) -> bool {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        let mut guard = locked(&self.lock);
-        let result = loop {
-            if ready() {
-                break true;
-            }
-            let timeout = deadline.saturating_duration_since(Instant::now());
-            if timeout.is_zero() {
-                break false;
-            }
-            guard = self
-                .freed
-                .wait_timeout(guard, timeout)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        };
-        drop(guard);
+        let result = wait_until(&self.freed, locked(&self.lock), deadline, ready);
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         result
     }

@@ -11,7 +11,7 @@
 //!
 //! The lock and condition variables are `std`'s, not `parking_lot`'s: see `sync.rs`.
 
-use crate::sync::locked;
+use crate::sync::{locked, wait_until};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -66,21 +66,7 @@ impl Wakeup {
     /// The state stays `Busy`, so producers do not spend wake-ups on a pause; only
     /// [`Wakeup::notify_worker`] (shutdown, flush) interrupts it to look at `stop`.
     pub fn pause(&self, deadline: Instant, stop: impl Fn() -> bool) -> bool {
-        let mut guard = self.lock();
-        loop {
-            if stop() {
-                return true;
-            }
-            let timeout = deadline.saturating_duration_since(Instant::now());
-            if timeout.is_zero() {
-                return false;
-            }
-            guard = self
-                .worker
-                .wait_timeout(guard, timeout)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+        wait_until(&self.worker, self.lock(), deadline, stop)
     }
 
     /// Called after a push that left `queued` spans. Returns true when this producer has
@@ -119,24 +105,20 @@ impl Wakeup {
 
     /// Waits until `ticket` is complete, `deadline` passes or flushes are given up.
     pub fn wait_flush(&self, ticket: u64, deadline: Instant) -> FlushWait {
-        let mut guard = self.lock();
-        loop {
+        // Both only ever move forward, so a state seen under the lock still holds after it.
+        let state = || {
             if self.flush_done.load(Ordering::SeqCst) >= ticket {
-                return FlushWait::Done;
+                FlushWait::Done
+            } else if self.flushes_given_up.load(Ordering::SeqCst) {
+                FlushWait::GivenUp
+            } else {
+                FlushWait::Pending
             }
-            if self.flushes_given_up.load(Ordering::SeqCst) {
-                return FlushWait::GivenUp;
-            }
-            let timeout = deadline.saturating_duration_since(Instant::now());
-            if timeout.is_zero() {
-                return FlushWait::Pending;
-            }
-            guard = self
-                .flushers
-                .wait_timeout(guard, timeout)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+        };
+        wait_until(&self.flushers, self.lock(), deadline, || {
+            state() != FlushWait::Pending
+        });
+        state()
     }
 }
 

@@ -48,7 +48,8 @@ def test_next_batches_takes_the_full_batches_and_keeps_the_rest_until_due() -> N
     assert core.next_batches(8) is None
     for batch in [*batches, *rest]:
         core.finish_batch(batch, True)
-    assert core.stats()[:4] == (25, 25, 0, 0)
+    s = core.stats()
+    assert (s.enqueued, s.exported, s.queued, s.in_flight) == (25, 25, 0, 0)
 
 
 def test_next_batches_takes_at_most_the_limit() -> None:

@@ -1,7 +1,29 @@
 from collections.abc import Iterable
-from typing import Any, Callable, TypeAlias, final
+from typing import Any, Callable, final
 
-__all__ = ["BatchCore", "FanOut", "HttpSender", "SpanEncoder", "SpanRequest", "compress"]
+__all__ = [
+    "DROP_REASONS",
+    "BatchCore",
+    "DropReason",
+    "FanOut",
+    "HttpOutcome",
+    "HttpSender",
+    "NotSentError",
+    "RequestTooLargeError",
+    "SpanEncoder",
+    "SpanRequest",
+    "Stats",
+    "TransportConnectionError",
+    "TransportError",
+    "__version__",
+    "build_info",
+    "build_profile",
+    "compress",
+]
+
+__version__: str
+build_profile: str
+build_info: str
 
 @final
 class BatchCore:
@@ -30,7 +52,7 @@ class BatchCore:
     def wait_flush(self, ticket: int, timeout_millis: float) -> bool: ...
     def begin_shutdown(self) -> bool: ...
     def abandon(self) -> int: ...
-    def stats(self) -> tuple[int, int, int, int, int, int, dict[str, int], int]: ...
+    def stats(self) -> Stats: ...
     def queue_len(self) -> int: ...
     @property
     def max_queue_size(self) -> int: ...
@@ -48,6 +70,38 @@ class BatchCore:
     def pid(self) -> int: ...
     @property
     def gil_handoffs(self) -> int: ...
+
+@final
+class Stats:
+    @property
+    def enqueued(self) -> int: ...
+    @property
+    def exported(self) -> int: ...
+    @property
+    def queued(self) -> int: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def batches(self) -> int: ...
+    @property
+    def export_errors(self) -> int: ...
+    @property
+    def retried(self) -> int: ...
+    @property
+    def dropped(self) -> dict[str, int]: ...
+    @property
+    def dropped_total(self) -> int: ...
+
+@final
+class DropReason:
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def error_type(self) -> str | None: ...
+
+DROP_REASONS: tuple[DropReason, ...]
 
 @final
 class FanOut:
@@ -73,10 +127,24 @@ class SpanRequest:
     @property
     def left_out(self) -> int: ...
 
-# (status, reason, headers, body, error_kind, error_message, seconds); error_kind is "connection",
-# "request", "too_large" (error_message: the size in bytes) or "not_sent" (an earlier one failed);
-# seconds: how long the attempt took.
-_HttpOutcome: TypeAlias = tuple[int | None, str | None, list[tuple[str, str]], bytes, str | None, str | None, float]
+class TransportError(OSError): ...
+class TransportConnectionError(ConnectionError): ...
+class NotSentError(ConnectionError): ...
+class RequestTooLargeError(TransportError): ...
+
+@final
+class HttpOutcome:
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def headers(self) -> list[tuple[str, str]]: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def seconds(self) -> float: ...
+    def error(self) -> TransportError | TransportConnectionError | NotSentError | None: ...
 
 @final
 class HttpSender:
@@ -88,7 +156,7 @@ class HttpSender:
         headers: list[tuple[str, str]],
         body: bytes,
         timeout_seconds: float | None = None,
-    ) -> _HttpOutcome: ...
+    ) -> HttpOutcome: ...
     def send_all(
         self,
         url: str,
@@ -97,7 +165,7 @@ class HttpSender:
         encoding: str,
         max_request_size: int,
         timeout_seconds: float | None = None,
-    ) -> list[_HttpOutcome]: ...
+    ) -> list[HttpOutcome]: ...
     def close(self) -> None: ...
 
 def compress(data: bytes, encoding: str) -> bytes: ...

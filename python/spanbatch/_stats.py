@@ -38,8 +38,8 @@ class SpanStats:
     """Where every span a processor received is, at one instant.
 
     ``enqueued == exported + queued + in_flight + dropped_total`` always holds.
-    ``dropped`` maps a reason (``queue_full``, ``shutdown``, ``export_failed``, ``fork``,
-    ``unencodable``: the exporter's encoder left the span out of its request) to a count.
+    ``dropped`` maps each drop reason (``queue_full``, ``shutdown``, …: the README lists them,
+    ``spanbatch._core.DROP_REASONS`` is their one table) to a count.
     ``retried`` counts export attempts repeated after a failure (see ``max_retries``); a batch
     that fails its last attempt counts under ``export_failed`` once.
     """
@@ -59,8 +59,8 @@ class SpanStats:
 
     @classmethod
     def of(cls, core: BatchCore) -> SpanStats:
-        enqueued, exported, queued, in_flight, batches, export_errors, dropped, retried = core.stats()
-        return cls(enqueued, exported, queued, in_flight, batches, export_errors, dropped, retried)
+        s = core.stats()
+        return cls(s.enqueued, s.exported, s.queued, s.in_flight, s.batches, s.export_errors, s.dropped, s.retried)
 
     @property
     def dropped_total(self) -> int:

@@ -1,4 +1,4 @@
-//! `SpanEncoder`: ReadableSpans in, a serialized `ExportTraceServiceRequest` out.
+//! `SpanEncoder`: `ReadableSpan`s in, a serialized `ExportTraceServiceRequest` out.
 //!
 //! Each span is written to protobuf bytes as it is read, while the interpreter is held;
 //! joining a request's parts into one body runs detached, so other Python threads go
@@ -43,12 +43,6 @@ pub(crate) struct RequestBuilder {
     taken: usize,
     /// One span's bytes, before they join their group.
     scratch: Vec<u8>,
-}
-
-impl RequestBuilder {
-    pub(crate) fn taken(&self) -> usize {
-        self.taken
-    }
 }
 
 impl PySpanEncoder {

@@ -100,25 +100,30 @@ impl Cache {
     }
 }
 
+/// A resource or scope encoded: `write` writes its message, and its envelope carries its
+/// `schema_url`.
+fn part(
+    object: &Bound<'_, PyAny>,
+    pass: &mut ReadPass,
+    write: impl FnOnce(&mut Vec<u8>, &mut ReadPass) -> PyResult<()>,
+) -> PyResult<Part> {
+    let mut message = Vec::new();
+    write(&mut message, pass)?;
+    let schema_url = object.getattr(intern!(object.py(), "schema_url"))?;
+    Ok(Part {
+        message,
+        schema_url: or_empty(&schema_url, pass)?.into_owned(),
+    })
+}
+
 pub fn encode_resource(
     resource: &Bound<'_, PyAny>,
     types: &Types,
     pass: &mut ReadPass,
 ) -> PyResult<Part> {
-    let py = resource.py();
-    let mut message = Vec::new();
-    attributes(
-        &mut message,
-        1,
-        &resource.getattr(intern!(py, "attributes"))?,
-        Place::Resource,
-        types,
-        pass,
-    )?;
-    let schema_url = or_empty(&resource.getattr(intern!(py, "schema_url"))?, pass)?;
-    Ok(Part {
-        message,
-        schema_url: schema_url.into_owned(),
+    part(resource, pass, |message, pass| {
+        let attrs = resource.getattr(intern!(resource.py(), "attributes"))?;
+        attributes(message, 1, &attrs, Place::Resource, types, pass)
     })
 }
 
@@ -128,20 +133,13 @@ pub fn encode_scope(
     pass: &mut ReadPass,
 ) -> PyResult<Part> {
     let py = scope.py();
-    let mut message = Vec::new();
-    wire::string(
-        &mut message,
-        1,
-        &or_empty(&scope.getattr(intern!(py, "name"))?, pass)?,
-    );
-    let version = scope.getattr(intern!(py, "version"))?;
-    wire::string(&mut message, 2, &or_empty(&version, pass)?);
-    let attrs = scope.getattr(intern!(py, "attributes"))?;
-    attributes(&mut message, 3, &attrs, Place::Scope, types, pass)?;
-    let schema_url = or_empty(&scope.getattr(intern!(py, "schema_url"))?, pass)?;
-    Ok(Part {
-        message,
-        schema_url: schema_url.into_owned(),
+    part(scope, pass, |message, pass| {
+        let name = scope.getattr(intern!(py, "name"))?;
+        wire::string(message, 1, &or_empty(&name, pass)?);
+        let version = scope.getattr(intern!(py, "version"))?;
+        wire::string(message, 2, &or_empty(&version, pass)?);
+        let attrs = scope.getattr(intern!(py, "attributes"))?;
+        attributes(message, 3, &attrs, Place::Scope, types, pass)
     })
 }
 

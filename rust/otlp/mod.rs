@@ -7,6 +7,7 @@ mod groups;
 /// prost's derived messages: the reference our writer is tested against.
 #[cfg(test)]
 mod proto;
+pub mod reader;
 mod request;
 mod spans;
 pub(crate) mod types;

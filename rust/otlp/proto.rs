@@ -128,7 +128,7 @@ pub struct KeyValue {
     pub value: Option<AnyValue>,
 }
 
-/// `value: None` is the empty AnyValue the stock encoder writes for a `None` attribute.
+/// `value: None` is the empty `AnyValue` the stock encoder writes for a `None` attribute.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AnyValue {
     #[prost(oneof = "Value", tags = "1, 2, 3, 4, 5, 6, 7")]

@@ -1,4 +1,4 @@
-//! Writes one ReadableSpan (with its events, links and status) as an OTLP `Span`.
+//! Writes one `ReadableSpan` (with its events, links and status) as an OTLP `Span`.
 //!
 //! Spans, events, links, contexts and statuses of exactly the SDK's types are read
 //! through the fields the SDK stores (`_name`, `_context`, ...), which is what their
@@ -7,9 +7,7 @@
 //! read in tag order and written as they are read.
 
 use super::types::Types;
-use super::values::{
-    attributes, dropped_of, fields_of, or_zero, stored, stored_attributes, Memo, Place, ReadPass,
-};
+use super::values::{attributes, dropped_of, fields_of, or_zero, stored, Memo, Place, ReadPass};
 use super::wire;
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
@@ -48,32 +46,39 @@ macro_rules! field {
     }};
 }
 
-/// Writes `attributes` of a span, event or link (`place`) as field `tag`; returns `dropped_attributes`.
+/// Writes `attributes` of a span, event or link (`place`) as field `tag`, then its
+/// `dropped_attributes` as field `tag + 1`. `fields`: its stored fields, when it is exactly
+/// the SDK's type.
 fn attributes_and_dropped(
     buf: &mut Vec<u8>,
     tag: u32,
     object: &Bound<'_, PyAny>,
-    fields: &Option<Bound<'_, PyDict>>,
+    fields: Option<&Bound<'_, PyDict>>,
     place: Place,
     types: &Types,
     pass: &mut ReadPass,
-) -> PyResult<u32> {
+) -> PyResult<()> {
     let py = object.py();
-    match fields {
-        Some(fields) => stored_attributes(
-            buf,
-            tag,
-            &stored(object, fields, intern!(py, "_attributes"))?,
-            place,
-            types,
-            pass,
-        ),
+    let dropped: u32 = match fields {
         None => {
             let attrs = object.getattr(intern!(py, "attributes"))?;
             attributes(buf, tag, &attrs, place, types, pass)?;
-            or_zero(&object.getattr(intern!(py, "dropped_attributes"))?)
+            or_zero(&object.getattr(intern!(py, "dropped_attributes"))?)?
         }
-    }
+        Some(fields) => {
+            let container = stored(object, fields, intern!(py, "_attributes"))?;
+            if let Some(inner) = fields_of(&container, &types.bounded_attributes)? {
+                let plain = stored(&container, &inner, intern!(py, "_dict"))?;
+                attributes(buf, tag, &plain, place, types, pass)?;
+                or_zero(&stored(&container, &inner, intern!(py, "dropped"))?)?
+            } else {
+                attributes(buf, tag, &container, place, types, pass)?;
+                dropped_of(&container, &types.bounded_attributes)?
+            }
+        }
+    };
+    wire::varint(buf, tag + 1, dropped.into());
+    Ok(())
 }
 
 /// A protobuf string: `None` leaves it empty; a str that is not valid UTF-8 is an error.
@@ -85,7 +90,7 @@ pub fn or_empty<'p>(value: &Bound<'_, PyAny>, pass: &'p mut ReadPass) -> PyResul
         .map_err(|_| PyValueError::new_err("string is not valid UTF-8 (lone surrogate?)"))
 }
 
-/// The parts of a SpanContext the encoder needs.
+/// The parts of a `SpanContext` the encoder needs.
 struct Context<'py> {
     trace_id: u128,
     span_id: u64,
@@ -133,7 +138,7 @@ fn write_memoized(
     Ok(())
 }
 
-/// Field 3: `key1=value1,key2=value2`, the stock rendering of a TraceState; `None` renders as nothing.
+/// Field 3: `key1=value1,key2=value2`, the stock rendering of a `TraceState`; `None` renders as nothing.
 fn encode_trace_state(
     state: &Bound<'_, PyAny>,
     types: &Types,
@@ -213,13 +218,13 @@ fn encode_status(
     wire::message(&mut encoded, 15, |buf| {
         wire::string(buf, 2, &or_empty(&message, pass)?);
         // An int32 goes on the wire sign-extended to 64 bits.
-        wire::varint(buf, 3, i64::from(code) as u64);
+        wire::varint(buf, 3, wire::int64(code.into()));
         Ok::<_, PyErr>(())
     })?;
     Ok(encoded)
 }
 
-/// Iterates events or links with their dropped count; the SDK's BoundedList is walked through its deque.
+/// Iterates events or links with their dropped count; the SDK's `BoundedList` is walked through its deque.
 fn elements<'py>(
     container: &Bound<'py, PyAny>,
     types: &Types,
@@ -252,9 +257,8 @@ fn write_event(
     );
     let name = field!(event, fields, "_name", "name")?;
     wire::string(buf, 2, &or_empty(&name, pass)?);
-    let dropped = attributes_and_dropped(buf, 3, event, &fields, Place::EventOrLink, types, pass)?;
-    wire::varint(buf, 4, dropped.into());
-    Ok(())
+    let place = Place::EventOrLink;
+    attributes_and_dropped(buf, 3, event, fields.as_ref(), place, types, pass)
 }
 
 fn write_link(
@@ -268,8 +272,8 @@ fn write_link(
     wire::bytes(buf, 1, &linked.trace_id.to_be_bytes());
     wire::bytes(buf, 2, &linked.span_id.to_be_bytes());
     // The stock encoder leaves the link's trace_state (field 3) out, and so do we.
-    let dropped = attributes_and_dropped(buf, 4, link, &fields, Place::EventOrLink, types, pass)?;
-    wire::varint(buf, 5, dropped.into());
+    let place = Place::EventOrLink;
+    attributes_and_dropped(buf, 4, link, fields.as_ref(), place, types, pass)?;
     wire::fixed32(buf, 6, remote_flags(linked.is_remote));
     Ok(())
 }
@@ -359,8 +363,7 @@ impl<'a, 'py> SpanFields<'a, 'py> {
         wire::fixed64(buf, 7, start);
         let end = or_zero(&field!(span, fields, "_end_time", "end_time")?)?;
         wire::fixed64(buf, 8, end);
-        let dropped = attributes_and_dropped(buf, 9, span, fields, Place::Span, types, pass)?;
-        wire::varint(buf, 10, dropped.into());
+        attributes_and_dropped(buf, 9, span, fields.as_ref(), Place::Span, types, pass)?;
         let events = [
             intern!(py, "_events"),
             intern!(py, "events"),

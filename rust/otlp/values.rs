@@ -112,10 +112,7 @@ impl<T> Memo<T> {
 
 /// Copies a Python `str` into an owned Rust string, refusing strings that are not valid UTF-8.
 pub fn owned_str(value: &Bound<'_, PyString>) -> Result<String, Unencodable> {
-    value
-        .to_cow()
-        .map(|s| s.into_owned())
-        .map_err(|_| Unencodable)
+    value.to_cow().map(Cow::into_owned).map_err(|_| Unencodable)
 }
 
 /// Writes the body of an `AnyValue`: its oneof member, or nothing for `None`. `levels`:
@@ -138,7 +135,7 @@ fn any_value(
         wire::varint_field(buf, 2, u64::from(b.is_true()));
     } else if let Ok(i) = value.cast::<PyInt>() {
         let int = i.extract::<i64>().map_err(|_| Unencodable)?;
-        wire::varint_field(buf, 3, int as u64);
+        wire::varint_field(buf, 3, wire::int64(int));
     } else if let Ok(f) = value.cast::<PyFloat>() {
         wire::fixed64_field(buf, 4, f.value().to_bits());
     } else if let Ok(b) = value.cast::<PyBytes>() {
@@ -173,6 +170,25 @@ fn any_value(
     Ok(())
 }
 
+/// A list message (`ArrayValue`, `KeyValueList`) as oneof `member` of an `AnyValue` with
+/// `levels` (itself counted), each entry written by `entry` with the levels left for it: the
+/// list, even an empty one, is a level below its `AnyValue`, and each entry one more.
+fn list<T>(
+    buf: &mut Vec<u8>,
+    member: u32,
+    entries: impl Iterator<Item = PyResult<T>>,
+    levels: u32,
+    mut entry: impl FnMut(&mut Vec<u8>, T, u32) -> Result<(), Unencodable>,
+) -> Result<(), Unencodable> {
+    let entry_levels = levels.checked_sub(2).ok_or(Unencodable)?;
+    wire::message(buf, member, |buf| {
+        for item in entries {
+            entry(buf, item.map_err(|_| Unencodable)?, entry_levels)?;
+        }
+        Ok(())
+    })
+}
+
 /// An `ArrayValue` as oneof member 5, in an `AnyValue` with `levels` (itself counted).
 fn array<'py>(
     buf: &mut Vec<u8>,
@@ -181,16 +197,8 @@ fn array<'py>(
     pass: &mut ReadPass,
     levels: u32,
 ) -> Result<(), Unencodable> {
-    // The ArrayValue, even an empty one, is a level below its AnyValue; each item one more.
-    let items_levels = levels.checked_sub(2).ok_or(Unencodable)?;
-    wire::message(buf, 5, |buf| {
-        for item in items {
-            let item = item.map_err(|_| Unencodable)?;
-            wire::message(buf, 1, |buf| {
-                any_value(buf, &item, types, pass, items_levels)
-            })?;
-        }
-        Ok(())
+    list(buf, 5, items, levels, |buf, item, levels| {
+        wire::message(buf, 1, |buf| any_value(buf, &item, types, pass, levels))
     })
 }
 
@@ -203,18 +211,12 @@ fn kv_list<'py>(
     pass: &mut ReadPass,
     levels: u32,
 ) -> Result<(), Unencodable> {
-    // The KeyValueList, even an empty one, is a level below its AnyValue; each KeyValue one more.
-    let pairs_levels = levels.checked_sub(2).ok_or(Unencodable)?;
-    wire::message(buf, 6, |buf| {
-        for pair in pairs {
-            let (key, value) = pair.map_err(|_| Unencodable)?;
-            let key = match key.cast_exact::<PyString>() {
-                Ok(s) => s.clone(),
-                Err(_) => key.str().map_err(|_| Unencodable)?,
-            };
-            key_value(buf, 1, &key, &value, types, pass, pairs_levels)?;
-        }
-        Ok(())
+    list(buf, 6, pairs, levels, |buf, (key, value), levels| {
+        let key = match key.cast_exact::<PyString>() {
+            Ok(s) => s.clone(),
+            Err(_) => key.str().map_err(|_| Unencodable)?,
+        };
+        key_value(buf, 1, &key, &value, types, pass, levels)
     })
 }
 
@@ -317,7 +319,7 @@ pub fn fields_of<'py>(
         .ok())
 }
 
-/// A stored field; a missing one raises the usual AttributeError.
+/// A stored field; a missing one raises the usual `AttributeError`.
 pub fn stored<'py>(
     object: &Bound<'py, PyAny>,
     fields: &Bound<'py, PyDict>,
@@ -327,24 +329,4 @@ pub fn stored<'py>(
         Some(value) => Ok(value),
         None => object.getattr(name),
     }
-}
-
-/// Writes a span's, event's or link's stored `_attributes` as field `tag`; returns the
-/// dropped count the SDK reports.
-pub fn stored_attributes(
-    buf: &mut Vec<u8>,
-    tag: u32,
-    container: &Bound<'_, PyAny>,
-    place: Place,
-    types: &Types,
-    pass: &mut ReadPass,
-) -> PyResult<u32> {
-    let py = container.py();
-    if let Some(fields) = fields_of(container, &types.bounded_attributes)? {
-        let plain = stored(container, &fields, intern!(py, "_dict"))?;
-        attributes(buf, tag, &plain, place, types, pass)?;
-        return or_zero(&stored(container, &fields, intern!(py, "dropped"))?);
-    }
-    attributes(buf, tag, container, place, types, pass)?;
-    dropped_of(container, &types.bounded_attributes)
 }

@@ -28,6 +28,12 @@ pub fn string(buf: &mut Vec<u8>, tag: u32, value: &str) {
     bytes(buf, tag, value.as_bytes());
 }
 
+/// An `int64` (or a sign-extended `int32`) as the varint protobuf writes: its two's complement.
+#[allow(clippy::cast_sign_loss)] // the point
+pub fn int64(value: i64) -> u64 {
+    value as u64
+}
+
 /// A varint field (`uint32`, `int32`, `int64`, `bool`) written even when zero: a oneof member.
 pub fn varint_field(buf: &mut Vec<u8>, tag: u32, value: u64) {
     encode_key(tag, WireType::Varint, buf);
@@ -160,7 +166,7 @@ mod tests {
     fn negative_and_extreme_scalars_match_prost() {
         for int in [i64::MIN, -1, 1, i64::MAX] {
             assert_eq!(
-                written(|b| key_value(b, "i", |b| varint_field(b, 3, int as u64))),
+                written(|b| key_value(b, "i", |b| varint_field(b, 3, int64(int)))),
                 prost_key_value("i", Some(Value::Int(int)))
             );
         }
@@ -176,7 +182,7 @@ mod tests {
         };
         let ours = written(|b| {
             string(b, 2, "m");
-            varint(b, 3, i64::from(-3i32) as u64);
+            varint(b, 3, int64((-3i32).into()));
         });
         assert_eq!(ours, status.encode_to_vec());
     }
@@ -206,8 +212,8 @@ mod tests {
                             Ok::<_, Infallible>(())
                         })
                     })
-                    .unwrap()
-                })
+                    .unwrap();
+                });
             });
             assert_eq!(ours, prost_key_value("a", Some(nested)), "size {size}");
         }

@@ -17,19 +17,16 @@ from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTP
 from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError
 from requests.structures import CaseInsensitiveDict
 
-from spanbatch._core import HttpSender, SpanRequest
+from spanbatch._core import (
+    HttpOutcome,
+    HttpSender,
+    NotSentError,
+    RequestTooLargeError,
+    SpanRequest,
+    TransportConnectionError,
+)
 
-
-class TransportError(OSError):
-    """A request that failed before any response for a reason retrying cannot fix (a bad URL or header)."""
-
-
-class TransportConnectionError(ConnectionError):
-    """The server could not be reached, the request timed out or the connection broke: worth retrying."""
-
-
-class NotSentError(ConnectionError):
-    """Not sent, because an earlier request of the same ``send_all`` could not reach the server."""
+__all__ = ["NativeHTTPResult", "NativeHTTPTransport", "NotSentError", "TransportConnectionError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,26 +43,23 @@ class NativeHTTPResult(BaseHTTPResult):
         return self.response_headers
 
 
-def result_of(
-    outcome: tuple[int | None, str | None, list[tuple[str, str]], bytes, str | None, str | None, float],
-) -> NativeHTTPResult:
-    """The result for one ``HttpSender`` outcome tuple."""
-    status, reason, header_pairs, body, error_kind, message, seconds = outcome
-    if error_kind is None:
+def result_of(outcome: HttpOutcome) -> NativeHTTPResult:
+    """The result for one ``HttpSender`` outcome."""
+    error: Exception | None = outcome.error()
+    if error is None:
         headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
-        for name, value in header_pairs:  # repeated headers join with ", ", as requests joins them
+        for name, value in outcome.headers:  # repeated headers join with ", ", as requests joins them
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        return NativeHTTPResult(status_code=status, reason=reason, response_headers=headers, body=body, seconds=seconds)
-    error: Exception
-    if error_kind == "connection":
-        error = TransportConnectionError(message)
-    elif error_kind == "too_large":
-        error = RequestPayloadTooLargeError(f"Serialized span request size {message} bytes exceeds max_request_size.")
-    elif error_kind == "not_sent":
-        error = NotSentError("not sent: an earlier request to the same endpoint failed")
-    else:
-        error = TransportError(message)
-    return NativeHTTPResult(error=error, seconds=seconds)
+        return NativeHTTPResult(
+            status_code=outcome.status,
+            reason=outcome.reason,
+            response_headers=headers,
+            body=outcome.body,
+            seconds=outcome.seconds,
+        )
+    if isinstance(error, RequestTooLargeError):
+        error = RequestPayloadTooLargeError(*error.args)  # the stock client's own type, which its callers check
+    return NativeHTTPResult(error=error, seconds=outcome.seconds)
 
 
 class NativeHTTPTransport(BaseHTTPTransport):
