@@ -19,13 +19,13 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from spanbatch._core import SpanEncoder, SpanRequest
+from spanbatch._core import SpanRequest
 from spanbatch.testing import OTLPReceiver
 
-from tests.conftest import balanced
-from tests.reliability.reliability_helpers import end_spans, provider_with, wait_until
+from tests.helpers import LONG, EncodingExporter, balanced, end_spans, provider_with, wait_until
+from tests.helpers.metrics import metric_points
 
-LONG = 60_000  # a schedule delay no test waits for
+Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 BAD_NAME = "bad-\ud800"  # a lone surrogate: no UTF-8 encoding exists for it
 
 
@@ -65,9 +65,13 @@ MUTATIONS: dict[str, Callable[[list[ReadableSpan]], object]] = {
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
-def test_an_exporter_that_changes_its_list_leaves_accounting_and_flush_intact(mutation: str) -> None:
+def test_an_exporter_that_changes_its_list_leaves_accounting_and_flush_intact(
+    mutation: str, shutdown_later: Later
+) -> None:
     exporter = MutatingExporter(MUTATIONS[mutation])
-    processor = spanbatch.BatchSpanProcessor(exporter, max_export_batch_size=10, schedule_delay_millis=LONG)
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(exporter, max_export_batch_size=10, schedule_delay_millis=LONG)
+    )
     exporter.processor = processor
     provider = provider_with(processor)
     end_spans(provider, 25)
@@ -99,9 +103,9 @@ class SelfTracingExporter(SpanExporter, StatsWatcher):
 
 
 @pytest.mark.timeout(60)
-def test_a_flush_is_not_held_up_by_spans_the_exporter_ends_itself() -> None:
+def test_a_flush_is_not_held_up_by_spans_the_exporter_ends_itself(shutdown_later: Later) -> None:
     exporter = SelfTracingExporter()
-    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
     exporter.processor = processor
     provider = provider_with(processor)
     exporter.tracer = provider.get_tracer("instrumented client")
@@ -152,19 +156,23 @@ class Flusher(threading.Thread):
         self.result = self.core.wait_flush(self.ticket, 30_000)
 
 
-def gated_processor(names: Sequence[str]) -> tuple[GatedExporter, spanbatch.BatchSpanProcessor, TracerProvider]:
+def gated_processor(
+    shutdown_later: Later, names: Sequence[str]
+) -> tuple[GatedExporter, spanbatch.BatchSpanProcessor, TracerProvider]:
     exporter = GatedExporter(names)
     # One span per batch, exported at once on one of three threads.
-    processor = spanbatch.BatchSpanProcessor(
-        exporter, max_export_batch_size=1, schedule_delay_millis=LONG, max_concurrent_exports=3
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter, max_export_batch_size=1, schedule_delay_millis=LONG, max_concurrent_exports=3
+        )
     )
     exporter.processor = processor
     return exporter, processor, provider_with(processor)
 
 
 @pytest.mark.timeout(60)
-def test_a_flush_does_not_wait_for_batches_taken_after_it() -> None:
-    exporter, processor, provider = gated_processor(["p", "q"])
+def test_a_flush_does_not_wait_for_batches_taken_after_it(shutdown_later: Later) -> None:
+    exporter, processor, provider = gated_processor(shutdown_later, ["p", "q"])
     core = processor.lanes[0].core
     end_spans(provider, 1, name="p")
     assert exporter.entered["p"].wait(10)
@@ -188,8 +196,8 @@ def test_a_flush_does_not_wait_for_batches_taken_after_it() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_a_flush_waits_for_an_earlier_batch_that_finishes_last() -> None:
-    exporter, processor, provider = gated_processor(["p", "q"])
+def test_a_flush_waits_for_an_earlier_batch_that_finishes_last(shutdown_later: Later) -> None:
+    exporter, processor, provider = gated_processor(shutdown_later, ["p", "q"])
     core = processor.lanes[0].core
     end_spans(provider, 1, name="p")
     end_spans(provider, 1, name="q")
@@ -210,8 +218,8 @@ def test_a_flush_waits_for_an_earlier_batch_that_finishes_last() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_a_flush_waiting_when_shutdown_gives_up_returns_false_at_once() -> None:
-    exporter, processor, provider = gated_processor(["stuck"])
+def test_a_flush_waiting_when_shutdown_gives_up_returns_false_at_once(shutdown_later: Later) -> None:
+    exporter, processor, provider = gated_processor(shutdown_later, ["stuck"])
     end_spans(provider, 1, name="stuck")
     assert exporter.entered["stuck"].wait(10)
     result: list[bool] = []
@@ -224,30 +232,28 @@ def test_a_flush_waiting_when_shutdown_gives_up_returns_false_at_once() -> None:
     exporter.gates["stuck"].set()
 
 
-class RequestExporter(SpanExporter, StatsWatcher):
-    """Its class declares a ``span_encoder``, so spanbatch's processor hands it SpanRequests."""
+class RequestExporter(EncodingExporter, StatsWatcher):
+    """Gets SpanRequests and reads the stats while exporting."""
+
+    # Declared again next to the ``export`` override: spanbatch hands requests only to an ``export``
+    # whose own class declares the encoder.
+    span_encoder = EncodingExporter.span_encoder
 
     def __init__(self) -> None:
+        EncodingExporter.__init__(self)
         StatsWatcher.__init__(self)
-        self.encoder = SpanEncoder()
-        self.lengths: list[int] = []
-
-    @property
-    def span_encoder(self) -> SpanEncoder:
-        return self.encoder
 
     def export(self, spans: Any) -> SpanExportResult:
-        assert isinstance(spans, SpanRequest)
-        self.lengths.append(len(spans))
         self.look()
-        spans.to_bytes()
-        return SpanExportResult.SUCCESS
+        return super().export(spans)
 
 
 @pytest.mark.timeout(60)
-def test_a_span_the_encoder_leaves_out_is_dropped_as_unencodable(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_span_the_encoder_leaves_out_is_dropped_as_unencodable(
+    caplog: pytest.LogCaptureFixture, shutdown_later: Later
+) -> None:
     exporter = RequestExporter()
-    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
     exporter.processor = processor
     provider = provider_with(processor)
     end_spans(provider, 4)
@@ -259,7 +265,8 @@ def test_a_span_the_encoder_leaves_out_is_dropped_as_unencodable(caplog: pytest.
     assert (final.enqueued, final.exported, final.in_flight, final.queued) == (5, 4, 0, 0)
     assert dict(final.dropped) == {"queue_full": 0, "shutdown": 0, "export_failed": 0, "fork": 0, "unencodable": 1}
     # While it was exported, the request stood for all 5 spans read into it.
-    assert exporter.lengths == [5]
+    assert all(isinstance(batch, SpanRequest) for batch in exporter.batches)
+    assert [len(batch) for batch in exporter.batches] == [5]
     assert [s.in_flight for s in exporter.during] == [5]
     assert balanced(exporter.during[0])
     assert "could not be encoded — dropped 1 spans" in caplog.text
@@ -289,47 +296,44 @@ def spanbatch_exporter(rx: OTLPReceiver) -> SpanExporter:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("protocol", ["http", "grpc"])
 @pytest.mark.parametrize("wrapped", [False, True], ids=["requests", "wrapped-lists"])
-def test_unencodable_spans_sent_to_a_real_receiver_are_counted(protocol: str, wrapped: bool) -> None:
-    with OTLPReceiver(protocol) as rx:  # type: ignore[arg-type]
-        exporter = spanbatch_exporter(rx)
-        processor = spanbatch.BatchSpanProcessor(Wrapper(exporter) if wrapped else exporter, schedule_delay_millis=LONG)
-        provider = provider_with(processor)
-        end_spans(provider, 6)
-        end_spans(provider, 2, name=BAD_NAME)
-        end_spans(provider, 6)
-        assert processor.force_flush(20_000)
-        assert rx.wait_for_spans(12)
-        assert rx.stats().spans == 12
-        now = processor.stats()
-        assert (now.exported, now.dropped["unencodable"], now.dropped_total, now.in_flight) == (12, 2, 2, 0)
-        assert balanced(now)
-        processor.shutdown()
+def test_unencodable_spans_sent_to_a_real_receiver_are_counted(
+    receiver: OTLPReceiver, wrapped: bool, shutdown_later: Later
+) -> None:
+    exporter = spanbatch_exporter(receiver)
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(Wrapper(exporter) if wrapped else exporter, schedule_delay_millis=LONG)
+    )
+    provider = provider_with(processor)
+    end_spans(provider, 6)
+    end_spans(provider, 2, name=BAD_NAME)
+    end_spans(provider, 6)
+    assert processor.force_flush(20_000)
+    assert receiver.wait_for_spans(12)
+    assert receiver.stats().spans == 12
+    now = processor.stats()
+    assert (now.exported, now.dropped["unencodable"], now.dropped_total, now.in_flight) == (12, 2, 2, 0)
+    assert balanced(now)
+    processor.shutdown()
 
 
 @pytest.mark.timeout(60)
-def test_unencodable_spans_count_as_processed_like_any_span_handed_over(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unencodable_spans_count_as_processed_like_any_span_handed_over(
+    monkeypatch: pytest.MonkeyPatch, shutdown_later: Later
+) -> None:
     monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
     reader = InMemoryMetricReader()
-    processor = spanbatch.BatchSpanProcessor(
-        RequestExporter(), schedule_delay_millis=LONG, meter_provider=MeterProvider(metric_readers=[reader])
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            RequestExporter(), schedule_delay_millis=LONG, meter_provider=MeterProvider(metric_readers=[reader])
+        )
     )
     provider = provider_with(processor)
     end_spans(provider, 3)
     end_spans(provider, 1, name=BAD_NAME)
     assert processor.force_flush(10_000)
-    data = reader.get_metrics_data()
-    assert data is not None
-    processed = {
-        point.attributes.get("error.type"): point.value
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for metric in sm.metrics
-        if metric.name == "otel.sdk.processor.span.processed"
-        for point in metric.data.data_points
-        if point.attributes is not None
-    }
+    points = metric_points(reader)["otel.sdk.processor.span.processed"]
+    processed = {attributes.get("error.type"): value for attributes, value in points}
     # Handed to the exporter, as the stock processor counts it (its encoder fails the whole batch).
     assert processed == {None: 4}
     processor.shutdown()
@@ -352,15 +356,19 @@ class SlowExporter(SpanExporter, StatsWatcher):
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("policy", ["oldest", "newest"])
-def test_a_flush_under_a_steady_stream_of_spans_returns_once_what_came_before_it_is_exported(policy: str) -> None:
+def test_a_flush_under_a_steady_stream_of_spans_returns_once_what_came_before_it_is_exported(
+    policy: str, shutdown_later: Later
+) -> None:
     # The exporter is slower than the producer: the queue stays full and is never empty.
     exporter = SlowExporter(0.02)
-    processor = spanbatch.BatchSpanProcessor(
-        exporter,
-        max_queue_size=256,
-        max_export_batch_size=64,
-        schedule_delay_millis=LONG,
-        drop_policy=policy,  # type: ignore[arg-type]
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter,
+            max_queue_size=256,
+            max_export_batch_size=64,
+            schedule_delay_millis=LONG,
+            drop_policy=policy,  # type: ignore[arg-type]
+        )
     )
     exporter.processor = processor
     provider = provider_with(processor)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from typing import Any, Callable
 
 import pytest
 import spanbatch
@@ -11,7 +12,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor as Stock
 from spanbatch import _config
 
-from tests.conftest import RecordingExporter
+from tests.helpers import RecordingExporter
 
 VARIABLES = [
     "OTEL_BSP_MAX_QUEUE_SIZE",
@@ -49,9 +50,9 @@ def test_constructor_matches_the_stock_signature_positionally() -> None:
         assert ours[name].default == parameter.default, name
 
 
-def test_is_a_span_processor_with_the_exporter_exposed() -> None:
+def test_is_a_span_processor_with_the_exporter_exposed(shutdown_later: Callable[[Any], Any]) -> None:
     exporter = RecordingExporter()
-    processor = spanbatch.BatchSpanProcessor(exporter, 16, 100, 8, 1000)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, 16, 100, 8, 1000))
     assert isinstance(processor, SpanProcessor)
     assert processor.span_exporter is exporter
     assert processor.settings == spanbatch.BatchSettings(16, 100.0, 8, 1000.0)

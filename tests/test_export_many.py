@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import spanbatch
@@ -14,9 +14,9 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from spanbatch._core import BatchCore
 from spanbatch._export import BATCHES_PER_CALL
 
-from tests.conftest import RecordingExporter, balanced, make_span
+from tests.helpers import LONG, RecordingExporter, balanced, end_spans
 
-LONG = 60_000  # a schedule delay no test waits for
+Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
 
 class ManyExporter(RecordingExporter):
@@ -37,8 +37,7 @@ class ManyExporter(RecordingExporter):
 
 def test_next_batches_takes_the_full_batches_and_keeps_the_rest_until_due() -> None:
     core = BatchCore(100, LONG, 10)
-    for i in range(25):
-        core.on_end(make_span(span_id=i + 1))
+    end_spans(core, 25)
     batches = core.next_batches(8)
     assert batches is not None
     assert [len(b) for b in batches] == [10, 10]
@@ -55,8 +54,7 @@ def test_next_batches_takes_the_full_batches_and_keeps_the_rest_until_due() -> N
 
 def test_next_batches_takes_at_most_the_limit() -> None:
     core = BatchCore(100, LONG, 10)
-    for _ in range(50):
-        core.on_end(make_span())
+    end_spans(core, 50)
     assert [len(b) for b in core.next_batches(3) or []] == [10, 10, 10]
     assert core.queue_len() == 20
     core.begin_shutdown()
@@ -65,16 +63,14 @@ def test_next_batches_takes_at_most_the_limit() -> None:
 
 
 @pytest.mark.timeout(20)
-def test_the_worker_passes_every_due_batch_in_one_call() -> None:
+def test_the_worker_passes_every_due_batch_in_one_call(shutdown_later: Later) -> None:
     exporter = ManyExporter()
-    processor = spanbatch.BatchSpanProcessor(
-        exporter, max_queue_size=200, max_export_batch_size=10, schedule_delay_millis=LONG
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(exporter, max_queue_size=200, max_export_batch_size=10, schedule_delay_millis=LONG)
     )
-    for _ in range(10):
-        processor.on_end(make_span())
+    end_spans(processor, 10)
     # The first call is held: the next 50 spans queue up behind it.
-    for _ in range(50):
-        processor.on_end(make_span())
+    end_spans(processor, 50)
     exporter.release.set()
     assert exporter.wait_for(60)
     assert processor.force_flush(5000)
@@ -98,15 +94,14 @@ def test_the_worker_passes_every_due_batch_in_one_call() -> None:
     ],
 )
 def test_a_failing_or_broken_export_many_is_counted(
-    results: Any, message: str | None, caplog: pytest.LogCaptureFixture
+    results: Any, message: str | None, caplog: pytest.LogCaptureFixture, shutdown_later: Later
 ) -> None:
     exporter = ManyExporter(results)
     exporter.release.set()
-    processor = spanbatch.BatchSpanProcessor(
-        exporter, max_queue_size=100, max_export_batch_size=10, schedule_delay_millis=LONG
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(exporter, max_queue_size=100, max_export_batch_size=10, schedule_delay_millis=LONG)
     )
-    for _ in range(25):
-        processor.on_end(make_span())
+    end_spans(processor, 25)
     with caplog.at_level(logging.ERROR, logger="spanbatch"):
         assert processor.force_flush(5000)
     stats = processor.stats()
@@ -119,16 +114,17 @@ def test_a_failing_or_broken_export_many_is_counted(
 
 
 @pytest.mark.timeout(20)
-def test_a_batch_failed_in_export_many_is_retried_on_its_own() -> None:
+def test_a_batch_failed_in_export_many_is_retried_on_its_own(shutdown_later: Later) -> None:
     outcomes = iter([SpanExportResult.FAILURE, SpanExportResult.SUCCESS, SpanExportResult.SUCCESS])
     exporter = ManyExporter()
     exporter.result = lambda spans: next(outcomes)
     exporter.release.set()
-    processor = spanbatch.BatchSpanProcessor(
-        exporter, max_queue_size=100, max_export_batch_size=10, schedule_delay_millis=LONG, max_retries=2
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter, max_queue_size=100, max_export_batch_size=10, schedule_delay_millis=LONG, max_retries=2
+        )
     )
-    for _ in range(20):
-        processor.on_end(make_span())
+    end_spans(processor, 20)
     assert processor.force_flush(10_000)
     stats = processor.stats()
     assert (stats.exported, stats.retried, stats.dropped_total) == (20, 1, 0)

@@ -12,13 +12,14 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 
 import pytest
 
 pytest.importorskip("gevent")
 
 from spanbatch.testing import OTLPReceiver
+
+from tests.helpers import ReportedStats, balanced
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -107,18 +108,6 @@ tracer = provider.get_tracer("gevent")
 NO_DROPS = {"queue_full": 0, "shutdown": 0, "export_failed": 0, "fork": 0, "unencodable": 0}
 
 
-@pytest.fixture(params=["http", "grpc"])
-def receiver(request: pytest.FixtureRequest) -> Iterator[OTLPReceiver]:
-    with OTLPReceiver(request.param) as rx:
-        yield rx
-
-
-@pytest.fixture
-def http_receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver("http") as rx:
-        yield rx
-
-
 class Child:
     def __init__(self, completed: subprocess.CompletedProcess[str]) -> None:
         self.returncode = completed.returncode
@@ -131,12 +120,12 @@ class Child:
         assert "Traceback" not in self.stderr, self.stderr
         assert self.returncode == 0, self.stderr
 
-    def stats(self) -> list[object]:
+    def stats(self) -> ReportedStats:
         stats = self.report["stats"]
         assert isinstance(stats, list)
-        enqueued, exported, queued, in_flight, dropped = stats
-        assert enqueued == exported + queued + in_flight + sum(dropped.values()), stats
-        return stats
+        reported = ReportedStats(*stats)
+        assert balanced(reported)
+        return reported
 
 
 def run_child(body: str, rx: OTLPReceiver | None, **env: str) -> Child:
@@ -168,7 +157,7 @@ def test_processor_exports_flushes_and_exits(receiver: OTLPReceiver) -> None:
     child.assert_clean_exit()
     assert child.report["flushed"] is True
     assert child.report["flush_cooperative"] is True
-    assert child.stats() == [200, 200, 0, 0, NO_DROPS]
+    assert child.stats() == (200, 200, 0, 0, NO_DROPS)
     assert receiver.wait_for_spans(200)
     assert receiver.span_names() == {"flushed": 100, "at exit": 100}
 
@@ -194,7 +183,7 @@ def test_spanbatch_exporters_export_flush_and_exit(receiver: OTLPReceiver) -> No
     )
     child.assert_clean_exit()
     assert child.report["flushed"] is True
-    assert child.stats() == [2000, 2000, 0, 0, NO_DROPS]
+    assert child.stats() == (2000, 2000, 0, 0, NO_DROPS)
     assert receiver.wait_for_spans(2000)
     assert receiver.span_names() == {"flushed": 1000, "at exit": 1000}
 
@@ -218,7 +207,7 @@ def test_pipeline_session_exports_and_exits(receiver: OTLPReceiver) -> None:
     child.assert_clean_exit()
     assert child.report["exported_by_session_end"] == 200
     assert child.report["session_cooperative"] is True
-    assert child.stats() == [400, 400, 0, 0, NO_DROPS]
+    assert child.stats() == (400, 400, 0, 0, NO_DROPS)
     assert receiver.wait_for_spans(400)
     assert receiver.span_names() == {"session": 200, "at exit": 200}
 
@@ -268,7 +257,7 @@ def test_blocked_on_end_lets_other_greenlets_run(http_receiver: OTLPReceiver) ->
     child.assert_clean_exit()
     assert child.report["block_cooperative"] is True
     assert child.report["flushed"] is True
-    assert child.stats() == [3, 3, 0, 0, NO_DROPS]
+    assert child.stats() == (3, 3, 0, 0, NO_DROPS)
 
 
 def test_ctrl_c_interrupts_force_flush_under_gevent(http_receiver: OTLPReceiver) -> None:
@@ -310,6 +299,9 @@ def test_ctrl_c_interrupts_force_flush_under_gevent(http_receiver: OTLPReceiver)
 
 
 def test_concurrent_exports_flush_and_exit(http_receiver: OTLPReceiver) -> None:
+    # A deliberate twin of test_processor_exports_flushes_and_exits, with concurrent exports and over
+    # HTTP only: over gRPC this case does not yet hold (its flush may not let greenlets run, and spans
+    # may be lost at exit), so merging the two would fail on a case neither checked before.
     # The export threads must be real threads too: as greenlets on the worker's OS thread they
     # would wait for the worker, which waits in Rust for the next batch.
     child = run_child(
@@ -328,7 +320,7 @@ def test_concurrent_exports_flush_and_exit(http_receiver: OTLPReceiver) -> None:
     )
     child.assert_clean_exit()
     assert child.report["flushed"] is True
-    assert child.stats() == [200, 200, 0, 0, NO_DROPS]
+    assert child.stats() == (200, 200, 0, 0, NO_DROPS)
     assert http_receiver.wait_for_spans(200)
     assert http_receiver.span_names() == {"flushed": 100, "at exit": 100}
 

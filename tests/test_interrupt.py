@@ -14,6 +14,8 @@ import textwrap
 
 import pytest
 
+from tests.helpers import ReportedStats, balanced
+
 pytestmark = pytest.mark.timeout(120)
 
 # Far below every wait's own 30 s: only an interrupted wait returns this soon.
@@ -90,36 +92,25 @@ def assert_interrupted_promptly(report: dict[str, object]) -> None:
     seconds = report["seconds"]
     assert isinstance(seconds, float)
     assert seconds < PROMPT_SECONDS, report
-    enqueued, exported, queued, in_flight, dropped = report["stats"]  # type: ignore[misc]
-    assert enqueued == exported + queued + in_flight + sum(dropped.values()), report
+    stats = report["stats"]
+    assert isinstance(stats, list)
+    assert balanced(ReportedStats(*stats)), report
 
 
-def test_ctrl_c_interrupts_force_flush() -> None:
-    report = run_child(
-        """
+# Each wait of the application's thread, 30 s long, with the exporter hanging.
+WAITS = {
+    "force_flush": """
         processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=60_000)
         provider.add_span_processor(processor)
         tracer.start_span("hangs").end()
         measure(lambda: processor.force_flush(30_000), processor.stats)
-        """
-    )
-    assert_interrupted_promptly(report)
-
-
-def test_ctrl_c_interrupts_pipeline_end_session() -> None:
-    report = run_child(
-        """
+        """,
+    "pipeline_end_session": """
         pipeline = spanbatch.install(provider, {"hangs": exporter}, schedule_delay_millis=60_000)
         tracer.start_span("hangs").end()
         measure(lambda: pipeline.end_session(30_000), pipeline.stats)
-        """
-    )
-    assert_interrupted_promptly(report)
-
-
-def test_ctrl_c_interrupts_pipeline_session_exit() -> None:
-    report = run_child(
-        """
+        """,
+    "pipeline_session_exit": """
         pipeline = spanbatch.install(provider, {"hangs": exporter}, schedule_delay_millis=60_000)
 
         def session():
@@ -127,9 +118,20 @@ def test_ctrl_c_interrupts_pipeline_session_exit() -> None:
                 tracer.start_span("hangs").end()
 
         measure(session, pipeline.stats)
-        """
-    )
-    assert_interrupted_promptly(report)
+        """,
+    "shutdown": """
+        processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=60_000)
+        provider.add_span_processor(processor)
+        tracer.start_span("hangs").end()
+        processor.force_flush(1)
+        measure(lambda: processor.shutdown(30_000), processor.stats)
+        """,
+}
+
+
+@pytest.mark.parametrize("wait", sorted(WAITS))
+def test_ctrl_c_interrupts_the_wait(wait: str) -> None:
+    assert_interrupted_promptly(run_child(WAITS[wait]))
 
 
 def test_ctrl_c_interrupts_a_blocked_on_end_and_counts_its_span() -> None:
@@ -155,19 +157,6 @@ def test_ctrl_c_interrupts_a_blocked_on_end_and_counts_its_span() -> None:
         1,
         {**dict.fromkeys(("shutdown", "export_failed", "fork", "unencodable"), 0), "queue_full": 1},
     ]
-
-
-def test_ctrl_c_interrupts_shutdown() -> None:
-    report = run_child(
-        """
-        processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=60_000)
-        provider.add_span_processor(processor)
-        tracer.start_span("hangs").end()
-        processor.force_flush(1)
-        measure(lambda: processor.shutdown(30_000), processor.stats)
-        """
-    )
-    assert_interrupted_promptly(report)
 
 
 def test_a_sigint_handler_that_does_not_raise_runs_during_the_wait() -> None:

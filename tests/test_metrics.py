@@ -2,36 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import spanbatch
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from tests.conftest import PROCESSORS, HangingExporter, RecordingExporter, make_span
-
-
-def collect(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, Any], int]]]:
-    data = reader.get_metrics_data()
-    found: dict[str, list[tuple[dict[str, Any], int]]] = {}
-    for resource_metrics in data.resource_metrics if data else []:
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                points = [(dict(p.attributes or {}), p.value) for p in metric.data.data_points]
-                found.setdefault(metric.name, []).extend(points)
-    return found
+from tests.helpers import PROCESSORS, HangingExporter, RecordingExporter, end_spans, make_span
+from tests.helpers.metrics import metric_points
 
 
 def run(processor_cls: Any, spans: int) -> dict[str, list[tuple[dict[str, Any], int]]]:
     reader = InMemoryMetricReader()
     processor = processor_cls(RecordingExporter(), meter_provider=MeterProvider(metric_readers=[reader]))
-    for _ in range(spans):
-        processor.on_end(make_span())
-    processor.force_flush(5000)
-    found = collect(reader)
-    processor.shutdown()
-    return found
+    try:
+        end_spans(processor, spans)
+        processor.force_flush(5000)
+        return metric_points(reader)
+    finally:
+        processor.shutdown()
 
 
 @pytest.fixture
@@ -60,19 +50,21 @@ def test_same_instruments_and_values_as_the_stock_processor() -> None:
 
 @pytest.mark.usefixtures("metrics_enabled")
 @pytest.mark.timeout(20)
-def test_drops_are_reported_with_their_error_type(hanging_exporter: HangingExporter) -> None:
+def test_drops_are_reported_with_their_error_type(
+    hanging_exporter: HangingExporter, shutdown_later: Callable[[Any], Any]
+) -> None:
     reader = InMemoryMetricReader()
-    processor = spanbatch.BatchSpanProcessor(
-        hanging_exporter, 4, 60_000, 4, 200, meter_provider=MeterProvider(metric_readers=[reader])
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            hanging_exporter, 4, 60_000, 4, 200, meter_provider=MeterProvider(metric_readers=[reader])
+        )
     )
-    for _ in range(4):
-        processor.on_end(make_span())
+    end_spans(processor, 4)
     assert hanging_exporter.entered.wait(5)
-    for _ in range(10):
-        processor.on_end(make_span())
+    end_spans(processor, 10)
     processor.shutdown()
     processor.on_end(make_span())
-    processed = {a.get("error.type"): v for a, v in collect(reader)["otel.sdk.processor.span.processed"]}
+    processed = {a.get("error.type"): v for a, v in metric_points(reader)["otel.sdk.processor.span.processed"]}
     stats = processor.stats()
     assert processed == {None: 4, "queue_full": 6, "already_shutdown": stats.dropped["shutdown"]}
     assert stats.dropped["shutdown"] == 5  # 4 given up at the deadline, 1 after shutdown

@@ -31,7 +31,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.span import TraceState
 from spanbatch._core import SpanEncoder, compress
 
-from tests.otlp_spans import corpus, realistic_batch, stock_bytes
+from tests.helpers.otlp_spans import corpus, realistic_batch, stock_bytes
 
 
 def test_corpus_is_byte_identical() -> None:

@@ -26,7 +26,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext
 from spanbatch._core import SpanEncoder
 
-from tests.otlp_spans import stock_bytes
+from tests.helpers.otlp_spans import stock_bytes
 
 
 class Shout(str):

@@ -8,107 +8,28 @@ import pytest
 # (None attribute values, the shared HTTP client); older releases (Python 3.9) differ.
 pytest.importorskip("opentelemetry.exporter.otlp.common.http", reason="needs the OTLP exporters >= 1.45")
 
-import gzip
 import logging
-import threading
 import time
-import zlib
-from collections.abc import Iterator
-from concurrent import futures
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 import grpc
 import requests
-from google.protobuf.duration_pb2 import Duration
-from google.rpc.error_details_pb2 import RetryInfo
 from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
 from opentelemetry.exporter.otlp.common import http as stock_http_client
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as StockGrpcExporter
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as StockHttpExporter
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
 from opentelemetry.sdk.trace.export import SpanExportResult
 from spanbatch import BatchSpanProcessor
 from spanbatch.exporter import OTLPSpanExporter
 from spanbatch.exporter import grpc as spanbatch_grpc
 
-from tests.otlp_spans import corpus, stock_bytes
-
-# ---- a small OTLP/HTTP receiver --------------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    def request(self) -> ExportTraceServiceRequest:
-        data = self.body
-        encoding = self.headers.get("content-encoding")
-        if encoding == "gzip":
-            data = gzip.decompress(data)
-        elif encoding == "deflate":
-            data = zlib.decompress(data)
-        return ExportTraceServiceRequest.FromString(data)
-
-
-@dataclass
-class HttpReceiver:
-    """Answers with the scripted statuses in order (then 200) and records every request."""
-
-    statuses: list[int] = field(default_factory=list)
-    received: list[Received] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    port: int = 0
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1/traces"
-
-    def span_count(self) -> int:
-        with self.lock:
-            requests = [r.request() for r in self.received]
-        return sum(len(ss.spans) for r in requests for rs in r.resource_spans for ss in rs.scope_spans)
-
-
-@pytest.fixture
-def http_receiver() -> Iterator[HttpReceiver]:
-    receiver = HttpReceiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            with receiver.lock:
-                receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-            self.send_response(status)
-            if status != 200:
-                self.send_header("Retry-After", "0")  # retry at once: keeps the test fast
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield receiver
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+from tests.helpers import provider_with
+from tests.helpers.net import free_port
+from tests.helpers.otlp_spans import corpus, stock_bytes
+from tests.helpers.receivers import GrpcRecorder, HttpRecorder
 
 
 @pytest.fixture
@@ -121,15 +42,19 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
+def dead_endpoint() -> str:
+    return f"http://127.0.0.1:{free_port()}/v1/traces"  # a port nobody listens on
+
+
 # ---- HTTP ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.timeout(30)
-def test_http_sends_the_stock_bytes(http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch) -> None:
+def test_http_sends_the_stock_bytes(http_recorder: HttpRecorder, clean_env: pytest.MonkeyPatch) -> None:
     spans = corpus()
-    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint)
+    exporter = OTLPSpanExporter(endpoint=http_recorder.endpoint)
     assert exporter.export(spans) is SpanExportResult.SUCCESS
-    (sent,) = http_receiver.received
+    (sent,) = http_recorder.received
     assert sent.path == "/v1/traces"
     assert sent.headers["content-type"] == "application/x-protobuf"
     assert "content-encoding" not in sent.headers
@@ -149,7 +74,7 @@ def test_http_sends_the_stock_bytes(http_receiver: HttpReceiver, clean_env: pyte
     ],
 )
 def test_http_compression_in_rust(
-    http_receiver: HttpReceiver,
+    http_recorder: HttpRecorder,
     clean_env: pytest.MonkeyPatch,
     compression: Compression | None,
     env: dict[str, str],
@@ -158,10 +83,10 @@ def test_http_compression_in_rust(
     for name, value in env.items():
         clean_env.setenv(name, value)
     spans = corpus()
-    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint, compression=compression)
+    exporter = OTLPSpanExporter(endpoint=http_recorder.endpoint, compression=compression)
     assert type(exporter._client).__name__ == "_RustCompressingClient"
     assert exporter.export(spans) is SpanExportResult.SUCCESS
-    (sent,) = http_receiver.received
+    (sent,) = http_recorder.received
     assert sent.headers.get("content-encoding") == expected
     # gzip/deflate bytes differ from Python's (level, header time); the payload inside does not.
     assert sent.request().SerializeToString() == stock_bytes(spans)
@@ -169,8 +94,8 @@ def test_http_compression_in_rust(
 
 
 @pytest.mark.timeout(30)
-def test_http_env_endpoint_and_headers_precedence(http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch) -> None:
-    base = f"http://127.0.0.1:{http_receiver.port}"
+def test_http_env_endpoint_and_headers_precedence(http_recorder: HttpRecorder, clean_env: pytest.MonkeyPatch) -> None:
+    base = f"http://127.0.0.1:{http_recorder.port}"
     clean_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", base + "/base/")
     clean_env.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-general=1,x-both=general")
     assert OTLPSpanExporter().export(corpus()[:1]) is SpanExportResult.SUCCESS
@@ -180,7 +105,7 @@ def test_http_env_endpoint_and_headers_precedence(http_receiver: HttpReceiver, c
     assert OTLPSpanExporter(base + "/argument", headers={"X-Both": "arg"}).export(corpus()[:1]) is (
         SpanExportResult.SUCCESS
     )
-    first, second, third = http_receiver.received
+    first, second, third = http_recorder.received
     assert (first.path, first.headers["x-general"], first.headers["x-both"]) == ("/base/v1/traces", "1", "general")
     assert (second.path, second.headers["x-both"]) == ("/traces-only", "traces")
     assert "x-general" not in second.headers  # the signal-specific variable replaces the general one
@@ -209,40 +134,35 @@ def test_http_settings_match_stock(clean_env: pytest.MonkeyPatch, env: dict[str,
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("status", [429, 502, 503, 504])
 def test_http_retries_transient_statuses(
-    http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch, status: int
+    http_recorder: HttpRecorder, clean_env: pytest.MonkeyPatch, status: int
 ) -> None:
-    http_receiver.statuses = [status, status]
+    http_recorder.statuses = [status, status]
     spans = corpus()
-    assert OTLPSpanExporter(endpoint=http_receiver.endpoint).export(spans) is SpanExportResult.SUCCESS
-    assert len(http_receiver.received) == 3
-    assert {r.body for r in http_receiver.received} == {stock_bytes(spans)}
+    assert OTLPSpanExporter(endpoint=http_recorder.endpoint).export(spans) is SpanExportResult.SUCCESS
+    assert len(http_recorder.received) == 3
+    assert {r.body for r in http_recorder.received} == {stock_bytes(spans)}
 
 
 @pytest.mark.timeout(30)
-def test_http_does_not_retry_a_bad_request(http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch) -> None:
-    http_receiver.statuses = [400]
-    assert OTLPSpanExporter(endpoint=http_receiver.endpoint).export(corpus()) is SpanExportResult.FAILURE
-    assert len(http_receiver.received) == 1
+def test_http_does_not_retry_a_bad_request(http_recorder: HttpRecorder, clean_env: pytest.MonkeyPatch) -> None:
+    http_recorder.statuses = [400]
+    assert OTLPSpanExporter(endpoint=http_recorder.endpoint).export(corpus()) is SpanExportResult.FAILURE
+    assert len(http_recorder.received) == 1
 
 
 @pytest.mark.timeout(30)
 def test_http_connection_refused_fails_within_the_timeout(clean_env: pytest.MonkeyPatch) -> None:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=0.5)
+    exporter = OTLPSpanExporter(endpoint=dead_endpoint(), timeout=0.5)
     started = time.monotonic()
     assert exporter.export(corpus()) is SpanExportResult.FAILURE
     assert time.monotonic() - started < 5
 
 
 @pytest.mark.timeout(30)
-def test_http_request_size_limit_and_shutdown(http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch) -> None:
-    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint, max_request_size=10)
+def test_http_request_size_limit_and_shutdown(http_recorder: HttpRecorder, clean_env: pytest.MonkeyPatch) -> None:
+    exporter = OTLPSpanExporter(endpoint=http_recorder.endpoint, max_request_size=10)
     assert exporter.export(corpus()) is SpanExportResult.FAILURE
-    assert http_receiver.received == []
+    assert http_recorder.received == []
     exporter.shutdown()
     assert exporter.export(corpus()) is SpanExportResult.FAILURE
     assert exporter.force_flush() is True
@@ -250,33 +170,34 @@ def test_http_request_size_limit_and_shutdown(http_receiver: HttpReceiver, clean
 
 @pytest.mark.timeout(30)
 def test_http_reports_spans_it_could_not_read(
-    http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    http_recorder: HttpRecorder, clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from opentelemetry.sdk.trace import ReadableSpan  # noqa: PLC0415
 
-    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint)
+    exporter = OTLPSpanExporter(endpoint=http_recorder.endpoint)
     spans = [*corpus(), ReadableSpan("no context", None, resource=Resource({}))]
     assert exporter.export(spans) is SpanExportResult.SUCCESS
     assert exporter.span_encoder.skipped_spans == 1
     assert "Left out 1 span(s) that could not be read" in caplog.text
-    assert http_receiver.span_count() == len(spans) - 1
+    assert http_recorder.span_count() == len(spans) - 1
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("processor_class", [BatchSpanProcessor, StockBatchSpanProcessor])
 def test_http_behind_any_processor(
-    http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch, processor_class: type[Any]
+    http_recorder: HttpRecorder,
+    clean_env: pytest.MonkeyPatch,
+    processor_class: Any,
+    shutdown_later: Callable[[Any], Any],
 ) -> None:
-    provider = TracerProvider(resource=Resource({"service.name": "t"}))
-    processor = processor_class(OTLPSpanExporter(endpoint=http_receiver.endpoint, compression=Compression.Gzip))
-    provider.add_span_processor(processor)
+    exporter = OTLPSpanExporter(endpoint=http_recorder.endpoint, compression=Compression.Gzip)
+    provider = provider_with(shutdown_later(processor_class(exporter)), service="t")
     tracer = provider.get_tracer("t")
     for i in range(1000):
         with tracer.start_as_current_span("s", attributes={"i": i}):
             pass
     assert provider.force_flush(10_000)
     provider.shutdown()
-    assert http_receiver.span_count() == 1000
+    assert http_recorder.span_count() == 1000
 
 
 def test_http_client_hook_is_still_there() -> None:
@@ -287,14 +208,6 @@ def test_http_client_hook_is_still_there() -> None:
     for name in ("_client", "_compression", "_metrics", "_max_request_size", "_shutdown"):
         assert hasattr(exporter, name), name
     assert type(exporter._client) is stock_http_client._OTLPHTTPClient
-
-
-def dead_endpoint() -> str:
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}/v1/traces"
 
 
 def test_http_sends_from_rust_over_plain_http_only(clean_env: pytest.MonkeyPatch) -> None:
@@ -319,7 +232,7 @@ def test_http_sends_from_rust_over_plain_http_only(clean_env: pytest.MonkeyPatch
     ],
 )
 def test_http_rust_transport_answers_as_requests_does(
-    http_receiver: HttpReceiver,
+    http_recorder: HttpRecorder,
     clean_env: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     statuses: list[int],
@@ -327,13 +240,13 @@ def test_http_rust_transport_answers_as_requests_does(
 ) -> None:
     seen = {}
     for name, session in (("rust", None), ("requests", requests.Session())):
-        http_receiver.received.clear()
-        http_receiver.statuses = list(statuses)
+        http_recorder.received.clear()
+        http_recorder.statuses = list(statuses)
         caplog.clear()
-        exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint, session=session)
+        exporter = OTLPSpanExporter(endpoint=http_recorder.endpoint, session=session)
         with caplog.at_level(logging.WARNING):
             result = exporter.export(corpus())
-        seen[name] = (result, len(http_receiver.received), [r.getMessage() for r in caplog.records])
+        seen[name] = (result, len(http_recorder.received), [r.getMessage() for r in caplog.records])
     assert seen["rust"] == seen["requests"]
     assert seen["rust"][:2] == outcome  # (result, requests made)
 
@@ -357,28 +270,28 @@ def test_http_rust_transport_fails_like_requests_on_a_dead_port(
 
 @pytest.mark.timeout(30)
 def test_http_export_many_sends_each_batch_as_its_own_request(
-    http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch
+    http_recorder: HttpRecorder, clean_env: pytest.MonkeyPatch
 ) -> None:
     spans = corpus()
     batches = [spans[:3], spans[3:], spans[:1]]
-    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint, compression=Compression.Gzip)
+    exporter = OTLPSpanExporter(endpoint=http_recorder.endpoint, compression=Compression.Gzip)
     assert exporter.export_many(batches) == [SpanExportResult.SUCCESS] * 3
-    assert [r.request().SerializeToString() for r in http_receiver.received] == [stock_bytes(b) for b in batches]
-    assert {r.headers["content-encoding"] for r in http_receiver.received} == {"gzip"}
+    assert [r.request().SerializeToString() for r in http_recorder.received] == [stock_bytes(b) for b in batches]
+    assert {r.headers["content-encoding"] for r in http_recorder.received} == {"gzip"}
 
 
 @pytest.mark.timeout(30)
 def test_http_export_many_retries_a_rejected_batch_through_the_stock_client(
-    http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    http_recorder: HttpRecorder, clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     spans = corpus()
     batches = [spans[:3], spans[3:]]
-    http_receiver.statuses = [503]
-    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint)
+    http_recorder.statuses = [503]
+    exporter = OTLPSpanExporter(endpoint=http_recorder.endpoint)
     with caplog.at_level(logging.WARNING):
         assert exporter.export_many(batches) == [SpanExportResult.SUCCESS] * 2
     # The rejected first batch is sent again after the second, as the stock client's retry.
-    assert [r.body for r in http_receiver.received] == [
+    assert [r.body for r in http_recorder.received] == [
         stock_bytes(batches[0]),
         stock_bytes(batches[1]),
         stock_bytes(batches[0]),
@@ -397,30 +310,30 @@ def test_http_export_many_to_a_dead_port_fails_every_batch_in_bounded_time(clean
 
 @pytest.mark.timeout(30)
 def test_http_export_many_leaves_out_only_the_batch_too_large(
-    http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    http_recorder: HttpRecorder, clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     spans = corpus()
     small, large = spans[:1], spans
-    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint, max_request_size=len(stock_bytes(small)))
+    exporter = OTLPSpanExporter(endpoint=http_recorder.endpoint, max_request_size=len(stock_bytes(small)))
     with caplog.at_level(logging.WARNING):
         assert exporter.export_many([large, small]) == [SpanExportResult.FAILURE, SpanExportResult.SUCCESS]
-    assert [r.body for r in http_receiver.received] == [stock_bytes(small)]
+    assert [r.body for r in http_recorder.received] == [stock_bytes(small)]
     assert f"Serialized span request size {len(stock_bytes(large))} bytes exceeds max_request_size" in caplog.text
 
 
 @pytest.mark.timeout(30)
 def test_http_export_many_with_internal_metrics_times_each_batch(
-    http_receiver: HttpReceiver, clean_env: pytest.MonkeyPatch
+    http_recorder: HttpRecorder, clean_env: pytest.MonkeyPatch
 ) -> None:
     from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: PLC0415
 
     clean_env.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
     reader = InMemoryMetricReader()
-    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint, meter_provider=MeterProvider([reader]))
+    exporter = OTLPSpanExporter(endpoint=http_recorder.endpoint, meter_provider=MeterProvider([reader]))
     spans = corpus()
     assert exporter.export_many([spans[:2], spans[2:]]) == [SpanExportResult.SUCCESS] * 2
-    assert len(http_receiver.received) == 2
+    assert len(http_recorder.received) == 2
     data = reader.get_metrics_data()
     assert data is not None
     (durations,) = (
@@ -436,60 +349,27 @@ def test_http_export_many_with_internal_metrics_times_each_batch(
 # ---- gRPC ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class GrpcReceiver:
-    """A TraceService that decodes each request; fails the first ``failures`` calls with UNAVAILABLE."""
-
-    failures: int = 0
-    requests: list[ExportTraceServiceRequest] = field(default_factory=list)
-    metadata: list[dict[str, str]] = field(default_factory=list)
-    port: int = 0
-
-
-@pytest.fixture
-def grpc_receiver() -> Iterator[GrpcReceiver]:
-    receiver = GrpcReceiver()
-
-    class Service(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
-        def Export(self, request: ExportTraceServiceRequest, context: Any) -> ExportTraceServiceResponse:
-            receiver.requests.append(request)
-            receiver.metadata.append(dict(context.invocation_metadata()))
-            if receiver.failures > 0:
-                receiver.failures -= 1
-                retry = RetryInfo(retry_delay=Duration(seconds=0, nanos=1_000_000))
-                context.set_trailing_metadata((("google.rpc.retryinfo-bin", retry.SerializeToString()),))
-                context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
-            return ExportTraceServiceResponse()
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), server)
-    receiver.port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield receiver
-    server.stop(None).wait(5)
-
-
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("compression", [None, grpc.Compression.Gzip])
 def test_grpc_export_decodes_to_the_stock_request(
-    grpc_receiver: GrpcReceiver, clean_env: pytest.MonkeyPatch, compression: grpc.Compression | None
+    grpc_recorder: GrpcRecorder, clean_env: pytest.MonkeyPatch, compression: grpc.Compression | None
 ) -> None:
     spans = corpus()
     exporter = spanbatch_grpc.OTLPSpanExporter(
-        endpoint=f"127.0.0.1:{grpc_receiver.port}", insecure=True, compression=compression, headers={"x-k": "v"}
+        endpoint=f"127.0.0.1:{grpc_recorder.port}", insecure=True, compression=compression, headers={"x-k": "v"}
     )
     assert exporter.export(spans) is SpanExportResult.SUCCESS
-    (request,) = grpc_receiver.requests
+    (request,) = grpc_recorder.requests
     assert request.SerializeToString() == stock_bytes(spans)
-    assert grpc_receiver.metadata[0]["x-k"] == "v"
+    assert grpc_recorder.metadata[0]["x-k"] == "v"
     exporter.shutdown()
     assert exporter.export(spans) is SpanExportResult.FAILURE
 
 
 @pytest.mark.timeout(30)
-def test_grpc_retries_unavailable_on_a_new_channel(grpc_receiver: GrpcReceiver, clean_env: pytest.MonkeyPatch) -> None:
-    grpc_receiver.failures = 2
-    clean_env.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"http://127.0.0.1:{grpc_receiver.port}")
+def test_grpc_retries_unavailable_on_a_new_channel(grpc_recorder: GrpcRecorder, clean_env: pytest.MonkeyPatch) -> None:
+    grpc_recorder.failures = 2
+    clean_env.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"http://127.0.0.1:{grpc_recorder.port}")
     exporter = spanbatch_grpc.OTLPSpanExporter()
     first_channel = exporter._channel
     spans = corpus()
@@ -497,8 +377,8 @@ def test_grpc_retries_unavailable_on_a_new_channel(grpc_receiver: GrpcReceiver, 
     # UNAVAILABLE rebuilds the channel through _initialize_channel_and_stub: still our stub.
     assert exporter._channel is not first_channel
     assert type(exporter._client).__name__ == "_EncodedTraceServiceStub"
-    assert len(grpc_receiver.requests) == 3
-    assert {r.SerializeToString() for r in grpc_receiver.requests} == {stock_bytes(spans)}
+    assert len(grpc_recorder.requests) == 3
+    assert {r.SerializeToString() for r in grpc_recorder.requests} == {stock_bytes(spans)}
 
 
 @pytest.mark.parametrize(
@@ -510,6 +390,7 @@ def test_grpc_retries_unavailable_on_a_new_channel(grpc_receiver: GrpcReceiver, 
         {"OTEL_EXPORTER_OTLP_TRACES_HEADERS": "a=b", "OTEL_EXPORTER_OTLP_TRACES_INSECURE": "true"},
     ],
 )
+# A deliberate twin of test_http_settings_match_stock: the two exporters keep their settings in different places.
 def test_grpc_settings_match_stock(clean_env: pytest.MonkeyPatch, env: dict[str, str]) -> None:
     for name, value in env.items():
         clean_env.setenv(name, value)
@@ -519,17 +400,17 @@ def test_grpc_settings_match_stock(clean_env: pytest.MonkeyPatch, env: dict[str,
 
 
 @pytest.mark.timeout(60)
-def test_grpc_behind_spanbatch_processor(grpc_receiver: GrpcReceiver, clean_env: pytest.MonkeyPatch) -> None:
-    provider = TracerProvider()
-    exporter = spanbatch_grpc.OTLPSpanExporter(endpoint=f"127.0.0.1:{grpc_receiver.port}", insecure=True)
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+def test_grpc_behind_spanbatch_processor(
+    grpc_recorder: GrpcRecorder, clean_env: pytest.MonkeyPatch, shutdown_later: Callable[[Any], Any]
+) -> None:
+    exporter = spanbatch_grpc.OTLPSpanExporter(endpoint=grpc_recorder.endpoint, insecure=True)
+    provider = provider_with(shutdown_later(BatchSpanProcessor(exporter)))
     tracer = provider.get_tracer("t")
     for _ in range(700):
         tracer.start_span("s").end()
     assert provider.force_flush(10_000)
     provider.shutdown()
-    spans = sum(len(ss.spans) for r in grpc_receiver.requests for rs in r.resource_spans for ss in rs.scope_spans)
-    assert spans == 700
+    assert grpc_recorder.span_count() == 700
 
 
 @pytest.mark.timeout(60)

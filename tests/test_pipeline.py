@@ -4,31 +4,24 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import spanbatch
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import NoOpTracerProvider
 
-from tests.conftest import HangingExporter, RecordingExporter, balanced, make_span
+from tests.helpers import HangingExporter, RecordingExporter, balanced, end_spans, make_span, provider_with
+from tests.helpers.metrics import metric_points
+
+Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
 
-def provider() -> TracerProvider:
-    return TracerProvider(shutdown_on_exit=False)
-
-
-def end(pipeline: spanbatch.Pipeline, count: int, prefix: str = "s") -> None:
-    for i in range(count):
-        pipeline.on_end(make_span(f"{prefix}{i}"))
-
-
-def test_every_backend_gets_every_sampled_span_from_one_on_end() -> None:
+def test_every_backend_gets_every_sampled_span_from_one_on_end(shutdown_later: Later) -> None:
     a, b = RecordingExporter(), RecordingExporter()
-    tp = provider()
-    pipeline = spanbatch.install(tp, {"a": a, "b": b}, schedule_delay_millis=60_000)
+    tp = provider_with()
+    pipeline = shutdown_later(spanbatch.install(tp, {"a": a, "b": b}, schedule_delay_millis=60_000))
     tracer = tp.get_tracer("t")
     for i in range(10):
         tracer.start_span(f"s{i}").end()
@@ -45,18 +38,20 @@ def test_every_backend_gets_every_sampled_span_from_one_on_end() -> None:
 
 @pytest.mark.timeout(30)
 def test_a_hanging_backend_fills_and_drops_only_its_own_lane(
-    hanging_exporter: HangingExporter, caplog: pytest.LogCaptureFixture
+    hanging_exporter: HangingExporter, caplog: pytest.LogCaptureFixture, shutdown_later: Later
 ) -> None:
     fast = RecordingExporter()
-    pipeline = spanbatch.Pipeline(
-        {"fast": fast, "stuck": hanging_exporter},
-        max_queue_size=50,
-        max_export_batch_size=10,
-        export_timeout_millis=300,
+    pipeline = shutdown_later(
+        spanbatch.Pipeline(
+            {"fast": fast, "stuck": hanging_exporter},
+            max_queue_size=50,
+            max_export_batch_size=10,
+            export_timeout_millis=300,
+        )
     )
-    end(pipeline, 10)
+    end_spans(pipeline, 10)
     assert hanging_exporter.entered.wait(5)
-    end(pipeline, 490, prefix="more")
+    end_spans(pipeline, 490, "more")
     started = time.monotonic()
     results = pipeline.end_session(500)
     assert time.monotonic() - started < 2
@@ -74,33 +69,31 @@ def test_a_hanging_backend_fills_and_drops_only_its_own_lane(
     assert "fast queue full" not in caplog.text
 
 
-def test_per_backend_variables_win_over_global_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_per_backend_variables_win_over_global_ones(monkeypatch: pytest.MonkeyPatch, shutdown_later: Later) -> None:
     monkeypatch.setenv("SPANBATCH_MAX_QUEUE_SIZE", "300")
     monkeypatch.setenv("SPANBATCH_MY_BACKEND_MAX_QUEUE_SIZE", "100")
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "7")  # the stock variables are not this layer's
-    pipeline = spanbatch.Pipeline({"my-backend": RecordingExporter(), "other": RecordingExporter()})
+    pipeline = shutdown_later(spanbatch.Pipeline({"my-backend": RecordingExporter(), "other": RecordingExporter()}))
     mine, other = (lane.settings for lane in pipeline.lanes)
     assert (mine.max_queue_size, other.max_queue_size) == (100, 300)
     assert mine.schedule_delay_millis == other.schedule_delay_millis == 1000
     assert mine.max_export_batch_size == 100  # clamped to its queue, with a warning
-    assert (
+    explicit = shutdown_later(
         spanbatch.Pipeline({"x": RecordingExporter()}, max_queue_size=64, max_export_batch_size=8)
-        .lanes[0]
-        .settings.max_queue_size
-        == 64
     )
+    assert explicit.lanes[0].settings.max_queue_size == 64
     pipeline.shutdown()
 
 
-def test_session_end_flushes_unless_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_session_end_flushes_unless_disabled(monkeypatch: pytest.MonkeyPatch, shutdown_later: Later) -> None:
     exporter = RecordingExporter()
-    pipeline = spanbatch.Pipeline({"only": exporter}, schedule_delay_millis=60_000)
+    pipeline = shutdown_later(spanbatch.Pipeline({"only": exporter}, schedule_delay_millis=60_000))
     with pipeline.session():
-        end(pipeline, 3)
+        end_spans(pipeline, 3)
     assert len(exporter.spans) == 3
     monkeypatch.setenv("SPANBATCH_FORCE_FLUSH_ON_SESSION_END", "false")
     with pipeline.session():
-        end(pipeline, 2)
+        end_spans(pipeline, 2)
     assert len(exporter.spans) == 3
     assert pipeline.end_session() == {}
     assert pipeline.force_flush(5000)
@@ -109,12 +102,12 @@ def test_session_end_flushes_unless_disabled(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_debug_logs_one_line_per_export_without_span_contents(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, shutdown_later: Later
 ) -> None:
     monkeypatch.setenv("SPANBATCH_DEBUG", "true")
-    pipeline = spanbatch.Pipeline({"phoenix": RecordingExporter()}, schedule_delay_millis=60_000)
+    pipeline = shutdown_later(spanbatch.Pipeline({"phoenix": RecordingExporter()}, schedule_delay_millis=60_000))
     with caplog.at_level(logging.DEBUG, logger="spanbatch"):
-        end(pipeline, 3, prefix="secret-")
+        end_spans(pipeline, 3, "secret-")
         pipeline.force_flush(5000)
     lines = [r.getMessage() for r in caplog.records if "export:" in r.getMessage()]
     assert len(lines) == 1
@@ -124,24 +117,18 @@ def test_debug_logs_one_line_per_export_without_span_contents(
     pipeline.shutdown()
 
 
-def test_self_metrics_are_per_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_self_metrics_are_per_backend(monkeypatch: pytest.MonkeyPatch, shutdown_later: Later) -> None:
     monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
     reader = InMemoryMetricReader()
-    pipeline = spanbatch.Pipeline(
-        {"a": RecordingExporter(), "b": RecordingExporter()}, meter_provider=MeterProvider(metric_readers=[reader])
+    pipeline = shutdown_later(
+        spanbatch.Pipeline(
+            {"a": RecordingExporter(), "b": RecordingExporter()}, meter_provider=MeterProvider(metric_readers=[reader])
+        )
     )
-    end(pipeline, 4)
+    end_spans(pipeline, 4)
     pipeline.force_flush(5000)
-    data = reader.get_metrics_data()
-    assert data is not None
-    processed = {
-        point.attributes["otel.component.name"]: point.value
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for metric in sm.metrics
-        if metric.name == "otel.sdk.processor.span.processed"
-        for point in metric.data.data_points
-    }
+    points = metric_points(reader)["otel.sdk.processor.span.processed"]
+    processed = {attributes["otel.component.name"]: value for attributes, value in points}
     assert processed == {"a": 4, "b": 4}
     pipeline.shutdown()
 

@@ -7,11 +7,11 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import spanbatch
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from spanbatch._policies import (
     RetryPolicy,
@@ -23,27 +23,20 @@ from spanbatch._policies import (
     resolve_retry,
 )
 
-from tests.conftest import HangingExporter, RaisingExporter, RecordingExporter, balanced, make_span
+from tests.helpers import (
+    LONG,
+    HangingExporter,
+    RaisingExporter,
+    RecordingExporter,
+    ScriptedExporter,
+    balanced,
+    end_spans,
+    make_span,
+    provider_with,
+    wait_until,
+)
 
-LONG = 60_000  # a schedule delay no test waits for
-
-
-class FlakyExporter(RecordingExporter):
-    """Fails (FAILURE, or raises when ``raises``) the first ``failures`` calls, then succeeds."""
-
-    def __init__(self, failures: int, raises: bool = False) -> None:
-        super().__init__()
-        self.failures = failures
-        self.raises = raises
-        self.calls = 0
-
-    def export(self, spans: Sequence[ReadableSpan]) -> Any:
-        self.calls += 1
-        if self.calls <= self.failures:
-            if self.raises:
-                raise ConnectionError("backend unavailable")
-            return SpanExportResult.FAILURE
-        return super().export(spans)
+Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
 
 # --- retries ------------------------------------------------------------------------------
@@ -51,13 +44,16 @@ class FlakyExporter(RecordingExporter):
 
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize("raises", [False, True])
-def test_a_failed_batch_is_retried_until_it_succeeds(raises: bool, caplog: pytest.LogCaptureFixture) -> None:
-    exporter = FlakyExporter(failures=2, raises=raises)
-    processor = spanbatch.BatchSpanProcessor(
-        exporter, schedule_delay_millis=LONG, max_retries=3, retry_initial_backoff_millis=1
+def test_a_failed_batch_is_retried_until_it_succeeds(
+    raises: bool, caplog: pytest.LogCaptureFixture, shutdown_later: Later
+) -> None:
+    exporter = ScriptedExporter(*["raise" if raises else "fail"] * 2)
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter, schedule_delay_millis=LONG, max_retries=3, retry_initial_backoff_millis=1
+        )
     )
-    for _ in range(3):
-        processor.on_end(make_span())
+    end_spans(processor, 3)
     with caplog.at_level(logging.ERROR, logger="spanbatch"):
         assert processor.force_flush(10_000)
     stats = processor.stats()
@@ -69,13 +65,14 @@ def test_a_failed_batch_is_retried_until_it_succeeds(raises: bool, caplog: pytes
 
 
 @pytest.mark.timeout(20)
-def test_a_batch_that_keeps_failing_counts_as_export_failed_once() -> None:
+def test_a_batch_that_keeps_failing_counts_as_export_failed_once(shutdown_later: Later) -> None:
     exporter = RaisingExporter()
-    processor = spanbatch.BatchSpanProcessor(
-        exporter, schedule_delay_millis=LONG, max_retries=2, retry_initial_backoff_millis=1
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter, schedule_delay_millis=LONG, max_retries=2, retry_initial_backoff_millis=1
+        )
     )
-    for _ in range(4):
-        processor.on_end(make_span())
+    end_spans(processor, 4)
     assert processor.force_flush(10_000)
     stats = processor.stats()
     assert len(exporter.batches) == 3
@@ -85,9 +82,9 @@ def test_a_batch_that_keeps_failing_counts_as_export_failed_once() -> None:
     processor.shutdown()
 
 
-def test_retries_are_off_by_default() -> None:
-    exporter = FlakyExporter(failures=1)
-    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG)
+def test_retries_are_off_by_default(shutdown_later: Later) -> None:
+    exporter = ScriptedExporter("fail")
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
     processor.on_end(make_span())
     assert processor.force_flush(5000)
     assert (exporter.calls, processor.stats().retried, processor.stats().dropped["export_failed"]) == (1, 0, 1)
@@ -95,15 +92,17 @@ def test_retries_are_off_by_default() -> None:
 
 
 @pytest.mark.timeout(20)
-def test_the_export_timeout_bounds_the_whole_retry_series() -> None:
+def test_the_export_timeout_bounds_the_whole_retry_series(shutdown_later: Later) -> None:
     exporter = RaisingExporter()
-    processor = spanbatch.BatchSpanProcessor(
-        exporter,
-        schedule_delay_millis=LONG,
-        export_timeout_millis=300,
-        max_retries=1000,
-        retry_initial_backoff_millis=40,
-        retry_max_backoff_millis=40,
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter,
+            schedule_delay_millis=LONG,
+            export_timeout_millis=300,
+            max_retries=1000,
+            retry_initial_backoff_millis=40,
+            retry_max_backoff_millis=40,
+        )
     )
     processor.on_end(make_span())
     started = time.monotonic()
@@ -115,19 +114,20 @@ def test_the_export_timeout_bounds_the_whole_retry_series() -> None:
 
 
 @pytest.mark.timeout(20)
-def test_shutdown_cuts_a_backoff_short() -> None:
+def test_shutdown_cuts_a_backoff_short(shutdown_later: Later) -> None:
     exporter = RaisingExporter()
-    processor = spanbatch.BatchSpanProcessor(
-        exporter,
-        schedule_delay_millis=LONG,
-        max_retries=5,
-        retry_initial_backoff_millis=30_000,
-        retry_max_backoff_millis=30_000,
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter,
+            schedule_delay_millis=LONG,
+            max_export_batch_size=1,  # a full batch: exported at once, not at shutdown
+            max_retries=5,
+            retry_initial_backoff_millis=30_000,
+            retry_max_backoff_millis=30_000,
+        )
     )
     processor.on_end(make_span())
-    deadline = time.monotonic() + 5
-    while not exporter.batches and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert wait_until(lambda: exporter.batches, timeout=5)
     time.sleep(0.05)  # into the backoff (the first pause is random, so it may be shorter)
     started = time.monotonic()
     processor.shutdown(10_000)
@@ -178,19 +178,23 @@ def test_bad_retry_arguments_raise(kwargs: dict[str, Any], error: type) -> None:
         spanbatch.BatchSpanProcessor(RecordingExporter(), **kwargs)
 
 
-def test_pipeline_lanes_retry_too() -> None:
-    exporter = FlakyExporter(failures=1)
-    pipeline = spanbatch.Pipeline({"a": exporter}, max_retries=1, retry_initial_backoff_millis=1)
+def test_pipeline_lanes_retry_too(shutdown_later: Later) -> None:
+    exporter = ScriptedExporter("fail")
+    pipeline = shutdown_later(spanbatch.Pipeline({"a": exporter}, max_retries=1, retry_initial_backoff_millis=1))
     pipeline.on_end(make_span())
     assert pipeline.force_flush(5000)
     assert (pipeline.stats().exported, pipeline.stats().retried) == (1, 1)
     pipeline.shutdown()
 
 
-def test_debug_log_shows_retries(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_debug_log_shows_retries(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, shutdown_later: Later
+) -> None:
     monkeypatch.setenv("SPANBATCH_DEBUG", "true")
-    processor = spanbatch.BatchSpanProcessor(
-        FlakyExporter(failures=1), schedule_delay_millis=LONG, max_retries=1, retry_initial_backoff_millis=1
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            ScriptedExporter("fail"), schedule_delay_millis=LONG, max_retries=1, retry_initial_backoff_millis=1
+        )
     )
     with caplog.at_level(logging.DEBUG, logger="spanbatch"):
         processor.on_end(make_span())
@@ -203,12 +207,11 @@ def test_debug_log_shows_retries(monkeypatch: pytest.MonkeyPatch, caplog: pytest
 
 
 @pytest.mark.timeout(20)
-def test_linger_caps_the_wait_of_a_partial_batch() -> None:
+def test_linger_caps_the_wait_of_a_partial_batch(shutdown_later: Later) -> None:
     exporter = RecordingExporter()
-    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG, linger_millis=50)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG, linger_millis=50))
     started = time.monotonic()
-    for _ in range(3):
-        processor.on_end(make_span())
+    end_spans(processor, 3)
     assert exporter.wait_for(3, timeout=10)
     assert time.monotonic() - started < 5  # not the 60 s schedule delay
     assert [len(b) for b in exporter.batches] == [3]
@@ -216,20 +219,19 @@ def test_linger_caps_the_wait_of_a_partial_batch() -> None:
 
 
 @pytest.mark.timeout(20)
-def test_with_linger_a_full_batch_still_goes_at_once() -> None:
+def test_with_linger_a_full_batch_still_goes_at_once(shutdown_later: Later) -> None:
     exporter = RecordingExporter()
-    processor = spanbatch.BatchSpanProcessor(exporter, 64, LONG, 4, linger_millis=LONG / 2)
-    for _ in range(4):
-        processor.on_end(make_span())
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, 64, LONG, 4, linger_millis=LONG / 2))
+    end_spans(processor, 4)
     assert exporter.wait_for(4, timeout=10)
     assert [len(b) for b in exporter.batches] == [4]
     processor.shutdown()
 
 
 @pytest.mark.timeout(20)
-def test_the_earlier_of_schedule_delay_and_linger_wins() -> None:
+def test_the_earlier_of_schedule_delay_and_linger_wins(shutdown_later: Later) -> None:
     exporter = RecordingExporter()
-    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=50, linger_millis=LONG)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=50, linger_millis=LONG))
     processor.on_end(make_span())
     assert exporter.wait_for(1, timeout=5)
     assert processor.lanes[0].core.linger_millis == LONG
@@ -237,10 +239,10 @@ def test_the_earlier_of_schedule_delay_and_linger_wins() -> None:
 
 
 def test_linger_is_off_by_default_and_read_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, shutdown_later: Later
 ) -> None:
     assert resolve_linger() is None
-    processor = spanbatch.BatchSpanProcessor(RecordingExporter())
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(RecordingExporter()))
     assert processor.lanes[0].core.linger_millis is None
     processor.shutdown()
     monkeypatch.setenv("SPANBATCH_LINGER_MS", "25")
@@ -255,11 +257,13 @@ def test_linger_is_off_by_default_and_read_from_the_environment(
 
 
 @pytest.mark.timeout(20)
-def test_pipeline_lanes_linger(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_pipeline_lanes_linger(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, shutdown_later: Later
+) -> None:
     monkeypatch.setenv("SPANBATCH_DEBUG", "1")
     exporter = RecordingExporter()
     with caplog.at_level(logging.DEBUG, logger="spanbatch"):
-        pipeline = spanbatch.Pipeline({"a": exporter}, schedule_delay_millis=LONG, linger_millis=50)
+        pipeline = shutdown_later(spanbatch.Pipeline({"a": exporter}, schedule_delay_millis=LONG, linger_millis=50))
     assert "a lane: drop_policy=oldest, block_timeout_millis=100, max_retries=0, linger_millis=50" in caplog.text
     pipeline.on_end(make_span())
     assert exporter.wait_for(1, timeout=5)
@@ -269,14 +273,17 @@ def test_pipeline_lanes_linger(monkeypatch: pytest.MonkeyPatch, caplog: pytest.L
 # --- drop policy "block" ------------------------------------------------------------------
 
 
-def blocked_processor(exporter: RecordingExporter, block_timeout_millis: float) -> spanbatch.BatchSpanProcessor:
+def blocked_processor(
+    shutdown_later: Later, exporter: HangingExporter, block_timeout_millis: float
+) -> spanbatch.BatchSpanProcessor:
     """A queue of 2 whose worker is stuck exporting 2 spans, with 2 more queued: the next waits."""
-    processor = spanbatch.BatchSpanProcessor(
-        exporter, 2, LONG, 2, drop_policy="block", block_timeout_millis=block_timeout_millis
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter, 2, LONG, 2, drop_policy="block", block_timeout_millis=block_timeout_millis
+        )
     )
     processor.on_end(make_span("first"))
     processor.on_end(make_span("second"))
-    assert isinstance(exporter, HangingExporter)
     assert exporter.entered.wait(5)
     processor.on_end(make_span("third"))
     processor.on_end(make_span("fourth"))
@@ -290,8 +297,8 @@ def end_in_thread(processor: spanbatch.BatchSpanProcessor, name: str) -> threadi
 
 
 @pytest.mark.timeout(20)
-def test_block_waits_for_room_instead_of_dropping(hanging_exporter: HangingExporter) -> None:
-    processor = blocked_processor(hanging_exporter, 30_000)
+def test_block_waits_for_room_instead_of_dropping(hanging_exporter: HangingExporter, shutdown_later: Later) -> None:
+    processor = blocked_processor(shutdown_later, hanging_exporter, 30_000)
     producer = end_in_thread(processor, "fifth")
     producer.join(0.3)
     assert producer.is_alive(), "on_end should wait for room"
@@ -307,8 +314,10 @@ def test_block_waits_for_room_instead_of_dropping(hanging_exporter: HangingExpor
 
 
 @pytest.mark.timeout(20)
-def test_block_gives_up_after_its_timeout_and_counts_queue_full(hanging_exporter: HangingExporter) -> None:
-    processor = blocked_processor(hanging_exporter, 100)
+def test_block_gives_up_after_its_timeout_and_counts_queue_full(
+    hanging_exporter: HangingExporter, shutdown_later: Later
+) -> None:
+    processor = blocked_processor(shutdown_later, hanging_exporter, 100)
     started = time.monotonic()
     processor.on_end(make_span("fifth"))
     assert 0.09 <= time.monotonic() - started < 3
@@ -320,8 +329,10 @@ def test_block_gives_up_after_its_timeout_and_counts_queue_full(hanging_exporter
 
 
 @pytest.mark.timeout(20)
-def test_shutdown_wakes_a_blocked_producer_and_counts_its_span(hanging_exporter: HangingExporter) -> None:
-    processor = blocked_processor(hanging_exporter, 30_000)
+def test_shutdown_wakes_a_blocked_producer_and_counts_its_span(
+    hanging_exporter: HangingExporter, shutdown_later: Later
+) -> None:
+    processor = blocked_processor(shutdown_later, hanging_exporter, 30_000)
     producer = end_in_thread(processor, "fifth")
     producer.join(0.2)
     assert producer.is_alive()
@@ -342,15 +353,19 @@ class SelfEndingExporter(RecordingExporter):
     processor: spanbatch.BatchSpanProcessor
 
     def export(self, spans: Sequence[ReadableSpan]) -> Any:
-        for i in range(3):
-            self.processor.on_end(make_span(f"from-export-{i}"))
+        end_spans(self.processor, 3, "from-export-", numbered=True)
         return super().export(spans)
 
 
-@pytest.mark.timeout(20)
-def test_a_span_ended_on_the_export_thread_never_blocks() -> None:
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_span_ended_on_an_export_thread_never_blocks(concurrency: int, shutdown_later: Later) -> None:
     exporter = SelfEndingExporter()
-    processor = spanbatch.BatchSpanProcessor(exporter, 1, LONG, 1, drop_policy="block", block_timeout_millis=30_000)
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter, 1, LONG, 1, drop_policy="block", block_timeout_millis=30_000, max_concurrent_exports=concurrency
+        )
+    )
     exporter.processor = processor
     processor.on_end(make_span())
     assert exporter.wait_for(1, timeout=10)
@@ -361,12 +376,12 @@ def test_a_span_ended_on_the_export_thread_never_blocks() -> None:
 
 
 def test_drop_policy_and_block_timeout_resolve_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, shutdown_later: Later
 ) -> None:
     assert (resolve_drop_policy(), resolve_block_timeout()) == ("oldest", 100)
     monkeypatch.setenv("SPANBATCH_DROP_POLICY", "Block")
     monkeypatch.setenv("SPANBATCH_BLOCK_TIMEOUT_MS", "250")
-    processor = spanbatch.BatchSpanProcessor(RecordingExporter())
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(RecordingExporter()))
     assert "drop_policy='block'" in repr(processor)
     assert processor.lanes[0].core.block_timeout_millis == 250
     processor.shutdown()
@@ -383,13 +398,15 @@ def test_drop_policy_and_block_timeout_resolve_from_the_environment(
 
 
 @pytest.mark.timeout(20)
-def test_pipeline_lanes_block(hanging_exporter: HangingExporter) -> None:
-    pipeline = spanbatch.Pipeline(
-        {"slow": hanging_exporter},
-        max_queue_size=1,
-        max_export_batch_size=1,
-        drop_policy="block",
-        block_timeout_millis=100,
+def test_pipeline_lanes_block(hanging_exporter: HangingExporter, shutdown_later: Later) -> None:
+    pipeline = shutdown_later(
+        spanbatch.Pipeline(
+            {"slow": hanging_exporter},
+            max_queue_size=1,
+            max_export_batch_size=1,
+            drop_policy="block",
+            block_timeout_millis=100,
+        )
     )
     pipeline.on_end(make_span())
     assert hanging_exporter.entered.wait(5)
@@ -405,14 +422,12 @@ def test_pipeline_lanes_block(hanging_exporter: HangingExporter) -> None:
 # --- span-start export --------------------------------------------------------------------
 
 
-def test_by_default_nothing_is_written_on_span_start(caplog: pytest.LogCaptureFixture) -> None:
+def test_by_default_nothing_is_written_on_span_start(caplog: pytest.LogCaptureFixture, shutdown_later: Later) -> None:
     exporter = RecordingExporter()
     with caplog.at_level(logging.INFO, logger="spanbatch"):
-        processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG)
+        processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
     assert "span-start export disabled — end-only ingest (SPANBATCH_EXPORT_SPAN_START)" in caplog.text
-    provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(processor)
-    span = provider.get_tracer("tests").start_span("work")
+    span = provider_with(processor).get_tracer("tests").start_span("work")
     assert processor.force_flush(5000)
     assert exporter.spans == []
     assert processor.stats().enqueued == 0
@@ -424,7 +439,7 @@ def test_by_default_nothing_is_written_on_span_start(caplog: pytest.LogCaptureFi
 
 @pytest.mark.parametrize("source", ["argument", "variable"])
 def test_span_start_export_queues_started_spans(
-    source: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    source: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, shutdown_later: Later
 ) -> None:
     exporter = RecordingExporter()
     kwargs: dict[str, Any] = {}
@@ -433,11 +448,9 @@ def test_span_start_export_queues_started_spans(
     else:
         monkeypatch.setenv("SPANBATCH_EXPORT_SPAN_START", "true")
     with caplog.at_level(logging.INFO, logger="spanbatch"):
-        processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG, **kwargs)
+        processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG, **kwargs))
     assert "span-start export enabled" in caplog.text
-    provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(processor)
-    span = provider.get_tracer("tests").start_span("work")
+    span = provider_with(processor).get_tracer("tests").start_span("work")
     assert processor.force_flush(5000)
     assert exporter.names() == ["work"]
     assert exporter.spans[0].end_time is None  # exported while still in progress
@@ -450,10 +463,10 @@ def test_span_start_export_queues_started_spans(
 
 
 def test_span_start_export_in_a_pipeline_and_bad_values(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, shutdown_later: Later
 ) -> None:
     a, b = RecordingExporter(), RecordingExporter()
-    pipeline = spanbatch.Pipeline({"a": a, "b": b}, export_span_start=True)
+    pipeline = shutdown_later(spanbatch.Pipeline({"a": a, "b": b}, export_span_start=True))
     pipeline.on_start(make_span("started"))  # type: ignore[arg-type]
     pipeline.on_start(make_span("unsampled", sampled=False))  # type: ignore[arg-type]
     assert pipeline.force_flush(5000)
@@ -491,11 +504,10 @@ class AsyncExporter(RecordingExporter):
 
 
 @pytest.mark.timeout(20)
-def test_an_async_exporter_runs_on_the_workers_private_loop() -> None:
+def test_an_async_exporter_runs_on_the_workers_private_loop(shutdown_later: Later) -> None:
     exporter = AsyncExporter(sleep=0.01)
-    processor = spanbatch.BatchSpanProcessor(exporter, 64, LONG, 2)
-    for _ in range(5):
-        processor.on_end(make_span())
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, 64, LONG, 2))
+    end_spans(processor, 5)
     assert processor.force_flush(10_000)
     assert [len(b) for b in exporter.batches] == [2, 2, 1]
     assert len(set(map(id, exporter.loops))) == 1  # one loop, reused
@@ -507,9 +519,11 @@ def test_an_async_exporter_runs_on_the_workers_private_loop() -> None:
 
 
 @pytest.mark.timeout(20)
-def test_the_export_timeout_cancels_an_async_export(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_export_timeout_cancels_an_async_export(caplog: pytest.LogCaptureFixture, shutdown_later: Later) -> None:
     exporter = AsyncExporter(sleep=30)
-    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG, export_timeout_millis=200)
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG, export_timeout_millis=200)
+    )
     processor.on_end(make_span())
     started = time.monotonic()
     with caplog.at_level(logging.ERROR, logger="spanbatch"):
@@ -523,13 +537,14 @@ def test_the_export_timeout_cancels_an_async_export(caplog: pytest.LogCaptureFix
 
 
 @pytest.mark.timeout(20)
-def test_async_exports_are_retried_and_drained_at_shutdown() -> None:
+def test_async_exports_are_retried_and_drained_at_shutdown(shutdown_later: Later) -> None:
     exporter = AsyncExporter(failures=1)
-    processor = spanbatch.BatchSpanProcessor(
-        exporter, schedule_delay_millis=LONG, max_retries=2, retry_initial_backoff_millis=1
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter, schedule_delay_millis=LONG, max_retries=2, retry_initial_backoff_millis=1
+        )
     )
-    for _ in range(3):
-        processor.on_end(make_span())
+    end_spans(processor, 3)
     assert processor.force_flush(10_000)
     processor.on_end(make_span())
     processor.shutdown(10_000)
@@ -570,13 +585,19 @@ class OverlapExporter(RecordingExporter):
 
 
 @pytest.mark.timeout(30)
-def test_exports_overlap_up_to_max_concurrent_exports() -> None:
-    exporter = OverlapExporter(delay=0.2)
-    processor = spanbatch.BatchSpanProcessor(exporter, 64, LONG, 1, max_concurrent_exports=3)
-    for i in range(6):
-        processor.on_end(make_span(f"s{i}"))
+@pytest.mark.parametrize(
+    ("settings", "delay", "most"),
+    [({}, 0.02, 1), ({"max_concurrent_exports": 3}, 0.2, 3)],
+    ids=["never-by-default", "up-to-three"],
+)
+def test_exports_overlap_up_to_max_concurrent_exports(
+    settings: dict[str, Any], delay: float, most: int, shutdown_later: Later
+) -> None:
+    exporter = OverlapExporter(delay=delay)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, 64, LONG, 1, **settings))
+    end_spans(processor, 6, "s", numbered=True)
     assert processor.force_flush(20_000)
-    assert exporter.most == 3
+    assert exporter.most == most
     assert sorted(exporter.names()) == [f"s{i}" for i in range(6)]
     stats = processor.stats()
     assert (stats.exported, stats.batches, stats.in_flight) == (6, 6, 0)
@@ -584,21 +605,10 @@ def test_exports_overlap_up_to_max_concurrent_exports() -> None:
 
 
 @pytest.mark.timeout(30)
-def test_exports_never_overlap_by_default() -> None:
-    exporter = OverlapExporter(delay=0.02)
-    processor = spanbatch.BatchSpanProcessor(exporter, 64, LONG, 1)
-    for _ in range(6):
-        processor.on_end(make_span())
-    assert processor.force_flush(20_000)
-    assert exporter.most == 1
-    processor.shutdown()
-
-
-@pytest.mark.timeout(30)
-def test_flush_waits_for_every_concurrent_export() -> None:
+def test_flush_waits_for_every_concurrent_export(shutdown_later: Later) -> None:
     exporter = OverlapExporter()
     exporter.gate.clear()
-    processor = spanbatch.BatchSpanProcessor(exporter, 64, LONG, 1, max_concurrent_exports=2)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, 64, LONG, 1, max_concurrent_exports=2))
     processor.on_end(make_span("a"))
     processor.on_end(make_span("b"))
     for _ in range(2):
@@ -613,9 +623,9 @@ def test_flush_waits_for_every_concurrent_export() -> None:
 
 
 @pytest.mark.timeout(30)
-def test_concurrent_exports_keep_the_order_within_a_batch_and_drain_at_shutdown() -> None:
+def test_concurrent_exports_keep_the_order_within_a_batch_and_drain_at_shutdown(shutdown_later: Later) -> None:
     exporter = OverlapExporter(delay=0.01)
-    processor = spanbatch.BatchSpanProcessor(exporter, 256, LONG, 4, max_concurrent_exports=3)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, 256, LONG, 4, max_concurrent_exports=3))
     for i in range(40):
         processor.on_end(make_span(f"{i:03}"))
     processor.shutdown(20_000)
@@ -623,19 +633,6 @@ def test_concurrent_exports_keep_the_order_within_a_batch_and_drain_at_shutdown(
     assert sorted(exporter.names()) == [f"{i:03}" for i in range(40)]
     stats = processor.stats()
     assert (stats.exported, stats.queued, stats.in_flight) == (40, 0, 0)
-
-
-@pytest.mark.timeout(30)
-def test_spans_ended_on_concurrent_export_threads_never_block() -> None:
-    exporter = SelfEndingExporter()
-    processor = spanbatch.BatchSpanProcessor(
-        exporter, 1, LONG, 1, drop_policy="block", block_timeout_millis=30_000, max_concurrent_exports=2
-    )
-    exporter.processor = processor
-    processor.on_end(make_span())
-    assert exporter.wait_for(1, timeout=10)
-    processor.shutdown(2000)
-    assert balanced(processor.stats())
 
 
 def test_max_concurrent_exports_resolution(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from tests.conftest import balanced, make_span
+from tests.helpers import balanced, make_span, run_in_threads
 
 OUTCOMES = st.sampled_from(["ok", "failure", "raise", "junk"])
 
 
-class ScriptedExporter:
+class CyclingExporter:
     """Plays ``outcomes`` in a loop, after ``delay`` seconds; counts the spans it accepted."""
 
     def __init__(self, outcomes: list[str], delay: float, is_async: bool) -> None:
@@ -85,7 +85,7 @@ def test_every_span_is_accounted_for_under_any_mix_of_policies(
     producers: int,
     concurrency: int,
 ) -> None:
-    exporter = ScriptedExporter(outcomes, delay, is_async)
+    exporter = CyclingExporter(outcomes, delay, is_async)
     processor = spanbatch.BatchSpanProcessor(
         exporter,  # type: ignore[arg-type]
         queue,
@@ -111,12 +111,10 @@ def test_every_span_is_accounted_for_under_any_mix_of_policies(
             elif not balanced(stats := processor.stats()):
                 unbalanced.append(stats)
 
-    threads = [threading.Thread(target=produce) for _ in range(producers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    processor.shutdown(10_000)
+    try:
+        run_in_threads([produce] * producers)
+    finally:
+        processor.shutdown(10_000)
     stats = processor.stats()
 
     assert unbalanced == []

@@ -11,33 +11,29 @@ from typing import Any, Callable
 
 import pytest
 import spanbatch
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from tests.conftest import (
-    PROCESSORS,
+from tests.helpers import (
+    LONG,
     HangingExporter,
     RaisingExporter,
     RecordingExporter,
     balanced,
+    end_spans,
     make_span,
+    provider_with,
+    run_in_threads,
 )
-from tests.reliability.reliability_helpers import run_in_threads
 
-LONG = 60_000  # a schedule delay no test waits for
-
-
-@pytest.fixture(params=sorted(PROCESSORS))
-def processor_cls(request: pytest.FixtureRequest) -> Any:
-    return PROCESSORS[request.param]
-
+Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
 # --- behaviour shared with the stock processor -------------------------------------------
 
 
-def test_unsampled_spans_are_ignored(processor_cls: Any) -> None:
+def test_unsampled_spans_are_ignored(processor_class: Any, shutdown_later: Later) -> None:
     exporter = RecordingExporter()
-    processor = processor_cls(exporter, schedule_delay_millis=LONG)
+    processor = shutdown_later(processor_class(exporter, schedule_delay_millis=LONG))
     processor.on_end(make_span("kept"))
     processor.on_end(make_span("dropped", sampled=False))
     assert processor.force_flush(5000)
@@ -46,50 +42,56 @@ def test_unsampled_spans_are_ignored(processor_cls: Any) -> None:
 
 
 @pytest.mark.timeout(20)
-def test_a_full_batch_goes_without_waiting_for_the_timer(processor_cls: Any, end_spans: Callable[..., None]) -> None:
+def test_a_full_batch_goes_without_waiting_for_the_timer(processor_class: Any, shutdown_later: Later) -> None:
     exporter = RecordingExporter()
-    processor = processor_cls(exporter, max_queue_size=64, max_export_batch_size=8, schedule_delay_millis=LONG)
-    end_spans(processor, 8)
+    processor = shutdown_later(
+        processor_class(exporter, max_queue_size=64, max_export_batch_size=8, schedule_delay_millis=LONG)
+    )
+    end_spans(provider_with(processor), 8)
     assert exporter.wait_for(8, timeout=5)
     assert [len(b) for b in exporter.batches] == [8]
     processor.shutdown()
 
 
 @pytest.mark.timeout(20)
-def test_a_partial_batch_goes_after_the_schedule_delay(processor_cls: Any, end_spans: Callable[..., None]) -> None:
+def test_a_partial_batch_goes_after_the_schedule_delay(processor_class: Any, shutdown_later: Later) -> None:
     exporter = RecordingExporter()
-    processor = processor_cls(exporter, max_queue_size=64, max_export_batch_size=32, schedule_delay_millis=100)
+    processor = shutdown_later(
+        processor_class(exporter, max_queue_size=64, max_export_batch_size=32, schedule_delay_millis=100)
+    )
     started = time.monotonic()
-    end_spans(processor, 3)
+    end_spans(provider_with(processor), 3)
     assert exporter.wait_for(3, timeout=5)
     assert time.monotonic() - started >= 0.09
     processor.shutdown()
 
 
-def test_batches_keep_end_order_and_never_exceed_the_limit(processor_cls: Any, end_spans: Callable[..., None]) -> None:
+def test_batches_keep_end_order_and_never_exceed_the_limit(processor_class: Any, shutdown_later: Later) -> None:
     exporter = RecordingExporter()
-    processor = processor_cls(exporter, max_queue_size=1000, max_export_batch_size=7, schedule_delay_millis=LONG)
-    end_spans(processor, 100)
+    processor = shutdown_later(
+        processor_class(exporter, max_queue_size=1000, max_export_batch_size=7, schedule_delay_millis=LONG)
+    )
+    end_spans(provider_with(processor), 100, "s", numbered=True)
     assert processor.force_flush(5000)
     assert exporter.names() == [f"s{i}" for i in range(100)]
     assert max(len(b) for b in exporter.batches) <= 7
     processor.shutdown()
 
 
-def test_exports_run_with_instrumentation_suppressed(processor_cls: Any, end_spans: Callable[..., None]) -> None:
+def test_exports_run_with_instrumentation_suppressed(processor_class: Any, shutdown_later: Later) -> None:
     exporter = RecordingExporter()
-    processor = processor_cls(exporter, schedule_delay_millis=LONG)
-    end_spans(processor, 3)
+    processor = shutdown_later(processor_class(exporter, schedule_delay_millis=LONG))
+    end_spans(provider_with(processor), 3)
     processor.force_flush(5000)
     assert exporter.suppressed
     assert all(exporter.suppressed)
     processor.shutdown()
 
 
-def test_shutdown_drains_and_shuts_the_exporter_down_once(processor_cls: Any, end_spans: Callable[..., None]) -> None:
+def test_shutdown_drains_and_shuts_the_exporter_down_once(processor_class: Any, shutdown_later: Later) -> None:
     exporter = RecordingExporter()
-    processor = processor_cls(exporter, schedule_delay_millis=LONG)
-    end_spans(processor, 10)
+    processor = shutdown_later(processor_class(exporter, schedule_delay_millis=LONG))
+    end_spans(provider_with(processor), 10)
     processor.shutdown()
     processor.shutdown()
     assert len(exporter.spans) == 10
@@ -97,9 +99,9 @@ def test_shutdown_drains_and_shuts_the_exporter_down_once(processor_cls: Any, en
     assert 0 <= exporter.shutdown_calls[0]["timeout_millis"] <= 30000
 
 
-def test_after_shutdown_spans_are_ignored_and_flush_fails(processor_cls: Any) -> None:
+def test_after_shutdown_spans_are_ignored_and_flush_fails(processor_class: Any, shutdown_later: Later) -> None:
     exporter = RecordingExporter()
-    processor = processor_cls(exporter, schedule_delay_millis=LONG)
+    processor = shutdown_later(processor_class(exporter, schedule_delay_millis=LONG))
     processor.shutdown()
     processor.on_end(make_span("late"))
     assert processor.force_flush(1000) is False
@@ -108,13 +110,15 @@ def test_after_shutdown_spans_are_ignored_and_flush_fails(processor_cls: Any) ->
 
 @pytest.mark.parametrize("exporter_cls", [RaisingExporter, lambda: RecordingExporter(SpanExportResult.FAILURE)])
 def test_a_failing_exporter_never_harms_the_app_or_the_worker(
-    processor_cls: Any, exporter_cls: Callable[[], RecordingExporter], end_spans: Callable[..., None]
+    processor_class: Any, exporter_cls: Callable[[], RecordingExporter], shutdown_later: Later
 ) -> None:
     exporter = exporter_cls()
-    processor = processor_cls(exporter, max_queue_size=100, max_export_batch_size=5, schedule_delay_millis=LONG)
-    end_spans(processor, 5)
+    processor = shutdown_later(
+        processor_class(exporter, max_queue_size=100, max_export_batch_size=5, schedule_delay_millis=LONG)
+    )
+    end_spans(provider_with(processor), 5)
     processor.force_flush(5000)
-    end_spans(processor, 5, prefix="again")
+    end_spans(provider_with(processor), 5, "again")
     processor.force_flush(5000)
     assert len(exporter.spans) == 10, "the worker must survive the first failure"
     processor.shutdown()
@@ -123,11 +127,10 @@ def test_a_failing_exporter_never_harms_the_app_or_the_worker(
 # --- spanbatch only: accounting, deadlines, fork, metrics ----------------------------------
 
 
-def test_stats_account_for_every_span() -> None:
+def test_stats_account_for_every_span(shutdown_later: Later) -> None:
     exporter = RecordingExporter()
-    processor = spanbatch.BatchSpanProcessor(exporter, 8, LONG, 4)
-    for i in range(20):
-        processor.on_end(make_span(f"s{i}"))
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, 8, LONG, 4))
+    end_spans(processor, 20, "s", numbered=True)
     stats = processor.stats()
     assert balanced(stats)
     assert stats.enqueued == 20
@@ -142,8 +145,8 @@ def test_stats_account_for_every_span() -> None:
     processor.shutdown()
 
 
-def test_stats_count_spans_after_shutdown_and_are_immutable() -> None:
-    processor = spanbatch.BatchSpanProcessor(RecordingExporter())
+def test_stats_count_spans_after_shutdown_and_are_immutable(shutdown_later: Later) -> None:
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(RecordingExporter()))
     processor.shutdown()
     processor.on_end(make_span())
     stats = processor.stats()
@@ -159,10 +162,11 @@ def test_stats_count_spans_after_shutdown_and_are_immutable() -> None:
     ("result", "reason"),
     [(SpanExportResult.FAILURE, "export_failed"), (None, "export_failed"), ("junk", "export_failed")],
 )
-def test_failed_exports_are_counted(result: object, reason: str, caplog: pytest.LogCaptureFixture) -> None:
-    processor = spanbatch.BatchSpanProcessor(RecordingExporter(result), schedule_delay_millis=LONG)
-    for _ in range(3):
-        processor.on_end(make_span())
+def test_failed_exports_are_counted(
+    result: object, reason: str, caplog: pytest.LogCaptureFixture, shutdown_later: Later
+) -> None:
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(RecordingExporter(result), schedule_delay_millis=LONG))
+    end_spans(processor, 3)
     with caplog.at_level(logging.WARNING, logger="spanbatch"):
         assert processor.force_flush(5000)
     stats = processor.stats()
@@ -173,8 +177,8 @@ def test_failed_exports_are_counted(result: object, reason: str, caplog: pytest.
     processor.shutdown()
 
 
-def test_an_exporter_that_raises_is_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:
-    processor = spanbatch.BatchSpanProcessor(RaisingExporter(), schedule_delay_millis=LONG)
+def test_an_exporter_that_raises_is_logged_and_counted(caplog: pytest.LogCaptureFixture, shutdown_later: Later) -> None:
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(RaisingExporter(), schedule_delay_millis=LONG))
     processor.on_end(make_span())
     with caplog.at_level(logging.ERROR, logger="spanbatch"):
         assert processor.force_flush(5000)
@@ -184,8 +188,10 @@ def test_an_exporter_that_raises_is_logged_and_counted(caplog: pytest.LogCapture
 
 
 @pytest.mark.timeout(20)
-def test_force_flush_keeps_its_deadline_when_the_exporter_hangs(hanging_exporter: HangingExporter) -> None:
-    processor = spanbatch.BatchSpanProcessor(hanging_exporter, schedule_delay_millis=LONG)
+def test_force_flush_keeps_its_deadline_when_the_exporter_hangs(
+    hanging_exporter: HangingExporter, shutdown_later: Later
+) -> None:
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(hanging_exporter, schedule_delay_millis=LONG))
     processor.on_end(make_span())
     started = time.monotonic()
     assert processor.force_flush(200) is False
@@ -198,12 +204,11 @@ def test_force_flush_keeps_its_deadline_when_the_exporter_hangs(hanging_exporter
 
 
 @pytest.mark.timeout(20)
-def test_shutdown_keeps_its_deadline_when_export_and_exporter_shutdown_hang() -> None:
+def test_shutdown_keeps_its_deadline_when_export_and_exporter_shutdown_hang(shutdown_later: Later) -> None:
     exporter = HangingExporter(hang_shutdown=True)
     try:
-        processor = spanbatch.BatchSpanProcessor(exporter, 100, LONG, 10, export_timeout_millis=300)
-        for _ in range(25):
-            processor.on_end(make_span())
+        processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, 100, LONG, 10, export_timeout_millis=300))
+        end_spans(processor, 25)
         assert exporter.entered.wait(5)
         started = time.monotonic()
         processor.shutdown()
@@ -218,18 +223,19 @@ def test_shutdown_keeps_its_deadline_when_export_and_exporter_shutdown_hang() ->
 
 
 @pytest.mark.timeout(20)
-def test_force_flush_waits_for_everything_enqueued_before_it() -> None:
+def test_force_flush_waits_for_everything_enqueued_before_it(shutdown_later: Later) -> None:
     exporter = RecordingExporter(delay=0.02)
-    processor = spanbatch.BatchSpanProcessor(exporter, 10_000, LONG, 16)
-    for i in range(200):
-        processor.on_end(make_span(f"s{i}"))
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, 10_000, LONG, 16))
+    end_spans(processor, 200, "s", numbered=True)
     assert processor.force_flush(10_000)
     assert len(exporter.spans) == 200
     processor.shutdown()
 
 
-def test_default_force_flush_timeout_is_the_export_timeout(hanging_exporter: HangingExporter) -> None:
-    processor = spanbatch.BatchSpanProcessor(hanging_exporter, export_timeout_millis=150)
+def test_default_force_flush_timeout_is_the_export_timeout(
+    hanging_exporter: HangingExporter, shutdown_later: Later
+) -> None:
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(hanging_exporter, export_timeout_millis=150))
     processor.on_end(make_span())
     started = time.monotonic()
     assert processor.force_flush() is False
@@ -239,9 +245,9 @@ def test_default_force_flush_timeout_is_the_export_timeout(hanging_exporter: Han
 
 
 @pytest.mark.timeout(60)
-def test_eight_threads_keep_the_accounting_exact() -> None:
+def test_eight_threads_keep_the_accounting_exact(shutdown_later: Later) -> None:
     exporter = RecordingExporter(delay=0.001)
-    processor = spanbatch.BatchSpanProcessor(exporter, 256, 5, 64)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, 256, 5, 64))
     per_thread, threads = 5_000, 8
     unbalanced: list[spanbatch.SpanStats] = []
     stop = threading.Event()
@@ -274,15 +280,13 @@ def test_eight_threads_keep_the_accounting_exact() -> None:
 
 @pytest.mark.timeout(20)
 def test_drop_warnings_are_aggregated_not_one_per_span(
-    hanging_exporter: HangingExporter, caplog: pytest.LogCaptureFixture
+    hanging_exporter: HangingExporter, caplog: pytest.LogCaptureFixture, shutdown_later: Later
 ) -> None:
-    processor = spanbatch.BatchSpanProcessor(hanging_exporter, 10, LONG, 10, export_timeout_millis=200)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(hanging_exporter, 10, LONG, 10, export_timeout_millis=200))
     with caplog.at_level(logging.WARNING, logger="spanbatch"):
-        for _ in range(10):
-            processor.on_end(make_span())
+        end_spans(processor, 10)
         assert hanging_exporter.entered.wait(5)
-        for _ in range(500):
-            processor.on_end(make_span())
+        end_spans(processor, 500)
         processor.shutdown()
     lines = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage() and "—" in r.getMessage()]
     assert len(lines) == 2, lines
@@ -290,10 +294,10 @@ def test_drop_warnings_are_aggregated_not_one_per_span(
     assert "shut down — dropped 10 spans in the last" in lines[1]
 
 
-def test_the_processor_is_collectable_after_shutdown(end_spans: Callable[..., None]) -> None:
+def test_the_processor_is_collectable_after_shutdown(shutdown_later: Later) -> None:
     exporter = RecordingExporter()
-    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG)
-    end_spans(processor, 5)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
+    end_spans(provider_with(processor), 5)
     processor.shutdown()
     refs = [weakref.ref(processor), weakref.ref(exporter)]
     del processor, exporter
@@ -302,8 +306,8 @@ def test_the_processor_is_collectable_after_shutdown(end_spans: Callable[..., No
 
 
 @pytest.mark.timeout(20)
-def test_a_forgotten_processor_stops_its_worker() -> None:
-    processor = spanbatch.BatchSpanProcessor(RecordingExporter())
+def test_a_forgotten_processor_stops_its_worker(shutdown_later: Later) -> None:
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(RecordingExporter()))
     worker = processor.lanes[0].worker
     assert worker is not None
     assert worker.is_alive()
@@ -313,7 +317,7 @@ def test_a_forgotten_processor_stops_its_worker() -> None:
     assert not worker.is_alive()
 
 
-def test_spans_without_the_sdk_internals_use_the_public_context() -> None:
+def test_spans_without_the_sdk_internals_use_the_public_context(shutdown_later: Later) -> None:
     class Foreign(ReadableSpan):
         def __init__(self, span: ReadableSpan) -> None:
             self._wrapped = span
@@ -327,7 +331,7 @@ def test_spans_without_the_sdk_internals_use_the_public_context() -> None:
             return self._wrapped.name
 
     exporter = RecordingExporter()
-    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
     processor.on_end(Foreign(make_span("foreign")))
     processor.on_end(Foreign(make_span("unsampled", sampled=False)))
     processor.on_end(Foreign(ReadableSpan("no-context")))
@@ -336,11 +340,10 @@ def test_spans_without_the_sdk_internals_use_the_public_context() -> None:
     processor.shutdown()
 
 
-def test_newest_drop_policy_keeps_the_queue_and_refuses_new_spans() -> None:
+def test_newest_drop_policy_keeps_the_queue_and_refuses_new_spans(shutdown_later: Later) -> None:
     exporter = RecordingExporter()
-    processor = spanbatch.BatchSpanProcessor(exporter, 4, LONG, 4, drop_policy="newest")
-    for i in range(10):
-        processor.on_end(make_span(f"s{i}"))
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, 4, LONG, 4, drop_policy="newest"))
+    end_spans(processor, 10, "s", numbered=True)
     assert processor.force_flush(5000)
     stats = processor.stats()
     assert exporter.names()[:4] == ["s0", "s1", "s2", "s3"]
@@ -353,8 +356,8 @@ def test_unknown_drop_policy_is_rejected() -> None:
         spanbatch.BatchSpanProcessor(RecordingExporter(), drop_policy="random")  # type: ignore[arg-type]
 
 
-def test_repr_shows_settings_and_counters() -> None:
-    processor = spanbatch.BatchSpanProcessor(RecordingExporter(), 16, 100, 8, 1000)
+def test_repr_shows_settings_and_counters(shutdown_later: Later) -> None:
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(RecordingExporter(), 16, 100, 8, 1000))
     text = repr(processor)
     assert "max_queue_size=16" in text
     assert "enqueued=0" in text
@@ -362,10 +365,9 @@ def test_repr_shows_settings_and_counters() -> None:
     processor.shutdown()
 
 
-def test_a_real_tracer_provider_flushes_and_shuts_down_through_it() -> None:
+def test_a_real_tracer_provider_flushes_and_shuts_down_through_it(shutdown_later: Later) -> None:
     exporter = RecordingExporter()
-    provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
+    provider = provider_with(shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG)))
     tracer = provider.get_tracer("t")
     with tracer.start_as_current_span("parent"), tracer.start_as_current_span("child"):
         pass

@@ -12,21 +12,27 @@ import logging
 import threading
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import spanbatch
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import ReadableSpan
 from spanbatch._core import BatchCore, SpanEncoder, SpanRequest
 from spanbatch._export import READ_AHEAD_SPANS
 
-from tests.conftest import balanced, make_span
-from tests.otlp_spans import corpus, stock_bytes
-from tests.reliability.reliability_helpers import run_in_threads, wait_until
+from tests.helpers import (
+    LONG,
+    EncodingExporter,
+    balanced,
+    end_spans,
+    make_span,
+    provider_with,
+    run_in_threads,
+    wait_until,
+)
+from tests.helpers.otlp_spans import corpus, stock_bytes
 
-LONG = 60_000  # a schedule delay no test waits for
+Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
 
 def sampled_corpus() -> list[ReadableSpan]:
@@ -48,29 +54,6 @@ class RequestTaker(threading.Thread):
 
     def run(self) -> None:
         self.requests = self.core.next_requests(self.encoder, self.max_batches, self.read_ahead)
-
-
-class EncodingExporter(SpanExporter):
-    """Its class declares a ``span_encoder``, so spanbatch hands it SpanRequests; records what it got."""
-
-    def __init__(self) -> None:
-        self.encoder = SpanEncoder()
-        self.offered: object = self.encoder  # what ``span_encoder`` returns
-        self.batches: list[Any] = []
-        self.bodies: list[bytes] = []
-
-    @property
-    def span_encoder(self) -> object:
-        return self.offered
-
-    def export(self, spans: Any) -> SpanExportResult:
-        self.batches.append(spans)
-        self.bodies.append(spans.to_bytes() if isinstance(spans, SpanRequest) else self.encoder.encode(spans))
-        return SpanExportResult.SUCCESS
-
-    @property
-    def exported(self) -> int:
-        return sum(len(batch) for batch in self.batches)
 
 
 @pytest.mark.timeout(20)
@@ -120,8 +103,7 @@ def test_a_batch_read_in_chunks_is_the_stock_request() -> None:
 @pytest.mark.timeout(20)
 def test_a_full_batch_is_read_at_once_and_more_full_ones_join_it() -> None:
     core = BatchCore(100, LONG, 10)
-    for i in range(25):
-        core.on_end(make_span(span_id=i + 1))
+    end_spans(core, 25)
     requests = core.next_requests(SpanEncoder(), 8, 4)
     assert requests is not None
     assert [len(request) for request in requests] == [10, 10]
@@ -133,14 +115,13 @@ def test_a_full_batch_is_read_at_once_and_more_full_ones_join_it() -> None:
 
 
 @pytest.mark.timeout(20)
-def test_shutdown_exports_spans_read_ahead_exactly_once() -> None:
+def test_shutdown_exports_spans_read_ahead_exactly_once(shutdown_later: Later) -> None:
     exporter = EncodingExporter()
-    processor = spanbatch.BatchSpanProcessor(exporter, max_export_batch_size=512, schedule_delay_millis=LONG)
-    provider = TracerProvider(resource=Resource({"service.name": "read-ahead"}), shutdown_on_exit=False)
-    provider.add_span_processor(processor)
-    tracer = provider.get_tracer("t")
-    for i in range(3 * READ_AHEAD_SPANS + 5):
-        tracer.start_span(f"s{i}").end()
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(exporter, max_export_batch_size=512, schedule_delay_millis=LONG)
+    )
+    provider = provider_with(processor, service="read-ahead")
+    end_spans(provider, 3 * READ_AHEAD_SPANS + 5, "s", numbered=True)
     core = processor.lanes[0].core
     assert wait_until(lambda: core.queue_len() < READ_AHEAD_SPANS)
     assert exporter.batches == []  # read ahead, not sent: the batch is neither full nor due
@@ -152,21 +133,22 @@ def test_shutdown_exports_spans_read_ahead_exactly_once() -> None:
 
 
 @pytest.mark.timeout(20)
-def test_an_exporter_without_a_span_encoder_gets_spans() -> None:
+def test_an_exporter_without_a_span_encoder_gets_spans(shutdown_later: Later) -> None:
     exporter = EncodingExporter()
     exporter.offered = None
-    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG)
-    for i in range(40):
-        processor.on_end(make_span(span_id=i + 1))
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
+    end_spans(processor, 40)
     assert processor.force_flush(5000)
     assert [type(batch) for batch in exporter.batches] == [list]
     assert exporter.exported == 40
 
 
 @pytest.mark.timeout(20)
-def test_values_left_out_while_reading_ahead_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_values_left_out_while_reading_ahead_are_logged(
+    caplog: pytest.LogCaptureFixture, shutdown_later: Later
+) -> None:
     exporter = EncodingExporter()
-    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
     bad = make_span(span_id=7)
     bad._attributes = {"fine": 1, "bad": object()}  # type: ignore[assignment]
     unreadable = make_span(span_id=9)
@@ -184,11 +166,10 @@ def test_values_left_out_while_reading_ahead_are_logged(caplog: pytest.LogCaptur
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("threads", [1, 4])
-def test_read_ahead_under_load_delivers_every_span_once(threads: int) -> None:
+def test_read_ahead_under_load_delivers_every_span_once(threads: int, shutdown_later: Later) -> None:
     exporter = EncodingExporter()
-    processor = spanbatch.BatchSpanProcessor(exporter, max_queue_size=100_000)
-    provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(processor)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, max_queue_size=100_000))
+    provider = provider_with(processor)
     tracer = provider.get_tracer("t")
 
     def produce(index: int) -> None:

@@ -13,7 +13,8 @@ import spanbatch
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
 
-from tests.benchmarks.conftest import FLUSH_MILLIS, CountingExporter
+from tests.benchmarks.contenders import FLUSH_MILLIS
+from tests.helpers import CountingExporter
 
 SPANS_PER_ROUND = 4000
 ROUNDS = 10
@@ -48,18 +49,20 @@ def test_backends(benchmark: Any, name: str, backends: int) -> None:
         for _ in spans:
             tracer.start_span("work").end()
 
-    benchmark.pedantic(produce, rounds=ROUNDS, iterations=1, warmup_rounds=1)
-    provider.force_flush(FLUSH_MILLIS)
-    produced = (ROUNDS + 1) * SPANS_PER_ROUND
-    exported = {backend: exporter.count for backend, exporter in exporters.items()}
-    benchmark.extra_info.update(
-        spans_per_call=SPANS_PER_ROUND,
-        produced=produced * backends,
-        exported=sum(exported.values()),
-        dropped=produced * backends - sum(exported.values()),
-        exported_by_backend=exported,
-    )
-    reasons = dropped_by_backend()
-    if reasons:
-        benchmark.extra_info["dropped_by_backend"] = reasons
-    provider.shutdown()
+    try:
+        benchmark.pedantic(produce, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+        provider.force_flush(FLUSH_MILLIS)
+        produced = (ROUNDS + 1) * SPANS_PER_ROUND
+        exported = {backend: exporter.count for backend, exporter in exporters.items()}
+        benchmark.extra_info.update(
+            spans_per_call=SPANS_PER_ROUND,
+            produced=produced * backends,
+            exported=sum(exported.values()),
+            dropped=produced * backends - sum(exported.values()),
+            exported_by_backend=exported,
+        )
+        reasons = dropped_by_backend()
+        if reasons:
+            benchmark.extra_info["dropped_by_backend"] = reasons
+    finally:
+        provider.shutdown()

@@ -22,7 +22,7 @@ from spanbatch import BatchSpanProcessor
 from spanbatch.demo._contenders import best_exporter
 from spanbatch.testing import OTLPReceiver
 
-from tests.benchmarks.conftest import CONTENDERS, FLUSH_MILLIS, fastotel_processor_class
+from tests.benchmarks.contenders import CONTENDERS, FLUSH_MILLIS, fastotel_processor_class
 
 ROUNDS = 3
 

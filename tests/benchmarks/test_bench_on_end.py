@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.benchmarks.conftest import CONTENDERS, ON_END_SPANS_PER_ROUND, bench_on_end, counting_contender
+from tests.benchmarks.contenders import CONTENDERS, ON_END_SPANS_PER_ROUND, bench_on_end, counting_contender
 
 SETTINGS = {
     "default settings": {},

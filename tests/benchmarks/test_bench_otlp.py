@@ -30,7 +30,7 @@ from spanbatch import BatchSpanProcessor
 from spanbatch._core import SpanEncoder
 from spanbatch.exporter import OTLPSpanExporter
 
-from tests.otlp_spans import realistic_batch
+from tests.helpers.otlp_spans import realistic_batch
 
 BATCH = 512
 END_TO_END_SPANS = 20_000

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.benchmarks.conftest import ON_END_SPANS_PER_ROUND, bench_on_end, counting_contender
+from tests.benchmarks.contenders import ON_END_SPANS_PER_ROUND, bench_on_end, counting_contender
 
 IDLE_WORKER = {"max_queue_size": 1 << 18, "max_export_batch_size": 1 << 18, "schedule_delay_millis": 60_000}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {

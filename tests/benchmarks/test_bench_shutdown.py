@@ -8,7 +8,6 @@ wait is the point.
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
@@ -18,18 +17,16 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
 from spanbatch import BatchSpanProcessor
 
-from tests.benchmarks.conftest import CONTENDERS, fastotel_processor_class
+from tests.benchmarks.contenders import CONTENDERS, fastotel_processor_class
+from tests.helpers.net import free_port
 
 SPANS = 1000
 DEADLINE_MILLIS = 2000
 
 
 def dead_endpoint() -> str:
-    """A loopback port that refuses connections: bound to find a free one, then closed."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1/traces"
+    """A loopback port that refuses connections."""
+    return f"http://127.0.0.1:{free_port()}/v1/traces"
 
 
 def make_processor(name: str, endpoint: str, **exporter_args: Any) -> SpanProcessor:
@@ -76,6 +73,7 @@ BACKENDS = 4
 EXPORTER_TIMEOUT_SECONDS = 2
 
 
+# A deliberate twin of test_shutdown_with_dead_backend: spanbatch sets its back ends up as one pipeline here.
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("name", CONTENDERS)
 def test_shutdown_with_dead_backends(benchmark: Any, name: str) -> None:

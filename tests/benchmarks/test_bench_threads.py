@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from tests.benchmarks.conftest import CONTENDERS, counting_contender, record_delivery
+from tests.benchmarks.contenders import CONTENDERS, counting_contender, record_delivery
 
 SPANS_PER_ROUND = 4000
 ROUNDS = 20

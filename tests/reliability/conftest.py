@@ -1,13 +1,8 @@
-"""Fixtures and the slow-test gate for the reliability suite (helpers live in reliability_helpers)."""
+"""The reliability suite: what belongs here is written in tests/README.md. Its one hook gates the slow soaks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from spanbatch.testing import OTLPReceiver
-
-PROTOCOLS = ("http", "grpc")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -18,9 +13,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
-
-
-@pytest.fixture(params=PROTOCOLS)
-def receiver(request: pytest.FixtureRequest) -> Iterator[OTLPReceiver]:
-    with OTLPReceiver(request.param) as rx:
-        yield rx

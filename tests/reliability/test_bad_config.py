@@ -7,9 +7,10 @@ import logging
 import time
 
 import pytest
-from reliability_helpers import ScriptedExporter, end_spans, provider_with
 from spanbatch import BatchSpanProcessor, _config
 from spanbatch._config import LARGEST_QUEUE_SIZE
+
+from tests.helpers import ScriptedExporter, end_spans, provider_with
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -59,18 +60,21 @@ def build_and_use(caplog: pytest.LogCaptureFixture) -> BatchSpanProcessor | None
     if message is not None:
         assert message in STOCK_MESSAGES
         return None
-    settings = processor.settings
-    assert 0 < settings.max_export_batch_size <= settings.max_queue_size <= LARGEST_QUEUE_SIZE
-    assert settings.schedule_delay_millis > 0
-    assert settings.export_timeout_millis > 0
-    provider = provider_with(processor)
-    end_spans(provider, 3)
-    assert processor.force_flush(5_000)
-    started = time.monotonic()
-    provider.shutdown()
-    assert time.monotonic() - started < 2.0
+    try:
+        settings = processor.settings
+        assert 0 < settings.max_export_batch_size <= settings.max_queue_size <= LARGEST_QUEUE_SIZE
+        assert settings.schedule_delay_millis > 0
+        assert settings.export_timeout_millis > 0
+        provider = provider_with(processor)
+        end_spans(provider, 3)
+        assert processor.force_flush(5_000)
+        started = time.monotonic()
+        provider.shutdown()
+        assert time.monotonic() - started < 2.0
+    finally:
+        processor.shutdown()
     assert processor.stats().exported == 3
-    assert len(exporter.exported) == 3
+    assert len(exporter.spans) == 3
     return processor
 
 

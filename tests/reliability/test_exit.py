@@ -11,6 +11,8 @@ import time
 import pytest
 from spanbatch.testing import OTLPReceiver
 
+from tests.helpers import ReportedStats, balanced
+
 pytestmark = pytest.mark.timeout(90)
 
 # Every child builds the same pipeline: a stock OTLP exporter behind spanbatch, on a provider that
@@ -57,11 +59,8 @@ class ChildResult:
         self.returncode = completed.returncode
         self.stderr = completed.stderr
         report = json.loads(completed.stdout.strip().splitlines()[-1])
-        self.enqueued, self.exported, self.queued, self.in_flight, self.dropped = report["stats"]
+        self.stats = ReportedStats(*report["stats"])
         self.exit_seconds = exited_at - report["exit_started"]
-
-    def assert_accounted(self) -> None:
-        assert self.enqueued == self.exported + self.queued + self.in_flight + sum(self.dropped.values())
 
     def assert_no_crash(self) -> None:
         assert "Traceback" not in self.stderr, self.stderr
@@ -92,8 +91,8 @@ def test_normal_exit_delivers_everything_queued(receiver: OTLPReceiver) -> None:
     assert receiver.wait_for_spans(5000)
     received = receiver.stats()
     assert received.spans == received.unique_spans == 5000
-    assert child.exported == 5000
-    assert child.dropped == {"queue_full": 0, "shutdown": 0, "export_failed": 0, "fork": 0, "unencodable": 0}
+    assert child.stats.exported == 5000
+    assert child.stats.dropped == {"queue_full": 0, "shutdown": 0, "export_failed": 0, "fork": 0, "unencodable": 0}
 
 
 @pytest.mark.parametrize("fault", ["down", "hang"])
@@ -112,9 +111,9 @@ def test_exit_with_unreachable_backend_keeps_the_deadline(receiver: OTLPReceiver
     child.assert_no_crash()
     assert child.returncode == 0
     assert 1.4 <= child.exit_seconds < 4.0, child.exit_seconds  # 1.5 s deadline + interpreter teardown
-    assert child.exported == 0
-    assert child.in_flight + child.dropped["shutdown"] + child.dropped["export_failed"] == 1000
-    child.assert_accounted()
+    assert child.stats.exported == 0
+    assert child.stats.in_flight + child.stats.dropped["shutdown"] + child.stats.dropped["export_failed"] == 1000
+    assert balanced(child.stats)
     receiver.set_behaviour("ok")
 
 
@@ -145,7 +144,7 @@ def test_sys_exit_from_another_thread(receiver: OTLPReceiver) -> None:
     names = receiver.span_names()
     assert names["quitter"] == 300
     assert names["busy"] > 0
-    assert receiver.stats().spans == child.enqueued == child.exported
+    assert receiver.stats().spans == child.stats.enqueued == child.stats.exported
     assert receiver.stats().duplicates == 0
 
 
@@ -166,9 +165,9 @@ def test_daemon_thread_ending_spans_during_shutdown_does_not_crash(receiver: OTL
     )
     child.assert_no_crash()
     assert child.returncode == 0
-    assert child.exported > 0
+    assert child.stats.exported > 0
     # Whatever the daemon ended after shutdown began is dropped and counted, never exported.
-    child.assert_accounted()
-    assert receiver.wait_for_spans(child.exported)
+    assert balanced(child.stats)
+    assert receiver.wait_for_spans(child.stats.exported)
     received = receiver.stats()
-    assert received.spans == received.unique_spans == child.exported
+    assert received.spans == received.unique_spans == child.stats.exported

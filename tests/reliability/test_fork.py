@@ -2,35 +2,32 @@
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
-import select
-import signal
 import time
-from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
-from reliability_helpers import ScriptedExporter, assert_accounted, end_spans, provider_with
 from spanbatch import BatchSpanProcessor, SpanStats
 from spanbatch.testing import OTLPReceiver
 
-from tests.conftest import libc_fork
+from tests.helpers import (
+    ScriptedExporter,
+    balanced,
+    collect_child,
+    end_spans,
+    libc_fork,
+    provider_with,
+    start_child,
+)
+from tests.helpers.fork import CHILD_TIMEOUT
 
 pytestmark = [
     pytest.mark.timeout(90),
     pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
 ]
-
+Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 # gRPC channels do not survive fork (grpcio's own limitation), so forks export over OTLP/HTTP.
-_CHILD_TIMEOUT = 30.0
-
-
-@pytest.fixture
-def http_receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver("http") as rx:
-        yield rx
 
 
 def stats_dict(stats: SpanStats) -> dict[str, Any]:
@@ -43,51 +40,9 @@ def stats_dict(stats: SpanStats) -> dict[str, Any]:
     }
 
 
-def start_child(body: Callable[[], dict[str, Any]], fork: Callable[[], int] = os.fork) -> tuple[int, int]:
-    """Runs ``body`` in a forked child; returns (pid, fd of the pipe its JSON result comes back on)."""
-    read_end, write_end = os.pipe()
-    pid = fork()
-    if pid == 0:  # the child: never return into pytest
-        code = 0
-        try:
-            os.close(read_end)
-            payload = json.dumps(body())
-        except BaseException as error:
-            payload, code = json.dumps({"error": repr(error)}), 1
-        try:
-            os.write(write_end, payload.encode())
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    return pid, read_end
-
-
-def collect_child(pid: int, read_end: int, timeout: float = _CHILD_TIMEOUT) -> dict[str, Any]:
-    """The child's result; kills it and fails if it takes longer than ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    chunks: list[bytes] = []
-    try:
-        while True:
-            ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                os.kill(pid, signal.SIGKILL)
-                pytest.fail(f"forked child {pid} did not finish within {timeout:g} s")
-            chunk = os.read(read_end, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(read_end)
-    _, status = os.waitpid(pid, 0)
-    result: dict[str, Any] = json.loads(b"".join(chunks) or b'{"error": "no result"}')
-    assert "error" not in result, result
-    assert os.waitstatus_to_exitcode(status) == 0
-    return result
-
-
-def queued_parent(rx: OTLPReceiver, spans: int = 100) -> tuple[BatchSpanProcessor, Any]:
+def queued_parent(shutdown_later: Later, rx: OTLPReceiver, spans: int = 100) -> tuple[BatchSpanProcessor, Any]:
     """A processor holding ``spans`` queued spans named ``parent-before`` (long delay, below a batch)."""
-    processor = BatchSpanProcessor(rx.span_exporter(timeout=5), schedule_delay_millis=60_000)
+    processor = shutdown_later(BatchSpanProcessor(rx.span_exporter(timeout=5), schedule_delay_millis=60_000))
     provider = provider_with(processor)
     end_spans(provider, spans, name="parent-before")
     assert processor.stats().queued == spans
@@ -111,7 +66,7 @@ def finish_parent(processor: BatchSpanProcessor, provider: Any, rx: OTLPReceiver
     assert rx.wait_for_spans(expected_spans)
     assert rx.stats().duplicates == 0
     assert stats.enqueued == stats.exported == 120
-    assert_accounted(stats)
+    assert balanced(stats)
     return stats
 
 
@@ -122,8 +77,8 @@ def assert_child_clean(result: dict[str, Any], spans: int) -> None:
     assert sum(stats["dropped"].values()) == 0
 
 
-def test_os_fork(http_receiver: OTLPReceiver) -> None:
-    processor, provider = queued_parent(http_receiver)
+def test_os_fork(http_receiver: OTLPReceiver, shutdown_later: Later) -> None:
+    processor, provider = queued_parent(shutdown_later, http_receiver)
     result = collect_child(*start_child(child_exports(processor, provider, "child", 50)))
     finish_parent(processor, provider, http_receiver, 170)
 
@@ -131,16 +86,16 @@ def test_os_fork(http_receiver: OTLPReceiver) -> None:
     assert http_receiver.span_names() == {"parent-before": 100, "child": 50, "parent-after": 20}
 
 
-def test_multiprocessing_fork_start_method(http_receiver: OTLPReceiver) -> None:
-    processor, provider = queued_parent(http_receiver)
+def test_multiprocessing_fork_start_method(http_receiver: OTLPReceiver, shutdown_later: Later) -> None:
+    processor, provider = queued_parent(shutdown_later, http_receiver)
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
     body = child_exports(processor, provider, "mp-child", 50)
     child = context.Process(target=lambda: send.send(body()))
     child.start()
-    assert receive.poll(_CHILD_TIMEOUT)
+    assert receive.poll(CHILD_TIMEOUT)
     result = receive.recv()
-    child.join(_CHILD_TIMEOUT)
+    child.join(CHILD_TIMEOUT)
     finish_parent(processor, provider, http_receiver, 170)
 
     assert child.exitcode == 0
@@ -148,9 +103,9 @@ def test_multiprocessing_fork_start_method(http_receiver: OTLPReceiver) -> None:
     assert http_receiver.span_names() == {"parent-before": 100, "mp-child": 50, "parent-after": 20}
 
 
-def test_pre_fork_server(http_receiver: OTLPReceiver) -> None:
+def test_pre_fork_server(http_receiver: OTLPReceiver, shutdown_later: Later) -> None:
     workers = 4
-    processor, provider = queued_parent(http_receiver)
+    processor, provider = queued_parent(shutdown_later, http_receiver)
     children = [start_child(child_exports(processor, provider, f"worker-{i}", 200)) for i in range(workers)]
     results = [collect_child(pid, fd) for pid, fd in children]
     finish_parent(processor, provider, http_receiver, 120 + 200 * workers)
@@ -161,10 +116,10 @@ def test_pre_fork_server(http_receiver: OTLPReceiver) -> None:
     assert http_receiver.span_names() == expected
 
 
-def test_child_starts_workers_while_the_parents_were_parked() -> None:
+def test_child_starts_workers_while_the_parents_were_parked(shutdown_later: Later) -> None:
     # Regression: with parking_lot's condition variables the parked parent workers stayed in its
     # process-wide table; the child's new threads reused their stacks and the child segfaulted.
-    parents = [BatchSpanProcessor(ScriptedExporter()) for _ in range(4)]
+    parents = [shutdown_later(BatchSpanProcessor(ScriptedExporter())) for _ in range(4)]
     time.sleep(0.2)  # every parent worker is now parked, waiting for spans
 
     def body() -> dict[str, Any]:
@@ -178,8 +133,8 @@ def test_child_starts_workers_while_the_parents_were_parked() -> None:
     assert results == [{"flushed": [True] * 20}] * 5
 
 
-def test_fork_bypassing_python_hooks_with_empty_queue(http_receiver: OTLPReceiver) -> None:
-    processor = BatchSpanProcessor(http_receiver.span_exporter(timeout=5), schedule_delay_millis=60_000)
+def test_fork_bypassing_python_hooks_with_empty_queue(http_receiver: OTLPReceiver, shutdown_later: Later) -> None:
+    processor = shutdown_later(BatchSpanProcessor(http_receiver.span_exporter(timeout=5), schedule_delay_millis=60_000))
     provider = provider_with(processor)
     result = collect_child(*start_child(child_exports(processor, provider, "child", 50), fork=libc_fork))
     end_spans(provider, 20, name="parent-after")
@@ -194,8 +149,9 @@ def test_fork_bypassing_python_hooks_with_empty_queue(http_receiver: OTLPReceive
 
 def test_fork_bypassing_python_hooks_with_queued_spans_counts_what_it_cannot_attribute(
     http_receiver: OTLPReceiver,
+    shutdown_later: Later,
 ) -> None:
-    processor, provider = queued_parent(http_receiver)
+    processor, provider = queued_parent(shutdown_later, http_receiver)
 
     def body() -> dict[str, Any]:
         end_spans(provider, 50, name="child")  # lands in the inherited queue: the fork is not noticed yet
@@ -221,8 +177,10 @@ def test_fork_bypassing_python_hooks_with_queued_spans_counts_what_it_cannot_att
     "(an idle queue's first span, a wake-up, every 1024th span, a flush); spans it ended before that sit "
     "in the parent's queue among the parent's and are counted as dropped ('fork'), not exported",
 )
-def test_fork_bypassing_python_hooks_with_queued_spans_exports_the_childs_spans(http_receiver: OTLPReceiver) -> None:
-    processor, provider = queued_parent(http_receiver)
+def test_fork_bypassing_python_hooks_with_queued_spans_exports_the_childs_spans(
+    http_receiver: OTLPReceiver, shutdown_later: Later
+) -> None:
+    processor, provider = queued_parent(shutdown_later, http_receiver)
     result = collect_child(*start_child(child_exports(processor, provider, "child", 50), fork=libc_fork))
     finish_parent(processor, provider, http_receiver, 120)
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import gc
 import time
 import weakref
-from collections.abc import Sequence
+from typing import Any, Callable
 
 import psutil
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from reliability_helpers import assert_accounted, provider_with
 from spanbatch import BatchSpanProcessor
+
+from tests.helpers import CountingExporter, balanced, provider_with
+
+Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
 SPANS = 1_000_000
 WARM_UP = 50_000
@@ -21,22 +22,19 @@ SAMPLE_EVERY = 25_000
 BOUND_MB = 32.0
 
 
-class SlowExporter(SpanExporter):
+def slow_exporter() -> CountingExporter:
     """Takes 10 ms per batch (about 50k spans/s at 512 a batch), slower than spans are made."""
-
-    def __init__(self) -> None:
-        self.exported = 0
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        time.sleep(0.01)
-        self.exported += len(spans)
-        return SpanExportResult.SUCCESS
+    return CountingExporter(delay=0.01)
 
 
 @pytest.mark.timeout(300)
-def test_million_spans_stay_bounded_and_are_freed(record_property: pytest.RecordProperty) -> None:
-    exporter = SlowExporter()
-    processor = BatchSpanProcessor(exporter, max_queue_size=2048, max_export_batch_size=512, schedule_delay_millis=50)
+def test_million_spans_stay_bounded_and_are_freed(
+    record_property: pytest.RecordProperty, shutdown_later: Later
+) -> None:
+    exporter = slow_exporter()
+    processor = shutdown_later(
+        BatchSpanProcessor(exporter, max_queue_size=2048, max_export_batch_size=512, schedule_delay_millis=50)
+    )
     provider = provider_with(processor)
     tracer = provider.get_tracer("memory")
     me = psutil.Process()
@@ -67,10 +65,10 @@ def test_million_spans_stay_bounded_and_are_freed(record_property: pytest.Record
     assert growth_mb < BOUND_MB
     assert stats.enqueued == WARM_UP + SPANS
     assert stats.dropped["queue_full"] > 0  # the exporter really was the bottleneck
-    assert_accounted(stats)
-    assert final.exported == exporter.exported
+    assert balanced(stats)
+    assert final.exported == exporter.count
     assert final.queued == final.in_flight == 0
-    assert_accounted(final)
+    assert balanced(final)
 
     refs = [weakref.ref(processor), weakref.ref(exporter), weakref.ref(provider), *span_refs]
     del processor, exporter, provider, tracer
@@ -79,9 +77,9 @@ def test_million_spans_stay_bounded_and_are_freed(record_property: pytest.Record
 
 
 @pytest.mark.timeout(60)
-def test_processor_dropped_without_shutdown_is_freed_and_its_worker_ends() -> None:
-    exporter = SlowExporter()
-    processor = BatchSpanProcessor(exporter, schedule_delay_millis=10)
+def test_processor_dropped_without_shutdown_is_freed_and_its_worker_ends(shutdown_later: Later) -> None:
+    exporter = slow_exporter()
+    processor = shutdown_later(BatchSpanProcessor(exporter, schedule_delay_millis=10))
     provider = provider_with(processor)
     for _ in range(1000):
         provider.get_tracer("memory").start_span("orphan").end()

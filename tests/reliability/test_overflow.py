@@ -3,29 +3,36 @@
 from __future__ import annotations
 
 import threading
+from typing import Any, Callable
 
 import pytest
-from reliability_helpers import ScriptedExporter, assert_accounted, end_spans, provider_with, wait_until
 from spanbatch import BatchSpanProcessor
 
+from tests.helpers import ScriptedExporter, balanced, end_spans, provider_with, run_in_threads, wait_until
+
 pytestmark = pytest.mark.timeout(60)
+Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
 
-def blocked_processor(drop_policy: str = "oldest") -> tuple[BatchSpanProcessor, ScriptedExporter]:
+def blocked_processor(
+    shutdown_later: Later, drop_policy: str = "oldest"
+) -> tuple[BatchSpanProcessor, ScriptedExporter]:
     """A processor whose worker holds one batch of 10 in a blocked export, with room for 100 more."""
     exporter = ScriptedExporter("block")
-    processor = BatchSpanProcessor(
-        exporter,
-        max_queue_size=100,
-        max_export_batch_size=10,
-        drop_policy=drop_policy,  # type: ignore[arg-type]
+    processor = shutdown_later(
+        BatchSpanProcessor(
+            exporter,
+            max_queue_size=100,
+            max_export_batch_size=10,
+            drop_policy=drop_policy,  # type: ignore[arg-type]
+        )
     )
     return processor, exporter
 
 
 @pytest.mark.parametrize(("policy", "kept"), [("oldest", range(900, 1000)), ("newest", range(100))])
-def test_burst_drops_exactly_the_overflow(policy: str, kept: range) -> None:
-    processor, exporter = blocked_processor(policy)
+def test_burst_drops_exactly_the_overflow(policy: str, kept: range, shutdown_later: Later) -> None:
+    processor, exporter = blocked_processor(shutdown_later, policy)
     provider = provider_with(processor)
     tracer = provider.get_tracer("burst")
     end_spans(provider, 10, name="in-flight")
@@ -34,7 +41,7 @@ def test_burst_drops_exactly_the_overflow(policy: str, kept: range) -> None:
     for index in range(1000):
         tracer.start_span(str(index)).end()
     during = processor.stats()
-    exporter.gate.set()
+    exporter.release.set()
     assert processor.force_flush(10_000)
     after = processor.stats()
     provider.shutdown()
@@ -42,16 +49,16 @@ def test_burst_drops_exactly_the_overflow(policy: str, kept: range) -> None:
     assert during.queued == 100
     assert during.in_flight == 10
     assert dict(during.dropped) == {"queue_full": 900, "shutdown": 0, "export_failed": 0, "fork": 0, "unencodable": 0}
-    assert_accounted(during)
+    assert balanced(during)
     assert after.exported == 110
     assert after.dropped_total == 900
-    assert_accounted(after)
+    assert balanced(after)
     assert exporter.names() == ["in-flight"] * 10 + [str(i) for i in kept]
 
 
 @pytest.mark.timeout(120)
-def test_burst_from_many_threads_keeps_the_books_exact() -> None:
-    processor, exporter = blocked_processor()
+def test_burst_from_many_threads_keeps_the_books_exact(shutdown_later: Later) -> None:
+    processor, exporter = blocked_processor(shutdown_later)
     provider = provider_with(processor)
     end_spans(provider, 10)
     assert wait_until(lambda: processor.stats().in_flight == 10)
@@ -64,16 +71,12 @@ def test_burst_from_many_threads_keeps_the_books_exact() -> None:
         for _ in range(per_thread // 500):
             end_spans(provider, 500)
             stats = processor.stats()
-            if stats.enqueued != stats.exported + stats.queued + stats.in_flight + stats.dropped_total:
+            if not balanced(stats):
                 invariant_broken.append(stats)
 
-    workers = [threading.Thread(target=burst) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(60)
+    run_in_threads([burst] * threads, timeout=60)
     during = processor.stats()
-    exporter.gate.set()
+    exporter.release.set()
     assert processor.force_flush(10_000)
     after = processor.stats()
     provider.shutdown()
@@ -84,5 +87,5 @@ def test_burst_from_many_threads_keeps_the_books_exact() -> None:
     assert during.queued == 100
     assert during.dropped["queue_full"] == total - 110
     assert after.exported == 110
-    assert len(exporter.exported) == 110
-    assert_accounted(after)
+    assert len(exporter.spans) == 110
+    assert balanced(after)

@@ -10,14 +10,16 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from typing import Any, Callable
 
 import pytest
 import spanbatch
-from opentelemetry.sdk.trace import TracerProvider
-from reliability_helpers import end_spans
 from spanbatch.testing import OTLPReceiver
 
+from tests.helpers import end_spans, provider_with
+
 pytestmark = pytest.mark.timeout(120)
+Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
 
 @pytest.fixture
@@ -26,12 +28,14 @@ def receivers() -> Iterator[tuple[OTLPReceiver, OTLPReceiver]]:
         yield http, grpc
 
 
-def test_http_and_grpc_backends_each_receive_every_span(receivers: tuple[OTLPReceiver, OTLPReceiver]) -> None:
+def test_http_and_grpc_backends_each_receive_every_span(
+    receivers: tuple[OTLPReceiver, OTLPReceiver], shutdown_later: Later
+) -> None:
     http, grpc = receivers
-    provider = TracerProvider(shutdown_on_exit=False)
+    provider = provider_with()
     # Queues sized for the burst: this is about fan-out, not about overflow.
     exporters = {"http": http.span_exporter(), "grpc": grpc.span_exporter()}
-    pipeline = spanbatch.install(provider, exporters, max_queue_size=4096)
+    pipeline = shutdown_later(spanbatch.install(provider, exporters, max_queue_size=4096))
     ids = end_spans(provider, 3000)
     with pipeline.session():
         pass
@@ -41,15 +45,15 @@ def test_http_and_grpc_backends_each_receive_every_span(receivers: tuple[OTLPRec
 
 
 def test_a_hanging_backend_does_not_slow_the_others(
-    receivers: tuple[OTLPReceiver, OTLPReceiver], monkeypatch: pytest.MonkeyPatch
+    receivers: tuple[OTLPReceiver, OTLPReceiver], monkeypatch: pytest.MonkeyPatch, shutdown_later: Later
 ) -> None:
     http, grpc = receivers
     grpc.set_behaviour("hang")
     monkeypatch.setenv("SPANBATCH_HANGING_MAX_QUEUE_SIZE", "500")
     monkeypatch.setenv("SPANBATCH_HANGING_MAX_EXPORT_BATCH_SIZE", "100")
-    provider = TracerProvider(shutdown_on_exit=False)
+    provider = provider_with()
     exporters = {"healthy": http.span_exporter(), "hanging": grpc.span_exporter(timeout=30)}
-    pipeline = spanbatch.install(provider, exporters, max_queue_size=None)
+    pipeline = shutdown_later(spanbatch.install(provider, exporters, max_queue_size=None))
     ids = end_spans(provider, 2000)  # fits the healthy lane's 2048
     started = time.monotonic()
     assert pipeline.end_session(1000) == {"healthy": True, "hanging": False}

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import time
+from typing import Any, Callable
 
 import pytest
 from opentelemetry.sdk.version import __version__ as _sdk_version
-from reliability_helpers import assert_accounted, end_spans, flush_then_shut_down_while_stuck, provider_with, wait_until
 from spanbatch import BatchSpanProcessor
 from spanbatch.testing import OTLPReceiver
 
+from tests.helpers import balanced, end_spans, provider_with, wait_until
+from tests.helpers.scenarios import flush_then_shut_down_while_stuck
+
 pytestmark = pytest.mark.timeout(90)
+Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
 
-def test_receiver_down_from_the_start(receiver: OTLPReceiver) -> None:
+def test_receiver_down_from_the_start(receiver: OTLPReceiver, shutdown_later: Later) -> None:
     receiver.set_behaviour("down")
-    processor = BatchSpanProcessor(receiver.span_exporter(timeout=1), export_timeout_millis=3_000)
+    processor = shutdown_later(BatchSpanProcessor(receiver.span_exporter(timeout=1), export_timeout_millis=3_000))
     provider = provider_with(processor)
     end_spans(provider, 100)
 
@@ -36,13 +40,13 @@ def test_receiver_down_from_the_start(receiver: OTLPReceiver) -> None:
     assert stats.exported == 0
     # The 20 late spans are drained at shutdown and fail like the rest, well within the deadline.
     assert dict(stats.dropped) == {"queue_full": 0, "shutdown": 0, "export_failed": 120, "fork": 0, "unencodable": 0}
-    assert_accounted(stats)
+    assert balanced(stats)
     receiver.set_behaviour("ok")
     assert receiver.stats().requests == 0
 
 
-def test_receiver_goes_down_and_comes_back(receiver: OTLPReceiver) -> None:
-    processor = BatchSpanProcessor(receiver.span_exporter(timeout=3), schedule_delay_millis=50)
+def test_receiver_goes_down_and_comes_back(receiver: OTLPReceiver, shutdown_later: Later) -> None:
+    processor = shutdown_later(BatchSpanProcessor(receiver.span_exporter(timeout=3), schedule_delay_millis=50))
     provider = provider_with(processor)
 
     end_spans(provider, 200, name="before")
@@ -62,18 +66,20 @@ def test_receiver_goes_down_and_comes_back(receiver: OTLPReceiver) -> None:
     assert receiver.stats().duplicates == 0
     assert stats.exported == 600
     assert dict(stats.dropped) == {"queue_full": 0, "shutdown": 0, "export_failed": 300, "fork": 0, "unencodable": 0}
-    assert_accounted(stats)
+    assert balanced(stats)
 
 
 sdk_version = tuple(int(part) for part in _sdk_version.split(".")[:2])
 
 
 @pytest.mark.parametrize("status", [503, 429])
-def test_transient_rejection_is_retried_once_per_rejection(receiver: OTLPReceiver, status: int) -> None:
+def test_transient_rejection_is_retried_once_per_rejection(
+    receiver: OTLPReceiver, status: int, shutdown_later: Later
+) -> None:
     if receiver.protocol == "http" and status == 429 and sdk_version < (1, 45):
         pytest.skip("the stock HTTP exporter retries 429 from 1.45 on (1.41 retries only 408 and 5xx)")
     receiver.set_behaviour("status", status=status, retry_after=0.2, times=2)
-    processor = BatchSpanProcessor(receiver.span_exporter(timeout=10))
+    processor = shutdown_later(BatchSpanProcessor(receiver.span_exporter(timeout=10)))
     provider = provider_with(processor)
     ids = end_spans(provider, 150)
 
@@ -97,9 +103,9 @@ def test_transient_rejection_is_retried_once_per_rejection(receiver: OTLPReceive
     assert stats.dropped_total == 0
 
 
-def test_permanent_503_is_counted_as_export_failed(receiver: OTLPReceiver) -> None:
+def test_permanent_503_is_counted_as_export_failed(receiver: OTLPReceiver, shutdown_later: Later) -> None:
     receiver.set_behaviour("status", status=503, retry_after=0.3)
-    processor = BatchSpanProcessor(receiver.span_exporter(timeout=1), export_timeout_millis=2_000)
+    processor = shutdown_later(BatchSpanProcessor(receiver.span_exporter(timeout=1), export_timeout_millis=2_000))
     provider = provider_with(processor)
     end_spans(provider, 80)
 
@@ -114,13 +120,13 @@ def test_permanent_503_is_counted_as_export_failed(receiver: OTLPReceiver) -> No
     assert receiver.stats().spans == 0
     assert stats.exported == 0
     assert stats.dropped["export_failed"] == 80
-    assert_accounted(stats)
+    assert balanced(stats)
 
 
-def test_receiver_that_never_answers(receiver: OTLPReceiver) -> None:
+def test_receiver_that_never_answers(receiver: OTLPReceiver, shutdown_later: Later) -> None:
     receiver.set_behaviour("hang")
     # The exporter's own timeout (3 s) is longer than the processor's deadline (1 s).
-    processor = BatchSpanProcessor(receiver.span_exporter(timeout=3), export_timeout_millis=1_000)
+    processor = shutdown_later(BatchSpanProcessor(receiver.span_exporter(timeout=3), export_timeout_millis=1_000))
     provider = provider_with(processor)
     end_spans(provider, 100, name="hung")
     assert receiver.wait_for_requests(1)
@@ -137,7 +143,7 @@ def test_receiver_that_never_answers(receiver: OTLPReceiver) -> None:
     # (gRPC on CPython 3.13 closes the channel fast enough): either way it is accounted for.
     assert at_shutdown.in_flight + at_shutdown.dropped["export_failed"] == 100
     assert at_shutdown.dropped["shutdown"] == 40
-    assert_accounted(at_shutdown)
+    assert balanced(at_shutdown)
     assert final.exported == 0
     assert dict(final.dropped) == {"queue_full": 0, "shutdown": 40, "export_failed": 100, "fork": 0, "unencodable": 0}
     assert receiver.stats().spans == 0

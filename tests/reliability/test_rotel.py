@@ -5,16 +5,19 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
-from reliability_helpers import end_spans, provider_with
 from spanbatch import BatchSpanProcessor
 from spanbatch.testing import OTLPReceiver
 
+from tests.helpers import end_spans, provider_with, wait_until
+from tests.helpers.net import free_port
+
 pytestmark = pytest.mark.timeout(120)
+Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
 
 def rotel_agent() -> Path:
@@ -28,22 +31,12 @@ def rotel_agent() -> Path:
     return agent
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_for_port(port: int, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+    except OSError:
+        return False
+    return True
 
 
 @pytest.fixture
@@ -64,8 +57,8 @@ def rotel_to_receiver() -> Iterator[tuple[OTLPReceiver, int, int]]:
         ]  # fmt: skip
         collector = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            assert wait_for_port(grpc_port), "rotel did not open its gRPC port"
-            assert wait_for_port(http_port), "rotel did not open its HTTP port"
+            assert wait_until(lambda: accepts(grpc_port), timeout=15), "rotel did not open its gRPC port"
+            assert wait_until(lambda: accepts(http_port), timeout=15), "rotel did not open its HTTP port"
             yield rx, grpc_port, http_port
         finally:
             collector.terminate()
@@ -77,7 +70,9 @@ def rotel_to_receiver() -> Iterator[tuple[OTLPReceiver, int, int]]:
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
-def test_spans_pass_through_rotel_exactly_once(rotel_to_receiver: tuple[OTLPReceiver, int, int], protocol: str) -> None:
+def test_spans_pass_through_rotel_exactly_once(
+    rotel_to_receiver: tuple[OTLPReceiver, int, int], protocol: str, shutdown_later: Later
+) -> None:
     rx, grpc_port, http_port = rotel_to_receiver
     if protocol == "http":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HTTPExporter  # noqa: PLC0415
@@ -87,7 +82,9 @@ def test_spans_pass_through_rotel_exactly_once(rotel_to_receiver: tuple[OTLPRece
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GRPCExporter  # noqa: PLC0415
 
         exporter = GRPCExporter(endpoint=f"127.0.0.1:{grpc_port}", insecure=True, timeout=10)
-    processor = BatchSpanProcessor(exporter, max_queue_size=8192)  # room for every span: no drops expected
+    processor = shutdown_later(
+        BatchSpanProcessor(exporter, max_queue_size=8192)
+    )  # room for every span: no drops expected
     provider = provider_with(processor)
     ids = end_spans(provider, 5_000, name="via-rotel")
     assert processor.force_flush(20_000)

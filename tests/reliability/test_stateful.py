@@ -3,8 +3,8 @@ against a simple model; the accounting invariant is checked after every step."""
 
 from __future__ import annotations
 
+import functools
 import os
-import threading
 import time
 from collections.abc import Sequence
 
@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from reliability_helpers import end_spans, provider_with
 from spanbatch import BatchSpanProcessor, SpanStats
+
+from tests.helpers import balanced, end_spans, provider_with, run_in_threads
 
 MODES = ("ok", "fail", "raise", "slow")
 
@@ -57,12 +58,7 @@ class ProcessorMachine(RuleBasedStateMachine):
 
     @rule(threads=st.integers(1, 4), per_thread=st.integers(0, 120))
     def end_from_threads(self, threads: int, per_thread: int) -> None:
-        workers = [threading.Thread(target=end_spans, args=(self.provider, per_thread)) for _ in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(30)
-            assert not worker.is_alive()
+        run_in_threads([functools.partial(end_spans, self.provider, per_thread)] * threads, timeout=30)
         self.ended += threads * per_thread
 
     @rule(mode=st.sampled_from(MODES))
@@ -102,7 +98,7 @@ class ProcessorMachine(RuleBasedStateMachine):
     @invariant()
     def books_balance(self) -> None:
         stats = self.processor.stats()
-        assert stats.enqueued == stats.exported + stats.queued + stats.in_flight + stats.dropped_total, stats
+        assert balanced(stats)
         assert stats.enqueued == self.ended
         assert_never_decreases(self.last, stats)
         if not self.is_shutdown:

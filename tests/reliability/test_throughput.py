@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import threading
+from typing import Any, Callable
 
 import pytest
-from reliability_helpers import assert_accounted, end_spans, provider_with
 from spanbatch import BatchSpanProcessor
 from spanbatch.testing import OTLPReceiver
+
+from tests.helpers import balanced, end_spans, provider_with, run_in_threads
+
+Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
 THREADS = 8
 
 
-def run_threads(receiver: OTLPReceiver, total: int) -> None:
+def run_threads(shutdown_later: Later, receiver: OTLPReceiver, total: int) -> None:
     # The queue holds every span, so any loss or duplicate is a bug, not back-pressure.
-    processor = BatchSpanProcessor(receiver.span_exporter(timeout=30), max_queue_size=total, schedule_delay_millis=200)
-    provider = provider_with(processor)
+    processor = shutdown_later(
+        BatchSpanProcessor(receiver.span_exporter(timeout=30), max_queue_size=total, schedule_delay_millis=200)
+    )
+    provider = provider_with(processor, service="reliability")
     per_thread = total // THREADS
     ids: list[set[bytes]] = [set() for _ in range(THREADS)]
     start = threading.Barrier(THREADS)
@@ -24,12 +31,7 @@ def run_threads(receiver: OTLPReceiver, total: int) -> None:
         start.wait(10)
         ids[index] = end_spans(provider, per_thread, name=f"thread-{index}")
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-        assert not thread.is_alive()
+    run_in_threads([functools.partial(work, i) for i in range(THREADS)], timeout=120)
 
     assert processor.force_flush(60_000)
     stats = processor.stats()
@@ -41,7 +43,7 @@ def run_threads(receiver: OTLPReceiver, total: int) -> None:
     assert stats.exported == total
     assert stats.dropped_total == 0
     assert stats.queued == stats.in_flight == 0
-    assert_accounted(stats)
+    assert balanced(stats)
     assert received.spans == total
     assert received.unique_spans == total
     assert received.duplicates == 0
@@ -51,12 +53,14 @@ def run_threads(receiver: OTLPReceiver, total: int) -> None:
 
 
 @pytest.mark.timeout(180)
-def test_hundred_thousand_spans_from_eight_threads_arrive_exactly_once(receiver: OTLPReceiver) -> None:
-    run_threads(receiver, 100_000)
+def test_hundred_thousand_spans_from_eight_threads_arrive_exactly_once(
+    receiver: OTLPReceiver, shutdown_later: Later
+) -> None:
+    run_threads(shutdown_later, receiver, 100_000)
 
 
 @pytest.mark.timeout(120)
-def test_a_tight_loop_at_default_settings_loses_nothing_through_spanbatchs_exporter() -> None:
+def test_a_tight_loop_at_default_settings_loses_nothing_through_spanbatchs_exporter(shutdown_later: Later) -> None:
     # The stock processor + exporter drop most of these spans (the benchmarks show how many):
     # encoding in Rust and sending without the GIL, several batches per call, keep up. The loop
     # never lets go of the GIL by itself, so the worker gets it from ``on_end`` (a handoff), not
@@ -68,7 +72,7 @@ def test_a_tight_loop_at_default_settings_loses_nothing_through_spanbatchs_expor
     with OTLPReceiver("http") as receiver:
         exporter = OTLPSpanExporter(endpoint=receiver.endpoint)
         assert exporter.sends_natively
-        processor = BatchSpanProcessor(exporter)
+        processor = shutdown_later(BatchSpanProcessor(exporter))
         provider = provider_with(processor)
         tracer = provider.get_tracer("reliability")
         ids = set()
@@ -99,6 +103,6 @@ def test_a_tight_loop_at_default_settings_loses_nothing_through_spanbatchs_expor
         provider.shutdown()
 
     assert stats.exported == stats.enqueued == total
-    assert_accounted(stats)
+    assert balanced(stats)
     assert (received.spans, received.unique_spans, received.duplicates) == (total, total, 0)
     assert received_ids == ids

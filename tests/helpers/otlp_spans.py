@@ -45,7 +45,8 @@ EVERY_TYPE = {
 
 def recorder(resource: Resource, limits: SpanLimits | None = None) -> tuple[TracerProvider, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=resource, span_limits=limits)
+    # shutdown_on_exit=False: the caller shuts it down once it has the spans, not an atexit hook.
+    provider = TracerProvider(resource=resource, span_limits=limits, shutdown_on_exit=False)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider, exporter
 
@@ -93,6 +94,7 @@ def corpus() -> list[ReadableSpan]:
         for kind in (SpanKind.INTERNAL, SpanKind.PRODUCER):
             plain.start_span("", kind=kind).end()
         spans.extend(exporter.get_finished_spans())
+        provider.shutdown()
     spans.append(ReadableSpan(name="hand-made", context=SpanContext(9, 10, False), resource=bare, attributes={"x": 1}))
     spans.append(
         ReadableSpan(
