@@ -22,6 +22,9 @@ from spanbatch._stats import SpanStats
 from spanbatch.exporter._encoding import Batch, counting_skips
 
 logger = logging.getLogger("spanbatch")
+# The stock processor's logger and message for an exporter that raises: users' log filters keep working.
+stock_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
+_STOCK_EXPORT_EXCEPTION = "Exception while exporting %s."
 
 # (exporter type, result type) pairs already reported for not returning a SpanExportResult.
 _odd_results: set[tuple[type, type]] = set()
@@ -86,7 +89,7 @@ def export_batch(exporter: SpanExporter, batch: Batch, loop: PrivateLoop, timeou
         logger.error("Export of %d spans timed out after %.0f ms.", len(batch), timeout_millis)
         return False
     except BaseException:  # an exporter must not take the worker down with it
-        logger.exception("Exception while exporting a batch of %d spans.", len(batch))
+        stock_logger.exception(_STOCK_EXPORT_EXCEPTION, "Span")
         return False
     return succeeded(exporter, result)
 
@@ -117,7 +120,7 @@ def first_attempts(
     try:
         results = exporter.export_many(batches)  # type: ignore[attr-defined]
     except BaseException:  # as in export_batch: the worker outlives its exporter's bugs
-        logger.exception("Exception while exporting %d batches.", len(batches))
+        stock_logger.exception(_STOCK_EXPORT_EXCEPTION, "Span")
         return [False] * len(batches)
     if not isinstance(results, Sequence) or len(results) != len(batches):
         logger.error(
