@@ -26,6 +26,7 @@ except ImportError as error:  # the stock exporter before 1.45 has another shape
         "spanbatch.exporter.OTLPSpanExporter needs opentelemetry-exporter-otlp-proto-http>=1.45.2 "
         "(Python >= 3.10): pip install 'spanbatch[otlp-http]'"
     ) from error
+from opentelemetry.exporter.http.transport._base import BaseHTTPTransport
 from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
 from opentelemetry.exporter.otlp.common._exporter_metrics import NoOpExporterMetrics
 from opentelemetry.metrics import MeterProvider
@@ -43,7 +44,8 @@ from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport,
 if TYPE_CHECKING:
     import requests
 
-logger = logging.getLogger("spanbatch.exporter")
+# The stock exporter's logger: the lines below are its lines, for the same events.
+logger = logging.getLogger(_stock.__name__)
 
 _CREDENTIAL_PROVIDERS = (
     _OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,
@@ -83,6 +85,7 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         *,
         max_request_size: int | None = None,
         meter_provider: MeterProvider | None = None,
+        _transport: BaseHTTPTransport | None = None,
     ) -> None:
         super().__init__(
             endpoint,
@@ -95,6 +98,8 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
             session,
             max_request_size=max_request_size,
             meter_provider=meter_provider,
+            # Only when given: the stock overloads take it only without certificate arguments.
+            **({} if _transport is None else {"_transport": _transport}),
         )
         self._encoder = SpanEncoder()
         # Same object, same settings; only ``_compress`` changes (see _RustCompressingClient).
