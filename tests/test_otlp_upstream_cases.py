@@ -241,3 +241,39 @@ def test_shutdown_interrupts_the_retry_backoff(http_receiver: HttpReceiver, clea
     thread.join(10)
     assert not thread.is_alive()
     assert time.monotonic() - started < 5  # the backoff alone is about 1 s, then 2 s, 4 s...
+
+
+@dataclass
+class ParentOnly:
+    """What the stock encoder reads of a span's parent: its span id and whether it is remote; nothing else."""
+
+    span_id: int
+    is_remote: bool
+
+
+@dataclass
+class LinkedOnly:
+    """What the stock encoder reads of a link's context: no trace state, no trace flags."""
+
+    trace_id: int
+    span_id: int
+    is_remote: bool
+
+
+def test_the_encoder_reads_a_parent_and_a_link_as_the_stock_one_does() -> None:
+    # The stock gRPC exporter's tests give spans Mock parents with only span_id set.
+    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415
+    from opentelemetry.sdk.trace import ReadableSpan  # noqa: PLC0415
+    from opentelemetry.trace import Link, SpanContext  # noqa: PLC0415
+    from spanbatch._core import SpanEncoder  # noqa: PLC0415
+
+    span = ReadableSpan(
+        "child",
+        context=SpanContext(7, 8, is_remote=False),
+        parent=ParentOnly(12345, True),  # type: ignore[arg-type]
+        links=[Link(LinkedOnly(1, 2, False))],  # type: ignore[arg-type]
+        resource=Resource({}),
+    )
+    encoder = SpanEncoder()
+    assert encoder.encode([span]) == stock_bytes([span])
+    assert encoder.skipped_spans == 0
