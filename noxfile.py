@@ -8,6 +8,7 @@ import random
 import re
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import nox
@@ -16,7 +17,7 @@ ROOT = Path(__file__).parent
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 WHEELS = ROOT / "target" / "nox-wheels"
 
-nox.options.sessions = ["rust", "lint", "types", "build", "tests"]
+nox.options.sessions = ["rust", "lint", "types", "build", "tests", "upstream"]
 # Absent interpreters are skipped with a message, on CI too: the machine decides what is there.
 nox.options.error_on_missing_interpreters = False
 
@@ -98,6 +99,84 @@ def build(session: nox.Session) -> None:
     (sdist,) = dist.glob("spanbatch-*.tar.gz")
     session.install("--force-reinstall", str(sdist))
     session.run("python", "-c", "import spanbatch, spanbatch._core; print('sdist build imports', spanbatch.__name__)")
+
+
+# OpenTelemetry's own tests, run against spanbatch's classes by tests/upstream/spanbatch_upstream.py.
+# Fetched from PyPI (the sdists ship their tests), never vendored.
+UPSTREAM_VERSION = "1.45.2"
+UPSTREAM_DIR = ROOT / "target" / "upstream"
+UPSTREAM_LOG_CASES = [
+    # test_batch_processor.py runs each case for the log processor too. spanbatch has no
+    # BatchLogRecordProcessor yet, so those cases would test the stock one: left out by id.
+    f"tests/shared_internal/test_batch_processor.py::TestBatchProcessor::{case}[BatchLogRecordProcessor-telemetry0]"
+    for case in (
+        "test_telemetry_exported_once_batch_size_reached",
+        "test_telemetry_exported_once_schedule_delay_reached",
+        "test_telemetry_flushed_before_shutdown_and_dropped_after_shutdown",
+        "test_force_flush_flushes_telemetry",
+        "test_batch_telemetry_record_processor_fork",
+        "test_record_processor_is_garbage_collected",
+        "test_garbage_collected_processor_does_not_crash_on_fork",
+        "test_shutdown_allows_1_export_to_finish",
+    )
+]
+UPSTREAM_SUITES = {
+    "opentelemetry-sdk": (
+        ["tests/trace/export/test_export.py", "tests/shared_internal/test_batch_processor.py"],
+        UPSTREAM_LOG_CASES,
+    ),
+    "opentelemetry-exporter-otlp-proto-http": (
+        ["tests/test_proto_span_exporter.py"],
+        # Patches the stock encoder (encode_spans), which spanbatch's Rust encoder does not call (README).
+        ["tests/test_proto_span_exporter.py::TestOTLPSpanExporter::test_export_encoding_failure"],
+    ),
+    "opentelemetry-exporter-otlp-proto-grpc": (
+        ["tests/test_otlp_trace_exporter.py", "tests/test_otlp_exporter_mixin.py"],
+        [],
+    ),
+}
+
+
+def _upstream_sources(session: nox.Session, project: str) -> Path:
+    """The unpacked sdist of ``project`` at UPSTREAM_VERSION, downloaded with pip once."""
+    unpacked = UPSTREAM_DIR / f"{project.replace('-', '_')}-{UPSTREAM_VERSION}"
+    if not (unpacked / "tests").is_dir():
+        downloads = UPSTREAM_DIR / "downloads"
+        session.run(
+            "python", "-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps",
+            "--dest", str(downloads), f"{project}=={UPSTREAM_VERSION}",
+        )  # fmt: skip
+        (archive,) = downloads.glob(f"{project.replace('-', '_')}-{UPSTREAM_VERSION}.tar.gz")
+        with tarfile.open(archive) as sdist:
+            # The "data" filter refuses links and paths that leave the folder (Python >= 3.9.17).
+            sdist.extractall(UPSTREAM_DIR, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+    return unpacked
+
+
+@nox.session(python="3.11")
+def upstream(session: nox.Session) -> None:
+    """opentelemetry-sdk's and the OTLP exporters' own tests, against spanbatch's processor and exporters."""
+    _install(session)
+    session.install(
+        *(f"{project}=={UPSTREAM_VERSION}" for project in UPSTREAM_SUITES),
+        # What the upstream tests import beyond the packages under test.
+        "opentelemetry-test-utils==0.66b2",
+        "mocket==3.15.0",
+    )
+    failed = []
+    for project, (files, deselected) in UPSTREAM_SUITES.items():
+        sources = _upstream_sources(session, project)
+        with session.chdir(sources):
+            try:
+                session.run(
+                    "python", "-m", "pytest", "-p", "spanbatch_upstream", "-p", "no:cacheprovider",
+                    "--timeout=30", "-q", *(f"--deselect={test}" for test in deselected), *files, *session.posargs,
+                    env={"PYTHONPATH": str(ROOT / "tests" / "upstream")},
+                )  # fmt: skip
+            except nox.command.CommandFailed:
+                failed.append(project)
+    if failed:
+        session.error(f"upstream tests failed: {', '.join(failed)}")
 
 
 @nox.session(python=False)

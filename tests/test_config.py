@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
+import sys
 from typing import Any, Callable
 
 import pytest
@@ -12,7 +14,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor as Stock
 from spanbatch import _config
 
-from tests.helpers import RecordingExporter
+from tests.helpers import RecordingExporter, make_span
 
 VARIABLES = [
     "OTEL_BSP_MAX_QUEUE_SIZE",
@@ -81,7 +83,7 @@ def test_precedence_is_argument_then_spanbatch_then_otel(monkeypatch: pytest.Mon
     assert settings_of(max_queue_size=300, max_export_batch_size=30).max_queue_size == 300
 
 
-@pytest.mark.parametrize("value", ["abc", "1.5", "-5", "0", "99999999999999", "0x10", "nan"])
+@pytest.mark.parametrize("value", ["abc", "1.5", "-5", "0", "99999999999999999999", "0x10", "nan"])
 def test_bad_variable_warns_once_naming_it_and_falls_back(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, value: str
 ) -> None:
@@ -153,17 +155,118 @@ def test_bad_arguments_raise_the_stock_value_error(kwargs: dict[str, int]) -> No
     ("kwargs", "error"),
     [
         ({"max_queue_size": "10"}, TypeError),
-        ({"max_export_batch_size": 1.5}, TypeError),
+        ({"max_queue_size": 1000.5}, TypeError),
+        ({"max_queue_size": math.nan}, TypeError),
+        ({"max_export_batch_size": "10"}, TypeError),
         ({"schedule_delay_millis": "soon"}, TypeError),
-        ({"schedule_delay_millis": float("nan")}, ValueError),
-        ({"export_timeout_millis": 0}, ValueError),
-        ({"max_queue_size": _config.LARGEST_QUEUE_SIZE + 1}, ValueError),
+        ({"max_queue_size": sys.maxsize + 1}, OverflowError),
     ],
     ids=str,
 )
-def test_wrong_argument_types_and_sizes_get_clear_errors(kwargs: dict[str, object], error: type) -> None:
+def test_arguments_the_stock_constructor_refuses_raise_the_same_error_type(
+    kwargs: dict[str, object], error: type
+) -> None:
+    with pytest.raises(error):
+        Stock(RecordingExporter(), **kwargs)
     with pytest.raises(error, match=next(iter(kwargs))):
         spanbatch.BatchSpanProcessor(RecordingExporter(), **kwargs)  # type: ignore[arg-type]
+
+
+# Values the stock constructor takes without complaint (several it then ignores, or its worker trips on).
+STOCK_ACCEPTS = [
+    {"export_timeout_millis": 0},
+    {"export_timeout_millis": -1},
+    {"export_timeout_millis": math.nan},
+    {"export_timeout_millis": "30s"},
+    {"schedule_delay_millis": math.nan},
+    {"schedule_delay_millis": math.inf},
+    {"schedule_delay_millis": 0.5},
+    {"schedule_delay_millis": True},
+    {"schedule_delay_millis": 10**30},
+    {"max_queue_size": 4_194_305},
+    {"max_queue_size": True, "max_export_batch_size": 1},
+    {"max_export_batch_size": 10.5},
+    {"max_export_batch_size": 0.5},
+    {"max_export_batch_size": math.nan},
+    {"max_export_batch_size": True},
+]
+
+
+@pytest.mark.timeout(30)
+# The stock worker thread dies of an infinite delay (Event.wait overflows); spanbatch's waits "forever".
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.parametrize("kwargs", STOCK_ACCEPTS, ids=str)
+def test_every_argument_the_stock_constructor_accepts_is_accepted_and_exports(kwargs: dict[str, object]) -> None:
+    Stock(RecordingExporter(), **kwargs).shutdown()  # type: ignore[arg-type]
+    exporter = RecordingExporter()
+    processor = spanbatch.BatchSpanProcessor(exporter, **kwargs)  # type: ignore[arg-type]
+    for _ in range(3):
+        processor.on_end(make_span())
+    assert processor.force_flush(5_000)
+    processor.shutdown()
+    assert len(exporter.spans) == 3
+    settings = processor.settings
+    assert 0 < settings.max_export_batch_size <= settings.max_queue_size
+    assert settings.export_timeout_millis > 0
+
+
+@pytest.mark.parametrize("value", [0, -1, math.nan, "30s"])
+def test_an_export_timeout_stock_ignores_means_the_default_with_a_warning(
+    caplog: pytest.LogCaptureFixture, value: object
+) -> None:
+    # The stock processor never reads export_timeout_millis: its shutdown waits 30 s whatever it is.
+    with caplog.at_level(logging.WARNING, logger="spanbatch"):
+        assert settings_of(export_timeout_millis=value).export_timeout_millis == 30000
+    assert "export_timeout_millis" in caplog.text
+
+
+@pytest.mark.timeout(20)
+def test_a_nan_schedule_delay_exports_at_once_as_the_stock_worker_does(caplog: pytest.LogCaptureFixture) -> None:
+    # Stock's worker waits Event.wait(nan), which returns at once: each span leaves right away.
+    exporter = RecordingExporter()
+    with caplog.at_level(logging.WARNING, logger="spanbatch"):
+        processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=math.nan)
+    try:
+        processor.on_end(make_span())
+        assert exporter.wait_for(1, timeout=3)  # the default delay would be 5 s
+    finally:
+        processor.shutdown()
+    assert "schedule_delay_millis" in caplog.text
+
+
+@pytest.mark.parametrize(("value", "expected"), [(10.5, 10), (0.5, 1), (math.nan, 512), (True, 1)])
+def test_a_batch_size_that_is_not_a_whole_number_is_rounded_down_with_a_warning(
+    caplog: pytest.LogCaptureFixture, value: float, expected: int
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="spanbatch"):
+        assert settings_of(max_export_batch_size=value).max_export_batch_size == expected
+    assert ("max_export_batch_size" in caplog.text) == (value is not True)
+
+
+def test_a_batch_size_above_the_queue_size_raises_before_rounding_as_stock_does() -> None:
+    with pytest.raises(ValueError, match="less than or equal to max_queue_size"):
+        spanbatch.BatchSpanProcessor(RecordingExporter(), max_queue_size=10, max_export_batch_size=10.5)  # type: ignore[arg-type]
+
+
+def test_queue_sizes_up_to_the_stock_deque_limit_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Resolved only: a processor with such a queue needs the queue to grow with use.
+    assert _config.resolve_settings(max_queue_size=sys.maxsize).max_queue_size == sys.maxsize
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", str(sys.maxsize))
+    assert _config.resolve_settings().max_queue_size == sys.maxsize
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", str(sys.maxsize + 1))
+    assert _config.resolve_settings().max_queue_size == 2048
+
+
+def test_an_unparsable_otel_variable_logs_the_stock_message_on_the_stock_logger(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "soon")
+    with caplog.at_level(logging.WARNING):
+        assert settings_of().schedule_delay_millis == 5000
+    [record] = [r for r in caplog.records if "OTEL_BSP_SCHEDULE_DELAY" in r.getMessage()]
+    assert record.name == "opentelemetry.sdk.trace.export"
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == "Unable to parse value for OTEL_BSP_SCHEDULE_DELAY as integer. Defaulting to 5000."
 
 
 def test_whole_floats_and_huge_delays_are_accepted() -> None:

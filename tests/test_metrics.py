@@ -73,3 +73,19 @@ def test_drops_are_reported_with_their_error_type(
 def test_metrics_stay_off_unless_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", raising=False)
     assert run(spanbatch.BatchSpanProcessor, 3) == {}
+
+
+def scopes(processor_cls: Any) -> set[tuple[str, str | None]]:
+    reader = InMemoryMetricReader()
+    processor = processor_cls(RecordingExporter(), meter_provider=MeterProvider(metric_readers=[reader]))
+    processor.on_end(make_span())
+    processor.force_flush(5000)
+    data = reader.get_metrics_data()
+    processor.shutdown()
+    return {(s.scope.name, s.scope.version) for r in data.resource_metrics for s in r.scope_metrics}
+
+
+@pytest.mark.usefixtures("metrics_enabled")
+def test_metrics_are_under_the_stock_meter_scope() -> None:
+    # Dashboards and views select the processor's metrics by this scope.
+    assert scopes(spanbatch.BatchSpanProcessor) == scopes(PROCESSORS["stock"]) == {("opentelemetry-sdk", None)}

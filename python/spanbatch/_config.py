@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import operator
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
 logger = logging.getLogger(__name__)
+# Where the stock processor reports an OTEL_BSP_* variable it cannot parse, and how.
+_stock_logger = logging.getLogger("opentelemetry.sdk.trace.export")
+_STOCK_PARSE_ERROR = "Unable to parse value for %s as integer. Defaulting to %s."
 _T = TypeVar("_T")
 
 _DEFAULT_MAX_QUEUE_SIZE = 2048
 _DEFAULT_SCHEDULE_DELAY_MILLIS = 5000
 _DEFAULT_MAX_EXPORT_BATCH_SIZE = 512
 _DEFAULT_EXPORT_TIMEOUT_MILLIS = 30000
-# Queue slots are allocated up front, so a stray extra digit must not take the machine's memory.
-LARGEST_QUEUE_SIZE = 1 << 22
+# The stock processor's queue is a deque, whose length must fit a C ssize_t; it refuses larger ones.
+LARGEST_QUEUE_SIZE = sys.maxsize
 # Longer waits mean "never" in practice, and would overflow the platform's timeouts.
 LONGEST_MILLIS = 365 * 24 * 3600 * 1000.0
 
@@ -68,10 +73,11 @@ EXPORT_TIMEOUT = Setting(
 )
 
 
-def warn_once(variable: str, value: str, problem: str, fallback: object) -> None:
-    if (variable, value) in _warned:
+def warn_once(variable: str, value: object, problem: str, fallback: object) -> None:
+    """Warns that ``variable`` (a variable or an argument) had a value we cannot use, once per value."""
+    if (variable, repr(value)) in _warned:
         return
-    _warned.add((variable, value))
+    _warned.add((variable, repr(value)))
     logger.warning("Ignoring %s=%r: %s; using %s instead.", variable, value, problem, fallback)
 
 
@@ -87,7 +93,13 @@ def _from_environment(setting: Setting, variables: tuple[str, ...]) -> tuple[int
         try:
             value = int(raw)
         except ValueError:
-            warn_once(variable, raw, "not an integer", fallback)
+            if variable.startswith("OTEL_BSP_") and not later:
+                # The stock processor's own report for the same fallback, so users' log filters still apply.
+                if (variable, repr(raw)) not in _warned:
+                    _warned.add((variable, repr(raw)))
+                    _stock_logger.exception(_STOCK_PARSE_ERROR, variable, setting.default)
+            else:
+                warn_once(variable, raw, "not an integer", fallback)
             continue
         if value <= 0:
             warn_once(variable, raw, "must be positive", fallback)
@@ -99,28 +111,65 @@ def _from_environment(setting: Setting, variables: tuple[str, ...]) -> tuple[int
     return setting.default, None
 
 
-def _check_size(setting: Setting, value: object, message: str) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+def _whole_number(setting: Setting, value: object) -> int | float:
+    """``value`` as an int; a float that is not a whole number (or NaN) stays a float."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
     try:
-        number = operator.index(value)  # type: ignore[arg-type]
+        return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"{setting.argument} must be an integer, not {type(value).__name__!r}.") from None
+
+
+def _check_queue_size(value: object) -> int:
+    number = _whole_number(MAX_QUEUE_SIZE, value)
+    if isinstance(number, float):  # the stock deque takes integers only
+        raise TypeError(f"max_queue_size must be an integer, not {number!r}.")
     if number <= 0:
-        raise ValueError(message)
-    if setting.largest is not None and number > setting.largest:
-        raise ValueError(f"{setting.argument} must be at most {setting.largest}.")
+        raise ValueError("max_queue_size must be a positive integer.")
+    if number > LARGEST_QUEUE_SIZE:
+        raise OverflowError(f"max_queue_size must be at most {LARGEST_QUEUE_SIZE} (sys.maxsize).")
     return number
 
 
-def _check_millis(setting: Setting, value: object, message: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{setting.argument} must be a number, not {type(value).__name__!r}.")
+def _usable_batch_size(number: int | float, queue: int, default: int) -> int:
+    """A batch size the stock processor takes but cannot use (its worker needs an int) made whole, with a warning."""
+    if isinstance(number, int):
+        return number
+    usable = min(default, queue) if math.isnan(number) else max(1, math.floor(number))
+    warn_once("max_export_batch_size", number, "not a whole number of spans", usable)
+    return usable
+
+
+def _check_schedule_delay(value: object) -> float:
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"schedule_delay_millis must be a number, not {type(value).__name__!r}.")
     if isinstance(value, int) and value > LONGEST_MILLIS:
-        return LONGEST_MILLIS  # isnan() and float() raise OverflowError past 1e308
-    if math.isnan(value) or value <= 0:
-        raise ValueError(message)
-    return min(float(value), LONGEST_MILLIS)
+        return LONGEST_MILLIS  # float() raises OverflowError past 1e308
+    delay = float(value)
+    if math.isnan(delay):
+        # The stock worker's Event.wait(nan) returns at once, so each span leaves as soon as it is queued;
+        # a delay of 0 does the same here, without its busy loop.
+        warn_once("schedule_delay_millis", value, "not a number", "0 (export each span as soon as it is queued)")
+        return 0.0
+    if delay <= 0:
+        raise ValueError("schedule_delay_millis must be positive.")
+    return min(delay, LONGEST_MILLIS)
+
+
+def _check_export_timeout(value: object, default: int) -> float:
+    """A positive duration; anything else means ``default``.
+
+    The stock processor never reads this argument (its shutdown waits 30 s, its flush until done),
+    so no value changes its outcome: one we cannot use gives the default, with a warning.
+    """
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if isinstance(value, int) and value > LONGEST_MILLIS:
+            return LONGEST_MILLIS
+        if float(value) > 0:  # False for NaN
+            return min(float(value), LONGEST_MILLIS)
+    warn_once("export_timeout_millis", value, "not a positive number of milliseconds", f"the default {default}")
+    return float(default)
 
 
 def resolve_settings(
@@ -152,27 +201,23 @@ def resolve_settings(
         sources[setting.argument] = variable
         return value
 
-    queue = _check_size(
-        MAX_QUEUE_SIZE, pick(MAX_QUEUE_SIZE, max_queue_size), "max_queue_size must be a positive integer."
-    )
-    delay = _check_millis(
-        SCHEDULE_DELAY, pick(SCHEDULE_DELAY, schedule_delay_millis), "schedule_delay_millis must be positive."
-    )
-    batch = _check_size(
-        MAX_EXPORT_BATCH_SIZE,
-        pick(MAX_EXPORT_BATCH_SIZE, max_export_batch_size),
-        "max_export_batch_size must be a positive integer.",
-    )
-    timeout = _check_millis(
-        EXPORT_TIMEOUT, pick(EXPORT_TIMEOUT, export_timeout_millis), "export_timeout_millis must be positive."
-    )
-    if batch > queue:
+    # Checked in the stock processor's order, with its messages.
+    queue = _check_queue_size(pick(MAX_QUEUE_SIZE, max_queue_size))
+    delay = _check_schedule_delay(pick(SCHEDULE_DELAY, schedule_delay_millis))
+    raw_batch = _whole_number(MAX_EXPORT_BATCH_SIZE, pick(MAX_EXPORT_BATCH_SIZE, max_export_batch_size))
+    if raw_batch <= 0:
+        raise ValueError("max_export_batch_size must be a positive integer.")
+    timeout_default = (defaults or {}).get(EXPORT_TIMEOUT, EXPORT_TIMEOUT.default)
+    timeout = _check_export_timeout(pick(EXPORT_TIMEOUT, export_timeout_millis), timeout_default)
+    if raw_batch > queue:
         explicit = {sources["max_queue_size"], sources["max_export_batch_size"]} & {"argument"}
         if explicit:
             raise ValueError("max_export_batch_size must be less than or equal to max_queue_size.")
         variable = sources["max_export_batch_size"] or "the default max_export_batch_size"
-        warn_once(variable, str(batch), f"larger than max_queue_size={queue}", queue)
-        batch = queue
+        warn_once(variable, str(raw_batch), f"larger than max_queue_size={queue}", queue)
+        raw_batch = queue
+    batch_default = (defaults or {}).get(MAX_EXPORT_BATCH_SIZE, MAX_EXPORT_BATCH_SIZE.default)
+    batch = _usable_batch_size(raw_batch, queue, batch_default)
     return BatchSettings(queue, delay, batch, timeout)
 
 

@@ -8,6 +8,11 @@ import time
 from collections.abc import Mapping
 
 logger = logging.getLogger("spanbatch")
+# The stock processor warns on this logger with this message when its queue is full: users' log filters
+# keep working. It warns per span (its logger's DuplicateFilter lets one line through per 20 s); spanbatch
+# once per report, before its own line with the count.
+stock_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
+_STOCK_QUEUE_FULL = "Queue full, dropping %s."
 
 _DEFAULT_INTERVAL_SECONDS = 10.0
 _WHY = {
@@ -39,6 +44,8 @@ class DropReporter:
                 return
             for reason, count in dropped.items():
                 new = count - self._reported.get(reason, 0)
+                if new > 0 and reason == "queue_full":
+                    stock_logger.warning(_STOCK_QUEUE_FULL, "Span")
                 if new > 0:
                     logger.warning(
                         "%s%s — dropped %d spans in the last %.0f s",

@@ -24,6 +24,9 @@ from spanbatch._threads import native_queue, start_thread
 from spanbatch.exporter._encoding import Batch, counting_skips, spans_left_out
 
 logger = logging.getLogger("spanbatch")
+# The stock processor's logger and message for an exporter that raises: users' log filters keep working.
+stock_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
+_STOCK_EXPORT_EXCEPTION = "Exception while exporting %s."
 
 # (exporter type, result type) pairs already reported for not returning a SpanExportResult.
 _odd_results: set[tuple[type, type]] = set()
@@ -88,7 +91,7 @@ def export_batch(exporter: SpanExporter, batch: Batch, loop: PrivateLoop, timeou
         logger.error("Export of %d spans timed out after %.0f ms.", len(batch), timeout_millis)
         return False
     except BaseException:  # an exporter must not take the worker down with it
-        logger.exception("Exception while exporting a batch of %d spans.", len(batch))
+        stock_logger.exception(_STOCK_EXPORT_EXCEPTION, "Span")
         return False
     return succeeded(exporter, result)
 
@@ -115,7 +118,7 @@ def first_attempts(
     try:
         results = cast(ExportsMany, exporter).export_many(batches)
     except BaseException:  # as in export_batch: the worker outlives its exporter's bugs
-        logger.exception("Exception while exporting %d batches.", len(batches))
+        stock_logger.exception(_STOCK_EXPORT_EXCEPTION, "Span")
         return [False] * len(batches)
     if not isinstance(results, Sequence) or len(results) != len(batches):
         logger.error(

@@ -18,6 +18,8 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, g
 from spanbatch._stats import SpanStats
 
 _COMPONENT_TYPE = "batching_span_processor"
+# The stock processor's meter: dashboards and views select its metrics by this scope.
+_METER_NAME = "opentelemetry-sdk"
 # Our drop reasons as the semantic conventions' error.type values, for the spans the processor drops.
 _ERROR_TYPES = {"queue_full": "queue_full", "shutdown": "already_shutdown", "fork": "fork"}
 # Drop reasons of spans already handed to the exporter: the stock processor counts those as
@@ -47,7 +49,7 @@ class _Instruments:
     def __init__(self, meter_provider: MeterProvider) -> None:
         self._sources: list[_Source] = []
         self._lock = threading.Lock()
-        meter = meter_provider.get_meter("spanbatch")
+        meter = meter_provider.get_meter(_METER_NAME)
         meter.create_observable_counter(
             "otel.sdk.processor.span.processed",
             callbacks=[self._processed],

@@ -95,10 +95,23 @@ struct Context<'py> {
     trace_id: u128,
     span_id: u64,
     is_remote: bool,
-    trace_state: Bound<'py, PyAny>,
+    trace_state: Option<Bound<'py, PyAny>>,
 }
 
-fn context<'py>(context: &Bound<'py, PyAny>, types: &Types) -> PyResult<Context<'py>> {
+/// Which parts of a context a field uses. The stock encoder reads no others (of a parent: the
+/// span id and `is_remote`; of a link: no trace state), so neither may we: an object with just
+/// those is a context to it.
+#[derive(Clone, Copy)]
+enum Uses {
+    /// The span's own context: trace id, span id, trace state.
+    Own,
+    /// The parent's: span id and whether it is remote.
+    Parent,
+    /// A link's: trace id, span id and whether it is remote.
+    Link,
+}
+
+fn context<'py>(context: &Bound<'py, PyAny>, types: &Types, uses: Uses) -> PyResult<Context<'py>> {
     let py = context.py();
     if context.get_type().is(types.span_context.bind(py)) {
         // SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, trace_state, is_valid).
@@ -107,14 +120,27 @@ fn context<'py>(context: &Bound<'py, PyAny>, types: &Types) -> PyResult<Context<
             trace_id: fields.get_item(0)?.extract()?,
             span_id: fields.get_item(1)?.extract()?,
             is_remote: fields.get_item(2)?.is_truthy()?,
-            trace_state: fields.get_item(4)?,
+            trace_state: Some(fields.get_item(4)?),
         });
     }
+    let (trace_id, is_remote, trace_state) = match uses {
+        Uses::Own => (true, false, true),
+        Uses::Parent => (false, true, false),
+        Uses::Link => (true, true, false),
+    };
     Ok(Context {
-        trace_id: context.getattr(intern!(py, "trace_id"))?.extract()?,
+        trace_id: if trace_id {
+            context.getattr(intern!(py, "trace_id"))?.extract()?
+        } else {
+            0
+        },
         span_id: context.getattr(intern!(py, "span_id"))?.extract()?,
-        is_remote: context.getattr(intern!(py, "is_remote"))?.is_truthy()?,
-        trace_state: context.getattr(intern!(py, "trace_state"))?,
+        is_remote: is_remote && context.getattr(intern!(py, "is_remote"))?.is_truthy()?,
+        trace_state: if trace_state {
+            Some(context.getattr(intern!(py, "trace_state"))?)
+        } else {
+            None
+        },
     })
 }
 
@@ -268,7 +294,11 @@ fn write_link(
     pass: &mut ReadPass,
 ) -> PyResult<()> {
     let fields = fields_of(link, &types.link)?;
-    let linked = context(&field!(link, fields, "_context", "context")?, types)?;
+    let linked = context(
+        &field!(link, fields, "_context", "context")?,
+        types,
+        Uses::Link,
+    )?;
     wire::bytes(buf, 1, &linked.trace_id.to_be_bytes());
     wire::bytes(buf, 2, &linked.span_id.to_be_bytes());
     // The stock encoder leaves the link's trace_state (field 3) out, and so do we.
@@ -336,22 +366,25 @@ impl<'a, 'py> SpanFields<'a, 'py> {
             Some(fields) => stored(span, fields, intern!(py, "_context"))?,
             None => span.call_method0(intern!(py, "get_span_context"))?,
         };
-        let own = context(&own, types)?;
+        let own = context(&own, types, Uses::Own)?;
         let parent = field!(span, fields, "_parent", "parent")?;
         let parent = if parent.is_truthy()? {
-            Some(context(&parent, types)?)
+            Some(context(&parent, types, Uses::Parent)?)
         } else {
             None
         };
         wire::bytes(buf, 1, &own.trace_id.to_be_bytes());
         wire::bytes(buf, 2, &own.span_id.to_be_bytes());
-        write_memoized(
-            buf,
-            &own.trace_state,
-            pass,
-            |pass| &mut pass.trace_states,
-            |pass| encode_trace_state(&own.trace_state, types, pass),
-        )?;
+        // Always read for `Uses::Own`.
+        if let Some(state) = &own.trace_state {
+            write_memoized(
+                buf,
+                state,
+                pass,
+                |pass| &mut pass.trace_states,
+                |pass| encode_trace_state(state, types, pass),
+            )?;
+        }
         if let Some(parent) = &parent {
             wire::bytes(buf, 4, &parent.span_id.to_be_bytes());
         }

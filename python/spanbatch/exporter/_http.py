@@ -27,6 +27,7 @@ except ImportError as error:  # the stock exporter before 1.45 has another shape
         "spanbatch.exporter.OTLPSpanExporter needs opentelemetry-exporter-otlp-proto-http>=1.45.2 "
         "(Python >= 3.10): pip install 'spanbatch[otlp-http]'"
     ) from error
+from opentelemetry.exporter.http.transport._base import BaseHTTPTransport
 from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
 from opentelemetry.exporter.otlp.common._exporter_metrics import NoOpExporterMetrics
 from opentelemetry.metrics import MeterProvider
@@ -45,7 +46,8 @@ if TYPE_CHECKING:
     import requests
     from opentelemetry.exporter.http.transport._base import BaseHTTPTransport
 
-logger = logging.getLogger("spanbatch.exporter")
+# The stock exporter's logger: the lines below are its lines, for the same events.
+logger = logging.getLogger(_stock.__name__)
 
 _CREDENTIAL_PROVIDERS = (
     _OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,

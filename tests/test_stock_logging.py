@@ -1,0 +1,67 @@
+"""Where spanbatch does what the stock processor does, it logs what the stock processor logs, where it logs it,
+so users' logging filters and alerts keep working; its own extra lines stay on the ``spanbatch`` logger."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+
+from tests.helpers import PROCESSORS, HangingExporter, RaisingExporter, make_span
+
+STOCK_LOGGER = "opentelemetry.sdk._shared_internal"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_duplicate_filter() -> None:
+    # The stock logger's DuplicateFilter drops a line equal to the previous one within 20 s: forget it.
+    for log_filter in logging.getLogger(STOCK_LOGGER).filters:
+        log_filter.__dict__.pop("last_log", None)
+
+
+def stock_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str, bool]]:
+    return [(r.levelno, r.getMessage(), r.exc_info is not None) for r in caplog.records if r.name == STOCK_LOGGER]
+
+
+class RaisingManyExporter(RaisingExporter):
+    """Declares ``export_many`` on its class, and raises from it too."""
+
+    def export_many(self, batches: Sequence[Sequence[ReadableSpan]]) -> Any:
+        raise RuntimeError("backend exploded")
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("exporter_cls", [RaisingExporter, RaisingManyExporter])
+@pytest.mark.parametrize("name", ["stock", "spanbatch"])
+def test_an_exception_from_the_exporter_is_logged_as_stock_logs_it(
+    caplog: pytest.LogCaptureFixture, name: str, exporter_cls: type[RaisingExporter]
+) -> None:
+    processor = PROCESSORS[name](exporter_cls())
+    processor.on_end(make_span())
+    with caplog.at_level(logging.WARNING):
+        processor.force_flush(5_000)
+    processor.shutdown()
+    assert stock_lines(caplog) == [(logging.ERROR, "Exception while exporting Span.", True)]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("name", ["stock", "spanbatch"])
+def test_a_full_queue_is_logged_as_stock_logs_it(
+    caplog: pytest.LogCaptureFixture, hanging_exporter: HangingExporter, name: str
+) -> None:
+    processor = PROCESSORS[name](hanging_exporter, max_queue_size=2, max_export_batch_size=1)
+    processor.on_end(make_span())
+    assert hanging_exporter.entered.wait(5)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(5):
+            processor.on_end(make_span())
+        hanging_exporter.release.set()
+        processor.force_flush(5_000)
+        processor.shutdown()
+    # Stock's DuplicateFilter lets one line through per 20 s; spanbatch reports drops at most every 10 s.
+    assert set(stock_lines(caplog)) == {(logging.WARNING, "Queue full, dropping Span.", False)}
+    if name == "spanbatch":
+        assert any(r.name == "spanbatch" and "dropped 3 spans" in r.getMessage() for r in caplog.records)
