@@ -14,7 +14,7 @@ pytest.importorskip("opentelemetry.exporter.otlp.common.http", reason="needs the
 
 from collections.abc import Sequence
 from typing import Any, Callable
-from unittest.mock import MagicMock, Mock
+from unittest.mock import MagicMock, Mock, patch
 
 from opentelemetry.exporter.http.transport._base import BaseHTTPResult
 from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
@@ -181,6 +181,27 @@ def test_a_mock_exporter_gets_export_called_with_the_spans(
     exporter.export.assert_any_call(spans)
     assert exporter.export.call_args_list[0].args == (spans,)
     exporter.export_many.assert_not_called()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("exporter_class", [HttpExporter, GrpcExporter], ids=["http", "grpc"])
+@pytest.mark.parametrize("where", ["instance", "class"])
+def test_export_patched_on_the_instance_or_the_class_gets_the_spans(
+    exporter_class: type[Any], where: str, shutdown_later: Callable[[Any], Any]
+) -> None:
+    # mock.patch.object in a user's test, or a wrapping library patching the class: as with stock,
+    # the patched export is what gets the spans, as a list.
+    exporter = exporter_class(endpoint="http://127.0.0.1:9/v1/traces" if exporter_class is HttpExporter else None)
+    target = exporter if where == "instance" else exporter_class
+    with patch.object(target, "export", return_value=SpanExportResult.SUCCESS) as patched:
+        processor = shutdown_later(BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
+        spans = [make_span(f"s{i}", span_id=i + 1) for i in range(3)]
+        for span in spans:
+            processor.on_end(span)
+        assert processor.force_flush(5_000)
+        processor.shutdown()
+    assert [call.args[-1] for call in patched.call_args_list] == [spans]
+    assert processor.stats().exported == 3
 
 
 # ---- fast paths stay where the class declares them ----------------------------------------------
