@@ -11,6 +11,7 @@ or a wrapper that delegates with ``__getattr__`` has every attribute and declare
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import FunctionType
 from typing import TYPE_CHECKING, Protocol
 
 from opentelemetry.sdk.trace.export import SpanExportResult
@@ -40,26 +41,43 @@ class EncodesSpans(Protocol):
 
 def exports_many(exporter: object) -> bool:
     """Whether the exporter's class declares ``export_many`` for the ``export`` it has."""
-    return _declares(type(exporter), ExportsMany, "export_many")
+    return _declares(exporter, ExportsMany, "export_many")
 
 
 def encodes_spans(exporter: object) -> bool:
     """Whether the exporter's class declares ``span_encoder`` for every method the worker hands batches to."""
-    cls = type(exporter)
-    if not _declares(cls, EncodesSpans, "span_encoder"):
+    if not _declares(exporter, EncodesSpans, "span_encoder"):
         return False
-    return not exports_many(exporter) or _declared_below(cls, "span_encoder", "export_many")
+    return not exports_many(exporter) or _declared_below(type(exporter), "span_encoder", "export_many")
 
 
-def _declares(cls: type, protocol: type, fast_path: str) -> bool:
-    """Whether ``cls`` defines every member of ``protocol``, ``fast_path`` at or below the others.
+def _declares(exporter: object, protocol: type, fast_path: str) -> bool:
+    """Whether the exporter's class defines every member of ``protocol``, ``fast_path`` at or below the others.
 
-    A member counts only where a class in ``cls``'s MRO defines it, not where ``__getattr__``
-    would make one up. ``fast_path`` declared above an override of another member was
-    written for the method that override replaced: the user's override wins.
+    A member counts only where a class in the MRO defines it, not where ``__getattr__`` would
+    make one up. ``fast_path`` declared above an override of another member was written for
+    the method that override replaced: the user's override wins. So does a method patched
+    later, on the class or on the instance (``mock.patch.object``, a wrapping library): the
+    other members must be the functions written in their class's body, and none may be set
+    on the instance itself.
     """
+    cls = type(exporter)
     members = [name for name in vars(protocol) if not name.startswith("_")]
-    return all(_declared_below(cls, fast_path, member) for member in members)
+    if any(name in getattr(exporter, "__dict__", {}) for name in members):
+        return False
+    return all(
+        _declared_below(cls, fast_path, member) and (member == fast_path or _written_in_body(cls, member))
+        for member in members
+    )
+
+
+def _written_in_body(cls: type, name: str) -> bool:
+    """Whether ``name`` on ``cls`` is the plain function its owner's class body defined, not one put there later."""
+    owner = _owner(cls, name)
+    if owner is None:
+        return False
+    method = vars(owner)[name]
+    return isinstance(method, FunctionType) and method.__qualname__ == f"{owner.__qualname__}.{name}"
 
 
 def _declared_below(cls: type, name: str, other: str) -> bool:
