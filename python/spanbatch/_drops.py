@@ -7,16 +7,12 @@ import threading
 import time
 from collections.abc import Mapping
 
+from spanbatch._core import DROP_REASONS
+
 logger = logging.getLogger("spanbatch")
 
 _DEFAULT_INTERVAL_SECONDS = 10.0
-_WHY = {
-    "queue_full": "queue full",
-    "shutdown": "shut down",
-    "export_failed": "export failed",
-    "fork": "inherited across a fork",
-    "unencodable": "could not be encoded",
-}
+_WHY = {reason.name: reason.description for reason in DROP_REASONS}
 
 
 class DropReporter:
