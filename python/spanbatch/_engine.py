@@ -45,7 +45,7 @@ class Engine(ABC, Generic[Telemetry]):
         debug = debug_enabled()
         self._policies = policies
         self._lanes = [
-            Lane(backend, policies, debug=debug, named=named, on_new_core=weak_method(self._bind_hot_path))
+            Lane(backend, policies, self.signal, debug=debug, named=named, on_new_core=weak_method(self._bind_hot_path))
             for backend in backends
         ]
         self._bind_hot_path()

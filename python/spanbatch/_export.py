@@ -13,19 +13,19 @@ from dataclasses import dataclass
 from typing import Any, Callable, Generic, TypeVar
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
-from opentelemetry.sdk.trace.export import SpanExportResult
 
 from spanbatch._capabilities import Exporter, encodes_spans, exports_many
 from spanbatch._core import BatchCore, SpanEncoder, SpanRequest
 from spanbatch._drops import DropReporter
 from spanbatch._encoding import counting_skips, spans_left_out
-from spanbatch._policies import RetryPolicy
+from spanbatch._policies import ExportPolicies
+from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
 from spanbatch._threads import native_queue, start_thread
 
 logger = logging.getLogger("spanbatch")
 
-# (exporter type, result type) pairs already reported for not returning a SpanExportResult.
+# (exporter type, result type) pairs already reported for not returning an export result.
 _odd_results: set[tuple[type, type]] = set()
 
 # Most batches handed to one ``export_many`` call: bounds how long the worker holds the GIL
@@ -47,12 +47,12 @@ class LaneWork:
 
     core: BatchCore
     exporter: Exporter[Any]
+    signal: Signal
     drops: DropReporter
     name: str
     debug: bool
-    retry: RetryPolicy
+    policies: ExportPolicies
     timeout_millis: float
-    concurrency: int
 
 
 @dataclass(frozen=True)
@@ -65,16 +65,18 @@ class Delivery(Generic[B]):
     """
 
     exporter: object  # named in warnings
+    signal: Signal
     take: Callable[[int], Sequence[B] | None]
     export: Callable[[B], object]
     export_many: Callable[[Sequence[B]], object] | None
 
 
-def delivery_for(core: BatchCore, exporter: Exporter[Any]) -> Delivery[Any]:
+def delivery_for(work: LaneWork) -> Delivery[Any]:
     """Lists of spans, except for an exporter whose class declares a ``span_encoder`` (see
     ``_capabilities``) that is a SpanEncoder: it gets each batch as the ``SpanRequest`` that
     encoder read it into while it filled.
     """
+    core, exporter, signal = work.core, work.exporter, work.signal
     many = _export_many(exporter)
     if encodes_spans(exporter):
         encoder = getattr(exporter, "span_encoder", None)
@@ -83,8 +85,8 @@ def delivery_for(core: BatchCore, exporter: Exporter[Any]) -> Delivery[Any]:
             def read(most: int) -> list[SpanRequest] | None:
                 return counting_skips(encoder, lambda: core.next_requests(encoder, most, READ_AHEAD_SPANS))
 
-            return Delivery(exporter, read, lambda request: exporter.export(request), many)  # noqa: PLW0108
-    return Delivery(exporter, core.next_batches, lambda spans: exporter.export(spans), many)  # noqa: PLW0108
+            return Delivery(exporter, signal, read, lambda request: exporter.export(request), many)  # noqa: PLW0108
+    return Delivery(exporter, signal, core.next_batches, lambda spans: exporter.export(spans), many)  # noqa: PLW0108
 
 
 def _export_many(exporter: object) -> Callable[[Sequence[Any]], object] | None:
@@ -115,12 +117,12 @@ class PrivateLoop:
             self._loop = None
 
 
-def succeeded(exporter: object, result: object) -> bool:
-    """Whether ``result`` is SpanExportResult.SUCCESS; anything but a SpanExportResult is reported once per type."""
-    if result is SpanExportResult.SUCCESS:
+def succeeded(signal: Signal, exporter: object, result: object) -> bool:
+    """Whether ``result`` is the signal's SUCCESS; anything but its SUCCESS or FAILURE is reported once per type."""
+    if result is signal.success:
         return True
     kind = (type(exporter), type(result))
-    if result is not SpanExportResult.FAILURE and kind not in _odd_results:
+    if result is not signal.failure and kind not in _odd_results:
         _odd_results.add(kind)
         logger.warning(
             "%s.export returned %r, not a SpanExportResult; counting its batches as failed.",
@@ -131,7 +133,7 @@ def succeeded(exporter: object, result: object) -> bool:
 
 
 def export_batch(delivery: Delivery[B], batch: B, loop: PrivateLoop, timeout_millis: float) -> bool:
-    """Export one batch; True only for SpanExportResult.SUCCESS. Never raises.
+    """Export one batch; True only for the signal's SUCCESS. Never raises.
 
     An awaitable result is run on ``loop`` and bounded by ``timeout_millis``.
     """
@@ -145,7 +147,7 @@ def export_batch(delivery: Delivery[B], batch: B, loop: PrivateLoop, timeout_mil
     except BaseException:  # an exporter must not take the worker down with it
         logger.exception("Exception while exporting a batch of %d spans.", len(batch))
         return False
-    return succeeded(delivery.exporter, result)
+    return succeeded(delivery.signal, delivery.exporter, result)
 
 
 def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoop, timeout_millis: float) -> list[bool]:
@@ -165,21 +167,21 @@ def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoo
             len(batches),
         )
         return [False] * len(batches)
-    return [succeeded(delivery.exporter, result) for result in results]
+    return [succeeded(delivery.signal, delivery.exporter, result) for result in results]
 
 
 def retry_export(
     work: LaneWork, delivery: Delivery[B], batch: B, *, loop: PrivateLoop, deadline: float
 ) -> tuple[bool, int]:
-    """After a failed attempt, retry as ``work.retry`` says; (success, retries made).
+    """After a failed attempt, retry as the lane's retry policy says; (success, retries made).
 
     ``deadline`` (monotonic) bounds the whole series: a retry whose backoff would end past
     it is not made. Shutdown cuts a backoff short and gives up on the batch, so that a dead
     backend cannot hold the exit for its whole retry budget.
     """
-    retries = 0
-    while retries < work.retry.max_retries:
-        pause = work.retry.backoff_millis(retries)
+    retry, retries = work.policies.retry, 0
+    while retries < retry.max_retries:
+        pause = retry.backoff_millis(retries)
         if time.monotonic() + pause / 1000 >= deadline or not work.core.backoff(pause):
             break
         retries += 1
@@ -244,11 +246,12 @@ def left_out_of(batch: object, taken: Sequence[object], counts: dict[int, int]) 
 def run_worker(work: LaneWork) -> None:
     """Export batches until the core says stop. Holds no reference to the processor.
 
-    With ``work.concurrency`` > 1 this thread only takes batches, each once one of that many
+    With ``max_concurrent_exports`` > 1 this thread only takes batches, each once one of that many
     export threads is free, and hands it over; it returns when every export has returned.
     """
-    delivery = delivery_for(work.core, work.exporter)
-    if work.concurrency == 1:
+    delivery = delivery_for(work)
+    concurrency = work.policies.max_concurrent_exports
+    if concurrency == 1:
         # An exporter that takes several batches per call gets every batch that is due at
         # once: the worker then waits for the GIL once per call, not once per batch.
         most = 1 if delivery.export_many is None else BATCHES_PER_CALL
@@ -267,7 +270,7 @@ def run_worker(work: LaneWork) -> None:
 
     name = threading.current_thread().name
     threads = [
-        start_thread(export_batches, f"{name}-export-{i}", work, delivery, next_batch) for i in range(work.concurrency)
+        start_thread(export_batches, f"{name}-export-{i}", work, delivery, next_batch) for i in range(concurrency)
     ]
     while True:
         idle.get()

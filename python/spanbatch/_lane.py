@@ -20,6 +20,7 @@ from spanbatch._core import BatchCore
 from spanbatch._drops import DropReporter
 from spanbatch._export import LaneWork, run_worker, shutdown_exporter
 from spanbatch._policies import ExportPolicies
+from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
 from spanbatch._threads import WorkerThread, cooperative_pause, start_thread
 
@@ -67,6 +68,7 @@ class Lane:
         self,
         backend: Backend,
         policies: ExportPolicies,
+        signal: Signal,
         *,
         debug: bool = False,
         named: bool = False,
@@ -74,6 +76,7 @@ class Lane:
     ) -> None:
         self.name, self.exporter, self.settings = backend
         self.policies = policies
+        self.signal = signal
         self._debug = debug
         self._drop_label = self.name if named else ""
         self._on_new_core = on_new_core
@@ -109,12 +112,12 @@ class Lane:
         work = LaneWork(
             core,
             self.exporter,
+            self.signal,
             self.drops,
             self.name,
             self._debug,
-            retry=self.policies.retry,
-            timeout_millis=self.settings.export_timeout_millis,
-            concurrency=self.policies.max_concurrent_exports,
+            self.policies,
+            self.settings.export_timeout_millis,
         )
         self.worker = start_thread(run_worker, f"spanbatch-{self.name}", work)
         return core
