@@ -1,4 +1,5 @@
-"""The fast paths an exporter's class declares beyond ``export(spans)``, decided on the class.
+"""What spanbatch knows of an exporter: the ``Exporter`` protocol, and the fast paths its class
+declares beyond ``export(spans)``, decided on the class.
 
 An exporter's ``export`` is the contract. A fast path stands for the ``export`` (and
 ``export_many``) of the class that declares it, so it is taken only where that class's
@@ -12,13 +13,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import FunctionType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeGuard, TypeVar
 
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 if TYPE_CHECKING:
     from spanbatch._core import SpanEncoder
-    from spanbatch.exporter._encoding import Batch
+    from spanbatch._encoding import Batch
+
+Telemetry_contra = TypeVar("Telemetry_contra", contravariant=True)
+
+
+class Exporter(Protocol[Telemetry_contra]):
+    """Any exporter of one kind of telemetry, as the engine sees it (the SDK's ``SpanExporter`` is one)."""
+
+    def export(self, batch: Sequence[Telemetry_contra], /) -> object: ...
+
+    def shutdown(self) -> object: ...
 
 
 class ExportsMany(Protocol):
@@ -39,12 +50,12 @@ class EncodesSpans(Protocol):
     def export(self, spans: Batch) -> SpanExportResult: ...
 
 
-def exports_many(exporter: object) -> bool:
+def exports_many(exporter: object) -> TypeGuard[ExportsMany]:
     """Whether the exporter's class declares ``export_many`` for the ``export`` it has."""
     return _declares(exporter, ExportsMany, "export_many")
 
 
-def encodes_spans(exporter: object) -> bool:
+def encodes_spans(exporter: object) -> TypeGuard[EncodesSpans]:
     """Whether the exporter's class declares ``span_encoder`` for every method the worker hands batches to."""
     if not _declares(exporter, EncodesSpans, "span_encoder"):
         return False

@@ -7,6 +7,8 @@ import threading
 import time
 from collections.abc import Mapping
 
+from spanbatch._core import DROP_REASONS
+
 logger = logging.getLogger("spanbatch")
 # The stock processor warns on this logger with this message when its queue is full: users' log filters
 # keep working. It warns per span (its logger's DuplicateFilter lets one line through per 20 s); spanbatch
@@ -15,13 +17,7 @@ stock_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
 _STOCK_QUEUE_FULL = "Queue full, dropping %s."
 
 _DEFAULT_INTERVAL_SECONDS = 10.0
-_WHY = {
-    "queue_full": "queue full",
-    "shutdown": "shut down",
-    "export_failed": "export failed",
-    "fork": "inherited across a fork",
-    "unencodable": "could not be encoded",
-}
+_WHY = {reason.name: reason.description for reason in DROP_REASONS}
 
 
 class DropReporter:

@@ -21,19 +21,14 @@ import signal
 import threading
 import weakref
 from types import FrameType
-from typing import Protocol
 
+from spanbatch import _fork
 from spanbatch._config import env_flag, env_millis
-from spanbatch._lane import Lane, shutdown_lanes
+from spanbatch._lane import HasLanes, Lane, shutdown_lanes
 
 logger = logging.getLogger("spanbatch")
 
 _DEFAULT_EXIT_TIMEOUT_MILLIS = 5000.0
-
-
-class HasLanes(Protocol):
-    @property
-    def lanes(self) -> list[Lane]: ...
 
 
 _owners: weakref.WeakSet[HasLanes] = weakref.WeakSet()
@@ -80,7 +75,7 @@ def exit_timeout_millis() -> float:
 
 
 def _live_lanes() -> list[Lane]:
-    return [lane for owner in list(_owners) for lane in owner.lanes if lane.core.pid == os.getpid()]
+    return _fork.of_this_process(lane for owner in list(_owners) for lane in owner.lanes)
 
 
 def _exit_deadline_millis(lanes: list[Lane]) -> float:

@@ -3,32 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import logging
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Sequence
-from typing import Any, Callable, cast
+from collections.abc import Awaitable, Sequence, Sized
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, TypeVar
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from spanbatch._capabilities import ExportsMany, encodes_spans, exports_many
-from spanbatch._core import BatchCore, SpanEncoder
+from spanbatch._capabilities import Exporter, encodes_spans, exports_many
+from spanbatch._core import BatchCore, SpanEncoder, SpanRequest
 from spanbatch._drops import DropReporter
-from spanbatch._policies import RetryPolicy
+from spanbatch._encoding import counting_skips, spans_left_out
+from spanbatch._policies import ExportPolicies
+from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
 from spanbatch._threads import native_queue, start_thread
-from spanbatch.exporter._encoding import Batch, counting_skips, spans_left_out
 
 logger = logging.getLogger("spanbatch")
 # The stock processor's logger and message for an exporter that raises: users' log filters keep working.
 stock_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
 _STOCK_EXPORT_EXCEPTION = "Exception while exporting %s."
 
-# (exporter type, result type) pairs already reported for not returning a SpanExportResult.
+# (exporter type, result type) pairs already reported for not returning an export result.
 _odd_results: set[tuple[type, type]] = set()
 
 # Most batches handed to one ``export_many`` call: bounds how long the worker holds the GIL
@@ -39,6 +39,63 @@ BATCHES_PER_CALL = 8
 # time: a span read soon after it ends is freed young, where one left queued for a whole batch
 # outlives several garbage collections and is promoted to the costly older generations.
 READ_AHEAD_SPANS = 32
+
+B = TypeVar("B", bound=Sized)  # a batch as one exporter takes it: a list of spans, or a SpanRequest
+
+
+@dataclass(frozen=True)
+class LaneWork:
+    """What a lane's worker needs, and nothing that leads back to the lane or its processor:
+    a lane nobody can reach stops its worker instead of being kept alive by it."""
+
+    core: BatchCore
+    exporter: Exporter[Any]
+    signal: Signal
+    drops: DropReporter
+    name: str
+    debug: bool
+    policies: ExportPolicies
+    timeout_millis: float
+
+
+@dataclass(frozen=True)
+class Delivery(Generic[B]):
+    """How one exporter gets its batches: ``take(most)`` returns up to ``most`` due batches (None to
+    stop), ``export`` hands over one, ``export_many`` several where the exporter's class declares it.
+
+    The exporter's methods are looked up at each call, as a direct call would (hence the lambdas
+    below): the user's code may replace them while the processor runs.
+    """
+
+    exporter: object  # named in warnings
+    signal: Signal
+    take: Callable[[int], Sequence[B] | None]
+    export: Callable[[B], object]
+    export_many: Callable[[Sequence[B]], object] | None
+
+
+def delivery_for(work: LaneWork) -> Delivery[Any]:
+    """Lists of spans, except for an exporter whose class declares a ``span_encoder`` (see
+    ``_capabilities``) that is a SpanEncoder: it gets each batch as the ``SpanRequest`` that
+    encoder read it into while it filled.
+    """
+    core, exporter, signal = work.core, work.exporter, work.signal
+    many = _export_many(exporter)
+    if encodes_spans(exporter):
+        encoder = getattr(exporter, "span_encoder", None)
+        if isinstance(encoder, SpanEncoder):
+
+            def read(most: int) -> list[SpanRequest] | None:
+                return counting_skips(encoder, lambda: core.next_requests(encoder, most, READ_AHEAD_SPANS))
+
+            return Delivery(exporter, signal, read, lambda request: exporter.export(request), many)  # noqa: PLW0108
+    return Delivery(exporter, signal, core.next_batches, lambda spans: exporter.export(spans), many)  # noqa: PLW0108
+
+
+def _export_many(exporter: object) -> Callable[[Sequence[Any]], object] | None:
+    if not exports_many(exporter):
+        return None
+    return lambda batches: exporter.export_many(batches)  # noqa: PLW0108
 
 
 class PrivateLoop:
@@ -63,12 +120,12 @@ class PrivateLoop:
             self._loop = None
 
 
-def succeeded(exporter: SpanExporter, result: object) -> bool:
-    """Whether ``result`` is SpanExportResult.SUCCESS; anything but a SpanExportResult is reported once per type."""
-    if result is SpanExportResult.SUCCESS:
+def succeeded(signal: Signal, exporter: object, result: object) -> bool:
+    """Whether ``result`` is the signal's SUCCESS; anything but its SUCCESS or FAILURE is reported once per type."""
+    if result is signal.success:
         return True
     kind = (type(exporter), type(result))
-    if result is not SpanExportResult.FAILURE and kind not in _odd_results:
+    if result is not signal.failure and kind not in _odd_results:
         _odd_results.add(kind)
         logger.warning(
             "%s.export returned %r, not a SpanExportResult; counting its batches as failed.",
@@ -78,13 +135,13 @@ def succeeded(exporter: SpanExporter, result: object) -> bool:
     return False
 
 
-def export_batch(exporter: SpanExporter, batch: Batch, loop: PrivateLoop, timeout_millis: float) -> bool:
-    """Export one batch; True only for SpanExportResult.SUCCESS. Never raises.
+def export_batch(delivery: Delivery[B], batch: B, loop: PrivateLoop, timeout_millis: float) -> bool:
+    """Export one batch; True only for the signal's SUCCESS. Never raises.
 
     An awaitable result is run on ``loop`` and bounded by ``timeout_millis``.
     """
     try:
-        result = exporter.export(batch)  # type: ignore[arg-type]  # a SpanRequest only for its own encoder's exporter
+        result = delivery.export(batch)
         if inspect.isawaitable(result):
             result = loop.run(result, timeout_millis)
     except asyncio.TimeoutError:
@@ -93,89 +150,59 @@ def export_batch(exporter: SpanExporter, batch: Batch, loop: PrivateLoop, timeou
     except BaseException:  # an exporter must not take the worker down with it
         stock_logger.exception(_STOCK_EXPORT_EXCEPTION, "Span")
         return False
-    return succeeded(exporter, result)
+    return succeeded(delivery.signal, delivery.exporter, result)
 
 
-def batch_source(core: BatchCore, exporter: SpanExporter, most: int) -> Callable[[], Sequence[Batch] | None]:
-    """Takes up to ``most`` due batches from ``core``, None to stop.
-
-    An exporter whose class declares a ``span_encoder`` (see ``_capabilities``) that is a
-    SpanEncoder gets each batch as the ``SpanRequest`` that encoder read it into while it
-    filled; any other gets lists of spans.
-    """
-    encoder = getattr(exporter, "span_encoder", None) if encodes_spans(exporter) else None
-    if not isinstance(encoder, SpanEncoder):
-        return lambda: core.next_batches(most)
-    return lambda: counting_skips(encoder, lambda: core.next_requests(encoder, most, READ_AHEAD_SPANS))
-
-
-def first_attempts(
-    exporter: SpanExporter, batches: Sequence[Batch], loop: PrivateLoop, timeout_millis: float
-) -> list[bool]:
+def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoop, timeout_millis: float) -> list[bool]:
     """One attempt at each batch (one call where the exporter's class declares ``export_many``); never raises."""
-    if not exports_many(exporter):
-        return [export_batch(exporter, batch, loop, timeout_millis) for batch in batches]
+    if delivery.export_many is None:
+        return [export_batch(delivery, batch, loop, timeout_millis) for batch in batches]
     try:
-        results = cast(ExportsMany, exporter).export_many(batches)
+        results = delivery.export_many(batches)
     except BaseException:  # as in export_batch: the worker outlives its exporter's bugs
         stock_logger.exception(_STOCK_EXPORT_EXCEPTION, "Span")
         return [False] * len(batches)
     if not isinstance(results, Sequence) or len(results) != len(batches):
         logger.error(
             "%s.export_many returned %r for %d batches; counting them as failed.",
-            type(exporter).__name__,
+            type(delivery.exporter).__name__,
             results,
             len(batches),
         )
         return [False] * len(batches)
-    return [succeeded(exporter, result) for result in results]
+    return [succeeded(delivery.signal, delivery.exporter, result) for result in results]
 
 
 def retry_export(
-    core: BatchCore,
-    exporter: SpanExporter,
-    batch: Batch,
-    *,
-    loop: PrivateLoop,
-    retry: RetryPolicy,
-    deadline: float,
+    work: LaneWork, delivery: Delivery[B], batch: B, *, loop: PrivateLoop, deadline: float
 ) -> tuple[bool, int]:
-    """After a failed attempt, retry as ``retry`` says; (success, retries made).
+    """After a failed attempt, retry as the lane's retry policy says; (success, retries made).
 
     ``deadline`` (monotonic) bounds the whole series: a retry whose backoff would end past
     it is not made. Shutdown cuts a backoff short and gives up on the batch, so that a dead
     backend cannot hold the exit for its whole retry budget.
     """
-    retries = 0
+    retry, retries = work.policies.retry, 0
     while retries < retry.max_retries:
         pause = retry.backoff_millis(retries)
-        if time.monotonic() + pause / 1000 >= deadline or not core.backoff(pause):
+        if time.monotonic() + pause / 1000 >= deadline or not work.core.backoff(pause):
             break
         retries += 1
-        core.count_retry()
-        if export_batch(exporter, batch, loop, max(0.0, deadline - time.monotonic()) * 1000):
+        work.core.count_retry()
+        if export_batch(delivery, batch, loop, max(0.0, deadline - time.monotonic()) * 1000):
             return True, retries
     return False, retries
 
 
-def export_batches(
-    core: BatchCore,
-    exporter: SpanExporter,
-    drops: DropReporter,
-    label: str,
-    debug: bool,
-    *,
-    retry: RetryPolicy,
-    timeout_millis: float,
-    batches: Callable[[], Sequence[Batch] | None],
-) -> None:
+def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], Sequence[B] | None]) -> None:
     """Export what ``batches()`` returns, on this thread, until it returns None.
 
     Each batch is settled as the core handed it over, whatever the exporter does to the list;
     spans its encoder left out count as dropped (``unencodable``).
-    With ``debug``, one line per batch: backend, batch size, retries, duration, outcome.
+    With ``work.debug``, one line per batch: backend, batch size, retries, duration, outcome.
     Never span contents, headers or credentials.
     """
+    core = work.core
     core.enter_export_thread()
     token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
     loop = PrivateLoop()
@@ -183,18 +210,18 @@ def export_batches(
         with spans_left_out() as left_out:
             while (taken := batches()) is not None:
                 started = time.monotonic()
-                deadline = started + timeout_millis / 1000
+                deadline = started + work.timeout_millis / 1000
                 sizes = [len(batch) for batch in taken]  # before the exporter can change a list
-                for batch, size, first_ok in zip(taken, sizes, first_attempts(exporter, taken, loop, timeout_millis)):
+                for batch, size, first_ok in zip(
+                    taken, sizes, first_attempts(delivery, taken, loop, work.timeout_millis)
+                ):
                     ok, retries = (
-                        (True, 0)
-                        if first_ok
-                        else retry_export(core, exporter, batch, loop=loop, retry=retry, deadline=deadline)
+                        (True, 0) if first_ok else retry_export(work, delivery, batch, loop=loop, deadline=deadline)
                     )
-                    if debug:  # before settling: a flush that returns then finds its line logged
+                    if work.debug:  # before settling: a flush that returns then finds its line logged
                         logger.debug(
                             "%s export: batch=%d spans, retries=%d, duration=%.0fms, status=%s",
-                            label,
+                            work.name,
                             size,
                             retries,
                             (time.monotonic() - started) * 1000,
@@ -202,13 +229,13 @@ def export_batches(
                         )
                     core.finish_batch(batch, ok, left_out_of(batch, taken, left_out))
                 left_out.clear()
-                drops.report(SpanStats.of(core).dropped)
+                work.drops.report(SpanStats.of(core).dropped)
     finally:
         loop.close()
         detach(token)
 
 
-def left_out_of(batch: Batch, taken: Sequence[Batch], counts: dict[int, int]) -> int:
+def left_out_of(batch: object, taken: Sequence[object], counts: dict[int, int]) -> int:
     """The spans of ``batch`` the encoder left out while ``taken`` was exported on this thread.
 
     A batch exported alone owns whatever was left out meanwhile, even from a copy of its list
@@ -219,49 +246,38 @@ def left_out_of(batch: Batch, taken: Sequence[Batch], counts: dict[int, int]) ->
     return counts.get(id(batch), 0)
 
 
-def run_worker(
-    core: BatchCore,
-    exporter: SpanExporter,
-    drops: DropReporter,
-    label: str,
-    debug: bool,
-    *,
-    retry: RetryPolicy,
-    timeout_millis: float,
-    concurrency: int = 1,
-) -> None:
+def run_worker(work: LaneWork) -> None:
     """Export batches until the core says stop. Holds no reference to the processor.
 
-    With ``concurrency`` > 1 this thread only takes batches, each once one of ``concurrency``
+    With ``max_concurrent_exports`` > 1 this thread only takes batches, each once one of that many
     export threads is free, and hands it over; it returns when every export has returned.
     """
-    export = functools.partial(
-        export_batches, core, exporter, drops, label, debug, retry=retry, timeout_millis=timeout_millis
-    )
+    delivery = delivery_for(work)
+    concurrency = work.policies.max_concurrent_exports
     if concurrency == 1:
         # An exporter that takes several batches per call gets every batch that is due at
         # once: the worker then waits for the GIL once per call, not once per batch.
-        export(batches=batch_source(core, exporter, BATCHES_PER_CALL if exports_many(exporter) else 1))
+        most = 1 if delivery.export_many is None else BATCHES_PER_CALL
+        export_batches(work, delivery, lambda: delivery.take(most))
         return
-    core.enter_export_thread()
+    work.core.enter_export_thread()
     # Real OS threads and the queues between them, even under gevent (see _threads).
-    handoff: queue.SimpleQueue[Batch | None] = native_queue()
-    take_one = batch_source(core, exporter, 1)
+    handoff: queue.SimpleQueue[Any] = native_queue()
     # One token per idle export thread, so a batch leaves the queue only when one can export it at once.
     idle: queue.SimpleQueue[None] = native_queue()
 
-    def next_batch() -> list[Batch] | None:
+    def next_batch() -> list[Any] | None:
         idle.put(None)  # this thread's previous export (if any) has returned and been counted
         batch = handoff.get()
         return None if batch is None else [batch]
 
+    name = threading.current_thread().name
     threads = [
-        start_thread(functools.partial(export, batches=next_batch), f"{threading.current_thread().name}-export-{i}")
-        for i in range(concurrency)
+        start_thread(export_batches, f"{name}-export-{i}", work, delivery, next_batch) for i in range(concurrency)
     ]
     while True:
         idle.get()
-        batch = take_one()
+        batch = delivery.take(1)
         if batch is None:
             break
         handoff.put(batch[0])
@@ -271,7 +287,7 @@ def run_worker(
         thread.join()
 
 
-def shutdown_exporter(exporter: SpanExporter, timeout_millis: float) -> None:
+def shutdown_exporter(exporter: Exporter[Any], timeout_millis: float) -> None:
     """Call ``exporter.shutdown``, passing the time left where it accepts ``timeout_millis``."""
     try:
         takes_timeout = "timeout_millis" in inspect.signature(exporter.shutdown).parameters

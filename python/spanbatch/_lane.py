@@ -7,22 +7,20 @@ told at once, then each is waited for with whatever time is left.
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
-import threading
 import time
 import weakref
 from collections.abc import Iterable, Sequence
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple, Protocol
 
-from opentelemetry.sdk.trace.export import SpanExporter
-
+from spanbatch import _fork
+from spanbatch._capabilities import Exporter
 from spanbatch._config import BatchSettings
 from spanbatch._core import BatchCore
 from spanbatch._drops import DropReporter
-from spanbatch._export import run_worker, shutdown_exporter
+from spanbatch._export import LaneWork, run_worker, shutdown_exporter
 from spanbatch._policies import ExportPolicies
+from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
 from spanbatch._threads import WorkerThread, cooperative_pause, start_thread
 
@@ -44,35 +42,52 @@ def remaining_millis(deadline: float) -> float:
     return max(0.0, (deadline - time.monotonic()) * 1000)
 
 
+class Backend(NamedTuple):
+    """What one lane exports to: its name, its exporter and its batch settings."""
+
+    name: str
+    exporter: Exporter[Any]
+    settings: BatchSettings
+
+
+class HasLanes(Protocol):
+    """A processor, as exit and fork recovery see it."""
+
+    @property
+    def lanes(self) -> list[Lane]: ...
+
+
 class Lane:
-    """One backend. ``on_new_core`` is called after a fork gave the lane a fresh core."""
+    """One backend: its exporter, a Rust core and the worker that exports what the core hands out.
+
+    ``named`` lanes (a Pipeline's) put their name in drop warnings. ``on_new_core`` is called
+    once a forked child has given the lane a core of its own (see ``_fork``).
+    """
 
     def __init__(
         self,
-        name: str,
-        exporter: SpanExporter,
-        settings: BatchSettings,
+        backend: Backend,
+        policies: ExportPolicies,
+        signal: Signal,
         *,
-        policies: ExportPolicies | None = None,
         debug: bool = False,
-        drop_label: str = "",
+        named: bool = False,
         on_new_core: Callable[[], None] | None = None,
     ) -> None:
-        self.name = name
-        self.exporter = exporter
-        self.settings = settings
-        self.policies = ExportPolicies() if policies is None else policies
+        self.name, self.exporter, self.settings = backend
+        self.policies = policies
+        self.signal = signal
         self._debug = debug
-        self._drop_label = drop_label
+        self._drop_label = self.name if named else ""
         self._on_new_core = on_new_core
-        self._fork_claims: dict[int, int] = {}
+        self.fork_claims: dict[int, int] = {}  # forked child's pid -> the thread recovering this lane there
         self.worker: WorkerThread | None = None
         self.core = self._start()
         if debug:
             logger.debug(
                 "%s lane: drop_policy=%s, block_timeout_millis=%g, max_retries=%d, linger_millis=%s, "
                 "max_concurrent_exports=%d",
-                name,
+                self.name,
                 self.policies.drop_policy,
                 self.policies.block_timeout_millis,
                 self.policies.retry.max_retries,
@@ -90,54 +105,36 @@ class Lane:
             drop_policy=self.policies.drop_policy,
             linger_millis=self.policies.linger_millis,
             block_timeout_millis=self.policies.block_timeout_millis,
-            on_fork=weak_method(self.recover_from_fork),
+            on_fork=_fork.on_fork_of(self),
             pause=cooperative_pause(),
         )
         self.drops = DropReporter(self._drop_label)
-        work = functools.partial(
-            run_worker,
+        work = LaneWork(
             core,
             self.exporter,
+            self.signal,
             self.drops,
             self.name,
             self._debug,
-            retry=self.policies.retry,
-            timeout_millis=self.settings.export_timeout_millis,
-            concurrency=self.policies.max_concurrent_exports,
+            self.policies,
+            self.settings.export_timeout_millis,
         )
-        self.worker = start_thread(work, f"spanbatch-{self.name}")
+        self.worker = start_thread(run_worker, f"spanbatch-{self.name}", work)
         return core
 
-    def current_core(self) -> BatchCore:
-        """The core of this process; noticing a fork here means it skipped Python's hooks."""
-        if self.core.pid != os.getpid():
-            self.recover_from_fork(self.core.queue_len())
-        return self.core
-
-    def stats(self) -> SpanStats:
-        return SpanStats.of(self.current_core())
-
-    def recover_from_fork(self, orphaned: int) -> BatchCore:
-        """Give a forked child its own queue and worker; the parent exports what it had queued.
-
-        ``orphaned`` counts spans found in the inherited queue when the fork skipped Python's
-        hooks: the child cannot tell its own from its parent's, so it counts them as dropped.
-        """
-        pid, me = os.getpid(), threading.get_ident()
-        if self.core.pid == pid or self.core.is_shutdown:
-            return self.core
-        # No lock: one held by a parent thread would stay held here. setdefault is atomic.
-        if self._fork_claims.setdefault(pid, me) != me:
-            return self.core
+    def restart(self) -> BatchCore:
+        """A new core and worker in place of the current ones, which belong to the parent process."""
         self.core = self._start()
-        self.core.count_lost_to_fork(orphaned)
         self._finalizer.detach()
         self._finalizer = weakref.finalize(self, BatchCore.begin_shutdown, self.core)
         if self._on_new_core is not None:
             self._on_new_core()
         return self.core
 
-    def on_worker_thread(self) -> bool:
+    def stats(self) -> SpanStats:
+        return SpanStats.of(_fork.current_core(self))
+
+    def on_export_thread(self) -> bool:
         """Whether the caller is this lane's worker or one of its export threads."""
         return self.core.on_export_thread()
 
@@ -148,10 +145,10 @@ def flush_lanes(lanes: Sequence[Lane], timeout_millis: float) -> dict[str, bool]
     results: dict[str, bool] = {}
     tickets: list[tuple[Lane, BatchCore, int]] = []
     for lane in lanes:
-        core = lane.current_core()
+        core = _fork.current_core(lane)
         if core.is_shutdown:
             results[lane.name] = False
-        elif lane.on_worker_thread():
+        elif lane.on_export_thread():
             logger.warning("force_flush called from %s's own export thread; not waiting.", lane.name)
             results[lane.name] = False
         else:
@@ -168,9 +165,9 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:
     running finishes on its own thread.
     """
     deadline = time.monotonic() + timeout_millis / 1000
-    stopping = [lane for lane in lanes if lane.current_core().begin_shutdown()]
+    stopping = [lane for lane in lanes if _fork.current_core(lane).begin_shutdown()]
     for lane in stopping:
-        if lane.worker is not None and not lane.on_worker_thread():
+        if lane.worker is not None and not lane.on_export_thread():
             lane.worker.join(remaining_millis(deadline) / 1000)
     for lane in stopping:
         if lane.worker is not None and lane.worker.is_alive():

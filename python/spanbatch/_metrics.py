@@ -15,16 +15,17 @@ from dataclasses import dataclass
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter_provider
 
+from spanbatch._core import DROP_REASONS
+from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
 
-_COMPONENT_TYPE = "batching_span_processor"
 # The stock processor's meter: dashboards and views select its metrics by this scope.
 _METER_NAME = "opentelemetry-sdk"
-# Our drop reasons as the semantic conventions' error.type values, for the spans the processor drops.
-_ERROR_TYPES = {"queue_full": "queue_full", "shutdown": "already_shutdown", "fork": "fork"}
-# Drop reasons of spans already handed to the exporter: the stock processor counts those as
+# The reasons that drop items straight from the queue, as the semantic conventions' error.type.
+_ERROR_TYPES = {reason.name: reason.error_type for reason in DROP_REASONS if reason.error_type is not None}
+# The reasons that drop items already handed to the exporter: the stock processor counts those as
 # processed without an error (its encoder fails a whole batch where ours leaves one span out).
-_HANDED_TO_EXPORTER = ("export_failed", "unencodable")
+_HANDED_TO_EXPORTER = tuple(reason.name for reason in DROP_REASONS if reason.error_type is None)
 _instances = itertools.count()
 
 
@@ -32,8 +33,9 @@ def internal_metrics_enabled() -> bool:
     return os.environ.get("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "").strip().lower() == "true"
 
 
-def component_name(name: str | None = None) -> str:
-    return name if name is not None else f"{_COMPONENT_TYPE}/{next(_instances)}"
+def component_name(signal: Signal) -> str:
+    """A name of its own for a processor whose lanes the user did not name, as the stock processor's."""
+    return f"{signal.component_type}/{next(_instances)}"
 
 
 @dataclass(frozen=True)
@@ -44,29 +46,31 @@ class _Source:
 
 
 class _Instruments:
-    """The three instruments of one meter provider, reporting every registered source."""
+    """The three instruments of one signal on one meter provider, reporting every registered source."""
 
-    def __init__(self, meter_provider: MeterProvider) -> None:
+    def __init__(self, meter_provider: MeterProvider, signal: Signal) -> None:
         self._sources: list[_Source] = []
         self._lock = threading.Lock()
         meter = meter_provider.get_meter(_METER_NAME)
+        name, unit, items = f"otel.sdk.processor.{signal.item}", f"{{{signal.item}}}", signal.items
         meter.create_observable_counter(
-            "otel.sdk.processor.span.processed",
+            f"{name}.processed",
             callbacks=[self._processed],
-            unit="{span}",
-            description="The number of spans for which the processing has finished, either successful or failed.",
+            unit=unit,
+            description=f"The number of {items} for which the processing has finished, either successful or failed.",
         )
         meter.create_observable_up_down_counter(
-            "otel.sdk.processor.span.queue.size",
+            f"{name}.queue.size",
             callbacks=[self._queue_size],
-            unit="{span}",
-            description="The number of spans in the queue of a given instance of an SDK span processor.",
+            unit=unit,
+            description=f"The number of {items} in the queue of a given instance of an SDK {signal.item} processor.",
         )
         meter.create_observable_up_down_counter(
-            "otel.sdk.processor.span.queue.capacity",
+            f"{name}.queue.capacity",
             callbacks=[self._queue_capacity],
-            unit="{span}",
-            description="The maximum number of spans the queue of a given instance of an SDK span processor can hold.",
+            unit=unit,
+            description=f"The maximum number of {items} the queue of a given instance of an SDK {signal.item} "
+            "processor can hold.",
         )
 
     def add(self, source: _Source) -> None:
@@ -103,11 +107,12 @@ class _Instruments:
         return [Observation(source.capacity, source.attributes) for source, _ in self._live()]
 
 
-_by_provider: weakref.WeakKeyDictionary[MeterProvider, _Instruments] = weakref.WeakKeyDictionary()
+_by_provider: weakref.WeakKeyDictionary[MeterProvider, dict[Signal, _Instruments]] = weakref.WeakKeyDictionary()
 _registry_lock = threading.Lock()
 
 
 def register_processor_metrics(
+    signal: Signal,
     read_stats: Callable[[], SpanStats | None],
     capacity: int,
     meter_provider: MeterProvider | None,
@@ -116,8 +121,9 @@ def register_processor_metrics(
     """Record the stock processor's metrics for one lane; ``read_stats`` returns None once it is gone."""
     provider = meter_provider or get_meter_provider()
     with _registry_lock:
-        instruments = _by_provider.get(provider)
+        by_signal = _by_provider.setdefault(provider, {})
+        instruments = by_signal.get(signal)
         if instruments is None:
-            instruments = _by_provider[provider] = _Instruments(provider)
-    attributes = {"otel.component.type": _COMPONENT_TYPE, "otel.component.name": component}
+            instruments = by_signal[signal] = _Instruments(provider, signal)
+    attributes = {"otel.component.type": signal.component_type, "otel.component.name": component}
     instruments.add(_Source(attributes, read_stats, capacity))

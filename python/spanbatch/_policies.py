@@ -12,8 +12,9 @@ import math
 import operator
 import os
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, TypedDict, TypeVar, cast
 
 from spanbatch._config import LONGEST_MILLIS, env_flag, env_millis, warn_once
 
@@ -182,23 +183,39 @@ class ExportPolicies:
     export_span_start: bool = False
 
 
-def resolve_policies(
-    *,
-    drop_policy: str | None = None,
-    block_timeout_millis: float | None = None,
-    max_retries: int | None = None,
-    retry_initial_backoff_millis: float | None = None,
-    retry_max_backoff_millis: float | None = None,
-    linger_millis: float | None = None,
-    export_span_start: bool | None = None,
-    max_concurrent_exports: int | None = None,
-) -> ExportPolicies:
+class PolicyArguments(TypedDict, total=False):
+    """The export policies' keyword arguments: their one declaration.
+
+    Every public processor spells them out again in its signature, in this order, for drop-in
+    signatures and type checkers; tests/test_engine.py fails where one differs from this.
+    """
+
+    drop_policy: DropPolicyName | None
+    block_timeout_millis: float | None
+    max_retries: int | None
+    retry_initial_backoff_millis: float | None
+    retry_max_backoff_millis: float | None
+    linger_millis: float | None
+    export_span_start: bool | None
+    max_concurrent_exports: int | None
+
+
+def policy_arguments(arguments: Mapping[str, object]) -> PolicyArguments:
+    """The policy keywords among a constructor's arguments (its ``locals()``), whatever else it takes."""
+    return cast(PolicyArguments, {name: arguments[name] for name in PolicyArguments.__annotations__})
+
+
+def resolve_policies(arguments: PolicyArguments) -> ExportPolicies:
     """The export policies from arguments, then ``SPANBATCH_*`` variables, then defaults."""
     return ExportPolicies(
-        drop_policy=resolve_drop_policy(drop_policy),
-        block_timeout_millis=resolve_block_timeout(block_timeout_millis),
-        retry=resolve_retry(max_retries, retry_initial_backoff_millis, retry_max_backoff_millis),
-        linger_millis=resolve_linger(linger_millis),
-        max_concurrent_exports=resolve_max_concurrent_exports(max_concurrent_exports),
-        export_span_start=resolve_export_span_start(export_span_start),
+        drop_policy=resolve_drop_policy(arguments.get("drop_policy")),
+        block_timeout_millis=resolve_block_timeout(arguments.get("block_timeout_millis")),
+        retry=resolve_retry(
+            arguments.get("max_retries"),
+            arguments.get("retry_initial_backoff_millis"),
+            arguments.get("retry_max_backoff_millis"),
+        ),
+        linger_millis=resolve_linger(arguments.get("linger_millis")),
+        max_concurrent_exports=resolve_max_concurrent_exports(arguments.get("max_concurrent_exports")),
+        export_span_start=resolve_export_span_start(arguments.get("export_span_start")),
     )

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 from collections.abc import Iterator, Mapping
 
 from opentelemetry import trace
-from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from spanbatch import _config, _exit
+from spanbatch import _config
 from spanbatch._config import ALL_SETTINGS, Setting, env_flag, resolve_settings
-from spanbatch._core import FanOut
-from spanbatch._debug_log import debug_enabled
-from spanbatch._lane import Lane, flush_lanes, weak_method
-from spanbatch._metrics import internal_metrics_enabled, register_processor_metrics
-from spanbatch._policies import DropPolicyName, resolve_policies
+from spanbatch._lane import Backend
+from spanbatch._policies import DropPolicyName, policy_arguments, resolve_policies
+from spanbatch._spans import SpanEngine
 from spanbatch._stats import SpanStats
 
 logger = logging.getLogger("spanbatch")
@@ -44,7 +40,7 @@ def _backend_variables(name: str) -> dict[Setting, tuple[str, ...]]:
     return variables
 
 
-class Pipeline(SpanProcessor):
+class Pipeline(SpanEngine):
     """Ships every sampled span to several named backends, each through its own lane.
 
     A lane is a Rust queue, a worker, counters and settings of its own: a slow or dead
@@ -81,19 +77,9 @@ class Pipeline(SpanProcessor):
         for name in exporters:
             if not isinstance(name, str) or not name.strip():
                 raise ValueError(f"backend names must be non-empty strings, not {name!r}.")
-        debug = debug_enabled()
-        self._policies = resolve_policies(
-            drop_policy=drop_policy,
-            block_timeout_millis=block_timeout_millis,
-            max_retries=max_retries,
-            retry_initial_backoff_millis=retry_initial_backoff_millis,
-            retry_max_backoff_millis=retry_max_backoff_millis,
-            linger_millis=linger_millis,
-            export_span_start=export_span_start,
-            max_concurrent_exports=max_concurrent_exports,
-        )
-        self._lanes = [
-            Lane(
+        policies = resolve_policies(policy_arguments(locals()))
+        backends = [
+            Backend(
                 name,
                 exporter,
                 resolve_settings(
@@ -104,50 +90,14 @@ class Pipeline(SpanProcessor):
                     variables=_backend_variables(name),
                     defaults=_DEFAULTS,
                 ),
-                policies=self._policies,
-                debug=debug,
-                drop_label=name,
-                on_new_core=weak_method(self._bind_hot_path),
             )
             for name, exporter in exporters.items()
         ]
-        self._bind_hot_path()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=weak_method(self._after_fork_in_child))
-        if internal_metrics_enabled():
-            for lane in self._lanes:
-                register_processor_metrics(
-                    weak_method(lane.stats), lane.settings.max_queue_size, meter_provider, lane.name
-                )
-        _exit.register(self)
-
-    def _bind_hot_path(self) -> None:
-        self._fan_out = FanOut([lane.core for lane in self._lanes])
-        self.on_end = self._fan_out.on_end  # type: ignore[method-assign]
-
-    def _after_fork_in_child(self) -> None:
-        for lane in self._lanes:
-            lane.recover_from_fork(0)
-
-    @property
-    def lanes(self) -> list[Lane]:
-        return list(self._lanes)
+        super().__init__(backends, policies, named=True, meter_provider=meter_provider)
 
     @property
     def names(self) -> list[str]:
         return [lane.name for lane in self._lanes]
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Queues the started span in every lane when ``export_span_start`` is on."""
-        if self._policies.export_span_start:
-            self._fan_out.on_end(span)
-
-    def _on_ending(self, span: Span) -> None:
-        pass
-
-    def on_end(self, span: ReadableSpan) -> None:
-        # Shadowed per instance by the FanOut's ``on_end``.
-        self._fan_out.on_end(span)
 
     def stats(self) -> SpanStats:
         """All backends together: the lanes' counters summed, so a span counts once per lane.
@@ -155,18 +105,17 @@ class Pipeline(SpanProcessor):
         A span sent to three backends adds 3 to ``enqueued`` and, once delivered, 3 to ``exported``;
         :meth:`stats_by_backend` gives each lane's own counts.
         """
-        return sum(self.stats_by_backend().values(), SpanStats())
+        return super().stats()
 
     def stats_by_backend(self) -> dict[str, SpanStats]:
-        return {lane.name: lane.stats() for lane in self._lanes}
+        return self._stats_by_lane()
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
         """Flush every backend in parallel; True only if all finished in time."""
-        return all(self.flush_by_backend(timeout_millis).values())
+        return super().force_flush(timeout_millis)
 
     def flush_by_backend(self, timeout_millis: float | None = None) -> dict[str, bool]:
-        timeout = max(lane.settings.export_timeout_millis for lane in self._lanes)
-        return flush_lanes(self._lanes, timeout if timeout_millis is None else timeout_millis)
+        return self._flush_by_lane(timeout_millis)
 
     def end_session(self, timeout_millis: float | None = None) -> dict[str, bool]:
         """The end of a session or turn: flush every backend now, so its whole trace is there.
@@ -191,8 +140,7 @@ class Pipeline(SpanProcessor):
 
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Drain and shut down every backend in parallel within one deadline. Idempotent."""
-        timeout = max(lane.settings.export_timeout_millis for lane in self._lanes)
-        _exit.shutdown(self._lanes, timeout if timeout_millis is None else timeout_millis)
+        super().shutdown(timeout_millis)
 
     def __repr__(self) -> str:
         return f"Pipeline({', '.join(self.names)}, stats={self.stats()})"

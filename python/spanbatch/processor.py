@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import os
+from typing import cast
 
-from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from spanbatch import _exit
 from spanbatch._config import BatchSettings, resolve_settings
-from spanbatch._debug_log import debug_enabled
-from spanbatch._lane import Lane, flush_lanes, weak_method
-from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
-from spanbatch._policies import DropPolicyName, resolve_policies
+from spanbatch._lane import Backend
+from spanbatch._policies import DropPolicyName, policy_arguments, resolve_policies
+from spanbatch._spans import SpanEngine
 from spanbatch._stats import SpanStats
 
 
-class BatchSpanProcessor(SpanProcessor):
+class BatchSpanProcessor(SpanEngine):
     """Batches ended spans and exports them from a background thread.
 
     A drop-in for ``opentelemetry.sdk.trace.export.BatchSpanProcessor`` (same arguments,
@@ -85,69 +81,25 @@ class BatchSpanProcessor(SpanProcessor):
         export_span_start: bool | None = None,
         max_concurrent_exports: int | None = None,
     ) -> None:
-        self._settings: BatchSettings = resolve_settings(
-            max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis
+        settings = resolve_settings(max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis)
+        super().__init__(
+            [Backend(type(span_exporter).__name__, span_exporter, settings)],
+            resolve_policies(policy_arguments(locals())),
+            named=False,
+            meter_provider=meter_provider,
         )
-        self._policies = resolve_policies(
-            drop_policy=drop_policy,
-            block_timeout_millis=block_timeout_millis,
-            max_retries=max_retries,
-            retry_initial_backoff_millis=retry_initial_backoff_millis,
-            retry_max_backoff_millis=retry_max_backoff_millis,
-            linger_millis=linger_millis,
-            export_span_start=export_span_start,
-            max_concurrent_exports=max_concurrent_exports,
-        )
-        self._lane = Lane(
-            type(span_exporter).__name__,
-            span_exporter,
-            self._settings,
-            policies=self._policies,
-            debug=debug_enabled(),
-            on_new_core=weak_method(self._bind_hot_path),
-        )
-        self._bind_hot_path()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=weak_method(self._after_fork_in_child))
-        if internal_metrics_enabled():
-            register_processor_metrics(
-                weak_method(self.stats), self._settings.max_queue_size, meter_provider, component_name()
-            )
-        _exit.register(self)
-
-    def _bind_hot_path(self) -> None:
-        # The SDK calls ``processor.on_end(span)`` and lands straight in Rust: no Python frame.
-        self.on_end = self._lane.core.on_end  # type: ignore[method-assign]
-
-    def _after_fork_in_child(self) -> None:
-        self._lane.recover_from_fork(0)
 
     @property
     def span_exporter(self) -> SpanExporter:
-        return self._lane.exporter
+        return cast(SpanExporter, self._lanes[0].exporter)
 
     @property
     def settings(self) -> BatchSettings:
-        return self._settings
-
-    @property
-    def lanes(self) -> list[Lane]:
-        return [self._lane]
-
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if self._policies.export_span_start:
-            self._lane.core.on_end(span)
-
-    def _on_ending(self, span: Span) -> None:
-        pass
-
-    def on_end(self, span: ReadableSpan) -> None:
-        # Shadowed per instance by the core's ``on_end``; kept for subclasses and type checkers.
-        self._lane.core.on_end(span)
+        return self._lanes[0].settings
 
     def stats(self) -> SpanStats:
         """An exact, immutable snapshot of where every received span is."""
-        return self._lane.stats()
+        return super().stats()
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
         """Export every span queued before this call; False if ``timeout_millis`` passes first.
@@ -155,21 +107,19 @@ class BatchSpanProcessor(SpanProcessor):
         ``None`` waits up to ``export_timeout_millis``. An export still running at the
         deadline goes on in the background.
         """
-        timeout = self._settings.export_timeout_millis if timeout_millis is None else timeout_millis
-        return flush_lanes([self._lane], timeout)[self._lane.name]
+        return super().force_flush(timeout_millis)
 
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Export what is queued, then shut the exporter down, all within ``export_timeout_millis``.
 
         Idempotent. Spans still queued at the deadline are dropped and counted (``shutdown``).
         """
-        timeout = self._settings.export_timeout_millis if timeout_millis is None else timeout_millis
-        _exit.shutdown([self._lane], timeout)
+        super().shutdown(timeout_millis)
 
     def __repr__(self) -> str:
-        s = self._settings
+        s = self.settings
         return (
-            f"{type(self).__name__}({self._lane.name}, max_queue_size={s.max_queue_size}, "
+            f"{type(self).__name__}({self._lanes[0].name}, max_queue_size={s.max_queue_size}, "
             f"schedule_delay_millis={s.schedule_delay_millis:g}, max_export_batch_size={s.max_export_batch_size}, "
             f"export_timeout_millis={s.export_timeout_millis:g}, drop_policy={self._policies.drop_policy!r}, "
             f"max_retries={self._policies.retry.max_retries}, linger_millis={self._policies.linger_millis}, "

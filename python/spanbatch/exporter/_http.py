@@ -39,7 +39,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from spanbatch._core import SpanEncoder, SpanRequest, compress
-from spanbatch.exporter._encoding import Batch, encode_batch, read_batch
+from spanbatch._encoding import Batch, encode_batch, read_batch
 from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from spanbatch._core import SpanEncoder
-from spanbatch.exporter._encoding import Batch, encode_batch
+from spanbatch._encoding import Batch, encode_batch
 
 _EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

@@ -3,6 +3,9 @@
 A batch is either spans or a ``SpanRequest`` spanbatch's processor already read them into
 while the batch filled (see ``BatchCore.next_requests``); such a request carries its own
 count of spans left out, which the processor settles with it.
+
+Below both the export loop and ``spanbatch.exporter``, which share it: the loop opens
+``spans_left_out`` around its exports and the exporters fill it, so neither imports the other.
 """
 
 from __future__ import annotations

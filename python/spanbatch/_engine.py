@@ -1,0 +1,91 @@
+"""The one lifecycle engine behind every processor: lanes, fork recovery, metrics, exit, flush, shutdown, stats.
+
+Generic over the kind of telemetry it batches, as the SDK's own ``BatchProcessor[Telemetry]`` is.
+A processor class is this engine with a ``signal``, the backends of its lanes, and
+``_bind_hot_path``: its SDK method (``on_end`` for spans) bound straight to the Rust push, so
+that the application's thread runs no Python code per item.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import ClassVar, Generic, TypeVar
+
+from opentelemetry.metrics import MeterProvider
+
+from spanbatch import _exit, _fork
+from spanbatch._debug_log import debug_enabled
+from spanbatch._lane import Backend, Lane, flush_lanes, weak_method
+from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
+from spanbatch._policies import ExportPolicies
+from spanbatch._signals import Signal
+from spanbatch._stats import SpanStats
+
+Telemetry = TypeVar("Telemetry")
+
+
+class Engine(ABC, Generic[Telemetry]):
+    """Lanes that batch one kind of telemetry, each to its own backend, under one lifecycle.
+
+    ``named`` lanes are a Pipeline's: their names label drop warnings and metrics. A processor's
+    one unnamed lane is reported as the stock processor is, under a component name of its own.
+    """
+
+    signal: ClassVar[Signal]
+
+    def __init__(
+        self,
+        backends: Sequence[Backend],
+        policies: ExportPolicies,
+        *,
+        named: bool,
+        meter_provider: MeterProvider | None,
+    ) -> None:
+        debug = debug_enabled()
+        self._policies = policies
+        self._lanes = [
+            Lane(backend, policies, self.signal, debug=debug, named=named, on_new_core=weak_method(self._bind_hot_path))
+            for backend in backends
+        ]
+        self._bind_hot_path()
+        _fork.watch(self)
+        if internal_metrics_enabled():
+            for lane in self._lanes:
+                component = lane.name if named else component_name(self.signal)
+                register_processor_metrics(
+                    self.signal, weak_method(lane.stats), lane.settings.max_queue_size, meter_provider, component
+                )
+        _exit.register(self)
+
+    @abstractmethod
+    def _bind_hot_path(self) -> None:
+        """Point the SDK's per-item method at the Rust push into every lane's current core."""
+
+    @property
+    def lanes(self) -> list[Lane]:
+        return list(self._lanes)
+
+    def _stats_by_lane(self) -> dict[str, SpanStats]:
+        return {lane.name: lane.stats() for lane in self._lanes}
+
+    def stats(self) -> SpanStats:
+        """Every lane's exact counters, summed: an item sent to three lanes counts three times."""
+        return sum(self._stats_by_lane().values(), SpanStats())
+
+    def _timeout_millis(self, timeout_millis: float | None) -> float:
+        """``timeout_millis``, by default the longest ``export_timeout_millis`` of the lanes."""
+        if timeout_millis is not None:
+            return timeout_millis
+        return max(lane.settings.export_timeout_millis for lane in self._lanes)
+
+    def _flush_by_lane(self, timeout_millis: float | None) -> dict[str, bool]:
+        return flush_lanes(self._lanes, self._timeout_millis(timeout_millis))
+
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        """Flush every lane in parallel under one deadline; True only if all finished in time."""
+        return all(self._flush_by_lane(timeout_millis).values())
+
+    def shutdown(self, timeout_millis: float | None = None) -> None:
+        """Drain and shut down every lane in parallel within one deadline. Idempotent."""
+        _exit.shutdown(self._lanes, self._timeout_millis(timeout_millis))
