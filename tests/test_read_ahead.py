@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from typing import Any, Callable
@@ -189,3 +190,19 @@ def decoded_spans(body: bytes) -> Sequence[Any]:
 
     request = ExportTraceServiceRequest.FromString(body)
     return [span for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans]
+
+
+@pytest.mark.timeout(30)
+def test_a_full_batch_goes_at_once_whatever_its_size_against_the_read_ahead_chunk() -> None:
+    # 36 is not a multiple of the 8-span chunk: once 32 are read ahead, the last 4 fill the batch
+    # and must wake the worker, not wait out the 60 s delay.
+    core = BatchCore(1000, 60_000, 36)
+    taker = RequestTaker(core, SpanEncoder(), read_ahead=8)
+    taker.start()
+    for i in range(36):
+        core.on_end(make_span(span_id=i + 1))
+        time.sleep(0.002)  # the worker reads each chunk ahead before the next spans arrive
+    taker.join(10)
+    assert not taker.is_alive(), "the full batch waited for its delay"
+    assert taker.requests is not None
+    assert [len(request) for request in taker.requests] == [36]
