@@ -87,3 +87,13 @@ def test_the_stock_transport_makes_the_same_attempts(
     assert result is SpanExportResult.FAILURE
     assert len(slow_collector.received) == (1 if slow_collector.delay > TIMEOUT else 2)
     assert elapsed < TIMEOUT + SLACK
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("timeout", [1e19, float("inf")])
+def test_a_timeout_too_long_for_the_clock_sends_as_a_very_long_one(http_recorder: HttpRecorder, timeout: float) -> None:
+    # Far past what the clock can add: a year is "never" in practice, and never a panic or an error.
+    exporter = OTLPSpanExporter(endpoint=http_recorder.endpoint, timeout=timeout)
+    assert exporter.sends_natively
+    assert exporter.export(corpus()) is SpanExportResult.SUCCESS
+    assert len(http_recorder.received) == 1
