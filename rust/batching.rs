@@ -140,7 +140,12 @@ impl Schedule {
     /// `chunk` at a time: enough for its next take, or any span at all when it waits for one
     /// (`timed` false).
     pub fn enough(&self, queued: usize, held: usize, chunk: usize, timed: bool) -> bool {
-        queued >= chunk.min(self.batch_size - held) || (!timed && queued > 0)
+        queued >= self.next_take(held, chunk) || (!timed && queued > 0)
+    }
+
+    /// Spans the worker's next take needs: a chunk, or what is left of its batch if less.
+    pub fn next_take(&self, held: usize, chunk: usize) -> usize {
+        chunk.min(self.batch_size - held)
     }
 }
 
@@ -275,6 +280,8 @@ mod tests {
         assert!(!s.enough(31, 0, 32, true));
         assert!(s.enough(32, 0, 32, true));
         assert!(s.enough(12, 500, 32, true), "the batch's last room");
+        assert_eq!(s.next_take(500, 32), 12, "what wakes the worker for it");
+        assert_eq!(s.next_take(0, 32), 32);
         assert!(s.enough(1, 0, 512, false), "an idle worker wants any span");
         assert!(!s.enough(0, 0, 512, false));
     }

@@ -149,7 +149,7 @@ impl PyBatchCore {
         let queued = self.queue.len();
         let wakes = self
             .wakeup
-            .claim_wakeup(queued, self.wake_at.load(Ordering::Relaxed));
+            .claim_wakeup(queued, self.wake_at.load(Ordering::SeqCst));
         // Before the wake-up lock, which a parent thread may have held at the fork.
         if fork::worth_looking(queued, wakes, dropped, seq) && self.fork.forked() {
             return self.push_to_successor(py, span);
@@ -292,6 +292,12 @@ impl PyBatchCore {
         loop {
             match self.next_step(held, chunk) {
                 Step::Wait(deadline) if patient => handoff::detach(py, || {
+                    // The producer whose push makes the next take possible wakes the worker:
+                    // a whole chunk, or the last spans of a batch that is not a multiple of it.
+                    // SeqCst, as the state the worker publishes next: a producer that read the
+                    // old value pushed before the worker's own look at the queue, which sees it.
+                    let take = self.schedule.next_take(held, chunk);
+                    self.wake_at.store(take, Ordering::SeqCst);
                     let ready = || self.worker_ready(deadline.is_some(), held, chunk);
                     self.wakeup.worker_wait(deadline, ready);
                 }),
@@ -316,7 +322,6 @@ impl PyBatchCore {
         max_batches: usize,
         chunk: usize,
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
-        self.wake_at.store(chunk, Ordering::Relaxed);
         let mut batches = Vec::new();
         let mut held = 0;
         while batches.len() < max_batches {
