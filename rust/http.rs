@@ -5,6 +5,7 @@
 //! Sending from Rust costs the exporter one re-take per call instead of one per
 //! socket operation, and `send_all` sends several request bodies for one.
 
+use crate::batching::millis;
 use crate::http_outcome::{Outcome, PyHttpOutcome};
 use crate::otlp::compress::Codec;
 use crate::otlp::encoder::PySpanRequest;
@@ -85,13 +86,10 @@ impl Call<'_> {
     }
 }
 
-fn timeout(seconds: Option<f64>) -> PyResult<Option<Duration>> {
-    seconds
-        .map(|s| {
-            Duration::try_from_secs_f64(s.max(0.0))
-                .map_err(|_| PyValueError::new_err(format!("invalid timeout: {s}")))
-        })
-        .transpose()
+/// The user's timeout in seconds, bounded as every other wait is: ureq adds it to the clock,
+/// which panics past `Instant`'s range (about 1e19 s), so anything over a year is a year.
+fn timeout(seconds: Option<f64>) -> Option<Duration> {
+    seconds.map(|s| millis(s * 1000.0))
 }
 
 fn method(name: &str) -> PyResult<Method> {
@@ -130,7 +128,7 @@ impl PyHttpSender {
             method: &method,
             url,
             headers: &headers,
-            timeout: timeout(timeout_seconds)?,
+            timeout: timeout(timeout_seconds),
         };
         let agent = locked(&self.agent).clone();
         let (outcome, took) = crate::handoff::detach(py, || call.timed_send(&agent, &body));
@@ -158,7 +156,7 @@ impl PyHttpSender {
             method: &Method::POST,
             url,
             headers: &headers,
-            timeout: timeout(timeout_seconds)?,
+            timeout: timeout(timeout_seconds),
         };
         let limit = usize::try_from(max_request_size).ok().filter(|&l| l > 0);
         let agent = locked(&self.agent).clone();
