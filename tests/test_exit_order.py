@@ -139,3 +139,65 @@ def test_a_span_ended_in_an_atexit_hook_registered_after_the_provider_is_exporte
         assert receiver.wait_for_spans(SPANS + 1), (receiver.span_names(), done.stderr)
         assert receiver.span_names() == {"queued": SPANS, "from atexit": 1}
     assert seconds < EXIT_TIMEOUT_MILLIS / 1000 + SLACK_SECONDS, (seconds, done.stderr)
+
+
+# What stock exports from these apps, spanbatch must export too: exit shuts down what it is asked to.
+_COUNTING = """
+import atexit, sys, threading, time
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+if sys.argv[1] == "stock":
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+else:
+    from spanbatch import BatchSpanProcessor
+
+class Count(SpanExporter):
+    def __init__(self):
+        self.n = 0
+    def export(self, spans):
+        self.n += len(spans)
+        return SpanExportResult.SUCCESS
+"""
+
+_NON_DAEMON_THREAD = """
+main = Count()
+atexit.register(lambda: print("exported", main.n, flush=True))
+provider = TracerProvider()
+provider.add_span_processor(BatchSpanProcessor(main))
+tracer = provider.get_tracer("t")
+
+def job():
+    time.sleep(0.2)  # the main thread has returned: the interpreter waits for this thread
+    own = BatchSpanProcessor(Count())  # a short-lived processor of the job's own
+    own.shutdown()
+    for _ in range(20):
+        tracer.start_span("after").end()
+
+threading.Thread(target=job).start()
+"""
+
+_TWO_PROVIDERS = """
+first = Count()
+atexit.register(lambda: print("exported", first.n, flush=True))
+provider = TracerProvider()
+provider.add_span_processor(BatchSpanProcessor(first))
+# The app's own exit hook, registered after the provider: it runs before the provider's shutdown.
+atexit.register(lambda: provider.get_tracer("t").start_span("goodbye").end())
+other = TracerProvider()  # e.g. another library's provider, built later
+other.add_span_processor(BatchSpanProcessor(Count()))
+"""
+
+
+@pytest.mark.parametrize("processor", ["stock", "spanbatch"])
+@pytest.mark.parametrize(("app", "spans"), [(_NON_DAEMON_THREAD, 20), (_TWO_PROVIDERS, 1)], ids=["thread", "providers"])
+def test_exit_exports_what_stock_exports(app: str, spans: int, processor: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _COUNTING + app, processor],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"exported {spans}\n" in done.stdout, (done.stdout, done.stderr)
