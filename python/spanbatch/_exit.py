@@ -1,15 +1,16 @@
-"""Process exit: every live lane is flushed and shut down in parallel under one deadline.
+"""Process exit: every live lane is flushed and shut down within one deadline.
 
-Daemon workers die mid-export when the interpreter finalises, so this runs from atexit,
-before that, and is bounded by ``SPANBATCH_EXIT_TIMEOUT_MS`` (default 5000) however many
-backends there are and whatever they do. atexit runs hooks last-registered first, so a
-``TracerProvider`` built after the processor shuts it down before this hook runs: once the
-interpreter has begun to exit, a processor's ``shutdown`` therefore does the same bounded,
-parallel shutdown of every lane, whoever calls it first. The hooks keep their order, so a span
-ended in an atexit hook that runs before the provider's is still exported, as with the stock
-processor. ``SPANBATCH_FLUSH_ON_SIGTERM=true`` does the same on SIGTERM, then hands the signal
-to the previous handler. SIGKILL and the OOM killer cannot be caught: they lose the spans still
-queued, and nothing else.
+Daemon workers die mid-export when the interpreter finalises, so lanes are shut down from
+atexit, before that, bounded by ``SPANBATCH_EXIT_TIMEOUT_MS`` (default 5000) however many
+backends there are and whatever they do. Each ``TracerProvider`` shuts its processors down
+from its own atexit hook, in the order the hooks run, and a span ended in a hook that runs
+before the provider's is exported, as with the stock processor. So exit keeps that order and
+only bounds it: from the first atexit hook on, a processor's ``shutdown`` waits at most what is
+left of the one exit deadline, counted from the first such shutdown. A last hook, registered
+when spanbatch is imported and so run after the providers', shuts down whatever lanes nobody
+shut down, in parallel. ``SPANBATCH_FLUSH_ON_SIGTERM=true`` shuts every lane down on SIGTERM,
+then hands the signal to the previous handler. SIGKILL and the OOM killer cannot be caught: they
+lose the spans still queued, and nothing else.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import os
 import signal
 import threading
+import time
 import weakref
 from types import FrameType
 
@@ -33,71 +35,64 @@ _DEFAULT_EXIT_TIMEOUT_MILLIS = 5000.0
 
 _owners: weakref.WeakSet[HasLanes] = weakref.WeakSet()
 _sigterm_installed = False
-_exit_watched = False
-# Set once the main thread is done: the interpreter is exiting.
+# Set by the first atexit hook: the main and the non-daemon threads are done.
 _exiting = False
+# When the exit deadline passes (monotonic); set by the first shutdown once exiting.
+_exit_deadline: float | None = None
 
 
 def register(owner: HasLanes) -> None:
     """Include ``owner``'s lanes in the exit flush."""
     global _sigterm_installed
     _owners.add(owner)
-    # Re-registering moves the hook last, so it runs before the atexit shutdown of a provider
-    # built before this processor.
-    atexit.unregister(shutdown_all)
-    atexit.register(shutdown_all)
-    _watch_for_exit()
     if not _sigterm_installed and env_flag("SPANBATCH_FLUSH_ON_SIGTERM", False):
         _sigterm_installed = _install_sigterm_handler()
 
 
-def _mark_exiting() -> None:
+def _exit_begins() -> None:
     global _exiting
     _exiting = True
 
 
-def _watch_for_exit() -> None:
-    """Notice the start of exit: hooks registered here run once the main thread is done, before atexit."""
-    global _exit_watched
-    # Private, present on CPython 3.9+; without it only our own atexit hook bounds the exit.
-    register_at_thread_exit = getattr(threading, "_register_atexit", None)
-    if _exit_watched or register_at_thread_exit is None:
-        return
-    try:
-        register_at_thread_exit(_mark_exiting)
-    except RuntimeError:  # exit has begun already
-        _mark_exiting()
-    _exit_watched = True
+def _on_main_thread_done() -> None:
+    # Non-daemon threads are joined after this and before atexit: a hook registered now runs
+    # first of the atexit hooks, once no application thread is left to shut a processor down.
+    atexit.register(_exit_begins)
 
 
 def exit_timeout_millis() -> float:
     return env_millis("SPANBATCH_EXIT_TIMEOUT_MS", _DEFAULT_EXIT_TIMEOUT_MILLIS)
 
 
-def _live_lanes() -> list[Lane]:
-    return _fork.of_this_process(lane for owner in list(_owners) for lane in owner.lanes)
-
-
-def _exit_deadline_millis(lanes: list[Lane]) -> float:
-    """``SPANBATCH_EXIT_TIMEOUT_MS``, or the lanes' longest ``export_timeout_millis`` if shorter:
-    exit takes no longer than the provider's own shutdown of those processors would have."""
-    longest_export = max((lane.settings.export_timeout_millis for lane in lanes), default=0.0)
-    return min(exit_timeout_millis(), longest_export)
+def _millis_left_to_exit() -> float:
+    """What is left of the exit deadline, which starts with the first shutdown that asks."""
+    global _exit_deadline
+    if _exit_deadline is None:
+        _exit_deadline = time.monotonic() + exit_timeout_millis() / 1000
+    return max(0.0, (_exit_deadline - time.monotonic()) * 1000)
 
 
 def shutdown_all(timeout_millis: float | None = None) -> None:
-    """Shut down every registered lane in parallel within one deadline (by default the exit deadline)."""
-    lanes = _live_lanes()
-    shutdown_lanes(lanes, _exit_deadline_millis(lanes) if timeout_millis is None else timeout_millis)
+    """Shut down every registered lane in parallel: by default within what is left of the exit
+    deadline, or the lanes' longest ``export_timeout_millis`` if shorter (no longer than the
+    providers' own shutdown of those processors would have taken)."""
+    lanes = _fork.of_this_process(lane for owner in list(_owners) for lane in owner.lanes)
+    if timeout_millis is None:
+        longest_export = max((lane.settings.export_timeout_millis for lane in lanes), default=0.0)
+        timeout_millis = min(_millis_left_to_exit(), longest_export)
+    shutdown_lanes(lanes, timeout_millis)
 
 
 def shutdown(lanes: list[Lane], timeout_millis: float) -> None:
-    """A processor's ``shutdown``: its own lanes; once exiting, every lane under the exit deadline."""
-    if not _exiting:
-        shutdown_lanes(lanes, timeout_millis)
-        return
-    everything = _live_lanes()
-    shutdown_lanes(everything, min(timeout_millis, _exit_deadline_millis(everything)))
+    """A processor's ``shutdown`` of its lanes; once exiting, within what is left of the exit deadline."""
+    shutdown_lanes(lanes, min(timeout_millis, _millis_left_to_exit()) if _exiting else timeout_millis)
+
+
+# Registered once, at import: it runs after the atexit hooks of providers built later.
+atexit.register(shutdown_all)
+# Private, present on CPython 3.9+; without it exit is bounded by that last hook alone.
+if (_register_at_main_thread_done := getattr(threading, "_register_atexit", None)) is not None:
+    _register_at_main_thread_done(_on_main_thread_done)
 
 
 def _install_sigterm_handler() -> bool:

@@ -94,8 +94,16 @@ class Lane:
                 self.policies.linger_millis,
                 self.policies.max_concurrent_exports,
             )
-        # A lane nobody can reach any more stops its worker instead of leaking it.
+        self._stop_when_collected()
+
+    def _stop_when_collected(self) -> None:
+        """A lane nobody can reach any more stops its worker instead of leaking it.
+
+        Not at exit: a finalizer would begin the shutdown there without waiting for it, and the
+        processor's own bounded shutdown (see ``_exit``) would then find nothing left to wait for.
+        """
         self._finalizer = weakref.finalize(self, BatchCore.begin_shutdown, self.core)
+        self._finalizer.atexit = False
 
     def _start(self) -> BatchCore:
         core = BatchCore(
@@ -126,7 +134,7 @@ class Lane:
         """A new core and worker in place of the current ones, which belong to the parent process."""
         self.core = self._start()
         self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, BatchCore.begin_shutdown, self.core)
+        self._stop_when_collected()
         if self._on_new_core is not None:
             self._on_new_core()
         return self.core
