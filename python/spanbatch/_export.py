@@ -21,7 +21,7 @@ from spanbatch._encoding import counting_skips, spans_left_out
 from spanbatch._policies import ExportPolicies
 from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
-from spanbatch._threads import native_queue, start_thread
+from spanbatch._threads import start_thread, threads_are_greenlets
 
 logger = logging.getLogger("spanbatch")
 # The stock processor's logger and message for an exporter that raises: users' log filters keep working.
@@ -254,6 +254,15 @@ def run_worker(work: LaneWork) -> None:
     """
     delivery = delivery_for(work)
     concurrency = work.policies.max_concurrent_exports
+    if concurrency > 1 and threads_are_greenlets():
+        # gevent's patched locks and queues (which gRPC's channel and most clients use) are not
+        # safe across OS threads: several export threads lost spans or hung a flush.
+        logger.warning(
+            "%s: max_concurrent_exports=%d is not used under gevent; exporting one batch at a time.",
+            work.name,
+            concurrency,
+        )
+        concurrency = 1
     if concurrency == 1:
         # An exporter that takes several batches per call gets every batch that is due at
         # once: the worker then waits for the GIL once per call, not once per batch.
@@ -261,10 +270,9 @@ def run_worker(work: LaneWork) -> None:
         export_batches(work, delivery, lambda: delivery.take(most))
         return
     work.core.enter_export_thread()
-    # Real OS threads and the queues between them, even under gevent (see _threads).
-    handoff: queue.SimpleQueue[Any] = native_queue()
+    handoff: queue.SimpleQueue[Any] = queue.SimpleQueue()
     # One token per idle export thread, so a batch leaves the queue only when one can export it at once.
-    idle: queue.SimpleQueue[None] = native_queue()
+    idle: queue.SimpleQueue[None] = queue.SimpleQueue()
 
     def next_batch() -> list[Any] | None:
         idle.put(None)  # this thread's previous export (if any) has returned and been counted

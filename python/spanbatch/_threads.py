@@ -13,7 +13,6 @@ gevent is only looked for, never imported: a process that has not loaded it pays
 from __future__ import annotations
 
 import logging
-import queue
 import sys
 import threading
 import time
@@ -48,18 +47,15 @@ def _pause_with(monkey: Any) -> Callable[[float], None]:
     return pause
 
 
+def threads_are_greenlets() -> bool:
+    """Whether gevent has patched ``threading`` in this process."""
+    return _gevent_monkey() is not None
+
+
 def cooperative_pause() -> Callable[[float], None] | None:
     """What the application's waits pause with when threads are greenlets (see ``_pause_with``)."""
     monkey = _gevent_monkey()
     return None if monkey is None else _pause_with(monkey)
-
-
-def native_queue() -> queue.SimpleQueue[Any]:
-    """A ``queue.SimpleQueue`` for real threads: the C one, which gevent replaces with a greenlet queue."""
-    monkey = _gevent_monkey()
-    if monkey is None:
-        return queue.SimpleQueue()
-    return monkey.get_original("queue", "SimpleQueue")()  # type: ignore[no-any-return]
 
 
 class WorkerThread(Protocol):
