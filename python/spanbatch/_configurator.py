@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 from typing import Any
 
 from opentelemetry.sdk import _configuration as sdk_configuration
 from opentelemetry.sdk._configuration import _initialize_components, _OTelSDKConfigurator
 from opentelemetry.util._importlib_metadata import entry_points
 
+from spanbatch import _settings
 from spanbatch.processor import BatchSpanProcessor
 
 logger = logging.getLogger("spanbatch")
@@ -35,9 +35,9 @@ _warned_config_file = False
 
 class SpanbatchConfigurator(_OTelSDKConfigurator):
     def _configure(self, **kwargs: Any) -> None:
-        if os.environ.get(_OTEL_PYTHON_CONFIGURATOR) != ENTRY_POINT_NAME:
+        if _settings.read(_settings.CONFIGURATOR) != ENTRY_POINT_NAME:
             _configure_as_without_spanbatch(**kwargs)
-        elif _SDK_READS_CONFIG_FILE and os.environ.get(_OTEL_CONFIG_FILE):
+        elif _SDK_READS_CONFIG_FILE and _settings.read(_settings.CONFIG_FILE):
             _warn_config_file_once()
             # As without spanbatch: the SDK's own warning then lists only the arguments it always gets.
             super()._configure(**kwargs)  # type: ignore[no-untyped-call]

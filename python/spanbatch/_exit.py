@@ -23,12 +23,10 @@ import weakref
 from types import FrameType
 from typing import Protocol
 
-from spanbatch._config import env_flag, env_millis
+from spanbatch import _settings
 from spanbatch._lane import Lane, shutdown_lanes
 
 logger = logging.getLogger("spanbatch")
-
-_DEFAULT_EXIT_TIMEOUT_MILLIS = 5000.0
 
 
 class HasLanes(Protocol):
@@ -52,7 +50,7 @@ def register(owner: HasLanes) -> None:
     atexit.unregister(shutdown_all)
     atexit.register(shutdown_all)
     _watch_for_exit()
-    if not _sigterm_installed and env_flag("SPANBATCH_FLUSH_ON_SIGTERM", False):
+    if not _sigterm_installed and _settings.read(_settings.FLUSH_ON_SIGTERM):
         _sigterm_installed = _install_sigterm_handler()
 
 
@@ -76,7 +74,7 @@ def _watch_for_exit() -> None:
 
 
 def exit_timeout_millis() -> float:
-    return env_millis("SPANBATCH_EXIT_TIMEOUT_MS", _DEFAULT_EXIT_TIMEOUT_MILLIS)
+    return _settings.read(_settings.EXIT_TIMEOUT)
 
 
 def _live_lanes() -> list[Lane]:
