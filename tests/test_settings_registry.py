@@ -163,3 +163,9 @@ def test_no_other_module_reads_the_environment() -> None:
         if path.name != "_settings.py" and re.search(r"\b(environ|getenv)\b", path.read_text(encoding="utf-8"))
     ]
     assert readers == []
+
+
+def test_every_spanbatch_variable_the_readme_names_is_read() -> None:
+    read = {documented_name(variable) for setting in SETTINGS for variable in setting.variables}
+    named = set(re.findall(r"\bSPANBATCH_[A-Z0-9_]*(?:<NAME>[A-Z0-9_]+)?\b(?!\*)", README))
+    assert named - read == set()
