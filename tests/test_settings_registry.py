@@ -8,6 +8,7 @@ variables that spanbatch only reads must at least be named in README.
 
 from __future__ import annotations
 
+import logging
 import re
 import typing
 from dataclasses import dataclass
@@ -169,3 +170,49 @@ def test_every_spanbatch_variable_the_readme_names_is_read() -> None:
     read = {documented_name(variable) for setting in SETTINGS for variable in setting.variables}
     named = set(re.findall(r"\bSPANBATCH_[A-Z0-9_]*(?:<NAME>[A-Z0-9_]+)?\b(?!\*)", README))
     assert named - read == set()
+
+
+@dataclass(frozen=True)
+class Read:
+    setting: Setting[object]
+    environment: dict[str, str]
+    value: object
+    warning: str | None = None  # on the logger such warnings have always used
+    backend: str | None = None
+
+
+# One case per kind, with the outcome and the warning each had before the registry read them all.
+READS = [
+    Read(_settings.MAX_QUEUE_SIZE, {"SPANBATCH_MAX_QUEUE_SIZE": "abc", "OTEL_BSP_MAX_QUEUE_SIZE": "64"}, 64,
+         "Ignoring SPANBATCH_MAX_QUEUE_SIZE='abc': not an integer; using OTEL_BSP_MAX_QUEUE_SIZE instead."),
+    Read(_settings.BACKEND_BATCH[1], {"SPANBATCH_MY_BACKEND_SCHEDULE_DELAY_MS": "0"}, 1000,
+         "Ignoring SPANBATCH_MY_BACKEND_SCHEDULE_DELAY_MS='0': must be positive; using the default 1000 instead.",
+         backend="my-backend"),
+    Read(_settings.MAX_RETRIES, {"SPANBATCH_MAX_RETRIES": " -1 "}, 0,
+         "Ignoring SPANBATCH_MAX_RETRIES='-1': must be zero or positive; using 0 instead."),
+    Read(_settings.MAX_CONCURRENT_EXPORTS, {"SPANBATCH_MAX_CONCURRENT_EXPORTS": "-0"}, 1,
+         "Ignoring SPANBATCH_MAX_CONCURRENT_EXPORTS='0': must be positive; using 1 instead."),
+    Read(_settings.LINGER, {"SPANBATCH_LINGER_MS": "nan"}, None,
+         "Ignoring SPANBATCH_LINGER_MS='nan': must be positive; using None instead."),
+    Read(_settings.EXIT_TIMEOUT, {"SPANBATCH_EXIT_TIMEOUT_MS": "inf"}, _settings.LONGEST_MILLIS),
+    Read(_settings.DEBUG, {"SPANBATCH_DEBUG": " MAYBE "}, False,
+         "Ignoring SPANBATCH_DEBUG='maybe': not a boolean; using False instead."),
+    Read(_settings.DROP_POLICY, {"SPANBATCH_DROP_POLICY": " Random "}, "oldest",
+         "Ignoring SPANBATCH_DROP_POLICY='Random': not one of oldest, newest, block; using oldest instead."),
+    Read(_settings.DROP_POLICY, {"SPANBATCH_DROP_POLICY": " NEWEST "}, "newest"),
+    Read(_settings.INTERNAL_METRICS, {"OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED": "yes"}, False),
+    Read(_settings.CONFIG_FILE, {"OTEL_CONFIG_FILE": "  "}, "  "),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", READS, ids=lambda case: next(iter(case.environment)))
+def test_each_kind_reads_and_warns_as_before(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, case: Read
+) -> None:
+    monkeypatch.setattr(_settings, "_warned", set())
+    for variable, raw in case.environment.items():
+        monkeypatch.setenv(variable, raw)
+    with caplog.at_level(logging.WARNING):
+        assert _settings.read(case.setting, case.backend) == case.value
+    expected = [("spanbatch._config", case.warning)] if case.warning else []
+    assert [(r.name, r.getMessage()) for r in caplog.records] == expected

@@ -26,6 +26,7 @@ _STOCK_PARSE_ERROR = "Unable to parse value for %s as integer. Defaulting to %s.
 _STOCK_PREFIX = "OTEL_BSP_"
 _T = TypeVar("_T")
 _V_co = TypeVar("_V_co", covariant=True)
+_N = TypeVar("_N", int, float)
 
 # The stock processor's queue is a deque, whose length must fit a C ssize_t; it refuses larger ones.
 LARGEST_QUEUE_SIZE = sys.maxsize
@@ -157,12 +158,16 @@ class _Unusable(Exception):
         self.problem = problem
 
 
+def _converted(text: str, convert: Callable[[str], _N], problem: str) -> _N:
+    try:
+        return convert(text)
+    except ValueError as error:
+        raise _Unusable(text, problem) from error
+
+
 def _integer(raw: str, setting: Setting[object]) -> int:
     """A positive whole number, parsed as the stock processor parses ``OTEL_BSP_*`` (``int()``)."""
-    try:
-        value = int(raw)
-    except ValueError as error:
-        raise _Unusable(raw, "not an integer") from error
+    value = _converted(raw, int, "not an integer")
     if value < setting.least:
         raise _Unusable(raw, "must be positive")
     if setting.largest is not None and value > setting.largest:
@@ -172,10 +177,7 @@ def _integer(raw: str, setting: Setting[object]) -> int:
 
 def _count(raw: str, setting: Setting[object]) -> int:
     text = raw.strip()
-    try:
-        value = int(text)
-    except ValueError:
-        raise _Unusable(text, "not an integer") from None
+    value = _converted(text, int, "not an integer")
     if value < 0:
         raise _Unusable(text, "must be zero or positive")
     if value < setting.least:
@@ -186,10 +188,7 @@ def _count(raw: str, setting: Setting[object]) -> int:
 def _millis(raw: str, setting: Setting[object]) -> float:
     """A positive number of milliseconds; longer than :data:`LONGEST_MILLIS` means that long."""
     text = raw.strip()
-    try:
-        value = float(text)
-    except ValueError:
-        raise _Unusable(text, "not a number") from None
+    value = _converted(text, float, "not a number")
     if math.isnan(value) or value <= 0:
         raise _Unusable(text, "must be positive")
     return min(value, LONGEST_MILLIS)
@@ -237,20 +236,20 @@ def _is_set(setting: Setting[object], raw: str | None) -> bool:
     return bool(raw) if setting.kind == "text" else bool(raw and raw.strip())
 
 
-def backend_key(backend: str) -> str:
+def _backend_key(backend: str) -> str:
     """``<NAME>`` in a backend's variables: its name upper-cased, other characters as ``_``."""
     return re.sub(r"[^A-Z0-9]", "_", backend.upper())
 
 
-def variables_of(setting: Setting[object], backend: str | None = None) -> tuple[str, ...]:
+def _variables(setting: Setting[object], backend: str | None) -> tuple[str, ...]:
     if backend is None:
         return setting.variables
-    return tuple(variable.replace("{NAME}", backend_key(backend)) for variable in setting.variables)
+    return tuple(variable.replace("{NAME}", _backend_key(backend)) for variable in setting.variables)
 
 
 def read_with_source(setting: Setting[_T], backend: str | None = None) -> tuple[_T, str | None]:
     """The setting's value and the variable it came from (None: the default). ``backend`` fills in ``{NAME}``."""
-    variables = variables_of(setting, backend)
+    variables = _variables(setting, backend)
     for position, variable in enumerate(variables):
         raw = os.environ.get(variable)
         if raw is None or not _is_set(setting, raw):
@@ -269,9 +268,8 @@ def read(setting: Setting[_T], backend: str | None = None) -> _T:
 
 
 def _report(setting: Setting[object], variable: str, unusable: _Unusable, later: tuple[str, ...]) -> None:
-    # An OTEL_BSP_* value int() refused (the cause): the stock processor would have reported it.
-    if variable.startswith(_STOCK_PREFIX) and unusable.__cause__ is not None:
-        # The stock processor's own report for the same fallback, so users' log filters still apply.
+    if variable.startswith(_STOCK_PREFIX) and isinstance(unusable.__cause__, ValueError):
+        # An OTEL_BSP_* value int() refused: the stock processor's own report, so users' log filters still apply.
         if (variable, repr(unusable.value)) not in _warned:
             _warned.add((variable, repr(unusable.value)))
             _stock_logger.error(_STOCK_PARSE_ERROR, variable, setting.default, exc_info=unusable.__cause__)
