@@ -23,9 +23,8 @@ from spanbatch.processor import BatchSpanProcessor
 
 logger = logging.getLogger("spanbatch")
 
-# The name of this configurator's entry point (pyproject.toml) and the variable that selects one.
+# The name of this configurator's entry point (pyproject.toml), which OTEL_PYTHON_CONFIGURATOR selects.
 ENTRY_POINT_NAME = "spanbatch"
-_OTEL_PYTHON_CONFIGURATOR = "OTEL_PYTHON_CONFIGURATOR"
 _OTEL_CONFIG_FILE = "OTEL_CONFIG_FILE"
 # SDKs before 1.45 build the usual pipeline whatever OTEL_CONFIG_FILE says.
 _SDK_READS_CONFIG_FILE = hasattr(sdk_configuration, _OTEL_CONFIG_FILE)

@@ -60,7 +60,11 @@ def _for_backend(setting: Setting[int], default: int) -> Setting[int]:
 
 # BatchSpanProcessor's batch settings: spanbatch's variable, then the stock one, with the stock defaults.
 MAX_QUEUE_SIZE = Setting(
-    ("SPANBATCH_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_QUEUE_SIZE"), "integer", 2048, "max_queue_size", largest=sys.maxsize
+    ("SPANBATCH_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_QUEUE_SIZE"),
+    "integer",
+    2048,
+    "max_queue_size",
+    largest=LARGEST_QUEUE_SIZE,
 )
 SCHEDULE_DELAY = Setting(
     ("SPANBATCH_SCHEDULE_DELAY_MS", "OTEL_BSP_SCHEDULE_DELAY"), "integer", 5000, "schedule_delay_millis"
@@ -70,7 +74,7 @@ MAX_EXPORT_BATCH_SIZE = Setting(
     "integer",
     512,
     "max_export_batch_size",
-    largest=sys.maxsize,
+    largest=LARGEST_QUEUE_SIZE,
 )
 EXPORT_TIMEOUT = Setting(
     ("SPANBATCH_EXPORT_TIMEOUT_MS", "OTEL_BSP_EXPORT_TIMEOUT"), "integer", 30000, "export_timeout_millis"
