@@ -12,7 +12,7 @@ import pytest
 import spanbatch
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor as Stock
-from spanbatch import _config
+from spanbatch import _config, _settings
 
 from tests.helpers import RecordingExporter, make_span
 
@@ -32,7 +32,7 @@ VARIABLES = [
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in VARIABLES:
         monkeypatch.delenv(variable, raising=False)
-    _config._warned.clear()
+    _settings._warned.clear()
 
 
 def settings_of(**kwargs: object) -> spanbatch.BatchSettings:

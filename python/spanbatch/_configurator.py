@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 from typing import Any
 
 from opentelemetry.sdk import _configuration as sdk_configuration
 from opentelemetry.sdk._configuration import _initialize_components, _OTelSDKConfigurator
 from opentelemetry.util._importlib_metadata import entry_points
 
+from spanbatch import _settings
 from spanbatch.processor import BatchSpanProcessor
 
 logger = logging.getLogger("spanbatch")
 
-# The name of this configurator's entry point (pyproject.toml) and the variable that selects one.
+# The name of this configurator's entry point (pyproject.toml), which OTEL_PYTHON_CONFIGURATOR selects.
 ENTRY_POINT_NAME = "spanbatch"
-_OTEL_PYTHON_CONFIGURATOR = "OTEL_PYTHON_CONFIGURATOR"
 _OTEL_CONFIG_FILE = "OTEL_CONFIG_FILE"
 # SDKs before 1.45 build the usual pipeline whatever OTEL_CONFIG_FILE says.
 _SDK_READS_CONFIG_FILE = hasattr(sdk_configuration, _OTEL_CONFIG_FILE)
@@ -35,9 +34,9 @@ _warned_config_file = False
 
 class SpanbatchConfigurator(_OTelSDKConfigurator):
     def _configure(self, **kwargs: Any) -> None:
-        if os.environ.get(_OTEL_PYTHON_CONFIGURATOR) != ENTRY_POINT_NAME:
+        if _settings.read(_settings.CONFIGURATOR) != ENTRY_POINT_NAME:
             _configure_as_without_spanbatch(**kwargs)
-        elif _SDK_READS_CONFIG_FILE and os.environ.get(_OTEL_CONFIG_FILE):
+        elif _SDK_READS_CONFIG_FILE and _settings.read(_settings.CONFIG_FILE):
             _warn_config_file_once()
             # As without spanbatch: the SDK's own warning then lists only the arguments it always gets.
             super()._configure(**kwargs)  # type: ignore[no-untyped-call]

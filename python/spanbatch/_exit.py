@@ -24,13 +24,10 @@ import time
 import weakref
 from types import FrameType
 
-from spanbatch import _fork
-from spanbatch._config import env_flag, env_millis
+from spanbatch import _fork, _settings
 from spanbatch._lane import HasLanes, Lane, shutdown_lanes
 
 logger = logging.getLogger("spanbatch")
-
-_DEFAULT_EXIT_TIMEOUT_MILLIS = 5000.0
 
 
 _owners: weakref.WeakSet[HasLanes] = weakref.WeakSet()
@@ -45,7 +42,7 @@ def register(owner: HasLanes) -> None:
     """Include ``owner``'s lanes in the exit flush."""
     global _sigterm_installed
     _owners.add(owner)
-    if not _sigterm_installed and env_flag("SPANBATCH_FLUSH_ON_SIGTERM", False):
+    if not _sigterm_installed and _settings.read(_settings.FLUSH_ON_SIGTERM):
         _sigterm_installed = _install_sigterm_handler()
 
 
@@ -61,7 +58,7 @@ def _on_main_thread_done() -> None:
 
 
 def exit_timeout_millis() -> float:
-    return env_millis("SPANBATCH_EXIT_TIMEOUT_MS", _DEFAULT_EXIT_TIMEOUT_MILLIS)
+    return _settings.read(_settings.EXIT_TIMEOUT)
 
 
 def _millis_left_to_exit() -> float:

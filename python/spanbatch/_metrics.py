@@ -7,7 +7,6 @@ meter provider gets one set of instruments whose callbacks report every register
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter_provider
 
+from spanbatch import _settings
 from spanbatch._core import DROP_REASONS
 from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
@@ -30,7 +30,7 @@ _instances = itertools.count()
 
 
 def internal_metrics_enabled() -> bool:
-    return os.environ.get("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "").strip().lower() == "true"
+    return _settings.read(_settings.INTERNAL_METRICS)
 
 
 def component_name(signal: Signal) -> str:

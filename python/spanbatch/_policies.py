@@ -10,26 +10,23 @@ from __future__ import annotations
 import logging
 import math
 import operator
-import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, TypedDict, TypeVar, cast
+from typing import Literal, TypedDict, cast
 
-from spanbatch._config import LONGEST_MILLIS, env_flag, env_millis, warn_once
+from spanbatch import _settings
+from spanbatch._settings import LONGEST_MILLIS, read
 
 logger = logging.getLogger("spanbatch")
 
-_DEFAULT_MAX_RETRIES = 0
-_DEFAULT_RETRY_INITIAL_BACKOFF_MILLIS = 100.0
-_DEFAULT_RETRY_MAX_BACKOFF_MILLIS = 5000.0
+_DEFAULT_MAX_RETRIES = _settings.MAX_RETRIES.default
+_DEFAULT_RETRY_INITIAL_BACKOFF_MILLIS = _settings.RETRY_INITIAL_BACKOFF.default
+_DEFAULT_RETRY_MAX_BACKOFF_MILLIS = _settings.RETRY_MAX_BACKOFF.default
 
-_DEFAULT_BLOCK_TIMEOUT_MILLIS = 100.0
-
-_T = TypeVar("_T")
+_DEFAULT_BLOCK_TIMEOUT_MILLIS = _settings.BLOCK_TIMEOUT.default
 
 DropPolicyName = Literal["oldest", "newest", "block"]
-_DROP_POLICIES: tuple[DropPolicyName, ...] = ("oldest", "newest", "block")
 
 
 @dataclass(frozen=True)
@@ -72,40 +69,20 @@ def _millis_argument(name: str, value: object) -> float:
     return min(float(value), LONGEST_MILLIS)
 
 
-def env_count(variable: str, default: int) -> int:
-    """A non-negative integer from ``variable``; a bad value warns once and gives ``default``."""
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        warn_once(variable, raw, "not an integer", default)
-        return default
-    if value < 0:
-        warn_once(variable, raw, "must be zero or positive", default)
-        return default
-    return value
-
-
 def resolve_retry(
     max_retries: int | None = None,
     retry_initial_backoff_millis: float | None = None,
     retry_max_backoff_millis: float | None = None,
 ) -> RetryPolicy:
     """``SPANBATCH_MAX_RETRIES``, ``SPANBATCH_RETRY_INITIAL_BACKOFF_MS``, ``SPANBATCH_RETRY_MAX_BACKOFF_MS``."""
-    retries = (
-        env_count("SPANBATCH_MAX_RETRIES", _DEFAULT_MAX_RETRIES)
-        if max_retries is None
-        else _count_argument("max_retries", max_retries)
-    )
+    retries = read(_settings.MAX_RETRIES) if max_retries is None else _count_argument("max_retries", max_retries)
     initial = (
-        env_millis("SPANBATCH_RETRY_INITIAL_BACKOFF_MS", _DEFAULT_RETRY_INITIAL_BACKOFF_MILLIS)
+        read(_settings.RETRY_INITIAL_BACKOFF)
         if retry_initial_backoff_millis is None
         else _millis_argument("retry_initial_backoff_millis", retry_initial_backoff_millis)
     )
     ceiling = (
-        env_millis("SPANBATCH_RETRY_MAX_BACKOFF_MS", _DEFAULT_RETRY_MAX_BACKOFF_MILLIS)
+        read(_settings.RETRY_MAX_BACKOFF)
         if retry_max_backoff_millis is None
         else _millis_argument("retry_max_backoff_millis", retry_max_backoff_millis)
     )
@@ -115,7 +92,7 @@ def resolve_retry(
 def resolve_linger(linger_millis: float | None = None) -> float | None:
     """``SPANBATCH_LINGER_MS``; None (the default) leaves partial batches to the schedule delay."""
     if linger_millis is None:
-        return env_millis("SPANBATCH_LINGER_MS", None)
+        return read(_settings.LINGER)
     return _millis_argument("linger_millis", linger_millis)
 
 
@@ -126,26 +103,20 @@ def resolve_drop_policy(drop_policy: str | None = None) -> str:
     """
     if drop_policy is not None:
         return drop_policy
-    raw = os.environ.get("SPANBATCH_DROP_POLICY", "").strip()
-    if not raw:
-        return "oldest"
-    if raw.lower() not in _DROP_POLICIES:
-        warn_once("SPANBATCH_DROP_POLICY", raw, "not one of oldest, newest, block", "oldest")
-        return "oldest"
-    return raw.lower()
+    return read(_settings.DROP_POLICY)
 
 
 def resolve_block_timeout(block_timeout_millis: float | None = None) -> float:
     """``SPANBATCH_BLOCK_TIMEOUT_MS``: how long ``on_end`` waits for room under ``block`` (100)."""
     if block_timeout_millis is None:
-        return env_millis("SPANBATCH_BLOCK_TIMEOUT_MS", _DEFAULT_BLOCK_TIMEOUT_MILLIS)
+        return read(_settings.BLOCK_TIMEOUT)
     return _millis_argument("block_timeout_millis", block_timeout_millis)
 
 
 def resolve_export_span_start(export_span_start: bool | None = None) -> bool:
     """``SPANBATCH_EXPORT_SPAN_START`` (off); logs the resolved mode at INFO."""
     if export_span_start is None:
-        enabled = env_flag("SPANBATCH_EXPORT_SPAN_START", False)
+        enabled = read(_settings.EXPORT_SPAN_START)
     elif isinstance(export_span_start, bool):
         enabled = export_span_start
     else:
@@ -160,11 +131,7 @@ def resolve_export_span_start(export_span_start: bool | None = None) -> bool:
 def resolve_max_concurrent_exports(max_concurrent_exports: int | None = None) -> int:
     """``SPANBATCH_MAX_CONCURRENT_EXPORTS``: exports running at once per lane (1, as the spec asks)."""
     if max_concurrent_exports is None:
-        value = env_count("SPANBATCH_MAX_CONCURRENT_EXPORTS", 1)
-        if value == 0:
-            warn_once("SPANBATCH_MAX_CONCURRENT_EXPORTS", "0", "must be positive", 1)
-            return 1
-        return value
+        return read(_settings.MAX_CONCURRENT_EXPORTS)
     value = _count_argument("max_concurrent_exports", max_concurrent_exports)
     if value == 0:
         raise ValueError("max_concurrent_exports must be positive.")

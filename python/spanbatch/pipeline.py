@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Iterator, Mapping
 
 from opentelemetry import trace
@@ -12,32 +11,14 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from spanbatch import _config
-from spanbatch._config import ALL_SETTINGS, Setting, env_flag, resolve_settings
+from spanbatch import _settings
+from spanbatch._config import resolve_settings
 from spanbatch._lane import Backend
 from spanbatch._policies import DropPolicyName, policy_arguments, resolve_policies
 from spanbatch._spans import SpanEngine
 from spanbatch._stats import SpanStats
 
 logger = logging.getLogger("spanbatch")
-
-# Tuned for agents and services rather than the spec's 5 s: traces show up within a second.
-_DEFAULTS: dict[Setting, int] = {
-    _config.MAX_QUEUE_SIZE: 2048,
-    _config.SCHEDULE_DELAY: 1000,
-    _config.MAX_EXPORT_BATCH_SIZE: 512,
-    _config.EXPORT_TIMEOUT: 30000,
-}
-
-
-def _backend_variables(name: str) -> dict[Setting, tuple[str, ...]]:
-    """``SPANBATCH_<NAME>_MAX_QUEUE_SIZE`` before ``SPANBATCH_MAX_QUEUE_SIZE``, for each setting."""
-    key = re.sub(r"[^A-Z0-9]", "_", name.upper())
-    variables: dict[Setting, tuple[str, ...]] = {}
-    for setting in ALL_SETTINGS:
-        ours = setting.variables[0]  # SPANBATCH_<SUFFIX>
-        variables[setting] = (f"SPANBATCH_{key}_{ours[len('SPANBATCH_') :]}", ours)
-    return variables
 
 
 class Pipeline(SpanEngine):
@@ -87,8 +68,7 @@ class Pipeline(SpanEngine):
                     schedule_delay_millis,
                     max_export_batch_size,
                     export_timeout_millis,
-                    variables=_backend_variables(name),
-                    defaults=_DEFAULTS,
+                    backend=name,
                 ),
             )
             for name, exporter in exporters.items()
@@ -123,7 +103,7 @@ class Pipeline(SpanEngine):
         Per-backend results. Disabled with ``SPANBATCH_FORCE_FLUSH_ON_SESSION_END=false``,
         in which case nothing is flushed and the result is empty.
         """
-        if not env_flag("SPANBATCH_FORCE_FLUSH_ON_SESSION_END", True):
+        if not _settings.read(_settings.FORCE_FLUSH_ON_SESSION_END):
             return {}
         return self.flush_by_backend(timeout_millis)
 

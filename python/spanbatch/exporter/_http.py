@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -31,13 +30,10 @@ from opentelemetry.exporter.http.transport._base import BaseHTTPTransport
 from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
 from opentelemetry.exporter.otlp.common._exporter_metrics import NoOpExporterMetrics
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.sdk.environment_variables import (
-    _OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,
-    _OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER,
-)
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
+from spanbatch import _settings
 from spanbatch._core import SpanEncoder, SpanRequest, compress
 from spanbatch._encoding import Batch, encode_batch, read_batch
 from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError
@@ -48,11 +44,6 @@ if TYPE_CHECKING:
 
 # The stock exporter's logger: the lines below are its lines, for the same events.
 logger = logging.getLogger(_stock.__name__)
-
-_CREDENTIAL_PROVIDERS = (
-    _OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,
-    _OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER,
-)
 
 
 class _RustCompressingClient(_http._OTLPHTTPClient):
@@ -237,7 +228,7 @@ def native_transport_for(
         session is not None
         or type(transport) is not RequestsHTTPTransport
         or urlsplit(exporter._endpoint).scheme.lower() != "http"
-        or any(os.environ.get(name) for name in _CREDENTIAL_PROVIDERS)
+        or _settings.read(_settings.HTTP_CREDENTIAL_PROVIDER)
     ):
         return None
     native = NativeHTTPTransport()

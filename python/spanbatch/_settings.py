@@ -1,0 +1,285 @@
+"""Every environment variable spanbatch reads, in one table: its kind, default and range.
+
+Variables are read here only, through :func:`read` and the one parser of their kind. A setting
+may name several variables (the first one set wins) and ``{NAME}`` in a variable stands for a
+Pipeline backend's name. An empty variable counts as unset, as the OTel spec says (a blank one
+too, except OpenTelemetry's ``text`` variables, which are taken as the SDK takes them). A value
+that does not parse or is out of range is reported once per process, naming the variable and
+the value; then the next variable set is used, else the default.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass, replace
+from typing import Callable, Generic, Literal, TypeVar, cast
+
+# The logger these warnings have always been written to: users' filters may name it.
+logger = logging.getLogger("spanbatch._config")
+# Where the stock processor reports an OTEL_BSP_* variable it cannot parse, and how.
+_stock_logger = logging.getLogger("opentelemetry.sdk.trace.export")
+_STOCK_PARSE_ERROR = "Unable to parse value for %s as integer. Defaulting to %s."
+_STOCK_PREFIX = "OTEL_BSP_"
+_T = TypeVar("_T")
+_V_co = TypeVar("_V_co", covariant=True)
+_N = TypeVar("_N", int, float)
+
+# The stock processor's queue is a deque, whose length must fit a C ssize_t; it refuses larger ones.
+LARGEST_QUEUE_SIZE = sys.maxsize
+# Longer waits mean "never" in practice, and would overflow the platform's timeouts.
+LONGEST_MILLIS = 365 * 24 * 3600 * 1000.0
+
+# Each (variable, value) pair is reported once per process, not once per processor.
+_warned: set[tuple[str, str]] = set()
+
+Kind = Literal["integer", "count", "millis", "flag", "choice", "otel_flag", "text"]
+
+
+@dataclass(frozen=True)
+class Setting(Generic[_V_co]):
+    """One setting: the variables that may set it (first wins), how they parse, and its default."""
+
+    variables: tuple[str, ...]
+    kind: Kind
+    default: _V_co
+    argument: str | None = None  # the constructor argument that, when given, wins over the variables
+    least: int = 1  # integer kinds: 1 (positive) or 0
+    largest: int | None = None
+    choices: tuple[str, ...] = ()
+
+
+def _for_backend(setting: Setting[int], default: int) -> Setting[int]:
+    """A Pipeline backend's form: ``SPANBATCH_<NAME>_X``, then ``SPANBATCH_X``, then a default of its own."""
+    ours = setting.variables[0]
+    return replace(setting, variables=(ours.replace("SPANBATCH_", "SPANBATCH_{NAME}_", 1), ours), default=default)
+
+
+# BatchSpanProcessor's batch settings: spanbatch's variable, then the stock one, with the stock defaults.
+MAX_QUEUE_SIZE = Setting(
+    ("SPANBATCH_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_QUEUE_SIZE"),
+    "integer",
+    2048,
+    "max_queue_size",
+    largest=LARGEST_QUEUE_SIZE,
+)
+SCHEDULE_DELAY = Setting(
+    ("SPANBATCH_SCHEDULE_DELAY_MS", "OTEL_BSP_SCHEDULE_DELAY"), "integer", 5000, "schedule_delay_millis"
+)
+MAX_EXPORT_BATCH_SIZE = Setting(
+    ("SPANBATCH_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
+    "integer",
+    512,
+    "max_export_batch_size",
+    largest=LARGEST_QUEUE_SIZE,
+)
+EXPORT_TIMEOUT = Setting(
+    ("SPANBATCH_EXPORT_TIMEOUT_MS", "OTEL_BSP_EXPORT_TIMEOUT"), "integer", 30000, "export_timeout_millis"
+)
+BATCH = (MAX_QUEUE_SIZE, SCHEDULE_DELAY, MAX_EXPORT_BATCH_SIZE, EXPORT_TIMEOUT)
+# A Pipeline backend's, tuned for agents and services rather than the spec's 5 s: traces show up within a second.
+BACKEND_BATCH = (
+    _for_backend(MAX_QUEUE_SIZE, 2048),
+    _for_backend(SCHEDULE_DELAY, 1000),
+    _for_backend(MAX_EXPORT_BATCH_SIZE, 512),
+    _for_backend(EXPORT_TIMEOUT, 30000),
+)
+
+# Export policies, each off or the stock behaviour by default.
+DROP_POLICY = Setting(
+    ("SPANBATCH_DROP_POLICY",), "choice", "oldest", "drop_policy", choices=("oldest", "newest", "block")
+)
+BLOCK_TIMEOUT = Setting(("SPANBATCH_BLOCK_TIMEOUT_MS",), "millis", 100.0, "block_timeout_millis")
+MAX_RETRIES = Setting(("SPANBATCH_MAX_RETRIES",), "count", 0, "max_retries", least=0)
+RETRY_INITIAL_BACKOFF = Setting(
+    ("SPANBATCH_RETRY_INITIAL_BACKOFF_MS",), "millis", 100.0, "retry_initial_backoff_millis"
+)
+RETRY_MAX_BACKOFF = Setting(("SPANBATCH_RETRY_MAX_BACKOFF_MS",), "millis", 5000.0, "retry_max_backoff_millis")
+LINGER: Setting[float | None] = Setting(("SPANBATCH_LINGER_MS",), "millis", None, "linger_millis")
+EXPORT_SPAN_START = Setting(("SPANBATCH_EXPORT_SPAN_START",), "flag", False, "export_span_start")
+# One export at a time per exporter, as the OpenTelemetry specification asks.
+MAX_CONCURRENT_EXPORTS = Setting(("SPANBATCH_MAX_CONCURRENT_EXPORTS",), "count", 1, "max_concurrent_exports")
+
+# The process: exit, signals, debug log, sessions.
+EXIT_TIMEOUT = Setting(("SPANBATCH_EXIT_TIMEOUT_MS",), "millis", 5000.0)
+FLUSH_ON_SIGTERM = Setting(("SPANBATCH_FLUSH_ON_SIGTERM",), "flag", False)
+DEBUG = Setting(("SPANBATCH_DEBUG",), "flag", False)
+FORCE_FLUSH_ON_SESSION_END = Setting(("SPANBATCH_FORCE_FLUSH_ON_SESSION_END",), "flag", True)
+
+# OpenTelemetry's own, read to do what the SDK does with them.
+INTERNAL_METRICS = Setting(("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED",), "otel_flag", False)
+CONFIGURATOR: Setting[str | None] = Setting(("OTEL_PYTHON_CONFIGURATOR",), "text", None)
+CONFIG_FILE: Setting[str | None] = Setting(("OTEL_CONFIG_FILE",), "text", None)
+# Either makes the stock OTLP/HTTP exporter build its session from a credential provider.
+HTTP_CREDENTIAL_PROVIDER: Setting[str | None] = Setting(
+    (
+        "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
+        "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER",
+    ),
+    "text",
+    None,
+)
+
+SETTINGS: tuple[Setting[object], ...] = (
+    *BATCH,
+    *BACKEND_BATCH,
+    DROP_POLICY,
+    BLOCK_TIMEOUT,
+    MAX_RETRIES,
+    RETRY_INITIAL_BACKOFF,
+    RETRY_MAX_BACKOFF,
+    LINGER,
+    EXPORT_SPAN_START,
+    MAX_CONCURRENT_EXPORTS,
+    EXIT_TIMEOUT,
+    FLUSH_ON_SIGTERM,
+    DEBUG,
+    FORCE_FLUSH_ON_SESSION_END,
+    INTERNAL_METRICS,
+    CONFIGURATOR,
+    CONFIG_FILE,
+    HTTP_CREDENTIAL_PROVIDER,
+)
+
+
+def warn_once(variable: str, value: object, problem: str, fallback: object) -> None:
+    """Warns that ``variable`` (a variable or an argument) had a value we cannot use, once per value."""
+    if (variable, repr(value)) in _warned:
+        return
+    _warned.add((variable, repr(value)))
+    logger.warning("Ignoring %s=%r: %s; using %s instead.", variable, value, problem, fallback)
+
+
+class _Unusable(Exception):
+    """A variable's value that its setting cannot take: the value as read, and why."""
+
+    def __init__(self, value: str, problem: str) -> None:
+        super().__init__(value, problem)
+        self.value = value
+        self.problem = problem
+
+
+def _converted(text: str, convert: Callable[[str], _N], problem: str) -> _N:
+    try:
+        return convert(text)
+    except ValueError as error:
+        raise _Unusable(text, problem) from error
+
+
+def _integer(raw: str, setting: Setting[object]) -> int:
+    """A positive whole number, parsed as the stock processor parses ``OTEL_BSP_*`` (``int()``)."""
+    value = _converted(raw, int, "not an integer")
+    if value < setting.least:
+        raise _Unusable(raw, "must be positive")
+    if setting.largest is not None and value > setting.largest:
+        raise _Unusable(raw, f"must be at most {setting.largest}")
+    return value
+
+
+def _count(raw: str, setting: Setting[object]) -> int:
+    text = raw.strip()
+    value = _converted(text, int, "not an integer")
+    if value < 0:
+        raise _Unusable(text, "must be zero or positive")
+    if value < setting.least:
+        raise _Unusable(str(value), "must be positive")
+    return value
+
+
+def _millis(raw: str, setting: Setting[object]) -> float:
+    """A positive number of milliseconds; longer than :data:`LONGEST_MILLIS` means that long."""
+    text = raw.strip()
+    value = _converted(text, float, "not a number")
+    if math.isnan(value) or value <= 0:
+        raise _Unusable(text, "must be positive")
+    return min(value, LONGEST_MILLIS)
+
+
+def _flag(raw: str, setting: Setting[object]) -> bool:
+    """true/false (any case), 1/0, yes/no, on/off."""
+    word = raw.strip().lower()
+    if word in ("true", "1", "yes", "on"):
+        return True
+    if word in ("false", "0", "no", "off"):
+        return False
+    raise _Unusable(word, "not a boolean")
+
+
+def _choice(raw: str, setting: Setting[object]) -> str:
+    """One of the setting's choices, in any case."""
+    text = raw.strip()
+    if text.lower() not in setting.choices:
+        raise _Unusable(text, f"not one of {', '.join(setting.choices)}")
+    return text.lower()
+
+
+def _otel_flag(raw: str, setting: Setting[object]) -> bool:
+    """OpenTelemetry's boolean: ``true`` in any case, and anything else false."""
+    return raw.strip().lower() == "true"
+
+
+def _text(raw: str, setting: Setting[object]) -> str:
+    return raw
+
+
+_PARSERS: dict[Kind, Callable[[str, Setting[object]], object]] = {
+    "integer": _integer,
+    "count": _count,
+    "millis": _millis,
+    "flag": _flag,
+    "choice": _choice,
+    "otel_flag": _otel_flag,
+    "text": _text,
+}
+
+
+def _is_set(setting: Setting[object], raw: str | None) -> bool:
+    return bool(raw) if setting.kind == "text" else bool(raw and raw.strip())
+
+
+def _backend_key(backend: str) -> str:
+    """``<NAME>`` in a backend's variables: its name upper-cased, other characters as ``_``."""
+    return re.sub(r"[^A-Z0-9]", "_", backend.upper())
+
+
+def _variables(setting: Setting[object], backend: str | None) -> tuple[str, ...]:
+    if backend is None:
+        return setting.variables
+    return tuple(variable.replace("{NAME}", _backend_key(backend)) for variable in setting.variables)
+
+
+def read_with_source(setting: Setting[_T], backend: str | None = None) -> tuple[_T, str | None]:
+    """The setting's value and the variable it came from (None: the default). ``backend`` fills in ``{NAME}``."""
+    variables = _variables(setting, backend)
+    for position, variable in enumerate(variables):
+        raw = os.environ.get(variable)
+        if raw is None or not _is_set(setting, raw):
+            continue
+        try:
+            # The parser of the setting's kind returns the type of its default (checked by the registry's tests).
+            return cast(_T, _PARSERS[setting.kind](raw, setting)), variable
+        except _Unusable as unusable:
+            _report(setting, variable, unusable, variables[position + 1 :])
+    return setting.default, None
+
+
+def read(setting: Setting[_T], backend: str | None = None) -> _T:
+    """The setting's value from its variables, else its default."""
+    return read_with_source(setting, backend)[0]
+
+
+def _report(setting: Setting[object], variable: str, unusable: _Unusable, later: tuple[str, ...]) -> None:
+    if variable.startswith(_STOCK_PREFIX) and isinstance(unusable.__cause__, ValueError):
+        # An OTEL_BSP_* value int() refused: the stock processor's own report, so users' log filters still apply.
+        if (variable, repr(unusable.value)) not in _warned:
+            _warned.add((variable, repr(unusable.value)))
+            _stock_logger.error(_STOCK_PARSE_ERROR, variable, setting.default, exc_info=unusable.__cause__)
+        return
+    if len(setting.variables) == 1:
+        fallback: object = setting.default
+    else:  # a chain names where the value comes from instead
+        fallback = next((v for v in later if _is_set(setting, os.environ.get(v))), f"the default {setting.default}")
+    warn_once(variable, unusable.value, unusable.problem, fallback)
