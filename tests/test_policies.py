@@ -646,3 +646,19 @@ def test_max_concurrent_exports_resolution(monkeypatch: pytest.MonkeyPatch, capl
     assert "SPANBATCH_MAX_CONCURRENT_EXPORTS" in caplog.text
     with pytest.raises(ValueError, match="max_concurrent_exports"):
         spanbatch.Pipeline({"a": RecordingExporter()}, max_concurrent_exports=0)
+
+
+@pytest.mark.timeout(30)
+def test_more_export_threads_than_a_lane_can_start_are_refused(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, shutdown_later: Later
+) -> None:
+    # Each concurrent export is a thread: 2**63 of them raised "can't start new thread" from the
+    # constructor and leaked the threads it had started.
+    with pytest.raises(ValueError, match="max_concurrent_exports must be at most 256"):
+        spanbatch.BatchSpanProcessor(RecordingExporter(), max_concurrent_exports=10**6)
+    monkeypatch.setenv("SPANBATCH_MAX_CONCURRENT_EXPORTS", str(2**63))
+    with caplog.at_level(logging.WARNING):
+        processor = shutdown_later(spanbatch.BatchSpanProcessor(RecordingExporter()))
+    assert processor._policies.max_concurrent_exports == 1
+    assert "SPANBATCH_MAX_CONCURRENT_EXPORTS" in caplog.text
+    assert "at most 256" in caplog.text
