@@ -135,6 +135,8 @@ def resolve_max_concurrent_exports(max_concurrent_exports: int | None = None) ->
     value = _count_argument("max_concurrent_exports", max_concurrent_exports)
     if value == 0:
         raise ValueError("max_concurrent_exports must be positive.")
+    if value > _settings.MOST_CONCURRENT_EXPORTS:
+        raise ValueError(f"max_concurrent_exports must be at most {_settings.MOST_CONCURRENT_EXPORTS}.")
     return value
 
 

@@ -101,7 +101,11 @@ RETRY_MAX_BACKOFF = Setting(("SPANBATCH_RETRY_MAX_BACKOFF_MS",), "millis", 5000.
 LINGER: Setting[float | None] = Setting(("SPANBATCH_LINGER_MS",), "millis", None, "linger_millis")
 EXPORT_SPAN_START = Setting(("SPANBATCH_EXPORT_SPAN_START",), "flag", False, "export_span_start")
 # One export at a time per exporter, as the OpenTelemetry specification asks.
-MAX_CONCURRENT_EXPORTS = Setting(("SPANBATCH_MAX_CONCURRENT_EXPORTS",), "count", 1, "max_concurrent_exports")
+# Each concurrent export is a thread of its own; more than this is a typo, not a plan.
+MOST_CONCURRENT_EXPORTS = 256
+MAX_CONCURRENT_EXPORTS = Setting(
+    ("SPANBATCH_MAX_CONCURRENT_EXPORTS",), "count", 1, "max_concurrent_exports", largest=MOST_CONCURRENT_EXPORTS
+)
 
 # The process: exit, signals, debug log, sessions.
 EXIT_TIMEOUT = Setting(("SPANBATCH_EXIT_TIMEOUT_MS",), "millis", 5000.0)
@@ -186,6 +190,8 @@ def _count(raw: str, setting: Setting[object]) -> int:
         raise _Unusable(text, "must be zero or positive")
     if value < setting.least:
         raise _Unusable(str(value), "must be positive")
+    if setting.largest is not None and value > setting.largest:
+        raise _Unusable(text, f"must be at most {setting.largest}")
     return value
 
 
