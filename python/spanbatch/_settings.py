@@ -178,9 +178,7 @@ def _integer(raw: str, setting: Setting[object]) -> int:
     value = _converted(raw, int, "not an integer")
     if value < setting.least:
         raise _Unusable(raw, "must be positive")
-    if setting.largest is not None and value > setting.largest:
-        raise _Unusable(raw, f"must be at most {setting.largest}")
-    return value
+    return _at_most(value, raw, setting)
 
 
 def _count(raw: str, setting: Setting[object]) -> int:
@@ -190,6 +188,10 @@ def _count(raw: str, setting: Setting[object]) -> int:
         raise _Unusable(text, "must be zero or positive")
     if value < setting.least:
         raise _Unusable(str(value), "must be positive")
+    return _at_most(value, text, setting)
+
+
+def _at_most(value: int, text: str, setting: Setting[object]) -> int:
     if setting.largest is not None and value > setting.largest:
         raise _Unusable(text, f"must be at most {setting.largest}")
     return value
