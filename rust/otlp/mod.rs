@@ -9,6 +9,7 @@ mod groups;
 mod proto;
 pub mod reader;
 mod request;
+mod shared_fields;
 mod spans;
 pub(crate) mod types;
 mod values;

@@ -6,8 +6,9 @@
 //! public properties the stock encoder uses, so an override is honoured. Fields are
 //! read in tag order and written as they are read.
 
+use super::shared_fields::{encode_trace_state, write_memoized};
 use super::types::Types;
-use super::values::{attributes, dropped_of, fields_of, or_zero, stored, Memo, Place, ReadPass};
+use super::values::{attributes, dropped_of, fields_of, or_zero, stored, Place, ReadPass};
 use super::wire;
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
@@ -142,71 +143,6 @@ fn context<'py>(context: &Bound<'py, PyAny>, types: &Types, uses: Uses) -> PyRes
             None
         },
     })
-}
-
-/// Writes the field `encode` makes of `object`: its bytes are reused while spans keep
-/// sharing one object, which they mostly do (the SDK's default status, the API's empty
-/// trace state).
-fn write_memoized(
-    buf: &mut Vec<u8>,
-    object: &Bound<'_, PyAny>,
-    pass: &mut ReadPass,
-    memo: fn(&mut ReadPass) -> &mut Memo<Vec<u8>>,
-    encode: impl FnOnce(&mut ReadPass) -> PyResult<Vec<u8>>,
-) -> PyResult<()> {
-    if let Some(encoded) = memo(pass).get(object) {
-        buf.extend_from_slice(encoded);
-        return Ok(());
-    }
-    let encoded = encode(pass)?;
-    buf.extend_from_slice(&encoded);
-    memo(pass).remember(object, encoded);
-    Ok(())
-}
-
-/// Field 3: `key1=value1,key2=value2`, the stock rendering of a `TraceState`; `None` renders as nothing.
-fn encode_trace_state(
-    state: &Bound<'_, PyAny>,
-    types: &Types,
-    pass: &mut ReadPass,
-) -> PyResult<Vec<u8>> {
-    let mut encoded = Vec::new();
-    wire::string(&mut encoded, 3, &render_trace_state(state, types, pass)?);
-    Ok(encoded)
-}
-
-fn render_trace_state(
-    state: &Bound<'_, PyAny>,
-    types: &Types,
-    pass: &mut ReadPass,
-) -> PyResult<String> {
-    let py = state.py();
-    if state.is_none() {
-        return Ok(String::new());
-    }
-    let mut out = String::new();
-    let mut add = |key: Bound<'_, PyAny>, value: Bound<'_, PyAny>| -> PyResult<()> {
-        if !out.is_empty() {
-            out.push(',');
-        }
-        out.push_str(&or_empty(&key.str()?.into_any(), pass)?);
-        out.push('=');
-        out.push_str(&or_empty(&value.str()?.into_any(), pass)?);
-        Ok(())
-    };
-    if state.get_type().is(types.trace_state.bind(py)) {
-        if let Ok(pairs) = state.getattr(intern!(py, "_dict"))?.cast_exact::<PyDict>() {
-            for (key, value) in pairs.iter() {
-                add(key, value)?;
-            }
-            return Ok(out);
-        }
-    }
-    for item in state.call_method0(intern!(py, "items"))?.try_iter()? {
-        let (key, value) = item?.extract()?;
-        add(key, value)?;
-    }
-    Ok(out)
 }
 
 /// Field 6: OTLP numbers `SpanKind.INTERNAL` … `CONSUMER` from 1.
