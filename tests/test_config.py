@@ -6,7 +6,8 @@ import inspect
 import logging
 import math
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import spanbatch

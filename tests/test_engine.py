@@ -6,7 +6,8 @@ from __future__ import annotations
 import inspect
 import subprocess
 import sys
-from typing import Any, Callable, get_type_hints
+from collections.abc import Callable
+from typing import Any, get_type_hints
 
 import pytest
 from spanbatch import BatchSpanProcessor, Pipeline

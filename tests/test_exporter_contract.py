@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("opentelemetry.exporter.otlp.common.http", reason="needs the OTLP exporters >= 1.45")
 
-from collections.abc import Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 from unittest.mock import MagicMock, Mock, patch
 
 from opentelemetry.exporter.http.transport._base import BaseHTTPResult

@@ -15,8 +15,8 @@ import pytest
 pytest.importorskip("opentelemetry.exporter.otlp.common.http", reason="needs the OTLP exporters >= 1.45")
 
 import logging
-from collections.abc import Iterator
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from google.protobuf.internal import api_implementation
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans

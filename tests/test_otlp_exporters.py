@@ -10,7 +10,8 @@ pytest.importorskip("opentelemetry.exporter.otlp.common.http", reason="needs the
 
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 import requests

@@ -12,8 +12,8 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 import spanbatch

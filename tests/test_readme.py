@@ -199,7 +199,7 @@ def test_python_block_runs_as_written(block: Block, receiver: OTLPReceiver, tmp_
     shown = _shown_output(block.code)
     printed = done.stdout.splitlines()
     assert len(printed) == len(shown), f"README line {block.line} shows {shown}, the block printed {printed}"
-    for expected, actual in zip(shown, printed):
+    for expected, actual in zip(shown, printed, strict=True):
         assert _shape(actual) == _shape(expected), f"README line {block.line} shows {expected!r}; printed {actual!r}"
 
     if "run_agent_turn" in block.given:

@@ -1,5 +1,5 @@
-from collections.abc import Iterable
-from typing import Any, Callable, final
+from collections.abc import Callable, Iterable
+from typing import Any, final
 
 __all__ = [
     "DROP_REASONS",

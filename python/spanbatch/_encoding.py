@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Callable, TypeVar, Union
+from typing import TypeVar
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -22,7 +22,7 @@ from spanbatch._core import SpanEncoder, SpanRequest
 
 T = TypeVar("T")
 
-Batch = Union[Sequence[ReadableSpan], SpanRequest]
+Batch = Sequence[ReadableSpan] | SpanRequest
 
 logger = logging.getLogger("spanbatch.exporter")
 

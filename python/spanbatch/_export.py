@@ -8,9 +8,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Awaitable, Sequence, Sized
+from collections.abc import Awaitable, Callable, Sequence, Sized
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 
@@ -213,7 +213,7 @@ def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], 
                 deadline = started + work.timeout_millis / 1000
                 sizes = [len(batch) for batch in taken]  # before the exporter can change a list
                 for batch, size, first_ok in zip(
-                    taken, sizes, first_attempts(delivery, taken, loop, work.timeout_millis)
+                    taken, sizes, first_attempts(delivery, taken, loop, work.timeout_millis), strict=True
                 ):
                     ok, retries = (
                         (True, 0) if first_ok else retry_export(work, delivery, batch, loop=loop, deadline=deadline)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Iterable, Sequence
-from typing import Any, Callable, NamedTuple, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple, Protocol
 
 from spanbatch import _fork
 from spanbatch._capabilities import Exporter

@@ -15,8 +15,9 @@ import math
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable, Generic, Literal, TypeVar, cast
+from typing import Generic, Literal, TypeVar, cast
 
 # The logger these warnings have always been written to: users' filters may name it.
 logger = logging.getLogger("spanbatch._config")

@@ -16,7 +16,8 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 logger = logging.getLogger("spanbatch")
 

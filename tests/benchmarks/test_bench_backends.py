@@ -6,7 +6,8 @@ thread; every lane's exported and dropped spans are recorded.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import spanbatch

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 
 def run_in_threads(targets: Sequence[Callable[[], object]], timeout: float = 60.0) -> None:

@@ -122,7 +122,7 @@ def test_huge_argument_is_clamped_not_an_overflow() -> None:
 
 
 def test_every_variable_garbage_at_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    for variable, value in zip(VARIABLES, NOT_AN_INTEGER + NOT_POSITIVE):
+    for variable, value in zip(VARIABLES, NOT_AN_INTEGER + NOT_POSITIVE, strict=False):
         monkeypatch.setenv(variable, value)
     processor = build_and_use(caplog)
     assert processor is not None

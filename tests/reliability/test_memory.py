@@ -5,7 +5,8 @@ from __future__ import annotations
 import gc
 import time
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import psutil
 import pytest

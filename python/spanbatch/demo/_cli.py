@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator, Sequence
-from typing import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 from spanbatch.demo._contenders import CONTENDERS
 from spanbatch.demo._plot import plot, require_matplotlib

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable
 
 from spanbatch.demo._run import Result
 
@@ -45,7 +44,7 @@ def plot(results: Sequence[Result], title: str, path: str) -> None:
     fig, axes = plt.subplots(1, len(_PANELS), figsize=(2.9 * len(_PANELS), 3.6), layout="constrained")
     labels = [r.label for r in results]
     colours = [_COLOURS.get(label, "#4c72b0") for label in labels]
-    for ax, (name, unit, value) in zip(axes, _PANELS):
+    for ax, (name, unit, value) in zip(axes, _PANELS, strict=True):
         values = [value(r) for r in results]
         bars = ax.bar(labels, values, color=colours)
         ax.bar_label(bars, labels=[f"{v:,.0f}" if v >= 1000 else f"{v:,.1f}" for v in values], padding=2, fontsize=9)

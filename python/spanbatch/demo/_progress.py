@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import Callable, TextIO
+from typing import TextIO
 
 _WIDTH = 30
 _REDRAW_SECONDS = 0.2

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 from spanbatch.demo._run import Result
 from spanbatch.demo._workload import Workload
@@ -85,7 +84,8 @@ def table(results: Sequence[Result], workload: Workload, destination: str) -> st
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
 
     def line(row: Sequence[str]) -> str:
-        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        cells = enumerate(zip(row, widths, strict=False))
+        return "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in cells)
 
     rule = "  ".join("-" * w for w in widths)
     intro = f"{describe(workload)} -> {destination}; default processor settings"

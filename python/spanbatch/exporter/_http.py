@@ -153,7 +153,7 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
             max_request_size=self._max_request_size,
             timeout=client._timeout,
         )
-        for (index, request), first_attempt in zip(read, sent):
+        for (index, request), first_attempt in zip(read, sent, strict=True):
             results[index] = self._settle(request, first_attempt)
         return results
 

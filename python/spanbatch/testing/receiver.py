@@ -8,15 +8,17 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from spanbatch.testing._store import ReceiverStats
 
 if TYPE_CHECKING:
+    from typing import Literal
+
     from opentelemetry.sdk.trace.export import SpanExporter
-    from typing_extensions import Literal
 
     ProtocolName = Literal["http", "grpc"]
     BehaviourName = Literal["ok", "status", "hang", "down"]
