@@ -89,6 +89,12 @@ impl Schedule {
         queued >= self.urgent_at
     }
 
+    /// Whether `queued` spans make it urgent to yield to a worker woken for them that has not
+    /// asked for the GIL yet (see `handoff.rs`): twice `urgent`, as one that has a CPU asks sooner.
+    pub fn overdue(&self, queued: usize) -> bool {
+        queued >= self.urgent_at.saturating_mul(2)
+    }
+
     /// The worker's next step, reading ahead once `chunk` spans are queued. `window` holds
     /// when the worker first saw the oldest span of the batch it fills: it is set here when
     /// that batch starts, and cleared when the lane is empty.
@@ -293,5 +299,12 @@ mod tests {
         let small = Schedule::new(100, 50, SECOND, None);
         assert!(!small.urgent(24) && small.urgent(25));
         assert!(Schedule::new(2, 1, SECOND, None).urgent(1));
+    }
+
+    #[test]
+    fn a_worker_yet_to_ask_for_the_gil_is_overdue_from_twice_urgent() {
+        assert!(!schedule(None).overdue(1023));
+        assert!(schedule(None).overdue(1024));
+        assert!(Schedule::new(2, 1, SECOND, None).overdue(2));
     }
 }

@@ -157,9 +157,13 @@ impl PyBatchCore {
         if wakes {
             self.wakeup.notify_worker();
         }
+        let asleep = || self.wakeup.asleep();
+        // A woken worker that has not asked for the GIL yet may be waiting for this thread's CPU.
+        let hand_over = self.handoff.worker_waiting(self.schedule.urgent(queued))
+            || (self.schedule.overdue(queued) && self.handoff.worker_not_running(asleep));
         // A child forked without Python's hooks has no worker to hand the GIL to.
-        if self.handoff.worker_waiting(self.schedule.urgent(queued)) && !self.fork.forked() {
-            self.handoff.yield_to_worker(py);
+        if hand_over && !self.fork.forked() {
+            self.handoff.yield_to_worker(py, asleep);
         }
         Ok(())
     }
@@ -291,7 +295,7 @@ impl PyBatchCore {
     fn next_move(&self, py: Python<'_>, held: usize, chunk: usize, patient: bool) -> Step {
         loop {
             match self.next_step(held, chunk) {
-                Step::Wait(deadline) if patient => handoff::detach(py, || {
+                Step::Wait(deadline) if patient => handoff::wait_for_spans(py, || {
                     // The producer whose push makes the next take possible wakes the worker:
                     // a whole chunk, or the last spans of a batch that is not a multiple of it.
                     // SeqCst, as the state the worker publishes next: a producer that read the

@@ -14,6 +14,14 @@
 //! which nobody holds the GIL; handing over at once (measured: 4 threads ending 100 spans
 //! every 5 ms) made 6× as many hand-overs and 12 % less throughput. Patience is counted in
 //! spans, not read off a clock: `on_end` runs for every span while a worker waits.
+//!
+//! A worker can say it waits only once it runs, and a woken worker may first wait for a CPU:
+//! on one CPU, or when every other one is busy, the application thread keeps its own until
+//! the kernel preempts it, up to a scheduler tick (milliseconds), while a tight loop fills
+//! the queue in well under one. So from twice the urgent queue (`Schedule::overdue`) `on_end`
+//! also yields to a worker that let go of the GIL to wait for spans and is no longer asleep:
+//! waiting for it frees the application thread's CPU. A worker that has a CPU asks long
+//! before, so on an idle machine this changes nothing.
 
 use crate::room::Room;
 use pyo3::prelude::*;
@@ -37,6 +45,8 @@ thread_local! {
 pub struct Handoff {
     /// Export threads between the end of their detached work and holding the GIL again.
     reattaching: AtomicUsize,
+    /// Export threads between letting go of the GIL to wait for spans and the end of that wait.
+    waiting_for_spans: AtomicUsize,
     /// Application threads that released the GIL for them.
     yielded: Room,
     /// Times an application thread released the GIL and the worker took it.
@@ -58,22 +68,32 @@ impl Handoff {
             && (urgent || self.ended_while_waiting.fetch_add(1, Ordering::Relaxed) >= PATIENCE)
     }
 
+    /// Whether an export thread that let go of the GIL to wait for spans is not `asleep`: it
+    /// was woken, or found spans before it slept, and has yet to ask for the GIL back.
+    pub fn worker_not_running(&self, asleep: impl FnOnce() -> bool) -> bool {
+        self.waiting_for_spans.load(Ordering::Relaxed) > 0 && !asleep()
+    }
+
     /// Times an application thread handed the GIL to a waiting export thread.
     pub fn handed(&self) -> u64 {
         self.handed.load(Ordering::Relaxed)
     }
 
-    /// Releases the GIL until no export thread waits for it, or `YIELD_WAIT` passes.
+    /// Releases the GIL until no export thread waits for it (`worker_waiting`) nor is yet to
+    /// ask for it (`worker_not_running`), or `YIELD_WAIT` passes.
     ///
     /// Export threads never yield: they would only wait for one another.
-    pub fn yield_to_worker(&self, py: Python<'_>) {
+    pub fn yield_to_worker(&self, py: Python<'_>, asleep: impl Fn() -> bool + Sync) {
         if on_export_thread() {
             return;
         }
         let deadline = Instant::now() + YIELD_WAIT;
         let handed = py.detach(|| {
-            self.yielded
-                .wait_for(deadline, || self.reattaching.load(Ordering::Acquire) == 0)
+            self.yielded.wait_for(deadline, || {
+                // Read in this order: a thread leaves `waiting_for_spans` after it joins `reattaching`.
+                let parked = self.waiting_for_spans.load(Ordering::Acquire) == 0 || asleep();
+                parked && self.reattaching.load(Ordering::Acquire) == 0
+            })
         });
         if handed {
             self.handed.fetch_add(1, Ordering::Relaxed);
@@ -86,10 +106,21 @@ impl Handoff {
         self.reattaching.fetch_add(1, Ordering::AcqRel);
     }
 
-    fn detach<T: Send>(&self, py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
+    fn detach<T: Send>(
+        &self,
+        py: Python<'_>,
+        for_spans: bool,
+        work: impl Send + FnOnce() -> T,
+    ) -> T {
+        if for_spans {
+            self.waiting_for_spans.fetch_add(1, Ordering::AcqRel);
+        }
         let out = py.detach(|| {
             let out = work();
             self.begin_reattach();
+            if for_spans {
+                self.waiting_for_spans.fetch_sub(1, Ordering::AcqRel);
+            }
             out
         });
         self.reattaching.fetch_sub(1, Ordering::AcqRel);
@@ -105,8 +136,22 @@ fn on_export_thread() -> bool {
 /// Runs `work` detached from the interpreter; on an export thread, asks for the GIL back
 /// so that an application thread hands it over (see the module's comment).
 pub fn detach<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
+    detach_on_export_thread(py, false, work)
+}
+
+/// Like `detach`, for `wait`ing for spans: past `Schedule::overdue`, `on_end` yields to this
+/// thread once it is woken, before it asks (see the module's comment).
+pub fn wait_for_spans<T: Send>(py: Python<'_>, wait: impl Send + FnOnce() -> T) -> T {
+    detach_on_export_thread(py, true, wait)
+}
+
+fn detach_on_export_thread<T: Send>(
+    py: Python<'_>,
+    for_spans: bool,
+    work: impl Send + FnOnce() -> T,
+) -> T {
     match EXPORT_HANDOFF.with(|current| current.borrow().clone()) {
-        Some(handoff) => handoff.detach(py, work),
+        Some(handoff) => handoff.detach(py, for_spans, work),
         None => py.detach(work),
     }
 }
@@ -126,6 +171,24 @@ mod tests {
             .count();
         assert_eq!(patient, PATIENCE);
         assert!(handoff.worker_waiting(false));
+    }
+
+    #[test]
+    fn a_worker_waiting_for_spans_is_yielded_to_once_it_is_not_asleep() {
+        let handoff = Handoff::default();
+        assert!(
+            !handoff.worker_not_running(|| false),
+            "none waits for spans"
+        );
+        handoff.waiting_for_spans.fetch_add(1, Ordering::Relaxed);
+        assert!(
+            !handoff.worker_not_running(|| true),
+            "asleep: it needs nothing"
+        );
+        assert!(
+            handoff.worker_not_running(|| false),
+            "woken: it needs a CPU"
+        );
     }
 
     #[test]

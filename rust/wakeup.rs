@@ -61,6 +61,11 @@ impl Wakeup {
         self.state.store(BUSY, Ordering::SeqCst);
     }
 
+    /// Whether the worker sleeps in `worker_wait` and no producer has woken it.
+    pub fn asleep(&self) -> bool {
+        matches!(self.state.load(Ordering::Relaxed), IDLE | TIMED)
+    }
+
     /// Sleeps until `deadline` or until `stop()` holds; returns whether it stopped early.
     ///
     /// The state stays `Busy`, so producers do not spend wake-ups on a pause; only
@@ -169,6 +174,16 @@ mod tests {
         assert!(!w.claim_wakeup(10, 512));
         assert!(w.claim_wakeup(512, 512));
         assert_eq!(w.state.load(Ordering::SeqCst), BUSY);
+    }
+
+    #[test]
+    fn a_worker_woken_by_a_producer_is_no_longer_asleep() {
+        let w = Wakeup::default();
+        assert!(!w.asleep(), "busy");
+        w.state.store(TIMED, Ordering::SeqCst);
+        assert!(w.asleep());
+        assert!(w.claim_wakeup(512, 512));
+        assert!(!w.asleep());
     }
 
     #[test]
