@@ -8,6 +8,8 @@ import random
 import re
 import shutil
 import subprocess
+import sys
+import sysconfig
 import tarfile
 from pathlib import Path
 
@@ -182,8 +184,15 @@ def upstream(session: nox.Session) -> None:
 @nox.session(python=False)
 def rust(session: nox.Session) -> None:
     """Rust unit tests for the queue, counters and wake-up."""
+    # The test binary embeds Python: build it for the interpreter running nox and let it find that
+    # interpreter's libpython, whichever CPythons nox put first on PATH.
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    env = {
+        "PYO3_PYTHON": sys.executable,
+        "LD_LIBRARY_PATH": os.pathsep.join(filter(None, [libdir, os.environ.get("LD_LIBRARY_PATH", "")])),
+    }
     # A hung thread test must fail CI, not stall it.
-    session.run("timeout", "600", "cargo", "test", "--quiet", external=True)
+    session.run("timeout", "600", "cargo", "test", "--quiet", external=True, env=env)
 
 
 @nox.session(python="3.11")
