@@ -166,9 +166,10 @@ provider = TracerProvider()
 provider.add_span_processor(BatchSpanProcessor(main))
 tracer = provider.get_tracer("t")
 
+own = BatchSpanProcessor(Count())  # the job's own (CPython 3.12+ starts no thread once main is done)
+
 def job():
     time.sleep(0.2)  # the main thread has returned: the interpreter waits for this thread
-    own = BatchSpanProcessor(Count())  # a short-lived processor of the job's own
     own.shutdown()
     for _ in range(20):
         tracer.start_span("after").end()
