@@ -1,8 +1,9 @@
-"""The engine's single declarations: the public classes spell out what ``_policies`` declares once, and
-the layers below the processors do not reach up."""
+"""The engine's single declarations: each export policy is declared once in ``_settings`` (setting, keyword,
+resolved field), the public classes show what it declares, and the layers below the processors do not reach up."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import subprocess
 import sys
@@ -10,14 +11,14 @@ from collections.abc import Callable
 from typing import Any, get_type_hints
 
 import pytest
-from spanbatch import BatchSpanProcessor, Pipeline
-from spanbatch._policies import PolicyArguments
+from spanbatch import BatchSpanProcessor, Pipeline, _settings
+from spanbatch._settings import ExportPolicies, PolicyArguments
 
 DECLARED = get_type_hints(PolicyArguments)
 
 # What each public constructor takes besides the export policies.
-OTHER_PARAMETERS: dict[Callable[..., Any], set[str]] = {
-    BatchSpanProcessor.__init__: {
+OTHER_PARAMETERS: dict[Callable[..., Any], list[str]] = {
+    BatchSpanProcessor.__init__: [
         "self",
         "span_exporter",
         "max_queue_size",
@@ -25,8 +26,8 @@ OTHER_PARAMETERS: dict[Callable[..., Any], set[str]] = {
         "max_export_batch_size",
         "export_timeout_millis",
         "meter_provider",
-    },
-    Pipeline.__init__: {
+    ],
+    Pipeline.__init__: [
         "self",
         "exporters",
         "max_queue_size",
@@ -34,21 +35,35 @@ OTHER_PARAMETERS: dict[Callable[..., Any], set[str]] = {
         "max_export_batch_size",
         "export_timeout_millis",
         "meter_provider",
-    },
+    ],
 }
 
 
+def test_each_policy_is_one_setting_one_keyword_and_one_field_in_the_same_order() -> None:
+    fields = {field.name: field for field in dataclasses.fields(ExportPolicies)}
+    assert [setting.argument for setting in _settings.POLICIES] == list(DECLARED) == list(fields)
+    resolved = get_type_hints(ExportPolicies)
+    for setting in _settings.POLICIES:
+        name = str(setting.argument)
+        assert fields[name].default == setting.default, name
+        assert DECLARED[name] == resolved[name] | None, name  # the keyword is the resolved type, or None: not given
+
+
 @pytest.mark.parametrize("constructor", list(OTHER_PARAMETERS), ids=lambda f: f.__qualname__)
-def test_public_constructors_spell_out_the_declared_policy_keywords(constructor: Callable[..., Any]) -> None:
+def test_public_constructors_show_the_declared_policy_keywords(constructor: Callable[..., Any]) -> None:
     parameters = inspect.signature(constructor).parameters
-    hints = get_type_hints(constructor)
-    # A keyword added to a signature but not to PolicyArguments (or the reverse) shows here.
-    assert set(parameters) - set(DECLARED) == OTHER_PARAMETERS[constructor]
-    assert [name for name in parameters if name in DECLARED] == list(DECLARED)
-    for name, declared in DECLARED.items():
+    assert list(parameters) == OTHER_PARAMETERS[constructor] + list(DECLARED)
+    for name in DECLARED:
         assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
         assert parameters[name].default is None, name
-        assert hints[name] == declared, name
+        assert parameters[name].annotation == PolicyArguments.__annotations__[name].__forward_arg__, name
+
+
+@pytest.mark.parametrize("constructor", [BatchSpanProcessor, Pipeline], ids=lambda c: c.__name__)
+def test_a_keyword_that_is_no_policy_is_refused_as_python_refuses_it(constructor: Callable[..., Any]) -> None:
+    refusal = rf"^{constructor.__name__}.__init__\(\) got an unexpected keyword argument 'linger'$"
+    with pytest.raises(TypeError, match=refusal):
+        constructor({"a": None} if constructor is Pipeline else None, linger=5)
 
 
 @pytest.mark.timeout(60)

@@ -13,15 +13,7 @@ import pytest
 import spanbatch
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
-from spanbatch._policies import (
-    RetryPolicy,
-    resolve_block_timeout,
-    resolve_drop_policy,
-    resolve_export_span_start,
-    resolve_linger,
-    resolve_max_concurrent_exports,
-    resolve_retry,
-)
+from spanbatch._policies import RetryPolicy, resolve_policies
 
 from tests.helpers import (
     LONG,
@@ -35,6 +27,18 @@ from tests.helpers import (
     provider_with,
     wait_until,
 )
+
+
+def policy(name: str, value: object = None) -> object:
+    """The named export policy resolved from ``value`` (None: not given), then its variable, then its default."""
+    return getattr(resolve_policies({name: value}), name)
+
+
+def retry(*arguments: float) -> RetryPolicy:
+    """The retry policy resolved from max_retries, retry_initial_backoff_millis, retry_max_backoff_millis."""
+    names = ("max_retries", "retry_initial_backoff_millis", "retry_max_backoff_millis")
+    return RetryPolicy.of(resolve_policies(dict(zip(names, arguments, strict=False))))
+
 
 Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
@@ -149,17 +153,17 @@ def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:
 def test_retry_settings_resolve_argument_then_variable_then_default(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    assert resolve_retry() == RetryPolicy(0, 100, 5000)
+    assert retry() == RetryPolicy(0, 100, 5000)
     monkeypatch.setenv("SPANBATCH_MAX_RETRIES", "4")
     monkeypatch.setenv("SPANBATCH_RETRY_INITIAL_BACKOFF_MS", "20")
     monkeypatch.setenv("SPANBATCH_RETRY_MAX_BACKOFF_MS", "200")
-    assert resolve_retry() == RetryPolicy(4, 20, 200)
-    assert resolve_retry(1, 5, 50) == RetryPolicy(1, 5, 50)
+    assert retry() == RetryPolicy(4, 20, 200)
+    assert retry(1, 5, 50) == RetryPolicy(1, 5, 50)
     monkeypatch.setenv("SPANBATCH_MAX_RETRIES", "-3")
     monkeypatch.setenv("SPANBATCH_RETRY_MAX_BACKOFF_MS", "soon")
     with caplog.at_level(logging.WARNING):
-        assert resolve_retry() == RetryPolicy(0, 20, 5000)
-        assert resolve_retry() == RetryPolicy(0, 20, 5000)
+        assert retry() == RetryPolicy(0, 20, 5000)
+        assert retry() == RetryPolicy(0, 20, 5000)
     assert caplog.text.count("SPANBATCH_MAX_RETRIES") == 1
     assert caplog.text.count("SPANBATCH_RETRY_MAX_BACKOFF_MS") == 1
 
@@ -241,19 +245,19 @@ def test_the_earlier_of_schedule_delay_and_linger_wins(shutdown_later: Later) ->
 def test_linger_is_off_by_default_and_read_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, shutdown_later: Later
 ) -> None:
-    assert resolve_linger() is None
+    assert policy("linger_millis") is None
     processor = shutdown_later(spanbatch.BatchSpanProcessor(RecordingExporter()))
     assert processor.lanes[0].core.linger_millis is None
     processor.shutdown()
     monkeypatch.setenv("SPANBATCH_LINGER_MS", "25")
-    assert resolve_linger() == 25
-    assert resolve_linger(10) == 10
+    assert policy("linger_millis") == 25
+    assert policy("linger_millis", 10) == 10
     monkeypatch.setenv("SPANBATCH_LINGER_MS", "0")
     with caplog.at_level(logging.WARNING):
-        assert resolve_linger() is None
+        assert policy("linger_millis") is None
     assert "SPANBATCH_LINGER_MS" in caplog.text
     with pytest.raises(ValueError, match="linger_millis"):
-        resolve_linger(-1)
+        policy("linger_millis", -1)
 
 
 @pytest.mark.timeout(20)
@@ -264,7 +268,8 @@ def test_pipeline_lanes_linger(
     exporter = RecordingExporter()
     with caplog.at_level(logging.DEBUG, logger="spanbatch"):
         pipeline = shutdown_later(spanbatch.Pipeline({"a": exporter}, schedule_delay_millis=LONG, linger_millis=50))
-    assert "a lane: drop_policy=oldest, block_timeout_millis=100, max_retries=0, linger_millis=50" in caplog.text
+    assert "a lane: ExportPolicies(drop_policy='oldest', block_timeout_millis=100.0, max_retries=0," in caplog.text
+    assert "linger_millis=50.0," in caplog.text
     pipeline.on_end(make_span())
     assert exporter.wait_for(1, timeout=5)
     pipeline.shutdown()
@@ -389,19 +394,19 @@ def test_a_span_ended_on_an_export_thread_never_blocks(concurrency: int, shutdow
 def test_drop_policy_and_block_timeout_resolve_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, shutdown_later: Later
 ) -> None:
-    assert (resolve_drop_policy(), resolve_block_timeout()) == ("oldest", 100)
+    assert (policy("drop_policy"), policy("block_timeout_millis")) == ("oldest", 100)
     monkeypatch.setenv("SPANBATCH_DROP_POLICY", "Block")
     monkeypatch.setenv("SPANBATCH_BLOCK_TIMEOUT_MS", "250")
     processor = shutdown_later(spanbatch.BatchSpanProcessor(RecordingExporter()))
     assert "drop_policy='block'" in repr(processor)
     assert processor.lanes[0].core.block_timeout_millis == 250
     processor.shutdown()
-    assert resolve_drop_policy("newest") == "newest"
-    assert resolve_block_timeout(5) == 5
+    assert policy("drop_policy", "newest") == "newest"
+    assert policy("block_timeout_millis", 5) == 5
     monkeypatch.setenv("SPANBATCH_DROP_POLICY", "random")
     monkeypatch.setenv("SPANBATCH_BLOCK_TIMEOUT_MS", "-1")
     with caplog.at_level(logging.WARNING):
-        assert (resolve_drop_policy(), resolve_block_timeout()) == ("oldest", 100)
+        assert (policy("drop_policy"), policy("block_timeout_millis")) == ("oldest", 100)
     assert "SPANBATCH_DROP_POLICY" in caplog.text
     assert "SPANBATCH_BLOCK_TIMEOUT_MS" in caplog.text
     with pytest.raises(ValueError, match="block"):
@@ -485,11 +490,11 @@ def test_span_start_export_in_a_pipeline_and_bad_values(
     pipeline.shutdown()
     monkeypatch.setenv("SPANBATCH_EXPORT_SPAN_START", "maybe")
     with caplog.at_level(logging.WARNING):
-        assert resolve_export_span_start() is False
+        assert policy("export_span_start") is False
     assert "SPANBATCH_EXPORT_SPAN_START" in caplog.text
-    assert resolve_export_span_start(True) is True
+    assert policy("export_span_start", True) is True
     with pytest.raises(TypeError, match="export_span_start"):
-        resolve_export_span_start("yes")  # type: ignore[arg-type]
+        policy("export_span_start", "yes")  # type: ignore[arg-type]
 
 
 # --- async exporters ----------------------------------------------------------------------
@@ -647,13 +652,13 @@ def test_concurrent_exports_keep_the_order_within_a_batch_and_drain_at_shutdown(
 
 
 def test_max_concurrent_exports_resolution(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    assert resolve_max_concurrent_exports() == 1
+    assert policy("max_concurrent_exports") == 1
     monkeypatch.setenv("SPANBATCH_MAX_CONCURRENT_EXPORTS", "4")
-    assert resolve_max_concurrent_exports() == 4
-    assert resolve_max_concurrent_exports(2) == 2
+    assert policy("max_concurrent_exports") == 4
+    assert policy("max_concurrent_exports", 2) == 2
     monkeypatch.setenv("SPANBATCH_MAX_CONCURRENT_EXPORTS", "0")
     with caplog.at_level(logging.WARNING):
-        assert resolve_max_concurrent_exports() == 1
+        assert policy("max_concurrent_exports") == 1
     assert "SPANBATCH_MAX_CONCURRENT_EXPORTS" in caplog.text
     with pytest.raises(ValueError, match="max_concurrent_exports"):
         spanbatch.Pipeline({"a": RecordingExporter()}, max_concurrent_exports=0)

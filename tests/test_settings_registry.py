@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk import environment_variables as sdk_variables
 from spanbatch import _settings
-from spanbatch._policies import DropPolicyName, ExportPolicies, resolve_policies
-from spanbatch._settings import SETTINGS, Setting
+from spanbatch._policies import resolve_policies
+from spanbatch._settings import SETTINGS, DropPolicyName, ExportPolicies, Setting
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -18,7 +18,7 @@ from spanbatch import _exit, _fork
 from spanbatch._debug_log import debug_enabled
 from spanbatch._lane import Backend, Lane, flush_lanes, weak_method
 from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
-from spanbatch._policies import ExportPolicies
+from spanbatch._settings import ExportPolicies
 from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
 

@@ -18,7 +18,8 @@ from spanbatch._capabilities import Exporter, encodes_spans, exports_many
 from spanbatch._core import BatchCore, SpanEncoder, SpanRequest
 from spanbatch._drops import DropReporter
 from spanbatch._encoding import counting_skips, spans_left_out
-from spanbatch._policies import ExportPolicies
+from spanbatch._policies import RetryPolicy
+from spanbatch._settings import ExportPolicies
 from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
 from spanbatch._threads import start_thread, threads_are_greenlets
@@ -182,7 +183,7 @@ def retry_export(
     it is not made. Shutdown cuts a backoff short and gives up on the batch, so that a dead
     backend cannot hold the exit for its whole retry budget.
     """
-    retry, retries = work.policies.retry, 0
+    retry, retries = RetryPolicy.of(work.policies), 0
     while retries < retry.max_retries:
         pause = retry.backoff_millis(retries)
         if time.monotonic() + pause / 1000 >= deadline or not work.core.backoff(pause):

@@ -19,7 +19,7 @@ from spanbatch._config import BatchSettings
 from spanbatch._core import BatchCore
 from spanbatch._drops import DropReporter
 from spanbatch._export import LaneWork, run_worker, shutdown_exporter
-from spanbatch._policies import ExportPolicies
+from spanbatch._settings import ExportPolicies
 from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
 from spanbatch._threads import WorkerThread, cooperative_pause, start_thread
@@ -84,16 +84,7 @@ class Lane:
         self.worker: WorkerThread | None = None
         self.core = self._start()
         if debug:
-            logger.debug(
-                "%s lane: drop_policy=%s, block_timeout_millis=%g, max_retries=%d, linger_millis=%s, "
-                "max_concurrent_exports=%d",
-                self.name,
-                self.policies.drop_policy,
-                self.policies.block_timeout_millis,
-                self.policies.retry.max_retries,
-                self.policies.linger_millis,
-                self.policies.max_concurrent_exports,
-            )
+            logger.debug("%s lane: %s", self.name, self.policies)
         self._stop_when_collected()
 
     def _stop_when_collected(self) -> None:

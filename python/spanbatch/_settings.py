@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import os
 import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Generic, Literal, TypeVar, cast
+from typing import Generic, Literal, TypedDict, TypeVar, cast
 
 # The logger these warnings have always been written to: users' filters may name it.
 logger = logging.getLogger("spanbatch._config")
@@ -89,7 +90,11 @@ BACKEND_BATCH = (
     _for_backend(EXPORT_TIMEOUT, 30000),
 )
 
-# Export policies, each off or the stock behaviour by default.
+# Export policies, each off or the stock behaviour by default. A policy is declared here only: its
+# setting (variable and keyword), its keyword in PolicyArguments and its field in ExportPolicies, in
+# the same order; resolution (spanbatch._policies) and the public signatures derive from these, and
+# tests/test_engine.py fails where the three differ.
+DropPolicyName = Literal["oldest", "newest", "block"]
 DROP_POLICY = Setting(
     ("SPANBATCH_DROP_POLICY",), "choice", "oldest", "drop_policy", choices=("oldest", "newest", "block")
 )
@@ -107,6 +112,52 @@ MOST_CONCURRENT_EXPORTS = 256
 MAX_CONCURRENT_EXPORTS = Setting(
     ("SPANBATCH_MAX_CONCURRENT_EXPORTS",), "count", 1, "max_concurrent_exports", largest=MOST_CONCURRENT_EXPORTS
 )
+POLICIES: tuple[Setting[object], ...] = (
+    DROP_POLICY,
+    BLOCK_TIMEOUT,
+    MAX_RETRIES,
+    RETRY_INITIAL_BACKOFF,
+    RETRY_MAX_BACKOFF,
+    LINGER,
+    EXPORT_SPAN_START,
+    MAX_CONCURRENT_EXPORTS,
+)
+
+
+class PolicyArguments(TypedDict, total=False):
+    """The export policies' keyword arguments, as every public processor takes them (None: not given)."""
+
+    drop_policy: DropPolicyName | None
+    block_timeout_millis: float | None
+    max_retries: int | None
+    retry_initial_backoff_millis: float | None
+    retry_max_backoff_millis: float | None
+    linger_millis: float | None
+    export_span_start: bool | None
+    max_concurrent_exports: int | None
+
+
+@dataclass(frozen=True)
+class ExportPolicies:
+    """Every export policy of a lane, resolved: argument > ``SPANBATCH_*`` variable > default."""
+
+    drop_policy: DropPolicyName = "oldest"
+    """Which span a full queue loses: ``oldest`` (stock), ``newest``, or ``block`` (``on_end`` waits)."""
+    block_timeout_millis: float = BLOCK_TIMEOUT.default
+    """How long ``on_end`` waits for room under ``block`` before the span counts as ``queue_full``."""
+    max_retries: int = MAX_RETRIES.default
+    """How many times a batch whose export failed or raised is exported again."""
+    retry_initial_backoff_millis: float = RETRY_INITIAL_BACKOFF.default
+    """The ceiling of the first retry's random pause, doubled per retry."""
+    retry_max_backoff_millis: float = RETRY_MAX_BACKOFF.default
+    """The most a retry's pause may reach (below the initial one, the initial one)."""
+    linger_millis: float | None = LINGER.default
+    """The latency cap of a partial batch; the earlier of it and the schedule delay wins."""
+    export_span_start: bool = EXPORT_SPAN_START.default
+    """Whether ``on_start`` queues the started span too (end-only ingest when off)."""
+    max_concurrent_exports: int = MAX_CONCURRENT_EXPORTS.default
+    """Batches a lane may export at once; above 1 only for exporters documented as safe for it."""
+
 
 # The process: exit, signals, debug log, sessions.
 EXIT_TIMEOUT = Setting(("SPANBATCH_EXIT_TIMEOUT_MS",), "millis", 5000.0)
@@ -131,14 +182,7 @@ HTTP_CREDENTIAL_PROVIDER: Setting[str | None] = Setting(
 SETTINGS: tuple[Setting[object], ...] = (
     *BATCH,
     *BACKEND_BATCH,
-    DROP_POLICY,
-    BLOCK_TIMEOUT,
-    MAX_RETRIES,
-    RETRY_INITIAL_BACKOFF,
-    RETRY_MAX_BACKOFF,
-    LINGER,
-    EXPORT_SPAN_START,
-    MAX_CONCURRENT_EXPORTS,
+    *POLICIES,
     EXIT_TIMEOUT,
     FLUSH_ON_SIGTERM,
     DEBUG,
@@ -243,6 +287,66 @@ _PARSERS: dict[Kind, Callable[[str, Setting[object]], object]] = {
     "otel_flag": _otel_flag,
     "text": _text,
 }
+
+
+def _count_argument(name: str, value: object, setting: Setting[object]) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not 'bool'.")
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {type(value).__name__!r}.") from None
+    if number < 0:
+        raise ValueError(f"{name} must be zero or positive.")
+    if number < setting.least:
+        raise ValueError(f"{name} must be positive.")
+    if setting.largest is not None and number > setting.largest:
+        raise ValueError(f"{name} must be at most {setting.largest}.")
+    return number
+
+
+def _millis_argument(name: str, value: object, setting: Setting[object]) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__!r}.")
+    if isinstance(value, int) and value > LONGEST_MILLIS:  # it may be too large to become a float
+        return LONGEST_MILLIS
+    if math.isnan(value) or value <= 0:
+        raise ValueError(f"{name} must be positive.")
+    return min(float(value), LONGEST_MILLIS)
+
+
+def _flag_argument(name: str, value: object, setting: Setting[object]) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__!r}.")
+    return value
+
+
+def _choice_argument(name: str, value: object, setting: Setting[object]) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__!r}.")
+    if value not in setting.choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, setting.choices))}, not {value!r}.")
+    return value
+
+
+# How a constructor argument of each kind is checked: a wrong type raises TypeError, a wrong
+# value ValueError, as the stock processor's arguments do. (The batch settings' ``integer`` kind
+# keeps the stock processor's own checks and messages: see spanbatch._config.)
+_ARGUMENT_CHECKS: dict[Kind, Callable[[str, object, Setting[object]], object]] = {
+    "count": _count_argument,
+    "millis": _millis_argument,
+    "flag": _flag_argument,
+    "choice": _choice_argument,
+}
+
+
+def resolve(setting: Setting[_T], value: object) -> _T:
+    """The setting's constructor argument when given (checked for its kind), else :func:`read`."""
+    if value is None:
+        return read(setting)
+    name = setting.argument or setting.variables[0]
+    # The check of the setting's kind returns the type of its default (checked by the registry's tests).
+    return cast(_T, _ARGUMENT_CHECKS[setting.kind](name, value, setting))
 
 
 def _is_set(setting: Setting[object], raw: str | None) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider
@@ -14,9 +15,13 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from spanbatch import _settings
 from spanbatch._config import resolve_settings
 from spanbatch._lane import Backend
-from spanbatch._policies import DropPolicyName, policy_arguments, resolve_policies
+from spanbatch._policies import resolve_policies, spells_out_policies
+from spanbatch._settings import PolicyArguments
 from spanbatch._spans import SpanEngine
 from spanbatch._stats import SpanStats
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 logger = logging.getLogger("spanbatch")
 
@@ -35,6 +40,7 @@ class Pipeline(SpanEngine):
     and applied to every lane.
     """
 
+    @spells_out_policies
     def __init__(
         self,
         exporters: Mapping[str, SpanExporter],
@@ -43,22 +49,14 @@ class Pipeline(SpanEngine):
         schedule_delay_millis: float | None = None,
         max_export_batch_size: int | None = None,
         export_timeout_millis: float | None = None,
-        drop_policy: DropPolicyName | None = None,
-        block_timeout_millis: float | None = None,
         meter_provider: MeterProvider | None = None,
-        max_retries: int | None = None,
-        retry_initial_backoff_millis: float | None = None,
-        retry_max_backoff_millis: float | None = None,
-        linger_millis: float | None = None,
-        export_span_start: bool | None = None,
-        max_concurrent_exports: int | None = None,
+        **policies: Unpack[PolicyArguments],
     ) -> None:
         if not exporters:
             raise ValueError("exporters must name at least one backend.")
         for name in exporters:
             if not isinstance(name, str) or not name.strip():
                 raise ValueError(f"backend names must be non-empty strings, not {name!r}.")
-        policies = resolve_policies(policy_arguments(locals()))
         backends = [
             Backend(
                 name,
@@ -73,7 +71,9 @@ class Pipeline(SpanEngine):
             )
             for name, exporter in exporters.items()
         ]
-        super().__init__(backends, policies, named=True, meter_provider=meter_provider)
+        super().__init__(
+            backends, resolve_policies(policies, type(self).__name__), named=True, meter_provider=meter_provider
+        )
 
     @property
     def names(self) -> list[str]:
