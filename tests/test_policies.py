@@ -678,3 +678,27 @@ def test_more_export_threads_than_a_lane_can_start_are_refused(
     assert processor._policies.max_concurrent_exports == 1
     assert "SPANBATCH_MAX_CONCURRENT_EXPORTS" in caplog.text
     assert "at most 256" in caplog.text
+
+
+@pytest.mark.timeout(20)
+def test_the_spec_proposals_queue_full_variables_are_aliases(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, shutdown_later: Later
+) -> None:
+    # opentelemetry-specification PR #5181 (open): OTEL_BSP_ON_QUEUE_FULL=drop|block and
+    # OTEL_BSP_BLOCK_ON_QUEUE_FULL_TIMEOUT. Ours win where both are set.
+    monkeypatch.setenv("OTEL_BSP_ON_QUEUE_FULL", "BLOCK")
+    monkeypatch.setenv("OTEL_BSP_BLOCK_ON_QUEUE_FULL_TIMEOUT", "250")
+    assert (policy("drop_policy"), policy("block_timeout_millis")) == ("block", 250)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(RecordingExporter()))
+    assert processor.lanes[0].core.block_timeout_millis == 250
+    processor.shutdown()
+    monkeypatch.setenv("OTEL_BSP_ON_QUEUE_FULL", "drop")  # the stock behaviour: the oldest span goes
+    assert policy("drop_policy") == "oldest"
+    monkeypatch.setenv("SPANBATCH_DROP_POLICY", "newest")
+    monkeypatch.setenv("SPANBATCH_BLOCK_TIMEOUT_MS", "40")
+    assert (policy("drop_policy"), policy("block_timeout_millis")) == ("newest", 40)
+    monkeypatch.delenv("SPANBATCH_DROP_POLICY")
+    monkeypatch.setenv("OTEL_BSP_ON_QUEUE_FULL", "sometimes")
+    with caplog.at_level(logging.WARNING):
+        assert policy("drop_policy") == "oldest"
+    assert "OTEL_BSP_ON_QUEUE_FULL" in caplog.text
