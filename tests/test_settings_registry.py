@@ -198,7 +198,8 @@ READS = [
     Read(_settings.DEBUG, {"SPANBATCH_DEBUG": " MAYBE "}, False,
          "Ignoring SPANBATCH_DEBUG='maybe': not a boolean; using False instead."),
     Read(_settings.DROP_POLICY, {"SPANBATCH_DROP_POLICY": " Random "}, "oldest",
-         "Ignoring SPANBATCH_DROP_POLICY='Random': not one of oldest, newest, block; using oldest instead."),
+         "Ignoring SPANBATCH_DROP_POLICY='Random': not one of oldest, newest, block, drop; "
+         "using the default oldest instead."),
     Read(_settings.DROP_POLICY, {"SPANBATCH_DROP_POLICY": " NEWEST "}, "newest"),
     Read(_settings.INTERNAL_METRICS, {"OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED": "yes"}, False),
     Read(_settings.CONFIG_FILE, {"OTEL_CONFIG_FILE": "  "}, "  "),

@@ -52,6 +52,7 @@ class Setting(Generic[_V_co]):
     least: int = 1  # integer kinds: 1 (positive) or 0
     largest: int | None = None
     choices: tuple[str, ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()  # choice kinds: another name a variable may give a choice
 
 
 def _for_backend(setting: Setting[int], default: int) -> Setting[int]:
@@ -95,10 +96,19 @@ BACKEND_BATCH = (
 # the same order; resolution (spanbatch._policies) and the public signatures derive from these, and
 # tests/test_engine.py fails where the three differ.
 DropPolicyName = Literal["oldest", "newest", "block"]
+# The OTEL_BSP_* queue-full variables are those of an open specification proposal
+# (opentelemetry-specification #5181), whose "drop" is the stock behaviour: the oldest span goes.
 DROP_POLICY = Setting(
-    ("SPANBATCH_DROP_POLICY",), "choice", "oldest", "drop_policy", choices=("oldest", "newest", "block")
+    ("SPANBATCH_DROP_POLICY", "OTEL_BSP_ON_QUEUE_FULL"),
+    "choice",
+    "oldest",
+    "drop_policy",
+    choices=("oldest", "newest", "block"),
+    aliases=(("drop", "oldest"),),
 )
-BLOCK_TIMEOUT = Setting(("SPANBATCH_BLOCK_TIMEOUT_MS",), "millis", 100.0, "block_timeout_millis")
+BLOCK_TIMEOUT = Setting(
+    ("SPANBATCH_BLOCK_TIMEOUT_MS", "OTEL_BSP_BLOCK_ON_QUEUE_FULL_TIMEOUT"), "millis", 100.0, "block_timeout_millis"
+)
 MAX_RETRIES = Setting(("SPANBATCH_MAX_RETRIES",), "count", 0, "max_retries", least=0)
 RETRY_INITIAL_BACKOFF = Setting(
     ("SPANBATCH_RETRY_INITIAL_BACKOFF_MS",), "millis", 100.0, "retry_initial_backoff_millis"
@@ -262,11 +272,13 @@ def _flag(raw: str, setting: Setting[object]) -> bool:
 
 
 def _choice(raw: str, setting: Setting[object]) -> str:
-    """One of the setting's choices, in any case."""
+    """One of the setting's choices or their aliases, in any case."""
     text = raw.strip()
-    if text.lower() not in setting.choices:
-        raise _Unusable(text, f"not one of {', '.join(setting.choices)}")
-    return text.lower()
+    word = dict(setting.aliases).get(text.lower(), text.lower())
+    if word not in setting.choices:
+        names = [*setting.choices, *(alias for alias, _ in setting.aliases)]
+        raise _Unusable(text, f"not one of {', '.join(names)}")
+    return word
 
 
 def _otel_flag(raw: str, setting: Setting[object]) -> bool:
@@ -385,7 +397,7 @@ def read(setting: Setting[_T], backend: str | None = None) -> _T:
 
 
 def _report(setting: Setting[object], variable: str, unusable: _Unusable, later: tuple[str, ...]) -> None:
-    if variable.startswith(_STOCK_PREFIX) and isinstance(unusable.__cause__, ValueError):
+    if setting.kind == "integer" and variable.startswith(_STOCK_PREFIX) and isinstance(unusable.__cause__, ValueError):
         # An OTEL_BSP_* value int() refused: the stock processor's own report, so users' log filters still apply.
         if (variable, repr(unusable.value)) not in _warned:
             _warned.add((variable, repr(unusable.value)))
