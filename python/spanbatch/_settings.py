@@ -21,10 +21,12 @@ from typing import Generic, Literal, TypeVar, cast
 
 # The logger these warnings have always been written to: users' filters may name it.
 logger = logging.getLogger("spanbatch._config")
-# Where the stock processor reports an OTEL_BSP_* variable it cannot parse, and how.
-_stock_logger = logging.getLogger("opentelemetry.sdk.trace.export")
+# Where the stock processors report an OTEL_BSP_* or OTEL_BLRP_* variable they cannot parse, and how.
+_STOCK_LOGGERS = {
+    "OTEL_BSP_": logging.getLogger("opentelemetry.sdk.trace.export"),
+    "OTEL_BLRP_": logging.getLogger("opentelemetry.sdk._logs._internal.export"),
+}
 _STOCK_PARSE_ERROR = "Unable to parse value for %s as integer. Defaulting to %s."
-_STOCK_PREFIX = "OTEL_BSP_"
 _T = TypeVar("_T")
 _V_co = TypeVar("_V_co", covariant=True)
 _N = TypeVar("_N", int, float)
@@ -89,6 +91,28 @@ BACKEND_BATCH = (
     _for_backend(EXPORT_TIMEOUT, 30000),
 )
 
+# BatchLogRecordProcessor's: SPANBATCH_LOGS_*, then the stock OTEL_BLRP_* variable, with the stock defaults.
+LOGS_BATCH = (
+    Setting(
+        ("SPANBATCH_LOGS_MAX_QUEUE_SIZE", "OTEL_BLRP_MAX_QUEUE_SIZE"),
+        "integer",
+        2048,
+        "max_queue_size",
+        largest=LARGEST_QUEUE_SIZE,
+    ),
+    Setting(("SPANBATCH_LOGS_SCHEDULE_DELAY_MS", "OTEL_BLRP_SCHEDULE_DELAY"), "integer", 1000, "schedule_delay_millis"),
+    Setting(
+        ("SPANBATCH_LOGS_MAX_EXPORT_BATCH_SIZE", "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE"),
+        "integer",
+        512,
+        "max_export_batch_size",
+        largest=LARGEST_QUEUE_SIZE,
+    ),
+    Setting(
+        ("SPANBATCH_LOGS_EXPORT_TIMEOUT_MS", "OTEL_BLRP_EXPORT_TIMEOUT"), "integer", 30000, "export_timeout_millis"
+    ),
+)
+
 # Export policies, each off or the stock behaviour by default.
 DROP_POLICY = Setting(
     ("SPANBATCH_DROP_POLICY",), "choice", "oldest", "drop_policy", choices=("oldest", "newest", "block")
@@ -131,6 +155,7 @@ HTTP_CREDENTIAL_PROVIDER: Setting[str | None] = Setting(
 SETTINGS: tuple[Setting[object], ...] = (
     *BATCH,
     *BACKEND_BATCH,
+    *LOGS_BATCH,
     DROP_POLICY,
     BLOCK_TIMEOUT,
     MAX_RETRIES,
@@ -281,11 +306,13 @@ def read(setting: Setting[_T], backend: str | None = None) -> _T:
 
 
 def _report(setting: Setting[object], variable: str, unusable: _Unusable, later: tuple[str, ...]) -> None:
-    if variable.startswith(_STOCK_PREFIX) and isinstance(unusable.__cause__, ValueError):
-        # An OTEL_BSP_* value int() refused: the stock processor's own report, so users' log filters still apply.
+    stock_logger = next((log for prefix, log in _STOCK_LOGGERS.items() if variable.startswith(prefix)), None)
+    if stock_logger is not None and isinstance(unusable.__cause__, ValueError):
+        # An OTEL_BSP_*/OTEL_BLRP_* value int() refused: the stock processor's own report, so users' log filters
+        # still apply.
         if (variable, repr(unusable.value)) not in _warned:
             _warned.add((variable, repr(unusable.value)))
-            _stock_logger.error(_STOCK_PARSE_ERROR, variable, setting.default, exc_info=unusable.__cause__)
+            stock_logger.error(_STOCK_PARSE_ERROR, variable, setting.default, exc_info=unusable.__cause__)
         return
     if len(setting.variables) == 1:
         fallback: object = setting.default
