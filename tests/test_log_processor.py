@@ -27,6 +27,7 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from tests.helpers import LONG, balanced, in_child, run_in_threads, wait_until
@@ -482,3 +483,11 @@ def test_a_logging_reset_during_a_flush_neither_deadlocks_nor_loses_count(
     assert stats.exported == 6
     assert stats.dropped["export_thread"] == stats.batches == 2
     assert balanced(stats)
+
+
+def test_export_thread_is_listed_for_log_records_only(shutdown_later: Later) -> None:
+    """Spans are never dropped for it (a span ended on an export thread is queued): their stats stay as they were."""
+    logs = shutdown_later(spanbatch.BatchLogRecordProcessor(InMemoryLogRecordExporter()))
+    spans = shutdown_later(spanbatch.BatchSpanProcessor(InMemorySpanExporter()))
+    assert dict(logs.stats().dropped) == NO_DROPS
+    assert dict(spans.stats().dropped) == {reason: 0 for reason in NO_DROPS if reason != "export_thread"}

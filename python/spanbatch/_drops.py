@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 
 from spanbatch._core import DROP_REASONS
-from spanbatch._signals import SPANS, Signal
+from spanbatch._signals import Signal
 
 logger = logging.getLogger("spanbatch")
 # The stock processor warns on this logger with this message when its queue is full: users' log filters
@@ -24,9 +24,7 @@ _WHY = {reason.name: reason.description for reason in DROP_REASONS}
 class DropReporter:
     """Logs how many items of ``signal`` were dropped since the last report, at most once per interval."""
 
-    def __init__(
-        self, label: str = "", interval_seconds: float = _DEFAULT_INTERVAL_SECONDS, signal: Signal = SPANS
-    ) -> None:
+    def __init__(self, label: str, signal: Signal, interval_seconds: float = _DEFAULT_INTERVAL_SECONDS) -> None:
         self._label = f"{label} " if label else ""
         self._signal = signal
         self._interval = interval_seconds

@@ -116,7 +116,7 @@ class Lane:
             on_fork=_fork.on_fork_of(self),
             pause=cooperative_pause(),
         )
-        self.drops = DropReporter(self._drop_label, signal=self.signal)
+        self.drops = DropReporter(self._drop_label, self.signal)
         work = LaneWork(
             core,
             self.exporter,
@@ -140,7 +140,7 @@ class Lane:
         return self.core
 
     def stats(self) -> SpanStats:
-        return SpanStats.of(_fork.current_core(self))
+        return SpanStats.of(_fork.current_core(self), self.signal.drop_reasons)
 
     def on_export_thread(self) -> bool:
         """Whether the caller is this lane's worker or one of its export threads."""

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 from opentelemetry.sdk._logs.export import LogExportResult, LogRecordExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from spanbatch._core import DROP_REASONS
+
+# Only log records are dropped for being emitted on their own export thread (a span ended there is queued).
+_LOG_ONLY_REASONS = ("export_thread",)
+
 
 @dataclass(frozen=True)
 class MetricWords:
@@ -28,7 +33,8 @@ class Signal:
     metrics (``otel.sdk.processor.<item>.*``), described by ``metric_words``; ``items`` counts
     them in spanbatch's own warnings; ``component_type`` is the ``otel.component.type`` of a
     processor of this kind; ``exporting`` is the word the stock processor's log lines use for
-    them and ``result_type`` the name of their export result.
+    them and ``result_type`` the name of their export result. ``drop_reasons`` are those its
+    ``stats().dropped`` lists.
     """
 
     item: str
@@ -39,6 +45,7 @@ class Signal:
     exporting: str
     result_type: str
     metric_words: MetricWords
+    drop_reasons: tuple[str, ...]
 
 
 SPANS = Signal(
@@ -56,6 +63,7 @@ SPANS = Signal(
         "The number of spans in the queue of a given instance of an SDK span processor.",
         "The maximum number of spans the queue of a given instance of an SDK span processor can hold.",
     ),
+    tuple(reason.name for reason in DROP_REASONS if reason.name not in _LOG_ONLY_REASONS),
 )
 
 # The words of the SDK's own log processor metrics (its queue size is described by hand, in "logs").
@@ -74,4 +82,5 @@ LOGS = Signal(
         "The number of logs in the queue of a given instance of an SDK log processor.",
         "The maximum number of log records the queue of a given instance of an SDK Log Record processor can hold.",
     ),
+    tuple(reason.name for reason in DROP_REASONS),
 )
