@@ -30,7 +30,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from tests.helpers import LONG, balanced, in_child, run_in_threads, wait_until
+from tests.helpers import LONG, balanced, in_child, libc_fork, run_in_threads, wait_until
 from tests.helpers.metrics import metric_points
 
 pytestmark = pytest.mark.timeout(60)
@@ -376,6 +376,31 @@ def test_a_forked_child_exports_its_own_records_only(shutdown_later: Later) -> N
     assert report == {"flushed": True, "bodies": ["child"], "balanced": True, "enqueued": 1}
     assert processor.force_flush(5000)
     assert bodies(exporter) == ["parent0", "parent1", "parent2"]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_a_child_forked_from_c_without_python_hooks_exports_its_records(shutdown_later: Later) -> None:
+    """As uWSGI forks: no register_at_fork hook runs; the child notices at its first record (the parent was idle)."""
+    exporter = InMemoryLogRecordExporter()
+    processor = shutdown_later(spanbatch.BatchLogRecordProcessor(exporter, schedule_delay_millis=LONG))
+    processor.on_emit(emitted("parent"))
+    assert processor.force_flush(5000)
+
+    def child() -> dict[str, Any]:
+        for i in range(3):
+            processor.on_emit(emitted(f"child{i}"))
+        flushed = processor.force_flush(10_000)
+        stats = processor.stats()
+        return {"flushed": flushed, "bodies": bodies(exporter), "balanced": balanced(stats), "exported": stats.exported}
+
+    report = in_child(child, libc_fork)
+    assert report == {
+        "flushed": True,
+        "bodies": ["parent", "child0", "child1", "child2"],
+        "balanced": True,
+        "exported": 3,
+    }
+    assert bodies(exporter) == ["parent"]
 
 
 # --- records emitted on the export thread (opentelemetry-python #4585, #3193) ----------------------
