@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# LogExportResult is deprecated, but exporters written for older SDKs still return it.
-from opentelemetry.sdk._logs.export import LogExportResult, LogRecordExportResult
+from opentelemetry.sdk._logs import export as log_export
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from spanbatch._core import DROP_REASONS
+
+# LogRecordExportResult is SDK 1.39+; the deprecated LogExportResult is what older exporters return.
+_LOG_RESULTS = [
+    getattr(log_export, name) for name in ("LogRecordExportResult", "LogExportResult") if hasattr(log_export, name)
+]
 
 # Only log records are dropped for being emitted on their own export thread (a span ended there is queued).
 _LOG_ONLY_REASONS = ("export_thread",)
@@ -71,8 +75,8 @@ LOGS = Signal(
     "log",
     "log records",
     "batching_log_processor",
-    (LogRecordExportResult.SUCCESS, LogExportResult.SUCCESS),
-    (LogRecordExportResult.FAILURE, LogExportResult.FAILURE),
+    tuple(result.SUCCESS for result in _LOG_RESULTS),
+    tuple(result.FAILURE for result in _LOG_RESULTS),
     "Log",
     "LogRecordExportResult",
     MetricWords(

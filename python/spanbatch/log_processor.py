@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.sdk._logs.export import LogRecordExporter
 
 from spanbatch._config import BatchSettings, resolve_settings
 from spanbatch._lane import Backend
@@ -13,6 +12,9 @@ from spanbatch._logs import LogEngine
 from spanbatch._policies import DropPolicyName, policy_arguments, resolve_policies
 from spanbatch._settings import LOGS_BATCH
 from spanbatch._stats import SpanStats
+
+if TYPE_CHECKING:  # named LogExporter before SDK 1.39
+    from opentelemetry.sdk._logs.export import LogRecordExporter
 
 
 class BatchLogRecordProcessor(LogEngine):
@@ -60,7 +62,7 @@ class BatchLogRecordProcessor(LogEngine):
 
     @property
     def exporter(self) -> LogRecordExporter:
-        return cast(LogRecordExporter, self._lanes[0].exporter)
+        return cast("LogRecordExporter", self._lanes[0].exporter)
 
     @property
     def settings(self) -> BatchSettings:
