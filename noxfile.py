@@ -107,25 +107,19 @@ def build(session: nox.Session) -> None:
 # Fetched from PyPI (the sdists ship their tests), never vendored.
 UPSTREAM_VERSION = "1.45.2"
 UPSTREAM_DIR = ROOT / "target" / "upstream"
+# tests/logs/test_export.py's cases that build a BatchLogRecordProcessor (spanbatch's, by the plugin); its other
+# cases test the stock simple processor and exporters. test_batch_processor.py runs every case for both processors.
 UPSTREAM_LOG_CASES = [
-    # test_batch_processor.py runs each case for the log processor too. spanbatch has no
-    # BatchLogRecordProcessor yet, so those cases would test the stock one: left out by id.
-    f"tests/shared_internal/test_batch_processor.py::TestBatchProcessor::{case}[BatchLogRecordProcessor-telemetry0]"
-    for case in (
-        "test_telemetry_exported_once_batch_size_reached",
-        "test_telemetry_exported_once_schedule_delay_reached",
-        "test_telemetry_flushed_before_shutdown_and_dropped_after_shutdown",
-        "test_force_flush_flushes_telemetry",
-        "test_batch_telemetry_record_processor_fork",
-        "test_record_processor_is_garbage_collected",
-        "test_garbage_collected_processor_does_not_crash_on_fork",
-        "test_shutdown_allows_1_export_to_finish",
-    )
+    "tests/logs/test_export.py::TestBatchLogRecordProcessor",
+    *(
+        f"tests/logs/test_export.py::TestSimpleLogRecordProcessor::test_simple_log_record_processor_{case}"
+        for case in ("different_msg_types", "custom_single_obj", "different_msg_types_with_formatter")
+    ),
 ]
 UPSTREAM_SUITES = {
     "opentelemetry-sdk": (
-        ["tests/trace/export/test_export.py", "tests/shared_internal/test_batch_processor.py"],
-        UPSTREAM_LOG_CASES,
+        ["tests/trace/export/test_export.py", "tests/shared_internal/test_batch_processor.py", *UPSTREAM_LOG_CASES],
+        [],
     ),
     "opentelemetry-exporter-otlp-proto-http": (
         ["tests/test_proto_span_exporter.py"],

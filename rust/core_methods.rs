@@ -74,6 +74,16 @@ impl PyBatchCore {
         Ok(())
     }
 
+    /// The push for items without a sampled flag (log records). One emitted on this lane's
+    /// own export thread is counted and dropped (`export_thread`): it never waits, never recurses.
+    pub(crate) fn on_emit(&self, py: Python<'_>, record: &Bound<'_, PyAny>) -> PyResult<()> {
+        if self.on_export_thread() {
+            self.counters.lost(DropReason::ExportThread, 1);
+            return Ok(());
+        }
+        self.push(py, record)
+    }
+
     /// Accounts for spans a forked child found queued but cannot export (dropped: `fork`).
     fn count_lost_to_fork(&self, count: u64) {
         self.counters.lost(DropReason::Fork, count);

@@ -30,6 +30,9 @@ pub enum DropReason {
     /// The exporter's encoder left the span out of its request (a string that is not valid
     /// UTF-8, a field it cannot read); the rest of the batch went on.
     Unencodable = 4,
+    /// Emitted on one of the lane's own export threads (the exporter's logging, bridged back
+    /// into the processor): queueing it would feed the exporter its own output, forever.
+    ExportThread = 5,
 }
 
 /// Where in its life a span was dropped.
@@ -53,12 +56,13 @@ pub struct About {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::QueueFull,
         DropReason::Shutdown,
         DropReason::ExportFailed,
         DropReason::Fork,
         DropReason::Unencodable,
+        DropReason::ExportThread,
     ];
 
     pub const fn about(self) -> About {
@@ -84,6 +88,13 @@ impl DropReason {
                 Stage::Queue { error_type: "fork" },
             ),
             Self::Unencodable => ("unencodable", "could not be encoded", Stage::Export),
+            Self::ExportThread => (
+                "export_thread",
+                "emitted on its own export thread",
+                Stage::Queue {
+                    error_type: "export_thread",
+                },
+            ),
         };
         About {
             name,

@@ -29,6 +29,14 @@ impl PyFanOut {
         Ok(())
     }
 
+    /// Pushes a log record to every lane; each drops it only if emitted on its own export thread.
+    fn on_emit(&self, py: Python<'_>, record: &Bound<'_, PyAny>) -> PyResult<()> {
+        for core in &self.cores {
+            core.get().on_emit(py, record)?;
+        }
+        Ok(())
+    }
+
     fn __repr__(&self) -> String {
         format!("FanOut(lanes={})", self.cores.len())
     }

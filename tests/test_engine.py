@@ -11,10 +11,10 @@ from collections.abc import Callable
 from typing import Any, get_type_hints
 
 import pytest
-from spanbatch import BatchSpanProcessor, Pipeline, _settings
-from spanbatch._settings import ExportPolicies, PolicyArguments
+from spanbatch import BatchLogRecordProcessor, BatchSpanProcessor, Pipeline, _settings
+from spanbatch._settings import ExportPolicies, PolicyArguments, SpanPolicyArguments
 
-DECLARED = get_type_hints(PolicyArguments)
+DECLARED = get_type_hints(SpanPolicyArguments)  # a span processor's: every signal's, then spans' own
 
 # What each public constructor takes besides the export policies.
 OTHER_PARAMETERS: dict[Callable[..., Any], list[str]] = {
@@ -36,6 +36,21 @@ OTHER_PARAMETERS: dict[Callable[..., Any], list[str]] = {
         "export_timeout_millis",
         "meter_provider",
     ],
+    BatchLogRecordProcessor.__init__: [
+        "self",
+        "exporter",
+        "schedule_delay_millis",
+        "max_export_batch_size",
+        "export_timeout_millis",
+        "max_queue_size",
+        "meter_provider",
+    ],
+}
+# Their policy keywords: a log processor has no span-start export.
+KEYWORDS: dict[Callable[..., Any], type] = {
+    BatchSpanProcessor.__init__: SpanPolicyArguments,
+    Pipeline.__init__: SpanPolicyArguments,
+    BatchLogRecordProcessor.__init__: PolicyArguments,
 }
 
 
@@ -52,18 +67,26 @@ def test_each_policy_is_one_setting_one_keyword_and_one_field_in_the_same_order(
 @pytest.mark.parametrize("constructor", list(OTHER_PARAMETERS), ids=lambda f: f.__qualname__)
 def test_public_constructors_show_the_declared_policy_keywords(constructor: Callable[..., Any]) -> None:
     parameters = inspect.signature(constructor).parameters
-    assert list(parameters) == OTHER_PARAMETERS[constructor] + list(DECLARED)
-    for name in DECLARED:
+    keywords = KEYWORDS[constructor].__annotations__
+    assert list(parameters) == OTHER_PARAMETERS[constructor] + list(keywords)
+    assert list(keywords) == list(DECLARED)[: len(keywords)]  # every signal's policies come first
+    for name in keywords:
         assert parameters[name].kind is inspect.Parameter.KEYWORD_ONLY, name
         assert parameters[name].default is None, name
-        assert parameters[name].annotation == PolicyArguments.__annotations__[name].__forward_arg__, name
+        assert parameters[name].annotation == keywords[name].__forward_arg__, name
 
 
-@pytest.mark.parametrize("constructor", [BatchSpanProcessor, Pipeline], ids=lambda c: c.__name__)
-def test_a_keyword_that_is_no_policy_is_refused_as_python_refuses_it(constructor: Callable[..., Any]) -> None:
-    refusal = rf"^{constructor.__name__}.__init__\(\) got an unexpected keyword argument 'linger'$"
+@pytest.mark.parametrize(
+    ("constructor", "keyword"),
+    [(BatchSpanProcessor, "linger"), (Pipeline, "linger"), (BatchLogRecordProcessor, "export_span_start")],
+    ids=lambda c: getattr(c, "__name__", c),
+)
+def test_a_keyword_that_is_no_policy_is_refused_as_python_refuses_it(
+    constructor: Callable[..., Any], keyword: str
+) -> None:
+    refusal = rf"^{constructor.__name__}.__init__\(\) got an unexpected keyword argument '{keyword}'$"
     with pytest.raises(TypeError, match=refusal):
-        constructor({"a": None} if constructor is Pipeline else None, linger=5)
+        constructor({"a": None} if constructor is Pipeline else None, **{keyword: True})
 
 
 @pytest.mark.timeout(60)

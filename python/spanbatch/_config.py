@@ -94,12 +94,14 @@ def resolve_settings(
     export_timeout_millis: float | None = None,
     *,
     backend: str | None = None,
+    registry: tuple[Setting[int], Setting[int], Setting[int], Setting[int]] = BATCH,
 ) -> BatchSettings:
     """Resolve the four batch settings, raising the stock processor's errors for bad arguments.
 
-    With ``backend``, from a Pipeline backend's variables and defaults instead of the processor's.
+    ``registry`` names their variables and defaults (the span processor's by default, ``LOGS_BATCH`` for
+    log records). With ``backend``, from a Pipeline backend's variables and defaults instead.
     """
-    queue_setting, delay_setting, batch_setting, timeout_setting = BATCH if backend is None else BACKEND_BATCH
+    queue_setting, delay_setting, batch_setting, timeout_setting = registry if backend is None else BACKEND_BATCH
 
     def pick(setting: Setting[int], explicit: object) -> tuple[object, str | None]:
         """The value and where it came from: ``"argument"``, a variable, or None for the default."""

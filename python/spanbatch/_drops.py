@@ -8,6 +8,7 @@ import time
 from collections.abc import Mapping
 
 from spanbatch._core import DROP_REASONS
+from spanbatch._signals import Signal
 
 logger = logging.getLogger("spanbatch")
 # The stock processor warns on this logger with this message when its queue is full: users' log filters
@@ -21,10 +22,11 @@ _WHY = {reason.name: reason.description for reason in DROP_REASONS}
 
 
 class DropReporter:
-    """Logs how many spans were dropped since the last report, at most once per interval."""
+    """Logs how many items of ``signal`` were dropped since the last report, at most once per interval."""
 
-    def __init__(self, label: str = "", interval_seconds: float = _DEFAULT_INTERVAL_SECONDS) -> None:
+    def __init__(self, label: str, signal: Signal, interval_seconds: float = _DEFAULT_INTERVAL_SECONDS) -> None:
         self._label = f"{label} " if label else ""
+        self._signal = signal
         self._interval = interval_seconds
         self._reported: dict[str, int] = {}
         self._last = time.monotonic()
@@ -41,13 +43,14 @@ class DropReporter:
             for reason, count in dropped.items():
                 new = count - self._reported.get(reason, 0)
                 if new > 0 and reason == "queue_full":
-                    stock_logger.warning(_STOCK_QUEUE_FULL, "Span")
+                    stock_logger.warning(_STOCK_QUEUE_FULL, self._signal.exporting)
                 if new > 0:
                     logger.warning(
-                        "%s%s — dropped %d spans in the last %.0f s",
+                        "%s%s — dropped %d %s in the last %.0f s",
                         self._label,
                         _WHY.get(reason, reason),
                         new,
+                        self._signal.items,
                         elapsed,
                     )
                 self._reported[reason] = count

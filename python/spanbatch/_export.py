@@ -123,15 +123,16 @@ class PrivateLoop:
 
 def succeeded(signal: Signal, exporter: object, result: object) -> bool:
     """Whether ``result`` is the signal's SUCCESS; anything but its SUCCESS or FAILURE is reported once per type."""
-    if result is signal.success:
+    if any(result is success for success in signal.successes):
         return True
     kind = (type(exporter), type(result))
-    if result is not signal.failure and kind not in _odd_results:
+    if not any(result is failure for failure in signal.failures) and kind not in _odd_results:
         _odd_results.add(kind)
         logger.warning(
-            "%s.export returned %r, not a SpanExportResult; counting its batches as failed.",
+            "%s.export returned %r, not a %s; counting its batches as failed.",
             type(exporter).__name__,
             result,
+            signal.result_type,
         )
     return False
 
@@ -146,10 +147,10 @@ def export_batch(delivery: Delivery[B], batch: B, loop: PrivateLoop, timeout_mil
         if inspect.isawaitable(result):
             result = loop.run(result, timeout_millis)
     except asyncio.TimeoutError:
-        logger.error("Export of %d spans timed out after %.0f ms.", len(batch), timeout_millis)
+        logger.error("Export of %d %s timed out after %.0f ms.", len(batch), delivery.signal.items, timeout_millis)
         return False
     except BaseException:  # an exporter must not take the worker down with it
-        stock_logger.exception(_STOCK_EXPORT_EXCEPTION, "Span")
+        stock_logger.exception(_STOCK_EXPORT_EXCEPTION, delivery.signal.exporting)
         return False
     return succeeded(delivery.signal, delivery.exporter, result)
 
@@ -161,7 +162,7 @@ def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoo
     try:
         results = delivery.export_many(batches)
     except BaseException:  # as in export_batch: the worker outlives its exporter's bugs
-        stock_logger.exception(_STOCK_EXPORT_EXCEPTION, "Span")
+        stock_logger.exception(_STOCK_EXPORT_EXCEPTION, delivery.signal.exporting)
         return [False] * len(batches)
     if not isinstance(results, Sequence) or len(results) != len(batches):
         logger.error(
@@ -221,9 +222,10 @@ def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], 
                     )
                     if work.debug:  # before settling: a flush that returns then finds its line logged
                         logger.debug(
-                            "%s export: batch=%d spans, retries=%d, duration=%.0fms, status=%s",
+                            "%s export: batch=%d %s, retries=%d, duration=%.0fms, status=%s",
                             work.name,
                             size,
+                            work.signal.items,
                             retries,
                             (time.monotonic() - started) * 1000,
                             "ok" if ok else "failed",

@@ -107,7 +107,7 @@ class Lane:
             on_fork=_fork.on_fork_of(self),
             pause=cooperative_pause(),
         )
-        self.drops = DropReporter(self._drop_label)
+        self.drops = DropReporter(self._drop_label, self.signal)
         work = LaneWork(
             core,
             self.exporter,
@@ -131,7 +131,7 @@ class Lane:
         return self.core
 
     def stats(self) -> SpanStats:
-        return SpanStats.of(_fork.current_core(self))
+        return SpanStats.of(_fork.current_core(self), self.signal.drop_reasons)
 
     def on_export_thread(self) -> bool:
         """Whether the caller is this lane's worker or one of its export threads."""
@@ -172,9 +172,10 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:
         if lane.worker is not None and lane.worker.is_alive():
             abandoned = lane.core.abandon()
             logger.warning(
-                "%s: shutdown deadline passed with an export still running; dropped %d queued spans.",
+                "%s: shutdown deadline passed with an export still running; dropped %d queued %s.",
                 lane.name,
                 abandoned,
+                lane.signal.items,
             )
     helpers: list[tuple[Lane, WorkerThread]] = []
     for lane in stopping:

@@ -52,25 +52,21 @@ class _Instruments:
         self._sources: list[_Source] = []
         self._lock = threading.Lock()
         meter = meter_provider.get_meter(_METER_NAME)
-        name, unit, items = f"otel.sdk.processor.{signal.item}", f"{{{signal.item}}}", signal.items
+        name, words = f"otel.sdk.processor.{signal.item}", signal.metric_words
         meter.create_observable_counter(
-            f"{name}.processed",
-            callbacks=[self._processed],
-            unit=unit,
-            description=f"The number of {items} for which the processing has finished, either successful or failed.",
+            f"{name}.processed", callbacks=[self._processed], unit=words.unit, description=words.processed
         )
         meter.create_observable_up_down_counter(
             f"{name}.queue.size",
             callbacks=[self._queue_size],
-            unit=unit,
-            description=f"The number of {items} in the queue of a given instance of an SDK {signal.item} processor.",
+            unit=words.queue_size_unit,
+            description=words.queue_size,
         )
         meter.create_observable_up_down_counter(
             f"{name}.queue.capacity",
             callbacks=[self._queue_capacity],
-            unit=unit,
-            description=f"The maximum number of {items} the queue of a given instance of an SDK {signal.item} "
-            "processor can hold.",
+            unit=words.unit,
+            description=words.queue_capacity,
         )
 
     def add(self, source: _Source) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from spanbatch import _settings
-from spanbatch._settings import POLICIES, ExportPolicies, PolicyArguments
+from spanbatch._settings import POLICIES, ExportPolicies, SpanPolicyArguments
 
 logger = logging.getLogger("spanbatch")
 
@@ -48,36 +48,46 @@ class RetryPolicy:
         return random.uniform(0.0, ceiling)
 
 
-def resolve_policies(arguments: Mapping[str, object], owner: str = "ExportPolicies") -> ExportPolicies:
+def resolve_policies(
+    arguments: Mapping[str, object], owner: str = "ExportPolicies", accepted: type = SpanPolicyArguments
+) -> ExportPolicies:
     """The export policies from the ``arguments`` given, then ``SPANBATCH_*`` variables, then defaults.
 
-    A keyword that is no policy raises ``TypeError``, as Python would for the constructor of ``owner``.
+    ``accepted`` is the keywords' TypedDict: a policy it does not name keeps its default (a log
+    processor has no span-start export), and a keyword it does not name raises ``TypeError``, as
+    Python would for the constructor of ``owner``.
     """
+    keywords = accepted.__annotations__
     for name in arguments:
-        if name not in PolicyArguments.__annotations__:
+        if name not in keywords:
             raise TypeError(f"{owner}.__init__() got an unexpected keyword argument {name!r}")
     resolved: dict[str, Any] = {
         setting.argument: _settings.resolve(setting, arguments.get(setting.argument))
         for setting in POLICIES
-        if setting.argument is not None
+        if setting.argument in keywords
     }
     policies = ExportPolicies(**resolved)
-    if policies.export_span_start:
-        logger.info("span-start export enabled: started spans are queued too (SPANBATCH_EXPORT_SPAN_START)")
-    else:
-        logger.info("span-start export disabled — end-only ingest (SPANBATCH_EXPORT_SPAN_START)")
+    if "export_span_start" in keywords:
+        if policies.export_span_start:
+            logger.info("span-start export enabled: started spans are queued too (SPANBATCH_EXPORT_SPAN_START)")
+        else:
+            logger.info("span-start export disabled — end-only ingest (SPANBATCH_EXPORT_SPAN_START)")
     return policies
 
 
-def spells_out_policies(constructor: _F) -> _F:
-    """Shows ``constructor``'s ``**policies: Unpack[PolicyArguments]`` as the keyword-only parameters
-    they are (``help()``, ``inspect.signature``, IDEs), each defaulting to None, in declared order."""
-    signature = inspect.signature(constructor)
-    others = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    keywords = [
-        # Annotations as the constructors' own read under postponed evaluation: their source text.
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation.__forward_arg__)
-        for name, annotation in PolicyArguments.__annotations__.items()
-    ]
-    constructor.__signature__ = signature.replace(parameters=[*others, *keywords])  # type: ignore[attr-defined]
-    return constructor
+def spells_out(keywords: type) -> Callable[[_F], _F]:
+    """Shows a constructor's ``**policies: Unpack[keywords]`` as the keyword-only parameters they are
+    (``help()``, ``inspect.signature``, IDEs), each defaulting to None, in declared order."""
+
+    def spelled_out(constructor: _F) -> _F:
+        signature = inspect.signature(constructor)
+        others = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        parameters = [
+            # Annotations as the constructors' own read under postponed evaluation: their source text.
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation.__forward_arg__)
+            for name, annotation in keywords.__annotations__.items()
+        ]
+        constructor.__signature__ = signature.replace(parameters=[*others, *parameters])  # type: ignore[attr-defined]
+        return constructor
+
+    return spelled_out

@@ -22,10 +22,12 @@ from typing import Generic, Literal, TypedDict, TypeVar, cast
 
 # The logger these warnings have always been written to: users' filters may name it.
 logger = logging.getLogger("spanbatch._config")
-# Where the stock processor reports an OTEL_BSP_* variable it cannot parse, and how.
-_stock_logger = logging.getLogger("opentelemetry.sdk.trace.export")
+# Where the stock processors report an OTEL_BSP_* or OTEL_BLRP_* variable they cannot parse, and how.
+_STOCK_LOGGERS = {
+    "OTEL_BSP_": logging.getLogger("opentelemetry.sdk.trace.export"),
+    "OTEL_BLRP_": logging.getLogger("opentelemetry.sdk._logs._internal.export"),
+}
 _STOCK_PARSE_ERROR = "Unable to parse value for %s as integer. Defaulting to %s."
-_STOCK_PREFIX = "OTEL_BSP_"
 _T = TypeVar("_T")
 _V_co = TypeVar("_V_co", covariant=True)
 _N = TypeVar("_N", int, float)
@@ -91,10 +93,32 @@ BACKEND_BATCH = (
     _for_backend(EXPORT_TIMEOUT, 30000),
 )
 
+# BatchLogRecordProcessor's: SPANBATCH_LOGS_*, then the stock OTEL_BLRP_* variable, with the stock defaults.
+LOGS_BATCH = (
+    Setting(
+        ("SPANBATCH_LOGS_MAX_QUEUE_SIZE", "OTEL_BLRP_MAX_QUEUE_SIZE"),
+        "integer",
+        2048,
+        "max_queue_size",
+        largest=LARGEST_QUEUE_SIZE,
+    ),
+    Setting(("SPANBATCH_LOGS_SCHEDULE_DELAY_MS", "OTEL_BLRP_SCHEDULE_DELAY"), "integer", 1000, "schedule_delay_millis"),
+    Setting(
+        ("SPANBATCH_LOGS_MAX_EXPORT_BATCH_SIZE", "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE"),
+        "integer",
+        512,
+        "max_export_batch_size",
+        largest=LARGEST_QUEUE_SIZE,
+    ),
+    Setting(
+        ("SPANBATCH_LOGS_EXPORT_TIMEOUT_MS", "OTEL_BLRP_EXPORT_TIMEOUT"), "integer", 30000, "export_timeout_millis"
+    ),
+)
+
 # Export policies, each off or the stock behaviour by default. A policy is declared here only: its
-# setting (variable and keyword), its keyword in PolicyArguments and its field in ExportPolicies, in
-# the same order; resolution (spanbatch._policies) and the public signatures derive from these, and
-# tests/test_engine.py fails where the three differ.
+# setting (variable and keyword), its keyword in PolicyArguments (SpanPolicyArguments for spans only)
+# and its field in ExportPolicies, in the same order; resolution (spanbatch._policies) and the public
+# signatures derive from these, and tests/test_engine.py fails where the three differ.
 DropPolicyName = Literal["oldest", "newest", "block"]
 # The OTEL_BSP_* queue-full variables are those of an open specification proposal
 # (opentelemetry-specification #5181), whose "drop" is the stock behaviour: the oldest span goes.
@@ -115,13 +139,14 @@ RETRY_INITIAL_BACKOFF = Setting(
 )
 RETRY_MAX_BACKOFF = Setting(("SPANBATCH_RETRY_MAX_BACKOFF_MS",), "millis", 5000.0, "retry_max_backoff_millis")
 LINGER: Setting[float | None] = Setting(("SPANBATCH_LINGER_MS",), "millis", None, "linger_millis")
-EXPORT_SPAN_START = Setting(("SPANBATCH_EXPORT_SPAN_START",), "flag", False, "export_span_start")
 # One export at a time per exporter, as the OpenTelemetry specification asks.
 # Each concurrent export is a thread of its own; more than this is a typo, not a plan.
 MOST_CONCURRENT_EXPORTS = 256
 MAX_CONCURRENT_EXPORTS = Setting(
     ("SPANBATCH_MAX_CONCURRENT_EXPORTS",), "count", 1, "max_concurrent_exports", largest=MOST_CONCURRENT_EXPORTS
 )
+# Spans only, last: a span processor's keywords are every signal's, then these.
+EXPORT_SPAN_START = Setting(("SPANBATCH_EXPORT_SPAN_START",), "flag", False, "export_span_start")
 POLICIES: tuple[Setting[object], ...] = (
     DROP_POLICY,
     BLOCK_TIMEOUT,
@@ -129,8 +154,8 @@ POLICIES: tuple[Setting[object], ...] = (
     RETRY_INITIAL_BACKOFF,
     RETRY_MAX_BACKOFF,
     LINGER,
-    EXPORT_SPAN_START,
     MAX_CONCURRENT_EXPORTS,
+    EXPORT_SPAN_START,
 )
 
 
@@ -143,8 +168,13 @@ class PolicyArguments(TypedDict, total=False):
     retry_initial_backoff_millis: float | None
     retry_max_backoff_millis: float | None
     linger_millis: float | None
-    export_span_start: bool | None
     max_concurrent_exports: int | None
+
+
+class SpanPolicyArguments(PolicyArguments, total=False):
+    """A span processor's: every signal's policies, then those of spans only."""
+
+    export_span_start: bool | None
 
 
 @dataclass(frozen=True)
@@ -163,10 +193,10 @@ class ExportPolicies:
     """The most a retry's pause may reach (below the initial one, the initial one)."""
     linger_millis: float | None = LINGER.default
     """The latency cap of a partial batch; the earlier of it and the schedule delay wins."""
-    export_span_start: bool = EXPORT_SPAN_START.default
-    """Whether ``on_start`` queues the started span too (end-only ingest when off)."""
     max_concurrent_exports: int = MAX_CONCURRENT_EXPORTS.default
     """Batches a lane may export at once; above 1 only for exporters documented as safe for it."""
+    export_span_start: bool = EXPORT_SPAN_START.default
+    """Spans: whether ``on_start`` queues the started span too (end-only ingest when off)."""
 
 
 # The process: exit, signals, debug log, sessions.
@@ -192,6 +222,7 @@ HTTP_CREDENTIAL_PROVIDER: Setting[str | None] = Setting(
 SETTINGS: tuple[Setting[object], ...] = (
     *BATCH,
     *BACKEND_BATCH,
+    *LOGS_BATCH,
     *POLICIES,
     EXIT_TIMEOUT,
     FLUSH_ON_SIGTERM,
@@ -397,11 +428,13 @@ def read(setting: Setting[_T], backend: str | None = None) -> _T:
 
 
 def _report(setting: Setting[object], variable: str, unusable: _Unusable, later: tuple[str, ...]) -> None:
-    if setting.kind == "integer" and variable.startswith(_STOCK_PREFIX) and isinstance(unusable.__cause__, ValueError):
-        # An OTEL_BSP_* value int() refused: the stock processor's own report, so users' log filters still apply.
+    stock_logger = next((log for prefix, log in _STOCK_LOGGERS.items() if variable.startswith(prefix)), None)
+    if setting.kind == "integer" and stock_logger is not None and isinstance(unusable.__cause__, ValueError):
+        # An OTEL_BSP_*/OTEL_BLRP_* value int() refused: the stock processor's own report, so users' log filters
+        # still apply.
         if (variable, repr(unusable.value)) not in _warned:
             _warned.add((variable, repr(unusable.value)))
-            _stock_logger.error(_STOCK_PARSE_ERROR, variable, setting.default, exc_info=unusable.__cause__)
+            stock_logger.error(_STOCK_PARSE_ERROR, variable, setting.default, exc_info=unusable.__cause__)
         return
     if len(setting.variables) == 1:
         fallback: object = setting.default

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from spanbatch._core import BatchCore
@@ -58,9 +58,11 @@ class SpanStats:
             object.__setattr__(self, "dropped", DropCounts(self.dropped))  # frozen: the one way to set it
 
     @classmethod
-    def of(cls, core: BatchCore) -> SpanStats:
+    def of(cls, core: BatchCore, reasons: Collection[str] | None = None) -> SpanStats:
+        """The core's counters; with ``reasons``, ``dropped`` lists only those (and any other that counted a drop)."""
         s = core.stats()
-        return cls(s.enqueued, s.exported, s.queued, s.in_flight, s.batches, s.export_errors, s.dropped, s.retried)
+        dropped = s.dropped if reasons is None else {r: n for r, n in s.dropped.items() if r in reasons or n}
+        return cls(s.enqueued, s.exported, s.queued, s.in_flight, s.batches, s.export_errors, dropped, s.retried)
 
     @property
     def dropped_total(self) -> int:

@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from spanbatch import _settings
 from spanbatch._config import resolve_settings
 from spanbatch._lane import Backend
-from spanbatch._policies import resolve_policies, spells_out_policies
-from spanbatch._settings import PolicyArguments
+from spanbatch._policies import resolve_policies, spells_out
+from spanbatch._settings import SpanPolicyArguments
 from spanbatch._spans import SpanEngine
 from spanbatch._stats import SpanStats
 
@@ -40,7 +40,7 @@ class Pipeline(SpanEngine):
     and applied to every lane.
     """
 
-    @spells_out_policies
+    @spells_out(SpanPolicyArguments)
     def __init__(
         self,
         exporters: Mapping[str, SpanExporter],
@@ -50,7 +50,7 @@ class Pipeline(SpanEngine):
         max_export_batch_size: int | None = None,
         export_timeout_millis: float | None = None,
         meter_provider: MeterProvider | None = None,
-        **policies: Unpack[PolicyArguments],
+        **policies: Unpack[SpanPolicyArguments],
     ) -> None:
         if not exporters:
             raise ValueError("exporters must name at least one backend.")

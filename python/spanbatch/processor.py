@@ -9,8 +9,8 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from spanbatch._config import BatchSettings, resolve_settings
 from spanbatch._lane import Backend
-from spanbatch._policies import resolve_policies, spells_out_policies
-from spanbatch._settings import PolicyArguments
+from spanbatch._policies import resolve_policies, spells_out
+from spanbatch._settings import SpanPolicyArguments
 from spanbatch._spans import SpanEngine
 from spanbatch._stats import SpanStats
 
@@ -46,7 +46,7 @@ class BatchSpanProcessor(SpanEngine):
     it (``asyncio.wait_for``), and flush, retries and shutdown behave as for a synchronous one.
     """
 
-    @spells_out_policies
+    @spells_out(SpanPolicyArguments)
     def __init__(
         self,
         span_exporter: SpanExporter,
@@ -56,7 +56,7 @@ class BatchSpanProcessor(SpanEngine):
         export_timeout_millis: float | None = None,
         *,
         meter_provider: MeterProvider | None = None,
-        **policies: Unpack[PolicyArguments],
+        **policies: Unpack[SpanPolicyArguments],
     ) -> None:
         settings = resolve_settings(max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis)
         super().__init__(

@@ -5,6 +5,7 @@ opentelemetry-sdk and OTLP exporter sdists from PyPI. At configure time, before 
 is imported, it puts spanbatch's classes where those tests import the stock ones from:
 
 - ``opentelemetry.sdk.trace.export.BatchSpanProcessor`` -> :class:`UpstreamBatchSpanProcessor`;
+- ``opentelemetry.sdk._logs.export.BatchLogRecordProcessor`` -> :class:`UpstreamBatchLogRecordProcessor`;
 - ``opentelemetry.exporter.otlp.proto.http.trace_exporter.OTLPSpanExporter`` -> spanbatch's, on the stock
   requests transport (the tests answer through mocket, which patches Python's sockets);
 - ``opentelemetry.exporter.otlp.proto.grpc.trace_exporter.OTLPSpanExporter`` -> :class:`UpstreamGrpcSpanExporter`,
@@ -25,6 +26,7 @@ import spanbatch
 from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as grpc_stock
 from opentelemetry.exporter.otlp.proto.http import trace_exporter as http_stock
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk._logs import export as stock_log_export
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import export as stock_export
 from opentelemetry.trace import SpanContext, TraceFlags
@@ -91,6 +93,63 @@ class UpstreamBatchSpanProcessor(spanbatch.BatchSpanProcessor):
         return _BatchProcessorView(self)
 
 
+class _LogBatchProcessorView:
+    """The stock ``BatchLogRecordProcessor._batch_processor`` (a ``BatchProcessor``), as upstream tests read it.
+
+    ``emit(record)`` is the lane core's ``on_emit(record)``: stock's emit queues the record as given, below
+    ``on_emit``'s conversion (the tests check the exporter gets that very object). ``shutdown(timeout_millis)``
+    is ``shutdown(timeout_millis)``; ``_shutdown`` is ``lanes[0].core.is_shutdown``; ``_worker_thread`` is
+    ``lanes[0].worker``; ``_exporter`` is ``exporter``; ``_max_queue_size`` / ``_schedule_delay`` (seconds) /
+    ``_max_export_batch_size`` / ``_export_timeout_millis`` are the resolved ``settings``.
+    """
+
+    def __init__(self, processor: spanbatch.BatchLogRecordProcessor) -> None:
+        self._processor = processor
+
+    def emit(self, record: Any) -> None:
+        self._processor.lanes[0].core.on_emit(record)
+
+    def shutdown(self, timeout_millis: float = 30000) -> None:
+        self._processor.shutdown(timeout_millis)
+
+    @property
+    def _shutdown(self) -> bool:
+        return self._processor.lanes[0].core.is_shutdown
+
+    @property
+    def _worker_thread(self) -> Any:
+        return self._processor.lanes[0].worker
+
+    @property
+    def _exporter(self) -> Any:
+        return self._processor.exporter
+
+    @property
+    def _max_queue_size(self) -> int:
+        return self._processor.settings.max_queue_size
+
+    @property
+    def _schedule_delay(self) -> float:
+        return self._processor.settings.schedule_delay_millis / 1000
+
+    @property
+    def _max_export_batch_size(self) -> int:
+        return self._processor.settings.max_export_batch_size
+
+    @property
+    def _export_timeout_millis(self) -> float:
+        return self._processor.settings.export_timeout_millis
+
+
+class UpstreamBatchLogRecordProcessor(spanbatch.BatchLogRecordProcessor):
+    """spanbatch's log processor plus ``_batch_processor`` (see :class:`_LogBatchProcessorView`)."""
+
+    @property
+    def _batch_processor(self) -> _LogBatchProcessorView:
+        # Made on each read, as for spans: no reference cycle.
+        return _LogBatchProcessorView(self)
+
+
 class _SerializingStub:
     """Sends a request message as its bytes; bytes (spanbatch's own requests) as they are."""
 
@@ -120,6 +179,7 @@ class UpstreamGrpcSpanExporter(spanbatch_grpc.OTLPSpanExporter):
 
 def pytest_configure(config: pytest.Config) -> None:
     stock_export.BatchSpanProcessor = UpstreamBatchSpanProcessor  # type: ignore[misc]
+    stock_log_export.BatchLogRecordProcessor = UpstreamBatchLogRecordProcessor  # type: ignore[misc]
     http_stock.OTLPSpanExporter = _http.OTLPSpanExporter  # type: ignore[misc]
     # The HTTP tests answer through mocket, which patches Python's sockets: keep the stock requests
     # transport the exporter's constructor built. The Rust transport is tested against real
