@@ -108,6 +108,12 @@ MAX_CONCURRENT_EXPORTS = Setting(
     ("SPANBATCH_MAX_CONCURRENT_EXPORTS",), "count", 1, "max_concurrent_exports", largest=MOST_CONCURRENT_EXPORTS
 )
 
+# spanbatch's OTLP exporters: no request larger than this (serialized); gRPC servers refuse over 4 MiB by default.
+# The OTLP/HTTP exporter's own default is its max_request_size (it reads the source to tell them apart).
+MAX_EXPORT_BATCH_BYTES = Setting(
+    ("SPANBATCH_MAX_EXPORT_BATCH_BYTES",), "integer", 4 * 1024 * 1024, "max_export_batch_bytes"
+)
+
 # The process: exit, signals, debug log, sessions.
 EXIT_TIMEOUT = Setting(("SPANBATCH_EXIT_TIMEOUT_MS",), "millis", 5000.0)
 FLUSH_ON_SIGTERM = Setting(("SPANBATCH_FLUSH_ON_SIGTERM",), "flag", False)
@@ -139,6 +145,7 @@ SETTINGS: tuple[Setting[object], ...] = (
     LINGER,
     EXPORT_SPAN_START,
     MAX_CONCURRENT_EXPORTS,
+    MAX_EXPORT_BATCH_BYTES,
     EXIT_TIMEOUT,
     FLUSH_ON_SIGTERM,
     DEBUG,
