@@ -189,3 +189,31 @@ def test_the_http_default_is_the_stock_max_request_size() -> None:
     assert small.max_export_batch_bytes == MIB
     # A part never goes over max_request_size, which the stock client would refuse to send.
     assert HttpExporter(max_request_size=MIB, max_export_batch_bytes=4 * MIB).max_export_batch_bytes == MIB
+
+
+def test_a_request_cut_in_parts_reads_back_as_the_batch_less_the_spans_too_large() -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: PLC0415
+    from spanbatch._core import SpanEncoder  # noqa: PLC0415
+
+    provider = TracerProvider()
+    tracer = provider.get_tracer("agent")
+    spans = []
+    for i, size in enumerate([10, 400_000, 10, 2 * MIB, 600_000, 10, 700_000]):
+        with tracer.start_as_current_span(f"s{i}") as span:
+            span.set_attribute("gen_ai.prompt", "q" * size)
+        spans.append(span)
+    request = SpanEncoder(max_request_bytes=MIB).read(spans)
+    assert (len(request), request.left_out, request.too_large) == (7, 1, 1)
+    parts = [ExportTraceServiceRequest.FromString(request.part_to_bytes(i)) for i in range(request.parts)]
+    assert all(part.ByteSize() <= MIB for part in parts)
+    names = [s.name for part in parts for rs in part.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    assert names == ["s0", "s1", "s2", "s4", "s5", "s6"]
+    assert [request.part_spans(i) for i in range(request.parts)] == [5, 1]  # 1,000,030 bytes of values, then 700,000
+    # Whole, it is the parts one after the other: one message to protobuf.
+    whole = ExportTraceServiceRequest.FromString(request.to_bytes())
+    assert [s.name for rs in whole.resource_spans for ss in rs.scope_spans for s in ss.spans] == names
+    assert request.pending_parts() == [0, 1]
+    request.accept(0)
+    assert request.pending_parts() == [1]
+    with pytest.raises(IndexError):
+        request.accept(2)
