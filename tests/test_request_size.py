@@ -87,6 +87,18 @@ def test_the_stock_exporters_lose_them(limited: OTLPReceiver) -> None:
     assert received.spans == 0
 
 
+@pytest.mark.timeout(180)
+def test_the_stock_http_exporter_without_its_own_limit_meets_the_413() -> None:
+    with OTLPReceiver("http", max_request_bytes=4 * MIB) as rx:
+        bsp = deliver(rx.span_exporter(timeout=30, max_request_size=0), 200, MEGABYTE)
+        stats = bsp.stats()
+        bsp.shutdown()
+        received = rx.stats()
+    print(f"stock http, no max_request_size: {stats}; receiver {received}")
+    assert (stats.exported, stats.dropped["export_failed"]) == (0, 200)
+    assert (received.requests, received.rejected, received.spans) == (1, 1, 0)
+
+
 @pytest.mark.timeout(60)
 def test_the_limit_comes_from_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPANBATCH_MAX_EXPORT_BATCH_BYTES", str(MIB))
@@ -125,16 +137,20 @@ def test_a_span_over_the_limit_is_dropped_and_counted(limited: OTLPReceiver, cap
 
 
 @pytest.mark.timeout(60)
-def test_a_failed_part_is_retried_without_resending_the_accepted_ones(limited: OTLPReceiver) -> None:
-    # Six 300 kB spans make two 1 MiB parts; the backend refuses the second once (400: not
-    # retried by the exporter itself), and the processor's retry sends only that part again.
-    limited.set_behaviour("status", status=400, after=1, times=1)
+@pytest.mark.parametrize(("status", "processor_retries"), [(400, 1), (503, 0)])
+def test_a_failed_part_is_retried_without_resending_the_accepted_ones(
+    limited: OTLPReceiver, status: int, processor_retries: int
+) -> None:
+    # Six 300 kB spans make two 1 MiB parts; the backend refuses the second once. A 400 is not
+    # retried by the exporter: the processor's retry sends only that part again. A 503 the
+    # exporter's own (stock) retry sends again, that part only.
+    limited.set_behaviour("status", status=status, after=1, times=1)
     exporter = spanbatch_exporter(limited, max_export_batch_bytes=MIB)
     bsp = deliver(exporter, 6, "w" * 300_000, max_retries=3, retry_initial_backoff_millis=1)
     stats = bsp.stats()
     bsp.shutdown()
     received = limited.stats()
-    assert (stats.exported, stats.dropped_total, stats.retried) == (6, 0, 1)
+    assert (stats.exported, stats.dropped_total, stats.retried) == (6, 0, processor_retries)
     assert (received.unique_spans, received.duplicates, received.rejected) == (6, 0, 1)
     assert received.requests == 3  # part 1, part 2 refused, part 2 again
 
