@@ -34,9 +34,9 @@ def spans_left_out() -> Iterator[dict[int, int]]:
     """While open, the spans the encoder leaves out of lists read on this thread, by ``id`` of the list.
 
     spanbatch's export loop opens it around its exports, so that a span the exporter could not
-    encode counts as dropped (``unencodable``), not as exported. (A span left out of such a list
-    for its size counts there too: only a ``SpanRequest`` tells the processor ``too_large``.) A list read more than once
-    (a retry) counts its most.
+    encode counts as dropped (``unencodable``), not as exported; a span left out of such a list
+    for its size counts there too (only a ``SpanRequest`` tells the processor ``too_large``).
+    A list read more than once (a retry) counts its most.
     """
     counts: dict[int, int] = {}
     outer = getattr(_left_out, "counts", None)
