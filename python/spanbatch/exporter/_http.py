@@ -37,7 +37,7 @@ from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATU
 from spanbatch import _settings
 from spanbatch._core import SpanEncoder, SpanRequest, compress
 from spanbatch._encoding import Batch, read_batch
-from spanbatch.exporter._limits import max_export_batch_bytes as _resolve_limit
+from spanbatch.exporter import _limits
 from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError
 
 if TYPE_CHECKING:
@@ -89,8 +89,7 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         max_export_batch_bytes: int | None = None,
         _transport: BaseHTTPTransport | None = None,
     ) -> None:
-        # Checked before the stock constructor opens anything: 0 means neither argument nor variable.
-        limit = _resolve_limit(max_export_batch_bytes, 0)
+        requested = _limits.checked(max_export_batch_bytes)  # before the stock constructor opens anything
         # Passed on only when given: the stock overloads take ``_transport`` without certificate files.
         given: dict[str, Any] = {} if _transport is None else {"_transport": _transport}
         super().__init__(
@@ -106,9 +105,12 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
             meter_provider=meter_provider,
             **given,
         )
-        if self._max_request_size > 0:  # the stock client refuses anything larger: no part may be
-            limit = min(limit or self._max_request_size, self._max_request_size)
-        self._encoder = SpanEncoder(limit or None)
+        # The stock client refuses a request over max_request_size (when positive): no part may be larger.
+        stock_limit = self._max_request_size if self._max_request_size > 0 else None
+        limit = _limits.max_export_batch_bytes(requested, stock_limit)
+        if limit is not None and stock_limit is not None:
+            limit = min(limit, stock_limit)
+        self._encoder = SpanEncoder(limit)
         # Same object, same settings; only ``_compress`` changes (see _RustCompressingClient).
         if type(self._client) is _http._OTLPHTTPClient:
             self._client.__class__ = _RustCompressingClient

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import operator
+from dataclasses import replace
+from typing import cast
 
 from spanbatch import _settings
 
@@ -10,11 +12,10 @@ from spanbatch import _settings
 GRPC_DEFAULT_BYTES = _settings.MAX_EXPORT_BATCH_BYTES.default
 
 
-def max_export_batch_bytes(argument: object, default: int) -> int:
-    """The argument when given (a positive integer), else ``SPANBATCH_MAX_EXPORT_BATCH_BYTES``, else ``default``."""
+def checked(argument: object) -> int | None:
+    """The argument, a positive integer (None: not given); ``TypeError``/``ValueError`` otherwise."""
     if argument is None:
-        value, source = _settings.read_with_source(_settings.MAX_EXPORT_BATCH_BYTES)
-        return value if source is not None else default
+        return None
     if isinstance(argument, bool):  # an int to operator.index, never meant as a size
         raise TypeError("max_export_batch_bytes must be an integer, not 'bool'.")
     try:
@@ -24,3 +25,15 @@ def max_export_batch_bytes(argument: object, default: int) -> int:
     if value <= 0:
         raise ValueError("max_export_batch_bytes must be a positive integer.")
     return value
+
+
+def max_export_batch_bytes(argument: int | None, default: int | None) -> int | None:
+    """The checked argument when given, else ``SPANBATCH_MAX_EXPORT_BATCH_BYTES``, else this exporter's ``default``.
+
+    The exporter's own default stands in for the registry's, so that the warning for an unusable
+    value names the limit really used.
+    """
+    if argument is not None:
+        return argument
+    setting = replace(cast("_settings.Setting[int | None]", _settings.MAX_EXPORT_BATCH_BYTES), default=default)
+    return _settings.read(setting)

@@ -20,8 +20,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from spanbatch._core import SpanEncoder, SpanRequest
 from spanbatch._encoding import Batch, encode_batch, read_batch
-from spanbatch.exporter._limits import GRPC_DEFAULT_BYTES
-from spanbatch.exporter._limits import max_export_batch_bytes as _resolve_limit
+from spanbatch.exporter import _limits
 
 _EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -78,7 +77,8 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         meter_provider: MeterProvider | None = None,
         max_export_batch_bytes: int | None = None,
     ) -> None:
-        self._encoder = SpanEncoder(_resolve_limit(max_export_batch_bytes, GRPC_DEFAULT_BYTES))
+        limit = _limits.max_export_batch_bytes(_limits.checked(max_export_batch_bytes), _limits.GRPC_DEFAULT_BYTES)
+        self._encoder = SpanEncoder(limit)
         # Stock releases before 1.45 have neither of these two parameters: pass them only when given.
         extra: dict[str, Any] = {}
         if retryable_error_codes is not None:
