@@ -3,7 +3,7 @@
 //! Every span moves forward through stages and each move bumps exactly one
 //! monotonic counter: accepted (`enqueued`), then either dropped from the queue
 //! (`queue_full`, `shutdown`, `fork`) or taken by the worker (`taken`), then finished
-//! (`exported`, `export_failed`, `unencodable`). The gauges `queued` and `in_flight` are derived
+//! (`exported`, `export_failed`, `unencodable`, `too_large`). The gauges `queued` and `in_flight` are derived
 //! from those counters. A snapshot reads the later stages first, so whatever the
 //! other threads do meanwhile, the figures it returns describe a state the
 //! spans really passed through: no gauge is negative and
@@ -33,6 +33,9 @@ pub enum DropReason {
     /// Emitted on one of the lane's own export threads (the exporter's logging, bridged back
     /// into the processor): queueing it would feed the exporter its own output, forever.
     ExportThread = 5,
+    /// The span alone, in a request of its own, was over the exporter's request size limit
+    /// (`max_export_batch_bytes`): no backend under that limit would take it.
+    TooLarge = 6,
 }
 
 /// Where in its life a span was dropped.
@@ -56,13 +59,14 @@ pub struct About {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::QueueFull,
         DropReason::Shutdown,
         DropReason::ExportFailed,
         DropReason::Fork,
         DropReason::Unencodable,
         DropReason::ExportThread,
+        DropReason::TooLarge,
     ];
 
     pub const fn about(self) -> About {
@@ -95,6 +99,7 @@ impl DropReason {
                     error_type: "export_thread",
                 },
             ),
+            Self::TooLarge => ("too_large", "over the request size limit", Stage::Export),
         };
         About {
             name,
@@ -114,6 +119,41 @@ impl DropReason {
 }
 
 pub const REASONS: usize = DropReason::ALL.len();
+
+/// The spans of a batch its encoder left out of the request, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeftOut {
+    /// Spans it could not read.
+    pub unencodable: u64,
+    /// Spans over the request size limit on their own.
+    pub too_large: u64,
+}
+
+impl LeftOut {
+    pub const fn total(self) -> u64 {
+        self.unencodable + self.too_large
+    }
+
+    /// With `more` unencodable spans, as the export loop counts them for a list it encoded.
+    #[must_use]
+    pub const fn saturating_add(self, more: u64) -> Self {
+        Self {
+            unencodable: self.unencodable.saturating_add(more),
+            too_large: self.too_large,
+        }
+    }
+
+    /// Never more than the `spans` of the batch: too-large spans are counted first (they
+    /// are known exactly), unencodable ones up to what is left.
+    #[must_use]
+    pub fn at_most(self, spans: u64) -> Self {
+        let too_large = self.too_large.min(spans);
+        Self {
+            unencodable: self.unencodable.min(spans - too_large),
+            too_large,
+        }
+    }
+}
 
 /// The live counters of one lane.
 ///
@@ -184,11 +224,17 @@ impl Counters {
     }
 
     /// An export of `n` taken spans returned; the encoder had left `left_out` of them out.
-    pub fn finish(&self, n: u64, left_out: u64, success: bool) {
-        let left_out = left_out.min(n);
-        if left_out > 0 {
-            self.drop_spans(DropReason::Unencodable, left_out);
+    pub fn finish(&self, n: u64, left_out: LeftOut, success: bool) {
+        let left_out = left_out.at_most(n);
+        for (reason, spans) in [
+            (DropReason::Unencodable, left_out.unencodable),
+            (DropReason::TooLarge, left_out.too_large),
+        ] {
+            if spans > 0 {
+                self.drop_spans(reason, spans);
+            }
         }
+        let left_out = left_out.total();
         if success {
             self.worker
                 .exported
@@ -252,6 +298,13 @@ mod tests {
     use std::sync::Arc;
     use std::thread;
 
+    fn unreadable(n: u64) -> LeftOut {
+        LeftOut {
+            unencodable: n,
+            too_large: 0,
+        }
+    }
+
     fn balanced(s: &Snapshot) -> bool {
         s.enqueued == s.exported + s.queued + s.in_flight + s.dropped_total()
     }
@@ -278,9 +331,9 @@ mod tests {
         c.take(5);
         let s = c.snapshot();
         assert_eq!((s.queued, s.in_flight), (3, 5));
-        c.finish(3, 1, true);
+        c.finish(3, unreadable(1), true);
         c.retry();
-        c.finish(2, 0, false);
+        c.finish(2, unreadable(0), false);
         let s = c.snapshot();
         assert_eq!((s.exported, s.queued, s.in_flight), (2, 3, 0));
         assert_eq!(s.dropped_by(DropReason::ExportFailed), 2);
@@ -297,13 +350,46 @@ mod tests {
             c.enqueue();
         }
         c.take(6);
-        c.finish(3, 3, true);
-        c.finish(3, 9, false); // never more than the batch
+        c.finish(3, unreadable(3), true);
+        c.finish(3, unreadable(9), false); // never more than the batch
         let s = c.snapshot();
         assert_eq!((s.exported, s.in_flight), (0, 0));
         assert_eq!(s.dropped_by(DropReason::Unencodable), 6);
         assert_eq!(s.dropped_by(DropReason::ExportFailed), 0);
         assert!(balanced(&s));
+    }
+
+    #[test]
+    fn spans_over_the_size_limit_have_their_own_reason() {
+        let c = Counters::default();
+        for _ in 0..10 {
+            c.enqueue();
+        }
+        c.take(10);
+        let left_out = LeftOut {
+            unencodable: 1,
+            too_large: 2,
+        };
+        c.finish(6, left_out, true);
+        // A failed export: its too-large spans are still too_large, the rest export_failed.
+        c.finish(4, left_out.saturating_add(1), false);
+        let s = c.snapshot();
+        assert_eq!(s.exported, 3);
+        assert_eq!(s.dropped_by(DropReason::TooLarge), 4);
+        assert_eq!(s.dropped_by(DropReason::Unencodable), 3);
+        assert_eq!(s.dropped_by(DropReason::ExportFailed), 0);
+        assert!(balanced(&s));
+        assert_eq!(
+            LeftOut {
+                unencodable: 5,
+                too_large: 7
+            }
+            .at_most(6),
+            LeftOut {
+                unencodable: 0,
+                too_large: 6
+            }
+        );
     }
 
     #[test]
@@ -323,15 +409,15 @@ mod tests {
                             }
                             1 => {
                                 c.take(1);
-                                c.finish(1, 0, false);
+                                c.finish(1, unreadable(0), false);
                             }
                             2 => {
                                 c.take(1);
-                                c.finish(1, 1, true);
+                                c.finish(1, unreadable(1), true);
                             }
                             _ => {
                                 c.take(1);
-                                c.finish(1, 0, true);
+                                c.finish(1, unreadable(0), true);
                             }
                         }
                     }

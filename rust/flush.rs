@@ -13,6 +13,7 @@
 //! Python), so that the spans it settles are the ones it was handed, whatever the exporter
 //! did to the list meanwhile. No pyo3 here: the caller locks, reads the queue, and maps keys.
 
+use crate::counters::LeftOut;
 use std::collections::VecDeque;
 
 /// A batch handed to the exporter and not yet settled.
@@ -21,14 +22,14 @@ struct Out {
     key: usize,
     first: u64,
     spans: u64,
-    left_out: u64,
+    left_out: LeftOut,
 }
 
 /// What a settled batch stood for: `spans` handed out, of which the encoder left out `left_out`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Handed {
     pub spans: u64,
-    pub left_out: u64,
+    pub left_out: LeftOut,
 }
 
 #[derive(Debug, Default)]
@@ -69,7 +70,7 @@ impl Flushes {
     }
 
     /// The open batch goes to the exporter under `key`; false if nothing was taken into it.
-    pub fn hand_out(&mut self, key: usize, left_out: u64) -> bool {
+    pub fn hand_out(&mut self, key: usize, left_out: LeftOut) -> bool {
         let Some(first) = self.open.take() else {
             return false;
         };
@@ -78,7 +79,7 @@ impl Flushes {
             key,
             first,
             spans,
-            left_out: left_out.min(spans),
+            left_out: left_out.at_most(spans),
         });
         true
     }
@@ -126,10 +127,17 @@ impl Flushes {
 mod tests {
     use super::*;
 
+    fn unreadable(n: u64) -> LeftOut {
+        LeftOut {
+            unencodable: n,
+            too_large: 0,
+        }
+    }
+
     /// Takes `n` spans and hands them out at once as batch `key`.
     fn batch(f: &mut Flushes, key: usize, n: u64) {
         f.take(n);
-        assert!(f.hand_out(key, 0));
+        assert!(f.hand_out(key, unreadable(0)));
     }
 
     #[test]
@@ -157,7 +165,7 @@ mod tests {
             f.settle(1),
             Some(Handed {
                 spans: 3,
-                left_out: 0
+                left_out: unreadable(0)
             })
         );
         assert_eq!(f.done(), Some(ticket));
@@ -202,14 +210,14 @@ mod tests {
             "the open batch holds spans before the mark"
         );
         assert_eq!(f.done(), None);
-        assert!(f.hand_out(7, 2));
+        assert!(f.hand_out(7, unreadable(2)));
         assert!(!f.wants_batch());
         assert_eq!(f.done(), None);
         assert_eq!(
             f.settle(7),
             Some(Handed {
                 spans: 5,
-                left_out: 2
+                left_out: unreadable(2)
             })
         );
         assert_eq!(f.done(), Some(ticket));
@@ -232,7 +240,7 @@ mod tests {
     #[test]
     fn handing_out_nothing_and_settling_twice_are_refused() {
         let mut f = Flushes::default();
-        assert!(!f.hand_out(1, 0));
+        assert!(!f.hand_out(1, unreadable(0)));
         batch(&mut f, 1, 3);
         assert_eq!(f.settle(2), None);
         assert!(f.settle(1).is_some());
@@ -243,12 +251,12 @@ mod tests {
     fn left_out_never_exceeds_what_was_handed_over() {
         let mut f = Flushes::default();
         f.take(2);
-        f.hand_out(1, 9);
+        f.hand_out(1, unreadable(9));
         assert_eq!(
             f.settle(1),
             Some(Handed {
                 spans: 2,
-                left_out: 2
+                left_out: unreadable(2)
             })
         );
     }

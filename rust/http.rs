@@ -136,8 +136,11 @@ impl PyHttpSender {
     }
 
     /// Serializes, compresses (`encoding`) and POSTs each request in turn, all in one
-    /// detached stretch. A request whose serialized size exceeds `max_request_size`
-    /// (when positive) is not sent: its outcome's error is a `RequestTooLargeError`.
+    /// detached stretch: each of its parts not accepted yet, in order, marking those the server
+    /// accepts (2xx or 3xx, as the stock client counts success). A request's outcome is its last
+    /// part's, or the first that failed (its later parts are then left for the caller).
+    /// A part whose serialized size exceeds `max_request_size` (when positive) is not sent: its
+    /// outcome's error is a `RequestTooLargeError`.
     #[pyo3(signature = (url, headers, requests, encoding, max_request_size, timeout_seconds=None))]
     #[allow(clippy::too_many_arguments)] // the Python call's arguments, one by one
     fn send_all(
@@ -166,17 +169,24 @@ impl PyHttpSender {
             for request in &requests {
                 // Each request's export starts here, with its serialization: its deadline counts from now.
                 let started = Instant::now();
-                let request = &request.get().request;
-                let body = request.to_bytes();
-                let outcome = match (limit, codec) {
-                    (Some(limit), _) if body.len() > limit => Outcome::TooLarge(body.len()),
-                    // The server could not be reached: the caller retries each request on its own.
-                    _ if !reached => Outcome::NotSent,
-                    (_, Codec::None) => call.send(&agent, &body),
-                    (_, packing) => call.send(&agent, &packing.apply(&body)),
-                };
-                request.done_with(body);
-                reached &= !matches!(outcome, Outcome::Failed { .. });
+                let request = request.get();
+                let mut outcome = Outcome::NotSent;
+                for index in request.pending() {
+                    let body = request.part_body(index);
+                    outcome = match (limit, codec) {
+                        (Some(limit), _) if body.len() > limit => Outcome::TooLarge(body.len()),
+                        // The server could not be reached: the caller retries each request on its own.
+                        _ if !reached => Outcome::NotSent,
+                        (_, Codec::None) => call.send(&agent, &body),
+                        (_, packing) => call.send(&agent, &packing.apply(&body)),
+                    };
+                    request.request.done_with(body);
+                    reached &= !matches!(outcome, Outcome::Failed { .. });
+                    if !outcome.is_success() {
+                        break;
+                    }
+                    request.accept(index);
+                }
                 outcomes.push((outcome, started.elapsed()));
             }
             outcomes

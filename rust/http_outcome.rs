@@ -24,6 +24,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// A response the stock OTLP/HTTP client counts as accepted (2xx or 3xx).
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Response { status, .. } if (200..400).contains(status))
+    }
+
     /// The outcome of a request `ureq` could not make.
     pub fn failed(error: &ureq::Error) -> Self {
         Self::Failed {

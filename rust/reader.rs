@@ -6,6 +6,7 @@
 //! object Python exports. A plain exporter gets the spans as a list (`SpanList`); spanbatch's
 //! OTLP exporters get them read into a request as they come (`otlp::reader`).
 
+use crate::counters::LeftOut;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
@@ -14,8 +15,8 @@ pub trait BatchReader {
     fn read(&mut self, py: Python<'_>, spans: Vec<Py<PyAny>>);
 
     /// Completes the batch: the object its export settles, and how many of its spans the
-    /// reader left out (dropped: `unencodable`). The reader starts the next batch empty.
-    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, u64)>;
+    /// reader left out, by reason. The reader starts the next batch empty.
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, LeftOut)>;
 }
 
 /// The spans of a batch as the list an exporter's `export` gets.
@@ -31,8 +32,8 @@ impl BatchReader for SpanList {
         }
     }
 
-    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, u64)> {
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, LeftOut)> {
         let list = PyList::new(py, std::mem::take(&mut self.0))?;
-        Ok((list.into_any(), 0))
+        Ok((list.into_any(), LeftOut::default()))
     }
 }

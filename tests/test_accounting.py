@@ -263,7 +263,14 @@ def test_a_span_the_encoder_leaves_out_is_dropped_as_unencodable(
         processor.shutdown()
     final = processor.stats()
     assert (final.enqueued, final.exported, final.in_flight, final.queued) == (5, 4, 0, 0)
-    assert dict(final.dropped) == {"queue_full": 0, "shutdown": 0, "export_failed": 0, "fork": 0, "unencodable": 1}
+    assert dict(final.dropped) == {
+        "queue_full": 0,
+        "shutdown": 0,
+        "export_failed": 0,
+        "fork": 0,
+        "unencodable": 1,
+        "too_large": 0,
+    }
     # While it was exported, the request stood for all 5 spans read into it.
     assert all(isinstance(batch, SpanRequest) for batch in exporter.batches)
     assert [len(batch) for batch in exporter.batches] == [5]

@@ -105,7 +105,7 @@ tracer = provider.get_tracer("gevent")
 
 
 # stats()['dropped'] of a child that lost nothing.
-NO_DROPS = {"queue_full": 0, "shutdown": 0, "export_failed": 0, "fork": 0, "unencodable": 0}
+NO_DROPS = {"queue_full": 0, "shutdown": 0, "export_failed": 0, "fork": 0, "unencodable": 0, "too_large": 0}
 
 
 class Child:

@@ -155,7 +155,7 @@ def test_ctrl_c_interrupts_a_blocked_on_end_and_counts_its_span() -> None:
         0,
         1,
         1,
-        {**dict.fromkeys(("shutdown", "export_failed", "fork", "unencodable"), 0), "queue_full": 1},
+        {**dict.fromkeys(("shutdown", "export_failed", "fork", "unencodable", "too_large"), 0), "queue_full": 1},
     ]
 
 

@@ -35,7 +35,15 @@ from tests.helpers.metrics import metric_points
 
 pytestmark = pytest.mark.timeout(60)
 Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
-NO_DROPS = {"queue_full": 0, "shutdown": 0, "export_failed": 0, "fork": 0, "unencodable": 0, "export_thread": 0}
+NO_DROPS = {
+    "queue_full": 0,
+    "shutdown": 0,
+    "export_failed": 0,
+    "fork": 0,
+    "unencodable": 0,
+    "export_thread": 0,
+    "too_large": 0,
+}
 
 
 def emitted(body: str, context: Context | None = None) -> ReadWriteLogRecord:

@@ -213,9 +213,19 @@ def test_stats_dropped_prints_as_a_dict_and_stays_read_only() -> None:
     processor = BatchSpanProcessor(InMemorySpanExporter())
     try:
         dropped = processor.stats().dropped
-        assert repr(dropped) == "{'queue_full': 0, 'shutdown': 0, 'export_failed': 0, 'fork': 0, 'unencodable': 0}"
+        assert (
+            repr(dropped)
+            == "{'queue_full': 0, 'shutdown': 0, 'export_failed': 0, 'fork': 0, 'unencodable': 0, 'too_large': 0}"
+        )
         assert "dropped={'queue_full': 0," in repr(processor.stats())
-        assert dropped == {"queue_full": 0, "shutdown": 0, "export_failed": 0, "fork": 0, "unencodable": 0}
+        assert dropped == {
+            "queue_full": 0,
+            "shutdown": 0,
+            "export_failed": 0,
+            "fork": 0,
+            "unencodable": 0,
+            "too_large": 0,
+        }
         with pytest.raises(TypeError):
             dropped["queue_full"] = 1  # type: ignore[index]
         assert (processor.stats() + processor.stats()).dropped == dropped

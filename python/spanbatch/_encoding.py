@@ -34,8 +34,9 @@ def spans_left_out() -> Iterator[dict[int, int]]:
     """While open, the spans the encoder leaves out of lists read on this thread, by ``id`` of the list.
 
     spanbatch's export loop opens it around its exports, so that a span the exporter could not
-    encode counts as dropped (``unencodable``), not as exported. A list read more than once
-    (a retry) counts its most.
+    encode counts as dropped (``unencodable``), not as exported; a span left out of such a list
+    for its size counts there too (only a ``SpanRequest`` tells the processor ``too_large``).
+    A list read more than once (a retry) counts its most.
     """
     counts: dict[int, int] = {}
     outer = getattr(_left_out, "counts", None)
@@ -66,7 +67,7 @@ def read_batch(encoder: SpanEncoder, batch: Batch) -> SpanRequest:
 
 def counting_skips(encoder: SpanEncoder, read: Callable[[], T]) -> T:
     """``read()``, with one warning for the values and spans the encoder had to leave out meanwhile."""
-    values, unread = encoder.skipped_values, encoder.skipped_spans
+    values, unread, too_large = encoder.skipped_values, encoder.skipped_spans, encoder.too_large_spans
     data = read()
     # The stock encoder logs each such key too; a count per batch keeps the log readable.
     if (skipped := encoder.skipped_values - values) > 0:
@@ -76,5 +77,13 @@ def counting_skips(encoder: SpanEncoder, read: Callable[[], T]) -> T:
             "Left out %d span(s) that could not be read (last error: %s); the rest of the batch is exported.",
             skipped,
             encoder.last_skip_reason,
+        )
+    if (skipped := encoder.too_large_spans - too_large) > 0:
+        logger.warning(
+            "Left out %d span(s) over the %d-byte request limit (the largest: %d bytes); the rest of the batch "
+            "is exported.",
+            skipped,
+            encoder.max_request_bytes,
+            encoder.last_too_large_bytes,
         )
     return data

@@ -199,6 +199,12 @@ class ExportPolicies:
     """Spans: whether ``on_start`` queues the started span too (end-only ingest when off)."""
 
 
+# spanbatch's OTLP exporters: no request larger than this (serialized); gRPC servers refuse over 4 MiB by default.
+# The OTLP/HTTP exporter's own default is its max_request_size (it reads the source to tell them apart).
+MAX_EXPORT_BATCH_BYTES = Setting(
+    ("SPANBATCH_MAX_EXPORT_BATCH_BYTES",), "integer", 4 * 1024 * 1024, "max_export_batch_bytes"
+)
+
 # The process: exit, signals, debug log, sessions.
 EXIT_TIMEOUT = Setting(("SPANBATCH_EXIT_TIMEOUT_MS",), "millis", 5000.0)
 FLUSH_ON_SIGTERM = Setting(("SPANBATCH_FLUSH_ON_SIGTERM",), "flag", False)
@@ -224,6 +230,7 @@ SETTINGS: tuple[Setting[object], ...] = (
     *BACKEND_BATCH,
     *LOGS_BATCH,
     *POLICIES,
+    MAX_EXPORT_BATCH_BYTES,
     EXIT_TIMEOUT,
     FLUSH_ON_SIGTERM,
     DEBUG,
@@ -373,9 +380,10 @@ def _choice_argument(name: str, value: object, setting: Setting[object]) -> str:
 
 
 # How a constructor argument of each kind is checked: a wrong type raises TypeError, a wrong
-# value ValueError, as the stock processor's arguments do. (The batch settings' ``integer`` kind
-# keeps the stock processor's own checks and messages: see spanbatch._config.)
+# value ValueError, as the stock processor's arguments do. (The four stock batch settings keep the
+# stock processor's own checks and messages: see spanbatch._config.)
 _ARGUMENT_CHECKS: dict[Kind, Callable[[str, object, Setting[object]], object]] = {
+    "integer": _count_argument,
     "count": _count_argument,
     "millis": _millis_argument,
     "flag": _flag_argument,
@@ -383,13 +391,16 @@ _ARGUMENT_CHECKS: dict[Kind, Callable[[str, object, Setting[object]], object]] =
 }
 
 
-def resolve(setting: Setting[_T], value: object) -> _T:
-    """The setting's constructor argument when given (checked for its kind), else :func:`read`."""
-    if value is None:
-        return read(setting)
+def checked_argument(setting: Setting[_T], value: object) -> _T:
+    """The setting's constructor argument ``value``, checked for its kind and range."""
     name = setting.argument or setting.variables[0]
     # The check of the setting's kind returns the type of its default (checked by the registry's tests).
     return cast(_T, _ARGUMENT_CHECKS[setting.kind](name, value, setting))
+
+
+def resolve(setting: Setting[_T], value: object) -> _T:
+    """The setting's constructor argument when given (see :func:`checked_argument`), else :func:`read`."""
+    return read(setting) if value is None else checked_argument(setting, value)
 
 
 def _is_set(setting: Setting[object], raw: str | None) -> bool:

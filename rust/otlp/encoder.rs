@@ -2,21 +2,23 @@
 //!
 //! Each span is written to protobuf bytes as it is read, while the interpreter is held;
 //! joining a request's parts into one body runs detached, so other Python threads go
-//! on meanwhile.
+//! on meanwhile. With a byte limit, a request over it is cut into parts that each fit
+//! (see `request::Request::split`); the sender sends each part once.
 
 use super::buffers::BufferPool;
 use super::compress::Codec;
 use super::groups::{encode_resource, encode_scope, Cache, Groups};
-use super::request::{Request, ResourceSpans, ScopeSpans, Spans};
+use super::request::{Cut, Request, ResourceSpans, ScopeSpans, Spans};
 use super::spans::SpanFields;
 use super::types::Types;
 use super::values::ReadPass;
+use crate::counters::LeftOut;
 use crate::sync::locked;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use pyo3::{PyTraverseError, PyVisit};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 type ScopeGroups = Groups<Spans>;
@@ -32,6 +34,12 @@ pub struct PySpanEncoder {
     skipped_spans: AtomicU64,
     /// Why the most recent span was left out, for the exporter's warning.
     last_skip_reason: Mutex<Option<String>>,
+    /// No request is made larger than this many bytes; `None`: no limit.
+    max_request_bytes: Option<usize>,
+    /// Spans left out because each alone was over `max_request_bytes`.
+    too_large_spans: AtomicU64,
+    /// The size of the largest such span in the latest request that had any, for the warning.
+    last_too_large_bytes: AtomicU64,
 }
 
 /// Spans read so far towards one request; the worker fills it a chunk at a time.
@@ -102,7 +110,7 @@ impl PySpanEncoder {
             .fetch_add(pass.skipped_values, Ordering::Relaxed);
         self.skipped_spans
             .fetch_add(pass.skipped_spans, Ordering::Relaxed);
-        let resources = by_resource
+        let resources: Vec<ResourceSpans> = by_resource
             .into_parts()
             .map(|(resource, scopes)| ResourceSpans {
                 resource: resource.expect("every span has a resource object"),
@@ -112,22 +120,71 @@ impl PySpanEncoder {
                     .collect(),
             })
             .collect();
+        let request = Request {
+            resources,
+            pool: self.buffers.clone(),
+        };
+        // The usual request fits: measuring it is a sum over its groups, not its spans.
+        let split = self
+            .max_request_bytes
+            .filter(|&limit| request.len() > limit)
+            .map(|limit| request.split(limit));
+        let too_large = split
+            .as_ref()
+            .map_or(0, |split| split.too_large.len() as u64);
+        if let Some(&largest) = split.as_ref().and_then(|s| s.too_large.iter().max()) {
+            self.too_large_spans.fetch_add(too_large, Ordering::Relaxed);
+            self.last_too_large_bytes
+                .store(largest as u64, Ordering::Relaxed);
+        }
+        let cuts = split.map(|split| split.cuts);
+        let parts = cuts.as_ref().map_or(1, Vec::len);
         PySpanRequest {
-            request: Request {
-                resources,
-                pool: self.buffers.clone(),
-            },
+            request,
+            cuts,
+            accepted: (0..parts).map(|_| AtomicBool::new(false)).collect(),
             taken,
-            left_out: pass.skipped_spans,
+            left_out: LeftOut {
+                unencodable: pass.skipped_spans,
+                too_large,
+            },
         }
     }
 }
 
 #[pymethods]
 impl PySpanEncoder {
+    /// `max_request_bytes`: no request it makes is larger (serialized, before compression);
+    /// a batch over it is cut into parts, and a span over it alone is left out.
     #[new]
-    fn new() -> Self {
-        Self::default()
+    #[pyo3(signature = (max_request_bytes = None))]
+    fn new(max_request_bytes: Option<usize>) -> PyResult<Self> {
+        if max_request_bytes == Some(0) {
+            return Err(PyValueError::new_err(
+                "max_request_bytes must be a positive integer.",
+            ));
+        }
+        Ok(Self {
+            max_request_bytes,
+            ..Self::default()
+        })
+    }
+
+    #[getter]
+    fn max_request_bytes(&self) -> Option<usize> {
+        self.max_request_bytes
+    }
+
+    /// Spans left out so far because each alone was over `max_request_bytes`.
+    #[getter]
+    fn too_large_spans(&self) -> u64 {
+        self.too_large_spans.load(Ordering::Relaxed)
+    }
+
+    /// The size of the largest span left out for its size in the latest request that had any.
+    #[getter]
+    fn last_too_large_bytes(&self) -> u64 {
+        self.last_too_large_bytes.load(Ordering::Relaxed)
     }
 
     /// Serializes `spans` as the stock `encode_spans(spans).SerializeToString()` would.
@@ -173,11 +230,15 @@ impl PySpanEncoder {
 
     fn __repr__(&self) -> String {
         format!(
-            "SpanEncoder(cached_resources={}, cached_scopes={}, skipped_values={}, skipped_spans={})",
+            "SpanEncoder(max_request_bytes={}, cached_resources={}, cached_scopes={}, skipped_values={}, \
+             skipped_spans={}, too_large_spans={})",
+            self.max_request_bytes
+                .map_or_else(|| "None".to_owned(), |limit| limit.to_string()),
             self.resources.len(),
             self.scopes.len(),
             self.skipped_values(),
             self.skipped_spans(),
+            self.too_large_spans(),
         )
     }
 
@@ -192,24 +253,112 @@ impl PySpanEncoder {
     }
 }
 
-/// Spans read into an `ExportTraceServiceRequest`, serialized only when sent.
+/// Spans read into an `ExportTraceServiceRequest`, serialized only when sent: in one part,
+/// or in several that each fit the encoder's byte limit.
+///
+/// It remembers which parts the backend accepted: a retry sends only the others.
 #[pyclass(frozen, name = "SpanRequest", module = "spanbatch._core")]
 pub struct PySpanRequest {
     pub(crate) request: Request,
+    /// Its parts when it was cut; `None`: one part, the whole request.
+    cuts: Option<Vec<Cut>>,
+    /// One flag per part.
+    accepted: Vec<AtomicBool>,
     /// The spans it was read from, those left out included.
     taken: usize,
-    /// The spans among them that could not be read: dropped (`unencodable`) when it settles.
-    pub(crate) left_out: u64,
+    /// The spans among them left out, by reason: dropped when it settles.
+    pub(crate) left_out: LeftOut,
+}
+
+impl PySpanRequest {
+    /// Part `index` serialized, in a buffer to hand back with `request.done_with`.
+    pub(crate) fn part_body(&self, index: usize) -> Vec<u8> {
+        match &self.cuts {
+            Some(cuts) => self.request.cut_to_bytes(&cuts[index]),
+            None => self.request.to_bytes(),
+        }
+    }
+
+    /// The parts not accepted yet, in order.
+    pub(crate) fn pending(&self) -> Vec<usize> {
+        (0..self.accepted.len())
+            .filter(|&index| !self.accepted[index].load(Ordering::Acquire))
+            .collect()
+    }
+
+    pub(crate) fn accept(&self, index: usize) {
+        self.accepted[index].store(true, Ordering::Release);
+    }
+
+    fn checked(&self, index: usize) -> PyResult<usize> {
+        if index < self.accepted.len() {
+            Ok(index)
+        } else {
+            Err(PyIndexError::new_err(format!(
+                "part {index} of a request of {} parts",
+                self.accepted.len()
+            )))
+        }
+    }
 }
 
 #[pymethods]
 impl PySpanRequest {
-    /// The serialized request, as `SpanEncoder.encode` returns it.
+    /// The serialized request, as `SpanEncoder.encode` returns it: every part in one (a
+    /// request cut in parts is their concatenation, which protobuf reads as one message).
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let body = py.detach(|| self.request.to_bytes());
+        let body = py.detach(|| match &self.cuts {
+            None => self.request.to_bytes(),
+            Some(cuts) => {
+                let mut body = Vec::with_capacity(cuts.iter().map(|cut| cut.len).sum());
+                for cut in cuts {
+                    let part = self.request.cut_to_bytes(cut);
+                    body.extend_from_slice(&part);
+                    self.request.done_with(part);
+                }
+                body
+            }
+        });
         let bytes = PyBytes::new(py, &body);
         self.request.done_with(body);
         bytes
+    }
+
+    /// How many requests it is sent as: 1, or more when it was cut to the byte limit
+    /// (0 when every span in it was too large).
+    #[getter]
+    fn parts(&self) -> usize {
+        self.accepted.len()
+    }
+
+    /// Part `index` serialized: a whole `ExportTraceServiceRequest` of its own.
+    fn part_to_bytes<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let index = self.checked(index)?;
+        let body = py.detach(|| self.part_body(index));
+        let bytes = PyBytes::new(py, &body);
+        self.request.done_with(body);
+        Ok(bytes)
+    }
+
+    /// The spans in part `index`.
+    fn part_spans(&self, index: usize) -> PyResult<usize> {
+        let index = self.checked(index)?;
+        Ok(self
+            .cuts
+            .as_ref()
+            .map_or_else(|| self.request.span_count(), |cuts| cuts[index].spans))
+    }
+
+    /// The parts the backend has not accepted yet, in order: what an export (or its retry) sends.
+    fn pending_parts(&self) -> Vec<usize> {
+        self.pending()
+    }
+
+    /// Records that the backend accepted part `index`: it is not sent again.
+    #[pyo3(name = "accept")]
+    fn py_accept(&self, index: usize) -> PyResult<()> {
+        self.accept(self.checked(index)?);
+        Ok(())
     }
 
     /// The spans it was read from, those left out included: what its export settles.
@@ -217,15 +366,29 @@ impl PySpanRequest {
         self.taken
     }
 
-    /// The spans it was read from that could not be read, and are not in it.
+    /// The spans it was read from that are not in it: unreadable, or too large.
     #[getter]
     fn left_out(&self) -> u64 {
-        self.left_out
+        self.left_out.total()
+    }
+
+    /// The spans it was read from that each alone were over the byte limit, and are not in it.
+    #[getter]
+    fn too_large(&self) -> u64 {
+        self.left_out.too_large
     }
 
     fn __repr__(&self) -> String {
-        let spans = self.request.span_count();
-        format!("SpanRequest(spans={spans}, taken={})", self.taken)
+        let spans = self.cuts.as_ref().map_or_else(
+            || self.request.span_count(),
+            |cuts| cuts.iter().map(|cut| cut.spans).sum(),
+        );
+        format!(
+            "SpanRequest(spans={spans}, taken={}, parts={}, pending={})",
+            self.taken,
+            self.parts(),
+            self.pending().len()
+        )
     }
 }
 

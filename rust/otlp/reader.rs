@@ -6,6 +6,7 @@
 
 use super::encoder::{PySpanEncoder, RequestBuilder};
 use super::types::Types;
+use crate::counters::LeftOut;
 use crate::reader::BatchReader;
 use pyo3::prelude::*;
 
@@ -33,7 +34,7 @@ impl BatchReader for SpanReader<'_> {
         }
     }
 
-    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, u64)> {
+    fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, LeftOut)> {
         let request = self.encoder.finish(std::mem::take(&mut self.builder));
         let left_out = request.left_out;
         Ok((Bound::new(py, request)?.into_any(), left_out))

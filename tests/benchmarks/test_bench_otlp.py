@@ -65,6 +65,20 @@ def test_encode_spanbatch(benchmark: Any, batch: list[ReadableSpan]) -> None:
     assert benchmark.extra_info["identical_to_stock"]
 
 
+@pytest.mark.benchmark(group="otlp-encode-512-spans")
+def test_encode_spanbatch_exporter_default(benchmark: Any, batch: list[ReadableSpan]) -> None:
+    """The exporter's own encoder, with its default request size limit: a batch that fits is not cut."""
+    record_per_span(benchmark, "spanbatch OTLPSpanExporter().span_encoder.encode()")
+    exporter = OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces")
+    encoder = exporter.span_encoder
+    data = benchmark(lambda: encoder.encode(batch))
+    exporter.shutdown()
+    benchmark.extra_info["bytes"] = len(data)
+    benchmark.extra_info["identical_to_stock"] = data == encode_spans(batch).SerializeToString()
+    benchmark.extra_info["us_per_span"] = benchmark.stats.stats.mean / BATCH * 1e6
+    assert benchmark.extra_info["identical_to_stock"]
+
+
 # ---- end to end: a receiver in another process, so it does not share our GIL or CPU clock ------------
 
 RECEIVER = textwrap.dedent(

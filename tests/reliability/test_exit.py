@@ -92,7 +92,14 @@ def test_normal_exit_delivers_everything_queued(receiver: OTLPReceiver) -> None:
     received = receiver.stats()
     assert received.spans == received.unique_spans == 5000
     assert child.stats.exported == 5000
-    assert child.stats.dropped == {"queue_full": 0, "shutdown": 0, "export_failed": 0, "fork": 0, "unencodable": 0}
+    assert child.stats.dropped == {
+        "queue_full": 0,
+        "shutdown": 0,
+        "export_failed": 0,
+        "fork": 0,
+        "unencodable": 0,
+        "too_large": 0,
+    }
 
 
 @pytest.mark.parametrize("fault", ["down", "hang"])

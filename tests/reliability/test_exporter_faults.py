@@ -37,7 +37,14 @@ def test_failed_export_drops_its_batch_and_the_worker_goes_on(
     assert stats.enqueued == 80
     assert stats.exported == 30
     assert stats.export_errors == 1
-    assert dict(stats.dropped) == {"queue_full": 0, "shutdown": 0, "export_failed": 50, "fork": 0, "unencodable": 0}
+    assert dict(stats.dropped) == {
+        "queue_full": 0,
+        "shutdown": 0,
+        "export_failed": 50,
+        "fork": 0,
+        "unencodable": 0,
+        "too_large": 0,
+    }
     assert balanced(stats)
     if action in ("raise", "exit", "none", "junk"):
         # Every failure that is not a plain FAILURE says what happened.

@@ -168,7 +168,14 @@ def test_fork_bypassing_python_hooks_with_queued_spans_counts_what_it_cannot_att
     assert result["late"] is True
     at_flush = result["at_flush"]
     assert at_flush["enqueued"] == 150
-    assert at_flush["dropped"] == {"queue_full": 0, "shutdown": 0, "export_failed": 0, "fork": 150, "unencodable": 0}
+    assert at_flush["dropped"] == {
+        "queue_full": 0,
+        "shutdown": 0,
+        "export_failed": 0,
+        "fork": 150,
+        "unencodable": 0,
+        "too_large": 0,
+    }
     assert http_receiver.span_names() == {"parent-before": 100, "parent-after": 20, "child-late": 600}
 
 

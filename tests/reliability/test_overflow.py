@@ -49,7 +49,14 @@ def test_burst_drops_exactly_the_overflow(policy: str, kept: range, shutdown_lat
 
     assert during.queued == 100
     assert during.in_flight == 10
-    assert dict(during.dropped) == {"queue_full": 900, "shutdown": 0, "export_failed": 0, "fork": 0, "unencodable": 0}
+    assert dict(during.dropped) == {
+        "queue_full": 900,
+        "shutdown": 0,
+        "export_failed": 0,
+        "fork": 0,
+        "unencodable": 0,
+        "too_large": 0,
+    }
     assert balanced(during)
     assert after.exported == 110
     assert after.dropped_total == 900

@@ -40,7 +40,14 @@ def test_receiver_down_from_the_start(receiver: OTLPReceiver, shutdown_later: La
     assert stats.enqueued == 120
     assert stats.exported == 0
     # The 20 late spans are drained at shutdown and fail like the rest, well within the deadline.
-    assert dict(stats.dropped) == {"queue_full": 0, "shutdown": 0, "export_failed": 120, "fork": 0, "unencodable": 0}
+    assert dict(stats.dropped) == {
+        "queue_full": 0,
+        "shutdown": 0,
+        "export_failed": 120,
+        "fork": 0,
+        "unencodable": 0,
+        "too_large": 0,
+    }
     assert balanced(stats)
     receiver.set_behaviour("ok")
     assert receiver.stats().requests == 0
@@ -66,7 +73,14 @@ def test_receiver_goes_down_and_comes_back(receiver: OTLPReceiver, shutdown_late
     assert after_ids <= receiver.span_ids()
     assert receiver.stats().duplicates == 0
     assert stats.exported == 600
-    assert dict(stats.dropped) == {"queue_full": 0, "shutdown": 0, "export_failed": 300, "fork": 0, "unencodable": 0}
+    assert dict(stats.dropped) == {
+        "queue_full": 0,
+        "shutdown": 0,
+        "export_failed": 300,
+        "fork": 0,
+        "unencodable": 0,
+        "too_large": 0,
+    }
     assert balanced(stats)
 
 
@@ -146,5 +160,12 @@ def test_receiver_that_never_answers(receiver: OTLPReceiver, shutdown_later: Lat
     assert at_shutdown.dropped["shutdown"] == 40
     assert balanced(at_shutdown)
     assert final.exported == 0
-    assert dict(final.dropped) == {"queue_full": 0, "shutdown": 40, "export_failed": 100, "fork": 0, "unencodable": 0}
+    assert dict(final.dropped) == {
+        "queue_full": 0,
+        "shutdown": 40,
+        "export_failed": 100,
+        "fork": 0,
+        "unencodable": 0,
+        "too_large": 0,
+    }
     assert receiver.stats().spans == 0

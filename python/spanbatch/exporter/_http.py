@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -35,7 +36,8 @@ from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATU
 
 from spanbatch import _settings
 from spanbatch._core import SpanEncoder, SpanRequest, compress
-from spanbatch._encoding import Batch, encode_batch, read_batch
+from spanbatch._encoding import Batch, read_batch
+from spanbatch.exporter import _limits
 from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError
 
 if TYPE_CHECKING:
@@ -63,6 +65,12 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
     and results: those are the stock exporter's own code. Only the request body is
     made differently, by spanbatch's Rust encoder, and gzip/deflate run in Rust too.
     Works with any span processor.
+
+    ``max_export_batch_bytes`` (keyword; ``SPANBATCH_MAX_EXPORT_BATCH_BYTES``; default
+    ``max_request_size``, which also bounds it): a batch whose request would be larger is sent
+    as several requests that each fit, each sent once; a span larger on its own is left out
+    (warned about; spanbatch's processors count it as ``too_large``). The stock exporter
+    drops such a batch whole.
     """
 
     def __init__(  # noqa: PLR0917 -- the stock exporter's positional parameters, for a drop-in
@@ -78,8 +86,10 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         *,
         max_request_size: int | None = None,
         meter_provider: MeterProvider | None = None,
+        max_export_batch_bytes: int | None = None,
         _transport: BaseHTTPTransport | None = None,
     ) -> None:
+        requested = _limits.checked(max_export_batch_bytes)  # before the stock constructor opens anything
         # Passed on only when given: the stock overloads take ``_transport`` without certificate files.
         given: dict[str, Any] = {} if _transport is None else {"_transport": _transport}
         super().__init__(
@@ -95,7 +105,12 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
             meter_provider=meter_provider,
             **given,
         )
-        self._encoder = SpanEncoder()
+        # The stock client refuses a request over max_request_size (when positive): no part may be larger.
+        stock_limit = self._max_request_size if self._max_request_size > 0 else None
+        limit = _limits.max_export_batch_bytes(requested, stock_limit)
+        if limit is not None and stock_limit is not None:
+            limit = min(limit, stock_limit)
+        self._encoder = SpanEncoder(limit)
         # Same object, same settings; only ``_compress`` changes (see _RustCompressingClient).
         if type(self._client) is _http._OTLPHTTPClient:
             self._client.__class__ = _RustCompressingClient
@@ -110,6 +125,11 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         ``SpanRequest`` it made.
         """
         return self._encoder
+
+    @property
+    def max_export_batch_bytes(self) -> int | None:
+        """No request this exporter sends is larger, serialized before compression (None: no limit)."""
+        return self._encoder.max_request_bytes
 
     @property
     def sends_natively(self) -> bool:
@@ -141,9 +161,14 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         results = [SpanExportResult.FAILURE] * len(batches)
         for index, batch in enumerate(batches):
             try:
-                read.append((index, read_batch(self._encoder, batch)))
+                request = read_batch(self._encoder, batch)
             except Exception as error:
                 logger.error("Failed to encode span batch: %s", error)
+                continue
+            if request.pending_parts():
+                read.append((index, request))
+            elif request.parts:  # every part accepted by an earlier attempt
+                results[index] = SpanExportResult.SUCCESS
         client = self._client
         sent = self._native.send_all(
             client._endpoint,
@@ -158,7 +183,11 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         return results
 
     def _settle(self, request: SpanRequest, first_attempt: NativeHTTPResult) -> SpanExportResult:
-        """The result of a request ``send_all`` made (or, on failure, of the stock client's retries after it)."""
+        """The result of a request ``send_all`` made (or, on failure, of the stock client's retries after it).
+
+        ``send_all`` stops a request at its first part that fails; that part and the ones after
+        it go on here through the stock client, each once accepted, within the export's deadline.
+        """
         assert self._native is not None
         status = first_attempt.status_code
         if status is not None and 200 <= status < 400:
@@ -166,12 +195,19 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         if isinstance(first_attempt.error, RequestPayloadTooLargeError):
             logger.warning("Dropping span batch: %s", first_attempt.error)
             return SpanExportResult.FAILURE
-        if isinstance(first_attempt.error, NotSentError):
-            outcome = self._client.export(request.to_bytes())
-        else:
-            with self._native.replaying(first_attempt):
-                outcome = self._client_after(first_attempt.seconds).export(request.to_bytes())
-        return SpanExportResult.SUCCESS if outcome.success else SpanExportResult.FAILURE
+        started = time.monotonic()
+        for position, index in enumerate(request.pending_parts()):
+            spent = first_attempt.seconds + time.monotonic() - started
+            body = request.part_to_bytes(index)
+            if position == 0 and not isinstance(first_attempt.error, NotSentError):
+                with self._native.replaying(first_attempt):
+                    outcome = self._client_after(first_attempt.seconds).export(body)
+            else:
+                outcome = self._client_after(spent).export(body)
+            if not outcome.success:
+                return SpanExportResult.FAILURE
+            request.accept(index)
+        return SpanExportResult.SUCCESS
 
     def _client_after(self, seconds: float) -> _http._OTLPHTTPClient:
         """The stock client with what an attempt of ``seconds`` left of its timeout.
@@ -185,35 +221,46 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         return client
 
     def _export_one(self, spans: Batch) -> SpanExportResult:
-        # The stock ``export`` with ``encode_spans(...).SerializePartialToString()`` swapped out.
+        # The stock ``export`` with ``encode_spans(...).SerializePartialToString()`` swapped out,
+        # once per part not yet accepted.
         with self._metrics.export_operation(len(spans)) as result:
             try:
-                serialized_data = encode_batch(self._encoder, spans)
+                request = read_batch(self._encoder, spans)
             except Exception as error:
                 logger.error("Failed to encode span batch: %s", error)
                 result.error = error
                 return SpanExportResult.FAILURE
-            if _is_request_too_large(serialized_data, self._max_request_size):
-                logger.warning(
-                    "Dropping span batch: serialized size %d bytes exceeds max_request_size %d bytes.",
-                    len(serialized_data),
-                    self._max_request_size,
-                )
-                result.error = RequestPayloadTooLargeError(
-                    f"Serialized span request size {len(serialized_data)} bytes exceeds "
-                    f"max_request_size {self._max_request_size} bytes."
-                )
+            if not request.parts:  # every span over the limit: nothing delivered, as stock's drop
                 return SpanExportResult.FAILURE
-            export_result = self._client.export(serialized_data)
-            if not export_result.success:
-                result.error = export_result.error
-                result.error_attrs = (
-                    {HTTP_RESPONSE_STATUS_CODE: export_result.status_code}
-                    if export_result.status_code is not None
-                    else None
-                )
-                return SpanExportResult.FAILURE
+            for index in request.pending_parts():
+                if not self._export_part(request.part_to_bytes(index), result):
+                    return SpanExportResult.FAILURE
+                request.accept(index)
         return SpanExportResult.SUCCESS
+
+    def _export_part(self, serialized_data: bytes, result: Any) -> bool:
+        """Sends one part with the stock client, as the stock ``export`` sends its body; False if it failed."""
+        if _is_request_too_large(serialized_data, self._max_request_size):
+            logger.warning(
+                "Dropping span batch: serialized size %d bytes exceeds max_request_size %d bytes.",
+                len(serialized_data),
+                self._max_request_size,
+            )
+            result.error = RequestPayloadTooLargeError(
+                f"Serialized span request size {len(serialized_data)} bytes exceeds "
+                f"max_request_size {self._max_request_size} bytes."
+            )
+            return False
+        export_result = self._client.export(serialized_data)
+        if not export_result.success:
+            result.error = export_result.error
+            result.error_attrs = (
+                {HTTP_RESPONSE_STATUS_CODE: export_result.status_code}
+                if export_result.status_code is not None
+                else None
+            )
+            return False
+        return True
 
 
 def native_transport_for(

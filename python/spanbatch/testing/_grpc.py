@@ -51,13 +51,14 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
 class GRPCEndpoint:
     """A listening OTLP/gRPC server; ``stop`` closes the port and releases hung requests."""
 
-    def __init__(self, port: int, store: SpanStore, faults: FaultPlan) -> None:
+    def __init__(self, port: int, store: SpanStore, faults: FaultPlan, max_bytes: int = 0) -> None:
         self._faults = faults
         self._stopping = threading.Event()
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="otlp-grpc"),
             # gRPC shares ports by default; a second receiver on a taken port must fail, not split the traffic.
-            options=[("grpc.so_reuseport", 0)],
+            options=[("grpc.so_reuseport", 0)]
+            + ([("grpc.max_receive_message_length", max_bytes)] if max_bytes > 0 else []),
         )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             _TraceService(store, faults, self._stopping), self._server

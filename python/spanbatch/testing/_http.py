@@ -24,8 +24,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True  # "down" then "ok" binds the same port again
 
-    def __init__(self, port: int, store: SpanStore, faults: FaultPlan) -> None:
+    def __init__(self, port: int, store: SpanStore, faults: FaultPlan, max_bytes: int) -> None:
         self.store, self.faults, self.stopping = store, faults, threading.Event()
+        self.max_bytes = max_bytes  # 0: no limit
         super().__init__(("127.0.0.1", port), _Handler)
 
 
@@ -39,6 +40,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != TRACES_PATH:
             self.server.store.count_request("malformed")
             self._answer(404)
+            return
+        if 0 < self.server.max_bytes < len(body):
+            # As a hosted backend does: the whole request refused, nothing recorded.
+            self.server.store.count_request("rejected")
+            self._answer(413)
             return
         fault, generation = self.server.faults.take()
         if fault.mode == "hang":
@@ -85,8 +91,8 @@ def _decompress(body: bytes, encoding: str | None) -> bytes:
 class HTTPEndpoint:
     """A listening OTLP/HTTP server; ``stop`` closes the socket and releases hung requests."""
 
-    def __init__(self, port: int, store: SpanStore, faults: FaultPlan) -> None:
-        self._server = _Server(port, store, faults)
+    def __init__(self, port: int, store: SpanStore, faults: FaultPlan, max_bytes: int = 0) -> None:
+        self._server = _Server(port, store, faults, max_bytes)
         self.port: int = self._server.server_address[1]
         # A short poll interval keeps "down" and close() quick: shutdown() waits for one poll.
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="otlp-http", daemon=True)

@@ -1,7 +1,7 @@
 """The receiver process: serves OTLP on 127.0.0.1 and answers commands read from stdin.
 
-Run as ``python -m spanbatch.testing._process {http|grpc} [PORT]``. Commands and replies are
-pickled ``multiprocessing.connection`` messages over stdin/stdout, so the process ends
+Run as ``python -m spanbatch.testing._process {http|grpc} [PORT [MAX_REQUEST_BYTES]]`` (0: no limit of
+ours). Commands and replies are pickled ``multiprocessing.connection`` messages over stdin/stdout, so the process ends
 by itself when its parent dies (stdin reaches EOF) and never re-imports the parent's
 ``__main__`` the way a spawned ``multiprocessing.Process`` would.
 """
@@ -25,38 +25,41 @@ class Endpoint(Protocol):
     def stop(self) -> None: ...
 
 
-def start_endpoint(protocol: str, port: int, store: SpanStore, faults: FaultPlan) -> Endpoint:
+def start_endpoint(protocol: str, port: int, store: SpanStore, faults: FaultPlan, max_bytes: int = 0) -> Endpoint:
     # Imported here so each protocol pulls in only its own dependencies.
     if protocol == "http":
         from spanbatch.testing._http import HTTPEndpoint  # noqa: PLC0415
 
-        return HTTPEndpoint(port, store, faults)
+        return HTTPEndpoint(port, store, faults, max_bytes)
     if protocol == "grpc":
         from spanbatch.testing._grpc import GRPCEndpoint  # noqa: PLC0415
 
-        return GRPCEndpoint(port, store, faults)
+        return GRPCEndpoint(port, store, faults, max_bytes)
     raise ValueError(f"protocol must be 'http' or 'grpc', not {protocol!r}")
 
 
 class Receiver:
     """The process's state: the store, the fault plan, and the endpoint while it listens."""
 
-    def __init__(self, protocol: str, port: int) -> None:
+    def __init__(self, protocol: str, port: int, max_bytes: int = 0) -> None:
         self.protocol = protocol
+        self.max_bytes = max_bytes
         self.store = SpanStore()
         self.faults = FaultPlan()
-        self.endpoint: Endpoint | None = start_endpoint(protocol, port, self.store, self.faults)
+        self.endpoint: Endpoint | None = start_endpoint(protocol, port, self.store, self.faults, max_bytes)
         self.port = self.endpoint.port
 
-    def set_behaviour(self, mode: str, status: int, retry_after: float | None, times: int | None) -> None:
+    def set_behaviour(
+        self, mode: str, status: int, retry_after: float | None, times: int | None, after: int = 0
+    ) -> None:
         if mode == "down":
             if self.endpoint is not None:
                 self.endpoint.stop()
                 self.endpoint = None
             return
-        self.faults.set(Fault(mode, status, retry_after), times)
+        self.faults.set(Fault(mode, status, retry_after), times, after)
         if self.endpoint is None:
-            self.endpoint = start_endpoint(self.protocol, self.port, self.store, self.faults)
+            self.endpoint = start_endpoint(self.protocol, self.port, self.store, self.faults, self.max_bytes)
 
     def handle(self, command: str, args: dict[str, object]) -> object:
         if command == "stats":
@@ -79,12 +82,12 @@ class Receiver:
             self.endpoint = None
 
 
-def main(protocol: str, port: int) -> None:
+def main(protocol: str, port: int, max_bytes: int = 0) -> None:
     commands = Connection(os.dup(0), writable=False)
     replies = Connection(os.dup(1), readable=False)
     os.dup2(2, 1)  # stray prints must not corrupt the reply channel
     try:
-        receiver = Receiver(protocol, port)
+        receiver = Receiver(protocol, port, max_bytes)
     except Exception as error:
         replies.send(("error", repr(error)))
         return
@@ -111,7 +114,7 @@ def main(protocol: str, port: int) -> None:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
-        main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+        main(sys.argv[1], *(int(arg) for arg in sys.argv[2:4]))
     except BaseException:
         logger.exception("Receiver process failed")
     finally:

@@ -128,11 +128,12 @@ class FaultPlan:
         self._changed = threading.Condition()
         self._fault = Fault()
         self._remaining: int | None = None
+        self._passed = 0  # requests still answered ``ok`` before the fault applies
         self._generation = 0
 
-    def set(self, fault: Fault, times: int | None) -> None:
+    def set(self, fault: Fault, times: int | None, after: int = 0) -> None:
         with self._changed:
-            self._fault, self._remaining = fault, times
+            self._fault, self._remaining, self._passed = fault, times, after
             self._generation += 1
             self._changed.notify_all()
 
@@ -140,6 +141,9 @@ class FaultPlan:
         """The fault for one request, and the plan generation it belongs to."""
         with self._changed:
             fault, generation = self._fault, self._generation
+            if self._passed > 0:
+                self._passed -= 1
+                return Fault(), generation
             if fault.mode != "ok" and self._remaining is not None:
                 self._remaining -= 1
                 if self._remaining <= 0:

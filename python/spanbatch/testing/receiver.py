@@ -54,8 +54,10 @@ class OTLPReceiver:
             assert rx.wait_for_spans(1000, timeout=10)
             assert rx.stats().duplicates == 0
 
-    ``port`` 0 (the default) lets the system pick a free port. The process exits when this
-    object is closed or when its parent dies.
+    ``port`` 0 (the default) lets the system pick a free port. ``max_request_bytes`` limits a
+    request's body as a backend does: over it, HTTP answers 413 and gRPC refuses the message
+    (its max receive message size; unset, gRPC's own default of 4 MiB). The process exits when
+    this object is closed or when its parent dies.
     """
 
     def __init__(
@@ -65,10 +67,14 @@ class OTLPReceiver:
         port: int = 0,
         start_timeout: float = 30.0,
         command_timeout: float = 30.0,
+        max_request_bytes: int | None = None,
     ) -> None:
         if protocol not in ("http", "grpc"):
             raise ValueError(f"protocol must be 'http' or 'grpc', not {protocol!r}")
+        if max_request_bytes is not None and max_request_bytes <= 0:
+            raise ValueError(f"max_request_bytes must be positive, not {max_request_bytes!r}")
         self.protocol: ProtocolName = protocol
+        self.max_request_bytes = max_request_bytes
         self._command_timeout = command_timeout
         self._lock = threading.Lock()
         self._next_id = 0
@@ -88,7 +94,14 @@ class OTLPReceiver:
 
     def _spawn(self, port: int) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "spanbatch.testing._process", self.protocol, str(port)],
+            [
+                sys.executable,
+                "-m",
+                "spanbatch.testing._process",
+                self.protocol,
+                str(port),
+                str(self.max_request_bytes or 0),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -185,17 +198,19 @@ class OTLPReceiver:
         status: int = 503,
         retry_after: float | None = None,
         times: int | None = None,
+        after: int = 0,
     ) -> None:
         """How the receiver answers from now on.
 
         ``"ok"`` accepts; ``"status"`` answers ``status`` (HTTP code; mapped to the matching
         gRPC code) with an optional Retry-After in seconds; ``"hang"`` accepts the request and
         never answers until the behaviour changes; ``"down"`` closes the port, and any other
-        mode opens it again on the same port. ``times`` limits a fault to that many requests.
+        mode opens it again on the same port. ``times`` limits a fault to that many requests;
+        ``after`` lets that many requests through first (a request cut in parts fails half-way).
         """
         if mode not in ("ok", "status", "hang", "down"):
             raise ValueError(f"unknown behaviour {mode!r}")
-        self._call("set_behaviour", mode=mode, status=status, retry_after=retry_after, times=times)
+        self._call("set_behaviour", mode=mode, status=status, retry_after=retry_after, times=times, after=after)
 
     def wait_for(self, predicate: Callable[[ReceiverStats], bool], timeout: float = 10.0) -> bool:
         """Polls ``predicate(stats)`` until it is true; False if ``timeout`` seconds pass first."""

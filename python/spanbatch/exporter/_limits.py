@@ -1,0 +1,28 @@
+"""``max_export_batch_bytes``: the byte limit spanbatch's OTLP exporters cut their requests to."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import cast
+
+from spanbatch import _settings
+
+# gRPC servers refuse messages over 4 MiB unless configured otherwise.
+GRPC_DEFAULT_BYTES = _settings.MAX_EXPORT_BATCH_BYTES.default
+
+
+def checked(argument: object) -> int | None:
+    """The argument, a positive integer (None: not given); ``TypeError``/``ValueError`` otherwise."""
+    return None if argument is None else _settings.checked_argument(_settings.MAX_EXPORT_BATCH_BYTES, argument)
+
+
+def max_export_batch_bytes(argument: int | None, default: int | None) -> int | None:
+    """The checked argument when given, else ``SPANBATCH_MAX_EXPORT_BATCH_BYTES``, else this exporter's ``default``.
+
+    The exporter's own default stands in for the registry's, so that the warning for an unusable
+    value names the limit really used.
+    """
+    if argument is not None:
+        return argument
+    setting = replace(cast("_settings.Setting[int | None]", _settings.MAX_EXPORT_BATCH_BYTES), default=default)
+    return _settings.read(setting)
