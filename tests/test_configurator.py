@@ -122,3 +122,19 @@ def test_otel_config_file_warns_once_that_spanbatch_is_not_in_use(tmp_path: Path
         # An SDK that does not read the file (before 1.45) sets up the usual pipeline, with spanbatch.
         assert "spanbatch is not in use" not in done.stderr
         assert "provider: TracerProvider ['spanbatch.processor']" in done.stdout, done.stdout + done.stderr
+
+
+# The log processors of the global LoggerProvider, by module.
+SHOW_LOG_PROCESSORS = """
+from opentelemetry._logs import get_logger_provider
+provider = get_logger_provider()
+multi = getattr(provider, "_multi_log_record_processor", None)
+processors = getattr(multi, "_log_record_processors", ())
+print("log processors:", [type(p).__module__ for p in processors], flush=True)
+"""
+
+
+def test_asked_for_by_name_spanbatch_batches_the_configured_log_exporters() -> None:
+    env = clean_env(OTEL_PYTHON_CONFIGURATOR="spanbatch", OTEL_LOGS_EXPORTER="console")
+    done = instrumented(SHOW_LOG_PROCESSORS, env)
+    assert "log processors: ['spanbatch.log_processor']" in done.stdout, done.stdout + done.stderr
