@@ -1,7 +1,8 @@
 """Zero-code set-up: ``OTEL_PYTHON_CONFIGURATOR=spanbatch opentelemetry-instrument python app.py``.
 
-The SDK's own configurator builds the exporters named by ``OTEL_TRACES_EXPORTER`` exactly as
-it always does; each is batched by spanbatch instead of the stock processor.
+The SDK's own configurator builds the exporters named by ``OTEL_TRACES_EXPORTER`` and
+``OTEL_LOGS_EXPORTER`` exactly as it always does; each is batched by spanbatch instead of the
+stock processor (``BatchSpanProcessor``, ``BatchLogRecordProcessor``).
 
 Only when asked for by name. ``opentelemetry-instrument`` runs the first configurator entry
 point it finds when ``OTEL_PYTHON_CONFIGURATOR`` is unset, so spanbatch's, merely installed,
@@ -19,6 +20,7 @@ from opentelemetry.sdk._configuration import _initialize_components, _OTelSDKCon
 from opentelemetry.util._importlib_metadata import entry_points
 
 from spanbatch import _settings
+from spanbatch.log_processor import BatchLogRecordProcessor
 from spanbatch.processor import BatchSpanProcessor
 
 logger = logging.getLogger("spanbatch")
@@ -40,13 +42,27 @@ class SpanbatchConfigurator(_OTelSDKConfigurator):
             _warn_config_file_once()
             # As without spanbatch: the SDK's own warning then lists only the arguments it always gets.
             super()._configure(**kwargs)  # type: ignore[no-untyped-call]
-        elif "export_span_processor" in inspect.signature(_initialize_components).parameters:
-            super()._configure(**kwargs, export_span_processor=BatchSpanProcessor)  # type: ignore[no-untyped-call]
+        else:
+            super()._configure(**kwargs, **_batch_processors())  # type: ignore[no-untyped-call]
+
+
+def _batch_processors() -> dict[str, type]:
+    """spanbatch's processors for the set-up's keywords this SDK takes (span processors since 1.27,
+    log record processors since 1.38); a warning for each signal left to the stock one."""
+    taken = inspect.signature(_initialize_components).parameters
+    processors: dict[str, type] = {}
+    for keyword, signal, processor in (
+        ("export_span_processor", "spans", BatchSpanProcessor),
+        ("export_log_record_processor", "log records", BatchLogRecordProcessor),
+    ):
+        if keyword in taken:
+            processors[keyword] = processor
         else:
             logger.warning(
-                "This opentelemetry-sdk cannot take another span processor at set-up; spans use the stock one."
+                "This opentelemetry-sdk cannot take another processor for %s at set-up; they use the stock one.",
+                signal,
             )
-            super()._configure(**kwargs)  # type: ignore[no-untyped-call]
+    return processors
 
 
 def _configure_as_without_spanbatch(**kwargs: Any) -> None:
