@@ -30,6 +30,7 @@ OTHER_PARAMETERS: dict[Callable[..., Any], list[str]] = {
     Pipeline.__init__: [
         "self",
         "exporters",
+        "log_exporters",
         "max_queue_size",
         "schedule_delay_millis",
         "max_export_batch_size",

@@ -139,21 +139,26 @@ class Lane:
 
 
 def flush_lanes(lanes: Sequence[Lane], timeout_millis: float) -> dict[str, bool]:
-    """Flush every lane in parallel under one deadline; per-lane result."""
+    """Flush every lane in parallel under one deadline; per lane name, True when all lanes of that
+    name (a backend's span and log lanes) finished."""
     deadline = time.monotonic() + timeout_millis / 1000
     results: dict[str, bool] = {}
+
+    def settle(lane: Lane, flushed: bool) -> None:
+        results[lane.name] = results.get(lane.name, True) and flushed
+
     tickets: list[tuple[Lane, BatchCore, int]] = []
     for lane in lanes:
         core = _fork.current_core(lane)
         if core.is_shutdown:
-            results[lane.name] = False
+            settle(lane, False)
         elif lane.on_export_thread():
             logger.warning("force_flush called from %s's own export thread; not waiting.", lane.name)
-            results[lane.name] = False
+            settle(lane, False)
         else:
             tickets.append((lane, core, core.request_flush()))
     for lane, core, ticket in tickets:
-        results[lane.name] = core.wait_flush(ticket, remaining_millis(deadline))
+        settle(lane, core.wait_flush(ticket, remaining_millis(deadline)))
     return results
 
 

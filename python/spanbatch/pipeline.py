@@ -1,26 +1,30 @@
-"""Several backends at once: one lane per backend, one ``on_end``, one deadline."""
+"""Several backends at once: one lane per backend and signal, one ``on_end``, one session, one deadline."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from opentelemetry import trace
+from opentelemetry import _logs, trace
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from spanbatch import _settings
+from spanbatch._capabilities import Exporter
 from spanbatch._config import resolve_settings
-from spanbatch._lane import Backend
+from spanbatch._lane import Backend, Lane, flush_lanes
+from spanbatch._logs import LogEngine
 from spanbatch._policies import resolve_policies, spells_out
-from spanbatch._settings import SpanPolicyArguments
+from spanbatch._settings import ExportPolicies, SpanPolicyArguments
 from spanbatch._spans import SpanEngine
 from spanbatch._stats import SpanStats
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk._logs.export import LogRecordExporter
     from typing_extensions import Unpack
 
 logger = logging.getLogger("spanbatch")
@@ -38,6 +42,11 @@ class Pipeline(SpanEngine):
     The export policies (``drop_policy``, ``max_retries``, ``linger_millis`` and the others) are those of
     :class:`~spanbatch.BatchSpanProcessor`, read from the same ``SPANBATCH_*`` variables
     and applied to every lane.
+
+    ``log_exporters`` ship log records beside the spans: :attr:`logs` is then the log side (a
+    ``LogRecordProcessor`` for the ``LoggerProvider``, with the same settings per backend), and
+    sessions, :meth:`end_session` and :meth:`flush_by_backend` flush both signals in parallel: a
+    backend counts as flushed when both its lanes are. Each provider shuts its own side down.
     """
 
     @spells_out(SpanPolicyArguments)
@@ -45,6 +54,7 @@ class Pipeline(SpanEngine):
         self,
         exporters: Mapping[str, SpanExporter],
         *,
+        log_exporters: Mapping[str, LogRecordExporter] | None = None,
         max_queue_size: int | None = None,
         schedule_delay_millis: float | None = None,
         max_export_batch_size: int | None = None,
@@ -54,26 +64,19 @@ class Pipeline(SpanEngine):
     ) -> None:
         if not exporters:
             raise ValueError("exporters must name at least one backend.")
-        for name in exporters:
+        for name in [*exporters, *(log_exporters or {})]:
             if not isinstance(name, str) or not name.strip():
                 raise ValueError(f"backend names must be non-empty strings, not {name!r}.")
-        backends = [
-            Backend(
-                name,
-                exporter,
-                resolve_settings(
-                    max_queue_size,
-                    schedule_delay_millis,
-                    max_export_batch_size,
-                    export_timeout_millis,
-                    backend=name,
-                ),
-            )
-            for name, exporter in exporters.items()
-        ]
-        super().__init__(
-            backends, resolve_policies(policies, type(self).__name__), named=True, meter_provider=meter_provider
-        )
+        batch = (max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis)
+
+        def backends(named: Mapping[str, Exporter[Any]]) -> list[Backend]:
+            return [Backend(name, exporter, resolve_settings(*batch, backend=name)) for name, exporter in named.items()]
+
+        resolved = resolve_policies(policies, type(self).__name__)
+        span_backends = backends(exporters)
+        log_backends = backends(log_exporters) if log_exporters else None
+        super().__init__(span_backends, resolved, named=True, meter_provider=meter_provider)
+        self.logs = None if log_backends is None else PipelineLogs(log_backends, resolved, meter_provider)
 
     @property
     def names(self) -> list[str]:
@@ -95,7 +98,9 @@ class Pipeline(SpanEngine):
         return super().force_flush(timeout_millis)
 
     def flush_by_backend(self, timeout_millis: float | None = None) -> dict[str, bool]:
-        return self._flush_by_lane(timeout_millis)
+        """Flush every lane of both signals in parallel; per backend, True when all its lanes finished."""
+        lanes: list[Lane] = [*self._lanes, *(self.logs.lanes if self.logs is not None else ())]
+        return flush_lanes(lanes, self._timeout_millis(timeout_millis))
 
     def end_session(self, timeout_millis: float | None = None) -> dict[str, bool]:
         """The end of a session or turn: flush every backend now, so its whole trace is there.
@@ -126,19 +131,40 @@ class Pipeline(SpanEngine):
         return f"Pipeline({', '.join(self.names)}, stats={self.stats()})"
 
 
+class PipelineLogs(LogEngine):
+    """A pipeline's log side: a log lane per backend, named as its span lane (see :attr:`Pipeline.logs`)."""
+
+    def __init__(self, backends: list[Backend], policies: ExportPolicies, meter_provider: MeterProvider | None) -> None:
+        super().__init__(backends, policies, named=True, meter_provider=meter_provider)
+
+    def stats_by_backend(self) -> dict[str, SpanStats]:
+        return self._stats_by_lane()
+
+
 def install(
     tracer_provider: TracerProvider | None,
     exporters: Mapping[str, SpanExporter],
+    *,
+    logger_provider: LoggerProvider | None = None,
+    log_exporters: Mapping[str, LogRecordExporter] | None = None,
     **settings: object,
 ) -> Pipeline:
     """Ship the provider's spans to every named exporter: ``install(provider, {"phoenix": exp})``.
 
-    ``tracer_provider=None`` uses the global one, which must be an SDK ``TracerProvider``.
-    ``settings`` are :class:`Pipeline`'s keyword arguments.
+    ``tracer_provider=None`` uses the global one, which must be an SDK ``TracerProvider``. With
+    ``log_exporters``, the log records of ``logger_provider`` (None: the global one, which must be an
+    SDK ``LoggerProvider``) go to those backends too. ``settings`` are :class:`Pipeline`'s keyword arguments.
     """
     provider = trace.get_tracer_provider() if tracer_provider is None else tracer_provider
     if not isinstance(provider, TracerProvider):
         raise TypeError(f"spans can only be batched from an SDK TracerProvider, not {type(provider).__name__}.")
-    pipeline = Pipeline(exporters, **settings)  # type: ignore[arg-type]
+    log_provider = _logs.get_logger_provider() if logger_provider is None else logger_provider
+    if log_exporters and not isinstance(log_provider, LoggerProvider):
+        raise TypeError(
+            f"log records can only be batched from an SDK LoggerProvider, not {type(log_provider).__name__}."
+        )
+    pipeline = Pipeline(exporters, log_exporters=log_exporters, **settings)  # type: ignore[arg-type]
     provider.add_span_processor(pipeline)
+    if pipeline.logs is not None:
+        cast(LoggerProvider, log_provider).add_log_record_processor(pipeline.logs)
     return pipeline
