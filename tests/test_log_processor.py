@@ -524,3 +524,18 @@ def test_export_thread_is_listed_for_log_records_only(shutdown_later: Later) -> 
     spans = shutdown_later(spanbatch.BatchSpanProcessor(InMemorySpanExporter()))
     assert dict(logs.stats().dropped) == NO_DROPS
     assert dict(spans.stats().dropped) == {reason: 0 for reason in NO_DROPS if reason != "export_thread"}
+
+
+def test_the_spec_proposals_blrp_queue_full_variables_apply_to_log_records_only(
+    monkeypatch: pytest.MonkeyPatch, shutdown_later: Later
+) -> None:
+    # opentelemetry-specification PR #5181 (open) names OTEL_BLRP_ON_QUEUE_FULL and
+    # OTEL_BLRP_BLOCK_ON_QUEUE_FULL_TIMEOUT for the log processor; the OTEL_BSP_ ones are the span processor's.
+    monkeypatch.setenv("OTEL_BLRP_ON_QUEUE_FULL", "block")
+    monkeypatch.setenv("OTEL_BLRP_BLOCK_ON_QUEUE_FULL_TIMEOUT", "250")
+    monkeypatch.setenv("OTEL_BSP_ON_QUEUE_FULL", "drop")
+    monkeypatch.setenv("OTEL_BSP_BLOCK_ON_QUEUE_FULL_TIMEOUT", "40")
+    logs = shutdown_later(spanbatch.BatchLogRecordProcessor(InMemoryLogRecordExporter()))
+    spans = shutdown_later(spanbatch.BatchSpanProcessor(InMemorySpanExporter()))
+    assert (logs.lanes[0].policies.drop_policy, logs.lanes[0].core.block_timeout_millis) == ("block", 250)
+    assert (spans.lanes[0].policies.drop_policy, spans.lanes[0].core.block_timeout_millis) == ("oldest", 40)
