@@ -49,13 +49,16 @@ class RetryPolicy:
 
 
 def resolve_policies(
-    arguments: Mapping[str, object], owner: str = "ExportPolicies", accepted: type = SpanPolicyArguments
+    arguments: Mapping[str, object],
+    owner: str = "ExportPolicies",
+    accepted: type = SpanPolicyArguments,
+    settings: tuple[_settings.Setting[object], ...] = POLICIES,
 ) -> ExportPolicies:
-    """The export policies from the ``arguments`` given, then ``SPANBATCH_*`` variables, then defaults.
+    """The export policies from the ``arguments`` given, then their ``settings``' variables, then defaults.
 
     ``accepted`` is the keywords' TypedDict: a policy it does not name keeps its default (a log
     processor has no span-start export), and a keyword it does not name raises ``TypeError``, as
-    Python would for the constructor of ``owner``.
+    Python would for the constructor of ``owner``. ``settings``: ``LOG_POLICIES`` for a log processor.
     """
     keywords = accepted.__annotations__
     for name in arguments:
@@ -63,7 +66,7 @@ def resolve_policies(
             raise TypeError(f"{owner}.__init__() got an unexpected keyword argument {name!r}")
     resolved: dict[str, Any] = {
         setting.argument: _settings.resolve(setting, arguments.get(setting.argument))
-        for setting in POLICIES
+        for setting in settings
         if setting.argument in keywords
     }
     policies = ExportPolicies(**resolved)

@@ -159,6 +159,14 @@ POLICIES: tuple[Setting[object], ...] = (
 )
 
 
+# A log processor's: the stock OTEL_BSP_* variables of a policy become the OTEL_BLRP_* ones.
+LOG_POLICIES: tuple[Setting[object], ...] = tuple(
+    replace(setting, variables=tuple(v.replace("OTEL_BSP_", "OTEL_BLRP_") for v in setting.variables))
+    for setting in POLICIES
+    if setting is not EXPORT_SPAN_START
+)
+
+
 class PolicyArguments(TypedDict, total=False):
     """The export policies' keyword arguments, as every public processor takes them (None: not given)."""
 
@@ -230,6 +238,7 @@ SETTINGS: tuple[Setting[object], ...] = (
     *BACKEND_BATCH,
     *LOGS_BATCH,
     *POLICIES,
+    *(setting for setting in LOG_POLICIES if setting not in POLICIES),
     MAX_EXPORT_BATCH_BYTES,
     EXIT_TIMEOUT,
     FLUSH_ON_SIGTERM,

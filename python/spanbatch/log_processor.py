@@ -10,7 +10,7 @@ from spanbatch._config import BatchSettings, resolve_settings
 from spanbatch._lane import Backend
 from spanbatch._logs import LogEngine
 from spanbatch._policies import resolve_policies, spells_out
-from spanbatch._settings import LOGS_BATCH, PolicyArguments
+from spanbatch._settings import LOG_POLICIES, LOGS_BATCH, PolicyArguments
 from spanbatch._stats import SpanStats
 
 if TYPE_CHECKING:  # named LogExporter before SDK 1.39
@@ -50,7 +50,7 @@ class BatchLogRecordProcessor(LogEngine):
         super().__init__(
             [Backend(type(exporter).__name__, exporter, settings)],
             # Every signal's policies: a log record is queued once, when emitted (no span-start export).
-            resolve_policies(policies, type(self).__name__, PolicyArguments),
+            resolve_policies(policies, type(self).__name__, PolicyArguments, LOG_POLICIES),
             named=False,
             meter_provider=meter_provider,
         )
