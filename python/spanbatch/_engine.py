@@ -15,6 +15,8 @@ from typing import ClassVar, Generic, TypeVar
 from opentelemetry.metrics import MeterProvider
 
 from spanbatch import _exit, _fork
+from spanbatch._capabilities import Exporter
+from spanbatch._config import BatchSettings
 from spanbatch._debug_log import debug_enabled
 from spanbatch._lane import Backend, Lane, flush_lanes, weak_method
 from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
@@ -89,3 +91,49 @@ class Engine(ABC, Generic[Telemetry]):
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Drain and shut down every lane in parallel within one deadline. Idempotent."""
         _exit.shutdown(self._lanes, self._timeout_millis(timeout_millis))
+
+
+class OneLane(Engine[Telemetry]):
+    """A stock processor's shape: one exporter in one unnamed lane, reported as the stock processor is.
+
+    What ``BatchSpanProcessor`` and ``BatchLogRecordProcessor`` share; each puts it before its
+    signal's adapter (``SpanEngine``, ``LogEngine``) and spells out the stock constructor.
+    """
+
+    def __init__(
+        self,
+        exporter: Exporter[Telemetry],
+        settings: BatchSettings,
+        policies: ExportPolicies,
+        meter_provider: MeterProvider | None,
+    ) -> None:
+        super().__init__(
+            [Backend(type(exporter).__name__, exporter, settings)], policies, named=False, meter_provider=meter_provider
+        )
+
+    @property
+    def settings(self) -> BatchSettings:
+        return self._lanes[0].settings
+
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        """Export everything queued before this call; False if ``timeout_millis`` passes first.
+
+        ``None`` waits up to ``export_timeout_millis``. An export still running at the deadline
+        goes on in the background.
+        """
+        return super().force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float | None = None) -> None:
+        """Export what is queued, then shut the exporter down, all within ``export_timeout_millis``.
+
+        Idempotent. What is still queued at the deadline is dropped and counted (``shutdown``).
+        """
+        super().shutdown(timeout_millis)
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (
+            f"{type(self).__name__}({self._lanes[0].name}, max_queue_size={s.max_queue_size}, "
+            f"schedule_delay_millis={s.schedule_delay_millis:g}, max_export_batch_size={s.max_export_batch_size}, "
+            f"export_timeout_millis={s.export_timeout_millis:g}, {self._policies}, stats={self.stats()})"
+        )

@@ -6,19 +6,20 @@ from typing import TYPE_CHECKING, cast
 
 from opentelemetry.metrics import MeterProvider
 
-from spanbatch._config import BatchSettings, resolve_settings
-from spanbatch._lane import Backend
+from spanbatch._config import resolve_settings
+from spanbatch._engine import OneLane
 from spanbatch._logs import LogEngine
 from spanbatch._policies import resolve_policies, spells_out
 from spanbatch._settings import LOG_POLICIES, LOGS_BATCH, PolicyArguments
 from spanbatch._stats import SpanStats
 
-if TYPE_CHECKING:  # named LogExporter before SDK 1.39
+if TYPE_CHECKING:  # named LogExporter, and no ReadableLogRecord, before SDK 1.39
+    from opentelemetry.sdk._logs import ReadableLogRecord  # noqa: F401 -- the base class's subscript
     from opentelemetry.sdk._logs.export import LogRecordExporter
     from typing_extensions import Unpack
 
 
-class BatchLogRecordProcessor(LogEngine):
+class BatchLogRecordProcessor(OneLane["ReadableLogRecord"], LogEngine):
     """Batches emitted log records and exports them from a background thread.
 
     A drop-in for ``opentelemetry.sdk._logs.export.BatchLogRecordProcessor`` (same arguments in the
@@ -44,47 +45,20 @@ class BatchLogRecordProcessor(LogEngine):
         meter_provider: MeterProvider | None = None,
         **policies: Unpack[PolicyArguments],
     ) -> None:
-        settings = resolve_settings(
-            max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis, registry=LOGS_BATCH
-        )
         super().__init__(
-            [Backend(type(exporter).__name__, exporter, settings)],
+            exporter,
+            resolve_settings(
+                max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis, registry=LOGS_BATCH
+            ),
             # Every signal's policies: a log record is queued once, when emitted (no span-start export).
             resolve_policies(policies, type(self).__name__, PolicyArguments, LOG_POLICIES),
-            named=False,
-            meter_provider=meter_provider,
+            meter_provider,
         )
 
     @property
     def exporter(self) -> LogRecordExporter:
         return cast("LogRecordExporter", self._lanes[0].exporter)
 
-    @property
-    def settings(self) -> BatchSettings:
-        return self._lanes[0].settings
-
     def stats(self) -> SpanStats:
         """An exact, immutable snapshot of where every emitted log record is."""
         return super().stats()
-
-    def force_flush(self, timeout_millis: int | None = None) -> bool:
-        """Export every record queued before this call; False if ``timeout_millis`` passes first.
-
-        ``None`` waits up to ``export_timeout_millis``.
-        """
-        return super().force_flush(timeout_millis)
-
-    def shutdown(self, timeout_millis: float | None = None) -> None:
-        """Export what is queued, then shut the exporter down, all within ``export_timeout_millis``.
-
-        Idempotent. Records still queued at the deadline are dropped and counted (``shutdown``).
-        """
-        super().shutdown(timeout_millis)
-
-    def __repr__(self) -> str:
-        s = self.settings
-        return (
-            f"{type(self).__name__}({self._lanes[0].name}, schedule_delay_millis={s.schedule_delay_millis:g}, "
-            f"max_export_batch_size={s.max_export_batch_size}, export_timeout_millis={s.export_timeout_millis:g}, "
-            f"max_queue_size={s.max_queue_size}, {self._policies}, stats={self.stats()})"
-        )

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from spanbatch._config import BatchSettings, resolve_settings
-from spanbatch._lane import Backend
+from spanbatch._config import resolve_settings
+from spanbatch._engine import OneLane
 from spanbatch._policies import resolve_policies, spells_out
 from spanbatch._settings import SpanPolicyArguments
 from spanbatch._spans import SpanEngine
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 
-class BatchSpanProcessor(SpanEngine):
+class BatchSpanProcessor(OneLane[ReadableSpan], SpanEngine):
     """Batches ended spans and exports them from a background thread.
 
     A drop-in for ``opentelemetry.sdk.trace.export.BatchSpanProcessor`` (same arguments,
@@ -58,45 +59,17 @@ class BatchSpanProcessor(SpanEngine):
         meter_provider: MeterProvider | None = None,
         **policies: Unpack[SpanPolicyArguments],
     ) -> None:
-        settings = resolve_settings(max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis)
         super().__init__(
-            [Backend(type(span_exporter).__name__, span_exporter, settings)],
+            span_exporter,
+            resolve_settings(max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis),
             resolve_policies(policies, type(self).__name__),
-            named=False,
-            meter_provider=meter_provider,
+            meter_provider,
         )
 
     @property
     def span_exporter(self) -> SpanExporter:
         return cast(SpanExporter, self._lanes[0].exporter)
 
-    @property
-    def settings(self) -> BatchSettings:
-        return self._lanes[0].settings
-
     def stats(self) -> SpanStats:
         """An exact, immutable snapshot of where every received span is."""
         return super().stats()
-
-    def force_flush(self, timeout_millis: int | None = None) -> bool:
-        """Export every span queued before this call; False if ``timeout_millis`` passes first.
-
-        ``None`` waits up to ``export_timeout_millis``. An export still running at the
-        deadline goes on in the background.
-        """
-        return super().force_flush(timeout_millis)
-
-    def shutdown(self, timeout_millis: float | None = None) -> None:
-        """Export what is queued, then shut the exporter down, all within ``export_timeout_millis``.
-
-        Idempotent. Spans still queued at the deadline are dropped and counted (``shutdown``).
-        """
-        super().shutdown(timeout_millis)
-
-    def __repr__(self) -> str:
-        s = self.settings
-        return (
-            f"{type(self).__name__}({self._lanes[0].name}, max_queue_size={s.max_queue_size}, "
-            f"schedule_delay_millis={s.schedule_delay_millis:g}, max_export_batch_size={s.max_export_batch_size}, "
-            f"export_timeout_millis={s.export_timeout_millis:g}, {self._policies}, stats={self.stats()})"
-        )
