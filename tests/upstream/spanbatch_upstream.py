@@ -38,23 +38,15 @@ from spanbatch.exporter import grpc as spanbatch_grpc
 _SAMPLED = SpanContext(trace_id=1, span_id=1, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
 
 
-class _BatchProcessorView:
-    """The stock ``BatchSpanProcessor._batch_processor`` (a ``BatchProcessor``), as upstream tests read it.
-
-    ``emit(span)`` is ``on_end(span)`` (stock's emit skips the sampled check; a span without a
-    context is given a sampled one first); ``shutdown(timeout_millis)`` is ``shutdown(timeout_millis)``;
-    ``_shutdown`` is ``lanes[0].core.is_shutdown``; ``_worker_thread`` is ``lanes[0].worker``; the
-    ``_max_queue_size`` / ``_schedule_delay_millis`` / ``_max_export_batch_size`` /
-    ``_export_timeout_millis`` attributes are the resolved ``settings``.
+class _StockBatchProcessorView:
+    """What the upstream tests read of a stock processor's ``_batch_processor`` (a ``BatchProcessor``), for either
+    signal: ``shutdown(timeout_millis)`` is ``shutdown(timeout_millis)``; ``_shutdown`` is
+    ``lanes[0].core.is_shutdown``; ``_worker_thread`` is ``lanes[0].worker``; the ``_max_queue_size`` /
+    ``_max_export_batch_size`` / ``_export_timeout_millis`` attributes are the resolved ``settings``.
     """
 
-    def __init__(self, processor: spanbatch.BatchSpanProcessor) -> None:
+    def __init__(self, processor: spanbatch.BatchSpanProcessor | spanbatch.BatchLogRecordProcessor) -> None:
         self._processor = processor
-
-    def emit(self, span: ReadableSpan) -> None:
-        if span.context is None:
-            span._context = _SAMPLED
-        self._processor.on_end(span)
 
     def shutdown(self, timeout_millis: float = 30000) -> None:
         self._processor.shutdown(timeout_millis)
@@ -72,16 +64,27 @@ class _BatchProcessorView:
         return self._processor.settings.max_queue_size
 
     @property
-    def _schedule_delay_millis(self) -> float:
-        return self._processor.settings.schedule_delay_millis
-
-    @property
     def _max_export_batch_size(self) -> int:
         return self._processor.settings.max_export_batch_size
 
     @property
     def _export_timeout_millis(self) -> float:
         return self._processor.settings.export_timeout_millis
+
+
+class _BatchProcessorView(_StockBatchProcessorView):
+    """The stock ``BatchSpanProcessor._batch_processor``: ``emit(span)`` is ``on_end(span)`` (stock's emit
+    skips the sampled check; a span without a context is given a sampled one first), and
+    ``_schedule_delay_millis`` is the resolved setting."""
+
+    def emit(self, span: ReadableSpan) -> None:
+        if span.context is None:
+            span._context = _SAMPLED
+        self._processor.lanes[0].core.on_end(span)
+
+    @property
+    def _schedule_delay_millis(self) -> float:
+        return self._processor.settings.schedule_delay_millis
 
 
 class UpstreamBatchSpanProcessor(spanbatch.BatchSpanProcessor):
@@ -93,52 +96,22 @@ class UpstreamBatchSpanProcessor(spanbatch.BatchSpanProcessor):
         return _BatchProcessorView(self)
 
 
-class _LogBatchProcessorView:
-    """The stock ``BatchLogRecordProcessor._batch_processor`` (a ``BatchProcessor``), as upstream tests read it.
-
-    ``emit(record)`` is the lane core's ``on_emit(record)``: stock's emit queues the record as given, below
-    ``on_emit``'s conversion (the tests check the exporter gets that very object). ``shutdown(timeout_millis)``
-    is ``shutdown(timeout_millis)``; ``_shutdown`` is ``lanes[0].core.is_shutdown``; ``_worker_thread`` is
-    ``lanes[0].worker``; ``_exporter`` is ``exporter``; ``_max_queue_size`` / ``_schedule_delay`` (seconds) /
-    ``_max_export_batch_size`` / ``_export_timeout_millis`` are the resolved ``settings``.
-    """
-
-    def __init__(self, processor: spanbatch.BatchLogRecordProcessor) -> None:
-        self._processor = processor
+class _LogBatchProcessorView(_StockBatchProcessorView):
+    """The stock ``BatchLogRecordProcessor._batch_processor``: ``emit(record)`` is the lane core's
+    ``on_emit(record)`` (stock's emit queues the record as given, below ``on_emit``'s conversion: the tests
+    check the exporter gets that very object); ``_exporter`` is ``exporter``; ``_schedule_delay`` is the
+    resolved setting in seconds."""
 
     def emit(self, record: Any) -> None:
         self._processor.lanes[0].core.on_emit(record)
 
-    def shutdown(self, timeout_millis: float = 30000) -> None:
-        self._processor.shutdown(timeout_millis)
-
-    @property
-    def _shutdown(self) -> bool:
-        return self._processor.lanes[0].core.is_shutdown
-
-    @property
-    def _worker_thread(self) -> Any:
-        return self._processor.lanes[0].worker
-
     @property
     def _exporter(self) -> Any:
-        return self._processor.exporter
-
-    @property
-    def _max_queue_size(self) -> int:
-        return self._processor.settings.max_queue_size
+        return self._processor.lanes[0].exporter
 
     @property
     def _schedule_delay(self) -> float:
         return self._processor.settings.schedule_delay_millis / 1000
-
-    @property
-    def _max_export_batch_size(self) -> int:
-        return self._processor.settings.max_export_batch_size
-
-    @property
-    def _export_timeout_millis(self) -> float:
-        return self._processor.settings.export_timeout_millis
 
 
 class UpstreamBatchLogRecordProcessor(spanbatch.BatchLogRecordProcessor):
