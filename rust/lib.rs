@@ -45,7 +45,7 @@ const BUILD_PROFILE: &str = if cfg!(debug_assertions) {
     "release"
 };
 
-/// `off` when PyO3's reference pool is compiled out (`.cargo/config.toml`): no pymethod call
+/// `off` when `PyO3`'s reference pool is compiled out (`.cargo/config.toml`): no pymethod call
 /// then takes the pool's global lock.
 const REFERENCE_POOL: &str = if cfg!(pyo3_disable_reference_pool) {
     "off"
