@@ -33,8 +33,9 @@ pub(crate) fn is_sampled(span: &Bound<'_, PyAny>) -> bool {
     if let Ok(context) = span.getattr(intern!(py, "_context")) {
         // The SDK's SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, ...).
         if let Ok(fields) = context.cast::<PyTuple>() {
+            // Borrowed: the tuple holds it while it is read, and no reference count moves.
             if let Some(flags) = fields
-                .get_item(3)
+                .get_borrowed_item(3)
                 .ok()
                 .and_then(|f| f.extract::<u64>().ok())
             {

@@ -45,10 +45,19 @@ const BUILD_PROFILE: &str = if cfg!(debug_assertions) {
     "release"
 };
 
-/// What the module was built as, for bug reports: `profile=release arch=x86_64 os=linux`.
+/// `off` when `PyO3`'s reference pool is compiled out (`.cargo/config.toml`): no pymethod call
+/// then takes the pool's global lock.
+const REFERENCE_POOL: &str = if cfg!(pyo3_disable_reference_pool) {
+    "off"
+} else {
+    "on"
+};
+
+/// What the module was built as, for bug reports:
+/// `profile=release refpool=off arch=x86_64 os=linux`.
 fn build_info() -> String {
     format!(
-        "profile={BUILD_PROFILE} arch={} os={}",
+        "profile={BUILD_PROFILE} refpool={REFERENCE_POOL} arch={} os={}",
         std::env::consts::ARCH,
         std::env::consts::OS
     )
@@ -89,8 +98,7 @@ mod tests {
     #[test]
     fn build_info_names_the_profile() {
         let info = super::build_info();
-        assert!(
-            info.starts_with("profile=debug arch=") || info.starts_with("profile=release arch=")
-        );
+        assert!(info.starts_with("profile=debug ") || info.starts_with("profile=release "));
+        assert!(info.contains(" refpool=off "), "{info}");
     }
 }

@@ -5,7 +5,9 @@ figures as a Markdown table.
 
 ``vs stock`` is the stock median over this row's median: above 1x is faster than stock. ``spans/s``
 is spans per round over the median round (``-`` where a round is not a number of spans). ``exported``
-and ``dropped`` are what the benchmark recorded, so a fast but lossy row reads as such.
+and ``dropped`` are what the benchmark recorded, so a fast but lossy row reads as such. ``vs baseline``
+is, where a benchmark records it, the row against the baseline timed in the same rounds: CPU per span
+over the loop with no processor, or the time of a C builtin called in the same loop.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import sys
 from collections import defaultdict
 from typing import Any
 
-# Stock first, then the others in a fixed order, so every group reads the same way.
-_ORDER = {"stock": 0, "spanbatch": 1, "spanbatch+stock-exporter": 2, "fastotel": 3}
+# A baseline first, then stock, then the others in a fixed order, so every group reads the same way.
+_BASELINES = {"none": -1, "none+encoding": -1, "id() floor": -1}
+_ORDER = {**_BASELINES, "stock": 0, "spanbatch": 1, "spanbatch+stock-exporter": 2, "fastotel": 3}
 
 
 def rows(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -52,7 +55,16 @@ def dropped(info: dict[str, Any]) -> str:
     return f"{count}{share}"
 
 
-HEADER = ("processor", "median", "per span", "vs stock", "spans/s", "exported", "dropped", "CPU/span")
+HEADER = ("processor", "median", "per span", "vs stock", "spans/s", "exported", "dropped", "CPU/span", "vs baseline")
+
+
+def against_baseline(info: dict[str, Any]) -> str:
+    """The row against the baseline it was timed with in the same rounds (see ``test_bench_overhead``)."""
+    if "overhead_us_per_span" in info:
+        return f"{info['overhead_us_per_span']:+.2f} us"
+    if "floor_ratio" in info:
+        return f"{info['floor_ratio']:.1f}x floor"
+    return "-"
 
 
 def groups(data: dict[str, Any]) -> list[tuple[str, list[list[str]], list[str]]]:
@@ -76,6 +88,7 @@ def groups(data: dict[str, Any]) -> list[tuple[str, list[list[str]], list[str]]]
                     str(info.get("exported", "-")),
                     dropped(info),
                     "-" if cpu is None else f"{cpu:.1f} us",
+                    against_baseline(info),
                 ]
             )
         exporters = [f"{contender(b)}: {b['extra_info']['exporter']}" for b in benches if "exporter" in b["extra_info"]]
@@ -85,7 +98,7 @@ def groups(data: dict[str, Any]) -> list[tuple[str, list[list[str]], list[str]]]
 
 def table(data: dict[str, Any]) -> list[str]:
     width = max([10, *(len(contender(b)) for b in data["benchmarks"])])
-    template = "  {:<{w}} {:>10} {:>10} {:>9} {:>12} {:>9} {:>13} {:>9}"
+    template = "  {:<{w}} {:>10} {:>10} {:>9} {:>12} {:>9} {:>13} {:>9} {:>12}"
     lines = []
     for group, cells, exporters in groups(data):
         lines.append(f"\n{group}")
