@@ -17,11 +17,11 @@ from spanbatch import _settings
 from spanbatch._capabilities import Exporter
 from spanbatch._config import resolve_settings
 from spanbatch._lane import Backend, Lane, flush_lanes
-from spanbatch._logs import LogEngine
 from spanbatch._policies import resolve_policies, spells_out
 from spanbatch._settings import ExportPolicies, SpanPolicyArguments
-from spanbatch._spans import SpanEngine
 from spanbatch._stats import SpanStats
+from spanbatch.log_processor import LogEngine
+from spanbatch.processor import SpanEngine
 
 if TYPE_CHECKING:
     from opentelemetry.sdk._logs.export import LogRecordExporter
