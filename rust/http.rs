@@ -8,7 +8,7 @@
 use crate::batching::millis;
 use crate::http_outcome::{Outcome, PyHttpOutcome};
 use crate::otlp::compress::Codec;
-use crate::otlp::encoder::PySpanRequest;
+use crate::otlp::reader::AnyRequest;
 use crate::sync::locked;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -145,7 +145,7 @@ impl PyHttpSender {
         py: Python<'_>,
         url: &str,
         headers: Vec<(String, String)>,
-        requests: Vec<Py<PySpanRequest>>,
+        requests: Vec<AnyRequest>,
         encoding: &str,
         max_request_size: i64,
         timeout_seconds: Option<f64>,
@@ -166,7 +166,7 @@ impl PyHttpSender {
             for request in &requests {
                 // Each request's export starts here, with its serialization: its deadline counts from now.
                 let started = Instant::now();
-                let request = &request.get().request;
+                let request = request.request();
                 let body = request.to_bytes();
                 let outcome = match (limit, codec) {
                     (Some(limit), _) if body.len() > limit => Outcome::TooLarge(body.len()),
