@@ -1,8 +1,9 @@
-"""Reading or encoding a batch with the Rust ``SpanEncoder``, logging and counting what it had to leave out.
+"""Reading or encoding a batch with the Rust ``SpanEncoder`` or ``LogEncoder``, logging and counting what it
+had to leave out.
 
-A batch is either spans or a ``SpanRequest`` spanbatch's processor already read them into
-while the batch filled (see ``BatchCore.next_requests``); such a request carries its own
-count of spans left out, which the processor settles with it.
+A batch is either spans (log records) or a ``SpanRequest`` (``LogRequest``) spanbatch's processor
+already read them into while the batch filled (see ``BatchCore.next_requests``); such a request
+carries its own count of items left out, which the processor settles with it.
 
 Below both the export loop and ``spanbatch.exporter``, which share it: the loop opens
 ``spans_left_out`` around its exports and the exporters fill it, so neither imports the other.
@@ -14,15 +15,17 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TypeVar, overload
 
+from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 
-from spanbatch._core import SpanEncoder, SpanRequest
+from spanbatch._core import LogEncoder, LogRequest, SpanEncoder, SpanRequest
 
 T = TypeVar("T")
 
 Batch = Sequence[ReadableSpan] | SpanRequest
+LogBatch = Sequence[ReadableLogRecord] | LogRequest
 
 logger = logging.getLogger("spanbatch.exporter")
 
@@ -46,16 +49,23 @@ def spans_left_out() -> Iterator[dict[int, int]]:
         _left_out.counts = outer
 
 
-def encode_batch(encoder: SpanEncoder, batch: Batch) -> bytes:
-    """A serialized ``ExportTraceServiceRequest`` for ``batch``; one warning per batch for anything left out."""
-    if isinstance(batch, SpanRequest):
-        return batch.to_bytes()
-    return read_batch(encoder, batch).to_bytes()
+@overload
+def encode_batch(encoder: SpanEncoder, batch: Batch) -> bytes: ...
+@overload
+def encode_batch(encoder: LogEncoder, batch: LogBatch) -> bytes: ...
+def encode_batch(encoder: SpanEncoder | LogEncoder, batch: Batch | LogBatch) -> bytes:
+    """A serialized ``ExportTraceServiceRequest`` (``ExportLogsServiceRequest``) for ``batch``; one warning per
+    batch for anything left out."""
+    return read_batch(encoder, batch).to_bytes()  # type: ignore[arg-type]
 
 
-def read_batch(encoder: SpanEncoder, batch: Batch) -> SpanRequest:
+@overload
+def read_batch(encoder: SpanEncoder, batch: Batch) -> SpanRequest: ...
+@overload
+def read_batch(encoder: LogEncoder, batch: LogBatch) -> LogRequest: ...
+def read_batch(encoder: SpanEncoder | LogEncoder, batch: Batch | LogBatch) -> SpanRequest | LogRequest:
     """``batch`` read into a request to serialize later; one warning per batch for anything left out."""
-    if isinstance(batch, SpanRequest):
+    if isinstance(batch, SpanRequest | LogRequest):
         return batch
     request = counting_skips(encoder, lambda: encoder.read(batch))
     counts: dict[int, int] | None = getattr(_left_out, "counts", None)
@@ -64,17 +74,26 @@ def read_batch(encoder: SpanEncoder, batch: Batch) -> SpanRequest:
     return request
 
 
-def counting_skips(encoder: SpanEncoder, read: Callable[[], T]) -> T:
-    """``read()``, with one warning for the values and spans the encoder had to leave out meanwhile."""
-    values, unread = encoder.skipped_values, encoder.skipped_spans
+def _skipped_items(encoder: SpanEncoder | LogEncoder) -> tuple[int, str]:
+    """The items ``encoder`` left out so far, and what they are."""
+    if isinstance(encoder, LogEncoder):
+        return encoder.skipped_records, "log record(s)"
+    return encoder.skipped_spans, "span(s)"
+
+
+def counting_skips(encoder: SpanEncoder | LogEncoder, read: Callable[[], T]) -> T:
+    """``read()``, with one warning for the values and items the encoder had to leave out meanwhile."""
+    values, (unread, _) = encoder.skipped_values, _skipped_items(encoder)
     data = read()
     # The stock encoder logs each such key too; a count per batch keeps the log readable.
     if (skipped := encoder.skipped_values - values) > 0:
         logger.warning("Left out %d attribute value(s) of a type OTLP cannot carry.", skipped)
-    if (skipped := encoder.skipped_spans - unread) > 0:
+    items, noun = _skipped_items(encoder)
+    if (skipped := items - unread) > 0:
         logger.warning(
-            "Left out %d span(s) that could not be read (last error: %s); the rest of the batch is exported.",
+            "Left out %d %s that could not be read (last error: %s); the rest of the batch is exported.",
             skipped,
+            noun,
             encoder.last_skip_reason,
         )
     return data

@@ -1,4 +1,6 @@
-"""OTLP/HTTP (protobuf) span exporter: the stock exporter's transport, retries and settings, Rust encoding.
+"""OTLP/HTTP (protobuf) exporters: the stock exporters' transport, retries and settings, Rust encoding.
+
+``RustEncodedHTTP`` is what the span and log exporters share; the log exporter is in ``_http_logs``.
 
 Private parts of the stock exporter this relies on (checked by the tests, 1.45.2):
 ``_OTLPHTTPClient`` and its ``_compress(bytes) -> bytes`` / ``_compression`` / ``_endpoint`` /
@@ -13,7 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 try:
@@ -34,7 +36,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from spanbatch import _settings
-from spanbatch._core import SpanEncoder, SpanRequest, compress
+from spanbatch._core import LogEncoder, LogRequest, SpanEncoder, SpanRequest, compress
 from spanbatch._encoding import Batch, encode_batch, read_batch
 from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError
 
@@ -55,7 +57,132 @@ class _RustCompressingClient(_http._OTLPHTTPClient):
         return compress(serialized_data, self._compression.value)
 
 
-class OTLPSpanExporter(_stock.OTLPSpanExporter):
+class RustEncodedHTTP:
+    """What spanbatch's OTLP/HTTP exporters add to a stock exporter (a base listed before it): requests
+    encoded by the Rust encoder, sent from Rust where the stock transport would do the same."""
+
+    # What each subclass names: its signal as the stock messages word it, its result enum, its stock logger.
+    _signal: ClassVar[str]
+    _results: ClassVar[Any]
+    _logger: ClassVar[logging.Logger]
+    # The stock exporter's own attributes.
+    _shutdown: bool
+    _client: _http._OTLPHTTPClient
+    _metrics: Any
+    _max_request_size: int
+    _endpoint: str
+
+    def _encode_in_rust(
+        self, encoder: SpanEncoder | LogEncoder, session: requests.Session | None, transport_given: bool
+    ) -> None:
+        self._encoder = encoder
+        # Same object, same settings; only ``_compress`` changes (see _RustCompressingClient).
+        if type(self._client) is _http._OTLPHTTPClient:
+            self._client.__class__ = _RustCompressingClient
+        # A transport the caller gave is theirs to keep: requests go through it, not from Rust.
+        self._native = None if transport_given else native_transport_for(self, session)
+
+    def _credential_provider_set(self) -> bool:
+        """Whether the stock exporter loaded its session from a credential provider named in a variable."""
+        return bool(_settings.read(_settings.HTTP_CREDENTIAL_PROVIDER))
+
+    @property
+    def sends_natively(self) -> bool:
+        """Whether requests go out from Rust (plain ``http://``, no session) rather than through requests."""
+        return self._native is not None
+
+    def _export_batches(self, batches: Sequence[Any]) -> list[Any]:
+        # Behind both entry points, so that a subclass overriding one never has it called by the other.
+        results = self._results
+        if self._shutdown:
+            self._logger.warning("Exporter already shutdown, ignoring batch")
+            return [results.FAILURE] * len(batches)
+        if self._native is None or not isinstance(self._metrics, NoOpExporterMetrics):
+            # The exporter's own metrics time each export, so each is made on its own.
+            return [self._export_one(batch) for batch in batches]
+        read: list[tuple[int, SpanRequest | LogRequest]] = []
+        outcomes = [results.FAILURE] * len(batches)
+        for index, batch in enumerate(batches):
+            try:
+                read.append((index, read_batch(self._encoder, batch)))
+            except Exception as error:
+                self._logger.error("Failed to encode %s batch: %s", self._signal, error)
+        client = self._client
+        sent = self._native.send_all(
+            client._endpoint,
+            client._headers,
+            [request for _, request in read],
+            encoding=client._compression.value,
+            max_request_size=self._max_request_size,
+            timeout=client._timeout,
+        )
+        for (index, request), first_attempt in zip(read, sent, strict=True):
+            outcomes[index] = self._settle(request, first_attempt)
+        return outcomes
+
+    def _settle(self, request: SpanRequest | LogRequest, first_attempt: NativeHTTPResult) -> Any:
+        """The result of a request ``send_all`` made (or, on failure, of the stock client's retries after it)."""
+        assert self._native is not None
+        results = self._results
+        status = first_attempt.status_code
+        if status is not None and 200 <= status < 400:
+            return results.SUCCESS
+        if isinstance(first_attempt.error, RequestPayloadTooLargeError):
+            self._logger.warning("Dropping %s batch: %s", self._signal, first_attempt.error)
+            return results.FAILURE
+        if isinstance(first_attempt.error, NotSentError):
+            outcome = self._client.export(request.to_bytes())
+        else:
+            with self._native.replaying(first_attempt):
+                outcome = self._client_after(first_attempt.seconds).export(request.to_bytes())
+        return results.SUCCESS if outcome.success else results.FAILURE
+
+    def _client_after(self, seconds: float) -> _http._OTLPHTTPClient:
+        """The stock client with what an attempt of ``seconds`` left of its timeout.
+
+        One export has one deadline: the stock client's retries after the first attempt must
+        keep to it, not start a fresh one (which would resend a timed-out batch at once and
+        double the export's time). A shallow copy: same transport, headers and shutdown event.
+        """
+        client = copy.copy(self._client)
+        client._timeout = max(0.0, self._client._timeout - seconds)
+        return client
+
+    def _export_one(self, batch: Any) -> Any:
+        # The stock ``export`` with ``encode_*(...).Serialize*ToString()`` swapped out.
+        results, signal = self._results, self._signal
+        with self._metrics.export_operation(len(batch)) as result:
+            try:
+                serialized_data = encode_batch(self._encoder, batch)
+            except Exception as error:
+                self._logger.error("Failed to encode %s batch: %s", signal, error)
+                result.error = error
+                return results.FAILURE
+            if _is_request_too_large(serialized_data, self._max_request_size):
+                self._logger.warning(
+                    "Dropping %s batch: serialized size %d bytes exceeds max_request_size %d bytes.",
+                    signal,
+                    len(serialized_data),
+                    self._max_request_size,
+                )
+                result.error = RequestPayloadTooLargeError(
+                    f"Serialized {signal} request size {len(serialized_data)} bytes exceeds "
+                    f"max_request_size {self._max_request_size} bytes."
+                )
+                return results.FAILURE
+            export_result = self._client.export(serialized_data)
+            if not export_result.success:
+                result.error = export_result.error
+                result.error_attrs = (
+                    {HTTP_RESPONSE_STATUS_CODE: export_result.status_code}
+                    if export_result.status_code is not None
+                    else None
+                )
+                return results.FAILURE
+        return results.SUCCESS
+
+
+class OTLPSpanExporter(RustEncodedHTTP, _stock.OTLPSpanExporter):
     """Drop-in for ``opentelemetry.exporter.otlp.proto.http.trace_exporter.OTLPSpanExporter``.
 
     Same arguments, ``OTEL_EXPORTER_OTLP_*`` / ``OTEL_EXPORTER_OTLP_TRACES_*`` variables,
@@ -64,6 +191,10 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
     made differently, by spanbatch's Rust encoder, and gzip/deflate run in Rust too.
     Works with any span processor.
     """
+
+    _signal = "span"
+    _results = SpanExportResult
+    _logger = logger
 
     def __init__(  # noqa: PLR0917 -- the stock exporter's positional parameters, for a drop-in
         self,
@@ -95,12 +226,7 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
             meter_provider=meter_provider,
             **given,
         )
-        self._encoder = SpanEncoder()
-        # Same object, same settings; only ``_compress`` changes (see _RustCompressingClient).
-        if type(self._client) is _http._OTLPHTTPClient:
-            self._client.__class__ = _RustCompressingClient
-        # A transport the caller gave is theirs to keep: requests go through it, not from Rust.
-        self._native = None if _transport is not None else native_transport_for(self, session)
+        self._encode_in_rust(SpanEncoder(), session, _transport is not None)
 
     @property
     def span_encoder(self) -> SpanEncoder:
@@ -109,116 +235,22 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         spanbatch's processors read each batch with it while the batch fills, and export the
         ``SpanRequest`` it made.
         """
+        assert isinstance(self._encoder, SpanEncoder)
         return self._encoder
 
-    @property
-    def sends_natively(self) -> bool:
-        """Whether requests go out from Rust (plain ``http://``, no session) rather than through requests."""
-        return self._native is not None
-
     def export(self, spans: Batch) -> SpanExportResult:
-        return self._export_batches([spans])[0]
+        result: SpanExportResult = self._export_batches([spans])[0]
+        return result
 
     def export_many(self, batches: Sequence[Batch]) -> list[SpanExportResult]:
         """Export each batch as its own request; spanbatch's processors call this with several at once.
 
         A batch is spans, or a ``SpanRequest`` this exporter's ``span_encoder`` read them into.
-
-        With the native transport every first attempt is made in one stretch without the
-        GIL; a batch whose attempt failed goes on through the stock client's retries.
         """
         return self._export_batches(batches)
 
-    def _export_batches(self, batches: Sequence[Batch]) -> list[SpanExportResult]:
-        # Behind both entry points, so that a subclass overriding one never has it called by the other.
-        if self._shutdown:
-            logger.warning("Exporter already shutdown, ignoring batch")
-            return [SpanExportResult.FAILURE] * len(batches)
-        if self._native is None or not isinstance(self._metrics, NoOpExporterMetrics):
-            # The exporter's own metrics time each export, so each is made on its own.
-            return [self._export_one(batch) for batch in batches]
-        read: list[tuple[int, SpanRequest]] = []
-        results = [SpanExportResult.FAILURE] * len(batches)
-        for index, batch in enumerate(batches):
-            try:
-                read.append((index, read_batch(self._encoder, batch)))
-            except Exception as error:
-                logger.error("Failed to encode span batch: %s", error)
-        client = self._client
-        sent = self._native.send_all(
-            client._endpoint,
-            client._headers,
-            [request for _, request in read],
-            encoding=client._compression.value,
-            max_request_size=self._max_request_size,
-            timeout=client._timeout,
-        )
-        for (index, request), first_attempt in zip(read, sent, strict=True):
-            results[index] = self._settle(request, first_attempt)
-        return results
 
-    def _settle(self, request: SpanRequest, first_attempt: NativeHTTPResult) -> SpanExportResult:
-        """The result of a request ``send_all`` made (or, on failure, of the stock client's retries after it)."""
-        assert self._native is not None
-        status = first_attempt.status_code
-        if status is not None and 200 <= status < 400:
-            return SpanExportResult.SUCCESS
-        if isinstance(first_attempt.error, RequestPayloadTooLargeError):
-            logger.warning("Dropping span batch: %s", first_attempt.error)
-            return SpanExportResult.FAILURE
-        if isinstance(first_attempt.error, NotSentError):
-            outcome = self._client.export(request.to_bytes())
-        else:
-            with self._native.replaying(first_attempt):
-                outcome = self._client_after(first_attempt.seconds).export(request.to_bytes())
-        return SpanExportResult.SUCCESS if outcome.success else SpanExportResult.FAILURE
-
-    def _client_after(self, seconds: float) -> _http._OTLPHTTPClient:
-        """The stock client with what an attempt of ``seconds`` left of its timeout.
-
-        One export has one deadline: the stock client's retries after the first attempt must
-        keep to it, not start a fresh one (which would resend a timed-out batch at once and
-        double the export's time). A shallow copy: same transport, headers and shutdown event.
-        """
-        client = copy.copy(self._client)
-        client._timeout = max(0.0, self._client._timeout - seconds)
-        return client
-
-    def _export_one(self, spans: Batch) -> SpanExportResult:
-        # The stock ``export`` with ``encode_spans(...).SerializePartialToString()`` swapped out.
-        with self._metrics.export_operation(len(spans)) as result:
-            try:
-                serialized_data = encode_batch(self._encoder, spans)
-            except Exception as error:
-                logger.error("Failed to encode span batch: %s", error)
-                result.error = error
-                return SpanExportResult.FAILURE
-            if _is_request_too_large(serialized_data, self._max_request_size):
-                logger.warning(
-                    "Dropping span batch: serialized size %d bytes exceeds max_request_size %d bytes.",
-                    len(serialized_data),
-                    self._max_request_size,
-                )
-                result.error = RequestPayloadTooLargeError(
-                    f"Serialized span request size {len(serialized_data)} bytes exceeds "
-                    f"max_request_size {self._max_request_size} bytes."
-                )
-                return SpanExportResult.FAILURE
-            export_result = self._client.export(serialized_data)
-            if not export_result.success:
-                result.error = export_result.error
-                result.error_attrs = (
-                    {HTTP_RESPONSE_STATUS_CODE: export_result.status_code}
-                    if export_result.status_code is not None
-                    else None
-                )
-                return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
-
-
-def native_transport_for(
-    exporter: _stock.OTLPSpanExporter, session: requests.Session | None
-) -> NativeHTTPTransport | None:
+def native_transport_for(exporter: RustEncodedHTTP, session: requests.Session | None) -> NativeHTTPTransport | None:
     """A Rust transport to use instead of the stock one, where it behaves the same: plain HTTP, no session.
 
     TLS (``https://``, certificates) and custom or credential-provider sessions stay on requests.
@@ -228,7 +260,7 @@ def native_transport_for(
         session is not None
         or type(transport) is not RequestsHTTPTransport
         or urlsplit(exporter._endpoint).scheme.lower() != "http"
-        or _settings.read(_settings.HTTP_CREDENTIAL_PROVIDER)
+        or exporter._credential_provider_set()
     ):
         return None
     native = NativeHTTPTransport()

@@ -1,6 +1,6 @@
-"""OTLP/gRPC span exporter: the stock exporter's channel, retries and settings, Rust encoding.
+"""OTLP/gRPC span and log exporters: the stock exporters' channel, retries and settings, Rust encoding.
 
-Private parts of the stock exporter this relies on (checked by the tests, 1.41.1 and 1.45.2):
+Private parts of the stock exporters this relies on (checked by the tests, 1.41.1 and 1.45.2):
 ``OTLPExporterMixin._initialize_channel_and_stub`` (called at construction and again on
 reconnect), ``_channel``, ``_client`` (whose ``Export(request=..., metadata=..., timeout=...)``
 ``_export`` calls) and ``_translate_data``.
@@ -12,26 +12,43 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import grpc
+from opentelemetry.exporter.otlp.proto.grpc import _log_exporter as _stock_logs
 from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as _stock
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from spanbatch._core import SpanEncoder
-from spanbatch._encoding import Batch, encode_batch
+from spanbatch._core import LogEncoder, SpanEncoder
+from spanbatch._encoding import Batch, LogBatch, encode_batch
+
+__all__ = ["OTLPLogExporter", "OTLPSpanExporter"]
 
 _EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+_EXPORT_LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 
 
-class _EncodedTraceServiceStub:
-    """A TraceService stub whose ``Export`` sends an already serialized request as is."""
+class _EncodedServiceStub:
+    """A TraceService or LogsService stub whose ``Export`` sends an already serialized request as is."""
 
-    def __init__(self, channel: grpc.Channel) -> None:
+    def __init__(self, channel: grpc.Channel, method: str, response: type[Any]) -> None:
         # No request serializer: gRPC then sends the bytes it is given.
         self.Export = channel.unary_unary(
-            _EXPORT_METHOD,
+            method,
             request_serializer=None,
-            response_deserializer=ExportTraceServiceResponse.FromString,
+            response_deserializer=response.FromString,
         )
+
+
+def _newer_parameters(
+    retryable_error_codes: Iterable[grpc.StatusCode] | None, meter_provider: MeterProvider | None
+) -> dict[str, Any]:
+    """Stock releases before 1.45 have neither of these two parameters: passed on only when given."""
+    extra: dict[str, Any] = {}
+    if retryable_error_codes is not None:
+        extra["retryable_error_codes"] = retryable_error_codes
+    if meter_provider is not None:
+        extra["meter_provider"] = meter_provider
+    return extra
 
 
 class OTLPSpanExporter(_stock.OTLPSpanExporter):
@@ -57,12 +74,7 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         meter_provider: MeterProvider | None = None,
     ) -> None:
         self._encoder = SpanEncoder()
-        # Stock releases before 1.45 have neither of these two parameters: pass them only when given.
-        extra: dict[str, Any] = {}
-        if retryable_error_codes is not None:
-            extra["retryable_error_codes"] = retryable_error_codes
-        if meter_provider is not None:
-            extra["meter_provider"] = meter_provider
+        extra = _newer_parameters(retryable_error_codes, meter_provider)
         super().__init__(endpoint, insecure, credentials, headers, timeout, compression, channel_options, **extra)
 
     @property
@@ -77,7 +89,53 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
     def _initialize_channel_and_stub(self) -> None:
         # Called by the stock constructor and again when it reconnects after UNAVAILABLE.
         super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
-        self._client = _EncodedTraceServiceStub(self._channel)  # type: ignore[assignment]
+        stub = _EncodedServiceStub(self._channel, _EXPORT_METHOD, ExportTraceServiceResponse)
+        self._client = stub  # type: ignore[assignment]
 
     def _translate_data(self, data: Batch) -> bytes:  # type: ignore[override]
+        return encode_batch(self._encoder, data)
+
+
+class OTLPLogExporter(_stock_logs.OTLPLogExporter):
+    """Drop-in for ``opentelemetry.exporter.otlp.proto.grpc._log_exporter.OTLPLogExporter``.
+
+    Same arguments, ``OTEL_EXPORTER_OTLP_*`` / ``OTEL_EXPORTER_OTLP_LOGS_*`` variables,
+    channel, compression (done by gRPC's C core), retries and results: those are the
+    stock exporter's own code. Only the request is made differently, by spanbatch's
+    Rust encoder. Works with any log record processor.
+    """
+
+    def __init__(  # noqa: PLR0917 -- the stock exporter's positional parameters, for a drop-in
+        self,
+        endpoint: str | None = None,
+        insecure: bool | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        headers: Sequence[tuple[str, str]] | dict[str, str] | str | None = None,
+        timeout: float | None = None,
+        compression: grpc.Compression | None = None,
+        channel_options: tuple[tuple[str, str]] | None = None,
+        retryable_error_codes: Iterable[grpc.StatusCode] | None = None,
+        *,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        self._encoder = LogEncoder()
+        extra = _newer_parameters(retryable_error_codes, meter_provider)
+        super().__init__(endpoint, insecure, credentials, headers, timeout, compression, channel_options, **extra)
+
+    @property
+    def log_encoder(self) -> LogEncoder:
+        """The Rust encoder, with its ``skipped_values`` / ``skipped_records`` counters.
+
+        spanbatch's processors read each batch with it while the batch fills, and export the
+        ``LogRequest`` it made.
+        """
+        return self._encoder
+
+    def _initialize_channel_and_stub(self) -> None:
+        # Called by the stock constructor and again when it reconnects after UNAVAILABLE.
+        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
+        stub = _EncodedServiceStub(self._channel, _EXPORT_LOGS_METHOD, ExportLogsServiceResponse)
+        self._client = stub  # type: ignore[assignment]
+
+    def _translate_data(self, data: LogBatch) -> bytes:  # type: ignore[override]
         return encode_batch(self._encoder, data)

@@ -1,0 +1,107 @@
+"""OTLP/HTTP (protobuf) log exporter: the stock log exporter's transport, retries and settings, Rust encoding.
+
+Relies on the same private parts of the stock exporter as the span exporter (see ``_http``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.exporter.otlp.common import http as _http
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http import _log_exporter as _stock
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk._logs.export import LogRecordExportResult
+from opentelemetry.sdk.environment_variables import (
+    _OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,
+    _OTEL_PYTHON_EXPORTER_OTLP_HTTP_LOGS_CREDENTIAL_PROVIDER,
+)
+
+from spanbatch._core import LogEncoder
+from spanbatch._encoding import LogBatch
+from spanbatch.exporter._http import RustEncodedHTTP
+
+if TYPE_CHECKING:
+    import requests
+    from opentelemetry.exporter.http.transport._base import BaseHTTPTransport
+
+# The stock exporter's logger: the lines below are its lines, for the same events.
+logger = logging.getLogger(_stock.__name__)
+
+
+class OTLPLogExporter(RustEncodedHTTP, _stock.OTLPLogExporter):
+    """Drop-in for ``opentelemetry.exporter.otlp.proto.http._log_exporter.OTLPLogExporter``.
+
+    Same arguments, ``OTEL_EXPORTER_OTLP_*`` / ``OTEL_EXPORTER_OTLP_LOGS_*`` variables,
+    compression choices, retries and results: those are the stock exporter's own code. Only
+    the request body is made differently, by spanbatch's Rust encoder, and gzip/deflate run
+    in Rust too. Works with any log record processor.
+    """
+
+    _signal = "logs"
+    _results = LogRecordExportResult
+    _logger = logger
+
+    def __init__(  # noqa: PLR0917 -- the stock exporter's positional parameters, for a drop-in
+        self,
+        endpoint: str | None = None,
+        certificate_file: str | None = None,
+        client_key_file: str | None = None,
+        client_certificate_file: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        compression: Compression | _http.Compression | None = None,
+        session: requests.Session | None = None,
+        *,
+        max_request_size: int | None = None,
+        meter_provider: MeterProvider | None = None,
+        _transport: BaseHTTPTransport | None = None,
+    ) -> None:
+        # Passed on only when given: the stock overloads take ``_transport`` without certificate files.
+        given: dict[str, Any] = {} if _transport is None else {"_transport": _transport}
+        super().__init__(
+            endpoint,
+            certificate_file,
+            client_key_file,
+            client_certificate_file,
+            headers,
+            timeout,
+            compression,
+            session,
+            max_request_size=max_request_size,
+            meter_provider=meter_provider,
+            **given,
+        )
+        self._encode_in_rust(LogEncoder(), session, _transport is not None)
+
+    def _credential_provider_set(self) -> bool:
+        # The variables the stock log exporter reads its credential provider from.
+        variables = (
+            _OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,
+            _OTEL_PYTHON_EXPORTER_OTLP_HTTP_LOGS_CREDENTIAL_PROVIDER,
+        )
+        return any(os.environ.get(variable) for variable in variables)
+
+    @property
+    def log_encoder(self) -> LogEncoder:
+        """The Rust encoder, with its ``skipped_values`` / ``skipped_records`` counters.
+
+        spanbatch's processors read each batch with it while the batch fills, and export the
+        ``LogRequest`` it made.
+        """
+        assert isinstance(self._encoder, LogEncoder)
+        return self._encoder
+
+    def export(self, batch: LogBatch) -> LogRecordExportResult:
+        result: LogRecordExportResult = self._export_batches([batch])[0]
+        return result
+
+    def export_many(self, batches: Sequence[LogBatch]) -> list[LogRecordExportResult]:
+        """Export each batch as its own request; spanbatch's processors call this with several at once.
+
+        A batch is log records, or a ``LogRequest`` this exporter's ``log_encoder`` read them into.
+        """
+        return self._export_batches(batches)
