@@ -61,7 +61,9 @@ class RustEncodedHTTP:
     """What spanbatch's OTLP/HTTP exporters add to a stock exporter (a base listed before it): requests
     encoded by the Rust encoder, sent from Rust where the stock transport would do the same."""
 
-    # What each subclass names: its signal as the stock messages word it, its result enum, its stock logger.
+    # What each subclass names: its encoder, its signal as the stock messages word it, its result enum, its
+    # stock logger.
+    _encoder_class: ClassVar[type[SpanEncoder | LogEncoder]]
     _signal: ClassVar[str]
     _results: ClassVar[Any]
     _logger: ClassVar[logging.Logger]
@@ -72,15 +74,42 @@ class RustEncodedHTTP:
     _max_request_size: int
     _endpoint: str
 
-    def _encode_in_rust(
-        self, encoder: SpanEncoder | LogEncoder, session: requests.Session | None, transport_given: bool
+    def __init__(  # noqa: PLR0917 -- the stock exporter's positional parameters, for a drop-in
+        self,
+        endpoint: str | None = None,
+        certificate_file: str | None = None,
+        client_key_file: str | None = None,
+        client_certificate_file: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        compression: Compression | _http.Compression | None = None,
+        session: requests.Session | None = None,
+        *,
+        max_request_size: int | None = None,
+        meter_provider: MeterProvider | None = None,
+        _transport: BaseHTTPTransport | None = None,
     ) -> None:
-        self._encoder = encoder
+        # Passed on only when given: the stock overloads take ``_transport`` without certificate files.
+        given: dict[str, Any] = {} if _transport is None else {"_transport": _transport}
+        super().__init__(  # type: ignore[call-arg]  # the stock exporter's, next in the MRO
+            endpoint,
+            certificate_file,
+            client_key_file,
+            client_certificate_file,
+            headers,
+            timeout,
+            compression,
+            session,
+            max_request_size=max_request_size,
+            meter_provider=meter_provider,
+            **given,
+        )
+        self._encoder = self._encoder_class()
         # Same object, same settings; only ``_compress`` changes (see _RustCompressingClient).
         if type(self._client) is _http._OTLPHTTPClient:
             self._client.__class__ = _RustCompressingClient
         # A transport the caller gave is theirs to keep: requests go through it, not from Rust.
-        self._native = None if transport_given else native_transport_for(self, session)
+        self._native = None if _transport is not None else native_transport_for(self, session)
 
     def _credential_provider_set(self) -> bool:
         """Whether the stock exporter loaded its session from a credential provider named in a variable."""
@@ -192,41 +221,10 @@ class OTLPSpanExporter(RustEncodedHTTP, _stock.OTLPSpanExporter):
     Works with any span processor.
     """
 
+    _encoder_class = SpanEncoder
     _signal = "span"
     _results = SpanExportResult
     _logger = logger
-
-    def __init__(  # noqa: PLR0917 -- the stock exporter's positional parameters, for a drop-in
-        self,
-        endpoint: str | None = None,
-        certificate_file: str | None = None,
-        client_key_file: str | None = None,
-        client_certificate_file: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        compression: Compression | _http.Compression | None = None,
-        session: requests.Session | None = None,
-        *,
-        max_request_size: int | None = None,
-        meter_provider: MeterProvider | None = None,
-        _transport: BaseHTTPTransport | None = None,
-    ) -> None:
-        # Passed on only when given: the stock overloads take ``_transport`` without certificate files.
-        given: dict[str, Any] = {} if _transport is None else {"_transport": _transport}
-        super().__init__(
-            endpoint,
-            certificate_file,
-            client_key_file,
-            client_certificate_file,
-            headers,
-            timeout,
-            compression,
-            session,
-            max_request_size=max_request_size,
-            meter_provider=meter_provider,
-            **given,
-        )
-        self._encode_in_rust(SpanEncoder(), session, _transport is not None)
 
     @property
     def span_encoder(self) -> SpanEncoder:

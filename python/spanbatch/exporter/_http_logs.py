@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from opentelemetry.exporter.otlp.common import http as _http
-from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http import _log_exporter as _stock
-from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.environment_variables import (
     _OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,
@@ -25,8 +22,7 @@ from spanbatch._encoding import LogBatch
 from spanbatch.exporter._http import RustEncodedHTTP
 
 if TYPE_CHECKING:
-    import requests
-    from opentelemetry.exporter.http.transport._base import BaseHTTPTransport
+    pass
 
 # The stock exporter's logger: the lines below are its lines, for the same events.
 logger = logging.getLogger(_stock.__name__)
@@ -41,41 +37,10 @@ class OTLPLogExporter(RustEncodedHTTP, _stock.OTLPLogExporter):
     in Rust too. Works with any log record processor.
     """
 
+    _encoder_class = LogEncoder
     _signal = "logs"
     _results = LogRecordExportResult
     _logger = logger
-
-    def __init__(  # noqa: PLR0917 -- the stock exporter's positional parameters, for a drop-in
-        self,
-        endpoint: str | None = None,
-        certificate_file: str | None = None,
-        client_key_file: str | None = None,
-        client_certificate_file: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = None,
-        compression: Compression | _http.Compression | None = None,
-        session: requests.Session | None = None,
-        *,
-        max_request_size: int | None = None,
-        meter_provider: MeterProvider | None = None,
-        _transport: BaseHTTPTransport | None = None,
-    ) -> None:
-        # Passed on only when given: the stock overloads take ``_transport`` without certificate files.
-        given: dict[str, Any] = {} if _transport is None else {"_transport": _transport}
-        super().__init__(
-            endpoint,
-            certificate_file,
-            client_key_file,
-            client_certificate_file,
-            headers,
-            timeout,
-            compression,
-            session,
-            max_request_size=max_request_size,
-            meter_provider=meter_provider,
-            **given,
-        )
-        self._encode_in_rust(LogEncoder(), session, _transport is not None)
 
     def _credential_provider_set(self) -> bool:
         # The variables the stock log exporter reads its credential provider from.

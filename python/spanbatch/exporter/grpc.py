@@ -9,7 +9,7 @@ reconnect), ``_channel``, ``_client`` (whose ``Export(request=..., metadata=...,
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 from opentelemetry.exporter.otlp.proto.grpc import _log_exporter as _stock_logs
@@ -51,7 +51,46 @@ def _newer_parameters(
     return extra
 
 
-class OTLPSpanExporter(_stock.OTLPSpanExporter):
+class RustEncodedGRPC:
+    """What spanbatch's OTLP/gRPC exporters add to a stock exporter (a base listed before it): requests
+    encoded by the Rust encoder, sent as they are by the stock exporter's channel."""
+
+    # What each subclass names: its encoder, and the service method and response its requests go to.
+    _encoder_class: ClassVar[type[SpanEncoder | LogEncoder]]
+    _method: ClassVar[str]
+    _response: ClassVar[type[Any]]
+    _channel: grpc.Channel  # the stock exporter's
+
+    def __init__(  # noqa: PLR0917 -- the stock exporter's positional parameters, for a drop-in
+        self,
+        endpoint: str | None = None,
+        insecure: bool | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        headers: Sequence[tuple[str, str]] | dict[str, str] | str | None = None,
+        timeout: float | None = None,
+        compression: grpc.Compression | None = None,
+        channel_options: tuple[tuple[str, str]] | None = None,
+        retryable_error_codes: Iterable[grpc.StatusCode] | None = None,
+        *,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        self._encoder = self._encoder_class()
+        extra = _newer_parameters(retryable_error_codes, meter_provider)
+        super().__init__(  # type: ignore[call-arg]  # the stock exporter's, next in the MRO
+            endpoint, insecure, credentials, headers, timeout, compression, channel_options, **extra
+        )
+
+    def _initialize_channel_and_stub(self) -> None:
+        # Called by the stock constructor and again when it reconnects after UNAVAILABLE.
+        super()._initialize_channel_and_stub()  # type: ignore[misc]
+        self._client = _EncodedServiceStub(self._channel, self._method, self._response)
+
+    def _translate_data(self, data: Batch | LogBatch) -> bytes:
+        return encode_batch(self._encoder, data)  # type: ignore[arg-type]
+
+
+# The stock ``_client`` and ``_translate_data`` are replaced on purpose: bytes in, the same response out.
+class OTLPSpanExporter(RustEncodedGRPC, _stock.OTLPSpanExporter):  # type: ignore[misc]
     """Drop-in for ``opentelemetry.exporter.otlp.proto.grpc.trace_exporter.OTLPSpanExporter``.
 
     Same arguments, ``OTEL_EXPORTER_OTLP_*`` / ``OTEL_EXPORTER_OTLP_TRACES_*`` variables,
@@ -60,22 +99,9 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
     Rust encoder. Works with any span processor.
     """
 
-    def __init__(  # noqa: PLR0917 -- the stock exporter's positional parameters, for a drop-in
-        self,
-        endpoint: str | None = None,
-        insecure: bool | None = None,
-        credentials: grpc.ChannelCredentials | None = None,
-        headers: Sequence[tuple[str, str]] | dict[str, str] | str | None = None,
-        timeout: float | None = None,
-        compression: grpc.Compression | None = None,
-        channel_options: tuple[tuple[str, str]] | None = None,
-        retryable_error_codes: Iterable[grpc.StatusCode] | None = None,
-        *,
-        meter_provider: MeterProvider | None = None,
-    ) -> None:
-        self._encoder = SpanEncoder()
-        extra = _newer_parameters(retryable_error_codes, meter_provider)
-        super().__init__(endpoint, insecure, credentials, headers, timeout, compression, channel_options, **extra)
+    _encoder_class = SpanEncoder
+    _method = _EXPORT_METHOD
+    _response = ExportTraceServiceResponse
 
     @property
     def span_encoder(self) -> SpanEncoder:
@@ -84,19 +110,11 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         spanbatch's processors read each batch with it while the batch fills, and export the
         ``SpanRequest`` it made.
         """
+        assert isinstance(self._encoder, SpanEncoder)
         return self._encoder
 
-    def _initialize_channel_and_stub(self) -> None:
-        # Called by the stock constructor and again when it reconnects after UNAVAILABLE.
-        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
-        stub = _EncodedServiceStub(self._channel, _EXPORT_METHOD, ExportTraceServiceResponse)
-        self._client = stub  # type: ignore[assignment]
 
-    def _translate_data(self, data: Batch) -> bytes:  # type: ignore[override]
-        return encode_batch(self._encoder, data)
-
-
-class OTLPLogExporter(_stock_logs.OTLPLogExporter):
+class OTLPLogExporter(RustEncodedGRPC, _stock_logs.OTLPLogExporter):  # type: ignore[misc]
     """Drop-in for ``opentelemetry.exporter.otlp.proto.grpc._log_exporter.OTLPLogExporter``.
 
     Same arguments, ``OTEL_EXPORTER_OTLP_*`` / ``OTEL_EXPORTER_OTLP_LOGS_*`` variables,
@@ -105,22 +123,9 @@ class OTLPLogExporter(_stock_logs.OTLPLogExporter):
     Rust encoder. Works with any log record processor.
     """
 
-    def __init__(  # noqa: PLR0917 -- the stock exporter's positional parameters, for a drop-in
-        self,
-        endpoint: str | None = None,
-        insecure: bool | None = None,
-        credentials: grpc.ChannelCredentials | None = None,
-        headers: Sequence[tuple[str, str]] | dict[str, str] | str | None = None,
-        timeout: float | None = None,
-        compression: grpc.Compression | None = None,
-        channel_options: tuple[tuple[str, str]] | None = None,
-        retryable_error_codes: Iterable[grpc.StatusCode] | None = None,
-        *,
-        meter_provider: MeterProvider | None = None,
-    ) -> None:
-        self._encoder = LogEncoder()
-        extra = _newer_parameters(retryable_error_codes, meter_provider)
-        super().__init__(endpoint, insecure, credentials, headers, timeout, compression, channel_options, **extra)
+    _encoder_class = LogEncoder
+    _method = _EXPORT_LOGS_METHOD
+    _response = ExportLogsServiceResponse
 
     @property
     def log_encoder(self) -> LogEncoder:
@@ -129,13 +134,5 @@ class OTLPLogExporter(_stock_logs.OTLPLogExporter):
         spanbatch's processors read each batch with it while the batch fills, and export the
         ``LogRequest`` it made.
         """
+        assert isinstance(self._encoder, LogEncoder)
         return self._encoder
-
-    def _initialize_channel_and_stub(self) -> None:
-        # Called by the stock constructor and again when it reconnects after UNAVAILABLE.
-        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
-        stub = _EncodedServiceStub(self._channel, _EXPORT_LOGS_METHOD, ExportLogsServiceResponse)
-        self._client = stub  # type: ignore[assignment]
-
-    def _translate_data(self, data: LogBatch) -> bytes:  # type: ignore[override]
-        return encode_batch(self._encoder, data)
