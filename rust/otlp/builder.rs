@@ -162,9 +162,15 @@ impl Encoder {
         locked(&self.last_skip_reason).clone()
     }
 
-    /// The cache sizes, for the encoder's `__repr__`.
-    pub fn cached(&self) -> (usize, usize) {
-        (self.resources.len(), self.scopes.len())
+    /// The encoder's `__repr__`: its caches and counters; `items` names its item counter.
+    pub fn describe(&self, class: &str, items: &str) -> String {
+        format!(
+            "{class}(cached_resources={}, cached_scopes={}, skipped_values={}, {items}={})",
+            self.resources.len(),
+            self.scopes.len(),
+            self.skipped_values(),
+            self.skipped_items(),
+        )
     }
 
     pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {

@@ -11,79 +11,28 @@ use super::types::Types;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use pyo3::PyClass;
 use pyo3::{PyTraverseError, PyVisit};
 
-#[pyclass(frozen, name = "SpanEncoder", module = "spanbatch._core")]
+/// What `SpanEncoder` and `LogEncoder` share, Python side: the encoder state and its counters.
+#[pyclass(frozen, subclass, name = "Encoder", module = "spanbatch._core")]
 #[derive(Default)]
-pub struct PySpanEncoder {
+pub struct PyEncoder {
     pub(crate) encoder: Encoder,
 }
 
-impl PySpanEncoder {
-    /// Reads `span` into `builder`; a span that cannot be read is left out and counted.
-    pub(crate) fn add(&self, builder: &mut RequestBuilder, span: &Bound<'_, PyAny>, types: &Types) {
-        self.encoder.add(builder, types, |scratch, pass| {
-            let span = SpanFields::of(span, types)?;
-            let placed = (span.resource()?, span.scope()?);
-            span.write(scratch, types, pass)?;
-            Ok(placed)
-        });
-    }
-}
-
 #[pymethods]
-impl PySpanEncoder {
-    #[new]
-    fn new() -> Self {
-        Self::default()
-    }
-
-    /// Serializes `spans` as the stock `encode_spans(spans).SerializeToString()` would.
-    ///
-    /// Attribute values OTLP cannot carry are left out (as stock does) and counted in
-    /// `skipped_values`; a span that cannot be read at all is left out and counted in
-    /// `skipped_spans`, where the stock encoder would fail the whole batch.
-    fn encode<'py>(
-        &self,
-        py: Python<'py>,
-        spans: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyBytes>> {
-        Ok(self.read(spans)?.0.to_bytes(py))
-    }
-
-    /// Reads `spans` (counting what `encode` would leave out) into a request not yet
-    /// serialized, for a sender to write and send later without the GIL.
-    fn read(&self, spans: &Bound<'_, PyAny>) -> PyResult<PySpanRequest> {
-        let read = self
-            .encoder
-            .read(spans, |b, span, types| self.add(b, span, types))?;
-        Ok(PySpanRequest(read))
-    }
-
+impl PyEncoder {
     /// Attribute values left out so far because OTLP cannot carry them.
     #[getter]
     fn skipped_values(&self) -> u64 {
         self.encoder.skipped_values()
     }
 
-    /// Spans left out so far because they could not be read.
-    #[getter]
-    fn skipped_spans(&self) -> u64 {
-        self.encoder.skipped_items()
-    }
-
+    /// Why the most recent item left out could not be read.
     #[getter]
     fn last_skip_reason(&self) -> Option<String> {
         self.encoder.last_skip_reason()
-    }
-
-    fn __repr__(&self) -> String {
-        let (resources, scopes) = self.encoder.cached();
-        format!(
-            "SpanEncoder(cached_resources={resources}, cached_scopes={scopes}, skipped_values={}, skipped_spans={})",
-            self.skipped_values(),
-            self.skipped_spans(),
-        )
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
@@ -92,6 +41,69 @@ impl PySpanEncoder {
 
     fn __clear__(&self) {
         self.encoder.clear();
+    }
+}
+
+/// The encoder state of a `SpanEncoder` or `LogEncoder`.
+pub(crate) fn state<'a, T: PyClass<BaseType = PyEncoder>>(
+    encoder: &'a Bound<'_, T>,
+) -> &'a Encoder {
+    &encoder.as_super().get().encoder
+}
+
+/// Reads `span` into `builder`; a span that cannot be read is left out and counted.
+pub(crate) fn add_span(
+    encoder: &Encoder,
+    builder: &mut RequestBuilder,
+    span: &Bound<'_, PyAny>,
+    types: &Types,
+) {
+    encoder.add(builder, types, |scratch, pass| {
+        let span = SpanFields::of(span, types)?;
+        let placed = (span.resource()?, span.scope()?);
+        span.write(scratch, types, pass)?;
+        Ok(placed)
+    });
+}
+
+#[pyclass(frozen, extends = PyEncoder, name = "SpanEncoder", module = "spanbatch._core")]
+pub struct PySpanEncoder;
+
+#[pymethods]
+impl PySpanEncoder {
+    #[new]
+    fn new() -> PyClassInitializer<Self> {
+        PyClassInitializer::from(PyEncoder::default()).add_subclass(Self)
+    }
+
+    /// Serializes `spans` as the stock `encode_spans(spans).SerializeToString()` would.
+    ///
+    /// Attribute values OTLP cannot carry are left out (as stock does) and counted in
+    /// `skipped_values`; a span that cannot be read at all is left out and counted in
+    /// `skipped_spans`, where the stock encoder would fail the whole batch.
+    fn encode<'py>(
+        slf: &Bound<'py, Self>,
+        spans: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(Self::read(slf, spans)?.0.to_bytes(slf.py()))
+    }
+
+    /// Reads `spans` (counting what `encode` would leave out) into a request not yet
+    /// serialized, for a sender to write and send later without the GIL.
+    fn read(slf: &Bound<'_, Self>, spans: &Bound<'_, PyAny>) -> PyResult<PySpanRequest> {
+        let encoder = state(slf);
+        let read = encoder.read(spans, |b, span, types| add_span(encoder, b, span, types))?;
+        Ok(PySpanRequest(read))
+    }
+
+    /// Spans left out so far because they could not be read.
+    #[getter]
+    fn skipped_spans(slf: &Bound<'_, Self>) -> u64 {
+        state(slf).skipped_items()
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> String {
+        state(slf).describe("SpanEncoder", "skipped_spans")
     }
 }
 

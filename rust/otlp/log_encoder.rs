@@ -5,38 +5,33 @@
 //! are joined detached when it is sent.
 
 use super::builder::{Encoder, Read, RequestBuilder};
+use super::encoder::{state, PyEncoder};
 use super::logs::{write_log, LogTypes};
 use super::types::Types;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use pyo3::{PyTraverseError, PyVisit};
 
-#[pyclass(frozen, name = "LogEncoder", module = "spanbatch._core")]
-#[derive(Default)]
-pub struct PyLogEncoder {
-    pub(crate) encoder: Encoder,
+/// Reads `record` into `builder`; a record that cannot be encoded is left out and counted.
+pub(crate) fn add_log(
+    encoder: &Encoder,
+    builder: &mut RequestBuilder,
+    record: &Bound<'_, PyAny>,
+    types: &Types,
+) {
+    encoder.add(builder, types, |scratch, pass| {
+        let logs = LogTypes::get(record.py())?;
+        write_log(scratch, record, types, logs, pass)
+    });
 }
 
-impl PyLogEncoder {
-    /// Reads `record` into `builder`; a record that cannot be read is left out and counted.
-    pub(crate) fn add(
-        &self,
-        builder: &mut RequestBuilder,
-        record: &Bound<'_, PyAny>,
-        types: &Types,
-    ) {
-        self.encoder.add(builder, types, |scratch, pass| {
-            let logs = LogTypes::get(record.py())?;
-            write_log(scratch, record, types, logs, pass)
-        });
-    }
-}
+#[pyclass(frozen, extends = PyEncoder, name = "LogEncoder", module = "spanbatch._core")]
+pub struct PyLogEncoder;
 
 #[pymethods]
 impl PyLogEncoder {
     #[new]
-    fn new() -> Self {
-        Self::default()
+    fn new() -> PyClassInitializer<Self> {
+        PyClassInitializer::from(PyEncoder::default()).add_subclass(Self)
     }
 
     /// Serializes `records` as the stock `encode_logs(records).SerializeToString()` would.
@@ -45,54 +40,28 @@ impl PyLogEncoder {
     /// `skipped_values`; a record that cannot be encoded (its body, say) is left out and
     /// counted in `skipped_records`, where the stock encoder would fail the whole batch.
     fn encode<'py>(
-        &self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         records: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        Ok(self.read(records)?.0.to_bytes(py))
+        Ok(Self::read(slf, records)?.0.to_bytes(slf.py()))
     }
 
     /// Reads `records` (counting what `encode` would leave out) into a request not yet
     /// serialized, for a sender to write and send later without the GIL.
-    fn read(&self, records: &Bound<'_, PyAny>) -> PyResult<PyLogRequest> {
-        let read = self
-            .encoder
-            .read(records, |b, record, types| self.add(b, record, types))?;
+    fn read(slf: &Bound<'_, Self>, records: &Bound<'_, PyAny>) -> PyResult<PyLogRequest> {
+        let encoder = state(slf);
+        let read = encoder.read(records, |b, log, types| add_log(encoder, b, log, types))?;
         Ok(PyLogRequest(read))
-    }
-
-    /// Attribute values left out so far because OTLP cannot carry them.
-    #[getter]
-    fn skipped_values(&self) -> u64 {
-        self.encoder.skipped_values()
     }
 
     /// Log records left out so far because they could not be encoded.
     #[getter]
-    fn skipped_records(&self) -> u64 {
-        self.encoder.skipped_items()
+    fn skipped_records(slf: &Bound<'_, Self>) -> u64 {
+        state(slf).skipped_items()
     }
 
-    #[getter]
-    fn last_skip_reason(&self) -> Option<String> {
-        self.encoder.last_skip_reason()
-    }
-
-    fn __repr__(&self) -> String {
-        let (resources, scopes) = self.encoder.cached();
-        format!(
-            "LogEncoder(cached_resources={resources}, cached_scopes={scopes}, skipped_values={}, skipped_records={})",
-            self.skipped_values(),
-            self.skipped_records(),
-        )
-    }
-
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.encoder.traverse(&visit)
-    }
-
-    fn __clear__(&self) {
-        self.encoder.clear();
+    fn __repr__(slf: &Bound<'_, Self>) -> String {
+        state(slf).describe("LogEncoder", "skipped_records")
     }
 }
 

@@ -5,67 +5,48 @@
 //! collections, and be promoted; read a chunk at a time as the worker takes them, items die
 //! young. The request goes to Python as a `SpanRequest` or a `LogRequest`.
 
-use super::builder::{Read, RequestBuilder};
-use super::encoder::{PySpanEncoder, PySpanRequest};
-use super::log_encoder::{PyLogEncoder, PyLogRequest};
+use super::builder::{Encoder, Read, RequestBuilder};
+use super::encoder::{add_span, PyEncoder, PySpanEncoder, PySpanRequest};
+use super::log_encoder::{add_log, PyLogEncoder, PyLogRequest};
 use super::request::Request;
 use super::types::Types;
 use crate::reader::BatchReader;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
-/// An encoder of one kind of item, as the reader uses it.
-pub(crate) trait ItemEncoder {
-    /// Reads `item` into `builder`; one that cannot be read is left out and counted.
-    fn add(&self, builder: &mut RequestBuilder, item: &Bound<'_, PyAny>, types: &Types);
-
-    /// The request `builder` holds, counted by this encoder, as the Python object exported.
-    fn finish<'py>(
-        &self,
-        py: Python<'py>,
-        builder: RequestBuilder,
-    ) -> PyResult<(Bound<'py, PyAny>, u64)>;
+/// What a reader reads: which items, and the request type they go out in.
+#[derive(Clone, Copy)]
+enum Items {
+    Spans,
+    Logs,
 }
 
-fn wrapped<T: pyo3::PyClass + Into<pyo3::PyClassInitializer<T>>>(
-    py: Python<'_>,
-    read: Read,
-    wrap: fn(Read) -> T,
-) -> PyResult<(Bound<'_, PyAny>, u64)> {
-    let left_out = read.left_out;
-    Ok((Bound::new(py, wrap(read))?.into_any(), left_out))
-}
-
-impl ItemEncoder for PySpanEncoder {
-    fn add(&self, builder: &mut RequestBuilder, item: &Bound<'_, PyAny>, types: &Types) {
-        PySpanEncoder::add(self, builder, item, types);
+impl Items {
+    fn add(
+        self,
+        encoder: &Encoder,
+        builder: &mut RequestBuilder,
+        item: &Bound<'_, PyAny>,
+        types: &Types,
+    ) {
+        match self {
+            Self::Spans => add_span(encoder, builder, item, types),
+            Self::Logs => add_log(encoder, builder, item, types),
+        }
     }
 
-    fn finish<'py>(
-        &self,
-        py: Python<'py>,
-        builder: RequestBuilder,
-    ) -> PyResult<(Bound<'py, PyAny>, u64)> {
-        wrapped(py, self.encoder.finish(builder), PySpanRequest)
-    }
-}
-
-impl ItemEncoder for PyLogEncoder {
-    fn add(&self, builder: &mut RequestBuilder, item: &Bound<'_, PyAny>, types: &Types) {
-        PyLogEncoder::add(self, builder, item, types);
-    }
-
-    fn finish<'py>(
-        &self,
-        py: Python<'py>,
-        builder: RequestBuilder,
-    ) -> PyResult<(Bound<'py, PyAny>, u64)> {
-        wrapped(py, self.encoder.finish(builder), PyLogRequest)
+    /// The request `read`, as the Python object exported.
+    fn wrap(self, py: Python<'_>, read: Read) -> PyResult<Bound<'_, PyAny>> {
+        Ok(match self {
+            Self::Spans => Bound::new(py, PySpanRequest(read))?.into_any(),
+            Self::Logs => Bound::new(py, PyLogRequest(read))?.into_any(),
+        })
     }
 }
 
 pub struct RequestReader<'a> {
-    encoder: &'a dyn ItemEncoder,
+    encoder: &'a Encoder,
+    items: Items,
     types: &'a Types,
     builder: RequestBuilder,
 }
@@ -73,17 +54,18 @@ pub struct RequestReader<'a> {
 impl<'a> RequestReader<'a> {
     /// A reader for `encoder`: a `SpanEncoder` or a `LogEncoder`.
     pub fn new(py: Python<'a>, encoder: &'a Bound<'_, PyAny>) -> PyResult<Self> {
-        let encoder: &'a dyn ItemEncoder = if let Ok(spans) = encoder.cast::<PySpanEncoder>() {
-            spans.get()
-        } else if let Ok(logs) = encoder.cast::<PyLogEncoder>() {
-            logs.get()
+        let items = if encoder.is_instance_of::<PySpanEncoder>() {
+            Items::Spans
+        } else if encoder.is_instance_of::<PyLogEncoder>() {
+            Items::Logs
         } else {
             return Err(PyTypeError::new_err(
                 "expected a SpanEncoder or a LogEncoder",
             ));
         };
         Ok(Self {
-            encoder,
+            encoder: &encoder.cast::<PyEncoder>()?.get().encoder,
+            items,
             types: Types::get(py)?,
             builder: RequestBuilder::default(),
         })
@@ -93,13 +75,16 @@ impl<'a> RequestReader<'a> {
 impl BatchReader for RequestReader<'_> {
     fn read(&mut self, py: Python<'_>, items: Vec<Py<PyAny>>) {
         for item in items {
-            self.encoder
-                .add(&mut self.builder, item.bind(py), self.types);
+            let (encoder, types) = (self.encoder, self.types);
+            self.items
+                .add(encoder, &mut self.builder, item.bind(py), types);
         }
     }
 
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, u64)> {
-        self.encoder.finish(py, std::mem::take(&mut self.builder))
+        let read = self.encoder.finish(std::mem::take(&mut self.builder));
+        let left_out = read.left_out;
+        Ok((self.items.wrap(py, read)?, left_out))
     }
 }
 

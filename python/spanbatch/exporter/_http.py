@@ -38,6 +38,7 @@ from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATU
 from spanbatch import _settings
 from spanbatch._core import LogEncoder, LogRequest, SpanEncoder, SpanRequest, compress
 from spanbatch._encoding import Batch, encode_batch, read_batch
+from spanbatch.exporter._declared import DeclaredEncoder
 from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError
 
 if TYPE_CHECKING:
@@ -226,15 +227,7 @@ class OTLPSpanExporter(RustEncodedHTTP, _stock.OTLPSpanExporter):
     _results = SpanExportResult
     _logger = logger
 
-    @property
-    def span_encoder(self) -> SpanEncoder:
-        """The Rust encoder, with its ``skipped_values`` / ``skipped_spans`` counters.
-
-        spanbatch's processors read each batch with it while the batch fills, and export the
-        ``SpanRequest`` it made.
-        """
-        assert isinstance(self._encoder, SpanEncoder)
-        return self._encoder
+    span_encoder = DeclaredEncoder(SpanEncoder)
 
     def export(self, spans: Batch) -> SpanExportResult:
         result: SpanExportResult = self._export_batches([spans])[0]

@@ -19,6 +19,7 @@ from opentelemetry.sdk.environment_variables import (
 
 from spanbatch._core import LogEncoder
 from spanbatch._encoding import LogBatch
+from spanbatch.exporter._declared import DeclaredEncoder
 from spanbatch.exporter._http import RustEncodedHTTP
 
 if TYPE_CHECKING:
@@ -50,15 +51,7 @@ class OTLPLogExporter(RustEncodedHTTP, _stock.OTLPLogExporter):
         )
         return any(os.environ.get(variable) for variable in variables)
 
-    @property
-    def log_encoder(self) -> LogEncoder:
-        """The Rust encoder, with its ``skipped_values`` / ``skipped_records`` counters.
-
-        spanbatch's processors read each batch with it while the batch fills, and export the
-        ``LogRequest`` it made.
-        """
-        assert isinstance(self._encoder, LogEncoder)
-        return self._encoder
+    log_encoder = DeclaredEncoder(LogEncoder)
 
     def export(self, batch: LogBatch) -> LogRecordExportResult:
         result: LogRecordExportResult = self._export_batches([batch])[0]

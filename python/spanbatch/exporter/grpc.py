@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from spanbatch._core import LogEncoder, SpanEncoder
 from spanbatch._encoding import Batch, LogBatch, encode_batch
+from spanbatch.exporter._declared import DeclaredEncoder
 
 __all__ = ["OTLPLogExporter", "OTLPSpanExporter"]
 
@@ -103,15 +104,7 @@ class OTLPSpanExporter(RustEncodedGRPC, _stock.OTLPSpanExporter):  # type: ignor
     _method = _EXPORT_METHOD
     _response = ExportTraceServiceResponse
 
-    @property
-    def span_encoder(self) -> SpanEncoder:
-        """The Rust encoder, with its ``skipped_values`` / ``skipped_spans`` counters.
-
-        spanbatch's processors read each batch with it while the batch fills, and export the
-        ``SpanRequest`` it made.
-        """
-        assert isinstance(self._encoder, SpanEncoder)
-        return self._encoder
+    span_encoder = DeclaredEncoder(SpanEncoder)
 
 
 class OTLPLogExporter(RustEncodedGRPC, _stock_logs.OTLPLogExporter):  # type: ignore[misc]
@@ -127,12 +120,4 @@ class OTLPLogExporter(RustEncodedGRPC, _stock_logs.OTLPLogExporter):  # type: ig
     _method = _EXPORT_LOGS_METHOD
     _response = ExportLogsServiceResponse
 
-    @property
-    def log_encoder(self) -> LogEncoder:
-        """The Rust encoder, with its ``skipped_values`` / ``skipped_records`` counters.
-
-        spanbatch's processors read each batch with it while the batch fills, and export the
-        ``LogRequest`` it made.
-        """
-        assert isinstance(self._encoder, LogEncoder)
-        return self._encoder
+    log_encoder = DeclaredEncoder(LogEncoder)
