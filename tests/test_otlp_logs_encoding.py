@@ -190,6 +190,19 @@ def test_body_nesting_limit_matches_stock() -> None:
     assert (request.left_out, request.to_bytes()) == (1, b"")
 
 
+def test_attribute_nesting_limit_matches_stock() -> None:
+    def nested_attribute(depth: int) -> ReadableLogRecord:
+        return record(attributes={"ok": 1, "deep": _nested(depth)})
+
+    deepest = max(d for d in range(30, 110) if not _stock_raises(nested_attribute(d)))
+    for depth in (deepest - 1, deepest):
+        assert LogEncoder().encode([nested_attribute(depth)]) == stock_bytes([nested_attribute(depth)])
+    # Deeper, the stock encoder drops the key or fails the whole batch; we drop the key, counted.
+    encoder = LogEncoder()
+    assert encoder.encode([nested_attribute(deepest + 1)]) == stock_bytes([record(attributes={"ok": 1})])
+    assert (encoder.skipped_values, encoder.skipped_records) == (1, 0)
+
+
 def test_nan_and_signed_zero_bodies_survive() -> None:
     for body in (math.nan, -0.0, -math.inf):
         decoded = ExportLogsServiceRequest.FromString(LogEncoder().encode([record(body)]))

@@ -15,17 +15,21 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar, overload
+from typing import TYPE_CHECKING, TypeVar, overload
 
-from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 
 from spanbatch._core import LogEncoder, LogRequest, SpanEncoder, SpanRequest
 
+if TYPE_CHECKING:
+    # Not imported at run time: span-only users would pay for the SDK's logs package on ``import spanbatch``.
+    from opentelemetry.sdk._logs import ReadableLogRecord
+
+    LogBatch = Sequence[ReadableLogRecord] | LogRequest
+
 T = TypeVar("T")
 
 Batch = Sequence[ReadableSpan] | SpanRequest
-LogBatch = Sequence[ReadableLogRecord] | LogRequest
 
 logger = logging.getLogger("spanbatch.exporter")
 

@@ -18,12 +18,11 @@ from opentelemetry.sdk.environment_variables import (
 )
 
 from spanbatch._core import LogEncoder
-from spanbatch._encoding import LogBatch
 from spanbatch.exporter._declared import DeclaredEncoder
 from spanbatch.exporter._http import RustEncodedHTTP
 
 if TYPE_CHECKING:
-    pass
+    from spanbatch._encoding import LogBatch
 
 # The stock exporter's logger: the lines below are its lines, for the same events.
 logger = logging.getLogger(_stock.__name__)

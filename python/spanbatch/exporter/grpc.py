@@ -9,7 +9,7 @@ reconnect), ``_channel``, ``_client`` (whose ``Export(request=..., metadata=...,
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import grpc
 from opentelemetry.exporter.otlp.proto.grpc import _log_exporter as _stock_logs
@@ -19,8 +19,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from spanbatch._core import LogEncoder, SpanEncoder
-from spanbatch._encoding import Batch, LogBatch, encode_batch
+from spanbatch._encoding import Batch, encode_batch
 from spanbatch.exporter._declared import DeclaredEncoder
+
+if TYPE_CHECKING:
+    from spanbatch._encoding import LogBatch
 
 __all__ = ["OTLPLogExporter", "OTLPSpanExporter"]
 
