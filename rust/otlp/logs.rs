@@ -88,11 +88,9 @@ fn id(buf: &mut Vec<u8>, tag: u32, value: &Bound<'_, PyAny>, width: usize) -> Py
         if width < 16 && id >> (8 * width) != 0 {
             return Err(PyValueError::new_err("int too big to convert"));
         }
-        wire::bytes(
-            buf,
-            tag,
-            &id.to_be_bytes()[16 - width..][..if id == 0 { 0 } else { width }],
-        );
+        if id != 0 {
+            wire::bytes(buf, tag, &id.to_be_bytes()[16 - width..]);
+        }
         return Ok(());
     }
     if value.eq(0)? {
