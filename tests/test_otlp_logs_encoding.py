@@ -13,11 +13,14 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from spanbatch._core import LogEncoder, LogRequest
+from opentelemetry.trace import SpanContext
+from spanbatch._core import LogEncoder, LogRequest, SpanEncoder
 
 from tests.helpers.otlp_logs import BODIES, corpus, genai_batch, record, stock_bytes
 
@@ -82,6 +85,12 @@ def test_genai_batch_is_byte_identical() -> None:
 def test_utf8_bytes_for_strings_like_stock() -> None:
     log = record(severity_text=b"WARN", event_name="caf\xc3\xa9".encode("latin-1"))  # type: ignore[arg-type]
     assert LogEncoder().encode([log]) == stock_bytes([log])
+
+
+def test_utf8_bytes_for_strings_in_spans_too() -> None:
+    # The string rule is the span encoder's too: a bytes span name encodes as stock encodes it.
+    span = ReadableSpan(b"bytes name", SpanContext(1, 2, False))  # type: ignore[arg-type]
+    assert SpanEncoder().encode([span]) == encode_spans([span]).SerializeToString()
 
 
 def test_plain_int_severity_is_left_unset_like_stock() -> None:
