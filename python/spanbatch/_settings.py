@@ -108,6 +108,10 @@ MAX_CONCURRENT_EXPORTS = Setting(
     ("SPANBATCH_MAX_CONCURRENT_EXPORTS",), "count", 1, "max_concurrent_exports", largest=MOST_CONCURRENT_EXPORTS
 )
 
+# spanbatch's OTLP exporters: the opt-in disk spill (see ``exporter._spilling``).
+SPILL_DIR: Setting[str | None] = Setting(("SPANBATCH_SPILL_DIR",), "text", None, "spill_dir")
+SPILL_MAX_BYTES = Setting(("SPANBATCH_SPILL_MAX_BYTES",), "integer", 256 * 1024 * 1024, "spill_max_bytes")
+
 # The process: exit, signals, debug log, sessions.
 EXIT_TIMEOUT = Setting(("SPANBATCH_EXIT_TIMEOUT_MS",), "millis", 5000.0)
 FLUSH_ON_SIGTERM = Setting(("SPANBATCH_FLUSH_ON_SIGTERM",), "flag", False)
@@ -139,6 +143,8 @@ SETTINGS: tuple[Setting[object], ...] = (
     LINGER,
     EXPORT_SPAN_START,
     MAX_CONCURRENT_EXPORTS,
+    SPILL_DIR,
+    SPILL_MAX_BYTES,
     EXIT_TIMEOUT,
     FLUSH_ON_SIGTERM,
     DEBUG,

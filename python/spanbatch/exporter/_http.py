@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -36,6 +37,8 @@ from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATU
 from spanbatch import _settings
 from spanbatch._core import SpanEncoder, SpanRequest, compress
 from spanbatch._encoding import Batch, encode_batch, read_batch
+from spanbatch._spill import Sent, SpillCounts
+from spanbatch.exporter._spilling import Spiller, spiller_for
 from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError
 
 if TYPE_CHECKING:
@@ -47,12 +50,31 @@ logger = logging.getLogger(_stock.__name__)
 
 
 class _RustCompressingClient(_http._OTLPHTTPClient):
-    """The stock HTTP client, compressing request bodies in Rust without holding the GIL."""
+    """The stock HTTP client, compressing request bodies in Rust without holding the GIL.
+
+    With a spill directory, a request that still fails after the client's retries (or that
+    comes while its backend is known to be down) is stored on disk and reported as sent.
+    """
+
+    _spiller: Spiller | None = None
 
     def _compress(self, serialized_data: bytes) -> bytes:
         if self._compression is _http.Compression.NONE:
             return serialized_data
         return compress(serialized_data, self._compression.value)
+
+    def export(self, data: bytes) -> _http._ExportResult:
+        spiller = self._spiller
+        if spiller is None:
+            return super().export(data)
+        if not spiller.down:
+            result = super().export(data)
+            # Only what a later attempt could deliver: a request the backend refused (a 400) stays refused.
+            if result.success or (result.status_code is not None and not _http._is_retryable(result.status_code)):
+                return result
+        if spiller.spill(data):
+            return _http._ExportResult(True, None, "spilled", None)
+        return _http._ExportResult(False, None, "spill failed", None)
 
 
 class OTLPSpanExporter(_stock.OTLPSpanExporter):
@@ -78,6 +100,8 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         *,
         max_request_size: int | None = None,
         meter_provider: MeterProvider | None = None,
+        spill_dir: str | os.PathLike[str] | None = None,
+        spill_max_bytes: int | None = None,
         _transport: BaseHTTPTransport | None = None,
     ) -> None:
         # Passed on only when given: the stock overloads take ``_transport`` without certificate files.
@@ -101,6 +125,52 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
             self._client.__class__ = _RustCompressingClient
         # A transport the caller gave is theirs to keep: requests go through it, not from Rust.
         self._native = None if _transport is not None else native_transport_for(self, session)
+        self._replay_transport: BaseHTTPTransport | None = None  # the replay thread's, made when first needed
+        self._spiller = spiller_for(
+            spill_dir,
+            spill_max_bytes,
+            protocol="http",
+            endpoint=self._endpoint,
+            send_once=self._send_spilled,
+            cut_retries=self._client._shutdown_event.set,
+        )
+        if isinstance(self._client, _RustCompressingClient):
+            self._client._spiller = self._spiller
+
+    def _send_spilled(self, payload: bytes) -> Sent:
+        """One attempt at a stored request, from the replay thread: its own native transport, else the stock one."""
+        client = self._client
+        transport = client._transport
+        if self._native is not None:
+            if self._replay_transport is None:
+                self._replay_transport = NativeHTTPTransport()
+            transport = self._replay_transport
+        try:
+            body = client._compress(payload)
+            result = transport.request(
+                "POST", client._endpoint, headers=client._headers, data=body, timeout=client._timeout
+            )
+        except Exception:
+            return Sent.RETRY_LATER
+        status = result.status_code
+        if status is not None and 200 <= status < 400:
+            return Sent.DELIVERED
+        if status is not None and not _http._is_retryable(status) and status < 500:
+            return Sent.REJECTED
+        return Sent.RETRY_LATER
+
+    def take_spilled_spans(self) -> int:
+        """Spans this thread's exports stored on disk since it last asked; spanbatch's processors count them."""
+        return 0 if self._spiller is None else self._spiller.take_spilled_spans()
+
+    def spill_counts(self) -> SpillCounts | None:
+        """What the spill directory did in this process (None: no spill directory)."""
+        return None if self._spiller is None else self._spiller.counts()
+
+    def shutdown(self) -> None:
+        if self._spiller is not None:
+            self._spiller.stop()
+        super().shutdown()  # type: ignore[no-untyped-call]
 
     @property
     def span_encoder(self) -> SpanEncoder:

@@ -1,0 +1,165 @@
+"""spanbatch's OTLP exporters with a spill directory, against a real receiver in its own process."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import spanbatch
+from spanbatch.testing import OTLPReceiver
+
+from tests.helpers import balanced, end_spans, provider_with, wait_until
+
+pytestmark = pytest.mark.timeout(90)
+
+SPANS = 1500  # three batches of 512, the last one partial
+
+
+@pytest.fixture(params=["http", "grpc"])
+def down_receiver(request: pytest.FixtureRequest) -> Iterator[OTLPReceiver]:
+    with OTLPReceiver(request.param) as rx:
+        rx.set_behaviour("down")
+        yield rx
+
+
+def exporter_for(rx: OTLPReceiver, spill_dir: Path | None, **kwargs: Any) -> Any:
+    if rx.protocol == "http":
+        from spanbatch.exporter import OTLPSpanExporter  # noqa: PLC0415
+
+        return OTLPSpanExporter(endpoint=rx.endpoint, timeout=1, spill_dir=spill_dir, **kwargs)
+    from spanbatch.exporter.grpc import OTLPSpanExporter as GrpcExporter  # noqa: PLC0415
+
+    return GrpcExporter(endpoint=rx.endpoint, insecure=True, timeout=1, spill_dir=spill_dir, **kwargs)
+
+
+def spill_files(root: Path) -> list[Path]:
+    return sorted(root.glob("*/*.spill"))
+
+
+def test_an_outage_is_spilled_counted_and_replayed_once_the_backend_answers(
+    down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    rx = down_receiver
+    exporter = exporter_for(rx, tmp_path)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, max_queue_size=SPANS))
+    ids = end_spans(provider_with(processor), SPANS)
+    assert processor.force_flush(30_000)
+    stats = processor.stats()
+    assert (stats.exported, stats.spilled, stats.dropped_total) == (0, SPANS, 0)
+    assert balanced(stats)
+    assert spill_files(tmp_path)
+    rx.set_behaviour("ok")
+    assert rx.wait_for_spans(SPANS, timeout=30)
+    assert wait_until(lambda: not spill_files(tmp_path), 10)
+    assert rx.span_ids() == ids
+    assert rx.stats().duplicates == 0
+    stats = processor.stats()
+    assert (stats.spilled, stats.replayed, stats.spill_corrupt) == (SPANS, SPANS, 0)
+    assert balanced(stats)
+
+
+def test_new_spans_go_to_the_backend_again_once_it_answers(
+    down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    rx = down_receiver
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path)))
+    provider = provider_with(processor)
+    first = end_spans(provider, 10)
+    assert processor.force_flush(30_000)
+    rx.set_behaviour("ok")
+    assert rx.wait_for_spans(10, timeout=30)
+    second = end_spans(provider, 10, "after")
+    assert processor.force_flush(30_000)
+    assert rx.span_ids() == first | second
+    stats = processor.stats()
+    assert (stats.exported, stats.spilled, stats.replayed) == (10, 10, 10)
+
+
+def test_without_a_spill_directory_an_outage_drops_as_before(
+    down_receiver: OTLPReceiver, shutdown_later: Callable[[Any], Any]
+) -> None:
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(down_receiver, None)))
+    end_spans(provider_with(processor), 10)
+    assert processor.force_flush(30_000)
+    stats = processor.stats()
+    assert (stats.spilled, stats.dropped["export_failed"]) == (0, 10)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_request_the_backend_refuses_is_not_spilled(
+    protocol: str, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    with OTLPReceiver(protocol) as rx:
+        rx.set_behaviour("status", status=400)
+        processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path)))
+        end_spans(provider_with(processor), 10)
+        assert processor.force_flush(30_000)
+        stats = processor.stats()
+    assert (stats.spilled, stats.dropped["export_failed"]) == (0, 10)
+    assert spill_files(tmp_path) == []
+
+
+def test_a_spill_directory_that_cannot_be_written_warns_once_and_drops_as_before(
+    down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "file").write_text("")
+    with caplog.at_level(logging.WARNING, "spanbatch"):
+        exporter = exporter_for(down_receiver, tmp_path / "file" / "spill")
+        processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, max_export_batch_size=5))
+        end_spans(provider_with(processor), 10)
+        assert processor.force_flush(30_000)
+    stats = processor.stats()
+    assert (stats.spilled, stats.dropped["export_failed"]) == (0, 10)
+    assert balanced(stats)
+    assert sum("Cannot write to the spill directory" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_new_exporter_on_the_same_directory_replays_what_an_earlier_one_left(
+    down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    rx = down_receiver
+    first = spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path))
+    ids = end_spans(provider_with(first), 20)
+    first.shutdown()
+    assert first.stats().spilled == 20
+    rx.set_behaviour("ok")
+    later = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path)))
+    assert rx.wait_for_spans(20, timeout=30)
+    assert rx.span_ids() == ids
+    assert wait_until(lambda: later.stats().replayed == 20, 10)
+
+
+def test_spill_off_adds_nothing(tmp_path: Path, shutdown_later: Callable[[Any], Any]) -> None:
+    with OTLPReceiver("http") as rx:
+        exporter = exporter_for(rx, None)
+        assert exporter.spill_counts() is None
+        processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter))
+        end_spans(provider_with(processor), 10)
+        assert processor.force_flush(30_000)
+        stats = processor.stats()
+    assert (stats.exported, stats.spilled, stats.replayed) == (10, 0, 0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_variable_sets_the_directory_and_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPANBATCH_SPILL_DIR", str(tmp_path))
+    monkeypatch.setenv("SPANBATCH_SPILL_MAX_BYTES", "12345")
+    from spanbatch.exporter import OTLPSpanExporter  # noqa: PLC0415
+
+    exporter = OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces")
+    try:
+        assert exporter._spiller is not None
+        assert exporter._spiller.store.max_bytes == 12345
+        assert exporter._spiller.store.directory.parent == tmp_path
+    finally:
+        exporter.shutdown()
+
+
+def test_a_bad_cap_argument_raises(tmp_path: Path) -> None:
+    from spanbatch.exporter import OTLPSpanExporter  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match="spill_max_bytes"):
+        OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces", spill_dir=tmp_path, spill_max_bytes=0)
