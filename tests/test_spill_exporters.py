@@ -163,3 +163,21 @@ def test_a_bad_cap_argument_raises(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="spill_max_bytes"):
         OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces", spill_dir=tmp_path, spill_max_bytes=0)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_hanging_backend_is_waited_for_once_then_requests_go_straight_to_disk(
+    protocol: str, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    with OTLPReceiver(protocol) as rx:
+        rx.set_behaviour("hang")
+        processor = shutdown_later(
+            spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path), max_export_batch_size=5, max_queue_size=100)
+        )
+        end_spans(provider_with(processor), 40)
+        assert processor.force_flush(60_000)
+        stats = processor.stats()
+        hung = rx.stats().hung
+        rx.set_behaviour("ok")
+    assert (stats.spilled, stats.dropped_total) == (40, 0)
+    assert hung <= 2  # the first request (and the stock client's one quick retry), not one per batch
