@@ -303,3 +303,16 @@ def test_a_writer_killed_mid_write_leaves_nothing_torn_to_replay(tmp_path: Path,
     assert all(intact(p) for p in got)
     assert written <= len(got) <= written + 1  # one more may have been renamed before its print
     assert store.counts().corrupt <= 1
+
+
+def test_an_empty_temp_file_is_a_writer_about_to_lock_it_unless_it_is_old(tmp_path: Path) -> None:
+    store = SpillStore(tmp_path, MB)
+    fresh, old = tmp_path / TEMP_DIR / "fresh.tmp", tmp_path / TEMP_DIR / "old.tmp"
+    fresh.write_bytes(b"")
+    old.write_bytes(b"")
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    assert collect(store) == []
+    assert fresh.exists()
+    assert not old.exists()
+    assert store.counts().corrupt == 1
