@@ -41,6 +41,8 @@ HEADER = struct.Struct("<8sHHIQI")
 SUFFIX = ".spill"
 TEMP_DIR = "tmp"
 CORRUPT_DIR = "corrupt"
+# An empty, unlocked temp file younger than this may be a writer that has not locked it yet.
+TORN_AFTER_SECONDS = 60.0
 
 
 class Sent(enum.Enum):
@@ -282,8 +284,11 @@ class SpillStore:
             except OSError:
                 continue  # its writer is still at it
             else:
-                # Renamed into place meanwhile: not torn.
-                if os.path.samestat(os.fstat(fd), _stat(temp_dir / name)) and _remove(temp_dir / name):
+                info = os.fstat(fd)
+                # Empty and recent: a writer between creating it and locking it. Renamed into place meanwhile: not torn.
+                if info.st_size == 0 and time.time() - info.st_mtime < TORN_AFTER_SECONDS:
+                    continue
+                if os.path.samestat(info, _stat(temp_dir / name)) and _remove(temp_dir / name):
                     self._count(corrupt=1)
                     logger.warning("Removed the torn spill file %s left by a writer that died.", name)
             finally:
