@@ -204,8 +204,13 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         if self._shutdown:
             logger.warning("Exporter already shutdown, ignoring batch")
             return [SpanExportResult.FAILURE] * len(batches)
-        if self._native is None or not isinstance(self._metrics, NoOpExporterMetrics):
-            # The exporter's own metrics time each export, so each is made on its own.
+        if (
+            self._native is None
+            or not isinstance(self._metrics, NoOpExporterMetrics)
+            or (self._spiller is not None and self._spiller.down)
+        ):
+            # The exporter's own metrics time each export, so each is made on its own; a backend
+            # known down gets no first attempt, each request goes to disk through the client.
             return [self._export_one(batch) for batch in batches]
         read: list[tuple[int, SpanRequest]] = []
         results = [SpanExportResult.FAILURE] * len(batches)
