@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 import spanbatch
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import balanced, end_spans, provider_with, wait_until
+from tests.helpers.metrics import metric_points
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -181,3 +184,20 @@ def test_a_hanging_backend_is_waited_for_once_then_requests_go_straight_to_disk(
         rx.set_behaviour("ok")
     assert (stats.spilled, stats.dropped_total) == (40, 0)
     assert hung <= 2  # the first request (and the stock client's one quick retry), not one per batch
+
+
+def test_spilled_spans_count_as_processed_in_the_self_metrics(
+    down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+    reader = InMemoryMetricReader()
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter_for(down_receiver, tmp_path), meter_provider=MeterProvider(metric_readers=[reader])
+        )
+    )
+    end_spans(provider_with(processor), 10)
+    assert processor.force_flush(30_000)
+    assert processor.stats().spilled == 10
+    processed = {a.get("error.type"): v for a, v in metric_points(reader)["otel.sdk.processor.span.processed"]}
+    assert processed == {None: 10}
