@@ -8,6 +8,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -106,7 +107,9 @@ def _count_spilled(core: BatchCore, exporter: object) -> Callable[[int], None] |
     disk = getattr(type(exporter), "spill_counts", None)
     if not callable(take) or not callable(disk) or disk(exporter) is None:
         return None
-    tally = spill_tally(core, lambda: disk(exporter))
+    # Weak: the tally outlives the lane (see ``spill_tally``), the exporter need not.
+    ref = weakref.ref(exporter)
+    tally = spill_tally(core, lambda: None if (live := ref()) is None else disk(live))
 
     def count(succeeded: int) -> None:
         # Never more than succeeded: a spill the loop did not see succeed is not moved out of its count.

@@ -146,6 +146,8 @@ class SpillTally:
 
 
 # id(core) -> (the core, kept so that its id names no other; its tally), for lanes whose exporter spills.
+# Never emptied: a BatchCore takes no weak reference, and its stats must outlive its lane. An idle core is
+# a few hundred bytes, and only lanes with a spill directory have one here.
 _tallies: dict[int, tuple[BatchCore, SpillTally]] = {}
 
 
