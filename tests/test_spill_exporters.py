@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from spanbatch.testing import OTLPReceiver
 
-from tests.helpers import balanced, end_spans, provider_with, wait_until
+from tests.helpers import balanced, end_spans, in_child, libc_fork, provider_with, wait_until
 from tests.helpers.metrics import metric_points
 
 pytestmark = pytest.mark.timeout(90)
@@ -201,3 +202,36 @@ def test_spilled_spans_count_as_processed_in_the_self_metrics(
     assert processor.stats().spilled == 10
     processed = {a.get("error.type"): v for a, v in metric_points(reader)["otel.sdk.processor.span.processed"]}
     assert processed == {None: 10}
+
+
+@pytest.mark.parametrize("fork", [os.fork, libc_fork], ids=["os.fork", "libc_fork"])
+def test_a_forked_child_replays_with_a_thread_of_its_own(
+    down_receiver: OTLPReceiver, tmp_path: Path, fork: Callable[[], int]
+) -> None:
+    rx = down_receiver
+    exporter = exporter_for(rx, tmp_path)
+    processor = spanbatch.BatchSpanProcessor(exporter)
+    provider = provider_with(processor)
+    try:
+        ids = end_spans(provider, 10)
+        assert processor.force_flush(30_000)
+        assert processor.stats().spilled == 10
+        parent_thread = exporter._spiller._thread
+        assert parent_thread is not None
+        assert parent_thread.is_alive()
+
+        def child() -> dict[str, Any]:
+            more = end_spans(provider, 10, "child")
+            processor.force_flush(30_000)
+            rx.set_behaviour("ok")
+            delivered = rx.wait_for_spans(20, timeout=30)
+            stats = processor.stats()
+            return {"delivered": delivered, "spilled": stats.spilled, "more": sorted(m.hex() for m in more)}
+
+        result = in_child(child, fork, timeout=60)
+        assert result["delivered"]
+        assert result["spilled"] == 10  # the child's own
+        assert rx.span_ids() == ids | {bytes.fromhex(m) for m in result["more"]}
+        assert rx.stats().duplicates == 0
+    finally:
+        processor.shutdown()

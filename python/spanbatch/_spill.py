@@ -108,6 +108,11 @@ class SpillStore:
     def __repr__(self) -> str:
         return f"SpillStore({str(self.directory)!r}, max_bytes={self.max_bytes}, counts={self.counts()})"
 
+    def after_fork_in_child(self) -> None:
+        # A lock another thread of the parent held stays held in the child; the counts are the parent's.
+        self._lock = threading.Lock()
+        self._counts = SpillCounts()
+
     def counts(self) -> SpillCounts:
         with self._lock:
             return self._counts

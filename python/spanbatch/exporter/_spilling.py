@@ -67,6 +67,7 @@ class Spiller:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._spilled_here = threading.local()
+        _live.add(self)
         if store.pending():  # left by an earlier process: deliver them
             self._ensure_replaying()
         if cut_retries is not None:
@@ -109,6 +110,12 @@ class Spiller:
         with self._wake:
             self._stopped = True
             self._wake.notify_all()
+
+    def after_fork_in_child(self) -> None:
+        """A forked child has no replay thread, and a lock its parent's threads held stays held."""
+        self._wake = threading.Condition()
+        self._thread = None
+        self.store.after_fork_in_child()
 
     def exit_begins(self) -> None:
         """The process is exiting: a failing request goes to disk now, not after backoffs that would
@@ -153,6 +160,17 @@ class Spiller:
                     self._wake.wait(pause)
                     pause = min(pause * 2, LONGEST_PROBE_SECONDS)
 
+
+_live: weakref.WeakSet[Spiller] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for spiller in list(_live):
+        spiller.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _exiting_spillers: weakref.WeakSet[Spiller] = weakref.WeakSet()
 _exit_hooked = False
