@@ -235,3 +235,26 @@ def test_a_forked_child_replays_with_a_thread_of_its_own(
         assert rx.stats().duplicates == 0
     finally:
         processor.shutdown()
+
+
+def test_with_nothing_on_disk_and_no_disk_to_write_to_requests_try_the_backend_again(
+    down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    rx = down_receiver
+    exporter = exporter_for(rx, tmp_path)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter))
+    provider = provider_with(processor)
+    end_spans(provider, 5)
+    assert processor.force_flush(30_000)
+    assert processor.stats().spilled == 5
+    store = exporter._spiller.store
+    for path in store.pending():  # gone (as if evicted by another process), and the disk unwritable
+        path.unlink()
+    (store.directory / "tmp").rmdir()
+    (store.directory / "tmp").write_text("")
+    rx.set_behaviour("ok")
+    assert wait_until(lambda: exporter._spiller._thread is None, 10)
+    later = end_spans(provider, 5, "later")
+    assert processor.force_flush(30_000)
+    assert processor.stats().exported == 5
+    assert rx.span_ids() == later
