@@ -85,6 +85,7 @@ class Spiller:
         """Store one request as it was sent; False if the disk would not take it (the caller drops it)."""
         spans = count_spans(payload)
         if not self.store.write(payload, spans):
+            self._down = False  # with no disk to fall back on, requests try the backend as without a spill
             return False
         if not self._down:
             self._down = True
@@ -154,6 +155,7 @@ class Spiller:
                 if self._stopped:
                     return
                 if not self.store.pending():  # under the lock: a spill now finds no thread and starts one
+                    self._down = False  # nothing waits on disk (what did was moved aside, or evicted)
                     self._thread = None
                     return
                 if not delivered:
