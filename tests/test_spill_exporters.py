@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -258,3 +259,32 @@ def test_with_nothing_on_disk_and_no_disk_to_write_to_requests_try_the_backend_a
     assert processor.force_flush(30_000)
     assert processor.stats().exported == 5
     assert rx.span_ids() == later
+
+
+def test_stats_read_while_spans_are_spilled_always_balance(
+    down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(exporter_for(down_receiver, tmp_path), max_export_batch_size=20)
+    )
+    provider = provider_with(processor)
+    unbalanced: list[Any] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            stats = processor.stats()
+            if not balanced(stats) or stats.exported < 0:
+                unbalanced.append(stats)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(20):
+            end_spans(provider, 100)
+            processor.force_flush(30_000)
+    finally:
+        done.set()
+        reader.join()
+    assert unbalanced == []
+    assert processor.stats().spilled == 2000
