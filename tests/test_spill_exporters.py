@@ -13,6 +13,7 @@ import pytest
 import spanbatch
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
 from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import balanced, end_spans, in_child, libc_fork, provider_with, wait_until
@@ -288,3 +289,21 @@ def test_stats_read_while_spans_are_spilled_always_balance(
         reader.join()
     assert unbalanced == []
     assert processor.stats().spilled == 2000
+
+
+def test_behind_the_stock_processor_an_outage_is_spilled_and_replayed(
+    down_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    rx = down_receiver
+    exporter = exporter_for(rx, tmp_path)
+    processor = StockBatchSpanProcessor(exporter)
+    try:
+        ids = end_spans(provider_with(processor), 50)
+        assert processor.force_flush(30_000)
+        assert exporter.spill_counts().spilled == 50
+        rx.set_behaviour("ok")
+        assert rx.wait_for_spans(50, timeout=30)
+        assert rx.span_ids() == ids
+        assert wait_until(lambda: exporter.spill_counts().replayed == 50, 10)
+    finally:
+        processor.shutdown()
