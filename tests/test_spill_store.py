@@ -317,3 +317,27 @@ def test_an_empty_temp_file_is_a_writer_about_to_lock_it_unless_it_is_old(tmp_pa
     assert fresh.exists()
     assert not old.exists()
     assert store.counts().corrupt == 1
+
+
+def test_a_child_forked_while_a_file_is_claimed_does_not_keep_it_locked(tmp_path: Path) -> None:
+    # flock belongs to the open file, which a forked child shares: unless the child closes its copy,
+    # the file stays locked, and unreplayable by anyone, for as long as the child lives.
+    store = SpillStore(tmp_path, MB)
+    store.write(payload(0), spans=1)
+    children: list[int] = []
+
+    def fork_meanwhile(data: bytes) -> Sent:
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(5)
+            os._exit(0)
+        children.append(pid)
+        return Sent.RETRY_LATER
+
+    try:
+        store.replay(fork_meanwhile)
+        assert [int(p[:8]) for p in collect(store)] == [0]
+    finally:
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
