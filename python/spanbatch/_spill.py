@@ -26,9 +26,10 @@ import os
 import struct
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -104,11 +105,12 @@ class SpillStore:
         self._sequence = itertools.count()
         self._warned_unwritable = False
         self._usable = self._prepare()
+        _stores.add(self)
 
     def __repr__(self) -> str:
         return f"SpillStore({str(self.directory)!r}, max_bytes={self.max_bytes}, counts={self.counts()})"
 
-    def after_fork_in_child(self) -> None:
+    def _after_fork_in_child(self) -> None:
         # A lock another thread of the parent held stays held in the child; the counts are the parent's.
         self._lock = threading.Lock()
         self._counts = SpillCounts()
@@ -168,7 +170,7 @@ class SpillStore:
         for _ in range(3):
             name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._sequence):08d}"
             temp = self.directory / TEMP_DIR / (name + ".tmp")
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = _open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             try:
                 # Locked while written, so the sweep leaves it alone; a sweep that removed it
                 # between its creation and this lock leaves it nameless: start again.
@@ -185,7 +187,7 @@ class SpillStore:
                 _remove(temp)
                 raise
             finally:
-                os.close(fd)
+                _close(fd)
         raise OSError("temp files kept disappearing")
 
     def _evict_over_cap(self) -> None:
@@ -248,7 +250,7 @@ class SpillStore:
     def _claimed(self, path: Path) -> Iterator[int | None]:
         """An open, exclusively locked descriptor of ``path``; None if another holds it or it is gone."""
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = _open(path, os.O_RDONLY)
         except OSError:
             yield None
             return
@@ -260,7 +262,7 @@ class SpillStore:
                 same = False
             yield fd if same else None
         finally:
-            os.close(fd)
+            _close(fd)
 
     def _quarantine(self, path: Path, why: str) -> None:
         self._count(corrupt=1)
@@ -281,23 +283,71 @@ class SpillStore:
             return
         for name in names:
             try:
-                fd = os.open(temp_dir / name, os.O_RDONLY)
+                fd = _open(temp_dir / name, os.O_RDONLY)
             except OSError:
                 continue
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._sweep_one(temp_dir / name, fd)
             except OSError:
-                continue  # its writer is still at it
-            else:
-                info = os.fstat(fd)
-                # Empty and recent: a writer between creating it and locking it. Renamed into place meanwhile: not torn.
-                if info.st_size == 0 and time.time() - info.st_mtime < TORN_AFTER_SECONDS:
-                    continue
-                if os.path.samestat(info, _stat(temp_dir / name)) and _remove(temp_dir / name):
-                    self._count(corrupt=1)
-                    logger.warning("Removed the torn spill file %s left by a writer that died.", name)
+                continue
             finally:
-                os.close(fd)
+                _close(fd)
+
+    def _sweep_one(self, path: Path, fd: int) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # its writer is still at it
+        info = os.fstat(fd)
+        # Empty and recent: a writer between creating it and locking it. Renamed into place meanwhile: not torn.
+        if info.st_size == 0 and time.time() - info.st_mtime < TORN_AFTER_SECONDS:
+            return
+        if os.path.samestat(info, _stat(path)) and _remove(path):
+            self._count(corrupt=1)
+            logger.warning("Removed the torn spill file %s left by a writer that died.", path.name)
+
+
+# Descriptors of spill files this process has open. A flock belongs to the open file, which a forked
+# child shares: a child that kept its copies would hold their locks for as long as it lives, and no
+# process could replay those files. So the child closes them; the lock makes the set exact at a fork.
+_held_lock = threading.Lock()
+_held: set[int] = set()
+_stores: weakref.WeakSet[SpillStore] = weakref.WeakSet()
+
+
+def _open(path: Path, flags: int) -> int:
+    with _held_lock:
+        fd = os.open(path, flags, 0o600)
+        _held.add(fd)
+    return fd
+
+
+def _close(fd: int) -> None:
+    with _held_lock:
+        _held.discard(fd)
+        os.close(fd)
+
+
+def _before_fork() -> None:
+    _held_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _held_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    global _held_lock
+    for fd in _held:
+        with suppress(OSError):
+            os.close(fd)
+    _held.clear()
+    _held_lock = threading.Lock()
+    for store in list(_stores):
+        store._after_fork_in_child()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
 
 
 def _read_all(fd: int) -> bytes:

@@ -116,7 +116,6 @@ class Spiller:
         """A forked child has no replay thread, and a lock its parent's threads held stays held."""
         self._wake = threading.Condition()
         self._thread = None
-        self.store.after_fork_in_child()
 
     def exit_begins(self) -> None:
         """The process is exiting: a failing request goes to disk now, not after backoffs that would
