@@ -3,9 +3,9 @@
 ``RustEncodedHTTP`` is what the span and log exporters share; the log exporter is in ``_http_logs``.
 
 Private parts of the stock exporter this relies on (checked by the tests, 1.45.2):
-``_OTLPHTTPClient`` and its ``_compress(bytes) -> bytes`` / ``_compression`` / ``_endpoint`` /
-``_headers`` / ``_timeout`` / ``_transport``, the transport classes in
-``opentelemetry.exporter.http.transport``, the exporter's ``_client``, ``_endpoint``,
+``_OTLPHTTPClient`` and its ``export(bytes)`` / ``_compress(bytes) -> bytes`` / ``_compression`` /
+``_endpoint`` / ``_headers`` / ``_timeout`` / ``_transport`` / ``_shutdown_event``, ``_is_retryable``,
+the transport classes in ``opentelemetry.exporter.http.transport``, the exporter's ``_client``, ``_endpoint``,
 ``_metrics.export_operation``, ``_max_request_size`` and ``_shutdown``, and
 ``_common._is_request_too_large`` / ``RequestPayloadTooLargeError``.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -33,14 +34,17 @@ from opentelemetry.exporter.http.transport._base import BaseHTTPTransport
 from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
 from opentelemetry.exporter.otlp.common._exporter_metrics import NoOpExporterMetrics
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from spanbatch import _settings
 from spanbatch._core import LogEncoder, LogRequest, SpanEncoder, SpanRequest, compress
 from spanbatch._encoding import Batch, read_batch
+from spanbatch._spill import Sent, SpillCounts
 from spanbatch.exporter import _limits
 from spanbatch.exporter._declared import DeclaredEncoder
+from spanbatch.exporter._spilling import Spiller, spiller_for
 from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError
 
 if TYPE_CHECKING:
@@ -52,12 +56,33 @@ logger = logging.getLogger(_stock.__name__)
 
 
 class _RustCompressingClient(_http._OTLPHTTPClient):
-    """The stock HTTP client, compressing request bodies in Rust without holding the GIL."""
+    """The stock HTTP client, compressing request bodies in Rust without holding the GIL.
+
+    With a spill directory, a request that still fails after the client's retries (or that
+    comes while its backend is known to be down) is stored on disk and reported as sent. A batch
+    cut in parts comes here a part at a time: each part is spilled on its own, and counts as
+    accepted, so a retry of the batch never sends it again.
+    """
+
+    _spiller: Spiller | None = None
 
     def _compress(self, serialized_data: bytes) -> bytes:
         if self._compression is _http.Compression.NONE:
             return serialized_data
         return compress(serialized_data, self._compression.value)
+
+    def export(self, data: bytes) -> _http._ExportResult:
+        spiller = self._spiller
+        if spiller is None:
+            return super().export(data)
+        if not spiller.down:
+            result = super().export(data)
+            # Only what a later attempt could deliver: a request the backend refused (a 400) stays refused.
+            if result.success or (result.status_code is not None and not _http._is_retryable(result.status_code)):
+                return result
+        if spiller.spill(data):
+            return _http._ExportResult(True, None, "spilled", None)
+        return _http._ExportResult(False, None, "spill failed", None)
 
 
 class RustEncodedHTTP:
@@ -72,8 +97,9 @@ class RustEncodedHTTP:
     """
 
     # What each subclass names: its encoder, its signal as the stock messages word it, its result enum, its
-    # stock logger.
+    # stock logger, the protobuf message of its requests (what a spilled one is counted with).
     _encoder_class: ClassVar[type[SpanEncoder | LogEncoder]]
+    _request_message: ClassVar[type[Any]]
     _signal: ClassVar[str]
     _results: ClassVar[Any]
     _logger: ClassVar[logging.Logger]
@@ -98,6 +124,8 @@ class RustEncodedHTTP:
         max_request_size: int | None = None,
         meter_provider: MeterProvider | None = None,
         max_export_batch_bytes: int | None = None,
+        spill_dir: str | os.PathLike[str] | None = None,
+        spill_max_bytes: int | None = None,
         _transport: BaseHTTPTransport | None = None,
     ) -> None:
         requested = _limits.checked(max_export_batch_bytes)  # before the stock constructor opens anything
@@ -127,6 +155,53 @@ class RustEncodedHTTP:
             self._client.__class__ = _RustCompressingClient
         # A transport the caller gave is theirs to keep: requests go through it, not from Rust.
         self._native = None if _transport is not None else native_transport_for(self, session)
+        self._replay_transport: BaseHTTPTransport | None = None  # the replay thread's, made when first needed
+        self._spiller = spiller_for(
+            spill_dir,
+            spill_max_bytes,
+            protocol="http",
+            endpoint=self._endpoint,
+            send_once=self._send_spilled,
+            cut_retries=self._client._shutdown_event.set,
+            request_message=self._request_message,
+        )
+        if isinstance(self._client, _RustCompressingClient):
+            self._client._spiller = self._spiller
+
+    def _send_spilled(self, payload: bytes) -> Sent:
+        """One attempt at a stored request, from the replay thread: its own native transport, else the stock one."""
+        client = self._client
+        transport = client._transport
+        if self._native is not None:
+            if self._replay_transport is None:
+                self._replay_transport = NativeHTTPTransport()
+            transport = self._replay_transport
+        try:
+            body = client._compress(payload)
+            result = transport.request(
+                "POST", client._endpoint, headers=client._headers, data=body, timeout=client._timeout
+            )
+        except Exception:
+            return Sent.RETRY_LATER
+        status = result.status_code
+        if status is not None and 200 <= status < 400:
+            return Sent.DELIVERED
+        if status is not None and not _http._is_retryable(status) and status < 500:
+            return Sent.REJECTED
+        return Sent.RETRY_LATER
+
+    def take_spilled_spans(self) -> int:
+        """Items this thread's exports stored on disk since it last asked; spanbatch's processors count them."""
+        return 0 if self._spiller is None else self._spiller.take_spilled_spans()
+
+    def spill_counts(self) -> SpillCounts | None:
+        """What the spill directory did in this process (None: no spill directory)."""
+        return None if self._spiller is None else self._spiller.counts()
+
+    def shutdown(self) -> None:
+        if self._spiller is not None:
+            self._spiller.stop()
+        super().shutdown()  # type: ignore[misc]  # the stock exporter's, next in the MRO
 
     def _credential_provider_set(self) -> bool:
         """Whether the stock exporter loaded its session from a credential provider named in a variable."""
@@ -148,8 +223,13 @@ class RustEncodedHTTP:
         if self._shutdown:
             self._logger.warning("Exporter already shutdown, ignoring batch")
             return [results.FAILURE] * len(batches)
-        if self._native is None or not isinstance(self._metrics, NoOpExporterMetrics):
-            # The exporter's own metrics time each export, so each is made on its own.
+        if (
+            self._native is None
+            or not isinstance(self._metrics, NoOpExporterMetrics)
+            or (self._spiller is not None and self._spiller.down)
+        ):
+            # The exporter's own metrics time each export, so each is made on its own; a backend
+            # known down gets no first attempt, each request goes to disk through the client.
             return [self._export_one(batch) for batch in batches]
         read: list[tuple[int, SpanRequest | LogRequest]] = []
         outcomes = [results.FAILURE] * len(batches)
@@ -272,6 +352,7 @@ class OTLPSpanExporter(RustEncodedHTTP, _stock.OTLPSpanExporter):
     """
 
     _encoder_class = SpanEncoder
+    _request_message = ExportTraceServiceRequest
     _signal = "span"
     _results = SpanExportResult
     _logger = logger

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from opentelemetry.exporter.otlp.proto.http import _log_exporter as _stock
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.environment_variables import (
     _OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,
@@ -49,6 +50,7 @@ class OTLPLogExporter(RustEncodedHTTP, _stock.OTLPLogExporter):
     """
 
     _encoder_class = LogEncoder
+    _request_message = ExportLogsServiceRequest
     _signal = "logs"
     _results = LogRecordExportResult
     _logger = logger
