@@ -6,8 +6,7 @@ use crate::batching::{millis, Schedule};
 use crate::core::{is_sampled, PyBatchCore};
 use crate::counters::DropReason;
 use crate::fork::ForkWatch;
-use crate::otlp::encoder::PySpanEncoder;
-use crate::otlp::reader::SpanReader;
+use crate::otlp::reader::RequestReader;
 use crate::queue::{DropPolicy, SpanQueue};
 use crate::reader::SpanList;
 use crate::stats::PyStats;
@@ -89,16 +88,16 @@ impl PyBatchCore {
         self.counters.lost(DropReason::Fork, count);
     }
 
-    /// Like `next_batches`, for an exporter with a `SpanEncoder`: each batch comes read into
-    /// a `SpanRequest`, read `read_ahead` spans at a time while it filled.
+    /// Like `next_batches`, for an exporter with a `SpanEncoder` (or `LogEncoder`): each batch
+    /// comes read into a `SpanRequest` (`LogRequest`), read `read_ahead` items at a time while it filled.
     fn next_requests<'py>(
         &self,
         py: Python<'py>,
-        encoder: &Bound<'py, PySpanEncoder>,
+        encoder: &Bound<'py, PyAny>,
         max_batches: usize,
         read_ahead: usize,
     ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
-        let mut reader = SpanReader::new(py, encoder.get())?;
+        let mut reader = RequestReader::new(py, encoder)?;
         let chunk = self.schedule.chunk(read_ahead);
         let requests = self.read_batches(py, &mut reader, max_batches.max(1), chunk)?;
         Ok((!requests.is_empty()).then_some(requests))

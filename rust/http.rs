@@ -8,7 +8,7 @@
 use crate::batching::millis;
 use crate::http_outcome::{Outcome, PyHttpOutcome};
 use crate::otlp::compress::Codec;
-use crate::otlp::encoder::PySpanRequest;
+use crate::otlp::encoder::PyRequest;
 use crate::sync::locked;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -148,7 +148,7 @@ impl PyHttpSender {
         py: Python<'_>,
         url: &str,
         headers: Vec<(String, String)>,
-        requests: Vec<Py<PySpanRequest>>,
+        requests: Vec<Py<PyRequest>>,
         encoding: &str,
         max_request_size: i64,
         timeout_seconds: Option<f64>,
@@ -169,7 +169,7 @@ impl PyHttpSender {
             for request in &requests {
                 // Each request's export starts here, with its serialization: its deadline counts from now.
                 let started = Instant::now();
-                let request = request.get();
+                let request = &request.get().0;
                 let mut outcome = Outcome::NotSent;
                 for index in request.pending() {
                     let body = request.part_body(index);

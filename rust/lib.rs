@@ -82,6 +82,8 @@ mod _core {
     #[pymodule_export]
     use crate::otlp::encoder::{compress, PySpanEncoder, PySpanRequest};
     #[pymodule_export]
+    use crate::otlp::log_encoder::{PyLogEncoder, PyLogRequest};
+    #[pymodule_export]
     use crate::stats::{PyDropReason, PyStats};
 
     #[pymodule_init]

@@ -382,7 +382,7 @@ def test_grpc_retries_unavailable_on_a_new_channel(grpc_recorder: GrpcRecorder, 
     assert exporter.export(spans) is SpanExportResult.SUCCESS
     # UNAVAILABLE rebuilds the channel through _initialize_channel_and_stub: still our stub.
     assert exporter._channel is not first_channel
-    assert type(exporter._client).__name__ == "_EncodedTraceServiceStub"
+    assert type(exporter._client).__name__ == "_EncodedServiceStub"
     assert len(grpc_recorder.requests) == 3
     assert {r.SerializeToString() for r in grpc_recorder.requests} == {stock_bytes(spans)}
 

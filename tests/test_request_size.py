@@ -228,7 +228,7 @@ def test_a_request_cut_in_parts_reads_back_as_the_batch_less_the_spans_too_large
     assert all(part.ByteSize() <= MIB for part in parts)
     names = [s.name for part in parts for rs in part.resource_spans for ss in rs.scope_spans for s in ss.spans]
     assert names == ["s0", "s1", "s2", "s4", "s5", "s6"]
-    assert [request.part_spans(i) for i in range(request.parts)] == [5, 1]  # 1,000,030 bytes of values, then 700,000
+    assert [request.part_items(i) for i in range(request.parts)] == [5, 1]  # 1,000,030 bytes of values, then 700,000
     # Whole, it is the parts one after the other: one message to protobuf.
     whole = ExportTraceServiceRequest.FromString(request.to_bytes())
     assert [s.name for rs in whole.resource_spans for ss in rs.scope_spans for s in ss.spans] == names

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Protocol, TypeGuard, TypeVar
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 if TYPE_CHECKING:
-    from spanbatch._core import SpanEncoder
-    from spanbatch._encoding import Batch
+    from opentelemetry.sdk._logs.export import LogRecordExportResult
+
+    from spanbatch._core import LogEncoder, SpanEncoder
+    from spanbatch._encoding import Batch, LogBatch
 
 Telemetry_contra = TypeVar("Telemetry_contra", contravariant=True)
 
@@ -50,6 +52,16 @@ class EncodesSpans(Protocol):
     def export(self, spans: Batch) -> SpanExportResult: ...
 
 
+class EncodesLogs(Protocol):
+    """Reads log records with its own encoder: its ``export`` (and ``export_many``) take the ``LogRequest``
+    the worker read a batch into while it filled, as well as lists of log records."""
+
+    @property
+    def log_encoder(self) -> LogEncoder: ...
+
+    def export(self, batch: LogBatch) -> LogRecordExportResult: ...
+
+
 def exports_many(exporter: object) -> TypeGuard[ExportsMany]:
     """Whether the exporter's class declares ``export_many`` for the ``export`` it has."""
     return _declares(exporter, ExportsMany, "export_many")
@@ -57,9 +69,19 @@ def exports_many(exporter: object) -> TypeGuard[ExportsMany]:
 
 def encodes_spans(exporter: object) -> TypeGuard[EncodesSpans]:
     """Whether the exporter's class declares ``span_encoder`` for every method the worker hands batches to."""
-    if not _declares(exporter, EncodesSpans, "span_encoder"):
+    return _encodes(exporter, EncodesSpans, "span_encoder")
+
+
+def encodes_logs(exporter: object) -> TypeGuard[EncodesLogs]:
+    """Whether the exporter's class declares ``log_encoder`` for every method the worker hands batches to."""
+    return _encodes(exporter, EncodesLogs, "log_encoder")
+
+
+def _encodes(exporter: object, protocol: type, encoder: str) -> bool:
+    """Whether ``encoder`` is declared with ``protocol``'s ``export``, and with ``export_many`` if there is one."""
+    if not _declares(exporter, protocol, encoder):
         return False
-    return not exports_many(exporter) or _declared_below(type(exporter), "span_encoder", "export_many")
+    return not exports_many(exporter) or _declared_below(type(exporter), encoder, "export_many")
 
 
 def _declares(exporter: object, protocol: type, fast_path: str) -> bool:

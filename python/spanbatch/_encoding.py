@@ -1,8 +1,9 @@
-"""Reading or encoding a batch with the Rust ``SpanEncoder``, logging and counting what it had to leave out.
+"""Reading or encoding a batch with the Rust ``SpanEncoder`` or ``LogEncoder``, logging and counting what it
+had to leave out.
 
-A batch is either spans or a ``SpanRequest`` spanbatch's processor already read them into
-while the batch filled (see ``BatchCore.next_requests``); such a request carries its own
-count of spans left out, which the processor settles with it.
+A batch is either spans (log records) or a ``SpanRequest`` (``LogRequest``) spanbatch's processor
+already read them into while the batch filled (see ``BatchCore.next_requests``); such a request
+carries its own count of items left out, which the processor settles with it.
 
 Below both the export loop and ``spanbatch.exporter``, which share it: the loop opens
 ``spans_left_out`` around its exports and the exporters fill it, so neither imports the other.
@@ -14,11 +15,17 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar, overload
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from spanbatch._core import SpanEncoder, SpanRequest
+from spanbatch._core import LogEncoder, LogRequest, SpanEncoder, SpanRequest
+
+if TYPE_CHECKING:
+    # Not imported at run time: span-only users would pay for the SDK's logs package on ``import spanbatch``.
+    from opentelemetry.sdk._logs import ReadableLogRecord
+
+    LogBatch = Sequence[ReadableLogRecord] | LogRequest
 
 T = TypeVar("T")
 
@@ -47,16 +54,23 @@ def spans_left_out() -> Iterator[dict[int, int]]:
         _left_out.counts = outer
 
 
-def encode_batch(encoder: SpanEncoder, batch: Batch) -> bytes:
-    """A serialized ``ExportTraceServiceRequest`` for ``batch``; one warning per batch for anything left out."""
-    if isinstance(batch, SpanRequest):
-        return batch.to_bytes()
-    return read_batch(encoder, batch).to_bytes()
+@overload
+def encode_batch(encoder: SpanEncoder, batch: Batch) -> bytes: ...
+@overload
+def encode_batch(encoder: LogEncoder, batch: LogBatch) -> bytes: ...
+def encode_batch(encoder: SpanEncoder | LogEncoder, batch: Batch | LogBatch) -> bytes:
+    """A serialized ``ExportTraceServiceRequest`` (``ExportLogsServiceRequest``) for ``batch``; one warning per
+    batch for anything left out."""
+    return read_batch(encoder, batch).to_bytes()  # type: ignore[arg-type]
 
 
-def read_batch(encoder: SpanEncoder, batch: Batch) -> SpanRequest:
+@overload
+def read_batch(encoder: SpanEncoder, batch: Batch) -> SpanRequest: ...
+@overload
+def read_batch(encoder: LogEncoder, batch: LogBatch) -> LogRequest: ...
+def read_batch(encoder: SpanEncoder | LogEncoder, batch: Batch | LogBatch) -> SpanRequest | LogRequest:
     """``batch`` read into a request to serialize later; one warning per batch for anything left out."""
-    if isinstance(batch, SpanRequest):
+    if isinstance(batch, SpanRequest | LogRequest):
         return batch
     request = counting_skips(encoder, lambda: encoder.read(batch))
     counts: dict[int, int] | None = getattr(_left_out, "counts", None)
@@ -65,24 +79,33 @@ def read_batch(encoder: SpanEncoder, batch: Batch) -> SpanRequest:
     return request
 
 
-def counting_skips(encoder: SpanEncoder, read: Callable[[], T]) -> T:
-    """``read()``, with one warning for the values and spans the encoder had to leave out meanwhile."""
-    values, unread, too_large = encoder.skipped_values, encoder.skipped_spans, encoder.too_large_spans
+def _items_left_out(encoder: SpanEncoder | LogEncoder) -> tuple[int, int, str]:
+    """The items ``encoder`` left out so far, unreadable and too large, and what they are."""
+    if isinstance(encoder, LogEncoder):
+        return encoder.skipped_records, encoder.too_large_records, "log record(s)"
+    return encoder.skipped_spans, encoder.too_large_spans, "span(s)"
+
+
+def counting_skips(encoder: SpanEncoder | LogEncoder, read: Callable[[], T]) -> T:
+    """``read()``, with one warning for the values and items the encoder had to leave out meanwhile."""
+    values, (unread, too_large, _) = encoder.skipped_values, _items_left_out(encoder)
     data = read()
     # The stock encoder logs each such key too; a count per batch keeps the log readable.
     if (skipped := encoder.skipped_values - values) > 0:
         logger.warning("Left out %d attribute value(s) of a type OTLP cannot carry.", skipped)
-    if (skipped := encoder.skipped_spans - unread) > 0:
+    unread_now, too_large_now, noun = _items_left_out(encoder)
+    if (skipped := unread_now - unread) > 0:
         logger.warning(
-            "Left out %d span(s) that could not be read (last error: %s); the rest of the batch is exported.",
+            "Left out %d %s that could not be read (last error: %s); the rest of the batch is exported.",
             skipped,
+            noun,
             encoder.last_skip_reason,
         )
-    if (skipped := encoder.too_large_spans - too_large) > 0:
+    if (skipped := too_large_now - too_large) > 0:
         logger.warning(
-            "Left out %d span(s) over the %d-byte request limit (the largest: %d bytes); the rest of the batch "
-            "is exported.",
+            "Left out %d %s over the %d-byte request limit (the largest: %d bytes); the rest of the batch is exported.",
             skipped,
+            noun,
             encoder.max_request_bytes,
             encoder.last_too_large_bytes,
         )

@@ -8,6 +8,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -21,7 +22,7 @@ from spanbatch._encoding import counting_skips, spans_left_out
 from spanbatch._policies import RetryPolicy
 from spanbatch._settings import ExportPolicies
 from spanbatch._signals import Signal
-from spanbatch._stats import SpanStats
+from spanbatch._stats import SpanStats, spill_tally
 from spanbatch._threads import start_thread, threads_are_greenlets
 
 logger = logging.getLogger("spanbatch")
@@ -73,6 +74,8 @@ class Delivery(Generic[B]):
     take: Callable[[int], Sequence[B] | None]
     export: Callable[[B], object]
     export_many: Callable[[Sequence[B]], object] | None
+    # Given the spans of this thread's batches that just succeeded, counts those the exporter spilled to disk.
+    count_spilled: Callable[[int], None] | None = None
 
 
 def delivery_for(work: LaneWork) -> Delivery[Any]:
@@ -82,6 +85,7 @@ def delivery_for(work: LaneWork) -> Delivery[Any]:
     """
     core, exporter, signal = work.core, work.exporter, work.signal
     many = _export_many(exporter)
+    spilled = _count_spilled(core, exporter)
     if encodes_spans(exporter):
         encoder = getattr(exporter, "span_encoder", None)
         if isinstance(encoder, SpanEncoder):
@@ -89,8 +93,30 @@ def delivery_for(work: LaneWork) -> Delivery[Any]:
             def read(most: int) -> list[SpanRequest] | None:
                 return counting_skips(encoder, lambda: core.next_requests(encoder, most, READ_AHEAD_SPANS))
 
-            return Delivery(exporter, signal, read, lambda request: exporter.export(request), many)  # noqa: PLW0108
-    return Delivery(exporter, signal, core.next_batches, lambda spans: exporter.export(spans), many)  # noqa: PLW0108
+            return Delivery(exporter, signal, read, lambda request: exporter.export(request), many, spilled)  # noqa: PLW0108
+    return Delivery(exporter, signal, core.next_batches, lambda spans: exporter.export(spans), many, spilled)  # noqa: PLW0108
+
+
+def _count_spilled(core: BatchCore, exporter: object) -> Callable[[int], None] | None:
+    """For spanbatch's OTLP exporters with a spill directory (their class declares ``take_spilled_spans``):
+    moves the spans they stored on disk from ``exported`` to ``spilled`` in ``stats()``.
+
+    Such an exporter reports a spilled request as a success, so the core settles it as exported;
+    the tally is added after, and ``SpanStats.of`` reads it before the core (see there).
+    """
+    take = getattr(type(exporter), "take_spilled_spans", None)
+    disk = getattr(type(exporter), "spill_counts", None)
+    if not callable(take) or not callable(disk) or disk(exporter) is None:
+        return None
+    # Weak: the tally outlives the lane (see ``spill_tally``), the exporter need not.
+    ref = weakref.ref(exporter)
+    tally = spill_tally(core, lambda: None if (live := ref()) is None else disk(live))
+
+    def count(succeeded: int) -> None:
+        # Never more than succeeded: a spill the loop did not see succeed is not moved out of its count.
+        tally.add(min(int(take(exporter)), succeeded))
+
+    return count
 
 
 def _export_many(exporter: object) -> Callable[[Sequence[Any]], object] | None:
@@ -214,6 +240,7 @@ def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], 
                 started = time.monotonic()
                 deadline = started + work.timeout_millis / 1000
                 sizes = [len(batch) for batch in taken]  # before the exporter can change a list
+                succeeded_spans = 0
                 for batch, size, first_ok in zip(
                     taken, sizes, first_attempts(delivery, taken, loop, work.timeout_millis), strict=True
                 ):
@@ -230,7 +257,11 @@ def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], 
                             (time.monotonic() - started) * 1000,
                             "ok" if ok else "failed",
                         )
-                    core.finish_batch(batch, ok, left_out_of(batch, taken, left_out))
+                    left = left_out_of(batch, taken, left_out)
+                    core.finish_batch(batch, ok, left)
+                    succeeded_spans += max(0, size - left) if ok else 0
+                if delivery.count_spilled is not None:
+                    delivery.count_spilled(succeeded_spans)
                 left_out.clear()
                 work.drops.report(SpanStats.of(core).dropped)
     finally:

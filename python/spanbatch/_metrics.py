@@ -87,8 +87,13 @@ class _Instruments:
     def _processed(self, _options: CallbackOptions) -> Iterable[Observation]:
         observations = []
         for source, stats in self._live():
-            # Like the stock processor: a span is processed once it is handed to the exporter.
-            handed = stats.exported + stats.in_flight + sum(stats.dropped.get(r, 0) for r in _HANDED_TO_EXPORTER)
+            # Like the stock processor: a span is processed once it is handed to the exporter (spilled ones too).
+            handed = (
+                stats.exported
+                + stats.spilled
+                + stats.in_flight
+                + sum(stats.dropped.get(r, 0) for r in _HANDED_TO_EXPORTER)
+            )
             observations.append(Observation(handed, source.attributes))
             for reason, error_type in _ERROR_TYPES.items():
                 if stats.dropped.get(reason):

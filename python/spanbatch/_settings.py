@@ -213,6 +213,10 @@ MAX_EXPORT_BATCH_BYTES = Setting(
     ("SPANBATCH_MAX_EXPORT_BATCH_BYTES",), "integer", 4 * 1024 * 1024, "max_export_batch_bytes"
 )
 
+# spanbatch's OTLP exporters: the opt-in disk spill (see ``exporter._spilling``).
+SPILL_DIR: Setting[str | None] = Setting(("SPANBATCH_SPILL_DIR",), "text", None, "spill_dir")
+SPILL_MAX_BYTES = Setting(("SPANBATCH_SPILL_MAX_BYTES",), "integer", 256 * 1024 * 1024, "spill_max_bytes")
+
 # The process: exit, signals, debug log, sessions.
 EXIT_TIMEOUT = Setting(("SPANBATCH_EXIT_TIMEOUT_MS",), "millis", 5000.0)
 FLUSH_ON_SIGTERM = Setting(("SPANBATCH_FLUSH_ON_SIGTERM",), "flag", False)
@@ -240,6 +244,8 @@ SETTINGS: tuple[Setting[object], ...] = (
     *POLICIES,
     *(setting for setting in LOG_POLICIES if setting not in POLICIES),
     MAX_EXPORT_BATCH_BYTES,
+    SPILL_DIR,
+    SPILL_MAX_BYTES,
     EXIT_TIMEOUT,
     FLUSH_ON_SIGTERM,
     DEBUG,

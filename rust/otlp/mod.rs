@@ -1,9 +1,12 @@
-//! OTLP/protobuf encoding of finished spans, for spanbatch's own OTLP exporters.
+//! OTLP/protobuf encoding of finished spans and log records, for spanbatch's own OTLP exporters.
 
 mod buffers;
+mod builder;
 pub mod compress;
 pub mod encoder;
 mod groups;
+pub mod log_encoder;
+mod logs;
 /// prost's derived messages: the reference our writer is tested against.
 #[cfg(test)]
 mod proto;

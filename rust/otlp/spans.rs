@@ -13,7 +13,7 @@ use super::wire;
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyIterator, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyIterator, PyString, PyTuple};
 use std::borrow::Cow;
 
 /// `SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK`: we always know whether the parent is remote.
@@ -83,9 +83,15 @@ fn attributes_and_dropped(
 }
 
 /// A protobuf string: `None` leaves it empty; a str that is not valid UTF-8 is an error.
-pub fn or_empty<'p>(value: &Bound<'_, PyAny>, pass: &'p mut ReadPass) -> PyResult<Cow<'p, str>> {
+/// protobuf takes UTF-8 `bytes` for a string too.
+pub fn or_empty<'p>(value: &'p Bound<'_, PyAny>, pass: &'p mut ReadPass) -> PyResult<Cow<'p, str>> {
     if value.is_none() {
         return Ok(Cow::Borrowed(""));
+    }
+    if let Ok(bytes) = value.cast::<PyBytes>() {
+        return std::str::from_utf8(bytes.as_bytes())
+            .map(Cow::Borrowed)
+            .map_err(|_| PyValueError::new_err("bytes for a string are not valid UTF-8"));
     }
     pass.text(value.cast::<PyString>()?)
         .map_err(|_| PyValueError::new_err("string is not valid UTF-8 (lone surrogate?)"))

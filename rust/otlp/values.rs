@@ -30,6 +30,7 @@ pub enum Place {
     Scope,
     Span,
     EventOrLink,
+    LogRecord,
 }
 
 impl Place {
@@ -37,9 +38,10 @@ impl Place {
     /// messages around it, up to the `ResourceSpans`.
     fn levels(self) -> u32 {
         let around = match self {
-            Self::Resource => 2,           // Resource, ResourceSpans
-            Self::Scope | Self::Span => 3, // InstrumentationScope or Span, ScopeSpans, ResourceSpans
-            Self::EventOrLink => 4,        // Event or Link, Span, ScopeSpans, ResourceSpans
+            Self::Resource => 2, // Resource, ResourceSpans
+            // InstrumentationScope, Span or LogRecord, ScopeSpans or ScopeLogs, ResourceSpans or ResourceLogs
+            Self::Scope | Self::Span | Self::LogRecord => 3,
+            Self::EventOrLink => 4, // Event or Link, Span, ScopeSpans, ResourceSpans
         };
         MOST_LEVELS - around
     }
@@ -50,12 +52,14 @@ pub struct Unencodable;
 
 /// Distinct strings one pass remembers at most.
 const STRING_CACHE_LIMIT: usize = 4096;
+/// Longer strings (log bodies, mostly) are seldom met twice: borrowed from the `str`, not copied.
+const LONGEST_CACHED: usize = 1024;
 
 /// One read pass: what it skipped, and the strings it has already copied.
 #[derive(Default)]
 pub struct ReadPass {
     pub skipped_values: u64,
-    pub skipped_spans: u64,
+    pub skipped_items: u64,
     /// Keys, names and many values are the same `str` objects span after span; copying
     /// each once saves a UTF-8 encoding per use. The entry holds its object, so the
     /// address stays that object's until the pass ends. Keys are addresses, so the fast
@@ -69,7 +73,13 @@ pub struct ReadPass {
 
 impl ReadPass {
     /// `value` as UTF-8, borrowed from this pass's copy when it has one.
-    pub fn text(&mut self, value: &Bound<'_, PyString>) -> Result<Cow<'_, str>, Unencodable> {
+    pub fn text<'s>(
+        &'s mut self,
+        value: &'s Bound<'_, PyString>,
+    ) -> Result<Cow<'s, str>, Unencodable> {
+        if value.len().map_or(true, |chars| chars > LONGEST_CACHED) {
+            return value.to_str().map(Cow::Borrowed).map_err(|_| Unencodable);
+        }
         let address = value.as_ptr() as usize;
         if self.strings.len() >= STRING_CACHE_LIMIT && !self.strings.contains_key(&address) {
             return owned_str(value).map(Cow::Owned);
@@ -168,6 +178,25 @@ fn any_value(
         return Err(Unencodable);
     }
     Ok(())
+}
+
+/// Levels for a log record's body: the `AnyValue` itself and all it holds, below the
+/// `LogRecord`, `ScopeLogs` and `ResourceLogs` around it.
+const BODY_LEVELS: u32 = MOST_LEVELS - 3;
+
+/// A log record's body as field `tag`: an `AnyValue`, present even when empty (`None`), as
+/// the stock encoder writes it. Unlike an attribute's, a body it cannot carry fails the stock
+/// encoder's whole batch: the caller leaves out the record.
+pub fn body(
+    buf: &mut Vec<u8>,
+    tag: u32,
+    value: &Bound<'_, PyAny>,
+    types: &Types,
+    pass: &mut ReadPass,
+) -> Result<(), Unencodable> {
+    wire::message(buf, tag, |buf| {
+        any_value(buf, value, types, pass, BODY_LEVELS)
+    })
 }
 
 /// A list message (`ArrayValue`, `KeyValueList`) as oneof `member` of an `AnyValue` with

@@ -21,11 +21,13 @@ class Accounted(Protocol):
 
 
 def balanced(stats: Accounted) -> bool:
-    """Every span received is in exactly one state: ``enqueued == exported + queued + in_flight + dropped_total``.
+    """Every span received is in exactly one state: ``enqueued == exported + queued + in_flight + dropped_total``
+    (``+ spilled`` where the stats have it: spans an exporter stored on disk).
 
     Use it as ``assert balanced(stats)``: pytest then prints the stats when it fails.
     """
-    return stats.enqueued == stats.exported + stats.queued + stats.in_flight + stats.dropped_total
+    spilled: int = getattr(stats, "spilled", 0)
+    return stats.enqueued == stats.exported + spilled + stats.queued + stats.in_flight + stats.dropped_total
 
 
 class ReportedStats(NamedTuple):

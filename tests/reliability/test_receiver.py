@@ -56,7 +56,7 @@ def test_http_decodes_plain_gzip_and_deflate_and_counts_the_rest() -> None:
         assert post(rx.endpoint, gzip.compress(request_body(b"c" * 8)), "gzip") == 200
         assert post(rx.endpoint, zlib.compress(request_body(b"a" * 8)), "deflate") == 200
         assert post(rx.endpoint, b"\xff not protobuf", "gzip") == 400
-        assert post(rx.endpoint.replace("/v1/traces", "/v1/logs"), request_body(b"d" * 8)) == 404
+        assert post(rx.endpoint.replace("/v1/traces", "/v1/metrics"), request_body(b"d" * 8)) == 404
         stats = rx.stats()
         names = rx.span_names()
         ids = rx.span_ids()

@@ -1,9 +1,11 @@
-"""OTLP/HTTP (protobuf) span exporter: the stock exporter's transport, retries and settings, Rust encoding.
+"""OTLP/HTTP (protobuf) exporters: the stock exporters' transport, retries and settings, Rust encoding.
+
+``RustEncodedHTTP`` is what the span and log exporters share; the log exporter is in ``_http_logs``.
 
 Private parts of the stock exporter this relies on (checked by the tests, 1.45.2):
-``_OTLPHTTPClient`` and its ``_compress(bytes) -> bytes`` / ``_compression`` / ``_endpoint`` /
-``_headers`` / ``_timeout`` / ``_transport``, the transport classes in
-``opentelemetry.exporter.http.transport``, the exporter's ``_client``, ``_endpoint``,
+``_OTLPHTTPClient`` and its ``export(bytes)`` / ``_compress(bytes) -> bytes`` / ``_compression`` /
+``_endpoint`` / ``_headers`` / ``_timeout`` / ``_transport`` / ``_shutdown_event``, ``_is_retryable``,
+the transport classes in ``opentelemetry.exporter.http.transport``, the exporter's ``_client``, ``_endpoint``,
 ``_metrics.export_operation``, ``_max_request_size`` and ``_shutdown``, and
 ``_common._is_request_too_large`` / ``RequestPayloadTooLargeError``.
 """
@@ -12,9 +14,10 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 try:
@@ -31,13 +34,17 @@ from opentelemetry.exporter.http.transport._base import BaseHTTPTransport
 from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
 from opentelemetry.exporter.otlp.common._exporter_metrics import NoOpExporterMetrics
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from spanbatch import _settings
-from spanbatch._core import SpanEncoder, SpanRequest, compress
+from spanbatch._core import LogEncoder, LogRequest, SpanEncoder, SpanRequest, compress
 from spanbatch._encoding import Batch, read_batch
+from spanbatch._spill import Sent, SpillCounts
 from spanbatch.exporter import _limits
+from spanbatch.exporter._declared import DeclaredEncoder
+from spanbatch.exporter._spilling import Spiller, spiller_for
 from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError
 
 if TYPE_CHECKING:
@@ -49,29 +56,59 @@ logger = logging.getLogger(_stock.__name__)
 
 
 class _RustCompressingClient(_http._OTLPHTTPClient):
-    """The stock HTTP client, compressing request bodies in Rust without holding the GIL."""
+    """The stock HTTP client, compressing request bodies in Rust without holding the GIL.
+
+    With a spill directory, a request that still fails after the client's retries (or that
+    comes while its backend is known to be down) is stored on disk and reported as sent. A batch
+    cut in parts comes here a part at a time: each part is spilled on its own, and counts as
+    accepted, so a retry of the batch never sends it again.
+    """
+
+    _spiller: Spiller | None = None
 
     def _compress(self, serialized_data: bytes) -> bytes:
         if self._compression is _http.Compression.NONE:
             return serialized_data
         return compress(serialized_data, self._compression.value)
 
+    def export(self, data: bytes) -> _http._ExportResult:
+        spiller = self._spiller
+        if spiller is None:
+            return super().export(data)
+        if not spiller.down:
+            result = super().export(data)
+            # Only what a later attempt could deliver: a request the backend refused (a 400) stays refused.
+            if result.success or (result.status_code is not None and not _http._is_retryable(result.status_code)):
+                return result
+        if spiller.spill(data):
+            return _http._ExportResult(True, None, "spilled", None)
+        return _http._ExportResult(False, None, "spill failed", None)
 
-class OTLPSpanExporter(_stock.OTLPSpanExporter):
-    """Drop-in for ``opentelemetry.exporter.otlp.proto.http.trace_exporter.OTLPSpanExporter``.
 
-    Same arguments, ``OTEL_EXPORTER_OTLP_*`` / ``OTEL_EXPORTER_OTLP_TRACES_*`` variables,
-    compression choices, retries (429/502/503/504 and connection errors, with backoff)
-    and results: those are the stock exporter's own code. Only the request body is
-    made differently, by spanbatch's Rust encoder, and gzip/deflate run in Rust too.
-    Works with any span processor.
+class RustEncodedHTTP:
+    """What spanbatch's OTLP/HTTP exporters add to a stock exporter (a base listed before it): requests
+    encoded by the Rust encoder, sent from Rust where the stock transport would do the same.
 
     ``max_export_batch_bytes`` (keyword; ``SPANBATCH_MAX_EXPORT_BATCH_BYTES``; default
     ``max_request_size``, which also bounds it): a batch whose request would be larger is sent
-    as several requests that each fit, each sent once; a span larger on its own is left out
-    (warned about; spanbatch's processors count it as ``too_large``). The stock exporter
-    drops such a batch whole.
+    as several requests that each fit, each sent once; an item (span or log record) larger on its
+    own is left out (warned about; spanbatch's processors count it as ``too_large``). The stock
+    exporter drops such a batch whole.
     """
+
+    # What each subclass names: its encoder, its signal as the stock messages word it, its result enum, its
+    # stock logger, the protobuf message of its requests (what a spilled one is counted with).
+    _encoder_class: ClassVar[type[SpanEncoder | LogEncoder]]
+    _request_message: ClassVar[type[Any]]
+    _signal: ClassVar[str]
+    _results: ClassVar[Any]
+    _logger: ClassVar[logging.Logger]
+    # The stock exporter's own attributes.
+    _shutdown: bool
+    _client: _http._OTLPHTTPClient
+    _metrics: Any
+    _max_request_size: int
+    _endpoint: str
 
     def __init__(  # noqa: PLR0917 -- the stock exporter's positional parameters, for a drop-in
         self,
@@ -87,12 +124,14 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         max_request_size: int | None = None,
         meter_provider: MeterProvider | None = None,
         max_export_batch_bytes: int | None = None,
+        spill_dir: str | os.PathLike[str] | None = None,
+        spill_max_bytes: int | None = None,
         _transport: BaseHTTPTransport | None = None,
     ) -> None:
         requested = _limits.checked(max_export_batch_bytes)  # before the stock constructor opens anything
         # Passed on only when given: the stock overloads take ``_transport`` without certificate files.
         given: dict[str, Any] = {} if _transport is None else {"_transport": _transport}
-        super().__init__(
+        super().__init__(  # type: ignore[call-arg]  # the stock exporter's, next in the MRO
             endpoint,
             certificate_file,
             client_key_file,
@@ -110,21 +149,63 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         limit = _limits.max_export_batch_bytes(requested, stock_limit)
         if limit is not None and stock_limit is not None:
             limit = min(limit, stock_limit)
-        self._encoder = SpanEncoder(limit)
+        self._encoder = self._encoder_class(limit)
         # Same object, same settings; only ``_compress`` changes (see _RustCompressingClient).
         if type(self._client) is _http._OTLPHTTPClient:
             self._client.__class__ = _RustCompressingClient
         # A transport the caller gave is theirs to keep: requests go through it, not from Rust.
         self._native = None if _transport is not None else native_transport_for(self, session)
+        self._replay_transport: BaseHTTPTransport | None = None  # the replay thread's, made when first needed
+        self._spiller = spiller_for(
+            spill_dir,
+            spill_max_bytes,
+            protocol="http",
+            endpoint=self._endpoint,
+            send_once=self._send_spilled,
+            cut_retries=self._client._shutdown_event.set,
+            request_message=self._request_message,
+        )
+        if isinstance(self._client, _RustCompressingClient):
+            self._client._spiller = self._spiller
 
-    @property
-    def span_encoder(self) -> SpanEncoder:
-        """The Rust encoder, with its ``skipped_values`` / ``skipped_spans`` counters.
+    def _send_spilled(self, payload: bytes) -> Sent:
+        """One attempt at a stored request, from the replay thread: its own native transport, else the stock one."""
+        client = self._client
+        transport = client._transport
+        if self._native is not None:
+            if self._replay_transport is None:
+                self._replay_transport = NativeHTTPTransport()
+            transport = self._replay_transport
+        try:
+            body = client._compress(payload)
+            result = transport.request(
+                "POST", client._endpoint, headers=client._headers, data=body, timeout=client._timeout
+            )
+        except Exception:
+            return Sent.RETRY_LATER
+        status = result.status_code
+        if status is not None and 200 <= status < 400:
+            return Sent.DELIVERED
+        if status is not None and not _http._is_retryable(status) and status < 500:
+            return Sent.REJECTED
+        return Sent.RETRY_LATER
 
-        spanbatch's processors read each batch with it while the batch fills, and export the
-        ``SpanRequest`` it made.
-        """
-        return self._encoder
+    def take_spilled_spans(self) -> int:
+        """Items this thread's exports stored on disk since it last asked; spanbatch's processors count them."""
+        return 0 if self._spiller is None else self._spiller.take_spilled_spans()
+
+    def spill_counts(self) -> SpillCounts | None:
+        """What the spill directory did in this process (None: no spill directory)."""
+        return None if self._spiller is None else self._spiller.counts()
+
+    def shutdown(self) -> None:
+        if self._spiller is not None:
+            self._spiller.stop()
+        super().shutdown()  # type: ignore[misc]  # the stock exporter's, next in the MRO
+
+    def _credential_provider_set(self) -> bool:
+        """Whether the stock exporter loaded its session from a credential provider named in a variable."""
+        return bool(_settings.read(_settings.HTTP_CREDENTIAL_PROVIDER))
 
     @property
     def max_export_batch_bytes(self) -> int | None:
@@ -136,39 +217,32 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         """Whether requests go out from Rust (plain ``http://``, no session) rather than through requests."""
         return self._native is not None
 
-    def export(self, spans: Batch) -> SpanExportResult:
-        return self._export_batches([spans])[0]
-
-    def export_many(self, batches: Sequence[Batch]) -> list[SpanExportResult]:
-        """Export each batch as its own request; spanbatch's processors call this with several at once.
-
-        A batch is spans, or a ``SpanRequest`` this exporter's ``span_encoder`` read them into.
-
-        With the native transport every first attempt is made in one stretch without the
-        GIL; a batch whose attempt failed goes on through the stock client's retries.
-        """
-        return self._export_batches(batches)
-
-    def _export_batches(self, batches: Sequence[Batch]) -> list[SpanExportResult]:
+    def _export_batches(self, batches: Sequence[Any]) -> list[Any]:
         # Behind both entry points, so that a subclass overriding one never has it called by the other.
+        results = self._results
         if self._shutdown:
-            logger.warning("Exporter already shutdown, ignoring batch")
-            return [SpanExportResult.FAILURE] * len(batches)
-        if self._native is None or not isinstance(self._metrics, NoOpExporterMetrics):
-            # The exporter's own metrics time each export, so each is made on its own.
+            self._logger.warning("Exporter already shutdown, ignoring batch")
+            return [results.FAILURE] * len(batches)
+        if (
+            self._native is None
+            or not isinstance(self._metrics, NoOpExporterMetrics)
+            or (self._spiller is not None and self._spiller.down)
+        ):
+            # The exporter's own metrics time each export, so each is made on its own; a backend
+            # known down gets no first attempt, each request goes to disk through the client.
             return [self._export_one(batch) for batch in batches]
-        read: list[tuple[int, SpanRequest]] = []
-        results = [SpanExportResult.FAILURE] * len(batches)
+        read: list[tuple[int, SpanRequest | LogRequest]] = []
+        outcomes = [results.FAILURE] * len(batches)
         for index, batch in enumerate(batches):
             try:
                 request = read_batch(self._encoder, batch)
             except Exception as error:
-                logger.error("Failed to encode span batch: %s", error)
+                self._logger.error("Failed to encode %s batch: %s", self._signal, error)
                 continue
             if request.pending_parts():
                 read.append((index, request))
             elif request.parts:  # every part accepted by an earlier attempt
-                results[index] = SpanExportResult.SUCCESS
+                outcomes[index] = results.SUCCESS
         client = self._client
         sent = self._native.send_all(
             client._endpoint,
@@ -179,22 +253,23 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
             timeout=client._timeout,
         )
         for (index, request), first_attempt in zip(read, sent, strict=True):
-            results[index] = self._settle(request, first_attempt)
-        return results
+            outcomes[index] = self._settle(request, first_attempt)
+        return outcomes
 
-    def _settle(self, request: SpanRequest, first_attempt: NativeHTTPResult) -> SpanExportResult:
+    def _settle(self, request: SpanRequest | LogRequest, first_attempt: NativeHTTPResult) -> Any:
         """The result of a request ``send_all`` made (or, on failure, of the stock client's retries after it).
 
         ``send_all`` stops a request at its first part that fails; that part and the ones after
         it go on here through the stock client, each once accepted, within the export's deadline.
         """
         assert self._native is not None
+        results = self._results
         status = first_attempt.status_code
         if status is not None and 200 <= status < 400:
-            return SpanExportResult.SUCCESS
+            return results.SUCCESS
         if isinstance(first_attempt.error, RequestPayloadTooLargeError):
-            logger.warning("Dropping span batch: %s", first_attempt.error)
-            return SpanExportResult.FAILURE
+            self._logger.warning("Dropping %s batch: %s", self._signal, first_attempt.error)
+            return results.FAILURE
         started = time.monotonic()
         for position, index in enumerate(request.pending_parts()):
             spent = first_attempt.seconds + time.monotonic() - started
@@ -205,9 +280,9 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
             else:
                 outcome = self._client_after(spent).export(body)
             if not outcome.success:
-                return SpanExportResult.FAILURE
+                return results.FAILURE
             request.accept(index)
-        return SpanExportResult.SUCCESS
+        return results.SUCCESS
 
     def _client_after(self, seconds: float) -> _http._OTLPHTTPClient:
         """The stock client with what an attempt of ``seconds`` left of its timeout.
@@ -220,34 +295,37 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         client._timeout = max(0.0, self._client._timeout - seconds)
         return client
 
-    def _export_one(self, spans: Batch) -> SpanExportResult:
-        # The stock ``export`` with ``encode_spans(...).SerializePartialToString()`` swapped out,
-        # once per part not yet accepted.
-        with self._metrics.export_operation(len(spans)) as result:
+    def _export_one(self, batch: Any) -> Any:
+        # The stock ``export`` with ``encode_*(...).Serialize*ToString()`` swapped out, once per part not yet
+        # accepted.
+        results, signal = self._results, self._signal
+        with self._metrics.export_operation(len(batch)) as result:
             try:
-                request = read_batch(self._encoder, spans)
+                request = read_batch(self._encoder, batch)
             except Exception as error:
-                logger.error("Failed to encode span batch: %s", error)
+                self._logger.error("Failed to encode %s batch: %s", signal, error)
                 result.error = error
-                return SpanExportResult.FAILURE
-            if not request.parts:  # every span over the limit: nothing delivered, as stock's drop
-                return SpanExportResult.FAILURE
+                return results.FAILURE
+            if not request.parts:  # every item over the limit: nothing delivered, as stock's drop
+                return results.FAILURE
             for index in request.pending_parts():
                 if not self._export_part(request.part_to_bytes(index), result):
-                    return SpanExportResult.FAILURE
+                    return results.FAILURE
                 request.accept(index)
-        return SpanExportResult.SUCCESS
+        return results.SUCCESS
 
     def _export_part(self, serialized_data: bytes, result: Any) -> bool:
         """Sends one part with the stock client, as the stock ``export`` sends its body; False if it failed."""
+        signal = self._signal
         if _is_request_too_large(serialized_data, self._max_request_size):
-            logger.warning(
-                "Dropping span batch: serialized size %d bytes exceeds max_request_size %d bytes.",
+            self._logger.warning(
+                "Dropping %s batch: serialized size %d bytes exceeds max_request_size %d bytes.",
+                signal,
                 len(serialized_data),
                 self._max_request_size,
             )
             result.error = RequestPayloadTooLargeError(
-                f"Serialized span request size {len(serialized_data)} bytes exceeds "
+                f"Serialized {signal} request size {len(serialized_data)} bytes exceeds "
                 f"max_request_size {self._max_request_size} bytes."
             )
             return False
@@ -263,9 +341,37 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         return True
 
 
-def native_transport_for(
-    exporter: _stock.OTLPSpanExporter, session: requests.Session | None
-) -> NativeHTTPTransport | None:
+class OTLPSpanExporter(RustEncodedHTTP, _stock.OTLPSpanExporter):
+    """Drop-in for ``opentelemetry.exporter.otlp.proto.http.trace_exporter.OTLPSpanExporter``.
+
+    Same arguments, ``OTEL_EXPORTER_OTLP_*`` / ``OTEL_EXPORTER_OTLP_TRACES_*`` variables,
+    compression choices, retries (429/502/503/504 and connection errors, with backoff)
+    and results: those are the stock exporter's own code. Only the request body is
+    made differently, by spanbatch's Rust encoder, and gzip/deflate run in Rust too.
+    Works with any span processor.
+    """
+
+    _encoder_class = SpanEncoder
+    _request_message = ExportTraceServiceRequest
+    _signal = "span"
+    _results = SpanExportResult
+    _logger = logger
+
+    span_encoder = DeclaredEncoder(SpanEncoder)
+
+    def export(self, spans: Batch) -> SpanExportResult:
+        result: SpanExportResult = self._export_batches([spans])[0]
+        return result
+
+    def export_many(self, batches: Sequence[Batch]) -> list[SpanExportResult]:
+        """Export each batch as its own request; spanbatch's processors call this with several at once.
+
+        A batch is spans, or a ``SpanRequest`` this exporter's ``span_encoder`` read them into.
+        """
+        return self._export_batches(batches)
+
+
+def native_transport_for(exporter: RustEncodedHTTP, session: requests.Session | None) -> NativeHTTPTransport | None:
     """A Rust transport to use instead of the stock one, where it behaves the same: plain HTTP, no session.
 
     TLS (``https://``, certificates) and custom or credential-provider sessions stay on requests.
@@ -275,7 +381,7 @@ def native_transport_for(
         session is not None
         or type(transport) is not RequestsHTTPTransport
         or urlsplit(exporter._endpoint).scheme.lower() != "http"
-        or _settings.read(_settings.HTTP_CREDENTIAL_PROVIDER)
+        or exporter._credential_provider_set()
     ):
         return None
     native = NativeHTTPTransport()

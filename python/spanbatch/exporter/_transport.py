@@ -20,6 +20,7 @@ from requests.structures import CaseInsensitiveDict
 from spanbatch._core import (
     HttpOutcome,
     HttpSender,
+    LogRequest,
     NotSentError,
     RequestTooLargeError,
     SpanRequest,
@@ -102,7 +103,7 @@ class NativeHTTPTransport(BaseHTTPTransport):
         self,
         url: str,
         headers: Mapping[str, str],
-        requests: Sequence[SpanRequest],
+        requests: Sequence[SpanRequest | LogRequest],
         *,
         encoding: str,
         max_request_size: int,

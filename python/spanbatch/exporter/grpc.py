@@ -1,67 +1,120 @@
-"""OTLP/gRPC span exporter: the stock exporter's channel, retries and settings, Rust encoding.
+"""OTLP/gRPC span and log exporters: the stock exporters' channel, retries and settings, Rust encoding.
 
-Private parts of the stock exporter this relies on (checked by the tests, 1.41.1 and 1.45.2):
+Private parts of the stock exporters this relies on (checked by the tests, 1.41.1 and 1.45.2):
 ``OTLPExporterMixin._initialize_channel_and_stub`` (called at construction and again on
 reconnect), ``_channel``, ``_client`` (whose ``Export(request=..., metadata=..., timeout=...)``
-``_export`` calls) and ``_translate_data``.
+``_export`` calls, once per part), ``_result``, ``_shutdown_in_progress`` (set at exit with a spill, to
+cut the backoff short) and ``_translate_data``.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import grpc
+from opentelemetry.exporter.otlp.proto.grpc import _log_exporter as _stock_logs
+from opentelemetry.exporter.otlp.proto.grpc import exporter as _exporter
 from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as _stock
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
-from spanbatch._core import SpanEncoder, SpanRequest
+from spanbatch._core import LogEncoder, LogRequest, SpanEncoder, SpanRequest
 from spanbatch._encoding import Batch, encode_batch, read_batch
+from spanbatch._spill import Sent, SpillCounts
 from spanbatch.exporter import _limits
+from spanbatch.exporter._declared import DeclaredEncoder
+from spanbatch.exporter._spilling import spiller_for
+
+if TYPE_CHECKING:
+    from spanbatch._encoding import LogBatch
+
+__all__ = ["OTLPLogExporter", "OTLPSpanExporter"]
 
 _EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+_EXPORT_LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
 
 
-class _EncodedTraceServiceStub:
-    """A TraceService stub whose ``Export`` sends an already serialized request as is."""
+class _EncodedServiceStub:
+    """A TraceService or LogsService stub whose ``Export`` sends an already serialized request as is.
 
-    def __init__(self, channel: grpc.Channel) -> None:
+    It notes, per thread, the last request it sent and the code it failed with: what the
+    spill stores once the stock retries give up.
+    """
+
+    def __init__(self, channel: grpc.Channel, method: str, response: type[Any], last: threading.local) -> None:
         # No request serializer: gRPC then sends the bytes it is given.
-        self.Export = channel.unary_unary(
-            _EXPORT_METHOD,
+        self._call = channel.unary_unary(
+            method,
             request_serializer=None,
-            response_deserializer=ExportTraceServiceResponse.FromString,
+            response_deserializer=response.FromString,
         )
+        self._last = last
+
+    def Export(self, request: bytes, metadata: Any = None, timeout: float | None = None) -> Any:
+        self._last.request, self._last.code = request, None
+        try:
+            return self._call(request, metadata=metadata, timeout=timeout)
+        except grpc.RpcError as error:
+            self._last.code = error.code()
+            raise
 
 
 @dataclass(frozen=True)
 class _Part:
     """One part of a request cut to the byte limit: what the stock ``_export`` sends, with its retries."""
 
-    request: SpanRequest
+    request: SpanRequest | LogRequest
     index: int
 
-    def __len__(self) -> int:  # the stock exporter's metrics count the spans of what it sends
-        return self.request.part_spans(self.index)
+    def __len__(self) -> int:  # the stock exporter's metrics count the items of what it sends
+        return self.request.part_items(self.index)
 
 
-class OTLPSpanExporter(_stock.OTLPSpanExporter):
-    """Drop-in for ``opentelemetry.exporter.otlp.proto.grpc.trace_exporter.OTLPSpanExporter``.
+def _newer_parameters(
+    retryable_error_codes: Iterable[grpc.StatusCode] | None, meter_provider: MeterProvider | None
+) -> dict[str, Any]:
+    """Stock releases before 1.45 have neither of these two parameters: passed on only when given."""
+    extra: dict[str, Any] = {}
+    if retryable_error_codes is not None:
+        extra["retryable_error_codes"] = retryable_error_codes
+    if meter_provider is not None:
+        extra["meter_provider"] = meter_provider
+    return extra
 
-    Same arguments, ``OTEL_EXPORTER_OTLP_*`` / ``OTEL_EXPORTER_OTLP_TRACES_*`` variables,
-    channel, compression (done by gRPC's C core), retries and results: those are the
-    stock exporter's own code. Only the request is made differently, by spanbatch's
-    Rust encoder. Works with any span processor.
+
+class RustEncodedGRPC:
+    """What spanbatch's OTLP/gRPC exporters add to a stock exporter (a base listed before it): requests
+    encoded by the Rust encoder, sent as they are by the stock exporter's channel.
 
     ``max_export_batch_bytes`` (keyword; ``SPANBATCH_MAX_EXPORT_BATCH_BYTES``; default 4 MiB,
     gRPC's default max message size): a batch whose request would be larger is sent as several
-    requests that each fit, each sent once (with the stock retries); a span larger on its own
-    is left out (warned about; spanbatch's processors count it as ``too_large``). The stock
-    exporter sends the batch whole, and the server refuses it.
+    requests that each fit, each sent once (with the stock retries); an item (span or log record)
+    larger on its own is left out (warned about; spanbatch's processors count it as ``too_large``).
+    The stock exporter sends the batch whole, and the server refuses it.
     """
+
+    # What each subclass names: its encoder, the service method its requests go to, their protobuf
+    # message (what a spilled one is counted with) and the response.
+    _encoder_class: ClassVar[type[SpanEncoder | LogEncoder]]
+    _method: ClassVar[str]
+    _request_message: ClassVar[type[Any]]
+    _response: ClassVar[type[Any]]
+    # The stock exporter's own attributes.
+    _channel: grpc.Channel
+    _endpoint: str
+    _headers: Any
+    _timeout: float
+    _shutdown: bool
+    _shutdown_in_progress: threading.Event
+    _result: Any  # its result enum
 
     def __init__(  # noqa: PLR0917 -- the stock exporter's positional parameters, for a drop-in
         self,
@@ -76,49 +129,142 @@ class OTLPSpanExporter(_stock.OTLPSpanExporter):
         *,
         meter_provider: MeterProvider | None = None,
         max_export_batch_bytes: int | None = None,
+        spill_dir: str | os.PathLike[str] | None = None,
+        spill_max_bytes: int | None = None,
     ) -> None:
         limit = _limits.max_export_batch_bytes(_limits.checked(max_export_batch_bytes), _limits.GRPC_DEFAULT_BYTES)
-        self._encoder = SpanEncoder(limit)
-        # Stock releases before 1.45 have neither of these two parameters: pass them only when given.
-        extra: dict[str, Any] = {}
-        if retryable_error_codes is not None:
-            extra["retryable_error_codes"] = retryable_error_codes
-        if meter_provider is not None:
-            extra["meter_provider"] = meter_provider
-        super().__init__(endpoint, insecure, credentials, headers, timeout, compression, channel_options, **extra)
-
-    @property
-    def span_encoder(self) -> SpanEncoder:
-        """The Rust encoder, with its ``skipped_values`` / ``skipped_spans`` counters.
-
-        spanbatch's processors read each batch with it while the batch fills, and export the
-        ``SpanRequest`` it made.
-        """
-        return self._encoder
+        self._encoder = self._encoder_class(limit)
+        self._last = threading.local()  # before the stock constructor, which makes the stub
+        extra = _newer_parameters(retryable_error_codes, meter_provider)
+        super().__init__(  # type: ignore[call-arg]  # the stock exporter's, next in the MRO
+            endpoint, insecure, credentials, headers, timeout, compression, channel_options, **extra
+        )
+        # At exit the stock backoff is cut short (its shutdown event, which nothing else reads), so a
+        # failing request reaches the disk before the exit deadline. The service method is part of the
+        # backend's name: the span and log exporters of one collector share its address.
+        self._spiller = spiller_for(
+            spill_dir,
+            spill_max_bytes,
+            protocol="grpc",
+            endpoint=f"{self._endpoint}{self._method}",
+            send_once=self._send_spilled,
+            cut_retries=self._shutdown_in_progress.set,
+            request_message=self._request_message,
+        )
 
     @property
     def max_export_batch_bytes(self) -> int | None:
         """No request this exporter sends is larger, serialized before compression."""
         return self._encoder.max_request_bytes
 
-    def export(self, spans: Batch) -> SpanExportResult:
+    def export(self, batch: Batch | LogBatch) -> Any:
         """The stock ``export`` (``_export``, with its retries) for each part the backend has not accepted yet."""
-        request = read_batch(self._encoder, spans)
-        if not request.parts:  # every span over the limit (warned about): nothing delivered
-            return SpanExportResult.FAILURE
+        request = read_batch(self._encoder, batch)  # type: ignore[arg-type]
+        if not request.parts:  # every item over the limit (warned about): nothing delivered
+            return self._result.FAILURE
         for index in request.pending_parts():
-            result = self._export(_Part(request, index))  # type: ignore[arg-type]
-            if result is not SpanExportResult.SUCCESS:
+            result = self._export(_Part(request, index))
+            if result is not self._result.SUCCESS:
                 return result
             request.accept(index)
-        return SpanExportResult.SUCCESS
+        return self._result.SUCCESS
 
     def _initialize_channel_and_stub(self) -> None:
         # Called by the stock constructor and again when it reconnects after UNAVAILABLE.
-        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
-        self._client = _EncodedTraceServiceStub(self._channel)  # type: ignore[assignment]
+        super()._initialize_channel_and_stub()  # type: ignore[misc]
+        self._client = _EncodedServiceStub(self._channel, self._method, self._response, self._last)
 
-    def _translate_data(self, data: Batch | _Part) -> bytes:  # type: ignore[override]
+    def _translate_data(self, data: Batch | LogBatch | _Part) -> bytes:
         if isinstance(data, _Part):
             return data.request.part_to_bytes(data.index)
-        return encode_batch(self._encoder, data)
+        return encode_batch(self._encoder, data)  # type: ignore[arg-type]
+
+    def _export(self, data: _Part) -> Any:
+        """The stock ``_export`` of one part; with a spill, a part that still fails after the stock retries is
+        stored on disk and reported as sent (so ``export`` accepts it, and a retry never sends it again)."""
+        spiller = self._spiller
+        if spiller is None or self._shutdown:
+            return super()._export(data)  # type: ignore[misc]
+        if spiller.down:  # behind what waits on disk, without a try the backend is known to refuse
+            return self._spill(self._translate_data(data))
+        self._last.request = self._last.code = None
+        result = super()._export(data)  # type: ignore[misc]
+        request, code = self._last.request, self._last.code
+        # Only what a later attempt could deliver: a request the backend refused for good stays refused.
+        if result is self._result.SUCCESS or request is None or code not in self._retryable_codes():
+            return result
+        return self._spill(request)
+
+    def _retryable_codes(self) -> Iterable[grpc.StatusCode]:
+        # The stock set is configurable from 1.45 on; before, it is the module's constant.
+        codes: Iterable[grpc.StatusCode] | str | None = getattr(self, "_retryable_error_codes", None)
+        if codes is None or isinstance(codes, str):
+            codes = getattr(_exporter, "_RETRYABLE_ERROR_CODES", (grpc.StatusCode.UNAVAILABLE,))
+        return codes or ()
+
+    def _spill(self, request: bytes) -> Any:
+        assert self._spiller is not None
+        return self._result.SUCCESS if self._spiller.spill(request) else self._result.FAILURE
+
+    def _send_spilled(self, payload: bytes) -> Sent:
+        """One attempt at a stored request, from the replay thread (a gRPC channel takes calls from any thread)."""
+        stub = self._client
+        try:
+            if stub is None:
+                return Sent.RETRY_LATER
+            stub.Export(request=payload, metadata=self._headers, timeout=self._timeout)
+        except grpc.RpcError as error:
+            if error.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED):
+                return Sent.REJECTED
+            return Sent.RETRY_LATER
+        except Exception:
+            return Sent.RETRY_LATER
+        return Sent.DELIVERED
+
+    def take_spilled_spans(self) -> int:
+        """Items this thread's exports stored on disk since it last asked; spanbatch's processors count them."""
+        return 0 if self._spiller is None else self._spiller.take_spilled_spans()
+
+    def spill_counts(self) -> SpillCounts | None:
+        """What the spill directory did in this process (None: no spill directory)."""
+        return None if self._spiller is None else self._spiller.counts()
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        if self._spiller is not None:
+            self._spiller.stop()
+        super().shutdown(timeout_millis, **kwargs)  # type: ignore[misc]
+
+
+# The stock ``_client`` and ``_translate_data`` are replaced on purpose: bytes in, the same response out.
+class OTLPSpanExporter(RustEncodedGRPC, _stock.OTLPSpanExporter):  # type: ignore[misc]
+    """Drop-in for ``opentelemetry.exporter.otlp.proto.grpc.trace_exporter.OTLPSpanExporter``.
+
+    Same arguments, ``OTEL_EXPORTER_OTLP_*`` / ``OTEL_EXPORTER_OTLP_TRACES_*`` variables,
+    channel, compression (done by gRPC's C core), retries and results: those are the
+    stock exporter's own code. Only the request is made differently, by spanbatch's
+    Rust encoder. Works with any span processor.
+    """
+
+    _encoder_class = SpanEncoder
+    _method = _EXPORT_METHOD
+    _request_message = ExportTraceServiceRequest
+    _response = ExportTraceServiceResponse
+
+    span_encoder = DeclaredEncoder(SpanEncoder)
+
+
+class OTLPLogExporter(RustEncodedGRPC, _stock_logs.OTLPLogExporter):  # type: ignore[misc]
+    """Drop-in for ``opentelemetry.exporter.otlp.proto.grpc._log_exporter.OTLPLogExporter``.
+
+    Same arguments, ``OTEL_EXPORTER_OTLP_*`` / ``OTEL_EXPORTER_OTLP_LOGS_*`` variables,
+    channel, compression (done by gRPC's C core), retries and results: those are the
+    stock exporter's own code. Only the request is made differently, by spanbatch's
+    Rust encoder. Works with any log record processor.
+    """
+
+    _encoder_class = LogEncoder
+    _method = _EXPORT_LOGS_METHOD
+    _request_message = ExportLogsServiceRequest
+    _response = ExportLogsServiceResponse
+
+    log_encoder = DeclaredEncoder(LogEncoder)

@@ -1,4 +1,4 @@
-"""OTLP/gRPC TraceService for the receiver process."""
+"""OTLP/gRPC TraceService and LogsService for the receiver process."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ from typing import Any
 
 import grpc
 from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untyped]
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -27,11 +32,14 @@ _CODES = {
 _WORKERS = 16
 
 
-class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+class _Service:
+    """What both services share: the store, and the faults to answer with."""
+
     def __init__(self, store: SpanStore, faults: FaultPlan, stopping: threading.Event) -> None:
         self._store, self._faults, self._stopping = store, faults, stopping
 
-    def Export(self, request: ExportTraceServiceRequest, context: Any) -> ExportTraceServiceResponse:
+    def _fault(self, context: Any) -> None:
+        """Answers the request with the planned fault (``context.abort`` raises), if there is one."""
         fault, generation = self._faults.take()
         if fault.mode == "hang":
             self._store.count_request("hung")
@@ -44,8 +52,20 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
                 info.retry_delay.FromNanoseconds(int(fault.retry_after * 1e9))
                 context.set_trailing_metadata((("google.rpc.retryinfo-bin", info.SerializeToString()),))
             context.abort(_CODES.get(fault.status, grpc.StatusCode.UNKNOWN), f"injected status {fault.status}")
+
+
+class _TraceService(_Service, trace_service_pb2_grpc.TraceServiceServicer):
+    def Export(self, request: ExportTraceServiceRequest, context: Any) -> ExportTraceServiceResponse:
+        self._fault(context)
         self._store.record(request)
         return ExportTraceServiceResponse()
+
+
+class _LogsService(_Service, logs_service_pb2_grpc.LogsServiceServicer):
+    def Export(self, request: ExportLogsServiceRequest, context: Any) -> ExportLogsServiceResponse:
+        self._fault(context)
+        self._store.record_logs(request)
+        return ExportLogsServiceResponse()
 
 
 class GRPCEndpoint:
@@ -62,6 +82,9 @@ class GRPCEndpoint:
         )
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             _TraceService(store, faults, self._stopping), self._server
+        )
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(  # type: ignore[no-untyped-call]
+            _LogsService(store, faults, self._stopping), self._server
         )
         self.port: int = self._server.add_insecure_port(f"127.0.0.1:{port}")
         if self.port == 0:

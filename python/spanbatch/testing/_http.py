@@ -1,4 +1,5 @@
-"""OTLP/HTTP trace endpoint (protobuf POST ``/v1/traces``, gzip or deflate bodies) for the receiver process."""
+"""OTLP/HTTP trace and logs endpoint (protobuf POST ``/v1/traces``, ``/v1/logs``, gzip or deflate bodies) for the
+receiver process."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -18,6 +23,7 @@ from spanbatch.testing._store import FaultPlan, SpanStore
 logger = logging.getLogger(__name__)
 
 TRACES_PATH = "/v1/traces"
+LOGS_PATH = "/v1/logs"
 
 
 class _Server(ThreadingHTTPServer):
@@ -37,7 +43,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path != TRACES_PATH:
+        if self.path not in (TRACES_PATH, LOGS_PATH):
             self.server.store.count_request("malformed")
             self._answer(404)
             return
@@ -58,11 +64,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(fault.status, retry_after=retry_after)
             return
         try:
-            request = ExportTraceServiceRequest.FromString(_decompress(body, self.headers.get("Content-Encoding")))
+            kind = ExportLogsServiceRequest if self.path == LOGS_PATH else ExportTraceServiceRequest
+            request = kind.FromString(_decompress(body, self.headers.get("Content-Encoding")))
         except Exception:  # a body we cannot read is the sender's bug: report it, keep serving
             logger.exception("Malformed OTLP/HTTP request")
             self.server.store.count_request("malformed")
             self._answer(400)
+            return
+        if isinstance(request, ExportLogsServiceRequest):
+            self.server.store.record_logs(request)
+            self._answer(200, ExportLogsServiceResponse().SerializeToString())
             return
         self.server.store.record(request)
         self._answer(200, ExportTraceServiceResponse().SerializeToString())

@@ -68,6 +68,8 @@ class Receiver:
             return self.store.span_ids()
         if command == "span_names":
             return self.store.span_names()
+        if command == "log_bodies":
+            return self.store.log_bodies()
         if command == "reset":
             self.store.reset()
             return None

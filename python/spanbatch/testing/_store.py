@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 # Longest a "hang" holds one request; past it the request is answered as if the fault had ended.
@@ -20,6 +21,7 @@ class ReceiverStats:
 
     ``unique_spans`` counts distinct (trace id, span id) pairs; ``duplicates`` counts
     spans whose pair had already arrived (a retried or twice-exported batch).
+    ``log_records`` counts the log records of accepted OTLP logs requests.
     """
 
     requests: int = 0
@@ -31,6 +33,7 @@ class ReceiverStats:
     unique_spans: int = 0
     duplicates: int = 0
     services: dict[str, int] = field(default_factory=dict)
+    log_records: int = 0
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class Fault:
 
 
 class SpanStore:
-    """Thread-safe tally of decoded OTLP trace requests."""
+    """Thread-safe tally of decoded OTLP trace (and logs) requests."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -55,6 +58,8 @@ class SpanStore:
         self._seen: set[bytes] = set()
         self._services: Counter[str] = Counter()
         self._names: Counter[str] = Counter()
+        self._log_records = 0
+        self._log_bodies: Counter[str] = Counter()
 
     def count_request(self, outcome: str) -> None:
         """Counts a request answered without recording it: ``rejected``, ``hung`` or ``malformed``."""
@@ -93,6 +98,25 @@ class SpanStore:
             self._services.update(services)
             self._names.update(names)
 
+    def record_logs(self, request: ExportLogsServiceRequest) -> None:
+        """Counts an accepted logs request and every log record in it, by its body when that is a string."""
+        bodies: Counter[str] = Counter()
+        count = 0
+        for resource_logs in request.resource_logs:
+            for scope_logs in resource_logs.scope_logs:
+                count += len(scope_logs.log_records)
+                bodies.update(r.body.string_value for r in scope_logs.log_records if r.body.HasField("string_value"))
+        with self._lock:
+            self._requests += 1
+            self._accepted += 1
+            self._log_records += count
+            self._log_bodies.update(bodies)
+
+    def log_bodies(self) -> dict[str, int]:
+        """How many log records arrived with each string body (duplicates included)."""
+        with self._lock:
+            return dict(self._log_bodies)
+
     def stats(self) -> ReceiverStats:
         with self._lock:
             return ReceiverStats(
@@ -105,6 +129,7 @@ class SpanStore:
                 unique_spans=len(self._seen),
                 duplicates=self._duplicates,
                 services=dict(self._services),
+                log_records=self._log_records,
             )
 
     def span_ids(self) -> set[bytes]:

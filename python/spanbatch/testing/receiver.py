@@ -1,4 +1,4 @@
-"""``OTLPReceiver``: an OTLP trace back end in a child process, with counts and fault injection."""
+"""``OTLPReceiver``: an OTLP trace (and logs) back end in a child process, with counts and fault injection."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from spanbatch.testing._store import ReceiverStats
 if TYPE_CHECKING:
     from typing import Literal
 
+    from opentelemetry.sdk._logs.export import LogRecordExporter
     from opentelemetry.sdk.trace.export import SpanExporter
 
     ProtocolName = Literal["http", "grpc"]
@@ -43,7 +44,8 @@ _START_ATTEMPTS = 2
 
 
 class OTLPReceiver:
-    """An OTLP/HTTP or OTLP/gRPC trace receiver listening on 127.0.0.1 in its own process.
+    """An OTLP/HTTP or OTLP/gRPC trace receiver listening on 127.0.0.1 in its own process; it takes
+    OTLP logs too (``/v1/logs``, the gRPC LogsService), counted in ``stats().log_records``.
 
     Running in another process keeps its decoding off the GIL of the code under test and
     lets a test take the back end down without touching the exporter's process::
@@ -140,6 +142,27 @@ class OTLPReceiver:
             return f"http://127.0.0.1:{self.port}/v1/traces"
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def log_endpoint(self) -> str:
+        """What the stock log exporter's ``endpoint`` argument wants for this protocol."""
+        if self.protocol == "http":
+            return f"http://127.0.0.1:{self.port}/v1/logs"
+        return self.endpoint
+
+    def log_exporter(self, **kwargs: Any) -> LogRecordExporter:
+        """A stock OTLP log exporter for this receiver; ``kwargs`` go to its constructor."""
+        if self.protocol == "http":
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import (  # noqa: PLC0415
+                OTLPLogExporter as HTTPExporter,
+            )
+
+            return HTTPExporter(endpoint=self.log_endpoint, **kwargs)
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (  # noqa: PLC0415
+            OTLPLogExporter as GRPCExporter,
+        )
+
+        return GRPCExporter(endpoint=self.log_endpoint, insecure=True, **kwargs)
+
     def span_exporter(self, **kwargs: Any) -> SpanExporter:
         """A stock OTLP span exporter for this receiver; ``kwargs`` go to its constructor."""
         # Imported here: each exporter package is optional, and only its own protocol needs it.
@@ -187,6 +210,11 @@ class OTLPReceiver:
         result: dict[str, int] = self._call("span_names")
         return result
 
+    def log_bodies(self) -> dict[str, int]:
+        """How many log records arrived with each string body (duplicates included)."""
+        result: dict[str, int] = self._call("log_bodies")
+        return result
+
     def reset(self) -> None:
         """Forgets everything received so far."""
         self._call("reset")
@@ -225,6 +253,10 @@ class OTLPReceiver:
     def wait_for_spans(self, count: int, timeout: float = 10.0) -> bool:
         """True once at least ``count`` spans (duplicates included) arrived."""
         return self.wait_for(lambda s: s.spans >= count, timeout)
+
+    def wait_for_log_records(self, count: int, timeout: float = 10.0) -> bool:
+        """True once at least ``count`` log records (duplicates included) arrived."""
+        return self.wait_for(lambda s: s.log_records >= count, timeout)
 
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> bool:
         """True once at least ``count`` requests arrived, whatever the answer."""

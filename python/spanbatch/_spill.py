@@ -1,0 +1,387 @@
+"""A directory of encoded export requests waiting for their backend: the opt-in disk spill.
+
+Knows nothing of exporters: it stores opaque payloads with their span count and hands them
+back, oldest first, to a ``send`` callable. Safe for several processes sharing one directory:
+
+- A file appears whole or not at all: written under ``tmp/`` (locked by its writer while it
+  is written), flushed to disk, then renamed into place. A writer that dies leaves a temp file
+  nobody holds a lock on; the next store to look removes it and counts it (``corrupt``).
+- A file is replayed by one process only: the replayer holds ``fcntl.flock`` on it from
+  reading until it is deleted, and checks after locking that the path still names the file
+  it opened (another process may have replayed and deleted it meanwhile).
+- Each file carries a header (magic, version, span count, length, crc32): one that does not
+  check out is moved aside to ``corrupt/`` and counted, never replayed, never raised.
+- Over ``max_bytes`` the oldest files are deleted and counted (``evicted``).
+- A directory that cannot be written (read-only, full, not a directory) gives one warning;
+  the write returns False and the caller counts the payload as it would have without a spill.
+"""
+
+from __future__ import annotations
+
+import enum
+import fcntl
+import itertools
+import logging
+import os
+import struct
+import threading
+import time
+import weakref
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+logger = logging.getLogger("spanbatch")
+
+MAGIC = b"SBSPILL\x00"
+VERSION = 1
+# magic, version, flags (none yet), span count, payload length, crc32 of the payload
+HEADER = struct.Struct("<8sHHIQI")
+SUFFIX = ".spill"
+TEMP_DIR = "tmp"
+CORRUPT_DIR = "corrupt"
+# An empty, unlocked temp file younger than this may be a writer that has not locked it yet.
+TORN_AFTER_SECONDS = 60.0
+
+
+class Sent(enum.Enum):
+    """What the backend did with one replayed payload."""
+
+    DELIVERED = "delivered"  # accepted: the file is deleted
+    RETRY_LATER = "retry_later"  # unreachable or busy: the file stays, the replay pass stops
+    REJECTED = "rejected"  # refused for good (a 400): moved aside, as a corrupt file is
+
+
+@dataclass(frozen=True)
+class SpillCounts:
+    """What one store did, in this process. Spans, except ``corrupt`` and ``write_failures`` (files)."""
+
+    spilled: int = 0
+    replayed: int = 0
+    evicted: int = 0
+    corrupt: int = 0
+    write_failures: int = 0
+
+
+class CorruptFile(Exception):
+    """A spill file whose header or checksum does not check out."""
+
+
+class _NewerVersion(Exception):
+    """A spill file written by a newer spanbatch: left for it."""
+
+
+def encode(payload: bytes, spans: int) -> bytes:
+    return HEADER.pack(MAGIC, VERSION, 0, spans, len(payload), zlib.crc32(payload)) + payload
+
+
+def decode(data: bytes) -> tuple[bytes, int]:
+    """The payload and span count of a spill file's bytes; ``CorruptFile`` if they do not check out."""
+    if len(data) < HEADER.size:
+        raise CorruptFile(f"{len(data)} bytes, shorter than a header")
+    magic, version, _flags, spans, length, crc = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise CorruptFile("not a spill file")
+    if version > VERSION:
+        raise _NewerVersion(version)
+    payload = data[HEADER.size :]
+    if len(payload) != length:
+        raise CorruptFile(f"{len(payload)} bytes of payload where the header says {length}")
+    if zlib.crc32(payload) != crc:
+        raise CorruptFile("checksum mismatch")
+    return payload, spans
+
+
+class SpillStore:
+    """One spill directory, as this process sees it. Thread-safe; never raises an ``OSError``."""
+
+    def __init__(self, directory: str | os.PathLike[str], max_bytes: int) -> None:
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._counts = SpillCounts()
+        self._sequence = itertools.count()
+        self._warned_unwritable = False
+        self._usable = self._prepare()
+        _stores.add(self)
+
+    def __repr__(self) -> str:
+        return f"SpillStore({str(self.directory)!r}, max_bytes={self.max_bytes}, counts={self.counts()})"
+
+    def _after_fork_in_child(self) -> None:
+        # A lock another thread of the parent held stays held in the child; the counts are the parent's.
+        self._lock = threading.Lock()
+        self._counts = SpillCounts()
+
+    def counts(self) -> SpillCounts:
+        with self._lock:
+            return self._counts
+
+    def _count(self, **more: int) -> None:
+        with self._lock:
+            now = self._counts
+            self._counts = replace(now, **{name: getattr(now, name) + n for name, n in more.items()})
+
+    def _prepare(self) -> bool:
+        try:
+            (self.directory / TEMP_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            self._unwritable(error)
+            return False
+        self._sweep_temp_files()
+        return True
+
+    def _unwritable(self, error: OSError) -> None:
+        if not self._warned_unwritable:
+            self._warned_unwritable = True
+            logger.warning(
+                "Cannot write to the spill directory %s (%s); requests that fail are dropped and counted.",
+                self.directory,
+                error,
+            )
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def write(self, payload: bytes, spans: int) -> bool:
+        """Store one payload; False (one warning per store, a count) if it could not be stored."""
+        data = encode(payload, spans)
+        if len(data) > self.max_bytes:  # the cap would evict it at once
+            logger.warning("A request of %d bytes is over the spill cap of %d bytes.", len(data), self.max_bytes)
+            self._count(write_failures=1)
+            return False
+        if not self._usable:
+            self._usable = self._prepare()  # the directory may have come back
+            if not self._usable:
+                self._count(write_failures=1)
+                return False
+        try:
+            self._write_file(data)
+        except OSError as error:
+            self._unwritable(error)
+            self._count(write_failures=1)
+            return False
+        self._count(spilled=spans)
+        self._evict_over_cap()
+        return True
+
+    def _write_file(self, data: bytes) -> None:
+        for _ in range(3):
+            name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._sequence):08d}"
+            temp = self.directory / TEMP_DIR / (name + ".tmp")
+            fd = _open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            try:
+                # Locked while written, so the sweep leaves it alone; a sweep that removed it
+                # between its creation and this lock leaves it nameless: start again.
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if not os.path.samestat(os.fstat(fd), _stat(temp)):
+                    continue
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+                os.rename(temp, self.directory / (name + SUFFIX))
+                return
+            except OSError:
+                _remove(temp)
+                raise
+            finally:
+                _close(fd)
+        raise OSError("temp files kept disappearing")
+
+    def _evict_over_cap(self) -> None:
+        files = [(path, _size(path)) for path in self.pending()]
+        total = sum(size for _, size in files)
+        for path, size in files:
+            if total <= self.max_bytes:
+                break
+            with self._claimed(path) as fd:
+                if fd is None:
+                    continue  # being replayed: its replayer deletes it
+                spans = _span_count(fd)
+                _remove(path)
+                total -= size
+                self._count(evicted=spans)
+                logger.warning("Spill directory over %d bytes: evicted %s.", self.max_bytes, path)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def pending(self) -> list[Path]:
+        """The stored files, oldest first (names start with their write time)."""
+        try:
+            with os.scandir(self.directory) as entries:
+                names = sorted(e.name for e in entries if e.name.endswith(SUFFIX) and e.is_file())
+        except OSError:
+            return []
+        return [self.directory / name for name in names]
+
+    def replay(self, send: Callable[[bytes], Sent]) -> int:
+        """Hand stored payloads to ``send``, oldest first; returns how many it delivered.
+
+        Stops at the first ``RETRY_LATER``. A file another process holds is skipped; a file is
+        deleted only after ``send`` said DELIVERED.
+        """
+        self._sweep_temp_files()
+        delivered = 0
+        for path in self.pending():
+            with self._claimed(path) as fd:
+                if fd is None:
+                    continue
+                try:
+                    payload, spans = decode(_read_all(fd))
+                except _NewerVersion:
+                    continue
+                except (CorruptFile, OSError) as error:
+                    self._quarantine(path, str(error))
+                    continue
+                outcome = send(payload)
+                if outcome is Sent.RETRY_LATER:
+                    break
+                if outcome is Sent.REJECTED:
+                    self._quarantine(path, "the backend refused it")
+                    continue
+                _remove(path)
+                self._count(replayed=spans)
+                delivered += 1
+        return delivered
+
+    @contextmanager
+    def _claimed(self, path: Path) -> Iterator[int | None]:
+        """An open, exclusively locked descriptor of ``path``; None if another holds it or it is gone."""
+        try:
+            fd = _open(path, os.O_RDONLY)
+        except OSError:
+            yield None
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except OSError:  # locked elsewhere, or deleted since it was opened
+                same = False
+            yield fd if same else None
+        finally:
+            _close(fd)
+
+    def _quarantine(self, path: Path, why: str) -> None:
+        self._count(corrupt=1)
+        logger.warning("Spill file %s is unusable (%s); moved to %s/.", path, why, CORRUPT_DIR)
+        try:
+            (self.directory / CORRUPT_DIR).mkdir(exist_ok=True)
+            os.rename(path, self.directory / CORRUPT_DIR / path.name)
+        except OSError:
+            _remove(path)  # never replay it again, whatever it takes
+
+    def _sweep_temp_files(self) -> None:
+        """Remove temp files whose writer died (nobody holds their lock), counting each as corrupt."""
+        temp_dir = self.directory / TEMP_DIR
+        try:
+            with os.scandir(temp_dir) as entries:
+                names = [e.name for e in entries]
+        except OSError:
+            return
+        for name in names:
+            try:
+                fd = _open(temp_dir / name, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                self._sweep_one(temp_dir / name, fd)
+            except OSError:
+                continue
+            finally:
+                _close(fd)
+
+    def _sweep_one(self, path: Path, fd: int) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # its writer is still at it
+        info = os.fstat(fd)
+        # Empty and recent: a writer between creating it and locking it. Renamed into place meanwhile: not torn.
+        if info.st_size == 0 and time.time() - info.st_mtime < TORN_AFTER_SECONDS:
+            return
+        if os.path.samestat(info, _stat(path)) and _remove(path):
+            self._count(corrupt=1)
+            logger.warning("Removed the torn spill file %s left by a writer that died.", path.name)
+
+
+# Descriptors of spill files this process has open. A flock belongs to the open file, which a forked
+# child shares: a child that kept its copies would hold their locks for as long as it lives, and no
+# process could replay those files. So the child closes them; the lock makes the set exact at a fork.
+_held_lock = threading.Lock()
+_held: set[int] = set()
+_stores: weakref.WeakSet[SpillStore] = weakref.WeakSet()
+
+
+def _open(path: Path, flags: int) -> int:
+    with _held_lock:
+        fd = os.open(path, flags, 0o600)
+        _held.add(fd)
+    return fd
+
+
+def _close(fd: int) -> None:
+    with _held_lock:
+        _held.discard(fd)
+        os.close(fd)
+
+
+def _before_fork() -> None:
+    _held_lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _held_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    global _held_lock
+    for fd in _held:
+        with suppress(OSError):
+            os.close(fd)
+    _held.clear()
+    _held_lock = threading.Lock()
+    for store in list(_stores):
+        store._after_fork_in_child()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _span_count(fd: int) -> int:
+    try:
+        header = os.pread(fd, HEADER.size, 0)
+        return int(HEADER.unpack(header)[3]) if len(header) == HEADER.size else 0
+    except (OSError, struct.error):
+        return 0
+
+
+def _stat(path: Path) -> os.stat_result:
+    try:
+        return os.stat(path)
+    except OSError:
+        return os.stat_result((0,) * 10)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _remove(path: Path) -> bool:
+    try:
+        os.unlink(path)
+    except OSError:
+        return False
+    return True

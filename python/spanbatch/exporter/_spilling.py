@@ -1,0 +1,239 @@
+"""An exporter's disk spill: requests that fail after the retries go to disk, and come back when the backend does.
+
+The exporter hands over the bytes of a request as it was sent (``spill``), says how to send one
+stored request once (``send_once``) and which message its requests are (to count their items).
+While a request is known to have failed, later ones go straight to disk behind it; a replay
+thread, never the application's, probes the backend with the oldest file, and once one is
+delivered sends the rest and lets requests through again.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from spanbatch import _settings
+from spanbatch._spill import Sent, SpillCounts, SpillStore
+
+logger = logging.getLogger("spanbatch")
+
+# Pause between probes of a backend that is still down: doubled after each failed probe up to the longest.
+FIRST_PROBE_SECONDS = 0.5
+LONGEST_PROBE_SECONDS = 30.0
+
+
+def spill_directory(spill_dir: str | os.PathLike[str] | None) -> Path | None:
+    """The directory the argument or ``SPANBATCH_SPILL_DIR`` names; None: no spill (the default)."""
+    if spill_dir is not None:
+        return Path(spill_dir)
+    configured = _settings.read(_settings.SPILL_DIR)
+    return None if configured is None else Path(configured)
+
+
+def backend_directory(root: Path, protocol: str, endpoint: str) -> Path:
+    """One subdirectory per backend, so that a shared directory never replays a request to another backend."""
+    digest = hashlib.sha256(f"{protocol} {endpoint}".encode()).hexdigest()[:16]
+    return root / f"{protocol}-{digest}"
+
+
+def count_items(payload: bytes, message: type[Any]) -> int:
+    """The spans (log records) in a serialized ``ExportTraceServiceRequest`` (``ExportLogsServiceRequest``),
+    read only when a request is spilled: one part of a batch cut to the byte limit counts its own.
+
+    Both envelopes have one shape (resource groups as field 1, their scope groups as field 2, their
+    items as field 2), so the fields are found by number, for either message.
+    """
+    try:
+        request = message.FromString(payload)
+    except Exception:  # a payload we cannot read is still the backend's to judge
+        return 0
+    return sum(len(_field(scope, 2)) for resource in _field(request, 1) for scope in _field(resource, 2))
+
+
+def _field(message: Any, number: int) -> Any:
+    return getattr(message, message.DESCRIPTOR.fields_by_number[number].name)
+
+
+class Spiller:
+    """One exporter's spill: its store, whether its backend is known to be down, and its replay thread."""
+
+    def __init__(
+        self,
+        store: SpillStore,
+        send_once: Callable[[bytes], Sent],
+        count: Callable[[bytes], int],
+        cut_retries: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self._send_once = send_once
+        self._count = count
+        self._cut_retries = cut_retries
+        self._down = False
+        self._wake = threading.Condition()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._spilled_here = threading.local()
+        _live.add(self)
+        if store.pending():  # left by an earlier process: deliver them
+            self._ensure_replaying()
+        if cut_retries is not None:
+            _at_exit(self)
+
+    def __repr__(self) -> str:
+        return f"Spiller({self.store!r}, down={self._down})"
+
+    @property
+    def down(self) -> bool:
+        """A request failed after its retries and no stored one was delivered since: send new ones to disk."""
+        return self._down
+
+    def spill(self, payload: bytes) -> bool:
+        """Store one request as it was sent; False if the disk would not take it (the caller drops it)."""
+        spans = self._count(payload)
+        if not self.store.write(payload, spans):
+            self._down = False  # with no disk to fall back on, requests try the backend as without a spill
+            return False
+        if not self._down:
+            self._down = True
+            logger.warning(
+                "Export failed after its retries: spilling requests to %s until the backend answers again.",
+                self.store.directory,
+            )
+        self._spilled_here.spans = getattr(self._spilled_here, "spans", 0) + spans
+        self._ensure_replaying()
+        return True
+
+    def take_spilled_spans(self) -> int:
+        """Spans this thread spilled since it last asked (spanbatch's export loop counts them as ``spilled``)."""
+        spans: int = getattr(self._spilled_here, "spans", 0)
+        self._spilled_here.spans = 0
+        return spans
+
+    def counts(self) -> SpillCounts:
+        return self.store.counts()
+
+    def stop(self) -> None:
+        """Stop replaying (at the exporter's shutdown); what is left stays for the next process."""
+        with self._wake:
+            self._stopped = True
+            self._wake.notify_all()
+
+    def after_fork_in_child(self) -> None:
+        """A forked child has no replay thread, and a lock its parent's threads held stays held."""
+        self._wake = threading.Condition()
+        self._thread = None
+
+    def exit_begins(self) -> None:
+        """The process is exiting: a failing request goes to disk now, not after backoffs that would
+        outlast the exit deadline (and leave the spans queued behind it to be dropped)."""
+        if self._cut_retries is not None:
+            self._cut_retries()
+
+    def _ensure_replaying(self) -> None:
+        with self._wake:
+            if self._stopped:
+                return
+            if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+                return  # it probes at its own pace: a spill is no sign the backend is back
+            self._pid = os.getpid()  # a forked child has no thread of its parent's
+            self._thread = threading.Thread(target=self._replay, name="spanbatch-spill-replay", daemon=True)
+            try:
+                self._thread.start()
+            except RuntimeError:  # interpreter exit: the next process replays
+                self._thread = None
+
+    def _send(self, payload: bytes) -> Sent:
+        sent = self._send_once(payload)
+        if sent is Sent.DELIVERED:
+            # It answers: new requests go to it again from now, not once the stored file is deleted and
+            # the pass is over (a request made meanwhile would go to disk behind a backend that is up).
+            self._down = False
+        return sent
+
+    def _replay(self) -> None:
+        pause = FIRST_PROBE_SECONDS
+        while True:
+            with self._wake:
+                if self._stopped:
+                    return
+            try:
+                delivered = self.store.replay(self._send)
+            except Exception:  # never let a bug here end replays silently
+                logger.exception("Replaying spilled requests from %s failed.", self.store.directory)
+                delivered = 0
+            if delivered:
+                pause = FIRST_PROBE_SECONDS
+            with self._wake:
+                if self._stopped:
+                    return
+                if not self.store.pending():  # under the lock: a spill now finds no thread and starts one
+                    self._down = False  # nothing waits on disk (what did was moved aside, or evicted)
+                    self._thread = None
+                    return
+                if not delivered:
+                    self._wake.wait(pause)
+                    pause = min(pause * 2, LONGEST_PROBE_SECONDS)
+
+
+_live: weakref.WeakSet[Spiller] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for spiller in list(_live):
+        spiller.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+_exiting_spillers: weakref.WeakSet[Spiller] = weakref.WeakSet()
+_exit_hooked = False
+
+
+def _at_exit(spiller: Spiller) -> None:
+    global _exit_hooked
+    _exiting_spillers.add(spiller)
+    if _exit_hooked:
+        return
+    _exit_hooked = True
+    try:
+        # As spanbatch's exit does (see ``_exit``): once the main thread is done, a hook that runs
+        # first of the atexit hooks, before any provider shuts its processors down.
+        threading._register_atexit(lambda: atexit.register(_exit_begins))  # type: ignore[attr-defined]
+    except RuntimeError:  # registered during exit: the exit is already under way
+        _exit_hooked = False
+
+
+def _exit_begins() -> None:
+    for spiller in list(_exiting_spillers):
+        spiller.exit_begins()
+
+
+def spiller_for(
+    spill_dir: str | os.PathLike[str] | None,
+    max_bytes: int | None,
+    *,
+    protocol: str,
+    endpoint: str,
+    send_once: Callable[[bytes], Sent],
+    cut_retries: Callable[[], None],
+    request_message: type[Any],
+) -> Spiller | None:
+    """The exporter's spiller, or None when no spill directory is set (argument, else ``SPANBATCH_SPILL_DIR``)."""
+    root = spill_directory(spill_dir)
+    if root is None:
+        return None
+    if max_bytes is None:
+        max_bytes = _settings.read(_settings.SPILL_MAX_BYTES)
+    elif isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
+        raise ValueError("spill_max_bytes must be a positive integer.")
+    store = SpillStore(backend_directory(root, protocol, endpoint), max_bytes)
+    return Spiller(store, send_once, lambda payload: count_items(payload, request_message), cut_retries)

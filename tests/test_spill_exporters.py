@@ -1,0 +1,309 @@
+"""spanbatch's OTLP exporters with a spill directory, against a real receiver in its own process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import spanbatch
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
+from spanbatch.testing import OTLPReceiver
+
+from tests.helpers import balanced, end_spans, in_child, libc_fork, provider_with, wait_until
+from tests.helpers.metrics import metric_points
+
+pytestmark = pytest.mark.timeout(90)
+
+SPANS = 1500  # three batches of 512, the last one partial
+
+
+@pytest.fixture(params=["http", "grpc"])
+def down_receiver(request: pytest.FixtureRequest) -> Iterator[OTLPReceiver]:
+    with OTLPReceiver(request.param) as rx:
+        rx.set_behaviour("down")
+        yield rx
+
+
+def exporter_for(rx: OTLPReceiver, spill_dir: Path | None, **kwargs: Any) -> Any:
+    if rx.protocol == "http":
+        from spanbatch.exporter import OTLPSpanExporter  # noqa: PLC0415
+
+        return OTLPSpanExporter(endpoint=rx.endpoint, timeout=1, spill_dir=spill_dir, **kwargs)
+    from spanbatch.exporter.grpc import OTLPSpanExporter as GrpcExporter  # noqa: PLC0415
+
+    return GrpcExporter(endpoint=rx.endpoint, insecure=True, timeout=1, spill_dir=spill_dir, **kwargs)
+
+
+def spill_files(root: Path) -> list[Path]:
+    return sorted(root.glob("*/*.spill"))
+
+
+def test_an_outage_is_spilled_counted_and_replayed_once_the_backend_answers(
+    down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    rx = down_receiver
+    exporter = exporter_for(rx, tmp_path)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, max_queue_size=SPANS))
+    ids = end_spans(provider_with(processor), SPANS)
+    assert processor.force_flush(30_000)
+    stats = processor.stats()
+    assert (stats.exported, stats.spilled, stats.dropped_total) == (0, SPANS, 0)
+    assert balanced(stats)
+    assert spill_files(tmp_path)
+    rx.set_behaviour("ok")
+    assert rx.wait_for_spans(SPANS, timeout=30)
+    assert wait_until(lambda: not spill_files(tmp_path), 10)
+    assert rx.span_ids() == ids
+    assert rx.stats().duplicates == 0
+    stats = processor.stats()
+    assert (stats.spilled, stats.replayed, stats.spill_corrupt) == (SPANS, SPANS, 0)
+    assert balanced(stats)
+
+
+def test_new_spans_go_to_the_backend_again_once_it_answers(
+    down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    rx = down_receiver
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path)))
+    provider = provider_with(processor)
+    first = end_spans(provider, 10)
+    assert processor.force_flush(30_000)
+    rx.set_behaviour("ok")
+    assert rx.wait_for_spans(10, timeout=30)
+    second = end_spans(provider, 10, "after")
+    assert processor.force_flush(30_000)
+    assert rx.span_ids() == first | second
+    stats = processor.stats()
+    assert (stats.exported, stats.spilled, stats.replayed) == (10, 10, 10)
+
+
+def test_without_a_spill_directory_an_outage_drops_as_before(
+    down_receiver: OTLPReceiver, shutdown_later: Callable[[Any], Any]
+) -> None:
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(down_receiver, None)))
+    end_spans(provider_with(processor), 10)
+    assert processor.force_flush(30_000)
+    stats = processor.stats()
+    assert (stats.spilled, stats.dropped["export_failed"]) == (0, 10)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_request_the_backend_refuses_is_not_spilled(
+    protocol: str, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    with OTLPReceiver(protocol) as rx:
+        rx.set_behaviour("status", status=400)
+        processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path)))
+        end_spans(provider_with(processor), 10)
+        assert processor.force_flush(30_000)
+        stats = processor.stats()
+    assert (stats.spilled, stats.dropped["export_failed"]) == (0, 10)
+    assert spill_files(tmp_path) == []
+
+
+def test_a_spill_directory_that_cannot_be_written_warns_once_and_drops_as_before(
+    down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "file").write_text("")
+    with caplog.at_level(logging.WARNING, "spanbatch"):
+        exporter = exporter_for(down_receiver, tmp_path / "file" / "spill")
+        processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, max_export_batch_size=5))
+        end_spans(provider_with(processor), 10)
+        assert processor.force_flush(30_000)
+    stats = processor.stats()
+    assert (stats.spilled, stats.dropped["export_failed"]) == (0, 10)
+    assert balanced(stats)
+    assert sum("Cannot write to the spill directory" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_new_exporter_on_the_same_directory_replays_what_an_earlier_one_left(
+    down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    rx = down_receiver
+    first = spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path))
+    ids = end_spans(provider_with(first), 20)
+    first.shutdown()
+    assert first.stats().spilled == 20
+    rx.set_behaviour("ok")
+    later = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path)))
+    assert rx.wait_for_spans(20, timeout=30)
+    assert rx.span_ids() == ids
+    assert wait_until(lambda: later.stats().replayed == 20, 10)
+
+
+def test_spill_off_adds_nothing(tmp_path: Path, shutdown_later: Callable[[Any], Any]) -> None:
+    with OTLPReceiver("http") as rx:
+        exporter = exporter_for(rx, None)
+        assert exporter.spill_counts() is None
+        processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter))
+        end_spans(provider_with(processor), 10)
+        assert processor.force_flush(30_000)
+        stats = processor.stats()
+    assert (stats.exported, stats.spilled, stats.replayed) == (10, 0, 0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_variable_sets_the_directory_and_the_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPANBATCH_SPILL_DIR", str(tmp_path))
+    monkeypatch.setenv("SPANBATCH_SPILL_MAX_BYTES", "12345")
+    from spanbatch.exporter import OTLPSpanExporter  # noqa: PLC0415
+
+    exporter = OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces")
+    try:
+        assert exporter._spiller is not None
+        assert exporter._spiller.store.max_bytes == 12345
+        assert exporter._spiller.store.directory.parent == tmp_path
+    finally:
+        exporter.shutdown()
+
+
+def test_a_bad_cap_argument_raises(tmp_path: Path) -> None:
+    from spanbatch.exporter import OTLPSpanExporter  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match="spill_max_bytes"):
+        OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces", spill_dir=tmp_path, spill_max_bytes=0)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_hanging_backend_is_waited_for_once_then_requests_go_straight_to_disk(
+    protocol: str, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    with OTLPReceiver(protocol) as rx:
+        rx.set_behaviour("hang")
+        processor = shutdown_later(
+            spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path), max_export_batch_size=5, max_queue_size=100)
+        )
+        end_spans(provider_with(processor), 40)
+        assert processor.force_flush(60_000)
+        stats = processor.stats()
+        hung = rx.stats().hung
+        rx.set_behaviour("ok")
+    assert (stats.spilled, stats.dropped_total) == (40, 0)
+    assert hung <= 2  # the first request (and the stock client's one quick retry), not one per batch
+
+
+def test_spilled_spans_count_as_processed_in_the_self_metrics(
+    down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+    reader = InMemoryMetricReader()
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter_for(down_receiver, tmp_path), meter_provider=MeterProvider(metric_readers=[reader])
+        )
+    )
+    end_spans(provider_with(processor), 10)
+    assert processor.force_flush(30_000)
+    assert processor.stats().spilled == 10
+    processed = {a.get("error.type"): v for a, v in metric_points(reader)["otel.sdk.processor.span.processed"]}
+    assert processed == {None: 10}
+
+
+@pytest.mark.parametrize("fork", [os.fork, libc_fork], ids=["os.fork", "libc_fork"])
+def test_a_forked_child_replays_with_a_thread_of_its_own(
+    down_receiver: OTLPReceiver, tmp_path: Path, fork: Callable[[], int]
+) -> None:
+    rx = down_receiver
+    exporter = exporter_for(rx, tmp_path)
+    processor = spanbatch.BatchSpanProcessor(exporter)
+    provider = provider_with(processor)
+    try:
+        ids = end_spans(provider, 10)
+        assert processor.force_flush(30_000)
+        assert processor.stats().spilled == 10
+        parent_thread = exporter._spiller._thread
+        assert parent_thread is not None
+        assert parent_thread.is_alive()
+
+        def child() -> dict[str, Any]:
+            more = end_spans(provider, 10, "child")
+            processor.force_flush(30_000)
+            rx.set_behaviour("ok")
+            delivered = rx.wait_for_spans(20, timeout=30)
+            stats = processor.stats()
+            return {"delivered": delivered, "spilled": stats.spilled, "more": sorted(m.hex() for m in more)}
+
+        result = in_child(child, fork, timeout=60)
+        assert result["delivered"]
+        assert result["spilled"] == 10  # the child's own
+        assert rx.span_ids() == ids | {bytes.fromhex(m) for m in result["more"]}
+        assert rx.stats().duplicates == 0
+    finally:
+        processor.shutdown()
+
+
+def test_with_nothing_on_disk_and_no_disk_to_write_to_requests_try_the_backend_again(
+    down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    rx = down_receiver
+    exporter = exporter_for(rx, tmp_path)
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter))
+    provider = provider_with(processor)
+    end_spans(provider, 5)
+    assert processor.force_flush(30_000)
+    assert processor.stats().spilled == 5
+    store = exporter._spiller.store
+    for path in store.pending():  # gone (as if evicted by another process), and the disk unwritable
+        path.unlink()
+    (store.directory / "tmp").rmdir()
+    (store.directory / "tmp").write_text("")
+    rx.set_behaviour("ok")
+    assert wait_until(lambda: exporter._spiller._thread is None, 10)
+    later = end_spans(provider, 5, "later")
+    assert processor.force_flush(30_000)
+    assert processor.stats().exported == 5
+    assert rx.span_ids() == later
+
+
+def test_stats_read_while_spans_are_spilled_always_balance(
+    down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(exporter_for(down_receiver, tmp_path), max_export_batch_size=20)
+    )
+    provider = provider_with(processor)
+    unbalanced: list[Any] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            stats = processor.stats()
+            if not balanced(stats) or stats.exported < 0:
+                unbalanced.append(stats)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(20):
+            end_spans(provider, 100)
+            processor.force_flush(30_000)
+    finally:
+        done.set()
+        reader.join()
+    assert unbalanced == []
+    assert processor.stats().spilled == 2000
+
+
+def test_behind_the_stock_processor_an_outage_is_spilled_and_replayed(
+    down_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    rx = down_receiver
+    exporter = exporter_for(rx, tmp_path)
+    processor = StockBatchSpanProcessor(exporter)
+    try:
+        ids = end_spans(provider_with(processor), 50)
+        assert processor.force_flush(30_000)
+        assert exporter.spill_counts().spilled == 50
+        rx.set_behaviour("ok")
+        assert rx.wait_for_spans(50, timeout=30)
+        assert rx.span_ids() == ids
+        assert wait_until(lambda: exporter.spill_counts().replayed == 50, 10)
+    finally:
+        processor.shutdown()
