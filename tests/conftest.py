@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,6 +17,21 @@ if TYPE_CHECKING:
     from tests.helpers.receivers import GrpcRecorder, HttpRecorder
 
 Processor = TypeVar("Processor")
+
+# The stock loggers spanbatch writes some of its lines to, as the stock processors do. Each has the SDK's
+# DuplicateFilter, which drops a line equal to the previous one within a 20 s window: a test that looks for
+# "Queue full, dropping Span." would miss it whenever an earlier test wrote the same line in that window.
+_STOCK_LOGGERS_WITH_DUPLICATE_FILTERS = (
+    "opentelemetry.sdk._shared_internal",
+    "opentelemetry.sdk._logs._internal.export",
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_duplicate_filters() -> None:
+    for name in _STOCK_LOGGERS_WITH_DUPLICATE_FILTERS:
+        for log_filter in logging.getLogger(name).filters:
+            log_filter.__dict__.pop("last_log", None)
 
 
 @pytest.fixture

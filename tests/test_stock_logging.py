@@ -15,13 +15,6 @@ from tests.helpers import PROCESSORS, HangingExporter, RaisingExporter, make_spa
 STOCK_LOGGER = "opentelemetry.sdk._shared_internal"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_duplicate_filter() -> None:
-    # The stock logger's DuplicateFilter drops a line equal to the previous one within 20 s: forget it.
-    for log_filter in logging.getLogger(STOCK_LOGGER).filters:
-        log_filter.__dict__.pop("last_log", None)
-
-
 def stock_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str, bool]]:
     return [(r.levelno, r.getMessage(), r.exc_info is not None) for r in caplog.records if r.name == STOCK_LOGGER]
 
