@@ -58,7 +58,8 @@ def test_a_log_encoder_gets_its_batches_read_into_log_requests(shutdown_later: L
     stock_side = spanbatch.BatchLogRecordProcessor(reference, schedule_delay_millis=LONG, max_export_batch_size=64)
     provider.add_log_record_processor(shutdown_later(stock_side))
     emit(provider, 64)
-    assert processor.force_flush(10_000) and stock_side.force_flush(10_000)
+    assert processor.force_flush(10_000)
+    assert stock_side.force_flush(10_000)
     assert [type(batch) for batch in exporter.batches] == [LogRequest]
     # The request read ahead is the one stock encodes for the same records.
     assert exporter.batches[0].to_bytes() == encode_logs(reference.get_finished_logs()).SerializeToString()

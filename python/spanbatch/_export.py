@@ -15,8 +15,8 @@ from typing import Any, Generic, TypeVar
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 
-from spanbatch._capabilities import Exporter, encodes_spans, exports_many
-from spanbatch._core import BatchCore, SpanEncoder, SpanRequest
+from spanbatch._capabilities import Exporter, encodes_logs, encodes_spans, exports_many
+from spanbatch._core import BatchCore, LogEncoder, LogRequest, SpanEncoder, SpanRequest
 from spanbatch._drops import DropReporter
 from spanbatch._encoding import counting_skips, spans_left_out
 from spanbatch._policies import RetryPolicy
@@ -79,22 +79,32 @@ class Delivery(Generic[B]):
 
 
 def delivery_for(work: LaneWork) -> Delivery[Any]:
-    """Lists of spans, except for an exporter whose class declares a ``span_encoder`` (see
-    ``_capabilities``) that is a SpanEncoder: it gets each batch as the ``SpanRequest`` that
-    encoder read it into while it filled.
+    """Lists of items, except for an exporter whose class declares its signal's encoder (``span_encoder``
+    or ``log_encoder``, see ``_capabilities``): it gets each batch as the request that encoder read it
+    into while it filled.
     """
     core, exporter, signal = work.core, work.exporter, work.signal
     many = _export_many(exporter)
     spilled = _count_spilled(core, exporter)
+    encoder = _declared_encoder(exporter)
+    if encoder is not None:
+
+        def read(most: int) -> list[SpanRequest] | list[LogRequest] | None:
+            return counting_skips(encoder, lambda: core.next_requests(encoder, most, READ_AHEAD_SPANS))
+
+        return Delivery(exporter, signal, read, lambda request: exporter.export(request), many, spilled)  # noqa: PLW0108
+    return Delivery(exporter, signal, core.next_batches, lambda spans: exporter.export(spans), many, spilled)  # noqa: PLW0108
+
+
+def _declared_encoder(exporter: object) -> SpanEncoder | LogEncoder | None:
+    """The encoder the exporter's class declares for the requests it takes, if it is one of ours."""
     if encodes_spans(exporter):
         encoder = getattr(exporter, "span_encoder", None)
-        if isinstance(encoder, SpanEncoder):
-
-            def read(most: int) -> list[SpanRequest] | None:
-                return counting_skips(encoder, lambda: core.next_requests(encoder, most, READ_AHEAD_SPANS))
-
-            return Delivery(exporter, signal, read, lambda request: exporter.export(request), many, spilled)  # noqa: PLW0108
-    return Delivery(exporter, signal, core.next_batches, lambda spans: exporter.export(spans), many, spilled)  # noqa: PLW0108
+        return encoder if isinstance(encoder, SpanEncoder) else None
+    if encodes_logs(exporter):
+        encoder = getattr(exporter, "log_encoder", None)
+        return encoder if isinstance(encoder, LogEncoder) else None
+    return None
 
 
 def _count_spilled(core: BatchCore, exporter: object) -> Callable[[int], None] | None:
