@@ -408,3 +408,17 @@ def test_layout_names_only_files_that_exist() -> None:
     present = {p.name for p in ROOT.rglob("*") if "target" not in p.parts and ".git" not in p.parts}
     missing = {name for name in names if name.rstrip("/") not in present}
     assert not missing, f"README's Layout names files that do not exist: {sorted(missing)}"
+
+
+def test_the_layout_names_every_module() -> None:
+    (layout,) = [b for b in BLOCKS if b.section == "Layout"]
+    named = set(re.findall(r"\b[\w-]+\.(?:rs|py|pyi)\b", layout.code))
+    modules = [
+        *(ROOT / "rust").rglob("*.rs"),
+        *(ROOT / "python" / "spanbatch").glob("*.py"),
+        *(ROOT / "python" / "spanbatch").glob("*.pyi"),
+        *(ROOT / "python" / "spanbatch" / "exporter").glob("*.py"),
+        *(ROOT / "python" / "spanbatch" / "testing").glob("*.py"),
+    ]
+    unnamed = sorted({m.name for m in modules} - named)
+    assert not unnamed, f"README's Layout does not name: {unnamed}"
