@@ -13,7 +13,7 @@ import pytest
 import spanbatch
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor as Stock
-from spanbatch import _config, _settings
+from spanbatch import _config, _setting
 
 from tests.helpers import RecordingExporter, make_span
 
@@ -33,7 +33,7 @@ VARIABLES = [
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for variable in VARIABLES:
         monkeypatch.delenv(variable, raising=False)
-    _settings._warned.clear()
+    _setting._warned.clear()
 
 
 def settings_of(**kwargs: object) -> spanbatch.BatchSettings:

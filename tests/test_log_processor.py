@@ -130,7 +130,7 @@ def test_otel_blrp_variables_and_spanbatch_logs_overrides(
 def test_an_unparsable_otel_blrp_variable_is_reported_as_stock_reports_it(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, shutdown_later: Later
 ) -> None:
-    monkeypatch.setattr(spanbatch._settings, "_warned", set())
+    monkeypatch.setattr(spanbatch._setting, "_warned", set())
     monkeypatch.setenv("OTEL_BLRP_MAX_QUEUE_SIZE", "a")
     with caplog.at_level(logging.ERROR):
         processor = shutdown_later(spanbatch.BatchLogRecordProcessor(InMemoryLogRecordExporter()))

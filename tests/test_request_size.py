@@ -189,7 +189,7 @@ def test_a_bad_variable_is_ignored_with_a_warning(
     protocol: str, value: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("SPANBATCH_MAX_EXPORT_BATCH_BYTES", value)
-    monkeypatch.setattr("spanbatch._settings._warned", set())
+    monkeypatch.setattr("spanbatch._setting._warned", set())
     exporter_class = HttpExporter if protocol == "http" else spanbatch_grpc.OTLPSpanExporter
     with caplog.at_level(logging.WARNING, logger="spanbatch._config"):
         exporter = exporter_class(endpoint="http://127.0.0.1:9/v1/traces")

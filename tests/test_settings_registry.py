@@ -18,7 +18,8 @@ import pytest
 from opentelemetry.sdk import environment_variables as sdk_variables
 from spanbatch import _settings
 from spanbatch._policies import resolve_policies
-from spanbatch._settings import SETTINGS, DropPolicyName, ExportPolicies, Setting
+from spanbatch._setting import LONGEST_MILLIS, Setting, read
+from spanbatch._settings import SETTINGS, DropPolicyName, ExportPolicies
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -161,7 +162,7 @@ def test_no_other_module_reads_the_environment() -> None:
     readers = [
         str(path.relative_to(PACKAGE))
         for path in sorted(PACKAGE.rglob("*.py"))
-        if path.name != "_settings.py" and re.search(r"\b(environ|getenv)\b", path.read_text(encoding="utf-8"))
+        if path.name != "_setting.py" and re.search(r"\b(environ|getenv)\b", path.read_text(encoding="utf-8"))
     ]
     assert readers == []
 
@@ -194,7 +195,7 @@ READS = [
          "Ignoring SPANBATCH_MAX_CONCURRENT_EXPORTS='0': must be positive; using 1 instead."),
     Read(_settings.LINGER, {"SPANBATCH_LINGER_MS": "nan"}, None,
          "Ignoring SPANBATCH_LINGER_MS='nan': must be positive; using None instead."),
-    Read(_settings.EXIT_TIMEOUT, {"SPANBATCH_EXIT_TIMEOUT_MS": "inf"}, _settings.LONGEST_MILLIS),
+    Read(_settings.EXIT_TIMEOUT, {"SPANBATCH_EXIT_TIMEOUT_MS": "inf"}, LONGEST_MILLIS),
     Read(_settings.DEBUG, {"SPANBATCH_DEBUG": " MAYBE "}, False,
          "Ignoring SPANBATCH_DEBUG='maybe': not a boolean; using False instead."),
     Read(_settings.DROP_POLICY, {"SPANBATCH_DROP_POLICY": " Random "}, "oldest",
@@ -210,10 +211,10 @@ READS = [
 def test_each_kind_reads_and_warns_as_before(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, case: Read
 ) -> None:
-    monkeypatch.setattr(_settings, "_warned", set())
+    monkeypatch.setattr("spanbatch._setting._warned", set())
     for variable, raw in case.environment.items():
         monkeypatch.setenv(variable, raw)
     with caplog.at_level(logging.WARNING):
-        assert _settings.read(case.setting, case.backend) == case.value
+        assert read(case.setting, case.backend) == case.value
     expected = [("spanbatch._config", case.warning)] if case.warning else []
     assert [(r.name, r.getMessage()) for r in caplog.records] == expected

@@ -7,15 +7,8 @@ import numbers
 import operator
 from dataclasses import dataclass
 
-from spanbatch._settings import (
-    BACKEND_BATCH,
-    BATCH,
-    LARGEST_QUEUE_SIZE,
-    LONGEST_MILLIS,
-    Setting,
-    read_with_source,
-    warn_once,
-)
+from spanbatch._setting import LARGEST_QUEUE_SIZE, LONGEST_MILLIS, Setting, read_with_source, warn_once
+from spanbatch._settings import BACKEND_BATCH, BATCH
 
 
 @dataclass(frozen=True)

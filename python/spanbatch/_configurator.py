@@ -20,6 +20,7 @@ from opentelemetry.sdk._configuration import _initialize_components, _OTelSDKCon
 from opentelemetry.util._importlib_metadata import entry_points
 
 from spanbatch import _settings
+from spanbatch._setting import read
 from spanbatch.log_processor import BatchLogRecordProcessor
 from spanbatch.processor import BatchSpanProcessor
 
@@ -36,9 +37,9 @@ _warned_config_file = False
 
 class SpanbatchConfigurator(_OTelSDKConfigurator):
     def _configure(self, **kwargs: Any) -> None:
-        if _settings.read(_settings.CONFIGURATOR) != ENTRY_POINT_NAME:
+        if read(_settings.CONFIGURATOR) != ENTRY_POINT_NAME:
             _configure_as_without_spanbatch(**kwargs)
-        elif _SDK_READS_CONFIG_FILE and _settings.read(_settings.CONFIG_FILE):
+        elif _SDK_READS_CONFIG_FILE and read(_settings.CONFIG_FILE):
             _warn_config_file_once()
             # As without spanbatch: the SDK's own warning then lists only the arguments it always gets.
             super()._configure(**kwargs)  # type: ignore[no-untyped-call]

@@ -14,6 +14,7 @@ import sys
 from typing import TextIO
 
 from spanbatch import _settings
+from spanbatch._setting import read
 
 logger = logging.getLogger("spanbatch")
 
@@ -46,7 +47,7 @@ def _app_handles(record: logging.LogRecord) -> bool:
 
 def debug_enabled() -> bool:
     """``SPANBATCH_DEBUG``; when true, makes sure its lines can be seen (once per process)."""
-    enabled = _settings.read(_settings.DEBUG)
+    enabled = read(_settings.DEBUG)
     if enabled and not any(isinstance(handler, _StderrUntilConfigured) for handler in logger.handlers):
         if logger.level == logging.NOTSET:  # a level the app chose for spanbatch stays
             logger.setLevel(logging.DEBUG)

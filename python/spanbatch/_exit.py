@@ -26,6 +26,7 @@ from types import FrameType
 
 from spanbatch import _fork, _settings
 from spanbatch._lane import HasLanes, Lane, shutdown_lanes
+from spanbatch._setting import read
 
 logger = logging.getLogger("spanbatch")
 
@@ -42,7 +43,7 @@ def register(owner: HasLanes) -> None:
     """Include ``owner``'s lanes in the exit flush."""
     global _sigterm_installed
     _owners.add(owner)
-    if not _sigterm_installed and _settings.read(_settings.FLUSH_ON_SIGTERM):
+    if not _sigterm_installed and read(_settings.FLUSH_ON_SIGTERM):
         _sigterm_installed = _install_sigterm_handler()
 
 
@@ -58,7 +59,7 @@ def _on_main_thread_done() -> None:
 
 
 def exit_timeout_millis() -> float:
-    return _settings.read(_settings.EXIT_TIMEOUT)
+    return read(_settings.EXIT_TIMEOUT)
 
 
 def _millis_left_to_exit() -> float:

@@ -16,6 +16,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, g
 
 from spanbatch import _settings
 from spanbatch._core import DROP_REASONS
+from spanbatch._setting import read
 from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
 
@@ -30,7 +31,7 @@ _instances = itertools.count()
 
 
 def internal_metrics_enabled() -> bool:
-    return _settings.read(_settings.INTERNAL_METRICS)
+    return read(_settings.INTERNAL_METRICS)
 
 
 def component_name(signal: Signal) -> str:

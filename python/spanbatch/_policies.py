@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from spanbatch import _settings
+from spanbatch._setting import Setting, resolve
 from spanbatch._settings import POLICIES, ExportPolicies, SpanPolicyArguments
 
 logger = logging.getLogger("spanbatch")
@@ -52,7 +53,7 @@ def resolve_policies(
     arguments: Mapping[str, object],
     owner: str = "ExportPolicies",
     accepted: type = SpanPolicyArguments,
-    settings: tuple[_settings.Setting[object], ...] = POLICIES,
+    settings: tuple[Setting[object], ...] = POLICIES,
 ) -> ExportPolicies:
     """The export policies from the ``arguments`` given, then their ``settings``' variables, then defaults.
 
@@ -65,7 +66,7 @@ def resolve_policies(
         if name not in keywords:
             raise TypeError(f"{owner}.__init__() got an unexpected keyword argument {name!r}")
     resolved: dict[str, Any] = {
-        setting.argument: _settings.resolve(setting, arguments.get(setting.argument))
+        setting.argument: resolve(setting, arguments.get(setting.argument))
         for setting in settings
         if setting.argument in keywords
     }

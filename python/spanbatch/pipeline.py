@@ -18,6 +18,7 @@ from spanbatch._capabilities import Exporter
 from spanbatch._config import resolve_settings
 from spanbatch._lane import Backend, Lane, flush_lanes
 from spanbatch._policies import resolve_policies, spells_out
+from spanbatch._setting import read
 from spanbatch._settings import ExportPolicies, SpanPolicyArguments
 from spanbatch._stats import SpanStats
 from spanbatch.log_processor import LogEngine
@@ -108,7 +109,7 @@ class Pipeline(SpanEngine):
         Per-backend results. Disabled with ``SPANBATCH_FORCE_FLUSH_ON_SESSION_END=false``,
         in which case nothing is flushed and the result is empty.
         """
-        if not _settings.read(_settings.FORCE_FLUSH_ON_SESSION_END):
+        if not read(_settings.FORCE_FLUSH_ON_SESSION_END):
             return {}
         return self.flush_by_backend(timeout_millis)
 

@@ -7,7 +7,7 @@ import logging
 import time
 
 import pytest
-from spanbatch import BatchSpanProcessor, _config, _settings
+from spanbatch import BatchSpanProcessor, _config, _setting
 from spanbatch._config import LARGEST_QUEUE_SIZE
 
 from tests.helpers import ScriptedExporter, end_spans, provider_with
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(60)
 @pytest.fixture(autouse=True)
 def _fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     # Each bad (variable, value) is reported once per process; every test here expects its own report.
-    monkeypatch.setattr(_settings, "_warned", set())
+    monkeypatch.setattr(_setting, "_warned", set())
 
 
 SIZE_VARIABLES = (

@@ -41,6 +41,7 @@ from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATU
 from spanbatch import _settings
 from spanbatch._core import LogEncoder, LogRequest, SpanEncoder, SpanRequest, compress
 from spanbatch._encoding import Batch, read_batch
+from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts
 from spanbatch.exporter import _limits
 from spanbatch.exporter._declared import DeclaredEncoder
@@ -205,7 +206,7 @@ class RustEncodedHTTP:
 
     def _credential_provider_set(self) -> bool:
         """Whether the stock exporter loaded its session from a credential provider named in a variable."""
-        return bool(_settings.read(_settings.HTTP_CREDENTIAL_PROVIDER))
+        return bool(read(_settings.HTTP_CREDENTIAL_PROVIDER))
 
     @property
     def max_export_batch_bytes(self) -> int | None:

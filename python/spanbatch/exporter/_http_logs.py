@@ -20,6 +20,7 @@ from opentelemetry.sdk.environment_variables import (
 
 from spanbatch import _settings
 from spanbatch._core import LogEncoder
+from spanbatch._setting import read
 from spanbatch.exporter._declared import DeclaredEncoder
 from spanbatch.exporter._http import RustEncodedHTTP
 
@@ -56,7 +57,7 @@ class OTLPLogExporter(RustEncodedHTTP, _stock.OTLPLogExporter):
     _logger = logger
 
     def _credential_provider_set(self) -> bool:
-        return bool(_settings.read(_LOGS_CREDENTIAL_PROVIDER))
+        return bool(read(_LOGS_CREDENTIAL_PROVIDER))
 
     log_encoder = DeclaredEncoder(LogEncoder)
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import cast
 
 from spanbatch import _settings
+from spanbatch._setting import Setting, checked_argument, read
 
 # gRPC servers refuse messages over 4 MiB unless configured otherwise.
 GRPC_DEFAULT_BYTES = _settings.MAX_EXPORT_BATCH_BYTES.default
@@ -13,7 +14,7 @@ GRPC_DEFAULT_BYTES = _settings.MAX_EXPORT_BATCH_BYTES.default
 
 def checked(argument: object) -> int | None:
     """The argument, a positive integer (None: not given); ``TypeError``/``ValueError`` otherwise."""
-    return None if argument is None else _settings.checked_argument(_settings.MAX_EXPORT_BATCH_BYTES, argument)
+    return None if argument is None else checked_argument(_settings.MAX_EXPORT_BATCH_BYTES, argument)
 
 
 def max_export_batch_bytes(argument: int | None, default: int | None) -> int | None:
@@ -24,5 +25,5 @@ def max_export_batch_bytes(argument: int | None, default: int | None) -> int | N
     """
     if argument is not None:
         return argument
-    setting = replace(cast("_settings.Setting[int | None]", _settings.MAX_EXPORT_BATCH_BYTES), default=default)
-    return _settings.read(setting)
+    setting = replace(cast("Setting[int | None]", _settings.MAX_EXPORT_BATCH_BYTES), default=default)
+    return read(setting)

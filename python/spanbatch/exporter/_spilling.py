@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from spanbatch import _settings
+from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts, SpillStore
 
 logger = logging.getLogger("spanbatch")
@@ -33,7 +34,7 @@ def spill_directory(spill_dir: str | os.PathLike[str] | None) -> Path | None:
     """The directory the argument or ``SPANBATCH_SPILL_DIR`` names; None: no spill (the default)."""
     if spill_dir is not None:
         return Path(spill_dir)
-    configured = _settings.read(_settings.SPILL_DIR)
+    configured = read(_settings.SPILL_DIR)
     return None if configured is None else Path(configured)
 
 
@@ -232,7 +233,7 @@ def spiller_for(
     if root is None:
         return None
     if max_bytes is None:
-        max_bytes = _settings.read(_settings.SPILL_MAX_BYTES)
+        max_bytes = read(_settings.SPILL_MAX_BYTES)
     elif isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
         raise ValueError("spill_max_bytes must be a positive integer.")
     store = SpillStore(backend_directory(root, protocol, endpoint), max_bytes)
