@@ -32,13 +32,14 @@ def down_receiver(request: pytest.FixtureRequest) -> Iterator[OTLPReceiver]:
 
 
 def exporter_for(rx: OTLPReceiver, spill_dir: Path | None, **kwargs: Any) -> Any:
+    kwargs.setdefault("timeout", 1)
     if rx.protocol == "http":
         from spanbatch.exporter import OTLPSpanExporter  # noqa: PLC0415
 
-        return OTLPSpanExporter(endpoint=rx.endpoint, timeout=1, spill_dir=spill_dir, **kwargs)
+        return OTLPSpanExporter(endpoint=rx.endpoint, spill_dir=spill_dir, **kwargs)
     from spanbatch.exporter.grpc import OTLPSpanExporter as GrpcExporter  # noqa: PLC0415
 
-    return GrpcExporter(endpoint=rx.endpoint, insecure=True, timeout=1, spill_dir=spill_dir, **kwargs)
+    return GrpcExporter(endpoint=rx.endpoint, insecure=True, spill_dir=spill_dir, **kwargs)
 
 
 def spill_files(root: Path) -> list[Path]:
@@ -243,7 +244,9 @@ def test_with_nothing_on_disk_and_no_disk_to_write_to_requests_try_the_backend_a
     down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
 ) -> None:
     rx = down_receiver
-    exporter = exporter_for(rx, tmp_path)
+    # A gRPC channel that failed waits out its reconnect backoff (about a second) before it tries again:
+    # time enough for the stock retries of the request after the backend is back.
+    exporter = exporter_for(rx, tmp_path, timeout=10)
     processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter))
     provider = provider_with(processor)
     end_spans(provider, 5)

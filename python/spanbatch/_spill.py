@@ -216,15 +216,17 @@ class SpillStore:
             return []
         return [self.directory / name for name in names]
 
-    def replay(self, send: Callable[[bytes], Sent]) -> int:
+    def replay(self, send: Callable[[bytes], Sent], stopped: Callable[[], bool] = lambda: False) -> int:
         """Hand stored payloads to ``send``, oldest first; returns how many it delivered.
 
-        Stops at the first ``RETRY_LATER``. A file another process holds is skipped; a file is
-        deleted only after ``send`` said DELIVERED.
+        Stops at the first ``RETRY_LATER``, or before the next file once ``stopped()``. A file another
+        process holds is skipped; a file is deleted only after ``send`` said DELIVERED.
         """
         self._sweep_temp_files()
         delivered = 0
         for path in self.pending():
+            if stopped():
+                break
             with self._claimed(path) as fd:
                 if fd is None:
                     continue

@@ -27,6 +27,9 @@ logger = logging.getLogger("spanbatch")
 
 # Pause between probes of a backend that is still down: doubled after each failed probe up to the longest.
 FIRST_PROBE_SECONDS = 0.5
+# How long an exporter's shutdown waits for a replay already sending: a request's own timeout bounds it
+# in practice; past this the thread is left to finish (a daemon), and may still deliver that one file.
+STOP_WAIT_SECONDS = 5.0
 LONGEST_PROBE_SECONDS = 30.0
 
 
@@ -122,10 +125,17 @@ class Spiller:
         return self.store.counts()
 
     def stop(self) -> None:
-        """Stop replaying (at the exporter's shutdown); what is left stays for the next process."""
+        """Stop replaying (at the exporter's shutdown); what is left stays for the next process.
+
+        Waits for a replay pass under way to end after the file it is sending: once the exporter is
+        shut down, its replays are another exporter's (or process's) to make.
+        """
         with self._wake:
             self._stopped = True
             self._wake.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(STOP_WAIT_SECONDS)
 
     def after_fork_in_child(self) -> None:
         """A forked child has no replay thread, and a lock its parent's threads held stays held."""
@@ -166,7 +176,7 @@ class Spiller:
                 if self._stopped:
                     return
             try:
-                delivered = self.store.replay(self._send)
+                delivered = self.store.replay(self._send, lambda: self._stopped)
             except Exception:  # never let a bug here end replays silently
                 logger.exception("Replaying spilled requests from %s failed.", self.store.directory)
                 delivered = 0
