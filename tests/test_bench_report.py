@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.benchmarks.report import markdown, table
+from tests.benchmarks.report import markdown, spread, table
 
 
 def bench(name: str, group: str, median: float, **info: Any) -> dict[str, Any]:
@@ -52,3 +52,13 @@ def test_markdown_has_one_row_per_contender_and_names_the_group_once() -> None:
     assert lines[0].startswith("| scenario | processor | median |")
     assert lines[2].startswith("| g | stock | 2 ms | 2 us | 1.0x |")
     assert lines[3].startswith("|  | spanbatch | 1 ms | 1 us | 2.0x |")
+
+
+def test_the_spread_of_several_runs_shows_each_figures_range_and_the_most_dropped() -> None:
+    runs = [
+        {"benchmarks": [bench("spanbatch", "g", median, spans_per_call=1000, dropped=lost, cpu_us_per_span=cpu)]}
+        for median, lost, cpu in [(0.002, 0, 20.0), (0.001, 3, 18.5), (0.004, 1, 19.0)]
+    ]
+    (row,) = [line for line in spread(runs) if "spanbatch" in line]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells == ["g", "spanbatch", "1 us to 4 us", "250,000 to 1,000,000", "18.5 us to 20.0 us", "3"]

@@ -1,7 +1,9 @@
 """Print a pytest-benchmark JSON file as a compact table: per group, ratios against the stock processor.
 
 ``python -m tests.benchmarks.report target/bench.json [--markdown]``; ``--markdown`` prints the same
-figures as a Markdown table.
+figures as a Markdown table. ``--spread run1.json run2.json run3.json`` prints, per row, the lowest and
+highest of those runs' medians per span, spans/s and CPU per span, with the most it dropped in a run:
+what repeated runs show, for the README.
 
 ``vs stock`` is the stock median over this row's median: above 1x is faster than stock. ``spans/s``
 is spans per round over the median round (``-`` where a round is not a number of spans). ``exported``
@@ -116,7 +118,57 @@ def markdown(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _span_figures(bench: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
+    """Seconds per span, spans per second and CPU microseconds per span of one run's row (None: not spans)."""
+    median, info = bench["stats"]["median"], bench["extra_info"]
+    spans = info.get("spans_per_call")
+    if spans is None:
+        return median, None, info.get("cpu_us_per_span")
+    return median / spans, spans / median, info.get("cpu_us_per_span")
+
+
+def _between(values: list[float | None], show: Any) -> str:
+    known = [v for v in values if v is not None]
+    if not known:
+        return "-"
+    low, high = show(min(known)), show(max(known))
+    return low if low == high else f"{low} to {high}"
+
+
+def spread(runs: list[dict[str, Any]]) -> list[str]:
+    """A Markdown table: per group and contender, the range over ``runs`` of each figure."""
+    header = ("processor", "per span", "spans/s", "CPU/span", "most dropped")
+    lines = ["| scenario | " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 1)]
+    by_row: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for data in runs:
+        for group, benches in rows(data).items():
+            for bench in benches:
+                by_row[group, contender(bench)].append(bench)
+    previous = None
+    for (group, name), benches in sorted(by_row.items(), key=lambda item: (item[0][0], _ORDER.get(item[0][1], 9))):
+        per_span, rate, cpu = zip(*(_span_figures(b) for b in benches), strict=True)
+        most_dropped = max((int(b["extra_info"].get("dropped") or 0) for b in benches), default=0)
+        cells = [
+            name,
+            _between(list(per_span), duration),
+            _between(list(rate), lambda r: f"{r:,.0f}"),
+            _between(list(cpu), lambda c: f"{c:.1f} us"),
+            f"{most_dropped:,}",
+        ]
+        lines.append(f"| {group if group != previous else ''} | " + " | ".join(cells) + " |")
+        previous = group
+    return lines
+
+
 def main(argv: list[str]) -> None:
+    if argv[0] == "--spread":
+        runs = []
+        for path in argv[1:]:
+            with open(path) as f:
+                runs.append(json.load(f))
+        print(f"{len(runs)} runs; each cell: lowest to highest of the runs' medians")
+        print("\n".join(spread(runs)))
+        return
     with open(argv[0]) as f:
         data = json.load(f)
     if "--markdown" in argv[1:]:
