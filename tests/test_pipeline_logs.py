@@ -96,3 +96,15 @@ def test_log_exporters_need_an_sdk_logger_provider(shutdown_later: Later) -> Non
         )
     pipeline = shutdown_later(spanbatch.Pipeline({"a": InMemorySpanExporter()}))
     assert pipeline.logs is None
+
+
+def test_a_pipelines_log_lanes_read_the_log_processors_queue_full_variables(
+    monkeypatch: pytest.MonkeyPatch, shutdown_later: Later
+) -> None:
+    monkeypatch.setenv("OTEL_BSP_ON_QUEUE_FULL", "block")
+    monkeypatch.setenv("OTEL_BLRP_ON_QUEUE_FULL", "drop")
+    pipeline = shutdown_later(
+        spanbatch.Pipeline({"a": InMemorySpanExporter()}, log_exporters={"a": InMemoryLogRecordExporter()})
+    )
+    assert pipeline.logs is not None
+    assert (pipeline.lanes[0].policies.drop_policy, pipeline.logs.lanes[0].policies.drop_policy) == ("block", "oldest")
