@@ -19,7 +19,7 @@ from spanbatch._config import resolve_settings
 from spanbatch._lane import Backend, Lane, flush_lanes
 from spanbatch._policies import resolve_policies, spells_out
 from spanbatch._setting import read
-from spanbatch._settings import ExportPolicies, SpanPolicyArguments
+from spanbatch._settings import LOG_POLICIES, ExportPolicies, PolicyArguments, SpanPolicyArguments
 from spanbatch._stats import SpanStats
 from spanbatch.log_processor import LogEngine
 from spanbatch.processor import SpanEngine
@@ -77,7 +77,13 @@ class Pipeline(SpanEngine):
         span_backends = backends(exporters)
         log_backends = backends(log_exporters) if log_exporters else None
         super().__init__(span_backends, resolved, named=True, meter_provider=meter_provider)
-        self.logs = None if log_backends is None else PipelineLogs(log_backends, resolved, meter_provider)
+        if log_backends is None:
+            self.logs = None
+        else:
+            # The same keywords, but a log processor's variables (OTEL_BLRP_*, never OTEL_BSP_*) and no span start.
+            log_keywords = {name: value for name, value in policies.items() if name in PolicyArguments.__annotations__}
+            log_policies = resolve_policies(log_keywords, type(self).__name__, PolicyArguments, LOG_POLICIES)
+            self.logs = PipelineLogs(log_backends, log_policies, meter_provider)
 
     @property
     def names(self) -> list[str]:
