@@ -3,7 +3,8 @@ receiver in another process, every record exactly once, and the span side's faul
 
 These are the log counterparts of test_receiver_faults.py and test_exporter_faults.py, kept apart on
 purpose: they build a LoggerProvider, emit through the SDK logger or a ``LoggingHandler``, and send
-with spanbatch's own log exporters, where the span cases use the stock span exporters.
+with spanbatch's own log exporters, where the span cases use the stock span exporters. The last test is
+a pipeline's log side beside its spans (test_pipeline_otlp.py's counterpart).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import spanbatch
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 from spanbatch import BatchLogRecordProcessor
 from spanbatch.testing import OTLPReceiver
 
-from tests.helpers import ScriptedExporter, balanced, run_in_threads, wait_until
+from tests.helpers import ScriptedExporter, balanced, end_spans, provider_with, run_in_threads, wait_until
 from tests.helpers.logs import bridged_logger, emit_events, genai_text, logger_provider_with, spanbatch_log_exporter
 from tests.helpers.scenarios import flush_then_shut_down_while_stuck
 
@@ -244,3 +246,44 @@ def test_hanging_exporter_bounds_flush_and_shutdown(shutdown_later: Later) -> No
     assert (final.exported, final.dropped_total) == (100, 40)
     assert balanced(final)
     assert [r.log_record.body for r in exporter.spans] == stuck
+
+
+@pytest.mark.parametrize("grpc_fault", ["ok", "hang"])
+def test_pipeline_ships_every_record_beside_the_spans_to_each_backend(grpc_fault: str, shutdown_later: Later) -> None:
+    with OTLPReceiver("http") as http, OTLPReceiver("grpc") as grpc:
+        grpc.set_behaviour(grpc_fault)  # type: ignore[arg-type]
+        tracer_provider, logger_provider = provider_with(), logger_provider_with()
+        pipeline = shutdown_later(
+            spanbatch.install(
+                tracer_provider,
+                {"http": http.span_exporter(timeout=5), "grpc": grpc.span_exporter(timeout=2)},
+                logger_provider=logger_provider,
+                log_exporters={
+                    "http": spanbatch_log_exporter(http, timeout=5),
+                    "grpc": spanbatch_log_exporter(grpc, timeout=2),
+                },
+            )
+        )
+        ids = end_spans(tracer_provider, 500)
+        bodies = emit_events(logger_provider, 1000)
+        started = time.monotonic()
+        ended = pipeline.end_session(1_000 if grpc_fault == "hang" else 10_000)
+        session_seconds = time.monotonic() - started
+        assert pipeline.logs is not None
+        logs = pipeline.logs.stats_by_backend()
+        pipeline.shutdown(500)
+
+        assert ended == {"http": True, "grpc": grpc_fault == "ok"}
+        assert session_seconds < 3.0
+        assert http.log_bodies() == dict.fromkeys(bodies, 1)
+        assert http.span_ids() == ids
+        assert (logs["http"].exported, logs["http"].dropped_total) == (1000, 0)
+        assert all(balanced(stats) for stats in logs.values())
+        if grpc_fault == "ok":
+            assert grpc.log_bodies() == dict.fromkeys(bodies, 1)
+            assert grpc.span_ids() == ids
+            assert logs["grpc"].exported == 1000
+        else:
+            grpc.set_behaviour("ok")
+            assert logs["grpc"].exported == 0
+            assert grpc.stats().log_records == 0
