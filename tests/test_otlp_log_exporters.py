@@ -26,6 +26,7 @@ from spanbatch.exporter import OTLPLogExporter
 from spanbatch.exporter import grpc as spanbatch_grpc
 from spanbatch.testing import OTLPReceiver
 
+from tests.helpers.logs import spanbatch_log_exporter
 from tests.helpers.otlp_logs import corpus, record, stock_bytes
 from tests.helpers.receivers import HttpRecorder
 
@@ -42,15 +43,9 @@ def numbered(count: int, prefix: str = "log") -> list[ReadableLogRecord]:
     return [record(f"{prefix}-{i}", attributes={"i": i}) for i in range(count)]
 
 
-def exporter_for(rx: OTLPReceiver, **kwargs: Any) -> Any:
-    if rx.protocol == "http":
-        return OTLPLogExporter(endpoint=rx.log_endpoint, **kwargs)
-    return spanbatch_grpc.OTLPLogExporter(endpoint=rx.log_endpoint, insecure=True, **kwargs)
-
-
 @pytest.mark.timeout(60)
 def test_every_record_arrives_exactly_once(receiver: OTLPReceiver, clean_env: pytest.MonkeyPatch) -> None:
-    exporter = exporter_for(receiver, timeout=5)
+    exporter = spanbatch_log_exporter(receiver, timeout=5)
     batches = [numbered(300, "a"), numbered(5, "b"), corpus()]
     for batch in batches:
         assert exporter.export(batch) is LogRecordExportResult.SUCCESS
@@ -66,7 +61,7 @@ def test_every_record_arrives_exactly_once(receiver: OTLPReceiver, clean_env: py
 @pytest.mark.timeout(60)
 def test_behind_the_stock_batch_processor(receiver: OTLPReceiver, clean_env: pytest.MonkeyPatch) -> None:
     provider = LoggerProvider(resource=Resource.create({"service.name": "logs"}), shutdown_on_exit=False)
-    provider.add_log_record_processor(BatchLogRecordProcessor(exporter_for(receiver, timeout=5)))
+    provider.add_log_record_processor(BatchLogRecordProcessor(spanbatch_log_exporter(receiver, timeout=5)))
     logger = provider.get_logger("test.logs")
     from opentelemetry._logs import LogRecord  # noqa: PLC0415
 

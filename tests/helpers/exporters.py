@@ -82,11 +82,12 @@ class ScriptedExporter(RecordingExporter):
 
     Actions: ``ok``; ``fail`` (returns FAILURE); ``raise`` (RuntimeError); ``exit`` (SystemExit);
     ``none`` (returns None); ``junk`` (returns a string); ``block`` (waits for ``release``, at most
-    60 s, then succeeds).
+    60 s, then succeeds). ``results`` is the signal's result enum (``LogRecordExportResult`` for a log processor).
     """
 
-    def __init__(self, *script: str) -> None:
-        super().__init__()
+    def __init__(self, *script: str, results: Any = SpanExportResult) -> None:
+        super().__init__(results.SUCCESS)
+        self.results = results
         self.script = list(script)
         self.calls = 0
         self.release = threading.Event()
@@ -95,7 +96,7 @@ class ScriptedExporter(RecordingExporter):
         action = self.script[self.calls] if self.calls < len(self.script) else "ok"
         self.calls += 1
         if action == "fail":
-            return SpanExportResult.FAILURE
+            return self.results.FAILURE
         if action == "raise":
             raise RuntimeError("exporter failure injected by the test")
         if action == "exit":
@@ -114,17 +115,20 @@ class ScriptedExporter(RecordingExporter):
 
 
 class CountingExporter(SpanExporter):
-    """Only counts the spans it accepts (``count``), after ``delay`` seconds per batch; keeps none."""
+    """Only counts the spans it accepts (``count``), after ``delay`` seconds per batch; keeps none.
 
-    def __init__(self, delay: float = 0.0) -> None:
+    ``results`` is the signal's result enum (``LogRecordExportResult`` to count log records)."""
+
+    def __init__(self, delay: float = 0.0, results: Any = SpanExportResult) -> None:
         self.count = 0
         self.delay = delay
+        self.success = results.SUCCESS
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def export(self, spans: Sequence[ReadableSpan]) -> Any:
         if self.delay:
             time.sleep(self.delay)
         self.count += len(spans)
-        return SpanExportResult.SUCCESS
+        return self.success
 
 
 class EncodingExporter(SpanExporter):
