@@ -27,7 +27,7 @@ from typing import Any
 
 import psutil
 from opentelemetry.sdk._logs.export import LogRecordExportResult
-from spanbatch import BatchLogRecordProcessor, _settings
+from spanbatch import BatchLogRecordProcessor, _setting
 from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import CountingExporter, ReportedStats, ScriptedExporter, balanced, collect_child, start_child
@@ -221,7 +221,7 @@ STOCK_MESSAGES = {  # the stock BatchLogRecordProcessor's own errors, for values
 def test_bad_variable_warns_or_raises_the_stock_error_and_the_processor_works(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, variable: str, value: str
 ) -> None:
-    monkeypatch.setattr(_settings, "_warned", set())  # each bad value is reported once per process
+    monkeypatch.setattr(_setting, "_warned", set())  # each bad value is reported once per process
     # The stock log export logger's DuplicateFilter drops a message repeated within 20 s (as it would for the
     # stock processor's own report): forget the last one, so this test sees its own.
     for duplicates in logging.getLogger("opentelemetry.sdk._logs._internal.export").filters:
