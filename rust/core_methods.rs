@@ -137,7 +137,8 @@ impl PyBatchCore {
             };
             // Counted before a flush can see the batch settled and return.
             let left_out = handed.left_out.saturating_add(left_out);
-            self.counters.finish(handed.spans, left_out, success, spilled);
+            self.counters
+                .finish(handed.spans, left_out, success, spilled);
             true
         });
         if settled {
