@@ -325,3 +325,31 @@ def test_a_spilling_processor_and_its_core_are_freed_after_shutdown(
     del processor
     gc.collect()
     assert [ref() for ref in refs] == [None] * len(refs)
+
+
+def test_the_spill_is_a_capability_of_the_class(tmp_path: Path) -> None:
+    from unittest import mock  # noqa: PLC0415
+
+    from spanbatch._capabilities import spills  # noqa: PLC0415
+    from spanbatch.exporter import OTLPLogExporter, OTLPSpanExporter  # noqa: PLC0415
+    from spanbatch.exporter import grpc as spanbatch_grpc  # noqa: PLC0415
+
+    class Filtering(OTLPSpanExporter):
+        def export(self, spans: Any) -> Any:  # the user's own export: what it hands on is its business
+            return super().export(spans)
+
+    exporters = [
+        OTLPSpanExporter(spill_dir=tmp_path),
+        OTLPLogExporter(spill_dir=tmp_path),
+        spanbatch_grpc.OTLPSpanExporter(insecure=True, spill_dir=tmp_path),
+        spanbatch_grpc.OTLPLogExporter(insecure=True, spill_dir=tmp_path),
+    ]
+    try:
+        assert [spills(e) for e in exporters] == [True] * 4
+        assert not spills(mock.Mock())
+        filtering = Filtering(spill_dir=tmp_path)
+        assert not spills(filtering)
+        filtering.shutdown()
+    finally:
+        for exporter in exporters:
+            exporter.shutdown()
