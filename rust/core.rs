@@ -57,7 +57,7 @@ pub(crate) fn is_sampled(span: &Bound<'_, PyAny>) -> bool {
     public().unwrap_or(false)
 }
 
-#[pyclass(frozen, name = "BatchCore", module = "spanbatch._core")]
+#[pyclass(frozen, weakref, name = "BatchCore", module = "spanbatch._core")]
 pub struct PyBatchCore {
     pub(crate) queue: SpanQueue<Py<PyAny>>,
     pub(crate) counters: Counters,

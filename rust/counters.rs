@@ -3,11 +3,11 @@
 //! Every span moves forward through stages and each move bumps exactly one
 //! monotonic counter: accepted (`enqueued`), then either dropped from the queue
 //! (`queue_full`, `shutdown`, `fork`) or taken by the worker (`taken`), then finished
-//! (`exported`, `export_failed`, `unencodable`, `too_large`). The gauges `queued` and `in_flight` are derived
+//! (`exported`, `spilled`, `export_failed`, `unencodable`, `too_large`). The gauges `queued` and `in_flight` are derived
 //! from those counters. A snapshot reads the later stages first, so whatever the
 //! other threads do meanwhile, the figures it returns describe a state the
 //! spans really passed through: no gauge is negative and
-//! `enqueued == exported + queued + in_flight + dropped` holds exactly.
+//! `enqueued == exported + spilled + queued + in_flight + dropped` holds exactly.
 
 use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -171,6 +171,7 @@ pub struct Counters {
 struct WorkerCounters {
     taken: AtomicU64,
     exported: AtomicU64,
+    spilled: AtomicU64,
     batches: AtomicU64,
     export_errors: AtomicU64,
     retried: AtomicU64,
@@ -181,6 +182,8 @@ struct WorkerCounters {
 pub struct Snapshot {
     pub enqueued: u64,
     pub exported: u64,
+    /// Spans an exporter stored on disk (its spill) instead of sending them: settled, not exported.
+    pub spilled: u64,
     pub queued: u64,
     pub in_flight: u64,
     pub dropped: [u64; REASONS],
@@ -223,8 +226,9 @@ impl Counters {
         self.worker.taken.fetch_add(n, Ordering::AcqRel);
     }
 
-    /// An export of `n` taken spans returned; the encoder had left `left_out` of them out.
-    pub fn finish(&self, n: u64, left_out: LeftOut, success: bool) {
+    /// An export of `n` taken spans returned; the encoder had left `left_out` of them out, and the
+    /// exporter stored `spilled` of the rest on disk (whatever it returned: those are on disk).
+    pub fn finish(&self, n: u64, left_out: LeftOut, success: bool, spilled: u64) {
         let left_out = left_out.at_most(n);
         for (reason, spans) in [
             (DropReason::Unencodable, left_out.unencodable),
@@ -235,12 +239,15 @@ impl Counters {
             }
         }
         let left_out = left_out.total();
+        let spilled = spilled.min(n - left_out);
+        if spilled > 0 {
+            self.worker.spilled.fetch_add(spilled, Ordering::AcqRel);
+        }
+        let rest = n - left_out - spilled;
         if success {
-            self.worker
-                .exported
-                .fetch_add(n - left_out, Ordering::AcqRel);
+            self.worker.exported.fetch_add(rest, Ordering::AcqRel);
         } else {
-            self.drop_spans(DropReason::ExportFailed, n - left_out);
+            self.drop_spans(DropReason::ExportFailed, rest);
             self.worker.export_errors.fetch_add(1, Ordering::AcqRel);
         }
         self.worker.batches.fetch_add(1, Ordering::AcqRel);
@@ -258,6 +265,7 @@ impl Counters {
         let export_errors = load(&self.worker.export_errors);
         let retried = load(&self.worker.retried);
         let exported = load(&self.worker.exported);
+        let spilled = load(&self.worker.spilled);
         let mut dropped = [0; REASONS];
         for reason in DropReason::ALL.into_iter().filter(|r| !r.leaves_queue()) {
             dropped[reason as usize] = load(&self.dropped[reason as usize]);
@@ -268,6 +276,7 @@ impl Counters {
         }
         let enqueued = load(&self.enqueued);
         let finished = exported
+            + spilled
             + DropReason::ALL
                 .into_iter()
                 .filter(|r| !r.leaves_queue())
@@ -282,6 +291,7 @@ impl Counters {
         Snapshot {
             enqueued,
             exported,
+            spilled,
             queued: enqueued - left_queue,
             in_flight: taken - finished,
             dropped,
@@ -306,7 +316,7 @@ mod tests {
     }
 
     fn balanced(s: &Snapshot) -> bool {
-        s.enqueued == s.exported + s.queued + s.in_flight + s.dropped_total()
+        s.enqueued == s.exported + s.spilled + s.queued + s.in_flight + s.dropped_total()
     }
 
     #[test]
@@ -331,9 +341,9 @@ mod tests {
         c.take(5);
         let s = c.snapshot();
         assert_eq!((s.queued, s.in_flight), (3, 5));
-        c.finish(3, unreadable(1), true);
+        c.finish(3, unreadable(1), true, 0);
         c.retry();
-        c.finish(2, unreadable(0), false);
+        c.finish(2, unreadable(0), false, 0);
         let s = c.snapshot();
         assert_eq!((s.exported, s.queued, s.in_flight), (2, 3, 0));
         assert_eq!(s.dropped_by(DropReason::ExportFailed), 2);
@@ -350,11 +360,27 @@ mod tests {
             c.enqueue();
         }
         c.take(6);
-        c.finish(3, unreadable(3), true);
-        c.finish(3, unreadable(9), false); // never more than the batch
+        c.finish(3, unreadable(3), true, 0);
+        c.finish(3, unreadable(9), false, 0); // never more than the batch
         let s = c.snapshot();
         assert_eq!((s.exported, s.in_flight), (0, 0));
         assert_eq!(s.dropped_by(DropReason::Unencodable), 6);
+        assert_eq!(s.dropped_by(DropReason::ExportFailed), 0);
+        assert!(balanced(&s));
+    }
+
+    #[test]
+    fn spilled_spans_are_settled_apart_from_exported_and_failed_ones() {
+        let c = Counters::default();
+        for _ in 0..10 {
+            c.enqueue();
+        }
+        c.take(10);
+        c.finish(6, unreadable(1), true, 2);
+        // A batch that failed after part of it was spilled: those spans are on disk, not lost.
+        c.finish(4, unreadable(0), false, 9); // never more than the spans left in
+        let s = c.snapshot();
+        assert_eq!((s.exported, s.spilled, s.in_flight), (3, 6, 0));
         assert_eq!(s.dropped_by(DropReason::ExportFailed), 0);
         assert!(balanced(&s));
     }
@@ -370,9 +396,9 @@ mod tests {
             unencodable: 1,
             too_large: 2,
         };
-        c.finish(6, left_out, true);
+        c.finish(6, left_out, true, 0);
         // A failed export: its too-large spans are still too_large, the rest export_failed.
-        c.finish(4, left_out.saturating_add(1), false);
+        c.finish(4, left_out.saturating_add(1), false, 0);
         let s = c.snapshot();
         assert_eq!(s.exported, 3);
         assert_eq!(s.dropped_by(DropReason::TooLarge), 4);
@@ -409,15 +435,16 @@ mod tests {
                             }
                             1 => {
                                 c.take(1);
-                                c.finish(1, unreadable(0), false);
+                                c.finish(1, unreadable(0), false, 0);
                             }
                             2 => {
-                                c.take(1);
-                                c.finish(1, unreadable(1), true);
+                                c.enqueue(); // a second span, spilled
+                                c.take(2);
+                                c.finish(2, unreadable(1), true, 1);
                             }
                             _ => {
                                 c.take(1);
-                                c.finish(1, unreadable(0), true);
+                                c.finish(1, unreadable(0), true, 0);
                             }
                         }
                     }
@@ -445,8 +472,8 @@ mod tests {
         stop.store(true, Ordering::Release);
         assert!(reader.join().unwrap() > 0);
         let s = c.snapshot();
-        assert_eq!(s.enqueued, 120_000);
-        assert_eq!((s.queued, s.in_flight), (0, 0));
+        assert_eq!(s.enqueued, 144_000);
+        assert_eq!((s.queued, s.in_flight, s.spilled), (0, 0, 24_000));
         assert_eq!(s.dropped_by(DropReason::QueueFull), 24_000);
         assert_eq!(s.dropped_by(DropReason::Unencodable), 24_000);
         assert!(balanced(&s));

@@ -13,6 +13,8 @@ pub struct PyStats {
     #[pyo3(get)]
     exported: u64,
     #[pyo3(get)]
+    spilled: u64,
+    #[pyo3(get)]
     queued: u64,
     #[pyo3(get)]
     in_flight: u64,
@@ -30,6 +32,7 @@ impl From<Snapshot> for PyStats {
         Self {
             enqueued: snapshot.enqueued,
             exported: snapshot.exported,
+            spilled: snapshot.spilled,
             queued: snapshot.queued,
             in_flight: snapshot.in_flight,
             batches: snapshot.batches,
@@ -59,10 +62,11 @@ impl PyStats {
 
     fn __repr__(&self) -> String {
         format!(
-            "Stats(enqueued={}, exported={}, queued={}, in_flight={}, batches={}, export_errors={}, \
+            "Stats(enqueued={}, exported={}, spilled={}, queued={}, in_flight={}, batches={}, export_errors={}, \
              dropped_total={}, retried={})",
             self.enqueued,
             self.exported,
+            self.spilled,
             self.queued,
             self.in_flight,
             self.batches,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -310,3 +312,47 @@ def test_behind_the_stock_processor_an_outage_is_spilled_and_replayed(
         assert wait_until(lambda: exporter.spill_counts().replayed == 50, 10)
     finally:
         processor.shutdown()
+
+
+def test_a_spilling_processor_and_its_core_are_freed_after_shutdown(
+    down_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    # Nothing spanbatch keeps for the spill's counts may outlive the processor (a process that makes
+    # processors over and over would keep every one of their queues).
+    processor = spanbatch.BatchSpanProcessor(exporter_for(down_receiver, tmp_path))
+    end_spans(provider_with(processor), 10)
+    assert processor.force_flush(30_000)
+    assert processor.stats().spilled == 10
+    processor.shutdown()
+    refs = [weakref.ref(processor), *(weakref.ref(lane.core) for lane in processor._lanes)]
+    del processor
+    gc.collect()
+    assert [ref() for ref in refs] == [None] * len(refs)
+
+
+def test_the_spill_is_a_capability_of_the_class(tmp_path: Path) -> None:
+    from unittest import mock  # noqa: PLC0415
+
+    from spanbatch._capabilities import spills  # noqa: PLC0415
+    from spanbatch.exporter import OTLPLogExporter, OTLPSpanExporter  # noqa: PLC0415
+    from spanbatch.exporter import grpc as spanbatch_grpc  # noqa: PLC0415
+
+    class Filtering(OTLPSpanExporter):
+        def export(self, spans: Any) -> Any:  # the user's own export: what it hands on is its business
+            return super().export(spans)
+
+    exporters = [
+        OTLPSpanExporter(spill_dir=tmp_path),
+        OTLPLogExporter(spill_dir=tmp_path),
+        spanbatch_grpc.OTLPSpanExporter(insecure=True, spill_dir=tmp_path),
+        spanbatch_grpc.OTLPLogExporter(insecure=True, spill_dir=tmp_path),
+    ]
+    try:
+        assert [spills(e) for e in exporters] == [True] * 4
+        assert not spills(mock.Mock())
+        filtering = Filtering(spill_dir=tmp_path)
+        assert not spills(filtering)
+        filtering.shutdown()
+    finally:
+        for exporter in exporters:
+            exporter.shutdown()

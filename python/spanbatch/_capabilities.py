@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from spanbatch._core import LogEncoder, SpanEncoder
     from spanbatch._encoding import Batch, LogBatch
+    from spanbatch._spill import SpillCounts
 
 Telemetry_contra = TypeVar("Telemetry_contra", contravariant=True)
 
@@ -62,6 +63,16 @@ class EncodesLogs(Protocol):
     def export(self, batch: LogBatch) -> LogRecordExportResult: ...
 
 
+class Spills(Protocol):
+    """Stores on disk what its backend did not take (spanbatch's OTLP exporters with a spill directory): notes
+    the items of each batch it stored (``_encoding.note_spilled``), which the processor counts as ``spilled``,
+    and tells what its disk did (``spill_counts``: None without a spill directory)."""
+
+    def spill_counts(self) -> SpillCounts | None: ...
+
+    def export(self, batch: Batch, /) -> object: ...
+
+
 def exports_many(exporter: object) -> TypeGuard[ExportsMany]:
     """Whether the exporter's class declares ``export_many`` for the ``export`` it has."""
     return _declares(exporter, ExportsMany, "export_many")
@@ -75,6 +86,11 @@ def encodes_spans(exporter: object) -> TypeGuard[EncodesSpans]:
 def encodes_logs(exporter: object) -> TypeGuard[EncodesLogs]:
     """Whether the exporter's class declares ``log_encoder`` for every method the worker hands batches to."""
     return _encodes(exporter, EncodesLogs, "log_encoder")
+
+
+def spills(exporter: object) -> TypeGuard[Spills]:
+    """Whether the exporter's class declares ``spill_counts`` for the ``export`` it has."""
+    return _declares(exporter, Spills, "spill_counts")
 
 
 def _encodes(exporter: object, protocol: type, encoder: str) -> bool:

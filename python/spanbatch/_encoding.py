@@ -6,7 +6,8 @@ already read them into while the batch filled (see ``BatchCore.next_requests``);
 carries its own count of items left out, which the processor settles with it.
 
 Below both the export loop and ``spanbatch.exporter``, which share it: the loop opens
-``spans_left_out`` around its exports and the exporters fill it, so neither imports the other.
+``spans_left_out`` and ``items_spilled`` around its exports and the exporters fill them, so neither
+imports the other.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ Batch = Sequence[ReadableSpan] | SpanRequest
 logger = logging.getLogger("spanbatch.exporter")
 
 _left_out = threading.local()
+_spilled = threading.local()
 
 
 @contextmanager
@@ -52,6 +54,26 @@ def spans_left_out() -> Iterator[dict[int, int]]:
         yield counts
     finally:
         _left_out.counts = outer
+
+
+@contextmanager
+def items_spilled() -> Iterator[dict[int, int]]:
+    """While open, the items an exporter stored on disk (its spill) while exporting batches on this thread,
+    by ``id`` of the batch: spanbatch's export loop counts them as ``spilled``, not exported or dropped."""
+    counts: dict[int, int] = {}
+    outer = getattr(_spilled, "counts", None)
+    _spilled.counts = counts
+    try:
+        yield counts
+    finally:
+        _spilled.counts = outer
+
+
+def note_spilled(batch: object, items: int) -> None:
+    """``items`` of ``batch`` were stored on disk (noted only while ``items_spilled`` is open on this thread)."""
+    counts: dict[int, int] | None = getattr(_spilled, "counts", None)
+    if counts is not None and items > 0:
+        counts[id(batch)] = counts.get(id(batch), 0) + items
 
 
 @overload

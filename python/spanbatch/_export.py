@@ -8,21 +8,20 @@ import logging
 import queue
 import threading
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 
-from spanbatch._capabilities import Exporter, encodes_logs, encodes_spans, exports_many
+from spanbatch._capabilities import Exporter, encodes_logs, encodes_spans, exports_many, spills
 from spanbatch._core import BatchCore, LogEncoder, LogRequest, SpanEncoder, SpanRequest
 from spanbatch._drops import DropReporter
-from spanbatch._encoding import counting_skips, spans_left_out
+from spanbatch._encoding import counting_skips, items_spilled, spans_left_out
 from spanbatch._policies import RetryPolicy
 from spanbatch._settings import ExportPolicies
 from spanbatch._signals import Signal
-from spanbatch._stats import SpanStats, spill_tally
+from spanbatch._stats import SpanStats
 from spanbatch._threads import start_thread, threads_are_greenlets
 
 logger = logging.getLogger("spanbatch")
@@ -74,8 +73,8 @@ class Delivery(Generic[B]):
     take: Callable[[int], Sequence[B] | None]
     export: Callable[[B], object]
     export_many: Callable[[Sequence[B]], object] | None
-    # Given the spans of this thread's batches that just succeeded, counts those the exporter spilled to disk.
-    count_spilled: Callable[[int], None] | None = None
+    # Whether the exporter's class declares its spill: the spans it notes it stored on disk count as ``spilled``.
+    spills: bool = False
 
 
 def delivery_for(work: LaneWork) -> Delivery[Any]:
@@ -85,7 +84,7 @@ def delivery_for(work: LaneWork) -> Delivery[Any]:
     """
     core, exporter, signal = work.core, work.exporter, work.signal
     many = _export_many(exporter)
-    spilled = _count_spilled(core, exporter)
+    spilled = spills(exporter)
     encoder = _declared_encoder(exporter)
     if encoder is not None:
 
@@ -105,28 +104,6 @@ def _declared_encoder(exporter: object) -> SpanEncoder | LogEncoder | None:
         encoder = getattr(exporter, "log_encoder", None)
         return encoder if isinstance(encoder, LogEncoder) else None
     return None
-
-
-def _count_spilled(core: BatchCore, exporter: object) -> Callable[[int], None] | None:
-    """For spanbatch's OTLP exporters with a spill directory (their class declares ``take_spilled_spans``):
-    moves the spans they stored on disk from ``exported`` to ``spilled`` in ``stats()``.
-
-    Such an exporter reports a spilled request as a success, so the core settles it as exported;
-    the tally is added after, and ``SpanStats.of`` reads it before the core (see there).
-    """
-    take = getattr(type(exporter), "take_spilled_spans", None)
-    disk = getattr(type(exporter), "spill_counts", None)
-    if not callable(take) or not callable(disk) or disk(exporter) is None:
-        return None
-    # Weak: the tally outlives the lane (see ``spill_tally``), the exporter need not.
-    ref = weakref.ref(exporter)
-    tally = spill_tally(core, lambda: None if (live := ref()) is None else disk(live))
-
-    def count(succeeded: int) -> None:
-        # Never more than succeeded: a spill the loop did not see succeed is not moved out of its count.
-        tally.add(min(int(take(exporter)), succeeded))
-
-    return count
 
 
 def _export_many(exporter: object) -> Callable[[Sequence[Any]], object] | None:
@@ -236,7 +213,7 @@ def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], 
     """Export what ``batches()`` returns, on this thread, until it returns None.
 
     Each batch is settled as the core handed it over, whatever the exporter does to the list;
-    spans its encoder left out count as dropped (``unencodable``).
+    spans its encoder left out count as dropped (``unencodable``), spans it stored on disk as ``spilled``.
     With ``work.debug``, one line per batch: backend, batch size, retries, duration, outcome.
     Never span contents, headers or credentials.
     """
@@ -245,12 +222,11 @@ def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], 
     token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
     loop = PrivateLoop()
     try:
-        with spans_left_out() as left_out:
+        with spans_left_out() as left_out, items_spilled() as spilled:
             while (taken := batches()) is not None:
                 started = time.monotonic()
                 deadline = started + work.timeout_millis / 1000
                 sizes = [len(batch) for batch in taken]  # before the exporter can change a list
-                succeeded_spans = 0
                 for batch, size, first_ok in zip(
                     taken, sizes, first_attempts(delivery, taken, loop, work.timeout_millis), strict=True
                 ):
@@ -267,12 +243,10 @@ def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], 
                             (time.monotonic() - started) * 1000,
                             "ok" if ok else "failed",
                         )
-                    left = left_out_of(batch, taken, left_out)
-                    core.finish_batch(batch, ok, left)
-                    succeeded_spans += max(0, size - left) if ok else 0
-                if delivery.count_spilled is not None:
-                    delivery.count_spilled(succeeded_spans)
+                    stored = left_out_of(batch, taken, spilled) if delivery.spills else 0
+                    core.finish_batch(batch, ok, left_out_of(batch, taken, left_out), stored)
                 left_out.clear()
+                spilled.clear()
                 work.drops.report(SpanStats.of(core).dropped)
     finally:
         loop.close()
@@ -280,7 +254,8 @@ def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], 
 
 
 def left_out_of(batch: object, taken: Sequence[object], counts: dict[int, int]) -> int:
-    """The spans of ``batch`` the encoder left out while ``taken`` was exported on this thread.
+    """The spans of ``batch`` the encoder left out (or the exporter spilled) while ``taken`` was exported on
+    this thread.
 
     A batch exported alone owns whatever was left out meanwhile, even from a copy of its list
     (an exporter that wraps another may pass one on).

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from spanbatch import _fork
-from spanbatch._capabilities import Exporter
+from spanbatch._capabilities import Exporter, spills
 from spanbatch._config import BatchSettings
 from spanbatch._core import BatchCore
 from spanbatch._drops import DropReporter
@@ -131,7 +131,8 @@ class Lane:
         return self.core
 
     def stats(self) -> SpanStats:
-        return SpanStats.of(_fork.current_core(self), self.signal.drop_reasons)
+        disk = self.exporter.spill_counts() if spills(self.exporter) else None
+        return SpanStats.of(_fork.current_core(self), self.signal.drop_reasons, disk)
 
     def on_export_thread(self) -> bool:
         """Whether the caller is this lane's worker or one of its export threads."""

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
@@ -42,14 +41,14 @@ class DropCounts(Mapping[str, int]):
 class SpanStats:
     """Where every span a processor received is, at one instant.
 
-    ``enqueued == exported + queued + in_flight + dropped_total`` always holds.
+    ``enqueued == exported + spilled + queued + in_flight + dropped_total`` always holds.
     ``dropped`` maps each drop reason (``queue_full``, ``shutdown``, …: the README lists them,
     ``spanbatch._core.DROP_REASONS`` is their one table) to a count.
     ``retried`` counts export attempts repeated after a failure (see ``max_retries``); a batch
     that fails its last attempt counts under ``export_failed`` once.
 
     With an exporter's disk spill (``spill_dir``), ``spilled`` spans were stored on disk instead of
-    being dropped: ``enqueued == exported + spilled + queued + in_flight + dropped_total``.
+    being sent (or dropped); without one it stays 0.
     ``replayed`` spans (from this or an earlier process) reached the backend from disk later;
     ``spill_evicted`` spans were deleted from disk over its byte cap; ``spill_corrupt`` files were
     moved aside unread. Those three are the exporter's, not part of the sum.
@@ -73,27 +72,22 @@ class SpanStats:
             object.__setattr__(self, "dropped", DropCounts(self.dropped))  # frozen: the one way to set it
 
     @classmethod
-    def of(cls, core: BatchCore, reasons: Collection[str] | None = None) -> SpanStats:
-        """The core's counters; with ``reasons``, ``dropped`` lists only those (and any other that counted a drop)."""
-        tally = _tallies.get(id(core))
-        # The tally before the core: a batch's spans are settled in the core before they are
-        # tallied as spilled, so ``exported`` never counts them out before they were counted in.
-        spilled, (replayed, evicted, corrupt) = (0, (0, 0, 0)) if tally is None else tally[1].read()
+    def of(cls, core: BatchCore, reasons: Collection[str] | None = None, disk: SpillCounts | None = None) -> SpanStats:
+        """The core's counters, and the exporter's ``disk`` figures where it spills; with ``reasons``,
+        ``dropped`` lists only those (and any other that counted a drop)."""
         s = core.stats()
         dropped = s.dropped if reasons is None else {r: n for r, n in s.dropped.items() if r in reasons or n}
         return cls(
             s.enqueued,
-            s.exported - spilled,
+            s.exported,
             s.queued,
             s.in_flight,
             s.batches,
             s.export_errors,
             dropped,
             s.retried,
-            spilled,
-            replayed,
-            evicted,
-            corrupt,
+            s.spilled,
+            *((0, 0, 0) if disk is None else (disk.replayed, disk.evicted, disk.corrupt)),
         )
 
     def __repr__(self) -> str:
@@ -125,39 +119,3 @@ class SpanStats:
 
 
 _SPILL_FIELDS = ("spilled", "replayed", "spill_evicted", "spill_corrupt")
-
-
-class SpillTally:
-    """Spans a lane's exporter spilled to disk, which its core counted as exported (see ``count_spilled``)."""
-
-    def __init__(self, disk: Callable[[], SpillCounts | None]) -> None:
-        self._lock = threading.Lock()
-        self._spilled = 0
-        self._disk = disk
-
-    def add(self, spans: int) -> None:
-        with self._lock:
-            self._spilled += spans
-
-    def read(self) -> tuple[int, tuple[int, int, int]]:
-        """Spans spilled, and the disk's spans replayed, spans evicted and files found corrupt."""
-        with self._lock:
-            spilled = self._spilled
-        disk = self._disk()
-        return spilled, (0, 0, 0) if disk is None else (disk.replayed, disk.evicted, disk.corrupt)
-
-
-# id(core) -> (the core, kept so that its id names no other; its tally), for lanes whose exporter spills.
-# Never emptied: a BatchCore takes no weak reference, and its stats must outlive its lane. An idle core is
-# a few hundred bytes, and only lanes with a spill directory have one here.
-_tallies: dict[int, tuple[BatchCore, SpillTally]] = {}
-
-
-def spill_tally(core: BatchCore, disk: Callable[[], SpillCounts | None]) -> SpillTally:
-    """The tally ``stats()`` reads for ``core``: made once, when its worker starts with a spilling exporter.
-
-    The core cannot count spilled spans itself (its ``finish_batch`` knows success and failure
-    only), so they settle there as exported and ``SpanStats.of`` moves them to ``spilled``.
-    """
-    entry = _tallies.setdefault(id(core), (core, SpillTally(disk)))
-    return entry[1]

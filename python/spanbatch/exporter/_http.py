@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -34,7 +35,6 @@ from opentelemetry.exporter.http.transport._base import BaseHTTPTransport
 from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
 from opentelemetry.exporter.otlp.common._exporter_metrics import NoOpExporterMetrics
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
@@ -45,7 +45,7 @@ from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts
 from spanbatch.exporter import _limits
 from spanbatch.exporter._declared import DeclaredEncoder
-from spanbatch.exporter._spilling import Spiller, spiller_for
+from spanbatch.exporter._spilling import Spiller, spiller_for, spills_of
 from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError
 
 if TYPE_CHECKING:
@@ -61,8 +61,9 @@ class _RustCompressingClient(_http._OTLPHTTPClient):
 
     With a spill directory, a request that still fails after the client's retries (or that
     comes while its backend is known to be down) is stored on disk and reported as sent. A batch
-    cut in parts comes here a part at a time: each part is spilled on its own, and counts as
-    accepted, so a retry of the batch never sends it again.
+    cut in parts comes here a part at a time: each part is spilled on its own (with the item count
+    its sender gives, see ``Spiller.sending``), and counts as accepted, so a retry of the batch never
+    sends it again.
     """
 
     _spiller: Spiller | None = None
@@ -81,7 +82,7 @@ class _RustCompressingClient(_http._OTLPHTTPClient):
             # Only what a later attempt could deliver: a request the backend refused (a 400) stays refused.
             if result.success or (result.status_code is not None and not _http._is_retryable(result.status_code)):
                 return result
-        if spiller.spill(data):
+        if spiller.spill(data, spiller.items_sending()):
             return _http._ExportResult(True, None, "spilled", None)
         return _http._ExportResult(False, None, "spill failed", None)
 
@@ -98,9 +99,8 @@ class RustEncodedHTTP:
     """
 
     # What each subclass names: its encoder, its signal as the stock messages word it, its result enum, its
-    # stock logger, the protobuf message of its requests (what a spilled one is counted with).
+    # stock logger.
     _encoder_class: ClassVar[type[SpanEncoder | LogEncoder]]
-    _request_message: ClassVar[type[Any]]
     _signal: ClassVar[str]
     _results: ClassVar[Any]
     _logger: ClassVar[logging.Logger]
@@ -164,7 +164,6 @@ class RustEncodedHTTP:
             endpoint=self._endpoint,
             send_once=self._send_spilled,
             cut_retries=self._client._shutdown_event.set,
-            request_message=self._request_message,
         )
         if isinstance(self._client, _RustCompressingClient):
             self._client._spiller = self._spiller
@@ -190,10 +189,6 @@ class RustEncodedHTTP:
         if status is not None and not _http._is_retryable(status) and status < 500:
             return Sent.REJECTED
         return Sent.RETRY_LATER
-
-    def take_spilled_spans(self) -> int:
-        """Items this thread's exports stored on disk since it last asked; spanbatch's processors count them."""
-        return 0 if self._spiller is None else self._spiller.take_spilled_spans()
 
     def spill_counts(self) -> SpillCounts | None:
         """What the spill directory did in this process (None: no spill directory)."""
@@ -254,7 +249,8 @@ class RustEncodedHTTP:
             timeout=client._timeout,
         )
         for (index, request), first_attempt in zip(read, sent, strict=True):
-            outcomes[index] = self._settle(request, first_attempt)
+            with spills_of(self._spiller, batches[index]):
+                outcomes[index] = self._settle(request, first_attempt)
         return outcomes
 
     def _settle(self, request: SpanRequest | LogRequest, first_attempt: NativeHTTPResult) -> Any:
@@ -275,11 +271,12 @@ class RustEncodedHTTP:
         for position, index in enumerate(request.pending_parts()):
             spent = first_attempt.seconds + time.monotonic() - started
             body = request.part_to_bytes(index)
-            if position == 0 and not isinstance(first_attempt.error, NotSentError):
-                with self._native.replaying(first_attempt):
-                    outcome = self._client_after(first_attempt.seconds).export(body)
-            else:
-                outcome = self._client_after(spent).export(body)
+            with self._sending(request.part_items(index)):
+                if position == 0 and not isinstance(first_attempt.error, NotSentError):
+                    with self._native.replaying(first_attempt):
+                        outcome = self._client_after(first_attempt.seconds).export(body)
+                else:
+                    outcome = self._client_after(spent).export(body)
             if not outcome.success:
                 return results.FAILURE
             request.accept(index)
@@ -309,11 +306,18 @@ class RustEncodedHTTP:
                 return results.FAILURE
             if not request.parts:  # every item over the limit: nothing delivered, as stock's drop
                 return results.FAILURE
-            for index in request.pending_parts():
-                if not self._export_part(request.part_to_bytes(index), result):
-                    return results.FAILURE
-                request.accept(index)
+            with spills_of(self._spiller, batch):
+                for index in request.pending_parts():
+                    with self._sending(request.part_items(index)):
+                        sent = self._export_part(request.part_to_bytes(index), result)
+                    if not sent:
+                        return results.FAILURE
+                    request.accept(index)
         return results.SUCCESS
+
+    def _sending(self, items: int) -> AbstractContextManager[None]:
+        """Around the client's send of one part: the items its spill (if any) stores it with."""
+        return nullcontext() if self._spiller is None else self._spiller.sending(items)
 
     def _export_part(self, serialized_data: bytes, result: Any) -> bool:
         """Sends one part with the stock client, as the stock ``export`` sends its body; False if it failed."""
@@ -353,12 +357,13 @@ class OTLPSpanExporter(RustEncodedHTTP, _stock.OTLPSpanExporter):
     """
 
     _encoder_class = SpanEncoder
-    _request_message = ExportTraceServiceRequest
     _signal = "span"
     _results = SpanExportResult
     _logger = logger
 
     span_encoder = DeclaredEncoder(SpanEncoder)
+    # Declared with the ``export`` below it: spanbatch's processors count what it spills (see ``_capabilities``).
+    spill_counts = RustEncodedHTTP.spill_counts
 
     def export(self, spans: Batch) -> SpanExportResult:
         result: SpanExportResult = self._export_batches([spans])[0]

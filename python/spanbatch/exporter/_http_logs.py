@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from opentelemetry.exporter.otlp.proto.http import _log_exporter as _stock
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.environment_variables import (
     _OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,
@@ -51,7 +50,6 @@ class OTLPLogExporter(RustEncodedHTTP, _stock.OTLPLogExporter):
     """
 
     _encoder_class = LogEncoder
-    _request_message = ExportLogsServiceRequest
     _signal = "logs"
     _results = LogRecordExportResult
     _logger = logger
@@ -60,6 +58,8 @@ class OTLPLogExporter(RustEncodedHTTP, _stock.OTLPLogExporter):
         return bool(read(_LOGS_CREDENTIAL_PROVIDER))
 
     log_encoder = DeclaredEncoder(LogEncoder)
+    # Declared with the ``export`` below it: spanbatch's processors count what it spills (see ``_capabilities``).
+    spill_counts = RustEncodedHTTP.spill_counts
 
     def export(self, batch: LogBatch) -> LogRecordExportResult:
         result: LogRecordExportResult = self._export_batches([batch])[0]

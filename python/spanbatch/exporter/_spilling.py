@@ -1,7 +1,8 @@
 """An exporter's disk spill: requests that fail after the retries go to disk, and come back when the backend does.
 
-The exporter hands over the bytes of a request as it was sent (``spill``), says how to send one
-stored request once (``send_once``) and which message its requests are (to count their items).
+The exporter hands over the bytes of a request as it was sent with its item count (``spill``; the
+request's part knows it), says how to send one stored request once (``send_once``), and notes for
+spanbatch's export loop the items each batch had spilled (``spills_of``).
 While a request is known to have failed, later ones go straight to disk behind it; a replay
 thread, never the application's, probes the backend with the oldest file, and once one is
 delivered sends the rest and lets requests through again.
@@ -15,11 +16,12 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from spanbatch import _settings
+from spanbatch._encoding import note_spilled
 from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts, SpillStore
 
@@ -47,24 +49,6 @@ def backend_directory(root: Path, protocol: str, endpoint: str) -> Path:
     return root / f"{protocol}-{digest}"
 
 
-def count_items(payload: bytes, message: type[Any]) -> int:
-    """The spans (log records) in a serialized ``ExportTraceServiceRequest`` (``ExportLogsServiceRequest``),
-    read only when a request is spilled: one part of a batch cut to the byte limit counts its own.
-
-    Both envelopes have one shape (resource groups as field 1, their scope groups as field 2, their
-    items as field 2), so the fields are found by number, for either message.
-    """
-    try:
-        request = message.FromString(payload)
-    except Exception:  # a payload we cannot read is still the backend's to judge
-        return 0
-    return sum(len(_field(scope, 2)) for resource in _field(request, 1) for scope in _field(resource, 2))
-
-
-def _field(message: Any, number: int) -> Any:
-    return getattr(message, message.DESCRIPTOR.fields_by_number[number].name)
-
-
 class Spiller:
     """One exporter's spill: its store, whether its backend is known to be down, and its replay thread."""
 
@@ -72,19 +56,18 @@ class Spiller:
         self,
         store: SpillStore,
         send_once: Callable[[bytes], Sent],
-        count: Callable[[bytes], int],
         cut_retries: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self._send_once = send_once
-        self._count = count
         self._cut_retries = cut_retries
         self._down = False
         self._wake = threading.Condition()
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
-        self._spilled_here = threading.local()
+        # Per thread: the items of the request it is sending (``sending``), the items it spilled so far.
+        self._here = threading.local()
         _live.add(self)
         if store.pending():  # left by an earlier process: deliver them
             self._ensure_replaying()
@@ -99,10 +82,10 @@ class Spiller:
         """A request failed after its retries and no stored one was delivered since: send new ones to disk."""
         return self._down
 
-    def spill(self, payload: bytes) -> bool:
-        """Store one request as it was sent; False if the disk would not take it (the caller drops it)."""
-        spans = self._count(payload)
-        if not self.store.write(payload, spans):
+    def spill(self, payload: bytes, items: int) -> bool:
+        """Store one request of ``items`` items as it was sent; False if the disk would not take it (the
+        caller drops it)."""
+        if not self.store.write(payload, items):
             self._down = False  # with no disk to fall back on, requests try the backend as without a spill
             return False
         if not self._down:
@@ -111,15 +94,28 @@ class Spiller:
                 "Export failed after its retries: spilling requests to %s until the backend answers again.",
                 self.store.directory,
             )
-        self._spilled_here.spans = getattr(self._spilled_here, "spans", 0) + spans
+        self._here.spilled = self.spilled_here() + items
         self._ensure_replaying()
         return True
 
-    def take_spilled_spans(self) -> int:
-        """Spans this thread spilled since it last asked (spanbatch's export loop counts them as ``spilled``)."""
-        spans: int = getattr(self._spilled_here, "spans", 0)
-        self._spilled_here.spans = 0
-        return spans
+    @contextmanager
+    def sending(self, items: int) -> Iterator[None]:
+        """Around the send of one request of ``items`` items on this thread, for a sender that spills it
+        knowing its bytes only (the HTTP client): what ``items_sending`` says meanwhile."""
+        self._here.sending = items
+        try:
+            yield
+        finally:
+            self._here.sending = 0
+
+    def items_sending(self) -> int:
+        sending: int = getattr(self._here, "sending", 0)
+        return sending
+
+    def spilled_here(self) -> int:
+        """Items this thread spilled so far."""
+        spilled: int = getattr(self._here, "spilled", 0)
+        return spilled
 
     def counts(self) -> SpillCounts:
         return self.store.counts()
@@ -236,7 +232,6 @@ def spiller_for(
     endpoint: str,
     send_once: Callable[[bytes], Sent],
     cut_retries: Callable[[], None],
-    request_message: type[Any],
 ) -> Spiller | None:
     """The exporter's spiller, or None when no spill directory is set (argument, else ``SPANBATCH_SPILL_DIR``)."""
     root = spill_directory(spill_dir)
@@ -247,4 +242,18 @@ def spiller_for(
     elif isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
         raise ValueError("spill_max_bytes must be a positive integer.")
     store = SpillStore(backend_directory(root, protocol, endpoint), max_bytes)
-    return Spiller(store, send_once, lambda payload: count_items(payload, request_message), cut_retries)
+    return Spiller(store, send_once, cut_retries)
+
+
+@contextmanager
+def spills_of(spiller: Spiller | None, batch: object) -> Iterator[None]:
+    """Around the export of ``batch``: notes for spanbatch's export loop the items ``spiller`` stored on
+    disk meanwhile on this thread (see ``_encoding.items_spilled``), so that they count as ``spilled``."""
+    if spiller is None:
+        yield
+        return
+    before = spiller.spilled_here()
+    try:
+        yield
+    finally:
+        note_spilled(batch, spiller.spilled_here() - before)

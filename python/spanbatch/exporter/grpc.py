@@ -20,18 +20,15 @@ from opentelemetry.exporter.otlp.proto.grpc import _log_exporter as _stock_logs
 from opentelemetry.exporter.otlp.proto.grpc import exporter as _exporter
 from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as _stock
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from spanbatch._core import LogEncoder, LogRequest, SpanEncoder, SpanRequest
 from spanbatch._encoding import Batch, encode_batch, read_batch
 from spanbatch._spill import Sent, SpillCounts
 from spanbatch.exporter import _limits
 from spanbatch.exporter._declared import DeclaredEncoder
-from spanbatch.exporter._spilling import spiller_for
+from spanbatch.exporter._spilling import spiller_for, spills_of
 
 if TYPE_CHECKING:
     from spanbatch._encoding import LogBatch
@@ -101,11 +98,9 @@ class RustEncodedGRPC:
     The stock exporter sends the batch whole, and the server refuses it.
     """
 
-    # What each subclass names: its encoder, the service method its requests go to, their protobuf
-    # message (what a spilled one is counted with) and the response.
+    # What each subclass names: its encoder, the service method its requests go to and the response.
     _encoder_class: ClassVar[type[SpanEncoder | LogEncoder]]
     _method: ClassVar[str]
-    _request_message: ClassVar[type[Any]]
     _response: ClassVar[type[Any]]
     # The stock exporter's own attributes.
     _channel: grpc.Channel
@@ -149,7 +144,6 @@ class RustEncodedGRPC:
             endpoint=f"{self._endpoint}{self._method}",
             send_once=self._send_spilled,
             cut_retries=self._shutdown_in_progress.set,
-            request_message=self._request_message,
         )
 
     @property
@@ -162,11 +156,12 @@ class RustEncodedGRPC:
         request = read_batch(self._encoder, batch)  # type: ignore[arg-type]
         if not request.parts:  # every item over the limit (warned about): nothing delivered
             return self._result.FAILURE
-        for index in request.pending_parts():
-            result = self._export(_Part(request, index))
-            if result is not self._result.SUCCESS:
-                return result
-            request.accept(index)
+        with spills_of(self._spiller, batch):
+            for index in request.pending_parts():
+                result = self._export(_Part(request, index))
+                if result is not self._result.SUCCESS:
+                    return result
+                request.accept(index)
         return self._result.SUCCESS
 
     def _initialize_channel_and_stub(self) -> None:
@@ -186,14 +181,14 @@ class RustEncodedGRPC:
         if spiller is None or self._shutdown:
             return super()._export(data)  # type: ignore[misc]
         if spiller.down:  # behind what waits on disk, without a try the backend is known to refuse
-            return self._spill(self._translate_data(data))
+            return self._spill(self._translate_data(data), len(data))
         self._last.request = self._last.code = None
         result = super()._export(data)  # type: ignore[misc]
         request, code = self._last.request, self._last.code
         # Only what a later attempt could deliver: a request the backend refused for good stays refused.
         if result is self._result.SUCCESS or request is None or code not in self._retryable_codes():
             return result
-        return self._spill(request)
+        return self._spill(request, len(data))
 
     def _retryable_codes(self) -> Iterable[grpc.StatusCode]:
         # The stock set is configurable from 1.45 on; before, it is the module's constant.
@@ -202,9 +197,9 @@ class RustEncodedGRPC:
             codes = getattr(_exporter, "_RETRYABLE_ERROR_CODES", (grpc.StatusCode.UNAVAILABLE,))
         return codes or ()
 
-    def _spill(self, request: bytes) -> Any:
+    def _spill(self, request: bytes, items: int) -> Any:
         assert self._spiller is not None
-        return self._result.SUCCESS if self._spiller.spill(request) else self._result.FAILURE
+        return self._result.SUCCESS if self._spiller.spill(request, items) else self._result.FAILURE
 
     def _send_spilled(self, payload: bytes) -> Sent:
         """One attempt at a stored request, from the replay thread (a gRPC channel takes calls from any thread)."""
@@ -220,10 +215,6 @@ class RustEncodedGRPC:
         except Exception:
             return Sent.RETRY_LATER
         return Sent.DELIVERED
-
-    def take_spilled_spans(self) -> int:
-        """Items this thread's exports stored on disk since it last asked; spanbatch's processors count them."""
-        return 0 if self._spiller is None else self._spiller.take_spilled_spans()
 
     def spill_counts(self) -> SpillCounts | None:
         """What the spill directory did in this process (None: no spill directory)."""
@@ -247,7 +238,6 @@ class OTLPSpanExporter(RustEncodedGRPC, _stock.OTLPSpanExporter):  # type: ignor
 
     _encoder_class = SpanEncoder
     _method = _EXPORT_METHOD
-    _request_message = ExportTraceServiceRequest
     _response = ExportTraceServiceResponse
 
     span_encoder = DeclaredEncoder(SpanEncoder)
@@ -264,7 +254,6 @@ class OTLPLogExporter(RustEncodedGRPC, _stock_logs.OTLPLogExporter):  # type: ig
 
     _encoder_class = LogEncoder
     _method = _EXPORT_LOGS_METHOD
-    _request_message = ExportLogsServiceRequest
     _response = ExportLogsServiceResponse
 
     log_encoder = DeclaredEncoder(LogEncoder)
