@@ -539,3 +539,57 @@ def test_the_spec_proposals_blrp_queue_full_variables_apply_to_log_records_only(
     spans = shutdown_later(spanbatch.BatchSpanProcessor(InMemorySpanExporter()))
     assert (logs.lanes[0].policies.drop_policy, logs.lanes[0].core.block_timeout_millis) == ("block", 250)
     assert (spans.lanes[0].policies.drop_policy, spans.lanes[0].core.block_timeout_millis) == ("oldest", 40)
+
+
+class ChattyExporter(LogRecordExporter):
+    """Logs a line on every export, as the OTLP exporters do on every retry."""
+
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        logging.getLogger("tests.chatty_exporter").warning("Transient error, retrying")
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+@pytest.mark.timeout(20)
+def test_under_block_a_record_logged_through_a_handler_never_waits_for_the_worker_that_needs_its_lock(
+    shutdown_later: Later,
+) -> None:
+    # The application thread emits while holding the LoggingHandler's lock; the worker's exporter logs
+    # through that same handler. Waiting there for room would stall both until block_timeout_millis
+    # (30 s here: past the test's timeout) for every record that found the queue full.
+    processor = shutdown_later(
+        spanbatch.BatchLogRecordProcessor(
+            ChattyExporter(),
+            max_queue_size=10,
+            max_export_batch_size=5,
+            schedule_delay_millis=5,
+            drop_policy="block",
+            block_timeout_millis=30_000,
+        )
+    )
+    provider = LoggerProvider()
+    provider.add_log_record_processor(processor)
+    handler = LoggingHandler(logger_provider=provider)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        for i in range(200):
+            logging.getLogger("tests.app").warning("record %d", i)
+        assert processor.force_flush(10_000)
+    finally:
+        root.removeHandler(handler)
+    stats = processor.stats()
+    assert stats.dropped["export_thread"] > 0  # the worker did log through the handler meanwhile
+    assert stats.exported + stats.dropped["queue_full"] + stats.dropped["export_thread"] == stats.enqueued
+    assert balanced(stats)
+    # Emitted from no handler (the SDK's logger API), a record still waits for room, as block promises.
+    direct = provider.get_logger("tests.direct")
+    for i in range(50):
+        direct.emit(body=f"direct {i}")
+    assert processor.force_flush(10_000)
+    assert processor.stats().dropped["queue_full"] == stats.dropped["queue_full"]
