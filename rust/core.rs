@@ -19,43 +19,11 @@ use crate::room::Room;
 use crate::sync::locked;
 use crate::waits;
 use crate::wakeup::Wakeup;
-use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
-
-/// Whether an ended span is sampled, reading the SDK's stored context when it has one.
-pub(crate) fn is_sampled(span: &Bound<'_, PyAny>) -> bool {
-    let py = span.py();
-    if let Ok(context) = span.getattr(intern!(py, "_context")) {
-        // The SDK's SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, ...).
-        if let Ok(fields) = context.cast::<PyTuple>() {
-            // Borrowed: the tuple holds it while it is read, and no reference count moves.
-            if let Some(flags) = fields
-                .get_borrowed_item(3)
-                .ok()
-                .and_then(|f| f.extract::<u64>().ok())
-            {
-                return flags & 1 == 1;
-            }
-        }
-    }
-    // Any other ReadableSpan: the public path, as the stock processor reads it.
-    let public = || -> PyResult<bool> {
-        let context = span.getattr(intern!(py, "context"))?;
-        if !context.is_truthy()? {
-            return Ok(false);
-        }
-        context
-            .getattr(intern!(py, "trace_flags"))?
-            .getattr(intern!(py, "sampled"))?
-            .is_truthy()
-    };
-    public().unwrap_or(false)
-}
 
 #[pyclass(frozen, weakref, name = "BatchCore", module = "spanbatch._core")]
 pub struct PyBatchCore {
@@ -124,7 +92,19 @@ impl PyBatchCore {
     }
 
     /// The hot path: push, accounting, and a wake-up or a GIL handoff only when worth it.
+    #[inline]
     pub(crate) fn push(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.push_waiting(py, span, true)
+    }
+
+    /// `push`; with `wait` false a full queue never makes the caller wait for room, whatever
+    /// the drop policy (see `on_emit`).
+    pub(crate) fn push_waiting(
+        &self,
+        py: Python<'_>,
+        span: &Bound<'_, PyAny>,
+        wait: bool,
+    ) -> PyResult<()> {
         let seq = self.counters.enqueue();
         if self.shutdown.load(Ordering::Acquire) {
             self.counters.drop_spans(DropReason::Shutdown, 1);
@@ -132,19 +112,21 @@ impl PyBatchCore {
         }
         let dropped = match self.queue.push(span.clone().unbind()) {
             Push::Queued => None,
-            Push::Refused(refused) if self.may_block() => match self.push_blocking(py, refused) {
-                Blocked::Queued => None,
-                Blocked::Full => Some(self.count_overflow()),
-                Blocked::Shutdown => {
-                    self.counters.drop_spans(DropReason::Shutdown, 1);
-                    return Ok(());
+            Push::Refused(refused) if wait && self.may_block() => {
+                match self.push_blocking(py, refused) {
+                    Blocked::Queued => None,
+                    Blocked::Full => Some(self.count_overflow()),
+                    Blocked::Shutdown => {
+                        self.counters.drop_spans(DropReason::Shutdown, 1);
+                        return Ok(());
+                    }
+                    Blocked::Interrupted(error) => {
+                        // It never got room: counted as any span a full queue refused.
+                        self.count_overflow();
+                        return Err(error);
+                    }
                 }
-                Blocked::Interrupted(error) => {
-                    // It never got room: counted as any span a full queue refused.
-                    self.count_overflow();
-                    return Err(error);
-                }
-            },
+            }
             Push::QueuedEvicting(_) | Push::Refused(_) => Some(self.count_overflow()),
         };
         let queued = self.queue.len();
@@ -153,7 +135,7 @@ impl PyBatchCore {
             .claim_wakeup(queued, self.wake_at.load(Ordering::SeqCst));
         // Before the wake-up lock, which a parent thread may have held at the fork.
         if fork::worth_looking(queued, wakes, dropped, seq) && self.fork.forked() {
-            return self.push_to_successor(py, span);
+            return self.push_to_successor(py, span, wait);
         }
         if wakes {
             self.wakeup.notify_worker();
@@ -221,7 +203,12 @@ impl PyBatchCore {
     }
 
     /// In a forked child: the lane's successor core takes `span` (see `fork.rs`).
-    fn push_to_successor(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn push_to_successor(
+        &self,
+        py: Python<'_>,
+        span: &Bound<'_, PyAny>,
+        wait: bool,
+    ) -> PyResult<()> {
         // This span is queued here too; the successor takes it, and counts the others as lost.
         let orphaned = self.queue.len().saturating_sub(1);
         let Some(successor) = self.fork.successor(py, orphaned)? else {
@@ -232,7 +219,7 @@ impl PyBatchCore {
             // Another thread of the child is still setting up; the span stays counted here.
             return Ok(());
         }
-        successor.push(py, span)
+        successor.push_waiting(py, span, wait)
     }
 
     /// Runs `change` on the flush book, then completes the flushes it made done.

@@ -3,12 +3,13 @@
 //! The one place where the lane core meets a `BatchReader` from `otlp/`: `next_requests`.
 
 use crate::batching::{millis, Schedule};
-use crate::core::{is_sampled, PyBatchCore};
+use crate::core::PyBatchCore;
 use crate::counters::DropReason;
 use crate::fork::ForkWatch;
 use crate::otlp::reader::RequestReader;
 use crate::queue::{DropPolicy, SpanQueue};
 use crate::reader::SpanList;
+use crate::sampled::is_sampled;
 use crate::stats::PyStats;
 use crate::waits;
 use crate::wakeup::FlushWait;
@@ -75,12 +76,20 @@ impl PyBatchCore {
 
     /// The push for items without a sampled flag (log records). One emitted on this lane's
     /// own export thread is counted and dropped (`export_thread`): it never waits, never recurses.
-    pub(crate) fn on_emit(&self, py: Python<'_>, record: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// `wait=False`: never wait for room, whatever the drop policy (the caller holds a lock the
+    /// worker may need, such as a logging handler's).
+    #[pyo3(signature = (record, wait = true))]
+    pub(crate) fn on_emit(
+        &self,
+        py: Python<'_>,
+        record: &Bound<'_, PyAny>,
+        wait: bool,
+    ) -> PyResult<()> {
         if self.on_export_thread() {
             self.counters.lost(DropReason::ExportThread, 1);
             return Ok(());
         }
-        self.push(py, record)
+        self.push_waiting(py, record, wait)
     }
 
     /// Accounts for spans a forked child found queued but cannot export (dropped: `fork`).

@@ -1,6 +1,7 @@
 //! `FanOut`: one `on_end` for several lanes, in a single call into Rust.
 
-use crate::core::{is_sampled, PyBatchCore};
+use crate::core::PyBatchCore;
+use crate::sampled::is_sampled;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 
@@ -30,9 +31,11 @@ impl PyFanOut {
     }
 
     /// Pushes a log record to every lane; each drops it only if emitted on its own export thread.
-    fn on_emit(&self, py: Python<'_>, record: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// `wait=False`: no lane waits for room (see `BatchCore.on_emit`).
+    #[pyo3(signature = (record, wait = true))]
+    fn on_emit(&self, py: Python<'_>, record: &Bound<'_, PyAny>, wait: bool) -> PyResult<()> {
         for core in &self.cores {
-            core.get().on_emit(py, record)?;
+            core.get().on_emit(py, record, wait)?;
         }
         Ok(())
     }

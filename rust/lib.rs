@@ -30,6 +30,7 @@ pub mod otlp;
 pub mod queue;
 mod reader;
 pub mod room;
+mod sampled;
 mod stats;
 mod sync;
 mod waits;

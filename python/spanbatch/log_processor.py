@@ -4,6 +4,7 @@ too), and ``BatchLogRecordProcessor``, the stock log processor's contract on it.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -31,6 +32,17 @@ if TYPE_CHECKING:  # named LogExporter, and no ReadableLogRecord, before SDK 1.3
 _READABLE: Any = getattr(sdk_logs, "ReadableLogRecord", None)
 
 
+def _in_a_logging_handler() -> bool:
+    """Whether this thread holds the lock of a ``logging`` handler: it is emitting through one."""
+    # Every handler made, as logging.shutdown reads them (private, in every CPython since 2.x).
+    for reference in list(getattr(logging, "_handlerList", ())):
+        handler = reference()
+        lock = getattr(handler, "lock", None)
+        if lock is not None and getattr(lock, "_is_owned", lambda: False)():
+            return True
+    return False
+
+
 def readable(log_record: ReadWriteLogRecord) -> ReadableLogRecord:
     """The record as the installed SDK's stock processor queues it: on SDK 1.39+, a shallow copy of the API
     record with an empty context (it lets go of a possibly large context; the other processors keep theirs)."""
@@ -53,14 +65,19 @@ class LogEngine(Engine["ReadableLogRecord"], LogRecordProcessor):
     it never recurses into the exporter and never waits for the queue it would feed."""
 
     signal = LOGS
-    _push: Callable[[ReadableLogRecord], None]
+    _push: Callable[..., None]
 
     def _bind_hot_path(self) -> None:
         cores = [lane.core for lane in self._lanes]
         self._push = cores[0].on_emit if len(cores) == 1 else FanOut(cores).on_emit
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        self._push(readable(log_record))
+        if self._policies.drop_policy == "block" and _in_a_logging_handler():
+            # The worker's exporter may log through the handler whose lock this thread holds: waiting
+            # for room here would wait out the block timeout, the worker stuck on that lock meanwhile.
+            self._push(readable(log_record), wait=False)
+        else:
+            self._push(readable(log_record))
 
     if not hasattr(LogRecordProcessor, "on_emit"):
         emit = on_emit  # what SDKs before 1.28 call
