@@ -86,64 +86,6 @@ pub(crate) fn add_span(
     });
 }
 
-#[pyclass(frozen, extends = PyEncoder, name = "SpanEncoder", module = "spanbatch._core")]
-pub struct PySpanEncoder;
-
-impl PySpanEncoder {
-    fn read_spans(slf: &Bound<'_, Self>, spans: &Bound<'_, PyAny>) -> PyResult<Read> {
-        let encoder = state(slf);
-        encoder.read(spans, |b, span, types| add_span(encoder, b, span, types))
-    }
-}
-
-#[pymethods]
-impl PySpanEncoder {
-    /// `max_request_bytes`: no request it makes is larger (serialized, before compression);
-    /// a batch over it is cut into parts, and a span over it alone is left out.
-    #[new]
-    #[pyo3(signature = (max_request_bytes = None))]
-    fn new(max_request_bytes: Option<usize>) -> PyResult<PyClassInitializer<Self>> {
-        Ok(base(max_request_bytes)?.add_subclass(Self))
-    }
-
-    /// Serializes `spans` as the stock `encode_spans(spans).SerializeToString()` would.
-    ///
-    /// Attribute values OTLP cannot carry are left out (as stock does) and counted in
-    /// `skipped_values`; a span that cannot be read at all is left out and counted in
-    /// `skipped_spans`, where the stock encoder would fail the whole batch.
-    fn encode<'py>(
-        slf: &Bound<'py, Self>,
-        spans: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyBytes>> {
-        Ok(Self::read_spans(slf, spans)?.to_bytes(slf.py()))
-    }
-
-    /// Reads `spans` (counting what `encode` would leave out) into a request not yet
-    /// serialized, for a sender to write and send later without the GIL.
-    fn read<'py>(
-        slf: &Bound<'py, Self>,
-        spans: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PySpanRequest>> {
-        PySpanRequest::wrap(slf.py(), Self::read_spans(slf, spans)?)
-    }
-
-    /// Spans left out so far because they could not be read.
-    #[getter]
-    fn skipped_spans(slf: &Bound<'_, Self>) -> u64 {
-        state(slf).skipped_items()
-    }
-
-    /// Spans left out so far because each alone was over `max_request_bytes`.
-    #[getter]
-    fn too_large_spans(slf: &Bound<'_, Self>) -> u64 {
-        state(slf).too_large_items()
-    }
-
-    fn __repr__(slf: &Bound<'_, Self>) -> String {
-        state(slf).describe("SpanEncoder", "spans")
-    }
-}
-
 /// What `SpanRequest` and `LogRequest` share, Python side: items read into a request,
 /// serialized only when sent, in one part or in several that each fit the encoder's byte
 /// limit; the parts the backend accepted are remembered, so a retry sends only the others.
@@ -222,24 +164,134 @@ impl PyRequest {
     }
 }
 
-/// Spans read into an `ExportTraceServiceRequest`.
-#[pyclass(frozen, extends = PyRequest, name = "SpanRequest", module = "spanbatch._core")]
-pub struct PySpanRequest;
+/// Declares a signal's encoder class and the request class its `read` returns: the same
+/// methods for every signal, under the signal's class names, item words and docs.
+///
+/// The arguments: the two classes (Rust and Python names) and the OTLP message the request
+/// is; `encode`'s argument (its word for the items), what the items are called in the docs
+/// and the function that adds one; the two counters, and why an item is skipped.
+macro_rules! encoder_classes {
+    (
+        $encoder:ident = $encoder_name:literal,
+        $request:ident = $request_name:literal of $message:literal;
+        $arg:ident: $items:literal, one $one:literal, added by $add:path,
+        as stock $stock:literal;
+        $skipped:ident if it $unreadable:literal (could not be $verb:literal), $too_large:ident;
+    ) => {
+        #[::pyo3::pyclass(
+            frozen,
+            extends = $crate::otlp::encoder::PyEncoder,
+            name = $encoder_name,
+            module = "spanbatch._core"
+        )]
+        pub struct $encoder;
 
-impl PySpanRequest {
-    pub(crate) fn wrap(py: Python<'_>, read: Read) -> PyResult<Bound<'_, Self>> {
-        Bound::new(
-            py,
-            PyClassInitializer::from(PyRequest(read)).add_subclass(Self),
-        )
-    }
+        impl $encoder {
+            fn read_items(
+                slf: &::pyo3::Bound<'_, Self>,
+                items: &::pyo3::Bound<'_, ::pyo3::PyAny>,
+            ) -> ::pyo3::PyResult<$crate::otlp::builder::Read> {
+                let encoder = $crate::otlp::encoder::state(slf);
+                encoder.read(items, |b, item, types| $add(encoder, b, item, types))
+            }
+        }
+
+        #[::pyo3::pymethods]
+        impl $encoder {
+            #[doc = concat!(
+                "`max_request_bytes`: no request it makes is larger ",
+                "(serialized, before compression);\n",
+                "a batch over it is cut into parts, and a ", $one, " over it alone is left out."
+            )]
+            #[new]
+            #[pyo3(signature = (max_request_bytes = None))]
+            fn new(
+                max_request_bytes: Option<usize>,
+            ) -> ::pyo3::PyResult<::pyo3::PyClassInitializer<Self>> {
+                Ok($crate::otlp::encoder::base(max_request_bytes)?.add_subclass(Self))
+            }
+
+            #[doc = concat!(
+                "Serializes `", stringify!($arg), "` as the stock `", $stock, "(", stringify!($arg),
+                ").SerializeToString()` would.\n\n",
+                "Attribute values OTLP cannot carry are left out (as stock does) and counted in\n",
+                "`skipped_values`; a ", $one, " that ", $unreadable, " is left out and counted in\n`",
+                stringify!($skipped), "`, where the stock encoder would fail the whole batch."
+            )]
+            fn encode<'py>(
+                slf: &::pyo3::Bound<'py, Self>,
+                $arg: &::pyo3::Bound<'py, ::pyo3::PyAny>,
+            ) -> ::pyo3::PyResult<::pyo3::Bound<'py, ::pyo3::types::PyBytes>> {
+                Ok(Self::read_items(slf, $arg)?.to_bytes(slf.py()))
+            }
+
+            #[doc = concat!(
+                "Reads `", stringify!($arg),
+                "` (counting what `encode` would leave out) into a request not yet\n",
+                "serialized, for a sender to write and send later without the GIL."
+            )]
+            fn read<'py>(
+                slf: &::pyo3::Bound<'py, Self>,
+                $arg: &::pyo3::Bound<'py, ::pyo3::PyAny>,
+            ) -> ::pyo3::PyResult<::pyo3::Bound<'py, $request>> {
+                $request::wrap(slf.py(), Self::read_items(slf, $arg)?)
+            }
+
+            #[doc = concat!($items, " left out so far because they could not be ", $verb, ".")]
+            #[getter]
+            fn $skipped(slf: &::pyo3::Bound<'_, Self>) -> u64 {
+                $crate::otlp::encoder::state(slf).skipped_items()
+            }
+
+            #[doc = concat!(
+                $items, " left out so far because each alone was over `max_request_bytes`."
+            )]
+            #[getter]
+            fn $too_large(slf: &::pyo3::Bound<'_, Self>) -> u64 {
+                $crate::otlp::encoder::state(slf).too_large_items()
+            }
+
+            fn __repr__(slf: &::pyo3::Bound<'_, Self>) -> String {
+                $crate::otlp::encoder::state(slf).describe($encoder_name, stringify!($arg))
+            }
+        }
+
+        #[doc = concat!($items, " read into an `", $message, "`.")]
+        #[::pyo3::pyclass(
+            frozen,
+            extends = $crate::otlp::encoder::PyRequest,
+            name = $request_name,
+            module = "spanbatch._core"
+        )]
+        pub struct $request;
+
+        impl $request {
+            pub(crate) fn wrap(
+                py: ::pyo3::Python<'_>,
+                read: $crate::otlp::builder::Read,
+            ) -> ::pyo3::PyResult<::pyo3::Bound<'_, Self>> {
+                ::pyo3::Bound::new(
+                    py,
+                    ::pyo3::PyClassInitializer::from($crate::otlp::encoder::PyRequest(read))
+                        .add_subclass(Self),
+                )
+            }
+        }
+
+        #[::pyo3::pymethods]
+        impl $request {
+            fn __repr__(slf: &::pyo3::Bound<'_, Self>) -> ::pyo3::PyResult<String> {
+                $crate::otlp::encoder::PyRequest::describe(slf.as_any(), stringify!($arg))
+            }
+        }
+    };
 }
+pub(crate) use encoder_classes;
 
-#[pymethods]
-impl PySpanRequest {
-    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        PyRequest::describe(slf.as_any(), "spans")
-    }
+encoder_classes! {
+    PySpanEncoder = "SpanEncoder", PySpanRequest = "SpanRequest" of "ExportTraceServiceRequest";
+    spans: "Spans", one "span", added by add_span, as stock "encode_spans";
+    skipped_spans if it "cannot be read at all" (could not be "read"), too_large_spans;
 }
 
 /// Compresses an OTLP/HTTP request body, detached: `encoding` is `"gzip"` or `"deflate"`.
