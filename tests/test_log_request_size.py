@@ -72,9 +72,8 @@ def test_a_log_record_over_the_limit_is_dropped_and_counted(
         assert processor.force_flush(30_000)
     stats = processor.stats()
     processor.shutdown()
-    # The log processor hands the exporter lists (it reads no LogRequests yet): a record left out of a list
-    # counts as unencodable there, as a span left out of a list does (see ``_encoding.spans_left_out``).
-    assert (stats.exported, stats.dropped["unencodable"], stats.dropped_total) == (2, 1, 1)
+    # The log processor reads records ahead into the exporter's LogRequests, which know why a record was left out.
+    assert (stats.exported, stats.dropped["too_large"], stats.dropped_total) == (2, 1, 1)
     assert balanced(stats)
     assert limited.log_bodies() == {"before": 1, "after": 1}
     assert any("1 log record(s) over the" in r.getMessage() for r in caplog.records)
