@@ -156,6 +156,10 @@ def test_the_credential_provider_variables_are_the_sdk_ones() -> None:
         sdk_variables._OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,
         sdk_variables._OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER,
     )
+    assert _settings.HTTP_LOGS_CREDENTIAL_PROVIDER.variables == (
+        sdk_variables._OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,
+        sdk_variables._OTEL_PYTHON_EXPORTER_OTLP_HTTP_LOGS_CREDENTIAL_PROVIDER,
+    )
 
 
 def test_no_other_module_reads_the_environment() -> None:

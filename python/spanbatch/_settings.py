@@ -191,6 +191,15 @@ HTTP_CREDENTIAL_PROVIDER: Setting[str | None] = Setting(
     "text",
     None,
 )
+# The same for the stock OTLP/HTTP log exporter.
+HTTP_LOGS_CREDENTIAL_PROVIDER: Setting[str | None] = Setting(
+    (
+        "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
+        "OTEL_PYTHON_EXPORTER_OTLP_HTTP_LOGS_CREDENTIAL_PROVIDER",
+    ),
+    "text",
+    None,
+)
 
 SETTINGS: tuple[Setting[object], ...] = (
     *BATCH,
@@ -209,4 +218,5 @@ SETTINGS: tuple[Setting[object], ...] = (
     CONFIGURATOR,
     CONFIG_FILE,
     HTTP_CREDENTIAL_PROVIDER,
+    HTTP_LOGS_CREDENTIAL_PROVIDER,
 )

@@ -5,17 +5,12 @@ Relies on the same private parts of the stock exporter as the span exporter (see
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from opentelemetry.exporter.otlp.proto.http import _log_exporter as _stock
 from opentelemetry.sdk._logs.export import LogRecordExportResult
-from opentelemetry.sdk.environment_variables import (
-    _OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,
-    _OTEL_PYTHON_EXPORTER_OTLP_HTTP_LOGS_CREDENTIAL_PROVIDER,
-)
 
 from spanbatch import _settings
 from spanbatch._core import LogEncoder
@@ -28,16 +23,6 @@ if TYPE_CHECKING:
 
 # The stock exporter's logger: the lines below are its lines, for the same events.
 logger = logging.getLogger(_stock.__name__)
-
-# The variables the stock log exporter loads a credential provider from (the registry's setting names the
-# traces one). Here until the registry (``_settings``) grows a logs form of it.
-_LOGS_CREDENTIAL_PROVIDER = dataclasses.replace(
-    _settings.HTTP_CREDENTIAL_PROVIDER,
-    variables=(
-        _OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER,
-        _OTEL_PYTHON_EXPORTER_OTLP_HTTP_LOGS_CREDENTIAL_PROVIDER,
-    ),
-)
 
 
 class OTLPLogExporter(RustEncodedHTTP, _stock.OTLPLogExporter):
@@ -55,7 +40,7 @@ class OTLPLogExporter(RustEncodedHTTP, _stock.OTLPLogExporter):
     _logger = logger
 
     def _credential_provider_set(self) -> bool:
-        return bool(read(_LOGS_CREDENTIAL_PROVIDER))
+        return bool(read(_settings.HTTP_LOGS_CREDENTIAL_PROVIDER))
 
     log_encoder = DeclaredEncoder(LogEncoder)
     # Declared with the ``export`` below it: spanbatch's processors count what it spills (see ``_capabilities``).
