@@ -1,0 +1,101 @@
+"""What a spill does with requests the backend refuses: for their size, for good, or one file again and again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import spanbatch
+from spanbatch._spill import CORRUPT_DIR, Sent, SpillStore
+from spanbatch.testing import OTLPReceiver
+
+from tests.helpers import balanced, end_spans, provider_with
+from tests.test_spill_exporters import exporter_for, spill_files
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_request_refused_for_its_size_is_dropped_not_spilled_and_later_ones_go_to_the_backend(
+    protocol: str, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    with OTLPReceiver(protocol, max_request_bytes=20_000) as rx:
+        processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path)))
+        tracer = provider_with(processor).get_tracer("t")
+        with tracer.start_as_current_span("big") as span:
+            span.set_attribute("blob", "x" * 50_000)
+        assert processor.force_flush(30_000)
+        small = end_spans(provider_with(processor), 10, "small")
+        assert processor.force_flush(30_000)
+        stats = processor.stats()
+        assert rx.span_ids() == small
+    assert (stats.spilled, stats.exported, stats.dropped["export_failed"]) == (0, 10, 1)
+    assert balanced(stats)
+    assert spill_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+@pytest.mark.parametrize("status", [400, 500])
+def test_a_replay_the_backend_answers_with_what_the_stock_exporter_would_not_retry_is_rejected(
+    protocol: str, status: int, tmp_path: Path
+) -> None:
+    with OTLPReceiver(protocol) as rx:
+        exporter = exporter_for(rx, tmp_path)
+        try:
+            rx.set_behaviour("status", status=status)
+            assert exporter._send_spilled(b"") is Sent.REJECTED
+            rx.set_behaviour("status", status=503)
+            assert exporter._send_spilled(b"") is Sent.RETRY_LATER
+            rx.set_behaviour("ok")
+            assert exporter._send_spilled(b"") is Sent.DELIVERED
+        finally:
+            exporter.shutdown()
+
+
+def test_a_file_that_keeps_failing_while_newer_ones_deliver_is_passed_over_then_quarantined(tmp_path: Path) -> None:
+    store = SpillStore(tmp_path, 1 << 20)
+    for n in range(3):
+        assert store.write(b"poison" if n == 0 else b"good%d" % n, 1)
+    store.write(b"good3", 1)
+    delivered: list[bytes] = []
+
+    def send(data: bytes) -> Sent:
+        if data == b"poison":
+            return Sent.RETRY_LATER
+        delivered.append(data)
+        return Sent.DELIVERED
+
+    for _ in range(20):
+        store.replay(send)
+        if not store.pending():
+            break
+    assert delivered == [b"good1", b"good2", b"good3"]
+    assert store.pending() == []
+    assert len(list((tmp_path / CORRUPT_DIR).iterdir())) == 1
+    assert store.counts().corrupt == 1
+
+
+def test_a_backend_that_stays_down_never_gets_its_files_quarantined(tmp_path: Path) -> None:
+    store = SpillStore(tmp_path, 1 << 20)
+    for n in range(3):
+        store.write(b"file%d" % n, 1)
+    tried: list[bytes] = []
+
+    def down(data: bytes) -> Sent:
+        tried.append(data)
+        return Sent.RETRY_LATER
+
+    for _ in range(50):
+        assert store.replay(down) == 0
+    assert len(store.pending()) == 3
+    assert store.counts().corrupt == 0
+    assert len(tried) == 50  # one probe a pass, never every file
+
+    def up(data: bytes) -> Sent:
+        tried.append(data)
+        return Sent.DELIVERED
+
+    assert store.replay(up) == 3
+    assert store.pending() == []
