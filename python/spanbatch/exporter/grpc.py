@@ -42,8 +42,8 @@ _EXPORT_LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export
 class _EncodedServiceStub:
     """A TraceService or LogsService stub whose ``Export`` sends an already serialized request as is.
 
-    It notes, per thread, the last request it sent and the code it failed with: what the
-    spill stores once the stock retries give up.
+    It notes, per thread, the last request it sent, the code it failed with and whether an attempt
+    was refused for its size: what the spill stores once the stock retries give up (never one too large).
     """
 
     def __init__(self, channel: grpc.Channel, method: str, response: type[Any], last: threading.local) -> None:
@@ -60,8 +60,19 @@ class _EncodedServiceStub:
         try:
             return self._call(request, metadata=metadata, timeout=timeout)
         except grpc.RpcError as error:
+            # Kept over the retries of one export: a retry cut short by its deadline says nothing of the size.
             self._last.code = error.code()
+            self._last.too_large = _too_large(error) or getattr(self._last, "too_large", False)
             raise
+
+
+def _too_large(error: grpc.RpcError) -> bool:
+    """Whether a message size limit (the server's or the channel's) refused the request: it always will.
+
+    gRPC answers so with RESOURCE_EXHAUSTED, a code the stock exporter retries, and says why only in its details.
+    """
+    details = error.details() if isinstance(error, grpc.Call) else None
+    return error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in (details or "")
 
 
 @dataclass(frozen=True)
@@ -183,10 +194,17 @@ class RustEncodedGRPC:
         if spiller.down:  # behind what waits on disk, without a try the backend is known to refuse
             return self._spill(self._translate_data(data), len(data))
         self._last.request = self._last.code = None
+        self._last.too_large = False
         result = super()._export(data)  # type: ignore[misc]
         request, code = self._last.request, self._last.code
-        # Only what a later attempt could deliver: a request the backend refused for good stays refused.
-        if result is self._result.SUCCESS or request is None or code not in self._retryable_codes():
+        # Only what a later attempt could deliver: a request the backend refused for good (or for its size)
+        # stays refused, and is dropped as without a spill.
+        if (
+            result is self._result.SUCCESS
+            or request is None
+            or self._last.too_large
+            or code not in self._retryable_codes()
+        ):
             return result
         return self._spill(request, len(data))
 
@@ -209,7 +227,8 @@ class RustEncodedGRPC:
                 return Sent.RETRY_LATER
             stub.Export(request=payload, metadata=self._headers, timeout=self._timeout)
         except grpc.RpcError as error:
-            if error.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED):
+            # As the live export: only what the stock exporter retries may be delivered later (see the README).
+            if _too_large(error) or error.code() not in self._retryable_codes():
                 return Sent.REJECTED
             return Sent.RETRY_LATER
         except Exception:
