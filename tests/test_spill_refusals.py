@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import spanbatch
 from spanbatch._spill import CORRUPT_DIR, Sent, SpillStore
+from spanbatch.exporter._spilling import backend_directory
 from spanbatch.testing import OTLPReceiver
 
-from tests.helpers import balanced, end_spans, provider_with
+from tests.helpers import balanced, end_spans, provider_with, wait_until
 from tests.test_spill_exporters import exporter_for, spill_files
 
 pytestmark = pytest.mark.timeout(90)
@@ -98,3 +99,33 @@ def test_a_backend_that_stays_down_never_gets_its_files_quarantined(tmp_path: Pa
 
     assert store.replay(up) == 3
     assert store.pending() == []
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_exporters_with_other_headers_never_replay_each_others_requests(
+    protocol: str, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    with OTLPReceiver(protocol) as rx:
+        rx.set_behaviour("down")
+        ids = {}
+        for tenant in ("a", "b"):
+            processor = spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path, headers={"x-tenant": tenant}))
+            ids[tenant] = end_spans(provider_with(processor), 10, tenant)
+            processor.shutdown()
+            assert processor.stats().spilled == 10
+        assert len({path.parent for path in spill_files(tmp_path)}) == 2
+        rx.set_behaviour("ok")
+        shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path, headers={"x-tenant": "a"})))
+        assert rx.wait_for_spans(10, timeout=30)
+        assert wait_until(lambda: len(spill_files(tmp_path)) == 1, 10)
+        assert rx.span_ids() == ids["a"]
+
+
+def test_the_directory_of_a_backend_depends_on_what_makes_its_requests_differ(tmp_path: Path) -> None:
+    base = backend_directory(tmp_path, "http", "http://h/v1/traces")
+    assert base == backend_directory(tmp_path, "http", "http://h/v1/traces", {"User-Agent": "any/2"}, "none")
+    assert base != backend_directory(tmp_path, "http", "http://h/v1/traces", {"authorization": "k"})
+    assert base != backend_directory(tmp_path, "http", "http://h/v1/traces", (), "gzip")
+    assert backend_directory(tmp_path, "grpc", "h", [("a", "1"), ("b", "2")]) == backend_directory(
+        tmp_path, "grpc", "h", {"B": "2", "A": "1"}
+    )
