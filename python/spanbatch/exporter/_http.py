@@ -162,6 +162,8 @@ class RustEncodedHTTP:
             spill_max_bytes,
             protocol="http",
             endpoint=self._endpoint,
+            headers=self._client._headers,  # what replays send (with the compression, already in them)
+            compression=self._client._compression.value,
             send_once=self._send_spilled,
             cut_retries=self._client._shutdown_event.set,
         )

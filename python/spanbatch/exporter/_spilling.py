@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import json
 import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -43,9 +44,22 @@ def spill_directory(spill_dir: str | os.PathLike[str] | None) -> Path | None:
     return None if configured is None else Path(configured)
 
 
-def backend_directory(root: Path, protocol: str, endpoint: str) -> Path:
-    """One subdirectory per backend, so that a shared directory never replays a request to another backend."""
-    digest = hashlib.sha256(f"{protocol} {endpoint}".encode()).hexdigest()[:16]
+Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+# Headers that say which client sent a request, not whose it is: a new release must find its directory.
+_CLIENT_HEADERS = frozenset({"user-agent", "content-type"})
+
+
+def backend_directory(
+    root: Path, protocol: str, endpoint: str, headers: Headers = (), compression: str = "none"
+) -> Path:
+    """One subdirectory per backend and per what its requests carry (headers: a tenant's key; compression),
+    so that a shared directory never replays a request to another backend, nor with another's headers."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    kept = sorted((name.lower(), value) for name, value in pairs if name.lower() not in _CLIENT_HEADERS)
+    identity = f"{protocol} {endpoint}"
+    if kept or compression != "none":  # without either, the name spanbatch gave before it keyed them
+        identity += "\n" + json.dumps([compression, kept])
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
     return root / f"{protocol}-{digest}"
 
 
@@ -230,6 +244,8 @@ def spiller_for(
     *,
     protocol: str,
     endpoint: str,
+    headers: Headers,
+    compression: str,
     send_once: Callable[[bytes], Sent],
     cut_retries: Callable[[], None],
 ) -> Spiller | None:
@@ -241,7 +257,7 @@ def spiller_for(
         max_bytes = read(_settings.SPILL_MAX_BYTES)
     elif isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
         raise ValueError("spill_max_bytes must be a positive integer.")
-    store = SpillStore(backend_directory(root, protocol, endpoint), max_bytes)
+    store = SpillStore(backend_directory(root, protocol, endpoint, headers, compression), max_bytes)
     return Spiller(store, send_once, cut_retries)
 
 

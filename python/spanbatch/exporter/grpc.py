@@ -98,6 +98,10 @@ def _newer_parameters(
     return extra
 
 
+def _compression_name(compression: grpc.Compression | None) -> str:
+    return "none" if compression in (None, grpc.Compression.NoCompression) else compression.name.lower()
+
+
 class RustEncodedGRPC:
     """What spanbatch's OTLP/gRPC exporters add to a stock exporter (a base listed before it): requests
     encoded by the Rust encoder, sent as they are by the stock exporter's channel.
@@ -153,6 +157,8 @@ class RustEncodedGRPC:
             spill_max_bytes,
             protocol="grpc",
             endpoint=f"{self._endpoint}{self._method}",
+            headers=self._headers,  # what replays send, as the metadata of each call
+            compression=_compression_name(getattr(self, "_compression", None)),
             send_once=self._send_spilled,
             cut_retries=self._shutdown_in_progress.set,
         )
