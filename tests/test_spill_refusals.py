@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -129,3 +131,26 @@ def test_the_directory_of_a_backend_depends_on_what_makes_its_requests_differ(tm
     assert backend_directory(tmp_path, "grpc", "h", [("a", "1"), ("b", "2")]) == backend_directory(
         tmp_path, "grpc", "h", {"B": "2", "A": "1"}
     )
+
+
+def test_a_grpc_exporter_shutdown_keeps_to_its_timeout_with_a_replay_hanging(tmp_path: Path) -> None:
+    with OTLPReceiver("grpc") as rx:
+        rx.set_behaviour("hang")
+        exporter = exporter_for(rx, tmp_path, timeout=20)
+        spiller = exporter._spiller
+        probing = threading.Event()
+        send_once = spiller._send_once
+
+        def noting(payload: bytes) -> Sent:
+            probing.set()
+            return send_once(payload)
+
+        spiller._send_once = noting
+        assert spiller.spill(b"", 0)  # an empty request: the replay thread probes the hanging backend with it
+        assert probing.wait(10)
+        started = time.monotonic()
+        exporter.shutdown(timeout_millis=200)
+        # Not a speed test: the bound is what shutdown was given, with a wide margin, and well under the 5 s
+        # the replay used to be waited for whatever the timeout.
+        assert time.monotonic() - started < 3
+        rx.set_behaviour("ok")
