@@ -30,10 +30,11 @@ logger = logging.getLogger("spanbatch")
 
 # Pause between probes of a backend that is still down: doubled after each failed probe up to the longest.
 FIRST_PROBE_SECONDS = 0.5
-# How long an exporter's shutdown waits for a replay already sending: a request's own timeout bounds it
-# in practice; past this the thread is left to finish (a daemon), and may still deliver that one file.
-STOP_WAIT_SECONDS = 5.0
 LONGEST_PROBE_SECONDS = 30.0
+# Longest an exporter's shutdown waits for a replay already sending (less if its own timeout is shorter):
+# a request's own timeout bounds it in practice; past this the thread is left to finish (a daemon), and
+# may still deliver that one file.
+STOP_WAIT_SECONDS = 5.0
 
 
 def spill_directory(spill_dir: str | os.PathLike[str] | None) -> Path | None:
@@ -134,18 +135,19 @@ class Spiller:
     def counts(self) -> SpillCounts:
         return self.store.counts()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = STOP_WAIT_SECONDS) -> None:
         """Stop replaying (at the exporter's shutdown); what is left stays for the next process.
 
-        Waits for a replay pass under way to end after the file it is sending: once the exporter is
-        shut down, its replays are another exporter's (or process's) to make.
+        Waits (``timeout`` seconds at most, capped at ``STOP_WAIT_SECONDS``) for a replay pass under way
+        to end after the file it is sending: once the exporter is shut down, its replays are another
+        exporter's (or process's) to make.
         """
         with self._wake:
             self._stopped = True
             self._wake.notify_all()
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(STOP_WAIT_SECONDS)
+            thread.join(max(0.0, min(timeout, STOP_WAIT_SECONDS)))
 
     def after_fork_in_child(self) -> None:
         """A forked child has no replay thread, and a lock its parent's threads held stays held."""

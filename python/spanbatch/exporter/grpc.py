@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -246,8 +247,10 @@ class RustEncodedGRPC:
         return None if self._spiller is None else self._spiller.counts()
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        if self._spiller is not None:
-            self._spiller.stop()
+        if self._spiller is not None:  # one timeout for both: the replay's wait, then the stock shutdown
+            started = time.monotonic()
+            self._spiller.stop(timeout_millis / 1000)
+            timeout_millis = max(0.0, timeout_millis - (time.monotonic() - started) * 1000)
         super().shutdown(timeout_millis, **kwargs)  # type: ignore[misc]
 
 
