@@ -186,6 +186,14 @@ class RustEncodedGRPC:
         # Called by the stock constructor and again when it reconnects after UNAVAILABLE.
         super()._initialize_channel_and_stub()  # type: ignore[misc]
         self._client = _EncodedServiceStub(self._channel, self._method, self._response, self._last)
+        self._channel_pid = os.getpid()
+
+    def _channel_of_this_process(self) -> None:
+        """In a forked child, a channel of its own before the first call: the parent's may have had a call
+        in flight at the fork, and used in the child it can hang past its deadline (holding the spill file
+        it sends) or crash the child."""
+        if self._channel_pid != os.getpid():
+            self._initialize_channel_and_stub()
 
     def _translate_data(self, data: Batch | LogBatch | _Part) -> bytes:
         if isinstance(data, _Part):
@@ -195,6 +203,7 @@ class RustEncodedGRPC:
     def _export(self, data: _Part) -> Any:
         """The stock ``_export`` of one part; with a spill, a part that still fails after the stock retries is
         stored on disk and reported as sent (so ``export`` accepts it, and a retry never sends it again)."""
+        self._channel_of_this_process()
         spiller = self._spiller
         if spiller is None or self._shutdown:
             return super()._export(data)  # type: ignore[misc]
@@ -228,6 +237,7 @@ class RustEncodedGRPC:
 
     def _send_spilled(self, payload: bytes) -> Sent:
         """One attempt at a stored request, from the replay thread (a gRPC channel takes calls from any thread)."""
+        self._channel_of_this_process()
         stub = self._client
         try:
             if stub is None:
