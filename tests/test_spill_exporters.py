@@ -81,6 +81,8 @@ def test_new_spans_go_to_the_backend_again_once_it_answers(
     assert processor.force_flush(30_000)
     rx.set_behaviour("ok")
     assert rx.wait_for_spans(10, timeout=30)
+    # The receiver has them once it answered; the exporter knows it (and counts them) once it read the answer.
+    assert wait_until(lambda: processor.stats().replayed == 10, 10)
     second = end_spans(provider, 10, "after")
     assert processor.force_flush(30_000)
     assert rx.span_ids() == first | second
