@@ -131,14 +131,16 @@ impl PyBatchCore {
     /// Reports that the export of `batch`, as `next_batches` or `next_requests` returned it,
     /// returned. It settles the spans handed out in it, whatever the exporter did to the list;
     /// `left_out` of them (and those its request left out) were left out by the encoder, and
-    /// the exporter stored `spilled` of the others on disk (its spill) rather than sending them.
-    #[pyo3(signature = (batch, success, left_out = 0, spilled = 0))]
+    /// the exporter stored `spilled` of the others on disk (its spill) rather than sending them, and,
+    /// when it failed, the backend had accepted `delivered` of the rest before (parts of a request).
+    #[pyo3(signature = (batch, success, left_out = 0, spilled = 0, delivered = 0))]
     fn finish_batch(
         &self,
         batch: &Bound<'_, PyAny>,
         success: bool,
         left_out: u64,
         spilled: u64,
+        delivered: u64,
     ) -> PyResult<()> {
         let settled = self.with_flushes(|flushes| {
             let Some(handed) = flushes.settle(batch.as_ptr() as usize) else {
@@ -147,7 +149,7 @@ impl PyBatchCore {
             // Counted before a flush can see the batch settled and return.
             let left_out = handed.left_out.saturating_add(left_out);
             self.counters
-                .finish(handed.spans, left_out, success, spilled);
+                .finish(handed.spans, left_out, success, spilled, delivered);
             true
         });
         if settled {

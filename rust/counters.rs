@@ -227,8 +227,10 @@ impl Counters {
     }
 
     /// An export of `n` taken spans returned; the encoder had left `left_out` of them out, and the
-    /// exporter stored `spilled` of the rest on disk (whatever it returned: those are on disk).
-    pub fn finish(&self, n: u64, left_out: LeftOut, success: bool, spilled: u64) {
+    /// exporter stored `spilled` of the rest on disk (whatever it returned: those are on disk). A failed
+    /// export had `delivered` of the others accepted by the backend before it failed (parts of a
+    /// request cut to a byte limit): those count as exported, only the rest as failed.
+    pub fn finish(&self, n: u64, left_out: LeftOut, success: bool, spilled: u64, delivered: u64) {
         let left_out = left_out.at_most(n);
         for (reason, spans) in [
             (DropReason::Unencodable, left_out.unencodable),
@@ -244,10 +246,12 @@ impl Counters {
             self.worker.spilled.fetch_add(spilled, Ordering::AcqRel);
         }
         let rest = n - left_out - spilled;
-        if success {
-            self.worker.exported.fetch_add(rest, Ordering::AcqRel);
-        } else {
-            self.drop_spans(DropReason::ExportFailed, rest);
+        let delivered = if success { rest } else { delivered.min(rest) };
+        if delivered > 0 {
+            self.worker.exported.fetch_add(delivered, Ordering::AcqRel);
+        }
+        if !success {
+            self.drop_spans(DropReason::ExportFailed, rest - delivered);
             self.worker.export_errors.fetch_add(1, Ordering::AcqRel);
         }
         self.worker.batches.fetch_add(1, Ordering::AcqRel);
@@ -341,9 +345,9 @@ mod tests {
         c.take(5);
         let s = c.snapshot();
         assert_eq!((s.queued, s.in_flight), (3, 5));
-        c.finish(3, unreadable(1), true, 0);
+        c.finish(3, unreadable(1), true, 0, 0);
         c.retry();
-        c.finish(2, unreadable(0), false, 0);
+        c.finish(2, unreadable(0), false, 0, 0);
         let s = c.snapshot();
         assert_eq!((s.exported, s.queued, s.in_flight), (2, 3, 0));
         assert_eq!(s.dropped_by(DropReason::ExportFailed), 2);
@@ -360,8 +364,8 @@ mod tests {
             c.enqueue();
         }
         c.take(6);
-        c.finish(3, unreadable(3), true, 0);
-        c.finish(3, unreadable(9), false, 0); // never more than the batch
+        c.finish(3, unreadable(3), true, 0, 0);
+        c.finish(3, unreadable(9), false, 0, 0); // never more than the batch
         let s = c.snapshot();
         assert_eq!((s.exported, s.in_flight), (0, 0));
         assert_eq!(s.dropped_by(DropReason::Unencodable), 6);
@@ -376,12 +380,28 @@ mod tests {
             c.enqueue();
         }
         c.take(10);
-        c.finish(6, unreadable(1), true, 2);
+        c.finish(6, unreadable(1), true, 2, 0);
         // A batch that failed after part of it was spilled: those spans are on disk, not lost.
-        c.finish(4, unreadable(0), false, 9); // never more than the spans left in
+        c.finish(4, unreadable(0), false, 9, 0); // never more than the spans left in
         let s = c.snapshot();
         assert_eq!((s.exported, s.spilled, s.in_flight), (3, 6, 0));
         assert_eq!(s.dropped_by(DropReason::ExportFailed), 0);
+        assert!(balanced(&s));
+    }
+
+    #[test]
+    fn the_spans_a_failed_export_delivered_before_it_failed_count_as_exported() {
+        let c = Counters::default();
+        for _ in 0..20 {
+            c.enqueue();
+        }
+        c.take(20);
+        c.finish(10, unreadable(1), false, 2, 3);
+        c.finish(10, unreadable(0), false, 0, 99); // never more than the spans left in
+        let s = c.snapshot();
+        assert_eq!((s.exported, s.spilled, s.in_flight), (13, 2, 0));
+        assert_eq!(s.dropped_by(DropReason::ExportFailed), 4);
+        assert_eq!(s.export_errors, 2);
         assert!(balanced(&s));
     }
 
@@ -396,9 +416,9 @@ mod tests {
             unencodable: 1,
             too_large: 2,
         };
-        c.finish(6, left_out, true, 0);
+        c.finish(6, left_out, true, 0, 0);
         // A failed export: its too-large spans are still too_large, the rest export_failed.
-        c.finish(4, left_out.saturating_add(1), false, 0);
+        c.finish(4, left_out.saturating_add(1), false, 0, 0);
         let s = c.snapshot();
         assert_eq!(s.exported, 3);
         assert_eq!(s.dropped_by(DropReason::TooLarge), 4);
@@ -435,16 +455,16 @@ mod tests {
                             }
                             1 => {
                                 c.take(1);
-                                c.finish(1, unreadable(0), false, 0);
+                                c.finish(1, unreadable(0), false, 0, 0);
                             }
                             2 => {
                                 c.enqueue(); // a second span, spilled
                                 c.take(2);
-                                c.finish(2, unreadable(1), true, 1);
+                                c.finish(2, unreadable(1), true, 1, 0);
                             }
                             _ => {
                                 c.take(1);
-                                c.finish(1, unreadable(0), true, 0);
+                                c.finish(1, unreadable(0), true, 0, 0);
                             }
                         }
                     }

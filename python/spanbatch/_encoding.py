@@ -6,7 +6,7 @@ already read them into while the batch filled (see ``BatchCore.next_requests``);
 carries its own count of items left out, which the processor settles with it.
 
 Below both the export loop and ``spanbatch.exporter``, which share it: the loop opens
-``spans_left_out`` and ``items_spilled`` around its exports and the exporters fill them, so neither
+``spans_left_out``, ``items_spilled`` and ``requests_read`` around its exports and the exporters fill them, so neither
 imports the other.
 """
 
@@ -36,6 +36,7 @@ logger = logging.getLogger("spanbatch.exporter")
 
 _left_out = threading.local()
 _spilled = threading.local()
+_read = threading.local()
 
 
 @contextmanager
@@ -69,6 +70,25 @@ def items_spilled() -> Iterator[dict[int, int]]:
         _spilled.counts = outer
 
 
+@contextmanager
+def requests_read() -> Iterator[dict[int, list[SpanRequest | LogRequest]]]:
+    """While open, the requests batches were read into on this thread, by ``id`` of the batch: spanbatch's
+    export loop counts the items of the parts a request had accepted when its export failed as exported."""
+    requests: dict[int, list[SpanRequest | LogRequest]] = {}
+    outer = getattr(_read, "requests", None)
+    _read.requests = requests
+    try:
+        yield requests
+    finally:
+        _read.requests = outer
+
+
+def accepted_items(request: SpanRequest | LogRequest) -> int:
+    """The items of the parts of ``request`` the backend accepted (or its exporter spilled) so far."""
+    pending = set(request.pending_parts())
+    return sum(request.part_items(index) for index in range(request.parts) if index not in pending)
+
+
 def note_spilled(batch: object, items: int) -> None:
     """``items`` of ``batch`` were stored on disk (noted only while ``items_spilled`` is open on this thread)."""
     counts: dict[int, int] | None = getattr(_spilled, "counts", None)
@@ -98,6 +118,9 @@ def read_batch(encoder: SpanEncoder | LogEncoder, batch: Batch | LogBatch) -> Sp
     counts: dict[int, int] | None = getattr(_left_out, "counts", None)
     if counts is not None and request.left_out:
         counts[id(batch)] = max(counts.get(id(batch), 0), request.left_out)
+    requests: dict[int, list[SpanRequest | LogRequest]] | None = getattr(_read, "requests", None)
+    if requests is not None:
+        requests.setdefault(id(batch), []).append(request)
     return request
 
 

@@ -17,7 +17,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach,
 from spanbatch._capabilities import Exporter, encodes_logs, encodes_spans, exports_many, spills
 from spanbatch._core import BatchCore, LogEncoder, LogRequest, SpanEncoder, SpanRequest
 from spanbatch._drops import DropReporter
-from spanbatch._encoding import counting_skips, items_spilled, spans_left_out
+from spanbatch._encoding import accepted_items, counting_skips, items_spilled, requests_read, spans_left_out
 from spanbatch._policies import RetryPolicy
 from spanbatch._settings import ExportPolicies
 from spanbatch._signals import Signal
@@ -222,7 +222,7 @@ def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], 
     token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
     loop = PrivateLoop()
     try:
-        with spans_left_out() as left_out, items_spilled() as spilled:
+        with spans_left_out() as left_out, items_spilled() as spilled, requests_read() as read:
             while (taken := batches()) is not None:
                 started = time.monotonic()
                 deadline = started + work.timeout_millis / 1000
@@ -244,9 +244,12 @@ def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], 
                             "ok" if ok else "failed",
                         )
                     stored = left_out_of(batch, taken, spilled) if delivery.spills else 0
-                    core.finish_batch(batch, ok, left_out_of(batch, taken, left_out), stored)
+                    # A failed batch cut in parts: those the backend took before count as exported.
+                    delivered = 0 if ok else max(0, accepted_of(batch, taken, read) - stored)
+                    core.finish_batch(batch, ok, left_out_of(batch, taken, left_out), stored, delivered)
                 left_out.clear()
                 spilled.clear()
+                read.clear()
                 work.drops.report(SpanStats.of(core).dropped)
     finally:
         loop.close()
@@ -263,6 +266,15 @@ def left_out_of(batch: object, taken: Sequence[object], counts: dict[int, int]) 
     if len(taken) == 1:
         return max(counts.values(), default=0)
     return counts.get(id(batch), 0)
+
+
+def accepted_of(batch: object, taken: Sequence[object], read: dict[int, list[SpanRequest | LogRequest]]) -> int:
+    """The items of ``batch`` whose parts the backend accepted (spilled ones included), in the attempt that
+    got furthest: a request is its own record; a list is read into a new request at each attempt."""
+    if isinstance(batch, SpanRequest | LogRequest):
+        return accepted_items(batch)
+    requests = [r for rs in read.values() for r in rs] if len(taken) == 1 else read.get(id(batch), [])
+    return max(map(accepted_items, requests), default=0)
 
 
 def run_worker(work: LaneWork) -> None:

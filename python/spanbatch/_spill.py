@@ -11,6 +11,8 @@ back, oldest first, to a ``send`` callable. Safe for several processes sharing o
   it opened (another process may have replayed and deleted it meanwhile).
 - Each file carries a header (magic, version, span count, length, crc32): one that does not
   check out is moved aside to ``corrupt/`` and counted, never replayed, never raised.
+- A file that keeps failing while newer ones are delivered is passed over, then moved aside
+  (see ``SpillStore.replay``): one request the backend will not take never blocks the rest.
 - Over ``max_bytes`` the oldest files are deleted and counted (``evicted``).
 - A directory that cannot be written (read-only, full, not a directory) gives one warning;
   the write returns False and the caller counts the payload as it would have without a spill.
@@ -44,6 +46,10 @@ TEMP_DIR = "tmp"
 CORRUPT_DIR = "corrupt"
 # An empty, unlocked temp file younger than this may be a writer that has not locked it yet.
 TORN_AFTER_SECONDS = 60.0
+# A file that failed this many probes is passed over (tried after the newer files) ...
+PASS_OVER_AFTER = 3
+# ... and moved aside once it failed this many passes in which a newer file was delivered.
+QUARANTINE_AFTER = 3
 
 
 class Sent(enum.Enum):
@@ -51,7 +57,7 @@ class Sent(enum.Enum):
 
     DELIVERED = "delivered"  # accepted: the file is deleted
     RETRY_LATER = "retry_later"  # unreachable or busy: the file stays, the replay pass stops
-    REJECTED = "rejected"  # refused for good (a 400): moved aside, as a corrupt file is
+    REJECTED = "rejected"  # refused for good (not retryable, or too large): moved aside, as a corrupt file is
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,9 @@ class SpillStore:
         self._counts = SpillCounts()
         self._sequence = itertools.count()
         self._warned_unwritable = False
+        # Per file name: failed probes, and failures in passes that delivered a newer file (see ``replay``).
+        self._failures: dict[str, int] = {}
+        self._strikes: dict[str, int] = {}
         self._usable = self._prepare()
         _stores.add(self)
 
@@ -219,34 +228,64 @@ class SpillStore:
     def replay(self, send: Callable[[bytes], Sent], stopped: Callable[[], bool] = lambda: False) -> int:
         """Hand stored payloads to ``send``, oldest first; returns how many it delivered.
 
-        Stops at the first ``RETRY_LATER``, or before the next file once ``stopped()``. A file another
-        process holds is skipped; a file is deleted only after ``send`` said DELIVERED.
+        Stops at the first ``RETRY_LATER`` (the backend is down: one probe a pass), or before the next
+        file once ``stopped()``. A file that failed ``PASS_OVER_AFTER`` probes is passed over, so that
+        it never blocks the files behind it; it is tried again after them in a pass that delivered one,
+        and moved aside once it failed ``QUARANTINE_AFTER`` such passes (the backend takes requests, just
+        not this one). A file another process holds is skipped; a file is deleted only after ``send``
+        said DELIVERED. What failed is remembered by this store, in this process.
         """
         self._sweep_temp_files()
+        files = self.pending()
+        names = {path.name for path in files}
+        for memory in (self._failures, self._strikes):
+            for name in [name for name in memory if name not in names]:
+                del memory[name]
+        first = [path for path in files if self._failures.get(path.name, 0) < PASS_OVER_AFTER]
+        passed_over = [path for path in files if self._failures.get(path.name, 0) >= PASS_OVER_AFTER]
+        if not first and passed_over:  # all failed often: probe the one tried least (the oldest on ties)
+            first = [min(passed_over, key=lambda path: self._failures[path.name])]
+            passed_over.remove(first[0])
         delivered = 0
-        for path in self.pending():
+        for path in first:
             if stopped():
+                return delivered
+            outcome = self._replay_one(path, send, strike=False)
+            if outcome is Sent.RETRY_LATER:
                 break
-            with self._claimed(path) as fd:
-                if fd is None:
-                    continue
-                try:
-                    payload, spans = decode(_read_all(fd))
-                except _NewerVersion:
-                    continue
-                except (CorruptFile, OSError) as error:
-                    self._quarantine(path, str(error))
-                    continue
-                outcome = send(payload)
-                if outcome is Sent.RETRY_LATER:
+            delivered += outcome is Sent.DELIVERED
+        if delivered:  # the backend takes requests: what still fails now, fails for its own sake
+            for path in passed_over:
+                if stopped():
                     break
-                if outcome is Sent.REJECTED:
-                    self._quarantine(path, "the backend refused it")
-                    continue
+                delivered += self._replay_one(path, send, strike=True) is Sent.DELIVERED
+        return delivered
+
+    def _replay_one(self, path: Path, send: Callable[[bytes], Sent], *, strike: bool) -> Sent | None:
+        """Send one stored file; None if it was not sent (held elsewhere, unreadable, newer)."""
+        with self._claimed(path) as fd:
+            if fd is None:
+                return None
+            try:
+                payload, spans = decode(_read_all(fd))
+            except _NewerVersion:
+                return None
+            except (CorruptFile, OSError) as error:
+                self._quarantine(path, str(error))
+                return None
+            outcome = send(payload)
+            if outcome is Sent.RETRY_LATER:
+                self._failures[path.name] = self._failures.get(path.name, 0) + 1
+                if strike:
+                    self._strikes[path.name] = self._strikes.get(path.name, 0) + 1
+                    if self._strikes[path.name] >= QUARANTINE_AFTER:
+                        self._quarantine(path, "it kept failing while newer requests were delivered")
+            elif outcome is Sent.REJECTED:
+                self._quarantine(path, "the backend refused it")
+            else:
                 _remove(path)
                 self._count(replayed=spans)
-                delivered += 1
-        return delivered
+            return outcome
 
     @contextmanager
     def _claimed(self, path: Path) -> Iterator[int | None]:

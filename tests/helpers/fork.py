@@ -70,7 +70,9 @@ def collect_child(pid: int, read_end: int, timeout: float = CHILD_TIMEOUT) -> di
     finally:
         os.close(read_end)
     _, status = os.waitpid(pid, 0)
-    result: dict[str, Any] = json.loads(b"".join(chunks) or b'{"error": "no result"}')
+    # A child that died before it reported (a signal, say): its exit status says how.
+    no_result = json.dumps({"error": f"no result (exit status {os.waitstatus_to_exitcode(status)})"}).encode()
+    result: dict[str, Any] = json.loads(b"".join(chunks) or no_result)
     assert "error" not in result, result
     assert os.waitstatus_to_exitcode(status) == 0
     return result

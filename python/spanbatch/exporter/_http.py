@@ -162,6 +162,8 @@ class RustEncodedHTTP:
             spill_max_bytes,
             protocol="http",
             endpoint=self._endpoint,
+            headers=self._client._headers,  # what replays send (with the compression, already in them)
+            compression=self._client._compression.value,
             send_once=self._send_spilled,
             cut_retries=self._client._shutdown_event.set,
         )
@@ -184,11 +186,10 @@ class RustEncodedHTTP:
         except Exception:
             return Sent.RETRY_LATER
         status = result.status_code
-        if status is not None and 200 <= status < 400:
-            return Sent.DELIVERED
-        if status is not None and not _http._is_retryable(status) and status < 500:
-            return Sent.REJECTED
-        return Sent.RETRY_LATER
+        if status is None or _http._is_retryable(status):  # no answer, or one the stock client retries
+            return Sent.RETRY_LATER
+        # As the live export: any other answer (401, 403 and 413 included) stays what it is (see the README).
+        return Sent.DELIVERED if 200 <= status < 400 else Sent.REJECTED
 
     def spill_counts(self) -> SpillCounts | None:
         """What the spill directory did in this process (None: no spill directory)."""

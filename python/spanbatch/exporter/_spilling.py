@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import json
 import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,10 +30,11 @@ logger = logging.getLogger("spanbatch")
 
 # Pause between probes of a backend that is still down: doubled after each failed probe up to the longest.
 FIRST_PROBE_SECONDS = 0.5
-# How long an exporter's shutdown waits for a replay already sending: a request's own timeout bounds it
-# in practice; past this the thread is left to finish (a daemon), and may still deliver that one file.
-STOP_WAIT_SECONDS = 5.0
 LONGEST_PROBE_SECONDS = 30.0
+# Longest an exporter's shutdown waits for a replay already sending (less if its own timeout is shorter):
+# a request's own timeout bounds it in practice; past this the thread is left to finish (a daemon), and
+# may still deliver that one file.
+STOP_WAIT_SECONDS = 5.0
 
 
 def spill_directory(spill_dir: str | os.PathLike[str] | None) -> Path | None:
@@ -43,9 +45,22 @@ def spill_directory(spill_dir: str | os.PathLike[str] | None) -> Path | None:
     return None if configured is None else Path(configured)
 
 
-def backend_directory(root: Path, protocol: str, endpoint: str) -> Path:
-    """One subdirectory per backend, so that a shared directory never replays a request to another backend."""
-    digest = hashlib.sha256(f"{protocol} {endpoint}".encode()).hexdigest()[:16]
+Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+# Headers that say which client sent a request, not whose it is: a new release must find its directory.
+_CLIENT_HEADERS = frozenset({"user-agent", "content-type"})
+
+
+def backend_directory(
+    root: Path, protocol: str, endpoint: str, headers: Headers = (), compression: str = "none"
+) -> Path:
+    """One subdirectory per backend and per what its requests carry (headers: a tenant's key; compression),
+    so that a shared directory never replays a request to another backend, nor with another's headers."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    kept = sorted((name.lower(), value) for name, value in pairs if name.lower() not in _CLIENT_HEADERS)
+    identity = f"{protocol} {endpoint}"
+    if kept or compression != "none":  # without either, the name spanbatch gave before it keyed them
+        identity += "\n" + json.dumps([compression, kept])
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
     return root / f"{protocol}-{digest}"
 
 
@@ -120,18 +135,19 @@ class Spiller:
     def counts(self) -> SpillCounts:
         return self.store.counts()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = STOP_WAIT_SECONDS) -> None:
         """Stop replaying (at the exporter's shutdown); what is left stays for the next process.
 
-        Waits for a replay pass under way to end after the file it is sending: once the exporter is
-        shut down, its replays are another exporter's (or process's) to make.
+        Waits (``timeout`` seconds at most, capped at ``STOP_WAIT_SECONDS``) for a replay pass under way
+        to end after the file it is sending: once the exporter is shut down, its replays are another
+        exporter's (or process's) to make.
         """
         with self._wake:
             self._stopped = True
             self._wake.notify_all()
             thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(STOP_WAIT_SECONDS)
+            thread.join(max(0.0, min(timeout, STOP_WAIT_SECONDS)))
 
     def after_fork_in_child(self) -> None:
         """A forked child has no replay thread, and a lock its parent's threads held stays held."""
@@ -230,6 +246,8 @@ def spiller_for(
     *,
     protocol: str,
     endpoint: str,
+    headers: Headers,
+    compression: str,
     send_once: Callable[[bytes], Sent],
     cut_retries: Callable[[], None],
 ) -> Spiller | None:
@@ -241,7 +259,7 @@ def spiller_for(
         max_bytes = read(_settings.SPILL_MAX_BYTES)
     elif isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
         raise ValueError("spill_max_bytes must be a positive integer.")
-    store = SpillStore(backend_directory(root, protocol, endpoint), max_bytes)
+    store = SpillStore(backend_directory(root, protocol, endpoint, headers, compression), max_bytes)
     return Spiller(store, send_once, cut_retries)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -42,8 +43,8 @@ _EXPORT_LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export
 class _EncodedServiceStub:
     """A TraceService or LogsService stub whose ``Export`` sends an already serialized request as is.
 
-    It notes, per thread, the last request it sent and the code it failed with: what the
-    spill stores once the stock retries give up.
+    It notes, per thread, the last request it sent, the code it failed with and whether an attempt
+    was refused for its size: what the spill stores once the stock retries give up (never one too large).
     """
 
     def __init__(self, channel: grpc.Channel, method: str, response: type[Any], last: threading.local) -> None:
@@ -60,8 +61,19 @@ class _EncodedServiceStub:
         try:
             return self._call(request, metadata=metadata, timeout=timeout)
         except grpc.RpcError as error:
+            # Kept over the retries of one export: a retry cut short by its deadline says nothing of the size.
             self._last.code = error.code()
+            self._last.too_large = _too_large(error) or getattr(self._last, "too_large", False)
             raise
+
+
+def _too_large(error: grpc.RpcError) -> bool:
+    """Whether a message size limit (the server's or the channel's) refused the request: it always will.
+
+    gRPC answers so with RESOURCE_EXHAUSTED, a code the stock exporter retries, and says why only in its details.
+    """
+    details = error.details() if isinstance(error, grpc.Call) else None
+    return error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in (details or "")
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,10 @@ def _newer_parameters(
     if meter_provider is not None:
         extra["meter_provider"] = meter_provider
     return extra
+
+
+def _compression_name(compression: grpc.Compression | None) -> str:
+    return "none" if compression in (None, grpc.Compression.NoCompression) else compression.name.lower()
 
 
 class RustEncodedGRPC:
@@ -142,6 +158,8 @@ class RustEncodedGRPC:
             spill_max_bytes,
             protocol="grpc",
             endpoint=f"{self._endpoint}{self._method}",
+            headers=self._headers,  # what replays send, as the metadata of each call
+            compression=_compression_name(getattr(self, "_compression", None)),
             send_once=self._send_spilled,
             cut_retries=self._shutdown_in_progress.set,
         )
@@ -168,6 +186,14 @@ class RustEncodedGRPC:
         # Called by the stock constructor and again when it reconnects after UNAVAILABLE.
         super()._initialize_channel_and_stub()  # type: ignore[misc]
         self._client = _EncodedServiceStub(self._channel, self._method, self._response, self._last)
+        self._channel_pid = os.getpid()
+
+    def _channel_of_this_process(self) -> None:
+        """In a forked child, a channel of its own before the first call: the parent's may have had a call
+        in flight at the fork, and used in the child it can hang past its deadline (holding the spill file
+        it sends) or crash the child."""
+        if self._channel_pid != os.getpid():
+            self._initialize_channel_and_stub()
 
     def _translate_data(self, data: Batch | LogBatch | _Part) -> bytes:
         if isinstance(data, _Part):
@@ -177,16 +203,24 @@ class RustEncodedGRPC:
     def _export(self, data: _Part) -> Any:
         """The stock ``_export`` of one part; with a spill, a part that still fails after the stock retries is
         stored on disk and reported as sent (so ``export`` accepts it, and a retry never sends it again)."""
+        self._channel_of_this_process()
         spiller = self._spiller
         if spiller is None or self._shutdown:
             return super()._export(data)  # type: ignore[misc]
         if spiller.down:  # behind what waits on disk, without a try the backend is known to refuse
             return self._spill(self._translate_data(data), len(data))
         self._last.request = self._last.code = None
+        self._last.too_large = False
         result = super()._export(data)  # type: ignore[misc]
         request, code = self._last.request, self._last.code
-        # Only what a later attempt could deliver: a request the backend refused for good stays refused.
-        if result is self._result.SUCCESS or request is None or code not in self._retryable_codes():
+        # Only what a later attempt could deliver: a request the backend refused for good (or for its size)
+        # stays refused, and is dropped as without a spill.
+        if (
+            result is self._result.SUCCESS
+            or request is None
+            or self._last.too_large
+            or code not in self._retryable_codes()
+        ):
             return result
         return self._spill(request, len(data))
 
@@ -203,13 +237,15 @@ class RustEncodedGRPC:
 
     def _send_spilled(self, payload: bytes) -> Sent:
         """One attempt at a stored request, from the replay thread (a gRPC channel takes calls from any thread)."""
+        self._channel_of_this_process()
         stub = self._client
         try:
             if stub is None:
                 return Sent.RETRY_LATER
             stub.Export(request=payload, metadata=self._headers, timeout=self._timeout)
         except grpc.RpcError as error:
-            if error.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNIMPLEMENTED):
+            # As the live export: only what the stock exporter retries may be delivered later (see the README).
+            if _too_large(error) or error.code() not in self._retryable_codes():
                 return Sent.REJECTED
             return Sent.RETRY_LATER
         except Exception:
@@ -221,8 +257,10 @@ class RustEncodedGRPC:
         return None if self._spiller is None else self._spiller.counts()
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        if self._spiller is not None:
-            self._spiller.stop()
+        if self._spiller is not None:  # one timeout for both: the replay's wait, then the stock shutdown
+            started = time.monotonic()
+            self._spiller.stop(timeout_millis / 1000)
+            timeout_millis = max(0.0, timeout_millis - (time.monotonic() - started) * 1000)
         super().shutdown(timeout_millis, **kwargs)  # type: ignore[misc]
 
 

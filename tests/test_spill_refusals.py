@@ -1,0 +1,156 @@
+"""What a spill does with requests the backend refuses: for their size, for good, or one file again and again."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import spanbatch
+from spanbatch._spill import CORRUPT_DIR, Sent, SpillStore
+from spanbatch.exporter._spilling import backend_directory
+from spanbatch.testing import OTLPReceiver
+
+from tests.helpers import balanced, end_spans, provider_with, wait_until
+from tests.test_spill_exporters import exporter_for, spill_files
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_request_refused_for_its_size_is_dropped_not_spilled_and_later_ones_go_to_the_backend(
+    protocol: str, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    with OTLPReceiver(protocol, max_request_bytes=20_000) as rx:
+        processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path)))
+        tracer = provider_with(processor).get_tracer("t")
+        with tracer.start_as_current_span("big") as span:
+            span.set_attribute("blob", "x" * 50_000)
+        assert processor.force_flush(30_000)
+        small = end_spans(provider_with(processor), 10, "small")
+        assert processor.force_flush(30_000)
+        stats = processor.stats()
+        assert rx.span_ids() == small
+    assert (stats.spilled, stats.exported, stats.dropped["export_failed"]) == (0, 10, 1)
+    assert balanced(stats)
+    assert spill_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+@pytest.mark.parametrize("status", [400, 500])
+def test_a_replay_the_backend_answers_with_what_the_stock_exporter_would_not_retry_is_rejected(
+    protocol: str, status: int, tmp_path: Path
+) -> None:
+    with OTLPReceiver(protocol) as rx:
+        exporter = exporter_for(rx, tmp_path)
+        try:
+            rx.set_behaviour("status", status=status)
+            assert exporter._send_spilled(b"") is Sent.REJECTED
+            rx.set_behaviour("status", status=503)
+            assert exporter._send_spilled(b"") is Sent.RETRY_LATER
+            rx.set_behaviour("ok")
+            assert exporter._send_spilled(b"") is Sent.DELIVERED
+        finally:
+            exporter.shutdown()
+
+
+def test_a_file_that_keeps_failing_while_newer_ones_deliver_is_passed_over_then_quarantined(tmp_path: Path) -> None:
+    store = SpillStore(tmp_path, 1 << 20)
+    assert store.write(b"poison", 1)
+    delivered: list[bytes] = []
+
+    def send(data: bytes) -> Sent:
+        if data == b"poison":
+            return Sent.RETRY_LATER
+        delivered.append(data)
+        return Sent.DELIVERED
+
+    written = []
+    for n in range(10):  # a request spilled now and then behind it, by a backend that takes requests
+        written.append(b"good%d" % n)
+        assert store.write(written[-1], 1)
+        store.replay(send)
+    assert delivered[-5:] == written[-5:]
+    assert store.pending() == []
+    assert len(list((tmp_path / CORRUPT_DIR).iterdir())) == 1
+    assert store.counts().corrupt == 1
+
+
+def test_a_backend_that_stays_down_never_gets_its_files_quarantined(tmp_path: Path) -> None:
+    store = SpillStore(tmp_path, 1 << 20)
+    for n in range(3):
+        store.write(b"file%d" % n, 1)
+    tried: list[bytes] = []
+
+    def down(data: bytes) -> Sent:
+        tried.append(data)
+        return Sent.RETRY_LATER
+
+    for _ in range(50):
+        assert store.replay(down) == 0
+    assert len(store.pending()) == 3
+    assert store.counts().corrupt == 0
+    assert len(tried) == 50  # one probe a pass, never every file
+
+    def up(data: bytes) -> Sent:
+        tried.append(data)
+        return Sent.DELIVERED
+
+    assert store.replay(up) == 3
+    assert store.pending() == []
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_exporters_with_other_headers_never_replay_each_others_requests(
+    protocol: str, tmp_path: Path, shutdown_later: Callable[[Any], Any]
+) -> None:
+    with OTLPReceiver(protocol) as rx:
+        rx.set_behaviour("down")
+        ids = {}
+        for tenant in ("a", "b"):
+            processor = spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path, headers={"x-tenant": tenant}))
+            ids[tenant] = end_spans(provider_with(processor), 10, tenant)
+            processor.shutdown()
+            assert processor.stats().spilled == 10
+        assert len({path.parent for path in spill_files(tmp_path)}) == 2
+        rx.set_behaviour("ok")
+        shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path, headers={"x-tenant": "a"})))
+        assert rx.wait_for_spans(10, timeout=30)
+        assert wait_until(lambda: len(spill_files(tmp_path)) == 1, 10)
+        assert rx.span_ids() == ids["a"]
+
+
+def test_the_directory_of_a_backend_depends_on_what_makes_its_requests_differ(tmp_path: Path) -> None:
+    base = backend_directory(tmp_path, "http", "http://h/v1/traces")
+    assert base == backend_directory(tmp_path, "http", "http://h/v1/traces", {"User-Agent": "any/2"}, "none")
+    assert base != backend_directory(tmp_path, "http", "http://h/v1/traces", {"authorization": "k"})
+    assert base != backend_directory(tmp_path, "http", "http://h/v1/traces", (), "gzip")
+    assert backend_directory(tmp_path, "grpc", "h", [("a", "1"), ("b", "2")]) == backend_directory(
+        tmp_path, "grpc", "h", {"B": "2", "A": "1"}
+    )
+
+
+def test_a_grpc_exporter_shutdown_keeps_to_its_timeout_with_a_replay_hanging(tmp_path: Path) -> None:
+    with OTLPReceiver("grpc") as rx:
+        rx.set_behaviour("hang")
+        exporter = exporter_for(rx, tmp_path, timeout=20)
+        spiller = exporter._spiller
+        probing = threading.Event()
+        send_once = spiller._send_once
+
+        def noting(payload: bytes) -> Sent:
+            probing.set()
+            return send_once(payload)
+
+        spiller._send_once = noting
+        assert spiller.spill(b"", 0)  # an empty request: the replay thread probes the hanging backend with it
+        assert probing.wait(10)
+        started = time.monotonic()
+        exporter.shutdown(timeout_millis=200)
+        # Not a speed test: the bound is what shutdown was given, with a wide margin, and well under the 5 s
+        # the replay used to be waited for whatever the timeout.
+        assert time.monotonic() - started < 3
+        rx.set_behaviour("ok")
