@@ -9,7 +9,8 @@
 //! it would hold the GIL, and a child that inherits a held GIL cannot run at all.
 
 use crate::batching::{Schedule, Seen, Step};
-use crate::counters::{Counters, DropReason};
+use crate::counters::Counters;
+use crate::drop_reasons::DropReason;
 use crate::flush::Flushes;
 use crate::fork::{self, ForkWatch};
 use crate::handoff::{self, Handoff};

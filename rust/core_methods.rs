@@ -4,7 +4,7 @@
 
 use crate::batching::{millis, Schedule};
 use crate::core::PyBatchCore;
-use crate::counters::DropReason;
+use crate::drop_reasons::DropReason;
 use crate::fork::ForkWatch;
 use crate::otlp::reader::RequestReader;
 use crate::queue::{DropPolicy, SpanQueue};

@@ -19,6 +19,7 @@ pub mod batching;
 mod core;
 mod core_methods;
 pub mod counters;
+pub mod drop_reasons;
 mod errors;
 mod fanout;
 pub mod flush;

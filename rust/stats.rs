@@ -1,7 +1,8 @@
 //! The counters as Python reads them: `Stats`, one snapshot of a lane, and `DropReason`, one
 //! row of the drop reason table (`counters.rs`), which the native module lists as `DROP_REASONS`.
 
-use crate::counters::{About, DropReason, Snapshot, Stage, REASONS};
+use crate::counters::Snapshot;
+use crate::drop_reasons::{About, DropReason, Stage, REASONS};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
