@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from spanbatch._spill import CORRUPT_DIR, HEADER, MAGIC, TEMP_DIR, Sent, SpillStore, decode, encode
+from spanbatch._spill import CORRUPT_DIR, TEMP_DIR, Sent, SpillStore
+from spanbatch._spill_file import HEADER, MAGIC, decode, encode
 
 pytestmark = pytest.mark.timeout(60)
 

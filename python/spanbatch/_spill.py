@@ -25,22 +25,18 @@ import fcntl
 import itertools
 import logging
 import os
-import struct
 import threading
 import time
 import weakref
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from spanbatch._spill_file import CorruptFile, NewerVersion, decode, encode, read_all, span_count
+
 logger = logging.getLogger("spanbatch")
 
-MAGIC = b"SBSPILL\x00"
-VERSION = 1
-# magic, version, flags (none yet), span count, payload length, crc32 of the payload
-HEADER = struct.Struct("<8sHHIQI")
 SUFFIX = ".spill"
 TEMP_DIR = "tmp"
 CORRUPT_DIR = "corrupt"
@@ -69,35 +65,6 @@ class SpillCounts:
     evicted: int = 0
     corrupt: int = 0
     write_failures: int = 0
-
-
-class CorruptFile(Exception):
-    """A spill file whose header or checksum does not check out."""
-
-
-class _NewerVersion(Exception):
-    """A spill file written by a newer spanbatch: left for it."""
-
-
-def encode(payload: bytes, spans: int) -> bytes:
-    return HEADER.pack(MAGIC, VERSION, 0, spans, len(payload), zlib.crc32(payload)) + payload
-
-
-def decode(data: bytes) -> tuple[bytes, int]:
-    """The payload and span count of a spill file's bytes; ``CorruptFile`` if they do not check out."""
-    if len(data) < HEADER.size:
-        raise CorruptFile(f"{len(data)} bytes, shorter than a header")
-    magic, version, _flags, spans, length, crc = HEADER.unpack_from(data)
-    if magic != MAGIC:
-        raise CorruptFile("not a spill file")
-    if version > VERSION:
-        raise _NewerVersion(version)
-    payload = data[HEADER.size :]
-    if len(payload) != length:
-        raise CorruptFile(f"{len(payload)} bytes of payload where the header says {length}")
-    if zlib.crc32(payload) != crc:
-        raise CorruptFile("checksum mismatch")
-    return payload, spans
 
 
 class SpillStore:
@@ -208,7 +175,7 @@ class SpillStore:
             with self._claimed(path) as fd:
                 if fd is None:
                     continue  # being replayed: its replayer deletes it
-                spans = _span_count(fd)
+                spans = span_count(fd)
                 _remove(path)
                 total -= size
                 self._count(evicted=spans)
@@ -267,8 +234,8 @@ class SpillStore:
             if fd is None:
                 return None
             try:
-                payload, spans = decode(_read_all(fd))
-            except _NewerVersion:
+                payload, spans = decode(read_all(fd))
+            except NewerVersion:
                 return None
             except (CorruptFile, OSError) as error:
                 self._quarantine(path, str(error))
@@ -389,21 +356,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _span_count(fd: int) -> int:
-    try:
-        header = os.pread(fd, HEADER.size, 0)
-        return int(HEADER.unpack(header)[3]) if len(header) == HEADER.size else 0
-    except (OSError, struct.error):
-        return 0
 
 
 def _stat(path: Path) -> os.stat_result:
