@@ -23,6 +23,14 @@ pub struct LeftOut {
 }
 
 impl LeftOut {
+    /// `n` spans the encoder could not read, none too large.
+    pub const fn unreadable(n: u64) -> Self {
+        Self {
+            unencodable: n,
+            too_large: 0,
+        }
+    }
+
     pub const fn total(self) -> u64 {
         self.unencodable + self.too_large
     }
@@ -205,13 +213,6 @@ mod tests {
     use std::sync::Arc;
     use std::thread;
 
-    fn unreadable(n: u64) -> LeftOut {
-        LeftOut {
-            unencodable: n,
-            too_large: 0,
-        }
-    }
-
     fn balanced(s: &Snapshot) -> bool {
         s.enqueued == s.exported + s.spilled + s.queued + s.in_flight + s.dropped_total()
     }
@@ -238,9 +239,9 @@ mod tests {
         c.take(5);
         let s = c.snapshot();
         assert_eq!((s.queued, s.in_flight), (3, 5));
-        c.finish(3, unreadable(1), true, 0, 0);
+        c.finish(3, LeftOut::unreadable(1), true, 0, 0);
         c.retry();
-        c.finish(2, unreadable(0), false, 0, 0);
+        c.finish(2, LeftOut::unreadable(0), false, 0, 0);
         let s = c.snapshot();
         assert_eq!((s.exported, s.queued, s.in_flight), (2, 3, 0));
         assert_eq!(s.dropped_by(DropReason::ExportFailed), 2);
@@ -257,8 +258,8 @@ mod tests {
             c.enqueue();
         }
         c.take(6);
-        c.finish(3, unreadable(3), true, 0, 0);
-        c.finish(3, unreadable(9), false, 0, 0); // never more than the batch
+        c.finish(3, LeftOut::unreadable(3), true, 0, 0);
+        c.finish(3, LeftOut::unreadable(9), false, 0, 0); // never more than the batch
         let s = c.snapshot();
         assert_eq!((s.exported, s.in_flight), (0, 0));
         assert_eq!(s.dropped_by(DropReason::Unencodable), 6);
@@ -273,9 +274,9 @@ mod tests {
             c.enqueue();
         }
         c.take(10);
-        c.finish(6, unreadable(1), true, 2, 0);
+        c.finish(6, LeftOut::unreadable(1), true, 2, 0);
         // A batch that failed after part of it was spilled: those spans are on disk, not lost.
-        c.finish(4, unreadable(0), false, 9, 0); // never more than the spans left in
+        c.finish(4, LeftOut::unreadable(0), false, 9, 0); // never more than the spans left in
         let s = c.snapshot();
         assert_eq!((s.exported, s.spilled, s.in_flight), (3, 6, 0));
         assert_eq!(s.dropped_by(DropReason::ExportFailed), 0);
@@ -289,8 +290,8 @@ mod tests {
             c.enqueue();
         }
         c.take(20);
-        c.finish(10, unreadable(1), false, 2, 3);
-        c.finish(10, unreadable(0), false, 0, 99); // never more than the spans left in
+        c.finish(10, LeftOut::unreadable(1), false, 2, 3);
+        c.finish(10, LeftOut::unreadable(0), false, 0, 99); // never more than the spans left in
         let s = c.snapshot();
         assert_eq!((s.exported, s.spilled, s.in_flight), (13, 2, 0));
         assert_eq!(s.dropped_by(DropReason::ExportFailed), 4);
@@ -348,16 +349,16 @@ mod tests {
                             }
                             1 => {
                                 c.take(1);
-                                c.finish(1, unreadable(0), false, 0, 0);
+                                c.finish(1, LeftOut::unreadable(0), false, 0, 0);
                             }
                             2 => {
                                 c.enqueue(); // a second span, spilled
                                 c.take(2);
-                                c.finish(2, unreadable(1), true, 1, 0);
+                                c.finish(2, LeftOut::unreadable(1), true, 1, 0);
                             }
                             _ => {
                                 c.take(1);
-                                c.finish(1, unreadable(0), true, 0, 0);
+                                c.finish(1, LeftOut::unreadable(0), true, 0, 0);
                             }
                         }
                     }

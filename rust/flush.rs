@@ -127,17 +127,10 @@ impl Flushes {
 mod tests {
     use super::*;
 
-    fn unreadable(n: u64) -> LeftOut {
-        LeftOut {
-            unencodable: n,
-            too_large: 0,
-        }
-    }
-
     /// Takes `n` spans and hands them out at once as batch `key`.
     fn batch(f: &mut Flushes, key: usize, n: u64) {
         f.take(n);
-        assert!(f.hand_out(key, unreadable(0)));
+        assert!(f.hand_out(key, LeftOut::unreadable(0)));
     }
 
     #[test]
@@ -165,7 +158,7 @@ mod tests {
             f.settle(1),
             Some(Handed {
                 spans: 3,
-                left_out: unreadable(0)
+                left_out: LeftOut::unreadable(0)
             })
         );
         assert_eq!(f.done(), Some(ticket));
@@ -210,14 +203,14 @@ mod tests {
             "the open batch holds spans before the mark"
         );
         assert_eq!(f.done(), None);
-        assert!(f.hand_out(7, unreadable(2)));
+        assert!(f.hand_out(7, LeftOut::unreadable(2)));
         assert!(!f.wants_batch());
         assert_eq!(f.done(), None);
         assert_eq!(
             f.settle(7),
             Some(Handed {
                 spans: 5,
-                left_out: unreadable(2)
+                left_out: LeftOut::unreadable(2)
             })
         );
         assert_eq!(f.done(), Some(ticket));
@@ -240,7 +233,7 @@ mod tests {
     #[test]
     fn handing_out_nothing_and_settling_twice_are_refused() {
         let mut f = Flushes::default();
-        assert!(!f.hand_out(1, unreadable(0)));
+        assert!(!f.hand_out(1, LeftOut::unreadable(0)));
         batch(&mut f, 1, 3);
         assert_eq!(f.settle(2), None);
         assert!(f.settle(1).is_some());
@@ -251,12 +244,12 @@ mod tests {
     fn left_out_never_exceeds_what_was_handed_over() {
         let mut f = Flushes::default();
         f.take(2);
-        f.hand_out(1, unreadable(9));
+        f.hand_out(1, LeftOut::unreadable(9));
         assert_eq!(
             f.settle(1),
             Some(Handed {
                 spans: 2,
-                left_out: unreadable(2)
+                left_out: LeftOut::unreadable(2)
             })
         );
     }

@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, TypeVar, overload
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Generic, TypeVar, overload
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -34,13 +34,32 @@ Batch = Sequence[ReadableSpan] | SpanRequest
 
 logger = logging.getLogger("spanbatch.exporter")
 
-_left_out = threading.local()
-_spilled = threading.local()
-_read = threading.local()
+
+class _OnThisThread(Generic[T]):
+    """A value the export loop opens on its thread around its exports, for the exporters below to fill."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    @contextmanager
+    def open(self, value: T) -> Iterator[T]:
+        outer = getattr(self._local, "value", None)
+        self._local.value = value
+        try:
+            yield value
+        finally:
+            self._local.value = outer
+
+    def current(self) -> T | None:
+        return getattr(self._local, "value", None)
 
 
-@contextmanager
-def spans_left_out() -> Iterator[dict[int, int]]:
+_left_out: _OnThisThread[dict[int, int]] = _OnThisThread()
+_spilled: _OnThisThread[dict[int, int]] = _OnThisThread()
+_read: _OnThisThread[dict[int, list[SpanRequest | LogRequest]]] = _OnThisThread()
+
+
+def spans_left_out() -> AbstractContextManager[dict[int, int]]:
     """While open, the spans the encoder leaves out of lists read on this thread, by ``id`` of the list.
 
     spanbatch's export loop opens it around its exports, so that a span the exporter could not
@@ -48,39 +67,19 @@ def spans_left_out() -> Iterator[dict[int, int]]:
     for its size counts there too (only a ``SpanRequest`` tells the processor ``too_large``).
     A list read more than once (a retry) counts its most.
     """
-    counts: dict[int, int] = {}
-    outer = getattr(_left_out, "counts", None)
-    _left_out.counts = counts
-    try:
-        yield counts
-    finally:
-        _left_out.counts = outer
+    return _left_out.open({})
 
 
-@contextmanager
-def items_spilled() -> Iterator[dict[int, int]]:
+def items_spilled() -> AbstractContextManager[dict[int, int]]:
     """While open, the items an exporter stored on disk (its spill) while exporting batches on this thread,
     by ``id`` of the batch: spanbatch's export loop counts them as ``spilled``, not exported or dropped."""
-    counts: dict[int, int] = {}
-    outer = getattr(_spilled, "counts", None)
-    _spilled.counts = counts
-    try:
-        yield counts
-    finally:
-        _spilled.counts = outer
+    return _spilled.open({})
 
 
-@contextmanager
-def requests_read() -> Iterator[dict[int, list[SpanRequest | LogRequest]]]:
+def requests_read() -> AbstractContextManager[dict[int, list[SpanRequest | LogRequest]]]:
     """While open, the requests batches were read into on this thread, by ``id`` of the batch: spanbatch's
     export loop counts the items of the parts a request had accepted when its export failed as exported."""
-    requests: dict[int, list[SpanRequest | LogRequest]] = {}
-    outer = getattr(_read, "requests", None)
-    _read.requests = requests
-    try:
-        yield requests
-    finally:
-        _read.requests = outer
+    return _read.open({})
 
 
 def accepted_items(request: SpanRequest | LogRequest) -> int:
@@ -91,7 +90,7 @@ def accepted_items(request: SpanRequest | LogRequest) -> int:
 
 def note_spilled(batch: object, items: int) -> None:
     """``items`` of ``batch`` were stored on disk (noted only while ``items_spilled`` is open on this thread)."""
-    counts: dict[int, int] | None = getattr(_spilled, "counts", None)
+    counts = _spilled.current()
     if counts is not None and items > 0:
         counts[id(batch)] = counts.get(id(batch), 0) + items
 
@@ -115,10 +114,10 @@ def read_batch(encoder: SpanEncoder | LogEncoder, batch: Batch | LogBatch) -> Sp
     if isinstance(batch, SpanRequest | LogRequest):
         return batch
     request = counting_skips(encoder, lambda: encoder.read(batch))
-    counts: dict[int, int] | None = getattr(_left_out, "counts", None)
+    counts = _left_out.current()
     if counts is not None and request.left_out:
         counts[id(batch)] = max(counts.get(id(batch), 0), request.left_out)
-    requests: dict[int, list[SpanRequest | LogRequest]] | None = getattr(_read, "requests", None)
+    requests = _read.current()
     if requests is not None:
         requests.setdefault(id(batch), []).append(request)
     return request
