@@ -89,8 +89,9 @@ class BatchLogRecordProcessor(OneLane["ReadableLogRecord"], LogEngine):
     A drop-in for ``opentelemetry.sdk._logs.export.BatchLogRecordProcessor`` (same arguments in the
     same order, ``OTEL_BLRP_*`` variables, defaults and errors) on the engine of
     :class:`~spanbatch.BatchSpanProcessor`: a Rust queue, exact :meth:`stats`, bounded flush and
-    shutdown, fork safety and the same keyword-only export policies (see there). Settings resolve as
-    explicit argument > ``SPANBATCH_LOGS_*`` > ``OTEL_BLRP_*`` > default.
+    shutdown, fork safety and the same keyword-only export policies (see there). The batch settings
+    resolve as explicit argument > ``SPANBATCH_LOGS_*`` > ``OTEL_BLRP_*`` > default; the policies as a
+    span processor's (``SPANBATCH_*``), with the ``OTEL_BLRP_*`` forms of the proposal's queue-full variables.
 
     A record emitted on the processor's own export thread (an exporter whose logging reaches this
     processor through a ``LoggingHandler``) is dropped and counted as ``export_thread``: it would
