@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sysconfig
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,14 @@ def rotel_to_receiver() -> Iterator[tuple[OTLPReceiver, int, int]]:
             "--otlp-exporter-endpoint", f"http://{rx.endpoint}",
             "--batch-timeout", "100ms",
         ]  # fmt: skip
-        collector = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # The agent links the libpython of the CPython its wheel is for; a CPython outside the system paths
+        # (pyenv's) keeps it in its LIBDIR, which the dynamic loader does not search by itself.
+        libdir = sysconfig.get_config_var("LIBDIR") or ""
+        env = {
+            **os.environ,
+            "LD_LIBRARY_PATH": os.pathsep.join(filter(None, [libdir, os.environ.get("LD_LIBRARY_PATH")])),
+        }
+        collector = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         try:
             assert wait_until(lambda: accepts(grpc_port), timeout=15), "rotel did not open its gRPC port"
             assert wait_until(lambda: accepts(http_port), timeout=15), "rotel did not open its HTTP port"
