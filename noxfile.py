@@ -75,11 +75,16 @@ def _install(session: nox.Session, extras: str = "test") -> None:
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """The pytest suite against the installed abi3 wheel."""
+    """The pytest suite against the installed abi3 wheel: everything on the oldest and the newest CPython,
+    everything but tests/reliability/ on the others."""
     _install(session)
     env = _without_rust()
     session.run("python", "-c", "import shutil, sys; sys.exit(shutil.which('cargo') is not None)", env=env)
-    session.run("python", "-m", "pytest", *session.posargs, env=env)
+    # The end-to-end runs against real receivers take half the suite's time: on every CPython they would
+    # take .ci/run past its 30 minutes on 2 cores. Oldest and newest cover what differs between versions
+    # (3.12 changed thread start at exit, which 3.13 has too).
+    scope = [] if session.python in (PYTHONS[0], PYTHONS[-1]) else ["--ignore=tests/reliability"]
+    session.run("python", "-m", "pytest", *scope, *session.posargs, env=env)
 
 
 @nox.session(python="3.11")
