@@ -30,7 +30,7 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> bool:
     return True
 
 
-# On CPython 3.12+ the SDK's LoggingHandler.flush, which logging.shutdown calls at exit, starts a thread
+# On CPython 3.12 the SDK's LoggingHandler.flush, which logging.shutdown calls at exit, starts a thread
 # and fails ("can't create new thread at interpreter shutdown"); the interpreter prints that traceback
 # whichever processor is in use (the stock one too). Not spanbatch's: tests looking for tracebacks skip it.
 _SDK_FLUSH_AT_EXIT = re.compile(
@@ -40,5 +40,5 @@ _SDK_FLUSH_AT_EXIT = re.compile(
 
 
 def without_sdk_flush_at_exit(stderr: str) -> str:
-    """``stderr`` less the SDK's own LoggingHandler-flush traceback at a 3.12+ interpreter's exit."""
+    """``stderr`` less the SDK's own LoggingHandler-flush traceback at a 3.12 interpreter's exit."""
     return _SDK_FLUSH_AT_EXIT.sub("", stderr)
