@@ -29,7 +29,7 @@ from spanbatch._encoding import Batch, encode_batch, read_batch
 from spanbatch._spill import Sent, SpillCounts
 from spanbatch.exporter import _limits
 from spanbatch.exporter._declared import DeclaredEncoder
-from spanbatch.exporter._spilling import spiller_for, spills_of
+from spanbatch.exporter._spilling import spill_directory, spiller_for, spills_of
 
 if TYPE_CHECKING:
     from spanbatch._encoding import LogBatch
@@ -153,15 +153,21 @@ class RustEncodedGRPC:
         # At exit the stock backoff is cut short (its shutdown event, which nothing else reads), so a
         # failing request reaches the disk before the exit deadline. The service method is part of the
         # backend's name: the span and log exporters of one collector share its address.
-        self._spiller = spiller_for(
-            spill_dir,
-            spill_max_bytes,
-            protocol="grpc",
-            endpoint=f"{self._endpoint}{self._method}",
-            headers=self._headers,  # what replays send, as the metadata of each call
-            compression=_compression_name(getattr(self, "_compression", None)),
-            send_once=self._send_spilled,
-            cut_retries=self._shutdown_in_progress.set,
+        # None without a spill directory; only then does it read the stock exporter's state (which tests
+        # that stub the stock constructor do not set).
+        self._spiller = (
+            None
+            if spill_directory(spill_dir) is None
+            else spiller_for(
+                spill_dir,
+                spill_max_bytes,
+                protocol="grpc",
+                endpoint=f"{self._endpoint}{self._method}",
+                headers=self._headers,  # what replays send, as the metadata of each call
+                compression=_compression_name(getattr(self, "_compression", None)),
+                send_once=self._send_spilled,
+                cut_retries=self._shutdown_in_progress.set,
+            )
         )
 
     @property
