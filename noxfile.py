@@ -173,9 +173,12 @@ def upstream(session: nox.Session) -> None:
         sources = _upstream_sources(session, project)
         with session.chdir(sources):
             try:
+                # The sdist is unpacked under this checkout: without its own config file and rootdir, pytest
+                # takes ours (test ids then start at target/, and --deselect matched nothing).
                 session.run(
                     "python", "-m", "pytest", "-p", "spanbatch_upstream", "-p", "no:cacheprovider",
-                    "--timeout=30", "-q", *(f"--deselect={test}" for test in deselected), *files, *session.posargs,
+                    "-c", "pyproject.toml", "--rootdir=.", "--timeout=30", "-q",
+                    *(f"--deselect={test}" for test in deselected), *files, *session.posargs,
                     env={"PYTHONPATH": str(ROOT / "tests" / "upstream")},
                 )  # fmt: skip
             except nox.command.CommandFailed:
