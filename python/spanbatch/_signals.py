@@ -1,21 +1,9 @@
-"""The kinds of telemetry the engine batches, and what differs between them outside the Rust core."""
+"""What differs between the kinds of telemetry the engine batches, outside the Rust core (each kind is declared
+in its processor's module: ``SPANS`` in ``processor``, ``LOGS`` in ``log_processor``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from opentelemetry.sdk._logs import export as log_export
-from opentelemetry.sdk.trace.export import SpanExportResult
-
-from spanbatch._core import DROP_REASONS
-
-# LogRecordExportResult is SDK 1.39+; the deprecated LogExportResult is what older exporters return.
-_LOG_RESULTS = [
-    getattr(log_export, name) for name in ("LogRecordExportResult", "LogExportResult") if hasattr(log_export, name)
-]
-
-# Only log records are dropped for being emitted on their own export thread (a span ended there is queued).
-_LOG_ONLY_REASONS = ("export_thread",)
 
 
 @dataclass(frozen=True)
@@ -50,41 +38,3 @@ class Signal:
     result_type: str
     metric_words: MetricWords
     drop_reasons: tuple[str, ...]
-
-
-SPANS = Signal(
-    "span",
-    "spans",
-    "batching_span_processor",
-    (SpanExportResult.SUCCESS,),
-    (SpanExportResult.FAILURE,),
-    "Span",
-    "SpanExportResult",
-    MetricWords(
-        "{span}",
-        "The number of spans for which the processing has finished, either successful or failed.",
-        "{span}",
-        "The number of spans in the queue of a given instance of an SDK span processor.",
-        "The maximum number of spans the queue of a given instance of an SDK span processor can hold.",
-    ),
-    tuple(reason.name for reason in DROP_REASONS if reason.name not in _LOG_ONLY_REASONS),
-)
-
-# The words of the SDK's own log processor metrics (its queue size is described by hand, in "logs").
-LOGS = Signal(
-    "log",
-    "log records",
-    "batching_log_processor",
-    tuple(result.SUCCESS for result in _LOG_RESULTS),
-    tuple(result.FAILURE for result in _LOG_RESULTS),
-    "Log",
-    "LogRecordExportResult",
-    MetricWords(
-        "{log_record}",
-        "The number of log records for which the processing has finished, either successful or failed.",
-        "{log}",
-        "The number of logs in the queue of a given instance of an SDK log processor.",
-        "The maximum number of log records the queue of a given instance of an SDK Log Record processor can hold.",
-    ),
-    tuple(reason.name for reason in DROP_REASONS),
-)

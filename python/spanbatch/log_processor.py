@@ -12,14 +12,15 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk import _logs as sdk_logs
 from opentelemetry.sdk._logs import LogRecordProcessor
+from opentelemetry.sdk._logs import export as log_export
 from opentelemetry.sdk.resources import Resource
 
 from spanbatch._config import resolve_settings
-from spanbatch._core import FanOut
+from spanbatch._core import DROP_REASONS, FanOut
 from spanbatch._engine import Engine, OneLane
 from spanbatch._policies import resolve_policies, spells_out
 from spanbatch._settings import LOG_POLICIES, LOGS_BATCH, PolicyArguments
-from spanbatch._signals import LOGS
+from spanbatch._signals import MetricWords, Signal
 from spanbatch._stats import SpanStats
 
 if TYPE_CHECKING:  # named LogExporter, and no ReadableLogRecord, before SDK 1.39
@@ -30,6 +31,31 @@ if TYPE_CHECKING:  # named LogExporter, and no ReadableLogRecord, before SDK 1.3
 # SDK 1.39+ hands processors a ReadWriteLogRecord, which its stock processor queues as a ReadableLogRecord;
 # older ones hand them a LogData, which theirs queues as it is.
 _READABLE: Any = getattr(sdk_logs, "ReadableLogRecord", None)
+
+
+# LogRecordExportResult is SDK 1.39+; the deprecated LogExportResult is what older exporters return.
+_LOG_RESULTS = [
+    getattr(log_export, name) for name in ("LogRecordExportResult", "LogExportResult") if hasattr(log_export, name)
+]
+
+# The words of the SDK's own log processor metrics (its queue size is described by hand, in "logs").
+LOGS = Signal(
+    "log",
+    "log records",
+    "batching_log_processor",
+    tuple(result.SUCCESS for result in _LOG_RESULTS),
+    tuple(result.FAILURE for result in _LOG_RESULTS),
+    "Log",
+    "LogRecordExportResult",
+    MetricWords(
+        "{log_record}",
+        "The number of log records for which the processing has finished, either successful or failed.",
+        "{log}",
+        "The number of logs in the queue of a given instance of an SDK log processor.",
+        "The maximum number of log records the queue of a given instance of an SDK Log Record processor can hold.",
+    ),
+    tuple(reason.name for reason in DROP_REASONS),
+)
 
 
 def _in_a_logging_handler() -> bool:

@@ -9,18 +9,38 @@ from typing import TYPE_CHECKING, cast
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from spanbatch._config import resolve_settings
-from spanbatch._core import FanOut
+from spanbatch._core import DROP_REASONS, FanOut
 from spanbatch._engine import Engine, OneLane
 from spanbatch._policies import resolve_policies, spells_out
 from spanbatch._settings import SpanPolicyArguments
-from spanbatch._signals import SPANS
+from spanbatch._signals import MetricWords, Signal
 from spanbatch._stats import SpanStats
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+
+SPANS = Signal(
+    "span",
+    "spans",
+    "batching_span_processor",
+    (SpanExportResult.SUCCESS,),
+    (SpanExportResult.FAILURE,),
+    "Span",
+    "SpanExportResult",
+    MetricWords(
+        "{span}",
+        "The number of spans for which the processing has finished, either successful or failed.",
+        "{span}",
+        "The number of spans in the queue of a given instance of an SDK span processor.",
+        "The maximum number of spans the queue of a given instance of an SDK span processor can hold.",
+    ),
+    # Only log records are dropped for being emitted on their own export thread (a span ended there is queued).
+    tuple(reason.name for reason in DROP_REASONS if reason.name != "export_thread"),
+)
 
 
 class SpanEngine(Engine[ReadableSpan], SpanProcessor):
