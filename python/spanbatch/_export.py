@@ -57,6 +57,7 @@ class LaneWork:
     debug: bool
     policies: ExportPolicies
     timeout_millis: float
+    retry: RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ def retry_export(
     it is not made. Shutdown cuts a backoff short and gives up on the batch, so that a dead
     backend cannot hold the exit for its whole retry budget.
     """
-    retry, retries = RetryPolicy.of(work.policies), 0
+    retry, retries = work.retry, 0
     while retries < retry.max_retries:
         pause = retry.backoff_millis(retries)
         if time.monotonic() + pause / 1000 >= deadline or not work.core.backoff(pause):

@@ -19,6 +19,7 @@ from spanbatch._config import BatchSettings
 from spanbatch._core import BatchCore
 from spanbatch._drops import DropReporter
 from spanbatch._export import LaneWork, run_worker, shutdown_exporter
+from spanbatch._policies import RetryPolicy
 from spanbatch._settings import ExportPolicies
 from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
@@ -77,6 +78,8 @@ class Lane:
         self.name, self.exporter, self.settings = backend
         self.policies = policies
         self.signal = signal
+        # Decided on the exporter's class once, as the worker decides how to deliver to it.
+        self._spill_counts = self.exporter.spill_counts if spills(self.exporter) else None
         self._debug = debug
         self._drop_label = self.name if named else ""
         self._on_new_core = on_new_core
@@ -117,6 +120,7 @@ class Lane:
             self._debug,
             self.policies,
             self.settings.export_timeout_millis,
+            RetryPolicy.of(self.policies),
         )
         self.worker = start_thread(run_worker, f"spanbatch-{self.name}", work)
         return core
@@ -131,7 +135,7 @@ class Lane:
         return self.core
 
     def stats(self) -> SpanStats:
-        disk = self.exporter.spill_counts() if spills(self.exporter) else None
+        disk = None if self._spill_counts is None else self._spill_counts()
         return SpanStats.of(_fork.current_core(self), self.signal.drop_reasons, disk)
 
     def on_export_thread(self) -> bool:
