@@ -54,6 +54,8 @@ pub struct PyBatchCore {
     /// Under gevent, a `gevent.sleep`: the application's waits pause with it instead of
     /// blocking their OS thread, which other greenlets share (see `waits.rs`, `_threads.py`).
     pause: Mutex<Option<Py<PyAny>>>,
+    /// Called for each item refused because shutdown began: the stock processors log each one.
+    after_shutdown: Mutex<Option<Py<PyAny>>>,
 }
 
 /// How a producer's wait for room ended.
@@ -72,6 +74,7 @@ impl PyBatchCore {
         block_timeout: Duration,
         fork: ForkWatch,
         pause: Option<Py<PyAny>>,
+        after_shutdown: Option<Py<PyAny>>,
     ) -> Self {
         Self {
             queue,
@@ -89,6 +92,7 @@ impl PyBatchCore {
             abandoned: AtomicBool::new(false),
             window: Mutex::new(None),
             pause: Mutex::new(pause),
+            after_shutdown: Mutex::new(after_shutdown),
         }
     }
 
@@ -108,8 +112,7 @@ impl PyBatchCore {
     ) -> PyResult<()> {
         let seq = self.counters.enqueue();
         if self.shutdown.load(Ordering::Acquire) {
-            self.counters.drop_spans(DropReason::Shutdown, 1);
-            return Ok(());
+            return self.refuse_after_shutdown(py);
         }
         let dropped = match self.queue.push(span.clone().unbind()) {
             Push::Queued => None,
@@ -117,10 +120,7 @@ impl PyBatchCore {
                 match self.push_blocking(py, refused) {
                     Blocked::Queued => None,
                     Blocked::Full => Some(self.count_overflow()),
-                    Blocked::Shutdown => {
-                        self.counters.drop_spans(DropReason::Shutdown, 1);
-                        return Ok(());
-                    }
+                    Blocked::Shutdown => return self.refuse_after_shutdown(py),
                     Blocked::Interrupted(error) => {
                         // It never got room: counted as any span a full queue refused.
                         self.count_overflow();
@@ -150,6 +150,17 @@ impl PyBatchCore {
             self.handoff.yield_to_worker(py, asleep);
         }
         Ok(())
+    }
+
+    fn refuse_after_shutdown(&self, py: Python<'_>) -> PyResult<()> {
+        self.counters.drop_spans(DropReason::Shutdown, 1);
+        let callback = locked(&self.after_shutdown)
+            .as_ref()
+            .map(|c| c.clone_ref(py));
+        match callback {
+            Some(callback) => callback.call0(py).map(drop),
+            None => Ok(()),
+        }
     }
 
     fn may_block(&self) -> bool {
@@ -373,13 +384,16 @@ impl PyBatchCore {
     pub(crate) fn clear(&self) {
         self.fork.clear();
         locked(&self.pause).take();
+        locked(&self.after_shutdown).take();
     }
 
     pub(crate) fn traverse(&self, visit: &pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
         self.fork.traverse(visit)?;
-        if let Ok(guard) = self.pause.try_lock() {
-            if let Some(pause) = guard.as_ref() {
-                visit.call(pause)?;
+        for callback in [&self.pause, &self.after_shutdown] {
+            if let Ok(guard) = callback.try_lock() {
+                if let Some(callback) = guard.as_ref() {
+                    visit.call(callback)?;
+                }
             }
         }
         Ok(())

@@ -25,7 +25,7 @@ impl PyBatchCore {
     #[pyo3(signature = (
         max_queue_size, schedule_delay_millis, max_export_batch_size, *,
         drop_policy = "oldest", linger_millis = None, block_timeout_millis = 0.0, on_fork = None,
-        pause = None,
+        pause = None, after_shutdown = None,
     ))]
     #[allow(clippy::too_many_arguments)] // the Python constructor's arguments, one by one
     fn py_new(
@@ -37,6 +37,7 @@ impl PyBatchCore {
         block_timeout_millis: f64,
         on_fork: Option<Py<PyAny>>,
         pause: Option<Py<PyAny>>,
+        after_shutdown: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         if max_queue_size == 0
             || max_export_batch_size == 0
@@ -63,6 +64,7 @@ impl PyBatchCore {
             millis(block_timeout_millis),
             ForkWatch::new(on_fork),
             pause,
+            after_shutdown,
         ))
     }
 

@@ -8,9 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+import spanbatch
+from opentelemetry.sdk._logs import LogRecordProcessor
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor as StockBatchLogRecordProcessor
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace import ReadableSpan
 
-from tests.helpers import PROCESSORS, HangingExporter, RaisingExporter, make_span
+from tests.helpers import PROCESSORS, HangingExporter, RaisingExporter, RecordingExporter, make_span
+from tests.helpers.logs import emit_events, logger_provider_with
 
 STOCK_LOGGER = "opentelemetry.sdk._shared_internal"
 
@@ -58,3 +63,41 @@ def test_a_full_queue_is_logged_as_stock_logs_it(
     assert set(stock_lines(caplog)) == {(logging.WARNING, "Queue full, dropping Span.", False)}
     if name == "spanbatch":
         assert any(r.name == "spanbatch" and "dropped 3 spans" in r.getMessage() for r in caplog.records)
+
+
+@pytest.fixture
+def fresh_duplicate_filter() -> None:
+    """The stock logger's DuplicateFilter lets one line with a given message through per 20 s, whichever test
+    logged it first: each test starts with it forgotten."""
+    for log_filter in logging.getLogger(STOCK_LOGGER).filters:
+        vars(log_filter).pop("last_log", None)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.usefixtures("fresh_duplicate_filter")
+@pytest.mark.parametrize("name", ["stock", "spanbatch"])
+def test_a_span_ended_after_shutdown_is_logged_as_stock_logs_it(caplog: pytest.LogCaptureFixture, name: str) -> None:
+    processor = PROCESSORS[name](RecordingExporter())
+    processor.shutdown()
+    with caplog.at_level(logging.INFO, logger=STOCK_LOGGER):
+        processor.on_end(make_span())
+        processor.on_end(make_span())
+    assert stock_lines(caplog) == [(logging.INFO, "Shutdown called, ignoring Span.", False)]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.usefixtures("fresh_duplicate_filter")
+@pytest.mark.parametrize(
+    "processor_cls", [StockBatchLogRecordProcessor, spanbatch.BatchLogRecordProcessor], ids=["stock", "spanbatch"]
+)
+def test_a_record_emitted_after_shutdown_is_logged_as_stock_logs_it(
+    caplog: pytest.LogCaptureFixture, processor_cls: type[LogRecordProcessor]
+) -> None:
+    exporter = InMemoryLogRecordExporter()
+    processor = processor_cls(exporter)  # type: ignore[call-arg]
+    provider = logger_provider_with(processor)
+    processor.shutdown()
+    with caplog.at_level(logging.INFO, logger=STOCK_LOGGER):
+        emit_events(provider, 2)
+    assert stock_lines(caplog) == [(logging.INFO, "Shutdown called, ignoring Log.", False)]
+    assert exporter.get_finished_logs() == ()

@@ -16,6 +16,8 @@ logger = logging.getLogger("spanbatch")
 # once per report, before its own line with the count.
 stock_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
 _STOCK_QUEUE_FULL = "Queue full, dropping %s."
+# Logged by the stock processor (INFO, same logger) for each item it is given after shutdown.
+_STOCK_AFTER_SHUTDOWN = "Shutdown called, ignoring %s."
 
 _DEFAULT_INTERVAL_SECONDS = 10.0
 _WHY = {reason.name: reason.description for reason in DROP_REASONS}
@@ -31,6 +33,11 @@ class DropReporter:
         self._reported: dict[str, int] = {}
         self._last = time.monotonic()
         self._lock = threading.Lock()
+
+    def after_shutdown(self) -> None:
+        """What the stock processor logs for an item it is given after shutdown (its filter lets one line
+        through per 20 s); the Rust core counts the item (``shutdown``) and calls this."""
+        stock_logger.info(_STOCK_AFTER_SHUTDOWN, self._signal.exporting)
 
     def report(self, dropped: Mapping[str, int], *, now: bool = False) -> None:
         """Warn about new drops if the interval has passed (or ``now``)."""

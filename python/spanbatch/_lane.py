@@ -100,6 +100,7 @@ class Lane:
         self._finalizer.atexit = False
 
     def _start(self) -> BatchCore:
+        self.drops = DropReporter(self._drop_label, self.signal)
         core = BatchCore(
             self.settings.max_queue_size,
             self.settings.schedule_delay_millis,
@@ -109,8 +110,8 @@ class Lane:
             block_timeout_millis=self.policies.block_timeout_millis,
             on_fork=_fork.on_fork_of(self),
             pause=cooperative_pause(),
+            after_shutdown=self.drops.after_shutdown,
         )
-        self.drops = DropReporter(self._drop_label, self.signal)
         work = LaneWork(
             core,
             self.exporter,
