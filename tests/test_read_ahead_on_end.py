@@ -5,6 +5,7 @@ without waiting for the worker to get the GIL; the worker only completes each ba
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 import spanbatch
 from spanbatch._core import BatchCore, SpanEncoder, SpanRequest
+from spanbatch._export import READ_AHEAD_SPANS
 
 from tests.helpers import LONG, EncodingExporter, balanced, make_span, provider_with
 
@@ -106,3 +108,25 @@ def test_threads_reading_ahead_together_deliver_every_span_once_in_full_batches(
     assert [len(batch) for batch in exporter.batches[:-1]] == [512] * (len(exporter.batches) - 1)
     final = processor.stats()
     assert (final.exported, final.dropped_total, final.queued, final.in_flight) == (6000, 0, 0, 0)
+
+
+@pytest.mark.timeout(30)
+def test_values_left_out_by_the_thread_that_ends_spans_are_logged(
+    caplog: pytest.LogCaptureFixture, shutdown_later: Later
+) -> None:
+    exporter = EncodingExporter()
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
+    processor.on_end(make_span(span_id=1))
+    assert processor.force_flush(5000)  # the worker has read with the exporter's encoder
+    bad = make_span(span_id=7)
+    bad._attributes = {"fine": 1, "bad": object()}  # type: ignore[assignment]
+    unreadable = make_span(span_id=9)
+    unreadable._start_time = "soon"  # type: ignore[assignment]
+    with caplog.at_level(logging.WARNING, logger="spanbatch.exporter"):
+        for span in [bad, unreadable, *(make_span(span_id=100 + i) for i in range(READ_AHEAD_SPANS))]:
+            processor.on_end(span)
+        assert processor.force_flush(5000)
+    assert exporter.exported == 1 + 2 + READ_AHEAD_SPANS
+    assert (exporter.encoder.skipped_values, exporter.encoder.skipped_spans) == (1, 1)
+    assert "Left out 1 attribute value(s)" in caplog.text
+    assert "Left out 1 span(s) that could not be read" in caplog.text

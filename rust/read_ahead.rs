@@ -1,0 +1,112 @@
+//! Spans read into the open request on the application thread that ends them, a chunk at a time.
+//!
+//! A span waiting in the queue is a live Python object: every few dozen spans a worker has
+//! not taken yet set off a young-generation collection, which promotes them; their survivors
+//! reach the old generation and trigger full collections of the whole heap. The worker cannot
+//! take them sooner: it waits for the GIL, behind a busy application thread, for up to the
+//! switch interval. Measured (1 thread ending 20,000 spans, reading 32 at a time on the
+//! worker): 185 young, 17 middle and 1.5 full collections per 10,000 spans, about 7 µs of
+//! each span's 24 µs; the worker read them under the GIL anyway, at the cost of a hand-over
+//! per chunk. So once the queue holds a chunk, the application thread that ended the span
+//! reads that chunk itself, holding the GIL it already has: spans die young, as they would
+//! without a processor, and the worker takes the GIL only to hand a full batch to the exporter.
+//!
+//! Only for a lane whose worker reads spans with spanbatch's span encoder (`next_requests`):
+//! an exporter that takes spans gets them as it always did, and log records are read by the
+//! worker. A thread that finds the batch held (by the worker, or another application thread)
+//! does not wait; the next span's `on_end` tries again.
+
+use crate::batching::Step;
+use crate::core::PyBatchCore;
+use crate::otlp::reader::RequestReader;
+use crate::reader::OpenBatch;
+use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+pub struct ReadAhead {
+    open: OpenBatch<RequestReader>,
+    /// Spans an application thread reads at a time; 0 until a worker reads spans here.
+    chunk: AtomicUsize,
+    /// The process whose worker reads here: a child forked without Python's hooks reads nothing.
+    pid: AtomicU32,
+}
+
+impl Default for ReadAhead {
+    fn default() -> Self {
+        Self {
+            open: OpenBatch::new(RequestReader::default()),
+            chunk: AtomicUsize::new(0),
+            pid: AtomicU32::new(0),
+        }
+    }
+}
+
+impl ReadAhead {
+    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match self.open.try_lock() {
+            Some(mut filling) => filling.reader().traverse(visit),
+            None => Ok(()),
+        }
+    }
+}
+
+impl PyBatchCore {
+    /// The open request the worker fills with `encoder`; with a span encoder, application
+    /// threads read `chunk` spans at a time into it from now on. Returns the worker's chunk:
+    /// a whole batch when they read ahead, else `chunk`.
+    pub(crate) fn requests_with(
+        &self,
+        py: Python<'_>,
+        encoder: &Bound<'_, PyAny>,
+        chunk: usize,
+    ) -> PyResult<(&OpenBatch<RequestReader>, usize)> {
+        let open = &self.read_ahead.open;
+        let spans = {
+            let mut filling = open.lock(py);
+            let held = filling.held() > 0;
+            filling.reader().use_encoder(encoder, held)?
+        };
+        if !spans {
+            return Ok((open, chunk));
+        }
+        self.read_ahead
+            .pid
+            .store(std::process::id(), Ordering::Relaxed);
+        self.read_ahead.chunk.store(chunk, Ordering::Release);
+        Ok((open, self.schedule.batch_size))
+    }
+
+    /// On an application thread, after a push: reads a chunk into the open request when one
+    /// is queued and the batch is not complete with it (completing it is the worker's).
+    /// Returns whether a complete batch waits for the worker.
+    pub(crate) fn read_ahead_here(&self, py: Python<'_>) -> bool {
+        let chunk = self.read_ahead.chunk.load(Ordering::Acquire);
+        if chunk == 0 {
+            return false;
+        }
+        let queued = self.queue.len();
+        let batch = self.schedule.batch_size;
+        if queued + self.read_ahead.open.held() >= batch {
+            return true;
+        }
+        if queued < chunk || self.read_ahead.pid.load(Ordering::Relaxed) != std::process::id() {
+            return false;
+        }
+        let Some(mut filling) = self.read_ahead.open.try_lock() else {
+            return false;
+        };
+        if let Step::Take {
+            count,
+            ends_batch: false,
+        } = self.next_step(filling.held(), chunk)
+        {
+            let spans = self.take(count, false);
+            filling.read(py, spans);
+            // The worker waits for the rest of the batch, which is less now.
+            let rest = self.schedule.next_take(filling.held(), batch);
+            self.wake_at.store(rest, Ordering::SeqCst);
+        }
+        false
+    }
+}
