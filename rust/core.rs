@@ -145,7 +145,9 @@ impl PyBatchCore {
         if wakes {
             self.wakeup.notify_worker();
         }
-        // A batch read ahead on this thread and complete is urgent: spans wait behind it.
+        // A batch complete with spans read ahead here is urgent: spans wait in the queue behind
+        // it. Measured (1 thread ending 20,000 spans): with patience, 60-80 young collections
+        // per 10,000 spans and 22-23 µs per span; urgent, 2-26 and 18-19 µs.
         let complete = self.read_ahead_here(py);
         let asleep = || self.wakeup.asleep();
         // A woken worker that has not asked for the GIL yet may be waiting for this thread's CPU.
