@@ -39,8 +39,10 @@ BATCHES_PER_CALL = 8
 # An exporter with a SpanEncoder gets its batches read while they fill, this many spans at a
 # time: a span read soon after it ends is freed young, where one left queued for a whole batch
 # outlives several garbage collections and is promoted to the costly older generations. The
-# threads that end the spans read them (see ``read_ahead.rs``): 32 SDK spans hold about 420
-# tracked objects, under the 700 allocations that start a young collection.
+# threads that end the spans read them (see ``read_ahead.rs``): 32 SDK spans (14 tracked objects
+# each) stay under the 700 allocations that start a young collection. Measured (1 and 4 threads,
+# per 10,000 spans): 64 set off 140 young collections and cost 16-16.6 us per span; 16 and 32,
+# 0-40 and 14-15 us.
 READ_AHEAD_SPANS = 32
 
 B = TypeVar("B", bound=Sized)  # a batch as one exporter takes it: a list of spans, or a SpanRequest
