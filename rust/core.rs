@@ -146,8 +146,9 @@ impl PyBatchCore {
             self.wakeup.notify_worker();
         }
         // A batch complete with spans read ahead here is urgent: spans wait in the queue behind
-        // it. Measured (1 thread ending 20,000 spans): with patience, 60-80 young collections
-        // per 10,000 spans and 22-23 µs per span; urgent, 2-26 and 18-19 µs.
+        // it. Measured, interleaved (per 10,000 spans; 1 thread, then 4): with patience, 59-97
+        // and 61-89 young collections, 16.7-17.0 and 17.0-19.8 µs per span; urgent, 4-80 and
+        // 4-12, 15.7-16.8 and 15.1-16.2 µs.
         let complete = self.read_ahead_here(py);
         let asleep = || self.wakeup.asleep();
         // A woken worker that has not asked for the GIL yet may be waiting for this thread's CPU.
