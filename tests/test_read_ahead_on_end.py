@@ -6,6 +6,7 @@ without waiting for the worker to get the GIL; the worker only completes each ba
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 import weakref
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 import spanbatch
+from opentelemetry.sdk.trace import ReadableSpan
 from spanbatch._core import BatchCore, SpanEncoder, SpanRequest
 from spanbatch._export import READ_AHEAD_SPANS
 
@@ -130,3 +132,32 @@ def test_values_left_out_by_the_thread_that_ends_spans_are_logged(
     assert (exporter.encoder.skipped_values, exporter.encoder.skipped_spans) == (1, 1)
     assert "Left out 1 attribute value(s)" in caplog.text
     assert "Left out 1 span(s) that could not be read" in caplog.text
+
+
+class InterruptedSpan(ReadableSpan):
+    """A span whose name is read while Ctrl-C arrives: reading it raises KeyboardInterrupt, from a real SIGINT."""
+
+    @property
+    def name(self) -> str:
+        signal.raise_signal(signal.SIGINT)
+        return "never read"
+
+
+@pytest.mark.timeout(30)
+def test_ctrl_c_while_the_thread_that_ends_spans_reads_them_reaches_the_application(
+    shutdown_later: Later,
+) -> None:
+    exporter = EncodingExporter()
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
+    processor.on_end(make_span(span_id=1))
+    assert processor.force_flush(5000)  # the worker has read with the exporter's encoder
+    interrupted = InterruptedSpan(name="x", context=make_span(span_id=2).context)
+    spans = [interrupted, *(make_span(span_id=100 + i) for i in range(READ_AHEAD_SPANS - 1))]
+    with pytest.raises(KeyboardInterrupt):
+        for span in spans:
+            processor.on_end(span)
+    # The chunk was read on (the interrupted span left out and counted), and nothing else was lost.
+    assert processor.force_flush(5000)
+    final = processor.stats()
+    assert balanced(final)
+    assert (final.exported, final.dropped["unencodable"], final.queued) == (READ_AHEAD_SPANS, 1, 0)
