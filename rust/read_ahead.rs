@@ -83,22 +83,23 @@ impl PyBatchCore {
 
     /// On an application thread, after a push: reads a chunk into the open request when one
     /// is queued and the batch is not complete with it (completing it is the worker's).
-    /// Returns whether a complete batch waits for the worker.
-    pub(crate) fn read_ahead_here(&self, py: Python<'_>) -> bool {
+    /// Returns whether a complete batch waits for the worker; an error is a Ctrl-C that came
+    /// while the chunk was read (it is this thread's to raise, once the chunk is read).
+    pub(crate) fn read_ahead_here(&self, py: Python<'_>) -> PyResult<bool> {
         let chunk = self.read_ahead.chunk.load(Ordering::Acquire);
         if chunk == 0 {
-            return false;
+            return Ok(false);
         }
         let queued = self.queue.len();
         let batch = self.schedule.batch_size;
         if queued + self.read_ahead.open.held() >= batch {
-            return true;
+            return Ok(true);
         }
         if queued < chunk || self.read_ahead.pid.load(Ordering::Relaxed) != std::process::id() {
-            return false;
+            return Ok(false);
         }
         let Some(mut filling) = self.read_ahead.open.try_lock() else {
-            return false;
+            return Ok(false);
         };
         if let Step::Take {
             count,
@@ -106,11 +107,12 @@ impl PyBatchCore {
         } = self.next_step(filling.held(), chunk)
         {
             let spans = self.take(count, false);
-            filling.read(py, spans);
+            let read = filling.read(py, spans);
             // The worker waits for the rest of the batch, which is less now.
             let rest = self.schedule.next_take(filling.held(), batch);
             self.wake_at.store(rest, Ordering::SeqCst);
+            read?;
         }
-        false
+        Ok(false)
     }
 }

@@ -15,8 +15,9 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::thread;
 
 pub trait BatchReader {
-    /// Reads spans just taken into the batch being filled.
-    fn read(&mut self, py: Python<'_>, spans: Vec<Py<PyAny>>);
+    /// Reads spans just taken into the batch being filled; an error is one that interrupted the
+    /// reading thread (a Ctrl-C), raised after every span was read or counted.
+    fn read(&mut self, py: Python<'_>, spans: Vec<Py<PyAny>>) -> PyResult<()>;
 
     /// Completes the batch: the object its export settles, and how many of its spans the
     /// reader left out, by reason. The reader starts the next batch empty.
@@ -28,12 +29,13 @@ pub trait BatchReader {
 pub struct SpanList(Vec<Py<PyAny>>);
 
 impl BatchReader for SpanList {
-    fn read(&mut self, _py: Python<'_>, mut spans: Vec<Py<PyAny>>) {
+    fn read(&mut self, _py: Python<'_>, mut spans: Vec<Py<PyAny>>) -> PyResult<()> {
         if self.0.is_empty() {
             self.0 = spans;
         } else {
             self.0.append(&mut spans);
         }
+        Ok(())
     }
 
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, LeftOut)> {
@@ -117,10 +119,11 @@ impl<R: BatchReader> Filling<'_, R> {
     }
 
     /// Reads spans just taken off the queue into the batch.
-    pub fn read(&mut self, py: Python<'_>, spans: Vec<Py<PyAny>>) {
+    pub fn read(&mut self, py: Python<'_>, spans: Vec<Py<PyAny>>) -> PyResult<()> {
         let count = spans.len();
-        self.reader.read(py, spans);
+        let read = self.reader.read(py, spans);
         self.held.fetch_add(count, Ordering::SeqCst);
+        read
     }
 
     /// Completes the batch (see `BatchReader::finish`); the next one starts empty.

@@ -152,10 +152,11 @@ def test_ctrl_c_while_the_thread_that_ends_spans_reads_them_reaches_the_applicat
     processor.on_end(make_span(span_id=1))
     assert processor.force_flush(5000)  # the worker has read with the exporter's encoder
     interrupted = InterruptedSpan(name="x", context=make_span(span_id=2).context)
-    spans = [interrupted, *(make_span(span_id=100 + i) for i in range(READ_AHEAD_SPANS - 1))]
-    with pytest.raises(KeyboardInterrupt):
-        for span in spans:
-            processor.on_end(span)
+    processor.on_end(interrupted)
+    for i in range(READ_AHEAD_SPANS - 2):
+        processor.on_end(make_span(span_id=100 + i))
+    with pytest.raises(KeyboardInterrupt):  # the span that completes the chunk: this thread reads it
+        processor.on_end(make_span(span_id=99))
     # The chunk was read on (the interrupted span left out and counted), and nothing else was lost.
     assert processor.force_flush(5000)
     final = processor.stats()

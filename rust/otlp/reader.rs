@@ -29,7 +29,7 @@ impl Items {
         builder: &mut RequestBuilder,
         item: &Bound<'_, PyAny>,
         types: &Types,
-    ) {
+    ) -> PyResult<()> {
         match self {
             Self::Spans => add_span(encoder, builder, item, types),
             Self::Logs => add_log(encoder, builder, item, types),
@@ -85,15 +85,19 @@ impl RequestReader {
 }
 
 impl BatchReader for RequestReader {
-    fn read(&mut self, py: Python<'_>, items: Vec<Py<PyAny>>) {
+    fn read(&mut self, py: Python<'_>, items: Vec<Py<PyAny>>) -> PyResult<()> {
         // An encoder is given, and the types read, before a worker takes any item (`use_encoder`).
         let (Some((encoder, kind)), Ok(types)) = (&self.encoder, Types::get(py)) else {
-            return;
+            return Ok(());
         };
         let encoder = &encoder.get().encoder;
+        // Every item taken is read or counted: an interruption is raised after the rest.
+        let mut interrupted = Ok(());
         for item in items {
-            kind.add(encoder, &mut self.builder, item.bind(py), types);
+            let added = kind.add(encoder, &mut self.builder, item.bind(py), types);
+            interrupted = interrupted.and(added);
         }
+        interrupted
     }
 
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, LeftOut)> {
