@@ -6,9 +6,8 @@ use crate::batching::{millis, Schedule};
 use crate::core::PyBatchCore;
 use crate::drop_reasons::DropReason;
 use crate::fork::ForkWatch;
-use crate::otlp::reader::RequestReader;
 use crate::queue::{DropPolicy, SpanQueue};
-use crate::reader::SpanList;
+use crate::reader::{OpenBatch, SpanList};
 use crate::sampled::is_sampled;
 use crate::stats::PyStats;
 use crate::waits;
@@ -108,9 +107,8 @@ impl PyBatchCore {
         max_batches: usize,
         read_ahead: usize,
     ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
-        let mut reader = RequestReader::new(py, encoder)?;
-        let chunk = self.schedule.chunk(read_ahead);
-        let requests = self.read_batches(py, &mut reader, max_batches.max(1), chunk)?;
+        let (open, chunk) = self.requests_with(py, encoder, self.schedule.chunk(read_ahead))?;
+        let requests = self.read_batches(py, open, max_batches.max(1), chunk)?;
         Ok((!requests.is_empty()).then_some(requests))
     }
 
@@ -124,9 +122,10 @@ impl PyBatchCore {
         py: Python<'py>,
         max_batches: usize,
     ) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
-        let mut reader = SpanList::default();
+        // Each call starts an empty batch (its last is handed out whole), for this thread alone.
+        let open = OpenBatch::new(SpanList::default());
         let whole = self.schedule.batch_size;
-        let batches = self.read_batches(py, &mut reader, max_batches.max(1), whole)?;
+        let batches = self.read_batches(py, &open, max_batches.max(1), whole)?;
         Ok((!batches.is_empty()).then_some(batches))
     }
 

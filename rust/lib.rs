@@ -29,6 +29,7 @@ mod http;
 mod http_outcome;
 pub mod otlp;
 pub mod queue;
+mod read_ahead;
 mod reader;
 pub mod room;
 mod sampled;

@@ -132,25 +132,44 @@ def _items_left_out(encoder: SpanEncoder | LogEncoder) -> tuple[int, int, str]:
 
 def counting_skips(encoder: SpanEncoder | LogEncoder, read: Callable[[], T]) -> T:
     """``read()``, with one warning for the values and items the encoder had to leave out meanwhile."""
-    values, (unread, too_large, _) = encoder.skipped_values, _items_left_out(encoder)
+    skips = SkipWarnings(encoder)
     data = read()
-    # The stock encoder logs each such key too; a count per batch keeps the log readable.
-    if (skipped := encoder.skipped_values - values) > 0:
-        logger.warning("Left out %d attribute value(s) of a type OTLP cannot carry.", skipped)
-    unread_now, too_large_now, noun = _items_left_out(encoder)
-    if (skipped := unread_now - unread) > 0:
-        logger.warning(
-            "Left out %d %s that could not be read (last error: %s); the rest of the batch is exported.",
-            skipped,
-            noun,
-            encoder.last_skip_reason,
-        )
-    if (skipped := too_large_now - too_large) > 0:
-        logger.warning(
-            "Left out %d %s over the %d-byte request limit (the largest: %d bytes); the rest of the batch is exported.",
-            skipped,
-            noun,
-            encoder.max_request_bytes,
-            encoder.last_too_large_bytes,
-        )
+    skips.report()
     return data
+
+
+class SkipWarnings:
+    """One warning per kind for the values and items ``encoder`` left out since the last report, whichever
+    thread read them (spanbatch's worker reads ahead on the threads that end spans, see ``read_ahead.rs``)."""
+
+    def __init__(self, encoder: SpanEncoder | LogEncoder) -> None:
+        self._encoder = encoder
+        self._seen = self._counts()
+
+    def _counts(self) -> tuple[int, int, int]:
+        unread, too_large, _ = _items_left_out(self._encoder)
+        return self._encoder.skipped_values, unread, too_large
+
+    def report(self) -> None:
+        encoder, (values, unread, too_large) = self._encoder, self._seen
+        self._seen = values_now, unread_now, too_large_now = self._counts()
+        noun = _items_left_out(encoder)[2]
+        # The stock encoder logs each such key too; a count per batch keeps the log readable.
+        if (skipped := values_now - values) > 0:
+            logger.warning("Left out %d attribute value(s) of a type OTLP cannot carry.", skipped)
+        if (skipped := unread_now - unread) > 0:
+            logger.warning(
+                "Left out %d %s that could not be read (last error: %s); the rest of the batch is exported.",
+                skipped,
+                noun,
+                encoder.last_skip_reason,
+            )
+        if (skipped := too_large_now - too_large) > 0:
+            logger.warning(
+                "Left out %d %s over the %d-byte request limit (the largest: %d bytes); "
+                "the rest of the batch is exported.",
+                skipped,
+                noun,
+                encoder.max_request_bytes,
+                encoder.last_too_large_bytes,
+            )

@@ -17,7 +17,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach,
 from spanbatch._capabilities import Exporter, encodes_logs, encodes_spans, exports_many, spills
 from spanbatch._core import BatchCore, LogEncoder, LogRequest, SpanEncoder, SpanRequest
 from spanbatch._drops import DropReporter
-from spanbatch._encoding import accepted_items, counting_skips, items_spilled, requests_read, spans_left_out
+from spanbatch._encoding import SkipWarnings, accepted_items, items_spilled, requests_read, spans_left_out
 from spanbatch._policies import RetryPolicy
 from spanbatch._settings import ExportPolicies
 from spanbatch._signals import Signal
@@ -38,7 +38,11 @@ BATCHES_PER_CALL = 8
 
 # An exporter with a SpanEncoder gets its batches read while they fill, this many spans at a
 # time: a span read soon after it ends is freed young, where one left queued for a whole batch
-# outlives several garbage collections and is promoted to the costly older generations.
+# outlives several garbage collections and is promoted to the costly older generations. The
+# threads that end the spans read them (see ``read_ahead.rs``): 32 SDK spans (14 tracked objects
+# each) stay under the 700 allocations that start a young collection. Measured (1 and 4 threads,
+# per 10,000 spans): 64 set off 140 young collections and cost 16-16.6 us per span; 16 and 32,
+# 0-40 and 14-15 us.
 READ_AHEAD_SPANS = 32
 
 B = TypeVar("B", bound=Sized)  # a batch as one exporter takes it: a list of spans, or a SpanRequest
@@ -88,9 +92,13 @@ def delivery_for(work: LaneWork) -> Delivery[Any]:
     spilled = spills(exporter)
     encoder = _declared_encoder(exporter)
     if encoder is not None:
+        # Counted from one batch to the next: application threads read spans ahead between two calls.
+        skips = SkipWarnings(encoder)
 
         def read(most: int) -> list[SpanRequest] | list[LogRequest] | None:
-            return counting_skips(encoder, lambda: core.next_requests(encoder, most, READ_AHEAD_SPANS))
+            requests = core.next_requests(encoder, most, READ_AHEAD_SPANS)
+            skips.report()
+            return requests
 
         return Delivery(exporter, signal, read, lambda request: exporter.export(request), many, spilled)  # noqa: PLW0108
     return Delivery(exporter, signal, core.next_batches, lambda spans: exporter.export(spans), many, spilled)  # noqa: PLW0108

@@ -14,7 +14,7 @@ use super::types::Types;
 use super::values::ReadPass;
 use crate::counters::LeftOut;
 use crate::sync::locked;
-use pyo3::exceptions::{PyIndexError, PyValueError};
+use pyo3::exceptions::{PyException, PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use pyo3::{PyTraverseError, PyVisit};
@@ -88,13 +88,15 @@ impl Encoder {
     }
 
     /// Reads one item into `builder` with `write`, which writes its body and says where it
-    /// goes; an item that cannot be read is left out and counted.
+    /// goes; an item that cannot be read is left out and counted. Returns the error of one
+    /// whose reading was interrupted (see the end).
     pub fn add<'py>(
         &self,
+        py: Python<'py>,
         builder: &mut RequestBuilder,
         types: &Types,
         write: impl FnOnce(&mut Vec<u8>, &mut ReadPass) -> PyResult<Placed<'py>>,
-    ) {
+    ) -> PyResult<()> {
         builder.taken += 1;
         let RequestBuilder {
             by_resource,
@@ -132,7 +134,13 @@ impl Encoder {
             // Rendered before locking: formatting a Python exception may run Python code.
             let reason = error.to_string();
             *locked(&self.last_skip_reason) = Some(reason);
+            // Not the item's fault: a Ctrl-C (or `SystemExit`) raised while Python code ran to
+            // read it, on the thread that ends spans (`read_ahead.rs`). That thread raises it.
+            if !error.is_instance_of::<PyException>(py) {
+                return Err(error);
+            }
         }
+        Ok(())
     }
 
     /// The request `builder` holds; what it left out is added to this encoder's counters.
@@ -192,12 +200,12 @@ impl Encoder {
     pub fn read(
         &self,
         items: &Bound<'_, PyAny>,
-        add_one: impl Fn(&mut RequestBuilder, &Bound<'_, PyAny>, &Types),
+        add_one: impl Fn(&mut RequestBuilder, &Bound<'_, PyAny>, &Types) -> PyResult<()>,
     ) -> PyResult<Read> {
         let types = Types::get(items.py())?;
         let mut builder = RequestBuilder::default();
         for item in items.try_iter()? {
-            add_one(&mut builder, &item?, types);
+            add_one(&mut builder, &item?, types)?;
         }
         Ok(self.finish(builder))
     }

@@ -77,13 +77,13 @@ pub(crate) fn add_span(
     builder: &mut RequestBuilder,
     span: &Bound<'_, PyAny>,
     types: &Types,
-) {
-    encoder.add(builder, types, |scratch, pass| {
+) -> PyResult<()> {
+    encoder.add(span.py(), builder, types, |scratch, pass| {
         let span = SpanFields::of(span, types)?;
         let placed = (span.resource()?, span.scope()?);
         span.write(scratch, types, pass)?;
         Ok(placed)
-    });
+    })
 }
 
 /// What `SpanRequest` and `LogRequest` share, Python side: items read into a request,

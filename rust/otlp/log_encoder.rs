@@ -15,11 +15,11 @@ pub(crate) fn add_log(
     builder: &mut RequestBuilder,
     record: &Bound<'_, PyAny>,
     types: &Types,
-) {
-    encoder.add(builder, types, |scratch, pass| {
+) -> PyResult<()> {
+    encoder.add(record.py(), builder, types, |scratch, pass| {
         let logs = LogTypes::get(record.py())?;
         write_log(scratch, record, types, logs, pass)
-    });
+    })
 }
 
 super::encoder::encoder_classes! {

@@ -13,6 +13,7 @@ use crate::counters::LeftOut;
 use crate::reader::BatchReader;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
 
 /// What a reader reads: which items, and the request type they go out in.
 #[derive(Clone, Copy)]
@@ -28,7 +29,7 @@ impl Items {
         builder: &mut RequestBuilder,
         item: &Bound<'_, PyAny>,
         types: &Types,
-    ) {
+    ) -> PyResult<()> {
         match self {
             Self::Spans => add_span(encoder, builder, item, types),
             Self::Logs => add_log(encoder, builder, item, types),
@@ -44,16 +45,17 @@ impl Items {
     }
 }
 
-pub struct RequestReader<'a> {
-    encoder: &'a Encoder,
-    items: Items,
-    types: &'a Types,
+/// Reads items into a request with the encoder a worker gave it (`use_encoder`).
+#[derive(Default)]
+pub struct RequestReader {
+    encoder: Option<(Py<PyEncoder>, Items)>,
     builder: RequestBuilder,
 }
 
-impl<'a> RequestReader<'a> {
-    /// A reader for `encoder`: a `SpanEncoder` or a `LogEncoder`.
-    pub fn new(py: Python<'a>, encoder: &'a Bound<'_, PyAny>) -> PyResult<Self> {
+impl RequestReader {
+    /// Reads with `encoder` (a `SpanEncoder` or a `LogEncoder`) from the next batch on: the
+    /// open one, if any, is finished with the encoder that read it. Returns whether it reads spans.
+    pub fn use_encoder(&mut self, encoder: &Bound<'_, PyAny>, open: bool) -> PyResult<bool> {
         let items = if encoder.is_instance_of::<PySpanEncoder>() {
             Items::Spans
         } else if encoder.is_instance_of::<PyLogEncoder>() {
@@ -63,27 +65,50 @@ impl<'a> RequestReader<'a> {
                 "expected a SpanEncoder or a LogEncoder",
             ));
         };
-        Ok(Self {
-            encoder: &encoder.cast::<PyEncoder>()?.get().encoder,
-            items,
-            types: Types::get(py)?,
-            builder: RequestBuilder::default(),
-        })
+        Types::get(encoder.py())?; // once, so that reading never meets the error
+        let same = self
+            .encoder
+            .as_ref()
+            .is_some_and(|(current, _)| current.as_ptr() == encoder.as_ptr());
+        if !same && !open {
+            self.encoder = Some((encoder.cast::<PyEncoder>()?.clone().unbind(), items));
+        }
+        Ok(matches!(self.encoder, Some((_, Items::Spans))))
+    }
+
+    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match &self.encoder {
+            Some((encoder, _)) => visit.call(encoder),
+            None => Ok(()),
+        }
     }
 }
 
-impl BatchReader for RequestReader<'_> {
-    fn read(&mut self, py: Python<'_>, items: Vec<Py<PyAny>>) {
+impl BatchReader for RequestReader {
+    fn read(&mut self, py: Python<'_>, items: Vec<Py<PyAny>>) -> PyResult<()> {
+        // An encoder is given, and the types read, before a worker takes any item (`use_encoder`).
+        let (Some((encoder, kind)), Ok(types)) = (&self.encoder, Types::get(py)) else {
+            return Ok(());
+        };
+        let encoder = &encoder.get().encoder;
+        // Every item taken is read or counted: an interruption is raised after the rest.
+        let mut interrupted = Ok(());
         for item in items {
-            let (encoder, types) = (self.encoder, self.types);
-            self.items
-                .add(encoder, &mut self.builder, item.bind(py), types);
+            let added = kind.add(encoder, &mut self.builder, item.bind(py), types);
+            interrupted = interrupted.and(added);
         }
+        interrupted
     }
 
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, LeftOut)> {
-        let read = self.encoder.finish(std::mem::take(&mut self.builder));
+        let builder = std::mem::take(&mut self.builder);
+        let Some((encoder, kind)) = &self.encoder else {
+            return Err(PyTypeError::new_err(
+                "no encoder to finish the request with",
+            ));
+        };
+        let read = encoder.get().encoder.finish(builder);
         let left_out = read.left_out;
-        Ok((self.items.wrap(py, read)?, left_out))
+        Ok((kind.wrap(py, read)?, left_out))
     }
 }

@@ -1,0 +1,164 @@
+"""Read-ahead on the application thread: once a worker reads its lane's spans with a SpanEncoder, the
+thread that ends a span reads each queued chunk into the open request itself, so spans are freed
+without waiting for the worker to get the GIL; the worker only completes each batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import spanbatch
+from opentelemetry.sdk.trace import ReadableSpan
+from spanbatch._core import BatchCore, SpanEncoder, SpanRequest
+from spanbatch._export import READ_AHEAD_SPANS
+
+from tests.helpers import LONG, EncodingExporter, balanced, make_span, provider_with
+
+Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
+
+
+def stats(core: BatchCore) -> spanbatch.SpanStats:
+    return spanbatch.SpanStats.of(core)
+
+
+class RequestTaker(threading.Thread):
+    """Calls ``next_requests`` as the worker does until it returns None, keeping what it returned; the
+    first batch's "export" waits for ``release``."""
+
+    def __init__(self, core: BatchCore, encoder: SpanEncoder, read_ahead: int) -> None:
+        super().__init__(daemon=True)
+        self.core, self.encoder, self.read_ahead = core, encoder, read_ahead
+        self.requests: list[SpanRequest] = []
+        self.exporting, self.release = threading.Event(), threading.Event()
+
+    def run(self) -> None:
+        self.core.enter_export_thread()
+        while (requests := self.core.next_requests(self.encoder, 8, self.read_ahead)) is not None:
+            for request in requests:
+                self.exporting.set()
+                self.release.wait(20)
+                self.requests.append(request)
+                self.core.finish_batch(request, True)
+
+
+@pytest.mark.timeout(30)
+def test_spans_ended_while_the_worker_exports_are_read_by_the_thread_that_ends_them() -> None:
+    core = BatchCore(100, LONG, 16)
+    taker = RequestTaker(core, SpanEncoder(), read_ahead=4)
+    taker.start()
+    for i in range(16):
+        core.on_end(make_span(span_id=i + 1))
+    assert taker.exporting.wait(10)  # the first batch is out; the worker waits in its export
+    refs = []
+    for i in range(10):
+        span = make_span(span_id=100 + i)
+        refs.append(weakref.ref(span))
+        core.on_end(span)
+    del span
+    # Two chunks of 4 read into the next request by this thread and freed; 2 wait for a chunk.
+    assert [ref() is None for ref in refs] == [True] * 8 + [False] * 2
+    now = stats(core)
+    assert (core.queue_len(), now.queued, now.in_flight) == (2, 2, 24)
+    assert balanced(now)
+    taker.release.set()
+    core.begin_shutdown()
+    taker.join(10)
+    assert [len(request) for request in taker.requests] == [16, 10]
+    assert stats(core).exported == 26
+
+
+@pytest.mark.timeout(60)
+def test_threads_reading_ahead_together_deliver_every_span_once_in_full_batches(shutdown_later: Later) -> None:
+    exporter = EncodingExporter()
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, max_queue_size=4096, schedule_delay_millis=LONG))
+    provider = provider_with(processor)
+    tracer = provider.get_tracer("t")
+    readings: list[bool] = []
+    done = threading.Event()
+
+    def watch() -> None:  # the accounting holds at every read, while threads read ahead
+        while not done.is_set():
+            readings.append(balanced(processor.stats()))
+            time.sleep(0.0005)
+
+    def work(thread: int) -> None:
+        for i in range(1500):
+            tracer.start_span(f"s{thread}-{i}").end()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert processor.force_flush(30_000)
+    done.set()
+    watcher.join(10)
+    assert readings
+    assert all(readings)
+    assert exporter.exported == 6000
+    assert all(isinstance(batch, SpanRequest) for batch in exporter.batches)
+    # Full batches while the threads ran; only the flush sends a short one.
+    assert [len(batch) for batch in exporter.batches[:-1]] == [512] * (len(exporter.batches) - 1)
+    final = processor.stats()
+    assert (final.exported, final.dropped_total, final.queued, final.in_flight) == (6000, 0, 0, 0)
+
+
+@pytest.mark.timeout(30)
+def test_values_left_out_by_the_thread_that_ends_spans_are_logged(
+    caplog: pytest.LogCaptureFixture, shutdown_later: Later
+) -> None:
+    exporter = EncodingExporter()
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
+    processor.on_end(make_span(span_id=1))
+    assert processor.force_flush(5000)  # the worker has read with the exporter's encoder
+    bad = make_span(span_id=7)
+    bad._attributes = {"fine": 1, "bad": object()}  # type: ignore[assignment]
+    unreadable = make_span(span_id=9)
+    unreadable._start_time = "soon"  # type: ignore[assignment]
+    with caplog.at_level(logging.WARNING, logger="spanbatch.exporter"):
+        for span in [bad, unreadable, *(make_span(span_id=100 + i) for i in range(READ_AHEAD_SPANS))]:
+            processor.on_end(span)
+        assert processor.force_flush(5000)
+    assert exporter.exported == 1 + 2 + READ_AHEAD_SPANS
+    assert (exporter.encoder.skipped_values, exporter.encoder.skipped_spans) == (1, 1)
+    assert "Left out 1 attribute value(s)" in caplog.text
+    assert "Left out 1 span(s) that could not be read" in caplog.text
+
+
+class InterruptedSpan(ReadableSpan):
+    """A span whose name is read while Ctrl-C arrives: reading it raises KeyboardInterrupt, from a real SIGINT."""
+
+    @property
+    def name(self) -> str:
+        signal.raise_signal(signal.SIGINT)
+        return "never read"
+
+
+@pytest.mark.timeout(30)
+def test_ctrl_c_while_the_thread_that_ends_spans_reads_them_reaches_the_application(
+    shutdown_later: Later,
+) -> None:
+    exporter = EncodingExporter()
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
+    processor.on_end(make_span(span_id=1))
+    assert processor.force_flush(5000)  # the worker has read with the exporter's encoder
+    interrupted = InterruptedSpan(name="x", context=make_span(span_id=2).context)
+    processor.on_end(interrupted)
+    for i in range(READ_AHEAD_SPANS - 2):
+        processor.on_end(make_span(span_id=100 + i))
+    with pytest.raises(KeyboardInterrupt):  # the span that completes the chunk: this thread reads it
+        processor.on_end(make_span(span_id=99))
+    # The chunk was read on (the interrupted span left out and counted), and nothing else was lost.
+    assert processor.force_flush(5000)
+    final = processor.stats()
+    assert balanced(final)
+    assert (final.exported, final.dropped["unencodable"], final.queued) == (READ_AHEAD_SPANS, 1, 0)
