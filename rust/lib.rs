@@ -27,6 +27,7 @@ mod fork;
 mod handoff;
 mod http;
 mod http_outcome;
+mod log_emit;
 pub mod otlp;
 pub mod queue;
 mod reader;
@@ -81,6 +82,8 @@ mod _core {
     use crate::http::PyHttpSender;
     #[pymodule_export]
     use crate::http_outcome::PyHttpOutcome;
+    #[pymodule_export]
+    use crate::log_emit::PyLogEmit;
     #[pymodule_export]
     use crate::otlp::encoder::{compress, PySpanEncoder, PySpanRequest};
     #[pymodule_export]
