@@ -15,6 +15,7 @@ use crate::flush::Flushes;
 use crate::fork::{self, ForkWatch};
 use crate::handoff::{self, Handoff};
 use crate::queue::{DropPolicy, Push, SpanQueue};
+use crate::read_on::{Pace, ReadOn};
 use crate::reader::BatchReader;
 use crate::room::Room;
 use crate::sync::locked;
@@ -328,22 +329,45 @@ impl PyBatchCore {
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let mut batches = Vec::new();
         let mut held = 0;
+        let (queued_before, called) = (self.queue.len(), Instant::now());
+        let mut read_on = ReadOn::default();
         while batches.len() < max_batches {
-            // Once a batch is read, only whole batches that are due already join it.
-            let (chunk, patient) = if batches.is_empty() {
-                (chunk, true)
+            let step = if batches.is_empty() {
+                self.next_move(py, held, chunk, true)
+            } else if read_on.reading {
+                self.read_on(py, held, chunk, &mut read_on)
             } else {
-                (self.schedule.batch_size, false)
+                // Once a batch is read, only whole batches that are due already join it.
+                self.next_move(py, held, self.schedule.batch_size, false)
             };
-            match self.next_move(py, held, chunk, patient) {
+            match step {
                 Step::Take { count, ends_batch } => {
+                    if read_on.pace.is_none() {
+                        // The first take: items seen from the batch's window, or found queued.
+                        let since = locked(&self.window).unwrap_or(called);
+                        read_on.pace = Some(Pace::new(since, queued_before));
+                    }
                     let spans = self.take(count, ends_batch);
                     // Nothing only if another thread emptied the queue meanwhile (free-threaded builds).
                     held += spans.len();
+                    read_on.read += spans.len();
                     reader.read(py, spans);
                     if ends_batch && held > 0 {
+                        read_on.bytes += reader.bytes();
                         batches.push(self.hand_out(py, reader)?);
                         held = 0;
+                        read_on.reading = !read_on.stopped
+                            && read_on.pace.is_some_and(|pace| {
+                                let queued = self.queue.len();
+                                let room = self.queue.capacity().saturating_sub(queued);
+                                pace.reads_on(
+                                    read_on.read,
+                                    queued,
+                                    read_on.bytes,
+                                    room,
+                                    Instant::now(),
+                                )
+                            });
                     }
                 }
                 Step::Wait(_) => break,
@@ -357,6 +381,35 @@ impl PyBatchCore {
             }
         }
         Ok(batches)
+    }
+
+    /// The next take of a worker reading on (see `read_on.rs`): a chunk once queued, waiting
+    /// for it up to `CHUNK_WAIT`; once none comes, what is held goes out as its batch.
+    fn read_on(&self, py: Python<'_>, held: usize, chunk: usize, read_on: &mut ReadOn) -> Step {
+        let step = self.next_step(held, chunk);
+        let (Step::Wait(_), Some(pace)) = (step, read_on.pace) else {
+            return step;
+        };
+        let until = pace.chunk_deadline(Instant::now(), self.schedule.window());
+        handoff::wait_for_spans(py, || {
+            self.wake_at
+                .store(self.schedule.next_take(held, chunk), Ordering::SeqCst);
+            let ready = || self.worker_ready(true, held, chunk);
+            self.wakeup.worker_wait(Some(until), ready);
+        });
+        let step = self.next_step(held, chunk);
+        if !matches!(step, Step::Wait(_)) {
+            return step;
+        }
+        read_on.stopped = true;
+        read_on.reading = false;
+        if held == 0 {
+            return step;
+        }
+        Step::Take {
+            count: self.queue.len().min(self.schedule.batch_size - held),
+            ends_batch: true,
+        }
     }
 
     /// Hands the open batch out as the object `reader` makes of it: its export settles it.

@@ -30,6 +30,7 @@ mod http_outcome;
 mod log_emit;
 pub mod otlp;
 pub mod queue;
+pub mod read_on;
 mod reader;
 pub mod room;
 mod sampled;

@@ -81,6 +81,10 @@ impl BatchReader for RequestReader<'_> {
         }
     }
 
+    fn bytes(&self) -> usize {
+        self.builder.bytes()
+    }
+
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, LeftOut)> {
         let read = self.encoder.finish(std::mem::take(&mut self.builder));
         let left_out = read.left_out;
