@@ -343,8 +343,8 @@ impl PyBatchCore {
             match step {
                 Step::Take { count, ends_batch } => {
                     if read_on.pace.is_none() {
-                        // The first take: items seen from the batch's window, or found queued.
-                        let since = locked(&self.window).unwrap_or(called);
+                        // The first take: from the worker's first look at its batch in this call.
+                        let since = locked(&self.window).map_or(called, |seen| seen.max(called));
                         read_on.pace = Some(Pace::new(since, queued_before));
                     }
                     let spans = self.take(count, ends_batch);
