@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 const SEND_BYTES_PER_SECOND: f64 = 125e6;
 
 /// Longest the worker reading on waits for the next chunk: a pause that long ends the burst.
-pub const CHUNK_WAIT: Duration = Duration::from_millis(5);
+pub const CHUNK_WAIT: Duration = Duration::from_millis(20);
 
 /// How fast items arrived during one call for batches.
 #[derive(Clone, Copy, Debug)]
