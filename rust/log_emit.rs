@@ -107,11 +107,6 @@ impl PyLogEmit {
         })
     }
 
-    /// The record as the stock processor queues it (see the module's docs).
-    fn readable_of<'py>(&self, record: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        self.readable(record)
-    }
-
     /// Makes `record` readable and pushes it to every lane (see `BatchCore.on_emit`).
     #[pyo3(signature = (record, wait = true))]
     fn on_emit(&self, py: Python<'_>, record: &Bound<'_, PyAny>, wait: bool) -> PyResult<()> {
