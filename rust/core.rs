@@ -16,6 +16,7 @@ use crate::fork::{self, ForkWatch};
 use crate::handoff::{self, Handoff};
 use crate::queue::{DropPolicy, Push, SpanQueue};
 use crate::read_ahead::ReadAhead;
+use crate::read_on::{Pace, ReadOn};
 use crate::reader::{BatchReader, Filling, OpenBatch};
 use crate::room::Room;
 use crate::sync::locked;
@@ -348,8 +349,9 @@ impl PyBatchCore {
     }
 
     /// Waits, detached, until a batch is due, then reads up to `max_batches` batches into
-    /// `open` (without waiting again once one is read), `chunk` spans at a time while each
-    /// fills; each is handed out as the object its reader makes of it. Empty means stop.
+    /// `open` (without waiting again once one is read, unless it reads on: see `read_on.rs`),
+    /// `chunk` spans at a time while each fills; each is handed out as the object its reader
+    /// makes of it. Empty means stop.
     pub(crate) fn read_batches<'py, R: BatchReader + Send>(
         &self,
         py: Python<'py>,
@@ -358,23 +360,46 @@ impl PyBatchCore {
         chunk: usize,
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let mut batches = Vec::new();
+        let (queued_before, called) = (self.queue.len(), Instant::now());
+        let mut read_on = ReadOn::default();
         while batches.len() < max_batches {
-            // Once a batch is read, only whole batches that are due already join it.
-            let (chunk, patient) = if batches.is_empty() {
-                (chunk, true)
+            let (step, mut filling) = if batches.is_empty() {
+                self.next_move(py, open, chunk, true)
+            } else if read_on.reading {
+                self.read_on(py, open, chunk, &mut read_on)
             } else {
-                (self.schedule.batch_size, false)
+                // Once a batch is read, only whole batches that are due already join it.
+                self.next_move(py, open, self.schedule.batch_size, false)
             };
-            let (step, mut filling) = self.next_move(py, open, chunk, patient);
             match step {
                 Step::Take { count, ends_batch } => {
+                    if read_on.pace.is_none() {
+                        // The first take: from the worker's first look at its batch in this call.
+                        let since = locked(&self.window).map_or(called, |seen| seen.max(called));
+                        read_on.pace = Some(Pace::new(since, queued_before));
+                    }
                     let spans = self.take(count, ends_batch);
                     // Nothing only if another thread emptied the queue meanwhile (free-threaded builds).
                     // Signals reach the main thread only: an item whose reading raised on the
                     // worker (a `SystemExit` in a span's property) was left out and counted.
                     let _ = filling.read(py, spans);
                     if ends_batch && filling.held() > 0 {
+                        // Counted as the batch goes out: application threads read into it too.
+                        read_on.read += filling.held();
+                        read_on.bytes += filling.reader().bytes();
                         batches.push(self.hand_out(py, &mut filling)?);
+                        read_on.reading = !read_on.stopped
+                            && read_on.pace.is_some_and(|pace| {
+                                let queued = self.queue.len();
+                                let room = self.queue.capacity().saturating_sub(queued);
+                                pace.reads_on(
+                                    read_on.read,
+                                    queued,
+                                    read_on.bytes,
+                                    room,
+                                    Instant::now(),
+                                )
+                            });
                     }
                 }
                 Step::Wait(_) => break,
@@ -388,6 +413,51 @@ impl PyBatchCore {
             }
         }
         Ok(batches)
+    }
+
+    /// The next take of a worker reading on (see `read_on.rs`): a chunk once queued, waiting
+    /// for it up to `CHUNK_WAIT`; once none comes, what is held goes out as its batch. Returns
+    /// it with the open batch locked, as `next_move` does.
+    fn read_on<'a, R: BatchReader + Send>(
+        &self,
+        py: Python<'_>,
+        open: &'a OpenBatch<R>,
+        chunk: usize,
+        read_on: &mut ReadOn,
+    ) -> (Step, Filling<'a, R>) {
+        let filling = open.lock(py);
+        let step = self.next_step(filling.held(), chunk);
+        let (Step::Wait(_), Some(pace)) = (step, read_on.pace) else {
+            return (step, filling);
+        };
+        drop(filling);
+        let until = pace.chunk_deadline(Instant::now(), self.schedule.window());
+        handoff::wait_for_spans(py, || {
+            {
+                // Under the batch's lock, as in `next_move`.
+                let filling = open.lock_detached();
+                let take = self.schedule.next_take(filling.held(), chunk);
+                self.wake_at.store(take, Ordering::SeqCst);
+            }
+            let ready = || self.worker_ready(true, open.held(), chunk);
+            self.wakeup.worker_wait(Some(until), ready);
+        });
+        let filling = open.lock(py);
+        let held = filling.held();
+        let step = self.next_step(held, chunk);
+        if !matches!(step, Step::Wait(_)) {
+            return (step, filling);
+        }
+        read_on.stopped = true;
+        read_on.reading = false;
+        if held == 0 {
+            return (step, filling);
+        }
+        let rest = Step::Take {
+            count: self.queue.len().min(self.schedule.batch_size - held),
+            ends_batch: true,
+        };
+        (rest, filling)
     }
 
     /// Hands the open batch out as the object its reader makes of it: its export settles it.

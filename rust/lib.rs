@@ -27,9 +27,11 @@ mod fork;
 mod handoff;
 mod http;
 mod http_outcome;
+mod log_emit;
 pub mod otlp;
 pub mod queue;
 mod read_ahead;
+pub mod read_on;
 mod reader;
 pub mod room;
 mod sampled;
@@ -82,6 +84,8 @@ mod _core {
     use crate::http::PyHttpSender;
     #[pymodule_export]
     use crate::http_outcome::PyHttpOutcome;
+    #[pymodule_export]
+    use crate::log_emit::PyLogEmit;
     #[pymodule_export]
     use crate::otlp::encoder::{compress, PySpanEncoder, PySpanRequest};
     #[pymodule_export]

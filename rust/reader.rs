@@ -22,6 +22,11 @@ pub trait BatchReader {
     /// Completes the batch: the object its export settles, and how many of its spans the
     /// reader left out, by reason. The reader starts the next batch empty.
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, LeftOut)>;
+
+    /// The bytes of the batch being filled, as it will be sent; 0 when not known (a list).
+    fn bytes(&self) -> usize {
+        0
+    }
 }
 
 /// The spans of a batch as the list an exporter's `export` gets.

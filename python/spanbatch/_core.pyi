@@ -8,6 +8,7 @@ __all__ = [
     "FanOut",
     "HttpOutcome",
     "HttpSender",
+    "LogEmit",
     "LogEncoder",
     "LogRequest",
     "NotSentError",
@@ -118,6 +119,18 @@ DROP_REASONS: tuple[DropReason, ...]
 class FanOut:
     def __new__(cls, cores: list[BatchCore]) -> FanOut: ...
     def on_end(self, span: Any) -> None: ...
+    def on_emit(self, record: Any, wait: bool = True) -> None: ...
+
+@final
+class LogEmit:
+    def __new__(
+        cls,
+        cores: list[BatchCore],
+        readable: type,
+        context: Callable[[], Any],
+        plain: Callable[[type], bool],
+        stock: Callable[[Any], Any],
+    ) -> LogEmit: ...
     def on_emit(self, record: Any, wait: bool = True) -> None: ...
 
 # The native base classes of the two encoders and of their requests: not in the module's

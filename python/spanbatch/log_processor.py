@@ -3,35 +3,27 @@ too), and ``BatchLogRecordProcessor``, the stock log processor's contract on it.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
-from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.sdk import _logs as sdk_logs
 from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk._logs import export as log_export
-from opentelemetry.sdk.resources import Resource
 
 from spanbatch._config import resolve_settings
-from spanbatch._core import DROP_REASONS, FanOut
+from spanbatch._core import DROP_REASONS
 from spanbatch._engine import Engine, OneLane
+from spanbatch._log_readable import emitter
 from spanbatch._policies import resolve_policies, spells_out
 from spanbatch._settings import LOG_POLICIES, LOGS_BATCH, PolicyArguments
 from spanbatch._signals import MetricWords, Signal
 from spanbatch._stats import SpanStats
 
 if TYPE_CHECKING:  # named LogExporter, and no ReadableLogRecord, before SDK 1.39
-    from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
+    from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord  # noqa: F401  # for OneLane["ReadableLogRecord"]
     from opentelemetry.sdk._logs.export import LogRecordExporter
     from typing_extensions import Unpack
-
-# SDK 1.39+ hands processors a ReadWriteLogRecord, which its stock processor queues as a ReadableLogRecord;
-# older ones hand them a LogData, which theirs queues as it is.
-_READABLE: Any = getattr(sdk_logs, "ReadableLogRecord", None)
-
 
 # LogRecordExportResult is SDK 1.39+; the deprecated LogExportResult is what older exporters return.
 _LOG_RESULTS = [
@@ -69,22 +61,6 @@ def _in_a_logging_handler() -> bool:
     return False
 
 
-def readable(log_record: ReadWriteLogRecord) -> ReadableLogRecord:
-    """The record as the installed SDK's stock processor queues it: on SDK 1.39+, a shallow copy of the API
-    record with an empty context (it lets go of a possibly large context; the other processors keep theirs)."""
-    if _READABLE is None:
-        return log_record  # type: ignore[return-value]  # a LogData, on the SDKs that have no ReadableLogRecord
-    resource = log_record.resource if log_record.resource is not None else Resource.create({})
-    api_record = copy.copy(log_record.log_record)
-    api_record.context = Context()
-    return _READABLE(  # type: ignore[no-any-return]
-        log_record=api_record,
-        resource=resource,
-        instrumentation_scope=log_record.instrumentation_scope,
-        limits=log_record.limits,
-    )
-
-
 class LogEngine(Engine["ReadableLogRecord"], LogRecordProcessor):
     """Log records into every lane. A record emitted on a lane's own export thread (the exporter's
     logging, bridged back by a ``LoggingHandler``) is dropped there and counted (``export_thread``):
@@ -94,16 +70,16 @@ class LogEngine(Engine["ReadableLogRecord"], LogRecordProcessor):
     _push: Callable[..., None]
 
     def _bind_hot_path(self) -> None:
-        cores = [lane.core for lane in self._lanes]
-        self._push = cores[0].on_emit if len(cores) == 1 else FanOut(cores).on_emit
+        self._push = emitter([lane.core for lane in self._lanes])
+        if self._policies.drop_policy != "block":
+            # The SDK calls ``processor.on_emit(record)`` and lands straight in Rust: no Python frame.
+            self.on_emit = self._push  # type: ignore[method-assign]
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        if self._policies.drop_policy == "block" and _in_a_logging_handler():
-            # The worker's exporter may log through the handler whose lock this thread holds: waiting
-            # for room here would wait out the block timeout, the worker stuck on that lock meanwhile.
-            self._push(readable(log_record), wait=False)
-        else:
-            self._push(readable(log_record))
+        """Under ``block`` (and for SDKs that call ``emit``): the bound push, told whether it may wait."""
+        # The worker's exporter may log through the handler whose lock this thread holds: waiting for
+        # room then would wait out the block timeout, the worker stuck on that lock meanwhile.
+        self._push(log_record, wait=self._policies.drop_policy != "block" or not _in_a_logging_handler())
 
     if not hasattr(LogRecordProcessor, "on_emit"):
         emit = on_emit  # what SDKs before 1.28 call

@@ -54,6 +54,15 @@ pub(crate) struct RequestBuilder {
     taken: usize,
     /// One item's bytes, before they join their group.
     scratch: Vec<u8>,
+    /// The bytes of the items read so far (a request's size, less its groups' headers).
+    bytes: usize,
+}
+
+impl RequestBuilder {
+    /// The bytes of the items read so far.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
 }
 
 /// A request read, with the items it stands for: in one part, or in several that each fit
@@ -102,6 +111,7 @@ impl Encoder {
             by_resource,
             pass,
             scratch,
+            bytes,
             ..
         } = builder;
         // Written aside first: an item left out half-way must not have given its groups
@@ -119,6 +129,7 @@ impl Encoder {
                     if items.bytes.capacity() == 0 {
                         items.bytes = self.buffers.take();
                     }
+                    *bytes += scratch.len();
                     items.push(scratch);
                     Ok(())
                 }

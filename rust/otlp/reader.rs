@@ -100,6 +100,10 @@ impl BatchReader for RequestReader {
         interrupted
     }
 
+    fn bytes(&self) -> usize {
+        self.builder.bytes()
+    }
+
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, LeftOut)> {
         let builder = std::mem::take(&mut self.builder);
         let Some((encoder, kind)) = &self.encoder else {
