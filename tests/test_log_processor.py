@@ -593,3 +593,25 @@ def test_under_block_a_record_logged_through_a_handler_never_waits_for_the_worke
         direct.emit(body=f"direct {i}")
     assert processor.force_flush(10_000)
     assert processor.stats().dropped["queue_full"] == stats.dropped["queue_full"]
+
+
+@pytest.mark.parametrize("processor_cls", [StockBatchLogRecordProcessor, spanbatch.BatchLogRecordProcessor])
+@pytest.mark.parametrize("drop_policy", ["oldest", "block"])
+def test_a_subclass_that_overrides_on_emit_is_called_for_every_record(
+    processor_cls: Any, drop_policy: str, shutdown_later: Later
+) -> None:
+    # A subclass's on_emit is the user's code: the SDK calls it, and only what it passes on is exported.
+    class Redacting(processor_cls):  # type: ignore[misc, valid-type]
+        def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+            if log_record.log_record.body != "secret":
+                super().on_emit(log_record)
+
+    exporter = InMemoryLogRecordExporter()
+    policies = {"drop_policy": drop_policy} if processor_cls is spanbatch.BatchLogRecordProcessor else {}
+    processor = shutdown_later(Redacting(exporter, **policies))
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    for body in ("hello", "secret", "bye"):
+        provider.get_logger("t").emit(LogRecord(body=body, severity_number=SeverityNumber.INFO))
+    assert processor.force_flush(5000)
+    assert [record.log_record.body for record in exporter.get_finished_logs()] == ["hello", "bye"]

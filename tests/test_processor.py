@@ -376,3 +376,20 @@ def test_a_real_tracer_provider_flushes_and_shuts_down_through_it(shutdown_later
     assert exporter.names() == ["child", "parent"]
     provider.shutdown()
     assert exporter.shutdown_calls
+
+
+@pytest.mark.timeout(20)
+def test_a_subclass_that_overrides_on_end_is_called_for_every_span(processor_class: Any, shutdown_later: Later) -> None:
+    # A subclass's on_end is the user's code: the SDK calls it, and only what it passes on is exported.
+    class Redacting(processor_class):  # type: ignore[misc, valid-type]
+        def on_end(self, span: ReadableSpan) -> None:
+            if span.name != "secret":
+                super().on_end(span)
+
+    exporter = RecordingExporter()
+    processor = shutdown_later(Redacting(exporter))
+    tracer = provider_with(processor).get_tracer("t")
+    for name in ("hello", "secret", "bye"):
+        tracer.start_span(name).end()
+    assert processor.force_flush(5000)
+    assert exporter.names() == ["hello", "bye"]

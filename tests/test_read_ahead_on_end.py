@@ -139,7 +139,8 @@ class InterruptedSpan(ReadableSpan):
 
     @property
     def name(self) -> str:
-        signal.raise_signal(signal.SIGINT)
+        if threading.current_thread() is threading.main_thread():  # where Ctrl-C is delivered
+            signal.raise_signal(signal.SIGINT)
         return "never read"
 
 
@@ -162,3 +163,20 @@ def test_ctrl_c_while_the_thread_that_ends_spans_reads_them_reaches_the_applicat
     final = processor.stats()
     assert balanced(final)
     assert (final.exported, final.dropped["unencodable"], final.queued) == (READ_AHEAD_SPANS, 1, 0)
+
+
+@pytest.mark.timeout(30)
+def test_ctrl_c_while_one_backend_reads_a_chunk_still_gives_the_span_to_every_backend(shutdown_later: Later) -> None:
+    a, b = EncodingExporter(), EncodingExporter()
+    pipeline = shutdown_later(spanbatch.Pipeline({"a": a, "b": b}, schedule_delay_millis=LONG))
+    pipeline.on_end(make_span(span_id=1))
+    assert pipeline.force_flush(5000)  # both workers read with their exporter's encoder
+    pipeline.on_end(InterruptedSpan(name="x", context=make_span(span_id=2).context))
+    for i in range(READ_AHEAD_SPANS - 2):
+        pipeline.on_end(make_span(span_id=100 + i))
+    with pytest.raises(KeyboardInterrupt):  # lane a reads its chunk first and is interrupted
+        pipeline.on_end(make_span(span_id=99))
+    assert pipeline.force_flush(5000)
+    by_backend = pipeline.stats_by_backend()
+    assert [stats.enqueued for stats in by_backend.values()] == [READ_AHEAD_SPANS + 1] * 2
+    assert all(balanced(stats) for stats in by_backend.values())
