@@ -58,8 +58,6 @@ pub struct PyBatchCore {
     /// Under gevent, a `gevent.sleep`: the application's waits pause with it instead of
     /// blocking their OS thread, which other greenlets share (see `waits.rs`, `_threads.py`).
     pause: Mutex<Option<Py<PyAny>>>,
-    /// Called for each item refused because shutdown began: the stock processors log each one.
-    after_shutdown: Mutex<Option<Py<PyAny>>>,
 }
 
 /// How a producer's wait for room ended.
@@ -78,7 +76,6 @@ impl PyBatchCore {
         block_timeout: Duration,
         fork: ForkWatch,
         pause: Option<Py<PyAny>>,
-        after_shutdown: Option<Py<PyAny>>,
     ) -> Self {
         Self {
             queue,
@@ -97,7 +94,6 @@ impl PyBatchCore {
             abandoned: AtomicBool::new(false),
             window: Mutex::new(None),
             pause: Mutex::new(pause),
-            after_shutdown: Mutex::new(after_shutdown),
         }
     }
 
@@ -117,7 +113,8 @@ impl PyBatchCore {
     ) -> PyResult<()> {
         let seq = self.counters.enqueue();
         if self.shutdown.load(Ordering::Acquire) {
-            return self.refuse_after_shutdown(py);
+            self.counters.drop_spans(DropReason::Shutdown, 1);
+            return Ok(());
         }
         let dropped = match self.queue.push(span.clone().unbind()) {
             Push::Queued => None,
@@ -125,7 +122,10 @@ impl PyBatchCore {
                 match self.push_blocking(py, refused) {
                     Blocked::Queued => None,
                     Blocked::Full => Some(self.count_overflow()),
-                    Blocked::Shutdown => return self.refuse_after_shutdown(py),
+                    Blocked::Shutdown => {
+                        self.counters.drop_spans(DropReason::Shutdown, 1);
+                        return Ok(());
+                    }
                     Blocked::Interrupted(error) => {
                         // It never got room: counted as any span a full queue refused.
                         self.count_overflow();
@@ -166,17 +166,6 @@ impl PyBatchCore {
             self.handoff.yield_to_worker(py, asleep);
         }
         interrupted
-    }
-
-    fn refuse_after_shutdown(&self, py: Python<'_>) -> PyResult<()> {
-        self.counters.drop_spans(DropReason::Shutdown, 1);
-        let callback = locked(&self.after_shutdown)
-            .as_ref()
-            .map(|c| c.clone_ref(py));
-        match callback {
-            Some(callback) => callback.call0(py).map(drop),
-            None => Ok(()),
-        }
     }
 
     fn may_block(&self) -> bool {
@@ -485,17 +474,14 @@ impl PyBatchCore {
     pub(crate) fn clear(&self) {
         self.fork.clear();
         locked(&self.pause).take();
-        locked(&self.after_shutdown).take();
     }
 
     pub(crate) fn traverse(&self, visit: &pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
         self.fork.traverse(visit)?;
         self.read_ahead.traverse(visit)?;
-        for callback in [&self.pause, &self.after_shutdown] {
-            if let Ok(guard) = callback.try_lock() {
-                if let Some(callback) = guard.as_ref() {
-                    visit.call(callback)?;
-                }
+        if let Ok(guard) = self.pause.try_lock() {
+            if let Some(pause) = guard.as_ref() {
+                visit.call(pause)?;
             }
         }
         Ok(())

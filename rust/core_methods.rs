@@ -24,7 +24,7 @@ impl PyBatchCore {
     #[pyo3(signature = (
         max_queue_size, schedule_delay_millis, max_export_batch_size, *,
         drop_policy = "oldest", linger_millis = None, block_timeout_millis = 0.0, on_fork = None,
-        pause = None, after_shutdown = None,
+        pause = None,
     ))]
     #[allow(clippy::too_many_arguments)] // the Python constructor's arguments, one by one
     fn py_new(
@@ -36,7 +36,6 @@ impl PyBatchCore {
         block_timeout_millis: f64,
         on_fork: Option<Py<PyAny>>,
         pause: Option<Py<PyAny>>,
-        after_shutdown: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         if max_queue_size == 0
             || max_export_batch_size == 0
@@ -63,7 +62,6 @@ impl PyBatchCore {
             millis(block_timeout_millis),
             ForkWatch::new(on_fork),
             pause,
-            after_shutdown,
         ))
     }
 

@@ -5,6 +5,20 @@ use crate::sampled::is_sampled;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 
+/// Pushes one item to every lane with `push`, then raises the first error (a Ctrl-C that came
+/// while one lane read or waited): the lanes after it still get the item, and count it.
+pub(crate) fn to_every_lane(
+    cores: &[Py<PyBatchCore>],
+    mut push: impl FnMut(&PyBatchCore) -> PyResult<()>,
+) -> PyResult<()> {
+    let mut first_error = Ok(());
+    for core in cores {
+        let pushed = push(core.get());
+        first_error = first_error.and(pushed);
+    }
+    first_error
+}
+
 /// Checks a span once and pushes it to every lane's queue; each lane drops only on its own.
 ///
 /// It holds only cores, which never refer back to a `FanOut`, so it cannot close a
@@ -22,22 +36,17 @@ impl PyFanOut {
     }
 
     fn on_end(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
-        if is_sampled(span) {
-            for core in &self.cores {
-                core.get().push(py, span)?;
-            }
+        if !is_sampled(span) {
+            return Ok(());
         }
-        Ok(())
+        to_every_lane(&self.cores, |core| core.push(py, span))
     }
 
     /// Pushes a log record to every lane; each drops it only if emitted on its own export thread.
     /// `wait=False`: no lane waits for room (see `BatchCore.on_emit`).
     #[pyo3(signature = (record, wait = true))]
     fn on_emit(&self, py: Python<'_>, record: &Bound<'_, PyAny>, wait: bool) -> PyResult<()> {
-        for core in &self.cores {
-            core.get().on_emit(py, record, wait)?;
-        }
-        Ok(())
+        to_every_lane(&self.cores, |core| core.on_emit(py, record, wait))
     }
 
     fn __repr__(&self) -> String {

@@ -9,6 +9,7 @@
 //! other record takes `stock`, the stock processor's own steps.
 
 use crate::core::PyBatchCore;
+use crate::fanout::to_every_lane;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
@@ -111,10 +112,7 @@ impl PyLogEmit {
     #[pyo3(signature = (record, wait = true))]
     fn on_emit(&self, py: Python<'_>, record: &Bound<'_, PyAny>, wait: bool) -> PyResult<()> {
         let readable = self.readable(record)?;
-        for core in &self.cores {
-            core.get().on_emit(py, &readable, wait)?;
-        }
-        Ok(())
+        to_every_lane(&self.cores, |core| core.on_emit(py, &readable, wait))
     }
 
     fn __repr__(&self) -> String {

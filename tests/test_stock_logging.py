@@ -13,6 +13,9 @@ from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor as StockBatchLogRecordProcessor
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace import ReadableSpan
+from spanbatch import _drops
+from spanbatch.log_processor import LOGS
+from spanbatch.processor import SPANS
 
 from tests.helpers import PROCESSORS, HangingExporter, RaisingExporter, RecordingExporter, make_span
 from tests.helpers.logs import emit_events, logger_provider_with
@@ -101,3 +104,39 @@ def test_a_record_emitted_after_shutdown_is_logged_as_stock_logs_it(
         emit_events(provider, 2)
     assert stock_lines(caplog) == [(logging.INFO, "Shutdown called, ignoring Log.", False)]
     assert exporter.get_finished_logs() == ()
+
+
+OLD_SPAN_LOGGER, OLD_SPAN_LINE = "opentelemetry.sdk.trace.export", "Already shutdown, dropping span."
+
+
+class _SharedBatchProcessorWithoutTheLine:
+    """The SDKs 1.33-1.39 shape: a shared BatchProcessor whose emit ignores an item after shutdown silently."""
+
+    class BatchProcessor:
+        def emit(self, data: object) -> None:
+            return None
+
+
+@pytest.mark.parametrize(
+    ("installed", "signal", "expected"),
+    [
+        ("shared without the line", SPANS, []),
+        ("shared without the line", LOGS, []),
+        ("before the shared processor", SPANS, [(OLD_SPAN_LOGGER, logging.WARNING, OLD_SPAN_LINE)]),
+        ("before the shared processor", LOGS, []),
+    ],
+)
+def test_after_shutdown_each_sdk_version_logs_what_its_stock_processor_logs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, installed: str, signal: Any, expected: list[Any]
+) -> None:
+    def import_module(name: str) -> Any:
+        if installed == "before the shared processor":
+            raise ImportError(name)
+        return _SharedBatchProcessorWithoutTheLine
+
+    monkeypatch.setattr(_drops.importlib, "import_module", import_module)
+    line = _drops.stock_after_shutdown(signal)
+    with caplog.at_level(logging.INFO):
+        if line is not None:
+            line()
+    assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == expected

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from spanbatch._core import DROP_REASONS
 from spanbatch._signals import Signal
@@ -16,8 +18,9 @@ logger = logging.getLogger("spanbatch")
 # once per report, before its own line with the count.
 stock_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
 _STOCK_QUEUE_FULL = "Queue full, dropping %s."
-# Logged by the stock processor (INFO, same logger) for each item it is given after shutdown.
+# What the SDK's processors log for each item they are given after shutdown (see ``stock_after_shutdown``).
 _STOCK_AFTER_SHUTDOWN = "Shutdown called, ignoring %s."
+_OLD_STOCK_SPAN_AFTER_SHUTDOWN = "Already shutdown, dropping span."
 
 _DEFAULT_INTERVAL_SECONDS = 10.0
 _WHY = {reason.name: reason.description for reason in DROP_REASONS}
@@ -33,11 +36,6 @@ class DropReporter:
         self._reported: dict[str, int] = {}
         self._last = time.monotonic()
         self._lock = threading.Lock()
-
-    def after_shutdown(self) -> None:
-        """What the stock processor logs for an item it is given after shutdown (its filter lets one line
-        through per 20 s); the Rust core counts the item (``shutdown``) and calls this."""
-        stock_logger.info(_STOCK_AFTER_SHUTDOWN, self._signal.exporting)
 
     def report(self, dropped: Mapping[str, int], *, now: bool = False) -> None:
         """Warn about new drops if the interval has passed (or ``now``)."""
@@ -62,3 +60,26 @@ class DropReporter:
                     )
                 self._reported[reason] = count
             self._last = time.monotonic()
+
+
+def stock_after_shutdown(signal: Signal) -> Callable[[], None] | None:
+    """What the installed SDK's batch processor of ``signal`` logs for each item given to it after shutdown.
+
+    SDK 1.40+ (its ``BatchProcessor.emit`` holds the message): INFO ``Shutdown called, ignoring Span./Log.``
+    (the logger's filter lets one line through per 20 s); the SDKs that share that ``BatchProcessor`` before
+    it: nothing; older ones: a WARNING per span on the span processor's logger, nothing for log records.
+    """
+    try:
+        shared = importlib.import_module(stock_logger.name)
+    except ImportError:
+        shared = None
+    emit = getattr(getattr(shared, "BatchProcessor", None), "emit", None)
+    if emit is not None:
+        if _STOCK_AFTER_SHUTDOWN not in getattr(emit, "__code__", emit).co_consts:
+            return None
+        return functools.partial(stock_logger.info, _STOCK_AFTER_SHUTDOWN, signal.exporting)
+    if signal.item != "span":
+        return None
+    return functools.partial(
+        logging.getLogger("opentelemetry.sdk.trace.export").warning, _OLD_STOCK_SPAN_AFTER_SHUTDOWN
+    )

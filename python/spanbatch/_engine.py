@@ -9,8 +9,8 @@ that the application's thread runs no Python code per item.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import ClassVar, Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
 
 from opentelemetry.metrics import MeterProvider
 
@@ -18,6 +18,7 @@ from spanbatch import _exit, _fork
 from spanbatch._capabilities import Exporter
 from spanbatch._config import BatchSettings
 from spanbatch._debug_log import debug_enabled
+from spanbatch._drops import stock_after_shutdown
 from spanbatch._lane import Backend, Lane, flush_lanes, weak_method
 from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
 from spanbatch._settings import ExportPolicies
@@ -47,7 +48,14 @@ class Engine(ABC, Generic[Telemetry]):
         debug = debug_enabled()
         self._policies = policies
         self._lanes = [
-            Lane(backend, policies, self.signal, debug=debug, named=named, on_new_core=weak_method(self._bind_hot_path))
+            Lane(
+                backend,
+                policies,
+                self.signal,
+                debug=debug,
+                named=named,
+                on_core_change=weak_method(self._bind_hot_path),
+            )
             for backend in backends
         ]
         self._bind_hot_path()
@@ -62,7 +70,26 @@ class Engine(ABC, Generic[Telemetry]):
 
     @abstractmethod
     def _bind_hot_path(self) -> None:
-        """Point the SDK's per-item method at the Rust push into every lane's current core."""
+        """Point the SDK's per-item method at the Rust push into every lane's current core (unless the
+        class overrides that method: then the SDK calls the override, which calls the push)."""
+
+    def _after_shutdown(self, push: Callable[..., None]) -> Callable[..., None]:
+        """``push`` while a lane runs; once every lane is shut down, ``push`` (which counts the item as
+        ``shutdown``) after the line the installed SDK's stock processor logs for such an item.
+
+        Logged from Python, never called back from the Rust push: at exit, daemon threads still end
+        spans, and CPython unwinds one that waits for the GIL during finalization, which aborts the
+        process when the unwinding meets Rust frames.
+        """
+        line = stock_after_shutdown(self.signal)
+        if line is None or not all(lane.core.is_shutdown for lane in self._lanes):
+            return push
+
+        def refused(item: object, *args: Any, **kwargs: Any) -> None:
+            line()
+            push(item, *args, **kwargs)
+
+        return refused
 
     @property
     def lanes(self) -> list[Lane]:

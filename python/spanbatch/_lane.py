@@ -61,8 +61,9 @@ class HasLanes(Protocol):
 class Lane:
     """One backend: its exporter, a Rust core and the worker that exports what the core hands out.
 
-    ``named`` lanes (a Pipeline's) put their name in drop warnings. ``on_new_core`` is called
-    once a forked child has given the lane a core of its own (see ``_fork``).
+    ``named`` lanes (a Pipeline's) put their name in drop warnings. ``on_core_change`` is called
+    once a forked child has given the lane a core of its own (see ``_fork``), and once its core
+    begins shutting down: the lane's owner binds its hot path to the core as it is now.
     """
 
     def __init__(
@@ -73,7 +74,7 @@ class Lane:
         *,
         debug: bool = False,
         named: bool = False,
-        on_new_core: Callable[[], None] | None = None,
+        on_core_change: Callable[[], None] | None = None,
     ) -> None:
         self.name, self.exporter, self.settings = backend
         self.policies = policies
@@ -82,7 +83,7 @@ class Lane:
         self._spill_counts = self.exporter.spill_counts if spills(self.exporter) else None
         self._debug = debug
         self._drop_label = self.name if named else ""
-        self._on_new_core = on_new_core
+        self._on_core_change = on_core_change
         self.fork_claims: dict[int, int] = {}  # forked child's pid -> the thread recovering this lane there
         self.worker: WorkerThread | None = None
         self.core = self._start()
@@ -110,7 +111,6 @@ class Lane:
             block_timeout_millis=self.policies.block_timeout_millis,
             on_fork=_fork.on_fork_of(self),
             pause=cooperative_pause(),
-            after_shutdown=self.drops.after_shutdown,
         )
         work = LaneWork(
             core,
@@ -131,9 +131,12 @@ class Lane:
         self.core = self._start()
         self._finalizer.detach()
         self._stop_when_collected()
-        if self._on_new_core is not None:
-            self._on_new_core()
+        self.core_changed()
         return self.core
+
+    def core_changed(self) -> None:
+        if self._on_core_change is not None:
+            self._on_core_change()
 
     def stats(self) -> SpanStats:
         disk = None if self._spill_counts is None else self._spill_counts()
@@ -176,6 +179,8 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:
     """
     deadline = time.monotonic() + timeout_millis / 1000
     stopping = [lane for lane in lanes if _fork.current_core(lane).begin_shutdown()]
+    for lane in stopping:
+        lane.core_changed()
     for lane in stopping:
         if lane.worker is not None and not lane.on_export_thread():
             lane.worker.join(remaining_millis(deadline) / 1000)

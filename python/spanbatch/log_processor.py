@@ -70,8 +70,8 @@ class LogEngine(Engine["ReadableLogRecord"], LogRecordProcessor):
     _push: Callable[..., None]
 
     def _bind_hot_path(self) -> None:
-        self._push = emitter([lane.core for lane in self._lanes])
-        if self._policies.drop_policy != "block":
+        self._push = self._after_shutdown(emitter([lane.core for lane in self._lanes]))
+        if self._policies.drop_policy != "block" and type(self).on_emit is LogEngine.on_emit:
             # The SDK calls ``processor.on_emit(record)`` and lands straight in Rust: no Python frame.
             self.on_emit = self._push  # type: ignore[method-assign]
 

@@ -51,9 +51,10 @@ class SpanEngine(Engine[ReadableSpan], SpanProcessor):
 
     def _bind_hot_path(self) -> None:
         cores = [lane.core for lane in self._lanes]
-        self._push = cores[0].on_end if len(cores) == 1 else FanOut(cores).on_end
-        # The SDK calls ``processor.on_end(span)`` and lands straight in Rust: no Python frame.
-        self.on_end = self._push  # type: ignore[method-assign]
+        self._push = self._after_shutdown(cores[0].on_end if len(cores) == 1 else FanOut(cores).on_end)
+        if type(self).on_end is SpanEngine.on_end:
+            # The SDK calls ``processor.on_end(span)`` and lands straight in Rust: no Python frame.
+            self.on_end = self._push  # type: ignore[method-assign]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Queues the started span in every lane when ``export_span_start`` is on."""
@@ -64,7 +65,7 @@ class SpanEngine(Engine[ReadableSpan], SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        # Shadowed per instance by the Rust push; kept for subclasses and type checkers.
+        # Shadowed per instance by the Rust push unless a subclass overrides it (its super().on_end lands here).
         self._push(span)
 
 
