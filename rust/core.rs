@@ -9,7 +9,7 @@
 //! it would hold the GIL, and a child that inherits a held GIL cannot run at all.
 
 use crate::batching::{Schedule, Seen, Step};
-use crate::counters::Counters;
+use crate::counters::{Counters, LeftOut};
 use crate::drop_reasons::DropReason;
 use crate::flush::Flushes;
 use crate::fork::{self, ForkWatch};
@@ -17,7 +17,7 @@ use crate::handoff::{self, Handoff};
 use crate::queue::{DropPolicy, Push, SpanQueue};
 use crate::read_ahead::ReadAhead;
 use crate::read_on::{Pace, ReadOn};
-use crate::reader::{BatchReader, Filling, OpenBatch};
+use crate::reader::{BatchReader, Filling, Lane, OpenBatch};
 use crate::room::Room;
 use crate::sync::locked;
 use crate::waits;
@@ -67,6 +67,20 @@ enum Blocked {
     Shutdown,
     /// A signal handler raised (Ctrl-C), or gevent interrupted the pause.
     Interrupted(PyErr),
+}
+
+impl Lane for PyBatchCore {
+    fn abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::SeqCst)
+    }
+
+    fn drop_held(&self, held: usize, left_out: LeftOut) {
+        // Counted before a flush could see the open batch gone (shutdown gave them all up anyway).
+        self.with_flushes(|flushes| {
+            flushes.drop_open();
+            self.counters.drop_held(held as u64, left_out);
+        });
+    }
 }
 
 impl PyBatchCore {
@@ -274,7 +288,7 @@ impl PyBatchCore {
 
     /// What the worker should do now, holding `held` spans read ahead towards the next batch.
     pub(crate) fn next_step(&self, held: usize, chunk: usize) -> Step {
-        if self.abandoned.load(Ordering::Acquire) {
+        if Lane::abandoned(self) {
             return Step::Stop;
         }
         // An empty queue completes the flushes that only waited for spans evicted meanwhile.
@@ -299,14 +313,14 @@ impl PyBatchCore {
     /// Waits, detached, until the next step is not a wait; returns it with the open batch
     /// locked, so that no application thread reads into it until the step is taken.
     fn next_move<'a, R: BatchReader + Send>(
-        &self,
+        &'a self,
         py: Python<'_>,
         open: &'a OpenBatch<R>,
         chunk: usize,
         patient: bool,
     ) -> (Step, Filling<'a, R>) {
         loop {
-            let filling = open.lock(py);
+            let filling = open.lock(py, self);
             match self.next_step(filling.held(), chunk) {
                 Step::Wait(deadline) if patient => {
                     drop(filling);
@@ -318,7 +332,7 @@ impl PyBatchCore {
                         // Under the batch's lock: an application thread that reads into it stores
                         // what is left to take, which this must not overwrite with an older view.
                         {
-                            let filling = open.lock_detached();
+                            let filling = open.lock_detached(self);
                             let take = self.schedule.next_take(filling.held(), chunk);
                             self.wake_at.store(take, Ordering::SeqCst);
                         }
@@ -372,7 +386,8 @@ impl PyBatchCore {
                     // Signals reach the main thread only: an item whose reading raised on the
                     // worker (a `SystemExit` in a span's property) was left out and counted.
                     let _ = filling.read(py, spans);
-                    if ends_batch && filling.held() > 0 {
+                    // Abandoned meanwhile: what is held is dropped as the batch is let go.
+                    if ends_batch && filling.held() > 0 && !self.abandoned() {
                         // Counted as the batch goes out: application threads read into it too.
                         read_on.read += filling.held();
                         read_on.bytes += filling.reader().bytes();
@@ -391,14 +406,8 @@ impl PyBatchCore {
                             });
                     }
                 }
-                Step::Wait(_) => break,
-                Step::Stop => {
-                    // Abandoned with spans read ahead: they still go out, as their batch.
-                    if filling.held() > 0 {
-                        batches.push(self.hand_out(py, &mut filling)?);
-                    }
-                    break;
-                }
+                // Stop: abandoned; spans read ahead are dropped as the batch is let go, not handed out.
+                Step::Wait(_) | Step::Stop => break,
             }
         }
         Ok(batches)
@@ -408,13 +417,13 @@ impl PyBatchCore {
     /// for it up to `CHUNK_WAIT`; once none comes, what is held goes out as its batch. Returns
     /// it with the open batch locked, as `next_move` does.
     fn read_on<'a, R: BatchReader + Send>(
-        &self,
+        &'a self,
         py: Python<'_>,
         open: &'a OpenBatch<R>,
         chunk: usize,
         read_on: &mut ReadOn,
     ) -> (Step, Filling<'a, R>) {
-        let filling = open.lock(py);
+        let filling = open.lock(py, self);
         let step = self.next_step(filling.held(), chunk);
         let (Step::Wait(_), Some(pace)) = (step, read_on.pace) else {
             return (step, filling);
@@ -424,14 +433,14 @@ impl PyBatchCore {
         handoff::wait_for_spans(py, || {
             {
                 // Under the batch's lock, as in `next_move`.
-                let filling = open.lock_detached();
+                let filling = open.lock_detached(self);
                 let take = self.schedule.next_take(filling.held(), chunk);
                 self.wake_at.store(take, Ordering::SeqCst);
             }
             let ready = || self.worker_ready(true, open.held(), chunk);
             self.wakeup.worker_wait(Some(until), ready);
         });
-        let filling = open.lock(py);
+        let filling = open.lock(py, self);
         let held = filling.held();
         let step = self.next_step(held, chunk);
         if !matches!(step, Step::Wait(_)) {

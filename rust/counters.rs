@@ -3,7 +3,8 @@
 //! Every span moves forward through stages and each move bumps exactly one
 //! monotonic counter: accepted (`enqueued`), then either dropped from the queue
 //! (`queue_full`, `shutdown`, `fork`) or taken by the worker (`taken`), then finished
-//! (`exported`, `spilled`, `export_failed`, `unencodable`, `too_large`). The gauges
+//! (`exported`, `spilled`, `export_failed`, `unencodable`, `too_large`, or `shutdown` for spans
+//! taken into a batch that shutdown gave up on before it went out). The gauges
 //! `queued` and `in_flight` are derived from those counters. A snapshot reads the later stages first, so whatever the
 //! other threads do meanwhile, the figures it returns describe a state the
 //! spans really passed through: no gauge is negative and
@@ -76,6 +77,9 @@ struct WorkerCounters {
     batches: AtomicU64,
     export_errors: AtomicU64,
     retried: AtomicU64,
+    /// Taken spans dropped at shutdown, never handed out: reported with `shutdown`, but a
+    /// finished stage (they left the queue as `taken`).
+    abandoned: AtomicU64,
 }
 
 /// A consistent, immutable reading of [`Counters`].
@@ -158,6 +162,22 @@ impl Counters {
         self.worker.batches.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// `n` taken spans, of which the encoder had left out `left_out`, were dropped before they
+    /// went out: their lane was abandoned at shutdown.
+    pub fn drop_held(&self, n: u64, left_out: LeftOut) {
+        let left_out = left_out.at_most(n);
+        for (reason, spans) in [
+            (DropReason::Unencodable, left_out.unencodable),
+            (DropReason::TooLarge, left_out.too_large),
+        ] {
+            if spans > 0 {
+                self.drop_spans(reason, spans);
+            }
+        }
+        let rest = n - left_out.total();
+        self.worker.abandoned.fetch_add(rest, Ordering::AcqRel);
+    }
+
     /// A failed export is about to be attempted again. Not a stage: the batch stays in flight.
     pub fn retry(&self) {
         self.worker.retried.fetch_add(1, Ordering::AcqRel);
@@ -171,6 +191,7 @@ impl Counters {
         let retried = load(&self.worker.retried);
         let exported = load(&self.worker.exported);
         let spilled = load(&self.worker.spilled);
+        let abandoned = load(&self.worker.abandoned);
         let mut dropped = [0; REASONS];
         for reason in DropReason::ALL.into_iter().filter(|r| !r.leaves_queue()) {
             dropped[reason as usize] = load(&self.dropped[reason as usize]);
@@ -182,6 +203,7 @@ impl Counters {
         let enqueued = load(&self.enqueued);
         let finished = exported
             + spilled
+            + abandoned
             + DropReason::ALL
                 .into_iter()
                 .filter(|r| !r.leaves_queue())
@@ -193,6 +215,7 @@ impl Counters {
                 .filter(|r| r.leaves_queue())
                 .map(|r| dropped[r as usize])
                 .sum::<u64>();
+        dropped[DropReason::Shutdown as usize] += abandoned;
         Snapshot {
             enqueued,
             exported,
@@ -248,6 +271,22 @@ mod tests {
         assert_eq!(s.dropped_by(DropReason::QueueFull), 2);
         assert_eq!(s.dropped_by(DropReason::Unencodable), 1);
         assert_eq!((s.batches, s.export_errors, s.retried), (2, 1, 1));
+        assert!(balanced(&s));
+    }
+
+    #[test]
+    fn taken_spans_dropped_at_shutdown_leave_in_flight_as_shutdown_drops() {
+        let c = Counters::default();
+        for _ in 0..10 {
+            c.enqueue();
+        }
+        c.take(8);
+        c.drop_spans(DropReason::Shutdown, 2);
+        c.drop_held(5, LeftOut::unreadable(1));
+        let s = c.snapshot();
+        assert_eq!((s.queued, s.in_flight), (0, 3));
+        assert_eq!(s.dropped_by(DropReason::Shutdown), 6);
+        assert_eq!(s.dropped_by(DropReason::Unencodable), 1);
         assert!(balanced(&s));
     }
 

@@ -84,6 +84,11 @@ impl Flushes {
         true
     }
 
+    /// The open batch was dropped, never handed out (its lane abandoned at shutdown).
+    pub fn drop_open(&mut self) {
+        self.open = None;
+    }
+
     /// The batch handed out under `key` is settled; None if no such batch is out.
     pub fn settle(&mut self, key: usize) -> Option<Handed> {
         // The latest: a batch never settled (abandoned) may have left a freed object's key behind.

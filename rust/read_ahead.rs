@@ -23,7 +23,7 @@
 use crate::batching::Step;
 use crate::core::PyBatchCore;
 use crate::otlp::reader::RequestReader;
-use crate::reader::OpenBatch;
+use crate::reader::{Lane, OpenBatch};
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -47,9 +47,15 @@ impl Default for ReadAhead {
 }
 
 impl ReadAhead {
+    /// Drops what the open request holds, unless a thread holds it (that thread does); returns
+    /// how many spans this call dropped.
+    pub fn drop_if_abandoned(&self, lane: &(dyn Lane + Sync)) -> usize {
+        self.open.drop_if_abandoned(lane)
+    }
+
     pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        match self.open.try_lock() {
-            Some(mut filling) => filling.reader().traverse(visit),
+        match self.open.try_reader() {
+            Some(reader) => reader.traverse(visit),
             None => Ok(()),
         }
     }
@@ -67,7 +73,7 @@ impl PyBatchCore {
     ) -> PyResult<(&OpenBatch<RequestReader>, usize)> {
         let open = &self.read_ahead.open;
         let spans = {
-            let mut filling = open.lock(py);
+            let mut filling = open.lock(py, self);
             let held = filling.held() > 0;
             filling.reader().use_encoder(encoder, held)?
         };
@@ -98,7 +104,7 @@ impl PyBatchCore {
         if queued < chunk || self.read_ahead.pid.load(Ordering::Relaxed) != std::process::id() {
             return Ok(false);
         }
-        let Some(mut filling) = self.read_ahead.open.try_lock() else {
+        let Some(mut filling) = self.read_ahead.open.try_lock(self) else {
             return Ok(false);
         };
         if let Step::Take {

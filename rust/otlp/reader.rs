@@ -104,6 +104,16 @@ impl BatchReader for RequestReader {
         self.builder.bytes()
     }
 
+    fn discard(&mut self) -> LeftOut {
+        let builder = std::mem::take(&mut self.builder);
+        // Pure Rust: the thread that lets go of an abandoned batch may be detached.
+        self.encoder
+            .as_ref()
+            .map_or_else(LeftOut::default, |(encoder, _)| {
+                encoder.get().encoder.finish(builder).left_out
+            })
+    }
+
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, LeftOut)> {
         let builder = std::mem::take(&mut self.builder);
         let Some((encoder, kind)) = &self.encoder else {
