@@ -136,16 +136,7 @@ impl Counters {
     /// export had `delivered` of the others accepted by the backend before it failed (parts of a
     /// request cut to a byte limit): those count as exported, only the rest as failed.
     pub fn finish(&self, n: u64, left_out: LeftOut, success: bool, spilled: u64, delivered: u64) {
-        let left_out = left_out.at_most(n);
-        for (reason, spans) in [
-            (DropReason::Unencodable, left_out.unencodable),
-            (DropReason::TooLarge, left_out.too_large),
-        ] {
-            if spans > 0 {
-                self.drop_spans(reason, spans);
-            }
-        }
-        let left_out = left_out.total();
+        let left_out = self.drop_left_out(n, left_out);
         let spilled = spilled.min(n - left_out);
         if spilled > 0 {
             self.worker.spilled.fetch_add(spilled, Ordering::AcqRel);
@@ -165,6 +156,12 @@ impl Counters {
     /// `n` taken spans, of which the encoder had left out `left_out`, were dropped before they
     /// went out: their lane was abandoned at shutdown.
     pub fn drop_held(&self, n: u64, left_out: LeftOut) {
+        let rest = n - self.drop_left_out(n, left_out);
+        self.worker.abandoned.fetch_add(rest, Ordering::AcqRel);
+    }
+
+    /// Counts what the encoder left out of `n` taken spans, by reason; returns how many.
+    fn drop_left_out(&self, n: u64, left_out: LeftOut) -> u64 {
         let left_out = left_out.at_most(n);
         for (reason, spans) in [
             (DropReason::Unencodable, left_out.unencodable),
@@ -174,8 +171,7 @@ impl Counters {
                 self.drop_spans(reason, spans);
             }
         }
-        let rest = n - left_out.total();
-        self.worker.abandoned.fetch_add(rest, Ordering::AcqRel);
+        left_out.total()
     }
 
     /// A failed export is about to be attempted again. Not a stage: the batch stays in flight.
