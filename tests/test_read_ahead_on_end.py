@@ -11,7 +11,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import spanbatch
@@ -134,14 +134,20 @@ def test_values_left_out_by_the_thread_that_ends_spans_are_logged(
     assert "Left out 1 span(s) that could not be read" in caplog.text
 
 
-class InterruptedSpan(ReadableSpan):
-    """A span whose name is read while Ctrl-C arrives: reading it raises KeyboardInterrupt, from a real SIGINT."""
+class InterruptingTime:
+    """A start time the encoder reads as an integer through ``__index__``, Python code, while Ctrl-C arrives."""
 
-    @property
-    def name(self) -> str:
+    def __index__(self) -> int:
         if threading.current_thread() is threading.main_thread():  # where Ctrl-C is delivered
             signal.raise_signal(signal.SIGINT)
-        return "never read"
+        return 1
+
+
+def interrupted_span(span_id: int) -> ReadableSpan:
+    """An SDK span (read on the thread that ends it) whose reading runs Python code that meets a real SIGINT."""
+    span = make_span(span_id=span_id)
+    span._start_time = InterruptingTime()  # type: ignore[assignment]
+    return span
 
 
 @pytest.mark.timeout(30)
@@ -152,8 +158,7 @@ def test_ctrl_c_while_the_thread_that_ends_spans_reads_them_reaches_the_applicat
     processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
     processor.on_end(make_span(span_id=1))
     assert processor.force_flush(5000)  # the worker has read with the exporter's encoder
-    interrupted = InterruptedSpan(name="x", context=make_span(span_id=2).context)
-    processor.on_end(interrupted)
+    processor.on_end(interrupted_span(2))
     for i in range(READ_AHEAD_SPANS - 2):
         processor.on_end(make_span(span_id=100 + i))
     with pytest.raises(KeyboardInterrupt):  # the span that completes the chunk: this thread reads it
@@ -171,7 +176,7 @@ def test_ctrl_c_while_one_backend_reads_a_chunk_still_gives_the_span_to_every_ba
     pipeline = shutdown_later(spanbatch.Pipeline({"a": a, "b": b}, schedule_delay_millis=LONG))
     pipeline.on_end(make_span(span_id=1))
     assert pipeline.force_flush(5000)  # both workers read with their exporter's encoder
-    pipeline.on_end(InterruptedSpan(name="x", context=make_span(span_id=2).context))
+    pipeline.on_end(interrupted_span(2))
     for i in range(READ_AHEAD_SPANS - 2):
         pipeline.on_end(make_span(span_id=100 + i))
     with pytest.raises(KeyboardInterrupt):  # lane a reads its chunk first and is interrupted
@@ -180,3 +185,34 @@ def test_ctrl_c_while_one_backend_reads_a_chunk_still_gives_the_span_to_every_ba
     by_backend = pipeline.stats_by_backend()
     assert [stats.enqueued for stats in by_backend.values()] == [READ_AHEAD_SPANS + 1] * 2
     assert all(balanced(stats) for stats in by_backend.values())
+
+
+class SpanWithPythonProperties(ReadableSpan):
+    """A span class whose fields are read through Python code (its own property), which records the thread."""
+
+    readers: ClassVar[list[str]] = []
+
+    @property
+    def name(self) -> str:
+        SpanWithPythonProperties.readers.append(threading.current_thread().name)
+        return "subclass"
+
+
+@pytest.mark.timeout(30)
+def test_a_span_whose_reading_runs_python_code_is_read_by_the_worker_not_the_thread_that_ends_it(
+    shutdown_later: Later,
+) -> None:
+    # Python code run mid-read on the application thread could meet a signal handler that flushes (and waits
+    # for this very read) or, on a daemon thread at exit, be unwound through Rust frames.
+    exporter = EncodingExporter()
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
+    processor.on_end(make_span(span_id=1))
+    assert processor.force_flush(5000)  # the worker reads with the exporter's encoder
+    SpanWithPythonProperties.readers.clear()
+    for i in range(3 * READ_AHEAD_SPANS):
+        span = make_span(span_id=100 + i)
+        processor.on_end(SpanWithPythonProperties(name="x", context=span.context) if i == 0 else span)
+    assert processor.force_flush(5000)
+    assert exporter.exported == 1 + 3 * READ_AHEAD_SPANS
+    assert SpanWithPythonProperties.readers
+    assert threading.main_thread().name not in SpanWithPythonProperties.readers
