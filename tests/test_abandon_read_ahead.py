@@ -38,17 +38,23 @@ class HangingEncodingExporter(EncodingExporter):
         return super().export(spans)
 
 
-class BlockingNameSpan(ReadableSpan):
-    """A span whose name, read on the application thread, waits for ``unblock``."""
+class BlockingTime:
+    """A start time the encoder reads through ``__index__`` (Python code): on the application thread, that
+    read waits for ``unblock``, holding the open request."""
 
     reading, unblock = threading.Event(), threading.Event()
 
-    @property
-    def name(self) -> str:
+    def __index__(self) -> int:
         if threading.current_thread().name == "app":
             self.reading.set()
             self.unblock.wait(20)
-        return "blocking"
+        return 1
+
+
+def blocking_span(span_id: int) -> ReadableSpan:
+    span = make_span(span_id=span_id)
+    span._start_time = BlockingTime()  # type: ignore[assignment]
+    return span
 
 
 def hung_processor(shutdown_later: Later, exporter: HangingEncodingExporter) -> spanbatch.BatchSpanProcessor:
@@ -101,23 +107,22 @@ def test_spans_an_application_thread_is_still_reading_when_the_lane_is_abandoned
 ) -> None:
     exporter = HangingEncodingExporter()
     processor = hung_processor(shutdown_later, exporter)
-    context = make_span(span_id=2).context
 
     def app() -> None:
-        processor.on_end(BlockingNameSpan(name="x", context=context))
+        processor.on_end(blocking_span(2))
         for i in range(READ_AHEAD_SPANS - 1):
             processor.on_end(make_span(span_id=300 + i))
 
     thread = threading.Thread(target=app, name="app", daemon=True)
     thread.start()
     try:
-        assert BlockingNameSpan.reading.wait(10)  # the chunk is taken; its first span is being read
+        assert BlockingTime.reading.wait(10)  # the chunk is taken; its first span is being read
         processor.shutdown()  # returns by its deadline, though the open request is held
         during = processor.stats()
         assert during.in_flight == 64 + READ_AHEAD_SPANS
         assert balanced(during)
     finally:
-        BlockingNameSpan.unblock.set()
+        BlockingTime.unblock.set()
     thread.join(10)
     after = processor.stats()
     assert (after.dropped["shutdown"], after.in_flight) == (READ_AHEAD_SPANS, 64)

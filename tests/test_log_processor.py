@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 import logging
 import logging.config
+import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -615,3 +617,25 @@ def test_a_subclass_that_overrides_on_emit_is_called_for_every_record(
         provider.get_logger("t").emit(LogRecord(body=body, severity_number=SeverityNumber.INFO))
     assert processor.force_flush(5000)
     assert [record.log_record.body for record in exporter.get_finished_logs()] == ["hello", "bye"]
+
+
+OLD_SDK_SUBCLASS = """
+from opentelemetry.sdk._logs import LogRecordProcessor
+del LogRecordProcessor.on_emit  # SDKs before 1.28: no on_emit, their LoggerProvider calls processor.emit(...)
+import spanbatch
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+calls = []
+class Redacting(spanbatch.BatchLogRecordProcessor):
+    def on_emit(self, record):
+        calls.append(record)
+processor = Redacting(InMemoryLogRecordExporter())
+processor.emit(object())
+processor.shutdown()
+print(len(calls))
+"""
+
+
+def test_on_sdks_that_call_emit_a_subclass_override_of_on_emit_is_called() -> None:
+    app = [sys.executable, "-c", OLD_SDK_SUBCLASS]
+    done = subprocess.run(app, capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, "1"), done.stderr
