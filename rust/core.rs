@@ -126,6 +126,7 @@ impl PyBatchCore {
         wait: bool,
     ) -> PyResult<()> {
         let seq = self.counters.enqueue();
+        self.watch_class(span);
         if self.shutdown.load(Ordering::Acquire) {
             self.counters.drop_spans(DropReason::Shutdown, 1);
             return Ok(());

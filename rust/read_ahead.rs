@@ -19,14 +19,23 @@
 //! an exporter that takes spans gets them as it always did, and log records are read by the
 //! worker. A thread that finds the batch held (by the worker, or another application thread)
 //! does not wait; the next span's `on_end` tries again.
+//!
+//! Only while every span ended in the lane is of the one class whose reading runs no Python
+//! code (the SDK's `ReadableSpan`, read from its instance dict): Python code run mid-read, with
+//! the batch locked, could run a signal handler that flushes (and waits for this very read),
+//! or, on a daemon thread at exit, be unwound through these Rust frames, which aborts. The
+//! first span of another class (a subclass with properties) hands reading to the worker for good.
 
 use crate::batching::Step;
 use crate::core::PyBatchCore;
 use crate::otlp::reader::RequestReader;
+use crate::otlp::types::Types;
 use crate::reader::{Lane, OpenBatch};
 use pyo3::prelude::*;
+use pyo3::types::PyType;
 use pyo3::{PyTraverseError, PyVisit};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 pub struct ReadAhead {
     open: OpenBatch<RequestReader>,
@@ -34,6 +43,10 @@ pub struct ReadAhead {
     chunk: AtomicUsize,
     /// The process whose worker reads here: a child forked without Python's hooks reads nothing.
     pid: AtomicU32,
+    /// The class application threads may read (see the module's comment); set by the worker.
+    pure: OnceLock<Py<PyType>>,
+    /// A span of another class was ended in this lane: only the worker reads from now on.
+    impure: AtomicBool,
 }
 
 impl Default for ReadAhead {
@@ -42,6 +55,8 @@ impl Default for ReadAhead {
             open: OpenBatch::new(RequestReader::default()),
             chunk: AtomicUsize::new(0),
             pid: AtomicU32::new(0),
+            pure: OnceLock::new(),
+            impure: AtomicBool::new(false),
         }
     }
 }
@@ -80,6 +95,8 @@ impl PyBatchCore {
         if !spans {
             return Ok((open, chunk));
         }
+        let pure = &Types::get(py)?.readable_span;
+        self.read_ahead.pure.get_or_init(|| pure.clone_ref(py));
         self.read_ahead
             .pid
             .store(std::process::id(), Ordering::Relaxed);
@@ -93,7 +110,7 @@ impl PyBatchCore {
     /// while the chunk was read (it is this thread's to raise, once the chunk is read).
     pub(crate) fn read_ahead_here(&self, py: Python<'_>) -> PyResult<bool> {
         let chunk = self.read_ahead.chunk.load(Ordering::Acquire);
-        if chunk == 0 {
+        if chunk == 0 || self.read_ahead.impure.load(Ordering::Acquire) {
             return Ok(false);
         }
         let queued = self.queue.len();
@@ -120,5 +137,19 @@ impl PyBatchCore {
             read?;
         }
         Ok(false)
+    }
+
+    /// Before a span is queued: one of a class whose reading may run Python code ends reading
+    /// on application threads for good (see the module's comment). Two loads on the hot path.
+    #[inline]
+    pub(crate) fn watch_class(&self, span: &Bound<'_, PyAny>) {
+        if self.read_ahead.impure.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(pure) = self.read_ahead.pure.get() {
+            if span.get_type_ptr() != pure.as_ptr().cast() {
+                self.read_ahead.impure.store(true, Ordering::Release);
+            }
+        }
     }
 }
