@@ -86,8 +86,8 @@ class Engine(ABC, Generic[Telemetry]):
             return push
 
         def refused(item: object, *args: Any, **kwargs: Any) -> None:
+            push(item, *args, **kwargs)  # counted first: a logging filter may raise
             line()
-            push(item, *args, **kwargs)
 
         return refused
 

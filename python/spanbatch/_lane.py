@@ -188,7 +188,8 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:
         if lane.worker is not None and lane.worker.is_alive():
             abandoned = lane.core.abandon()
             logger.warning(
-                "%s: shutdown deadline passed with an export still running; dropped %d queued %s.",
+                "%s: shutdown deadline passed with the worker still busy (an export, or spans another thread was"
+                " reading); dropped %d queued %s (the stats count the rest as they are let go).",
                 lane.name,
                 abandoned,
                 lane.signal.items,

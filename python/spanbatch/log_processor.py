@@ -82,7 +82,10 @@ class LogEngine(Engine["ReadableLogRecord"], LogRecordProcessor):
         self._push(log_record, wait=self._policies.drop_policy != "block" or not _in_a_logging_handler())
 
     if not hasattr(LogRecordProcessor, "on_emit"):
-        emit = on_emit  # what SDKs before 1.28 call
+
+        def emit(self, log_data: ReadWriteLogRecord) -> None:
+            """What SDKs before 1.28 call: ``on_emit``, a subclass's override included."""
+            self.on_emit(log_data)
 
 
 class BatchLogRecordProcessor(OneLane["ReadableLogRecord"], LogEngine):

@@ -48,10 +48,13 @@ class SpanEngine(Engine[ReadableSpan], SpanProcessor):
 
     signal = SPANS
     _push: Callable[[ReadableSpan], None]
+    _start_push: Callable[[ReadableSpan], None]
 
     def _bind_hot_path(self) -> None:
         cores = [lane.core for lane in self._lanes]
-        self._push = self._after_shutdown(cores[0].on_end if len(cores) == 1 else FanOut(cores).on_end)
+        self._start_push = cores[0].on_end if len(cores) == 1 else FanOut(cores).on_end
+        # After shutdown the stock processor logs each ended span it is given, not a started one.
+        self._push = self._after_shutdown(self._start_push)
         if type(self).on_end is SpanEngine.on_end:
             # The SDK calls ``processor.on_end(span)`` and lands straight in Rust: no Python frame.
             self.on_end = self._push  # type: ignore[method-assign]
@@ -59,7 +62,7 @@ class SpanEngine(Engine[ReadableSpan], SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Queues the started span in every lane when ``export_span_start`` is on."""
         if self._policies.export_span_start:
-            self._push(span)
+            self._start_push(span)
 
     def _on_ending(self, span: Span) -> None:
         pass
