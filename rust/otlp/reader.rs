@@ -106,7 +106,9 @@ impl BatchReader for RequestReader {
 
     fn discard(&mut self) -> LeftOut {
         let builder = std::mem::take(&mut self.builder);
-        // Pure Rust: the thread that lets go of an abandoned batch may be detached.
+        // Needs no Python: the thread that lets go of an abandoned batch may be detached. There,
+        // the request's references to its resources and scopes (a few) are leaked, not freed (no
+        // reference pool: see .cargo/config.toml).
         self.encoder
             .as_ref()
             .map_or_else(LeftOut::default, |(encoder, _)| {
