@@ -213,12 +213,13 @@ impl PyBatchCore {
     }
 
     /// Stops accepting spans and wakes the worker to drain; false if already shut down.
-    fn begin_shutdown(&self) -> bool {
-        let first = !self.shutdown.swap(true, Ordering::AcqRel);
+    fn begin_shutdown(&self, py: Python<'_>) -> bool {
+        let first = !self.shutdown.swap(true, Ordering::SeqCst);
         if first {
             self.wakeup.notify_worker();
             self.room.notify();
         }
+        self.wait_for_producers(py);
         first
     }
 
