@@ -81,8 +81,9 @@ def test_a_backend_is_flushed_only_when_both_its_signals_are(shutdown_later: Lat
         assert pipeline.end_session(300) == {"a": True, "b": False}
     finally:
         hanging.release.set()
-    pipeline.shutdown()
+    pipeline.shutdown()  # both signals' lanes, as end_session flushes both
     assert pipeline.logs is not None
+    assert all(lane.core.is_shutdown for lane in pipeline.logs.lanes)
     assert pipeline.logs.stats_by_backend()["b"].exported == 1
 
 
