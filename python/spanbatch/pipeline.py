@@ -13,7 +13,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
-from spanbatch import _settings
+from spanbatch import _exit, _settings
 from spanbatch._capabilities import Exporter
 from spanbatch._config import resolve_settings
 from spanbatch._lane import Backend, Lane, flush_lanes
@@ -131,8 +131,9 @@ class Pipeline(SpanEngine):
                 logger.warning("Session end: %s did not flush in time.", ", ".join(late))
 
     def shutdown(self, timeout_millis: float | None = None) -> None:
-        """Drain and shut down every backend in parallel within one deadline. Idempotent."""
-        super().shutdown(timeout_millis)
+        """Drain and shut down every backend, both signals' lanes, in parallel within one deadline. Idempotent."""
+        lanes: list[Lane] = [*self._lanes, *(self.logs.lanes if self.logs is not None else ())]
+        _exit.shutdown(lanes, self._timeout_millis(timeout_millis))
 
     def __repr__(self) -> str:
         return f"Pipeline({', '.join(self.names)}, stats={self.stats()})"
