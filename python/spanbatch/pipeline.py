@@ -104,10 +104,13 @@ class Pipeline(SpanEngine):
         """Flush every backend in parallel; True only if all finished in time."""
         return super().force_flush(timeout_millis)
 
+    def _lanes_of_both_signals(self) -> list[Lane]:
+        """Every backend's span lane, then its log lane if it has one."""
+        return [*self._lanes, *(self.logs.lanes if self.logs is not None else ())]
+
     def flush_by_backend(self, timeout_millis: float | None = None) -> dict[str, bool]:
         """Flush every lane of both signals in parallel; per backend, True when all its lanes finished."""
-        lanes: list[Lane] = [*self._lanes, *(self.logs.lanes if self.logs is not None else ())]
-        return flush_lanes(lanes, self._timeout_millis(timeout_millis))
+        return flush_lanes(self._lanes_of_both_signals(), self._timeout_millis(timeout_millis))
 
     def end_session(self, timeout_millis: float | None = None) -> dict[str, bool]:
         """The end of a session or turn: flush every backend now, so its whole trace is there.
@@ -132,8 +135,7 @@ class Pipeline(SpanEngine):
 
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Drain and shut down every backend, both signals' lanes, in parallel within one deadline. Idempotent."""
-        lanes: list[Lane] = [*self._lanes, *(self.logs.lanes if self.logs is not None else ())]
-        _exit.shutdown(lanes, self._timeout_millis(timeout_millis))
+        _exit.shutdown(self._lanes_of_both_signals(), self._timeout_millis(timeout_millis))
 
     def __repr__(self) -> str:
         return f"Pipeline({', '.join(self.names)}, stats={self.stats()})"
