@@ -20,15 +20,18 @@ Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
 
 class ManyExporter(RecordingExporter):
-    """Records the batches of each ``export_many`` call; the first call waits for ``release``."""
+    """Records the batches of each ``export_many`` call; each call waits for ``release``; ``entered`` is set
+    once a call has begun."""
 
     def __init__(self, results: Any = None) -> None:
         super().__init__()
         self.calls: list[list[int]] = []
+        self.entered = threading.Event()
         self.release = threading.Event()
         self.results = results
 
     def export_many(self, batches: Sequence[Sequence[ReadableSpan]]) -> Any:
+        self.entered.set()
         self.release.wait(10)
         self.calls.append([len(batch) for batch in batches])
         results = [self.export(batch) for batch in batches]
@@ -69,7 +72,8 @@ def test_the_worker_passes_every_due_batch_in_one_call(shutdown_later: Later) ->
         spanbatch.BatchSpanProcessor(exporter, max_queue_size=200, max_export_batch_size=10, schedule_delay_millis=LONG)
     )
     end_spans(processor, 10)
-    # The first call is held: the next 50 spans queue up behind it.
+    # Once the first call has its batch, it is held: the next 50 spans queue up behind it.
+    assert exporter.entered.wait(5)
     end_spans(processor, 50)
     exporter.release.set()
     assert exporter.wait_for(60)
