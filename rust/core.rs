@@ -137,12 +137,12 @@ impl PyBatchCore {
         span: &Bound<'_, PyAny>,
         wait: bool,
     ) -> PyResult<()> {
-        let seq = self.counters.enqueue();
-        self.watch_class(span);
         if self.shutdown.load(Ordering::Acquire) {
-            self.counters.drop_spans(DropReason::Shutdown, 1);
+            self.refuse_at_shutdown();
             return Ok(());
         }
+        let seq = self.counters.enqueue();
+        self.watch_class(span);
         let dropped = match self.queue.push(span.clone().unbind()) {
             Push::Queued => None,
             Push::Refused(refused) if wait && self.may_block() => {
@@ -193,6 +193,12 @@ impl PyBatchCore {
             self.away(|| self.handoff.yield_to_worker(py, asleep));
         }
         interrupted
+    }
+
+    /// Counts an item offered after shutdown began: enqueued, and dropped (`shutdown`).
+    pub(crate) fn refuse_at_shutdown(&self) {
+        self.counters.enqueue();
+        self.counters.drop_spans(DropReason::Shutdown, 1);
     }
 
     fn may_block(&self) -> bool {
@@ -257,7 +263,7 @@ impl PyBatchCore {
             return;
         }
         let deadline = Instant::now() + PRODUCERS_WAIT;
-        py.detach(|| {
+        crate::exit_gate::detach(py, || {
             while self.away.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
                 thread::sleep(Duration::from_micros(50));
             }
@@ -423,11 +429,17 @@ impl PyBatchCore {
                         let since = locked(&self.window).map_or(called, |seen| seen.max(called));
                         read_on.pace = Some(Pace::new(since, queued_before));
                     }
-                    let spans = self.take(count, ends_batch);
-                    // Nothing only if another thread emptied the queue meanwhile (free-threaded builds).
-                    // Signals reach the main thread only: an item whose reading raised on the
-                    // worker (a `SystemExit` in a span's property) was left out and counted.
-                    let _ = filling.read(py, spans);
+                    // Past the exit gate the worker reads no more: reading may run Python code.
+                    let read = crate::exit_gate::calling_python(|| {
+                        let spans = self.take(count, ends_batch);
+                        // Nothing only if another thread emptied the queue meanwhile (free-threaded
+                        // builds). Signals reach the main thread only: an item whose reading raised
+                        // on the worker (a `SystemExit` in a span's property) was left out and counted.
+                        let _ = filling.read(py, spans);
+                    });
+                    if read.is_none() {
+                        break;
+                    }
                     // Abandoned meanwhile: what is held is dropped as the batch is let go.
                     if ends_batch && filling.held() > 0 && !self.abandoned() {
                         // Counted as the batch goes out: application threads read into it too.

@@ -186,7 +186,7 @@ impl PyBatchCore {
     /// Sleeps, detached, for a retry's backoff; returns False at once when shutdown begins.
     fn backoff(&self, py: Python<'_>, timeout_millis: f64) -> bool {
         let deadline = Instant::now() + millis(timeout_millis);
-        !py.detach(|| self.wakeup.pause(deadline, || self.stopping()))
+        !crate::exit_gate::detach(py, || self.wakeup.pause(deadline, || self.stopping()))
     }
 
     /// Takes a flush ticket for the spans queued now, and wakes the worker to take them.

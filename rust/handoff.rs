@@ -88,7 +88,7 @@ impl Handoff {
             return;
         }
         let deadline = Instant::now() + YIELD_WAIT;
-        let handed = py.detach(|| {
+        let handed = crate::exit_gate::detach(py, || {
             self.yielded.wait_for(deadline, || {
                 // Read in this order: a thread leaves `waiting_for_spans` after it joins `reattaching`.
                 let parked = self.waiting_for_spans.load(Ordering::Acquire) == 0 || asleep();
@@ -115,7 +115,7 @@ impl Handoff {
         if for_spans {
             self.waiting_for_spans.fetch_add(1, Ordering::AcqRel);
         }
-        let out = py.detach(|| {
+        let out = crate::exit_gate::detach(py, || {
             let out = work();
             self.begin_reattach();
             if for_spans {
@@ -152,7 +152,7 @@ fn detach_on_export_thread<T: Send>(
 ) -> T {
     match EXPORT_HANDOFF.with(|current| current.borrow().clone()) {
         Some(handoff) => handoff.detach(py, for_spans, work),
-        None => py.detach(work),
+        None => crate::exit_gate::detach(py, work),
     }
 }
 

@@ -21,6 +21,7 @@ mod core_methods;
 pub mod counters;
 pub mod drop_reasons;
 mod errors;
+mod exit_gate;
 mod fanout;
 pub mod flush;
 mod fork;
@@ -78,6 +79,8 @@ mod _core {
     use crate::errors::{
         NotSentError, RequestTooLargeError, TransportConnectionError, TransportError,
     };
+    #[pymodule_export]
+    use crate::exit_gate::close_exit_gate;
     #[pymodule_export]
     use crate::fanout::PyFanOut;
     #[pymodule_export]

@@ -129,8 +129,12 @@ impl PyBatchCore {
             ends_batch: false,
         } = self.next_step(filling.held(), chunk)
         {
-            let spans = self.take(count, false);
-            let read = filling.read(py, spans);
+            let Some(read) = crate::exit_gate::calling_python(|| {
+                let spans = self.take(count, false);
+                filling.read(py, spans)
+            }) else {
+                return Ok(false);
+            };
             // The worker waits for the rest of the batch, which is less now.
             let rest = self.schedule.next_take(filling.held(), batch);
             self.wake_at.store(rest, Ordering::SeqCst);

@@ -121,9 +121,9 @@ impl<R: BatchReader> OpenBatch<R> {
             }
             if yields < YIELDS {
                 yields += 1;
-                py.detach(thread::yield_now);
+                crate::exit_gate::detach(py, thread::yield_now);
             } else {
-                py.detach(|| thread::sleep(nap));
+                crate::exit_gate::detach(py, || thread::sleep(nap));
                 nap = (nap * 2).min(MAX_NAP);
             }
         }

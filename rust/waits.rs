@@ -33,7 +33,7 @@ pub fn interruptible(
             Some(_) => now,
             None => deadline.min(now + SIGNAL_SLICE),
         };
-        if py.detach(|| done(until)) {
+        if crate::exit_gate::detach(py, || done(until)) {
             return Ok(true);
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -42,7 +42,13 @@ pub fn interruptible(
         }
         py.check_signals()?;
         if let Some(pause) = pause {
-            pause.call1((left.min(PAUSE).as_secs_f64(),))?;
+            // Past the exit gate the wait ends, rather than call into Python.
+            let paused =
+                crate::exit_gate::calling_python(|| pause.call1((left.min(PAUSE).as_secs_f64(),)));
+            match paused {
+                Some(paused) => _ = paused?,
+                None => return Ok(false),
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ __all__ = [
     "__version__",
     "build_info",
     "build_profile",
+    "close_exit_gate",
     "compress",
 ]
 
@@ -226,3 +227,6 @@ class HttpSender:
     def close(self) -> None: ...
 
 def compress(data: bytes, encoding: str) -> bytes: ...
+def close_exit_gate() -> None:
+    """From now on no other thread calls into Python from spanbatch's native code, nor takes the GIL
+    back in it (it parks for good): called by the last atexit hook, before the interpreter finalizes."""

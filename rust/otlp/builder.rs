@@ -14,7 +14,7 @@ use super::types::Types;
 use super::values::ReadPass;
 use crate::counters::LeftOut;
 use crate::sync::locked;
-use pyo3::exceptions::{PyException, PyIndexError, PyValueError};
+use pyo3::exceptions::{PyException, PyIndexError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use pyo3::{PyTraverseError, PyVisit};
@@ -213,11 +213,19 @@ impl Encoder {
         items: &Bound<'_, PyAny>,
         add_one: impl Fn(&mut RequestBuilder, &Bound<'_, PyAny>, &Types) -> PyResult<()>,
     ) -> PyResult<Read> {
-        let types = Types::get(items.py())?;
-        let mut builder = RequestBuilder::default();
-        for item in items.try_iter()? {
-            add_one(&mut builder, &item?, types)?;
-        }
+        let read = crate::exit_gate::calling_python(|| {
+            let types = Types::get(items.py())?;
+            let mut builder = RequestBuilder::default();
+            for item in items.try_iter()? {
+                add_one(&mut builder, &item?, types)?;
+            }
+            Ok(builder)
+        });
+        let builder = read.unwrap_or_else(|| {
+            Err(PyRuntimeError::new_err(
+                "the interpreter is exiting: spanbatch reads no more items",
+            ))
+        })?;
         Ok(self.finish(builder))
     }
 
@@ -276,7 +284,7 @@ impl Read {
     /// The serialized request: every part in one (a request cut in parts is their
     /// concatenation, which protobuf reads as one message), joined detached.
     pub fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let body = py.detach(|| match &self.cuts {
+        let body = crate::exit_gate::detach(py, || match &self.cuts {
             None => self.request.to_bytes(),
             Some(cuts) => {
                 let mut body = Vec::with_capacity(cuts.iter().map(|cut| cut.len).sum());

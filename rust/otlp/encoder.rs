@@ -126,7 +126,7 @@ impl PyRequest {
     /// Part `index` serialized: a whole export request of its own.
     fn part_to_bytes<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyBytes>> {
         let index = self.0.checked(index)?;
-        let body = py.detach(|| self.0.part_body(index));
+        let body = crate::exit_gate::detach(py, || self.0.part_body(index));
         let bytes = PyBytes::new(py, &body);
         self.0.request.done_with(body);
         Ok(bytes)
@@ -306,6 +306,6 @@ pub fn compress<'py>(
             "unknown content encoding {encoding:?}; expected 'gzip', 'deflate' or 'none'."
         ))
     })?;
-    let packed = py.detach(|| codec.apply(data));
+    let packed = crate::exit_gate::detach(py, || codec.apply(data));
     Ok(PyBytes::new(py, &packed))
 }

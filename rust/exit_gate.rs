@@ -1,0 +1,192 @@
+//! Interpreter exit: once spanbatch's last atexit hook has run, no other thread calls into
+//! Python from this crate's code, nor asks for the GIL back in it.
+//!
+//! Once finalization begins, `CPython` before 3.14 ends a thread that takes the GIL by unwinding
+//! it (`pthread_exit`) from wherever it is. Through Rust frames that is undefined behaviour, and
+//! in the wheel we ship it crashes: zig links the wheel with its own unwinder, which serves our
+//! frames and cannot read the state of glibc's forced unwind (SIGSEGV, every exit of 2 tried on
+//! 3.10 and 3.12 where a worker's export was answered during finalization; none with a wheel
+//! linked against `libgcc_s`, where `PyO3` hangs such a thread instead). Python code our frames
+//! call (a span's property, a collection's finalizer) can be cut off the same way.
+//!
+//! No API tells a thread, without the GIL, that finalization is about to begin, so the last
+//! atexit hook says it: `close_exit_gate`, once every lane is shut down. From then on, a thread
+//! done with its work here parks for good instead of taking the GIL back (as `CPython` 3.14
+//! itself does), and one about to call into Python here does not; the process's exit ends
+//! them. Closing first waits for the threads already through to be done, so that none is caught
+//! between its look and the GIL. The thread that closed the gate passes it: it is the one that
+//! finalizes.
+
+use pyo3::prelude::*;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+/// Longest the closing thread waits for threads through the gate: they need only the GIL it
+/// lets go of, or to finish reading a chunk of spans.
+const CLOSE_WAIT: Duration = Duration::from_millis(200);
+
+static GATE: Gate = Gate::new();
+
+struct Gate {
+    closed: AtomicBool,
+    /// Threads through the gate: asking for the GIL back, or calling into Python.
+    through: AtomicUsize,
+    closer: OnceLock<ThreadId>,
+}
+
+impl Gate {
+    const fn new() -> Self {
+        Self {
+            closed: AtomicBool::new(false),
+            through: AtomicUsize::new(0),
+            closer: OnceLock::new(),
+        }
+    }
+
+    /// Whether the calling thread may go through; if so, it counts as through until `leave`.
+    /// `SeqCst`, against `close`: either the closer sees this thread through and waits for it,
+    /// or this thread sees the gate closed.
+    fn enter(&self) -> bool {
+        self.through.fetch_add(1, Ordering::SeqCst);
+        if self.closed.load(Ordering::SeqCst) && !self.closed_by_this_thread() {
+            self.through.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    fn leave(&self) {
+        self.through.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn closed_by_this_thread(&self) -> bool {
+        self.closer.get() == Some(&thread::current().id())
+    }
+
+    fn close(&self) {
+        // Before `closed`: a thread that sees the gate closed sees who closed it.
+        let _ = self.closer.set(thread::current().id());
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until no thread is through, or `deadline`; returns whether none is.
+    fn wait_until_empty(&self, deadline: Instant) -> bool {
+        while self.through.load(Ordering::SeqCst) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_micros(50));
+        }
+        true
+    }
+}
+
+/// Dropped only if the Python code a thread calls from here never returns to it: a Rust panic
+/// goes on (`PyO3` raises it), and `CPython` ending the thread at exit hangs it here, as `PyO3`
+/// hangs one that asks for the GIL back then. Unwound further, through `PyO3`'s frames, that
+/// aborts the process ("exception not rethrown").
+struct HangIfUnwound;
+
+impl Drop for HangIfUnwound {
+    fn drop(&mut self) {
+        GATE.leave();
+        if thread::panicking() {
+            return;
+        }
+        loop {
+            thread::park();
+        }
+    }
+}
+
+/// `Python::detach` for this crate (clippy refuses the other): runs `work` without the GIL;
+/// once the gate is closed, a thread other than the closer then parks for good instead of
+/// taking the GIL back.
+#[allow(clippy::disallowed_methods)]
+pub fn detach<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
+    let out = py.detach(|| {
+        let out = work();
+        if !GATE.enter() {
+            loop {
+                thread::park();
+            }
+        }
+        out
+    });
+    GATE.leave();
+    out
+}
+
+/// Runs `call`, which may run Python code on this thread, unless the gate is closed (`None`).
+/// A thread still in that code when the interpreter finalizes hangs here (see `HangIfUnwound`).
+pub fn calling_python<T>(call: impl FnOnce() -> T) -> Option<T> {
+    if !GATE.enter() {
+        return None;
+    }
+    let unwound = HangIfUnwound;
+    let out = call();
+    std::mem::forget(unwound);
+    GATE.leave();
+    Some(out)
+}
+
+/// Closes the gate: called by spanbatch's last atexit hook, once every lane is shut down.
+/// Waits, without the GIL, up to `CLOSE_WAIT` for the threads already through.
+#[pyfunction]
+pub fn close_exit_gate(py: Python<'_>) {
+    GATE.close();
+    let deadline = Instant::now() + CLOSE_WAIT;
+    detach(py, || GATE.wait_until_empty(deadline));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_closed_gate_lets_only_its_closer_through() {
+        let gate = Arc::new(Gate::new());
+        assert!(gate.enter(), "open: anyone");
+        gate.leave();
+        gate.close();
+        assert!(gate.enter(), "the closer passes");
+        gate.leave();
+        let other = Arc::clone(&gate);
+        assert!(!thread::spawn(move || other.enter()).join().unwrap());
+        assert_eq!(
+            gate.through.load(Ordering::SeqCst),
+            0,
+            "a refused thread is not counted"
+        );
+    }
+
+    #[test]
+    fn closing_waits_for_the_threads_through() {
+        let gate = Arc::new(Gate::new());
+        assert!(gate.enter());
+        let leaving = Arc::clone(&gate);
+        let through = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            leaving.leave();
+        });
+        gate.close();
+        assert!(gate.wait_until_empty(Instant::now() + Duration::from_secs(5)));
+        through.join().unwrap();
+        assert!(gate.enter(), "the closer again");
+        gate.leave();
+        assert!(gate.wait_until_empty(Instant::now()));
+    }
+
+    #[test]
+    fn the_wait_for_threads_through_is_bounded() {
+        let gate = Gate::new();
+        assert!(gate.enter());
+        gate.close();
+        let began = Instant::now();
+        assert!(!gate.wait_until_empty(began + Duration::from_millis(10)));
+        assert!(began.elapsed() < Duration::from_secs(5));
+    }
+}
