@@ -84,7 +84,8 @@ def tests(session: nox.Session) -> None:
     # take .ci/run past its 30 minutes on 2 cores. Oldest and newest cover what differs between versions
     # (3.12 changed thread start at exit, which 3.13 has too).
     scope = [] if session.python in (PYTHONS[0], PYTHONS[-1]) else ["--ignore=tests/reliability"]
-    session.run("python", "-m", "pytest", *scope, *session.posargs, env=env)
+    # A crash (in the suite's process or an app it runs) prints every thread's Python stack, even at exit.
+    session.run("python", "-m", "pytest", *scope, *session.posargs, env={**env, "PYTHONFAULTHANDLER": "1"})
 
 
 @nox.session(python="3.11")
