@@ -29,11 +29,9 @@ fn main() {
         .chain(["/lib64", "/usr/lib64"])
         .map(|dir| Path::new(dir).join("libgcc_s.so.1"))
         .find(|path| path.is_file());
-    match found {
-        Some(path) => println!("cargo:rustc-link-arg-cdylib={}", path.display()),
-        None => println!(
-            "cargo:warning=libgcc_s.so.1 not found: zig's unwinder is linked, and a daemon thread \
-             unwound at interpreter exit can crash the process"
-        ),
-    }
+    // Better no wheel than one that crashes at exit.
+    let path = found.unwrap_or_else(|| {
+        panic!("libgcc_s.so.1 for {arch} not found: linked by zig alone, the extension can crash at exit")
+    });
+    println!("cargo:rustc-link-arg-cdylib={}", path.display());
 }

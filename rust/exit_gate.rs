@@ -10,14 +10,19 @@
 //! call (a span's property, a collection's finalizer) can be cut off the same way.
 //!
 //! No API tells a thread, without the GIL, that finalization is about to begin, so the last
-//! atexit hook says it: `close_exit_gate`, once every lane is shut down. From then on, a thread
-//! done with its work here parks for good instead of taking the GIL back (as `CPython` 3.14
-//! itself does), and one about to call into Python here does not; the process's exit ends
-//! them. Closing first waits for the threads already through to be done, so that none is caught
-//! between its look and the GIL. The thread that closed the gate passes it: it is the one that
-//! finalizes.
+//! atexit hook says it: `close_exit_gate`, once every lane is shut down. From then on the lanes'
+//! code stops short: a lane's worker done with its work here parks for good instead of taking
+//! the GIL back (as `CPython` 3.14 does to any thread), and lane code about to call into Python
+//! (reading spans, making a log record readable) does not; the process's exit ends them. Closing
+//! first waits for the threads already through to be done, so that none is caught between its
+//! look and the GIL. The gate does not stop the exporters' code, which other threads run too: an
+//! atexit hook registered before spanbatch was imported may still export through a stock
+//! processor. A thread of theirs that asks for the GIL once finalization has begun is hung by
+//! `PyO3`, and one caught in Python code called from here by `HangIfUnwound`. The thread that
+//! closed the gate passes it (it is the one that finalizes), and so does a forked child.
 
 use pyo3::prelude::*;
+use std::process;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::thread::{self, ThreadId};
@@ -33,7 +38,13 @@ struct Gate {
     closed: AtomicBool,
     /// Threads through the gate: asking for the GIL back, or calling into Python.
     through: AtomicUsize,
-    closer: OnceLock<ThreadId>,
+    closer: OnceLock<Closer>,
+}
+
+/// The thread that closed the gate, in its process: a forked child's threads are not stopped.
+struct Closer {
+    thread: ThreadId,
+    pid: u32,
 }
 
 impl Gate {
@@ -46,11 +57,11 @@ impl Gate {
     }
 
     /// Whether the calling thread may go through; if so, it counts as through until `leave`.
-    /// `SeqCst`, against `close`: either the closer sees this thread through and waits for it,
-    /// or this thread sees the gate closed.
-    fn enter(&self) -> bool {
+    /// Only a `stoppable` thread is stopped by a closed gate. `SeqCst`, against `close`: either
+    /// the closer sees this thread through and waits for it, or this thread sees the gate closed.
+    fn enter(&self, stoppable: bool) -> bool {
         self.through.fetch_add(1, Ordering::SeqCst);
-        if self.closed.load(Ordering::SeqCst) && !self.closed_by_this_thread() {
+        if stoppable && self.closed.load(Ordering::SeqCst) && self.stops_this_thread() {
             self.through.fetch_sub(1, Ordering::SeqCst);
             return false;
         }
@@ -61,13 +72,18 @@ impl Gate {
         self.through.fetch_sub(1, Ordering::SeqCst);
     }
 
-    fn closed_by_this_thread(&self) -> bool {
-        self.closer.get() == Some(&thread::current().id())
+    fn stops_this_thread(&self) -> bool {
+        self.closer.get().is_some_and(|closer| {
+            closer.thread != thread::current().id() && closer.pid == process::id()
+        })
     }
 
     fn close(&self) {
         // Before `closed`: a thread that sees the gate closed sees who closed it.
-        let _ = self.closer.set(thread::current().id());
+        let _ = self.closer.set(Closer {
+            thread: thread::current().id(),
+            pid: process::id(),
+        });
         self.closed.store(true, Ordering::SeqCst);
     }
 
@@ -102,13 +118,13 @@ impl Drop for HangIfUnwound {
 }
 
 /// `Python::detach` for this crate (clippy refuses the other): runs `work` without the GIL;
-/// once the gate is closed, a thread other than the closer then parks for good instead of
-/// taking the GIL back.
+/// once the gate is closed, a lane's worker then parks for good instead of taking the GIL back.
 #[allow(clippy::disallowed_methods)]
 pub fn detach<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
+    let stoppable = crate::handoff::on_export_thread();
     let out = py.detach(|| {
         let out = work();
-        if !GATE.enter() {
+        if !GATE.enter(stoppable) {
             loop {
                 thread::park();
             }
@@ -119,17 +135,26 @@ pub fn detach<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
     out
 }
 
-/// Runs `call`, which may run Python code on this thread, unless the gate is closed (`None`).
-/// A thread still in that code when the interpreter finalizes hangs here (see `HangIfUnwound`).
+/// Runs lane code that may run Python code on this thread (`call`), unless the gate is closed
+/// (`None`). A thread still in that code when the interpreter finalizes hangs here.
 pub fn calling_python<T>(call: impl FnOnce() -> T) -> Option<T> {
-    if !GATE.enter() {
-        return None;
-    }
+    GATE.enter(true).then(|| through(call))
+}
+
+/// Runs exporter code that may run Python code on this thread (`call`), whatever the gate: a
+/// thread still in that code when the interpreter finalizes hangs here.
+pub fn hang_if_unwound<T>(call: impl FnOnce() -> T) -> T {
+    GATE.enter(false);
+    through(call)
+}
+
+/// `call`, for a thread through the gate; it leaves the gate after.
+fn through<T>(call: impl FnOnce() -> T) -> T {
     let unwound = HangIfUnwound;
     let out = call();
     std::mem::forget(unwound);
     GATE.leave();
-    Some(out)
+    out
 }
 
 /// Closes the gate: called by spanbatch's last atexit hook, once every lane is shut down.
@@ -147,26 +172,33 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn a_closed_gate_lets_only_its_closer_through() {
+    fn a_closed_gate_stops_only_stoppable_threads_but_its_closer() {
         let gate = Arc::new(Gate::new());
-        assert!(gate.enter(), "open: anyone");
+        assert!(gate.enter(true), "open: anyone");
         gate.leave();
         gate.close();
-        assert!(gate.enter(), "the closer passes");
+        assert!(gate.enter(true), "the closer passes");
         gate.leave();
         let other = Arc::clone(&gate);
-        assert!(!thread::spawn(move || other.enter()).join().unwrap());
+        assert!(!thread::spawn(move || other.enter(true)).join().unwrap());
         assert_eq!(
             gate.through.load(Ordering::SeqCst),
             0,
-            "a refused thread is not counted"
+            "a stopped thread is not counted"
+        );
+        let other = Arc::clone(&gate);
+        assert!(thread::spawn(move || other.enter(false)).join().unwrap());
+        assert_eq!(
+            gate.through.load(Ordering::SeqCst),
+            1,
+            "through until it leaves"
         );
     }
 
     #[test]
     fn closing_waits_for_the_threads_through() {
         let gate = Arc::new(Gate::new());
-        assert!(gate.enter());
+        assert!(gate.enter(false));
         let leaving = Arc::clone(&gate);
         let through = thread::spawn(move || {
             thread::sleep(Duration::from_millis(20));
@@ -175,15 +207,12 @@ mod tests {
         gate.close();
         assert!(gate.wait_until_empty(Instant::now() + Duration::from_secs(5)));
         through.join().unwrap();
-        assert!(gate.enter(), "the closer again");
-        gate.leave();
-        assert!(gate.wait_until_empty(Instant::now()));
     }
 
     #[test]
     fn the_wait_for_threads_through_is_bounded() {
         let gate = Gate::new();
-        assert!(gate.enter());
+        assert!(gate.enter(false));
         gate.close();
         let began = Instant::now();
         assert!(!gate.wait_until_empty(began + Duration::from_millis(10)));

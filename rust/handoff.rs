@@ -129,7 +129,8 @@ impl Handoff {
     }
 }
 
-fn on_export_thread() -> bool {
+/// Whether this thread exports a lane's batches (a lane's worker).
+pub fn on_export_thread() -> bool {
     EXPORT_HANDOFF.with(|current| current.borrow().is_some())
 }
 

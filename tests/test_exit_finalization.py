@@ -154,3 +154,35 @@ def test_a_worker_in_a_span_property_during_finalization_hangs_instead_of_being_
     assert done.returncode == 0, done.stderr[-2000:]
     assert "shutdown deadline passed with the worker still busy" in done.stderr
     assert done.stdout == "threads ended: 0", done.stderr[-2000:]
+
+
+STOCK_PROCESSOR_BUILT_BEFORE_SPANBATCH = textwrap.dedent(
+    """
+    import sys
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider()  # its atexit hook runs after spanbatch's, registered when spanbatch is imported
+    from spanbatch.exporter import OTLPSpanExporter
+
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=sys.argv[1], timeout=5)))
+    tracer = provider.get_tracer("t")
+    for i in range(10):
+        tracer.start_span(f"s{i}").end()
+    """
+)
+
+
+def test_spanbatchs_exporter_still_exports_for_a_stock_processor_shut_down_after_spanbatchs_exit_hook() -> None:
+    # The exit gate stops spanbatch's lanes only: the stock worker exporting through spanbatch's
+    # exporter is not parked (it was, and the stock shutdown waited out its 30 s with nothing sent).
+    with serve_http() as collector:
+        done = subprocess.run(
+            [sys.executable, "-c", STOCK_PROCESSOR_BUILT_BEFORE_SPANBATCH, collector.endpoint],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert collector.span_count() == 10, done.stderr[-2000:]

@@ -14,7 +14,7 @@ use super::types::Types;
 use super::values::ReadPass;
 use crate::counters::LeftOut;
 use crate::sync::locked;
-use pyo3::exceptions::{PyException, PyIndexError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyException, PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use pyo3::{PyTraverseError, PyVisit};
@@ -213,18 +213,13 @@ impl Encoder {
         items: &Bound<'_, PyAny>,
         add_one: impl Fn(&mut RequestBuilder, &Bound<'_, PyAny>, &Types) -> PyResult<()>,
     ) -> PyResult<Read> {
-        let read = crate::exit_gate::calling_python(|| {
+        let builder = crate::exit_gate::hang_if_unwound(|| {
             let types = Types::get(items.py())?;
             let mut builder = RequestBuilder::default();
             for item in items.try_iter()? {
                 add_one(&mut builder, &item?, types)?;
             }
-            Ok(builder)
-        });
-        let builder = read.unwrap_or_else(|| {
-            Err(PyRuntimeError::new_err(
-                "the interpreter is exiting: spanbatch reads no more items",
-            ))
+            PyResult::Ok(builder)
         })?;
         Ok(self.finish(builder))
     }
