@@ -430,7 +430,7 @@ impl PyBatchCore {
                         read_on.pace = Some(Pace::new(since, queued_before));
                     }
                     // Past the exit gate the worker reads no more: reading may run Python code.
-                    let read = crate::exit_gate::calling_python(|| {
+                    let read = crate::exit_gate::calling_python(self.stopping(), || {
                         let spans = self.take(count, ends_batch);
                         // Nothing only if another thread emptied the queue meanwhile (free-threaded
                         // builds). Signals reach the main thread only: an item whose reading raised

@@ -215,6 +215,7 @@ impl PyBatchCore {
     /// Stops accepting spans and wakes the worker to drain; false if already shut down.
     fn begin_shutdown(&self, py: Python<'_>) -> bool {
         let first = !self.shutdown.swap(true, Ordering::SeqCst);
+        self.handoff.lane_stops();
         if first {
             self.wakeup.notify_worker();
             self.room.notify();
@@ -229,6 +230,7 @@ impl PyBatchCore {
     fn abandon(&self) -> u64 {
         // SeqCst: a thread letting go of the open request after this sees it (`reader.rs`).
         self.abandoned.store(true, Ordering::SeqCst);
+        self.handoff.lane_stops();
         let mut spans = Vec::new();
         let count = self.queue.pop_into(usize::MAX, &mut spans) as u64;
         self.counters.drop_spans(DropReason::Shutdown, count);

@@ -10,16 +10,17 @@
 //! call (a span's property, a collection's finalizer) can be cut off the same way.
 //!
 //! No API tells a thread, without the GIL, that finalization is about to begin, so the last
-//! atexit hook says it: `close_exit_gate`, once every lane is shut down. From then on the lanes'
-//! code stops short: a lane's worker done with its work here parks for good instead of taking
-//! the GIL back (as `CPython` 3.14 does to any thread), and lane code about to call into Python
-//! (reading spans, making a log record readable) does not; the process's exit ends them. Closing
-//! first waits for the threads already through to be done, so that none is caught between its
-//! look and the GIL. The gate does not stop the exporters' code, which other threads run too: an
-//! atexit hook registered before spanbatch was imported may still export through a stock
-//! processor. A thread of theirs that asks for the GIL once finalization has begun is hung by
-//! `PyO3`, and one caught in Python code called from here by `HangIfUnwound`. The thread that
-//! closed the gate passes it (it is the one that finalizes), and so does a forked child.
+//! atexit hook says it: `close_exit_gate`, once it has shut every lane down. From then on the
+//! code of a stopped lane (shut down, or abandoned) stops short: its worker, done with its work
+//! here, parks for good instead of taking the GIL back (as `CPython` 3.14 does to any thread),
+//! and lane code about to call into Python (reading spans, making a log record readable) does
+//! not; the process's exit ends them. Closing first waits for the threads already through to be
+//! done, so that none is caught between its look and the GIL. The gate stops nothing else: a
+//! lane made later (in an atexit hook that runs after ours) works as before, and so does the
+//! exporters' code, which other threads run too (a stock processor's worker). A thread of theirs
+//! that asks for the GIL once finalization has begun is hung by `PyO3`, and one caught in Python
+//! code called from here by `HangIfUnwound`. The thread that closed the gate passes it (it is the
+//! one that finalizes), and so does a forked child.
 
 use pyo3::prelude::*;
 use std::process;
@@ -118,13 +119,14 @@ impl Drop for HangIfUnwound {
 }
 
 /// `Python::detach` for this crate (clippy refuses the other): runs `work` without the GIL;
-/// once the gate is closed, a lane's worker then parks for good instead of taking the GIL back.
+/// once the gate is closed, the worker of a stopped lane then parks for good instead of taking
+/// the GIL back.
 #[allow(clippy::disallowed_methods)]
 pub fn detach<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
-    let stoppable = crate::handoff::on_export_thread();
     let out = py.detach(|| {
         let out = work();
-        if !GATE.enter(stoppable) {
+        // Looked at once the work is done: shutdown may have begun meanwhile.
+        if !GATE.enter(crate::handoff::exports_for_a_stopped_lane()) {
             loop {
                 thread::park();
             }
@@ -136,13 +138,14 @@ pub fn detach<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
 }
 
 /// Runs lane code that may run Python code on this thread (`call`), unless the gate is closed
-/// (`None`). A thread still in that code when the interpreter finalizes hangs here.
-pub fn calling_python<T>(call: impl FnOnce() -> T) -> Option<T> {
-    GATE.enter(true).then(|| through(call))
+/// and the lane has stopped (`None`). A thread still in that code when the interpreter
+/// finalizes hangs here.
+pub fn calling_python<T>(lane_stopped: bool, call: impl FnOnce() -> T) -> Option<T> {
+    GATE.enter(lane_stopped).then(|| through(call))
 }
 
-/// Runs exporter code that may run Python code on this thread (`call`), whatever the gate: a
-/// thread still in that code when the interpreter finalizes hangs here.
+/// Runs code that may run Python code on this thread (`call`) whatever the gate (an exporter's,
+/// which other threads run too): a thread still in it when the interpreter finalizes hangs here.
 pub fn hang_if_unwound<T>(call: impl FnOnce() -> T) -> T {
     GATE.enter(false);
     through(call)
@@ -155,6 +158,12 @@ fn through<T>(call: impl FnOnce() -> T) -> T {
     std::mem::forget(unwound);
     GATE.leave();
     out
+}
+
+/// In a forked child: none of the parent's threads is through the gate here.
+#[pyfunction]
+pub fn exit_gate_after_fork_in_child() {
+    GATE.through.store(0, Ordering::SeqCst);
 }
 
 /// Closes the gate: called by spanbatch's last atexit hook, once every lane is shut down.

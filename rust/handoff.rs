@@ -26,7 +26,7 @@
 use crate::room::Room;
 use pyo3::prelude::*;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,12 +53,19 @@ pub struct Handoff {
     handed: AtomicU64,
     /// Spans ended since an export thread last began to wait for the GIL.
     ended_while_waiting: AtomicUsize,
+    /// The lane began to shut down or was abandoned: a closed exit gate stops its export threads.
+    lane_stopped: AtomicBool,
 }
 
 impl Handoff {
     /// Marks the calling thread as one that exports this handoff's batches.
     pub fn enter_export_thread(self: &Arc<Self>) {
         EXPORT_HANDOFF.with(|current| *current.borrow_mut() = Some(Arc::clone(self)));
+    }
+
+    /// Says the lane began to shut down or was abandoned (see `exit_gate.rs`).
+    pub fn lane_stops(&self) {
+        self.lane_stopped.store(true, Ordering::SeqCst);
     }
 
     /// Whether an export thread waits for the GIL, and has waited `PATIENCE` spans unless
@@ -129,9 +136,18 @@ impl Handoff {
     }
 }
 
-/// Whether this thread exports a lane's batches (a lane's worker).
-pub fn on_export_thread() -> bool {
+fn on_export_thread() -> bool {
     EXPORT_HANDOFF.with(|current| current.borrow().is_some())
+}
+
+/// Whether this thread exports the batches of a lane that began to shut down or was abandoned.
+pub fn exports_for_a_stopped_lane() -> bool {
+    EXPORT_HANDOFF.with(|current| {
+        current
+            .borrow()
+            .as_ref()
+            .is_some_and(|handoff| handoff.lane_stopped.load(Ordering::SeqCst))
+    })
 }
 
 /// Runs `work` detached from the interpreter; on an export thread, asks for the GIL back

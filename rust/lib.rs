@@ -80,7 +80,7 @@ mod _core {
         NotSentError, RequestTooLargeError, TransportConnectionError, TransportError,
     };
     #[pymodule_export]
-    use crate::exit_gate::close_exit_gate;
+    use crate::exit_gate::{close_exit_gate, exit_gate_after_fork_in_child};
     #[pymodule_export]
     use crate::fanout::PyFanOut;
     #[pymodule_export]

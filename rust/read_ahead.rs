@@ -129,7 +129,7 @@ impl PyBatchCore {
             ends_batch: false,
         } = self.next_step(filling.held(), chunk)
         {
-            let Some(read) = crate::exit_gate::calling_python(|| {
+            let Some(read) = crate::exit_gate::calling_python(self.stopping(), || {
                 let spans = self.take(count, false);
                 filling.read(py, spans)
             }) else {

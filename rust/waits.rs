@@ -42,13 +42,7 @@ pub fn interruptible(
         }
         py.check_signals()?;
         if let Some(pause) = pause {
-            // Past the exit gate the wait ends, rather than call into Python.
-            let paused =
-                crate::exit_gate::calling_python(|| pause.call1((left.min(PAUSE).as_secs_f64(),)));
-            match paused {
-                Some(paused) => _ = paused?,
-                None => return Ok(false),
-            }
+            crate::exit_gate::hang_if_unwound(|| pause.call1((left.min(PAUSE).as_secs_f64(),)))?;
         }
     }
 }

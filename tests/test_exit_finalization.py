@@ -186,3 +186,43 @@ def test_spanbatchs_exporter_still_exports_for_a_stock_processor_shut_down_after
         )
         assert done.returncode == 0, done.stderr[-2000:]
         assert collector.span_count() == 10, done.stderr[-2000:]
+
+
+LANE_MADE_AFTER_SPANBATCHS_EXIT_HOOK = textwrap.dedent(
+    """
+    import atexit, sys
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = TracerProvider(shutdown_on_exit=False)
+
+    def late():
+        import spanbatch
+        from spanbatch.exporter import OTLPSpanExporter
+
+        provider.add_span_processor(spanbatch.BatchSpanProcessor(OTLPSpanExporter(endpoint=sys.argv[1], timeout=5)))
+        tracer = provider.get_tracer("t")
+        for i in range(10):
+            tracer.start_span(f"s{i}").end()
+        print(provider.force_flush(10_000), end="")
+        provider.shutdown()
+
+    atexit.register(late)  # registered before spanbatch is imported: runs after spanbatch's last hook
+    import spanbatch
+    """
+)
+
+
+@pytest.mark.skipif(sys.version_info[:2] == (3, 12), reason="CPython 3.12 starts no thread once exit has begun")
+def test_a_lane_made_after_spanbatchs_exit_hook_still_exports() -> None:
+    # The exit gate stops the lanes that exit shut down, not one made after it closed (it did: the
+    # worker parked and the flush waited out its timeout with nothing sent).
+    with serve_http() as collector:
+        done = subprocess.run(
+            [sys.executable, "-c", LANE_MADE_AFTER_SPANBATCHS_EXIT_HOOK, collector.endpoint],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert (done.returncode, done.stdout) == (0, "True"), done.stderr[-2000:]
+        assert collector.span_count() == 10, done.stderr[-2000:]

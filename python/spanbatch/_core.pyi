@@ -23,6 +23,7 @@ __all__ = [
     "build_profile",
     "close_exit_gate",
     "compress",
+    "exit_gate_after_fork_in_child",
 ]
 
 __version__: str
@@ -228,5 +229,8 @@ class HttpSender:
 
 def compress(data: bytes, encoding: str) -> bytes: ...
 def close_exit_gate() -> None:
-    """From now on no other thread calls into Python from spanbatch's native code, nor takes the GIL
-    back in it (it parks for good): called by the last atexit hook, before the interpreter finalizes."""
+    """From now on the lanes shut down by then call no Python from native code, and their workers take the
+    GIL back no more (they park for good): called by the last atexit hook, before the interpreter finalizes."""
+
+def exit_gate_after_fork_in_child() -> None:
+    """In a forked child: none of the parent's threads is through the exit gate here."""

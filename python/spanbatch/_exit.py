@@ -8,8 +8,8 @@ before the provider's is exported, as with the stock processor. So exit keeps th
 only bounds it: from the first atexit hook on, a processor's ``shutdown`` waits at most what is
 left of the one exit deadline, counted from the first such shutdown. A last hook, registered
 when spanbatch is imported and so run after the providers', shuts down whatever lanes nobody
-shut down, in parallel, then closes the exit gate: no other thread enters Python from native code,
-nor takes the GIL back in it, as the interpreter finalizes (see ``exit_gate.rs``).
+shut down, in parallel, then closes the exit gate: as the interpreter finalizes, the lanes shut down
+by then call no Python from native code, and their workers take the GIL back no more (``exit_gate.rs``).
 ``SPANBATCH_FLUSH_ON_SIGTERM=true`` shuts every lane down on SIGTERM, then hands the signal to the
 previous handler. SIGKILL and the OOM killer cannot be caught: they
 lose the spans still queued, and nothing else.
@@ -27,7 +27,7 @@ import weakref
 from types import FrameType
 
 from spanbatch import _fork, _settings
-from spanbatch._core import close_exit_gate
+from spanbatch._core import close_exit_gate, exit_gate_after_fork_in_child
 from spanbatch._lane import HasLanes, Lane, shutdown_lanes
 from spanbatch._setting import read
 
@@ -100,6 +100,8 @@ def _last_hook() -> None:
 
 # Registered once, at import: it runs after the atexit hooks of providers built later.
 atexit.register(_last_hook)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=exit_gate_after_fork_in_child)
 # Private, present on CPython 3.9+; without it exit is bounded by that last hook alone.
 if (_register_at_main_thread_done := getattr(threading, "_register_atexit", None)) is not None:
     _register_at_main_thread_done(_on_main_thread_done)
