@@ -119,15 +119,19 @@ READ_DURING_FINALIZATION = textwrap.dedent(
 )
 
 
-def run_through_finalization(app: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_app(app: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", app + TEARDOWN, *args],
+        [sys.executable, "-c", app, *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        env={**os.environ, "SPANBATCH_EXIT_TIMEOUT_MS": "100"},
+        env={**os.environ, **(env or {})},
     )
+
+
+def run_through_finalization(app: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_app(app + TEARDOWN, *args, env={"SPANBATCH_EXIT_TIMEOUT_MS": "100"})
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads the process's threads from /proc")
@@ -177,13 +181,7 @@ def test_spanbatchs_exporter_still_exports_for_a_stock_processor_shut_down_after
     # The exit gate stops spanbatch's lanes only: the stock worker exporting through spanbatch's
     # exporter is not parked (it was, and the stock shutdown waited out its 30 s with nothing sent).
     with serve_http() as collector:
-        done = subprocess.run(
-            [sys.executable, "-c", STOCK_PROCESSOR_BUILT_BEFORE_SPANBATCH, collector.endpoint],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_app(STOCK_PROCESSOR_BUILT_BEFORE_SPANBATCH, collector.endpoint)
         assert done.returncode == 0, done.stderr[-2000:]
         assert collector.span_count() == 10, done.stderr[-2000:]
 
@@ -217,12 +215,6 @@ def test_a_lane_made_after_spanbatchs_exit_hook_still_exports() -> None:
     # The exit gate stops the lanes that exit shut down, not one made after it closed (it did: the
     # worker parked and the flush waited out its timeout with nothing sent).
     with serve_http() as collector:
-        done = subprocess.run(
-            [sys.executable, "-c", LANE_MADE_AFTER_SPANBATCHS_EXIT_HOOK, collector.endpoint],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_app(LANE_MADE_AFTER_SPANBATCHS_EXIT_HOOK, collector.endpoint)
         assert (done.returncode, done.stdout) == (0, "True"), done.stderr[-2000:]
         assert collector.span_count() == 10, done.stderr[-2000:]
