@@ -429,7 +429,7 @@ impl PyBatchCore {
                         let since = locked(&self.window).map_or(called, |seen| seen.max(called));
                         read_on.pace = Some(Pace::new(since, queued_before));
                     }
-                    // Past the exit gate the worker reads no more: reading may run Python code.
+                    // Past the exit gate a stopped lane's worker reads no more: reading may run Python code.
                     let read = crate::exit_gate::calling_python(self.stopping(), || {
                         let spans = self.take(count, ends_batch);
                         // Nothing only if another thread emptied the queue meanwhile (free-threaded

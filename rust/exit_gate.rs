@@ -1,5 +1,5 @@
-//! Interpreter exit: once spanbatch's last atexit hook has run, no other thread calls into
-//! Python from this crate's code, nor asks for the GIL back in it.
+//! Interpreter exit: once spanbatch's last atexit hook has run, the lanes it shut down call no
+//! Python code from this crate, and their workers never ask for the GIL back in it.
 //!
 //! Once finalization begins, `CPython` before 3.14 ends a thread that takes the GIL by unwinding
 //! it (`pthread_exit`) from wherever it is. Through Rust frames that is undefined behaviour, and
