@@ -430,13 +430,16 @@ impl PyBatchCore {
                         read_on.pace = Some(Pace::new(since, queued_before));
                     }
                     // Past the exit gate a stopped lane's worker reads no more: reading may run Python code.
-                    let read = crate::exit_gate::calling_python(self.stopping(), || {
-                        let spans = self.take(count, ends_batch);
-                        // Nothing only if another thread emptied the queue meanwhile (free-threaded
-                        // builds). Signals reach the main thread only: an item whose reading raised
-                        // on the worker (a `SystemExit` in a span's property) was left out and counted.
-                        let _ = filling.read(py, spans);
-                    });
+                    let read = crate::exit_gate::calling_python(
+                        self.handoff.stopped_before_exit(),
+                        || {
+                            let spans = self.take(count, ends_batch);
+                            // Nothing only if another thread emptied the queue meanwhile (free-threaded
+                            // builds). Signals reach the main thread only: an item whose reading raised
+                            // on the worker (a `SystemExit` in a span's property) was left out and counted.
+                            let _ = filling.read(py, spans);
+                        },
+                    );
                     if read.is_none() {
                         break;
                     }

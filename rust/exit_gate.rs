@@ -11,18 +11,19 @@
 //!
 //! No API tells a thread, without the GIL, that finalization is about to begin, so the last
 //! atexit hook says it: `close_exit_gate`, once it has shut every lane down. From then on the
-//! code of a stopped lane (shut down, or abandoned) stops short: its worker, done with its work
-//! here, parks for good instead of taking the GIL back (as `CPython` 3.14 does to any thread),
-//! and lane code about to call into Python (reading spans, making a log record readable) does
-//! not; the process's exit ends them. Closing first waits for the threads already through to be
-//! done, so that none is caught between its look and the GIL. The gate stops nothing else: a
-//! lane made later (in an atexit hook that runs after ours) works as before, and so does the
-//! exporters' code, which other threads run too (a stock processor's worker). A thread of theirs
-//! that asks for the GIL once finalization has begun is hung by `PyO3`, and one caught in Python
-//! code called from here by `HangIfUnwound`. The thread that closed the gate passes it (it is the
-//! one that finalizes), and so does a forked child.
+//! code of a lane stopped before that (shut down, or abandoned) stops short: its worker, done
+//! with its work here, parks for good instead of taking the GIL back (as `CPython` 3.14 does to
+//! any thread), and lane code about to call into Python (reading spans, making a log record
+//! readable) does not; the process's exit ends them. Closing first waits for the threads
+//! already through to be done, so that none is caught between its look and the GIL. The gate
+//! stops nothing else: a lane made later (in an atexit hook that runs after ours) works and
+//! drains as before, and so does the exporters' code, which other threads run too (a stock
+//! processor's worker). A thread of theirs that asks for the GIL once finalization has begun is
+//! hung by `PyO3`, and one caught in Python code called from here by `HangIfUnwound`. The thread
+//! that closed the gate passes it (it is the one that finalizes), and so does a forked child.
 
 use pyo3::prelude::*;
+use std::cell::Cell;
 use std::process;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -34,6 +35,12 @@ use std::time::{Duration, Instant};
 const CLOSE_WAIT: Duration = Duration::from_millis(200);
 
 static GATE: Gate = Gate::new();
+
+thread_local! {
+    /// How many times this thread is through the gate (nested stretches): what a forked child,
+    /// where only this thread goes on, counts as through.
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
 
 struct Gate {
     closed: AtomicBool,
@@ -66,10 +73,12 @@ impl Gate {
             self.through.fetch_sub(1, Ordering::SeqCst);
             return false;
         }
+        DEPTH.set(DEPTH.get() + 1);
         true
     }
 
     fn leave(&self) {
+        DEPTH.set(DEPTH.get() - 1);
         self.through.fetch_sub(1, Ordering::SeqCst);
     }
 
@@ -119,14 +128,14 @@ impl Drop for HangIfUnwound {
 }
 
 /// `Python::detach` for this crate (clippy refuses the other): runs `work` without the GIL;
-/// once the gate is closed, the worker of a stopped lane then parks for good instead of taking
-/// the GIL back.
+/// once the gate is closed, the worker of a lane stopped before it then parks for good instead
+/// of taking the GIL back.
 #[allow(clippy::disallowed_methods)]
 pub fn detach<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
     let out = py.detach(|| {
         let out = work();
         // Looked at once the work is done: shutdown may have begun meanwhile.
-        if !GATE.enter(crate::handoff::exports_for_a_stopped_lane()) {
+        if !GATE.enter(crate::handoff::exports_for_a_lane_stopped_before_exit()) {
             loop {
                 thread::park();
             }
@@ -138,8 +147,8 @@ pub fn detach<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
 }
 
 /// Runs lane code that may run Python code on this thread (`call`), unless the gate is closed
-/// and the lane has stopped (`None`). A thread still in that code when the interpreter
-/// finalizes hangs here.
+/// and the lane stopped before it closed (`None`). A thread still in that code when the
+/// interpreter finalizes hangs here.
 pub fn calling_python<T>(lane_stopped: bool, call: impl FnOnce() -> T) -> Option<T> {
     GATE.enter(lane_stopped).then(|| through(call))
 }
@@ -160,10 +169,15 @@ fn through<T>(call: impl FnOnce() -> T) -> T {
     out
 }
 
-/// In a forked child: none of the parent's threads is through the gate here.
+/// In a forked child: of the parent's threads through the gate, only the one that forked is here.
 #[pyfunction]
 pub fn exit_gate_after_fork_in_child() {
-    GATE.through.store(0, Ordering::SeqCst);
+    GATE.through.store(DEPTH.get(), Ordering::SeqCst);
+}
+
+/// Whether spanbatch's last atexit hook has closed the gate, in this process.
+pub fn closed() -> bool {
+    GATE.closed.load(Ordering::SeqCst) && GATE.closer.get().is_some_and(|c| c.pid == process::id())
 }
 
 /// Closes the gate: called by spanbatch's last atexit hook, once every lane is shut down.
@@ -207,15 +221,18 @@ mod tests {
     #[test]
     fn closing_waits_for_the_threads_through() {
         let gate = Arc::new(Gate::new());
-        assert!(gate.enter(false));
-        let leaving = Arc::clone(&gate);
-        let through = thread::spawn(move || {
+        let (entered, through) = (Arc::new(std::sync::Barrier::new(2)), Arc::clone(&gate));
+        let waiting = Arc::clone(&entered);
+        let thread = thread::spawn(move || {
+            assert!(through.enter(false));
+            waiting.wait();
             thread::sleep(Duration::from_millis(20));
-            leaving.leave();
+            through.leave();
         });
+        entered.wait();
         gate.close();
         assert!(gate.wait_until_empty(Instant::now() + Duration::from_secs(5)));
-        through.join().unwrap();
+        thread.join().unwrap();
     }
 
     #[test]

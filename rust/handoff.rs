@@ -53,8 +53,9 @@ pub struct Handoff {
     handed: AtomicU64,
     /// Spans ended since an export thread last began to wait for the GIL.
     ended_while_waiting: AtomicUsize,
-    /// The lane began to shut down or was abandoned: a closed exit gate stops its export threads.
-    lane_stopped: AtomicBool,
+    /// The lane began to shut down or was abandoned before the exit gate closed: the closed gate
+    /// stops its threads (`exit_gate.rs`). One stopped later (made by a later atexit hook) drains.
+    stopped_before_exit: AtomicBool,
 }
 
 impl Handoff {
@@ -63,9 +64,16 @@ impl Handoff {
         EXPORT_HANDOFF.with(|current| *current.borrow_mut() = Some(Arc::clone(self)));
     }
 
-    /// Says the lane began to shut down or was abandoned (see `exit_gate.rs`).
+    /// Says the lane began to shut down or was abandoned (see `stopped_before_exit`).
     pub fn lane_stops(&self) {
-        self.lane_stopped.store(true, Ordering::SeqCst);
+        if !crate::exit_gate::closed() {
+            self.stopped_before_exit.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the lane stopped before the exit gate closed (see `exit_gate.rs`).
+    pub fn stopped_before_exit(&self) -> bool {
+        self.stopped_before_exit.load(Ordering::SeqCst)
     }
 
     /// Whether an export thread waits for the GIL, and has waited `PATIENCE` spans unless
@@ -140,13 +148,13 @@ fn on_export_thread() -> bool {
     EXPORT_HANDOFF.with(|current| current.borrow().is_some())
 }
 
-/// Whether this thread exports the batches of a lane that began to shut down or was abandoned.
-pub fn exports_for_a_stopped_lane() -> bool {
+/// Whether this thread exports the batches of a lane that stopped before the exit gate closed.
+pub fn exports_for_a_lane_stopped_before_exit() -> bool {
     EXPORT_HANDOFF.with(|current| {
         current
             .borrow()
             .as_ref()
-            .is_some_and(|handoff| handoff.lane_stopped.load(Ordering::SeqCst))
+            .is_some_and(|handoff| handoff.stopped_before_exit())
     })
 }
 

@@ -111,9 +111,12 @@ impl PyLogEmit {
     /// Makes `record` readable and pushes it to every lane (see `BatchCore.on_emit`).
     #[pyo3(signature = (record, wait = true))]
     fn on_emit(&self, py: Python<'_>, record: &Bound<'_, PyAny>, wait: bool) -> PyResult<()> {
-        // Past the exit gate, with every lane shut down, the record is refused as shutdown
-        // refuses it, unread: making it readable may run Python code.
-        let stopped = self.cores.iter().all(|core| core.get().stopping());
+        // Past the exit gate, with every lane shut down before it closed, the record is refused
+        // as shutdown refuses it, unread: making it readable may run Python code.
+        let stopped = self
+            .cores
+            .iter()
+            .all(|core| core.get().handoff.stopped_before_exit());
         let Some(readable) = crate::exit_gate::calling_python(stopped, || self.readable(record))
         else {
             return to_every_lane(&self.cores, |core| {
