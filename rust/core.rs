@@ -431,7 +431,7 @@ impl PyBatchCore {
                     }
                     // Past the exit gate a stopped lane's worker reads no more: reading may run Python code.
                     let read = crate::exit_gate::calling_python(
-                        self.handoff.stopped_before_exit(),
+                        || self.handoff.stopped_before_exit(),
                         || {
                             let spans = self.take(count, ends_batch);
                             // Nothing only if another thread emptied the queue meanwhile (free-threaded

@@ -65,11 +65,12 @@ impl Gate {
     }
 
     /// Whether the calling thread may go through; if so, it counts as through until `leave`.
-    /// Only a `stoppable` thread is stopped by a closed gate. `SeqCst`, against `close`: either
+    /// A closed gate stops only a thread that is `stoppable`, looked at then (never while the
+    /// gate is open: the hot paths pay two atomic operations). `SeqCst`, against `close`: either
     /// the closer sees this thread through and waits for it, or this thread sees the gate closed.
-    fn enter(&self, stoppable: bool) -> bool {
+    fn enter(&self, stoppable: impl FnOnce() -> bool) -> bool {
         self.through.fetch_add(1, Ordering::SeqCst);
-        if stoppable && self.closed.load(Ordering::SeqCst) && self.stops_this_thread() {
+        if self.closed.load(Ordering::SeqCst) && self.stops_this_thread() && stoppable() {
             self.through.fetch_sub(1, Ordering::SeqCst);
             return false;
         }
@@ -135,7 +136,7 @@ pub fn detach<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
     let out = py.detach(|| {
         let out = work();
         // Looked at once the work is done: shutdown may have begun meanwhile.
-        if !GATE.enter(crate::handoff::exports_for_a_lane_stopped_before_exit()) {
+        if !GATE.enter(crate::handoff::exports_for_a_lane_stopped_before_exit) {
             loop {
                 thread::park();
             }
@@ -149,14 +150,17 @@ pub fn detach<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
 /// Runs lane code that may run Python code on this thread (`call`), unless the gate is closed
 /// and the lane stopped before it closed (`None`). A thread still in that code when the
 /// interpreter finalizes hangs here.
-pub fn calling_python<T>(lane_stopped: bool, call: impl FnOnce() -> T) -> Option<T> {
+pub fn calling_python<T>(
+    lane_stopped: impl FnOnce() -> bool,
+    call: impl FnOnce() -> T,
+) -> Option<T> {
     GATE.enter(lane_stopped).then(|| through(call))
 }
 
 /// Runs code that may run Python code on this thread (`call`) whatever the gate (an exporter's,
 /// which other threads run too): a thread still in it when the interpreter finalizes hangs here.
 pub fn hang_if_unwound<T>(call: impl FnOnce() -> T) -> T {
-    GATE.enter(false);
+    GATE.enter(|| false);
     through(call)
 }
 
@@ -197,20 +201,20 @@ mod tests {
     #[test]
     fn a_closed_gate_stops_only_stoppable_threads_but_its_closer() {
         let gate = Arc::new(Gate::new());
-        assert!(gate.enter(true), "open: anyone");
+        assert!(gate.enter(|| true), "open: anyone");
         gate.leave();
         gate.close();
-        assert!(gate.enter(true), "the closer passes");
+        assert!(gate.enter(|| true), "the closer passes");
         gate.leave();
         let other = Arc::clone(&gate);
-        assert!(!thread::spawn(move || other.enter(true)).join().unwrap());
+        assert!(!thread::spawn(move || other.enter(|| true)).join().unwrap());
         assert_eq!(
             gate.through.load(Ordering::SeqCst),
             0,
             "a stopped thread is not counted"
         );
         let other = Arc::clone(&gate);
-        assert!(thread::spawn(move || other.enter(false)).join().unwrap());
+        assert!(thread::spawn(move || other.enter(|| false)).join().unwrap());
         assert_eq!(
             gate.through.load(Ordering::SeqCst),
             1,
@@ -224,7 +228,7 @@ mod tests {
         let (entered, through) = (Arc::new(std::sync::Barrier::new(2)), Arc::clone(&gate));
         let waiting = Arc::clone(&entered);
         let thread = thread::spawn(move || {
-            assert!(through.enter(false));
+            assert!(through.enter(|| false));
             waiting.wait();
             thread::sleep(Duration::from_millis(20));
             through.leave();
@@ -238,7 +242,7 @@ mod tests {
     #[test]
     fn the_wait_for_threads_through_is_bounded() {
         let gate = Gate::new();
-        assert!(gate.enter(false));
+        assert!(gate.enter(|| false));
         gate.close();
         let began = Instant::now();
         assert!(!gate.wait_until_empty(began + Duration::from_millis(10)));

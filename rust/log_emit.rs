@@ -113,10 +113,11 @@ impl PyLogEmit {
     fn on_emit(&self, py: Python<'_>, record: &Bound<'_, PyAny>, wait: bool) -> PyResult<()> {
         // Past the exit gate, with every lane shut down before it closed, the record is refused
         // as shutdown refuses it, unread: making it readable may run Python code.
-        let stopped = self
-            .cores
-            .iter()
-            .all(|core| core.get().handoff.stopped_before_exit());
+        let stopped = || {
+            self.cores
+                .iter()
+                .all(|core| core.get().handoff.stopped_before_exit())
+        };
         let Some(readable) = crate::exit_gate::calling_python(stopped, || self.readable(record))
         else {
             return to_every_lane(&self.cores, |core| {

@@ -129,12 +129,13 @@ impl PyBatchCore {
             ends_batch: false,
         } = self.next_step(filling.held(), chunk)
         {
-            let Some(read) =
-                crate::exit_gate::calling_python(self.handoff.stopped_before_exit(), || {
+            let Some(read) = crate::exit_gate::calling_python(
+                || self.handoff.stopped_before_exit(),
+                || {
                     let spans = self.take(count, false);
                     filling.read(py, spans)
-                })
-            else {
+                },
+            ) else {
                 return Ok(false);
             };
             // The worker waits for the rest of the batch, which is less now.
