@@ -70,7 +70,7 @@ impl Gate {
     /// the closer sees this thread through and waits for it, or this thread sees the gate closed.
     fn enter(&self, stoppable: impl FnOnce() -> bool) -> bool {
         self.through.fetch_add(1, Ordering::SeqCst);
-        if self.closed.load(Ordering::SeqCst) && self.stops_this_thread() && stoppable() {
+        if self.stops_this_thread() && stoppable() {
             self.through.fetch_sub(1, Ordering::SeqCst);
             return false;
         }
@@ -83,10 +83,18 @@ impl Gate {
         self.through.fetch_sub(1, Ordering::SeqCst);
     }
 
+    /// Who closed the gate, if it is closed in this process (a forked child's is open).
+    fn closed_here(&self) -> Option<&Closer> {
+        self.closed
+            .load(Ordering::SeqCst)
+            .then(|| self.closer.get())
+            .flatten()
+            .filter(|closer| closer.pid == process::id())
+    }
+
     fn stops_this_thread(&self) -> bool {
-        self.closer.get().is_some_and(|closer| {
-            closer.thread != thread::current().id() && closer.pid == process::id()
-        })
+        self.closed_here()
+            .is_some_and(|closer| closer.thread != thread::current().id())
     }
 
     fn close(&self) {
@@ -181,7 +189,7 @@ pub fn exit_gate_after_fork_in_child() {
 
 /// Whether spanbatch's last atexit hook has closed the gate, in this process.
 pub fn closed() -> bool {
-    GATE.closed.load(Ordering::SeqCst) && GATE.closer.get().is_some_and(|c| c.pid == process::id())
+    GATE.closed_here().is_some()
 }
 
 /// Closes the gate: called by spanbatch's last atexit hook, once every lane is shut down.
