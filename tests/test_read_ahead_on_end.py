@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import pytest
@@ -144,6 +144,15 @@ class InterruptingTime:
         return 1
 
 
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt, as in an interactive program, even when the suite was started in the
+    background (a shell starts background jobs with SIGINT ignored, and Python then leaves it so)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def interrupted_span(span_id: int) -> ReadableSpan:
     """An SDK span (read on the thread that ends it) whose reading runs Python code that meets a real SIGINT."""
     span = make_span(span_id=span_id)
@@ -153,7 +162,7 @@ def interrupted_span(span_id: int) -> ReadableSpan:
 
 @pytest.mark.timeout(30)
 def test_ctrl_c_while_the_thread_that_ends_spans_reads_them_reaches_the_application(
-    shutdown_later: Later,
+    shutdown_later: Later, ctrl_c: None
 ) -> None:
     exporter = EncodingExporter()
     processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
@@ -172,7 +181,9 @@ def test_ctrl_c_while_the_thread_that_ends_spans_reads_them_reaches_the_applicat
 
 
 @pytest.mark.timeout(30)
-def test_ctrl_c_while_one_backend_reads_a_chunk_still_gives_the_span_to_every_backend(shutdown_later: Later) -> None:
+def test_ctrl_c_while_one_backend_reads_a_chunk_still_gives_the_span_to_every_backend(
+    shutdown_later: Later, ctrl_c: None
+) -> None:
     a, b = EncodingExporter(), EncodingExporter()
     pipeline = shutdown_later(spanbatch.Pipeline({"a": a, "b": b}, schedule_delay_millis=LONG))
     pipeline.on_end(make_span(span_id=1))
