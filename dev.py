@@ -2,7 +2,7 @@
 
 Needs only CPython and Rust: it makes a private virtualenv with nox and hands over to the noxfile, so nox
 need not be on PATH. ``python3 dev.py list`` lists the sessions; nox options and, after ``--``, the
-session's own arguments follow the command: ``python3 dev.py test -s tests-3.11 -- -m slow``.
+session's own arguments follow the command: ``python3 dev.py test -s tests-3.11 -- -k fork``.
 """
 
 from __future__ import annotations

@@ -371,8 +371,8 @@ def test_dev_py_maps_its_commands_onto_nox() -> None:
     dev = _load(ROOT / "dev.py")
     assert dev.nox_arguments(["list"]) == dev.nox_arguments(["-l"]) == ["-l"]
     assert dev.nox_arguments(["soak"]) == ["-s", "soak"]
-    slow = ["-s", "tests-3.11", "--", "-m", "slow"]
-    assert dev.nox_arguments(["test", *slow]) == slow
+    one = ["-s", "tests-3.11", "--", "-k", "fork"]
+    assert dev.nox_arguments(["test", *one]) == one
     assert dev.nox_arguments(["nope"]) is None
     assert dev.nox_arguments([]) is None
 
