@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -253,7 +254,8 @@ def test_with_nothing_on_disk_and_no_disk_to_write_to_requests_try_the_backend_a
     down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
 ) -> None:
     rx = down_receiver
-    exporter = exporter_for(rx, tmp_path, timeout=10)
+    # Spilled once the retries of a 2 s timeout are spent (at 10 s, 7.5 s of the test went on the first flush).
+    exporter = exporter_for(rx, tmp_path, timeout=2)
     processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter))
     provider = provider_with(processor)
     end_spans(provider, 5)
@@ -292,6 +294,8 @@ def test_stats_read_while_spans_are_spilled_always_balance(
             stats = processor.stats()
             if not balanced(stats) or stats.exported < 0:
                 unbalanced.append(stats)
+            # Thousands of reads a second, without holding the GIL from the worker for a switch interval each time.
+            time.sleep(0.0001)
 
     reader = threading.Thread(target=read)
     reader.start()
