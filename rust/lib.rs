@@ -38,6 +38,7 @@ pub mod room;
 mod sampled;
 mod stats;
 mod sync;
+mod unseen;
 mod waits;
 pub mod wakeup;
 

@@ -260,6 +260,9 @@ def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], 
                 spilled.clear()
                 read.clear()
                 work.drops.report(SpanStats.of(core).dropped)
+                # Not held while waiting for the next batches: the spans die once exported, before
+                # the garbage collector's young collections can walk and promote them.
+                del taken, batch
     finally:
         loop.close()
         detach(token)
@@ -329,6 +332,7 @@ def run_worker(work: LaneWork) -> None:
         if batch is None:
             break
         handoff.put(batch[0])
+        del batch  # held by the export thread alone, which lets it go once exported
     for _ in threads:
         handoff.put(None)
     for thread in threads:
