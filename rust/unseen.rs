@@ -88,21 +88,72 @@ fn collectable(object: *mut ffi::PyObject) -> bool {
     flags & ffi::Py_TPFLAGS_HAVE_GC != 0
 }
 
-unsafe extern "C" fn gather(child: *mut ffi::PyObject, found: *mut c_void) -> c_int {
-    unsafe { (*found.cast::<Vec<*mut ffi::PyObject>>()).push(child) };
+/// Objects a walk has yet to visit, on the stack: hiding or revealing a span allocates
+/// nothing. Room for twice what a span may hide, as an object can be reached twice.
+struct Pending {
+    objects: [*mut ffi::PyObject; 2 * MOST_HIDDEN],
+    len: usize,
+}
+
+impl Pending {
+    fn from(root: *mut ffi::PyObject) -> Self {
+        let mut pending = Pending {
+            objects: [std::ptr::null_mut(); 2 * MOST_HIDDEN],
+            len: 0,
+        };
+        pending.push(root);
+        pending
+    }
+
+    /// Past its room an object is left as it is (tracked, for a walk that hides).
+    fn push(&mut self, object: *mut ffi::PyObject) {
+        if let Some(slot) = self.objects.get_mut(self.len) {
+            *slot = object;
+            self.len += 1;
+        }
+    }
+
+    fn pop(&mut self) -> Option<*mut ffi::PyObject> {
+        self.len = self.len.checked_sub(1)?;
+        Some(self.objects[self.len])
+    }
+}
+
+/// A walk from a span: the children of the hidden kinds it `wants` join `pending`.
+struct Walk<'k> {
+    kinds: &'k Kinds,
+    wants: fn(*mut ffi::PyObject) -> bool,
+    pending: Pending,
+}
+
+impl Walk<'_> {
+    /// Adds the children of `object`, as its type's `tp_traverse` visits them.
+    fn add_children(&mut self, object: *mut ffi::PyObject) {
+        unsafe {
+            let slot = ffi::PyType_GetSlot(ffi::Py_TYPE(object), ffi::Py_tp_traverse);
+            if !slot.is_null() {
+                let traverse: ffi::traverseproc = std::mem::transmute(slot);
+                traverse(object, visit, std::ptr::from_mut(self).cast());
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn visit(child: *mut ffi::PyObject, walk: *mut c_void) -> c_int {
+    let walk = unsafe { &mut *walk.cast::<Walk<'_>>() };
+    if walk.kinds.holds(child) && (walk.wants)(child) {
+        walk.pending.push(child);
+    }
     0
 }
 
-/// What `object` refers to, as its type's `tp_traverse` visits it.
-fn children(object: *mut ffi::PyObject, found: &mut Vec<*mut ffi::PyObject>) {
-    found.clear();
-    unsafe {
-        let slot = ffi::PyType_GetSlot(ffi::Py_TYPE(object), ffi::Py_tp_traverse);
-        if !slot.is_null() {
-            let traverse: ffi::traverseproc = std::mem::transmute(slot);
-            traverse(object, gather, std::ptr::from_mut(found).cast());
-        }
-    }
+/// Held by no one but its parent and, while the span is ended, the SDK's own span.
+fn hideable(object: *mut ffi::PyObject) -> bool {
+    tracked(object) && unsafe { ffi::Py_REFCNT(object) } <= 2
+}
+
+fn hidden(object: *mut ffi::PyObject) -> bool {
+    !tracked(object) && collectable(object)
 }
 
 /// Untracks a queued span of the SDK's class and the objects only it (and the span being
@@ -116,20 +167,22 @@ pub fn hide(py: Python<'_>, span: &Bound<'_, PyAny>) {
     if !kinds.is_span(root) || !tracked(root) {
         return;
     }
-    let (mut pending, mut found, mut hidden) = (vec![root], Vec::new(), 0);
-    while let Some(object) = pending.pop() {
-        if hidden == MOST_HIDDEN {
+    let mut walk = Walk {
+        kinds,
+        wants: hideable,
+        pending: Pending::from(root),
+    };
+    let mut count = 0;
+    while let Some(object) = walk.pending.pop() {
+        if count == MOST_HIDDEN {
             break;
         }
         if !tracked(object) {
             continue; // reached twice
         }
         unsafe { ffi::PyObject_GC_UnTrack(object.cast()) };
-        hidden += 1;
-        children(object, &mut found);
-        pending.extend(found.iter().copied().filter(|&child| {
-            kinds.holds(child) && tracked(child) && unsafe { ffi::Py_REFCNT(child) } <= 2
-        }));
+        count += 1;
+        walk.add_children(object);
     }
 }
 
@@ -146,18 +199,16 @@ pub fn reveal(py: Python<'_>, span: &Py<PyAny>) {
     if !kinds.is_span(root) {
         return;
     }
-    let (mut pending, mut found) = (vec![root], Vec::new());
-    while let Some(object) = pending.pop() {
-        if tracked(object) || !collectable(object) {
-            continue; // reached twice, or never tracked by anyone
+    let mut walk = Walk {
+        kinds,
+        wants: hidden,
+        pending: Pending::from(root),
+    };
+    while let Some(object) = walk.pending.pop() {
+        if !hidden(object) {
+            continue; // reached twice
         }
         unsafe { ffi::PyObject_GC_Track(object.cast()) };
-        children(object, &mut found);
-        pending.extend(
-            found
-                .iter()
-                .copied()
-                .filter(|&child| kinds.holds(child) && !tracked(child)),
-        );
+        walk.add_children(object);
     }
 }
