@@ -20,7 +20,6 @@ use crate::read_on::{Pace, ReadOn};
 use crate::reader::{BatchReader, Filling, Lane, OpenBatch};
 use crate::room::Room;
 use crate::sync::locked;
-use crate::unseen;
 use crate::waits;
 use crate::wakeup::Wakeup;
 use pyo3::prelude::*;
@@ -144,42 +143,24 @@ impl PyBatchCore {
         }
         let seq = self.counters.enqueue();
         self.watch_class(span);
-        // A span the worker will read for a Python exporter waits in the queue: out of the
-        // garbage collector's sight meanwhile (`unseen.rs`). Hidden before it is queued, while
-        // this thread holds the GIL, which the worker needs to take it.
-        if !self.reads_ahead_here() {
-            unseen::hide(py, span);
-        }
         let dropped = match self.queue.push(span.clone().unbind()) {
             Push::Queued => None,
             Push::Refused(refused) if wait && self.may_block() => {
                 match self.push_blocking(py, refused) {
                     Blocked::Queued => None,
-                    Blocked::Full => {
-                        unseen::reveal(py, &span.clone().unbind());
-                        Some(self.count_overflow())
-                    }
+                    Blocked::Full => Some(self.count_overflow()),
                     Blocked::Shutdown => {
-                        unseen::reveal(py, &span.clone().unbind());
                         self.counters.drop_spans(DropReason::Shutdown, 1);
                         return Ok(());
                     }
                     Blocked::Interrupted(error) => {
-                        unseen::reveal(py, &span.clone().unbind());
                         // It never got room: counted as any span a full queue refused.
                         self.count_overflow();
                         return Err(error);
                     }
                 }
             }
-            Push::QueuedEvicting(evicted) => {
-                unseen::reveal(py, &evicted);
-                Some(self.count_overflow())
-            }
-            Push::Refused(refused) => {
-                unseen::reveal(py, &refused);
-                Some(self.count_overflow())
-            }
+            Push::QueuedEvicting(_) | Push::Refused(_) => Some(self.count_overflow()),
         };
         let queued = self.queue.len();
         let wakes = self
@@ -259,11 +240,7 @@ impl PyBatchCore {
             }
             // Attached again, as every queue operation is; another producer may have won the slot.
             match self.queue.push(span) {
-                Push::Queued => return Blocked::Queued,
-                Push::QueuedEvicting(evicted) => {
-                    unseen::reveal(py, &evicted);
-                    return Blocked::Queued;
-                }
+                Push::Queued | Push::QueuedEvicting(_) => return Blocked::Queued,
                 Push::Refused(back) => span = back,
             }
         }
@@ -339,7 +316,7 @@ impl PyBatchCore {
 
     /// Pops up to `count` spans into the open batch. Ending a batch restarts its window for
     /// the spans left behind: they are younger than this batch.
-    pub(crate) fn take(&self, py: Python<'_>, count: usize, ends_batch: bool) -> Vec<Py<PyAny>> {
+    pub(crate) fn take(&self, count: usize, ends_batch: bool) -> Vec<Py<PyAny>> {
         let mut spans = Vec::with_capacity(count.min(self.queue.len()));
         let taken = {
             let mut flushes = locked(&self.flushes);
@@ -348,9 +325,6 @@ impl PyBatchCore {
             flushes.take(taken as u64);
             taken
         };
-        for span in &spans {
-            unseen::reveal(py, span);
-        }
         if taken > 0 {
             self.room.notify();
         }
@@ -459,7 +433,7 @@ impl PyBatchCore {
                     let read = crate::exit_gate::calling_python(
                         || self.handoff.stopped_before_exit(),
                         || {
-                            let spans = self.take(py, count, ends_batch);
+                            let spans = self.take(count, ends_batch);
                             // Nothing only if another thread emptied the queue meanwhile (free-threaded
                             // builds). Signals reach the main thread only: an item whose reading raised
                             // on the worker (a `SystemExit` in a span's property) was left out and counted.

@@ -227,15 +227,12 @@ impl PyBatchCore {
     /// Gives up on the queued spans and those read into the open request (counted as dropped
     /// at shutdown); returns how many. A thread still reading into the request (a span's
     /// property that blocks) drops what it holds as it lets go, counted then.
-    fn abandon(&self, py: Python<'_>) -> u64 {
+    fn abandon(&self) -> u64 {
         // SeqCst: a thread letting go of the open request after this sees it (`reader.rs`).
         self.abandoned.store(true, Ordering::SeqCst);
         self.handoff.lane_stops();
         let mut spans = Vec::new();
         let count = self.queue.pop_into(usize::MAX, &mut spans) as u64;
-        for span in &spans {
-            crate::unseen::reveal(py, span);
-        }
         self.counters.drop_spans(DropReason::Shutdown, count);
         let count = count + self.read_ahead.drop_if_abandoned(self) as u64;
         self.wakeup.give_up_flushes();

@@ -38,7 +38,6 @@ pub mod room;
 mod sampled;
 mod stats;
 mod sync;
-mod unseen;
 mod waits;
 pub mod wakeup;
 

@@ -132,7 +132,7 @@ impl PyBatchCore {
             let Some(read) = crate::exit_gate::calling_python(
                 || self.handoff.stopped_before_exit(),
                 || {
-                    let spans = self.take(py, count, false);
+                    let spans = self.take(count, false);
                     filling.read(py, spans)
                 },
             ) else {
@@ -149,12 +149,6 @@ impl PyBatchCore {
     /// Before a span is queued: one of a class whose reading may run Python code ends reading
     /// on application threads for good (see the module's comment). Two loads on the hot path.
     #[inline]
-    /// Whether application threads read this lane's spans ahead (see the module's comment).
-    pub(crate) fn reads_ahead_here(&self) -> bool {
-        self.read_ahead.chunk.load(Ordering::Relaxed) > 0
-            && !self.read_ahead.impure.load(Ordering::Relaxed)
-    }
-
     pub(crate) fn watch_class(&self, span: &Bound<'_, PyAny>) {
         if self.read_ahead.impure.load(Ordering::Relaxed) {
             return;

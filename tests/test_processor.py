@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 import spanbatch
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.helpers import (
     LONG,
+    CountingExporter,
     HangingExporter,
     RaisingExporter,
     RecordingExporter,
@@ -25,6 +26,7 @@ from tests.helpers import (
     make_span,
     provider_with,
     run_in_threads,
+    wait_until,
 )
 
 Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
@@ -393,3 +395,25 @@ def test_a_subclass_that_overrides_on_end_is_called_for_every_span(processor_cla
         tracer.start_span(name).end()
     assert processor.force_flush(5000)
     assert exporter.names() == ["hello", "bye"]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("concurrent", [1, 2])
+def test_the_worker_holds_no_exported_span_while_it_waits_for_the_next(shutdown_later: Later, concurrent: int) -> None:
+    # As the stock worker lets each batch go once exported: spans kept until the next batch live through the
+    # garbage collector's young collections on the application thread and are promoted to the old generation.
+    refs: list[weakref.ref[ReadableSpan]] = []
+
+    class Watch(SpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            refs.append(weakref.ref(span))
+
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(CountingExporter(), schedule_delay_millis=LONG, max_concurrent_exports=concurrent)
+    )
+    tracer = provider_with(Watch(), processor).get_tracer("tests")
+    for i in range(5):
+        tracer.start_span(f"span-{i}").end()
+    assert processor.force_flush(10_000)
+    # The worker now waits up to a minute for the next batch: the exported spans are gone already.
+    assert wait_until(lambda: all(ref() is None for ref in refs), 5), [ref() is not None for ref in refs]
