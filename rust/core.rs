@@ -314,6 +314,12 @@ impl PyBatchCore {
         out
     }
 
+    /// Runs this lane's code that may run Python code (reading spans), unless the exit gate
+    /// closed after the lane stopped (`None`; see `exit_gate.rs`).
+    pub(crate) fn calling_python<T>(&self, call: impl FnOnce() -> T) -> Option<T> {
+        crate::exit_gate::calling_python(|| self.handoff.stopped_before_exit(), call)
+    }
+
     /// Pops up to `count` spans into the open batch. Ending a batch restarts its window for
     /// the spans left behind: they are younger than this batch.
     pub(crate) fn take(&self, count: usize, ends_batch: bool) -> Vec<Py<PyAny>> {
@@ -430,16 +436,13 @@ impl PyBatchCore {
                         read_on.pace = Some(Pace::new(since, queued_before));
                     }
                     // Past the exit gate a stopped lane's worker reads no more: reading may run Python code.
-                    let read = crate::exit_gate::calling_python(
-                        || self.handoff.stopped_before_exit(),
-                        || {
-                            let spans = self.take(count, ends_batch);
-                            // Nothing only if another thread emptied the queue meanwhile (free-threaded
-                            // builds). Signals reach the main thread only: an item whose reading raised
-                            // on the worker (a `SystemExit` in a span's property) was left out and counted.
-                            let _ = filling.read(py, spans);
-                        },
-                    );
+                    let read = self.calling_python(|| {
+                        let spans = self.take(count, ends_batch);
+                        // Nothing only if another thread emptied the queue meanwhile (free-threaded
+                        // builds). Signals reach the main thread only: an item whose reading raised
+                        // on the worker (a `SystemExit` in a span's property) was left out and counted.
+                        let _ = filling.read(py, spans);
+                    });
                     if read.is_none() {
                         break;
                     }

@@ -129,13 +129,10 @@ impl PyBatchCore {
             ends_batch: false,
         } = self.next_step(filling.held(), chunk)
         {
-            let Some(read) = crate::exit_gate::calling_python(
-                || self.handoff.stopped_before_exit(),
-                || {
-                    let spans = self.take(count, false);
-                    filling.read(py, spans)
-                },
-            ) else {
+            let Some(read) = self.calling_python(|| {
+                let spans = self.take(count, false);
+                filling.read(py, spans)
+            }) else {
                 return Ok(false);
             };
             // The worker waits for the rest of the batch, which is less now.
