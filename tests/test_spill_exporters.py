@@ -258,7 +258,7 @@ def test_with_nothing_on_disk_and_no_disk_to_write_to_requests_try_the_backend_a
     exporter = exporter_for(rx, tmp_path, timeout=2)
     processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter))
     provider = provider_with(processor)
-    end_spans(provider, 5)
+    first = end_spans(provider, 5)
     assert processor.force_flush(30_000)
     assert processor.stats().spilled == 5
     store = exporter._spiller.store
@@ -276,7 +276,10 @@ def test_with_nothing_on_disk_and_no_disk_to_write_to_requests_try_the_backend_a
     later = end_spans(provider, 5, "later")
     assert processor.force_flush(30_000)
     assert processor.stats().exported == 5
-    assert rx.span_ids() == later
+    # A probe that had read the file before it was unlinked may still deliver it once the backend is back
+    # (the CI saw it once under load): that is no loss. What is tested is that the later ones got through.
+    assert later <= rx.span_ids() <= later | first
+    assert rx.stats().duplicates == 0
 
 
 def test_stats_read_while_spans_are_spilled_always_balance(
