@@ -67,7 +67,7 @@ impl PyBatchCore {
 
     /// The hot path: sampled check, push, accounting, and a wake-up only when worth it.
     fn on_end(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
-        if is_sampled(span) {
+        if is_sampled(span)? {
             self.push(py, span)?;
         }
         Ok(())

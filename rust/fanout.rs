@@ -36,7 +36,7 @@ impl PyFanOut {
     }
 
     fn on_end(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
-        if !is_sampled(span) {
+        if !is_sampled(span)? {
             return Ok(());
         }
         to_every_lane(&self.cores, |core| core.push(py, span))

@@ -11,6 +11,7 @@ import pytest
 import spanbatch
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import NoOpTracerProvider
 
 from tests.helpers import HangingExporter, RecordingExporter, balanced, end_spans, make_span, provider_with
@@ -35,6 +36,22 @@ def test_every_backend_gets_every_sampled_span_from_one_on_end(shutdown_later: L
     assert pipeline.stats().exported == 20
     assert balanced(pipeline.stats())
     pipeline.shutdown()
+
+
+def test_an_error_reading_a_spans_context_reaches_the_caller(shutdown_later: Later) -> None:
+    class Broken(ReadableSpan):
+        @property
+        def context(self) -> Any:
+            raise KeyboardInterrupt
+
+    a, b = RecordingExporter(), RecordingExporter()
+    pipeline = shutdown_later(spanbatch.Pipeline({"a": a, "b": b}, schedule_delay_millis=60_000))
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.on_end(Broken("broken"))
+    pipeline.on_end(make_span("after"))
+    assert pipeline.force_flush(5000)
+    assert a.names() == b.names() == ["after"]
+    assert balanced(pipeline.stats())
 
 
 @pytest.mark.timeout(30)

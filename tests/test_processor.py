@@ -343,6 +343,27 @@ def test_spans_without_the_sdk_internals_use_the_public_context(shutdown_later: 
     processor.shutdown()
 
 
+@pytest.mark.parametrize("error", [RuntimeError("broken span"), KeyboardInterrupt()])
+def test_an_error_reading_a_spans_context_reaches_the_caller_as_with_stock(
+    processor_class: Any, error: BaseException, shutdown_later: Later
+) -> None:
+    # Stock reads `span.context.trace_flags.sampled` and lets what it raises through to `span.end()`; a
+    # Ctrl-C that lands in a `context` property must reach the application, not drop the span unseen.
+    class Broken(ReadableSpan):
+        @property
+        def context(self) -> Any:
+            raise error
+
+    exporter = RecordingExporter()
+    processor = shutdown_later(processor_class(exporter, schedule_delay_millis=LONG))
+    with pytest.raises(type(error)):
+        processor.on_end(Broken("broken"))
+    processor.on_end(make_span("after"))
+    assert processor.force_flush(5000)
+    assert exporter.names() == ["after"]
+    processor.shutdown()
+
+
 def test_newest_drop_policy_keeps_the_queue_and_refuses_new_spans(shutdown_later: Later) -> None:
     exporter = RecordingExporter()
     processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, 4, LONG, 4, drop_policy="newest"))
