@@ -8,7 +8,7 @@
 
 use super::builder::Placed;
 use super::spans::or_empty;
-use super::types::Types;
+use super::types::{made_once, Types};
 use super::values::{attributes, body, dropped_of, fields_of, or_zero, stored, Place, ReadPass};
 use super::wire;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -30,7 +30,7 @@ static LOG_TYPES: PyOnceLock<LogTypes> = PyOnceLock::new();
 
 impl LogTypes {
     pub fn get(py: Python<'_>) -> PyResult<&LogTypes> {
-        LOG_TYPES.get_or_try_init(py, || {
+        made_once(&LOG_TYPES, py, || {
             let class = |module: &str, name: &str| -> PyResult<Py<PyType>> {
                 Ok(py
                     .import(module)?

@@ -24,6 +24,29 @@ pub struct Types {
 
 static TYPES: PyOnceLock<Types> = PyOnceLock::new();
 
+/// The value of `cell`, made by `make` on first use. `make` runs Python code, during which the
+/// interpreter may switch threads: were it run inside the cell's own initialisation, a `fork()`
+/// from another thread then would leave the child's cell initialising for ever, and any thread
+/// that asks for it there would wait for ever (a pre-fork server's child, forked while its
+/// parent's worker read its first batch, never exported). So the value is made outside the cell
+/// and then stored, which runs no Python code; threads that race each make one, the first stored
+/// is kept.
+pub fn made_once<'a, T>(
+    cell: &'a PyOnceLock<T>,
+    py: Python<'_>,
+    make: impl FnOnce() -> PyResult<T>,
+) -> PyResult<&'a T> {
+    if let Some(value) = cell.get(py) {
+        return Ok(value);
+    }
+    let value = make()?;
+    // Another thread may have stored its own meanwhile: as good; this one is dropped.
+    let _ = cell.set(py, value);
+    Ok(cell
+        .get(py)
+        .expect("stored just above, by this thread or another"))
+}
+
 fn class(py: Python<'_>, module: &str, name: &str) -> PyResult<Py<PyType>> {
     Ok(py
         .import(module)?
@@ -50,7 +73,7 @@ fn members<const N: usize>(
 
 impl Types {
     pub fn get(py: Python<'_>) -> PyResult<&Types> {
-        TYPES.get_or_try_init(py, || {
+        made_once(&TYPES, py, || {
             Ok(Types {
                 readable_span: class(py, "opentelemetry.sdk.trace", "ReadableSpan")?,
                 event: class(py, "opentelemetry.sdk.trace", "Event")?,
