@@ -1,7 +1,7 @@
-"""Deployments tried as users run them, where spanbatch did worse than the stock processor.
+"""A pre-fork server's child, forked while its parent's export worker was making the OTLP types it makes once
+per process, exports all the same.
 
-Each scenario runs in a fresh interpreter (a subprocess with a timeout): what it checks depends on
-what that process has or has not done yet (one-time initialisation, fork, exit).
+Each case runs in a fresh interpreter (a subprocess with a timeout): the one-time work must not be done yet.
 """
 
 from __future__ import annotations
