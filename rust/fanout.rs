@@ -5,15 +5,17 @@ use crate::sampled::is_sampled;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 
-/// Pushes one item to every lane with `push`, then raises the first error (a Ctrl-C that came
-/// while one lane read or waited): the lanes after it still get the item, and count it.
+/// Pushes one item to every lane with `push(core, may_wait)`, then raises the first error (a Ctrl-C
+/// that came while one lane read or waited): the lanes after it still get the item, and count it,
+/// but without waiting for room (`may_wait` false): the interrupt must reach the application now,
+/// not after each further lane's block timeout.
 pub(crate) fn to_every_lane(
     cores: &[Py<PyBatchCore>],
-    mut push: impl FnMut(&PyBatchCore) -> PyResult<()>,
+    mut push: impl FnMut(&PyBatchCore, bool) -> PyResult<()>,
 ) -> PyResult<()> {
     let mut first_error = Ok(());
     for core in cores {
-        let pushed = push(core.get());
+        let pushed = push(core.get(), first_error.is_ok());
         first_error = first_error.and(pushed);
     }
     first_error
@@ -39,14 +41,18 @@ impl PyFanOut {
         if !is_sampled(span)? {
             return Ok(());
         }
-        to_every_lane(&self.cores, |core| core.push(py, span))
+        to_every_lane(&self.cores, |core, may_wait| {
+            core.push_waiting(py, span, may_wait)
+        })
     }
 
     /// Pushes a log record to every lane; each drops it only if emitted on its own export thread.
     /// `wait=False`: no lane waits for room (see `BatchCore.on_emit`).
     #[pyo3(signature = (record, wait = true))]
     fn on_emit(&self, py: Python<'_>, record: &Bound<'_, PyAny>, wait: bool) -> PyResult<()> {
-        to_every_lane(&self.cores, |core| core.on_emit(py, record, wait))
+        to_every_lane(&self.cores, |core, may_wait| {
+            core.on_emit(py, record, wait && may_wait)
+        })
     }
 
     fn __repr__(&self) -> String {

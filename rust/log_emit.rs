@@ -120,13 +120,15 @@ impl PyLogEmit {
         };
         let Some(readable) = crate::exit_gate::calling_python(stopped, || self.readable(record))
         else {
-            return to_every_lane(&self.cores, |core| {
+            return to_every_lane(&self.cores, |core, _| {
                 core.refuse_at_shutdown();
                 Ok(())
             });
         };
         let readable = readable?;
-        to_every_lane(&self.cores, |core| core.on_emit(py, &readable, wait))
+        to_every_lane(&self.cores, |core, may_wait| {
+            core.on_emit(py, &readable, wait && may_wait)
+        })
     }
 
     fn __repr__(&self) -> String {
