@@ -10,8 +10,15 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
+import spanbatch
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+
+from tests.helpers import LONG, PROCESSORS, RecordingExporter, balanced, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -126,3 +133,68 @@ def test_ctrl_c_ends_a_pipeline_wait_for_room_in_every_lane_at_once(signal_kind:
     assert isinstance(report["seconds"], float)
     assert report["seconds"] < PROMPT_SECONDS, report
     assert report["balanced"], report
+
+
+class ShutsDownItsProcessor(RecordingExporter):
+    """Its first export waits for ``ready``, then shuts down the processor (or provider) exporting it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shut_down: Callable[[], object] = lambda: None
+        self.errors: list[BaseException] = []
+        self.ready = threading.Event()
+        self.exports_after_shutdown = 0
+        self._calls = 0
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> Any:
+        with self._lock:
+            self._calls += 1
+            first = self._calls == 1
+            if self.shutdown_calls:
+                self.exports_after_shutdown += 1
+        if first:
+            self.ready.wait(10)
+            try:
+                self.shut_down()
+            except Exception as error:  # stock: "cannot join current thread", caught by its export loop too
+                self.errors.append(error)
+        return super().export(spans)
+
+
+def shutting_down(processor: SpanProcessor, provider: TracerProvider) -> dict[str, Callable[[], object]]:
+    return {"processor": processor.shutdown, "provider": provider.shutdown}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("who", ["processor", "provider"])
+@pytest.mark.parametrize(
+    ("kind", "concurrency"),
+    [("stock", 1), ("spanbatch", 1), ("spanbatch", 2)],
+    ids=["stock", "spanbatch", "two-exports"],
+)
+def test_an_exporter_that_shuts_its_processor_down_still_gets_what_was_queued(
+    kind: str, concurrency: int, who: str
+) -> None:
+    # The stock worker goes on exporting what is queued once the export that asked for the shutdown returns;
+    # spanbatch dropped the 8 queued spans at once (counted as shutdown, "deadline passed"), no deadline near.
+    exporter = ShutsDownItsProcessor()
+    policies = {"max_concurrent_exports": concurrency} if concurrency > 1 else {}
+    processor = PROCESSORS[kind](exporter, schedule_delay_millis=LONG, max_export_batch_size=2, **policies)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    exporter.shut_down = shutting_down(processor, provider)[who]
+    tracer = provider.get_tracer("reentry")
+    for i in range(10):
+        tracer.start_span(f"span {i}").end()
+    exporter.ready.set()  # all 10 queued or in flight: none is ended after the shutdown
+    assert exporter.wait_for(10), exporter.names()
+    assert sorted(exporter.names()) == sorted(f"span {i}" for i in range(10))
+    if isinstance(processor, spanbatch.BatchSpanProcessor):
+        # The exporter is shut down once, after its last export.
+        assert wait_until(lambda: exporter.shutdown_calls)
+        assert len(exporter.shutdown_calls) == 1
+        assert exporter.exports_after_shutdown == 0
+        stats = processor.stats()
+        assert (stats.enqueued, stats.exported, stats.dropped_total) == (10, 10, 0), stats
+        assert balanced(stats)
