@@ -181,6 +181,19 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:
     stopping = [lane for lane in lanes if _fork.current_core(lane).begin_shutdown()]
     for lane in stopping:
         lane.core_changed()
+    # Asked from a lane's own export (an exporter that shuts its processor down): its worker drains what is
+    # queued once that export returns, as the stock worker does, so a helper waits for that, not this thread.
+    own = [lane for lane in stopping if lane.on_export_thread()]
+    if own:
+        try:
+            start_thread(finish_shutdown, "spanbatch-shutdown", own, deadline)
+        except RuntimeError:  # no new threads once interpreter shutdown has begun (3.12+): give them up now
+            finish_shutdown(own, deadline)
+    finish_shutdown([lane for lane in stopping if lane not in own], deadline)
+
+
+def finish_shutdown(stopping: Sequence[Lane], deadline: float) -> None:
+    """Waits for the lanes' workers to drain until ``deadline``, gives up what is left, shuts the exporters down."""
     for lane in stopping:
         if lane.worker is not None and not lane.on_export_thread():
             lane.worker.join(remaining_millis(deadline) / 1000)
