@@ -6,6 +6,7 @@ Each case runs in a child process with a real signal, so that a hang fails the t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -198,3 +199,51 @@ def test_an_exporter_that_shuts_its_processor_down_still_gets_what_was_queued(
         stats = processor.stats()
         assert (stats.enqueued, stats.exported, stats.dropped_total) == (10, 10, 0), stats
         assert balanced(stats)
+
+
+class AsyncRaisingOnce(RecordingExporter):
+    """An ``async def export`` whose first call raises ``error``; it notes every export it sees through,
+    and any overlap of two of its exports (which the OpenTelemetry spec forbids)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+        self.calls = 0
+        self.running = 0
+        self.overlapped = False
+
+    async def export(self, spans: Sequence[ReadableSpan]) -> Any:  # type: ignore[override]
+        self.calls += 1
+        self.running += 1
+        self.overlapped |= self.running > 1
+        try:
+            await asyncio.sleep(0.01)
+            if self.calls == 1:
+                raise self.error
+            return super().export(spans)
+        finally:
+            self.running -= 1
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), SystemExit(3)], ids=["KeyboardInterrupt", "SystemExit"])
+def test_an_async_exporter_that_raises_a_base_exception_spoils_no_later_export(error: BaseException) -> None:
+    # The exception tore through the worker's private event loop, which kept the callback that stops it: the next
+    # run_until_complete stopped at once, that batch was counted as failed, and its export went on during the
+    # following one (its spans exported but counted export_failed, two exports at once).
+    exporter = AsyncRaisingOnce(error)
+    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG, max_export_batch_size=1)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("reentry")
+    try:
+        for i in range(4):
+            tracer.start_span(f"span {i}").end()
+            processor.force_flush(10_000)
+        stats = processor.stats()
+        assert exporter.names() == ["span 1", "span 2", "span 3"]
+        assert not exporter.overlapped
+        assert (stats.exported, stats.dropped["export_failed"]) == (3, 1), stats
+        assert balanced(stats)
+    finally:
+        processor.shutdown()
