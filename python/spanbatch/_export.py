@@ -132,10 +132,22 @@ class PrivateLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def run(self, awaitable: Awaitable[Any], timeout_millis: float) -> Any:
-        """The awaitable's result; ``TimeoutError`` (cancelling it) after ``timeout_millis``."""
+        """The awaitable's result; ``TimeoutError`` (cancelling it) after ``timeout_millis``.
+
+        A run that a ``KeyboardInterrupt`` or ``SystemExit`` tore through, or that ended before its export did
+        (the exporter stopped the loop), takes the loop with it: kept, it would stop the next run at once and
+        resume this export during that one.
+        """
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(asyncio.wait_for(awaitable, timeout_millis / 1000))
+        task = self._loop.create_task(asyncio.wait_for(awaitable, timeout_millis / 1000))
+        try:
+            return self._loop.run_until_complete(task)
+        except BaseException as error:
+            if not task.done() or not isinstance(error, Exception):
+                task.cancel()
+                self.close()
+            raise
 
     def close(self) -> None:
         if self._loop is not None:
