@@ -1,7 +1,7 @@
-"""Re-entrancy and interruption defects found by an outside hunt: the user's code (a signal handler, an
-exporter) calling back into spanbatch at awkward moments.
+"""The user's code calling back into spanbatch at awkward moments: a Ctrl-C while several lanes wait for room,
+an exporter that shuts its own processor down, an async exporter torn through by a KeyboardInterrupt.
 
-Each case runs in a child process with a real signal, so that a hang fails the test instead of the run.
+Cases with a signal run in a child process, so that a hang fails the test instead of the run.
 """
 
 from __future__ import annotations
