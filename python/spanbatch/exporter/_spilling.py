@@ -77,13 +77,12 @@ class Spiller:
         self._send_once = send_once
         self._cut_retries = cut_retries
         self._down = False
-        self._wake = threading.Condition()
+        self._wakes: dict[int, threading.Condition] = {}  # by process: see ``_wake``
         self._stopped = False
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
+        self._pid = os.getpid()  # the process ``_thread`` runs in
         # Per thread: the items of the request it is sending (``sending``), the items it spilled so far.
         self._here = threading.local()
-        _live.add(self)
         if store.pending():  # left by an earlier process: deliver them
             self._ensure_replaying()
         if cut_retries is not None:
@@ -91,6 +90,14 @@ class Spiller:
 
     def __repr__(self) -> str:
         return f"Spiller({self.store!r}, down={self._down})"
+
+    @property
+    def _wake(self) -> threading.Condition:
+        """This process's condition: one a parent's thread held at a fork stays held in the child, and a fork
+        made from C (uWSGI) runs no hook that could replace it. setdefault is atomic: racing threads share one."""
+        pid = os.getpid()
+        wake = self._wakes.get(pid)
+        return self._wakes.setdefault(pid, threading.Condition()) if wake is None else wake
 
     @property
     def down(self) -> bool:
@@ -146,13 +153,9 @@ class Spiller:
             self._stopped = True
             self._wake.notify_all()
             thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        # A forked child has no thread of its parent's to wait for (one forked from C cannot tell it ended).
+        if thread is not None and thread is not threading.current_thread() and self._pid == os.getpid():
             thread.join(max(0.0, min(timeout, STOP_WAIT_SECONDS)))
-
-    def after_fork_in_child(self) -> None:
-        """A forked child has no replay thread, and a lock its parent's threads held stays held."""
-        self._wake = threading.Condition()
-        self._thread = None
 
     def exit_begins(self) -> None:
         """The process is exiting: a failing request goes to disk now, not after backoffs that would
@@ -205,17 +208,6 @@ class Spiller:
                     self._wake.wait(pause)
                     pause = min(pause * 2, LONGEST_PROBE_SECONDS)
 
-
-_live: weakref.WeakSet[Spiller] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for spiller in list(_live):
-        spiller.after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _exiting_spillers: weakref.WeakSet[Spiller] = weakref.WeakSet()
 _exit_hooked = False
