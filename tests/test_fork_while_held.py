@@ -19,26 +19,34 @@ from spanbatch.testing import OTLPReceiver
 pytestmark = [pytest.mark.timeout(120), pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")]
 
 # A uWSGI-style master (it forks from C: Python's fork hooks never run) whose backend is down: its exporter
-# spills to disk, and its replay thread looks for stored files (a directory listing, without the GIL) while it
-# holds its spiller's condition. The listing is made slow, on that thread and under that condition only, so
-# that the fork lands in that window every time.
-_FORK_WHILE_THE_REPLAY_THREAD_LISTS = textwrap.dedent(
+# spills to disk. A thread of its own holds spill state while it does I/O without the GIL: its replay thread
+# holds its spiller's condition while it lists the directory ("scandir"); a thread that opens a spill file holds
+# the lock of the files open ("open"). That I/O is made slow, on a thread other than the main one holding that
+# state only, so that the fork lands in that window every time.
+_FORK_WHILE_A_PARENT_THREAD_HOLDS = textwrap.dedent(
     """
     import ctypes, json, os, random, sys, threading, time, types
     from opentelemetry.sdk.trace import TracerProvider
-    from spanbatch import BatchSpanProcessor
+    from spanbatch import BatchSpanProcessor, _spill
     from spanbatch.exporter import OTLPSpanExporter
 
-    endpoint, spill_dir = sys.argv[1], sys.argv[2]
+    endpoint, spill_dir, slow_name = sys.argv[1], sys.argv[2], sys.argv[3]
     exporter = OTLPSpanExporter(endpoint=endpoint, timeout=1, spill_dir=spill_dir)
     spiller = exporter._spiller
-    listing = threading.Event()
+    holding = threading.Event()
 
-    class SlowToList(types.ModuleType):
+    def holds():
+        if threading.current_thread() is threading.main_thread():
+            return False
+        if slow_name == "scandir":
+            return spiller._wake._is_owned()
+        return sys._getframe(2).f_code is _spill._open.__code__  # read in there, under the lock
+
+    class SlowIO(types.ModuleType):
         def __getattribute__(self, name):
-            if name == "scandir" and not listing.is_set() and spiller._wake._is_owned():
-                listing.set()
-                time.sleep(1.0)  # without the GIL, as a listing of a slow disk
+            if name == slow_name and not holding.is_set() and holds():
+                holding.set()
+                time.sleep(1.0)  # without the GIL, as I/O on a slow disk
             return super().__getattribute__(name)
 
     processor = BatchSpanProcessor(exporter, export_timeout_millis=3000)
@@ -47,8 +55,8 @@ _FORK_WHILE_THE_REPLAY_THREAD_LISTS = textwrap.dedent(
     tracer = provider.get_tracer("t")
     tracer.start_span("parent").end()
     assert processor.force_flush(10_000) and processor.stats().spilled == 1, processor.stats()
-    os.__class__ = SlowToList
-    assert listing.wait(20), "the replay thread never listed the directory"
+    os.__class__ = SlowIO
+    assert holding.wait(20), "no thread of the parent did that I/O holding that state"
     pid = int(ctypes.PyDLL(None).fork())
     if pid == 0:
         os.__class__ = types.ModuleType
@@ -72,11 +80,16 @@ _FORK_WHILE_THE_REPLAY_THREAD_LISTS = textwrap.dedent(
 )
 
 
-def test_libc_forked_child_of_a_spilling_parent_spills_while_the_parent_replay_thread_lists(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "slow_name", ["scandir", "open"], ids=["replay-thread-holds-its-condition", "a-thread-holds-the-open-files-lock"]
+)
+def test_libc_forked_child_of_a_spilling_parent_spills_while_a_parent_thread_holds_spill_state(
+    tmp_path: Path, slow_name: str
+) -> None:
     with OTLPReceiver("http") as receiver:
         receiver.set_behaviour("down")
         run = subprocess.run(
-            [sys.executable, "-c", _FORK_WHILE_THE_REPLAY_THREAD_LISTS, receiver.endpoint, str(tmp_path)],
+            [sys.executable, "-c", _FORK_WHILE_A_PARENT_THREAD_HOLDS, receiver.endpoint, str(tmp_path), slow_name],
             capture_output=True,
             text=True,
             timeout=90,
@@ -84,6 +97,6 @@ def test_libc_forked_child_of_a_spilling_parent_spills_while_the_parent_replay_t
         )
     assert run.returncode == 0, run.stderr
     child = json.loads(run.stdout.strip().splitlines()[-1])
-    # Before: the child's worker waited for ever on the condition the parent's replay thread held at the fork,
-    # its span never settled (in flight), and its flush gave up.
+    # Before: the child's worker waited for ever, at its first spill, on the condition or lock the parent's thread
+    # held at the fork: its span never settled (in flight), and its flush gave up.
     assert child == {"flushed": True, "spilled": 1, "in_flight": 0, "seconds": child["seconds"]}
