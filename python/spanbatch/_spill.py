@@ -33,6 +33,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from spanbatch._per_process import PerProcess
 from spanbatch._spill_file import CorruptFile, NewerVersion, decode, encode, read_all, span_count
 
 logger = logging.getLogger("spanbatch")
@@ -318,39 +319,38 @@ class SpillStore:
 # Descriptors of spill files this process has open. A flock belongs to the open file, which a forked
 # child shares: a child that kept its copies would hold their locks for as long as it lives, and no
 # process could replay those files. So the child closes them; the lock makes the set exact at a fork.
-_held_lock = threading.Lock()
+# The lock is each process's own: a child forked from C (no hooks below) while a thread held it.
+_held_locks = PerProcess(threading.Lock)
 _held: set[int] = set()
 _stores: weakref.WeakSet[SpillStore] = weakref.WeakSet()
 
 
 def _open(path: Path, flags: int) -> int:
-    with _held_lock:
+    with _held_locks.get():
         fd = os.open(path, flags, 0o600)
         _held.add(fd)
     return fd
 
 
 def _close(fd: int) -> None:
-    with _held_lock:
+    with _held_locks.get():
         _held.discard(fd)
         os.close(fd)
 
 
 def _before_fork() -> None:
-    _held_lock.acquire()
+    _held_locks.get().acquire()
 
 
 def _after_fork_in_parent() -> None:
-    _held_lock.release()
+    _held_locks.get().release()
 
 
 def _after_fork_in_child() -> None:
-    global _held_lock
     for fd in _held:
         with suppress(OSError):
             os.close(fd)
     _held.clear()
-    _held_lock = threading.Lock()
     for store in list(_stores):
         store._after_fork_in_child()
 

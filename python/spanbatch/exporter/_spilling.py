@@ -23,6 +23,7 @@ from pathlib import Path
 
 from spanbatch import _settings
 from spanbatch._encoding import note_spilled
+from spanbatch._per_process import PerProcess
 from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts, SpillStore
 
@@ -77,7 +78,7 @@ class Spiller:
         self._send_once = send_once
         self._cut_retries = cut_retries
         self._down = False
-        self._wakes: dict[int, threading.Condition] = {}  # by process: see ``_wake``
+        self._wakes = PerProcess(threading.Condition)
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()  # the process ``_thread`` runs in
@@ -93,11 +94,8 @@ class Spiller:
 
     @property
     def _wake(self) -> threading.Condition:
-        """This process's condition: one a parent's thread held at a fork stays held in the child, and a fork
-        made from C (uWSGI) runs no hook that could replace it. setdefault is atomic: racing threads share one."""
-        pid = os.getpid()
-        wake = self._wakes.get(pid)
-        return self._wakes.setdefault(pid, threading.Condition()) if wake is None else wake
+        """This process's condition (see ``_per_process``)."""
+        return self._wakes.get()
 
     @property
     def down(self) -> bool:
