@@ -1,7 +1,7 @@
 """A child forked while another thread of its parent holds spanbatch state it then needs works all the same.
 
-Each case runs in a fresh interpreter (a subprocess with a timeout), where one read on the parent's thread is
-made slow so that the fork lands, every time, while that thread holds the state.
+The spill cases run in a fresh interpreter (a subprocess with a timeout), where one read on the parent's thread
+is made slow so that the fork lands, every time, while that thread holds the state.
 """
 
 from __future__ import annotations
@@ -11,10 +11,17 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+import spanbatch
+from opentelemetry.sdk.trace import ReadableSpan
 from spanbatch.testing import OTLPReceiver
+
+from tests.helpers import RecordingExporter, balanced, in_child, libc_fork, make_span
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")]
 
@@ -100,3 +107,60 @@ def test_libc_forked_child_of_a_spilling_parent_spills_while_a_parent_thread_hol
     # Before: the child's worker waited for ever, at its first spill, on the condition or lock the parent's thread
     # held at the fork: its span never settled (in flight), and its flush gave up.
     assert child == {"flushed": True, "spilled": 1, "in_flight": 0, "seconds": child["seconds"]}
+
+
+class HangsInTheParent(RecordingExporter):
+    """``export`` blocks in the process that made it until ``release`` is set (60 s at most); a child's returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parent = os.getpid()
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> Any:
+        if os.getpid() == self.parent:
+            self.entered.set()
+            self.release.wait(60)
+        return super().export(spans)
+
+
+def test_libc_forked_child_of_a_parent_whose_export_hangs_with_a_full_blocking_queue_does_not_wait_for_room(
+    shutdown_later: Callable[[Any], Any],
+) -> None:
+    # A uWSGI-style master whose backend hangs: its worker is stuck in an export and its queue is full, so under
+    # the ``block`` policy a span ended there waits for room. A child forked from C (no fork hooks) has a lane
+    # of its own once it notices the fork, whose queue has room.
+    exporter = HangsInTheParent()
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter, max_queue_size=8, max_export_batch_size=4, drop_policy="block", block_timeout_millis=60_000
+        )
+    )
+    for _ in range(4):
+        processor.on_end(make_span("exporting"))
+    assert exporter.entered.wait(10)
+    for _ in range(8):
+        processor.on_end(make_span("queued"))
+    assert processor.stats().queued == 8
+
+    def child() -> dict[str, Any]:
+        processor.on_end(make_span("child"))
+        flushed = processor.force_flush(10_000)
+        stats = processor.stats()
+        return {
+            "flushed": flushed,
+            "names": exporter.names(),
+            "fork": stats.dropped["fork"],
+            "balanced": balanced(stats),
+        }
+
+    try:
+        # Before: the child's first span waited for room in the inherited queue, which no worker there drains,
+        # for the whole block timeout (the child was killed after 10 s).
+        report = in_child(child, libc_fork, timeout=10)
+    finally:
+        exporter.release.set()
+    # The 8 parent spans it found queued are the parent's to export: the child counts them lost, all of them.
+    assert report == {"flushed": True, "names": ["child"], "fork": 8, "balanced": True}
+    assert processor.force_flush(10_000)
