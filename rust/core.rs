@@ -143,12 +143,21 @@ impl PyBatchCore {
         }
         let seq = self.counters.enqueue();
         self.watch_class(span);
+        // Whether `span` is in this queue now (not refused for want of room).
+        let mut queued_here = true;
         let dropped = match self.queue.push(span.clone().unbind()) {
             Push::Queued => None,
             Push::Refused(refused) if wait && self.may_block() => {
+                // A child forked without Python's hooks: no worker here will ever make room.
+                if self.fork.forked() && self.pushed_to_successor(py, span, wait, false)? {
+                    return Ok(());
+                }
                 match self.push_blocking(py, refused) {
                     Blocked::Queued => None,
-                    Blocked::Full => Some(self.count_overflow()),
+                    Blocked::Full => {
+                        queued_here = false;
+                        Some(self.count_overflow())
+                    }
                     Blocked::Shutdown => {
                         self.counters.drop_spans(DropReason::Shutdown, 1);
                         return Ok(());
@@ -160,7 +169,11 @@ impl PyBatchCore {
                     }
                 }
             }
-            Push::QueuedEvicting(_) | Push::Refused(_) => Some(self.count_overflow()),
+            Push::QueuedEvicting(_) => Some(self.count_overflow()),
+            Push::Refused(_) => {
+                queued_here = false;
+                Some(self.count_overflow())
+            }
         };
         let queued = self.queue.len();
         let wakes = self
@@ -168,7 +181,9 @@ impl PyBatchCore {
             .claim_wakeup(queued, self.wake_at.load(Ordering::SeqCst));
         // Before the wake-up lock, which a parent thread may have held at the fork.
         if fork::worth_looking(queued, wakes, dropped, seq) && self.fork.forked() {
-            return self.push_to_successor(py, span, wait);
+            return self
+                .pushed_to_successor(py, span, wait, queued_here)
+                .map(drop);
         }
         if wakes {
             self.wakeup.notify_worker();
@@ -281,24 +296,28 @@ impl PyBatchCore {
         self.counters.drop_spans(DropReason::QueueFull, 1)
     }
 
-    /// In a forked child: the lane's successor core takes `span` (see `fork.rs`).
-    fn push_to_successor(
+    /// In a forked child: the lane's successor core takes `span` (see `fork.rs`), which is
+    /// `queued_here` too unless this queue refused it. False when there is no successor: the
+    /// span stays where it is, counted here.
+    fn pushed_to_successor(
         &self,
         py: Python<'_>,
         span: &Bound<'_, PyAny>,
         wait: bool,
-    ) -> PyResult<()> {
-        // This span is queued here too; the successor takes it, and counts the others as lost.
-        let orphaned = self.queue.len().saturating_sub(1);
+        queued_here: bool,
+    ) -> PyResult<bool> {
+        // The successor takes this span, and counts the others found here as lost.
+        let orphaned = self.queue.len().saturating_sub(usize::from(queued_here));
         let Some(successor) = self.fork.successor(py, orphaned)? else {
-            return Ok(());
+            return Ok(false);
         };
         let successor = successor.cast::<PyBatchCore>()?.get();
         if std::ptr::eq(successor, self) {
-            // Another thread of the child is still setting up; the span stays counted here.
-            return Ok(());
+            // Another thread of the child is still setting up.
+            return Ok(false);
         }
-        successor.push_waiting(py, span, wait)
+        successor.push_waiting(py, span, wait)?;
+        Ok(true)
     }
 
     /// Runs `change` on the flush book, then completes the flushes it made done.
