@@ -14,11 +14,13 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from spanbatch._core import BatchCore
     from spanbatch._lane import HasLanes, Lane
+
+T = TypeVar("T")
 
 
 def watch(owner: HasLanes) -> None:
@@ -72,3 +74,20 @@ def recover(lane: Lane, orphaned: int) -> BatchCore:
         return lane.core
     lane.restart().count_lost_to_fork(orphaned)
     return lane.core
+
+
+class PerProcess(Generic[T]):
+    """A lock (or condition) of the calling process's own, for state that forked children share: one another
+    thread of the parent held at the fork stays held in the child for ever, and a fork made from C (uWSGI) runs
+    no hook that could replace it. ``get()`` returns this process's, made by ``make`` the first time one asks.
+    """
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._by_pid: dict[int, T] = {}
+
+    def get(self) -> T:
+        pid = os.getpid()
+        found = self._by_pid.get(pid)
+        # setdefault is atomic: threads that race each make one, and all get the one stored first.
+        return self._by_pid.setdefault(pid, self._make()) if found is None else found

@@ -33,7 +33,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from spanbatch._per_process import PerProcess
+from spanbatch._fork import PerProcess
 from spanbatch._spill_file import CorruptFile, NewerVersion, decode, encode, read_all, span_count
 
 logger = logging.getLogger("spanbatch")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from spanbatch import _settings
 from spanbatch._encoding import note_spilled
-from spanbatch._per_process import PerProcess
+from spanbatch._fork import PerProcess
 from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts, SpillStore
 
@@ -94,7 +94,7 @@ class Spiller:
 
     @property
     def _wake(self) -> threading.Condition:
-        """This process's condition (see ``_per_process``)."""
+        """This process's condition (see ``_fork.PerProcess``)."""
         return self._wakes.get()
 
     @property
