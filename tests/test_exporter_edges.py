@@ -1,0 +1,216 @@
+"""spanbatch's OTLP/HTTP span exporter against the edges its users configure and the receivers that misbehave.
+
+Each case is one the stock exporter (``requests``) handles sanely: the Rust transport must do the same.
+The receiver here is a raw socket server, so that a reply can be exactly as broken as the case needs.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from spanbatch.exporter import OTLPSpanExporter
+
+pytestmark = pytest.mark.timeout(30)
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+# Answers one request (its head and body) on a connection; False closes the connection after it.
+Reply = Callable[[socket.socket, bytes, bytes], "bool | None"]
+
+
+class RawReceiver:
+    """An HTTP/1.1 server on 127.0.0.1 that answers each request with ``reply`` and keeps what it got."""
+
+    def __init__(self, reply: Reply) -> None:
+        self._reply = reply
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self.requests: list[tuple[bytes, bytes]] = []
+        self._connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            self._connections.append(connection)
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        pending = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in pending:
+                    data = connection.recv(65536)
+                    if not data:
+                        return
+                    pending += data
+                head, _, rest = pending.partition(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.partition(b":")[2])
+                        for line in head.split(b"\r\n")[1:]
+                        if line.partition(b":")[0].strip().lower() == b"content-length"
+                    ),
+                    0,
+                )
+                while len(rest) < length:
+                    data = connection.recv(65536)
+                    if not data:
+                        return
+                    rest += data
+                body, pending = rest[:length], rest[length:]
+                self.requests.append((head, body))
+                if self._reply(connection, head, body) is False:
+                    connection.close()
+                    return
+        except OSError:
+            return
+
+    def heads(self) -> list[str]:
+        return [head.decode("latin-1") for head, _ in self.requests]
+
+    def close(self) -> None:
+        self._listener.close()
+        for connection in self._connections:
+            connection.close()
+
+
+@pytest.fixture
+def receiver_with() -> Iterator[Callable[[Reply], RawReceiver]]:
+    made: list[RawReceiver] = []
+
+    def make(reply: Reply) -> RawReceiver:
+        made.append(RawReceiver(reply))
+        return made[-1]
+
+    yield make
+    for receiver in made:
+        receiver.close()
+
+
+def finished_spans() -> tuple[ReadableSpan, ...]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("edges").start_as_current_span("one"):
+        pass
+    return memory.get_finished_spans()
+
+
+def ok(connection: socket.socket, head: bytes, body: bytes) -> None:
+    connection.sendall(OK)
+
+
+def header(head: str, name: str) -> str | None:
+    for line in head.split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == name:
+            return value.strip()
+    return None
+
+
+# -- headers the user gives -------------------------------------------------------------------------------
+
+
+def test_a_header_value_given_as_bytes_is_sent_as_the_stock_exporter_sends_it(receiver_with):
+    # requests takes bytes header values; the Rust transport raised TypeError out of export().
+    receiver = receiver_with(ok)
+    exporter = OTLPSpanExporter(
+        endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", headers={"x-tenant": b"acme"}, timeout=5
+    )
+    try:
+        assert exporter.export(finished_spans()) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    assert [header(head, "x-tenant") for head in receiver.heads()] == ["acme"]
+
+
+def test_a_header_value_of_another_type_fails_the_export_without_raising(receiver_with, caplog):
+    # The stock exporter logs requests' InvalidHeader and returns FAILURE; export() must never raise.
+    receiver = receiver_with(ok)
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", headers={"x-n": 5}, timeout=5)
+    try:
+        assert exporter.export(finished_spans()) is SpanExportResult.FAILURE
+    finally:
+        exporter.shutdown()
+    assert "Failed to export spans batch" in caplog.text
+
+
+# -- endpoints --------------------------------------------------------------------------------------------
+
+
+def test_a_percent_encoded_password_in_the_endpoint_is_sent_decoded(receiver_with):
+    # A password with an '@' must be written %40 in a URL; requests decodes it for the Basic credentials.
+    receiver = receiver_with(ok)
+    exporter = OTLPSpanExporter(endpoint=f"http://user:p%40ss@127.0.0.1:{receiver.port}/v1/traces", timeout=5)
+    try:
+        assert exporter.export(finished_spans()) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    expected = "Basic " + base64.b64encode(b"user:p@ss").decode()
+    assert [header(head, "authorization") for head in receiver.heads()] == [expected]
+
+
+@pytest.mark.parametrize(
+    ("path", "sent"),
+    [
+        ("/v1/my traces", "/v1/my%20traces"),
+        ("/v1/trac\u00e9s", "/v1/trac%C3%A9s"),
+        ("/v1/traces?t=a b", "/v1/traces?t=a%20b"),
+    ],
+)
+def test_an_endpoint_path_is_quoted_as_the_stock_exporter_quotes_it(receiver_with, path, sent):
+    # requests quotes what a request line cannot carry; the Rust transport refused the URL (or sent raw UTF-8).
+    receiver = receiver_with(ok)
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}{path}", timeout=5)
+    try:
+        assert exporter.export(finished_spans()) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    assert [head.split("\r\n")[0] for head in receiver.heads()] == [f"POST {sent} HTTP/1.1"]
+
+
+# -- receivers that misbehave -----------------------------------------------------------------------------
+
+
+def test_a_success_with_a_body_over_the_response_limit_is_a_success(receiver_with):
+    # The backend accepted the batch; a large body (an error page, a proxy's banner) changes nothing of that.
+    big = 3 << 20
+
+    def accepted_with_a_big_body(connection: socket.socket, head: bytes, body: bytes) -> None:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % big + b"x" * big)
+
+    receiver = receiver_with(accepted_with_a_big_body)
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", timeout=5)
+    try:
+        assert exporter.export(finished_spans()) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    assert len(receiver.requests) == 1
+
+
+def test_a_response_cut_off_mid_body_is_not_sent_again(receiver_with):
+    # The status line said 200: the backend has the batch. requests reports the broken body as an error
+    # its client does not retry (one request); the Rust transport called it a connection error, and the
+    # client sent the same batch again and again until its deadline.
+    def cut_off(connection: socket.socket, head: bytes, body: bytes) -> bool:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+        return False
+
+    receiver = receiver_with(cut_off)
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", timeout=3)
+    try:
+        exporter.export(finished_spans())
+    finally:
+        exporter.shutdown()
+    assert len(receiver.requests) == 1
