@@ -13,6 +13,7 @@ use crate::sync::locked;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
+use std::io::{ErrorKind, Read};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use ureq::http::{Method, Request};
@@ -72,11 +73,28 @@ impl Call<'_> {
                 String::from_utf8_lossy(value.as_bytes()).into_owned(),
             ));
         }
-        let body = response
+        // The status line decides, as with `requests`: a body past the limit is cut (the client reads
+        // none of it), not an error, since the server has answered.
+        let mut body = Vec::new();
+        let read = response
             .into_body()
-            .with_config()
-            .limit(RESPONSE_LIMIT)
-            .read_to_vec()?;
+            .into_reader()
+            .take(RESPONSE_LIMIT)
+            .read_to_end(&mut body);
+        if let Err(error) = read {
+            // A timeout is a connection error, retried; a body cut short is not (`requests` raises
+            // ChunkedEncodingError): the server answered, and a retry would send the batch again.
+            let error = ureq::Error::from(error); // unwraps the ureq error the reader carried
+            let timed_out = match &error {
+                ureq::Error::Timeout(_) => true,
+                ureq::Error::Io(io) => io.kind() == ErrorKind::TimedOut,
+                _ => false,
+            };
+            return Ok(Outcome::Failed {
+                connection: timed_out,
+                message: error.to_string(),
+            });
+        }
         Ok(Outcome::Response {
             status: status.as_u16(),
             reason: status.canonical_reason(),
