@@ -21,6 +21,8 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+from requests.utils import requote_uri
+
 try:
     from opentelemetry.exporter.otlp.common import http as _http
     from opentelemetry.exporter.otlp.proto.http import Compression
@@ -387,7 +389,7 @@ def native_transport_for(exporter: RustEncodedHTTP, session: requests.Session | 
     if (
         session is not None
         or type(transport) is not RequestsHTTPTransport
-        or urlsplit(exporter._endpoint).scheme.lower() != "http"
+        or not _sent_as_given(exporter._endpoint, exporter._client._headers)
         or exporter._credential_provider_set()
     ):
         return None
@@ -395,3 +397,19 @@ def native_transport_for(exporter: RustEncodedHTTP, session: requests.Session | 
     exporter._client._transport = native
     transport.close()
     return native
+
+
+def _sent_as_given(endpoint: str, headers: Mapping[Any, Any]) -> bool:
+    """Whether ``requests`` would send this plain-HTTP endpoint and these headers as they are, as Rust does.
+
+    Otherwise they stay with ``requests``, which quotes a path (spaces, non-ASCII), decodes %-escaped
+    credentials in the URL into its Basic header, and takes (or refuses, as a failed export) header values
+    that are not text.
+    """
+    parts = urlsplit(endpoint)
+    return (
+        parts.scheme.lower() == "http"
+        and "@" not in parts.netloc
+        and requote_uri(endpoint) == endpoint
+        and all(isinstance(name, str) and isinstance(value, str) for name, value in headers.items())
+    )
