@@ -214,3 +214,51 @@ def test_a_response_cut_off_mid_body_is_not_sent_again(receiver_with):
     finally:
         exporter.shutdown()
     assert len(receiver.requests) == 1
+
+
+# -- the environment requests reads at each request -------------------------------------------------------
+
+
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy"])
+def test_an_https_proxy_variable_leaves_a_plain_http_endpoint_direct(receiver_with, monkeypatch, variable):
+    # requests proxies http:// only through http_proxy/all_proxy; the Rust transport took HTTPS_PROXY for it
+    # too, and tunnelled the request through that proxy (here: one that refuses it).
+    receiver = receiver_with(ok)
+    proxy = receiver_with(lambda connection, head, body: connection.sendall(b"HTTP/1.1 403 Forbidden\r\n\r\n"))
+    monkeypatch.setenv(variable, f"http://127.0.0.1:{proxy.port}")
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", timeout=5)
+    try:
+        assert exporter.export(finished_spans()) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    assert (len(receiver.requests), proxy.requests) == (1, [])
+
+
+def test_an_http_proxy_gets_the_request_as_a_forward_proxy_does(receiver_with, monkeypatch):
+    # requests sends a plain-HTTP request to its proxy in absolute form; the Rust transport asked for a
+    # CONNECT tunnel, which forward proxies refuse to ports other than 443 by default.
+    proxy = receiver_with(ok)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    exporter = OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces", timeout=5)
+    try:
+        assert exporter.export(finished_spans()) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    assert [head.split("\r\n")[0] for head in proxy.heads()] == ["POST http://127.0.0.1:9/v1/traces HTTP/1.1"]
+
+
+def test_netrc_credentials_for_the_endpoint_are_sent_as_requests_sends_them(receiver_with, monkeypatch, tmp_path):
+    receiver = receiver_with(ok)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login user password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", timeout=5)
+    try:
+        assert exporter.export(finished_spans()) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    expected = "Basic " + base64.b64encode(b"user:secret").decode()
+    assert [header(head, "authorization") for head in receiver.heads()] == [expected]
