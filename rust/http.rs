@@ -28,6 +28,9 @@ fn new_agent() -> Agent {
         .http_status_as_error(false)
         // `requests` is called with allow_redirects=False by the stock transport.
         .max_redirects(0)
+        // Not ureq's reading of the proxy variables (HTTPS_PROXY for http:// too, CONNECT tunnels):
+        // an endpoint `requests` would send through a proxy stays on `requests` (see `_http.py`).
+        .proxy(None)
         .build()
         .into()
 }

@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from requests.utils import requote_uri
+from requests.utils import get_environ_proxies, get_netrc_auth, requote_uri, select_proxy
 
 try:
     from opentelemetry.exporter.otlp.common import http as _http
@@ -404,7 +404,9 @@ def _sent_as_given(endpoint: str, headers: Mapping[Any, Any]) -> bool:
 
     Otherwise they stay with ``requests``, which quotes a path (spaces, non-ASCII), decodes %-escaped
     credentials in the URL into its Basic header, and takes (or refuses, as a failed export) header values
-    that are not text.
+    that are not text; and which reads the environment: a proxy it would use for this endpoint
+    (``http_proxy``/``all_proxy``, ``no_proxy``), credentials for its host in ``~/.netrc``. Read once here,
+    as the Rust transport uses no proxy.
     """
     parts = urlsplit(endpoint)
     return (
@@ -412,4 +414,6 @@ def _sent_as_given(endpoint: str, headers: Mapping[Any, Any]) -> bool:
         and "@" not in parts.netloc
         and requote_uri(endpoint) == endpoint
         and all(isinstance(name, str) and isinstance(value, str) for name, value in headers.items())
+        and select_proxy(endpoint, get_environ_proxies(endpoint)) is None
+        and get_netrc_auth(endpoint) is None
     )
