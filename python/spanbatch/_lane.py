@@ -86,6 +86,8 @@ class Lane:
         self._on_core_change = on_core_change
         self.fork_claims: dict[int, int] = {}  # forked child's pid -> the thread recovering this lane there
         self.worker: WorkerThread | None = None
+        # The thread finishing a shutdown this lane's own export asked for (see ``shutdown_lanes``).
+        self.finishing: WorkerThread | None = None
         self.core = self._start()
         if debug:
             logger.debug("%s lane: %s", self.name, self.policies)
@@ -178,6 +180,7 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:
     running finishes on its own thread.
     """
     deadline = time.monotonic() + timeout_millis / 1000
+    lanes = list(lanes)
     stopping = [lane for lane in lanes if _fork.current_core(lane).begin_shutdown()]
     for lane in stopping:
         lane.core_changed()
@@ -186,10 +189,23 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:
     own = [lane for lane in stopping if lane.on_export_thread()]
     if own:
         try:
-            start_thread(finish_shutdown, "spanbatch-shutdown", own, deadline)
+            finishing = start_thread(finish_shutdown, "spanbatch-shutdown", own, deadline)
         except RuntimeError:  # no new threads once interpreter shutdown has begun (3.12+): give them up now
             finish_shutdown(own, deadline)
+        else:
+            for lane in own:
+                lane.finishing = finishing
     finish_shutdown([lane for lane in stopping if lane not in own], deadline)
+    # Such a shutdown, asked earlier, may still be draining: waited for as this one (at exit, the exit gate
+    # would close under that drain and drop the rest unreported).
+    for lane in lanes:
+        if lane.finishing is not None and lane not in own and not lane.on_export_thread():
+            lane.finishing.join(remaining_millis(deadline) / 1000)
+            if lane.finishing.is_alive():
+                logger.warning(
+                    "%s: the shutdown its own export asked for was still draining at this shutdown's deadline.",
+                    lane.name,
+                )
 
 
 def finish_shutdown(stopping: Sequence[Lane], deadline: float) -> None:
