@@ -364,6 +364,26 @@ def test_an_error_reading_a_spans_context_reaches_the_caller_as_with_stock(
     processor.shutdown()
 
 
+def test_a_span_whose_context_is_falsy_is_passed_over(processor_class: Any, shutdown_later: Later) -> None:
+    # Stock reads `span.context and span.context.trace_flags.sampled`: any falsy context, not only None.
+    class Falsy:
+        def __bool__(self) -> bool:
+            return False
+
+    class FalsyContext(ReadableSpan):
+        @property
+        def context(self) -> Any:
+            return Falsy()
+
+    exporter = RecordingExporter()
+    processor = shutdown_later(processor_class(exporter, schedule_delay_millis=LONG))
+    processor.on_end(FalsyContext("falsy"))
+    processor.on_end(make_span("after"))
+    assert processor.force_flush(5000)
+    assert exporter.names() == ["after"]
+    processor.shutdown()
+
+
 def test_newest_drop_policy_keeps_the_queue_and_refuses_new_spans(shutdown_later: Later) -> None:
     exporter = RecordingExporter()
     processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, 4, LONG, 4, drop_policy="newest"))
