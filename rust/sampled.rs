@@ -14,7 +14,7 @@ use pyo3::types::PyTuple;
 /// What reading the public `context` raises reaches the caller, as with the stock processor (whose
 /// `span.context.trace_flags.sampled` lets it through to `span.end()`): a Ctrl-C that lands in a
 /// span's own property is the application's, and a span that cannot be read is not taken for an
-/// unsampled one. A span without a context has nothing to export and is passed over.
+/// unsampled one. A span without a context (None, or any falsy one, as stock tests it) is passed over.
 pub(crate) fn is_sampled(span: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = span.py();
     match span.getattr(intern!(py, "_context")) {
@@ -37,7 +37,7 @@ pub(crate) fn is_sampled(span: &Bound<'_, PyAny>) -> PyResult<bool> {
     }
     // Any other ReadableSpan: the public path, as the stock processor reads it.
     let context = span.getattr(intern!(py, "context"))?;
-    if context.is_none() {
+    if !context.is_truthy()? {
         return Ok(false);
     }
     context
