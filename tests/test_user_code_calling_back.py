@@ -7,7 +7,9 @@ Cases with a signal run in a child process, so that a hang fails the test instea
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -303,5 +305,60 @@ def test_an_async_exporter_that_raises_a_base_exception_spoils_no_later_export(e
         assert not exporter.overlapped
         assert (stats.exported, stats.dropped["export_failed"]) == (3, 1), stats
         assert balanced(stats)
+    finally:
+        processor.shutdown()
+
+
+class AsyncInterruptedWhileAwaiting(RecordingExporter):
+    """An ``async def export`` whose first call is torn through while it awaits (a callback of the loop raises
+    SystemExit, or the export stops the loop itself); it notes what its own cleanup saw."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+        self.calls = 0
+        self.cleanup: list[str] = []
+
+    async def export(self, spans: Sequence[ReadableSpan]) -> Any:  # type: ignore[override]
+        self.calls += 1
+        first = self.calls == 1
+        loop = asyncio.get_running_loop()
+        try:
+            if first and self.how == "stop":
+                loop.stop()
+            elif first:
+                loop.call_soon(sys.exit, 3)
+            await asyncio.sleep(0.05)
+            return super().export(spans)
+        except asyncio.CancelledError:
+            self.cleanup.append("cancelled")
+            raise
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("how", ["callback-raises-SystemExit", "stop"])
+def test_an_async_export_torn_through_is_cancelled_into_its_own_cleanup(
+    how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The run's task was cancelled and its loop closed at once: the cancellation never reached the coroutine, whose
+    # cleanup (closing a session, say) ran only when the garbage collector got to it, and asyncio logged "Task was
+    # destroyed but it is pending!".
+    exporter = AsyncInterruptedWhileAwaiting(how)
+    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG, max_export_batch_size=1)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("reentry")
+    try:
+        with caplog.at_level(logging.ERROR, logger="asyncio"):
+            tracer.start_span("torn").end()
+            processor.force_flush(10_000)
+            assert exporter.cleanup == ["cancelled"]
+            tracer.start_span("next").end()
+            assert processor.force_flush(10_000)
+            gc.collect()
+        assert exporter.names() == ["next"]
+        assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text
+        stats = processor.stats()
+        assert (stats.exported, stats.dropped["export_failed"]) == (1, 1), stats
     finally:
         processor.shutdown()
