@@ -9,6 +9,7 @@ import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence, Sized
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -121,6 +122,11 @@ def _export_many(exporter: object) -> Callable[[Sequence[Any]], object] | None:
     return lambda batches: exporter.export_many(batches)  # noqa: PLW0108
 
 
+# How long an export torn through is given to run its cleanup (``except CancelledError``, ``finally``) before
+# its loop is closed under it.
+CANCEL_GRACE_SECONDS = 1.0
+
+
 class PrivateLoop:
     """An event loop owned by one worker thread, for exporters whose ``export`` returns an awaitable.
 
@@ -134,18 +140,23 @@ class PrivateLoop:
     def run(self, awaitable: Awaitable[Any], timeout_millis: float) -> Any:
         """The awaitable's result; ``TimeoutError`` (cancelling it) after ``timeout_millis``.
 
-        A run that a ``KeyboardInterrupt`` or ``SystemExit`` tore through, or that ended before its export did
-        (the exporter stopped the loop), takes the loop with it: kept, it would stop the next run at once and
-        resume this export during that one.
+        A run that something other than an ``Exception`` tore through (a ``KeyboardInterrupt`` or ``SystemExit``
+        from the export or a callback of the loop), or that ended before its export did (the exporter stopped the
+        loop), takes the loop with it: kept, it would stop the next run at once and resume this export during
+        that one. The export is cancelled first, into its own cleanup, for ``CANCEL_GRACE_SECONDS`` at most.
         """
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-        task = self._loop.create_task(asyncio.wait_for(awaitable, timeout_millis / 1000))
+        loop = self._loop
+        task = loop.create_task(asyncio.wait_for(awaitable, timeout_millis / 1000))
         try:
-            return self._loop.run_until_complete(task)
+            return loop.run_until_complete(task)
         except BaseException as error:
             if not task.done() or not isinstance(error, Exception):
                 task.cancel()
+                # Whatever the cleanup raises, the error that tore through is the one to report.
+                with suppress(BaseException):
+                    loop.run_until_complete(asyncio.wait({task}, timeout=CANCEL_GRACE_SECONDS))
                 self.close()
             raise
 
