@@ -1,0 +1,87 @@
+"""Resources over a long-lived process: what make → use → drop (or shut down) leaves behind, per cycle.
+
+Apps and test suites build and drop providers, processors and exporters over and over; what one cycle
+leaves must not pile up. The stock exporters are the floor: dropped, they are freed at once by
+reference counting and leave no thread behind.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import spanbatch
+from spanbatch.testing import OTLPReceiver
+
+from tests.helpers import end_spans, provider_with, wait_until
+
+pytestmark = pytest.mark.timeout(90)
+
+REPLAY_THREAD = "spanbatch-spill-replay"
+
+
+def spilling_exporter(rx: OTLPReceiver, spill_dir: Path) -> Any:
+    if rx.protocol == "http":
+        from spanbatch.exporter import OTLPSpanExporter  # noqa: PLC0415
+
+        return OTLPSpanExporter(endpoint=rx.endpoint, timeout=1, spill_dir=spill_dir)
+    from spanbatch.exporter.grpc import OTLPSpanExporter as GrpcExporter  # noqa: PLC0415
+
+    return GrpcExporter(endpoint=rx.endpoint, insecure=True, timeout=1, spill_dir=spill_dir)
+
+
+@contextmanager
+def cyclic_gc_off() -> Iterator[None]:
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def replay_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == REPLAY_THREAD]
+
+
+def test_an_exporter_with_a_spill_directory_is_freed_without_the_cyclic_gc(
+    receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    # The stock exporter (and spanbatch's without a spill) is freed as soon as the last reference goes; one that
+    # waits for the cyclic GC keeps its connection pool or gRPC channel (when never shut down) until then.
+    with cyclic_gc_off():
+        exporter = spilling_exporter(receiver, tmp_path)
+        processor = spanbatch.BatchSpanProcessor(exporter)
+        end_spans(provider_with(processor), 10)
+        assert processor.force_flush(10_000)
+        processor.shutdown()
+        assert receiver.wait_for_spans(10)
+        gone = weakref.ref(exporter)
+        del exporter, processor
+        assert wait_until(lambda: gone() is None, 5), "the exporter is kept alive by a reference cycle"
+
+
+def test_dropped_exporters_leave_no_replay_thread_behind_while_their_backend_is_down(
+    receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    # A provider per test (or per request) with a backend that is down: each dropped exporter's replay thread
+    # probed the backend for as long as it stayed down, holding the exporter, so they piled up one per cycle.
+    receiver.set_behaviour("down")
+    before = set(replay_threads())
+    for _ in range(3):
+        exporter = spilling_exporter(receiver, tmp_path)
+        processor = spanbatch.BatchSpanProcessor(exporter)
+        end_spans(provider_with(processor), 5)
+        assert processor.force_flush(10_000)
+        assert exporter.spill_counts().spilled == 5
+        del exporter, processor  # dropped without shutdown, as a test or request that forgets to
+    gc.collect()
+    assert wait_until(lambda: not set(replay_threads()) - before, 10), (
+        f"{len(set(replay_threads()) - before)} replay threads left"
+    )
