@@ -117,10 +117,12 @@ def test_exporters_with_other_headers_never_replay_each_others_requests(
             assert processor.stats().spilled == 10
         assert len({path.parent for path in spill_files(tmp_path)}) == 2
         rx.set_behaviour("ok")
-        shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path, headers={"x-tenant": "a"})))
+        # Kept: an exporter nobody holds any more stops its replays (see test_long_lived).
+        replaying = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path, headers={"x-tenant": "a"})))
         assert rx.wait_for_spans(10, timeout=30)
         assert wait_until(lambda: len(spill_files(tmp_path)) == 1, 10)
         assert rx.span_ids() == ids["a"]
+        assert wait_until(lambda: replaying.span_exporter.spill_counts().replayed == 10, 10)
 
 
 def test_the_directory_of_a_backend_depends_on_what_makes_its_requests_differ(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from types import MethodType
 
 from spanbatch import _settings
 from spanbatch._encoding import note_spilled
@@ -75,11 +76,11 @@ class Spiller:
         cut_retries: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
-        self._send_once = send_once
         self._cut_retries = cut_retries
         self._down = False
         self._wakes = PerProcess(threading.Condition)
         self._stopped = False
+        self._send_once = self._weakly(send_once)
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()  # the process ``_thread`` runs in
         # Per thread: the items of the request it is sending (``sending``), the items it spilled so far.
@@ -91,6 +92,31 @@ class Spiller:
 
     def __repr__(self) -> str:
         return f"Spiller({self.store!r}, down={self._down})"
+
+    def _weakly(self, send_once: Callable[[bytes], Sent]) -> Callable[[bytes], Sent | None]:
+        """``send_once`` without keeping its exporter alive, and replays stopped once that exporter is freed.
+
+        The exporter holds its spiller and the replay thread holds the spiller: a strong reference back
+        would keep an exporter dropped without a shutdown (its connections, its channel) in a cycle only
+        the cyclic GC frees, or for as long as its backend stays down, its replay thread probing it.
+        """
+        if not isinstance(send_once, MethodType):
+            return send_once
+        method = weakref.WeakMethod(send_once)
+        weakref.finalize(send_once.__self__, self._exporter_freed).atexit = False
+
+        def send(payload: bytes) -> Sent | None:
+            live = method()
+            return None if live is None else live(payload)
+
+        return send
+
+    def _exporter_freed(self) -> None:
+        """Its exporter was freed without a shutdown: no replay is its to make (no wait: this runs wherever
+        the exporter happened to be freed)."""
+        with self._wake:
+            self._stopped = True
+            self._wake.notify_all()
 
     @property
     def _wake(self) -> threading.Condition:
@@ -176,6 +202,8 @@ class Spiller:
 
     def _send(self, payload: bytes) -> Sent:
         sent = self._send_once(payload)
+        if sent is None:  # the exporter was freed meanwhile: the file stays for another to replay
+            return Sent.RETRY_LATER
         if sent is Sent.DELIVERED:
             # It answers: new requests go to it again from now, not once the stored file is deleted and
             # the pass is over (a request made meanwhile would go to disk behind a backend that is up).
