@@ -109,7 +109,7 @@ class Engine(ABC, Generic[Telemetry]):
         return max(lane.settings.export_timeout_millis for lane in self._lanes)
 
     def _flush_by_lane(self, timeout_millis: float | None) -> dict[str, bool]:
-        return flush_lanes(self._lanes, self._timeout_millis(timeout_millis))
+        return flush_lanes(self._lanes, self._timeout_millis(timeout_millis), _exit.flush_deadline)
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
         """Flush every lane in parallel under one deadline; True only if all finished in time."""

@@ -40,6 +40,8 @@ _sigterm_installed = False
 _exiting = False
 # When the exit deadline passes (monotonic); set by the first shutdown once exiting.
 _exit_deadline: float | None = None
+# When the main thread finished (monotonic): the interpreter then joins the non-daemon threads, before atexit.
+_main_thread_done_at: float | None = None
 
 
 def register(owner: HasLanes) -> None:
@@ -58,7 +60,24 @@ def _exit_begins() -> None:
 def _on_main_thread_done() -> None:
     # Non-daemon threads are joined after this and before atexit: a hook registered now runs
     # first of the atexit hooks, once no application thread is left to shut a processor down.
+    global _main_thread_done_at
+    _main_thread_done_at = time.monotonic()
     atexit.register(_exit_begins)
+
+
+def _after_fork_in_child() -> None:
+    global _main_thread_done_at
+    _main_thread_done_at = None  # the child's own main thread (the one that forked) is running
+    exit_gate_after_fork_in_child()
+
+
+def flush_deadline(started: float, deadline: float) -> float:
+    """The deadline a flush begun at ``started`` keeps now: its own, and once the main thread is done at most
+    the exit timeout past then. The interpreter joins a non-daemon thread that flushes (the SDK's
+    ``LoggingHandler.flush`` starts one, with the provider's 30 s default) before it runs any atexit hook."""
+    if _main_thread_done_at is None:
+        return deadline
+    return min(deadline, max(started, _main_thread_done_at) + exit_timeout_millis() / 1000)
 
 
 def exit_timeout_millis() -> float:
@@ -101,7 +120,7 @@ def _last_hook() -> None:
 # Registered once, at import: it runs after the atexit hooks of providers built later.
 atexit.register(_last_hook)
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=exit_gate_after_fork_in_child)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 # Private, present on CPython 3.9+; without it exit is bounded by that last hook alone.
 if (_register_at_main_thread_done := getattr(threading, "_register_atexit", None)) is not None:
     _register_at_main_thread_done(_on_main_thread_done)

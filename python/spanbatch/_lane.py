@@ -27,6 +27,13 @@ from spanbatch._threads import WorkerThread, cooperative_pause, start_thread
 
 logger = logging.getLogger("spanbatch")
 
+# How often a waiting flush looks again at its bound, which tightens once the main thread is done (``_exit``).
+_FLUSH_SLICE_SECONDS = 0.1
+
+
+def _unbounded(started: float, deadline: float) -> float:
+    return deadline
+
 
 def weak_method(method: Callable[..., Any]) -> Callable[..., Any]:
     """A callable that forwards to ``method`` while its object lives, and returns None after."""
@@ -149,10 +156,14 @@ class Lane:
         return self.core.on_export_thread()
 
 
-def flush_lanes(lanes: Sequence[Lane], timeout_millis: float) -> dict[str, bool]:
+def flush_lanes(
+    lanes: Sequence[Lane], timeout_millis: float, bound: Callable[[float, float], float] = _unbounded
+) -> dict[str, bool]:
     """Flush every lane in parallel under one deadline; per lane name, True when all lanes of that
-    name (a backend's span and log lanes) finished."""
-    deadline = time.monotonic() + timeout_millis / 1000
+    name (a backend's span and log lanes) finished. ``bound(started, deadline)`` is the deadline to keep
+    now (``_exit.flush_deadline``), looked at again while waiting."""
+    started = time.monotonic()
+    deadline = started + timeout_millis / 1000
     results: dict[str, bool] = {}
 
     def settle(lane: Lane, flushed: bool) -> None:
@@ -169,8 +180,20 @@ def flush_lanes(lanes: Sequence[Lane], timeout_millis: float) -> dict[str, bool]
         else:
             tickets.append((lane, core, core.request_flush()))
     for lane, core, ticket in tickets:
-        settle(lane, core.wait_flush(ticket, remaining_millis(deadline)))
+        settle(lane, wait_flush(core, ticket, lambda: bound(started, deadline)))
     return results
+
+
+def wait_flush(core: BatchCore, ticket: int, until: Callable[[], float]) -> bool:
+    """Waits for ``ticket`` until ``until()``, in slices: a bound that tightens meanwhile is kept."""
+    while True:
+        deadline = until()
+        if core.is_shutdown:  # the shutdown completes the flush or gives it up: one last wait settles it
+            return core.wait_flush(ticket, remaining_millis(deadline))
+        if core.wait_flush(ticket, remaining_millis(min(deadline, time.monotonic() + _FLUSH_SLICE_SECONDS))):
+            return True
+        if time.monotonic() >= deadline:
+            return False
 
 
 def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:

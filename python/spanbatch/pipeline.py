@@ -110,7 +110,7 @@ class Pipeline(SpanEngine):
 
     def flush_by_backend(self, timeout_millis: float | None = None) -> dict[str, bool]:
         """Flush every lane of both signals in parallel; per backend, True when all its lanes finished."""
-        return flush_lanes(self._lanes_of_both_signals(), self._timeout_millis(timeout_millis))
+        return flush_lanes(self._lanes_of_both_signals(), self._timeout_millis(timeout_millis), _exit.flush_deadline)
 
     def end_session(self, timeout_millis: float | None = None) -> dict[str, bool]:
         """The end of a session or turn: flush every backend now, so its whole trace is there.
