@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 import spanbatch
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
-from tests.helpers import LONG, PROCESSORS, RecordingExporter, balanced, wait_until
+from tests.helpers import LONG, PROCESSORS, RecordingExporter, balanced, make_span, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -362,3 +363,33 @@ def test_an_async_export_torn_through_is_cancelled_into_its_own_cleanup(
         assert (stats.exported, stats.dropped["export_failed"]) == (1, 1), stats
     finally:
         processor.shutdown()
+
+
+@pytest.mark.timeout(60)
+def test_an_exporter_whose_shutdown_shuts_its_processor_down_again_does_not_wait_on_itself() -> None:
+    # Its export asks for the shutdown, and its own shutdown() asks again: that second call must not wait for the
+    # drain, which is waiting for that very shutdown() (before the fix: the whole 10 s export timeout).
+    seconds: list[float] = []
+
+    class ShutsDownTwice(RecordingExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> Any:
+            if not self.batches:
+                all_ended.wait(10)
+                processor.shutdown()
+            return super().export(spans)
+
+        def shutdown(self, timeout_millis: float = 30000) -> None:
+            super().shutdown(timeout_millis)
+            started = time.monotonic()
+            processor.shutdown()
+            seconds.append(time.monotonic() - started)
+
+    all_ended = threading.Event()
+    exporter = ShutsDownTwice()
+    processor = spanbatch.BatchSpanProcessor(exporter, max_export_batch_size=2, export_timeout_millis=10_000)
+    for i in range(6):
+        processor.on_end(make_span(f"span {i}"))
+    all_ended.set()
+    assert wait_until(lambda: seconds, 20)
+    assert seconds[0] < 5, seconds
+    assert sorted(exporter.names()) == [f"span {i}" for i in range(6)]
