@@ -28,7 +28,7 @@ from types import FrameType
 
 from spanbatch import _fork, _settings
 from spanbatch._core import close_exit_gate, exit_gate_after_fork_in_child
-from spanbatch._lane import HasLanes, Lane, shutdown_lanes
+from spanbatch._lane import HasLanes, Lane, shutdown_lanes, wait_for_drains
 from spanbatch._setting import read
 
 logger = logging.getLogger("spanbatch")
@@ -100,7 +100,9 @@ def shutdown_all(timeout_millis: float | None = None) -> None:
     if timeout_millis is None:
         longest_export = max((lane.settings.export_timeout_millis for lane in lanes), default=0.0)
         timeout_millis = min(_millis_left_to_exit(), longest_export)
+    started = time.monotonic()
     shutdown_lanes(lanes, timeout_millis)
+    wait_for_drains(lanes, timeout_millis - (time.monotonic() - started) * 1000)
 
 
 def shutdown(lanes: list[Lane], timeout_millis: float) -> None:

@@ -138,6 +138,7 @@ class Lane:
     def restart(self) -> BatchCore:
         """A new core and worker in place of the current ones, which belong to the parent process."""
         self.core = self._start()
+        self.finishing = None  # the parent's thread, which a forked child does not have
         self._finalizer.detach()
         self._stop_when_collected()
         self.core_changed()
@@ -203,7 +204,6 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:
     running finishes on its own thread.
     """
     deadline = time.monotonic() + timeout_millis / 1000
-    lanes = list(lanes)
     stopping = [lane for lane in lanes if _fork.current_core(lane).begin_shutdown()]
     for lane in stopping:
         lane.core_changed()
@@ -219,15 +219,20 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:
             for lane in own:
                 lane.finishing = finishing
     finish_shutdown([lane for lane in stopping if lane not in own], deadline)
-    # Such a shutdown, asked earlier, may still be draining: waited for as this one (at exit, the exit gate
-    # would close under that drain and drop the rest unreported).
+
+
+def wait_for_drains(lanes: Iterable[Lane], timeout_millis: float) -> None:
+    """Waits, within the timeout, for the drains of shutdowns the lanes' own exports asked for (at exit, the exit
+    gate would close under such a drain and drop the rest unreported). Only the exit waits: a later ``shutdown()``
+    returns at once, as stock's second one does, and an exporter's ``shutdown()`` that shuts its processor down
+    again must not wait for the drain that is waiting for it."""
+    deadline = time.monotonic() + timeout_millis / 1000
     for lane in lanes:
-        if lane.finishing is not None and lane not in own and not lane.on_export_thread():
+        if lane.finishing is not None and not lane.on_export_thread():
             lane.finishing.join(remaining_millis(deadline) / 1000)
             if lane.finishing.is_alive():
                 logger.warning(
-                    "%s: the shutdown its own export asked for was still draining at this shutdown's deadline.",
-                    lane.name,
+                    "%s: the shutdown its own export asked for was still draining at the exit deadline.", lane.name
                 )
 
 
