@@ -146,6 +146,32 @@ def test_a_header_value_of_another_type_fails_the_export_without_raising(receive
     assert "Failed to export spans batch" in caplog.text
 
 
+def test_a_header_value_outside_ascii_is_sent_as_the_stock_exporter_sends_it(receiver_with):
+    # requests sends a str header value as latin-1 ('é' is one byte, 0xE9); the Rust transport sent UTF-8 (two).
+    receiver = receiver_with(ok)
+    exporter = OTLPSpanExporter(
+        endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", headers={"x-tenant": "café"}, timeout=5
+    )
+    try:
+        assert exporter.export(finished_spans()) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    assert [header(head, "x-tenant") for head in receiver.heads()] == ["café"]
+
+
+def test_a_header_value_requests_refuses_fails_the_export_as_with_stock(receiver_with, caplog):
+    # requests refuses a value with leading whitespace (InvalidHeader): the stock exporter sends nothing.
+    receiver = receiver_with(ok)
+    exporter = OTLPSpanExporter(
+        endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", headers={"x-tenant": " acme"}, timeout=5
+    )
+    try:
+        assert exporter.export(finished_spans()) is SpanExportResult.FAILURE
+    finally:
+        exporter.shutdown()
+    assert receiver.heads() == []
+
+
 # -- endpoints --------------------------------------------------------------------------------------------
 
 
