@@ -21,8 +21,6 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from requests.utils import get_environ_proxies, get_netrc_auth, requote_uri, select_proxy
-
 try:
     from opentelemetry.exporter.otlp.common import http as _http
     from opentelemetry.exporter.otlp.proto.http import Compression
@@ -39,6 +37,8 @@ from opentelemetry.exporter.otlp.common._exporter_metrics import NoOpExporterMet
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
+from requests.exceptions import InvalidHeader
+from requests.utils import check_header_validity, get_environ_proxies, get_netrc_auth, requote_uri, select_proxy
 
 from spanbatch import _settings
 from spanbatch._core import LogEncoder, LogRequest, SpanEncoder, SpanRequest, compress
@@ -403,8 +403,8 @@ def _sent_as_given(endpoint: str, headers: Mapping[Any, Any]) -> bool:
     """Whether ``requests`` would send this plain-HTTP endpoint and these headers as they are, as Rust does.
 
     Otherwise they stay with ``requests``, which quotes a path (spaces, non-ASCII), decodes %-escaped
-    credentials in the URL into its Basic header, and takes (or refuses, as a failed export) header values
-    that are not text; and which reads the environment: a proxy it would use for this endpoint
+    credentials in the URL into its Basic header, encodes header values that are not ASCII text as latin-1
+    and refuses some (a failed export); and which reads the environment: a proxy it would use for this endpoint
     (``http_proxy``/``all_proxy``, ``no_proxy``), credentials for its host in ``~/.netrc``. Read once here,
     as the Rust transport uses no proxy.
     """
@@ -413,7 +413,19 @@ def _sent_as_given(endpoint: str, headers: Mapping[Any, Any]) -> bool:
         parts.scheme.lower() == "http"
         and "@" not in parts.netloc
         and requote_uri(endpoint) == endpoint
-        and all(isinstance(name, str) and isinstance(value, str) for name, value in headers.items())
+        and all(_sent_as_text(name, value) for name, value in headers.items())
         and select_proxy(endpoint, get_environ_proxies(endpoint)) is None
         and get_netrc_auth(endpoint) is None
     )
+
+
+def _sent_as_text(name: object, value: object) -> bool:
+    """A header ``requests`` sends as the Rust transport does: ASCII text it takes as it is (it encodes other
+    text as latin-1, where Rust sends UTF-8, and refuses values such as one with leading whitespace)."""
+    if not (isinstance(name, str) and isinstance(value, str) and name.isascii() and value.isascii()):
+        return False
+    try:
+        check_header_validity((name, value))
+    except InvalidHeader:
+        return False
+    return True
