@@ -85,3 +85,27 @@ def test_dropped_exporters_leave_no_replay_thread_behind_while_their_backend_is_
     assert wait_until(lambda: not set(replay_threads()) - before, 10), (
         f"{len(set(replay_threads()) - before)} replay threads left"
     )
+
+
+def test_what_a_dropped_exporter_spilled_is_replayed_by_a_live_one_for_the_same_backend(
+    receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    # A dropped exporter stops its replays; another exporter for that backend, made before the spill and exporting
+    # fine once the backend is back, never spills, so only its own construction (or the next process) would have
+    # looked at the directory: the dropped one's spans stayed on disk.
+    receiver.set_behaviour("down")
+    dropped = spanbatch.BatchSpanProcessor(spilling_exporter(receiver, tmp_path))
+    live = spanbatch.BatchSpanProcessor(spilling_exporter(receiver, tmp_path))
+    try:
+        spilled = end_spans(provider_with(dropped), 5, "dropped")
+        assert dropped.force_flush(20_000)
+        assert dropped.span_exporter.spill_counts().spilled == 5
+        del dropped  # without a shutdown, as a test or request that forgets to
+        gc.collect()
+        receiver.set_behaviour("ok")
+        later = end_spans(provider_with(live), 3, "live")
+        assert live.force_flush(20_000)
+        assert receiver.wait_for_spans(8, timeout=30)
+        assert receiver.span_ids() == spilled | later
+    finally:
+        live.shutdown()
