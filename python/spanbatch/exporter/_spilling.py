@@ -85,6 +85,7 @@ class Spiller:
         self._pid = os.getpid()  # the process ``_thread`` runs in
         # Per thread: the items of the request it is sending (``sending``), the items it spilled so far.
         self._here = threading.local()
+        _spillers_of.setdefault(store.directory, weakref.WeakSet()).add(self)
         if store.pending():  # left by an earlier process: deliver them
             self._ensure_replaying()
         if cut_retries is not None:
@@ -112,11 +113,14 @@ class Spiller:
         return send
 
     def _exporter_freed(self) -> None:
-        """Its exporter was freed without a shutdown: no replay is its to make (no wait: this runs wherever
-        the exporter happened to be freed)."""
+        """Its exporter was freed without a shutdown: no replay is its to make, and what it spilled is handed to
+        a live spiller of the same directory, if any (no wait: this runs wherever the exporter was freed)."""
         with self._wake:
             self._stopped = True
             self._wake.notify_all()
+        peers = [peer for peer in _spillers_of.get(self.store.directory, ()) if not peer._stopped]
+        if peers and self.store.pending():
+            peers[0]._ensure_replaying()
 
     @property
     def _wake(self) -> threading.Condition:
@@ -235,6 +239,8 @@ class Spiller:
                     pause = min(pause * 2, LONGEST_PROBE_SECONDS)
 
 
+# The live spillers of each backend directory: one takes over the files of a spiller whose exporter was freed.
+_spillers_of: dict[Path, weakref.WeakSet[Spiller]] = {}
 _exiting_spillers: weakref.WeakSet[Spiller] = weakref.WeakSet()
 _exit_hooked = False
 
