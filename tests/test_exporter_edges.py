@@ -252,6 +252,8 @@ def test_an_https_proxy_variable_leaves_a_plain_http_endpoint_direct(receiver_wi
     receiver = receiver_with(ok)
     proxy = receiver_with(lambda connection, head, body: connection.sendall(b"HTTP/1.1 403 Forbidden\r\n\r\n"))
     monkeypatch.setenv(variable, f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)  # a machine's exemption for 127.0.0.1 would hide a proxied send
+    monkeypatch.delenv("no_proxy", raising=False)
     exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", timeout=5)
     try:
         assert exporter.export(finished_spans()) is SpanExportResult.SUCCESS
