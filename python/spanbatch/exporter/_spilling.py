@@ -25,6 +25,7 @@ from types import MethodType
 from spanbatch import _settings
 from spanbatch._encoding import note_spilled
 from spanbatch._fork import PerProcess
+from spanbatch._lane import weak_method
 from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts, SpillStore
 
@@ -103,14 +104,8 @@ class Spiller:
         """
         if not isinstance(send_once, MethodType):
             return send_once
-        method = weakref.WeakMethod(send_once)
         weakref.finalize(send_once.__self__, self._exporter_freed).atexit = False
-
-        def send(payload: bytes) -> Sent | None:
-            live = method()
-            return None if live is None else live(payload)
-
-        return send
+        return weak_method(send_once)
 
     def _exporter_freed(self) -> None:
         """Its exporter was freed without a shutdown: no replay is its to make, and what it spilled is handed to
