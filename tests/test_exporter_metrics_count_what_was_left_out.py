@@ -1,0 +1,127 @@
+"""The exporters' own metrics (``otel.sdk.exporter.*``, behind ``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``) count
+what spanbatch's Rust encoder left out of a request as failed, as stock counts a batch it could not send.
+
+Stock refuses a whole batch over ``max_request_size`` (``error.type`` ``RequestPayloadTooLargeError``) or one it
+cannot encode (the encoding error's type). spanbatch leaves out only the item over the limit, or the one it
+could not read (``UnencodableItemError``, its drop reason ``unencodable``), and sends the rest: the items sent
+are counted without an error, those left out with one.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("opentelemetry.exporter.otlp.common.http", reason="needs the OTLP exporters >= 1.45")
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExportResult
+from spanbatch.exporter import OTLPSpanExporter
+from spanbatch.testing import OTLPReceiver
+
+LIMIT = 2_000
+
+
+@pytest.fixture
+def receiver() -> Iterator[OTLPReceiver]:
+    with OTLPReceiver("http") as rx:
+        yield rx
+
+
+def exported_counts(reader: InMemoryMetricReader) -> Counter[str | None]:
+    """``otel.sdk.exporter.span.exported`` by ``error.type`` (None: sent without an error)."""
+    counts: Counter[str | None] = Counter()
+    data = reader.get_metrics_data()
+    assert data is not None
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == "otel.sdk.exporter.span.exported":
+                    for point in metric.data.data_points:
+                        counts[point.attributes.get("error.type")] += point.value  # type: ignore[union-attr]
+    return +counts
+
+
+def spans(*payloads: str) -> list[ReadableSpan]:
+    tracer = TracerProvider().get_tracer("metrics")
+    ended = []
+    for i, payload in enumerate(payloads):
+        span = tracer.start_span(f"span-{i}", attributes={"payload": payload})
+        span.end()
+        ended.append(span)
+    return ended
+
+
+def exporter_for(receiver: OTLPReceiver, reader: InMemoryMetricReader, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+    return OTLPSpanExporter(
+        endpoint=receiver.endpoint,
+        max_request_size=LIMIT,
+        timeout=10,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+    )
+
+
+@pytest.mark.timeout(60)
+def test_a_span_over_the_limit_is_counted_failed_and_the_others_exported(
+    receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = InMemoryMetricReader()
+    exporter = exporter_for(receiver, reader, monkeypatch)
+    assert exporter.export(spans("small", "x" * (2 * LIMIT), "small")) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    assert sorted(receiver.span_names()) == ["span-0", "span-2"]
+    assert exported_counts(reader) == Counter({None: 2, "RequestPayloadTooLargeError": 1})
+
+
+@pytest.mark.timeout(60)
+def test_a_batch_of_only_a_span_over_the_limit_is_counted_as_stock_counts_it(
+    receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = InMemoryMetricReader()
+    exporter = exporter_for(receiver, reader, monkeypatch)
+    assert exporter.export(spans("x" * (2 * LIMIT))) is SpanExportResult.FAILURE
+    exporter.shutdown()
+    assert receiver.stats().requests == 0
+    assert exported_counts(reader) == Counter({"RequestPayloadTooLargeError": 1})
+
+
+class _UnreadableName(ReadableSpan):
+    @property
+    def name(self) -> str:
+        raise RuntimeError("this span cannot be read")
+
+
+@pytest.mark.timeout(60)
+def test_a_span_that_cannot_be_read_is_counted_failed_as_unencodable(
+    receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = InMemoryMetricReader()
+    exporter = exporter_for(receiver, reader, monkeypatch)
+    good = spans("a", "b")
+    unreadable = _UnreadableName(name="unreadable", context=good[0].context)
+    assert exporter.export([good[0], unreadable, good[1]]) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    assert sorted(receiver.span_names()) == ["span-0", "span-1"]
+    assert exported_counts(reader) == Counter({None: 2, "UnencodableItemError": 1})
+
+
+@pytest.mark.timeout(60)
+def test_a_batch_cut_in_parts_counts_the_parts_delivered_before_one_failed_as_exported(
+    receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = InMemoryMetricReader()
+    exporter = exporter_for(receiver, reader, monkeypatch)
+    receiver.set_behaviour("status", status=400, after=1)  # not retried: the second part fails at once
+    # Each span alone fills most of a request: three parts.
+    assert exporter.export(spans(*("y" * (LIMIT // 2),) * 3)) is SpanExportResult.FAILURE
+    exporter.shutdown()
+    assert receiver.span_names() == {"span-0": 1}
+    # The part delivered, and the part refused: stock's metrics give a refusal with a status code no error.type
+    # (its client's result carries the status, not an error). The part never sent: NotSentError, as send_all's.
+    assert exported_counts(reader) == Counter({None: 2, "NotSentError": 1})
