@@ -154,16 +154,16 @@ UPSTREAM_SUITES = {
         [],
     ),
     "opentelemetry-exporter-otlp-proto-http": (
-        ["tests/test_proto_span_exporter.py"],
+        ["tests/test_proto_span_exporter.py", "tests/test_proto_log_exporter.py"],
         # Patches the stock encoder (encode_spans), which spanbatch's Rust encoder does not call (README).
-        [
-            "tests/test_proto_span_exporter.py::TestOTLPSpanExporter::test_export_encoding_failure",
-            # Counts a batch over max_request_size as refused; spanbatch's exporter cuts it into parts (README).
-            "tests/test_proto_span_exporter.py::TestOTLPSpanExporter::test_oversized_payload_records_failure_metric",
-        ],
+        ["tests/test_proto_span_exporter.py::TestOTLPSpanExporter::test_export_encoding_failure"],
     ),
     "opentelemetry-exporter-otlp-proto-grpc": (
-        ["tests/test_otlp_trace_exporter.py", "tests/test_otlp_exporter_mixin.py"],
+        [
+            "tests/test_otlp_trace_exporter.py",
+            "tests/test_otlp_exporter_mixin.py",
+            "tests/logs/test_otlp_logs_exporter.py",
+        ],
         [],
     ),
 }

@@ -9,7 +9,9 @@ is imported, it puts spanbatch's classes where those tests import the stock ones
 - ``opentelemetry.exporter.otlp.proto.http.trace_exporter.OTLPSpanExporter`` -> spanbatch's, on the stock
   requests transport (the tests answer through mocket, which patches Python's sockets);
 - ``opentelemetry.exporter.otlp.proto.grpc.trace_exporter.OTLPSpanExporter`` -> :class:`UpstreamGrpcSpanExporter`,
-  which is also the span exporter of the gRPC mixin tests (in place of their ``OTLPSpanExporterForTesting``).
+  which is also the span exporter of the gRPC mixin tests (in place of their ``OTLPSpanExporterForTesting``);
+- the log exporters of both (``..._log_exporter.OTLPLogExporter``) -> spanbatch's HTTP one and
+  :class:`UpstreamGrpcLogExporter`.
 
 The adapters add only what the upstream tests read of the stock classes' private state, each
 mapped to spanbatch's public API (see their docstrings). Tests that cannot apply to spanbatch are
@@ -23,14 +25,17 @@ from typing import Any
 
 import pytest
 import spanbatch
+from opentelemetry.exporter.otlp.proto.grpc import _log_exporter as grpc_stock_logs
 from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as grpc_stock
+from opentelemetry.exporter.otlp.proto.http import _log_exporter as http_stock_logs
 from opentelemetry.exporter.otlp.proto.http import trace_exporter as http_stock
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk._logs import export as stock_log_export
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import export as stock_export
 from opentelemetry.trace import SpanContext, TraceFlags
-from spanbatch.exporter import _http
+from spanbatch.exporter import _http, _http_logs
 from spanbatch.exporter import grpc as spanbatch_grpc
 
 # Stock's BatchProcessor.emit sits below the sampled check of BatchSpanProcessor.on_end, and the
@@ -150,6 +155,17 @@ class UpstreamGrpcSpanExporter(spanbatch_grpc.OTLPSpanExporter):
         return ExportTraceServiceRequest.FromString(super()._translate_data(data))
 
 
+class UpstreamGrpcLogExporter(spanbatch_grpc.OTLPLogExporter):
+    """spanbatch's gRPC log exporter, whose ``_translate_data`` returns the request as a message (as for spans)."""
+
+    def _initialize_channel_and_stub(self) -> None:
+        super()._initialize_channel_and_stub()
+        self._client = _SerializingStub(self._client)  # type: ignore[assignment]
+
+    def _translate_data(self, data: Sequence[Any]) -> Any:  # type: ignore[override]
+        return ExportLogsServiceRequest.FromString(super()._translate_data(data))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     stock_export.BatchSpanProcessor = UpstreamBatchSpanProcessor  # type: ignore[misc]
     stock_log_export.BatchLogRecordProcessor = UpstreamBatchLogRecordProcessor  # type: ignore[misc]
@@ -159,6 +175,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # loopback receivers in spanbatch's own suite (see the README, "Upstream's own tests").
     _http.native_transport_for = lambda exporter, session: None
     grpc_stock.OTLPSpanExporter = UpstreamGrpcSpanExporter  # type: ignore[misc]
+    http_stock_logs.OTLPLogExporter = _http_logs.OTLPLogExporter  # type: ignore[misc]
+    grpc_stock_logs.OTLPLogExporter = UpstreamGrpcLogExporter  # type: ignore[misc]
 
 
 @pytest.fixture(autouse=True)
