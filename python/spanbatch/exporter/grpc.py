@@ -263,11 +263,15 @@ class RustEncodedGRPC:
         return None if self._spiller is None else self._spiller.counts()
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        if self._spiller is not None:  # one timeout for both: the replay's wait, then the stock shutdown
-            started = time.monotonic()
-            self._spiller.stop(timeout_millis / 1000)
-            timeout_millis = max(0.0, timeout_millis - (time.monotonic() - started) * 1000)
+        if self._spiller is None:
+            super().shutdown(timeout_millis, **kwargs)  # type: ignore[misc]
+            return
+        # No replay starts after this; the stock shutdown closes the channel, which cancels a replay's call
+        # in flight as it does an export's (its file stays for the next exporter), so the wait is short.
+        started = time.monotonic()
+        self._spiller.stop(0)
         super().shutdown(timeout_millis, **kwargs)  # type: ignore[misc]
+        self._spiller.stop(max(0.0, timeout_millis / 1000 - (time.monotonic() - started)))
 
 
 # The stock ``_client`` and ``_translate_data`` are replaced on purpose: bytes in, the same response out.
