@@ -122,3 +122,34 @@ def test_shutdown_with_a_spill_cancels_a_replay_in_flight_as_stock_cancels_an_ex
     assert counts is not None
     assert counts.replayed == 0  # cancelled, not delivered: the file stays for the next exporter
     assert len(list(tmp_path.glob("*/*.spill"))) == 1
+
+
+@pytest.mark.parametrize("compression", [grpc.Compression.Gzip.value, True])
+def test_a_compression_given_as_an_int_builds_a_spilling_exporter_as_it_builds_the_stock_one(
+    server: ScriptedServer, tmp_path: Path, compression: int
+) -> None:
+    """gRPC takes ``Compression``'s integer values (``Compression`` is an ``IntEnum``), and so the stock
+    exporter does; with a spill directory spanbatch's raised AttributeError (``.name`` of an int)."""
+    stock = StockExporter(endpoint=server.endpoint, insecure=True, compression=compression)  # type: ignore[arg-type]
+    assert stock.export(corpus()).name == "SUCCESS"
+    stock.shutdown()
+    exporter = spanbatch_grpc.OTLPSpanExporter(
+        endpoint=server.endpoint,
+        insecure=True,
+        compression=compression,  # type: ignore[arg-type]
+        spill_dir=tmp_path / "ints",
+    )
+    assert exporter.export(corpus()).name == "SUCCESS"
+    exporter.shutdown()
+    assert server.requests[0] == server.requests[1]
+    # Keyed by the compression gRPC uses: the directory of the same exporter given the enum member.
+    named = spanbatch_grpc.OTLPSpanExporter(
+        endpoint=server.endpoint,
+        insecure=True,
+        compression=grpc.Compression(compression),
+        spill_dir=tmp_path / "enum",
+    )
+    named.shutdown()
+    assert exporter._spiller is not None
+    assert named._spiller is not None
+    assert exporter._spiller.store.directory.name == named._spiller.store.directory.name
