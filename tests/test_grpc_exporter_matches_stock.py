@@ -130,8 +130,9 @@ def test_a_compression_given_as_an_int_builds_a_spilling_exporter_as_it_builds_t
 ) -> None:
     """gRPC takes ``Compression``'s integer values (``Compression`` is an ``IntEnum``), and so the stock
     exporter does; with a spill directory spanbatch's raised AttributeError (``.name`` of an int)."""
+    spans = corpus()
     stock = StockExporter(endpoint=server.endpoint, insecure=True, compression=compression)  # type: ignore[arg-type]
-    assert stock.export(corpus()).name == "SUCCESS"
+    assert stock.export(spans).name == "SUCCESS"
     stock.shutdown()
     exporter = spanbatch_grpc.OTLPSpanExporter(
         endpoint=server.endpoint,
@@ -139,7 +140,7 @@ def test_a_compression_given_as_an_int_builds_a_spilling_exporter_as_it_builds_t
         compression=compression,  # type: ignore[arg-type]
         spill_dir=tmp_path / "ints",
     )
-    assert exporter.export(corpus()).name == "SUCCESS"
+    assert exporter.export(spans).name == "SUCCESS"
     exporter.shutdown()
     assert server.requests[0] == server.requests[1]
     # Keyed by the compression gRPC uses: the directory of the same exporter given the enum member.

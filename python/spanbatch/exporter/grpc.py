@@ -99,8 +99,15 @@ def _newer_parameters(
     return extra
 
 
-def _compression_name(compression: grpc.Compression | None) -> str:
-    return "none" if compression in (None, grpc.Compression.NoCompression) else compression.name.lower()
+def _compression_name(compression: grpc.Compression | int | None) -> str:
+    """What the spill directory is keyed by. gRPC (and so the stock exporter) also takes the enum's int values."""
+    if not compression:  # None, NoCompression
+        return "none"
+    try:
+        name: str = grpc.Compression(compression).name
+    except ValueError:  # a value gRPC took without checking it: still one directory per value
+        return str(compression)
+    return name.lower()
 
 
 class RustEncodedGRPC:
