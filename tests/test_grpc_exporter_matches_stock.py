@@ -154,3 +154,28 @@ def test_a_compression_given_as_an_int_builds_a_spilling_exporter_as_it_builds_t
     assert exporter._spiller is not None
     assert named._spiller is not None
     assert exporter._spiller.store.directory.name == named._spiller.store.directory.name
+
+
+def test_binary_metadata_builds_a_spilling_exporter_as_it_builds_the_stock_one(
+    server: ScriptedServer, tmp_path: Path
+) -> None:
+    """gRPC sends a ``-bin`` header's bytes value as binary metadata, and the stock exporter passes it on;
+    keying the spill directory by its headers, spanbatch's raised TypeError (bytes are not JSON)."""
+    spans = corpus()
+    stock = StockExporter(endpoint=server.endpoint, insecure=True, headers={"tenant-bin": b"\x00\x01"})
+    assert stock.export(spans).name == "SUCCESS"
+    stock.shutdown()
+    exporters = [
+        spanbatch_grpc.OTLPSpanExporter(
+            endpoint=server.endpoint, insecure=True, headers={"tenant-bin": value}, spill_dir=tmp_path
+        )
+        for value in (b"\x00\x01", b"\x00\x02")
+    ]
+    assert exporters[0].export(spans).name == "SUCCESS"
+    assert server.requests[0] == server.requests[1]
+    directories = set()
+    for exporter in exporters:
+        exporter.shutdown()
+        assert exporter._spiller is not None
+        directories.add(exporter._spiller.store.directory)
+    assert len(directories) == 2  # one tenant's requests are never replayed with the other's header
