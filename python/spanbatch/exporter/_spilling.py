@@ -48,7 +48,7 @@ def spill_directory(spill_dir: str | os.PathLike[str] | None) -> Path | None:
     return None if configured is None else Path(configured)
 
 
-Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+Headers = Mapping[str, object] | Iterable[tuple[str, object]]
 # Headers that say which client sent a request, not whose it is: a new release must find its directory.
 _CLIENT_HEADERS = frozenset({"user-agent", "content-type"})
 
@@ -59,7 +59,12 @@ def backend_directory(
     """One subdirectory per backend and per what its requests carry (headers: a tenant's key; compression),
     so that a shared directory never replays a request to another backend, nor with another's headers."""
     pairs = headers.items() if isinstance(headers, Mapping) else headers
-    kept = sorted((name.lower(), value) for name, value in pairs if name.lower() not in _CLIENT_HEADERS)
+    # Text as it is (the names given so far); anything else, such as gRPC's binary metadata (bytes), by its repr.
+    kept = sorted(
+        (name.lower(), value if isinstance(value, str) else repr(value))
+        for name, value in pairs
+        if name.lower() not in _CLIENT_HEADERS
+    )
     identity = f"{protocol} {endpoint}"
     if kept or compression != "none":  # without either, the name spanbatch gave before it keyed them
         identity += "\n" + json.dumps([compression, kept])
