@@ -20,7 +20,7 @@ from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untype
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as StockExporter
 from spanbatch.exporter import grpc as spanbatch_grpc
 
-from tests.helpers.otlp_spans import corpus
+from tests.helpers.otlp_spans import corpus, stock_bytes
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -179,3 +179,38 @@ def test_binary_metadata_builds_a_spilling_exporter_as_it_builds_the_stock_one(
         assert exporter._spiller is not None
         directories.add(exporter._spiller.store.directory)
     assert len(directories) == 2  # one tenant's requests are never replayed with the other's header
+
+
+def slow(seconds: float) -> Answer:
+    """Answers (success) after ``seconds``."""
+
+    def answer(context: grpc.ServicerContext) -> None:
+        time.sleep(seconds)
+
+    return answer
+
+
+def test_a_batch_sent_as_several_requests_keeps_to_one_timeout_as_the_stock_export_of_one(
+    server: ScriptedServer,
+) -> None:
+    """The stock ``export`` sends one request within one deadline, ``timeout`` seconds from its start.
+    A batch spanbatch cuts into parts must keep to that same deadline, not give each part a new one
+    (which let four parts of a backend answering each in 0.7 s take 2.8 s of a 1.5 s timeout)."""
+    timeout, answer_after = 1.5, 0.7
+    server.script = [slow(answer_after)] * 4
+    spans = corpus()
+    exporter = spanbatch_grpc.OTLPSpanExporter(
+        endpoint=server.endpoint,
+        insecure=True,
+        timeout=timeout,
+        max_export_batch_bytes=max(len(stock_bytes([span])) for span in spans) + 64,
+    )
+    request = exporter.span_encoder.read(spans)
+    assert request.parts >= 4  # the corpus's spans are cut into at least four requests
+    started = time.monotonic()
+    result = exporter.export(request)
+    elapsed = time.monotonic() - started
+    exporter.shutdown()
+    assert result.name == "FAILURE"  # the later parts had no time left, as a request past its deadline
+    assert elapsed < timeout + answer_after  # never a fresh deadline after one part
+    assert len(server.requests) <= 3
