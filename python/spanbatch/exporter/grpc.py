@@ -3,8 +3,8 @@
 Private parts of the stock exporters this relies on (checked by the tests, 1.41.1 and 1.45.2):
 ``OTLPExporterMixin._initialize_channel_and_stub`` (called at construction and again on
 reconnect), ``_channel``, ``_client`` (whose ``Export(request=..., metadata=..., timeout=...)``
-``_export`` calls, once per part), ``_result``, ``_shutdown_in_progress`` (set at exit with a spill, to
-cut the backoff short) and ``_translate_data``.
+``_export`` calls, once per part), ``_timeout`` (read by ``_export`` for its deadline), ``_result``,
+``_shutdown_in_progress`` (set at exit with a spill, to cut the backoff short) and ``_translate_data``.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class RustEncodedGRPC:
     _channel: grpc.Channel
     _endpoint: str
     _headers: Any
-    _timeout: float
+    _full_timeout: float  # the stock exporter's ``_timeout`` (see the property)
     _shutdown: bool
     _shutdown_in_progress: threading.Event
     _result: Any  # its result enum
@@ -188,12 +188,29 @@ class RustEncodedGRPC:
         if not request.parts:  # every item over the limit (warned about): nothing delivered
             return self._result.FAILURE
         with spills_of(self._spiller, batch):
+            # One deadline for the export, as the stock export of one request has: each part gets what is left.
+            deadline = time.monotonic() + self._full_timeout
             for index in request.pending_parts():
-                result = self._export(_Part(request, index))
+                self._last.time_left = max(0.0, deadline - time.monotonic())
+                try:
+                    result = self._export(_Part(request, index))
+                finally:
+                    self._last.time_left = None
                 if result is not self._result.SUCCESS:
                     return result
                 request.accept(index)
         return self._result.SUCCESS
+
+    @property
+    def _timeout(self) -> float:
+        """The stock ``timeout`` (which its ``_export`` reads as its deadline); while ``export`` sends the parts
+        of one batch on this thread, what is left of it."""
+        left: float | None = getattr(self._last, "time_left", None)
+        return self._full_timeout if left is None else left
+
+    @_timeout.setter
+    def _timeout(self, value: float) -> None:  # set by the stock constructor
+        self._full_timeout = value
 
     def _initialize_channel_and_stub(self) -> None:
         # Called by the stock constructor and again when it reconnects after UNAVAILABLE.
