@@ -17,9 +17,11 @@ from typing import Any
 import grpc
 import pytest
 from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untyped]
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as StockLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as StockExporter
 from spanbatch.exporter import grpc as spanbatch_grpc
 
+from tests.helpers.otlp_logs import corpus as log_corpus
 from tests.helpers.otlp_spans import corpus, stock_bytes
 
 pytestmark = pytest.mark.timeout(60)
@@ -214,3 +216,19 @@ def test_a_batch_sent_as_several_requests_keeps_to_one_timeout_as_the_stock_expo
     assert result.name == "FAILURE"  # the later parts had no time left, as a request past its deadline
     assert elapsed < timeout + answer_after  # never a fresh deadline after one part
     assert len(server.requests) <= 3
+
+
+def test_export_takes_the_stock_parameter_names_as_keywords(server: ScriptedServer) -> None:
+    """``export(spans=...)`` (the stock span exporter's name) raised TypeError: spanbatch's was ``batch``."""
+    spans, records = corpus(), log_corpus()
+    for stock, ours, keywords in (
+        (StockExporter, spanbatch_grpc.OTLPSpanExporter, {"spans": spans}),
+        (StockLogExporter, spanbatch_grpc.OTLPLogExporter, {"batch": records}),
+    ):
+        for exporter_class in (stock, ours):
+            exporter = exporter_class(endpoint=server.endpoint, insecure=True)
+            assert exporter.export(**keywords).name == "SUCCESS"
+            exporter.shutdown()
+    assert len(server.requests) == 4
+    assert server.requests[0] == server.requests[1]
+    assert server.requests[2] == server.requests[3]
