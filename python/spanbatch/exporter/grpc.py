@@ -182,8 +182,9 @@ class RustEncodedGRPC:
         """No request this exporter sends is larger, serialized before compression."""
         return self._encoder.max_request_bytes
 
-    def export(self, batch: Batch | LogBatch) -> Any:
-        """The stock ``export`` (``_export``, with its retries) for each part the backend has not accepted yet."""
+    def _export_batch(self, batch: Batch | LogBatch) -> Any:
+        """The stock ``export`` (``_export``, with its retries) for each part the backend has not accepted yet;
+        each class's ``export`` with its stock parameter name."""
         request = read_batch(self._encoder, batch)  # type: ignore[arg-type]
         if not request.parts:  # every item over the limit (warned about): nothing delivered
             return self._result.FAILURE
@@ -313,6 +314,11 @@ class OTLPSpanExporter(RustEncodedGRPC, _stock.OTLPSpanExporter):  # type: ignor
     _response = ExportTraceServiceResponse
 
     span_encoder = DeclaredEncoder(SpanEncoder)
+    # Declared beside the export it stands for (see _capabilities), as the encoder is.
+    spill_counts = RustEncodedGRPC.spill_counts
+
+    def export(self, spans: Batch) -> Any:  # the stock parameter name: callers may pass it by keyword
+        return self._export_batch(spans)
 
 
 class OTLPLogExporter(RustEncodedGRPC, _stock_logs.OTLPLogExporter):  # type: ignore[misc]
@@ -329,3 +335,7 @@ class OTLPLogExporter(RustEncodedGRPC, _stock_logs.OTLPLogExporter):  # type: ig
     _response = ExportLogsServiceResponse
 
     log_encoder = DeclaredEncoder(LogEncoder)
+    spill_counts = RustEncodedGRPC.spill_counts
+
+    def export(self, batch: LogBatch) -> Any:
+        return self._export_batch(batch)
