@@ -123,10 +123,6 @@ def read_batch(encoder: SpanEncoder | LogEncoder, batch: Batch | LogBatch) -> Sp
     return request
 
 
-class UnencodableItemError(Exception):
-    """What an exporter's metrics count an item the encoder could not read as (its drop reason ``unencodable``)."""
-
-
 def _items_left_out(encoder: SpanEncoder | LogEncoder) -> tuple[int, int, str]:
     """The items ``encoder`` left out so far, unreadable and too large, and what they are."""
     if isinstance(encoder, LogEncoder):

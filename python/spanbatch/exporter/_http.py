@@ -42,13 +42,14 @@ from requests.utils import check_header_validity, get_environ_proxies, get_netrc
 
 from spanbatch import _settings
 from spanbatch._core import LogEncoder, LogRequest, SpanEncoder, SpanRequest, compress
-from spanbatch._encoding import Batch, UnencodableItemError, read_batch
+from spanbatch._encoding import Batch, read_batch
 from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts
 from spanbatch.exporter import _limits
 from spanbatch.exporter._declared import DeclaredEncoder
 from spanbatch.exporter._spilling import Spiller, spiller_for, spills_of
 from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError
+from spanbatch.exporter._unsent import count_failed, count_left_out, count_unsent
 
 if TYPE_CHECKING:
     import requests
@@ -298,17 +299,15 @@ class RustEncodedHTTP:
 
     def _export_one(self, batch: Any) -> Any:
         # The stock ``export`` with ``encode_*(...).Serialize*ToString()`` swapped out, once per part not yet
-        # accepted. Each part is one operation of the exporter's metrics; what is not sent is counted failed
-        # beside them, as stock counts a batch it could not send.
+        # accepted. Each part is one operation of the exporter's metrics; what is not sent is counted beside them.
         results, signal = self._results, self._signal
         try:
             request = read_batch(self._encoder, batch)
         except Exception as error:
             self._logger.error("Failed to encode %s batch: %s", signal, error)
-            self._count_failed(len(batch), error)
+            count_failed(self._metrics, len(batch), error)
             return results.FAILURE
-        self._count_failed(request.too_large, RequestPayloadTooLargeError(f"{signal} item(s) over max_request_size"))
-        self._count_failed(request.left_out - request.too_large, UnencodableItemError(f"{signal} item(s) unread"))
+        count_left_out(self._metrics, request, RequestPayloadTooLargeError(f"{signal} over max_request_size"))
         if not request.parts:  # every item over the limit: nothing delivered, as stock's drop
             return results.FAILURE
         with spills_of(self._spiller, batch):
@@ -318,17 +317,10 @@ class RustEncodedHTTP:
                 with self._metrics.export_operation(items) as result, self._sending(items):
                     sent = self._export_part(request.part_to_bytes(index), result)
                 if not sent:
-                    unsent = sum(request.part_items(later) for later in pending[position + 1 :])
-                    self._count_failed(unsent, NotSentError(f"an earlier part of the {signal} batch failed"))
+                    count_unsent(self._metrics, request, pending[position + 1 :])
                     return results.FAILURE
                 request.accept(index)
         return results.SUCCESS
-
-    def _count_failed(self, items: int, error: Exception) -> None:
-        """``items`` counted by the exporter's metrics in one operation that failed with ``error``."""
-        if items > 0:
-            with self._metrics.export_operation(items) as result:
-                result.error = error
 
     def _sending(self, items: int) -> AbstractContextManager[None]:
         """Around the client's send of one part: the items its spill (if any) stores it with."""

@@ -24,12 +24,13 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from spanbatch._core import LogEncoder, LogRequest, SpanEncoder, SpanRequest
+from spanbatch._core import LogEncoder, LogRequest, RequestTooLargeError, SpanEncoder, SpanRequest
 from spanbatch._encoding import Batch, encode_batch, read_batch
 from spanbatch._spill import Sent, SpillCounts
 from spanbatch.exporter import _limits
 from spanbatch.exporter._declared import DeclaredEncoder
 from spanbatch.exporter._spilling import spill_directory, spiller_for, spills_of
+from spanbatch.exporter._unsent import count_left_out, count_unsent
 
 if TYPE_CHECKING:
     from spanbatch._encoding import LogBatch
@@ -186,18 +187,23 @@ class RustEncodedGRPC:
         """The stock ``export`` (``_export``, with its retries) for each part the backend has not accepted yet;
         each class's ``export`` with its stock parameter name."""
         request = read_batch(self._encoder, batch)  # type: ignore[arg-type]
+        # The stock exporter's own metrics (from 1.45 on) count each part in its ``_export``; what is not sent, here.
+        metrics = getattr(self, "_metrics", None)
+        count_left_out(metrics, request, RequestTooLargeError("over max_export_batch_bytes"))
         if not request.parts:  # every item over the limit (warned about): nothing delivered
             return self._result.FAILURE
         with spills_of(self._spiller, batch):
             # One deadline for the export, as the stock export of one request has: each part gets what is left.
             deadline = time.monotonic() + self._full_timeout
-            for index in request.pending_parts():
+            pending = request.pending_parts()
+            for position, index in enumerate(pending):
                 self._last.time_left = max(0.0, deadline - time.monotonic())
                 try:
                     result = self._export(_Part(request, index))
                 finally:
                     self._last.time_left = None
                 if result is not self._result.SUCCESS:
+                    count_unsent(metrics, request, pending[position + 1 :])
                     return result
                 request.accept(index)
         return self._result.SUCCESS
