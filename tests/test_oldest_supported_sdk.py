@@ -1,0 +1,153 @@
+"""What spanbatch promises on every opentelemetry release it declares (pyproject's floor, 1.27, on up), checked
+against the stock parts of whichever release is installed: the rest of the suite follows the newest one.
+
+Run under an old SDK (for instance a virtualenv with opentelemetry-{api,sdk,proto,exporter-otlp-proto-*}==1.27.0)
+this module is the floor check; under the newest it runs as part of the suite.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs import export as log_export
+from spanbatch import BatchLogRecordProcessor
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _version(distribution: str) -> tuple[int, int] | None:
+    try:
+        major, minor = metadata.version(distribution).split(".")[:2]
+    except metadata.PackageNotFoundError:
+        return None
+    return int(major), int(minor)
+
+
+SDK = _version("opentelemetry-sdk")
+# Named InMemoryLogExporter before 1.39.
+InMemoryLogs = getattr(log_export, "InMemoryLogRecordExporter", None) or log_export.InMemoryLogExporter
+
+
+def _exported_through_a_logging_handler(processor_class: type) -> list[tuple[object, ...]]:
+    exporter = InMemoryLogs()
+    provider = LoggerProvider(shutdown_on_exit=False)
+    processor = processor_class(exporter)
+    provider.add_log_record_processor(processor)
+    logger = logging.getLogger("tests.floor")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    handler = LoggingHandler(logger_provider=provider)
+    logger.addHandler(handler)
+    try:
+        logger.info("hello %s", "floor", extra={"k": 1})
+        try:
+            _ = 1 / 0
+        except ZeroDivisionError:
+            logger.exception("boom")
+        assert processor.force_flush(5_000) is True
+        provider.shutdown()
+        logger.info("after shutdown")  # ignored by both
+    finally:
+        logger.removeHandler(handler)
+    return [
+        (
+            type(item).__name__,
+            item.log_record.body,
+            sorted(dict(item.log_record.attributes or {})),
+            item.log_record.severity_text,
+            item.instrumentation_scope.name if item.instrumentation_scope else None,
+            type(item.log_record).__name__,
+        )
+        for item in exporter.get_finished_logs()
+    ]
+
+
+def test_the_log_processor_exports_what_the_stock_one_of_this_sdk_exports() -> None:
+    # LogData before SDK 1.39, a ReadableLogRecord from 1.39 on: whichever the stock processor exports.
+    stock = _exported_through_a_logging_handler(log_export.BatchLogRecordProcessor)
+    assert len(stock) == 2
+    assert _exported_through_a_logging_handler(BatchLogRecordProcessor) == stock
+
+
+APP = """
+from opentelemetry import trace, _logs
+spans = trace.get_tracer_provider()._active_span_processor._span_processors
+logs = _logs.get_logger_provider()._multi_log_record_processor._log_record_processors
+print("processors:", sorted(type(p).__module__.split(".")[0] for p in (*spans, *logs)))
+"""
+
+
+def test_zero_code_batches_with_spanbatch_from_sdk_1_40_and_warns_before() -> None:
+    pytest.importorskip("opentelemetry.instrumentation.auto_instrumentation", reason="needs opentelemetry-instrument")
+    instrument = Path(sys.executable).with_name("opentelemetry-instrument")
+    if not instrument.exists():
+        pytest.skip("needs opentelemetry-instrument beside this Python")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANBATCH_"))}
+    env.update(
+        OTEL_PYTHON_CONFIGURATOR="spanbatch",
+        OTEL_TRACES_EXPORTER="console",
+        OTEL_LOGS_EXPORTER="console",
+        OTEL_METRICS_EXPORTER="none",
+        # Older SDKs set a logger provider up only when asked to.
+        OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED="true",
+    )
+    done = subprocess.run(
+        [str(instrument), sys.executable, "-c", APP], env=env, capture_output=True, text=True, timeout=45, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    # The SDK's set-up takes another batch processor only from 1.40 (export_span_processor and
+    # export_log_record_processor); before, the stock ones batch, and spanbatch says so for each signal.
+    if SDK is not None and SDK >= (1, 40):
+        assert "processors: ['spanbatch', 'spanbatch']" in done.stdout, done.stdout + done.stderr
+        assert "cannot take another processor" not in done.stderr
+    else:
+        assert "processors: ['opentelemetry', 'opentelemetry']" in done.stdout, done.stdout + done.stderr
+        assert done.stderr.count("cannot take another processor") == 2, done.stderr
+
+
+# The stock OTLP encoder spanbatch's Rust encoder matches: from 1.43 a None value is an empty AnyValue;
+# before, it left a log body or attribute value out and dropped a span attribute holding None.
+ENCODER = _version("opentelemetry-exporter-otlp-proto-common")
+
+
+@pytest.mark.skipif(ENCODER is None or ENCODER >= (1, 43), reason="needs an OTLP encoder older than 1.43")
+def test_the_grpc_exporter_refuses_a_stock_encoder_it_would_not_match() -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc", reason="needs the OTLP/gRPC exporter")
+    sys.modules.pop("spanbatch.exporter.grpc", None)
+    with pytest.raises(ImportError, match=r"opentelemetry-exporter-otlp-proto-grpc>=1\.43.*spanbatch\[otlp-grpc\]"):
+        __import__("spanbatch.exporter.grpc")
+
+
+@pytest.mark.skipif(ENCODER is None or ENCODER < (1, 43), reason="needs an OTLP encoder of 1.43 or later")
+def test_the_grpc_exporter_encodes_none_values_as_the_installed_stock_encoder() -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc", reason="needs the OTLP/gRPC exporter")
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: PLC0415
+    from opentelemetry.sdk.trace import ReadableSpan  # noqa: PLC0415
+    from opentelemetry.trace import SpanContext  # noqa: PLC0415
+    from spanbatch.exporter import grpc as spanbatch_grpc  # noqa: PLC0415
+
+    from tests.helpers import otlp_logs, otlp_spans  # noqa: PLC0415
+
+    spans = [
+        *otlp_spans.corpus(),
+        ReadableSpan("nones", SpanContext(1, 2, False), attributes={"none": None, "list": [1, None], "ok": 1}),
+    ]
+    records = [
+        *otlp_logs.corpus(),
+        otlp_logs.record(None, attributes={"none": None, "map": {"none": None}, "list": [None, 1]}),
+    ]
+    span_exporter = spanbatch_grpc.OTLPSpanExporter(endpoint="127.0.0.1:9", insecure=True)
+    log_exporter = spanbatch_grpc.OTLPLogExporter(endpoint="127.0.0.1:9", insecure=True)
+    try:
+        assert span_exporter.span_encoder.encode(spans) == encode_spans(spans).SerializeToString()
+        assert log_exporter.log_encoder.encode(records) == otlp_logs.stock_bytes(records)
+    finally:
+        span_exporter.shutdown()
+        log_exporter.shutdown()
