@@ -48,8 +48,8 @@ class SpanbatchConfigurator(_OTelSDKConfigurator):
 
 
 def _batch_processors() -> dict[str, type]:
-    """spanbatch's processors for the set-up's keywords this SDK takes (span processors since 1.27,
-    log record processors since 1.38); a warning for each signal left to the stock one."""
+    """spanbatch's processors for the set-up's keywords this SDK takes (both from SDK 1.40 on; before,
+    none); a warning for each signal left to the stock one."""
     taken = inspect.signature(_initialize_components).parameters
     processors: dict[str, type] = {}
     for keyword, signal, processor in (

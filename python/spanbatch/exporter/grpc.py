@@ -1,6 +1,6 @@
 """OTLP/gRPC span and log exporters: the stock exporters' channel, retries and settings, Rust encoding.
 
-Private parts of the stock exporters this relies on (checked by the tests, 1.41.1 and 1.45.2):
+Private parts of the stock exporters this relies on (checked by the tests, 1.43.0 and 1.45.2):
 ``OTLPExporterMixin._initialize_channel_and_stub`` (called at construction and again on
 reconnect), ``_channel``, ``_client`` (whose ``Export(request=..., metadata=..., timeout=...)``
 ``_export`` calls, once per part), ``_timeout`` (read by ``_export`` for its deadline), ``_result``,
@@ -31,11 +31,16 @@ from spanbatch.exporter import _limits
 from spanbatch.exporter._declared import DeclaredEncoder
 from spanbatch.exporter._spilling import spill_directory, spiller_for, spills_of
 from spanbatch.exporter._unsent import count_left_out, count_unsent
+from spanbatch.exporter._stock_release import require_stock_encoder
 
 if TYPE_CHECKING:
     from spanbatch._encoding import LogBatch
 
 __all__ = ["OTLPLogExporter", "OTLPSpanExporter"]
+
+# The Rust encoder writes a None value (a log body, an attribute, an item of a list or map) as the stock
+# encoder does from 1.43 on; older ones leave it out or drop the attribute, so this would not be a drop-in.
+require_stock_encoder((1, 43), __name__, "opentelemetry-exporter-otlp-proto-grpc>=1.43", "otlp-grpc")
 
 _EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _EXPORT_LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
