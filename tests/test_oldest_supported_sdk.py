@@ -13,10 +13,12 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler, LogRecordProcessor
 from opentelemetry.sdk._logs import export as log_export
+from opentelemetry.sdk.trace import TracerProvider
 from spanbatch import BatchLogRecordProcessor
 
 pytestmark = pytest.mark.timeout(60)
@@ -74,6 +76,53 @@ def test_the_log_processor_exports_what_the_stock_one_of_this_sdk_exports() -> N
     stock = _exported_through_a_logging_handler(log_export.BatchLogRecordProcessor)
     assert len(stock) == 2
     assert _exported_through_a_logging_handler(BatchLogRecordProcessor) == stock
+
+
+class _Seen(LogRecordProcessor):
+    """Notes the record each emit hands the processors (a ReadWriteLogRecord, or a LogData before 1.39)."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def on_emit(self, log_record: Any) -> None:
+        self.records.append(log_record)
+
+    emit = on_emit  # what SDKs before 1.28 call
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def test_the_log_processor_queues_the_api_record_as_the_stock_one_of_this_sdk_does() -> None:
+    # SDKs before 1.44 queue the very API record the other processors see (with its context); from
+    # 1.44 a shallow copy whose context is emptied.
+    seen, stock_exporter, exporter = _Seen(), InMemoryLogs(), InMemoryLogs()
+    stock, ours = log_export.BatchLogRecordProcessor(stock_exporter), BatchLogRecordProcessor(exporter)
+    provider = LoggerProvider(shutdown_on_exit=False)
+    for processor in (seen, stock, ours):
+        provider.add_log_record_processor(processor)
+    tracer = TracerProvider().get_tracer("tests.floor")
+    logger = logging.getLogger("tests.floor.context")
+    logger.propagate = False
+    handler = LoggingHandler(logger_provider=provider)
+    logger.addHandler(handler)
+    try:
+        with tracer.start_as_current_span("current"):
+            logger.warning("in a span")
+        stock.force_flush(5_000)  # which returns None on some SDKs (1.33)
+        assert ours.force_flush(5_000)
+    finally:
+        logger.removeHandler(handler)
+        provider.shutdown()
+    [emitted] = [record.log_record for record in seen.records]
+    [queued_by_stock] = [item.log_record for item in stock_exporter.get_finished_logs()]
+    [queued] = [item.log_record for item in exporter.get_finished_logs()]
+    assert (queued is emitted) == (queued_by_stock is emitted)
+    assert getattr(queued, "context", None) == getattr(queued_by_stock, "context", None)
+    assert queued.span_id == queued_by_stock.span_id != 0
 
 
 APP = """
