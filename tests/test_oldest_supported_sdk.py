@@ -53,7 +53,7 @@ def _exported_through_a_logging_handler(processor_class: type) -> list[tuple[obj
             _ = 1 / 0
         except ZeroDivisionError:
             logger.exception("boom")
-        assert processor.force_flush(5_000) is True
+        assert processor.force_flush(5_000) is not False  # the stock one returns None on 1.33
         provider.shutdown()
         logger.info("after shutdown")  # ignored by both
     finally:
