@@ -1,8 +1,9 @@
 """What a log processor queues for an emitted record, as the installed SDK's stock processor queues it.
 
-On SDK 1.39+ that is a ``ReadableLogRecord`` around a shallow copy (``copy.copy``) of the API record
+On SDK 1.44+ that is a ``ReadableLogRecord`` around a shallow copy (``copy.copy``) of the API record
 with an empty context (it lets go of a possibly large context; the other processors keep theirs);
-older SDKs queue the ``LogData`` they emit as it is. The native ``LogEmit`` does the same in one call
+SDKs 1.39-1.43 wrap the API record itself, context and all; older SDKs queue the ``LogData`` they emit
+as it is. The native ``LogEmit`` does the same in one call
 into Rust for record classes that copy plainly: ``copy.copy`` of one is ``object.__new__(cls)`` with
 its ``__dict__`` copied in, and setting ``context`` stores it in that ``__dict__``. That is decided
 once per class, from the class alone; every other record takes :func:`readable`, stock's own steps.
@@ -21,12 +22,16 @@ from opentelemetry.sdk import _logs as sdk_logs
 from opentelemetry.sdk.resources import Resource
 
 from spanbatch._core import BatchCore, FanOut, LogEmit
+from spanbatch._releases import installed_release
 
 if TYPE_CHECKING:  # no ReadableLogRecord before SDK 1.39
     from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 
 _READABLE: Any = getattr(sdk_logs, "ReadableLogRecord", None)
 _READABLE_FIELDS = ["log_record", "resource", "instrumentation_scope", "limits"]
+# Whether the stock processor queues a copy of the API record (SDK 1.44+; an SDK of unknown version: yes).
+_SDK = installed_release("opentelemetry-sdk")
+_STOCK_COPIES = _SDK is None or _SDK >= (1, 44)
 
 # Class attributes that copy.copy, object.__new__ or a `.context =` go through: each must be object's own.
 _OBJECT_HOOKS = ("__new__", "__reduce_ex__", "__reduce__", "__getstate__", "__getattribute__", "__setattr__")
@@ -35,12 +40,15 @@ _OWN_HOOKS = ("__copy__", "__deepcopy__", "__setstate__", "__getnewargs_ex__", "
 
 
 def readable(log_record: ReadWriteLogRecord) -> ReadableLogRecord:
-    """The stock processor's steps: a shallow copy of the API record, its context emptied, made readable."""
+    """The stock processor's steps: a shallow copy of the API record, its context emptied (SDK 1.44+), made
+    readable."""
     if _READABLE is None:
         return log_record  # type: ignore[return-value]  # a LogData, on the SDKs that have no ReadableLogRecord
     resource = log_record.resource if log_record.resource is not None else Resource.create({})
-    api_record = copy.copy(log_record.log_record)
-    api_record.context = Context()
+    api_record = log_record.log_record
+    if _STOCK_COPIES:
+        api_record = copy.copy(api_record)
+        api_record.context = Context()
     return _READABLE(  # type: ignore[no-any-return]
         log_record=api_record,
         resource=resource,
@@ -90,5 +98,6 @@ def emitter(cores: Sequence[BatchCore]) -> Callable[..., None]:
     """``on_emit(record, wait=True)`` into every lane of ``cores``: the record made readable, then pushed."""
     if _READABLE is None:  # the record is queued as it is
         return cores[0].on_emit if len(cores) == 1 else FanOut(list(cores)).on_emit
-    plain = copies_plainly if _builds_plainly(_READABLE) else _copies_never
+    # The native path copies; where stock does not (SDK 1.39-1.43), every record takes stock's own steps.
+    plain = copies_plainly if _STOCK_COPIES and _builds_plainly(_READABLE) else _copies_never
     return LogEmit(list(cores), _READABLE, Context, plain, readable).on_emit

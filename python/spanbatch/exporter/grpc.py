@@ -26,12 +26,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from spanbatch._core import LogEncoder, LogRequest, RequestTooLargeError, SpanEncoder, SpanRequest
 from spanbatch._encoding import Batch, encode_batch, read_batch
+from spanbatch._releases import require_stock_encoder
 from spanbatch._spill import Sent, SpillCounts
 from spanbatch.exporter import _limits
 from spanbatch.exporter._declared import DeclaredEncoder
 from spanbatch.exporter._spilling import spill_directory, spiller_for, spills_of
 from spanbatch.exporter._unsent import count_left_out, count_unsent
-from spanbatch.exporter._stock_release import require_stock_encoder
 
 if TYPE_CHECKING:
     from spanbatch._encoding import LogBatch
