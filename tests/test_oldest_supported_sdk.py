@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ import pytest
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler, LogRecordProcessor
 from opentelemetry.sdk._logs import export as log_export
 from opentelemetry.sdk.trace import TracerProvider
-from spanbatch import BatchLogRecordProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
+from opentelemetry.sdk.trace.export import SpanExportResult
+from spanbatch import BatchLogRecordProcessor, BatchSpanProcessor
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,6 +37,8 @@ def _version(distribution: str) -> tuple[int, int] | None:
 
 SDK = _version("opentelemetry-sdk")
 # Named InMemoryLogExporter before 1.39.
+# Named LogExportResult before 1.39.
+LogResult = getattr(log_export, "LogRecordExportResult", None) or log_export.LogExportResult
 InMemoryLogs = getattr(log_export, "InMemoryLogRecordExporter", None) or log_export.InMemoryLogExporter
 
 
@@ -200,3 +205,61 @@ def test_the_grpc_exporter_encodes_none_values_as_the_installed_stock_encoder() 
     finally:
         span_exporter.shutdown()
         log_exporter.shutdown()
+
+
+class _Held:
+    """An exporter of spans or log records whose exports wait for ``release``: the queue fills behind it."""
+
+    def __init__(self, release: threading.Event, success: Any) -> None:
+        self._release, self._success = release, success
+
+    def export(self, batch: Any) -> Any:
+        self._release.wait(10)
+        return self._success
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def _stock_lines_of_a_full_queue(processor_class: type, signal: str, caplog: pytest.LogCaptureFixture) -> set[Any]:
+    release = threading.Event()
+    success = SpanExportResult.SUCCESS if signal == "spans" else LogResult.SUCCESS
+    exporter = _Held(release, success)
+    processor = processor_class(exporter, max_queue_size=4, max_export_batch_size=2, schedule_delay_millis=1)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="opentelemetry"):
+        if signal == "spans":
+            provider = TracerProvider(shutdown_on_exit=False)
+            provider.add_span_processor(processor)
+            for _ in range(30):
+                provider.get_tracer("tests.floor").start_span("x").end()
+        else:
+            logs = LoggerProvider(shutdown_on_exit=False)
+            logs.add_log_record_processor(processor)
+            logger = logging.getLogger("tests.floor.full")
+            logger.propagate = False
+            handler = LoggingHandler(logger_provider=logs)
+            logger.addHandler(handler)
+            for _ in range(30):
+                logger.warning("m")
+            logger.removeHandler(handler)
+        release.set()
+        processor.shutdown()
+    return {(r.name, r.levelname, r.getMessage()) for r in caplog.records if r.name.startswith("opentelemetry")}
+
+
+@pytest.mark.parametrize("signal", ["spans", "logs"])
+def test_a_full_queue_is_logged_as_the_stock_processor_of_this_sdk_logs_it(
+    signal: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 1.40+: "Queue full, dropping Span./Log." on opentelemetry.sdk._shared_internal; 1.34-1.39: nothing;
+    # before: "Queue is full, likely spans will be dropped." on opentelemetry.sdk.trace.export, nothing for logs.
+    stock_class, ours_class = {
+        "spans": (StockBatchSpanProcessor, BatchSpanProcessor),
+        "logs": (log_export.BatchLogRecordProcessor, BatchLogRecordProcessor),
+    }[signal]
+    stock = _stock_lines_of_a_full_queue(stock_class, signal, caplog)
+    assert _stock_lines_of_a_full_queue(ours_class, signal, caplog) == stock
