@@ -21,6 +21,8 @@ _STOCK_QUEUE_FULL = "Queue full, dropping %s."
 # What the SDK's processors log for each item they are given after shutdown (see ``stock_after_shutdown``).
 _STOCK_AFTER_SHUTDOWN = "Shutdown called, ignoring %s."
 _OLD_STOCK_SPAN_AFTER_SHUTDOWN = "Already shutdown, dropping span."
+_OLD_STOCK_SPAN_QUEUE_FULL = "Queue is full, likely spans will be dropped."
+_OLD_STOCK_SPAN_LOGGER = "opentelemetry.sdk.trace.export"
 
 _DEFAULT_INTERVAL_SECONDS = 10.0
 _WHY = {reason.name: reason.description for reason in DROP_REASONS}
@@ -36,6 +38,7 @@ class DropReporter:
         self._reported: dict[str, int] = {}
         self._last = time.monotonic()
         self._lock = threading.Lock()
+        self._stock_queue_full = stock_queue_full(signal)
 
     def report(self, dropped: Mapping[str, int], *, now: bool = False) -> None:
         """Warn about new drops if the interval has passed (or ``now``)."""
@@ -47,8 +50,8 @@ class DropReporter:
                 return
             for reason, count in dropped.items():
                 new = count - self._reported.get(reason, 0)
-                if new > 0 and reason == "queue_full":
-                    stock_logger.warning(_STOCK_QUEUE_FULL, self._signal.exporting)
+                if new > 0 and reason == "queue_full" and self._stock_queue_full is not None:
+                    self._stock_queue_full()
                 if new > 0:
                     logger.warning(
                         "%s%s — dropped %d %s in the last %.0f s",
@@ -62,6 +65,38 @@ class DropReporter:
             self._last = time.monotonic()
 
 
+def _shared_emit() -> object | None:
+    """The emit of the SDK's shared ``BatchProcessor`` (1.34+), None on SDKs without one."""
+    try:
+        shared = importlib.import_module(stock_logger.name)
+    except ImportError:
+        return None
+    return getattr(getattr(shared, "BatchProcessor", None), "emit", None)
+
+
+def _says(emit: object, message: str) -> bool:
+    return message in getattr(getattr(emit, "__code__", None), "co_consts", ())
+
+
+def stock_queue_full(signal: Signal) -> Callable[[], None] | None:
+    """What the installed SDK's batch processor of ``signal`` warns when its queue is full.
+
+    SDK 1.40+: WARNING ``Queue full, dropping Span./Log.``; the SDKs that share that ``BatchProcessor``
+    before it: nothing; older ones: WARNING ``Queue is full, likely spans will be dropped.`` on the span
+    processor's logger, nothing for log records.
+    """
+    emit = _shared_emit()
+    if emit is not None:
+        return (
+            functools.partial(stock_logger.warning, _STOCK_QUEUE_FULL, signal.exporting)
+            if _says(emit, _STOCK_QUEUE_FULL)
+            else None
+        )
+    if signal.item != "span":
+        return None
+    return functools.partial(logging.getLogger(_OLD_STOCK_SPAN_LOGGER).warning, _OLD_STOCK_SPAN_QUEUE_FULL)
+
+
 def stock_after_shutdown(signal: Signal) -> Callable[[], None] | None:
     """What the installed SDK's batch processor of ``signal`` logs for each item given to it after shutdown.
 
@@ -69,17 +104,11 @@ def stock_after_shutdown(signal: Signal) -> Callable[[], None] | None:
     (the logger's filter lets one line through per 20 s); the SDKs that share that ``BatchProcessor`` before
     it: nothing; older ones: a WARNING per span on the span processor's logger, nothing for log records.
     """
-    try:
-        shared = importlib.import_module(stock_logger.name)
-    except ImportError:
-        shared = None
-    emit = getattr(getattr(shared, "BatchProcessor", None), "emit", None)
+    emit = _shared_emit()
     if emit is not None:
-        if _STOCK_AFTER_SHUTDOWN not in getattr(emit, "__code__", emit).co_consts:
+        if not _says(emit, _STOCK_AFTER_SHUTDOWN):
             return None
         return functools.partial(stock_logger.info, _STOCK_AFTER_SHUTDOWN, signal.exporting)
     if signal.item != "span":
         return None
-    return functools.partial(
-        logging.getLogger("opentelemetry.sdk.trace.export").warning, _OLD_STOCK_SPAN_AFTER_SHUTDOWN
-    )
+    return functools.partial(logging.getLogger(_OLD_STOCK_SPAN_LOGGER).warning, _OLD_STOCK_SPAN_AFTER_SHUTDOWN)
