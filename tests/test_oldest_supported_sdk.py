@@ -263,3 +263,52 @@ def test_a_full_queue_is_logged_as_the_stock_processor_of_this_sdk_logs_it(
     }[signal]
     stock = _stock_lines_of_a_full_queue(stock_class, signal, caplog)
     assert _stock_lines_of_a_full_queue(ours_class, signal, caplog) == stock
+
+
+class _Raising(_Held):
+    def export(self, batch: Any) -> Any:
+        raise RuntimeError("the exporter's bug")
+
+
+@pytest.mark.parametrize("signal", ["spans", "logs"])
+def test_an_exporter_that_raises_is_logged_as_the_stock_processor_of_this_sdk_logs_it(
+    signal: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 1.34+: "Exception while exporting Span./Log." on opentelemetry.sdk._shared_internal; before, "Exception
+    # while exporting Span batch." on the span processor's logger and "... logs." on the log processor's.
+    def lines(processor_class: type) -> set[Any]:
+        processor = processor_class(_Raising(threading.Event(), None))
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="opentelemetry"):
+            if signal == "spans":
+                provider = TracerProvider(shutdown_on_exit=False)
+                provider.add_span_processor(processor)
+                provider.get_tracer("tests.floor").start_span("x").end()
+            else:
+                logs = LoggerProvider(shutdown_on_exit=False)
+                logs.add_log_record_processor(processor)
+                logs.get_logger("tests.floor").emit(_a_log_record())
+            processor.force_flush(5_000)
+            processor.shutdown()
+        return {
+            (r.name, r.levelname, r.getMessage(), r.exc_info is not None)
+            for r in caplog.records
+            if r.name.startswith("opentelemetry")
+        }
+
+    stock_class, ours_class = {
+        "spans": (StockBatchSpanProcessor, BatchSpanProcessor),
+        "logs": (log_export.BatchLogRecordProcessor, BatchLogRecordProcessor),
+    }[signal]
+    stock = lines(stock_class)
+    assert len(stock) == 1
+    assert lines(ours_class) == stock
+
+
+def _a_log_record() -> Any:
+    from opentelemetry import _logs as api_logs  # noqa: PLC0415
+    from opentelemetry.sdk import _logs as sdk_logs  # noqa: PLC0415
+
+    # The SDK's LogRecord (what its Logger.emit takes before 1.39) where there is one, else the API's.
+    record_class = getattr(sdk_logs, "LogRecord", None) or api_logs.LogRecord
+    return record_class(body="floor", severity_text="WARN")
