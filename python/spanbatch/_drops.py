@@ -23,6 +23,13 @@ _STOCK_AFTER_SHUTDOWN = "Shutdown called, ignoring %s."
 _OLD_STOCK_SPAN_AFTER_SHUTDOWN = "Already shutdown, dropping span."
 _OLD_STOCK_SPAN_QUEUE_FULL = "Queue is full, likely spans will be dropped."
 _OLD_STOCK_SPAN_LOGGER = "opentelemetry.sdk.trace.export"
+# What the stock processor logs, with the traceback, for an exporter that raises: SDK 1.34+ (its shared
+# BatchProcessor), and before it each signal's own processor.
+_STOCK_EXPORT_EXCEPTION = "Exception while exporting %s."
+_OLD_STOCK_EXPORT_EXCEPTION = {
+    "span": (_OLD_STOCK_SPAN_LOGGER, "Exception while exporting Span batch."),
+    "log": ("opentelemetry.sdk._logs._internal.export", "Exception while exporting logs."),
+}
 
 _DEFAULT_INTERVAL_SECONDS = 10.0
 _WHY = {reason.name: reason.description for reason in DROP_REASONS}
@@ -95,6 +102,15 @@ def stock_queue_full(signal: Signal) -> Callable[[], None] | None:
     if signal.item != "span":
         return None
     return functools.partial(logging.getLogger(_OLD_STOCK_SPAN_LOGGER).warning, _OLD_STOCK_SPAN_QUEUE_FULL)
+
+
+def log_stock_export_exception(signal: Signal) -> None:
+    """Log, in an ``except`` block, the installed SDK's stock line for an exporter of ``signal`` that raised."""
+    if _shared_emit() is not None or signal.item not in _OLD_STOCK_EXPORT_EXCEPTION:
+        stock_logger.exception(_STOCK_EXPORT_EXCEPTION, signal.exporting)
+        return
+    name, message = _OLD_STOCK_EXPORT_EXCEPTION[signal.item]
+    logging.getLogger(name).exception(message)
 
 
 def stock_after_shutdown(signal: Signal) -> Callable[[], None] | None:

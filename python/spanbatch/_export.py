@@ -17,7 +17,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach,
 
 from spanbatch._capabilities import Exporter, encodes_logs, encodes_spans, exports_many, spills
 from spanbatch._core import BatchCore, LogEncoder, LogRequest, SpanEncoder, SpanRequest
-from spanbatch._drops import DropReporter
+from spanbatch._drops import DropReporter, log_stock_export_exception
 from spanbatch._encoding import SkipWarnings, accepted_items, items_spilled, requests_read, spans_left_out
 from spanbatch._policies import RetryPolicy
 from spanbatch._settings import ExportPolicies
@@ -26,9 +26,6 @@ from spanbatch._stats import SpanStats
 from spanbatch._threads import start_thread, threads_are_greenlets
 
 logger = logging.getLogger("spanbatch")
-# The stock processor's logger and message for an exporter that raises: users' log filters keep working.
-stock_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
-_STOCK_EXPORT_EXCEPTION = "Exception while exporting %s."
 
 # (exporter type, result type) pairs already reported for not returning an export result.
 _odd_results: set[tuple[type, type]] = set()
@@ -195,7 +192,8 @@ def export_batch(delivery: Delivery[B], batch: B, loop: PrivateLoop, timeout_mil
         logger.error("Export of %d %s timed out after %.0f ms.", len(batch), delivery.signal.items, timeout_millis)
         return False
     except BaseException:  # an exporter must not take the worker down with it
-        stock_logger.exception(_STOCK_EXPORT_EXCEPTION, delivery.signal.exporting)
+        # The stock processor's line on its logger: users' log filters keep working.
+        log_stock_export_exception(delivery.signal)
         return False
     return succeeded(delivery.signal, delivery.exporter, result)
 
@@ -207,7 +205,8 @@ def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoo
     try:
         results = delivery.export_many(batches)
     except BaseException:  # as in export_batch: the worker outlives its exporter's bugs
-        stock_logger.exception(_STOCK_EXPORT_EXCEPTION, delivery.signal.exporting)
+        # The stock processor's line on its logger: users' log filters keep working.
+        log_stock_export_exception(delivery.signal)
         return [False] * len(batches)
     if not isinstance(results, Sequence) or len(results) != len(batches):
         logger.error(
