@@ -19,7 +19,7 @@ ROOT = Path(__file__).parent
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 WHEELS = ROOT / "target" / "nox-wheels"
 
-nox.options.sessions = ["rust", "lint", "types", "build", "tests", "upstream"]
+nox.options.sessions = ["rust", "lint", "types", "build", "tests", "floor", "upstream"]
 # Absent interpreters are skipped with a message, on CI too: the machine decides what is there.
 nox.options.error_on_missing_interpreters = False
 
@@ -112,6 +112,49 @@ def tests(session: nox.Session) -> None:
         scope = [f"--ignore={RELIABILITY}"]
     # A crash (in the suite's process or an app it runs) prints every thread's Python stack, even at exit.
     session.run("python", "-m", "pytest", *scope, *session.posargs, env={**env, "PYTHONFAULTHANDLER": "1"})
+
+
+# The oldest opentelemetry release pyproject.toml declares (api and sdk >= 1.27), with that release's exporters,
+# instrumentation and semantic conventions, as a user on it has them.
+FLOOR = [
+    *(
+        f"opentelemetry-{project}==1.27.0"
+        for project in ("api", "sdk", "proto", *(f"exporter-otlp-proto-{p}" for p in ("common", "http", "grpc")))
+    ),
+    "opentelemetry-instrumentation==0.48b0",
+    "opentelemetry-semantic-conventions==0.48b0",
+    "setuptools<81",  # that instrumentation's opentelemetry-instrument imports pkg_resources
+]
+# What the newest exporters bring and no 1.27 user has.
+FLOOR_ABSENT = ["opentelemetry-exporter-http-transport", "opentelemetry-exporter-otlp-common"]
+# The files about the processors, the pipeline and what the installed release changes; the others test the
+# newest stock behaviour (or spanbatch's exporters, which need newer stock ones and refuse older at import).
+FLOOR_TESTS = [
+    f"tests/{name}.py"
+    for name in (
+        "test_oldest_supported_sdk",
+        "test_engine",
+        "test_pipeline",
+        "test_fork",
+        "test_export_many",
+        "test_policies",
+        "test_interrupt",
+        "test_queue_storage",
+        "test_read_ahead_on_end",
+        "test_abandon_read_ahead",
+    )
+]
+
+
+@nox.session(python=PYTHONS[0])
+def floor(session: nox.Session) -> None:
+    """The suite's processor files against the oldest declared opentelemetry release, from the same wheel."""
+    _install(session)
+    session.install(*FLOOR)
+    session.run("python", "-m", "pip", "uninstall", "-q", "-y", *FLOOR_ABSENT)
+    session.run(
+        "python", "-m", "pytest", *FLOOR_TESTS, *session.posargs, env={**_without_rust(), "PYTHONFAULTHANDLER": "1"}
+    )
 
 
 @nox.session(python="3.11")
