@@ -19,6 +19,7 @@ from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import SpanContext
 from spanbatch._core import LogEncoder, SpanEncoder
 
@@ -89,9 +90,9 @@ def bounded(dropped: Any) -> BoundedAttributes:
 
 
 def with_dropped_events(dropped: Any) -> ReadableSpan:
-    span = span_with(events=[Event("e", None, timestamp=1)])
-    span._events.dropped = dropped  # type: ignore[union-attr]
-    return span
+    events = BoundedList.from_seq(2, [Event("e", None, timestamp=1)])
+    events.dropped = dropped
+    return span_with(events=events)
 
 
 BOOL_IN_INT_FIELD: dict[str, Callable[[], ReadableSpan]] = {
