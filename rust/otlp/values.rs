@@ -8,6 +8,7 @@
 
 use super::types::Types;
 use super::wire;
+use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
@@ -150,9 +151,11 @@ fn any_value(
         wire::fixed64_field(buf, 4, f.value().to_bits());
     } else if let Ok(b) = value.cast::<PyBytes>() {
         wire::len_field(buf, 7, b.as_bytes());
-    } else if let Ok(t) = value.cast::<PyTuple>() {
+        // Exactly a tuple or list is walked in place; a subclass goes through its own `__iter__`
+        // below, as the stock encoder's list comprehension does.
+    } else if let Ok(t) = value.cast_exact::<PyTuple>() {
         array(buf, t.iter().map(Ok), types, pass, levels)?;
-    } else if let Ok(l) = value.cast::<PyList>() {
+    } else if let Ok(l) = value.cast_exact::<PyList>() {
         array(buf, l.iter().map(Ok), types, pass, levels)?;
     } else if value
         .is_instance(types.sequence.bind(value.py()))
@@ -245,15 +248,16 @@ fn kv_list<'py>(
             Ok(s) => s.clone(),
             Err(_) => key.str().map_err(|_| Unencodable)?,
         };
-        key_value(buf, 1, &key, &value, types, pass, levels)
+        key_value(buf, 1, key.as_any(), &value, types, pass, levels)
     })
 }
 
-/// One `KeyValue` as field `tag`, with `levels` for itself and its value.
+/// One `KeyValue` as field `tag`, with `levels` for itself and its value. `key` is a `str`
+/// or UTF-8 `bytes`, the two protobuf takes for a string field.
 fn key_value(
     buf: &mut Vec<u8>,
     tag: u32,
-    key: &Bound<'_, PyString>,
+    key: &Bound<'_, PyAny>,
     value: &Bound<'_, PyAny>,
     types: &Types,
     pass: &mut ReadPass,
@@ -261,7 +265,14 @@ fn key_value(
 ) -> Result<(), Unencodable> {
     let value_levels = levels.checked_sub(1).ok_or(Unencodable)?;
     wire::message(buf, tag, |buf| {
-        wire::string(buf, 1, &pass.text(key)?);
+        if let Ok(key) = key.cast::<PyString>() {
+            wire::string(buf, 1, &pass.text(key)?);
+        } else if let Ok(key) = key.cast::<PyBytes>() {
+            let key = std::str::from_utf8(key.as_bytes()).map_err(|_| Unencodable)?;
+            wire::string(buf, 1, key);
+        } else {
+            return Err(Unencodable);
+        }
         wire::message(buf, 2, |buf| {
             any_value(buf, value, types, pass, value_levels)
         })
@@ -291,11 +302,8 @@ pub fn attributes(
     };
     let mut push = |key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>| {
         let mark = buf.len();
-        let written = match key.cast::<PyString>() {
-            // A top-level key is written as the string it is, `str` subclass or not, as protobuf does.
-            Ok(key) => key_value(buf, tag, key, value, types, pass, place.levels()),
-            Err(_) => Err(Unencodable),
-        };
+        // A top-level key is written as protobuf takes it: the string it is, `str` subclass or not.
+        let written = key_value(buf, tag, key, value, types, pass, place.levels());
         if written.is_err() {
             buf.truncate(mark);
             pass.skipped_values += 1;
@@ -318,15 +326,18 @@ pub fn attributes(
 pub fn dropped_of(container: &Bound<'_, PyAny>, bounded: &Py<PyType>) -> PyResult<u32> {
     let py = container.py();
     if container.is_instance(bounded.bind(py))? {
-        return container.getattr(intern!(py, "dropped"))?.extract();
+        return or_zero(&container.getattr(intern!(py, "dropped"))?);
     }
     Ok(0)
 }
 
-/// A protobuf scalar: `None` leaves the field unset, i.e. zero.
+/// A protobuf integer: `None` leaves the field unset, i.e. zero; a `bool` is refused, as
+/// protobuf refuses it (the stock encoder then fails its batch, the caller leaves out the item).
 pub fn or_zero<'py, T: FromPyObjectOwned<'py> + Default>(value: &Bound<'py, PyAny>) -> PyResult<T> {
     if value.is_none() {
         Ok(T::default())
+    } else if value.is_instance_of::<PyBool>() {
+        Err(PyTypeError::new_err("an integer field got a bool"))
     } else {
         value.extract().map_err(Into::into)
     }
