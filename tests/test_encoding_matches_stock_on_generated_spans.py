@@ -10,17 +10,26 @@ import pytest
 
 pytest.importorskip("opentelemetry.exporter.otlp.common.http", reason="needs the OTLP exporters >= 1.45")
 
+import enum
 import logging
+from collections import UserString, deque
 from collections.abc import Callable, Iterator
+from types import MappingProxyType
 from typing import Any
 
+import numpy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry._logs import SeverityNumber
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util import BoundedList
-from opentelemetry.trace import SpanContext
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace.span import TraceState
 from spanbatch._core import LogEncoder, SpanEncoder
 
 from tests.helpers.otlp_logs import record
@@ -82,6 +91,17 @@ def test_a_utf8_bytes_key_is_written_as_protobuf_takes_it() -> None:
     assert logs.skipped_values == 1
 
 
+def test_a_none_key_is_the_empty_key_as_protobuf_reads_it() -> None:
+    # protobuf reads key=None as "not set": the stock encoder writes a KeyValue with the empty key.
+    attributes = {None: 1, "ok": 2}
+    span = span_with(attributes)
+    encoder = SpanEncoder()
+    assert encoder.encode([span]) == stock_spans([span])
+    assert encoder.skipped_values == 0
+    log = record("b", attributes=attributes)
+    assert LogEncoder().encode([log]) == stock_logs([log])
+
+
 def bounded(dropped: Any) -> BoundedAttributes:
     attributes = BoundedAttributes(immutable=False)
     attributes["a"] = 1
@@ -126,3 +146,215 @@ def test_a_bool_timestamp_leaves_the_log_record_out(field: str) -> None:
     encoder = LogEncoder()
     assert encoder.encode([bad, good]) == stock_logs([good])
     assert encoder.skipped_records == 1
+
+
+# ---- the differential property test the cases above came from ---------------------------------------------
+
+
+class Number(int):
+    pass
+
+
+class Text(str):
+    pass
+
+
+class Real(float):
+    pass
+
+
+class Raw(bytes):
+    pass
+
+
+class Pair(tuple):  # type: ignore[type-arg]
+    pass
+
+
+class Items(list):  # type: ignore[type-arg]
+    pass
+
+
+class Level(enum.IntEnum):
+    HIGH = 3
+
+
+class Colour(str, enum.Enum):
+    RED = "red"
+
+
+class Bits(enum.IntFlag):
+    A = 1
+    B = 2
+
+
+class OwnItems(dict):  # type: ignore[type-arg]
+    """A dict subclass whose ``items()`` the stock encoder calls."""
+
+    def items(self) -> Any:
+        return [("own", 1), *super().items()]
+
+
+def odd_scalars() -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**64), max_value=2**64),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=8),
+        st.sampled_from(["\ud800", "a\udcffb", "x" * 3000, "\x00"]),
+        st.binary(max_size=8),
+        st.integers(-(2**63), 2**63 - 1).map(Number),
+        st.text(max_size=4).map(Text),
+        st.floats(allow_nan=True).map(Real),
+        st.binary(max_size=4).map(Raw),
+        st.sampled_from([Level.HIGH, Colour.RED, Bits.A | Bits.B, Bits(0)]),
+        st.sampled_from([numpy.float64(1.5), numpy.int64(3), numpy.str_("np"), numpy.bool_(True)]),
+        st.sampled_from([bytearray(b"ab"), range(2), deque([1, "d"]), memoryview(b"m"), UserString("u")]),
+        st.sampled_from([{1, 2}, 1j, object()]),
+    )
+
+
+def odd_values() -> st.SearchStrategy[Any]:
+    keys = st.one_of(st.text(max_size=4), st.text(max_size=3).map(Text), st.integers(0, 3), st.binary(max_size=3))
+    return st.recursive(
+        odd_scalars(),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3),
+            st.lists(inner, max_size=3).map(tuple),
+            st.lists(inner, max_size=3).map(Pair),
+            st.lists(inner, max_size=3).map(Items),
+            st.lists(inner, max_size=3).map(OwnIterTuple),
+            st.dictionaries(keys, inner, max_size=3),
+            st.dictionaries(st.text(max_size=3), inner, max_size=2).map(OwnItems),
+            st.dictionaries(st.text(max_size=3), inner, max_size=2).map(MappingProxyType),
+        ),
+        max_leaves=8,
+    )
+
+
+TOP_KEYS = st.one_of(
+    st.text(max_size=6),
+    st.text(max_size=4).map(Text),
+    st.sampled_from([b"utf8", b"\xff", 7, None, Colour.RED, "\ud800"]),
+)
+
+
+@st.composite
+def attribute_containers(draw: st.DrawFn) -> Any:
+    attrs = draw(st.dictionaries(TOP_KEYS, odd_values(), max_size=4))
+    kind = draw(st.sampled_from(["dict", "bounded", "none", "proxy"]))
+    if kind == "bounded":
+        bounded = BoundedAttributes(immutable=False)
+        bounded._dict.update(attrs)
+        bounded.dropped = draw(st.integers(0, 2**32 - 1))
+        return bounded
+    if kind == "proxy":
+        return MappingProxyType(attrs)
+    return None if kind == "none" else attrs
+
+
+# Equal but distinct resources and scopes, and ones that compare equal with other hashes: the grouping order counts.
+RESOURCES = [
+    Resource({"service.name": "a"}),
+    Resource({"service.name": "a"}),
+    Resource({"service.name": "b"}, "https://b"),
+    Resource({"n": 1}),
+    Resource({"n": True}),
+    Resource({"n": 1.0}),
+    Resource({}),
+]
+SCOPES = [
+    None,
+    InstrumentationScope("lib"),
+    InstrumentationScope("lib"),
+    InstrumentationScope("lib", "1", "https://s", {"k": 1}),
+    InstrumentationScope("lib", "1", "https://s", {"k": True}),
+    InstrumentationScope("lib", "1", "https://s", {"k": 2}),
+    InstrumentationScope("", None, None, {"bad": 2**64}),
+]
+CONTEXTS = st.builds(
+    SpanContext,
+    trace_id=st.integers(0, 2**128 - 1),
+    span_id=st.integers(0, 2**64 - 1),
+    is_remote=st.sampled_from([True, False, 0, 1, None]),
+    trace_state=st.none() | st.just(TraceState([("k", "v"), ("x@y", "1")])),
+)
+TIMES = st.none() | st.integers(0, 2**64 - 1)
+
+
+@st.composite
+def odd_spans(draw: st.DrawFn) -> ReadableSpan:
+    events = [
+        Event(draw(st.text(max_size=4)), draw(attribute_containers()), timestamp=draw(TIMES))
+        for _ in range(draw(st.integers(0, 2)))
+    ]
+    links = [Link(draw(CONTEXTS), draw(attribute_containers())) for _ in range(draw(st.integers(0, 2)))]
+    return ReadableSpan(
+        name=draw(st.one_of(st.text(max_size=6), st.sampled_from([b"bytes", Text("t"), None]))),
+        context=draw(CONTEXTS),
+        parent=draw(st.none() | CONTEXTS),
+        resource=draw(st.sampled_from(RESOURCES)),
+        attributes=draw(attribute_containers()),
+        events=BoundedList.from_seq(8, events) if draw(st.booleans()) else events,
+        links=links,
+        kind=draw(st.sampled_from(list(SpanKind))),
+        status=draw(st.sampled_from([Status(StatusCode.UNSET), Status(StatusCode.ERROR, "bad"), None])),
+        start_time=draw(TIMES),
+        end_time=draw(TIMES),
+        instrumentation_scope=draw(st.sampled_from(SCOPES)),
+    )
+
+
+def stock_or_none(encode: Callable[[list[Any]], bytes], items: list[Any]) -> bytes | None:
+    try:
+        return encode(items)
+    except Exception:
+        return None
+
+
+def expected(encode: Callable[[list[Any]], bytes], batch: list[Any]) -> tuple[bytes, int]:
+    """Stock's bytes for ``batch``; where stock fails it, its bytes for the items it can encode alone, and how
+    many it cannot (spanbatch leaves those out)."""
+    whole = stock_or_none(encode, batch)
+    if whole is not None:
+        return whole, 0
+    good = [item for item in batch if stock_or_none(encode, [item]) is not None]
+    return encode(good), len(batch) - len(good)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(odd_spans(), max_size=5))
+def test_generated_spans_give_the_stock_bytes_or_leave_out_what_stock_refuses(batch: list[ReadableSpan]) -> None:
+    data, left_out = expected(stock_spans, batch)
+    encoder = SpanEncoder()
+    assert encoder.encode(batch) == data
+    assert encoder.skipped_spans == left_out
+
+
+@st.composite
+def odd_records(draw: st.DrawFn) -> Any:
+    log = record(
+        draw(odd_values()),
+        timestamp=draw(TIMES),
+        observed_timestamp=draw(st.integers(0, 2**64 - 1)),
+        trace_id=draw(st.integers(0, 2**128 - 1)),
+        span_id=draw(st.integers(0, 2**64 - 1)),
+        trace_flags=draw(st.integers(0, 255)),
+        severity_text=draw(st.none() | st.text(max_size=4) | st.just(b"bytes")),
+        severity_number=draw(st.none() | st.sampled_from(list(SeverityNumber))),
+        attributes=draw(attribute_containers()),
+        event_name=draw(st.none() | st.text(max_size=4) | st.just(Text("ev"))),
+        resource=draw(st.sampled_from(RESOURCES)),
+        scope=draw(st.sampled_from(SCOPES)),
+    )
+    return log
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(odd_records(), max_size=5))
+def test_generated_records_give_the_stock_bytes_or_leave_out_what_stock_refuses(batch: list[Any]) -> None:
+    data, left_out = expected(stock_logs, batch)
+    encoder = LogEncoder()
+    assert encoder.encode(batch) == data
+    assert encoder.skipped_records == left_out
