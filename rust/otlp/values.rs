@@ -252,8 +252,8 @@ fn kv_list<'py>(
     })
 }
 
-/// One `KeyValue` as field `tag`, with `levels` for itself and its value. `key` is a `str`
-/// or UTF-8 `bytes`, the two protobuf takes for a string field.
+/// One `KeyValue` as field `tag`, with `levels` for itself and its value. `key` is what protobuf
+/// takes for a string field: a `str`, UTF-8 `bytes`, or `None` (not set: the empty key).
 fn key_value(
     buf: &mut Vec<u8>,
     tag: u32,
@@ -270,7 +270,7 @@ fn key_value(
         } else if let Ok(key) = key.cast::<PyBytes>() {
             let key = std::str::from_utf8(key.as_bytes()).map_err(|_| Unencodable)?;
             wire::string(buf, 1, key);
-        } else {
+        } else if !key.is_none() {
             return Err(Unencodable);
         }
         wire::message(buf, 2, |buf| {
