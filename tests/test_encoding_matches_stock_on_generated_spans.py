@@ -30,8 +30,12 @@ from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.span import TraceState
+from spanbatch import BatchSpanProcessor
 from spanbatch._core import LogEncoder, SpanEncoder
+from spanbatch.exporter import OTLPSpanExporter
+from spanbatch.testing import OTLPReceiver
 
+from tests.helpers import balanced, provider_with
 from tests.helpers.otlp_logs import record
 
 pytestmark = pytest.mark.timeout(60)
@@ -323,7 +327,8 @@ def expected(encode: Callable[[list[Any]], bytes], batch: list[Any]) -> tuple[by
     return encode(good), len(batch) - len(good)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.timeout(240)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(odd_spans(), max_size=5))
 def test_generated_spans_give_the_stock_bytes_or_leave_out_what_stock_refuses(batch: list[ReadableSpan]) -> None:
     data, left_out = expected(stock_spans, batch)
@@ -351,10 +356,32 @@ def odd_records(draw: st.DrawFn) -> Any:
     return log
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.timeout(240)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(odd_records(), max_size=5))
 def test_generated_records_give_the_stock_bytes_or_leave_out_what_stock_refuses(batch: list[Any]) -> None:
     data, left_out = expected(stock_logs, batch)
     encoder = LogEncoder()
     assert encoder.encode(batch) == data
     assert encoder.skipped_records == left_out
+
+
+# ---- end to end: the processor and exporter count what the encoder leaves out ------------------------------
+
+
+def test_a_span_ended_at_true_is_dropped_as_unencodable_and_the_rest_arrive(
+    http_receiver: OTLPReceiver, shutdown_later: Callable[[Any], Any]
+) -> None:
+    # The SDK stores span.end(end_time=True) as it is; the stock exporter then fails its whole batch.
+    exporter = OTLPSpanExporter(endpoint=http_receiver.endpoint, timeout=5)
+    processor = shutdown_later(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+    tracer = provider_with(processor).get_tracer("t")
+    for name in ("a", "b"):
+        tracer.start_span(name, attributes={"level": Level.HIGH, "pair": Pair((1, 2))}).end()
+    tracer.start_span("bool.end").end(end_time=True)  # type: ignore[arg-type]
+    assert processor.force_flush(10_000)
+    assert http_receiver.wait_for_spans(2)
+    stats = processor.stats()
+    assert (stats.enqueued, stats.exported, stats.dropped["unencodable"]) == (3, 2, 1)
+    assert balanced(stats)
+    assert http_receiver.span_names() == {"a": 1, "b": 1}
