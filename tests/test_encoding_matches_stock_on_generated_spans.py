@@ -106,6 +106,37 @@ def test_a_none_key_is_the_empty_key_as_protobuf_reads_it() -> None:
     assert LogEncoder().encode([log]) == stock_logs([log])
 
 
+class Formatted(str):
+    """Formats otherwise than it prints, as a str-mixin Enum member does on Python 3.10 (format() gives its value)."""
+
+    def __format__(self, spec: str) -> str:
+        return "formatted"
+
+    def __str__(self) -> str:
+        return "printed"
+
+
+def test_a_trace_state_is_rendered_with_format_as_the_stock_f_string_does() -> None:
+    state = TraceState()
+    state._dict.update({Formatted("k"): Formatted("v"), "plain": 7})  # keys and values as the caller gave them
+    span = ReadableSpan("s", SpanContext(1, 2, False, trace_state=state), resource=Resource({}))
+    assert SpanEncoder().encode([span]) == stock_spans([span])
+
+
+class FalsyContext:
+    """A link context that is falsy: the stock encoder's ``context and context.is_remote`` gives no remote bit."""
+
+    trace_id, span_id, is_remote = 1, 3, True
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def test_a_falsy_link_context_gets_no_remote_flag() -> None:
+    span = span_with(links=[Link(FalsyContext())])  # type: ignore[arg-type]
+    assert SpanEncoder().encode([span]) == stock_spans([span])
+
+
 def bounded(dropped: Any) -> BoundedAttributes:
     attributes = BoundedAttributes(immutable=False)
     attributes["a"] = 1
