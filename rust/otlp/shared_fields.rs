@@ -7,7 +7,7 @@ use super::values::{Memo, ReadPass};
 use super::wire;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 
 /// Writes the field `encode` makes of `object`: its bytes are reused while spans keep
 /// sharing one object, which they mostly do (the SDK's default status, the API's empty
@@ -54,9 +54,9 @@ fn render_trace_state(
         if !out.is_empty() {
             out.push(',');
         }
-        out.push_str(&or_empty(&key.str()?.into_any(), pass)?);
+        out.push_str(&or_empty(&formatted(key)?, pass)?);
         out.push('=');
-        out.push_str(&or_empty(&value.str()?.into_any(), pass)?);
+        out.push_str(&or_empty(&formatted(value)?, pass)?);
         Ok(())
     };
     if state.get_type().is(types.trace_state.bind(py)) {
@@ -72,4 +72,16 @@ fn render_trace_state(
         add(key, value)?;
     }
     Ok(out)
+}
+
+/// `f"{value}"`, as the stock rendering has it: `format(value)`, which is `str(value)` for most
+/// objects but not all (a str-mixin `Enum` member formats to its value on Python 3.10).
+fn formatted(value: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> {
+    if value.is_exact_instance_of::<PyString>() {
+        return Ok(value);
+    }
+    let py = value.py();
+    py.import(intern!(py, "builtins"))?
+        .getattr(intern!(py, "format"))?
+        .call1((value,))
 }

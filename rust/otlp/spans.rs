@@ -142,7 +142,10 @@ fn context<'py>(context: &Bound<'py, PyAny>, types: &Types, uses: Uses) -> PyRes
             0
         },
         span_id: context.getattr(intern!(py, "span_id"))?.extract()?,
-        is_remote: is_remote && context.getattr(intern!(py, "is_remote"))?.is_truthy()?,
+        // `context and context.is_remote`, as the stock `_span_flags` reads it.
+        is_remote: is_remote
+            && context.is_truthy()?
+            && context.getattr(intern!(py, "is_remote"))?.is_truthy()?,
         trace_state: if trace_state {
             Some(context.getattr(intern!(py, "trace_state"))?)
         } else {
