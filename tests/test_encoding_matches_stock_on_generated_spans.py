@@ -32,6 +32,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.span import TraceState
 from spanbatch import BatchSpanProcessor
 from spanbatch._core import LogEncoder, SpanEncoder
+from spanbatch._encoding import encode_batch
 from spanbatch.exporter import OTLPSpanExporter
 from spanbatch.testing import OTLPReceiver
 
@@ -135,6 +136,28 @@ class FalsyContext:
 def test_a_falsy_link_context_gets_no_remote_flag() -> None:
     span = span_with(links=[Link(FalsyContext())])  # type: ignore[arg-type]
     assert SpanEncoder().encode([span]) == stock_spans([span])
+
+
+def test_values_a_cached_resource_or_scope_leaves_out_are_counted_in_every_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The stock encoder encodes (and logs the failure of) a resource and a scope in each batch they are
+    # in; spanbatch keeps their encoding from batch to batch, but must count what it leaves out each time.
+    resource = Resource({"a": 1})
+    resource._attributes._dict["too.big"] = 2**64  # type: ignore[attr-defined]
+    scope = InstrumentationScope("lib", "1", None, {"ok": 1})
+    scope._attributes._dict["odd"] = object()  # type: ignore[attr-defined]
+    encoder, logs = SpanEncoder(), LogEncoder()
+    for batch in range(1, 4):
+        span = ReadableSpan("s", SpanContext(1, 2, False), resource=resource, instrumentation_scope=scope)
+        assert encoder.encode([span, span]) == stock_spans([span, span])
+        assert encoder.skipped_values == 2 * batch
+        log = record("b", resource=resource, scope=scope)
+        assert logs.encode([log]) == stock_logs([log])
+        assert logs.skipped_values == 2 * batch
+    with caplog.at_level(logging.WARNING, logger="spanbatch.exporter"):
+        encode_batch(encoder, [span])
+    assert "Left out 2 attribute value(s)" in caplog.text
 
 
 def bounded(dropped: Any) -> BoundedAttributes:
