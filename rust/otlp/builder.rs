@@ -162,8 +162,6 @@ impl Encoder {
             taken,
             ..
         } = builder;
-        self.skipped_values
-            .fetch_add(pass.skipped_values, Ordering::Relaxed);
         self.skipped_items
             .fetch_add(pass.skipped_items, Ordering::Relaxed);
         let resources: Vec<ResourceSpans> = by_resource
@@ -176,6 +174,16 @@ impl Encoder {
                     .collect(),
             })
             .collect();
+        let in_parts: u64 = resources
+            .iter()
+            .flat_map(|r| {
+                let scopes = r.scopes.iter().filter_map(|s| s.scope.as_deref());
+                std::iter::once(&*r.resource).chain(scopes)
+            })
+            .map(|part| part.skipped_values)
+            .sum();
+        self.skipped_values
+            .fetch_add(pass.skipped_values + in_parts, Ordering::Relaxed);
         let request = Request {
             resources,
             pool: self.buffers.clone(),

@@ -108,11 +108,17 @@ fn part(
     write: impl FnOnce(&mut Vec<u8>, &mut ReadPass) -> PyResult<()>,
 ) -> PyResult<Part> {
     let mut message = Vec::new();
-    write(&mut message, pass)?;
+    // Counted by each request the part goes out in (`Part::skipped_values`), not by this pass.
+    let before = pass.skipped_values;
+    let written = write(&mut message, pass);
+    let skipped_values = pass.skipped_values - before;
+    pass.skipped_values = before;
+    written?;
     let schema_url = object.getattr(intern!(object.py(), "schema_url"))?;
     Ok(Part {
         message,
         schema_url: or_empty(&schema_url, pass)?.into_owned(),
+        skipped_values,
     })
 }
 

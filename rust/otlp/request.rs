@@ -22,6 +22,9 @@ use std::sync::Arc;
 pub struct Part {
     pub message: Vec<u8>,
     pub schema_url: String,
+    /// Attribute values its encoding left out: counted in each request it goes out in, as the
+    /// stock encoder, which encodes it again for each batch, logs them each time.
+    pub skipped_values: u64,
 }
 
 /// Spans written as repeated field 2 of a `ScopeSpans`: key, length and body each.

@@ -27,6 +27,7 @@ fn part(message: Vec<u8>, schema_url: &str) -> Arc<Part> {
     Arc::new(Part {
         message,
         schema_url: schema_url.into(),
+        skipped_values: 0,
     })
 }
 
