@@ -196,9 +196,13 @@ def test_a_bool_in_an_integer_span_field_leaves_the_span_out(make: Callable[[], 
     assert encoder.last_skip_reason
 
 
-@pytest.mark.parametrize("field", ["timestamp", "observed_timestamp"])
+class TrueSeverity(enum.Enum):
+    ON = True
+
+
+@pytest.mark.parametrize("field", ["timestamp", "observed_timestamp", "severity_number"])
 def test_a_bool_timestamp_leaves_the_log_record_out(field: str) -> None:
-    bad, good = record("x", **{field: True}), record("fine")
+    bad, good = record("x", **{field: TrueSeverity.ON if field == "severity_number" else True}), record("fine")
     with pytest.raises(TypeError, match="got a bool"):
         stock_logs([bad])
     encoder = LogEncoder()
