@@ -75,8 +75,8 @@ fn severity(value: &Bound<'_, PyAny>, logs: &LogTypes) -> PyResult<u64> {
         return Ok(wire::int64((*number).into()));
     }
     match value.getattr_opt(intern!(py, "value"))? {
-        Some(number) if !number.is_none() => Ok(wire::int64(number.extract::<i32>()?.into())),
-        _ => Ok(0),
+        Some(number) => Ok(wire::int64(or_zero::<i32>(&number)?.into())),
+        None => Ok(0),
     }
 }
 
