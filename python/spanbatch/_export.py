@@ -203,7 +203,8 @@ def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoo
     if delivery.export_many is None:
         return [export_batch(delivery, batch, loop, timeout_millis) for batch in batches]
     try:
-        results = delivery.export_many(batches)
+        # A copy: the exporter may change the list it is given, and the caller settles the batches it handed over.
+        results = delivery.export_many(list(batches))
     except BaseException:  # as in export_batch: the worker outlives its exporter's bugs
         # The stock processor's line on its logger: users' log filters keep working.
         log_stock_export_exception(delivery.signal)
