@@ -96,6 +96,9 @@ pub struct Snapshot {
     pub export_errors: u64,
     /// Export attempts repeated after a failure (not spans: a batch retried twice counts 2).
     pub retried: u64,
+    /// Of `dropped`'s `shutdown`, the spans taken off the queue (read ahead into a request) before shutdown
+    /// gave up on them: they were in flight, so the processed metric has already counted them.
+    pub abandoned: u64,
 }
 
 impl Snapshot {
@@ -222,6 +225,7 @@ impl Counters {
             batches,
             export_errors,
             retried,
+            abandoned,
         }
     }
 }

@@ -25,6 +25,9 @@ pub struct PyStats {
     export_errors: u64,
     #[pyo3(get)]
     retried: u64,
+    /// Of the `shutdown` drops, those taken off the queue first (see `Snapshot::abandoned`).
+    #[pyo3(get)]
+    abandoned: u64,
     dropped: [u64; REASONS],
 }
 
@@ -39,6 +42,7 @@ impl From<Snapshot> for PyStats {
             batches: snapshot.batches,
             export_errors: snapshot.export_errors,
             retried: snapshot.retried,
+            abandoned: snapshot.abandoned,
             dropped: snapshot.dropped,
         }
     }

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter_provider
 
 from spanbatch import _settings
-from spanbatch._core import DROP_REASONS
+from spanbatch._core import DROP_REASONS, Stats
 from spanbatch._setting import read
 from spanbatch._signals import Signal
-from spanbatch._stats import SpanStats
 
 # The stock processor's meter: dashboards and views select its metrics by this scope.
 _METER_NAME = "opentelemetry-sdk"
@@ -42,7 +41,7 @@ def component_name(signal: Signal) -> str:
 @dataclass(frozen=True)
 class _Source:
     attributes: dict[str, str]
-    read_stats: Callable[[], SpanStats | None]  # None once the lane is gone
+    read_stats: Callable[[], Stats | None]  # None once the lane is gone
     capacity: int
 
 
@@ -74,7 +73,7 @@ class _Instruments:
         with self._lock:
             self._sources.append(source)
 
-    def _live(self) -> list[tuple[_Source, SpanStats]]:
+    def _live(self) -> list[tuple[_Source, Stats]]:
         with self._lock:
             sources = list(self._sources)
         read = [(source, source.read_stats()) for source in sources]
@@ -88,18 +87,23 @@ class _Instruments:
     def _processed(self, _options: CallbackOptions) -> Iterable[Observation]:
         observations = []
         for source, stats in self._live():
-            # Like the stock processor: a span is processed once it is handed to the exporter (spilled ones too).
+            # Like the stock processor: a span is processed once it is handed to the exporter (spilled ones too),
+            # here once it is in flight. A counter never goes down, so spans shutdown gave up on while in flight
+            # (read ahead into a request) stay counted here, not under already_shutdown.
+            dropped = stats.dropped
             handed = (
                 stats.exported
                 + stats.spilled
                 + stats.in_flight
-                + sum(stats.dropped.get(r, 0) for r in _HANDED_TO_EXPORTER)
+                + stats.abandoned
+                + sum(dropped.get(r, 0) for r in _HANDED_TO_EXPORTER)
             )
             observations.append(Observation(handed, source.attributes))
+            dropped["shutdown"] -= stats.abandoned
             for reason, error_type in _ERROR_TYPES.items():
-                if stats.dropped.get(reason):
+                if dropped.get(reason):
                     attributes = {**source.attributes, "error.type": error_type}
-                    observations.append(Observation(stats.dropped[reason], attributes))
+                    observations.append(Observation(dropped[reason], attributes))
         return observations
 
     def _queue_size(self, _options: CallbackOptions) -> Iterable[Observation]:
@@ -115,7 +119,7 @@ _registry_lock = threading.Lock()
 
 def register_processor_metrics(
     signal: Signal,
-    read_stats: Callable[[], SpanStats | None],
+    read_stats: Callable[[], Stats | None],
     capacity: int,
     meter_provider: MeterProvider | None,
     component: str,
