@@ -58,3 +58,25 @@ def test_an_export_many_that_changes_its_list_of_batches_leaves_the_worker_and_t
     stats = processor.stats()
     assert (stats.exported, stats.queued, stats.in_flight) == (10, 0, 0)
     assert balanced(stats)
+
+
+class AnswersWithGarbage(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def export_many(self, batches: list[Sequence[ReadableSpan]]) -> object:
+        return None
+
+
+def test_an_export_many_that_always_answers_with_garbage_is_reported_once_not_per_call(
+    caplog: pytest.LogCaptureFixture, shutdown_later: Later
+) -> None:
+    # As an export that returns something other than a result: one line per exporter class and kind of answer,
+    # the count in stats().
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(AnswersWithGarbage(), schedule_delay_millis=LONG))
+    for _ in range(5):
+        end_spans(processor, 1)
+        assert processor.force_flush(10_000)
+    assert processor.stats().dropped["export_failed"] == 5
+    lines = [r for r in caplog.records if "export_many returned" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
