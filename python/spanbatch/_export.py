@@ -29,6 +29,8 @@ logger = logging.getLogger("spanbatch")
 
 # (exporter type, result type) pairs already reported for not returning an export result.
 _odd_results: set[tuple[type, type]] = set()
+# The same for ``export_many`` answers that are not one result per batch: reported once, counted always.
+_odd_many_results: set[tuple[type, type]] = set()
 
 # Most batches handed to one ``export_many`` call: bounds how long the worker holds the GIL
 # reading spans (about 1 ms per 512) and how much one failing call puts at stake.
@@ -210,12 +212,15 @@ def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoo
         log_stock_export_exception(delivery.signal)
         return [False] * len(batches)
     if not isinstance(results, Sequence) or len(results) != len(batches):
-        logger.error(
-            "%s.export_many returned %r for %d batches; counting them as failed.",
-            type(delivery.exporter).__name__,
-            results,
-            len(batches),
-        )
+        kind = (type(delivery.exporter), type(results))
+        if kind not in _odd_many_results:
+            _odd_many_results.add(kind)
+            logger.error(
+                "%s.export_many returned %r for %d batches; counting them as failed.",
+                type(delivery.exporter).__name__,
+                results,
+                len(batches),
+            )
         return [False] * len(batches)
     return [succeeded(delivery.signal, delivery.exporter, result) for result in results]
 
