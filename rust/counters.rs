@@ -286,6 +286,7 @@ mod tests {
         let s = c.snapshot();
         assert_eq!((s.queued, s.in_flight), (0, 3));
         assert_eq!(s.dropped_by(DropReason::Shutdown), 6);
+        assert_eq!(s.abandoned, 4); // of those 6, the taken ones: the metrics counted them in flight
         assert_eq!(s.dropped_by(DropReason::Unencodable), 1);
         assert!(balanced(&s));
     }
