@@ -126,6 +126,10 @@ def _export_many(exporter: object) -> Callable[[Sequence[Any]], object] | None:
 CANCEL_GRACE_SECONDS = 1.0
 
 
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
 class PrivateLoop:
     """An event loop owned by one worker thread, for exporters whose ``export`` returns an awaitable.
 
@@ -137,7 +141,8 @@ class PrivateLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def run(self, awaitable: Awaitable[Any], timeout_millis: float) -> Any:
-        """The awaitable's result; ``TimeoutError`` (cancelling it) after ``timeout_millis``.
+        """The awaitable's result; ``TimeoutError`` (cancelling it) after ``timeout_millis``. An export that
+        ignores its cancellation is given up after ``CANCEL_GRACE_SECONDS`` and takes the loop with it.
 
         A run that something other than an ``Exception`` tore through (a ``KeyboardInterrupt`` or ``SystemExit``
         from the export or a callback of the loop), or that ended before its export did (the exporter stopped the
@@ -147,17 +152,30 @@ class PrivateLoop:
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
         loop = self._loop
-        task = loop.create_task(asyncio.wait_for(awaitable, timeout_millis / 1000))
+        task = loop.create_task(_awaited(awaitable))
         try:
-            return loop.run_until_complete(task)
+            loop.run_until_complete(asyncio.wait({task}, timeout=timeout_millis / 1000))
+            if task.done():
+                return task.result()
         except BaseException as error:
             if not task.done() or not isinstance(error, Exception):
-                task.cancel()
-                # Whatever the cleanup raises, the error that tore through is the one to report.
-                with suppress(BaseException):
-                    loop.run_until_complete(asyncio.wait({task}, timeout=CANCEL_GRACE_SECONDS))
+                self._cancel(task)
                 self.close()
             raise
+        # Timed out: cancelled as ``wait_for`` would, but not waited for past the grace (``wait_for`` waits
+        # without bound, so an export that ignores its cancellation would hold the worker for ever).
+        self._cancel(task)
+        if not task.done():
+            self.close()
+        raise asyncio.TimeoutError
+
+    def _cancel(self, task: asyncio.Task[Any]) -> None:
+        """Cancel the export into its own cleanup, for ``CANCEL_GRACE_SECONDS`` at most."""
+        task.cancel()
+        if self._loop is not None:
+            # Whatever the cleanup raises, the error that tore through (or the timeout) is the one to report.
+            with suppress(BaseException):
+                self._loop.run_until_complete(asyncio.wait({task}, timeout=CANCEL_GRACE_SECONDS))
 
     def close(self) -> None:
         if self._loop is not None:
