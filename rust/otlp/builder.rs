@@ -202,7 +202,12 @@ impl Encoder {
                 .store(largest as u64, Ordering::Relaxed);
         }
         let cuts = split.map(|split| split.cuts);
-        let parts = cuts.as_ref().map_or(1, Vec::len);
+        // Items given and none readable: nothing to send, as the stock encoder's raise sends nothing.
+        let parts = if pass.skipped_items > 0 && request.span_count() == 0 {
+            0
+        } else {
+            cuts.as_ref().map_or(1, Vec::len)
+        };
         Read {
             request,
             cuts,
@@ -313,7 +318,7 @@ impl Read {
     }
 
     /// How many requests it is sent as: 1, or more when it was cut to the byte limit (0 when
-    /// every item in it was too large).
+    /// every item in it was too large or unreadable).
     pub fn parts(&self) -> usize {
         self.accepted.len()
     }

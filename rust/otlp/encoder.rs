@@ -117,7 +117,7 @@ impl PyRequest {
     }
 
     /// How many requests it is sent as: 1, or more when it was cut to the byte limit
-    /// (0 when every item in it was too large).
+    /// (0 when every item in it was too large or unreadable).
     #[getter]
     fn parts(&self) -> usize {
         self.0.parts()

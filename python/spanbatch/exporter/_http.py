@@ -308,7 +308,7 @@ class RustEncodedHTTP:
             count_failed(self._metrics, len(batch), error)
             return results.FAILURE
         count_left_out(self._metrics, request, RequestPayloadTooLargeError(f"{signal} over max_request_size"))
-        if not request.parts:  # every item over the limit: nothing delivered, as stock's drop
+        if not request.parts:  # every item left out (too large, unreadable): nothing to send, as stock fails
             return results.FAILURE
         with spills_of(self._spiller, batch):
             pending = request.pending_parts()

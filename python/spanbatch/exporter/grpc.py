@@ -195,7 +195,7 @@ class RustEncodedGRPC:
         # The stock exporter's own metrics (from 1.45 on) count each part in its ``_export``; what is not sent, here.
         metrics = getattr(self, "_metrics", None)
         count_left_out(metrics, request, RequestTooLargeError("over max_export_batch_bytes"))
-        if not request.parts:  # every item over the limit (warned about): nothing delivered
+        if not request.parts:  # every item left out (warned about): nothing to send
             return self._result.FAILURE
         with spills_of(self._spiller, batch):
             # One deadline for the export, as the stock export of one request has: each part gets what is left.
