@@ -19,33 +19,54 @@ class BatchSettings:
     export_timeout_millis: float
 
 
-def _whole_number(argument: str, value: object) -> int | float:
-    """``value`` as an int; a float that is not a whole number (or NaN) stays a float."""
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else value
+def _positive(argument: str, value: object, message: str) -> None:
+    """The stock constructor's ``value <= 0`` check, on the value as given: its ValueError, or a TypeError."""
     try:
-        return operator.index(value)  # type: ignore[arg-type]
+        not_positive = value <= 0  # type: ignore[operator]
     except TypeError:
-        raise TypeError(f"{argument} must be an integer, not {type(value).__name__!r}.") from None
+        raise TypeError(f"{argument} must be a number, not {type(value).__name__!r}.") from None
+    if not_positive:
+        raise ValueError(message)
 
 
 def _check_queue_size(value: object) -> int:
-    number = _whole_number("max_queue_size", value)
-    if isinstance(number, float):  # the stock deque takes integers only
-        raise TypeError(f"max_queue_size must be an integer, not {number!r}.")
-    if number <= 0:
+    """The queue size as the stock deque takes it: an integer (and a whole float, which it refuses)."""
+    if isinstance(value, float):
+        if not value.is_integer() or value > LARGEST_QUEUE_SIZE:
+            raise TypeError(f"max_queue_size must be an integer, not {value!r}.")
+        return int(value)
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"max_queue_size must be an integer, not {type(value).__name__!r}.") from None
+    if number <= 0:  # an object whose comparison and __index__ disagree
         raise ValueError("max_queue_size must be a positive integer.")
     if number > LARGEST_QUEUE_SIZE:
         raise OverflowError(f"max_queue_size must be at most {LARGEST_QUEUE_SIZE} (sys.maxsize).")
     return number
 
 
-def _usable_batch_size(number: int | float, queue: int, default: int) -> int:
-    """A batch size the stock processor takes but cannot use (its worker needs an int) made whole, with a warning."""
-    if isinstance(number, int):
-        return number
-    usable = min(default, queue) if math.isnan(number) else max(1, math.floor(number))
-    warn_once("max_export_batch_size", number, "not a whole number of spans", usable)
+def _batch_size(value: object, queue: int, default: int) -> int:
+    """A batch size the stock processor takes (any positive real number) as the whole number its worker needs.
+
+    Stock's worker passes it to ``range()``, which fails on a fraction; a fraction here is rounded down and a
+    NaN means the default, with a warning.
+    """
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        pass
+    try:
+        whole = math.floor(value)  # type: ignore[call-overload]
+    except (ValueError, OverflowError):  # NaN; infinity
+        usable = min(default, queue)
+    except TypeError:
+        raise TypeError(f"max_export_batch_size must be an integer, not {type(value).__name__!r}.") from None
+    else:
+        if whole == value:
+            return int(whole)
+        usable = max(1, int(whole))
+    warn_once("max_export_batch_size", value, "not a whole number of spans", usable)
     return usable
 
 
@@ -102,20 +123,32 @@ def resolve_settings(
             return explicit, "argument"
         return read_with_source(setting, backend)
 
-    # Checked in the stock processor's order, with its messages.
     queue_value, queue_source = pick(queue_setting, max_queue_size)
-    queue = _check_queue_size(queue_value)
-    delay = _check_schedule_delay(pick(delay_setting, schedule_delay_millis)[0])
+    delay_value = pick(delay_setting, schedule_delay_millis)[0]
     batch_value, batch_source = pick(batch_setting, max_export_batch_size)
-    raw_batch = _whole_number("max_export_batch_size", batch_value)
-    if raw_batch <= 0:
-        raise ValueError("max_export_batch_size must be a positive integer.")
+    # The stock constructor's comparisons come first, in its order and with its messages; then its deque
+    # refuses a queue size that is not an integer.
+    _positive("max_queue_size", queue_value, "max_queue_size must be a positive integer.")
+    _positive("schedule_delay_millis", delay_value, "schedule_delay_millis must be positive.")
+    _positive("max_export_batch_size", batch_value, "max_export_batch_size must be a positive integer.")
+    if "argument" in (queue_source, batch_source) and _greater(batch_value, queue_value):
+        raise ValueError("max_export_batch_size must be less than or equal to max_queue_size.")
+    queue = _check_queue_size(queue_value)
+    delay = _check_schedule_delay(delay_value)
+    batch = _batch_size(batch_value, queue, batch_setting.default)
     timeout = _check_export_timeout(pick(timeout_setting, export_timeout_millis)[0], timeout_setting.default)
-    if raw_batch > queue:
-        if "argument" in (queue_source, batch_source):
-            raise ValueError("max_export_batch_size must be less than or equal to max_queue_size.")
+    if batch > queue:  # both from variables or defaults: stock would raise, we use the queue size
         variable = batch_source or "the default max_export_batch_size"
-        warn_once(variable, str(raw_batch), f"larger than max_queue_size={queue}", queue)
-        raw_batch = queue
-    batch = _usable_batch_size(raw_batch, queue, batch_setting.default)
+        warn_once(variable, str(batch), f"larger than max_queue_size={queue}", queue)
+        batch = queue
     return BatchSettings(queue, delay, batch, timeout)
+
+
+def _greater(batch: object, queue: object) -> bool:
+    try:
+        return bool(batch > queue)  # type: ignore[operator]
+    except TypeError:
+        raise TypeError(
+            f"max_export_batch_size ({type(batch).__name__}) cannot be compared with "
+            f"max_queue_size ({type(queue).__name__})."
+        ) from None
