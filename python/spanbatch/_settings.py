@@ -164,8 +164,13 @@ class ExportPolicies:
 
 # spanbatch's OTLP exporters: no request larger than this (serialized); gRPC servers refuse over 4 MiB by default.
 # The OTLP/HTTP exporter's own default is its max_request_size (it reads the source to tell them apart).
+# The native encoder holds the limit as a machine-size integer: a larger one would crash its constructor.
 MAX_EXPORT_BATCH_BYTES = Setting(
-    ("SPANBATCH_MAX_EXPORT_BATCH_BYTES",), "integer", 4 * 1024 * 1024, "max_export_batch_bytes"
+    ("SPANBATCH_MAX_EXPORT_BATCH_BYTES",),
+    "integer",
+    4 * 1024 * 1024,
+    "max_export_batch_bytes",
+    largest=LARGEST_QUEUE_SIZE,
 )
 
 # spanbatch's OTLP exporters: the opt-in disk spill (see ``exporter._spilling``).
