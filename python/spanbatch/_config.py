@@ -131,15 +131,22 @@ def resolve_settings(
     _positive("max_queue_size", queue_value, "max_queue_size must be a positive integer.")
     _positive("schedule_delay_millis", delay_value, "schedule_delay_millis must be positive.")
     _positive("max_export_batch_size", batch_value, "max_export_batch_size must be a positive integer.")
-    if "argument" in (queue_source, batch_source) and _greater(batch_value, queue_value):
+    # Stock raises when either is an argument. A Pipeline's variables are spanbatch's own: there a variable
+    # in the conflict is cut down with a warning (below), as a bad variable is, instead of raising.
+    sources = (queue_source, batch_source)
+    from_variable = backend is not None and any(source not in ("argument", None) for source in sources)
+    if "argument" in sources and not from_variable and _greater(batch_value, queue_value):
         raise ValueError("max_export_batch_size must be less than or equal to max_queue_size.")
     queue = _check_queue_size(queue_value)
     delay = _check_schedule_delay(delay_value)
     batch = _batch_size(batch_value, queue, batch_setting.default)
     timeout = _check_export_timeout(pick(timeout_setting, export_timeout_millis)[0], timeout_setting.default)
-    if batch > queue:  # both from variables or defaults: stock would raise, we use the queue size
-        variable = batch_source or "the default max_export_batch_size"
-        warn_once(variable, str(batch), f"larger than max_queue_size={queue}", queue)
+    if batch > queue:  # a variable or default in the way: stock would raise, we use the queue size
+        if batch_source == "argument":
+            warn_once("max_export_batch_size", batch, f"larger than {queue_source}={queue}", queue)
+        else:
+            variable = batch_source or "the default max_export_batch_size"
+            warn_once(variable, str(batch), f"larger than max_queue_size={queue}", queue)
         batch = queue
     return BatchSettings(queue, delay, batch, timeout)
 
