@@ -94,11 +94,13 @@ def _integer(raw: str, setting: Setting[object]) -> int:
 def _count(raw: str, setting: Setting[object]) -> int:
     text = raw.strip()
     value = _converted(text, int, "not an integer")
-    if value < 0:
-        raise _Unusable(text, "must be zero or positive")
     if value < setting.least:
-        raise _Unusable(str(value), "must be positive")
+        raise _Unusable(str(value), _least_problem(setting))
     return _at_most(value, text, setting)
+
+
+def _least_problem(setting: Setting[object]) -> str:
+    return "must be positive" if setting.least > 0 else "must be zero or positive"
 
 
 def _at_most(value: int, text: str, setting: Setting[object]) -> int:
@@ -163,10 +165,8 @@ def _count_argument(name: str, value: object, setting: Setting[object]) -> int:
         number = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"{name} must be an integer, not {type(value).__name__!r}.") from None
-    if number < 0:
-        raise ValueError(f"{name} must be zero or positive.")
     if number < setting.least:
-        raise ValueError(f"{name} must be positive.")
+        raise ValueError(f"{name} {_least_problem(setting)}.")
     if setting.largest is not None and number > setting.largest:
         raise ValueError(f"{name} must be at most {setting.largest}.")
     return number
