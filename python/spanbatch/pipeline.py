@@ -46,7 +46,7 @@ class Pipeline(SpanEngine):
 
     ``log_exporters`` ship log records beside the spans: :attr:`logs` is then the log side (a
     ``LogRecordProcessor`` for the ``LoggerProvider``, with the same settings per backend), and
-    sessions, :meth:`end_session` and :meth:`flush_by_backend` flush both signals in parallel: a
+    sessions, :meth:`end_session`, :meth:`force_flush` and :meth:`flush_by_backend` flush both signals in parallel: a
     backend counts as flushed when both its lanes are. Each provider shuts its own side down.
     """
 
@@ -101,8 +101,11 @@ class Pipeline(SpanEngine):
         return self._stats_by_lane()
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
-        """Flush every backend in parallel; True only if all finished in time."""
-        return super().force_flush(timeout_millis)
+        """Flush every backend, both signals' lanes, in parallel; True only if all finished in time.
+
+        The ``TracerProvider`` calls this one: its flush then covers the log records too, within its timeout.
+        """
+        return all(self.flush_by_backend(timeout_millis).values())
 
     def _lanes_of_both_signals(self) -> list[Lane]:
         """Every backend's span lane, then its log lane if it has one."""
