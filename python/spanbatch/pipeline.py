@@ -111,6 +111,12 @@ class Pipeline(SpanEngine):
         """Every backend's span lane, then its log lane if it has one."""
         return [*self._lanes, *(self.logs.lanes if self.logs is not None else ())]
 
+    def _timeout_millis(self, timeout_millis: float | None) -> float:
+        """``timeout_millis``, by default the longest ``export_timeout_millis`` of both signals' lanes."""
+        if timeout_millis is not None:
+            return timeout_millis
+        return max(lane.settings.export_timeout_millis for lane in self._lanes_of_both_signals())
+
     def flush_by_backend(self, timeout_millis: float | None = None) -> dict[str, bool]:
         """Flush every lane of both signals in parallel; per backend, True when all its lanes finished."""
         return flush_lanes(self._lanes_of_both_signals(), self._timeout_millis(timeout_millis), _exit.flush_deadline)
