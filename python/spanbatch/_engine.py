@@ -119,6 +119,11 @@ class Engine(ABC, Generic[Telemetry]):
         """Drain and shut down every lane in parallel within one deadline. Idempotent."""
         _exit.shutdown(self._lanes, self._timeout_millis(timeout_millis))
 
+    def __repr__(self) -> str:
+        """``Pipeline(a, b, ExportPolicies(...), stats=...)``: the backends, the resolved policies, the summed stats."""
+        names = ", ".join(lane.name for lane in self._lanes)
+        return f"{type(self).__name__}({names}, {self._policies}, stats={self.stats()})"
+
 
 class OneLane(Engine[Telemetry]):
     """A stock processor's shape: one exporter in one unnamed lane, reported as the stock processor is.

@@ -146,9 +146,6 @@ class Pipeline(SpanEngine):
         """Drain and shut down every backend, both signals' lanes, in parallel within one deadline. Idempotent."""
         _exit.shutdown(self._lanes_of_both_signals(), self._timeout_millis(timeout_millis))
 
-    def __repr__(self) -> str:
-        return f"Pipeline({', '.join(self.names)}, stats={self.stats()})"
-
 
 class PipelineLogs(LogEngine):
     """A pipeline's log side: a log lane per backend, named as its span lane (see :attr:`Pipeline.logs`)."""
