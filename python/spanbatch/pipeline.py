@@ -25,6 +25,7 @@ from spanbatch.log_processor import LogEngine
 from spanbatch.processor import SpanEngine
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk._logs import ReadWriteLogRecord
     from opentelemetry.sdk._logs.export import LogRecordExporter
     from typing_extensions import Unpack
 
@@ -106,6 +107,16 @@ class Pipeline(SpanEngine):
         The ``TracerProvider`` calls this one: its flush then covers the log records too, within its timeout.
         """
         return all(self.flush_by_backend(timeout_millis).values())
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        """Hands a log record to :attr:`logs`: a pipeline added to the ``LoggerProvider`` itself ships its records
+        too (its ``force_flush`` and ``shutdown`` already cover both signals). One Python call more per record
+        than adding :attr:`logs`, whose ``on_emit`` is the Rust push."""
+        if self.logs is None:
+            raise TypeError("this Pipeline has no log_exporters: it cannot take log records.")
+        self.logs.on_emit(log_record)
+
+    emit = on_emit  # what SDKs before 1.28 call
 
     def _lanes_of_both_signals(self) -> list[Lane]:
         """Every backend's span lane, then its log lane if it has one."""
