@@ -76,6 +76,15 @@ def receiver(request: pytest.FixtureRequest) -> Iterator[OTLPReceiver]:
 
 
 @pytest.fixture
+def quiet_stock_encoder() -> Iterator[None]:
+    """The stock OTLP encoder silenced: it logs a traceback per value it leaves out, a long one for deep values."""
+    stock = logging.getLogger("opentelemetry.exporter.otlp.proto.common._internal")
+    stock.disabled = True
+    yield
+    stock.disabled = False
+
+
+@pytest.fixture
 def http_receiver() -> Iterator[OTLPReceiver]:
     with OTLPReceiver("http") as rx:
         yield rx

@@ -8,7 +8,6 @@ import pytest
 
 pytest.importorskip("opentelemetry.exporter.otlp.common.http", reason="needs the OTLP exporters >= 1.45")
 
-from collections.abc import Iterator
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -19,12 +18,6 @@ from spanbatch.exporter import grpc as spanbatch_grpc
 from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import LONG, balanced
-
-
-@pytest.fixture(params=["http", "grpc"])
-def receiver(request: pytest.FixtureRequest) -> Iterator[OTLPReceiver]:
-    with OTLPReceiver(request.param) as rx:
-        yield rx
 
 
 def exporter_for(receiver: OTLPReceiver) -> Any:

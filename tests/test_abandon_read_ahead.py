@@ -10,32 +10,11 @@ from typing import Any
 import pytest
 import spanbatch
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
 from spanbatch._export import READ_AHEAD_SPANS
 
-from tests.helpers import LONG, EncodingExporter, balanced, make_span
+from tests.helpers import LONG, HangingEncodingExporter, balanced, make_span
 
 Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
-
-
-class HangingEncodingExporter(EncodingExporter):
-    """Its second export hangs until ``release``; records what it got, as its parent does."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.exporting, self.release = threading.Event(), threading.Event()
-        self.calls = 0
-
-    @property
-    def span_encoder(self) -> object:  # declared by the class whose ``export`` it serves
-        return self.offered
-
-    def export(self, spans: Any) -> SpanExportResult:
-        self.calls += 1
-        if self.calls > 1:
-            self.exporting.set()
-            self.release.wait(20)
-        return super().export(spans)
 
 
 class BlockingTime:

@@ -39,15 +39,7 @@ from spanbatch.testing import OTLPReceiver
 from tests.helpers import balanced, provider_with
 from tests.helpers.otlp_logs import record
 
-pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(autouse=True)
-def quiet_stock_encoder() -> Iterator[None]:
-    stock = logging.getLogger("opentelemetry.exporter.otlp.proto.common._internal")
-    stock.disabled = True
-    yield
-    stock.disabled = False
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("quiet_stock_encoder")]
 
 
 class OwnIterTuple(tuple):  # type: ignore[type-arg]

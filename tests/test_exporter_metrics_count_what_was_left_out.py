@@ -14,7 +14,6 @@ import pytest
 pytest.importorskip("opentelemetry.exporter.otlp.common.http", reason="needs the OTLP exporters >= 1.45")
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
@@ -26,12 +25,6 @@ from spanbatch.exporter import grpc as spanbatch_grpc
 from spanbatch.testing import OTLPReceiver
 
 LIMIT = 2_000
-
-
-@pytest.fixture(params=["http", "grpc"])
-def receiver(request: pytest.FixtureRequest) -> Iterator[OTLPReceiver]:
-    with OTLPReceiver(request.param) as rx:
-        yield rx
 
 
 # What each exporter counts an item over its limit as: the stock HTTP exporter's error for its whole batch; the

@@ -14,8 +14,7 @@ import pytest
 
 pytest.importorskip("opentelemetry.exporter.otlp.common.http", reason="needs the OTLP exporters >= 1.45")
 
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.internal import api_implementation
@@ -39,17 +38,11 @@ class NotAString(str):
         return 5  # noqa: PLE0307 -- str() of it raises TypeError, which the stock encoder catches
 
 
+pytestmark = pytest.mark.usefixtures("quiet_stock_encoder")
+
+
 class Plain(str):
     pass
-
-
-@pytest.fixture(autouse=True)
-def quiet_stock_encoder() -> Iterator[None]:
-    # The stock encoder logs a traceback per key it leaves out, a long one for deep values.
-    stock = logging.getLogger("opentelemetry.exporter.otlp.proto.common._internal")
-    stock.disabled = True
-    yield
-    stock.disabled = False
 
 
 def span_with(attributes: dict[Any, Any]) -> ReadableSpan:

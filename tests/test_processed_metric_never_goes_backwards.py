@@ -5,7 +5,6 @@ spans shutdown took from the queue count as ``already_shutdown`` (found by a cha
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -13,30 +12,11 @@ import pytest
 import spanbatch
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace.export import SpanExportResult
 from spanbatch._export import READ_AHEAD_SPANS
 
-from tests.helpers import LONG, EncodingExporter, balanced, make_span
+from tests.helpers import LONG, HangingEncodingExporter, balanced, make_span
 
 Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
-
-
-class HangsOnItsSecondExport(EncodingExporter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.exporting, self.release = threading.Event(), threading.Event()
-        self.calls = 0
-
-    @property
-    def span_encoder(self) -> object:  # declared by the class whose ``export`` it serves
-        return self.offered
-
-    def export(self, spans: Any) -> SpanExportResult:
-        self.calls += 1
-        if self.calls > 1:
-            self.exporting.set()
-            self.release.wait(20)
-        return super().export(spans)
 
 
 def processed(reader: InMemoryMetricReader) -> dict[str | None, int]:
@@ -58,7 +38,7 @@ def test_spans_read_ahead_then_given_up_at_shutdown_are_not_taken_back_from_the_
 ) -> None:
     monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
     reader = InMemoryMetricReader()
-    exporter = HangsOnItsSecondExport()
+    exporter = HangingEncodingExporter()
     processor = shutdown_later(
         spanbatch.BatchSpanProcessor(
             exporter,

@@ -13,6 +13,7 @@ from tests.helpers.accounting import ReportedStats, balanced
 from tests.helpers.exporters import (
     CountingExporter,
     EncodingExporter,
+    HangingEncodingExporter,
     HangingExporter,
     RaisingExporter,
     RecordingExporter,
@@ -31,6 +32,7 @@ __all__ = [
     "PROCESSORS",
     "CountingExporter",
     "EncodingExporter",
+    "HangingEncodingExporter",
     "HangingExporter",
     "RaisingExporter",
     "RecordingExporter",

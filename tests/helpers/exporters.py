@@ -152,3 +152,23 @@ class EncodingExporter(SpanExporter):
     @property
     def exported(self) -> int:
         return sum(len(batch) for batch in self.batches)
+
+
+class HangingEncodingExporter(EncodingExporter):
+    """Its second export hangs until ``release`` (20 s at most); records what it got, as its parent does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exporting, self.release = threading.Event(), threading.Event()
+        self.calls = 0
+
+    @property
+    def span_encoder(self) -> object:  # declared by the class whose ``export`` it serves
+        return self.offered
+
+    def export(self, spans: Any) -> SpanExportResult:
+        self.calls += 1
+        if self.calls > 1:
+            self.exporting.set()
+            self.release.wait(20)
+        return super().export(spans)
