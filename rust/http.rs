@@ -193,13 +193,22 @@ impl PyHttpSender {
                 let request = &request.get().0;
                 let mut outcome = Outcome::NotSent;
                 for index in request.pending() {
+                    // One deadline for the request's parts, as the stock export of one request has.
+                    let left = call.timeout.map(|t| t.saturating_sub(started.elapsed()));
+                    let part = Call {
+                        timeout: left,
+                        ..call
+                    };
                     let body = request.part_body(index);
                     outcome = match (limit, codec) {
                         (Some(limit), _) if body.len() > limit => Outcome::TooLarge(body.len()),
                         // The server could not be reached: the caller retries each request on its own.
                         _ if !reached => Outcome::NotSent,
-                        (_, Codec::None) => call.send(&agent, &body),
-                        (_, packing) => call.send(&agent, &packing.apply(&body)),
+                        // Past the deadline: the caller's client, given no time left, times it out as stock's
+                        // does; not a sign the server is unreachable for the other requests.
+                        _ if left == Some(Duration::ZERO) => Outcome::NotSent,
+                        (_, Codec::None) => part.send(&agent, &body),
+                        (_, packing) => part.send(&agent, &packing.apply(&body)),
                     };
                     request.request.done_with(body);
                     reached &= !matches!(outcome, Outcome::Failed { .. });

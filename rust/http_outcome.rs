@@ -19,7 +19,7 @@ pub enum Outcome {
     Failed { connection: bool, message: String },
     /// Not sent: the serialized request has this many bytes, more than allowed.
     TooLarge(usize),
-    /// Not sent: an earlier request of the same `send_all` failed.
+    /// Not sent: an earlier request of the same `send_all` failed, or its export's deadline passed.
     NotSent,
 }
 
@@ -132,7 +132,9 @@ impl PyHttpOutcome {
                 "Serialized span request size {size} bytes exceeds max_request_size."
             )),
             Outcome::NotSent => {
-                NotSentError::new_err("not sent: an earlier request to the same endpoint failed")
+                NotSentError::new_err(
+                    "not sent: an earlier request to the same endpoint failed, or its export's deadline passed",
+                )
             }
         };
         Some(error.into_value(py).into_any())

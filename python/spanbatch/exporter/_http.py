@@ -311,11 +311,13 @@ class RustEncodedHTTP:
         if not request.parts:  # every item left out (too large, unreadable): nothing to send, as stock fails
             return results.FAILURE
         with spills_of(self._spiller, batch):
+            started = time.monotonic()  # one deadline for the parts, as the stock export of one request has
             pending = request.pending_parts()
             for position, index in enumerate(pending):
                 items = request.part_items(index)
+                client = self._client_after(time.monotonic() - started)
                 with self._metrics.export_operation(items) as result, self._sending(items):
-                    sent = self._export_part(request.part_to_bytes(index), result)
+                    sent = self._export_part(client, request.part_to_bytes(index), result)
                 if not sent:
                     count_unsent(self._metrics, request, pending[position + 1 :])
                     return results.FAILURE
@@ -326,8 +328,8 @@ class RustEncodedHTTP:
         """Around the client's send of one part: the items its spill (if any) stores it with."""
         return nullcontext() if self._spiller is None else self._spiller.sending(items)
 
-    def _export_part(self, serialized_data: bytes, result: Any) -> bool:
-        """Sends one part with the stock client, as the stock ``export`` sends its body; False if it failed."""
+    def _export_part(self, client: _http._OTLPHTTPClient, serialized_data: bytes, result: Any) -> bool:
+        """Sends one part with the stock ``client``, as the stock ``export`` sends its body; False if it failed."""
         signal = self._signal
         if _is_request_too_large(serialized_data, self._max_request_size):
             self._logger.warning(
@@ -341,7 +343,7 @@ class RustEncodedHTTP:
                 f"max_request_size {self._max_request_size} bytes."
             )
             return False
-        export_result = self._client.export(serialized_data)
+        export_result = client.export(serialized_data)
         if not export_result.success:
             result.error = export_result.error
             result.error_attrs = (

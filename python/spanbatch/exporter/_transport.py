@@ -111,7 +111,8 @@ class NativeHTTPTransport(BaseHTTPTransport):
     ) -> list[NativeHTTPResult]:
         """POST each request in turn, serialized and compressed in Rust, in one stretch without the GIL.
 
-        After one fails to reach the server the rest are not sent (``NotSentError``).
+        After one fails to reach the server the rest are not sent (``NotSentError``); nor is a part of a request
+        past its deadline, ``timeout`` from the start of that request's first part.
         """
         outcomes = self._sender.send_all(
             url, list(headers.items()), list(requests), encoding, max_request_size, timeout
