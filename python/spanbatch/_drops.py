@@ -101,7 +101,22 @@ def stock_queue_full(signal: Signal) -> Callable[[], None] | None:
         )
     if signal.item != "span":
         return None
-    return functools.partial(logging.getLogger(_OLD_STOCK_SPAN_LOGGER).warning, _OLD_STOCK_SPAN_QUEUE_FULL)
+    return _FirstTimeOnly(
+        functools.partial(logging.getLogger(_OLD_STOCK_SPAN_LOGGER).warning, _OLD_STOCK_SPAN_QUEUE_FULL)
+    )
+
+
+class _FirstTimeOnly:
+    """``log`` on the first call only: an old SDK's span processor warns of a full queue once in its life.
+    Called under its ``DropReporter``'s lock, one per lane."""
+
+    def __init__(self, log: Callable[[], None]) -> None:
+        self._log: Callable[[], None] | None = log
+
+    def __call__(self) -> None:
+        if self._log is not None:
+            log, self._log = self._log, None
+            log()
 
 
 def log_stock_export_exception(signal: Signal) -> None:
