@@ -133,6 +133,7 @@ FLOOR_TESTS = [
     f"tests/{name}.py"
     for name in (
         "test_oldest_supported_sdk",
+        "test_old_sdk_full_queue_is_warned_once_per_processor",
         "test_engine",
         "test_pipeline",
         "test_fork",
