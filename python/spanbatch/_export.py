@@ -167,6 +167,9 @@ class PrivateLoop:
         self._cancel(task)
         if not task.done():
             self.close()
+        elif not task.cancelled():
+            # It finished in its cancellation's cleanup: its outcome, as ``wait_for`` gives it.
+            return task.result()
         raise asyncio.TimeoutError
 
     def _cancel(self, task: asyncio.Task[Any]) -> None:
