@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +22,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
 from opentelemetry.sdk.trace.export import SpanExportResult
 from spanbatch import BatchLogRecordProcessor, BatchSpanProcessor
+from spanbatch._releases import installed_release
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def _version(distribution: str) -> tuple[int, int] | None:
-    try:
-        major, minor = metadata.version(distribution).split(".")[:2]
-    except metadata.PackageNotFoundError:
-        return None
-    return int(major), int(minor)
-
-
-SDK = _version("opentelemetry-sdk")
+SDK = installed_release("opentelemetry-sdk")
 # Named InMemoryLogExporter before 1.39.
 # Named LogExportResult before 1.39.
 LogResult = getattr(log_export, "LogRecordExportResult", None) or log_export.LogExportResult
@@ -168,7 +160,7 @@ def test_zero_code_batches_with_spanbatch_from_sdk_1_40_and_warns_before() -> No
 
 # The stock OTLP encoder spanbatch's Rust encoder matches: from 1.43 a None value is an empty AnyValue;
 # before, it left a log body or attribute value out and dropped a span attribute holding None.
-ENCODER = _version("opentelemetry-exporter-otlp-proto-common")
+ENCODER = installed_release("opentelemetry-exporter-otlp-proto-common")
 
 
 @pytest.mark.skipif(ENCODER is None or ENCODER >= (1, 43), reason="needs an OTLP encoder older than 1.43")

@@ -27,10 +27,9 @@ from spanbatch._threads import start_thread, threads_are_greenlets
 
 logger = logging.getLogger("spanbatch")
 
-# (exporter type, result type) pairs already reported for not returning an export result.
-_odd_results: set[tuple[type, type]] = set()
-# The same for ``export_many`` answers that are not one result per batch: reported once, counted always.
-_odd_many_results: set[tuple[type, type]] = set()
+# (method, exporter type, answer type) already reported for an answer that is not an export result (``export``)
+# or not one per batch (``export_many``): reported once, counted every time.
+_odd_answers: set[tuple[str, type, type]] = set()
 
 # Most batches handed to one ``export_many`` call: bounds how long the worker holds the GIL
 # reading spans (about 1 ms per 512) and how much one failing call puts at stake.
@@ -190,9 +189,7 @@ def succeeded(signal: Signal, exporter: object, result: object) -> bool:
     """Whether ``result`` is the signal's SUCCESS; anything but its SUCCESS or FAILURE is reported once per type."""
     if any(result is success for success in signal.successes):
         return True
-    kind = (type(exporter), type(result))
-    if not any(result is failure for failure in signal.failures) and kind not in _odd_results:
-        _odd_results.add(kind)
+    if not any(result is failure for failure in signal.failures) and _first_odd_answer("export", exporter, result):
         logger.warning(
             "%s.export returned %r, not a %s; counting its batches as failed.",
             type(exporter).__name__,
@@ -200,6 +197,15 @@ def succeeded(signal: Signal, exporter: object, result: object) -> bool:
             signal.result_type,
         )
     return False
+
+
+def _first_odd_answer(method: str, exporter: object, answer: object) -> bool:
+    """Whether this is the first odd ``answer`` of its type from ``exporter``'s class to ``method``."""
+    kind = (method, type(exporter), type(answer))
+    if kind in _odd_answers:
+        return False
+    _odd_answers.add(kind)
+    return True
 
 
 def export_batch(delivery: Delivery[B], batch: B, loop: PrivateLoop, timeout_millis: float) -> bool:
@@ -233,9 +239,7 @@ def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoo
         log_stock_export_exception(delivery.signal)
         return [False] * len(batches)
     if not isinstance(results, Sequence) or len(results) != len(batches):
-        kind = (type(delivery.exporter), type(results))
-        if kind not in _odd_many_results:
-            _odd_many_results.add(kind)
+        if _first_odd_answer("export_many", delivery.exporter, results):
             logger.error(
                 "%s.export_many returned %r for %d batches; counting them as failed.",
                 type(delivery.exporter).__name__,
