@@ -409,7 +409,7 @@ def expected(encode: Callable[[list[Any]], bytes], batch: list[Any]) -> tuple[by
 
 
 @pytest.mark.timeout(240)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(odd_spans(), max_size=5))
 def test_generated_spans_give_the_stock_bytes_or_leave_out_what_stock_refuses(batch: list[ReadableSpan]) -> None:
     data, left_out = expected(stock_spans, batch)
@@ -439,7 +439,7 @@ def odd_records(draw: st.DrawFn, scopes: list[InstrumentationScope | None] = SCO
 
 
 @pytest.mark.timeout(240)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(odd_records(), max_size=5))
 def test_generated_records_give_the_stock_bytes_or_leave_out_what_stock_refuses(batch: list[Any]) -> None:
     data, left_out = expected(stock_logs, batch)
