@@ -110,8 +110,12 @@ def tests(session: nox.Session) -> None:
         scope = [f"--ignore={path}" for name, path in reliability.items() if name not in INTERPRETER_BOUND]
     else:
         scope = [f"--ignore={RELIABILITY}"]
-    # A crash (in the suite's process or an app it runs) prints every thread's Python stack, even at exit.
-    session.run("python", "-m", "pytest", *scope, *session.posargs, env={**env, "PYTHONFAULTHANDLER": "1"})
+    # A crash (in the suite's process or an app it runs) prints every thread's Python stack, even at exit. The
+    # slowest tests are listed: .ci/run has 30 minutes, and this is where they go.
+    session.run(
+        "python", "-m", "pytest", "--durations=15", *scope, *session.posargs,
+        env={**env, "PYTHONFAULTHANDLER": "1"},
+    )  # fmt: skip
 
 
 # The oldest opentelemetry release pyproject.toml declares (api and sdk >= 1.27), with that release's exporters,
