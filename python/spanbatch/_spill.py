@@ -16,6 +16,7 @@ back, oldest first, to a ``send`` callable. Safe for several processes sharing o
 - Over ``max_bytes`` the oldest files are deleted and counted (``evicted``).
 - A directory that cannot be written (read-only, full, not a directory) gives one warning;
   the write returns False and the caller counts the payload as it would have without a spill.
+  One deleted while the process runs is made again at the next write.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ class SpillStore:
                 self._count(write_failures=1)
                 return False
         try:
-            self._write_file(data)
+            self._write_anew(data)
         except OSError as error:
             self._unwritable(error)
             self._count(write_failures=1)
@@ -142,6 +143,13 @@ class SpillStore:
         self._count(spilled=spans)
         self._evict_over_cap()
         return True
+
+    def _write_anew(self, data: bytes) -> None:
+        try:
+            self._write_file(data)
+        except FileNotFoundError:  # the directory was deleted meanwhile (a /tmp cleaner): make it again
+            (self.directory / TEMP_DIR).mkdir(parents=True, exist_ok=True)
+            self._write_file(data)
 
     def _write_file(self, data: bytes) -> None:
         for _ in range(3):
