@@ -187,8 +187,12 @@ class SpillStore:
                 spans = span_count(fd)
                 _remove(path)
                 total -= size
-                self._count(evicted=spans)
-                logger.warning("Spill directory over %d bytes: evicted %s.", self.max_bytes, path)
+                if spans is None:  # not a whole spill file: no spans to count as evicted
+                    self._count(corrupt=1)
+                    logger.warning("Spill directory over %d bytes: removed the unusable %s.", self.max_bytes, path)
+                else:
+                    self._count(evicted=spans)
+                    logger.warning("Spill directory over %d bytes: evicted %s.", self.max_bytes, path)
 
     # -- reading --------------------------------------------------------------------------------
 

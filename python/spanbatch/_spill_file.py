@@ -52,9 +52,17 @@ def read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def span_count(fd: int) -> int:
+def span_count(fd: int) -> int | None:
+    """The span count in the header of a whole spill file, without reading its payload; None if the file is
+    not one (garbage, empty, torn: its length is not the header's), so that nobody counts spans it never had."""
     try:
         header = os.pread(fd, HEADER.size, 0)
-        return int(HEADER.unpack(header)[3]) if len(header) == HEADER.size else 0
-    except (OSError, struct.error):
-        return 0
+        size = os.fstat(fd).st_size
+    except OSError:
+        return None
+    if len(header) < HEADER.size:
+        return None
+    magic, version, _flags, spans, length, _crc = HEADER.unpack(header)
+    if magic != MAGIC or (version <= VERSION and size != HEADER.size + length):
+        return None
+    return int(spans)  # a newer version's file is evicted counting the spans its header says
