@@ -78,6 +78,7 @@ class SpillStore:
         self._lock = threading.Lock()
         self._counts = SpillCounts()
         self._sequence = itertools.count()
+        self._last_stamp = 0
         self._warned_unwritable = False
         # Per file name: failed probes, and failures in passes that delivered a newer file (see ``replay``).
         self._failures: dict[str, int] = {}
@@ -153,7 +154,7 @@ class SpillStore:
 
     def _write_file(self, data: bytes) -> None:
         for _ in range(3):
-            name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._sequence):08d}"
+            name = f"{self._next_stamp():020d}-{os.getpid()}-{next(self._sequence):08d}"
             temp = self.directory / TEMP_DIR / (name + ".tmp")
             fd = _open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             try:
@@ -174,6 +175,14 @@ class SpillStore:
             finally:
                 _close(fd)
         raise OSError("temp files kept disappearing")
+
+    def _next_stamp(self) -> int:
+        """The write time a new file is named by: now, unless the clock went back since a file there (or one of
+        this store's) was named; then just after it, so that names keep sorting in write order."""
+        stamps = [int(path.name[:20]) for path in self.pending() if path.name[:20].isdigit()]
+        with self._lock:
+            self._last_stamp = max(time.time_ns(), self._last_stamp + 1, max(stamps, default=0) + 1)
+            return self._last_stamp
 
     def _evict_over_cap(self) -> None:
         files = [(path, _size(path)) for path in self.pending()]
