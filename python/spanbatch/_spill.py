@@ -135,26 +135,30 @@ class SpillStore:
             if not self._usable:
                 self._count(write_failures=1)
                 return False
+        # One listing per write names the file and finds what to evict: the directory may hold many files.
+        stored = self._listing()
+        newest = max((int(name[:20]) for name, _ in stored if name[:20].isdigit()), default=0)
         try:
-            self._write_anew(data)
+            name = self._write_anew(data, newest)
         except OSError as error:
             self._unwritable(error)
             self._count(write_failures=1)
             return False
         self._count(spilled=spans)
-        self._evict_over_cap()
+        self._evict_over_cap([*stored, (name, len(data))])
         return True
 
-    def _write_anew(self, data: bytes) -> None:
+    def _write_anew(self, data: bytes, newest: int) -> str:
         try:
-            self._write_file(data)
+            return self._write_file(data, newest)
         except FileNotFoundError:  # the directory was deleted meanwhile (a /tmp cleaner): make it again
             (self.directory / TEMP_DIR).mkdir(parents=True, exist_ok=True)
-            self._write_file(data)
+            return self._write_file(data, newest)
 
-    def _write_file(self, data: bytes) -> None:
+    def _write_file(self, data: bytes, newest: int) -> str:
+        """Write ``data`` to a new file named after the write time ``newest`` (see ``_next_stamp``); its name."""
         for _ in range(3):
-            name = f"{self._next_stamp():020d}-{os.getpid()}-{next(self._sequence):08d}"
+            name = f"{self._next_stamp(newest):020d}-{os.getpid()}-{next(self._sequence):08d}" + SUFFIX
             temp = self.directory / TEMP_DIR / (name + ".tmp")
             fd = _open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             try:
@@ -167,8 +171,8 @@ class SpillStore:
                 while view:
                     view = view[os.write(fd, view) :]
                 os.fsync(fd)
-                os.rename(temp, self.directory / (name + SUFFIX))
-                return
+                os.rename(temp, self.directory / name)
+                return name
             except OSError:
                 _remove(temp)
                 raise
@@ -176,20 +180,20 @@ class SpillStore:
                 _close(fd)
         raise OSError("temp files kept disappearing")
 
-    def _next_stamp(self) -> int:
-        """The write time a new file is named by: now, unless the clock went back since a file there (or one of
-        this store's) was named; then just after it, so that names keep sorting in write order."""
-        stamps = [int(path.name[:20]) for path in self.pending() if path.name[:20].isdigit()]
+    def _next_stamp(self, newest: int) -> int:
+        """The write time a new file is named by: now, unless the clock went back since the ``newest`` file there
+        (or one of this store's) was named; then just after it, so that names keep sorting in write order."""
         with self._lock:
-            self._last_stamp = max(time.time_ns(), self._last_stamp + 1, max(stamps, default=0) + 1)
+            self._last_stamp = max(time.time_ns(), self._last_stamp + 1, newest + 1)
             return self._last_stamp
 
-    def _evict_over_cap(self) -> None:
-        files = [(path, _size(path)) for path in self.pending()]
+    def _evict_over_cap(self, files: list[tuple[str, int]]) -> None:
+        """Delete the oldest of ``files`` (names and sizes) while they add up to more than the cap."""
         total = sum(size for _, size in files)
-        for path, size in files:
+        for name, size in files:
             if total <= self.max_bytes:
                 break
+            path = self.directory / name
             with self._claimed(path) as fd:
                 if fd is None:
                     continue  # being replayed: its replayer deletes it
@@ -207,12 +211,19 @@ class SpillStore:
 
     def pending(self) -> list[Path]:
         """The stored files, oldest first (names start with their write time)."""
+        return [self.directory / name for name, _ in self._listing(sizes=False)]
+
+    def _listing(self, *, sizes: bool = True) -> list[tuple[str, int]]:
+        """The stored files' names, oldest first, with their sizes (0 without ``sizes``): no ``Path`` each."""
+        found = []
         try:
             with os.scandir(self.directory) as entries:
-                names = sorted(e.name for e in entries if e.name.endswith(SUFFIX) and e.is_file())
+                for entry in entries:
+                    if entry.name.endswith(SUFFIX) and entry.is_file():
+                        found.append((entry.name, _entry_size(entry) if sizes else 0))
         except OSError:
             return []
-        return [self.directory / name for name in names]
+        return sorted(found)
 
     def replay(self, send: Callable[[bytes], Sent], stopped: Callable[[], bool] = lambda: False) -> int:
         """Hand stored payloads to ``send``, oldest first; returns how many it delivered.
@@ -386,10 +397,10 @@ def _stat(path: Path) -> os.stat_result:
         return os.stat_result((0,) * 10)
 
 
-def _size(path: Path) -> int:
+def _entry_size(entry: os.DirEntry[str]) -> int:
     try:
-        return path.stat().st_size
-    except OSError:
+        return entry.stat().st_size
+    except OSError:  # gone since it was listed
         return 0
 
 
