@@ -13,7 +13,8 @@ back, oldest first, to a ``send`` callable. Safe for several processes sharing o
   check out is moved aside to ``corrupt/`` and counted, never replayed, never raised.
 - A file that keeps failing while newer ones are delivered is passed over, then moved aside
   (see ``SpillStore.replay``): one request the backend will not take never blocks the rest.
-- Over ``max_bytes`` the oldest files are deleted and counted (``evicted``).
+- Over ``max_bytes`` the oldest files are deleted and counted (``evicted``); files moved aside count
+  toward it too, and go first (they were counted when moved).
 - A directory that cannot be written (read-only, full, not a directory) gives one warning;
   the write returns False and the caller counts the payload as it would have without a spill.
   One deleted while the process runs is made again at the next write.
@@ -145,7 +146,7 @@ class SpillStore:
             self._count(write_failures=1)
             return False
         self._count(spilled=spans)
-        self._evict_over_cap([*stored, (name, len(data))])
+        self._evict_over_cap([*stored, (name, len(data))], self._listing(CORRUPT_DIR))
         return True
 
     def _write_anew(self, data: bytes, newest: int) -> str:
@@ -187,9 +188,15 @@ class SpillStore:
             self._last_stamp = max(time.time_ns(), self._last_stamp + 1, newest + 1)
             return self._last_stamp
 
-    def _evict_over_cap(self, files: list[tuple[str, int]]) -> None:
-        """Delete the oldest of ``files`` (names and sizes) while they add up to more than the cap."""
-        total = sum(size for _, size in files)
+    def _evict_over_cap(self, files: list[tuple[str, int]], aside: list[tuple[str, int]]) -> None:
+        """While ``files`` and the files moved ``aside`` (names and sizes) add up to more than the cap, delete
+        the oldest of those aside (never replayed, counted when moved), then the oldest of ``files``."""
+        total = sum(size for _, size in files) + sum(size for _, size in aside)
+        for name, size in aside:
+            if total <= self.max_bytes:
+                return
+            if _remove(self.directory / CORRUPT_DIR / name):
+                total -= size
         for name, size in files:
             if total <= self.max_bytes:
                 break
@@ -213,11 +220,12 @@ class SpillStore:
         """The stored files, oldest first (names start with their write time)."""
         return [self.directory / name for name, _ in self._listing(sizes=False)]
 
-    def _listing(self, *, sizes: bool = True) -> list[tuple[str, int]]:
-        """The stored files' names, oldest first, with their sizes (0 without ``sizes``): no ``Path`` each."""
+    def _listing(self, under: str = "", *, sizes: bool = True) -> list[tuple[str, int]]:
+        """The stored files' names (``under`` a subdirectory: those moved there), oldest first, with their sizes
+        (0 without ``sizes``): no ``Path`` each, a directory may hold many."""
         found = []
         try:
-            with os.scandir(self.directory) as entries:
+            with os.scandir(self.directory / under) as entries:
                 for entry in entries:
                     if entry.name.endswith(SUFFIX) and entry.is_file():
                         found.append((entry.name, _entry_size(entry) if sizes else 0))
