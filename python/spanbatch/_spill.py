@@ -349,7 +349,8 @@ class SpillStore:
             return  # its writer is still at it
         info = os.fstat(fd)
         # Empty and recent: a writer between creating it and locking it. Renamed into place meanwhile: not torn.
-        if info.st_size == 0 and time.time() - info.st_mtime < TORN_AFTER_SECONDS:
+        # Far ahead of the clock is not recent (the clock went back): a writer that loses its file starts again.
+        if info.st_size == 0 and abs(time.time() - info.st_mtime) < TORN_AFTER_SECONDS:
             return
         if os.path.samestat(info, _stat(path)) and _remove(path):
             self._count(corrupt=1)
