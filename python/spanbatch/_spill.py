@@ -74,7 +74,8 @@ class SpillStore:
     """One spill directory, as this process sees it. Thread-safe; never raises an ``OSError``."""
 
     def __init__(self, directory: str | os.PathLike[str], max_bytes: int) -> None:
-        self.directory = Path(directory)
+        # Absolute: a process that changes directory later (a daemon's chdir("/")) keeps its files in one place.
+        self.directory = Path(directory).absolute()
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._counts = SpillCounts()
