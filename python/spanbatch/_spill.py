@@ -203,8 +203,9 @@ class SpillStore:
                 break
             path = self.directory / name
             with self._claimed(path) as fd:
-                if fd is None:
-                    continue  # being replayed: its replayer deletes it
+                if fd is None:  # being replayed (its replayer deletes it), or already gone: no longer here
+                    total -= 0 if path.exists() else size
+                    continue
                 spans = span_count(fd)
                 _remove(path)
                 total -= size
