@@ -23,4 +23,4 @@ def test_thirty_evictions_in_a_row_give_one_warning(tmp_path: Path, caplog: pyte
     assert store.counts().evicted == 30 * 5
     lines = [r.getMessage() for r in caplog.records if "evicted" in r.getMessage()]
     assert len(lines) == 1, lines
-    assert "5 spans" in lines[0]
+    assert "1 file(s), 5 spans" in lines[0]

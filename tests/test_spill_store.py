@@ -96,7 +96,7 @@ def test_over_the_cap_the_oldest_files_are_evicted_and_counted(
     assert [int(p[:8]) for p in collect(store)] == [7, 8, 9]
     counts = store.counts()
     assert (counts.spilled, counts.evicted, counts.replayed) == (100, 70, 30)
-    assert sum("evicted" in r.getMessage() for r in caplog.records) == 7
+    assert sum("evicted" in r.getMessage() for r in caplog.records) == 1  # one line with counts per 10 s
 
 
 def test_a_payload_bigger_than_the_cap_is_refused(tmp_path: Path) -> None:

@@ -49,6 +49,9 @@ TORN_AFTER_SECONDS = 60.0
 PASS_OVER_AFTER = 3
 # ... and moved aside once it failed this many passes in which a newer file was delivered.
 QUARANTINE_AFTER = 3
+# Evictions are warned about in one line with counts at most this often, as drops are: a long outage over
+# a small cap evicts a file per request.
+EVICTION_REPORT_SECONDS = 10.0
 
 
 class Sent(enum.Enum):
@@ -81,6 +84,9 @@ class SpillStore:
         self._counts = SpillCounts()
         self._sequence = itertools.count()
         self._last_stamp = 0
+        # Evicted files and spans not yet warned about, and when the last warning was.
+        self._unreported = (0, 0)
+        self._reported_at = -EVICTION_REPORT_SECONDS
         self._warned_unwritable = False
         # Per file name: failed probes, and failures in passes that delivered a newer file (see ``replay``).
         self._failures: dict[str, int] = {}
@@ -214,7 +220,25 @@ class SpillStore:
                     logger.warning("Spill directory over %d bytes: removed the unusable %s.", self.max_bytes, path)
                 else:
                     self._count(evicted=spans)
-                    logger.warning("Spill directory over %d bytes: evicted %s.", self.max_bytes, path)
+                    self._warn_evicted(spans)
+
+    def _warn_evicted(self, spans: int) -> None:
+        with self._lock:
+            files, unreported = self._unreported
+            self._unreported = (files + 1, unreported + spans)
+            now = time.monotonic()
+            if now - self._reported_at < EVICTION_REPORT_SECONDS:
+                return
+            (files, spans), self._unreported = self._unreported, (0, 0)
+            elapsed, self._reported_at = now - self._reported_at, now
+        logger.warning(
+            "Spill directory %s over %d bytes: evicted the oldest %d file(s), %d spans%s.",
+            self.directory,
+            self.max_bytes,
+            files,
+            spans,
+            f" in the last {elapsed:.0f} s" if elapsed < 2 * EVICTION_REPORT_SECONDS else "",
+        )
 
     # -- reading --------------------------------------------------------------------------------
 
