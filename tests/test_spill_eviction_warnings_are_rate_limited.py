@@ -24,3 +24,14 @@ def test_thirty_evictions_in_a_row_give_one_warning(tmp_path: Path, caplog: pyte
     lines = [r.getMessage() for r in caplog.records if "evicted" in r.getMessage()]
     assert len(lines) == 1, lines
     assert "1 file(s), 5 spans" in lines[0]
+
+
+def test_requests_over_the_cap_give_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Each is dropped and counted (``write_failures``; the processor's ``export_failed``, reported in its own
+    # rate-limited line): the cap needs saying once.
+    store = SpillStore(tmp_path, 100)
+    with caplog.at_level(logging.WARNING, "spanbatch"):
+        for _ in range(20):
+            assert not store.write(b"x" * 1000, 1)
+    assert store.counts().write_failures == 20
+    assert sum("over the spill cap" in r.getMessage() for r in caplog.records) == 1
