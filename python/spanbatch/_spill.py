@@ -88,6 +88,7 @@ class SpillStore:
         self._unreported = (0, 0)
         self._reported_at = -EVICTION_REPORT_SECONDS
         self._warned_unwritable = False
+        self._warned_over_cap = False
         # Per file name: failed probes, and failures in passes that delivered a newer file (see ``replay``).
         self._failures: dict[str, int] = {}
         self._strikes: dict[str, int] = {}
@@ -135,7 +136,9 @@ class SpillStore:
         """Store one payload; False (one warning per store, a count) if it could not be stored."""
         data = encode(payload, spans)
         if len(data) > self.max_bytes:  # the cap would evict it at once
-            logger.warning("A request of %d bytes is over the spill cap of %d bytes.", len(data), self.max_bytes)
+            if not self._warned_over_cap:  # each is counted; the cap needs saying once
+                self._warned_over_cap = True
+                logger.warning("A request of %d bytes is over the spill cap of %d bytes.", len(data), self.max_bytes)
             self._count(write_failures=1)
             return False
         if not self._usable:
