@@ -169,15 +169,15 @@ def test_ctrl_c_while_the_thread_that_ends_spans_reads_them_reaches_the_applicat
     processor.on_end(make_span(span_id=1))
     assert processor.force_flush(5000)  # the worker has read with the exporter's encoder
     processor.on_end(interrupted_span(2))
-    for i in range(READ_AHEAD_SPANS - 2):
+    for i in range(READ_AHEAD_SPANS - 1):
         processor.on_end(make_span(span_id=100 + i))
-    with pytest.raises(KeyboardInterrupt):  # the span that completes the chunk: this thread reads it
+    with pytest.raises(KeyboardInterrupt):  # the span after a whole chunk: this thread reads it before queueing
         processor.on_end(make_span(span_id=99))
     # The chunk was read on (the interrupted span left out and counted), and nothing else was lost.
     assert processor.force_flush(5000)
     final = processor.stats()
     assert balanced(final)
-    assert (final.exported, final.dropped["unencodable"], final.queued) == (READ_AHEAD_SPANS, 1, 0)
+    assert (final.exported, final.dropped["unencodable"], final.queued) == (READ_AHEAD_SPANS + 1, 1, 0)
 
 
 @pytest.mark.timeout(30)
@@ -189,13 +189,13 @@ def test_ctrl_c_while_one_backend_reads_a_chunk_still_gives_the_span_to_every_ba
     pipeline.on_end(make_span(span_id=1))
     assert pipeline.force_flush(5000)  # both workers read with their exporter's encoder
     pipeline.on_end(interrupted_span(2))
-    for i in range(READ_AHEAD_SPANS - 2):
+    for i in range(READ_AHEAD_SPANS - 1):
         pipeline.on_end(make_span(span_id=100 + i))
     with pytest.raises(KeyboardInterrupt):  # lane a reads its chunk first and is interrupted
         pipeline.on_end(make_span(span_id=99))
     assert pipeline.force_flush(5000)
     by_backend = pipeline.stats_by_backend()
-    assert [stats.enqueued for stats in by_backend.values()] == [READ_AHEAD_SPANS + 1] * 2
+    assert [stats.enqueued for stats in by_backend.values()] == [READ_AHEAD_SPANS + 2] * 2
     assert all(balanced(stats) for stats in by_backend.values())
 
 
