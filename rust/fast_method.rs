@@ -7,7 +7,7 @@
 //! the function bound to the instance. Read on the class, it gives the function itself.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::PyString;
 
 #[pyclass(frozen, name = "FastMethod", module = "spanbatch._core")]
 pub struct PyFastMethod {
@@ -32,13 +32,8 @@ impl PyFastMethod {
         let Some(instance) = instance.filter(|instance| !instance.is_none()) else {
             return Ok(self.function.clone_ref(py));
         };
-        // The instance's own dict: never a class attribute, nor a `__getattr__` of the user's.
-        if let Ok(dict) = instance.getattr(pyo3::intern!(py, "__dict__")) {
-            if let Ok(dict) = dict.cast::<PyDict>() {
-                if let Some(shortcut) = dict.get_item(self.shortcut.bind(py))? {
-                    return Ok(shortcut.unbind());
-                }
-            }
+        if let Ok(shortcut) = instance.getattr(self.shortcut.bind(py)) {
+            return Ok(shortcut.unbind());
         }
         let owner = match owner {
             Some(owner) => owner.clone(),
