@@ -144,6 +144,11 @@ impl PyBatchCore {
         // What earlier calls queued is read ahead, or handed to the worker, before this span is
         // queued: the processors after this one (a redactor) have not run on it yet.
         let interrupted = self.work_on_queued(py);
+        // Shutdown may have begun (and drained the queue) while this thread read or handed over.
+        if self.shutdown.load(Ordering::Acquire) {
+            self.refuse_at_shutdown();
+            return interrupted;
+        }
         let seq = self.counters.enqueue();
         self.watch_class(span);
         // Whether `span` is in this queue now (not refused for want of room).
