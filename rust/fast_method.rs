@@ -4,7 +4,8 @@
 //! patch of the class attribute (`mock.patch.object(BatchSpanProcessor, "on_end")`) or a
 //! subclass override is what the SDK calls, as with the stock class. Read on an instance, it
 //! gives the instance's short cut when it has one (one attribute lookup, no Python frame), else
-//! the function bound to the instance. Read on the class, it gives the function itself.
+//! (the class's None) the function bound to the instance. Read on the class, it gives the
+//! function itself.
 
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -32,7 +33,9 @@ impl PyFastMethod {
         let Some(instance) = instance.filter(|instance| !instance.is_none()) else {
             return Ok(self.function.clone_ref(py));
         };
-        if let Ok(shortcut) = instance.getattr(self.shortcut.bind(py)) {
+        // The class holds None for it: an instance without a short cut costs a lookup, not an exception.
+        let shortcut = instance.getattr(self.shortcut.bind(py))?;
+        if !shortcut.is_none() {
             return Ok(shortcut.unbind());
         }
         let owner = match owner {

@@ -68,7 +68,8 @@ class LogEngine(Engine["ReadableLogRecord"], LogRecordProcessor):
 
     signal = LOGS
     _push: Callable[..., None]
-    _fast_on_emit: Callable[..., None]
+    # The instance's own when it has the short cut (see FastMethod); None on the class.
+    _fast_on_emit: Callable[..., None] | None = None
 
     def _bind_hot_path(self) -> None:
         self._push = self._after_shutdown(emitter([lane.core for lane in self._lanes]))

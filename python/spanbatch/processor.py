@@ -49,7 +49,8 @@ class SpanEngine(Engine[ReadableSpan], SpanProcessor):
     signal = SPANS
     _push: Callable[[ReadableSpan], None]
     _start_push: Callable[[ReadableSpan], None]
-    _fast_on_end: Callable[[ReadableSpan], None]
+    # The instance's own when it has the short cut (see FastMethod); None on the class.
+    _fast_on_end: Callable[[ReadableSpan], None] | None = None
 
     def _bind_hot_path(self) -> None:
         cores = [lane.core for lane in self._lanes]
