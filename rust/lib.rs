@@ -23,7 +23,6 @@ pub mod drop_reasons;
 mod errors;
 mod exit_gate;
 mod fanout;
-mod fast_method;
 pub mod flush;
 mod fork;
 mod handoff;
@@ -84,8 +83,6 @@ mod _core {
     use crate::exit_gate::{close_exit_gate, exit_gate_after_fork_in_child};
     #[pymodule_export]
     use crate::fanout::PyFanOut;
-    #[pymodule_export]
-    use crate::fast_method::PyFastMethod;
     #[pymodule_export]
     use crate::http::PyHttpSender;
     #[pymodule_export]

@@ -6,7 +6,6 @@ __all__ = [
     "BatchCore",
     "DropReason",
     "FanOut",
-    "FastMethod",
     "HttpOutcome",
     "HttpSender",
     "LogEmit",
@@ -124,11 +123,6 @@ class FanOut:
     def __new__(cls, cores: list[BatchCore]) -> FanOut: ...
     def on_end(self, span: Any) -> None: ...
     def on_emit(self, record: Any, wait: bool = True) -> None: ...
-
-@final
-class FastMethod:
-    def __new__(cls, function: Callable[..., Any], shortcut: str) -> FastMethod: ...
-    def __get__(self, instance: object | None, owner: type | None = None, /) -> Callable[..., Any]: ...
 
 @final
 class LogEmit:

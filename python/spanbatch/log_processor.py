@@ -12,7 +12,7 @@ from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk._logs import export as log_export
 
 from spanbatch._config import resolve_settings
-from spanbatch._core import DROP_REASONS, FastMethod
+from spanbatch._core import DROP_REASONS
 from spanbatch._engine import Engine, OneLane
 from spanbatch._log_readable import emitter
 from spanbatch._policies import resolve_policies, spells_out
@@ -68,24 +68,18 @@ class LogEngine(Engine["ReadableLogRecord"], LogRecordProcessor):
 
     signal = LOGS
     _push: Callable[..., None]
-    # The instance's own when it has the short cut (see FastMethod); None on the class.
-    _fast_on_emit: Callable[..., None] | None = None
 
     def _bind_hot_path(self) -> None:
         self._push = self._after_shutdown(emitter([lane.core for lane in self._lanes]))
         if self._policies.drop_policy != "block" and type(self).on_emit is LogEngine.on_emit:
-            # The SDK calls ``processor.on_emit(record)`` and lands straight in Rust: no Python frame
-            # (read by the class's ``on_emit``, a ``FastMethod``, so a class patch still wins).
-            self._fast_on_emit = self._push
+            # The SDK calls ``processor.on_emit(record)`` and lands straight in Rust: no Python frame.
+            self.on_emit = self._push  # type: ignore[method-assign]
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Under ``block`` (and for SDKs that call ``emit``): the bound push, told whether it may wait."""
         # The worker's exporter may log through the handler whose lock this thread holds: waiting for
         # room then would wait out the block timeout, the worker stuck on that lock meanwhile.
         self._push(log_record, wait=self._policies.drop_policy != "block" or not _in_a_logging_handler())
-
-    if not TYPE_CHECKING:
-        on_emit = FastMethod(on_emit, "_fast_on_emit")
 
     if not hasattr(LogRecordProcessor, "on_emit"):
 

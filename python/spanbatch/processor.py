@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from spanbatch._config import resolve_settings
-from spanbatch._core import DROP_REASONS, FanOut, FastMethod
+from spanbatch._core import DROP_REASONS, FanOut
 from spanbatch._engine import Engine, OneLane
 from spanbatch._policies import resolve_policies, spells_out
 from spanbatch._settings import SpanPolicyArguments
@@ -49,8 +49,6 @@ class SpanEngine(Engine[ReadableSpan], SpanProcessor):
     signal = SPANS
     _push: Callable[[ReadableSpan], None]
     _start_push: Callable[[ReadableSpan], None]
-    # The instance's own when it has the short cut (see FastMethod); None on the class.
-    _fast_on_end: Callable[[ReadableSpan], None] | None = None
 
     def _bind_hot_path(self) -> None:
         cores = [lane.core for lane in self._lanes]
@@ -58,9 +56,8 @@ class SpanEngine(Engine[ReadableSpan], SpanProcessor):
         # After shutdown the stock processor logs each ended span it is given, not a started one.
         self._push = self._after_shutdown(self._start_push)
         if type(self).on_end is SpanEngine.on_end:
-            # The SDK calls ``processor.on_end(span)`` and lands straight in Rust: no Python frame. The
-            # short cut is read by the class's ``on_end`` (a ``FastMethod``), so a class patch still wins.
-            self._fast_on_end = self._push
+            # The SDK calls ``processor.on_end(span)`` and lands straight in Rust: no Python frame.
+            self.on_end = self._push  # type: ignore[method-assign]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Queues the started span in every lane when ``export_span_start`` is on."""
@@ -71,11 +68,8 @@ class SpanEngine(Engine[ReadableSpan], SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        # Short-cut to the Rust push unless a subclass overrides it (its super().on_end lands here).
+        # Shadowed per instance by the Rust push unless a subclass overrides it (its super().on_end lands here).
         self._push(span)
-
-    if not TYPE_CHECKING:
-        on_end = FastMethod(on_end, "_fast_on_end")
 
 
 class BatchSpanProcessor(OneLane[ReadableSpan], SpanEngine):
