@@ -148,7 +148,8 @@ class SpillStore:
                 return False
         # One listing per write names the file and finds what to evict: the directory may hold many files.
         stored = self._listing()
-        newest = max((int(name[:20]) for name, _ in stored if name[:20].isdigit()), default=0)
+        # ASCII only: str.isdigit also takes superscripts, which int() refuses (a stray file must not fail writes).
+        newest = max((int(name[:20]) for name, _ in stored if name[:20].isascii() and name[:20].isdigit()), default=0)
         try:
             name = self._write_anew(data, newest)
         except OSError as error:
