@@ -224,14 +224,15 @@ class SpillStore:
                     logger.warning("Spill directory over %d bytes: removed the unusable %s.", self.max_bytes, path)
                 else:
                     self._count(evicted=spans)
-                    self._warn_evicted(spans)
+                    self._warn_evicted(1, spans)
 
-    def _warn_evicted(self, spans: int) -> None:
+    def _warn_evicted(self, files: int = 0, spans: int = 0) -> None:
+        """Adds ``files`` evicted, of ``spans``, to those unreported (none: only reports); reports if it is time."""
         with self._lock:
-            files, unreported = self._unreported
-            self._unreported = (files + 1, unreported + spans)
+            unreported = self._unreported
+            self._unreported = (unreported[0] + files, unreported[1] + spans)
             now = time.monotonic()
-            if now - self._reported_at < EVICTION_REPORT_SECONDS:
+            if now - self._reported_at < EVICTION_REPORT_SECONDS or self._unreported == (0, 0):
                 return
             (files, spans), self._unreported = self._unreported, (0, 0)
             elapsed, self._reported_at = now - self._reported_at, now
@@ -273,6 +274,8 @@ class SpillStore:
         not this one). A file another process holds is skipped; a file is deleted only after ``send``
         said DELIVERED. What failed is remembered by this store, in this process.
         """
+        # Evictions the rate limit left unsaid when the outage ended are said at the next pass.
+        self._warn_evicted()
         self._sweep_temp_files()
         files = self.pending()
         names = {path.name for path in files}
