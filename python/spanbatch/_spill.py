@@ -99,9 +99,11 @@ class SpillStore:
         return f"SpillStore({str(self.directory)!r}, max_bytes={self.max_bytes}, counts={self.counts()})"
 
     def _after_fork_in_child(self) -> None:
-        # A lock another thread of the parent held stays held in the child; the counts are the parent's.
+        # A lock another thread of the parent held stays held in the child; the counts (and the evictions not yet
+        # warned about) are the parent's.
         self._lock = threading.Lock()
         self._counts = SpillCounts()
+        self._unreported = (0, 0)
 
     def counts(self) -> SpillCounts:
         with self._lock:
