@@ -32,3 +32,16 @@ def test_evictions_left_unsaid_by_the_rate_limit_are_reported_by_the_next_replay
     assert store.counts().evicted == 30 * 5
     said = [tuple(map(int, m.groups())) for r in caplog.records if (m := LINE.search(r.getMessage()))]
     assert (sum(files for files, _ in said), sum(spans for _, spans in said)) == (30, 150), said
+
+
+def test_evictions_left_unsaid_are_reported_when_a_replay_delivers_within_the_interval(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SpillStore(tmp_path, 2 * FILE)
+    with caplog.at_level(logging.WARNING, "spanbatch"):
+        for _ in range(32):
+            assert store.write(b"x" * 100, 5)
+        # The backend is back at once: the replay thread delivers all and ends, nothing evicts again.
+        assert store.replay(lambda _payload: Sent.DELIVERED) == 2
+    said = [tuple(map(int, m.groups())) for r in caplog.records if (m := LINE.search(r.getMessage()))]
+    assert (sum(files for files, _ in said), sum(spans for _, spans in said)) == (30, 150), said
