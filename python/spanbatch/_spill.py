@@ -228,13 +228,13 @@ class SpillStore:
                     self._count(evicted=spans)
                     self._warn_evicted(1, spans)
 
-    def _warn_evicted(self, files: int = 0, spans: int = 0) -> None:
+    def _warn_evicted(self, files: int = 0, spans: int = 0, *, at_once: bool = False) -> None:
         """Adds ``files`` evicted, of ``spans``, to those unreported (none: only reports); reports if it is time."""
         with self._lock:
             unreported = self._unreported
             self._unreported = (unreported[0] + files, unreported[1] + spans)
             now = time.monotonic()
-            if now - self._reported_at < EVICTION_REPORT_SECONDS or self._unreported == (0, 0):
+            if self._unreported == (0, 0) or (now - self._reported_at < EVICTION_REPORT_SECONDS and not at_once):
                 return
             (files, spans), self._unreported = self._unreported, (0, 0)
             elapsed, self._reported_at = now - self._reported_at, now
@@ -276,8 +276,12 @@ class SpillStore:
         not this one). A file another process holds is skipped; a file is deleted only after ``send``
         said DELIVERED. What failed is remembered by this store, in this process.
         """
-        # Evictions the rate limit left unsaid when the outage ended are said at the next pass.
-        self._warn_evicted()
+        delivered = self._replay_pass(send, stopped)
+        # Evictions the rate limit left unsaid are said at a later pass, at once if the outage is over.
+        self._warn_evicted(at_once=delivered > 0)
+        return delivered
+
+    def _replay_pass(self, send: Callable[[bytes], Sent], stopped: Callable[[], bool]) -> int:
         self._sweep_temp_files()
         files = self.pending()
         names = {path.name for path in files}
