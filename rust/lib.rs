@@ -28,6 +28,7 @@ mod fork;
 mod handoff;
 mod http;
 mod http_outcome;
+mod interned;
 mod log_emit;
 pub mod otlp;
 pub mod queue;

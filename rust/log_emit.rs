@@ -10,7 +10,7 @@
 
 use crate::core::PyBatchCore;
 use crate::fanout::to_every_lane;
-use pyo3::intern;
+use crate::interned::interned;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
 use pyo3::{PyTraverseError, PyVisit};
@@ -18,7 +18,7 @@ use pyo3::{PyTraverseError, PyVisit};
 /// `Bound<'py, PyAny>` of `obj.__dict__`, the instance's own attributes.
 fn fields<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
     Ok(obj
-        .getattr(intern!(obj.py(), "__dict__"))?
+        .getattr(interned!(obj.py(), "__dict__"))?
         .cast_into::<PyDict>()?)
 }
 
@@ -55,8 +55,8 @@ impl PyLogEmit {
     /// What the stock processor queues for `record` (a `ReadWriteLogRecord`).
     fn readable<'py>(&self, record: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let py = record.py();
-        let api = record.getattr(intern!(py, "log_record"))?;
-        let resource = record.getattr(intern!(py, "resource"))?;
+        let api = record.getattr(interned!(py, "log_record"))?;
+        let resource = record.getattr(interned!(py, "resource"))?;
         // No resource: stock makes an empty one per record (rare; the SDK's logger always sets it).
         if resource.is_none() || !self.copies_plainly(py, &api.get_type())? {
             return self.stock.bind(py).call1((record,));
@@ -65,18 +65,18 @@ impl PyLogEmit {
         let copy = new.call1((api.get_type(),))?;
         let copied = fields(&copy)?;
         copied.update(fields(&api)?.as_mapping())?;
-        copied.set_item(intern!(py, "context"), self.context.bind(py).call0()?)?;
+        copied.set_item(interned!(py, "context"), self.context.bind(py).call0()?)?;
         let readable = new.call1((self.readable.bind(py),))?;
         let set = fields(&readable)?;
-        set.set_item(intern!(py, "log_record"), copy)?;
-        set.set_item(intern!(py, "resource"), resource)?;
+        set.set_item(interned!(py, "log_record"), copy)?;
+        set.set_item(interned!(py, "resource"), resource)?;
         set.set_item(
-            intern!(py, "instrumentation_scope"),
-            record.getattr(intern!(py, "instrumentation_scope"))?,
+            interned!(py, "instrumentation_scope"),
+            record.getattr(interned!(py, "instrumentation_scope"))?,
         )?;
         set.set_item(
-            intern!(py, "limits"),
-            record.getattr(intern!(py, "limits"))?,
+            interned!(py, "limits"),
+            record.getattr(interned!(py, "limits"))?,
         )?;
         Ok(readable)
     }
@@ -95,7 +95,7 @@ impl PyLogEmit {
     ) -> PyResult<Self> {
         let new = py
             .get_type::<pyo3::types::PyAny>()
-            .getattr(intern!(py, "__new__"))?
+            .getattr(interned!(py, "__new__"))?
             .unbind();
         Ok(Self {
             cores,

@@ -4,8 +4,8 @@
 //! only sampled ones. It is the largest part of `on_end`'s own cost, so it reads the SDK's stored
 //! context directly where it can.
 
+use crate::interned::interned;
 use pyo3::exceptions::PyAttributeError;
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
@@ -17,7 +17,7 @@ use pyo3::types::PyTuple;
 /// unsampled one. A span without a context (None, or any falsy one, as stock tests it) is passed over.
 pub(crate) fn is_sampled(span: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = span.py();
-    match span.getattr(intern!(py, "_context")) {
+    match span.getattr(interned!(py, "_context")) {
         Ok(context) => {
             // The SDK's SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, ...).
             if let Ok(fields) = context.cast::<PyTuple>() {
@@ -36,12 +36,12 @@ pub(crate) fn is_sampled(span: &Bound<'_, PyAny>) -> PyResult<bool> {
         Err(_) => {}
     }
     // Any other ReadableSpan: the public path, as the stock processor reads it.
-    let context = span.getattr(intern!(py, "context"))?;
+    let context = span.getattr(interned!(py, "context"))?;
     if !context.is_truthy()? {
         return Ok(false);
     }
     context
-        .getattr(intern!(py, "trace_flags"))?
-        .getattr(intern!(py, "sampled"))?
+        .getattr(interned!(py, "trace_flags"))?
+        .getattr(interned!(py, "sampled"))?
         .is_truthy()
 }

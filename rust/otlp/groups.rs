@@ -11,8 +11,8 @@ use super::spans::or_empty;
 use super::types::Types;
 use super::values::{attributes, Place, ReadPass};
 use super::wire;
+use crate::interned::interned;
 use crate::sync::locked;
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 use std::collections::HashMap;
@@ -114,7 +114,7 @@ fn part(
     let skipped_values = pass.skipped_values - before;
     pass.skipped_values = before;
     written?;
-    let schema_url = object.getattr(intern!(object.py(), "schema_url"))?;
+    let schema_url = object.getattr(interned!(object.py(), "schema_url"))?;
     Ok(Part {
         message,
         schema_url: or_empty(&schema_url, pass)?.into_owned(),
@@ -128,7 +128,7 @@ pub fn encode_resource(
     pass: &mut ReadPass,
 ) -> PyResult<Part> {
     part(resource, pass, |message, pass| {
-        let attrs = resource.getattr(intern!(resource.py(), "attributes"))?;
+        let attrs = resource.getattr(interned!(resource.py(), "attributes"))?;
         attributes(message, 1, &attrs, Place::Resource, types, pass)
     })
 }
@@ -140,11 +140,11 @@ pub fn encode_scope(
 ) -> PyResult<Part> {
     let py = scope.py();
     part(scope, pass, |message, pass| {
-        let name = scope.getattr(intern!(py, "name"))?;
+        let name = scope.getattr(interned!(py, "name"))?;
         wire::string(message, 1, &or_empty(&name, pass)?);
-        let version = scope.getattr(intern!(py, "version"))?;
+        let version = scope.getattr(interned!(py, "version"))?;
         wire::string(message, 2, &or_empty(&version, pass)?);
-        let attrs = scope.getattr(intern!(py, "attributes"))?;
+        let attrs = scope.getattr(interned!(py, "attributes"))?;
         attributes(message, 3, &attrs, Place::Scope, types, pass)
     })
 }

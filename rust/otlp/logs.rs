@@ -11,8 +11,8 @@ use super::spans::or_empty;
 use super::types::{made_once, Types};
 use super::values::{attributes, body, dropped_of, fields_of, or_zero, stored, Place, ReadPass};
 use super::wire;
+use crate::interned::interned;
 use pyo3::exceptions::{PyTypeError, PyValueError};
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyInt, PyString, PyType};
@@ -74,7 +74,7 @@ fn severity(value: &Bound<'_, PyAny>, logs: &LogTypes) -> PyResult<u64> {
     if let Some((_, number)) = logs.severities.iter().find(|(m, _)| value.is(m)) {
         return Ok(wire::int64((*number).into()));
     }
-    match value.getattr_opt(intern!(py, "value"))? {
+    match value.getattr_opt(interned!(py, "value"))? {
         Some(number) => Ok(wire::int64(or_zero::<i32>(&number)?.into())),
         None => Ok(0),
     }
@@ -120,14 +120,18 @@ pub fn write_log<'py>(
 ) -> PyResult<Placed<'py>> {
     let py = record.py();
     let outer = fields_of(record, &logs.readable_log_record)?;
-    let resource = get(record, outer.as_ref(), intern!(py, "resource"))?;
-    let scope = get(record, outer.as_ref(), intern!(py, "instrumentation_scope"))?;
+    let resource = get(record, outer.as_ref(), interned!(py, "resource"))?;
+    let scope = get(
+        record,
+        outer.as_ref(),
+        interned!(py, "instrumentation_scope"),
+    )?;
     let scope = scope.is_truthy()?.then_some(scope);
-    let log = get(record, outer.as_ref(), intern!(py, "log_record"))?;
+    let log = get(record, outer.as_ref(), interned!(py, "log_record"))?;
     let fields = fields_of(&log, &logs.log_record)?;
     macro_rules! field {
         ($name:literal) => {
-            get(&log, fields.as_ref(), intern!(py, $name))
+            get(&log, fields.as_ref(), interned!(py, $name))
         };
     }
 
@@ -141,7 +145,7 @@ pub fn write_log<'py>(
     attributes(buf, 6, &attrs, Place::LogRecord, types, pass)?;
     let dropped: u32 = match outer {
         Some(_) => dropped_of(&attrs, &types.bounded_attributes)?,
-        None => or_zero(&record.getattr(intern!(py, "dropped_attributes"))?)?,
+        None => or_zero(&record.getattr(interned!(py, "dropped_attributes"))?)?,
     };
     wire::varint(buf, 7, dropped.into());
     wire::fixed32(buf, 8, flags(&field!("trace_flags")?)?);

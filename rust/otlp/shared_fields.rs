@@ -5,7 +5,7 @@ use super::spans::or_empty;
 use super::types::Types;
 use super::values::{Memo, ReadPass};
 use super::wire;
-use pyo3::intern;
+use crate::interned::interned;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
@@ -60,14 +60,17 @@ fn render_trace_state(
         Ok(())
     };
     if state.get_type().is(types.trace_state.bind(py)) {
-        if let Ok(pairs) = state.getattr(intern!(py, "_dict"))?.cast_exact::<PyDict>() {
+        if let Ok(pairs) = state
+            .getattr(interned!(py, "_dict"))?
+            .cast_exact::<PyDict>()
+        {
             for (key, value) in pairs.iter() {
                 add(key, value)?;
             }
             return Ok(out);
         }
     }
-    for item in state.call_method0(intern!(py, "items"))?.try_iter()? {
+    for item in state.call_method0(interned!(py, "items"))?.try_iter()? {
         let (key, value) = item?.extract()?;
         add(key, value)?;
     }
@@ -81,7 +84,7 @@ fn formatted(value: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> {
         return Ok(value);
     }
     let py = value.py();
-    py.import(intern!(py, "builtins"))?
-        .getattr(intern!(py, "format"))?
+    py.import(interned!(py, "builtins"))?
+        .getattr(interned!(py, "format"))?
         .call1((value,))
 }

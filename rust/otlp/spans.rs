@@ -10,8 +10,8 @@ use super::shared_fields::{encode_trace_state, write_memoized};
 use super::types::Types;
 use super::values::{attributes, dropped_of, fields_of, or_zero, stored, Place, ReadPass};
 use super::wire;
+use crate::interned::interned;
 use pyo3::exceptions::PyValueError;
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyIterator, PyString, PyTuple};
 use std::borrow::Cow;
@@ -41,8 +41,8 @@ macro_rules! field {
     ($object:expr, $fields:expr, $private:literal, $public:literal) => {{
         let py = $object.py();
         match &$fields {
-            Some(fields) => stored($object, fields, intern!(py, $private)),
-            None => $object.getattr(intern!(py, $public)),
+            Some(fields) => stored($object, fields, interned!(py, $private)),
+            None => $object.getattr(interned!(py, $public)),
         }
     }};
 }
@@ -62,16 +62,16 @@ fn attributes_and_dropped(
     let py = object.py();
     let dropped: u32 = match fields {
         None => {
-            let attrs = object.getattr(intern!(py, "attributes"))?;
+            let attrs = object.getattr(interned!(py, "attributes"))?;
             attributes(buf, tag, &attrs, place, types, pass)?;
-            or_zero(&object.getattr(intern!(py, "dropped_attributes"))?)?
+            or_zero(&object.getattr(interned!(py, "dropped_attributes"))?)?
         }
         Some(fields) => {
-            let container = stored(object, fields, intern!(py, "_attributes"))?;
+            let container = stored(object, fields, interned!(py, "_attributes"))?;
             if let Some(inner) = fields_of(&container, &types.bounded_attributes)? {
-                let plain = stored(&container, &inner, intern!(py, "_dict"))?;
+                let plain = stored(&container, &inner, interned!(py, "_dict"))?;
                 attributes(buf, tag, &plain, place, types, pass)?;
-                or_zero(&stored(&container, &inner, intern!(py, "dropped"))?)?
+                or_zero(&stored(&container, &inner, interned!(py, "dropped"))?)?
             } else {
                 attributes(buf, tag, &container, place, types, pass)?;
                 dropped_of(&container, &types.bounded_attributes)?
@@ -137,17 +137,17 @@ fn context<'py>(context: &Bound<'py, PyAny>, types: &Types, uses: Uses) -> PyRes
     };
     Ok(Context {
         trace_id: if trace_id {
-            context.getattr(intern!(py, "trace_id"))?.extract()?
+            context.getattr(interned!(py, "trace_id"))?.extract()?
         } else {
             0
         },
-        span_id: context.getattr(intern!(py, "span_id"))?.extract()?,
+        span_id: context.getattr(interned!(py, "span_id"))?.extract()?,
         // `context and context.is_remote`, as the stock `_span_flags` reads it.
         is_remote: is_remote
             && context.is_truthy()?
-            && context.getattr(intern!(py, "is_remote"))?.is_truthy()?,
+            && context.getattr(interned!(py, "is_remote"))?.is_truthy()?,
         trace_state: if trace_state {
-            Some(context.getattr(intern!(py, "trace_state"))?)
+            Some(context.getattr(interned!(py, "trace_state"))?)
         } else {
             None
         },
@@ -183,7 +183,7 @@ fn encode_status(
         .find(|(_, member)| code.is(member.bind(py)))
     {
         Some((number, _)) => number,
-        None => code.getattr(intern!(py, "value"))?.extract()?,
+        None => code.getattr(interned!(py, "value"))?.extract()?,
     };
     let message = field!(status, fields, "_description", "description")?;
     wire::message(&mut encoded, 15, |buf| {
@@ -202,10 +202,10 @@ fn elements<'py>(
 ) -> PyResult<(Bound<'py, PyIterator>, u32)> {
     let py = container.py();
     if let Some(fields) = fields_of(container, &types.bounded_list)? {
-        let items = stored(container, &fields, intern!(py, "_dq"))?.try_iter()?;
+        let items = stored(container, &fields, interned!(py, "_dq"))?.try_iter()?;
         return Ok((
             items,
-            or_zero(&stored(container, &fields, intern!(py, "dropped"))?)?,
+            or_zero(&stored(container, &fields, interned!(py, "dropped"))?)?,
         ));
     }
     Ok((
@@ -308,8 +308,8 @@ impl<'a, 'py> SpanFields<'a, 'py> {
         let (span, fields) = (self.span, &self.fields);
         let py = span.py();
         let own = match fields {
-            Some(fields) => stored(span, fields, intern!(py, "_context"))?,
-            None => span.call_method0(intern!(py, "get_span_context"))?,
+            Some(fields) => stored(span, fields, interned!(py, "_context"))?,
+            None => span.call_method0(interned!(py, "get_span_context"))?,
         };
         let own = context(&own, types, Uses::Own)?;
         let parent = field!(span, fields, "_parent", "parent")?;
@@ -343,15 +343,15 @@ impl<'a, 'py> SpanFields<'a, 'py> {
         wire::fixed64(buf, 8, end);
         attributes_and_dropped(buf, 9, span, fields.as_ref(), Place::Span, types, pass)?;
         let events = [
-            intern!(py, "_events"),
-            intern!(py, "events"),
-            intern!(py, "dropped_events"),
+            interned!(py, "_events"),
+            interned!(py, "events"),
+            interned!(py, "dropped_events"),
         ];
         self.write_elements(buf, 11, events, types, pass, write_event)?;
         let links = [
-            intern!(py, "_links"),
-            intern!(py, "links"),
-            intern!(py, "dropped_links"),
+            interned!(py, "_links"),
+            interned!(py, "links"),
+            interned!(py, "dropped_links"),
         ];
         self.write_elements(buf, 13, links, types, pass, write_link)?;
         let status = field!(span, fields, "_status", "status")?;

@@ -8,8 +8,8 @@
 
 use super::types::Types;
 use super::wire;
+use crate::interned::interned;
 use pyo3::exceptions::PyTypeError;
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 use rustc_hash::FxHashMap;
@@ -170,7 +170,7 @@ fn any_value(
         .map_err(|_| Unencodable)?
     {
         let items = value
-            .call_method0(intern!(value.py(), "items"))
+            .call_method0(interned!(value.py(), "items"))
             .map_err(|_| Unencodable)?;
         let pairs = items
             .try_iter()
@@ -296,7 +296,7 @@ pub fn attributes(
     }
     // The SDK's container keeps a plain dict underneath; walking it skips Python-level iteration.
     let plain = if attributes.get_type().is(types.bounded_attributes.bind(py)) {
-        attributes.getattr(intern!(py, "_dict"))?
+        attributes.getattr(interned!(py, "_dict"))?
     } else {
         attributes.clone()
     };
@@ -314,7 +314,7 @@ pub fn attributes(
             push(&key, &value);
         }
     } else if plain.is_truthy()? {
-        for item in plain.call_method0(intern!(py, "items"))?.try_iter()? {
+        for item in plain.call_method0(interned!(py, "items"))?.try_iter()? {
             let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
             push(&key, &value);
         }
@@ -326,7 +326,7 @@ pub fn attributes(
 pub fn dropped_of(container: &Bound<'_, PyAny>, bounded: &Py<PyType>) -> PyResult<u32> {
     let py = container.py();
     if container.is_instance(bounded.bind(py))? {
-        return or_zero(&container.getattr(intern!(py, "dropped"))?);
+        return or_zero(&container.getattr(interned!(py, "dropped"))?);
     }
     Ok(0)
 }
@@ -354,7 +354,7 @@ pub fn fields_of<'py>(
         return Ok(None);
     }
     Ok(object
-        .getattr(intern!(py, "__dict__"))?
+        .getattr(interned!(py, "__dict__"))?
         .cast_into::<PyDict>()
         .ok())
 }
