@@ -33,7 +33,7 @@ except ImportError as error:  # the stock exporter before 1.45 has another shape
     ) from error
 from opentelemetry.exporter.http.transport._base import BaseHTTPTransport
 from opentelemetry.exporter.http.transport._requests import RequestsHTTPTransport
-from opentelemetry.exporter.otlp.common._exporter_metrics import NoOpExporterMetrics
+from opentelemetry.exporter.otlp.common._exporter_metrics import ExporterMetricsT, NoOpExporterMetrics
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
@@ -110,7 +110,7 @@ class RustEncodedHTTP:
     # The stock exporter's own attributes.
     _shutdown: bool
     _client: _http._OTLPHTTPClient
-    _metrics: Any
+    _metrics: ExporterMetricsT
     _max_request_size: int
     _endpoint: str
 
