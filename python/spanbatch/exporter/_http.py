@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -46,6 +45,7 @@ from spanbatch._encoding import Batch, read_batch
 from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts
 from spanbatch.exporter import _limits
+from spanbatch.exporter._deadline import Deadline
 from spanbatch.exporter._declared import DeclaredEncoder
 from spanbatch.exporter._spilling import Spiller, spiller_for, spills_of
 from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError
@@ -271,30 +271,27 @@ class RustEncodedHTTP:
         if isinstance(first_attempt.error, RequestPayloadTooLargeError):
             self._logger.warning("Dropping %s batch: %s", self._signal, first_attempt.error)
             return results.FAILURE
-        started = time.monotonic()
+        deadline = Deadline.after(self._client._timeout, spent=first_attempt.seconds)
         for position, index in enumerate(request.pending_parts()):
-            spent = first_attempt.seconds + time.monotonic() - started
             body = request.part_to_bytes(index)
+            client = self._client_until(deadline)
             with self._sending(request.part_items(index)):
                 if position == 0 and not isinstance(first_attempt.error, NotSentError):
                     with self._native.replaying(first_attempt):
-                        outcome = self._client_after(first_attempt.seconds).export(body)
+                        outcome = client.export(body)
                 else:
-                    outcome = self._client_after(spent).export(body)
+                    outcome = client.export(body)
             if not outcome.success:
                 return results.FAILURE
             request.accept(index)
         return results.SUCCESS
 
-    def _client_after(self, seconds: float) -> _http._OTLPHTTPClient:
-        """The stock client with what an attempt of ``seconds`` left of its timeout.
-
-        One export has one deadline: the stock client's retries after the first attempt must
-        keep to it, not start a fresh one (which would resend a timed-out batch at once and
-        double the export's time). A shallow copy: same transport, headers and shutdown event.
-        """
+    def _client_until(self, deadline: Deadline) -> _http._OTLPHTTPClient:
+        """The stock client with what is left of the export's ``deadline`` as its timeout, for its retries too
+        (a fresh one would resend a timed-out batch at once). A shallow copy: same transport, headers and
+        shutdown event."""
         client = copy.copy(self._client)
-        client._timeout = max(0.0, self._client._timeout - seconds)
+        client._timeout = deadline.left()
         return client
 
     def _export_one(self, batch: Any) -> Any:
@@ -311,11 +308,11 @@ class RustEncodedHTTP:
         if not request.parts:  # every item left out (too large, unreadable): nothing to send, as stock fails
             return results.FAILURE
         with spills_of(self._spiller, batch):
-            started = time.monotonic()  # one deadline for the parts, as the stock export of one request has
+            deadline = Deadline.after(self._client._timeout)
             pending = request.pending_parts()
             for position, index in enumerate(pending):
                 items = request.part_items(index)
-                client = self._client_after(time.monotonic() - started)
+                client = self._client_until(deadline)
                 with self._metrics.export_operation(items) as result, self._sending(items):
                     sent = self._export_part(client, request.part_to_bytes(index), result)
                 if not sent:

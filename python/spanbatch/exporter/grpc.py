@@ -29,6 +29,7 @@ from spanbatch._encoding import Batch, encode_batch, read_batch
 from spanbatch._releases import require_stock_encoder
 from spanbatch._spill import Sent, SpillCounts
 from spanbatch.exporter import _limits
+from spanbatch.exporter._deadline import Deadline
 from spanbatch.exporter._declared import DeclaredEncoder
 from spanbatch.exporter._spilling import spill_directory, spiller_for, spills_of
 from spanbatch.exporter._unsent import count_left_out, count_unsent
@@ -198,11 +199,10 @@ class RustEncodedGRPC:
         if not request.parts:  # every item left out (warned about): nothing to send
             return self._result.FAILURE
         with spills_of(self._spiller, batch):
-            # One deadline for the export, as the stock export of one request has: each part gets what is left.
-            deadline = time.monotonic() + self._full_timeout
+            deadline = Deadline.after(self._full_timeout)
             pending = request.pending_parts()
             for position, index in enumerate(pending):
-                self._last.time_left = max(0.0, deadline - time.monotonic())
+                self._last.time_left = deadline.left()
                 try:
                     result = self._export(_Part(request, index))
                 finally:
