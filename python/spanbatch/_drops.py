@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from spanbatch._core import DROP_REASONS
+from spanbatch._safe_log import logged
 from spanbatch._signals import Signal
 
 logger = logging.getLogger("spanbatch")
@@ -58,9 +59,11 @@ class DropReporter:
             for reason, count in dropped.items():
                 new = count - self._reported.get(reason, 0)
                 if new > 0 and reason == "queue_full" and self._stock_queue_full is not None:
-                    self._stock_queue_full()
+                    logged(self._stock_queue_full)
                 if new > 0:
-                    logger.warning(
+                    # A user's filter that raises loses the line, never the count of what was said.
+                    logged(
+                        logger.warning,
                         "%s%s — dropped %d %s in the last %.0f s",
                         self._label,
                         _WHY.get(reason, reason),

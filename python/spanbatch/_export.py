@@ -20,6 +20,7 @@ from spanbatch._core import BatchCore, LogEncoder, LogRequest, SpanEncoder, Span
 from spanbatch._drops import DropReporter, log_stock_export_exception
 from spanbatch._encoding import SkipWarnings, accepted_items, items_spilled, requests_read, spans_left_out
 from spanbatch._policies import RetryPolicy
+from spanbatch._safe_log import logged
 from spanbatch._settings import ExportPolicies
 from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
@@ -96,7 +97,7 @@ def delivery_for(work: LaneWork) -> Delivery[Any]:
 
         def read(most: int) -> list[SpanRequest] | list[LogRequest] | None:
             requests = core.next_requests(encoder, most, READ_AHEAD_SPANS)
-            skips.report()
+            logged(skips.report)
             return requests
 
         return Delivery(exporter, signal, read, lambda request: exporter.export(request), many, spilled)  # noqa: PLW0108
@@ -190,7 +191,8 @@ def succeeded(signal: Signal, exporter: object, result: object) -> bool:
     if any(result is success for success in signal.successes):
         return True
     if not any(result is failure for failure in signal.failures) and _first_odd_answer("export", exporter, result):
-        logger.warning(
+        logged(
+            logger.warning,
             "%s.export returned %r, not a %s; counting its batches as failed.",
             type(exporter).__name__,
             result,
@@ -218,11 +220,13 @@ def export_batch(delivery: Delivery[B], batch: B, loop: PrivateLoop, timeout_mil
         if inspect.isawaitable(result):
             result = loop.run(result, timeout_millis)
     except asyncio.TimeoutError:
-        logger.error("Export of %d %s timed out after %.0f ms.", len(batch), delivery.signal.items, timeout_millis)
+        logged(
+            logger.error, "Export of %d %s timed out after %.0f ms.", len(batch), delivery.signal.items, timeout_millis
+        )
         return False
     except BaseException:  # an exporter must not take the worker down with it
         # The stock processor's line on its logger: users' log filters keep working.
-        log_stock_export_exception(delivery.signal)
+        logged(log_stock_export_exception, delivery.signal)
         return False
     return succeeded(delivery.signal, delivery.exporter, result)
 
@@ -236,11 +240,12 @@ def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoo
         results = delivery.export_many(list(batches))
     except BaseException:  # as in export_batch: the worker outlives its exporter's bugs
         # The stock processor's line on its logger: users' log filters keep working.
-        log_stock_export_exception(delivery.signal)
+        logged(log_stock_export_exception, delivery.signal)
         return [False] * len(batches)
     if not isinstance(results, Sequence) or len(results) != len(batches):
         if _first_odd_answer("export_many", delivery.exporter, results):
-            logger.error(
+            logged(
+                logger.error,
                 "%s.export_many returned %r for %d batches; counting them as failed.",
                 type(delivery.exporter).__name__,
                 results,
@@ -286,39 +291,68 @@ def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], 
     try:
         with spans_left_out() as left_out, items_spilled() as spilled, requests_read() as read:
             while (taken := batches()) is not None:
-                started = time.monotonic()
-                deadline = started + work.timeout_millis / 1000
-                sizes = [len(batch) for batch in taken]  # before the exporter can change a list
-                for batch, size, first_ok in zip(
-                    taken, sizes, first_attempts(delivery, taken, loop, work.timeout_millis), strict=True
-                ):
-                    ok, retries = (
-                        (True, 0) if first_ok else retry_export(work, delivery, batch, loop=loop, deadline=deadline)
+                try:
+                    export_taken(work, delivery, taken, loop, left_out=left_out, spilled=spilled, read=read)
+                except BaseException:
+                    # Not the export (``export_batch`` absorbs what it raises): a bug here or in code the
+                    # worker calls around it. The worker goes on, and the batches left unsettled count as failed.
+                    settle_as_failed(core, taken)
+                    logged(
+                        logger.exception, "%s: unexpected error while exporting; batches counted as failed.", work.name
                     )
-                    if work.debug:  # before settling: a flush that returns then finds its line logged
-                        logger.debug(
-                            "%s export: batch=%d %s, retries=%d, duration=%.0fms, status=%s",
-                            work.name,
-                            size,
-                            work.signal.items,
-                            retries,
-                            (time.monotonic() - started) * 1000,
-                            "ok" if ok else "failed",
-                        )
-                    stored = left_out_of(batch, taken, spilled) if delivery.spills else 0
-                    # A failed batch cut in parts: those the backend took before count as exported.
-                    delivered = 0 if ok else max(0, accepted_of(batch, taken, read) - stored)
-                    core.finish_batch(batch, ok, left_out_of(batch, taken, left_out), stored, delivered)
                 left_out.clear()
                 spilled.clear()
                 read.clear()
                 work.drops.report(SpanStats.of(core).dropped)
                 # Not held while waiting for the next batches: the spans die once exported, before
                 # the garbage collector's young collections can walk and promote them.
-                del taken, batch
+                del taken
     finally:
         loop.close()
         detach(token)
+
+
+def export_taken(
+    work: LaneWork,
+    delivery: Delivery[B],
+    taken: Sequence[B],
+    loop: PrivateLoop,
+    *,
+    left_out: dict[int, int],
+    spilled: dict[int, int],
+    read: dict[int, list[SpanRequest | LogRequest]],
+) -> None:
+    """Export and settle the batches ``taken`` at once (see ``export_batches``)."""
+    core = work.core
+    started = time.monotonic()
+    deadline = started + work.timeout_millis / 1000
+    sizes = [len(batch) for batch in taken]  # before the exporter can change a list
+    for batch, size, first_ok in zip(
+        taken, sizes, first_attempts(delivery, taken, loop, work.timeout_millis), strict=True
+    ):
+        ok, retries = (True, 0) if first_ok else retry_export(work, delivery, batch, loop=loop, deadline=deadline)
+        if work.debug:  # before settling: a flush that returns then finds its line logged
+            logged(
+                logger.debug,
+                "%s export: batch=%d %s, retries=%d, duration=%.0fms, status=%s",
+                work.name,
+                size,
+                work.signal.items,
+                retries,
+                (time.monotonic() - started) * 1000,
+                "ok" if ok else "failed",
+            )
+        stored = left_out_of(batch, taken, spilled) if delivery.spills else 0
+        # A failed batch cut in parts: those the backend took before count as exported.
+        delivered = 0 if ok else max(0, accepted_of(batch, taken, read) - stored)
+        core.finish_batch(batch, ok, left_out_of(batch, taken, left_out), stored, delivered)
+
+
+def settle_as_failed(core: BatchCore, taken: Sequence[object]) -> None:
+    """Settles as failed each batch of ``taken`` not settled yet (``finish_batch`` refuses one settled)."""
+    for batch in taken:
+        with suppress(ValueError):
+            core.finish_batch(batch, False)
 
 
 def left_out_of(batch: object, taken: Sequence[object], counts: dict[int, int]) -> int:
@@ -353,7 +387,8 @@ def run_worker(work: LaneWork) -> None:
     if concurrency > 1 and threads_are_greenlets():
         # gevent's patched locks and queues (which gRPC's channel and most clients use) are not
         # safe across OS threads: several export threads lost spans or hung a flush.
-        logger.warning(
+        logged(
+            logger.warning,
             "%s: max_concurrent_exports=%d is not used under gevent; exporting one batch at a time.",
             work.name,
             concurrency,
