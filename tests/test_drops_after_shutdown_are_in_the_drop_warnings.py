@@ -9,9 +9,11 @@ import re
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 import spanbatch
+from opentelemetry.sdk._logs import LoggingHandler
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
 from tests.helpers import RecordingExporter, provider_with
@@ -79,3 +81,25 @@ def test_spans_ended_after_shutdown_that_the_interval_left_unsaid_are_warned_at_
     lines = [LINE.match(line.removeprefix("spanbatch: ")) for line in done.stderr.splitlines()]
     counts = [int(m.group(1)) for m in lines if m]
     assert counts == [1, 6], done.stderr
+
+
+@pytest.mark.timeout(20)
+def test_a_drop_line_a_logging_handler_brings_back_to_the_shut_down_processor_is_not_told_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The line about the first record goes through a ``LoggingHandler`` into the same processor: one more
+    drop, counted, and left for later (it would otherwise feed itself, or wait for its own lock)."""
+    processor = spanbatch.BatchLogRecordProcessor(InMemoryLogRecordExporter())
+    provider = logger_provider_with(processor)
+    processor.shutdown()
+    with warnings.catch_warnings():  # SDK 1.45 points to the contrib handler; the SDK's is what apps still use
+        warnings.simplefilter("ignore", DeprecationWarning)
+        handler = LoggingHandler(logger_provider=provider)
+    logging.getLogger("spanbatch").addHandler(handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="spanbatch"):
+            emit_events(provider, 1)
+    finally:
+        logging.getLogger("spanbatch").removeHandler(handler)
+    assert said(caplog) == [(1, "log records")]
+    assert processor.stats().dropped["shutdown"] == 2

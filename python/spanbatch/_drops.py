@@ -47,6 +47,7 @@ class DropReporter:
         self._last = time.monotonic()
         self._lock = threading.Lock()
         self._stock_queue_full = stock_queue_full(signal)
+        self._refused_before = False
 
     def report(self, dropped: Mapping[str, int], *, now: bool = False) -> None:
         """Warn about new drops if the interval has passed (or ``now``)."""
@@ -56,23 +57,34 @@ class DropReporter:
             elapsed = time.monotonic() - self._last
             if not now and elapsed < self._interval:
                 return
+            new = {reason: count - self._reported.get(reason, 0) for reason, count in dropped.items()}
             for reason, count in dropped.items():
-                new = count - self._reported.get(reason, 0)
-                if new > 0 and reason == "queue_full" and self._stock_queue_full is not None:
-                    logged(self._stock_queue_full)
-                if new > 0:
-                    # A user's filter that raises loses the line, never the count of what was said.
-                    logged(
-                        logger.warning,
-                        "%s%s — dropped %d %s in the last %.0f s",
-                        self._label,
-                        _WHY.get(reason, reason),
-                        new,
-                        self._signal.items,
-                        elapsed,
-                    )
-                self._reported[reason] = count
+                self._reported[reason] = max(count, self._reported.get(reason, 0))
             self._last = time.monotonic()
+        # Logged once booked, without the lock: a handler may bring the line back here on this thread (a
+        # ``LoggingHandler`` into a log processor shut down, whose refusal reports again), and another thread
+        # in that handler may wait for this lock while holding the handler's.
+        for reason, count in new.items():
+            if count > 0 and reason == "queue_full" and self._stock_queue_full is not None:
+                logged(self._stock_queue_full)
+            if count > 0:
+                # A user's filter that raises loses the line, never the count of what was said.
+                logged(
+                    logger.warning,
+                    "%s%s — dropped %d %s in the last %.0f s",
+                    self._label,
+                    _WHY.get(reason, reason),
+                    count,
+                    self._signal.items,
+                    elapsed,
+                )
+
+    def report_refused(self, dropped: Mapping[str, int]) -> None:
+        """``report``, from the thread that handed over an item after shutdown: the first such drop is told at
+        once (the worker that told of drops is gone, and nothing may come later to tell of it), the rest at most
+        once per interval; what the interval leaves unsaid is told at exit (``_exit``)."""
+        first, self._refused_before = not self._refused_before, True
+        self.report(dropped, now=first)
 
 
 def _shared_emit() -> object | None:
@@ -110,15 +122,16 @@ def stock_queue_full(signal: Signal) -> Callable[[], None] | None:
 
 
 class _FirstTimeOnly:
-    """``log`` on the first call only: an old SDK's span processor warns of a full queue once in its life.
-    Called under its ``DropReporter``'s lock, one per lane."""
+    """``log`` on the first call only: an old SDK's span processor warns of a full queue once in its life."""
 
     def __init__(self, log: Callable[[], None]) -> None:
         self._log: Callable[[], None] | None = log
+        self._lock = threading.Lock()
 
     def __call__(self) -> None:
-        if self._log is not None:
+        with self._lock:
             log, self._log = self._log, None
+        if log is not None:
             log()
 
 

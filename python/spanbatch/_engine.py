@@ -75,19 +75,26 @@ class Engine(ABC, Generic[Telemetry]):
 
     def _after_shutdown(self, push: Callable[..., None]) -> Callable[..., None]:
         """``push`` while a lane runs; once every lane is shut down, ``push`` (which counts the item as
-        ``shutdown``) after the line the installed SDK's stock processor logs for such an item.
+        ``shutdown``), then the line the installed SDK's stock processor logs for such an item, then spanbatch's
+        drop warning: the first such drop at once, as no worker is left to tell of it (``report_refused``).
 
         Logged from Python, never called back from the Rust push: at exit, daemon threads still end
         spans, and CPython unwinds one that waits for the GIL during finalization, which aborts the
         process when the unwinding meets Rust frames.
         """
-        line = stock_after_shutdown(self.signal)
-        if line is None or not all(lane.core.is_shutdown for lane in self._lanes):
+        if not all(lane.core.is_shutdown for lane in self._lanes):
             return push
+        line = stock_after_shutdown(self.signal)
+        lanes = list(self._lanes)  # not ``self``: the hot path it is bound to would keep it in a cycle
 
         def refused(item: object, *args: Any, **kwargs: Any) -> None:
             push(item, *args, **kwargs)  # counted first: a logging filter may raise
-            line()
+            try:
+                if line is not None:
+                    line()
+            finally:
+                for lane in lanes:
+                    lane.drops.report_refused(lane.stats().dropped)
 
         return refused
 
