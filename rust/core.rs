@@ -35,7 +35,8 @@ const PRODUCERS_WAIT: Duration = Duration::from_millis(100);
 #[pyclass(frozen, weakref, name = "BatchCore", module = "spanbatch._core")]
 pub struct PyBatchCore {
     pub(crate) queue: SpanQueue<Py<PyAny>>,
-    pub(crate) counters: Counters,
+    /// Shared with the core that takes this one's place once it is shut down (`at_rest`).
+    pub(crate) counters: Arc<Counters>,
     pub(crate) wakeup: Wakeup,
     /// Batches handed out and what each flush waits for. Spans are taken off the queue and
     /// flushes asked for under this lock, so a flush's view of the queue matches the worker's.
@@ -53,7 +54,7 @@ pub struct PyBatchCore {
     pub(crate) handoff: Arc<Handoff>,
     /// The worker's and export threads, which must never block on their own queue (an
     /// exporter may end spans) nor wait for their own flush.
-    export_threads: Mutex<Vec<ThreadId>>,
+    export_threads: Arc<Mutex<Vec<ThreadId>>>,
     pub(crate) fork: ForkWatch,
     pub(crate) shutdown: AtomicBool,
     /// Application threads detached inside the push (yielding the GIL to the worker, or waiting
@@ -104,7 +105,7 @@ impl PyBatchCore {
     ) -> Self {
         Self {
             queue,
-            counters: Counters::default(),
+            counters: Arc::default(),
             wakeup: Wakeup::default(),
             flushes: Mutex::default(),
             wake_at: AtomicUsize::new(schedule.batch_size),
@@ -113,7 +114,7 @@ impl PyBatchCore {
             block_timeout,
             room: Room::default(),
             handoff: Arc::default(),
-            export_threads: Mutex::new(Vec::new()),
+            export_threads: Arc::default(),
             fork,
             shutdown: AtomicBool::new(false),
             away: AtomicUsize::new(0),
@@ -121,6 +122,29 @@ impl PyBatchCore {
             window: Mutex::new(None),
             pause: Mutex::new(pause),
         }
+    }
+
+    /// What takes this core's place once it is shut down: the same settings, counters, export
+    /// threads and GIL handoff, shut down too, with a queue that holds no ring (16 B a slot, kept
+    /// for as long as the processor lives: stock's deque frees its memory). An item still pushed
+    /// here (by a thread that found this core before the other took its place) is refused and
+    /// counted in the counters both share; a batch still out settles here, counted there too.
+    pub(crate) fn successor_at_rest(&self, py: Python<'_>) -> Self {
+        let pause = self.pause(py).map(Bound::unbind);
+        let mut core = Self::new(
+            self.queue.emptied(),
+            self.schedule,
+            self.block_timeout,
+            // Never asked: a push into a shut-down core is refused before it looks for a fork.
+            ForkWatch::new(None),
+            pause,
+        );
+        core.counters = Arc::clone(&self.counters);
+        core.export_threads = Arc::clone(&self.export_threads);
+        core.handoff = Arc::clone(&self.handoff);
+        core.shutdown = AtomicBool::new(true);
+        core.abandoned = AtomicBool::new(self.abandoned.load(Ordering::SeqCst));
+        core
     }
 
     /// The hot path: push, accounting, and a wake-up or a GIL handoff only when worth it.

@@ -224,6 +224,15 @@ impl PyBatchCore {
         first
     }
 
+    /// Once shut down: a core to take this one's place, without its ring (see `successor_at_rest`).
+    #[pyo3(name = "at_rest")]
+    fn py_at_rest(&self, py: Python<'_>) -> PyResult<PyBatchCore> {
+        if !self.shutdown.load(Ordering::Acquire) {
+            return Err(PyValueError::new_err("at_rest: the core is not shut down."));
+        }
+        Ok(self.successor_at_rest(py))
+    }
+
     /// Gives up on the queued spans and those read into the open request (counted as dropped
     /// at shutdown); returns how many. A thread still reading into the request (a span's
     /// property that blocks) drops what it holds as it lets go, counted then.

@@ -95,6 +95,12 @@ impl<T> SpanQueue<T> {
         }
     }
 
+    /// An empty queue of the same capacity and policy that allocates nothing until an item comes.
+    #[must_use]
+    pub fn emptied(&self) -> Self {
+        Self::with_ring(self.capacity, self.policy, false)
+    }
+
     pub fn push(&self, item: T) -> Push<T> {
         match (&*self.storage, self.policy) {
             (Storage::Ring(ring), DropPolicy::Oldest) => match ring.force_push(item) {

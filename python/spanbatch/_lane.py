@@ -144,6 +144,16 @@ class Lane:
         self.core_changed()
         return self.core
 
+    def come_to_rest(self) -> None:
+        """Once shut down: a core without the queue's ring takes this one's place (``BatchCore.at_rest``), so that
+        a processor its provider still holds keeps no queue memory. It shares the counters: a push that still
+        reaches the old core, and an export still out from it, count there too. The old core goes once its
+        worker lets go of it."""
+        self.core = self.core.at_rest()
+        self._finalizer.detach()
+        self._stop_when_collected()
+        self.core_changed()
+
     def core_changed(self) -> None:
         if self._on_core_change is not None:
             self._on_core_change()
@@ -273,3 +283,4 @@ def finish_shutdown(stopping: Sequence[Lane], deadline: float) -> None:
             logger.warning("%s: exporter shutdown did not return by the deadline.", lane.name)
     for lane in stopping:
         lane.drops.report(SpanStats.of(lane.core).dropped, now=True)
+        lane.come_to_rest()

@@ -16,6 +16,18 @@ fn small_queues_take_a_ring_and_large_ones_blocks() {
 }
 
 #[test]
+fn an_emptied_queue_keeps_its_bound_and_policy_without_a_ring() {
+    let ring = SpanQueue::<u64>::new(RING_SLOTS, DropPolicy::Newest);
+    ring.push(1);
+    let emptied = ring.emptied();
+    assert!(matches!(*emptied.storage, Storage::Blocks(_)));
+    assert_eq!(
+        (emptied.capacity(), emptied.policy(), emptied.len()),
+        (RING_SLOTS, DropPolicy::Newest, 0)
+    );
+}
+
+#[test]
 fn alignment_needs_no_more_than_a_python_object_gives() {
     assert!(std::mem::align_of::<SpanQueue<u64>>() <= 16);
 }
