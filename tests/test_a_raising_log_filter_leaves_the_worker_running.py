@@ -4,7 +4,6 @@ of a handler that raised)."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -14,6 +13,7 @@ import spanbatch
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
+from spanbatch import _safe_log
 
 from tests.helpers import RecordingExporter, balanced, provider_with
 from tests.helpers.logs import emit_events, logger_provider_with
@@ -53,11 +53,7 @@ def raising_filter(request: pytest.FixtureRequest) -> Iterator[RaisingFilter]:
 @pytest.fixture(autouse=True)
 def no_notice_yet(monkeypatch: pytest.MonkeyPatch) -> None:
     """The notice is printed once per process: each test starts as if none had been."""
-    try:
-        guard = importlib.import_module("spanbatch._safe_log")
-    except ImportError:  # before the guard existed
-        return
-    monkeypatch.setattr(guard, "_noticed", False)
+    monkeypatch.setattr(_safe_log, "_noticed", False)
 
 
 class FailsOnce(RecordingExporter):
