@@ -149,3 +149,39 @@ def test_log_records_go_on_being_exported_after_a_filter_raised_on_the_workers_l
     assert balanced(processor.stats())
     err = capfd.readouterr().err
     assert err.count(NOTICE) == 1, err
+
+
+class Unmeasurable(Sequence[SpanExportResult]):
+    """An answer of the user's making whose length cannot be read."""
+
+    def __len__(self) -> int:
+        raise RuntimeError("no length")
+
+    def __getitem__(self, index: Any) -> Any:
+        raise IndexError(index)
+
+
+class AnswersUnmeasurablyOnce(RecordingExporter):
+    """Declares ``export_many``; its first answer raises when the worker reads it, outside the export call."""
+
+    def export_many(self, batches: Sequence[Sequence[ReadableSpan]]) -> Any:
+        first = not self.batches
+        for batch in batches:
+            self.export(batch)
+        return Unmeasurable() if first else [SpanExportResult.SUCCESS] * len(batches)
+
+
+@pytest.mark.timeout(30)
+def test_spans_go_on_being_exported_after_the_worker_met_an_error_outside_the_export() -> None:
+    exporter = AnswersUnmeasurablyOnce()
+    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=60_000)
+    tracer = provider_with(processor).get_tracer("tests")
+    tracer.start_span("first").end()
+    processor.force_flush(5_000)
+    for i in range(5):
+        tracer.start_span(f"after-{i}").end()
+    assert processor.force_flush(5_000), processor.stats()
+    stats = processor.stats()
+    assert (stats.exported, stats.queued, stats.in_flight, stats.dropped["export_failed"]) == (5, 0, 0, 1)
+    assert balanced(stats)
+    processor.shutdown()
