@@ -109,14 +109,6 @@ def test_a_record_emitted_after_shutdown_is_logged_as_stock_logs_it(
 OLD_SPAN_LOGGER, OLD_SPAN_LINE = "opentelemetry.sdk.trace.export", "Already shutdown, dropping span."
 
 
-class _SharedBatchProcessorWithoutTheLine:
-    """The SDKs 1.33-1.39 shape: a shared BatchProcessor whose emit ignores an item after shutdown silently."""
-
-    class BatchProcessor:
-        def emit(self, data: object) -> None:
-            return None
-
-
 @pytest.mark.parametrize(
     ("installed", "signal", "expected"),
     [
@@ -129,12 +121,9 @@ class _SharedBatchProcessorWithoutTheLine:
 def test_after_shutdown_each_sdk_version_logs_what_its_stock_processor_logs(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, installed: str, signal: Any, expected: list[Any]
 ) -> None:
-    def import_module(name: str) -> Any:
-        if installed == "before the shared processor":
-            raise ImportError(name)
-        return _SharedBatchProcessorWithoutTheLine
-
-    monkeypatch.setattr(_drops.importlib, "import_module", import_module)
+    # The SDKs 1.34-1.39 share a BatchProcessor that ignores an item after shutdown silently; older ones do not.
+    monkeypatch.setattr(_drops, "_SHARED_PROCESSOR", installed == "shared without the line")
+    monkeypatch.setattr(_drops, "_SHARED_LINES", False)
     line = _drops.stock_after_shutdown(signal)
     with caplog.at_level(logging.INFO):
         if line is not None:

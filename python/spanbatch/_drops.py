@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 
 from spanbatch._core import DROP_REASONS
+from spanbatch._releases import installed_release
 from spanbatch._safe_log import logged
 from spanbatch._signals import Signal
 
@@ -18,6 +18,12 @@ logger = logging.getLogger("spanbatch")
 # keep working. It warns per span (its logger's DuplicateFilter lets one line through per 20 s); spanbatch
 # once per report, before its own line with the count.
 stock_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
+# Which lines the installed SDK logs, decided once: from 1.34 its batch processors share one ``BatchProcessor``
+# (the logger above), which logs a full queue and an item after shutdown from 1.40 on; before 1.34 each signal's
+# processor logs its own lines on its own logger. An SDK of unknown version: the newest.
+_SDK = installed_release("opentelemetry-sdk")
+_SHARED_PROCESSOR = _SDK is None or _SDK >= (1, 34)
+_SHARED_LINES = _SDK is None or _SDK >= (1, 40)
 _STOCK_QUEUE_FULL = "Queue full, dropping %s."
 # What the SDK's processors log for each item they are given after shutdown (see ``stock_after_shutdown``).
 _STOCK_AFTER_SHUTDOWN = "Shutdown called, ignoring %s."
@@ -87,33 +93,14 @@ class DropReporter:
         self.report(dropped, now=first)
 
 
-def _shared_emit() -> object | None:
-    """The emit of the SDK's shared ``BatchProcessor`` (1.34+), None on SDKs without one."""
-    try:
-        shared = importlib.import_module(stock_logger.name)
-    except ImportError:
-        return None
-    return getattr(getattr(shared, "BatchProcessor", None), "emit", None)
-
-
-def _says(emit: object, message: str) -> bool:
-    return message in getattr(getattr(emit, "__code__", None), "co_consts", ())
-
-
 def stock_queue_full(signal: Signal) -> Callable[[], None] | None:
     """What the installed SDK's batch processor of ``signal`` warns when its queue is full.
 
-    SDK 1.40+: WARNING ``Queue full, dropping Span./Log.``; the SDKs that share that ``BatchProcessor``
-    before it: nothing; older ones: WARNING ``Queue is full, likely spans will be dropped.`` on the span
+    SDK 1.40+: WARNING ``Queue full, dropping Span./Log.``; 1.34-1.39: nothing; older ones: WARNING ``Queue is full, likely spans will be dropped.`` on the span
     processor's logger, nothing for log records.
     """
-    emit = _shared_emit()
-    if emit is not None:
-        return (
-            functools.partial(stock_logger.warning, _STOCK_QUEUE_FULL, signal.exporting)
-            if _says(emit, _STOCK_QUEUE_FULL)
-            else None
-        )
+    if _SHARED_PROCESSOR:
+        return functools.partial(stock_logger.warning, _STOCK_QUEUE_FULL, signal.exporting) if _SHARED_LINES else None
     if signal.item != "span":
         return None
     return _FirstTimeOnly(
@@ -137,7 +124,7 @@ class _FirstTimeOnly:
 
 def log_stock_export_exception(signal: Signal) -> None:
     """Log, in an ``except`` block, the installed SDK's stock line for an exporter of ``signal`` that raised."""
-    if _shared_emit() is not None or signal.item not in _OLD_STOCK_EXPORT_EXCEPTION:
+    if _SHARED_PROCESSOR or signal.item not in _OLD_STOCK_EXPORT_EXCEPTION:
         stock_logger.exception(_STOCK_EXPORT_EXCEPTION, signal.exporting)
         return
     name, message = _OLD_STOCK_EXPORT_EXCEPTION[signal.item]
@@ -147,15 +134,11 @@ def log_stock_export_exception(signal: Signal) -> None:
 def stock_after_shutdown(signal: Signal) -> Callable[[], None] | None:
     """What the installed SDK's batch processor of ``signal`` logs for each item given to it after shutdown.
 
-    SDK 1.40+ (its ``BatchProcessor.emit`` holds the message): INFO ``Shutdown called, ignoring Span./Log.``
-    (the logger's filter lets one line through per 20 s); the SDKs that share that ``BatchProcessor`` before
-    it: nothing; older ones: a WARNING per span on the span processor's logger, nothing for log records.
+    SDK 1.40+: INFO ``Shutdown called, ignoring Span./Log.``
+    (the logger's filter lets one line through per 20 s); 1.34-1.39: nothing; older ones: a WARNING per span on the span processor's logger, nothing for log records.
     """
-    emit = _shared_emit()
-    if emit is not None:
-        if not _says(emit, _STOCK_AFTER_SHUTDOWN):
-            return None
-        return functools.partial(stock_logger.info, _STOCK_AFTER_SHUTDOWN, signal.exporting)
+    if _SHARED_PROCESSOR:
+        return functools.partial(stock_logger.info, _STOCK_AFTER_SHUTDOWN, signal.exporting) if _SHARED_LINES else None
     if signal.item != "span":
         return None
     return functools.partial(logging.getLogger(_OLD_STOCK_SPAN_LOGGER).warning, _OLD_STOCK_SPAN_AFTER_SHUTDOWN)

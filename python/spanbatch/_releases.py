@@ -1,5 +1,5 @@
 """Which opentelemetry releases are installed, for the few stock behaviours that changed between the
-releases spanbatch supports and that cannot be told apart from the objects themselves."""
+releases spanbatch supports: the one way spanbatch tells them apart, decided once per process."""
 
 from __future__ import annotations
 
