@@ -83,6 +83,13 @@ impl Handoff {
             && (urgent || self.ended_while_waiting.fetch_add(1, Ordering::Relaxed) >= PATIENCE)
     }
 
+    /// Whether neither `worker_waiting` nor `worker_not_running` can hold, whatever the queue: no
+    /// export thread waits for the GIL, and any that waits for spans is `asleep`. Changes nothing.
+    pub fn worker_needs_nothing(&self, asleep: impl FnOnce() -> bool) -> bool {
+        self.reattaching.load(Ordering::Relaxed) == 0
+            && (self.waiting_for_spans.load(Ordering::Relaxed) == 0 || asleep())
+    }
+
     /// Whether an export thread that let go of the GIL to wait for spans is not `asleep`: it
     /// was woken, or found spans before it slept, and has yet to ask for the GIL back.
     pub fn worker_not_running(&self, asleep: impl FnOnce() -> bool) -> bool {

@@ -62,6 +62,12 @@ impl Default for ReadAhead {
 }
 
 impl ReadAhead {
+    /// Whether application threads may read spans here (else `read_ahead_here` does nothing).
+    #[inline]
+    pub fn reads_here(&self) -> bool {
+        self.chunk.load(Ordering::Relaxed) != 0 && !self.impure.load(Ordering::Relaxed)
+    }
+
     /// Drops what the open request holds, unless a thread holds it (that thread does); returns
     /// how many spans this call dropped.
     pub fn drop_if_abandoned(&self, lane: &(dyn Lane + Sync)) -> usize {
