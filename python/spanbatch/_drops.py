@@ -96,8 +96,8 @@ class DropReporter:
 def stock_queue_full(signal: Signal) -> Callable[[], None] | None:
     """What the installed SDK's batch processor of ``signal`` warns when its queue is full.
 
-    SDK 1.40+: WARNING ``Queue full, dropping Span./Log.``; 1.34-1.39: nothing; older ones: WARNING ``Queue is full, likely spans will be dropped.`` on the span
-    processor's logger, nothing for log records.
+    SDK 1.40+: WARNING ``Queue full, dropping Span./Log.``; 1.34-1.39: nothing; older ones: WARNING ``Queue is
+    full, likely spans will be dropped.`` on the span processor's logger, nothing for log records.
     """
     if _SHARED_PROCESSOR:
         return functools.partial(stock_logger.warning, _STOCK_QUEUE_FULL, signal.exporting) if _SHARED_LINES else None
@@ -134,8 +134,9 @@ def log_stock_export_exception(signal: Signal) -> None:
 def stock_after_shutdown(signal: Signal) -> Callable[[], None] | None:
     """What the installed SDK's batch processor of ``signal`` logs for each item given to it after shutdown.
 
-    SDK 1.40+: INFO ``Shutdown called, ignoring Span./Log.``
-    (the logger's filter lets one line through per 20 s); 1.34-1.39: nothing; older ones: a WARNING per span on the span processor's logger, nothing for log records.
+    SDK 1.40+: INFO ``Shutdown called, ignoring Span./Log.`` (the logger's filter lets one line through per
+    20 s); 1.34-1.39: nothing; older ones: a WARNING per span on the span processor's logger, nothing for log
+    records.
     """
     if _SHARED_PROCESSOR:
         return functools.partial(stock_logger.info, _STOCK_AFTER_SHUTDOWN, signal.exporting) if _SHARED_LINES else None
