@@ -24,7 +24,7 @@ def test_a_file_replayed_between_the_listing_and_the_eviction_frees_its_room(tmp
     def deliver_the_oldest_only(_: bytes) -> Sent:
         return Sent.DELIVERED
 
-    store._replay_one(oldest, deliver_the_oldest_only, strike=False)  # the replay thread, meanwhile
+    store._replay_one(oldest, deliver_the_oldest_only)  # the replay thread, meanwhile
     assert store.write(b"y" * 100, 9)  # what the listing missed: this write's own file
     store._evict_over_cap([*listed, (store.pending()[-1].name, FILE)], [])
     assert store.counts().evicted == 0

@@ -11,8 +11,11 @@ back, oldest first, to a ``send`` callable. Safe for several processes sharing o
   it opened (another process may have replayed and deleted it meanwhile).
 - Each file carries a header (magic, version, span count, length, crc32): one that does not
   check out is moved aside to ``corrupt/`` and counted, never replayed, never raised.
-- A file that keeps failing while newer ones are delivered is passed over, then moved aside
-  (see ``SpillStore.replay``): one request the backend will not take never blocks the rest.
+- A file the backend refuses for good (``Sent.REJECTED``) is moved aside too. One it answers "busy" to
+  (``Sent.RETRY_LATER``) never is, however often: busy says nothing of the file (an overloaded backend
+  behind a load balancer answers so at random). After a few such answers it is passed over, tried after
+  the newer files (see ``SpillStore.replay``), so that it never holds them up; it stays until delivered,
+  or until the cap evicts it (it is among the oldest).
 - Over ``max_bytes`` the oldest files are deleted and counted (``evicted``); files moved aside count
   toward it too, and go first (they were counted when moved).
 - A directory that cannot be written (read-only, full, not a directory) gives one warning;
@@ -45,10 +48,8 @@ TEMP_DIR = "tmp"
 CORRUPT_DIR = "corrupt"
 # An empty, unlocked temp file younger than this may be a writer that has not locked it yet.
 TORN_AFTER_SECONDS = 60.0
-# A file that failed this many probes is passed over (tried after the newer files) ...
+# A file answered busy this many times is passed over: tried after the newer files, never moved aside for it.
 PASS_OVER_AFTER = 3
-# ... and moved aside once it failed this many passes in which a newer file was delivered.
-QUARANTINE_AFTER = 3
 # Evictions are warned about in one line with counts at most this often, as drops are: a long outage over
 # a small cap evicts a file per request.
 EVICTION_REPORT_SECONDS = 10.0
@@ -89,9 +90,8 @@ class SpillStore:
         self._reported_at = -EVICTION_REPORT_SECONDS
         self._warned_unwritable = False
         self._warned_over_cap = False
-        # Per file name: failed probes, and failures in passes that delivered a newer file (see ``replay``).
+        # Per file name: the busy answers it had (see ``replay``).
         self._failures: dict[str, int] = {}
-        self._strikes: dict[str, int] = {}
         self._usable = self._prepare()
         _stores.add(self)
 
@@ -269,12 +269,13 @@ class SpillStore:
     def replay(self, send: Callable[[bytes], Sent], stopped: Callable[[], bool] = lambda: False) -> int:
         """Hand stored payloads to ``send``, oldest first; returns how many it delivered.
 
-        Stops at the first ``RETRY_LATER`` (the backend is down: one probe a pass), or before the next
-        file once ``stopped()``. A file that failed ``PASS_OVER_AFTER`` probes is passed over, so that
-        it never blocks the files behind it; it is tried again after them in a pass that delivered one,
-        and moved aside once it failed ``QUARANTINE_AFTER`` such passes (the backend takes requests, just
-        not this one). A file another process holds is skipped; a file is deleted only after ``send``
-        said DELIVERED. What failed is remembered by this store, in this process.
+        Stops at the first ``RETRY_LATER`` (the backend is down or busy: one such answer a pass), or before
+        the next file once ``stopped()``. A file answered busy ``PASS_OVER_AFTER`` times is passed over, so
+        that it never blocks the files behind it: it is tried after them, in a pass that delivered one, the
+        passed-over files answered busy least first (so that they take turns). It is never moved aside for
+        being busy, only when ``send`` says REJECTED or it does not check out. A file another process holds
+        is skipped; a file is deleted only after ``send`` said DELIVERED. The busy answers are remembered by
+        this store, in this process.
         """
         delivered = self._replay_pass(send, stopped)
         # Evictions the rate limit left unsaid are said at a later pass, at once if the outage is over.
@@ -285,30 +286,30 @@ class SpillStore:
         self._sweep_temp_files()
         files = self.pending()
         names = {path.name for path in files}
-        for memory in (self._failures, self._strikes):
-            for name in [name for name in memory if name not in names]:
-                del memory[name]
+        for name in [name for name in self._failures if name not in names]:
+            del self._failures[name]
         first = [path for path in files if self._failures.get(path.name, 0) < PASS_OVER_AFTER]
-        passed_over = [path for path in files if self._failures.get(path.name, 0) >= PASS_OVER_AFTER]
-        if not first and passed_over:  # all failed often: probe the one tried least (the oldest on ties)
-            first = [min(passed_over, key=lambda path: self._failures[path.name])]
-            passed_over.remove(first[0])
+        # Least answered busy first (sorted keeps the oldest first on ties): they take turns behind the rest.
+        passed_over = sorted(
+            (path for path in files if self._failures.get(path.name, 0) >= PASS_OVER_AFTER),
+            key=lambda path: self._failures[path.name],
+        )
+        if not first:  # all were passed over: probe the one answered busy least
+            first, passed_over = passed_over[:1], passed_over[1:]
         delivered = 0
-        for path in first:
-            if stopped():
-                return delivered
-            outcome = self._replay_one(path, send, strike=False)
-            if outcome is Sent.RETRY_LATER:
+        for group in (first, passed_over):
+            if group is passed_over and not delivered:  # the backend took nothing: a probe a pass is enough
                 break
-            delivered += outcome is Sent.DELIVERED
-        if delivered:  # the backend takes requests: what still fails now, fails for its own sake
-            for path in passed_over:
+            for path in group:
                 if stopped():
-                    break
-                delivered += self._replay_one(path, send, strike=True) is Sent.DELIVERED
+                    return delivered
+                outcome = self._replay_one(path, send)
+                if outcome is Sent.RETRY_LATER:
+                    return delivered
+                delivered += outcome is Sent.DELIVERED
         return delivered
 
-    def _replay_one(self, path: Path, send: Callable[[bytes], Sent], *, strike: bool) -> Sent | None:
+    def _replay_one(self, path: Path, send: Callable[[bytes], Sent]) -> Sent | None:
         """Send one stored file; None if it was not sent (held elsewhere, unreadable, newer)."""
         with self._claimed(path) as fd:
             if fd is None:
@@ -321,12 +322,8 @@ class SpillStore:
                 self._quarantine(path, str(error))
                 return None
             outcome = send(payload)
-            if outcome is Sent.RETRY_LATER:
+            if outcome is Sent.RETRY_LATER:  # busy or down: says nothing of this file
                 self._failures[path.name] = self._failures.get(path.name, 0) + 1
-                if strike:
-                    self._strikes[path.name] = self._strikes.get(path.name, 0) + 1
-                    if self._strikes[path.name] >= QUARANTINE_AFTER:
-                        self._quarantine(path, "it kept failing while newer requests were delivered")
             elif outcome is Sent.REJECTED:
                 self._quarantine(path, "the backend refused it")
             else:
