@@ -1,5 +1,5 @@
-"""Eviction works from a listing made before the new file was written: a file listed then but delivered (and
-deleted) by the replay thread meanwhile no longer takes room, so no newer file is evicted in its place."""
+"""A file delivered (and deleted) by the replay thread no longer takes room: a write after it evicts no newer
+file in its place, whether the replay was this store's or another's sharing the directory (another process)."""
 
 from __future__ import annotations
 
@@ -14,18 +14,14 @@ pytestmark = pytest.mark.timeout(30)
 FILE = len(encode(b"x" * 100, 1))
 
 
-def test_a_file_replayed_between_the_listing_and_the_eviction_frees_its_room(tmp_path: Path) -> None:
+@pytest.mark.parametrize("replayer", ["same store", "another store"])
+def test_a_file_replayed_before_a_write_frees_its_room(tmp_path: Path, replayer: str) -> None:
     store = SpillStore(tmp_path, 3 * FILE)
     for n in range(3):
         assert store.write(b"x" * 100, n + 1)
-    listed = store._listing()
-    oldest = store.pending()[0]
-
-    def deliver_the_oldest_only(_: bytes) -> Sent:
-        return Sent.DELIVERED
-
-    store._replay_one(oldest, deliver_the_oldest_only)  # the replay thread, meanwhile
-    assert store.write(b"y" * 100, 9)  # what the listing missed: this write's own file
-    store._evict_over_cap([*listed, (store.pending()[-1].name, FILE)], [])
+    replaying = store if replayer == "same store" else SpillStore(tmp_path, 3 * FILE)
+    answers = iter([Sent.DELIVERED])
+    assert replaying.replay(lambda _: next(answers, Sent.RETRY_LATER)) == 1  # the replay thread, meanwhile
+    assert store.write(b"y" * 100, 9)
     assert store.counts().evicted == 0
     assert len(store.pending()) == 3

@@ -18,6 +18,14 @@ back, oldest first, to a ``send`` callable. Safe for several processes sharing o
   or until the cap evicts it (it is among the oldest).
 - Over ``max_bytes`` the oldest files are deleted and counted (``evicted``); files moved aside count
   toward it too, and go first (they were counted when moved).
+- A write lists nothing: the store keeps a running total of the files and bytes there (``_spill_tally``),
+  right for what it does itself. What other stores sharing the directory (other processes, or another
+  exporter of the same backend here) add or remove, it learns from a listing (a ``stat`` only of files it
+  does not know): at every replay pass (one at least every 30 s while files wait), at a write at most once
+  every ``RESYNC_SECONDS``, and at once when the file it would evict is already gone (another delivered or
+  evicted it: its room must not cost a file of ours). So after a write the directory holds at most the cap
+  plus what others wrote since this store last listed it (``RESYNC_SECONDS`` at most before): never more
+  for what this store wrote. A new file's name sorts after the files of that listing too (``_next_stamp``).
 - A directory that cannot be written (read-only, full, not a directory) gives one warning;
   the write returns False and the caller counts the payload as it would have without a spill.
   One deleted while the process runs is made again at the next write.
@@ -29,6 +37,7 @@ import enum
 import fcntl
 import itertools
 import logging
+import math
 import os
 import threading
 import time
@@ -37,9 +46,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from spanbatch._fork import PerProcess
 from spanbatch._spill_file import CorruptFile, NewerVersion, decode, encode, read_all, span_count
+from spanbatch._spill_tally import Tally
 
 logger = logging.getLogger("spanbatch")
 
@@ -50,6 +61,8 @@ CORRUPT_DIR = "corrupt"
 TORN_AFTER_SECONDS = 60.0
 # A file answered busy this many times is passed over: tried after the newer files, never moved aside for it.
 PASS_OVER_AFTER = 3
+# A write recounts the directory from a listing at most this often, for the files other stores wrote there.
+RESYNC_SECONDS = 5.0
 # Evictions are warned about in one line with counts at most this often, as drops are: a long outage over
 # a small cap evicts a file per request.
 EVICTION_REPORT_SECONDS = 10.0
@@ -92,22 +105,41 @@ class SpillStore:
         self._warned_over_cap = False
         # Per file name: the busy answers it had (see ``replay``).
         self._failures: dict[str, int] = {}
+        # The files there and their bytes, and the newest write time among their names: see the module's doc.
+        # Its own lock, held while a listing recounts it, so that a file added or removed meanwhile counts once.
+        self._tally = Tally()
+        self._tally_lock = threading.Lock()
+        self._newest = 0
+        self._synced_at = -math.inf
+        self._evicting = threading.Lock()  # one eviction at a time: two would both pick the same oldest file
         self._usable = self._prepare()
         _stores.add(self)
 
     def __repr__(self) -> str:
-        return f"SpillStore({str(self.directory)!r}, max_bytes={self.max_bytes}, counts={self.counts()})"
+        files, stored = self.footprint()
+        return (
+            f"SpillStore({str(self.directory)!r}, max_bytes={self.max_bytes}, files={files}, bytes={stored}, "
+            f"counts={self.counts()})"
+        )
 
     def _after_fork_in_child(self) -> None:
         # A lock another thread of the parent held stays held in the child; the counts (and the evictions not yet
         # warned about) are the parent's.
         self._lock = threading.Lock()
+        self._tally_lock = threading.Lock()
+        self._evicting = threading.Lock()
         self._counts = SpillCounts()
         self._unreported = (0, 0)
+        self._synced_at = -math.inf  # the parent goes on writing: recount at the first write
 
     def counts(self) -> SpillCounts:
         with self._lock:
             return self._counts
+
+    def footprint(self) -> tuple[int, int]:
+        """The files and bytes this store counts toward its cap (those moved aside included), as it last knew."""
+        with self._tally_lock:
+            return self._tally.files, self._tally.bytes
 
     def _count(self, **more: int) -> None:
         with self._lock:
@@ -121,6 +153,7 @@ class SpillStore:
             self._unwritable(error)
             return False
         self._sweep_temp_files()
+        self._sync()
         return True
 
     def _unwritable(self, error: OSError) -> None:
@@ -148,26 +181,27 @@ class SpillStore:
             if not self._usable:
                 self._count(write_failures=1)
                 return False
-        # One listing per write names the file and finds what to evict: the directory may hold many files.
-        stored = self._listing()
-        # ASCII only: str.isdigit also takes superscripts, which int() refuses (a stray file must not fail writes).
-        newest = max((int(name[:20]) for name, _ in stored if name[:20].isascii() and name[:20].isdigit()), default=0)
+        if time.monotonic() - self._synced_at >= RESYNC_SECONDS:  # what other stores wrote meanwhile
+            self._sync()
         try:
-            name = self._write_anew(data, newest)
+            name = self._write_anew(data)
         except OSError as error:
             self._unwritable(error)
             self._count(write_failures=1)
             return False
+        with self._tally_lock:
+            self._tally.add(name, len(data))
         self._count(spilled=spans)
-        self._evict_over_cap([*stored, (name, len(data))], self._listing(CORRUPT_DIR))
+        self._evict_over_cap()
         return True
 
-    def _write_anew(self, data: bytes, newest: int) -> str:
+    def _write_anew(self, data: bytes) -> str:
         try:
-            return self._write_file(data, newest)
+            return self._write_file(data, self._newest)
         except FileNotFoundError:  # the directory was deleted meanwhile (a /tmp cleaner): make it again
             (self.directory / TEMP_DIR).mkdir(parents=True, exist_ok=True)
-            return self._write_file(data, newest)
+            self._sync()  # its files went with it
+            return self._write_file(data, self._newest)
 
     def _write_file(self, data: bytes, newest: int) -> str:
         """Write ``data`` to a new file named after the write time ``newest`` (see ``_next_stamp``); its name."""
@@ -196,37 +230,58 @@ class SpillStore:
 
     def _next_stamp(self, newest: int) -> int:
         """The write time a new file is named by: now, unless the clock went back since the ``newest`` file there
-        (or one of this store's) was named; then just after it, so that names keep sorting in write order."""
+        (at the last listing) or one of this store's was named; then just after it, so that names keep sorting in
+        write order."""
         with self._lock:
             self._last_stamp = max(time.time_ns(), self._last_stamp + 1, newest + 1)
             return self._last_stamp
 
-    def _evict_over_cap(self, files: list[tuple[str, int]], aside: list[tuple[str, int]]) -> None:
-        """While ``files`` and the files moved ``aside`` (names and sizes) add up to more than the cap, delete
-        the oldest of those aside (never replayed, counted when moved), then the oldest of ``files``."""
-        total = sum(size for _, size in files) + sum(size for _, size in aside)
-        for name, size in aside:
-            if total <= self.max_bytes:
-                return
-            if _remove(self.directory / CORRUPT_DIR / name):
-                total -= size
-        for name, size in files:
-            if total <= self.max_bytes:
-                break
-            path = self.directory / name
-            with self._claimed(path) as fd:
-                if fd is None:  # being replayed (its replayer deletes it), or already gone: no longer here
-                    total -= 0 if path.exists() else size
+    def _evict_over_cap(self) -> None:
+        """While the files counted add up to more than the cap, delete the oldest of those moved aside (never
+        replayed, counted when moved), then the oldest waiting (those being replayed left to their replayer)."""
+        with self._evicting:
+            held: set[str] = set()
+            recounted = False
+            while True:
+                with self._tally_lock:
+                    oldest = self._tally.oldest(held) if self._tally.bytes > self.max_bytes else None
+                if oldest is None:
+                    return
+                aside, name = oldest
+                if aside:
+                    _remove(self.directory / CORRUPT_DIR / name)  # gone already or not, it is no longer counted
+                    with self._tally_lock:
+                        self._tally.remove_aside(name)
                     continue
-                spans = span_count(fd)
-                _remove(path)
-                total -= size
-                if spans is None:  # not a whole spill file: no spans to count as evicted
-                    self._count(corrupt=1)
-                    logger.warning("Spill directory over %d bytes: removed the unusable %s.", self.max_bytes, path)
-                else:
-                    self._count(evicted=spans)
-                    self._warn_evicted(1, spans)
+                outcome = self._evict(name)
+                if outcome == "held":
+                    held.add(name)
+                elif outcome == "gone" and not recounted:
+                    # Delivered or evicted by another store: others may be gone too. Their room is free, and
+                    # must not cost a file of ours: recount (once a write, in case the directory churns).
+                    recounted = True
+                    self._sync()
+                elif outcome == "gone":
+                    with self._tally_lock:
+                        self._tally.remove(name)
+
+    def _evict(self, name: str) -> Literal["evicted", "held", "gone"]:
+        """Delete one waiting file and count it; "held" if being replayed (its replayer deletes it)."""
+        path = self.directory / name
+        with self._claimed(path) as fd:
+            if fd is None:
+                return "held" if path.exists() else "gone"
+            spans = span_count(fd)
+            _remove(path)
+        with self._tally_lock:
+            self._tally.remove(name)
+        if spans is None:  # not a whole spill file: no spans to count as evicted
+            self._count(corrupt=1)
+            logger.warning("Spill directory over %d bytes: removed the unusable %s.", self.max_bytes, path)
+        else:
+            self._count(evicted=spans)
+            self._warn_evicted(1, spans)
+        return "evicted"
 
     def _warn_evicted(self, files: int = 0, spans: int = 0, *, at_once: bool = False) -> None:
         """Adds ``files`` evicted, of ``spans``, to those unreported (none: only reports); reports if it is time."""
@@ -251,20 +306,35 @@ class SpillStore:
 
     def pending(self) -> list[Path]:
         """The stored files, oldest first (names start with their write time)."""
-        return [self.directory / name for name, _ in self._listing(sizes=False)]
+        return [self.directory / name for name in self._names()]
 
-    def _listing(self, under: str = "", *, sizes: bool = True) -> list[tuple[str, int]]:
-        """The stored files' names (``under`` a subdirectory: those moved there), oldest first, with their sizes
-        (0 without ``sizes``): no ``Path`` each, a directory may hold many."""
-        found = []
+    def _names(self, under: str = "") -> list[str]:
+        """The stored files' names (``under`` a subdirectory: those moved there), oldest first: no ``Path``
+        nor ``stat`` each, a directory may hold many."""
         try:
             with os.scandir(self.directory / under) as entries:
-                for entry in entries:
-                    if entry.name.endswith(SUFFIX) and entry.is_file():
-                        found.append((entry.name, _entry_size(entry) if sizes else 0))
+                return sorted(entry.name for entry in entries if entry.name.endswith(SUFFIX) and entry.is_file())
         except OSError:
             return []
-        return sorted(found)
+
+    def _sync(self) -> list[str]:
+        """Recount the tally from listings of the directory and of ``corrupt/``; the names waiting, oldest first."""
+        # Under the lock: a file this store adds or removes meanwhile is counted once, before or after.
+        with self._tally_lock:
+            waiting = self._names()
+            self._tally.sync(waiting, self._names(CORRUPT_DIR), self._size_of)
+            # The last name that starts with a stamp (20 digits sort as their value). ASCII only: str.isdigit also
+            # takes superscripts, which int() refuses (a stray file must not fail writes).
+            stamps = (name[:20] for name in reversed(waiting))
+            self._newest = next((int(s) for s in stamps if len(s) == 20 and s.isascii() and s.isdigit()), 0)
+            self._synced_at = time.monotonic()
+        return waiting
+
+    def _size_of(self, name: str, aside: bool) -> int | None:
+        try:
+            return os.stat(self.directory / (CORRUPT_DIR if aside else "") / name).st_size
+        except OSError:  # gone since it was listed
+            return None
 
     def replay(self, send: Callable[[bytes], Sent], stopped: Callable[[], bool] = lambda: False) -> int:
         """Hand stored payloads to ``send``, oldest first; returns how many it delivered.
@@ -284,9 +354,10 @@ class SpillStore:
 
     def _replay_pass(self, send: Callable[[bytes], Sent], stopped: Callable[[], bool]) -> int:
         self._sweep_temp_files()
-        files = self.pending()
-        names = {path.name for path in files}
-        for name in [name for name in self._failures if name not in names]:
+        names = self._sync()
+        files = [self.directory / name for name in names]
+        listed = set(names)
+        for name in [name for name in self._failures if name not in listed]:
             del self._failures[name]
         first = [path for path in files if self._failures.get(path.name, 0) < PASS_OVER_AFTER]
         # Least answered busy first (sorted keeps the oldest first on ties): they take turns behind the rest.
@@ -328,6 +399,8 @@ class SpillStore:
                 self._quarantine(path, "the backend refused it")
             else:
                 _remove(path)
+                with self._tally_lock:
+                    self._tally.remove(path.name)
                 self._count(replayed=spans)
             return outcome
 
@@ -357,6 +430,11 @@ class SpillStore:
             os.rename(path, self.directory / CORRUPT_DIR / path.name)
         except OSError:
             _remove(path)  # never replay it again, whatever it takes
+            with self._tally_lock:
+                self._tally.remove(path.name)
+            return
+        with self._tally_lock:
+            self._tally.set_aside(path.name)
 
     def _sweep_temp_files(self) -> None:
         """Remove temp files whose writer died (nobody holds their lock), counting each as corrupt."""
@@ -440,13 +518,6 @@ def _stat(path: Path) -> os.stat_result:
         return os.stat(path)
     except OSError:
         return os.stat_result((0,) * 10)
-
-
-def _entry_size(entry: os.DirEntry[str]) -> int:
-    try:
-        return entry.stat().st_size
-    except OSError:  # gone since it was listed
-        return 0
 
 
 def _remove(path: Path) -> bool:
