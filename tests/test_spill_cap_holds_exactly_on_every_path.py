@@ -6,6 +6,7 @@ rest fit, no more and no fewer."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 from pathlib import Path
 
@@ -125,3 +126,37 @@ def test_a_deleted_directory_is_counted_empty(tmp_path: Path) -> None:
     assert store.write(b"p03", 1)
     assert store.counts().evicted == 0
     assert store.footprint() == on_disk(tmp_path / "spill") == (2, 2 * FILE)
+
+
+def test_the_total_stays_right_with_writers_and_replays_running_at_once(tmp_path: Path) -> None:
+    store = SpillStore(tmp_path, 40 * FILE)
+    other = SpillStore(tmp_path, 40 * FILE)  # another exporter of the same backend, replaying too
+    answers = random.Random(2)
+    done = threading.Event()
+
+    def send(_data: bytes) -> Sent:
+        return answers.choice([Sent.DELIVERED, Sent.DELIVERED, Sent.RETRY_LATER, Sent.REJECTED])
+
+    def replaying(replayer: SpillStore) -> None:
+        while not done.is_set():
+            replayer.replay(send)
+
+    def writing(n: int) -> None:
+        for i in range(300):
+            assert store.write(b"%d%02d" % (n, i % 100), 1)
+
+    threads = [threading.Thread(target=replaying, args=(s,)) for s in (store, other)]
+    writers = [threading.Thread(target=writing, args=(n,)) for n in range(3)]
+    for thread in threads + writers:
+        thread.start()
+    for thread in writers:
+        thread.join(30)
+    done.set()
+    for thread in threads:
+        thread.join(30)
+    store.replay(lambda _data: Sent.RETRY_LATER)  # a pass: what the other store did is recounted
+    assert store.footprint() == on_disk(tmp_path)
+    assert on_disk(tmp_path)[1] <= 40 * FILE
+    assert store.write(b"end", 1)  # and the write after it keeps the cap exactly
+    assert store.footprint() == on_disk(tmp_path)
+    assert on_disk(tmp_path)[1] <= 40 * FILE
