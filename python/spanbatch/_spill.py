@@ -341,8 +341,8 @@ class SpillStore:
 
         Stops at the first ``RETRY_LATER`` (the backend is down or busy: one such answer a pass), or before
         the next file once ``stopped()``. A file answered busy ``PASS_OVER_AFTER`` times is passed over, so
-        that it never blocks the files behind it: it is tried after them, in a pass that delivered one, the
-        passed-over files answered busy least first (so that they take turns). It is never moved aside for
+        that it never blocks the files behind it: it is tried after them, the passed-over files answered
+        busy least first (so that they take turns). It is never moved aside for
         being busy, only when ``send`` says REJECTED or it does not check out. A file another process holds
         is skipped; a file is deleted only after ``send`` said DELIVERED. The busy answers are remembered by
         this store, in this process.
@@ -365,19 +365,14 @@ class SpillStore:
             (path for path in files if self._failures.get(path.name, 0) >= PASS_OVER_AFTER),
             key=lambda path: self._failures[path.name],
         )
-        if not first:  # all were passed over: probe the one answered busy least
-            first, passed_over = passed_over[:1], passed_over[1:]
         delivered = 0
-        for group in (first, passed_over):
-            if group is passed_over and not delivered:  # the backend took nothing: a probe a pass is enough
+        for path in first + passed_over:
+            if stopped():
                 break
-            for path in group:
-                if stopped():
-                    return delivered
-                outcome = self._replay_one(path, send)
-                if outcome is Sent.RETRY_LATER:
-                    return delivered
-                delivered += outcome is Sent.DELIVERED
+            outcome = self._replay_one(path, send)
+            if outcome is Sent.RETRY_LATER:  # busy or down: one such answer a pass
+                break
+            delivered += outcome is Sent.DELIVERED
         return delivered
 
     def _replay_one(self, path: Path, send: Callable[[bytes], Sent]) -> Sent | None:
