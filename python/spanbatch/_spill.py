@@ -50,7 +50,7 @@ from typing import Literal
 
 from spanbatch._fork import PerProcess
 from spanbatch._spill_file import CorruptFile, NewerVersion, decode, encode, read_all, span_count
-from spanbatch._spill_tally import Tally
+from spanbatch._spill_tally import Footprint, Tally
 
 logger = logging.getLogger("spanbatch")
 
@@ -116,9 +116,10 @@ class SpillStore:
         _stores.add(self)
 
     def __repr__(self) -> str:
-        files, stored = self.footprint()
+        footprint = self.footprint()
         return (
-            f"SpillStore({str(self.directory)!r}, max_bytes={self.max_bytes}, files={files}, bytes={stored}, "
+            f"SpillStore({str(self.directory)!r}, max_bytes={self.max_bytes}, files={footprint.files}, "
+            f"bytes={footprint.bytes}, "
             f"counts={self.counts()})"
         )
 
@@ -136,10 +137,10 @@ class SpillStore:
         with self._lock:
             return self._counts
 
-    def footprint(self) -> tuple[int, int]:
+    def footprint(self) -> Footprint:
         """The files and bytes this store counts toward its cap (those moved aside included), as it last knew."""
         with self._tally_lock:
-            return self._tally.files, self._tally.bytes
+            return self._tally.footprint()
 
     def _count(self, **more: int) -> None:
         with self._lock:
@@ -247,8 +248,8 @@ class SpillStore:
                     oldest = self._tally.oldest(held) if self._tally.bytes > self.max_bytes else None
                 if oldest is None:
                     return
-                aside, name = oldest
-                if aside:
+                name = oldest.name
+                if oldest.aside:
                     _remove(self.directory / CORRUPT_DIR / name)  # gone already or not, it is no longer counted
                     with self._tally_lock:
                         self._tally.remove_aside(name)

@@ -9,6 +9,21 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Container, Iterable
+from typing import NamedTuple
+
+
+class Footprint(NamedTuple):
+    """The files a store counts toward its cap and their bytes."""
+
+    files: int
+    bytes: int
+
+
+class Oldest(NamedTuple):
+    """The next file to evict, and whether it was moved aside."""
+
+    name: str
+    aside: bool
 
 
 class Tally:
@@ -50,14 +65,17 @@ class Tally:
     def remove_aside(self, name: str) -> None:
         self.bytes -= self._aside.pop(name, 0)
 
-    def oldest(self, skip: Container[str]) -> tuple[bool, str] | None:
-        """The next file to evict, and whether it was moved aside: the oldest of those moved aside (never
-        replayed), else the oldest waiting not in ``skip``; None when there is none."""
+    def footprint(self) -> Footprint:
+        return Footprint(self.files, self.bytes)
+
+    def oldest(self, skip: Container[str]) -> Oldest | None:
+        """The next file to evict: the oldest of those moved aside (never replayed), else the oldest waiting not
+        in ``skip``; None when there is none."""
         for name in self._aside:
-            return True, name
+            return Oldest(name, aside=True)
         for name in self._waiting:
             if name not in skip:
-                return False, name
+                return Oldest(name, aside=False)
         return None
 
     def sync(self, waiting: Iterable[str], aside: Iterable[str], size_of: Callable[[str, bool], int | None]) -> None:
