@@ -7,22 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
-from spanbatch._spill import Sent, SpillStore
+from spanbatch._spill import SpillStore
+
+from tests.helpers.spill import replayed
 
 pytestmark = pytest.mark.timeout(30)
 
 HOUR_NS = 3600 * 10**9
-
-
-def replayed(store: SpillStore) -> list[bytes]:
-    got: list[bytes] = []
-
-    def send(data: bytes) -> Sent:
-        got.append(data)
-        return Sent.DELIVERED
-
-    store.replay(send)
-    return got
 
 
 def clock_back(monkeypatch: pytest.MonkeyPatch) -> None:

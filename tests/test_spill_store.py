@@ -16,6 +16,8 @@ import pytest
 from spanbatch._spill import CORRUPT_DIR, TEMP_DIR, Sent, SpillStore
 from spanbatch._spill_file import HEADER, MAGIC, decode, encode
 
+from tests.helpers.spill import replayed
+
 pytestmark = pytest.mark.timeout(60)
 
 MB = 1 << 20
@@ -31,22 +33,11 @@ def intact(data: bytes) -> bool:
     return data == payload(int(data[:8]), len(data))
 
 
-def collect(store: SpillStore) -> list[bytes]:
-    got: list[bytes] = []
-
-    def send(data: bytes) -> Sent:
-        got.append(data)
-        return Sent.DELIVERED
-
-    store.replay(send)
-    return got
-
-
 def test_payloads_come_back_oldest_first_and_are_deleted_once_delivered(tmp_path: Path) -> None:
     store = SpillStore(tmp_path, 10 * MB)
     for n in range(5):
         assert store.write(payload(n), spans=n + 1)
-    assert [intact(p) for p in collect(store)] == [True] * 5
+    assert [intact(p) for p in replayed(store)] == [True] * 5
     assert store.pending() == []
     counts = store.counts()
     assert (counts.spilled, counts.replayed, counts.evicted, counts.corrupt) == (15, 15, 0, 0)
@@ -56,7 +47,7 @@ def test_the_order_is_write_order(tmp_path: Path) -> None:
     store = SpillStore(tmp_path, 10 * MB)
     for n in range(50):
         store.write(payload(n), spans=1)
-    assert [int(p[:8]) for p in collect(store)] == list(range(50))
+    assert [int(p[:8]) for p in replayed(store)] == list(range(50))
 
 
 def test_a_backend_still_down_keeps_the_files_and_stops_the_pass(tmp_path: Path) -> None:
@@ -73,7 +64,7 @@ def test_a_backend_still_down_keeps_the_files_and_stops_the_pass(tmp_path: Path)
     assert len(calls) == 1  # one probe, not one per file
     assert len(store.pending()) == 3
     assert store.counts().replayed == 0
-    assert [int(p[:8]) for p in collect(store)] == [0, 1, 2]
+    assert [int(p[:8]) for p in replayed(store)] == [0, 1, 2]
 
 
 def test_a_rejected_payload_is_moved_aside_not_retried(tmp_path: Path) -> None:
@@ -93,7 +84,7 @@ def test_over_the_cap_the_oldest_files_are_evicted_and_counted(
     with caplog.at_level(logging.WARNING, "spanbatch"):
         for n in range(10):
             assert store.write(payload(n, 1000), spans=10)
-    assert [int(p[:8]) for p in collect(store)] == [7, 8, 9]
+    assert [int(p[:8]) for p in replayed(store)] == [7, 8, 9]
     counts = store.counts()
     assert (counts.spilled, counts.evicted, counts.replayed) == (100, 70, 30)
     # One line with counts per 10 s, and the rest when the replay delivers (the outage is over).
@@ -119,7 +110,7 @@ def test_a_file_another_holder_has_claimed_is_skipped(tmp_path: Path) -> None:
 
     def send(data: bytes) -> Sent:
         if not inner:
-            inner.extend(collect(other))  # while this one holds the first file
+            inner.extend(replayed(other))  # while this one holds the first file
         return Sent.DELIVERED
 
     store.replay(send)
@@ -154,7 +145,7 @@ def test_a_directory_of_garbage_never_raises_and_quarantines_what_looks_like_spi
     (tmp_path / TEMP_DIR / "garbage.tmp").write_bytes(os.urandom(100))  # nobody holds it: torn
     store.write(payload(2), spans=1)
     with caplog.at_level(logging.WARNING, "spanbatch"):
-        got = collect(store)
+        got = replayed(store)
     assert [int(p[:8]) for p in got] == [1, 2]
     assert sorted(p.name.split("-")[-1] for p in (tmp_path / CORRUPT_DIR).iterdir()) == sorted(
         f"{name}.spill" for name in bad
@@ -171,7 +162,7 @@ def test_a_file_from_a_newer_version_is_left_for_it(tmp_path: Path) -> None:
 
     newer = HEADER.pack(MAGIC, 99, 0, 1, len(data), zlib.crc32(data)) + data
     (tmp_path / f"{0:020d}-0-00000000.spill").write_bytes(newer)
-    assert collect(store) == []
+    assert replayed(store) == []
     assert len(store.pending()) == 1
     assert store.counts().corrupt == 0
 
@@ -191,7 +182,7 @@ def test_a_directory_under_a_file_gives_one_warning_and_failed_writes(
         store = SpillStore(tmp_path / "file" / "spill", MB)
         assert not store.write(payload(0), spans=5)
         assert not store.write(payload(1), spans=5)
-        assert collect(store) == []
+        assert replayed(store) == []
     assert [r.getMessage().startswith("Cannot write to the spill directory") for r in caplog.records] == [True]
     assert store.counts().write_failures == 2
     assert store.counts().spilled == 0
@@ -236,7 +227,7 @@ def test_a_full_disk_gives_one_warning_and_leaves_no_file(tmp_path: Path) -> Non
     assert "spilled=5" in done.stdout
     assert "write_failures=2" in done.stdout
     assert list((tmp_path / TEMP_DIR).iterdir()) == []
-    assert [len(p) for p in collect(SpillStore(tmp_path, MB))] == [1000, 1000]
+    assert [len(p) for p in replayed(SpillStore(tmp_path, MB))] == [1000, 1000]
 
 
 # -- several processes -------------------------------------------------------------------------
@@ -305,7 +296,7 @@ def test_a_writer_killed_mid_write_leaves_nothing_torn_to_replay(tmp_path: Path,
     store = SpillStore(tmp_path, 1 << 40)  # sweeps what the dead writer left in tmp/
     # (an empty one, killed before it locked it, waits TORN_AFTER_SECONDS: it could be a live writer's)
     assert [p for p in (tmp_path / TEMP_DIR).iterdir() if p.stat().st_size] == []
-    got = collect(store)
+    got = replayed(store)
     assert all(intact(p) for p in got)
     assert written <= len(got) <= written + 1  # one more may have been renamed before its print
     assert store.counts().corrupt <= 1
@@ -318,7 +309,7 @@ def test_an_empty_temp_file_is_a_writer_about_to_lock_it_unless_it_is_old(tmp_pa
     old.write_bytes(b"")
     an_hour_ago = time.time() - 3600
     os.utime(old, (an_hour_ago, an_hour_ago))
-    assert collect(store) == []
+    assert replayed(store) == []
     assert fresh.exists()
     assert not old.exists()
     assert store.counts().corrupt == 1
@@ -346,7 +337,7 @@ def test_a_child_forked_while_a_file_is_claimed_does_not_keep_it_locked(tmp_path
 
     try:
         store.replay(fork_meanwhile)
-        assert [int(p[:8]) for p in collect(store)] == [0]
+        assert [int(p[:8]) for p in replayed(store)] == [0]
     finally:
         for pid in children:
             os.kill(pid, signal.SIGKILL)
