@@ -43,7 +43,7 @@ def backend() -> Iterator[tuple[str, list[float]]]:
     requests: list[float] = []
     handler = type("Handler", (_SlowBackend,), {"requests": requests})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/v1/traces", requests
     server.shutdown()
