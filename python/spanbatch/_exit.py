@@ -10,9 +10,9 @@ left of the one exit deadline, counted from the first such shutdown. A last hook
 when spanbatch is imported and so run after the providers', shuts down whatever lanes nobody
 shut down, in parallel, then closes the exit gate: as the interpreter finalizes, the lanes shut down
 by then call no Python from native code, and their workers take the GIL back no more (``exit_gate.rs``).
-``SPANBATCH_FLUSH_ON_SIGTERM=true`` shuts every lane down on SIGTERM, then hands the signal to the
-previous handler. SIGKILL and the OOM killer cannot be caught: they
-lose the spans still queued, and nothing else.
+``SPANBATCH_FLUSH_ON_SIGTERM=true`` flushes every lane on SIGTERM, then hands the signal to the previous
+handler; under the default action, which ends the process, every lane is shut down first. SIGKILL and
+the OOM killer cannot be caught: they lose the spans still queued, and nothing else.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from types import FrameType
 
 from spanbatch import _fork, _settings
 from spanbatch._core import close_exit_gate, exit_gate_after_fork_in_child
-from spanbatch._lane import HasLanes, Lane, shutdown_lanes, wait_for_drains
+from spanbatch._lane import HasLanes, Lane, flush_lanes, shutdown_lanes, wait_for_drains
 from spanbatch._setting import read
 
 logger = logging.getLogger("spanbatch")
@@ -108,6 +108,14 @@ def shutdown_all(timeout_millis: float | None = None) -> None:
         lane.drops.report(lane.stats().dropped, now=True)
 
 
+def flush_all() -> None:
+    """Flush every registered lane in parallel within the exit timeout (or the lanes' longest
+    ``export_timeout_millis``, if shorter); the lanes keep running, and the exit deadline is not started."""
+    lanes = _fork.of_this_process(lane for owner in list(_owners) for lane in owner.lanes)
+    longest_export = max((lane.settings.export_timeout_millis for lane in lanes), default=0.0)
+    flush_lanes(lanes, min(exit_timeout_millis(), longest_export))
+
+
 def shutdown(lanes: list[Lane], timeout_millis: float) -> None:
     """A processor's ``shutdown`` of its lanes; once exiting, within what is left of the exit deadline."""
     shutdown_lanes(lanes, min(timeout_millis, _millis_left_to_exit()) if _exiting else timeout_millis)
@@ -138,11 +146,15 @@ def _install_sigterm_handler() -> bool:
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        shutdown_all()
-        if callable(previous):
-            previous(signum, frame)
-        elif previous != signal.SIG_IGN:
-            # The default action: terminate, as if we had not been here.
+        if callable(previous) or previous == signal.SIG_IGN:
+            # The application handles SIGTERM (a server's graceful drain) or ignores it: it goes on ending
+            # spans, which lanes shut down now would drop. What is queued leaves now; exit shuts down as usual.
+            flush_all()
+            if callable(previous):
+                previous(signum, frame)
+        else:
+            # The default action: terminate, as if we had not been here, once every lane is shut down.
+            shutdown_all()
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
 
