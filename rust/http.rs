@@ -6,6 +6,7 @@
 //! socket operation, and `send_all` sends several request bodies for one.
 
 use crate::batching::millis;
+use crate::http_early_answer;
 use crate::http_outcome::{Outcome, PyHttpOutcome};
 use crate::otlp::compress::Codec;
 use crate::otlp::encoder::PyRequest;
@@ -23,7 +24,7 @@ use ureq::Agent;
 const RESPONSE_LIMIT: u64 = 1 << 20;
 
 fn new_agent() -> Agent {
-    Agent::config_builder()
+    let config = Agent::config_builder()
         // Status codes are the caller's to judge (retryable or not), as with `requests`.
         .http_status_as_error(false)
         // `requests` is called with allow_redirects=False by the stock transport.
@@ -31,8 +32,9 @@ fn new_agent() -> Agent {
         // Not ureq's reading of the proxy variables (HTTPS_PROXY for http:// too, CONNECT tunnels):
         // an endpoint `requests` would send through a proxy stays on `requests` (see `_http.py`).
         .proxy(None)
-        .build()
-        .into()
+        .build();
+    // An answer the server gives before it has read the whole body is read, as `requests` reads it.
+    http_early_answer::agent(config)
 }
 
 /// One request's settings, shared by every body of a `send_all`.
@@ -298,6 +300,33 @@ mod tests {
             (503, Some("Service Unavailable"), &b"no"[..])
         );
         assert!(headers.contains(&("retry-after".to_owned(), "3".to_owned())));
+    }
+
+    #[test]
+    fn an_answer_before_the_body_is_read_is_the_outcome() {
+        // A server that answers 413 after the headers and closes with the body unread: the kernel resets
+        // the connection under the body still being written, and the answer is read all the same.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let server = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut buf).unwrap();
+                head.extend_from_slice(&buf[..n]);
+            }
+            stream
+                .write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .unwrap();
+        });
+        let body = vec![b'x'; 8 << 20];
+        let outcome = call(&url, &[]).send(&new_agent(), &body);
+        server.join().unwrap();
+        assert!(
+            matches!(outcome, Outcome::Response { status: 413, .. }),
+            "{outcome:?}"
+        );
     }
 
     #[test]
