@@ -122,7 +122,8 @@ class RustEncodedGRPC:
     encoded by the Rust encoder, sent as they are by the stock exporter's channel.
 
     ``max_export_batch_bytes`` (keyword; ``SPANBATCH_MAX_EXPORT_BATCH_BYTES``; default 4 MiB,
-    gRPC's default max message size): a batch whose request would be larger is sent as several
+    gRPC's default max message size; bounded by a ``grpc.max_send_message_length`` in
+    ``channel_options``): a batch whose request would be larger is sent as several
     requests that each fit, each sent once (with the stock retries); an item (span or log record)
     larger on its own is left out (warned about; spanbatch's processors count it as ``too_large``).
     The stock exporter sends the batch whole, and the server refuses it.
@@ -158,6 +159,10 @@ class RustEncodedGRPC:
         spill_max_bytes: int | None = None,
     ) -> None:
         limit = _limits.max_export_batch_bytes(_limits.checked(max_export_batch_bytes), _limits.GRPC_DEFAULT_BYTES)
+        # The channel refuses to send a larger message whatever the server takes: no part may be larger.
+        channel_limit = _limits.grpc_send_limit(channel_options)
+        if channel_limit is not None:
+            limit = channel_limit if limit is None else min(limit, channel_limit)
         self._encoder = self._encoder_class(limit)
         self._last = threading.local()  # before the stock constructor, which makes the stub
         extra = _newer_parameters(retryable_error_codes, meter_provider)
