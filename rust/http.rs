@@ -330,6 +330,31 @@ mod tests {
     }
 
     #[test]
+    fn a_server_that_closes_without_an_answer_is_a_connection_error() {
+        // The body refused as above, but no answer to read: retried as before, as `requests` retries it.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let server = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).unwrap();
+        });
+        let body = vec![b'x'; 8 << 20];
+        let outcome = call(&url, &[]).send(&new_agent(), &body);
+        server.join().unwrap();
+        assert!(
+            matches!(
+                outcome,
+                Outcome::Failed {
+                    connection: true,
+                    ..
+                }
+            ),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
     fn a_refused_connection_is_a_connection_error() {
         // Bind then drop: the port is very likely closed for the moment the test needs.
         let url = {
