@@ -1,0 +1,143 @@
+"""The processors' self-metrics are the stock processors' instruments, as a metrics pipeline sees them: the same
+instrument kinds (so a reader's temporality per kind and a view's ``instrument_type`` apply alike), component names
+numbered per component type, and a processed count that a forked child carries on from its parent's."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import spanbatch
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+from opentelemetry.sdk.metrics import Counter, MeterProvider, UpDownCounter
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader, Sum
+from opentelemetry.sdk.metrics.view import DropAggregation, View
+
+from tests.helpers import PROCESSORS, RecordingExporter, end_spans
+from tests.helpers.fork import collect_child, start_child
+
+PROCESSED = "otel.sdk.processor.span.processed"
+CAPACITY = "otel.sdk.processor.span.queue.capacity"
+QUEUE_SIZE = "otel.sdk.processor.span.queue.size"
+
+
+@pytest.fixture(autouse=True)
+def _metrics_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+
+
+def sums(reader: InMemoryMetricReader) -> dict[str, tuple[AggregationTemporality, list[tuple[str | None, int]]]]:
+    """The processor's sums collected now: temporality and (error.type, value) points by metric name."""
+    data = reader.get_metrics_data()
+    found = {}
+    for resource_metrics in data.resource_metrics if data else []:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name.startswith("otel.sdk.processor.") and isinstance(metric.data, Sum):
+                    points = sorted(
+                        (str((p.attributes or {}).get("error.type")), int(p.value)) for p in metric.data.data_points
+                    )
+                    found[metric.name] = (metric.data.aggregation_temporality, points)
+    return found
+
+
+def collections(processor_cls: Any, reader: InMemoryMetricReader, **provider: Any) -> list[dict[str, Any]]:
+    provider_of_reader = MeterProvider(metric_readers=[reader], **provider)
+    processor = processor_cls(
+        RecordingExporter(), max_queue_size=64, max_export_batch_size=8, meter_provider=provider_of_reader
+    )
+    try:
+        seen = []
+        for count in (3, 2, 0):
+            end_spans(processor, count)
+            assert processor.force_flush(5000)
+            seen.append(sums(reader))
+        return seen
+    finally:
+        processor.shutdown()
+
+
+@pytest.mark.timeout(30)
+def test_processed_and_capacity_follow_a_readers_temporality_for_their_kinds_as_stocks_do() -> None:
+    # Stock's processed is a Counter and its capacity an UpDownCounter, both synchronous; queue.size is observable.
+    def reader() -> InMemoryMetricReader:
+        delta = AggregationTemporality.DELTA
+        return InMemoryMetricReader(preferred_temporality={Counter: delta, UpDownCounter: delta})
+
+    stock = collections(PROCESSORS["stock"], reader())
+    ours = collections(spanbatch.BatchSpanProcessor, reader())
+    assert stock[0][PROCESSED] == (AggregationTemporality.DELTA, [("None", 3)])
+    assert ours == stock
+
+
+@pytest.mark.timeout(30)
+def test_a_view_that_selects_the_stock_instrument_kinds_selects_ours() -> None:
+    def reader() -> InMemoryMetricReader:
+        return InMemoryMetricReader()
+
+    drop = {"views": [View(instrument_type=Counter, aggregation=DropAggregation())]}
+    stock = collections(PROCESSORS["stock"], reader(), **drop)
+    ours = collections(spanbatch.BatchSpanProcessor, reader(), **drop)
+    assert PROCESSED not in stock[0]
+    assert CAPACITY in stock[0]
+    assert ours == stock
+
+
+def component_number(reader: InMemoryMetricReader) -> int:
+    data = reader.get_metrics_data()
+    assert data is not None
+    names = {
+        str((p.attributes or {})["otel.component.name"])
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name.startswith("otel.sdk.processor.")
+        for p in m.data.data_points
+    }
+    assert len(names) == 1, names
+    match = re.fullmatch(r"batching_(?:span|log)_processor/(\d+)", names.pop())
+    assert match is not None
+    return int(match.group(1))
+
+
+@pytest.mark.timeout(30)
+def test_component_names_are_numbered_per_component_type_as_stocks_are() -> None:
+    # Stock counts batching_span_processor/N and batching_log_processor/N apart: a log processor made between two
+    # span processors leaves their numbers consecutive.
+    readers = [InMemoryMetricReader() for _ in range(3)]
+    processors = [
+        spanbatch.BatchSpanProcessor(RecordingExporter(), meter_provider=MeterProvider(metric_readers=[readers[0]])),
+        spanbatch.BatchLogRecordProcessor(
+            InMemoryLogRecordExporter(), meter_provider=MeterProvider(metric_readers=[readers[1]])
+        ),
+        spanbatch.BatchSpanProcessor(RecordingExporter(), meter_provider=MeterProvider(metric_readers=[readers[2]])),
+    ]
+    try:
+        first_span, _, second_span = (component_number(reader) for reader in readers)
+        assert second_span == first_span + 1
+    finally:
+        for processor in processors:
+            processor.shutdown()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", ["stock", "spanbatch"])
+def test_a_forked_childs_processed_count_goes_on_from_its_parents(name: str) -> None:
+    # The child inherits the meter provider and its series: a counter that fell back to the child's own count
+    # would go down under the same start time.
+    reader = InMemoryMetricReader()
+    processor = PROCESSORS[name](RecordingExporter(), meter_provider=MeterProvider(metric_readers=[reader]))
+    try:
+        end_spans(processor, 5)
+        assert processor.force_flush(5000)
+        assert sums(reader)[PROCESSED][1] == [("None", 5)]
+
+        def child() -> dict[str, Any]:
+            end_spans(processor, 1)
+            assert processor.force_flush(5000)
+            return {"processed": sums(reader)[PROCESSED][1]}
+
+        assert collect_child(*start_child(child)) == {"processed": [["None", 6]]}
+    finally:
+        processor.shutdown()
