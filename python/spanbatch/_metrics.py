@@ -1,16 +1,21 @@
 """OpenTelemetry self-metrics, read from the exact counters instead of counted on the hot path.
 
-An observable instrument keeps only the first callback registered under its name, so each
-meter provider gets one set of instruments whose callbacks report every registered lane.
+The instruments are the stock processor's kinds, so that a reader's temporality per kind and a view's
+``instrument_type`` treat them alike: ``processed`` a Counter, ``queue.capacity`` an UpDownCounter (added once),
+``queue.size`` an observable UpDownCounter. The counters are read at each collection, from that observable's
+callback (the SDK runs every callback before it collects the synchronous instruments), and what they grew by since
+is added to ``processed``. An observable instrument keeps only the first callback registered under its name, so
+each meter provider gets one set of instruments whose callback reports every registered lane.
 """
 
 from __future__ import annotations
 
-import itertools
+import collections
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter_provider
 
@@ -26,7 +31,9 @@ _ERROR_TYPES = {reason.name: reason.error_type for reason in DROP_REASONS if rea
 # The reasons that drop items already handed to the exporter: the stock processor counts those as
 # processed without an error (its encoder fails a whole batch where ours leaves one span out).
 _HANDED_TO_EXPORTER = tuple(reason.name for reason in DROP_REASONS if reason.error_type is None)
-_instances = itertools.count()
+# Numbered per component type, as the stock processors are: batching_span_processor/0, batching_log_processor/0.
+_numbers: collections.Counter[str] = collections.Counter()
+_numbers_lock = threading.Lock()
 
 
 def internal_metrics_enabled() -> bool:
@@ -35,14 +42,20 @@ def internal_metrics_enabled() -> bool:
 
 def component_name(signal: Signal) -> str:
     """A name of its own for a processor whose lanes the user did not name, as the stock processor's."""
-    return f"{signal.component_type}/{next(_instances)}"
+    with _numbers_lock:
+        number = _numbers[signal.component_type]
+        _numbers[signal.component_type] = number + 1
+    return f"{signal.component_type}/{number}"
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Source:
     attributes: dict[str, str]
     read_stats: Callable[[], Stats | None]  # None once the lane is gone
-    capacity: int
+    # What ``processed`` was given so far per error.type, in the process ``pid``: a forked child's lane counts
+    # from zero on a core of its own, on top of the series it inherited.
+    reported: dict[str | None, int] = field(default_factory=dict)
+    pid: int = field(default_factory=os.getpid)
 
 
 class _Instruments:
@@ -53,25 +66,21 @@ class _Instruments:
         self._lock = threading.Lock()
         meter = meter_provider.get_meter(_METER_NAME)
         name, words = f"otel.sdk.processor.{signal.item}", signal.metric_words
-        meter.create_observable_counter(
-            f"{name}.processed", callbacks=[self._processed], unit=words.unit, description=words.processed
+        self._processed = meter.create_counter(f"{name}.processed", unit=words.unit, description=words.processed)
+        self._capacity = meter.create_up_down_counter(
+            f"{name}.queue.capacity", unit=words.unit, description=words.queue_capacity
         )
         meter.create_observable_up_down_counter(
             f"{name}.queue.size",
-            callbacks=[self._queue_size],
+            callbacks=[self._collect],
             unit=words.queue_size_unit,
             description=words.queue_size,
         )
-        meter.create_observable_up_down_counter(
-            f"{name}.queue.capacity",
-            callbacks=[self._queue_capacity],
-            unit=words.unit,
-            description=words.queue_capacity,
-        )
 
-    def add(self, source: _Source) -> None:
+    def add(self, source: _Source, capacity: int) -> None:
         with self._lock:
             self._sources.append(source)
+        self._capacity.add(capacity, source.attributes)
 
     def _live(self) -> list[tuple[_Source, Stats]]:
         with self._lock:
@@ -84,33 +93,43 @@ class _Instruments:
                 self._sources = [s for s in self._sources if id(s) not in gone]
         return live
 
-    def _processed(self, _options: CallbackOptions) -> Iterable[Observation]:
-        observations = []
-        for source, stats in self._live():
-            # Like the stock processor: a span is processed once it is handed to the exporter (spilled ones too),
-            # here once it is in flight. A counter never goes down, so spans shutdown gave up on while in flight
-            # (read ahead into a request) stay counted here, not under already_shutdown.
-            dropped = stats.dropped
-            handed = (
-                stats.exported
-                + stats.spilled
-                + stats.in_flight
-                + stats.abandoned
-                + sum(dropped.get(r, 0) for r in _HANDED_TO_EXPORTER)
-            )
-            observations.append(Observation(handed, source.attributes))
-            dropped["shutdown"] -= stats.abandoned
-            for reason, error_type in _ERROR_TYPES.items():
-                if dropped.get(reason):
-                    attributes = {**source.attributes, "error.type": error_type}
-                    observations.append(Observation(dropped[reason], attributes))
-        return observations
+    def _collect(self, _options: CallbackOptions) -> Iterable[Observation]:
+        live = self._live()
+        with self._lock:  # two readers collecting at once add each growth once
+            for source, stats in live:
+                self._add_processed(source, stats)
+        return [Observation(stats.queued, source.attributes) for source, stats in live]
 
-    def _queue_size(self, _options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(stats.queued, source.attributes) for source, stats in self._live()]
+    def _add_processed(self, source: _Source, stats: Stats) -> None:
+        if source.pid != os.getpid():
+            source.reported, source.pid = {}, os.getpid()
+        for error_type, total in _processed(stats).items():
+            grown = total - source.reported.get(error_type, 0)
+            if grown > 0:
+                source.reported[error_type] = total
+                attributes = (
+                    source.attributes if error_type is None else {**source.attributes, "error.type": error_type}
+                )
+                self._processed.add(grown, attributes)
 
-    def _queue_capacity(self, _options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(source.capacity, source.attributes) for source, _ in self._live()]
+
+def _processed(stats: Stats) -> dict[str | None, int]:
+    """The ``processed`` count of a lane per error.type (None: handed to the exporter)."""
+    # Like the stock processor: a span is processed once it is handed to the exporter (spilled ones too),
+    # here once it is in flight. A counter never goes down, so spans shutdown gave up on while in flight
+    # (read ahead into a request) stay counted here, not under already_shutdown.
+    dropped = stats.dropped
+    totals: dict[str | None, int] = {
+        None: stats.exported
+        + stats.spilled
+        + stats.in_flight
+        + stats.abandoned
+        + sum(dropped.get(r, 0) for r in _HANDED_TO_EXPORTER)
+    }
+    dropped["shutdown"] -= stats.abandoned
+    for reason, error_type in _ERROR_TYPES.items():
+        totals[error_type] = totals.get(error_type, 0) + dropped.get(reason, 0)
+    return totals
 
 
 _by_provider: weakref.WeakKeyDictionary[MeterProvider, dict[Signal, _Instruments]] = weakref.WeakKeyDictionary()
@@ -132,4 +151,4 @@ def register_processor_metrics(
         if instruments is None:
             instruments = by_signal[signal] = _Instruments(provider, signal)
     attributes = {"otel.component.type": signal.component_type, "otel.component.name": component}
-    instruments.add(_Source(attributes, read_stats, capacity))
+    instruments.add(_Source(attributes, read_stats), capacity)
