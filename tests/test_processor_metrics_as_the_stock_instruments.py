@@ -4,6 +4,7 @@ numbered per component type, and a processed count that a forked child carries o
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -141,3 +142,27 @@ def test_a_forked_childs_processed_count_goes_on_from_its_parents(name: str) -> 
         assert collect_child(*start_child(child)) == {"processed": [["None", 6]]}
     finally:
         processor.shutdown()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("value", ["1", "yes", " on "])
+def test_a_metrics_switch_neither_true_nor_false_is_warned_of_as_stock_warns(
+    value: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", value)
+
+    def warned(processor_cls: Any) -> list[tuple[str, int, str]]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            processor_cls(RecordingExporter()).shutdown()
+        return [(r.name, r.levelno, r.getMessage()) for r in caplog.records if r.name.startswith("opentelemetry")]
+
+    stock = warned(PROCESSORS["stock"])
+    assert stock == [
+        (
+            "opentelemetry.sdk.environment_variables._internal",
+            logging.WARNING,
+            f"Invalid value for OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED: {value!r}. Expected 'true' or 'false'.",
+        )
+    ]
+    assert warned(spanbatch.BatchSpanProcessor) == stock
