@@ -182,8 +182,9 @@ class Read:
     setting: Setting[object]
     environment: dict[str, str]
     value: object
-    warning: str | None = None  # on the logger such warnings have always used
+    warning: str | None = None  # on ``logger``: where such warnings have always gone (the SDK's, for its switches)
     backend: str | None = None
+    logger: str = "spanbatch._config"
 
 
 # One case per kind, with the outcome and the warning each had before the registry read them all.
@@ -206,7 +207,10 @@ READS = [
          "Ignoring SPANBATCH_DROP_POLICY='Random': not one of oldest, newest, block, drop; "
          "using the default oldest instead."),
     Read(_settings.DROP_POLICY, {"SPANBATCH_DROP_POLICY": " NEWEST "}, "newest"),
-    Read(_settings.INTERNAL_METRICS, {"OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED": "yes"}, False),
+    Read(_settings.INTERNAL_METRICS, {"OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED": "yes"}, False,
+         "Invalid value for OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED: 'yes'. Expected 'true' or 'false'.",
+         logger="opentelemetry.sdk.environment_variables._internal"),
+    Read(_settings.INTERNAL_METRICS, {"OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED": " TRUE "}, True),
     Read(_settings.CONFIG_FILE, {"OTEL_CONFIG_FILE": "  "}, "  "),
 ]  # fmt: skip
 
@@ -220,5 +224,5 @@ def test_each_kind_reads_and_warns_as_before(
         monkeypatch.setenv(variable, raw)
     with caplog.at_level(logging.WARNING):
         assert read(case.setting, case.backend) == case.value
-    expected = [("spanbatch._config", case.warning)] if case.warning else []
+    expected = [(case.logger, case.warning)] if case.warning else []
     assert [(r.name, r.getMessage()) for r in caplog.records] == expected

@@ -24,6 +24,9 @@ from typing import Generic, Literal, TypeVar, cast
 
 # The logger these warnings have always been written to: users' filters may name it.
 logger = logging.getLogger("spanbatch._config")
+# Where and how the SDK warns of one of its boolean variables set to neither true nor false.
+_SDK_VARIABLES_LOGGER = logging.getLogger("opentelemetry.sdk.environment_variables._internal")
+_SDK_FLAG_WARNING = "Invalid value for %s: %r. Expected 'true' or 'false'."
 # Where the stock processors report an OTEL_BSP_* or OTEL_BLRP_* variable they cannot parse, and how.
 _STOCK_LOGGERS = {
     "OTEL_BSP_": logging.getLogger("opentelemetry.sdk.trace.export"),
@@ -139,8 +142,11 @@ def _choice(raw: str, setting: Setting[object]) -> str:
 
 
 def _otel_flag(raw: str, setting: Setting[object]) -> bool:
-    """OpenTelemetry's boolean: ``true`` in any case, and anything else false."""
-    return raw.strip().lower() == "true"
+    """OpenTelemetry's boolean: ``true`` or ``false`` in any case; anything else is unusable (the default)."""
+    word = raw.strip().lower()
+    if word not in ("true", "false"):
+        raise _Unusable(raw, "neither true nor false")
+    return word == "true"
 
 
 def _text(raw: str, setting: Setting[object]) -> str:
@@ -256,6 +262,10 @@ def read(setting: Setting[_T], backend: str | None = None) -> _T:
 
 
 def _report(setting: Setting[object], variable: str, unusable: _Unusable, later: tuple[str, ...]) -> None:
+    if setting.kind == "otel_flag":
+        # The SDK's own warning for its switches, at each read as the stock processor's constructor gives it.
+        _SDK_VARIABLES_LOGGER.warning(_SDK_FLAG_WARNING, variable, unusable.value)
+        return
     stock_logger = next((log for prefix, log in _STOCK_LOGGERS.items() if variable.startswith(prefix)), None)
     if setting.kind == "integer" and stock_logger is not None and isinstance(unusable.__cause__, ValueError):
         # An OTEL_BSP_*/OTEL_BLRP_* value int() refused: the stock processor's own report, so users' log filters
