@@ -4,8 +4,10 @@ numbered per component type, and a processed count that a forked child carries o
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
+import weakref
 from typing import Any
 
 import pytest
@@ -166,3 +168,31 @@ def test_a_metrics_switch_neither_true_nor_false_is_warned_of_as_stock_warns(
         )
     ]
     assert warned(spanbatch.BatchSpanProcessor) == stock
+
+
+@pytest.mark.timeout(30)
+def test_a_pipeline_rebuilt_under_the_same_backend_names_reports_the_capacity_of_the_one_alive() -> None:
+    # A backend's name is its component name: the capacity of a pipeline gone must not add up with its successor's.
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    for size in (64, 32):
+        pipeline = spanbatch.Pipeline(
+            {"a": RecordingExporter()}, max_queue_size=size, max_export_batch_size=8, meter_provider=meter_provider
+        )
+        end_spans(pipeline, 3)
+        assert pipeline.force_flush(5000)
+        pipeline.shutdown()
+        sums(reader)  # its spans counted while it lives (a lane gone between two collections takes the rest along)
+        gone = weakref.ref(pipeline.lanes[0])
+        del pipeline
+        gc.collect()
+        assert gone() is None
+        sums(reader)  # a collection that finds it gone
+    pipeline = spanbatch.Pipeline(
+        {"a": RecordingExporter()}, max_queue_size=16, max_export_batch_size=8, meter_provider=meter_provider
+    )
+    try:
+        assert sums(reader)[CAPACITY] == (AggregationTemporality.CUMULATIVE, [("None", 16)])
+        assert sums(reader)[PROCESSED] == (AggregationTemporality.CUMULATIVE, [("None", 6)])
+    finally:
+        pipeline.shutdown()
