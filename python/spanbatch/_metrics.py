@@ -52,6 +52,7 @@ def component_name(signal: Signal) -> str:
 class _Source:
     attributes: dict[str, str]
     read_stats: Callable[[], Stats | None]  # None once the lane is gone
+    capacity: int
     # What ``processed`` was given so far per error.type, in the process ``pid``: a forked child's lane counts
     # from zero on a core of its own, on top of the series it inherited.
     reported: dict[str | None, int] = field(default_factory=dict)
@@ -77,20 +78,25 @@ class _Instruments:
             description=words.queue_size,
         )
 
-    def add(self, source: _Source, capacity: int) -> None:
+    def add(self, source: _Source) -> None:
         with self._lock:
             self._sources.append(source)
-        self._capacity.add(capacity, source.attributes)
+        self._capacity.add(source.capacity, source.attributes)
 
     def _live(self) -> list[tuple[_Source, Stats]]:
         with self._lock:
             sources = list(self._sources)
         read = [(source, source.read_stats()) for source in sources]
         live = [(source, stats) for source, stats in read if stats is not None]
-        if len(live) < len(read):
-            with self._lock:
-                gone = {id(source) for source, stats in read if stats is None}
-                self._sources = [s for s in self._sources if id(s) not in gone]
+        gone = [source for source, stats in read if stats is None]
+        if gone:
+            with self._lock:  # taken out once, whoever else collects meanwhile
+                gone = [source for source in gone if any(source is s for s in self._sources)]
+                self._sources = [s for s in self._sources if all(s is not g for g in gone)]
+            # A lane gone takes its capacity along (a Pipeline rebuilt under the same backend names reports only
+            # the live one's); what it processed stays counted.
+            for source in gone:
+                self._capacity.add(-source.capacity, source.attributes)
         return live
 
     def _collect(self, _options: CallbackOptions) -> Iterable[Observation]:
@@ -151,4 +157,4 @@ def register_processor_metrics(
         if instruments is None:
             instruments = by_signal[signal] = _Instruments(provider, signal)
     attributes = {"otel.component.type": signal.component_type, "otel.component.name": component}
-    instruments.add(_Source(attributes, read_stats), capacity)
+    instruments.add(_Source(attributes, read_stats, capacity))
