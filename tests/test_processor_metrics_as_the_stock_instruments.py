@@ -5,8 +5,11 @@ numbered per component type, and a processed count that a forked child carries o
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import re
+import subprocess
+import sys
 import weakref
 from typing import Any
 
@@ -196,3 +199,43 @@ def test_a_pipeline_rebuilt_under_the_same_backend_names_reports_the_capacity_of
         assert sums(reader)[PROCESSED] == (AggregationTemporality.CUMULATIVE, [("None", 6)])
     finally:
         pipeline.shutdown()
+
+
+_GLOBAL_PROVIDER_SET_LATER = """
+import json, os
+os.environ["OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"] = "true"
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export import SpanExportResult
+import spanbatch
+
+class Exporter:
+    def export(self, spans):
+        return SpanExportResult.SUCCESS
+    def shutdown(self):
+        pass
+
+processor = spanbatch.BatchSpanProcessor(Exporter(), max_queue_size=64, max_export_batch_size=8)
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+names = {
+    metric.name: [point.value for point in metric.data.data_points]
+    for rm in reader.get_metrics_data().resource_metrics
+    for sm in rm.scope_metrics
+    for metric in sm.metrics
+}
+processor.shutdown()
+print(json.dumps(names))
+"""
+
+
+@pytest.mark.timeout(60)
+def test_the_capacity_of_a_processor_made_before_the_global_meter_provider_is_set_is_reported() -> None:
+    # Made before the application sets its provider, the processor's meter is the API's proxy, which forwards
+    # instruments but not what was added to them before: the capacity would be lost.
+    done = subprocess.run(
+        [sys.executable, "-c", _GLOBAL_PROVIDER_SET_LATER], capture_output=True, text=True, timeout=50, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])[CAPACITY] == [64]
