@@ -53,6 +53,7 @@ class _Source:
     attributes: dict[str, str]
     read_stats: Callable[[], Stats | None]  # None once the lane is gone
     capacity: int
+    counted: bool = False  # whether ``capacity`` was added (at the first collection that found the lane)
     # What ``processed`` was given so far per error.type, in the process ``pid``: a forked child's lane counts
     # from zero on a core of its own, on top of the series it inherited.
     reported: dict[str | None, int] = field(default_factory=dict)
@@ -81,7 +82,6 @@ class _Instruments:
     def add(self, source: _Source) -> None:
         with self._lock:
             self._sources.append(source)
-        self._capacity.add(source.capacity, source.attributes)
 
     def _live(self) -> list[tuple[_Source, Stats]]:
         with self._lock:
@@ -96,13 +96,19 @@ class _Instruments:
             # A lane gone takes its capacity along (a Pipeline rebuilt under the same backend names reports only
             # the live one's); what it processed stays counted.
             for source in gone:
-                self._capacity.add(-source.capacity, source.attributes)
+                if source.counted:
+                    self._capacity.add(-source.capacity, source.attributes)
         return live
 
     def _collect(self, _options: CallbackOptions) -> Iterable[Observation]:
         live = self._live()
         with self._lock:  # two readers collecting at once add each growth once
             for source, stats in live:
+                if not source.counted:
+                    # Added when first collected, not when made: through a ProxyMeterProvider (the global one
+                    # before it is set) an add made then would be lost, and nothing else can see the difference.
+                    source.counted = True
+                    self._capacity.add(source.capacity, source.attributes)
                 self._add_processed(source, stats)
         return [Observation(stats.queued, source.attributes) for source, stats in live]
 
