@@ -1,11 +1,12 @@
 """OpenTelemetry self-metrics, read from the exact counters instead of counted on the hot path.
 
 The instruments are the stock processor's kinds, so that a reader's temporality per kind and a view's
-``instrument_type`` treat them alike: ``processed`` a Counter, ``queue.capacity`` an UpDownCounter (added once),
-``queue.size`` an observable UpDownCounter. The counters are read at each collection, from that observable's
-callback (the SDK runs every callback before it collects the synchronous instruments), and what they grew by since
-is added to ``processed``. An observable instrument keeps only the first callback registered under its name, so
-each meter provider gets one set of instruments whose callback reports every registered lane.
+``instrument_type`` treat them alike: ``processed`` a Counter, ``queue.capacity`` an UpDownCounter, ``queue.size`` an
+observable UpDownCounter. The counters are read at each collection, from that observable's callback (the SDK runs
+every callback before it collects the synchronous instruments): what they grew by since is added to ``processed``,
+and a lane's capacity is added the first time (given back once the lane is gone). An observable instrument keeps
+only the first callback registered under its name, so each meter provider gets one set of instruments whose callback
+reports every registered lane.
 """
 
 from __future__ import annotations
