@@ -239,3 +239,21 @@ def test_the_capacity_of_a_processor_made_before_the_global_meter_provider_is_se
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1])[CAPACITY] == [64]
+
+
+@pytest.mark.timeout(30)
+def test_stock_and_spanbatch_processors_in_one_process_never_share_a_component_name() -> None:
+    # One application may batch one exporter with each: on one meter provider, a shared name would add up their
+    # counts and capacities in one series.
+    readers = [InMemoryMetricReader() for _ in range(3)]
+    classes = [PROCESSORS["stock"], spanbatch.BatchSpanProcessor, PROCESSORS["stock"]]
+    processors = [
+        cls(RecordingExporter(), meter_provider=MeterProvider(metric_readers=[reader]))
+        for cls, reader in zip(classes, readers, strict=True)
+    ]
+    try:
+        numbers = [component_number(reader) for reader in readers]
+        assert numbers == [numbers[0], numbers[0] + 1, numbers[0] + 2]
+    finally:
+        for processor in processors:
+            processor.shutdown()
