@@ -12,6 +12,7 @@ reports every registered lane.
 from __future__ import annotations
 
 import collections
+import importlib
 import os
 import threading
 import weakref
@@ -32,9 +33,22 @@ _ERROR_TYPES = {reason.name: reason.error_type for reason in DROP_REASONS if rea
 # The reasons that drop items already handed to the exporter: the stock processor counts those as
 # processed without an error (its encoder fails a whole batch where ours leaves one span out).
 _HANDED_TO_EXPORTER = tuple(reason.name for reason in DROP_REASONS if reason.error_type is None)
-# Numbered per component type, as the stock processors are: batching_span_processor/0, batching_log_processor/0.
-_numbers: collections.Counter[str] = collections.Counter()
 _numbers_lock = threading.Lock()
+
+
+def _component_numbers() -> collections.Counter[str]:
+    """The next number per component type (batching_span_processor/0, batching_log_processor/0, …): the stock
+    processors' own count where the SDK keeps one (those with processor metrics), so that a stock and a spanbatch
+    processor in one process, maybe on one meter provider, never report under one name."""
+    try:
+        stock = importlib.import_module("opentelemetry.sdk._shared_internal._processor_metrics")
+    except ImportError:
+        return collections.Counter()
+    numbers = getattr(stock, "_component_counter", None)
+    return numbers if isinstance(numbers, collections.Counter) else collections.Counter()
+
+
+_numbers = _component_numbers()
 
 
 def internal_metrics_enabled() -> bool:
