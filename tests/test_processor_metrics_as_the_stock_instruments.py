@@ -149,6 +149,23 @@ def test_a_forked_childs_processed_count_goes_on_from_its_parents(name: str) -> 
         processor.shutdown()
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", ["stock", "spanbatch"])
+def test_a_processor_shut_down_before_a_fork_counts_its_spans_once_in_the_child(name: str) -> None:
+    # A shut-down processor keeps its counters across the fork (no core of the child's own): nothing is new there.
+    reader = InMemoryMetricReader()
+    processor = PROCESSORS[name](RecordingExporter(), meter_provider=MeterProvider(metric_readers=[reader]))
+    end_spans(processor, 5)
+    assert processor.force_flush(5000)
+    processor.shutdown()
+    assert sums(reader)[PROCESSED][1] == [("None", 5)]
+
+    def child() -> dict[str, Any]:
+        return {"processed": sums(reader)[PROCESSED][1]}
+
+    assert collect_child(*start_child(child)) == {"processed": [["None", 5]]}
+
+
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("value", ["1", "yes", " on "])
 def test_a_metrics_switch_neither_true_nor_false_is_warned_of_as_stock_warns(
