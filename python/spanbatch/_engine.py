@@ -64,7 +64,7 @@ class Engine(ABC, Generic[Telemetry]):
             for lane in self._lanes:
                 component = lane.name if named else component_name(self.signal)
                 register_processor_metrics(
-                    self.signal, weak_method(lane.counters), lane.settings.max_queue_size, meter_provider, component
+                    self.signal, weak_method(lane.current_core), lane.settings.max_queue_size, meter_provider, component
                 )
         _exit.register(self)
 

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, Protocol
 from spanbatch import _fork
 from spanbatch._capabilities import Exporter, spills
 from spanbatch._config import BatchSettings
-from spanbatch._core import BatchCore, Stats
+from spanbatch._core import BatchCore
 from spanbatch._drops import DropReporter
 from spanbatch._export import LaneWork, run_worker, shutdown_exporter
 from spanbatch._policies import RetryPolicy
@@ -162,9 +162,10 @@ class Lane:
         disk = None if self._spill_counts is None else self._spill_counts()
         return SpanStats.of(_fork.current_core(self), self.signal.drop_reasons, disk)
 
-    def counters(self) -> Stats:
-        """The core's own reading: what ``stats()`` shows, and how many of the ``shutdown`` drops were in flight."""
-        return _fork.current_core(self).stats()
+    def current_core(self) -> BatchCore:
+        """This process's core (a forked child's own once it has one): the self-metrics read its counters, and tell
+        by its ``pid`` whether a forked child counts on a core of its own."""
+        return _fork.current_core(self)
 
     def on_export_thread(self) -> bool:
         """Whether the caller is this lane's worker or one of its export threads."""

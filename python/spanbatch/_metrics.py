@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import importlib
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter_provider
 
 from spanbatch import _settings
-from spanbatch._core import DROP_REASONS, Stats
+from spanbatch._core import DROP_REASONS, BatchCore, Stats
 from spanbatch._setting import read
 from spanbatch._signals import Signal
 
@@ -66,13 +65,14 @@ def component_name(signal: Signal) -> str:
 @dataclass
 class _Source:
     attributes: dict[str, str]
-    read_stats: Callable[[], Stats | None]  # None once the lane is gone
+    read_core: Callable[[], BatchCore | None]  # None once the lane is gone
     capacity: int
     counted: bool = False  # whether ``capacity`` was added (at the first collection that found the lane)
-    # What ``processed`` was given so far per error.type, in the process ``pid``: a forked child's lane counts
-    # from zero on a core of its own, on top of the series it inherited.
+    # What ``processed`` was given so far per error.type, from the counters of a core made in process ``core_pid``:
+    # a forked child's lane counts from zero on a core of its own, on top of the series it inherited (a lane shut
+    # down before the fork keeps its parent's core, and its counters).
     reported: dict[str | None, int] = field(default_factory=dict)
-    pid: int = field(default_factory=os.getpid)
+    core_pid: int | None = None
 
 
 class _Instruments:
@@ -98,12 +98,12 @@ class _Instruments:
         with self._lock:
             self._sources.append(source)
 
-    def _live(self) -> list[tuple[_Source, Stats]]:
+    def _live(self) -> list[tuple[_Source, BatchCore, Stats]]:
         with self._lock:
             sources = list(self._sources)
-        read = [(source, source.read_stats()) for source in sources]
-        live = [(source, stats) for source, stats in read if stats is not None]
-        gone = [source for source, stats in read if stats is None]
+        read = [(source, source.read_core()) for source in sources]
+        live = [(source, core, core.stats()) for source, core in read if core is not None]
+        gone = [source for source, core in read if core is None]
         if gone:
             with self._lock:  # taken out once, whoever else collects meanwhile
                 gone = [source for source in gone if any(source is s for s in self._sources)]
@@ -118,18 +118,20 @@ class _Instruments:
     def _collect(self, _options: CallbackOptions) -> Iterable[Observation]:
         live = self._live()
         with self._lock:  # two readers collecting at once add each growth once
-            for source, stats in live:
+            for source, core, stats in live:
                 if not source.counted:
                     # Added when first collected, not when made: through a ProxyMeterProvider (the global one
                     # before it is set) an add made then would be lost, and nothing else can see the difference.
                     source.counted = True
                     self._capacity.add(source.capacity, source.attributes)
-                self._add_processed(source, stats)
-        return [Observation(stats.queued, source.attributes) for source, stats in live]
+                self._add_processed(source, core.pid, stats)
+        return [Observation(stats.queued, source.attributes) for source, _, stats in live]
 
-    def _add_processed(self, source: _Source, stats: Stats) -> None:
-        if source.pid != os.getpid():
-            source.reported, source.pid = {}, os.getpid()
+    def _add_processed(self, source: _Source, core_pid: int, stats: Stats) -> None:
+        if source.core_pid != core_pid:
+            if source.core_pid is not None:  # a forked child's core of its own: its counters start from zero
+                source.reported = {}
+            source.core_pid = core_pid
         for error_type, total in _processed(stats).items():
             grown = total - source.reported.get(error_type, 0)
             if grown > 0:
@@ -165,12 +167,12 @@ _registry_lock = threading.Lock()
 
 def register_processor_metrics(
     signal: Signal,
-    read_stats: Callable[[], Stats | None],
+    read_core: Callable[[], BatchCore | None],
     capacity: int,
     meter_provider: MeterProvider | None,
     component: str,
 ) -> None:
-    """Record the stock processor's metrics for one lane; ``read_stats`` returns None once it is gone."""
+    """Record the stock processor's metrics for one lane; ``read_core`` returns its current core, None once gone."""
     provider = meter_provider or get_meter_provider()
     with _registry_lock:
         by_signal = _by_provider.setdefault(provider, {})
@@ -178,4 +180,4 @@ def register_processor_metrics(
         if instruments is None:
             instruments = by_signal[signal] = _Instruments(provider, signal)
     attributes = {"otel.component.type": signal.component_type, "otel.component.name": component}
-    instruments.add(_Source(attributes, read_stats, capacity))
+    instruments.add(_Source(attributes, read_core, capacity))
