@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from spanbatch._core import DROP_REASONS
+from spanbatch._fork import PerProcess
 from spanbatch._releases import installed_release
 from spanbatch._safe_log import logged
 from spanbatch._signals import Signal
@@ -51,7 +52,9 @@ class DropReporter:
         self._interval = interval_seconds
         self._reported: dict[str, int] = {}
         self._last = time.monotonic()
-        self._lock = threading.Lock()
+        # This process's own: items handed to a shut-down processor are reported from any thread, and a child
+        # forked while one of them held the lock must not wait on it for ever.
+        self._locks = PerProcess(threading.Lock)
         self._stock_queue_full = stock_queue_full(signal)
         self._refused_before = False
 
@@ -59,7 +62,7 @@ class DropReporter:
         """Warn about new drops if the interval has passed (or ``now``)."""
         if not any(count > self._reported.get(reason, 0) for reason, count in dropped.items()):
             return
-        with self._lock:
+        with self._locks.get():
             elapsed = time.monotonic() - self._last
             if not now and elapsed < self._interval:
                 return
@@ -89,7 +92,8 @@ class DropReporter:
         """``report``, from the thread that handed over an item after shutdown: the first such drop is told at
         once (the worker that told of drops is gone, and nothing may come later to tell of it), the rest at most
         once per interval; what the interval leaves unsaid is told at exit (``_exit``)."""
-        first, self._refused_before = not self._refused_before, True
+        with self._locks.get():
+            first, self._refused_before = not self._refused_before, True
         self.report(dropped, now=first)
 
 
@@ -113,10 +117,10 @@ class _FirstTimeOnly:
 
     def __init__(self, log: Callable[[], None]) -> None:
         self._log: Callable[[], None] | None = log
-        self._lock = threading.Lock()
+        self._locks = PerProcess(threading.Lock)  # see DropReporter
 
     def __call__(self) -> None:
-        with self._lock:
+        with self._locks.get():
             log, self._log = self._log, None
         if log is not None:
             log()

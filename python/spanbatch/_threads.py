@@ -95,6 +95,9 @@ class OSThread:
         except BaseException:  # as threading.Thread would, say so rather than die silently
             logger.exception("Uncaught exception in %s.", self.name)
         finally:
+            # Let go of what it ran with, as threading.Thread does: a lane's work holds its core (and queue ring),
+            # which a shut-down processor kept alive must not keep.
+            del self._target, self._args
             self._running.release()
 
     def is_alive(self) -> bool:
