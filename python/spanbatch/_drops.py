@@ -52,6 +52,10 @@ class DropReporter:
         self._interval = interval_seconds
         self._reported: dict[str, int] = {}
         self._last = time.monotonic()
+        # A lane's first full queue is told at once, as the stock processor's first line is; the interval is between
+        # reports. (Not every reason: a record a LoggingHandler hands back on the worker, dropped as
+        # ``export_thread``, would come back as another such line at once.)
+        self._told_full = False
         # This process's own: items handed to a shut-down processor are reported from any thread, and a child
         # forked while one of them held the lock must not wait on it for ever.
         self._locks = PerProcess(threading.Lock)
@@ -64,8 +68,10 @@ class DropReporter:
             return
         with self._locks.get():
             elapsed = time.monotonic() - self._last
-            if not now and elapsed < self._interval:
+            first_full = not self._told_full and dropped.get("queue_full", 0) > 0
+            if not now and not first_full and elapsed < self._interval:
                 return
+            self._told_full = self._told_full or first_full
             new = {reason: count - self._reported.get(reason, 0) for reason, count in dropped.items()}
             for reason, count in dropped.items():
                 self._reported[reason] = max(count, self._reported.get(reason, 0))
