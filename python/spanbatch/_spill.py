@@ -22,10 +22,11 @@ back, oldest first, to a ``send`` callable. Safe for several processes sharing o
   right for what it does itself. What other stores sharing the directory (other processes, or another
   exporter of the same backend here) add or remove, it learns from a listing (a ``stat`` only of files it
   does not know): at every replay pass (one at least every 30 s while files wait), at a write at most once
-  every ``RESYNC_SECONDS``, and at once when the file it would evict is already gone (another delivered or
-  evicted it: its room must not cost a file of ours). So after a write the directory holds at most the cap
-  plus what others wrote since this store last listed it (``RESYNC_SECONDS`` at most before): never more
-  for what this store wrote. A new file's name sorts after the files of that listing too (``_next_stamp``).
+  every ``RESYNC_SECONDS``, and before a write evicts anything (others may have delivered or evicted any of
+  the files it counts: their room must not cost a file of ours). So after a write the directory holds at
+  most the cap plus what others wrote since this store last listed it (``RESYNC_SECONDS`` at most before):
+  never more for what this store wrote, and it evicts only what the directory really holds over the cap.
+  A new file's name sorts after the files of that listing too (``_next_stamp``).
 - A directory that cannot be written (read-only, full, not a directory) gives one warning;
   the write returns False and the caller counts the payload as it would have without a spill.
   One deleted while the process runs is made again at the next write.
@@ -182,7 +183,8 @@ class SpillStore:
             if not self._usable:
                 self._count(write_failures=1)
                 return False
-        if time.monotonic() - self._synced_at >= RESYNC_SECONDS:  # what other stores wrote meanwhile
+        began = time.monotonic()
+        if began - self._synced_at >= RESYNC_SECONDS:  # what other stores wrote meanwhile
             self._sync()
         try:
             name = self._write_anew(data)
@@ -192,8 +194,12 @@ class SpillStore:
             return False
         with self._tally_lock:
             self._tally.add(name, len(data))
+            # Unlocked once renamed into place, it may have been listed, delivered and uncounted since by the
+            # replay thread: counted only if still there (a removal uncounts it under this lock, after deleting it).
+            if not os.path.exists(self.directory / name):
+                self._tally.remove(name)
         self._count(spilled=spans)
-        self._evict_over_cap()
+        self._evict_over_cap(began)
         return True
 
     def _write_anew(self, data: bytes) -> str:
@@ -237,17 +243,23 @@ class SpillStore:
             self._last_stamp = max(time.time_ns(), self._last_stamp + 1, newest + 1)
             return self._last_stamp
 
-    def _evict_over_cap(self) -> None:
+    def _evict_over_cap(self, began: float) -> None:
         """While the files counted add up to more than the cap, delete the oldest of those moved aside (never
-        replayed, counted when moved), then the oldest waiting (those being replayed left to their replayer)."""
+        replayed, counted when moved), then the oldest waiting (those being replayed left to their replayer).
+
+        Recounted from a listing first, unless done since the write ``began``: other stores (processes) may have
+        deleted any of the files counted, and their room must not cost a file of ours. Evicting is the rare
+        path; a write under the cap lists nothing."""
         with self._evicting:
             held: set[str] = set()
-            recounted = False
             while True:
                 with self._tally_lock:
                     oldest = self._tally.oldest(held) if self._tally.bytes > self.max_bytes else None
                 if oldest is None:
                     return
+                if self._synced_at < began:
+                    self._sync()
+                    continue
                 name = oldest.name
                 if oldest.aside:
                     _remove(self.directory / CORRUPT_DIR / name)  # gone already or not, it is no longer counted
@@ -257,12 +269,7 @@ class SpillStore:
                 outcome = self._evict(name)
                 if outcome == "held":
                     held.add(name)
-                elif outcome == "gone" and not recounted:
-                    # Delivered or evicted by another store: others may be gone too. Their room is free, and
-                    # must not cost a file of ours: recount (once a write, in case the directory churns).
-                    recounted = True
-                    self._sync()
-                elif outcome == "gone":
+                elif outcome == "gone":  # delivered or evicted by another store since the listing
                     with self._tally_lock:
                         self._tally.remove(name)
 
