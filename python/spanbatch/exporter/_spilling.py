@@ -88,6 +88,7 @@ class Spiller:
         self._stopped = False
         self._send_once = self._weakly(send_once)
         self._thread: threading.Thread | None = None
+        self._starting = False  # a thread is being started for ``_thread``, not yet running
         self._pid = os.getpid()  # the process ``_thread`` runs in
         # Per thread: the items of the request it is sending (``sending``), the items it spilled so far.
         self._here = threading.local()
@@ -192,17 +193,25 @@ class Spiller:
             self._cut_retries()
 
     def _ensure_replaying(self) -> None:
+        # Started outside the lock: ``start`` waits for the new thread, in which a garbage collection may run
+        # another exporter's ``_exporter_freed``, which calls this (and takes the lock) to hand its files over.
         with self._wake:
             if self._stopped:
                 return
-            if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+            # A forked child has no thread of its parent's, nor one its parent was starting.
+            if self._pid == os.getpid() and (self._starting or (self._thread is not None and self._thread.is_alive())):
                 return  # it probes at its own pace: a spill is no sign the backend is back
-            self._pid = os.getpid()  # a forked child has no thread of its parent's
-            self._thread = threading.Thread(target=self._replay, name="spanbatch-spill-replay", daemon=True)
-            try:
-                self._thread.start()
-            except RuntimeError:  # interpreter exit: the next process replays
-                self._thread = None
+            self._pid = os.getpid()
+            self._starting = True  # until the thread runs (it says so under the lock): one starter at a time
+        thread = threading.Thread(target=self._replay, name="spanbatch-spill-replay", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # interpreter exit: the next process replays
+            pass
+        finally:
+            if thread.ident is None:  # it never ran (the exit, or interrupted): the next spill starts one
+                with self._wake:
+                    self._starting = False
 
     def _send(self, payload: bytes) -> Sent:
         sent = self._send_once(payload)
@@ -215,6 +224,9 @@ class Spiller:
         return sent
 
     def _replay(self) -> None:
+        with self._wake:
+            self._starting = False
+            self._thread = threading.current_thread()
         pause = FIRST_PROBE_SECONDS
         while True:
             with self._wake:
