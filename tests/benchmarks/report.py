@@ -160,7 +160,17 @@ def spread(runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+USAGE = """usage: python -m tests.benchmarks.report BENCH.json [--markdown]
+       python -m tests.benchmarks.report --spread RUN1.json RUN2.json ...
+
+Prints pytest-benchmark's JSON (target/bench.json after `python3 dev.py bench`) as a table per group, or as
+a Markdown table; --spread gives each cell's lowest to highest over several runs."""
+
+
 def main(argv: list[str]) -> None:
+    if not argv or argv[0] in {"-h", "--help"} or (argv[0] == "--spread" and len(argv) < 2):
+        print(USAGE)
+        return
     if argv[0] == "--spread":
         runs = []
         for path in argv[1:]:
