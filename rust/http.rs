@@ -247,10 +247,16 @@ mod tests {
     use std::net::TcpListener;
     use std::thread;
 
-    /// Serves one connection with `reply`, returning the request it read.
-    fn serve_once(reply: &'static str) -> (String, thread::JoinHandle<Vec<u8>>) {
+    /// A listener on a free loopback port, and the OTLP traces URL on it.
+    fn listen() -> (TcpListener, String) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        (listener, url)
+    }
+
+    /// Serves one connection with `reply`, returning the request it read.
+    fn serve_once(reply: &'static str) -> (String, thread::JoinHandle<Vec<u8>>) {
+        let (listener, url) = listen();
         let handle = thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
             let mut request = Vec::new();
@@ -306,8 +312,7 @@ mod tests {
     fn an_answer_before_the_body_is_read_is_the_outcome() {
         // A server that answers 413 after the headers and closes with the body unread: the kernel resets
         // the connection under the body still being written, and the answer is read all the same.
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let (listener, url) = listen();
         let server = thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
             let mut head = Vec::new();
@@ -332,8 +337,7 @@ mod tests {
     #[test]
     fn a_server_that_closes_without_an_answer_is_a_connection_error() {
         // The body refused as above, but no answer to read: retried as before, as `requests` retries it.
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let (listener, url) = listen();
         let server = thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
             let mut buf = [0u8; 4096];
@@ -357,10 +361,7 @@ mod tests {
     #[test]
     fn a_refused_connection_is_a_connection_error() {
         // Bind then drop: the port is very likely closed for the moment the test needs.
-        let url = {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            format!("http://{}/v1/traces", listener.local_addr().unwrap())
-        };
+        let url = listen().1;
         let outcome = call(&url, &[]).send(&new_agent(), b"hello");
         assert!(matches!(
             outcome,
