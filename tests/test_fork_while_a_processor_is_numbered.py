@@ -22,7 +22,7 @@ def test_a_child_forked_while_a_processor_is_being_numbered_makes_one(monkeypatc
     held, release = threading.Event(), threading.Event()
 
     def maker() -> None:
-        with _metrics._numbers_lock:
+        with _metrics._numbers_lock.get():
             held.set()
             release.wait(10)
 

@@ -22,6 +22,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, g
 
 from spanbatch import _settings
 from spanbatch._core import DROP_REASONS, BatchCore, Stats
+from spanbatch._fork import PerProcess
 from spanbatch._setting import read
 from spanbatch._signals import Signal
 
@@ -32,7 +33,8 @@ _ERROR_TYPES = {reason.name: reason.error_type for reason in DROP_REASONS if rea
 # The reasons that drop items already handed to the exporter: the stock processor counts those as
 # processed without an error (its encoder fails a whole batch where ours leaves one span out).
 _HANDED_TO_EXPORTER = tuple(reason.name for reason in DROP_REASONS if reason.error_type is None)
-_numbers_lock = threading.Lock()
+# The process's own locks: a child forked while another thread held one must not wait on it for ever.
+_numbers_lock = PerProcess(threading.Lock)
 
 
 def _component_numbers() -> collections.Counter[str]:
@@ -56,7 +58,7 @@ def internal_metrics_enabled() -> bool:
 
 def component_name(signal: Signal) -> str:
     """A name of its own for a processor whose lanes the user did not name, as the stock processor's."""
-    with _numbers_lock:
+    with _numbers_lock.get():
         number = _numbers[signal.component_type]
         _numbers[signal.component_type] = number + 1
     return f"{signal.component_type}/{number}"
@@ -80,7 +82,7 @@ class _Instruments:
 
     def __init__(self, meter_provider: MeterProvider, signal: Signal) -> None:
         self._sources: list[_Source] = []
-        self._lock = threading.Lock()
+        self._locks = PerProcess(threading.Lock)
         meter = meter_provider.get_meter(_METER_NAME)
         name, words = f"otel.sdk.processor.{signal.item}", signal.metric_words
         self._processed = meter.create_counter(f"{name}.processed", unit=words.unit, description=words.processed)
@@ -95,17 +97,17 @@ class _Instruments:
         )
 
     def add(self, source: _Source) -> None:
-        with self._lock:
+        with self._locks.get():
             self._sources.append(source)
 
     def _live(self) -> list[tuple[_Source, BatchCore, Stats]]:
-        with self._lock:
+        with self._locks.get():
             sources = list(self._sources)
         read = [(source, source.read_core()) for source in sources]
         live = [(source, core, core.stats()) for source, core in read if core is not None]
         gone = [source for source, core in read if core is None]
         if gone:
-            with self._lock:  # taken out once, whoever else collects meanwhile
+            with self._locks.get():  # taken out once, whoever else collects meanwhile
                 gone = [source for source in gone if any(source is s for s in self._sources)]
                 self._sources = [s for s in self._sources if all(s is not g for g in gone)]
             # A lane gone takes its capacity along (a Pipeline rebuilt under the same backend names reports only
@@ -117,7 +119,7 @@ class _Instruments:
 
     def _collect(self, _options: CallbackOptions) -> Iterable[Observation]:
         live = self._live()
-        with self._lock:  # two readers collecting at once add each growth once
+        with self._locks.get():  # two readers collecting at once add each growth once
             for source, core, stats in live:
                 if not source.counted:
                     # Added when first collected, not when made: through a ProxyMeterProvider (the global one
@@ -161,8 +163,16 @@ def _processed(stats: Stats) -> dict[str | None, int]:
     return totals
 
 
-_by_provider: weakref.WeakKeyDictionary[MeterProvider, dict[Signal, _Instruments]] = weakref.WeakKeyDictionary()
-_registry_lock = threading.Lock()
+class _GlobalProvider:
+    """The key of the global meter provider's instruments, whatever ``get_meter_provider()`` returned: the API's
+    proxy before one is set (its instruments forward to the one set later), the provider itself after. Keyed by
+    the object instead, processors made before and after it is set would each create the instruments, and the
+    real meter would keep only the first ``queue.size`` callback: the later processors never reported."""
+
+
+_GLOBAL = _GlobalProvider()
+_by_provider: weakref.WeakKeyDictionary[object, dict[Signal, _Instruments]] = weakref.WeakKeyDictionary()
+_registry_lock = PerProcess(threading.Lock)
 
 
 def register_processor_metrics(
@@ -173,9 +183,11 @@ def register_processor_metrics(
     component: str,
 ) -> None:
     """Record the stock processor's metrics for one lane; ``read_core`` returns its current core, None once gone."""
-    provider = meter_provider or get_meter_provider()
-    with _registry_lock:
-        by_signal = _by_provider.setdefault(provider, {})
+    global_provider = get_meter_provider()
+    provider = meter_provider or global_provider
+    key = _GLOBAL if provider is global_provider else provider
+    with _registry_lock.get():
+        by_signal = _by_provider.setdefault(key, {})
         instruments = by_signal.get(signal)
         if instruments is None:
             instruments = by_signal[signal] = _Instruments(provider, signal)
