@@ -63,9 +63,7 @@ class Engine(ABC, Generic[Telemetry]):
         if internal_metrics_enabled():
             for lane in self._lanes:
                 component = lane.name if named else component_name(self.signal)
-                register_processor_metrics(
-                    self.signal, weak_method(lane.current_core), lane.settings.max_queue_size, meter_provider, component
-                )
+                register_processor_metrics(self.signal, lane, meter_provider, component)
         _exit.register(self)
 
     @abstractmethod

@@ -46,6 +46,12 @@ def weak_method(method: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def _collected(core: BatchCore, hooks: list[Callable[[BatchCore], object]]) -> None:
+    core.begin_shutdown()
+    for hook in hooks:
+        hook(core)
+
+
 def remaining_millis(deadline: float) -> float:
     return max(0.0, (deadline - time.monotonic()) * 1000)
 
@@ -98,6 +104,8 @@ class Lane:
         self.core = self._start()
         if debug:
             logger.debug("%s lane: %s", self.name, self.policies)
+        # Told the lane's last core once the lane is collected (the self-metrics read it until it settled).
+        self._when_collected: list[Callable[[BatchCore], object]] = []
         self._stop_when_collected()
 
     def _stop_when_collected(self) -> None:
@@ -106,8 +114,12 @@ class Lane:
         Not at exit: a finalizer would begin the shutdown there without waiting for it, and the
         processor's own bounded shutdown (see ``_exit``) would then find nothing left to wait for.
         """
-        self._finalizer = weakref.finalize(self, BatchCore.begin_shutdown, self.core)
+        self._finalizer = weakref.finalize(self, _collected, self.core, self._when_collected)
         self._finalizer.atexit = False
+
+    def when_collected(self, hook: Callable[[BatchCore], object]) -> None:
+        """``hook(core)`` once this lane is collected, with its last core (which must not refer to the lane)."""
+        self._when_collected.append(hook)
 
     def _start(self) -> BatchCore:
         self.drops = DropReporter(self._drop_label, self.signal)

@@ -23,6 +23,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, g
 from spanbatch import _settings
 from spanbatch._core import DROP_REASONS, BatchCore, Stats
 from spanbatch._fork import PerProcess
+from spanbatch._lane import Lane, weak_method
 from spanbatch._setting import read
 from spanbatch._signals import Signal
 
@@ -75,6 +76,13 @@ class _Source:
     # down before the fork keeps its parent's core, and its counters).
     reported: dict[str | None, int] = field(default_factory=dict)
     core_pid: int | None = None
+    # The last core of a lane collected: read until it holds nothing (what it settles after the lane went counts,
+    # as stock's count, added as it exports, keeps it), then the source goes.
+    outlived: BatchCore | None = None
+    gone: bool = False  # taken out: its capacity given back (or never added)
+
+    def lane_collected(self, core: BatchCore) -> None:
+        self.outlived = core
 
 
 class _Instruments:
@@ -103,9 +111,20 @@ class _Instruments:
     def _live(self) -> list[tuple[_Source, BatchCore, Stats]]:
         with self._locks.get():
             sources = list(self._sources)
-        read = [(source, source.read_core()) for source in sources]
-        live = [(source, core, core.stats()) for source, core in read if core is not None]
-        gone = [source for source, core in read if core is None]
+        live: list[tuple[_Source, BatchCore, Stats]] = []
+        gone: list[_Source] = []
+        for source in sources:
+            core = source.read_core()
+            if core is None and source.outlived is not None:
+                core = source.outlived
+                stats = core.stats()
+                live.append((source, core, stats))  # what it settled since counts once more
+                if stats.queued == 0 and stats.in_flight == 0:
+                    gone.append(source)
+            elif core is None:
+                gone.append(source)
+            else:
+                live.append((source, core, core.stats()))
         if gone:
             with self._locks.get():  # taken out once, whoever else collects meanwhile
                 gone = [source for source in gone if any(source is s for s in self._sources)]
@@ -115,13 +134,14 @@ class _Instruments:
             for source in gone:
                 if source.counted:
                     self._capacity.add(-source.capacity, source.attributes)
+                source.gone = True
         return live
 
     def _collect(self, _options: CallbackOptions) -> Iterable[Observation]:
         live = self._live()
         with self._locks.get():  # two readers collecting at once add each growth once
             for source, core, stats in live:
-                if not source.counted:
+                if not source.counted and not source.gone:
                     # Added when first collected, not when made: through a ProxyMeterProvider (the global one
                     # before it is set) an add made then would be lost, and nothing else can see the difference.
                     source.counted = True
@@ -176,13 +196,9 @@ _registry_lock = PerProcess(threading.Lock)
 
 
 def register_processor_metrics(
-    signal: Signal,
-    read_core: Callable[[], BatchCore | None],
-    capacity: int,
-    meter_provider: MeterProvider | None,
-    component: str,
+    signal: Signal, lane: Lane, meter_provider: MeterProvider | None, component: str
 ) -> None:
-    """Record the stock processor's metrics for one lane; ``read_core`` returns its current core, None once gone."""
+    """Record the stock processor's metrics for one lane, held weakly (its last core is read once it is gone)."""
     global_provider = get_meter_provider()
     provider = meter_provider or global_provider
     key = _GLOBAL if provider is global_provider else provider
@@ -192,4 +208,6 @@ def register_processor_metrics(
         if instruments is None:
             instruments = by_signal[signal] = _Instruments(provider, signal)
     attributes = {"otel.component.type": signal.component_type, "otel.component.name": component}
-    instruments.add(_Source(attributes, read_core, capacity))
+    source = _Source(attributes, weak_method(lane.current_core), lane.settings.max_queue_size)
+    lane.when_collected(source.lane_collected)
+    instruments.add(source)
