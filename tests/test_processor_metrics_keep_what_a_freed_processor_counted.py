@@ -4,6 +4,7 @@ counted (stock adds on export, so its count is there). Found by review."""
 from __future__ import annotations
 
 import gc
+import weakref
 
 import pytest
 import spanbatch
@@ -46,3 +47,21 @@ def test_counts_of_a_processor_gone_between_collections_are_kept(kind: str) -> N
     del processor
     gc.collect()
     assert processed(reader) == 8
+
+
+@pytest.mark.timeout(30)
+def test_a_freed_processors_core_is_not_kept_where_nothing_collects_its_metrics() -> None:
+    """Its last core is kept for the next collection only: on a meter provider no reader collects (or the API's
+    global proxy, never set), every freed processor's core and queue would otherwise stay for good."""
+    provider, cores = MeterProvider(), []  # kept, as an application keeps its provider
+    for _ in range(5):
+        processor = spanbatch.BatchSpanProcessor(
+            RecordingExporter(), max_queue_size=64, max_export_batch_size=8, meter_provider=provider
+        )
+        end_spans(processor, 3)
+        assert processor.force_flush(5000)
+        processor.shutdown()
+        cores.append(weakref.ref(processor.lanes[0].core))  # its last core
+        del processor
+    gc.collect()
+    assert [core() for core in cores] == [None] * 5
