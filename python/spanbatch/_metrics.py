@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import importlib
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -82,7 +83,10 @@ class _Source:
     gone: bool = False  # taken out: its capacity given back (or never added)
 
     def lane_collected(self, core: BatchCore) -> None:
-        self.outlived = core
+        # Kept only where a reader has collected this source (else nothing may ever collect it, and the core and its
+        # queue would stay for good), and only a core of this process (a forked child's inherited one never drains).
+        if self.counted and core.pid == os.getpid():
+            self.outlived = core
 
 
 class _Instruments:
