@@ -276,7 +276,7 @@ def test_a_span_the_encoder_leaves_out_is_dropped_as_unencodable(
     assert [len(batch) for batch in exporter.batches] == [5]
     assert [s.in_flight for s in exporter.during] == [5]
     assert balanced(exporter.during[0])
-    assert "could not be encoded — dropped 1 spans" in caplog.text
+    assert "could not be encoded — dropped 1 span " in caplog.text
 
 
 class Wrapper(SpanExporter):

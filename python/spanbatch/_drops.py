@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 
 from spanbatch._core import DROP_REASONS
 from spanbatch._fork import PerProcess
+from spanbatch._log_words import in_the_last
 from spanbatch._releases import installed_release
 from spanbatch._safe_log import logged
 from spanbatch._signals import Signal
@@ -86,12 +87,11 @@ class DropReporter:
                 # A user's filter that raises loses the line, never the count of what was said.
                 logged(
                     logger.warning,
-                    "%s%s — dropped %d %s in the last %.0f s",
+                    "%s%s — dropped %s %s",
                     self._label,
                     _WHY.get(reason, reason),
-                    count,
-                    self._signal.items,
-                    elapsed,
+                    self._signal.counted(count),
+                    in_the_last(elapsed),
                 )
 
     def report_refused(self, dropped: Mapping[str, int]) -> None:

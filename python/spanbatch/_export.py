@@ -221,7 +221,7 @@ def export_batch(delivery: Delivery[B], batch: B, loop: PrivateLoop, timeout_mil
             result = loop.run(result, timeout_millis)
     except asyncio.TimeoutError:
         logged(
-            logger.error, "Export of %d %s timed out after %.0f ms.", len(batch), delivery.signal.items, timeout_millis
+            logger.error, "Export of %s timed out after %.0f ms.", delivery.signal.counted(len(batch)), timeout_millis
         )
         return False
     except BaseException:  # an exporter must not take the worker down with it

@@ -273,10 +273,9 @@ def finish_shutdown(stopping: Sequence[Lane], deadline: float) -> None:
             abandoned = lane.core.abandon()
             logger.warning(
                 "%s: shutdown deadline passed with the worker still busy (an export, or spans another thread was"
-                " reading); dropped %d queued %s (the stats count the rest as they are let go).",
+                " reading); dropped %s still queued (the stats count the rest as they are let go).",
                 lane.name,
-                abandoned,
-                lane.signal.items,
+                lane.signal.counted(abandoned),
             )
     helpers: list[tuple[Lane, WorkerThread]] = []
     for lane in stopping:

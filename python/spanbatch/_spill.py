@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Literal
 
 from spanbatch._fork import PerProcess
+from spanbatch._log_words import in_the_last
 from spanbatch._spill_file import CorruptFile, NewerVersion, decode, encode, read_all, span_count
 from spanbatch._spill_tally import Footprint, Tally
 
@@ -307,7 +308,7 @@ class SpillStore:
             self.max_bytes,
             files,
             spans,
-            f" in the last {elapsed:.0f} s" if elapsed < 2 * EVICTION_REPORT_SECONDS else "",
+            f" {in_the_last(elapsed)}" if elapsed < 2 * EVICTION_REPORT_SECONDS else "",
         )
 
     # -- reading --------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ _LOG_RESULTS = [
 # The words of the SDK's own log processor metrics (its queue size is described by hand, in "logs").
 LOGS = Signal(
     "log",
+    "log record",
     "log records",
     "batching_log_processor",
     tuple(result.SUCCESS for result in _LOG_RESULTS),

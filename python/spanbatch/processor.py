@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 SPANS = Signal(
     "span",
+    "span",
     "spans",
     "batching_span_processor",
     (SpanExportResult.SUCCESS,),
