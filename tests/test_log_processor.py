@@ -104,6 +104,15 @@ def test_the_policies_are_keyword_only_and_spelled_as_the_span_processors() -> N
     assert list(logs)[: len(stock)] == list(stock)
 
 
+def test_the_repr_shows_the_policies_each_processor_takes(shutdown_later: Later) -> None:
+    # A log processor has no span-start export: its repr does not show one.
+    logs = repr(shutdown_later(spanbatch.BatchLogRecordProcessor(InMemoryLogRecordExporter())))
+    spans = repr(shutdown_later(spanbatch.BatchSpanProcessor(InMemorySpanExporter())))
+    assert "export_span_start" not in logs
+    assert "export_span_start=False" in spans
+    assert "drop_policy='oldest'" in logs
+
+
 def test_defaults_are_the_stock_log_defaults(monkeypatch: pytest.MonkeyPatch, shutdown_later: Later) -> None:
     for name in ("OTEL_BSP_SCHEDULE_DELAY", "SPANBATCH_SCHEDULE_DELAY_MS"):
         monkeypatch.setenv(name, "7")  # the span processor's variables are not the log processor's
