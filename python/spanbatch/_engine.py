@@ -21,7 +21,7 @@ from spanbatch._debug_log import debug_enabled
 from spanbatch._drops import stock_after_shutdown
 from spanbatch._lane import Backend, Lane, flush_lanes, weak_method
 from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
-from spanbatch._settings import ExportPolicies
+from spanbatch._settings import ExportPolicies, PolicyArguments
 from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
 
@@ -36,6 +36,8 @@ class Engine(ABC, Generic[Telemetry]):
     """
 
     signal: ClassVar[Signal]
+    policy_keywords: ClassVar[type[PolicyArguments]]
+    """The policies a processor of this kind takes as keywords."""
 
     def __init__(
         self,
@@ -172,5 +174,6 @@ class OneLane(Engine[Telemetry]):
         return (
             f"{type(self).__name__}({self._lanes[0].name}, max_queue_size={s.max_queue_size}, "
             f"schedule_delay_millis={s.schedule_delay_millis:g}, max_export_batch_size={s.max_export_batch_size}, "
-            f"export_timeout_millis={s.export_timeout_millis:g}, {self._policies}, stats={self.stats()})"
+            f"export_timeout_millis={s.export_timeout_millis:g}, {self._policies.shown(self.policy_keywords)},"
+            f" stats={self.stats()})"
         )

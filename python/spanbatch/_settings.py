@@ -6,7 +6,7 @@ How a setting is read and checked is ``spanbatch._setting``: ``read(_settings.DE
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Literal, TypedDict
 
 from spanbatch._setting import LARGEST_QUEUE_SIZE, Setting
@@ -160,6 +160,13 @@ class ExportPolicies:
     """Batches a lane may export at once; above 1 only for exporters documented as safe for it."""
     export_span_start: bool = EXPORT_SPAN_START.default
     """Spans: whether ``on_start`` queues the started span too (end-only ingest when off)."""
+
+    def shown(self, keywords: type[PolicyArguments]) -> str:
+        """This repr with only the policies ``keywords`` names (a processor's own): a log processor has no
+        span-start export to show."""
+        names = keywords.__annotations__
+        shown = (f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name in names)
+        return f"{type(self).__name__}({', '.join(shown)})"
 
 
 # spanbatch's OTLP exporters: no request larger than this (serialized); gRPC servers refuse over 4 MiB by default.
