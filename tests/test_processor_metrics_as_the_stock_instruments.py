@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -127,36 +128,42 @@ def test_component_names_are_numbered_per_component_type_as_stocks_are() -> None
             processor.shutdown()
 
 
-@pytest.mark.timeout(60)
-@pytest.mark.parametrize("name", ["stock", "spanbatch"])
-def test_a_forked_childs_processed_count_goes_on_from_its_parents(name: str) -> None:
-    # The child inherits the meter provider and its series: a counter that fell back to the child's own count
-    # would go down under the same start time.
+@pytest.fixture(params=["stock", "spanbatch"])
+def five_processed(request: pytest.FixtureRequest) -> Iterator[tuple[Any, InMemoryMetricReader]]:
+    """A processor of each kind, and the reader of its metrics, which counted 5 spans processed."""
     reader = InMemoryMetricReader()
-    processor = PROCESSORS[name](RecordingExporter(), meter_provider=MeterProvider(metric_readers=[reader]))
+    processor = PROCESSORS[request.param](RecordingExporter(), meter_provider=MeterProvider(metric_readers=[reader]))
     try:
         end_spans(processor, 5)
         assert processor.force_flush(5000)
         assert sums(reader)[PROCESSED][1] == [("None", 5)]
-
-        def child() -> dict[str, Any]:
-            end_spans(processor, 1)
-            assert processor.force_flush(5000)
-            return {"processed": sums(reader)[PROCESSED][1]}
-
-        assert collect_child(*start_child(child)) == {"processed": [["None", 6]]}
+        yield processor, reader
     finally:
         processor.shutdown()
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("name", ["stock", "spanbatch"])
-def test_a_processor_shut_down_before_a_fork_counts_its_spans_once_in_the_child(name: str) -> None:
+def test_a_forked_childs_processed_count_goes_on_from_its_parents(
+    five_processed: tuple[Any, InMemoryMetricReader],
+) -> None:
+    # The child inherits the meter provider and its series: a counter that fell back to the child's own count
+    # would go down under the same start time.
+    processor, reader = five_processed
+
+    def child() -> dict[str, Any]:
+        end_spans(processor, 1)
+        assert processor.force_flush(5000)
+        return {"processed": sums(reader)[PROCESSED][1]}
+
+    assert collect_child(*start_child(child)) == {"processed": [["None", 6]]}
+
+
+@pytest.mark.timeout(60)
+def test_a_processor_shut_down_before_a_fork_counts_its_spans_once_in_the_child(
+    five_processed: tuple[Any, InMemoryMetricReader],
+) -> None:
     # A shut-down processor keeps its counters across the fork (no core of the child's own): nothing is new there.
-    reader = InMemoryMetricReader()
-    processor = PROCESSORS[name](RecordingExporter(), meter_provider=MeterProvider(metric_readers=[reader]))
-    end_spans(processor, 5)
-    assert processor.force_flush(5000)
+    processor, reader = five_processed
     processor.shutdown()
     assert sums(reader)[PROCESSED][1] == [("None", 5)]
 

@@ -94,7 +94,7 @@ class Engine(ABC, Generic[Telemetry]):
                     line()
             finally:
                 for lane in lanes:
-                    lane.drops.report_refused(lane.stats().dropped)
+                    lane.drops.report_refused(lane.core.stats().dropped)
 
         return refused
 

@@ -105,7 +105,7 @@ def shutdown_all(timeout_millis: float | None = None) -> None:
     wait_for_drains(lanes, timeout_millis - (time.monotonic() - started) * 1000)
     # Drops the rate limit left unsaid (items handed to a processor shut down before exit): told now or never.
     for lane in lanes:
-        lane.drops.report(lane.stats().dropped, now=True)
+        lane.tell_drops()
 
 
 def flush_all() -> None:

@@ -170,6 +170,10 @@ class Lane:
         if self._on_core_change is not None:
             self._on_core_change()
 
+    def tell_drops(self) -> None:
+        """Tell every drop not told yet, now: once the lane is shut down no worker is left to tell of them later."""
+        self.drops.report(self.core.stats().dropped, now=True)
+
     def stats(self) -> SpanStats:
         disk = None if self._spill_counts is None else self._spill_counts()
         return SpanStats.of(_fork.current_core(self), self.signal.drop_reasons, disk)
@@ -294,5 +298,5 @@ def finish_shutdown(stopping: Sequence[Lane], deadline: float) -> None:
         if helper.is_alive():
             logger.warning("%s: exporter shutdown did not return by the deadline.", lane.name)
     for lane in stopping:
-        lane.drops.report(SpanStats.of(lane.core).dropped, now=True)
+        lane.tell_drops()
         lane.come_to_rest()
