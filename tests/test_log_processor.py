@@ -111,6 +111,13 @@ def test_the_repr_shows_the_policies_each_processor_takes(shutdown_later: Later)
     assert "export_span_start" not in logs
     assert "export_span_start=False" in spans
     assert "drop_policy='oldest'" in logs
+    pipeline = spanbatch.Pipeline({"a": InMemorySpanExporter()}, log_exporters={"a": InMemoryLogRecordExporter()})
+    try:
+        assert pipeline.logs is not None
+        assert "export_span_start" not in repr(pipeline.logs)
+        assert "export_span_start=False" in repr(pipeline)
+    finally:
+        pipeline.shutdown()
 
 
 def test_defaults_are_the_stock_log_defaults(monkeypatch: pytest.MonkeyPatch, shutdown_later: Later) -> None:
