@@ -19,7 +19,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from tests.helpers import RecordingExporter, provider_with
 from tests.helpers.logs import emit_events, logger_provider_with
 
-LINE = re.compile(r"^shut down — dropped (\d+) (spans?|log records?) in the last [\d.]+ s$")
+LINE = re.compile(r"^shut down — dropped (\d+) (spans?|log records?) in the last (?:second|\d+ s)$")
 
 
 def said(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:

@@ -16,7 +16,7 @@ from spanbatch._spill_file import encode
 pytestmark = pytest.mark.timeout(30)
 
 FILE = len(encode(b"x" * 100, 1))
-LINE = re.compile(r"evicted the oldest (\d+) file\(s\), (\d+) spans")
+LINE = re.compile(r"evicted the oldest (\d+) file\(s\), (\d+) spans?")
 
 
 def test_evictions_left_unsaid_by_the_rate_limit_are_reported_by_the_next_replay(

@@ -36,7 +36,7 @@ class Engine(ABC, Generic[Telemetry]):
     """
 
     signal: ClassVar[Signal]
-    policy_keywords: ClassVar[type[PolicyArguments]]
+    _policy_keywords: ClassVar[type[PolicyArguments]]
     """The policies a processor of this kind takes as keywords."""
 
     def __init__(
@@ -129,7 +129,7 @@ class Engine(ABC, Generic[Telemetry]):
     def __repr__(self) -> str:
         """``Pipeline(a, b, ExportPolicies(...), stats=...)``: the backends, the resolved policies, the summed stats."""
         names = ", ".join(lane.name for lane in self._lanes)
-        return f"{type(self).__name__}({names}, {self._policies}, stats={self.stats()})"
+        return f"{type(self).__name__}({names}, {self._policies.shown(self._policy_keywords)}, stats={self.stats()})"
 
 
 class OneLane(Engine[Telemetry]):
@@ -174,6 +174,6 @@ class OneLane(Engine[Telemetry]):
         return (
             f"{type(self).__name__}({self._lanes[0].name}, max_queue_size={s.max_queue_size}, "
             f"schedule_delay_millis={s.schedule_delay_millis:g}, max_export_batch_size={s.max_export_batch_size}, "
-            f"export_timeout_millis={s.export_timeout_millis:g}, {self._policies.shown(self.policy_keywords)},"
+            f"export_timeout_millis={s.export_timeout_millis:g}, {self._policies.shown(self._policy_keywords)},"
             f" stats={self.stats()})"
         )

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Literal
 
 from spanbatch._fork import PerProcess
-from spanbatch._log_words import in_the_last
+from spanbatch._log_words import in_the_last, spans_in_words
 from spanbatch._spill_file import CorruptFile, NewerVersion, decode, encode, read_all, span_count
 from spanbatch._spill_tally import Footprint, Tally
 
@@ -303,11 +303,11 @@ class SpillStore:
             (files, spans), self._unreported = self._unreported, (0, 0)
             elapsed, self._reported_at = now - self._reported_at, now
         logger.warning(
-            "Spill directory %s over %d bytes: evicted the oldest %d file(s), %d spans%s.",
+            "Spill directory %s over %d bytes: evicted the oldest %d file(s), %s%s.",
             self.directory,
             self.max_bytes,
             files,
-            spans,
+            spans_in_words(spans),
             f" {in_the_last(elapsed)}" if elapsed < 2 * EVICTION_REPORT_SECONDS else "",
         )
 

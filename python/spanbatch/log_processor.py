@@ -68,7 +68,7 @@ class LogEngine(Engine["ReadableLogRecord"], LogRecordProcessor):
     it never recurses into the exporter and never waits for the queue it would feed."""
 
     signal = LOGS
-    policy_keywords = PolicyArguments
+    _policy_keywords = PolicyArguments
     _push: Callable[..., None]
 
     def _bind_hot_path(self) -> None:
@@ -123,7 +123,7 @@ class BatchLogRecordProcessor(OneLane["ReadableLogRecord"], LogEngine):
                 max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis, registry=LOGS_BATCH
             ),
             # Every signal's policies: a log record is queued once, when emitted (no span-start export).
-            resolve_policies(policies, type(self).__name__, self.policy_keywords, LOG_POLICIES),
+            resolve_policies(policies, type(self).__name__, PolicyArguments, LOG_POLICIES),
             meter_provider,
         )
 

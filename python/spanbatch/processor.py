@@ -48,7 +48,7 @@ class SpanEngine(Engine[ReadableSpan], SpanProcessor):
     """Spans into every lane: ``on_end`` is the Rust push itself, one sampled check for all lanes."""
 
     signal = SPANS
-    policy_keywords = SpanPolicyArguments
+    _policy_keywords = SpanPolicyArguments
     _push: Callable[[ReadableSpan], None]
     _start_push: Callable[[ReadableSpan], None]
 
