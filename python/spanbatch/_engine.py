@@ -19,7 +19,7 @@ from spanbatch._capabilities import Exporter
 from spanbatch._config import BatchSettings
 from spanbatch._debug_log import debug_enabled
 from spanbatch._drops import stock_after_shutdown
-from spanbatch._lane import Backend, Lane, flush_lanes, weak_method
+from spanbatch._lane import Backend, Lane, weak_method
 from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
 from spanbatch._settings import ExportPolicies, PolicyArguments
 from spanbatch._signals import Signal
@@ -116,7 +116,7 @@ class Engine(ABC, Generic[Telemetry]):
         return max(lane.settings.export_timeout_millis for lane in self._lanes)
 
     def _flush_by_lane(self, timeout_millis: float | None) -> dict[str, bool]:
-        return flush_lanes(self._lanes, self._timeout_millis(timeout_millis), _exit.flush_deadline)
+        return _exit.flush(self._lanes, self._timeout_millis(timeout_millis))
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
         """Flush every lane in parallel under one deadline; True only if all finished in time."""

@@ -2,7 +2,9 @@
 
 Daemon workers die mid-export when the interpreter finalises, so lanes are shut down from
 atexit, before that, bounded by ``SPANBATCH_EXIT_TIMEOUT_MS`` (default 5000) however many
-backends there are and whatever they do. Each ``TracerProvider`` shuts its processors down
+backends there are and whatever they do. The limit is one for the whole exit: the flushes and shutdowns that
+non-daemon threads wait for once the main thread is done (the interpreter joins them before any atexit hook)
+take their share of it first (``_exit_budget``). Each ``TracerProvider`` shuts its processors down
 from its own atexit hook, in the order the hooks run, and a span ended in a hook that runs
 before the provider's is exported, as with the stock processor. So exit keeps that order and
 only bounds it: from the first atexit hook on, a processor's ``shutdown`` waits at most what is
@@ -28,7 +30,8 @@ from types import FrameType
 
 from spanbatch import _fork, _settings
 from spanbatch._core import close_exit_gate, exit_gate_after_fork_in_child
-from spanbatch._lane import HasLanes, Lane, flush_lanes, shutdown_lanes, wait_for_drains
+from spanbatch._exit_budget import ExitBudget
+from spanbatch._lane import HasLanes, Lane, flush_lanes, remaining_millis, shutdown_lanes, wait_for_drains
 from spanbatch._setting import read
 
 logger = logging.getLogger("spanbatch")
@@ -40,8 +43,8 @@ _sigterm_installed = False
 _exiting = False
 # When the exit deadline passes (monotonic); set by the first shutdown once exiting.
 _exit_deadline: float | None = None
-# When the main thread finished (monotonic): the interpreter then joins the non-daemon threads, before atexit.
-_main_thread_done_at: float | None = None
+# What the waits of non-daemon threads have left of the exit limit, once the main thread is done.
+_budget = ExitBudget()
 
 
 def register(owner: HasLanes) -> None:
@@ -60,24 +63,37 @@ def _exit_begins() -> None:
 def _on_main_thread_done() -> None:
     # Non-daemon threads are joined after this and before atexit: a hook registered now runs
     # first of the atexit hooks, once no application thread is left to shut a processor down.
-    global _main_thread_done_at
-    _main_thread_done_at = time.monotonic()
+    _budget.main_thread_done()
     atexit.register(_exit_begins)
 
 
 def _after_fork_in_child() -> None:
-    global _main_thread_done_at
-    _main_thread_done_at = None  # the child's own main thread (the one that forked) is running
+    global _budget
+    _budget = ExitBudget()  # the child's own main thread (the one that forked) is running
     exit_gate_after_fork_in_child()
 
 
-def flush_deadline(started: float, deadline: float) -> float:
-    """The deadline a flush begun at ``started`` keeps now: its own, and once the main thread is done at most
-    the exit timeout past then. The interpreter joins a non-daemon thread that flushes (the SDK's
-    ``LoggingHandler.flush`` starts one, with the provider's 30 s default) before it runs any atexit hook."""
-    if _main_thread_done_at is None:
-        return deadline
-    return min(deadline, max(started, _main_thread_done_at) + exit_timeout_millis() / 1000)
+def _exit_deadline_now() -> float | None:
+    """The monotonic time by which a wait begun now ends to keep the exit limit; None while the main thread runs."""
+    if _exit_deadline is not None:
+        return _exit_deadline
+    left = _budget.seconds_left(exit_timeout_millis() / 1000)
+    return None if left is None else time.monotonic() + left
+
+
+def _flush_deadline(deadline: float) -> float:
+    """A flush's own deadline, and once the main thread is done at most what is left of the exit limit. The
+    interpreter joins a non-daemon thread that flushes (the SDK's ``LoggingHandler.flush`` starts one, with
+    the provider's 30 s default) before it runs any atexit hook."""
+    exit_deadline = _exit_deadline_now()
+    return deadline if exit_deadline is None else min(deadline, exit_deadline)
+
+
+def flush(lanes: list[Lane], timeout_millis: float) -> dict[str, bool]:
+    """A processor's ``force_flush`` of its lanes; once the main thread is done, within what is left of the exit
+    limit, which it takes its share of."""
+    with _budget.holding_exit():
+        return flush_lanes(lanes, timeout_millis, _flush_deadline)
 
 
 def exit_timeout_millis() -> float:
@@ -88,8 +104,9 @@ def _millis_left_to_exit() -> float:
     """What is left of the exit deadline, which starts with the first shutdown that asks."""
     global _exit_deadline
     if _exit_deadline is None:
-        _exit_deadline = time.monotonic() + exit_timeout_millis() / 1000
-    return max(0.0, (_exit_deadline - time.monotonic()) * 1000)
+        left = _budget.seconds_left(exit_timeout_millis() / 1000)
+        _exit_deadline = time.monotonic() + (exit_timeout_millis() / 1000 if left is None else left)
+    return remaining_millis(_exit_deadline)
 
 
 def shutdown_all(timeout_millis: float | None = None) -> None:
@@ -117,8 +134,16 @@ def flush_all() -> None:
 
 
 def shutdown(lanes: list[Lane], timeout_millis: float) -> None:
-    """A processor's ``shutdown`` of its lanes; once exiting, within what is left of the exit deadline."""
-    shutdown_lanes(lanes, min(timeout_millis, _millis_left_to_exit()) if _exiting else timeout_millis)
+    """A processor's ``shutdown`` of its lanes; once the main thread is done, within what is left of the exit
+    limit (once exiting, of the exit deadline)."""
+    if _exiting:
+        shutdown_lanes(lanes, min(timeout_millis, _millis_left_to_exit()))
+        return
+    with _budget.holding_exit():
+        exit_deadline = _exit_deadline_now()
+        if exit_deadline is not None:
+            timeout_millis = min(timeout_millis, remaining_millis(exit_deadline))
+        shutdown_lanes(lanes, timeout_millis)
 
 
 def _last_hook() -> None:

@@ -31,7 +31,7 @@ logger = logging.getLogger("spanbatch")
 _FLUSH_SLICE_SECONDS = 0.1
 
 
-def _unbounded(started: float, deadline: float) -> float:
+def _unbounded(deadline: float) -> float:
     return deadline
 
 
@@ -189,13 +189,12 @@ class Lane:
 
 
 def flush_lanes(
-    lanes: Sequence[Lane], timeout_millis: float, bound: Callable[[float, float], float] = _unbounded
+    lanes: Sequence[Lane], timeout_millis: float, bound: Callable[[float], float] = _unbounded
 ) -> dict[str, bool]:
     """Flush every lane in parallel under one deadline; per lane name, True when all lanes of that
-    name (a backend's span and log lanes) finished. ``bound(started, deadline)`` is the deadline to keep
-    now (``_exit.flush_deadline``), looked at again while waiting."""
-    started = time.monotonic()
-    deadline = started + timeout_millis / 1000
+    name (a backend's span and log lanes) finished. ``bound(deadline)`` is the deadline to keep
+    now (``_exit.flush``: what is left of the exit limit), looked at again while waiting."""
+    deadline = time.monotonic() + timeout_millis / 1000
     results: dict[str, bool] = {}
 
     def settle(lane: Lane, flushed: bool) -> None:
@@ -212,7 +211,7 @@ def flush_lanes(
         else:
             tickets.append((lane, core, core.request_flush()))
     for lane, core, ticket in tickets:
-        settle(lane, wait_flush(core, ticket, lambda: bound(started, deadline)))
+        settle(lane, wait_flush(core, ticket, lambda: bound(deadline)))
     return results
 
 

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from spanbatch import _exit, _settings
 from spanbatch._capabilities import Exporter
 from spanbatch._config import resolve_settings
-from spanbatch._lane import Backend, Lane, flush_lanes
+from spanbatch._lane import Backend, Lane
 from spanbatch._policies import resolve_policies, spells_out
 from spanbatch._setting import read
 from spanbatch._settings import LOG_POLICIES, ExportPolicies, PolicyArguments, SpanPolicyArguments
@@ -130,7 +130,7 @@ class Pipeline(SpanEngine):
 
     def flush_by_backend(self, timeout_millis: float | None = None) -> dict[str, bool]:
         """Flush every lane of both signals in parallel; per backend, True when all its lanes finished."""
-        return flush_lanes(self._lanes_of_both_signals(), self._timeout_millis(timeout_millis), _exit.flush_deadline)
+        return _exit.flush(self._lanes_of_both_signals(), self._timeout_millis(timeout_millis))
 
     def end_session(self, timeout_millis: float | None = None) -> dict[str, bool]:
         """The end of a session or turn: flush every backend now, so its whole trace is there.
