@@ -12,14 +12,16 @@ left of the one exit deadline, counted from the first such shutdown. A last hook
 when spanbatch is imported and so run after the providers', shuts down whatever lanes nobody
 shut down, in parallel, then closes the exit gate: as the interpreter finalizes, the lanes shut down
 by then call no Python from native code, and their workers take the GIL back no more (``exit_gate.rs``).
-``SPANBATCH_FLUSH_ON_SIGTERM=true`` flushes every lane on SIGTERM, then hands the signal to the previous
-handler; under the default action, which ends the process, every lane is shut down first. SIGKILL and
-the OOM killer cannot be caught: they lose the spans still queued, and nothing else.
+``SPANBATCH_FLUSH_ON_SIGTERM=true`` flushes every lane on SIGTERM. An application's own handler is called at
+once, the flush running beside it, so that a graceful drain is not held up by a hanging backend; under the
+default action, which ends the process, every lane is shut down first. A handler installed from C is left in
+place. SIGKILL and the OOM killer cannot be caught: they lose the spans still queued, and nothing else.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -33,6 +35,7 @@ from spanbatch._core import close_exit_gate, exit_gate_after_fork_in_child
 from spanbatch._exit_budget import ExitBudget
 from spanbatch._lane import HasLanes, Lane, flush_lanes, remaining_millis, shutdown_lanes, wait_for_drains
 from spanbatch._setting import read
+from spanbatch._threads import start_thread
 
 logger = logging.getLogger("spanbatch")
 
@@ -169,19 +172,37 @@ def _install_sigterm_handler() -> bool:
         logger.warning("SPANBATCH_FLUSH_ON_SIGTERM needs the main thread to install a handler; not installed.")
         return False
     previous = signal.getsignal(signal.SIGTERM)
+    if previous is None:
+        # Installed from C (an embedding server's): Python can neither call it nor put it back once replaced.
+        logger.warning(
+            "SPANBATCH_FLUSH_ON_SIGTERM: SIGTERM has a handler installed outside Python, which spanbatch could not"
+            " call; it is left in place and SIGTERM does not flush."
+        )
+        return False
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         if callable(previous) or previous == signal.SIG_IGN:
-            # The application handles SIGTERM (a server's graceful drain) or ignores it: it goes on ending
-            # spans, which lanes shut down now would drop. What is queued leaves now; exit shuts down as usual.
-            flush_all()
+            # The application handles SIGTERM (a server's graceful drain) or ignores it: it goes on at once, and
+            # goes on ending spans, which lanes shut down now would drop. What is queued leaves beside it; exit
+            # shuts down as usual.
+            _flush_beside_the_application()
             if callable(previous):
                 previous(signum, frame)
         else:
-            # The default action: terminate, as if we had not been here, once every lane is shut down.
-            shutdown_all()
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+            _terminate()
 
     signal.signal(signal.SIGTERM, on_sigterm)
     return True
+
+
+def _terminate() -> None:
+    """The default action of SIGTERM, as if we had not been here, once every lane is shut down."""
+    shutdown_all()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _flush_beside_the_application() -> None:
+    # No new threads once interpreter shutdown has begun (3.12+): the exit shutdown sends what is queued then.
+    with contextlib.suppress(RuntimeError):
+        start_thread(flush_all, "spanbatch-sigterm-flush")
