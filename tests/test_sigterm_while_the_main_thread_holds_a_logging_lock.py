@@ -1,0 +1,82 @@
+"""``SPANBATCH_FLUSH_ON_SIGTERM`` when the signal interrupts the main thread inside a logging handler.
+
+The handler runs on the main thread, which may be in the middle of ``Handler.emit`` (holding the handler's
+lock) when SIGTERM comes. An exporter that logs through that handler then waits for the main thread, which
+would wait for the exporter until the exit limit passed and the queued spans were dropped. The main thread
+must be let go on instead, so the export logs, returns, and the process still dies of SIGTERM after it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+pytestmark = [pytest.mark.timeout(90), pytest.mark.skipif(os.name != "posix", reason="POSIX signals")]
+
+EXIT_TIMEOUT_MILLIS = 10_000
+# Far less than the exit limit the deadlocked flush would wait out.
+MARGIN_SECONDS = 3.0
+
+APP = """
+import logging, sys, time
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from spanbatch import BatchSpanProcessor
+
+handler = logging.StreamHandler(sys.stderr)
+logging.getLogger().addHandler(handler)
+log = logging.getLogger("app.exporter")
+
+class LoggingExporter(SpanExporter):
+    def export(self, spans):
+        log.warning("exporting %d", len(spans))
+        print("exported", len(spans), flush=True)
+        return SpanExportResult.SUCCESS
+
+processor = BatchSpanProcessor(LoggingExporter(), schedule_delay_millis=60_000)
+provider = TracerProvider()
+provider.add_span_processor(processor)
+provider.get_tracer("app").start_span("queued").end()
+with handler.lock:  # as in the middle of handler.emit when the signal comes
+    print("ready", flush=True)
+    sys.stdin.readline()
+time.sleep(30)
+print("SIGTERM did not end the process", flush=True)
+"""
+
+
+def test_the_queued_span_is_exported_and_the_process_dies_of_sigterm() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANBATCH_"))}
+    env.update(SPANBATCH_FLUSH_ON_SIGTERM="true", SPANBATCH_EXIT_TIMEOUT_MS=str(EXIT_TIMEOUT_MILLIS))
+    app = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(APP)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert app.stdin is not None
+        assert app.stdout is not None
+        assert app.stdout.readline().strip() == "ready"
+        sent_at = time.time()
+        app.send_signal(signal.SIGTERM)
+        app.stdin.write("go\n")
+        app.stdin.flush()
+        out, err = app.communicate(timeout=60)
+        ended_at = time.time()
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait()
+    assert app.returncode == -signal.SIGTERM, (out, err)
+    assert "exported 1" in out, (out, err)
+    assert "exporting 1" in err
+    assert ended_at - sent_at < MARGIN_SECONDS, (ended_at - sent_at, err)
