@@ -35,7 +35,7 @@ from spanbatch._core import close_exit_gate, exit_gate_after_fork_in_child
 from spanbatch._exit_budget import ExitBudget
 from spanbatch._lane import HasLanes, Lane, flush_lanes, remaining_millis, shutdown_lanes, wait_for_drains
 from spanbatch._setting import read
-from spanbatch._threads import start_thread
+from spanbatch._threads import WorkerThread, start_thread
 
 logger = logging.getLogger("spanbatch")
 
@@ -48,6 +48,8 @@ _exiting = False
 _exit_deadline: float | None = None
 # What the waits of non-daemon threads have left of the exit limit, once the main thread is done.
 _budget = ExitBudget()
+# The thread shutting every lane down on SIGTERM, when the main thread could not wait for it (see on_sigterm).
+_terminating: WorkerThread | None = None
 
 
 def register(owner: HasLanes) -> None:
@@ -71,8 +73,9 @@ def _on_main_thread_done() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _budget
+    global _budget, _terminating
     _budget = ExitBudget()  # the child's own main thread (the one that forked) is running
+    _terminating = None
     exit_gate_after_fork_in_child()
 
 
@@ -153,6 +156,8 @@ def _last_hook() -> None:
     """Shuts down the lanes nobody shut down, then closes the exit gate (see ``exit_gate.rs``): once the
     interpreter finalizes, a thread that takes the GIL back inside native code would be unwound through it."""
     try:
+        if _terminating is not None:  # SIGTERM's shutdown, begun off the main thread: it ends the process
+            _terminating.join(_millis_left_to_exit() / 1000)
         shutdown_all()
     finally:
         close_exit_gate()
@@ -188,6 +193,10 @@ def _install_sigterm_handler() -> bool:
             _flush_beside_the_application()
             if callable(previous):
                 previous(signum, frame)
+        elif _holds_a_logging_lock():
+            # Interrupted inside logging: an exporter logging through the same handler would wait for this thread
+            # while it waited for the exporter. The main thread goes on (and lets go of the lock) meanwhile.
+            _terminate_beside_the_application()
         else:
             _terminate()
 
@@ -202,7 +211,30 @@ def _terminate() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _die_of_sigterm_after_shutdown() -> None:
+    shutdown_all()
+    os.kill(os.getpid(), signal.SIGTERM)  # its handler is the default one already
+
+
 def _flush_beside_the_application() -> None:
     # No new threads once interpreter shutdown has begun (3.12+): the exit shutdown sends what is queued then.
     with contextlib.suppress(RuntimeError):
         start_thread(flush_all, "spanbatch-sigterm-flush")
+
+
+def _terminate_beside_the_application() -> None:
+    """``_terminate`` on a thread of its own. Only the main thread sets a handler: the default one is back from
+    now on, so a second SIGTERM ends the process at once, as it would have without spanbatch."""
+    global _terminating
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        _terminating = start_thread(_die_of_sigterm_after_shutdown, "spanbatch-sigterm-shutdown")
+    except RuntimeError:  # no new threads once interpreter shutdown has begun (3.12+)
+        _die_of_sigterm_after_shutdown()
+
+
+def _holds_a_logging_lock() -> bool:
+    """Whether this thread holds the logging module's lock or a handler's (CPython's locks tell their owner)."""
+    handlers = (ref() for ref in list(getattr(logging, "_handlerList", ())))
+    locks = [getattr(logging, "_lock", None), *(handler.lock for handler in handlers if handler is not None)]
+    return any(callable(owned := getattr(lock, "_is_owned", None)) and owned() for lock in locks)
