@@ -81,3 +81,42 @@ def test_a_non_daemon_thread_waiting_after_main_shares_the_exit_limit(call: str)
     stats = ReportedStats(*json.loads(done.stdout.strip().splitlines()[-1]))
     assert stats.enqueued == 2
     assert stats.exported + stats.queued + stats.in_flight + sum(stats.dropped.values()) == 2, stats
+
+
+# The thread works longer than the exit limit before it flushes: only spanbatch's waits use the limit.
+WORKS_ON = """
+import sys, threading, time
+from opentelemetry.sdk.trace import TracerProvider
+from spanbatch import BatchSpanProcessor
+from spanbatch.exporter import OTLPSpanExporter
+
+processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=sys.argv[1]), schedule_delay_millis=60_000)
+provider = TracerProvider()
+provider.add_span_processor(processor)
+tracer = provider.get_tracer("app")
+
+def job():
+    for _ in range(3):
+        time.sleep(0.6)
+        tracer.start_span("work").end()
+        print("flushed", processor.force_flush(), flush=True)
+
+threading.Thread(target=job).start()
+"""
+
+
+def test_a_thread_working_on_after_main_longer_than_the_limit_still_has_its_flushes_waited_for() -> None:
+    with OTLPReceiver("http") as rx:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANBATCH_"))}
+        env["SPANBATCH_EXIT_TIMEOUT_MS"] = "1000"
+        done = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(WORKS_ON), rx.endpoint],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["flushed", "True"] * 3, (done.stdout, done.stderr)
+        assert rx.span_names() == {"work": 3}
