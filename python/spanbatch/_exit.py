@@ -34,6 +34,7 @@ from spanbatch import _fork, _settings
 from spanbatch._core import close_exit_gate, exit_gate_after_fork_in_child
 from spanbatch._exit_budget import ExitBudget
 from spanbatch._lane import HasLanes, Lane, flush_lanes, remaining_millis, shutdown_lanes, wait_for_drains
+from spanbatch._logging_locks import holds_a_logging_lock
 from spanbatch._setting import read
 from spanbatch._threads import WorkerThread, start_thread
 
@@ -193,7 +194,7 @@ def _install_sigterm_handler() -> bool:
             _flush_beside_the_application()
             if callable(previous):
                 previous(signum, frame)
-        elif _holds_a_logging_lock():
+        elif holds_a_logging_lock():
             # Interrupted inside logging: an exporter logging through the same handler would wait for this thread
             # while it waited for the exporter. The main thread goes on (and lets go of the lock) meanwhile.
             _terminate_beside_the_application()
@@ -231,10 +232,3 @@ def _terminate_beside_the_application() -> None:
         _terminating = start_thread(_die_of_sigterm_after_shutdown, "spanbatch-sigterm-shutdown")
     except RuntimeError:  # no new threads once interpreter shutdown has begun (3.12+)
         _die_of_sigterm_after_shutdown()
-
-
-def _holds_a_logging_lock() -> bool:
-    """Whether this thread holds the logging module's lock or a handler's (CPython's locks tell their owner)."""
-    handlers = (ref() for ref in list(getattr(logging, "_handlerList", ())))
-    locks = [getattr(logging, "_lock", None), *(handler.lock for handler in handlers if handler is not None)]
-    return any(callable(owned := getattr(lock, "_is_owned", None)) and owned() for lock in locks)

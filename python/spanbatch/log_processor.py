@@ -3,7 +3,6 @@ too), and ``BatchLogRecordProcessor``, the stock log processor's contract on it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
@@ -15,6 +14,7 @@ from spanbatch._config import resolve_settings
 from spanbatch._core import DROP_REASONS
 from spanbatch._engine import Engine, OneLane
 from spanbatch._log_readable import emitter
+from spanbatch._logging_locks import holds_a_handler_lock
 from spanbatch._policies import resolve_policies, spells_out
 from spanbatch._settings import LOG_POLICIES, LOGS_BATCH, PolicyArguments
 from spanbatch._signals import MetricWords, Signal
@@ -51,17 +51,6 @@ LOGS = Signal(
 )
 
 
-def _in_a_logging_handler() -> bool:
-    """Whether this thread holds the lock of a ``logging`` handler: it is emitting through one."""
-    # Every handler made, as logging.shutdown reads them (private, in every CPython since 2.x).
-    for reference in list(getattr(logging, "_handlerList", ())):
-        handler = reference()
-        lock = getattr(handler, "lock", None)
-        if lock is not None and getattr(lock, "_is_owned", lambda: False)():
-            return True
-    return False
-
-
 class LogEngine(Engine["ReadableLogRecord"], LogRecordProcessor):
     """Log records into every lane. A record emitted on a lane's own export thread (the exporter's
     logging, bridged back by a ``LoggingHandler``) is dropped there and counted (``export_thread``):
@@ -81,7 +70,7 @@ class LogEngine(Engine["ReadableLogRecord"], LogRecordProcessor):
         """Under ``block`` (and for SDKs that call ``emit``): the bound push, told whether it may wait."""
         # The worker's exporter may log through the handler whose lock this thread holds: waiting for
         # room then would wait out the block timeout, the worker stuck on that lock meanwhile.
-        self._push(log_record, wait=self._policies.drop_policy != "block" or not _in_a_logging_handler())
+        self._push(log_record, wait=self._policies.drop_policy != "block" or not holds_a_handler_lock())
 
     if not hasattr(LogRecordProcessor, "on_emit"):
 
