@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -281,3 +282,72 @@ def test_stock_and_spanbatch_processors_in_one_process_never_share_a_component_n
     finally:
         for processor in processors:
             processor.shutdown()
+
+
+# One meter provider reached two ways: given explicitly before it is set as the global one, and as the global one
+# (by default after it is set, or through the API's proxy before). Run in a subprocess: the global provider is
+# set once.
+_ONE_PROVIDER_TWO_WAYS = r"""
+import json
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from tests.helpers import PROCESSORS, RecordingExporter, end_spans
+
+cls = PROCESSORS[KIND]
+reader = InMemoryMetricReader()
+provider = MeterProvider(metric_readers=[reader])
+if ORDER == "explicit, then the global one once set":
+    first = cls(RecordingExporter(), max_queue_size=64, max_export_batch_size=8, meter_provider=provider)
+    metrics.set_meter_provider(provider)
+    second = cls(RecordingExporter(), max_queue_size=32, max_export_batch_size=8)
+else:  # "through the proxy, then explicit, both before it is set"
+    first = cls(RecordingExporter(), max_queue_size=64, max_export_batch_size=8)
+    second = cls(RecordingExporter(), max_queue_size=32, max_export_batch_size=8, meter_provider=provider)
+    metrics.set_meter_provider(provider)
+end_spans(first, 2)
+end_spans(second, 5)
+assert first.force_flush(5000) and second.force_flush(5000)
+got = {}
+for rm in reader.get_metrics_data().resource_metrics:
+    for sm in rm.scope_metrics:
+        for m in sm.metrics:
+            if m.name.startswith("otel.sdk.processor.span."):
+                for p in m.data.data_points:
+                    got[m.name + " " + p.attributes["otel.component.name"]] = int(p.value)
+first.shutdown(); second.shutdown()
+print(json.dumps(got))
+"""
+
+
+def _one_provider_two_ways(kind: str, order: str) -> dict[str, int]:
+    env = {**os.environ, "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED": "true"}
+    script = f"KIND={kind!r}\nORDER={order!r}\n" + _ONE_PROVIDER_TWO_WAYS
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=50, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    found: dict[str, int] = json.loads(done.stdout.splitlines()[-1])
+    return found
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(
+    "order", ["explicit, then the global one once set", "through the proxy, then explicit, both before it is set"]
+)
+def test_processors_given_one_meter_provider_two_ways_are_each_reported(order: str) -> None:
+    # Stock reports each processor's processed count; its second queue.size callback is dropped as a duplicate
+    # (and a capacity added through the proxy before it forwards is lost). Ours reports all three for both.
+    stock = _one_provider_two_ways("stock", order)
+    ours = _one_provider_two_ways("spanbatch", order)
+    first, second = "batching_span_processor/0", "batching_span_processor/1"
+    assert stock[f"{PROCESSED} {first}"] == 2
+    assert stock[f"{PROCESSED} {second}"] == 5
+    assert ours == {
+        f"{PROCESSED} {first}": 2,
+        f"{PROCESSED} {second}": 5,
+        f"{CAPACITY} {first}": 64,
+        f"{CAPACITY} {second}": 32,
+        f"{QUEUE_SIZE} {first}": 0,
+        f"{QUEUE_SIZE} {second}": 0,
+    }
