@@ -6,7 +6,9 @@ observable UpDownCounter. The counters are read at each collection, from that ob
 every callback before it collects the synchronous instruments): what they grew by since is added to ``processed``,
 and a lane's capacity is added the first time (given back once the lane is gone). An observable instrument keeps
 only the first callback registered under its name, so each meter provider gets one set of instruments whose callback
-reports every registered lane.
+reports every registered lane. One provider may be reached two ways (the global one given explicitly before it
+was set, and the API's proxy or the default after): the instruments made through each are merged at collection,
+where it shows which provider collects them.
 """
 
 from __future__ import annotations
@@ -92,8 +94,14 @@ class _Source:
 class _Instruments:
     """The three instruments of one signal on one meter provider, reporting every registered source."""
 
-    def __init__(self, meter_provider: MeterProvider, signal: Signal) -> None:
+    def __init__(self, meter_provider: MeterProvider, signal: Signal, *, is_global: bool) -> None:
+        self.signal = signal
+        # The provider whose collections run the callback: the global one's instruments (the API's proxy's, made
+        # before it was set) are collected by whichever provider is global then.
+        self._provider = None if is_global else weakref.ref(meter_provider)
         self._sources: list[_Source] = []
+        # The instruments now reporting this set's sources, once they turned out to share its meter provider.
+        self._merged_into: _Instruments | None = None
         self._locks = PerProcess(threading.Lock)
         meter = meter_provider.get_meter(_METER_NAME)
         name, words = f"otel.sdk.processor.{signal.item}", signal.metric_words
@@ -108,9 +116,39 @@ class _Instruments:
             description=words.queue_size,
         )
 
+    def collected_by(self) -> object | None:
+        return get_meter_provider() if self._provider is None else self._provider()
+
     def add(self, source: _Source) -> None:
-        with self._locks.get():
-            self._sources.append(source)
+        """Called under the merge lock, as merges are made."""
+        instruments = self
+        while instruments._merged_into is not None:
+            instruments = instruments._merged_into
+        with instruments._locks.get():
+            instruments._sources.append(source)
+
+    def _merge_the_same_providers(self) -> bool:
+        """Takes the sources of every other set of instruments its provider collects: that provider's meter kept
+        only the first ``queue.size`` callback made under the name (this one, which runs), so theirs never run.
+        False if this set was merged into another (a meter that keeps every callback): that one reports them."""
+        collector = self.collected_by()
+        with _merge_lock.get():
+            if self._merged_into is not None:
+                return False
+            others = [
+                instruments
+                for instruments in list(_every_instruments)
+                if instruments.signal is self.signal
+                and instruments is not self
+                and instruments._merged_into is None
+                and instruments.collected_by() is collector
+            ]
+            for other in others:
+                with other._locks.get():
+                    sources, other._sources, other._merged_into = other._sources, [], self
+                with self._locks.get():
+                    self._sources.extend(sources)
+        return True
 
     def _live(self) -> list[tuple[_Source, BatchCore, Stats]]:
         with self._locks.get():
@@ -142,6 +180,8 @@ class _Instruments:
         return live
 
     def _collect(self, _options: CallbackOptions) -> Iterable[Observation]:
+        if not self._merge_the_same_providers():
+            return []
         live = self._live()
         with self._locks.get():  # two readers collecting at once add each growth once
             for source, core, stats in live:
@@ -187,16 +227,14 @@ def _processed(stats: Stats) -> dict[str | None, int]:
     return totals
 
 
-class _GlobalProvider:
-    """The key of the global meter provider's instruments, whatever ``get_meter_provider()`` returned: the API's
-    proxy before one is set (its instruments forward to the one set later), the provider itself after. Keyed by
-    the object instead, processors made before and after it is set would each create the instruments, and the
-    real meter would keep only the first ``queue.size`` callback: the later processors never reported."""
-
-
-_GLOBAL = _GlobalProvider()
 _by_provider: weakref.WeakKeyDictionary[object, dict[Signal, _Instruments]] = weakref.WeakKeyDictionary()
+# Held while instruments are made, which takes the meter's locks: a collection (which holds them while it runs
+# the callbacks) never takes it.
 _registry_lock = PerProcess(threading.Lock)
+# Where each set of instruments' sources go (see ``_merge_the_same_providers``): taken inside collections, so
+# never held while instruments are made.
+_merge_lock = PerProcess(threading.Lock)
+_every_instruments: weakref.WeakSet[_Instruments] = weakref.WeakSet()
 
 
 def register_processor_metrics(
@@ -205,13 +243,15 @@ def register_processor_metrics(
     """Record the stock processor's metrics for one lane, held weakly (its last core is read once it is gone)."""
     global_provider = get_meter_provider()
     provider = meter_provider or global_provider
-    key = _GLOBAL if provider is global_provider else provider
-    with _registry_lock.get():
-        by_signal = _by_provider.setdefault(key, {})
-        instruments = by_signal.get(signal)
-        if instruments is None:
-            instruments = by_signal[signal] = _Instruments(provider, signal)
     attributes = {"otel.component.type": signal.component_type, "otel.component.name": component}
     source = _Source(attributes, weak_method(lane.current_core), lane.settings.max_queue_size)
     lane.when_collected(source.lane_collected)
-    instruments.add(source)
+    # Keyed by the object given: which provider collects it may show only later (see ``_merge_the_same_providers``).
+    with _registry_lock.get():
+        by_signal = _by_provider.setdefault(provider, {})
+        instruments = by_signal.get(signal)
+        if instruments is None:
+            instruments = by_signal[signal] = _Instruments(provider, signal, is_global=provider is global_provider)
+        with _merge_lock.get():
+            _every_instruments.add(instruments)
+            instruments.add(source)
