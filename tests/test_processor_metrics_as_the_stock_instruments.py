@@ -22,7 +22,7 @@ from opentelemetry.sdk.metrics import Counter, MeterProvider, UpDownCounter
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader, Sum
 from opentelemetry.sdk.metrics.view import DropAggregation, View
 
-from tests.helpers import PROCESSORS, RecordingExporter, end_spans
+from tests.helpers import PROCESSORS, RecordingExporter, end_spans, wait_until
 from tests.helpers.fork import collect_child, start_child
 
 PROCESSED = "otel.sdk.processor.span.processed"
@@ -351,3 +351,46 @@ def test_processors_given_one_meter_provider_two_ways_are_each_reported(order: s
         f"{QUEUE_SIZE} {first}": 0,
         f"{QUEUE_SIZE} {second}": 0,
     }
+
+
+def _shut_down_and_freed_before_any_collection(processor_cls: Any) -> dict[str, Any]:
+    reader = InMemoryMetricReader()
+    processor = processor_cls(
+        RecordingExporter(), max_queue_size=64, max_export_batch_size=8, meter_provider=MeterProvider([reader])
+    )
+    end_spans(processor, 3)
+    assert processor.force_flush(5000)
+    processor.shutdown()
+    del processor
+    gc.collect()
+    return sums(reader)
+
+
+@pytest.mark.timeout(30)
+def test_a_processor_freed_before_the_first_collection_is_counted_as_stocks_is() -> None:
+    # Stock adds as it goes, so what a processor freed before any collection processed is there. Its capacity
+    # stays too; ours is given back, as a lane freed after a collection gives it back (no queue is left).
+    stock = _shut_down_and_freed_before_any_collection(PROCESSORS["stock"])
+    assert stock[PROCESSED] == (AggregationTemporality.CUMULATIVE, [("None", 3)])
+    assert stock[CAPACITY] == (AggregationTemporality.CUMULATIVE, [("None", 64)])
+    ours = _shut_down_and_freed_before_any_collection(spanbatch.BatchSpanProcessor)
+    assert ours[PROCESSED] == stock[PROCESSED]
+    assert ours[CAPACITY] == (AggregationTemporality.CUMULATIVE, [("None", 0)])
+
+
+@pytest.mark.timeout(30)
+def test_a_processor_freed_unflushed_before_the_first_collection_is_counted_once_it_settles() -> None:
+    # Stock's worker holds its processor, which is never freed unless shut down; ours stops the lane's worker once
+    # the lane is freed, and what it settles then is counted.
+    reader = InMemoryMetricReader()
+    processor = spanbatch.BatchSpanProcessor(
+        RecordingExporter(), max_queue_size=64, max_export_batch_size=8, meter_provider=MeterProvider([reader])
+    )
+    end_spans(processor, 3)
+    del processor
+    gc.collect()
+
+    def processed() -> int:
+        return sum(value for _, value in sums(reader).get(PROCESSED, (None, []))[1])
+
+    assert wait_until(lambda: processed() == 3), processed()
