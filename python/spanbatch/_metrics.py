@@ -85,10 +85,12 @@ class _Source:
     gone: bool = False  # taken out: its capacity given back (or never added)
 
     def lane_collected(self, core: BatchCore) -> None:
-        # Kept only where a reader has collected this source (else nothing may ever collect it, and the core and its
-        # queue would stay for good), and only a core of this process (a forked child's inherited one never drains).
-        if self.counted and core.pid == os.getpid():
-            self.outlived = core
+        # Kept whether or not a reader has collected this source yet (stock's count of a processor freed before the
+        # first collection is there), as a core at rest: it shares the counters but holds no queue, so where nothing
+        # ever collects a freed lane leaves only that little. Only a core of this process: a forked child's
+        # inherited one never drains.
+        if core.pid == os.getpid():
+            self.outlived = core.at_rest()
 
 
 class _Instruments:
@@ -172,10 +174,9 @@ class _Instruments:
                 gone = [source for source in gone if any(source is s for s in self._sources)]
                 self._sources = [s for s in self._sources if all(s is not g for g in gone)]
             # A lane gone takes its capacity along (a Pipeline rebuilt under the same backend names reports only
-            # the live one's); what it processed stays counted.
+            # the live one's; 0 for a lane never collected, as for one collected); what it processed stays counted.
             for source in gone:
-                if source.counted:
-                    self._capacity.add(-source.capacity, source.attributes)
+                self._capacity.add(-source.capacity if source.counted else 0, source.attributes)
                 source.gone = True
         return live
 
@@ -185,7 +186,7 @@ class _Instruments:
         live = self._live()
         with self._locks.get():  # two readers collecting at once add each growth once
             for source, core, stats in live:
-                if not source.counted and not source.gone:
+                if not source.counted and not source.gone and source.outlived is None:  # its lane lives
                     # Added when first collected, not when made: through a ProxyMeterProvider (the global one
                     # before it is set) an add made then would be lost, and nothing else can see the difference.
                     source.counted = True
