@@ -11,16 +11,20 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 import spanbatch
+from opentelemetry.metrics import CallbackOptions, CallbackT, Meter, NoOpMeter, NoOpMeterProvider, NoOpUpDownCounter
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.metrics import Counter, MeterProvider, UpDownCounter
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader, Sum
 from opentelemetry.sdk.metrics.view import DropAggregation, View
+from spanbatch import _metrics
+from spanbatch._core import BatchCore
 
 from tests.helpers import PROCESSORS, RecordingExporter, end_spans, wait_until
 from tests.helpers.fork import collect_child, start_child
@@ -394,3 +398,118 @@ def test_a_processor_freed_unflushed_before_the_first_collection_is_counted_once
         return sum(value for _, value in sums(reader).get(PROCESSED, (None, []))[1])
 
     assert wait_until(lambda: processed() == 3), processed()
+
+
+class _UnlockedMeterProvider(NoOpMeterProvider):
+    """A meter provider of another implementation than the SDK's (whose collections take one lock per provider):
+    two threads may run its callbacks at once. It keeps the sums added per instrument name."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[CallbackT] = []
+        self.totals: dict[str, int] = {}
+
+    def get_meter(self, name: str, *args: Any, **kwargs: Any) -> Meter:
+        provider = self
+
+        class Adding(NoOpUpDownCounter):
+            def __init__(self, name: str) -> None:
+                super().__init__(name)
+                self.name = name
+
+            def add(self, amount: int | float, attributes: Any = None, context: Any = None) -> None:
+                provider.totals[self.name] = provider.totals.get(self.name, 0) + int(amount)
+
+        class UnlockedMeter(NoOpMeter):
+            def create_counter(self, name: str, unit: str = "", description: str = "") -> Any:
+                return Adding(name)
+
+            def create_up_down_counter(self, name: str, unit: str = "", description: str = "") -> Any:
+                return Adding(name)
+
+            def create_observable_up_down_counter(
+                self, name: str, callbacks: Sequence[CallbackT] | None = None, unit: str = "", description: str = ""
+            ) -> Any:
+                provider.callbacks.extend(callbacks or [])
+                return super().create_observable_up_down_counter(name, callbacks, unit, description)
+
+        return UnlockedMeter(name)
+
+    def collect(self) -> None:
+        for callback in self.callbacks:
+            list(callback(CallbackOptions()))  # type: ignore[operator]
+
+
+@pytest.mark.timeout(60)
+def test_a_lane_gone_while_another_collection_first_finds_it_leaves_no_capacity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Collection A finds the lane alive (its first collection: A is to add its capacity). The lane is freed, and
+    # collection B finds it gone before its finalizer has told the metrics its last core (as a forked child's lane
+    # never does), so B takes it out. Whichever of A and B decides first, no capacity may stay added for a lane gone.
+    a_found_it, b_decides, a_counted_it = threading.Event(), threading.Event(), threading.Event()
+    freeing, b_done = threading.Event(), threading.Event()
+    collection_a: list[threading.Thread] = []
+    b_pauses = [False]  # armed once B collects; B pauses once, where it asks whether the capacity was added
+
+    class PausingSource(_metrics._Source):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            read_core = self.read_core
+
+            def read_core_then_wait_for_b() -> BatchCore | None:
+                core = read_core()
+                if core is not None and threading.current_thread() in collection_a:
+                    a_found_it.set()
+                    assert b_decides.wait(10)
+                return core
+
+            self.read_core = read_core_then_wait_for_b
+
+        @property  # type: ignore[override]
+        def counted(self) -> bool:
+            counted = bool(self.__dict__.get("_counted", False))
+            if b_pauses[0] and threading.current_thread() is threading.main_thread():
+                b_pauses[0] = False
+                b_decides.set()
+                # A adds the capacity meanwhile, unless B holds what A needs to (then it waits for B, not B for it).
+                a_counted_it.wait(2)
+            return counted
+
+        @counted.setter
+        def counted(self, value: bool) -> None:
+            self.__dict__["_counted"] = value
+            if value:
+                a_counted_it.set()
+
+        def lane_collected(self, core: BatchCore) -> None:
+            freeing.set()  # the lane is gone: read_core finds nothing
+            assert b_done.wait(10)
+            super().lane_collected(core)
+
+    monkeypatch.setattr(_metrics, "_Source", PausingSource)
+    provider = _UnlockedMeterProvider()
+    held = [
+        spanbatch.BatchSpanProcessor(
+            RecordingExporter(), max_queue_size=64, max_export_batch_size=8, meter_provider=provider
+        )
+    ]
+    held[0].shutdown()
+    collection_a.append(threading.Thread(target=provider.collect, daemon=True))
+    collection_a[0].start()
+    assert a_found_it.wait(10)
+
+    def free() -> None:
+        held.clear()
+        gc.collect()
+
+    freeing_thread = threading.Thread(target=free, daemon=True)
+    freeing_thread.start()
+    assert freeing.wait(10)
+    b_pauses[0] = True
+    provider.collect()  # B
+    b_done.set()
+    for thread in (collection_a[0], freeing_thread):
+        thread.join(10)
+        assert not thread.is_alive()
+    provider.collect()
+    assert provider.totals[CAPACITY] == 0
