@@ -170,14 +170,17 @@ class _Instruments:
             else:
                 live.append((source, core, core.stats()))
         if gone:
-            with self._locks.get():  # taken out once, whoever else collects meanwhile
+            # Taken out once, whoever else collects meanwhile, and under the lock the first collection to find a lane
+            # adds its capacity under: deciding outside it, one that found the lane alive could add it after this
+            # one gave nothing back. A lane gone takes its capacity along (a Pipeline rebuilt under the same backend
+            # names reports only the live one's; 0 for a lane never collected, as for one collected); what it
+            # processed stays counted.
+            with self._locks.get():
                 gone = [source for source in gone if any(source is s for s in self._sources)]
                 self._sources = [s for s in self._sources if all(s is not g for g in gone)]
-            # A lane gone takes its capacity along (a Pipeline rebuilt under the same backend names reports only
-            # the live one's; 0 for a lane never collected, as for one collected); what it processed stays counted.
-            for source in gone:
-                self._capacity.add(-source.capacity if source.counted else 0, source.attributes)
-                source.gone = True
+                for source in gone:
+                    self._capacity.add(-source.capacity if source.counted else 0, source.attributes)
+                    source.gone = True
         return live
 
     def _collect(self, _options: CallbackOptions) -> Iterable[Observation]:
