@@ -443,11 +443,10 @@ class _UnlockedMeterProvider(NoOpMeterProvider):
 def test_a_lane_gone_while_another_collection_first_finds_it_leaves_no_capacity(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Collection A finds the lane alive (its first collection: A is to add its capacity). The lane is freed, and
-    # collection B finds it gone before its finalizer has told the metrics its last core (as a forked child's lane
-    # never does), so B takes it out. Whichever of A and B decides first, no capacity may stay added for a lane gone.
+    # Collection A finds the lane alive (its first collection: A is to add its capacity). The lane is freed, its
+    # last core not kept (as a forked child's lane's, inherited, which never drains there), and collection B finds
+    # it gone and takes it out. Whichever of A and B decides first, no capacity may stay added for a lane gone.
     a_found_it, b_decides, a_counted_it = threading.Event(), threading.Event(), threading.Event()
-    freeing, b_done = threading.Event(), threading.Event()
     collection_a: list[threading.Thread] = []
     b_pauses = [False]  # armed once B collects; B pauses once, where it asks whether the capacity was added
 
@@ -482,9 +481,8 @@ def test_a_lane_gone_while_another_collection_first_finds_it_leaves_no_capacity(
                 a_counted_it.set()
 
         def lane_collected(self, core: BatchCore) -> None:
-            freeing.set()  # the lane is gone: read_core finds nothing
-            assert b_done.wait(10)
             super().lane_collected(core)
+            self.outlived = None  # as a forked child's inherited core
 
     monkeypatch.setattr(_metrics, "_Source", PausingSource)
     provider = _UnlockedMeterProvider()
@@ -498,18 +496,48 @@ def test_a_lane_gone_while_another_collection_first_finds_it_leaves_no_capacity(
     collection_a[0].start()
     assert a_found_it.wait(10)
 
+    held.clear()
+    gc.collect()
+    b_pauses[0] = True
+    provider.collect()  # B
+    collection_a[0].join(10)
+    assert not collection_a[0].is_alive()
+    provider.collect()
+    assert provider.totals[CAPACITY] == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_lane_collected_while_its_finalizer_is_on_its_way_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A collection may find a freed lane's weak reference dead before the lane's finalizer (on another thread) has
+    # told the metrics its last core: what the lane processed must still be counted once it is told.
+    finalizer_runs, may_tell = threading.Event(), threading.Event()
+
+    class SlowToBeTold(_metrics._Source):
+        def lane_collected(self, core: BatchCore) -> None:
+            finalizer_runs.set()
+            assert may_tell.wait(10)
+            super().lane_collected(core)
+
+    monkeypatch.setattr(_metrics, "_Source", SlowToBeTold)
+    reader = InMemoryMetricReader()
+    held = [
+        spanbatch.BatchSpanProcessor(
+            RecordingExporter(), max_queue_size=64, max_export_batch_size=8, meter_provider=MeterProvider([reader])
+        )
+    ]
+    end_spans(held[0], 3)
+    assert held[0].force_flush(5000)
+    held[0].shutdown()
+
     def free() -> None:
         held.clear()
         gc.collect()
 
-    freeing_thread = threading.Thread(target=free, daemon=True)
-    freeing_thread.start()
-    assert freeing.wait(10)
-    b_pauses[0] = True
-    provider.collect()  # B
-    b_done.set()
-    for thread in (collection_a[0], freeing_thread):
-        thread.join(10)
-        assert not thread.is_alive()
-    provider.collect()
-    assert provider.totals[CAPACITY] == 0
+    freeing = threading.Thread(target=free, daemon=True)
+    freeing.start()
+    assert finalizer_runs.wait(10)
+    sums(reader)  # finds the lane gone, not yet told its last core
+    may_tell.set()
+    freeing.join(10)
+    assert not freeing.is_alive()
+    assert sums(reader).get(PROCESSED) == (AggregationTemporality.CUMULATIVE, [("None", 3)])
