@@ -82,6 +82,9 @@ class _Source:
     # The last core of a lane collected: read until it holds nothing (what it settles after the lane went counts,
     # as stock's count, added as it exports, keeps it), then the source goes.
     outlived: BatchCore | None = None
+    # Whether the lane's finalizer has told its last core: it runs once the lane's weak reference is dead, maybe on
+    # another thread, so a collection between the two finds the lane gone and its last core not yet there.
+    told: bool = False
     gone: bool = False  # taken out: its capacity given back (or never added)
 
     def lane_collected(self, core: BatchCore) -> None:
@@ -91,6 +94,7 @@ class _Source:
         # inherited one never drains.
         if core.pid == os.getpid():
             self.outlived = core.at_rest()
+        self.told = True
 
 
 class _Instruments:
@@ -165,8 +169,10 @@ class _Instruments:
                 live.append((source, core, stats))  # what it settled since counts once more
                 if stats.queued == 0 and stats.in_flight == 0:
                     gone.append(source)
-            elif core is None:
+            elif core is None and source.told:
                 gone.append(source)
+            elif core is None:
+                continue  # its lane's finalizer is on its way: the next collection reads its last core
             else:
                 live.append((source, core, core.stats()))
         if gone:
