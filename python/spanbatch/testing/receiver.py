@@ -206,7 +206,7 @@ class OTLPReceiver:
         return result
 
     def span_names(self) -> dict[str, int]:
-        """How many spans arrived under each name (duplicates included)."""
+        """How many spans arrived under each name (duplicates included), in the order each name first arrived."""
         result: dict[str, int] = self._call("span_names")
         return result
 
