@@ -3,6 +3,7 @@ file in its place, whether the replay was this store's or another's sharing the 
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 import pytest
@@ -24,4 +25,22 @@ def test_a_file_replayed_before_a_write_frees_its_room(tmp_path: Path, replayer:
     assert replaying.replay(lambda _: next(answers, Sent.RETRY_LATER)) == 1  # the replay thread, meanwhile
     assert store.write(b"y" * 100, 9)
     assert store.counts().evicted == 0
+    assert len(store.pending()) == 3
+
+
+def test_a_file_another_store_delivered_behind_the_oldest_frees_its_room(tmp_path: Path) -> None:
+    # Not the oldest file: evicting from the old end, the store would not come across it gone.
+    store = SpillStore(tmp_path, 3 * FILE)
+    for n in range(3):
+        assert store.write(b"%d" % n * 100, n + 1)
+    oldest, second, _ = store.pending()
+    other = SpillStore(tmp_path, 3 * FILE)
+    with oldest.open("rb") as held:  # being replayed by a third process: the other store passes it by
+        fcntl.flock(held, fcntl.LOCK_EX)
+        answers = iter([Sent.DELIVERED])
+        assert other.replay(lambda _: next(answers, Sent.RETRY_LATER)) == 1
+    assert not second.exists()
+    assert store.write(b"y" * 100, 9)
+    assert store.counts().evicted == 0
+    assert oldest.exists()
     assert len(store.pending()) == 3
