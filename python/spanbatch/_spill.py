@@ -15,7 +15,9 @@ back, oldest first, to a ``send`` callable. Safe for several processes sharing o
   (``Sent.RETRY_LATER``) never is, however often: busy says nothing of the file (an overloaded backend
   behind a load balancer answers so at random). After a few such answers it is passed over, tried after
   the newer files (see ``SpillStore.replay``), so that it never holds them up; it stays until delivered,
-  or until the cap evicts it (it is among the oldest).
+  or until the cap evicts it (it is among the oldest). A probe the backend did not answer at all
+  (``Sent.UNREACHABLE``: down, refused, timed out) counts against no file: an outage probes the oldest file
+  again and again, and passing it over for that would deliver the files newer first once the backend is back.
 - Over ``max_bytes`` the oldest files are deleted and counted (``evicted``); files moved aside count
   toward it too, and go first (they were counted when moved).
 - A write lists nothing: the store keeps a running total of the files and bytes there (``_spill_tally``),
@@ -74,7 +76,8 @@ class Sent(enum.Enum):
     """What the backend did with one replayed payload."""
 
     DELIVERED = "delivered"  # accepted: the file is deleted
-    RETRY_LATER = "retry_later"  # unreachable or busy: the file stays, the replay pass stops
+    RETRY_LATER = "retry_later"  # answered busy: the file stays, the replay pass stops
+    UNREACHABLE = "unreachable"  # not answered (down, refused, timed out): as busy, but no answer about this file
     REJECTED = "rejected"  # refused for good (not retryable, or too large): moved aside, as a corrupt file is
 
 
@@ -348,8 +351,9 @@ class SpillStore:
     def replay(self, send: Callable[[bytes], Sent], stopped: Callable[[], bool] = lambda: False) -> int:
         """Hand stored payloads to ``send``, oldest first; returns how many it delivered.
 
-        Stops at the first ``RETRY_LATER`` (the backend is down or busy: one such answer a pass), or before
-        the next file once ``stopped()``. A file answered busy ``PASS_OVER_AFTER`` times is passed over, so
+        Stops at the first ``RETRY_LATER`` or ``UNREACHABLE`` (the backend is busy or down: one such answer a
+        pass), or before the next file once ``stopped()``. A file answered busy ``PASS_OVER_AFTER`` times (not
+        ``UNREACHABLE``, which is no answer about the file) is passed over, so
         that it never blocks the files behind it: it is tried after them, the passed-over files answered
         busy least first (so that they take turns). It is never moved aside for
         being busy, only when ``send`` says REJECTED or it does not check out. A file another process holds
@@ -379,7 +383,7 @@ class SpillStore:
             if stopped():
                 break
             outcome = self._replay_one(path, send)
-            if outcome is Sent.RETRY_LATER:  # busy or down: one such answer a pass
+            if outcome is Sent.RETRY_LATER or outcome is Sent.UNREACHABLE:  # busy or down: one such answer a pass
                 break
             delivered += outcome is Sent.DELIVERED
         return delivered
@@ -397,11 +401,13 @@ class SpillStore:
                 self._quarantine(path, str(error))
                 return None
             outcome = send(payload)
-            if outcome is Sent.RETRY_LATER:  # busy or down: says nothing of this file
+            # Busy says nothing of this file, but it must not hold up the rest. UNREACHABLE (down) counts
+            # against no file: it was no answer, and the file stays first.
+            if outcome is Sent.RETRY_LATER:
                 self._failures[path.name] = self._failures.get(path.name, 0) + 1
             elif outcome is Sent.REJECTED:
                 self._quarantine(path, "the backend refused it")
-            else:
+            elif outcome is Sent.DELIVERED:
                 _remove(path)
                 with self._tally_lock:
                     self._tally.remove(path.name)

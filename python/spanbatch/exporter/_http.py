@@ -183,13 +183,18 @@ class RustEncodedHTTP:
             transport = self._replay_transport
         try:
             body = client._compress(payload)
+        except Exception:  # this file's, not the backend's: tried again, passed over after a few
+            return Sent.RETRY_LATER
+        try:
             result = transport.request(
                 "POST", client._endpoint, headers=client._headers, data=body, timeout=client._timeout
             )
-        except Exception:
-            return Sent.RETRY_LATER
+        except Exception:  # the stock transport raises for no answer (refused, reset, timed out)
+            return Sent.UNREACHABLE
         status = result.status_code
-        if status is None or _http._is_retryable(status):  # no answer, or one the stock client retries
+        if status is None:  # no answer (the native transport says why in the result): the backend is down
+            return Sent.UNREACHABLE
+        if _http._is_retryable(status):  # an answer the stock client retries: busy
             return Sent.RETRY_LATER
         # As the live export: any other answer (401, 403 and 413 included) stays what it is (see the README).
         return Sent.DELIVERED if 200 <= status < 400 else Sent.REJECTED

@@ -215,8 +215,8 @@ class Spiller:
 
     def _send(self, payload: bytes) -> Sent:
         sent = self._send_once(payload)
-        if sent is None:  # the exporter was freed meanwhile: the file stays for another to replay
-            return Sent.RETRY_LATER
+        if sent is None:  # the exporter was freed meanwhile: the file stays for another to replay, first still
+            return Sent.UNREACHABLE
         if sent is Sent.DELIVERED:
             # It answers: new requests go to it again from now, not once the stored file is deleted and
             # the pass is over (a request made meanwhile would go to disk behind a backend that is up).

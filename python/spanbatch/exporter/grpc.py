@@ -83,6 +83,20 @@ def _too_large(error: grpc.RpcError) -> bool:
     return error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in (details or "")
 
 
+# What gRPC's own channel says when it reached no server (pick_first, round_robin): not the backend's answer.
+_NOT_CONNECTED = ("failed to connect to all addresses", "connections to all backends failing")
+
+
+def _unanswered(error: grpc.RpcError) -> bool:
+    """Whether the channel gave this status for want of an answer (the backend down, or silent until the timeout),
+    not the backend: a replay probe it fails says nothing of its file."""
+    details = (error.details() if isinstance(error, grpc.Call) else None) or ""
+    code = error.code()
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return True
+    return code is grpc.StatusCode.UNAVAILABLE and any(text in details for text in _NOT_CONNECTED)
+
+
 @dataclass(frozen=True)
 class _Part:
     """One part of a request cut to the byte limit: what the stock ``_export`` sends, with its retries."""
@@ -287,14 +301,14 @@ class RustEncodedGRPC:
         self._channel_of_this_process()
         stub = self._client
         try:
-            if stub is None:
-                return Sent.RETRY_LATER
+            if stub is None:  # shut down meanwhile
+                return Sent.UNREACHABLE
             stub.Export(request=payload, metadata=self._headers, timeout=self._timeout)
         except grpc.RpcError as error:
             # As the live export: only what the stock exporter retries may be delivered later (see the README).
             if _too_large(error) or error.code() not in self._retryable_codes():
                 return Sent.REJECTED
-            return Sent.RETRY_LATER
+            return Sent.UNREACHABLE if _unanswered(error) else Sent.RETRY_LATER
         except Exception:
             return Sent.RETRY_LATER
         return Sent.DELIVERED
