@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import fcntl
 from pathlib import Path
+from typing import Any
 
 import pytest
 from spanbatch import _spill_removals
 from spanbatch._spill import Sent, SpillStore
 from spanbatch._spill_file import encode
+
+from tests.helpers import in_child
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -65,3 +68,23 @@ def test_deletions_still_tell_once_their_record_started_anew(tmp_path: Path, mon
     assert store.counts().evicted == 0
     assert oldest.exists()
     assert len(store.pending()) == 3
+
+
+def test_a_file_another_process_delivered_behind_the_oldest_frees_its_room(tmp_path: Path) -> None:
+    store = SpillStore(tmp_path, 3 * FILE)
+    for n in range(3):
+        assert store.write(b"%d" % n * 100, n + 1)
+    oldest, second, _ = store.pending()
+
+    def replay_behind_the_oldest() -> dict[str, Any]:
+        other = SpillStore(tmp_path, 3 * FILE)  # the child's own store, as a process started anew makes
+        answers = iter([Sent.DELIVERED])
+        return {"delivered": other.replay(lambda _: next(answers, Sent.RETRY_LATER))}
+
+    with oldest.open("rb") as held:  # being replayed here: the child passes it by
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert in_child(replay_behind_the_oldest) == {"delivered": 1}
+    assert not second.exists()
+    assert store.write(b"y" * 100, 9)
+    assert store.counts().evicted == 0
+    assert oldest.exists()
