@@ -51,7 +51,9 @@ def test_a_replay_the_backend_answers_with_what_the_stock_exporter_would_not_ret
             assert exporter._send_spilled(b"") is Sent.REJECTED
             rx.set_behaviour("status", status=503)
             assert exporter._send_spilled(b"") is Sent.RETRY_LATER
-            rx.set_behaviour("down")  # no answer: no verdict on the file, nor "busy"
+            rx.set_behaviour("hang")  # no answer within the timeout: no verdict on the file, nor "busy"
+            assert exporter._send_spilled(b"") is Sent.UNREACHABLE
+            rx.set_behaviour("down")  # no answer at all
             assert exporter._send_spilled(b"") is Sent.UNREACHABLE
             rx.set_behaviour("ok")
             assert wait_until(lambda: exporter._send_spilled(b"") is Sent.DELIVERED, 30)  # gRPC: once reconnected
