@@ -16,7 +16,7 @@ back, oldest first, to a ``send`` callable. Safe for several processes sharing o
   behind a load balancer answers so at random). After a few such answers it is passed over, tried after
   the newer files (see ``SpillStore.replay``), so that it never holds them up; it stays until delivered,
   or until the cap evicts it (it is among the oldest). A probe the backend did not answer at all
-  (``Sent.UNREACHABLE``: down, refused, timed out) counts against no file: an outage probes the oldest file
+  (``Sent.UNREACHABLE``: down, refused) counts against no file: an outage probes the oldest file
   again and again, and passing it over for that would deliver the files newer first once the backend is back.
 - Over ``max_bytes`` the oldest files are deleted and counted (``evicted``); files moved aside count
   toward it too, and go first (they were counted when moved).
@@ -81,7 +81,7 @@ class Sent(enum.Enum):
 
     DELIVERED = "delivered"  # accepted: the file is deleted
     RETRY_LATER = "retry_later"  # answered busy: the file stays, the replay pass stops
-    UNREACHABLE = "unreachable"  # not answered (down, refused, timed out): as busy, but no answer about this file
+    UNREACHABLE = "unreachable"  # not answered (down, refused): as busy, but no answer about this file
     REJECTED = "rejected"  # refused for good (not retryable, or too large): moved aside, as a corrupt file is
 
 

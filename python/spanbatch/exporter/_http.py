@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -88,6 +89,19 @@ class _RustCompressingClient(_http._OTLPHTTPClient):
         if spiller.spill(data, spiller.items_sending()):
             return _http._ExportResult(True, None, "spilled", None)
         return _http._ExportResult(False, None, "spill failed", None)
+
+
+# An attempt that took this share of its timeout ran out of it (the transports do not all say why they failed).
+_TIMED_OUT = 0.9
+
+
+def _no_answer(seconds: float, timeout_seconds: float | None) -> Sent:
+    """A replay probe without an answer. Failed before its timeout (refused, reset): the backend is down, which says
+    nothing of the file. Out of time: maybe the file's doing (a large request a slow backend never finishes), so
+    busy, passed over after a few rather than holding the newer files up for good."""
+    if timeout_seconds is not None and seconds >= _TIMED_OUT * timeout_seconds:
+        return Sent.RETRY_LATER
+    return Sent.UNREACHABLE
 
 
 class RustEncodedHTTP:
@@ -185,15 +199,16 @@ class RustEncodedHTTP:
             body = client._compress(payload)
         except Exception:  # this file's, not the backend's: tried again, passed over after a few
             return Sent.RETRY_LATER
+        started = time.monotonic()
         try:
             result = transport.request(
                 "POST", client._endpoint, headers=client._headers, data=body, timeout=client._timeout
             )
         except Exception:  # the stock transport raises for no answer (refused, reset, timed out)
-            return Sent.UNREACHABLE
+            return _no_answer(time.monotonic() - started, client._timeout)
         status = result.status_code
-        if status is None:  # no answer (the native transport says why in the result): the backend is down
-            return Sent.UNREACHABLE
+        if status is None:  # no answer (the native transport says why in the result)
+            return _no_answer(time.monotonic() - started, client._timeout)
         if _http._is_retryable(status):  # an answer the stock client retries: busy
             return Sent.RETRY_LATER
         # As the live export: any other answer (401, 403 and 413 included) stays what it is (see the README).

@@ -88,13 +88,11 @@ _NOT_CONNECTED = ("failed to connect to all addresses", "connections to all back
 
 
 def _unanswered(error: grpc.RpcError) -> bool:
-    """Whether the channel gave this status for want of an answer (the backend down, or silent until the timeout),
-    not the backend: a replay probe it fails says nothing of its file."""
+    """Whether the channel gave this status for want of a server to send to (the backend down), not the backend: a
+    replay probe it fails says nothing of its file. Not ``DEADLINE_EXCEEDED``: out of time may be the file's doing
+    (a large request a slow backend never finishes), so busy, passed over after a few (``_spill``)."""
     details = (error.details() if isinstance(error, grpc.Call) else None) or ""
-    code = error.code()
-    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-        return True
-    return code is grpc.StatusCode.UNAVAILABLE and any(text in details for text in _NOT_CONNECTED)
+    return error.code() is grpc.StatusCode.UNAVAILABLE and any(text in details for text in _NOT_CONNECTED)
 
 
 @dataclass(frozen=True)
