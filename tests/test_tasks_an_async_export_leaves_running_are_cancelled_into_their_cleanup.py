@@ -61,3 +61,35 @@ def test_a_task_left_running_by_an_async_export_is_cancelled_on_its_loop_at_shut
     stats = processor.stats()
     assert (stats.exported, stats.dropped_total) == (4, 0)
     assert balanced(stats)
+
+
+class LeavesAStreamOpen(SpanExporter):
+    """Reads one item of an async generator per export and keeps it open for the next (a response stream)."""
+
+    def __init__(self) -> None:
+        self.stream: Any = None
+        self.stream_closed: list[str] = []
+
+    async def export(self, spans: Sequence[ReadableSpan]) -> Any:  # type: ignore[override]
+        if self.stream is None:
+            self.stream = self._acknowledgements()
+        return await self.stream.__anext__()
+
+    async def _acknowledgements(self) -> Any:
+        try:
+            while True:
+                yield SpanExportResult.SUCCESS
+        finally:
+            self.stream_closed.append(threading.current_thread().name)
+
+
+@pytest.mark.timeout(60)
+def test_an_async_generator_an_async_export_left_open_is_closed_on_its_loop_at_shutdown() -> None:
+    exporter = LeavesAStreamOpen()
+    processor = spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG, max_export_batch_size=2)
+    end_spans(processor, 4)
+    assert processor.force_flush(10_000)
+    processor.shutdown()
+    # Left to the collector, its ``finally`` ran on whatever thread that was, and asked the closed loop to close it.
+    assert exporter.stream_closed == [f"spanbatch-{LeavesAStreamOpen.__name__}"]
+    assert processor.stats().exported == 4
