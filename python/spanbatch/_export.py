@@ -255,6 +255,12 @@ def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoo
     try:
         # A copy: the exporter may change the list it is given, and the caller settles the batches it handed over.
         results = delivery.export_many(list(batches))
+        if inspect.isawaitable(results):  # an ``async def export_many``, run and bounded as an async ``export`` is
+            results = loop.run(results, timeout_millis)
+    except asyncio.TimeoutError:
+        items = sum(map(len, batches))
+        logged(logger.error, "Export of %d %s timed out after %.0f ms.", items, delivery.signal.items, timeout_millis)
+        return [False] * len(batches)
     except BaseException:  # as in export_batch: the worker outlives its exporter's bugs
         # The stock processor's line on its logger: users' log filters keep working.
         logged(log_stock_export_exception, delivery.signal)
