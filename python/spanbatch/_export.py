@@ -279,13 +279,20 @@ def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoo
 
 
 def retry_export(
-    work: LaneWork, delivery: Delivery[B], batch: B, *, loop: PrivateLoop, deadline: float
+    work: LaneWork,
+    delivery: Delivery[B],
+    batch: B,
+    *,
+    loop: PrivateLoop,
+    deadline: float,
+    handed: list[Any] | None = None,
 ) -> tuple[bool, int]:
     """After a failed attempt, retry as the lane's retry policy says; (success, retries made).
 
     ``deadline`` (monotonic) bounds the whole series: a retry whose backoff would end past
     it is not made. Shutdown cuts a backoff short and gives up on the batch, so that a dead
-    backend cannot hold the exit for its whole retry budget.
+    backend cannot hold the exit for its whole retry budget. ``handed``: what a list ``batch``
+    held when handed over, put back in it before each retry (see ``handed_over``).
     """
     retry, retries = work.retry, 0
     while retries < retry.max_retries:
@@ -294,6 +301,8 @@ def retry_export(
             break
         retries += 1
         work.core.count_retry()
+        if handed is not None and isinstance(batch, list):
+            batch[:] = handed
         if export_batch(delivery, batch, loop, max(0.0, deadline - time.monotonic()) * 1000):
             return True, retries
     return False, retries
@@ -350,10 +359,13 @@ def export_taken(
     started = time.monotonic()
     deadline = started + work.timeout_millis / 1000
     sizes = [len(batch) for batch in taken]  # before the exporter can change a list
-    for batch, size, first_ok in zip(
-        taken, sizes, first_attempts(delivery, taken, loop, work.timeout_millis), strict=True
+    handed = handed_over(work, taken)
+    for batch, size, items, first_ok in zip(
+        taken, sizes, handed, first_attempts(delivery, taken, loop, work.timeout_millis), strict=True
     ):
-        ok, retries = (True, 0) if first_ok else retry_export(work, delivery, batch, loop=loop, deadline=deadline)
+        ok, retries = (
+            (True, 0) if first_ok else retry_export(work, delivery, batch, loop=loop, deadline=deadline, handed=items)
+        )
         if work.debug:  # before settling: a flush that returns then finds its line logged
             logged(
                 logger.debug,
@@ -369,6 +381,15 @@ def export_taken(
         # A failed batch cut in parts: those the backend took before count as exported.
         delivered = 0 if ok else max(0, accepted_of(batch, taken, read) - stored)
         core.finish_batch(batch, ok, left_out_of(batch, taken, left_out), stored, delivered)
+
+
+def handed_over(work: LaneWork, taken: Sequence[object]) -> list[list[Any] | None]:
+    """Per batch, the items a list held when handed over, where the lane retries: an exporter may empty, extend or
+    reorder the list it is given, and a retry must send what failed, in that same list (the core settles a batch by
+    its identity). None for a request, or where no retry can follow (no copy to pay for)."""
+    if work.retry.max_retries == 0:
+        return [None] * len(taken)
+    return [list(batch) if isinstance(batch, list) else None for batch in taken]
 
 
 def settle_as_failed(core: BatchCore, taken: Sequence[object]) -> None:
