@@ -17,6 +17,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach,
 
 from spanbatch._capabilities import Exporter, encodes_logs, encodes_spans, exports_many, spills
 from spanbatch._core import BatchCore, LogEncoder, LogRequest, SpanEncoder, SpanRequest
+from spanbatch._daemon_executor import DaemonThreadExecutor
 from spanbatch._drops import DropReporter, log_stock_export_exception
 from spanbatch._encoding import SkipWarnings, accepted_items, items_spilled, requests_read, spans_left_out
 from spanbatch._policies import RetryPolicy
@@ -151,6 +152,8 @@ class PrivateLoop:
         """
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
+            if not threads_are_greenlets():  # gevent's patched locks are not for OS threads: asyncio's own pool there
+                self._loop.set_default_executor(DaemonThreadExecutor())
         loop = self._loop
         task = loop.create_task(_awaited(awaitable))
         try:
