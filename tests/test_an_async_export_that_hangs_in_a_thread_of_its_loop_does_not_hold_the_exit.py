@@ -55,3 +55,37 @@ def test_a_send_hanging_on_a_thread_of_the_private_loop_does_not_hold_the_exit(s
     assert done.returncode == 0, done.stderr
     assert "flushed True" in done.stdout, done.stdout
     assert "settled 0 3 0 0" in done.stdout, done.stdout  # timed out: failed, counted
+
+
+DRAINED_AT_EXIT = textwrap.dedent(
+    """
+    import asyncio, time
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+    import spanbatch
+
+    class SendsOnAThread(SpanExporter):
+        async def export(self, spans):
+            await asyncio.to_thread(time.sleep, 0.01)  # a blocking send that answers
+            print("sent", len(spans), flush=True)
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(spanbatch.BatchSpanProcessor(SendsOnAThread(), schedule_delay_millis=60_000))
+    trace.set_tracer_provider(provider)
+    for _ in range(3):
+        trace.get_tracer("exit").start_span("queued at exit").end()
+    """
+)
+
+
+@pytest.mark.timeout(120)
+def test_spans_queued_at_exit_are_sent_through_a_thread_of_the_private_loop() -> None:
+    # The exit's drain runs after concurrent.futures' exit hook has shut every standard pool: the send failed with
+    # "cannot schedule new futures after interpreter shutdown" and the spans were dropped (export_failed).
+    done = subprocess.run(
+        [sys.executable, "-c", DRAINED_AT_EXIT], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "sent 3\n", done.stderr
