@@ -230,6 +230,11 @@ def _first_odd_answer(method: str, exporter: object, answer: object) -> bool:
     return True
 
 
+def log_timed_out(signal: Signal, items: int, timeout_millis: float) -> None:
+    """An async export (or ``export_many``) cancelled at its timeout."""
+    logged(logger.error, "Export of %s timed out after %.0f ms.", signal.counted(items), timeout_millis)
+
+
 def export_batch(delivery: Delivery[B], batch: B, loop: PrivateLoop, timeout_millis: float) -> bool:
     """Export one batch; True only for the signal's SUCCESS. Never raises.
 
@@ -240,9 +245,7 @@ def export_batch(delivery: Delivery[B], batch: B, loop: PrivateLoop, timeout_mil
         if inspect.isawaitable(result):
             result = loop.run(result, timeout_millis)
     except asyncio.TimeoutError:
-        logged(
-            logger.error, "Export of %s timed out after %.0f ms.", delivery.signal.counted(len(batch)), timeout_millis
-        )
+        log_timed_out(delivery.signal, len(batch), timeout_millis)
         return False
     except BaseException:  # an exporter must not take the worker down with it
         # The stock processor's line on its logger: users' log filters keep working.
@@ -261,8 +264,7 @@ def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoo
         if inspect.isawaitable(results):  # an ``async def export_many``, run and bounded as an async ``export`` is
             results = loop.run(results, timeout_millis)
     except asyncio.TimeoutError:
-        items = sum(map(len, batches))
-        logged(logger.error, "Export of %d %s timed out after %.0f ms.", items, delivery.signal.items, timeout_millis)
+        log_timed_out(delivery.signal, sum(map(len, batches)), timeout_millis)
         return [False] * len(batches)
     except BaseException:  # as in export_batch: the worker outlives its exporter's bugs
         # The stock processor's line on its logger: users' log filters keep working.
