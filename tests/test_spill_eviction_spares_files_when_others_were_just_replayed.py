@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spanbatch import _spill_removals
 from spanbatch._spill import Sent, SpillStore
 from spanbatch._spill_file import encode
 
@@ -44,26 +43,6 @@ def test_a_file_another_store_delivered_behind_the_oldest_frees_its_room(tmp_pat
         answers = iter([Sent.DELIVERED])
         assert other.replay(lambda _: next(answers, Sent.RETRY_LATER)) == 1
     assert not second.exists()
-    assert store.write(b"y" * 100, 9)
-    assert store.counts().evicted == 0
-    assert oldest.exists()
-    assert len(store.pending()) == 3
-
-
-def test_deletions_still_tell_once_their_record_started_anew(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Stores tell their deletions with a byte each in a record that starts anew past a size: a store that saw none
-    # yet must not take the new one for no deletion at all.
-    monkeypatch.setattr(_spill_removals, "RESET_BYTES", 1)
-    store = SpillStore(tmp_path, 4 * FILE)
-    for n in range(4):
-        assert store.write(b"%d" % n * 100, n + 1)
-    oldest = store.pending()[0]
-    other = SpillStore(tmp_path, 4 * FILE)
-    with oldest.open("rb") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        answers = iter([Sent.DELIVERED, Sent.DELIVERED])
-        assert other.replay(lambda _: next(answers, Sent.RETRY_LATER)) == 2
-    assert other.replay(lambda _: Sent.RETRY_LATER) == 0  # its next pass lists the directory: the record starts anew
     assert store.write(b"y" * 100, 9)
     assert store.counts().evicted == 0
     assert oldest.exists()

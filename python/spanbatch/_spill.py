@@ -24,13 +24,10 @@ back, oldest first, to a ``send`` callable. Safe for several processes sharing o
   right for what it does itself. What other stores sharing the directory (other processes, or another
   exporter of the same backend here) add or remove, it learns from a listing (a ``stat`` only of files it
   does not know): at every replay pass (one at least every 30 s while files wait), at a write at most once
-  every ``RESYNC_SECONDS``, and before a write evicts anything if another store deleted files since (they may
-  have delivered or evicted any of the files it counts: their room must not cost a file of ours). Each store
-  that deletes a file says so in the directory's ``removed`` file, one ``stat`` to read (``_spill_removals``):
-  in a long outage over a small cap every write evicts, and must not list thousands of files. So after a write
-  the directory holds at most the cap plus what others wrote since this store last listed it
-  (``RESYNC_SECONDS`` at most before): never more for what this store wrote, and it evicts only what the
-  directory really holds over the cap.
+  every ``RESYNC_SECONDS``, and before a write evicts anything (others may have delivered or evicted any of
+  the files it counts: their room must not cost a file of ours). So after a write the directory holds at
+  most the cap plus what others wrote since this store last listed it (``RESYNC_SECONDS`` at most before):
+  never more for what this store wrote, and it evicts only what the directory really holds over the cap.
   A new file's name sorts after the files of that listing too (``_next_stamp``).
 - A directory that cannot be written (read-only, full, not a directory) gives one warning;
   the write returns False and the caller counts the payload as it would have without a spill.
@@ -57,7 +54,6 @@ from typing import Literal
 from spanbatch._fork import PerProcess
 from spanbatch._log_words import in_the_last, spans_in_words
 from spanbatch._spill_file import CorruptFile, NewerVersion, decode, encode, read_all, span_count
-from spanbatch._spill_removals import Removals
 from spanbatch._spill_tally import Footprint, Tally
 
 logger = logging.getLogger("spanbatch")
@@ -120,7 +116,6 @@ class SpillStore:
         self._tally_lock = threading.Lock()
         self._newest = 0
         self._synced_at = -math.inf
-        self._removals = Removals(self.directory)  # under the tally's lock too
         self._evicting = threading.Lock()  # one eviction at a time: two would both pick the same oldest file
         self._usable = self._prepare()
         _stores.add(self)
@@ -256,28 +251,24 @@ class SpillStore:
         """While the files counted add up to more than the cap, delete the oldest of those moved aside (never
         replayed, counted when moved), then the oldest waiting (those being replayed left to their replayer).
 
-        Recounted from a listing first if other stores (processes) deleted files since the last one (unless it
-        was since the write ``began``): they may have deleted any of the files counted, and their room must not
-        cost a file of ours. Otherwise it lists nothing: in a long outage over a small cap every write evicts."""
+        Recounted from a listing first, unless done since the write ``began``: other stores (processes) may have
+        deleted any of the files counted, and their room must not cost a file of ours. Evicting is the rare
+        path; a write under the cap lists nothing."""
         with self._evicting:
             held: set[str] = set()
             while True:
                 with self._tally_lock:
                     oldest = self._tally.oldest(held) if self._tally.bytes > self.max_bytes else None
-                    stale = self._synced_at < began and self._removals.others_deleted()
                 if oldest is None:
                     return
-                if stale:
+                if self._synced_at < began:
                     self._sync()
                     continue
                 name = oldest.name
                 if oldest.aside:
-                    # Gone already or not, it is no longer counted.
-                    removed = _remove(self.directory / CORRUPT_DIR / name)
+                    _remove(self.directory / CORRUPT_DIR / name)  # gone already or not, it is no longer counted
                     with self._tally_lock:
                         self._tally.remove_aside(name)
-                        if removed:
-                            self._removals.deleted()
                     continue
                 outcome = self._evict(name)
                 if outcome == "held":
@@ -293,11 +284,9 @@ class SpillStore:
             if fd is None:
                 return "held" if path.exists() else "gone"
             spans = span_count(fd)
-            removed = _remove(path)
+            _remove(path)
         with self._tally_lock:
             self._tally.remove(name)
-            if removed:
-                self._removals.deleted()
         if spans is None:  # not a whole spill file: no spans to count as evicted
             self._count(corrupt=1)
             logger.warning("Spill directory over %d bytes: removed the unusable %s.", self.max_bytes, path)
@@ -344,7 +333,6 @@ class SpillStore:
         """Recount the tally from listings of the directory and of ``corrupt/``; the names waiting, oldest first."""
         # Under the lock: a file this store adds or removes meanwhile is counted once, before or after.
         with self._tally_lock:
-            self._removals.before_listing()  # first: a file deleted from now on may be in the listing
             waiting = self._names()
             self._tally.sync(waiting, self._names(CORRUPT_DIR), self._size_of)
             # The last name that starts with a stamp (20 digits sort as their value). ASCII only: str.isdigit also
@@ -420,11 +408,9 @@ class SpillStore:
             elif outcome is Sent.REJECTED:
                 self._quarantine(path, "the backend refused it")
             elif outcome is Sent.DELIVERED:
-                removed = _remove(path)
+                _remove(path)
                 with self._tally_lock:
                     self._tally.remove(path.name)
-                    if removed:
-                        self._removals.deleted()
                 self._count(replayed=spans)
             return outcome
 
@@ -453,11 +439,9 @@ class SpillStore:
             (self.directory / CORRUPT_DIR).mkdir(exist_ok=True)
             os.rename(path, self.directory / CORRUPT_DIR / path.name)
         except OSError:
-            removed = _remove(path)  # never replay it again, whatever it takes
+            _remove(path)  # never replay it again, whatever it takes
             with self._tally_lock:
                 self._tally.remove(path.name)
-                if removed:
-                    self._removals.deleted()
             return
         with self._tally_lock:
             self._tally.set_aside(path.name)
