@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import spanbatch
 from spanbatch._spill import CORRUPT_DIR, Sent, SpillStore
 from spanbatch.exporter._spilling import backend_directory
@@ -164,3 +167,56 @@ def test_a_grpc_exporter_shutdown_keeps_to_its_timeout_with_a_replay_hanging(tmp
         # the replay used to be waited for whatever the timeout.
         assert time.monotonic() - started < 3
         rx.set_behaviour("ok")
+
+
+def _resetting_server(stop: threading.Event) -> tuple[socket.socket, threading.Thread]:
+    """A backend that reads each whole request, then resets the connection (a body that crashes it, a proxy
+    that drops it): the request reached it, so the failure may be the file's own."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, body = data.split(b"\r\n\r\n", 1)
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+                while len(body) < length:
+                    body += conn.recv(65536)
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.mark.parametrize("transport", ["native", "stock"])
+def test_a_replay_the_backend_resets_after_reading_it_is_busy_not_unreachable(transport: str, tmp_path: Path) -> None:
+    # Unreachable (no verdict on the file, never passed over) only where the request never reached the backend:
+    # a file the backend resets on must be passed over after a few, or it holds every newer file up for good.
+    from spanbatch.exporter import OTLPSpanExporter  # noqa: PLC0415
+
+    session = requests.Session() if transport == "stock" else None  # a session of its own keeps the stock transport
+    stop = threading.Event()
+    server, thread = _resetting_server(stop)
+    exporter = OTLPSpanExporter(
+        endpoint=f"http://127.0.0.1:{server.getsockname()[1]}/v1/traces", spill_dir=tmp_path, timeout=2, session=session
+    )
+    try:
+        assert exporter._send_spilled(b"x" * 1000) is Sent.RETRY_LATER
+    finally:
+        exporter.shutdown()
+        stop.set()
+        thread.join(5)
+        server.close()
