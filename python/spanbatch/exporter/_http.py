@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -91,17 +90,25 @@ class _RustCompressingClient(_http._OTLPHTTPClient):
         return _http._ExportResult(False, None, "spill failed", None)
 
 
-# An attempt that took this share of its timeout ran out of it (the transports do not all say why they failed).
-_TIMED_OUT = 0.9
+# How the transports word a request that never reached the backend: Rust's (ureq) and requests/urllib3's.
+_NOT_REACHED = (
+    "connection refused",
+    "failed to lookup address",
+    "failed to resolve",
+    "failed to establish a new connection",
+)
 
 
-def _no_answer(seconds: float, timeout_seconds: float | None) -> Sent:
-    """A replay probe without an answer. Failed before its timeout (refused, reset): the backend is down, which says
-    nothing of the file. Out of time: maybe the file's doing (a large request a slow backend never finishes), so
-    busy, passed over after a few rather than holding the newer files up for good."""
-    if timeout_seconds is not None and seconds >= _TIMED_OUT * timeout_seconds:
-        return Sent.RETRY_LATER
-    return Sent.UNREACHABLE
+def _no_answer(error: BaseException | None) -> Sent:
+    """A replay probe without an answer. The backend not reached (refused, its address not found): it is down, which
+    says nothing of the file. Anything else (a reset after it read the request, out of time) may be the file's
+    doing (a body that crashes the backend, a large request a slow one never finishes): busy, passed over after a
+    few rather than holding every newer file up for good."""
+    said: list[str] = []
+    while error is not None and len(said) < 8:  # the cause chain, as requests wraps urllib3's errors
+        said.append(str(error).lower())
+        error = error.__cause__ or error.__context__
+    return Sent.UNREACHABLE if any(text in message for message in said for text in _NOT_REACHED) else Sent.RETRY_LATER
 
 
 class RustEncodedHTTP:
@@ -199,16 +206,15 @@ class RustEncodedHTTP:
             body = client._compress(payload)
         except Exception:  # this file's, not the backend's: tried again, passed over after a few
             return Sent.RETRY_LATER
-        started = time.monotonic()
         try:
             result = transport.request(
                 "POST", client._endpoint, headers=client._headers, data=body, timeout=client._timeout
             )
-        except Exception:  # the stock transport raises for no answer (refused, reset, timed out)
-            return _no_answer(time.monotonic() - started, client._timeout)
+        except Exception as error:  # a transport of the caller's may raise for no answer
+            return _no_answer(error)
         status = result.status_code
-        if status is None:  # no answer (the native transport says why in the result)
-            return _no_answer(time.monotonic() - started, client._timeout)
+        if status is None:  # no answer: the transport's result says why
+            return _no_answer(result.error)
         if _http._is_retryable(status):  # an answer the stock client retries: busy
             return Sent.RETRY_LATER
         # As the live export: any other answer (401, 403 and 413 included) stays what it is (see the README).
