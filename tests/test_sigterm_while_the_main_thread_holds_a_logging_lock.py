@@ -80,3 +80,73 @@ def test_the_queued_span_is_exported_and_the_process_dies_of_sigterm() -> None:
     assert "exported 1" in out, (out, err)
     assert "exporting 1" in err
     assert ended_at - sent_at < MARGIN_SECONDS, (ended_at - sent_at, err)
+
+
+APP_RETURNS_WHILE_THE_SHUTDOWN_WAITS = """
+import logging, os, signal, sys, threading
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from spanbatch import BatchSpanProcessor
+
+handler = logging.StreamHandler(sys.stderr)
+logging.getLogger().addHandler(handler)
+
+class HangingExporter(SpanExporter):
+    def export(self, spans):
+        threading.Event().wait()
+
+processor = BatchSpanProcessor(HangingExporter(), schedule_delay_millis=60_000)
+provider = TracerProvider()
+provider.add_span_processor(processor)
+provider.get_tracer("app").start_span("queued").end()
+with handler.lock:
+    os.kill(os.getpid(), signal.SIGTERM)
+print("main returns", flush=True)
+"""
+
+
+def test_the_process_still_dies_of_sigterm_when_the_app_returns_while_the_shutdown_waits() -> None:
+    # The shutdown runs on a thread (the main thread held the lock); the app returns before it is done: the exit
+    # waits for it within the limit, and the process still ends by the signal, never as a clean exit.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANBATCH_"))}
+    env.update(SPANBATCH_FLUSH_ON_SIGTERM="true", SPANBATCH_EXIT_TIMEOUT_MS="1000")
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(APP_RETURNS_WHILE_THE_SHUTDOWN_WAITS)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert "main returns" in done.stdout, done.stderr
+    assert done.returncode == -signal.SIGTERM, (done.stdout, done.stderr)
+
+
+APP_IN_THE_EXIT_BUDGET = """
+import os, signal, sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from spanbatch import BatchSpanProcessor, _exit
+
+processor = BatchSpanProcessor(InMemorySpanExporter())
+provider = TracerProvider()
+provider.add_span_processor(processor)
+with _exit._budget.holding_exit():  # as inside a force_flush's bookkeeping when the signal comes
+    with _exit._budget._lock:
+        os.kill(os.getpid(), signal.SIGTERM)
+        print("SIGTERM did not end the process", flush=True)
+"""
+
+
+def test_sigterm_inside_a_flush_of_the_main_thread_ends_the_process() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANBATCH_"))}
+    env.update(SPANBATCH_FLUSH_ON_SIGTERM="true", SPANBATCH_EXIT_TIMEOUT_MS="1000")
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(APP_IN_THE_EXIT_BUDGET)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == -signal.SIGTERM, (done.stdout, done.stderr)
