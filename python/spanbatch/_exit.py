@@ -42,7 +42,8 @@ logger = logging.getLogger("spanbatch")
 
 
 _owners: weakref.WeakSet[HasLanes] = weakref.WeakSet()
-_sigterm_installed = False
+# SIGTERM's handling is decided: spanbatch's handler installed, or one installed from C left in place.
+_sigterm_settled = False
 # Set by the first atexit hook: the main and the non-daemon threads are done.
 _exiting = False
 # When the exit deadline passes (monotonic); set by the first shutdown once exiting.
@@ -55,10 +56,10 @@ _terminating: WorkerThread | None = None
 
 def register(owner: HasLanes) -> None:
     """Include ``owner``'s lanes in the exit flush."""
-    global _sigterm_installed
+    global _sigterm_settled
     _owners.add(owner)
-    if not _sigterm_installed and read(_settings.FLUSH_ON_SIGTERM):
-        _sigterm_installed = _install_sigterm_handler()
+    if not _sigterm_settled and read(_settings.FLUSH_ON_SIGTERM):
+        _sigterm_settled = _install_sigterm_handler()
 
 
 def _exit_begins() -> None:
@@ -162,6 +163,10 @@ def _last_hook() -> None:
         shutdown_all()
     finally:
         close_exit_gate()
+        if _terminating is not None:
+            # Its thread may be parked at the gate now, short of its kill: the process ends by the signal all the
+            # same, never as a clean exit (SIGTERM's handler is the default one since it came).
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 # Registered once, at import: it runs after the atexit hooks of providers built later.
@@ -174,6 +179,8 @@ if (_register_at_main_thread_done := getattr(threading, "_register_atexit", None
 
 
 def _install_sigterm_handler() -> bool:
+    """Whether SIGTERM's handling is settled: installed, or left to a handler from C (told once). False: try again
+    from the main thread."""
     if threading.current_thread() is not threading.main_thread():
         logger.warning("SPANBATCH_FLUSH_ON_SIGTERM needs the main thread to install a handler; not installed.")
         return False
@@ -184,7 +191,7 @@ def _install_sigterm_handler() -> bool:
             "SPANBATCH_FLUSH_ON_SIGTERM: SIGTERM has a handler installed outside Python, which spanbatch could not"
             " call; it is left in place and SIGTERM does not flush."
         )
-        return False
+        return True
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         if callable(previous) or previous == signal.SIG_IGN:

@@ -19,7 +19,9 @@ class ExitBudget:
     """The part of the exit limit left to spanbatch's waits; unlimited until the main thread is done."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Reentrant: a SIGTERM handler runs on the main thread between any two bytecodes, maybe inside this lock,
+        # and its shutdown reads the budget (a plain lock hung the process there for good).
+        self._lock = threading.RLock()
         self._main_done = False
         self._waiting = 0  # waits under way on threads the interpreter joins before exit
         self._since = 0.0  # since when (monotonic) some of them have been holding the exit up
