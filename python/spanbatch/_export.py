@@ -17,7 +17,6 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach,
 
 from spanbatch._capabilities import Exporter, encodes_logs, encodes_spans, exports_many, spills
 from spanbatch._core import BatchCore, LogEncoder, LogRequest, SpanEncoder, SpanRequest
-from spanbatch._daemon_executor import DaemonThreadExecutor
 from spanbatch._drops import DropReporter, log_stock_export_exception
 from spanbatch._encoding import SkipWarnings, accepted_items, items_spilled, requests_read, spans_left_out
 from spanbatch._policies import RetryPolicy
@@ -152,8 +151,6 @@ class PrivateLoop:
         """
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-            if not threads_are_greenlets():  # gevent's patched locks are not for OS threads: asyncio's own pool there
-                self._loop.set_default_executor(DaemonThreadExecutor())
         loop = self._loop
         task = loop.create_task(_awaited(awaitable))
         try:
@@ -162,13 +159,14 @@ class PrivateLoop:
                 return task.result()
         except BaseException as error:
             if not task.done() or not isinstance(error, Exception):
-                self.close()  # which cancels the export into its cleanup first
+                self._cancel(task)
+                self.close()
             raise
         # Timed out: cancelled as ``wait_for`` would, but not waited for past the grace (``wait_for`` waits
         # without bound, so an export that ignores its cancellation would hold the worker for ever).
         self._cancel(task)
         if not task.done():
-            self.close(given_up=task)
+            self.close()
         elif not task.cancelled():
             # It finished in its cancellation's cleanup: its outcome, as ``wait_for`` gives it.
             return task.result()
@@ -182,28 +180,10 @@ class PrivateLoop:
             with suppress(BaseException):
                 self._loop.run_until_complete(asyncio.wait({task}, timeout=CANCEL_GRACE_SECONDS))
 
-    def close(self, given_up: asyncio.Task[Any] | None = None) -> None:
-        """Close the loop as ``asyncio.run`` does on its way out: the tasks exports left running on it (a deferred
-        send, a keep-alive) are cancelled into their own cleanup, and its async generators closed, within
-        ``CANCEL_GRACE_SECONDS``. Closed under them, their cleanup would never run on their loop.
-
-        ``given_up``: an export that had its grace already and ignored its cancellation; not waited for again.
-        """
-        loop, self._loop = self._loop, None
-        if loop is None:
-            return
-        grace_ends = time.monotonic() + CANCEL_GRACE_SECONDS
-        left = [task for task in asyncio.all_tasks(loop) if task is not given_up]
-        for task in left:
-            task.cancel()
-        # Whatever their cleanup raises or however long it runs, the loop closes within the grace.
-        with suppress(BaseException):
-            if left:
-                loop.run_until_complete(asyncio.wait(left, timeout=CANCEL_GRACE_SECONDS))
-            loop.run_until_complete(
-                asyncio.wait_for(loop.shutdown_asyncgens(), max(0.0, grace_ends - time.monotonic()))
-            )
-        loop.close()
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
 
 
 def succeeded(signal: Signal, exporter: object, result: object) -> bool:
