@@ -103,7 +103,9 @@ from spanbatch import BatchSpanProcessor
 from spanbatch.exporter import OTLPSpanExporter
 
 print("previous", signal.getsignal(signal.SIGTERM), flush=True)
-processors = [BatchSpanProcessor(OTLPSpanExporter(endpoint=sys.argv[1]), schedule_delay_millis=60_000) for _ in range(3)]
+processors = [
+    BatchSpanProcessor(OTLPSpanExporter(endpoint=sys.argv[1]), schedule_delay_millis=60_000) for _ in range(3)
+]
 print("ready", flush=True)
 sys.stdin.readline()
 """

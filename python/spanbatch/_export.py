@@ -130,6 +130,11 @@ async def _awaited(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
+class ExportTimedOut(Exception):
+    """An async export cancelled at ``export_timeout_millis``: spanbatch's timeout, never a ``TimeoutError`` the
+    exporter raised itself (a socket's), which is an exception of the exporter's, logged as stock logs one."""
+
+
 class PrivateLoop:
     """An event loop owned by one worker thread, for exporters whose ``export`` returns an awaitable.
 
@@ -141,7 +146,7 @@ class PrivateLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def run(self, awaitable: Awaitable[Any], timeout_millis: float) -> Any:
-        """The awaitable's result; ``TimeoutError`` (cancelling it) after ``timeout_millis``. An export that
+        """The awaitable's result; ``ExportTimedOut`` (cancelling it) after ``timeout_millis``. An export that
         ignores its cancellation is given up after ``CANCEL_GRACE_SECONDS`` and takes the loop with it.
 
         A run that something other than an ``Exception`` tore through (a ``KeyboardInterrupt`` or ``SystemExit``
@@ -170,7 +175,7 @@ class PrivateLoop:
         elif not task.cancelled():
             # It finished in its cancellation's cleanup: its outcome, as ``wait_for`` gives it.
             return task.result()
-        raise asyncio.TimeoutError
+        raise ExportTimedOut
 
     def _cancel(self, task: asyncio.Task[Any]) -> None:
         """Cancel the export into its own cleanup, for ``CANCEL_GRACE_SECONDS`` at most."""
@@ -224,7 +229,7 @@ def export_batch(delivery: Delivery[B], batch: B, loop: PrivateLoop, timeout_mil
         result = delivery.export(batch)
         if inspect.isawaitable(result):
             result = loop.run(result, timeout_millis)
-    except asyncio.TimeoutError:
+    except ExportTimedOut:
         log_timed_out(delivery.signal, len(batch), timeout_millis)
         return False
     except BaseException:  # an exporter must not take the worker down with it
@@ -243,7 +248,7 @@ def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoo
         results = delivery.export_many(list(batches))
         if inspect.isawaitable(results):  # an ``async def export_many``, run and bounded as an async ``export`` is
             results = loop.run(results, timeout_millis)
-    except asyncio.TimeoutError:
+    except ExportTimedOut:
         log_timed_out(delivery.signal, sum(map(len, batches)), timeout_millis)
         return [False] * len(batches)
     except BaseException:  # as in export_batch: the worker outlives its exporter's bugs
