@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 
 import pytest
 from spanbatch.testing import OTLPReceiver
+
+from tests.helpers.apps import clean_env, started_app
 
 pytestmark = [
     pytest.mark.timeout(90),
@@ -51,15 +50,7 @@ print(f"told={told} exported={stats.exported} shutdown_drops={stats.dropped['shu
 @pytest.mark.parametrize("previous", ["handler", "ignored"])
 def test_spans_ended_after_sigterm_by_an_app_that_does_not_die_of_it_are_exported(previous: str) -> None:
     with OTLPReceiver("http") as rx:
-        env = {**os.environ, "SPANBATCH_FLUSH_ON_SIGTERM": "true"}
-        app = subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(APP), rx.endpoint, previous],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        try:
+        with started_app(APP, rx.endpoint, previous, env=clean_env(SPANBATCH_FLUSH_ON_SIGTERM="true")) as app:
             assert app.stdin is not None
             assert app.stdout is not None
             assert app.stdout.readline().strip() == "ready"
@@ -69,10 +60,6 @@ def test_spans_ended_after_sigterm_by_an_app_that_does_not_die_of_it_are_exporte
             app.stdin.write("go\n")
             app.stdin.flush()
             out, _ = app.communicate(timeout=30)
-        finally:
-            if app.poll() is None:
-                app.kill()
-                app.wait()
         assert app.returncode == 0
         told = "[15]" if previous == "handler" else "[]"
         assert out.strip() == f"told={told} exported=2 shutdown_drops=0"

@@ -12,13 +12,13 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 from spanbatch.testing import OTLPReceiver
+
+from tests.helpers.apps import clean_env, started_app
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.skipif(os.name != "posix", reason="POSIX signals")]
 
@@ -47,25 +47,12 @@ sys.stdin.readline()
 """
 
 
-def env_with(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANBATCH_"))}
-    env.update(extra)
-    return env
-
-
 @pytest.mark.parametrize("previous", ["handler", "ignored"])
 def test_the_app_goes_on_at_once_while_a_hanging_backend_is_flushed(previous: str) -> None:
     with OTLPReceiver("http") as rx:
         rx.set_behaviour("hang")
-        env = env_with(SPANBATCH_FLUSH_ON_SIGTERM="true", SPANBATCH_EXIT_TIMEOUT_MS=str(EXIT_TIMEOUT_MILLIS))
-        app = subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(APP), rx.endpoint, previous],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        try:
+        env = clean_env(SPANBATCH_FLUSH_ON_SIGTERM="true", SPANBATCH_EXIT_TIMEOUT_MS=str(EXIT_TIMEOUT_MILLIS))
+        with started_app(APP, rx.endpoint, previous, env=env) as app:
             assert app.stdin is not None
             assert app.stdout is not None
             assert app.stdout.readline().strip() == "ready"
@@ -74,9 +61,6 @@ def test_the_app_goes_on_at_once_while_a_hanging_backend_is_flushed(previous: st
             app.stdin.write("go\n")
             app.stdin.flush()
             lines = [app.stdout.readline().split() for _ in range(2 if previous == "handler" else 1)]
-        finally:
-            app.kill()
-            app.wait()
     if previous == "handler":
         assert lines[0][:2] == ["handled", "at"], lines
         assert float(lines[0][2]) - sent_at < MARGIN_SECONDS, lines
@@ -117,25 +101,13 @@ def test_a_handler_installed_from_c_still_handles_sigterm(tmp_path: Path) -> Non
     source.write_text(C_HANDLER, encoding="utf-8")
     library = tmp_path / "on_term.so"
     subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(library), str(source)], check=True, timeout=60)
-    env = env_with(SPANBATCH_FLUSH_ON_SIGTERM="true", SPANBATCH_EXIT_TIMEOUT_MS="1000", LD_PRELOAD=str(library))
-    app = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(C_APP), "http://127.0.0.1:9"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
+    env = clean_env(SPANBATCH_FLUSH_ON_SIGTERM="true", SPANBATCH_EXIT_TIMEOUT_MS="1000", LD_PRELOAD=str(library))
+    with started_app(C_APP, "http://127.0.0.1:9", env=env) as app:
         assert app.stdout is not None
         assert app.stdout.readline().strip() == "previous None"
         assert app.stdout.readline().strip() == "ready"
         app.send_signal(signal.SIGTERM)
         _, err = app.communicate(timeout=30)
-    finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait()
     assert app.returncode == 7, err  # the C handler's own exit, not the default action's
     assert "C handler ran" in err
     assert err.count("SPANBATCH_FLUSH_ON_SIGTERM") == 1, err  # told once why there is no flush on SIGTERM

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
+
+from tests.helpers.apps import clean_env, run_app, started_app
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.skipif(os.name != "posix", reason="POSIX signals")]
 
@@ -52,17 +51,8 @@ print("SIGTERM did not end the process", flush=True)
 
 
 def test_the_queued_span_is_exported_and_the_process_dies_of_sigterm() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANBATCH_"))}
-    env.update(SPANBATCH_FLUSH_ON_SIGTERM="true", SPANBATCH_EXIT_TIMEOUT_MS=str(EXIT_TIMEOUT_MILLIS))
-    app = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(APP)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
+    env = clean_env(SPANBATCH_FLUSH_ON_SIGTERM="true", SPANBATCH_EXIT_TIMEOUT_MS=str(EXIT_TIMEOUT_MILLIS))
+    with started_app(APP, env=env) as app:
         assert app.stdin is not None
         assert app.stdout is not None
         assert app.stdout.readline().strip() == "ready"
@@ -72,10 +62,6 @@ def test_the_queued_span_is_exported_and_the_process_dies_of_sigterm() -> None:
         app.stdin.flush()
         out, err = app.communicate(timeout=60)
         ended_at = time.time()
-    finally:
-        if app.poll() is None:
-            app.kill()
-            app.wait()
     assert app.returncode == -signal.SIGTERM, (out, err)
     assert "exported 1" in out, (out, err)
     assert "exporting 1" in err
@@ -108,16 +94,8 @@ print("main returns", flush=True)
 def test_the_process_still_dies_of_sigterm_when_the_app_returns_while_the_shutdown_waits() -> None:
     # The shutdown runs on a thread (the main thread held the lock); the app returns before it is done: the exit
     # waits for it within the limit, and the process still ends by the signal, never as a clean exit.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANBATCH_"))}
-    env.update(SPANBATCH_FLUSH_ON_SIGTERM="true", SPANBATCH_EXIT_TIMEOUT_MS="1000")
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(APP_RETURNS_WHILE_THE_SHUTDOWN_WAITS)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    env = clean_env(SPANBATCH_FLUSH_ON_SIGTERM="true", SPANBATCH_EXIT_TIMEOUT_MS="1000")
+    done = run_app(APP_RETURNS_WHILE_THE_SHUTDOWN_WAITS, env=env, timeout=60)
     assert "main returns" in done.stdout, done.stderr
     assert done.returncode == -signal.SIGTERM, (done.stdout, done.stderr)
 
@@ -139,14 +117,6 @@ with _exit._budget.holding_exit():  # as inside a force_flush's bookkeeping when
 
 
 def test_sigterm_inside_a_flush_of_the_main_thread_ends_the_process() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANBATCH_"))}
-    env.update(SPANBATCH_FLUSH_ON_SIGTERM="true", SPANBATCH_EXIT_TIMEOUT_MS="1000")
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(APP_IN_THE_EXIT_BUDGET)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-        check=False,
-    )
+    env = clean_env(SPANBATCH_FLUSH_ON_SIGTERM="true", SPANBATCH_EXIT_TIMEOUT_MS="1000")
+    done = run_app(APP_IN_THE_EXIT_BUDGET, env=env, timeout=30)
     assert done.returncode == -signal.SIGTERM, (done.stdout, done.stderr)
