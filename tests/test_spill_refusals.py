@@ -220,3 +220,23 @@ def test_a_replay_the_backend_resets_after_reading_it_is_busy_not_unreachable(tr
         stop.set()
         thread.join(5)
         server.close()
+
+
+@pytest.mark.parametrize(
+    ("said", "sent"),
+    [
+        ("io: Connection refused (os error 111)", Sent.UNREACHABLE),
+        ("io: Verbindungsaufbau abgelehnt (os error 111)", Sent.UNREACHABLE),  # an app that set a German locale
+        ("io: No route to host (os error 113)", Sent.UNREACHABLE),  # a collector host down on the local subnet
+        ("io: Network is unreachable (os error 101)", Sent.UNREACHABLE),
+        ("io: failed to lookup address information: Name or service not known", Sent.UNREACHABLE),
+        ("io: Connection reset by peer (os error 104)", Sent.RETRY_LATER),
+        ("timeout: global", Sent.RETRY_LATER),
+    ],
+)
+def test_the_native_transports_errors_tell_a_backend_not_reached_in_any_locale(said: str, sent: Sent) -> None:
+    # Rust words the OS's error in the process's locale, and always adds its number.
+    from spanbatch._core import TransportConnectionError  # noqa: PLC0415
+    from spanbatch.exporter._http import _no_answer  # noqa: PLC0415
+
+    assert _no_answer(TransportConnectionError(said)) is sent
