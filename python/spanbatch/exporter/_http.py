@@ -13,6 +13,7 @@ the transport classes in ``opentelemetry.exporter.http.transport``, the exporter
 from __future__ import annotations
 
 import copy
+import errno
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -90,9 +91,11 @@ class _RustCompressingClient(_http._OTLPHTTPClient):
         return _http._ExportResult(False, None, "spill failed", None)
 
 
-# How the transports word a request that never reached the backend: Rust's (ureq) and requests/urllib3's.
+# A request that never reached the backend: the OS's errors (an OSError's errno; in Rust's text, "(os error N)",
+# whose words follow the locale), and the transports' own English for a failed name lookup or connection.
+_NOT_REACHED_ERRNOS = (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH)
 _NOT_REACHED = (
-    "connection refused",
+    *(f"(os error {number})" for number in _NOT_REACHED_ERRNOS),
     "failed to lookup address",
     "failed to resolve",
     "failed to establish a new connection",
@@ -106,6 +109,8 @@ def _no_answer(error: BaseException | None) -> Sent:
     few rather than holding every newer file up for good."""
     said: list[str] = []
     while error is not None and len(said) < 8:  # the cause chain, as requests wraps urllib3's errors
+        if isinstance(error, OSError) and error.errno in _NOT_REACHED_ERRNOS:
+            return Sent.UNREACHABLE
         said.append(str(error).lower())
         error = error.__cause__ or error.__context__
     return Sent.UNREACHABLE if any(text in message for message in said for text in _NOT_REACHED) else Sent.RETRY_LATER
