@@ -13,32 +13,41 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class _Spent:
+    """The budget's state, replaced whole: a SIGTERM handler runs on the main thread between any two bytecodes,
+    maybe in the middle of an update, and must read it whole (fields set one by one, it read a torn state that
+    took the whole budget away)."""
+
+    main_done: bool = False
+    waiting: int = 0  # waits under way on threads the interpreter joins before exit
+    since: float = 0.0  # since when (monotonic) some of them have been holding the exit up
+    used: float = 0.0  # seconds taken by such waits that have ended
 
 
 class ExitBudget:
     """The part of the exit limit left to spanbatch's waits; unlimited until the main thread is done."""
 
     def __init__(self) -> None:
-        # Reentrant: a SIGTERM handler runs on the main thread between any two bytecodes, maybe inside this lock,
-        # and its shutdown reads the budget (a plain lock hung the process there for good).
+        # Between the threads that update the state. Reentrant: the SIGTERM handler's shutdown may take it on the
+        # main thread inside an update (a plain lock hung the process there for good).
         self._lock = threading.RLock()
-        self._main_done = False
-        self._waiting = 0  # waits under way on threads the interpreter joins before exit
-        self._since = 0.0  # since when (monotonic) some of them have been holding the exit up
-        self._used = 0.0  # seconds taken by such waits that have ended
+        self._spent = _Spent()
 
     def main_thread_done(self) -> None:
-        with self._lock:
-            self._main_done = True
-            self._since = time.monotonic()  # a wait under way holds the exit up from now on
+        with self._lock:  # a wait under way holds the exit up from now on
+            self._spent = replace(self._spent, main_done=True, since=time.monotonic())
 
     def seconds_left(self, limit_seconds: float) -> float | None:
         """What a wait begun now may take of ``limit_seconds``; None while the main thread runs."""
-        with self._lock:
-            if not self._main_done:
-                return None
-            used = self._used + (time.monotonic() - self._since if self._waiting else 0.0)
-            return max(0.0, limit_seconds - used)
+        spent = self._spent
+        if not spent.main_done:
+            return None
+        used = spent.used + (time.monotonic() - spent.since if spent.waiting else 0.0)
+        return max(0.0, limit_seconds - used)
 
     @contextmanager
     def holding_exit(self) -> Iterator[None]:
@@ -47,13 +56,14 @@ class ExitBudget:
             yield
             return
         with self._lock:
-            if self._waiting == 0:
-                self._since = time.monotonic()
-            self._waiting += 1
+            spent = self._spent
+            since = time.monotonic() if spent.waiting == 0 else spent.since
+            self._spent = replace(spent, waiting=spent.waiting + 1, since=since)
         try:
             yield
         finally:
             with self._lock:
-                self._waiting -= 1
-                if self._waiting == 0 and self._main_done:
-                    self._used += time.monotonic() - self._since
+                spent = self._spent
+                ended = spent.waiting == 1 and spent.main_done
+                used = spent.used + (time.monotonic() - spent.since if ended else 0.0)
+                self._spent = replace(spent, waiting=spent.waiting - 1, used=used)
