@@ -1,8 +1,9 @@
 """Bootstrap: ``python3 dev.py test`` runs the whole suite, ``python3 dev.py demo`` the demo.
 
-Needs only CPython and Rust: it makes a private virtualenv with nox and hands over to the noxfile, so nox
-need not be on PATH. ``python3 dev.py list`` lists the sessions; nox options and, after ``--``, the
-session's own arguments follow the command: ``python3 dev.py test -s tests-3.11 -- -k fork``.
+Needs only CPython and Rust: it makes a private virtualenv with nox and uv (nox makes the sessions' virtualenvs
+with it) and hands over to the noxfile, so neither need be on PATH. ``python3 dev.py list`` lists the sessions;
+nox options and, after ``--``, the session's own arguments follow the command:
+``python3 dev.py test -s tests-3.11 -- -k fork``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def main(argv: list[str]) -> int:
     python = TOOLS / "bin" / "python"
     if not python.exists():
         venv.create(TOOLS, with_pip=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "nox>=2024.4"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "nox[uv]>=2025.10"], check=True)
     command = [str(python), "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), *arguments]
     return subprocess.run(command, check=False, cwd=ROOT).returncode
 

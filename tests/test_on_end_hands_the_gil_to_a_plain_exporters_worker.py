@@ -12,6 +12,8 @@ import spanbatch
 
 from tests.helpers import CountingExporter, balanced, make_span
 
+pytestmark = pytest.mark.alone  # a tight loop: the worker must be scheduled during it
+
 
 @pytest.mark.timeout(60)
 def test_a_tight_loop_of_on_end_hands_the_gil_to_a_woken_worker(shutdown_later: Callable[[Any], Any]) -> None:

@@ -18,7 +18,7 @@ from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import balanced
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.alone]  # a tight loop: the worker must be scheduled during it
 Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
 BATCH, QUEUE = 64, 256

@@ -13,6 +13,8 @@ from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import balanced, end_spans, provider_with, run_in_threads
 
+pytestmark = pytest.mark.alone  # a tight loop: the worker must be scheduled during it
+
 Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
 THREADS = 8

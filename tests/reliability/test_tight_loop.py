@@ -10,6 +10,8 @@ from spanbatch import BatchSpanProcessor
 
 from tests.helpers import CountingExporter, ReportedStats, balanced, in_child, make_span
 
+pytestmark = pytest.mark.alone  # a tight loop: the worker must be scheduled during it
+
 SPANS = 60_000
 
 
