@@ -244,6 +244,8 @@ _registry_lock = PerProcess(threading.Lock)
 # Where each set of instruments' sources go (see ``_merge_the_same_providers``): taken inside collections, so
 # never held while instruments are made.
 _merge_lock = PerProcess(threading.Lock)
+# Every set of instruments, as ``_by_provider`` holds them, for the merge to read under its lock: that mapping
+# changes under the registry lock, which a collection may not take.
 _every_instruments: weakref.WeakSet[_Instruments] = weakref.WeakSet()
 
 

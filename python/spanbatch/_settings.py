@@ -6,9 +6,10 @@ How a setting is read and checked is ``spanbatch._setting``: ``read(_settings.DE
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Literal, TypedDict
 
+from spanbatch._dataclass_repr import repr_of
 from spanbatch._setting import LARGEST_QUEUE_SIZE, Setting
 
 
@@ -164,9 +165,7 @@ class ExportPolicies:
     def shown(self, keywords: type[PolicyArguments]) -> str:
         """This repr with only the policies ``keywords`` names (a processor's own): a log processor has no
         span-start export to show."""
-        names = keywords.__annotations__
-        shown = (f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name in names)
-        return f"{type(self).__name__}({', '.join(shown)})"
+        return repr_of(self, keywords.__annotations__)
 
 
 # spanbatch's OTLP exporters: no request larger than this (serialized); gRPC servers refuse over 4 MiB by default.

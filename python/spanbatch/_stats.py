@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from spanbatch._core import BatchCore
+from spanbatch._dataclass_repr import repr_of
 
 if TYPE_CHECKING:
     from spanbatch._spill import SpillCounts
@@ -93,8 +94,7 @@ class SpanStats:
     def __repr__(self) -> str:
         # The spill's figures only where a spill did something: most processors have none.
         spill = any(getattr(self, name) for name in _SPILL_FIELDS)
-        shown = (f for f in fields(self) if spill or f.name not in _SPILL_FIELDS)
-        return f"SpanStats({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in shown)})"
+        return repr_of(self, [f.name for f in fields(self) if spill or f.name not in _SPILL_FIELDS])
 
     @property
     def dropped_total(self) -> int:
