@@ -75,6 +75,14 @@ def receiver(request: pytest.FixtureRequest) -> Iterator[OTLPReceiver]:
         yield rx
 
 
+@pytest.fixture(params=["http", "grpc"])
+def down_receiver(request: pytest.FixtureRequest) -> Iterator[OTLPReceiver]:
+    """A receiver of each protocol, down until the test brings it up."""
+    with OTLPReceiver(request.param) as rx:
+        rx.set_behaviour("down")
+        yield rx
+
+
 @pytest.fixture
 def quiet_stock_encoder() -> Iterator[None]:
     """The stock OTLP encoder silenced: it logs a traceback per value it leaves out, a long one for deep values."""

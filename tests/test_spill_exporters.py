@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,39 +22,18 @@ from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import balanced, end_spans, in_child, libc_fork, provider_with, wait_until
 from tests.helpers.metrics import metric_points
+from tests.helpers.spill import spill_files, spilling_exporter
 
 pytestmark = pytest.mark.timeout(90)
 
 SPANS = 1500  # three batches of 512, the last one partial
 
 
-@pytest.fixture(params=["http", "grpc"])
-def down_receiver(request: pytest.FixtureRequest) -> Iterator[OTLPReceiver]:
-    with OTLPReceiver(request.param) as rx:
-        rx.set_behaviour("down")
-        yield rx
-
-
-def exporter_for(rx: OTLPReceiver, spill_dir: Path | None, **kwargs: Any) -> Any:
-    kwargs.setdefault("timeout", 1)
-    if rx.protocol == "http":
-        from spanbatch.exporter import OTLPSpanExporter  # noqa: PLC0415
-
-        return OTLPSpanExporter(endpoint=rx.endpoint, spill_dir=spill_dir, **kwargs)
-    from spanbatch.exporter.grpc import OTLPSpanExporter as GrpcExporter  # noqa: PLC0415
-
-    return GrpcExporter(endpoint=rx.endpoint, insecure=True, spill_dir=spill_dir, **kwargs)
-
-
-def spill_files(root: Path) -> list[Path]:
-    return sorted(root.glob("*/*.spill"))
-
-
 def test_an_outage_is_spilled_counted_and_replayed_once_the_backend_answers(
     down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
 ) -> None:
     rx = down_receiver
-    exporter = exporter_for(rx, tmp_path)
+    exporter = spilling_exporter(rx, tmp_path)
     processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, max_queue_size=SPANS))
     ids = end_spans(provider_with(processor), SPANS)
     assert processor.force_flush(30_000)
@@ -76,7 +55,7 @@ def test_new_spans_go_to_the_backend_again_once_it_answers(
     down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
 ) -> None:
     rx = down_receiver
-    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path)))
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(spilling_exporter(rx, tmp_path)))
     provider = provider_with(processor)
     first = end_spans(provider, 10)
     assert processor.force_flush(30_000)
@@ -94,7 +73,7 @@ def test_new_spans_go_to_the_backend_again_once_it_answers(
 def test_without_a_spill_directory_an_outage_drops_as_before(
     down_receiver: OTLPReceiver, shutdown_later: Callable[[Any], Any]
 ) -> None:
-    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(down_receiver, None)))
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(spilling_exporter(down_receiver, None)))
     end_spans(provider_with(processor), 10)
     assert processor.force_flush(30_000)
     stats = processor.stats()
@@ -107,7 +86,7 @@ def test_a_request_the_backend_refuses_is_not_spilled(
 ) -> None:
     with OTLPReceiver(protocol) as rx:
         rx.set_behaviour("status", status=400)
-        processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path)))
+        processor = shutdown_later(spanbatch.BatchSpanProcessor(spilling_exporter(rx, tmp_path)))
         end_spans(provider_with(processor), 10)
         assert processor.force_flush(30_000)
         stats = processor.stats()
@@ -120,7 +99,7 @@ def test_a_spill_directory_that_cannot_be_written_warns_once_and_drops_as_before
 ) -> None:
     (tmp_path / "file").write_text("")
     with caplog.at_level(logging.WARNING, "spanbatch"):
-        exporter = exporter_for(down_receiver, tmp_path / "file" / "spill")
+        exporter = spilling_exporter(down_receiver, tmp_path / "file" / "spill")
         processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, max_export_batch_size=5))
         end_spans(provider_with(processor), 10)
         assert processor.force_flush(30_000)
@@ -134,12 +113,12 @@ def test_a_new_exporter_on_the_same_directory_replays_what_an_earlier_one_left(
     down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
 ) -> None:
     rx = down_receiver
-    first = spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path))
+    first = spanbatch.BatchSpanProcessor(spilling_exporter(rx, tmp_path))
     ids = end_spans(provider_with(first), 20)
     first.shutdown()
     assert first.stats().spilled == 20
     rx.set_behaviour("ok")
-    later = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path)))
+    later = shutdown_later(spanbatch.BatchSpanProcessor(spilling_exporter(rx, tmp_path)))
     assert rx.wait_for_spans(20, timeout=30)
     assert rx.span_ids() == ids
     assert wait_until(lambda: later.stats().replayed == 20, 10)
@@ -147,7 +126,7 @@ def test_a_new_exporter_on_the_same_directory_replays_what_an_earlier_one_left(
 
 def test_spill_off_adds_nothing(tmp_path: Path, shutdown_later: Callable[[Any], Any]) -> None:
     with OTLPReceiver("http") as rx:
-        exporter = exporter_for(rx, None)
+        exporter = spilling_exporter(rx, None)
         assert exporter.spill_counts() is None
         processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter))
         end_spans(provider_with(processor), 10)
@@ -185,7 +164,7 @@ def test_a_hanging_backend_is_waited_for_once_then_requests_go_straight_to_disk(
     with OTLPReceiver(protocol) as rx:
         rx.set_behaviour("hang")
         processor = shutdown_later(
-            spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path), max_export_batch_size=5, max_queue_size=100)
+            spanbatch.BatchSpanProcessor(spilling_exporter(rx, tmp_path), max_export_batch_size=5, max_queue_size=100)
         )
         end_spans(provider_with(processor), 40)
         assert processor.force_flush(60_000)
@@ -203,7 +182,7 @@ def test_spilled_spans_count_as_processed_in_the_self_metrics(
     reader = InMemoryMetricReader()
     processor = shutdown_later(
         spanbatch.BatchSpanProcessor(
-            exporter_for(down_receiver, tmp_path), meter_provider=MeterProvider(metric_readers=[reader])
+            spilling_exporter(down_receiver, tmp_path), meter_provider=MeterProvider(metric_readers=[reader])
         )
     )
     end_spans(provider_with(processor), 10)
@@ -222,7 +201,7 @@ def test_a_forked_child_replays_with_a_thread_of_its_own(
     down_receiver: OTLPReceiver, tmp_path: Path, fork: Callable[[], int]
 ) -> None:
     rx = down_receiver
-    exporter = exporter_for(rx, tmp_path)
+    exporter = spilling_exporter(rx, tmp_path)
     processor = spanbatch.BatchSpanProcessor(exporter)
     provider = provider_with(processor)
     try:
@@ -255,7 +234,7 @@ def test_with_nothing_on_disk_and_no_disk_to_write_to_requests_try_the_backend_a
 ) -> None:
     rx = down_receiver
     # Spilled once the retries of a 2 s timeout are spent (at 10 s, 7.5 s of the test went on the first flush).
-    exporter = exporter_for(rx, tmp_path, timeout=2)
+    exporter = spilling_exporter(rx, tmp_path, timeout=2)
     processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter))
     provider = provider_with(processor)
     first = end_spans(provider, 5)
@@ -286,7 +265,7 @@ def test_stats_read_while_spans_are_spilled_always_balance(
     down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
 ) -> None:
     processor = shutdown_later(
-        spanbatch.BatchSpanProcessor(exporter_for(down_receiver, tmp_path), max_export_batch_size=20)
+        spanbatch.BatchSpanProcessor(spilling_exporter(down_receiver, tmp_path), max_export_batch_size=20)
     )
     provider = provider_with(processor)
     unbalanced: list[Any] = []
@@ -317,7 +296,7 @@ def test_behind_the_stock_processor_an_outage_is_spilled_and_replayed(
     down_receiver: OTLPReceiver, tmp_path: Path
 ) -> None:
     rx = down_receiver
-    exporter = exporter_for(rx, tmp_path)
+    exporter = spilling_exporter(rx, tmp_path)
     processor = StockBatchSpanProcessor(exporter)
     try:
         ids = end_spans(provider_with(processor), 50)
@@ -336,7 +315,7 @@ def test_a_spilling_processor_and_its_core_are_freed_after_shutdown(
 ) -> None:
     # Nothing spanbatch keeps for the spill's counts may outlive the processor (a process that makes
     # processors over and over would keep every one of their queues).
-    processor = spanbatch.BatchSpanProcessor(exporter_for(down_receiver, tmp_path))
+    processor = spanbatch.BatchSpanProcessor(spilling_exporter(down_receiver, tmp_path))
     end_spans(provider_with(processor), 10)
     assert processor.force_flush(30_000)
     assert processor.stats().spilled == 10

@@ -4,7 +4,7 @@ spill: the outage after it is spilled and replayed, not dropped until the proces
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from spanbatch._spill import SpillStore
 from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import balanced, end_spans, provider_with, wait_until
+from tests.helpers.spill import spilling_exporter
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -27,28 +28,11 @@ def test_a_store_whose_directory_was_deleted_writes_again(tmp_path: Path) -> Non
     assert (store.counts().spilled, store.counts().write_failures) == (3, 0)
 
 
-@pytest.fixture(params=["http", "grpc"])
-def down_receiver(request: pytest.FixtureRequest) -> Iterator[OTLPReceiver]:
-    with OTLPReceiver(request.param) as rx:
-        rx.set_behaviour("down")
-        yield rx
-
-
-def exporter_for(rx: OTLPReceiver, spill_dir: Path) -> Any:
-    if rx.protocol == "http":
-        from spanbatch.exporter import OTLPSpanExporter  # noqa: PLC0415
-
-        return OTLPSpanExporter(endpoint=rx.endpoint, spill_dir=spill_dir, timeout=1)
-    from spanbatch.exporter.grpc import OTLPSpanExporter as GrpcExporter  # noqa: PLC0415
-
-    return GrpcExporter(endpoint=rx.endpoint, insecure=True, spill_dir=spill_dir, timeout=1)
-
-
 def test_an_outage_after_the_directory_was_deleted_is_spilled_and_replayed(
     down_receiver: OTLPReceiver, tmp_path: Path, shutdown_later: Callable[[Any], Any]
 ) -> None:
     rx = down_receiver
-    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path / "spill")))
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(spilling_exporter(rx, tmp_path / "spill")))
     provider = provider_with(processor)
     first = end_spans(provider, 10)
     assert processor.force_flush(30_000)

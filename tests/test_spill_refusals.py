@@ -18,7 +18,7 @@ from spanbatch.exporter._spilling import backend_directory
 from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import balanced, end_spans, provider_with, wait_until
-from tests.test_spill_exporters import exporter_for, spill_files
+from tests.helpers.spill import spill_files, spilling_exporter
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -28,7 +28,7 @@ def test_a_request_refused_for_its_size_is_dropped_not_spilled_and_later_ones_go
     protocol: str, tmp_path: Path, shutdown_later: Callable[[Any], Any]
 ) -> None:
     with OTLPReceiver(protocol, max_request_bytes=20_000) as rx:
-        processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path)))
+        processor = shutdown_later(spanbatch.BatchSpanProcessor(spilling_exporter(rx, tmp_path)))
         tracer = provider_with(processor).get_tracer("t")
         with tracer.start_as_current_span("big") as span:
             span.set_attribute("blob", "x" * 50_000)
@@ -48,7 +48,7 @@ def test_a_replay_the_backend_answers_with_what_the_stock_exporter_would_not_ret
     protocol: str, status: int, tmp_path: Path
 ) -> None:
     with OTLPReceiver(protocol) as rx:
-        exporter = exporter_for(rx, tmp_path)
+        exporter = spilling_exporter(rx, tmp_path)
         try:
             rx.set_behaviour("status", status=status)
             assert exporter._send_spilled(b"") is Sent.REJECTED
@@ -122,14 +122,16 @@ def test_exporters_with_other_headers_never_replay_each_others_requests(
         rx.set_behaviour("down")
         ids = {}
         for tenant in ("a", "b"):
-            processor = spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path, headers={"x-tenant": tenant}))
+            processor = spanbatch.BatchSpanProcessor(spilling_exporter(rx, tmp_path, headers={"x-tenant": tenant}))
             ids[tenant] = end_spans(provider_with(processor), 10, tenant)
             processor.shutdown()
             assert processor.stats().spilled == 10
         assert len({path.parent for path in spill_files(tmp_path)}) == 2
         rx.set_behaviour("ok")
         # Kept: an exporter nobody holds any more stops its replays (see test_long_lived).
-        replaying = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path, headers={"x-tenant": "a"})))
+        replaying = shutdown_later(
+            spanbatch.BatchSpanProcessor(spilling_exporter(rx, tmp_path, headers={"x-tenant": "a"}))
+        )
         assert rx.wait_for_spans(10, timeout=30)
         assert wait_until(lambda: len(spill_files(tmp_path)) == 1, 10)
         assert rx.span_ids() == ids["a"]
@@ -149,7 +151,7 @@ def test_the_directory_of_a_backend_depends_on_what_makes_its_requests_differ(tm
 def test_a_grpc_exporter_shutdown_keeps_to_its_timeout_with_a_replay_hanging(tmp_path: Path) -> None:
     with OTLPReceiver("grpc") as rx:
         rx.set_behaviour("hang")
-        exporter = exporter_for(rx, tmp_path, timeout=20)
+        exporter = spilling_exporter(rx, tmp_path, timeout=20)
         spiller = exporter._spiller
         probing = threading.Event()
         send_once = spiller._send_once

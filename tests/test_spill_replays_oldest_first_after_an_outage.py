@@ -9,7 +9,7 @@ each request's spans carry its number in their name, and the receiver keeps name
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +20,12 @@ from spanbatch.exporter import _spilling
 from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import provider_with, wait_until
+from tests.helpers.spill import spilling_exporter
 
 pytestmark = pytest.mark.timeout(120)
 
 FILES = 5
 SPANS_PER_FILE = 3
-
-
-@pytest.fixture(params=["http", "grpc"])
-def down_receiver(request: pytest.FixtureRequest) -> Iterator[OTLPReceiver]:
-    with OTLPReceiver(request.param) as rx:
-        rx.set_behaviour("down")
-        yield rx
-
-
-def exporter_for(rx: OTLPReceiver, spill_dir: Path) -> Any:
-    if rx.protocol == "http":
-        from spanbatch.exporter import OTLPSpanExporter  # noqa: PLC0415
-
-        return OTLPSpanExporter(endpoint=rx.endpoint, spill_dir=spill_dir, timeout=1)
-    from spanbatch.exporter.grpc import OTLPSpanExporter as GrpcExporter  # noqa: PLC0415
-
-    return GrpcExporter(endpoint=rx.endpoint, insecure=True, spill_dir=spill_dir, timeout=1)
 
 
 def test_files_spilled_in_an_outage_arrive_oldest_first_however_many_probes_it_met(
@@ -60,7 +44,7 @@ def test_files_spilled_in_an_outage_arrive_oldest_first_however_many_probes_it_m
     # Probes ten times as often as by default (the backoff doubles from there): the outage meets as many in a tenth
     # of the time.
     monkeypatch.setattr(_spilling, "FIRST_PROBE_SECONDS", _spilling.FIRST_PROBE_SECONDS / 10)
-    processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter_for(rx, tmp_path)))
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(spilling_exporter(rx, tmp_path)))
     tracer = provider_with(processor).get_tracer("tests")
     for n in range(FILES):  # one request, so one file, each
         for _ in range(SPANS_PER_FILE):

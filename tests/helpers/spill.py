@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from spanbatch._spill import Sent, SpillStore
+from spanbatch.testing import OTLPReceiver
 
 
 def replayed(store: SpillStore) -> list[bytes]:
@@ -15,3 +19,19 @@ def replayed(store: SpillStore) -> list[bytes]:
 
     store.replay(send)
     return got
+
+
+def spilling_exporter(rx: OTLPReceiver, spill_dir: Path | None, **kwargs: Any) -> Any:
+    """spanbatch's span exporter for ``rx``'s protocol, spilling to ``spill_dir`` (1 s timeout unless given)."""
+    kwargs.setdefault("timeout", 1)
+    if rx.protocol == "http":
+        from spanbatch.exporter import OTLPSpanExporter  # noqa: PLC0415
+
+        return OTLPSpanExporter(endpoint=rx.endpoint, spill_dir=spill_dir, **kwargs)
+    from spanbatch.exporter.grpc import OTLPSpanExporter as GrpcExporter  # noqa: PLC0415
+
+    return GrpcExporter(endpoint=rx.endpoint, insecure=True, spill_dir=spill_dir, **kwargs)
+
+
+def spill_files(root: Path) -> list[Path]:
+    return sorted(root.glob("*/*.spill"))
