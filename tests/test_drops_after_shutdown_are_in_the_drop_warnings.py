@@ -1,6 +1,7 @@
 """Items handed to a processor after its shutdown (a provider that still holds it) are counted ``shutdown`` and
 told in spanbatch's drop warnings, as every other drop is: the first at once (no worker is left to tell of it
-later), the rest at most once per interval, and whatever the interval left unsaid at exit."""
+later), the rest at most once per interval, and whatever the interval left unsaid at exit. The lines read as
+written: "1 span", "1 log record", and "in the last second" for a report within one (not "in the last 0 s")."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def test_the_first_span_ended_after_shutdown_is_warned_at_once(caplog: pytest.Lo
     with caplog.at_level(logging.WARNING, logger="spanbatch"):
         tracer.start_span("late").end()
         assert said(caplog) == [(1, "span")]
+        assert "shut down — dropped 1 span in the last second" in caplog.messages
         for _ in range(4):  # within the interval: counted, told later
             tracer.start_span("late").end()
     assert said(caplog) == [(1, "span")]

@@ -297,6 +297,7 @@ from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from tests.helpers import PROCESSORS, RecordingExporter, end_spans
+from tests.helpers.metrics import metric_points
 
 cls = PROCESSORS[KIND]
 reader = InMemoryMetricReader()
@@ -312,13 +313,11 @@ else:  # "through the proxy, then explicit, both before it is set"
 end_spans(first, 2)
 end_spans(second, 5)
 assert first.force_flush(5000) and second.force_flush(5000)
-got = {}
-for rm in reader.get_metrics_data().resource_metrics:
-    for sm in rm.scope_metrics:
-        for m in sm.metrics:
-            if m.name.startswith("otel.sdk.processor.span."):
-                for p in m.data.data_points:
-                    got[m.name + " " + p.attributes["otel.component.name"]] = int(p.value)
+got = {
+    f"{name} {attributes['otel.component.name']}": int(value)
+    for name, points in metric_points(reader).items() if name.startswith("otel.sdk.processor.span.")
+    for attributes, value in points
+}
 first.shutdown(); second.shutdown()
 print(json.dumps(got))
 """

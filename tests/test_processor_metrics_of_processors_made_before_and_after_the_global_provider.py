@@ -16,6 +16,7 @@ from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from tests.helpers import PROCESSORS, RecordingExporter, end_spans
+from tests.helpers.metrics import metric_points
 
 cls = PROCESSORS["stock"] if KIND == "stock" else spanbatch.BatchSpanProcessor
 before = cls(RecordingExporter(), max_queue_size=64, max_export_batch_size=8)
@@ -25,13 +26,11 @@ after = cls(RecordingExporter(), max_queue_size=32, max_export_batch_size=8)
 end_spans(before, 2)
 end_spans(after, 5)
 assert before.force_flush(5000) and after.force_flush(5000)
-got = {}
-for rm in reader.get_metrics_data().resource_metrics:
-    for sm in rm.scope_metrics:
-        for m in sm.metrics:
-            if m.name.startswith("otel.sdk.processor.span."):
-                for p in m.data.data_points:
-                    got[(m.name.rsplit(".", 1)[-1], p.attributes["otel.component.name"])] = int(p.value)
+got = {
+    (name.rsplit(".", 1)[-1], attributes["otel.component.name"]): int(value)
+    for name, points in metric_points(reader).items() if name.startswith("otel.sdk.processor.span.")
+    for attributes, value in points
+}
 print(sorted(got.items()))
 before.shutdown(); after.shutdown()
 """

@@ -9,12 +9,11 @@ Under the default action (the process dies of it) every lane is still shut down 
 from __future__ import annotations
 
 import os
-import signal
 
 import pytest
 from spanbatch.testing import OTLPReceiver
 
-from tests.helpers.apps import clean_env, started_app
+from tests.helpers.apps import clean_env, go_on, signalled_once_ready, started_app
 
 pytestmark = [
     pytest.mark.timeout(90),
@@ -51,14 +50,10 @@ print(f"told={told} exported={stats.exported} shutdown_drops={stats.dropped['shu
 def test_spans_ended_after_sigterm_by_an_app_that_does_not_die_of_it_are_exported(previous: str) -> None:
     with OTLPReceiver("http") as rx:
         with started_app(APP, rx.endpoint, previous, env=clean_env(SPANBATCH_FLUSH_ON_SIGTERM="true")) as app:
-            assert app.stdin is not None
-            assert app.stdout is not None
-            assert app.stdout.readline().strip() == "ready"
-            app.send_signal(signal.SIGTERM)
+            signalled_once_ready(app)
             # The handler runs when the main thread next runs Python: its readline is interrupted for it.
             assert rx.wait_for_spans(1, timeout=10), "SIGTERM did not flush the queued span"
-            app.stdin.write("go\n")
-            app.stdin.flush()
+            go_on(app)
             out, _ = app.communicate(timeout=30)
         assert app.returncode == 0
         told = "[15]" if previous == "handler" else "[]"

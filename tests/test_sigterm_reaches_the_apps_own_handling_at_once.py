@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from spanbatch.testing import OTLPReceiver
 
-from tests.helpers.apps import clean_env, started_app
+from tests.helpers.apps import clean_env, go_on, signalled_once_ready, started_app
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.skipif(os.name != "posix", reason="POSIX signals")]
 
@@ -53,13 +51,9 @@ def test_the_app_goes_on_at_once_while_a_hanging_backend_is_flushed(previous: st
         rx.set_behaviour("hang")
         env = clean_env(SPANBATCH_FLUSH_ON_SIGTERM="true", SPANBATCH_EXIT_TIMEOUT_MS=str(EXIT_TIMEOUT_MILLIS))
         with started_app(APP, rx.endpoint, previous, env=env) as app:
-            assert app.stdin is not None
+            sent_at = signalled_once_ready(app)
+            go_on(app)
             assert app.stdout is not None
-            assert app.stdout.readline().strip() == "ready"
-            sent_at = time.time()
-            app.send_signal(signal.SIGTERM)
-            app.stdin.write("go\n")
-            app.stdin.flush()
             lines = [app.stdout.readline().split() for _ in range(2 if previous == "handler" else 1)]
     if previous == "handler":
         assert lines[0][:2] == ["handled", "at"], lines
@@ -105,8 +99,7 @@ def test_a_handler_installed_from_c_still_handles_sigterm(tmp_path: Path) -> Non
     with started_app(C_APP, "http://127.0.0.1:9", env=env) as app:
         assert app.stdout is not None
         assert app.stdout.readline().strip() == "previous None"
-        assert app.stdout.readline().strip() == "ready"
-        app.send_signal(signal.SIGTERM)
+        signalled_once_ready(app)
         _, err = app.communicate(timeout=30)
     assert app.returncode == 7, err  # the C handler's own exit, not the default action's
     assert "C handler ran" in err

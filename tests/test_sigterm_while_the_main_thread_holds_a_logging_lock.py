@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.helpers.apps import clean_env, run_app, started_app
+from tests.helpers.apps import clean_env, go_on, run_app, signalled_once_ready, started_app
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.skipif(os.name != "posix", reason="POSIX signals")]
 
@@ -53,13 +53,8 @@ print("SIGTERM did not end the process", flush=True)
 def test_the_queued_span_is_exported_and_the_process_dies_of_sigterm() -> None:
     env = clean_env(SPANBATCH_FLUSH_ON_SIGTERM="true", SPANBATCH_EXIT_TIMEOUT_MS=str(EXIT_TIMEOUT_MILLIS))
     with started_app(APP, env=env) as app:
-        assert app.stdin is not None
-        assert app.stdout is not None
-        assert app.stdout.readline().strip() == "ready"
-        sent_at = time.time()
-        app.send_signal(signal.SIGTERM)
-        app.stdin.write("go\n")
-        app.stdin.flush()
+        sent_at = signalled_once_ready(app)
+        go_on(app)
         out, err = app.communicate(timeout=60)
         ended_at = time.time()
     assert app.returncode == -signal.SIGTERM, (out, err)

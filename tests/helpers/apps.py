@@ -4,9 +4,11 @@ running by a test that fails."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -48,3 +50,20 @@ def run_app(program: str, *args: str, env: Mapping[str, str], timeout: float) ->
         timeout=timeout,
         check=False,
     )
+
+
+def signalled_once_ready(app: subprocess.Popen[str], signum: int = signal.SIGTERM) -> float:
+    """Waits for the app's "ready" line, then sends it ``signum``; returns when it was sent (``time.time()``)."""
+    assert app.stdout is not None
+    line = app.stdout.readline().strip()
+    assert line == "ready", line
+    sent_at = time.time()
+    app.send_signal(signum)
+    return sent_at
+
+
+def go_on(app: subprocess.Popen[str]) -> None:
+    """Lets an app waiting on its stdin go on."""
+    assert app.stdin is not None
+    app.stdin.write("go\n")
+    app.stdin.flush()
