@@ -37,6 +37,7 @@ from spanbatch.exporter import OTLPSpanExporter
 from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import balanced, provider_with
+from tests.helpers.examples import examples
 from tests.helpers.otlp_logs import record
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("quiet_stock_encoder")]
@@ -409,7 +410,7 @@ def expected(encode: Callable[[list[Any]], bytes], batch: list[Any]) -> tuple[by
 
 
 @pytest.mark.timeout(240)
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(odd_spans(), max_size=5))
 def test_generated_spans_give_the_stock_bytes_or_leave_out_what_stock_refuses(batch: list[ReadableSpan]) -> None:
     data, left_out = expected(stock_spans, batch)
@@ -439,7 +440,7 @@ def odd_records(draw: st.DrawFn, scopes: list[InstrumentationScope | None] = SCO
 
 
 @pytest.mark.timeout(240)
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(odd_records(), max_size=5))
 def test_generated_records_give_the_stock_bytes_or_leave_out_what_stock_refuses(batch: list[Any]) -> None:
     data, left_out = expected(stock_logs, batch)
@@ -487,7 +488,7 @@ SAME_ENCODING_SCOPES = [scope for scope in SCOPES if not (scope and scope.attrib
 
 
 @pytest.mark.timeout(240)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data(), st.integers(1, 1500), st.booleans())
 def test_each_part_of_a_cut_request_is_the_stock_request_for_its_items(data: Any, limit: int, logs: bool) -> None:
     items, stock, encoder = (

@@ -31,6 +31,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.span import TraceState
 from spanbatch._core import SpanEncoder, compress
 
+from tests.helpers.examples import examples
 from tests.helpers.otlp_spans import corpus, realistic_batch, stock_bytes
 
 
@@ -346,7 +347,7 @@ def spans(draw: st.DrawFn) -> ReadableSpan:
     )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(spans(), max_size=6))
 def test_random_spans_are_byte_identical(batch: list[ReadableSpan]) -> None:
     assert SpanEncoder().encode(batch) == stock_bytes(batch)

@@ -22,6 +22,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext
 from spanbatch._core import LogEncoder, LogRequest, SpanEncoder
 
+from tests.helpers.examples import examples
 from tests.helpers.otlp_logs import BODIES, corpus, genai_batch, record, stock_bytes
 
 
@@ -256,13 +257,13 @@ def log_records(draw: st.DrawFn) -> ReadableLogRecord:
     )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(log_records(), max_size=6))
 def test_random_records_are_byte_identical(batch: list[ReadableLogRecord]) -> None:
     assert LogEncoder().encode(batch) == stock_bytes(batch)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(st.sampled_from(BODIES), st.text(max_size=3))
 def test_reader_and_encoder_agree(body: Any, name: str) -> None:
     batch = [record(body, event_name=name), record(name)]
