@@ -20,7 +20,12 @@ from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import ReportedStats
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.skipif(os.name != "posix", reason="loopback receiver")]
+# alone: a limit of a few seconds with a narrow margin, measured on the wall clock.
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(os.name != "posix", reason="loopback receiver"),
+    pytest.mark.alone,
+]
 
 EXIT_TIMEOUT_MILLIS = 3000
 # Less than one more exit limit: a second wait on the hanging backend does not fit in it.

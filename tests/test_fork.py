@@ -30,7 +30,11 @@ def child_report(processor: spanbatch.BatchSpanProcessor, exporter: RecordingExp
     }
 
 
-@pytest.mark.parametrize("fork", [os.fork, libc_fork], ids=["os.fork", "libc-fork"])
+@pytest.mark.parametrize(
+    "fork",
+    [os.fork, pytest.param(libc_fork, marks=pytest.mark.alone)],  # no other thread may want the GIL at a hookless fork
+    ids=["os.fork", "libc-fork"],
+)
 def test_child_of_an_idle_parent_exports_all_its_spans(fork: Callable[[], int], shutdown_later: Later) -> None:
     exporter = RecordingExporter()
     processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
@@ -68,6 +72,7 @@ def test_os_fork_child_does_not_export_the_parents_queued_spans(shutdown_later: 
     processor.shutdown()
 
 
+@pytest.mark.alone  # a fork without Python's hooks: no other thread may want the GIL then
 def test_libc_fork_with_a_busy_parent_counts_what_the_child_cannot_attribute(shutdown_later: Later) -> None:
     exporter = RecordingExporter()
     processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
@@ -92,6 +97,7 @@ def test_libc_fork_with_a_busy_parent_counts_what_the_child_cannot_attribute(shu
     processor.shutdown()
 
 
+@pytest.mark.alone  # a fork without Python's hooks: no other thread may want the GIL then
 def test_libc_fork_is_noticed_at_the_first_span_of_an_idle_queue(shutdown_later: Later) -> None:
     exporter = RecordingExporter()
     processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=50))

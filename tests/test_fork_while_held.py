@@ -90,6 +90,7 @@ _FORK_WHILE_A_PARENT_THREAD_HOLDS = textwrap.dedent(
 @pytest.mark.parametrize(
     "slow_name", ["scandir", "open"], ids=["replay-thread-holds-its-condition", "a-thread-holds-the-open-files-lock"]
 )
+@pytest.mark.alone  # a fork without Python's hooks: no other thread may want the GIL then
 def test_libc_forked_child_of_a_spilling_parent_spills_while_a_parent_thread_holds_spill_state(
     tmp_path: Path, slow_name: str
 ) -> None:
@@ -125,6 +126,7 @@ class HangsInTheParent(RecordingExporter):
         return super().export(spans)
 
 
+@pytest.mark.alone  # a fork without Python's hooks: no other thread may want the GIL then
 def test_libc_forked_child_of_a_parent_whose_export_hangs_with_a_full_blocking_queue_does_not_wait_for_room(
     shutdown_later: Callable[[Any], Any],
 ) -> None:

@@ -406,6 +406,7 @@ def test_a_forked_child_exports_its_own_records_only(shutdown_later: Later) -> N
     assert bodies(exporter) == ["parent0", "parent1", "parent2"]
 
 
+@pytest.mark.alone  # a fork without Python's hooks: no other thread may want the GIL then
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
 def test_a_child_forked_from_c_without_python_hooks_exports_its_records(shutdown_later: Later) -> None:
     """As uWSGI forks: no register_at_fork hook runs; the child notices at its first record (the parent was idle)."""

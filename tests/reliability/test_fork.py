@@ -134,6 +134,7 @@ def test_child_starts_workers_while_the_parents_were_parked(shutdown_later: Late
     assert results == [{"flushed": [True] * 20}] * 5
 
 
+@pytest.mark.alone  # a fork without Python's hooks: no other thread may want the GIL then
 def test_fork_bypassing_python_hooks_with_empty_queue(http_receiver: OTLPReceiver, shutdown_later: Later) -> None:
     processor = shutdown_later(BatchSpanProcessor(http_receiver.span_exporter(timeout=5), schedule_delay_millis=60_000))
     provider = provider_with(processor)
@@ -148,6 +149,7 @@ def test_fork_bypassing_python_hooks_with_empty_queue(http_receiver: OTLPReceive
     assert http_receiver.stats().duplicates == 0
 
 
+@pytest.mark.alone  # a fork without Python's hooks: no other thread may want the GIL then
 def test_fork_bypassing_python_hooks_with_queued_spans_counts_what_it_cannot_attribute(
     http_receiver: OTLPReceiver,
     shutdown_later: Later,
@@ -185,6 +187,7 @@ def test_fork_bypassing_python_hooks_with_queued_spans_counts_what_it_cannot_att
     "(an idle queue's first span, a wake-up, every 1024th span, a flush); spans it ended before that sit "
     "in the parent's queue among the parent's and are counted as dropped ('fork'), not exported",
 )
+@pytest.mark.alone  # a fork without Python's hooks: no other thread may want the GIL then
 def test_fork_bypassing_python_hooks_with_queued_spans_exports_the_childs_spans(
     http_receiver: OTLPReceiver, shutdown_later: Later
 ) -> None:
