@@ -15,6 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 TOOLS = ROOT / "target" / "dev-venv"
+TOOLS_REQUIREMENT = "nox[uv]>=2025.10"
+STAMP = TOOLS / "installed.txt"  # the requirement last installed there
 COMMANDS = {
     "test": [],  # the noxfile's default sessions: rust, lint, types, tests on every CPython present
     "demo": ["-s", "demo"],
@@ -42,7 +44,10 @@ def main(argv: list[str]) -> int:
     python = TOOLS / "bin" / "python"
     if not python.exists():
         venv.create(TOOLS, with_pip=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "nox[uv]>=2025.10"], check=True)
+    # A virtualenv made by an older dev.py gets what this one needs (it had nox without uv).
+    if not STAMP.exists() or STAMP.read_text(encoding="utf-8") != TOOLS_REQUIREMENT:
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", TOOLS_REQUIREMENT], check=True)
+        STAMP.write_text(TOOLS_REQUIREMENT, encoding="utf-8")
     command = [str(python), "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), *arguments]
     return subprocess.run(command, check=False, cwd=ROOT).returncode
 

@@ -116,16 +116,24 @@ def grpc_recorder() -> Iterator[GrpcRecorder]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
-    """Reports cross to pytest-xdist's controller as UTF-8: text a test captured with a lone surrogate in it (the
-    encoding tests log attribute keys such as "\\udcff", as the stock encoder does) stopped the whole run with an
-    INTERNALERROR. Such text is kept, escaped."""
+    """Reports cross to pytest-xdist's controller as UTF-8: text with a lone surrogate in it (the encoding tests log
+    attribute keys such as "\\udcff", as the stock encoder does) stopped the whole run with an INTERNALERROR. Such
+    text is kept, escaped, wherever a report carries text."""
     report: pytest.TestReport = yield
     report.sections = [(title, _escaped(text)) for title, text in report.sections]
-    shown = "" if report.longrepr is None else str(report.longrepr)
-    if _escaped(shown) != shown:
-        report.longrepr = _escaped(shown)
+    report.user_properties = [(name, _escaped_if_text(value)) for name, value in report.user_properties]
+    if isinstance(report.longrepr, tuple):  # a skip: (path, line, reason)
+        report.longrepr = tuple(_escaped_if_text(part) for part in report.longrepr)  # type: ignore[assignment]
+    elif report.longrepr is not None and _escaped(str(report.longrepr)) != str(report.longrepr):
+        report.longrepr = _escaped(str(report.longrepr))
+    if hasattr(report, "wasxfail"):
+        report.wasxfail = _escaped(report.wasxfail)
     return report
 
 
 def _escaped(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _escaped_if_text(value: object) -> object:
+    return _escaped(value) if isinstance(value, str) else value
