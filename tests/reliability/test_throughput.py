@@ -13,8 +13,6 @@ from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import balanced, end_spans, provider_with, run_in_threads
 
-pytestmark = pytest.mark.alone  # a tight loop: the worker must be scheduled during it
-
 Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
 THREADS = 8
@@ -62,6 +60,7 @@ def test_hundred_thousand_spans_from_eight_threads_arrive_exactly_once(
     run_threads(shutdown_later, receiver, 100_000)
 
 
+@pytest.mark.alone  # a tight loop: the worker must be scheduled during it
 @pytest.mark.timeout(120)
 def test_a_tight_loop_at_default_settings_loses_nothing_through_spanbatchs_exporter(shutdown_later: Later) -> None:
     # The stock processor + exporter drop most of these spans (the benchmarks show how many):
