@@ -42,9 +42,8 @@ def main(argv: list[str]) -> int:
         print(f"usage: python3 dev.py {{{'|'.join(COMMANDS)}}} [nox arguments] [-- session arguments]", file=sys.stderr)
         return 2
     python = TOOLS / "bin" / "python"
-    if not python.exists():
-        venv.create(TOOLS, with_pip=True)
-    # A virtualenv made by an older dev.py gets what this one needs (it had nox without uv).
+    if not STAMP.exists():  # new, made by an older dev.py (nox without uv), or left half made: made afresh
+        venv.create(TOOLS, with_pip=True, clear=True)
     if not STAMP.exists() or STAMP.read_text(encoding="utf-8") != TOOLS_REQUIREMENT:
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", TOOLS_REQUIREMENT], check=True)
         STAMP.write_text(TOOLS_REQUIREMENT, encoding="utf-8")

@@ -7,8 +7,8 @@ queue and those batches hold, at the default drop policy.
 The burst lets the worker have the GIL now and then (a millisecond every 16 records, still four times faster
 than a request of them is sent), as an application doing anything between records does. A loop that never lets
 go of it can still lose some on a slow machine: the worker's own read of the first batch then holds the
-application thread up, it sees no item arrive meanwhile, and sends at once (1 run in 3 on a 2-core VM; known,
-see the README's bench notes).
+application thread up, it sees no item arrive meanwhile, and sends at once (1 run in 3 on a loaded 2-core VM, and
+once alone in CI; known, see the README's bench notes).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ RECORDS = 600  # more than the queue and one batch, less than the queue and eigh
 BODY = "x" * 50_000  # a batch is 3.2 MB: tens of ms to send, while the loop makes one in a few
 
 
-def test_a_tight_loop_of_large_records_is_held_while_the_first_request_is_out(
+def test_a_burst_of_large_records_is_held_while_the_first_request_is_out(
     http_receiver: OTLPReceiver, shutdown_later: Later
 ) -> None:
     http_receiver.set_behaviour("hang")  # every request waits until the loop is over
