@@ -13,27 +13,17 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import spanbatch
 from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import end_spans, provider_with, wait_until
+from tests.helpers.spill import spilling_exporter
 
 pytestmark = pytest.mark.timeout(90)
 
 REPLAY_THREAD = "spanbatch-spill-replay"
-
-
-def spilling_exporter(rx: OTLPReceiver, spill_dir: Path) -> Any:
-    if rx.protocol == "http":
-        from spanbatch.exporter import OTLPSpanExporter  # noqa: PLC0415
-
-        return OTLPSpanExporter(endpoint=rx.endpoint, timeout=1, spill_dir=spill_dir)
-    from spanbatch.exporter.grpc import OTLPSpanExporter as GrpcExporter  # noqa: PLC0415
-
-    return GrpcExporter(endpoint=rx.endpoint, insecure=True, timeout=1, spill_dir=spill_dir)
 
 
 @contextmanager
