@@ -96,6 +96,12 @@ def _without_rust() -> dict[str, str]:
     return {"PATH": os.pathsep.join(kept)}
 
 
+def _suite_env() -> dict[str, str]:
+    """Where pytest runs: no cargo (``_without_rust``), and a crash (in the suite's process or an app it runs)
+    prints every thread's Python stack, even at exit."""
+    return {**_without_rust(), "PYTHONFAULTHANDLER": "1"}
+
+
 def _install(session: nox.Session, extras: str = "test") -> None:
     session.install(f"{_wheel(session)}[{extras}]")
 
@@ -113,7 +119,7 @@ def tests(session: nox.Session) -> None:
     oldest, everything but the reliability files that do not depend on the interpreter; on the others,
     everything but tests/reliability/. Arguments after -- make one run (on one worker) of what they select."""
     _install(session)
-    env = {**_without_rust(), "PYTHONFAULTHANDLER": "1"}
+    env = _suite_env()
     session.run("python", "-c", "import shutil, sys; sys.exit(shutil.which('cargo') is not None)", env=env)
     reliability = {path.name: path for path in RELIABILITY.glob("test_*.py")}
     if missing := INTERPRETER_BOUND - reliability.keys():
@@ -128,8 +134,7 @@ def tests(session: nox.Session) -> None:
     else:
         kept = set()
     scope = [f"--ignore={path}" for name, path in reliability.items() if name not in kept]
-    # A crash (in the suite's process or an app it runs) prints every thread's Python stack, even at exit. The
-    # slowest tests are listed: .ci/run has 30 minutes, and this is where they go.
+    # The slowest tests are listed: .ci/run has 30 minutes, and this is where they go.
     pytest = ["python", "-m", "pytest", "--durations=15", *scope]
     if session.posargs:
         session.run(*pytest, *session.posargs, env=env)
@@ -185,9 +190,7 @@ def floor(session: nox.Session) -> None:
     _install(session)
     session.install(*FLOOR)
     session.run(*_uninstall(session), *FLOOR_ABSENT)
-    session.run(
-        "python", "-m", "pytest", *FLOOR_TESTS, *session.posargs, env={**_without_rust(), "PYTHONFAULTHANDLER": "1"}
-    )
+    session.run("python", "-m", "pytest", *FLOOR_TESTS, *session.posargs, env=_suite_env())
 
 
 @nox.session(python="3.11")
