@@ -16,7 +16,7 @@ use crate::fork::{self, ForkWatch};
 use crate::handoff::{self, Handoff};
 use crate::queue::{DropPolicy, Push, SpanQueue};
 use crate::read_ahead::ReadAhead;
-use crate::read_on::{Pace, ReadOn};
+use crate::read_on::{Mark, Pace, ReadOn};
 use crate::reader::{BatchReader, Filling, Lane, OpenBatch};
 use crate::room::Room;
 use crate::sync::locked;
@@ -67,6 +67,8 @@ pub struct PyBatchCore {
     pub(crate) abandoned: AtomicBool,
     /// When the worker first saw the oldest span of the batch it is filling.
     window: Mutex<Option<Instant>>,
+    /// When the worker last handed batches out to be sent (`read_on.rs`).
+    handed_out: Mutex<Option<Mark>>,
     /// Under gevent, a `gevent.sleep`: the application's waits pause with it instead of
     /// blocking their OS thread, which other greenlets share (see `waits.rs`, `_threads.py`).
     pause: Mutex<Option<Py<PyAny>>>,
@@ -120,6 +122,7 @@ impl PyBatchCore {
             away: AtomicUsize::new(0),
             abandoned: AtomicBool::new(false),
             window: Mutex::new(None),
+            handed_out: Mutex::new(None),
             pause: Mutex::new(pause),
         }
     }
@@ -436,19 +439,23 @@ impl PyBatchCore {
 
     /// Waits, detached, until the next step is not a wait; returns it with the open batch
     /// locked, so that no application thread reads into it until the step is taken.
+    /// A wait for an empty queue to fill sets `woken`: when it ended (the first arrival woke
+    /// it), and what had come before it.
     fn next_move<'a, R: BatchReader + Send>(
         &'a self,
         py: Python<'_>,
         open: &'a OpenBatch<R>,
         chunk: usize,
         patient: bool,
+        woken: &mut Option<Mark>,
     ) -> (Step, Filling<'a, R>) {
         loop {
             let filling = open.lock(py, self);
             match self.next_step(filling.held(), chunk) {
                 Step::Wait(deadline) if patient => {
                     drop(filling);
-                    handoff::wait_for_spans(py, || {
+                    let enqueued = self.counters.enqueued();
+                    let at = handoff::wait_for_spans(py, || {
                         // The producer whose push makes the next take possible wakes the worker:
                         // a whole chunk, or the last spans of a batch that is not a multiple of it.
                         // SeqCst, as the state the worker publishes next: a producer that read the
@@ -462,7 +469,11 @@ impl PyBatchCore {
                         }
                         let ready = || self.worker_ready(deadline.is_some(), open.held(), chunk);
                         self.wakeup.worker_wait(deadline, ready);
+                        Instant::now()
                     });
+                    if deadline.is_none() {
+                        *woken = Some(Mark { at, enqueued });
+                    }
                 }
                 step => return (step, filling),
             }
@@ -487,23 +498,31 @@ impl PyBatchCore {
         chunk: usize,
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let mut batches = Vec::new();
-        let (queued_before, called) = (self.queue.len(), Instant::now());
+        let called = self.mark();
+        let handed_out = locked(&self.handed_out).take();
+        let mut woken = None;
         let mut read_on = ReadOn::default();
         while batches.len() < max_batches {
             let (step, mut filling) = if batches.is_empty() {
-                self.next_move(py, open, chunk, true)
+                self.next_move(py, open, chunk, true, &mut woken)
             } else if read_on.reading {
                 self.read_on(py, open, chunk, &mut read_on)
             } else {
                 // Once a batch is read, only whole batches that are due already join it.
-                self.next_move(py, open, self.schedule.batch_size, false)
+                self.next_move(py, open, self.schedule.batch_size, false, &mut woken)
             };
             match step {
                 Step::Take { count, ends_batch } => {
                     if read_on.pace.is_none() {
                         // The first take: from the worker's first look at its batch in this call.
-                        let since = locked(&self.window).map_or(called, |seen| seen.max(called));
-                        read_on.pace = Some(Pace::new(since, queued_before));
+                        let seen =
+                            locked(&self.window).map_or(called.at, |seen| seen.max(called.at));
+                        let first_take = Mark {
+                            at: seen,
+                            enqueued: self.counters.enqueued(),
+                        };
+                        let from = woken.or(handed_out).unwrap_or(called);
+                        read_on.pace = Some(Pace::new(from, first_take));
                     }
                     // Past the exit gate a stopped lane's worker reads no more: reading may run Python code.
                     let read = self.calling_python(|| {
@@ -519,20 +538,13 @@ impl PyBatchCore {
                     // Abandoned meanwhile: what is held is dropped as the batch is let go.
                     if ends_batch && filling.held() > 0 && !self.abandoned() {
                         // Counted as the batch goes out: application threads read into it too.
-                        read_on.read += filling.held();
                         read_on.bytes += filling.reader().bytes();
                         batches.push(self.hand_out(py, &mut filling)?);
                         read_on.reading = !read_on.stopped
                             && read_on.pace.is_some_and(|pace| {
-                                let queued = self.queue.len();
-                                let room = self.queue.capacity().saturating_sub(queued);
-                                pace.reads_on(
-                                    read_on.read,
-                                    queued,
-                                    read_on.bytes,
-                                    room,
-                                    Instant::now(),
-                                )
+                                let room = self.queue.capacity().saturating_sub(self.queue.len());
+                                let Mark { at, enqueued } = self.mark();
+                                pace.reads_on(enqueued, read_on.bytes, room, at)
                             });
                     }
                 }
@@ -540,7 +552,18 @@ impl PyBatchCore {
                 Step::Wait(_) | Step::Stop => break,
             }
         }
+        if !batches.is_empty() {
+            *locked(&self.handed_out) = Some(self.mark());
+        }
         Ok(batches)
+    }
+
+    /// Now, and the items enqueued by now.
+    fn mark(&self) -> Mark {
+        Mark {
+            at: Instant::now(),
+            enqueued: self.counters.enqueued(),
+        }
     }
 
     /// The next take of a worker reading on (see `read_on.rs`): a chunk once queued, waiting

@@ -117,6 +117,11 @@ impl Counters {
         self.enqueued.fetch_add(1, Ordering::AcqRel)
     }
 
+    /// Spans accepted so far, dropped ones too: how many have arrived.
+    pub fn enqueued(&self) -> u64 {
+        self.enqueued.load(Ordering::Acquire)
+    }
+
     /// `n` spans left the pipeline for `reason`; returns the count for that reason before them.
     pub fn drop_spans(&self, reason: DropReason, n: u64) -> u64 {
         self.dropped[reason as usize].fetch_add(n, Ordering::AcqRel)

@@ -22,47 +22,67 @@ const SEND_BYTES_PER_SECOND: f64 = 125e6;
 /// Longest the worker reading on waits for the next chunk: a pause that long ends the burst.
 pub const CHUNK_WAIT: Duration = Duration::from_millis(20);
 
-/// How fast items arrived during one call for batches.
+/// A moment and the items enqueued by then (dropped ones too): arrivals are counted from one.
+#[derive(Clone, Copy, Debug)]
+pub struct Mark {
+    pub at: Instant,
+    pub enqueued: u64,
+}
+
+impl Mark {
+    /// Items a second enqueued since this mark, `enqueued` of them by `now`.
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+    fn rate(&self, enqueued: u64, now: Instant) -> f64 {
+        let arrived = enqueued.saturating_sub(self.enqueued) as f64;
+        arrived
+            / now
+                .saturating_duration_since(self.at)
+                .as_secs_f64()
+                .max(1e-3)
+    }
+}
+
+/// How fast items arrive, for one call for batches.
+///
+/// Arrivals are counted over two spans of time, and the faster pace is taken. The call's own
+/// time misses a loop that never lets go of the GIL: the worker's reading holds it up, so
+/// nothing arrives while it reads (600 large records in such a loop lost 280 when only these
+/// counted). Since `from`, it also sees the items that arrived while the worker was not
+/// holding the GIL: waiting for them, or sending the batches before.
 #[derive(Clone, Copy, Debug)]
 pub struct Pace {
-    /// When the worker first saw the items of its first batch (the call's start if they were
-    /// queued already: those arrived before, while it was sending).
-    since: Instant,
-    /// Items queued when the call began.
-    queued_before: usize,
+    /// The end of the worker's wait for an empty queue to fill (the first arrival woke it);
+    /// else when it last handed batches out (what came since, came while it sent them); else
+    /// the call's start.
+    from: Mark,
+    /// The call's first take, from the worker's first look at that batch: its window bounds
+    /// reading on.
+    first_take: Mark,
 }
 
 impl Pace {
-    pub fn new(since: Instant, queued_before: usize) -> Self {
-        Self {
-            since,
-            queued_before,
-        }
+    pub fn new(from: Mark, first_take: Mark) -> Self {
+        Self { from, first_take }
     }
 
-    /// Whether to read on, holding `read` items in requests of `bytes` in all, `queued` more
-    /// waiting and `room` free slots: sending now would take long enough for items arriving as
-    /// they did during this call to fill half the room.
-    #[allow(clippy::cast_precision_loss)] // counts and sizes far below 2^52
-    pub fn reads_on(
-        &self,
-        read: usize,
-        queued: usize,
-        bytes: usize,
-        room: usize,
-        now: Instant,
-    ) -> bool {
-        let arrived = (read + queued).saturating_sub(self.queued_before) as f64;
-        let elapsed = now.saturating_duration_since(self.since).as_secs_f64();
+    /// Whether to read on, holding requests of `bytes` in all, `enqueued` items having come so
+    /// far and `room` slots free: sending now would take long enough for items arriving at
+    /// this pace to fill half the room.
+    #[allow(clippy::cast_precision_loss)] // sizes far below 2^52
+    pub fn reads_on(&self, enqueued: u64, bytes: usize, room: usize, now: Instant) -> bool {
+        let rate = self
+            .from
+            .rate(enqueued, now)
+            .max(self.first_take.rate(enqueued, now));
         let sending = bytes as f64 / SEND_BYTES_PER_SECOND;
         // Half the room: the send rate is a guess, and a send slower than it loses items.
-        2.0 * arrived * sending / elapsed.max(1e-3) > room as f64
+        2.0 * rate * sending > room as f64
     }
 
     /// When the worker reading on stops waiting for its next chunk: `CHUNK_WAIT` from `now`, and
     /// never past `window` from the first take (the batch it holds must not wait longer).
     pub fn chunk_deadline(&self, now: Instant, window: Duration) -> Instant {
-        (now + CHUNK_WAIT).min(self.since + window)
+        (now + CHUNK_WAIT).min(self.first_take.at + window)
     }
 }
 
@@ -75,8 +95,6 @@ pub struct ReadOn {
     pub reading: bool,
     /// Items stopped coming while it read on: it reads on no more in this call.
     pub stopped: bool,
-    /// Items read in this call.
-    pub read: usize,
     /// Bytes of the batches read in this call.
     pub bytes: usize,
 }
@@ -87,41 +105,63 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
+    fn mark(at: Instant, enqueued: u64) -> Mark {
+        Mark { at, enqueued }
+    }
+
     #[test]
     fn large_items_arriving_fast_read_on() {
         let start = Instant::now();
-        let pace = Pace::new(start, 0);
+        let pace = Pace::new(mark(start, 0), mark(start, 0));
         // 512 GenAI events (5 MB) read in 8 ms, as a tight loop makes them: 40 ms to send,
         // in which 2,560 more arrive, more than the queue's 2,048 slots.
-        assert!(pace.reads_on(512, 0, 5_000_000, 2048, start + 8 * MS));
+        assert!(pace.reads_on(512, 5_000_000, 2048, start + 8 * MS));
         // The same items at a tenth of the pace: the queue takes what arrives meanwhile.
-        assert!(!pace.reads_on(512, 0, 5_000_000, 2048, start + 80 * MS));
+        assert!(!pace.reads_on(512, 5_000_000, 2048, start + 80 * MS));
     }
 
     #[test]
     fn small_items_go_out_at_once() {
         let start = Instant::now();
         // 512 spans (150 KB) in 2 ms: about 1 ms to send.
-        assert!(!Pace::new(start, 0).reads_on(512, 0, 150_000, 2048, start + 2 * MS));
-        // Four batches of them found queued, 200 more arrived while the worker read them.
-        let pace = Pace::new(start, 2048);
-        assert!(!pace.reads_on(2048, 200, 600_000, 1848, start + 4 * MS));
+        let pace = Pace::new(mark(start, 0), mark(start, 0));
+        assert!(!pace.reads_on(512, 150_000, 2048, start + 2 * MS));
+        // Four batches of them came in the 40 ms the last send took, 200 more while they were
+        // read: 50,000 spans a second, 5 ms to send.
+        let pace = Pace::new(mark(start, 0), mark(start + 40 * MS, 2048));
+        assert!(!pace.reads_on(2248, 600_000, 1848, start + 44 * MS));
     }
 
     #[test]
-    fn items_queued_before_the_call_are_not_counted_as_arriving() {
+    fn items_that_came_while_the_worker_sent_count() {
         let start = Instant::now();
-        let pace = Pace::new(start, 2048);
-        // Four batches of large items found queued; none arrived while they were read.
-        assert!(!pace.reads_on(2048, 0, 20_000_000, 2048, start + 10 * MS));
-        // 1,000 arrived in those 10 ms: 160 ms to send 20 MB, 16,000 would arrive meanwhile.
-        assert!(pace.reads_on(2048, 1000, 20_000_000, 1048, start + 10 * MS));
+        // Batches handed out at `start`; 40 ms later the call finds the 256-slot queue full
+        // and 280 dropped. None arrived while it read a batch of 3.2 MB (its read held them up).
+        let first_take = mark(start + 40 * MS, 536);
+        assert!(Pace::new(mark(start, 0), first_take).reads_on(
+            536,
+            3_200_000,
+            192,
+            start + 45 * MS
+        ));
+        // Counted from the call alone, nothing came: it would send at once.
+        assert!(!Pace::new(first_take, first_take).reads_on(536, 3_200_000, 192, start + 45 * MS));
+    }
+
+    #[test]
+    fn the_pace_of_a_burst_after_a_lull_is_its_own() {
+        let start = Instant::now();
+        // Handed out a second ago, 10 since; then 64 large items came in 2 ms during the call.
+        let pace = Pace::new(mark(start, 0), mark(start + 1000 * MS, 10));
+        assert!(pace.reads_on(74, 3_200_000, 192, start + 1002 * MS));
     }
 
     #[test]
     fn the_wait_for_a_chunk_ends_at_the_window() {
-        let start = Instant::now();
-        let pace = Pace::new(start, 0);
+        // Counted from a hand-out 500 ms before the first take: the window runs from the take.
+        let handed_out = Instant::now();
+        let start = handed_out + 500 * MS;
+        let pace = Pace::new(mark(handed_out, 0), mark(start, 0));
         assert_eq!(
             pace.chunk_deadline(start, Duration::from_secs(1)),
             start + CHUNK_WAIT
