@@ -3,10 +3,8 @@ a log record emitted after the ``TracerProvider`` has shut down, before the ``Lo
 own "traces flushed" line, an exporter's error logged by the span side's shutdown through a ``LoggingHandler``,
 an atexit hook between the providers' hooks) still reaches the log backends.
 
-Known defect, not fixed here: the ``TracerProvider`` calls ``Pipeline.shutdown``, which the README documents as
-shutting both signals' lanes down, so the record is dropped (counted ``shutdown``). Fixing it needs a decision
-(the provider given a span-side object of its own, or ``Pipeline.shutdown`` leaving the log lanes to the
-``LoggerProvider`` and the exit hook); strict xfail until then.
+``install()`` gives the ``TracerProvider`` the pipeline's span side (``PipelineSpans``), whose shutdown shuts the
+span lanes alone; ``pipeline.shutdown()`` still shuts both.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ from spanbatch.testing import OTLPReceiver
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.mark.xfail(strict=True, reason="TracerProvider.shutdown -> Pipeline.shutdown shuts the log lanes too")
 def test_a_log_record_emitted_between_the_providers_shutdowns_is_exported(receiver: OTLPReceiver) -> None:
     tracer_provider, logger_provider = TracerProvider(), LoggerProvider()
     pipeline = spanbatch.install(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry import _logs, trace
+from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from spanbatch import _exit, _settings
@@ -48,8 +50,11 @@ class Pipeline(SpanEngine):
     ``log_exporters`` ship log records beside the spans: :attr:`logs` is then the log side (a
     ``LogRecordProcessor`` for the ``LoggerProvider``, with the same settings per backend), and
     sessions, :meth:`end_session`, :meth:`force_flush` and :meth:`flush_by_backend` flush both signals in parallel: a
-    backend counts as flushed when both its lanes are. Each provider shuts its own side down.
+    backend counts as flushed when both its lanes are. :meth:`shutdown` shuts both down; :func:`install` gives each
+    provider a side of its own to shut down (:class:`PipelineSpans`, :attr:`logs`).
     """
+
+    _span_sides: weakref.WeakSet[PipelineSpans]
 
     @spells_out(SpanPolicyArguments)
     def __init__(
@@ -70,6 +75,7 @@ class Pipeline(SpanEngine):
             if not isinstance(name, str) or not name.strip():
                 raise ValueError(f"backend names must be non-empty strings, not {name!r}.")
         batch = (max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis)
+        self._span_sides = weakref.WeakSet()  # held weakly: each holds this pipeline, for its provider
 
         def backends(named: Mapping[str, Exporter[Any]]) -> list[Backend]:
             return [Backend(name, exporter, resolve_settings(*batch, backend=name)) for name, exporter in named.items()]
@@ -85,6 +91,11 @@ class Pipeline(SpanEngine):
             log_keywords = {name: value for name, value in policies.items() if name in PolicyArguments.__annotations__}
             log_policies = resolve_policies(log_keywords, type(self).__name__, PolicyArguments, LOG_POLICIES)
             self.logs = PipelineLogs(log_backends, log_policies, meter_provider)
+
+    def _bind_hot_path(self) -> None:
+        super()._bind_hot_path()
+        for side in self._span_sides:
+            side.bind(self)
 
     @property
     def names(self) -> list[str]:
@@ -157,6 +168,46 @@ class Pipeline(SpanEngine):
         """Drain and shut down every backend, both signals' lanes, in parallel within one deadline. Idempotent."""
         _exit.shutdown(self._lanes_of_both_signals(), self._timeout_millis(timeout_millis))
 
+    def _shutdown_spans(self, timeout_millis: float | None) -> None:
+        _exit.shutdown(self._lanes, self._timeout_millis(timeout_millis))
+
+
+class PipelineSpans(SpanProcessor):
+    """A pipeline's span side, the processor :func:`install` adds to the ``TracerProvider``.
+
+    Its ``on_start`` and ``on_end`` are the pipeline's own (the Rust push) and its flush is the pipeline's, both
+    signals; its ``shutdown`` shuts the span lanes alone. The ``LoggerProvider`` shuts the log side down: a
+    record emitted between the two providers' shutdowns (a "traces flushed" line, an exporter's error logged
+    through a ``LoggingHandler``) still goes out, as it does with the stock processors.
+    """
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+        pipeline._span_sides.add(self)
+        self.bind(pipeline)
+
+    def bind(self, pipeline: Pipeline) -> None:
+        """Take the pipeline's hot path as it is now (its cores change after a fork and a shutdown)."""
+        self.on_start = pipeline.on_start  # type: ignore[method-assign]
+        self.on_end = pipeline.on_end  # type: ignore[method-assign]
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self._pipeline.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self._pipeline.on_end(span)
+
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        """The pipeline's flush: both signals, every backend, in parallel."""
+        return self._pipeline.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float | None = None) -> None:
+        """Drain and shut down the pipeline's span lanes in parallel within one deadline. Idempotent."""
+        self._pipeline._shutdown_spans(timeout_millis)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._pipeline!r})"
+
 
 class PipelineLogs(LogEngine):
     """A pipeline's log side: a log lane per backend, named as its span lane (see :attr:`Pipeline.logs`)."""
@@ -181,6 +232,9 @@ def install(
     ``tracer_provider=None`` uses the global one, which must be an SDK ``TracerProvider``. With
     ``log_exporters``, the log records of ``logger_provider`` (None: the global one, which must be an
     SDK ``LoggerProvider``) go to those backends too. ``settings`` are :class:`Pipeline`'s keyword arguments.
+
+    Each provider gets a side of the pipeline to shut down: its span side (:class:`PipelineSpans`) and
+    :attr:`Pipeline.logs`; ``pipeline.shutdown()`` shuts both.
     """
     provider = trace.get_tracer_provider() if tracer_provider is None else tracer_provider
     if not isinstance(provider, TracerProvider):
@@ -191,7 +245,7 @@ def install(
             f"log records can only be batched from an SDK LoggerProvider, not {type(log_provider).__name__}."
         )
     pipeline = Pipeline(exporters, log_exporters=log_exporters, **settings)  # type: ignore[arg-type]
-    provider.add_span_processor(pipeline)
+    provider.add_span_processor(PipelineSpans(pipeline))
     if pipeline.logs is not None:
         cast(LoggerProvider, log_provider).add_log_record_processor(pipeline.logs)
     return pipeline
