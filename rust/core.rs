@@ -67,8 +67,8 @@ pub struct PyBatchCore {
     pub(crate) abandoned: AtomicBool,
     /// When the worker first saw the oldest span of the batch it is filling.
     window: Mutex<Option<Instant>>,
-    /// When the worker last handed batches out to be sent (`read_on.rs`).
-    handed_out: Mutex<Option<Mark>>,
+    /// When batches were last handed out to be sent, at first when the lane was made (`read_on.rs`).
+    handed_out: Mutex<Mark>,
     /// Under gevent, a `gevent.sleep`: the application's waits pause with it instead of
     /// blocking their OS thread, which other greenlets share (see `waits.rs`, `_threads.py`).
     pause: Mutex<Option<Py<PyAny>>>,
@@ -122,7 +122,10 @@ impl PyBatchCore {
             away: AtomicUsize::new(0),
             abandoned: AtomicBool::new(false),
             window: Mutex::new(None),
-            handed_out: Mutex::new(None),
+            handed_out: Mutex::new(Mark {
+                at: Instant::now(),
+                enqueued: 0,
+            }),
             pause: Mutex::new(pause),
         }
     }
@@ -498,8 +501,8 @@ impl PyBatchCore {
         chunk: usize,
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let mut batches = Vec::new();
-        let called = self.mark();
-        let handed_out = locked(&self.handed_out).take();
+        let called = Instant::now();
+        let handed_out = *locked(&self.handed_out);
         let mut woken = None;
         let mut read_on = ReadOn::default();
         while batches.len() < max_batches {
@@ -514,15 +517,10 @@ impl PyBatchCore {
             match step {
                 Step::Take { count, ends_batch } => {
                     if read_on.pace.is_none() {
-                        // The first take: from the worker's first look at its batch in this call.
-                        let seen =
-                            locked(&self.window).map_or(called.at, |seen| seen.max(called.at));
-                        let first_take = Mark {
-                            at: seen,
-                            enqueued: self.counters.enqueued(),
-                        };
-                        let from = woken.or(handed_out).unwrap_or(called);
-                        read_on.pace = Some(Pace::new(from, first_take));
+                        let window = *locked(&self.window);
+                        let first_take = self.mark();
+                        read_on.pace =
+                            Some(Pace::new(woken, handed_out, window, called, first_take));
                     }
                     // Past the exit gate a stopped lane's worker reads no more: reading may run Python code.
                     let read = self.calling_python(|| {
@@ -540,7 +538,8 @@ impl PyBatchCore {
                         // Counted as the batch goes out: application threads read into it too.
                         read_on.bytes += filling.reader().bytes();
                         batches.push(self.hand_out(py, &mut filling)?);
-                        read_on.reading = !read_on.stopped
+                        read_on.reading = batches.len() < max_batches
+                            && !read_on.stopped
                             && read_on.pace.is_some_and(|pace| {
                                 let room = self.queue.capacity().saturating_sub(self.queue.len());
                                 let Mark { at, enqueued } = self.mark();
@@ -553,7 +552,7 @@ impl PyBatchCore {
             }
         }
         if !batches.is_empty() {
-            *locked(&self.handed_out) = Some(self.mark());
+            *locked(&self.handed_out) = self.mark();
         }
         Ok(batches)
     }

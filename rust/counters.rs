@@ -117,7 +117,7 @@ impl Counters {
         self.enqueued.fetch_add(1, Ordering::AcqRel)
     }
 
-    /// Spans accepted so far, dropped ones too: how many have arrived.
+    /// Spans accepted so far, dropped ones and those lost before the queue too: every arrival.
     pub fn enqueued(&self) -> u64 {
         self.enqueued.load(Ordering::Acquire)
     }

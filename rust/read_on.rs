@@ -51,18 +51,36 @@ impl Mark {
 /// holding the GIL: waiting for them, or sending the batches before.
 #[derive(Clone, Copy, Debug)]
 pub struct Pace {
-    /// The end of the worker's wait for an empty queue to fill (the first arrival woke it);
-    /// else when it last handed batches out (what came since, came while it sent them); else
-    /// the call's start.
+    /// The end of the worker's wait for an empty queue to fill (the first arrival woke it),
+    /// else when it last handed batches out: what came since, came while they were sent.
     from: Mark,
-    /// The call's first take, from the worker's first look at that batch: its window bounds
-    /// reading on.
+    /// The call's first take: what comes after, comes while the worker reads.
     first_take: Mark,
+    /// When the worker first saw the batch it holds: reading on ends at that batch's window.
+    first_seen: Instant,
 }
 
 impl Pace {
-    pub fn new(from: Mark, first_take: Mark) -> Self {
-        Self { from, first_take }
+    /// The pace of a call that began at `called` and first took items at `first_take`.
+    /// `woken`: the end of its wait for an empty queue to fill, if it waited so; `handed_out`:
+    /// when batches were last handed out (at first, when the lane was made); `window`: when the
+    /// worker first looked at the partial batch it then filled, if it did.
+    pub fn new(
+        woken: Option<Mark>,
+        handed_out: Mark,
+        window: Option<Instant>,
+        called: Instant,
+        first_take: Mark,
+    ) -> Self {
+        // Not the call's start after a wait: that may be long past, the window with it.
+        let first_seen = window
+            .or(woken.map(|mark| mark.at))
+            .map_or(called, |seen| seen.max(called));
+        Self {
+            from: woken.unwrap_or(handed_out),
+            first_take,
+            first_seen,
+        }
     }
 
     /// Whether to read on, holding requests of `bytes` in all, `enqueued` items having come so
@@ -80,16 +98,16 @@ impl Pace {
     }
 
     /// When the worker reading on stops waiting for its next chunk: `CHUNK_WAIT` from `now`, and
-    /// never past `window` from the first take (the batch it holds must not wait longer).
+    /// never past `window` from its first look at the batch it holds (which must not wait longer).
     pub fn chunk_deadline(&self, now: Instant, window: Duration) -> Instant {
-        (now + CHUNK_WAIT).min(self.first_take.at + window)
+        (now + CHUNK_WAIT).min(self.first_seen + window)
     }
 }
 
-/// One call's reading on: its pace from its first take, and what it read.
+/// One call's reading on: its pace, and what it read.
 #[derive(Default)]
 pub struct ReadOn {
-    /// The pace from the call's first take.
+    /// Set at the call's first take.
     pub pace: Option<Pace>,
     /// Whether the worker reads on into the batch it holds.
     pub reading: bool,
@@ -109,10 +127,16 @@ mod tests {
         Mark { at, enqueued }
     }
 
+    /// A call that found its items queued at `start`, the last hand-out `before` it.
+    fn found_queued(start: Instant, before: Mark, first_take: Mark) -> Pace {
+        Pace::new(None, before, None, start, first_take)
+    }
+
     #[test]
     fn large_items_arriving_fast_read_on() {
         let start = Instant::now();
-        let pace = Pace::new(mark(start, 0), mark(start, 0));
+        let woken = Some(mark(start, 0));
+        let pace = Pace::new(woken, mark(start, 0), None, start, mark(start, 0));
         // 512 GenAI events (5 MB) read in 8 ms, as a tight loop makes them: 40 ms to send,
         // in which 2,560 more arrive, more than the queue's 2,048 slots.
         assert!(pace.reads_on(512, 5_000_000, 2048, start + 8 * MS));
@@ -124,11 +148,17 @@ mod tests {
     fn small_items_go_out_at_once() {
         let start = Instant::now();
         // 512 spans (150 KB) in 2 ms: about 1 ms to send.
-        let pace = Pace::new(mark(start, 0), mark(start, 0));
+        let pace = Pace::new(
+            Some(mark(start, 0)),
+            mark(start, 0),
+            None,
+            start,
+            mark(start, 0),
+        );
         assert!(!pace.reads_on(512, 150_000, 2048, start + 2 * MS));
         // Four batches of them came in the 40 ms the last send took, 200 more while they were
         // read: 50,000 spans a second, 5 ms to send.
-        let pace = Pace::new(mark(start, 0), mark(start + 40 * MS, 2048));
+        let pace = found_queued(start + 40 * MS, mark(start, 0), mark(start + 40 * MS, 2048));
         assert!(!pace.reads_on(2248, 600_000, 1848, start + 44 * MS));
     }
 
@@ -137,38 +167,66 @@ mod tests {
         let start = Instant::now();
         // Batches handed out at `start`; 40 ms later the call finds the 256-slot queue full
         // and 280 dropped. None arrived while it read a batch of 3.2 MB (its read held them up).
-        let first_take = mark(start + 40 * MS, 536);
-        assert!(Pace::new(mark(start, 0), first_take).reads_on(
-            536,
-            3_200_000,
-            192,
-            start + 45 * MS
-        ));
+        let called = start + 40 * MS;
+        let pace = found_queued(called, mark(start, 0), mark(called, 536));
+        assert!(pace.reads_on(536, 3_200_000, 192, start + 45 * MS));
         // Counted from the call alone, nothing came: it would send at once.
-        assert!(!Pace::new(first_take, first_take).reads_on(536, 3_200_000, 192, start + 45 * MS));
+        let pace = found_queued(called, mark(called, 536), mark(called, 536));
+        assert!(!pace.reads_on(536, 3_200_000, 192, start + 45 * MS));
+    }
+
+    #[test]
+    fn a_wait_for_an_empty_queue_counts_from_its_end() {
+        let called = Instant::now();
+        // Idle for 6 s, woken by the first of a burst: 128 large items by the first take 5 ms
+        // later, none since. From the call's start the pace would be 21 items a second.
+        let woken = mark(called + 6000 * MS, 0);
+        let first_take = mark(woken.at + 5 * MS, 128);
+        let pace = Pace::new(Some(woken), mark(called, 0), None, called, first_take);
+        assert!(pace.reads_on(128, 3_200_000, 192, woken.at + 8 * MS));
+        // Its window runs from there too, not from the call's start 6 s before: a chunk is
+        // still awaited for `CHUNK_WAIT`.
+        let now = woken.at + 8 * MS;
+        assert_eq!(
+            pace.chunk_deadline(now, Duration::from_secs(1)),
+            now + CHUNK_WAIT
+        );
     }
 
     #[test]
     fn the_pace_of_a_burst_after_a_lull_is_its_own() {
         let start = Instant::now();
         // Handed out a second ago, 10 since; then 64 large items came in 2 ms during the call.
-        let pace = Pace::new(mark(start, 0), mark(start + 1000 * MS, 10));
+        let called = start + 1000 * MS;
+        let pace = found_queued(called, mark(start, 0), mark(called, 10));
         assert!(pace.reads_on(74, 3_200_000, 192, start + 1002 * MS));
     }
 
     #[test]
-    fn the_wait_for_a_chunk_ends_at_the_window() {
-        // Counted from a hand-out 500 ms before the first take: the window runs from the take.
-        let handed_out = Instant::now();
-        let start = handed_out + 500 * MS;
-        let pace = Pace::new(mark(handed_out, 0), mark(start, 0));
+    fn the_wait_for_a_chunk_ends_at_the_window_of_the_first_look() {
+        let called = Instant::now();
+        // The worker first looked at its partial batch 500 ms into the call.
+        let seen = called + 500 * MS;
+        let pace = Pace::new(None, mark(called, 0), Some(seen), called, mark(seen, 0));
         assert_eq!(
-            pace.chunk_deadline(start, Duration::from_secs(1)),
-            start + CHUNK_WAIT
+            pace.chunk_deadline(seen, Duration::from_secs(1)),
+            seen + CHUNK_WAIT
         );
         assert_eq!(
-            pace.chunk_deadline(start + 998 * MS, Duration::from_secs(1)),
-            start + 1000 * MS
+            pace.chunk_deadline(seen + 998 * MS, Duration::from_secs(1)),
+            seen + 1000 * MS
+        );
+        // A window left from before the call (the spans a batch left behind) counts from the call.
+        let before = Pace::new(
+            None,
+            mark(called, 0),
+            Some(called),
+            called + 500 * MS,
+            mark(seen, 0),
+        );
+        assert_eq!(
+            before.chunk_deadline(seen + 998 * MS, Duration::from_secs(1)),
+            seen + 1000 * MS
         );
     }
 }
