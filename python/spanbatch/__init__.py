@@ -5,7 +5,15 @@ from __future__ import annotations
 from spanbatch._config import BatchSettings
 from spanbatch._stats import SpanStats
 from spanbatch.log_processor import BatchLogRecordProcessor
-from spanbatch.pipeline import Pipeline, install
+from spanbatch.pipeline import Pipeline, PipelineSpans, install
 from spanbatch.processor import BatchSpanProcessor
 
-__all__ = ["BatchLogRecordProcessor", "BatchSettings", "BatchSpanProcessor", "Pipeline", "SpanStats", "install"]
+__all__ = [
+    "BatchLogRecordProcessor",
+    "BatchSettings",
+    "BatchSpanProcessor",
+    "Pipeline",
+    "PipelineSpans",
+    "SpanStats",
+    "install",
+]

@@ -54,7 +54,7 @@ class Pipeline(SpanEngine):
     provider a side of its own to shut down (:class:`PipelineSpans`, :attr:`logs`).
     """
 
-    _span_sides: weakref.WeakSet[PipelineSpans]
+    _span_sides: list[weakref.ref[PipelineSpans]]
 
     @spells_out(SpanPolicyArguments)
     def __init__(
@@ -75,7 +75,7 @@ class Pipeline(SpanEngine):
             if not isinstance(name, str) or not name.strip():
                 raise ValueError(f"backend names must be non-empty strings, not {name!r}.")
         batch = (max_queue_size, schedule_delay_millis, max_export_batch_size, export_timeout_millis)
-        self._span_sides = weakref.WeakSet()  # held weakly: each holds this pipeline, for its provider
+        self._span_sides = []  # held weakly: each holds this pipeline, for its provider
 
         def backends(named: Mapping[str, Exporter[Any]]) -> list[Backend]:
             return [Backend(name, exporter, resolve_settings(*batch, backend=name)) for name, exporter in named.items()]
@@ -94,8 +94,10 @@ class Pipeline(SpanEngine):
 
     def _bind_hot_path(self) -> None:
         super()._bind_hot_path()
-        for side in self._span_sides:
-            side.bind(self)
+        # A copy, taken at once: another thread may add a side while these bind.
+        for ref in self._span_sides.copy():
+            if (side := ref()) is not None:
+                side._bind(self)
 
     @property
     def names(self) -> list[str]:
@@ -169,44 +171,48 @@ class Pipeline(SpanEngine):
         _exit.shutdown(self._lanes_of_both_signals(), self._timeout_millis(timeout_millis))
 
     def _shutdown_spans(self, timeout_millis: float | None) -> None:
-        _exit.shutdown(self._lanes, self._timeout_millis(timeout_millis))
+        # By default within the span lanes' own export timeout, as the stock processor's shutdown.
+        _exit.shutdown(self._lanes, super()._timeout_millis(timeout_millis))
 
 
 class PipelineSpans(SpanProcessor):
     """A pipeline's span side, the processor :func:`install` adds to the ``TracerProvider``.
 
     Its ``on_start`` and ``on_end`` are the pipeline's own (the Rust push) and its flush is the pipeline's, both
-    signals; its ``shutdown`` shuts the span lanes alone. The ``LoggerProvider`` shuts the log side down: a
-    record emitted between the two providers' shutdowns (a "traces flushed" line, an exporter's error logged
-    through a ``LoggingHandler``) still goes out, as it does with the stock processors.
+    signals; its ``shutdown`` shuts the span lanes alone, by default within their own export timeout. The
+    ``LoggerProvider`` shuts the log side (:attr:`Pipeline.logs`) down: a record emitted between the two
+    providers' shutdowns (a "traces flushed" line, an exporter's error logged through a ``LoggingHandler``) still
+    goes out, as it does with the stock processors. For a pipeline built by hand:
+    ``provider.add_span_processor(PipelineSpans(pipeline))``, as :func:`install` does.
     """
 
     def __init__(self, pipeline: Pipeline) -> None:
-        self._pipeline = pipeline
-        pipeline._span_sides.add(self)
-        self.bind(pipeline)
+        self.pipeline = pipeline
+        pipeline._span_sides.append(weakref.ref(self))
+        self._bind(pipeline)
 
-    def bind(self, pipeline: Pipeline) -> None:
+    def _bind(self, pipeline: Pipeline) -> None:
         """Take the pipeline's hot path as it is now (its cores change after a fork and a shutdown)."""
         self.on_start = pipeline.on_start  # type: ignore[method-assign]
+        self._on_ending = pipeline._on_ending  # type: ignore[method-assign]
         self.on_end = pipeline.on_end  # type: ignore[method-assign]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        self._pipeline.on_start(span, parent_context)
+        self.pipeline.on_start(span, parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
-        self._pipeline.on_end(span)
+        self.pipeline.on_end(span)
 
     def force_flush(self, timeout_millis: int | None = None) -> bool:
         """The pipeline's flush: both signals, every backend, in parallel."""
-        return self._pipeline.force_flush(timeout_millis)
+        return self.pipeline.force_flush(timeout_millis)
 
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Drain and shut down the pipeline's span lanes in parallel within one deadline. Idempotent."""
-        self._pipeline._shutdown_spans(timeout_millis)
+        self.pipeline._shutdown_spans(timeout_millis)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._pipeline!r})"
+        return f"{type(self).__name__}({self.pipeline!r})"
 
 
 class PipelineLogs(LogEngine):
