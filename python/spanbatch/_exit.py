@@ -16,6 +16,9 @@ by then call no Python from native code, and their workers take the GIL back no 
 once, the flush running beside it, so that a graceful drain is not held up by a hanging backend; under the
 default action, which ends the process, every lane is shut down first. A handler installed from C is left in
 place. SIGKILL and the OOM killer cannot be caught: they lose the spans still queued, and nothing else.
+A forked child is a process of its own: whatever its parent was doing (dying of SIGTERM, its exit deadline
+running), the child's exit gets the whole limit, from its own first shutdown, and a SIGTERM sent to it flushes as
+configured. Forked from an atexit hook, it is exiting too: it runs the hooks after that one.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import signal
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from types import FrameType
 
 from spanbatch import _fork, _settings
@@ -52,6 +56,10 @@ _exit_deadline: float | None = None
 _budget = ExitBudget()
 # The thread shutting every lane down on SIGTERM, when the main thread could not wait for it (see on_sigterm).
 _terminating: WorkerThread | None = None
+# spanbatch's SIGTERM handler once installed, and whether it has made way for the default action (the process dies
+# of the signal once every lane is shut down): a child forked meanwhile puts it back.
+_sigterm_handler: Callable[[int, FrameType | None], None] | None = None
+_sigterm_handler_set_aside = False
 
 
 def register(owner: HasLanes) -> None:
@@ -75,9 +83,13 @@ def _on_main_thread_done() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _budget, _terminating
+    """The child's exit is its own: it gets the whole limit whatever was left of its parent's (a pre-fork server or
+    a pool may fork while its SIGTERM's shutdown runs), and SIGTERM flushes it as configured."""
+    global _budget, _terminating, _exit_deadline
     _budget = ExitBudget()  # the child's own main thread (the one that forked) is running
+    _exit_deadline = None  # set by the child's own first shutdown once exiting
     _terminating = None
+    _restore_sigterm_handler()
     exit_gate_after_fork_in_child()
 
 
@@ -181,6 +193,7 @@ if (_register_at_main_thread_done := getattr(threading, "_register_atexit", None
 def _install_sigterm_handler() -> bool:
     """Whether SIGTERM's handling is settled: installed, or left to a handler from C (told once). False: try again
     from the main thread."""
+    global _sigterm_handler
     if threading.current_thread() is not threading.main_thread():
         logger.warning("SPANBATCH_FLUSH_ON_SIGTERM needs the main thread to install a handler; not installed.")
         return False
@@ -209,13 +222,34 @@ def _install_sigterm_handler() -> bool:
             _terminate()
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    _sigterm_handler = on_sigterm
     return True
+
+
+def _set_aside_sigterm_handler() -> None:
+    """The default action of SIGTERM back, for the process to die of the signal."""
+    global _sigterm_handler_set_aside
+    # Told first: a thread may fork in between, and its child puts the handler back if it was set aside by then.
+    _sigterm_handler_set_aside = True
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _restore_sigterm_handler() -> None:
+    """In a forked child: spanbatch's handler back (with the application's before it, as it was called) if it made
+    way for the default action in the parent, unless something else has taken its place since. The thread that
+    forked is the child's main thread: the handler may be set from it."""
+    global _sigterm_handler_set_aside
+    if not _sigterm_handler_set_aside:
+        return
+    _sigterm_handler_set_aside = False
+    if _sigterm_handler is not None and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm_handler)
 
 
 def _terminate() -> None:
     """The default action of SIGTERM, as if we had not been here, once every lane is shut down."""
     shutdown_all()
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _set_aside_sigterm_handler()
     os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -234,7 +268,7 @@ def _terminate_beside_the_application() -> None:
     """``_terminate`` on a thread of its own. Only the main thread sets a handler: the default one is back from
     now on, so a second SIGTERM ends the process at once, as it would have without spanbatch."""
     global _terminating
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _set_aside_sigterm_handler()
     try:
         _terminating = start_thread(_die_of_sigterm_after_shutdown, "spanbatch-sigterm-shutdown")
     except RuntimeError:  # no new threads once interpreter shutdown has begun (3.12+)
