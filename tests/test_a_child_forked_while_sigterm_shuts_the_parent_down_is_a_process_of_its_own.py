@@ -14,9 +14,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
+from typing import Any
 
 import pytest
+from spanbatch import _exit
 
+from tests.helpers import in_child
 from tests.helpers.accounting import ReportedStats, balanced
 from tests.helpers.apps import clean_env, started_app
 
@@ -201,3 +205,18 @@ def test_a_child_forked_at_exit_exports_its_span_within_an_exit_deadline_of_its_
     for reported in stats.values():
         assert reported.dropped_total == 0, (stats, err)
         assert balanced(reported)
+
+
+def test_a_child_forked_at_exit_bounds_its_flushes_by_its_own_exit_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As in an atexit hook of a parent whose exit deadline has passed: the child runs the hooks after that one, its
+    # main thread done. A flush there waits at most the child's exit limit (not the parent's deadline, long past;
+    # nor the flush's own timeout alone, as while a main thread runs).
+    monkeypatch.setenv("SPANBATCH_EXIT_TIMEOUT_MS", str(EXIT_TIMEOUT_MILLIS))
+    monkeypatch.setattr(_exit, "_exiting", True)
+    monkeypatch.setattr(_exit, "_exit_deadline", time.monotonic() - 1)
+
+    def child() -> dict[str, Any]:
+        now = time.monotonic()
+        return {"exiting": _exit._exiting, "flush waits": round(_exit._flush_deadline(now + 60) - now, 1)}
+
+    assert in_child(child) == {"exiting": True, "flush waits": EXIT_TIMEOUT_MILLIS / 1000}

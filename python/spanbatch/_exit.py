@@ -18,7 +18,7 @@ default action, which ends the process, every lane is shut down first. A handler
 place. SIGKILL and the OOM killer cannot be caught: they lose the spans still queued, and nothing else.
 A forked child is a process of its own: whatever its parent was doing (dying of SIGTERM, its exit deadline
 running), the child's exit gets the whole limit, from its own first shutdown, and a SIGTERM sent to it flushes as
-configured. Forked from an atexit hook, it is exiting too: it runs the hooks after that one.
+configured. Forked from an atexit hook, it is exiting too: it runs the hooks after that one, its main thread done.
 """
 
 from __future__ import annotations
@@ -87,6 +87,10 @@ def _after_fork_in_child() -> None:
     a pool may fork while its SIGTERM's shutdown runs), and SIGTERM flushes it as configured."""
     global _budget, _terminating, _exit_deadline
     _budget = ExitBudget()  # the child's own main thread (the one that forked) is running
+    if _exiting:
+        # Forked by an atexit hook: the child runs the hooks after it, its main thread done. It stays exiting (its
+        # shutdowns keep an exit deadline; no hook would tell it again), and its flushes share its exit limit too.
+        _budget.main_thread_done()
     _exit_deadline = None  # set by the child's own first shutdown once exiting
     _terminating = None
     _restore_sigterm_handler()
