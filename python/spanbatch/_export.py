@@ -168,14 +168,13 @@ class PrivateLoop:
                 return task.result()
         except BaseException as error:
             if not task.done() or not isinstance(error, Exception):
-                self._cancel(task)
                 self.close()
             raise
         # Timed out: cancelled as ``wait_for`` would, but not waited for past the grace (``wait_for`` waits
         # without bound, so an export that ignores its cancellation would hold the worker for ever).
         self._cancel(task)
         if not task.done():
-            self.close()
+            self.close(given_up=task)
         elif not task.cancelled():
             # It finished in its cancellation's cleanup: its outcome, as ``wait_for`` gives it.
             return task.result()
@@ -189,10 +188,31 @@ class PrivateLoop:
             with suppress(BaseException):
                 self._loop.run_until_complete(asyncio.wait({task}, timeout=CANCEL_GRACE_SECONDS))
 
-    def close(self) -> None:
-        if self._loop is not None:
-            self._loop.close()
-            self._loop = None
+    def close(self, given_up: asyncio.Task[Any] | None = None) -> None:
+        """Close the loop as ``asyncio.run`` closes its own, but within ``CANCEL_GRACE_SECONDS`` in all: the tasks
+        left running (the export's, or the exporter's own in the background) are cancelled into their cleanup, then
+        the async generators left suspended are closed. ``given_up``: an export that had its grace already,
+        cancelled again but not waited for. The executor's threads are let go, never joined (a call hung in one
+        would hold the worker for ever): a call still running finishes on its own thread, which then ends.
+        """
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        deadline = time.monotonic() + CANCEL_GRACE_SECONDS
+        try:
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            # Whatever a callback raises meanwhile (a task's own error is reported as asyncio reports it, when the
+            # task goes), the close goes on.
+            if waited := tasks - {given_up}:
+                with suppress(BaseException):
+                    loop.run_until_complete(asyncio.wait(waited, timeout=CANCEL_GRACE_SECONDS))
+            with suppress(BaseException):
+                closing = loop.create_task(loop.shutdown_asyncgens())
+                loop.run_until_complete(asyncio.wait({closing}, timeout=max(0.0, deadline - time.monotonic())))
+        finally:
+            loop.close()  # shuts its default executor down without waiting
 
 
 def succeeded(signal: Signal, exporter: object, result: object) -> bool:
