@@ -51,7 +51,11 @@ def test_sends_after_hung_ones_are_exported(shutdown_later: Later) -> None:
     exporter = FirstSendsHang(HUNG)
     processor = shutdown_later(
         spanbatch.BatchSpanProcessor(
-            exporter, schedule_delay_millis=LONG, max_export_batch_size=1, export_timeout_millis=100
+            # Time enough for a good send to start a thread on a loaded machine: 8 hung ones take 8 s.
+            exporter,
+            schedule_delay_millis=LONG,
+            max_export_batch_size=1,
+            export_timeout_millis=1000,
         )
     )
     try:

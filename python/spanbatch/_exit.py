@@ -18,7 +18,9 @@ default action, which ends the process, every lane is shut down first. A handler
 place. SIGKILL and the OOM killer cannot be caught: they lose the spans still queued, and nothing else.
 A forked child is a process of its own: whatever its parent was doing (dying of SIGTERM, its exit deadline
 running), the child's exit gets the whole limit, from its own first shutdown, and a SIGTERM sent to it flushes as
-configured. Forked from an atexit hook, it is exiting too: it runs the hooks after that one, its main thread done.
+configured; processors its parent had shut down by then stay shut down in it (as stock's do), those it makes
+work. Forked from an atexit hook (CPython 3.10, 3.11, 3.13+; 3.12 forks no child once exit has begun), it is
+exiting too: it runs the hooks after that one, its main thread done.
 """
 
 from __future__ import annotations
@@ -93,8 +95,8 @@ def _after_fork_in_child() -> None:
         _budget.main_thread_done()
     _exit_deadline = None  # set by the child's own first shutdown once exiting
     _terminating = None
-    _restore_sigterm_handler()
     exit_gate_after_fork_in_child()
+    _restore_sigterm_handler()  # last: setting a handler may raise (a fork on a subinterpreter's thread)
 
 
 def _exit_deadline_now() -> float | None:
