@@ -12,6 +12,11 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -343,3 +348,116 @@ def test_flush_on_sigterm_from_the_hub(http_receiver: OTLPReceiver) -> None:
     assert child.returncode == -15, child.stderr  # SIGTERM's own action, once flushed
     assert "Traceback" not in child.stderr, child.stderr
     assert http_receiver.wait_for_spans(100, timeout=5), http_receiver.stats()
+
+
+class KeepAliveCounts:
+    """What a keep-alive server saw: connections opened, requests answered."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.connections = 0
+        self.requests = 0
+        self.port = 0
+
+
+@contextmanager
+def serve_keep_alive() -> Iterator[KeepAliveCounts]:
+    """An HTTP/1.1 server on 127.0.0.1 that keeps each connection open and answers each POST after 50 ms (long
+    enough for a client's second request to wait for its first)."""
+    counts = KeepAliveCounts()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            with counts.lock:
+                counts.connections += 1
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(0.05)
+            with counts.lock:
+                counts.requests += 1
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    counts.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield counts
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_an_async_exporters_gathered_sends_share_one_keep_alive_connection() -> None:
+    # An async exporter's blocking calls (asyncio.to_thread) ran on a pool of real OS threads, each with a hub of
+    # its own, where a gevent socket waits only on the hub of the thread that made it: a keep-alive connection
+    # shared by two gathered sends, or kept for the next export, broke there. They now run as greenlets on the
+    # worker's own hub, as asyncio's pool runs them under gevent, and none is left for the exit to wait for.
+    with serve_keep_alive() as server:
+        child = run_child(
+            """
+            import asyncio
+            import urllib3
+            from opentelemetry.sdk.trace.export import SpanExportResult
+
+            os_thread = monkey.get_original("_thread", "get_ident")  # whichever greenlet asks
+
+            class SendsOnOneConnection(SpanExporter):
+                # Each batch as two sends gathered through asyncio.to_thread, taking turns on one keep-alive
+                # connection (a pool of one): the first send makes it, every later one reuses it. The pool is
+                # made at the first export, on the thread that exports (a gevent queue, as a gevent socket,
+                # belongs to the hub of the thread that made it), as a requests.Session makes its own.
+                client = None
+                os_threads = set()
+
+                def send(self, part):
+                    self.os_threads.add(os_thread())
+                    return self.client.request("POST", "/" + part, body=b"spans", pool_timeout=5.0).status
+
+                async def export(self, spans):
+                    self.os_threads.add(os_thread())
+                    if self.client is None:
+                        self.client = urllib3.HTTPConnectionPool(
+                            "127.0.0.1", int(os.environ["KEEP_ALIVE_PORT"]), maxsize=1, block=True, timeout=5.0,
+                            retries=False,
+                        )
+                    statuses = await asyncio.gather(*(asyncio.to_thread(self.send, part) for part in "ab"))
+                    report.setdefault("statuses", []).extend(statuses)
+                    return SpanExportResult.SUCCESS
+
+            exporter = SendsOnOneConnection()
+            processor = spanbatch.BatchSpanProcessor(
+                exporter, schedule_delay_millis=60_000, export_timeout_millis=10_000
+            )
+            provider.add_span_processor(processor)
+            for _ in range(2):
+                tracer.start_span("sent").end()
+                report.setdefault("flushed", []).append(processor.force_flush(20_000))
+            report["os_threads"] = len(exporter.os_threads)
+            tracked.append(processor)
+            report["main_done"] = time.time()
+            """,
+            None,
+            KEEP_ALIVE_PORT=str(server.port),
+        )
+        exited_at = time.time()
+        child.assert_clean_exit()
+        assert child.report["flushed"] == [True, True]
+        assert child.report["statuses"] == [200] * 4
+        assert (server.connections, server.requests) == (1, 4)
+    assert child.report["os_threads"] == 1  # the worker's: no OS thread of a pool of its own
+    assert child.stats() == (2, 2, 0, 0, NO_DROPS)
+    main_done = child.report["main_done"]
+    assert isinstance(main_done, float)
+    assert exited_at - main_done < 5.0

@@ -13,11 +13,15 @@ not a thread per call: the calls still awaited run as many at a time as asyncio'
 reused from one call to the next. Measured (3.11, 2 busy cores, medians of 5 runs of 1,000 calls): a ``to_thread``
 call cost 50-95 us here, 70-85 us in asyncio's pool, 115-160 us with a thread per call; an export gathering 200 sends
 of 20 ms ran them on 6 threads here, on 88-200 at once (a connection each) with a thread per call.
+
+Under gevent's monkey-patching the calls run as greenlets instead, on the hub of the loop's own thread (see
+``GreenletPool``).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -26,13 +30,18 @@ from contextlib import suppress
 from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
-from spanbatch._threads import start_thread
+from spanbatch._threads import start_thread, threads_are_greenlets
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 # ``ThreadPoolExecutor``'s own default (3.13 counts the CPUs the process may use).
 DEFAULT_THREADS = min(32, (getattr(os, "process_cpu_count", os.cpu_count)() or 1) + 4)
+
+
+def default_executor(name: str) -> ThreadPoolExecutor:
+    """The default executor of a private loop made on this thread."""
+    return GreenletPool(name) if threads_are_greenlets() else DaemonThreadPool(name)
 
 
 class _Call(Future[Any]):
@@ -72,6 +81,9 @@ class DaemonThreadPool(ThreadPoolExecutor):
     """A ``ThreadPoolExecutor`` (``loop.set_default_executor`` takes nothing else) whose ``submit`` and ``shutdown``
     are its own: its base starts no thread and so registers none to be joined at exit."""
 
+    # An idle thread waits for the next call: starting one costs more than the call it would run.
+    _idle_waits = True
+
     def __init__(self, name: str, max_threads: int = DEFAULT_THREADS) -> None:
         super().__init__(max_workers=max_threads, thread_name_prefix=name)
         self._name = name
@@ -108,9 +120,13 @@ class DaemonThreadPool(ThreadPoolExecutor):
         self._named += 1
         # No new threads once interpreter shutdown has begun (3.12+): the counted threads take the call, if any.
         with suppress(RuntimeError):
-            start_thread(self._serve, f"{self._name}_{self._named}")
+            self._start(self._serve, f"{self._name}_{self._named}")
             self._counted += 1
             self._free += 1
+
+    def _start(self, serve: Callable[[], None], name: str) -> None:
+        """Starts a thread that runs ``serve``: a real OS thread, even under gevent (see ``GreenletPool``)."""
+        start_thread(serve, name)
 
     def give_up(self, call: _Call) -> None:
         """``call``'s caller stopped waiting for it while it ran: its thread stops counting, so that calls hung for
@@ -144,7 +160,7 @@ class DaemonThreadPool(ThreadPoolExecutor):
     def _next(self) -> _Call | None:
         with self._lock:
             while not self._calls:
-                if self._closed:
+                if self._closed or not self._idle_waits:
                     self._free -= 1
                     self._lose_one()
                     return None
@@ -167,3 +183,28 @@ class DaemonThreadPool(ThreadPoolExecutor):
             with self._lock:
                 while self._counted:
                     self._all_ended.wait()
+
+
+class GreenletPool(DaemonThreadPool):
+    """The pool under gevent's monkey-patching: each call a greenlet on the hub of the thread that made the pool
+    (the lane's worker, whose loop selects with gevent's selector: that hub runs while the loop waits), as asyncio's
+    own pool runs its "threads" there. Its lock and conditions are gevent's, which are safe on one OS thread.
+
+    Why not the base class's OS threads: each has a hub of its own, and a gevent socket or queue waits only on the
+    hub of the thread that made it, so a keep-alive connection shared by two gathered sends, or kept for the next
+    export, broke (a send waiting for the connection never woke: "Can only use Waiter.switch method from the Hub
+    greenlet"); gevent's patched locks, the pool's own among them, are not safe across OS threads either (a lane
+    exports one batch at a time under gevent for that). Why not asyncio's own pool: its greenlet "threads" are
+    joined at exit (``concurrent.futures.thread._python_exit``) from the main thread's hub, which never sees them
+    end: the exit hung even with no call hung. These greenlets are known to nothing the exit joins. As in asyncio's
+    pool under gevent, a call that blocks its OS thread without yielding to the hub blocks the loop too.
+    """
+
+    # A greenlet costs microseconds to start, and one waiting for work would wait on a hub that runs only while the
+    # loop does (never again, once it is closed): one with nothing left to run ends.
+    _idle_waits = False
+
+    def _start(self, serve: Callable[[], None], name: str) -> None:
+        greenlet = sys.modules["gevent"].Greenlet(serve)  # spanbatch never imports gevent: it is loaded here
+        greenlet.name = name
+        greenlet.start()

@@ -19,7 +19,7 @@ from spanbatch._capabilities import Exporter, encodes_logs, encodes_spans, expor
 from spanbatch._core import BatchCore, LogEncoder, LogRequest, SpanEncoder, SpanRequest
 from spanbatch._drops import DropReporter, log_stock_export_exception
 from spanbatch._encoding import SkipWarnings, accepted_items, items_spilled, requests_read, spans_left_out
-from spanbatch._executor import DaemonThreadPool
+from spanbatch._executor import default_executor
 from spanbatch._policies import RetryPolicy
 from spanbatch._safe_log import logged
 from spanbatch._settings import ExportPolicies
@@ -141,8 +141,8 @@ class PrivateLoop:
 
     Made on first use, so synchronous exporters never pay for one, and never shared: the
     application's own loop (if any) is not touched and cannot stall the export. Its default executor
-    (``asyncio.to_thread``, ``run_in_executor(None, ...)``) is a ``DaemonThreadPool``: a blocking call
-    hung there holds neither the exit nor the later exports (see ``_executor``).
+    (``asyncio.to_thread``, ``run_in_executor(None, ...)``) is a ``DaemonThreadPool`` (a ``GreenletPool``
+    under gevent): a blocking call hung there holds neither the exit nor the later exports (see ``_executor``).
     """
 
     def __init__(self) -> None:
@@ -159,7 +159,7 @@ class PrivateLoop:
         """
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-            self._loop.set_default_executor(DaemonThreadPool(f"{threading.current_thread().name}-call"))
+            self._loop.set_default_executor(default_executor(f"{threading.current_thread().name}-call"))
         loop = self._loop
         task = loop.create_task(_awaited(awaitable))
         try:
