@@ -1,0 +1,74 @@
+"""DaemonThreadPool (``spanbatch._executor``), the default executor of an async exporter's private loop, on its own:
+what a call given up, a call cancelled, a shutdown or a thread that cannot be started does to the other calls. The
+pools here run one thread at most, so that every call but the first has to wait for it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from spanbatch._executor import DaemonThreadPool
+
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.timeout(60)
+
+# Far longer than any call here takes: only a call that nothing runs waits this long.
+WAIT_SECONDS = 10.0
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    """What the calls that hang wait for; set when the test ends, whatever happened."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+@pytest.fixture
+def pool(release: threading.Event) -> Iterator[DaemonThreadPool]:
+    """A pool of one thread at most, let go (not waited for) when the test ends."""
+    pool = DaemonThreadPool("test-pool", max_threads=1)
+    yield pool
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def test_a_call_given_up_while_it_runs_frees_its_thread_for_the_next(
+    pool: DaemonThreadPool, release: threading.Event
+) -> None:
+    hung = pool.submit(release.wait)
+    assert wait_until(hung.running)
+    assert not hung.cancel()  # as asyncio cancels the future of a call it awaited: too late, given up
+    assert pool.submit(lambda: "next").result(WAIT_SECONDS) == "next"
+    assert not hung.done()
+    release.set()
+    assert hung.result(WAIT_SECONDS) is True  # its thread finished it, nobody waiting
+
+
+def test_a_call_cancelled_before_it_starts_never_runs(pool: DaemonThreadPool, release: threading.Event) -> None:
+    ran: list[str] = []
+    running = pool.submit(release.wait)
+    queued = pool.submit(ran.append, "cancelled")
+    assert queued.cancel()
+    release.set()
+    assert running.result(WAIT_SECONDS) is True
+    assert pool.submit(ran.append, "next").result(WAIT_SECONDS) is None
+    assert (ran, queued.cancelled()) == (["next"], True)
+
+
+def test_shutdown_that_cancels_the_futures_cancels_the_queued_calls_and_lets_the_running_one_end(
+    pool: DaemonThreadPool, release: threading.Event
+) -> None:
+    ran: list[int] = []
+    running = pool.submit(release.wait)
+    assert wait_until(running.running)
+    queued = [pool.submit(ran.append, n) for n in range(2)]
+    pool.shutdown(wait=False, cancel_futures=True)
+    assert [call.cancelled() for call in queued] == [True, True]
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(ran.append, 2)
+    release.set()
+    assert running.result(WAIT_SECONDS) is True
+    pool.shutdown(wait=True)  # returns once its thread has ended
+    assert ran == []
