@@ -5,9 +5,11 @@ pools here run one thread at most, so that every call but the first has to wait 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 import pytest
+from spanbatch import _executor
 from spanbatch._executor import DaemonThreadPool
 
 from tests.helpers import wait_until
@@ -32,6 +34,13 @@ def pool(release: threading.Event) -> Iterator[DaemonThreadPool]:
     pool = DaemonThreadPool("test-pool", max_threads=1)
     yield pool
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+def fails_with(error: BaseException) -> Callable[..., NoReturn]:
+    def start_thread(*args: object) -> NoReturn:
+        raise error
+
+    return start_thread
 
 
 def test_a_call_given_up_while_it_runs_frees_its_thread_for_the_next(
@@ -72,3 +81,16 @@ def test_shutdown_that_cancels_the_futures_cancels_the_queued_calls_and_lets_the
     assert running.result(WAIT_SECONDS) is True
     pool.shutdown(wait=True)  # returns once its thread has ended
     assert ran == []
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("can't start new thread")], ids=type)
+def test_a_call_whose_thread_cannot_be_started_is_not_left_to_run_later(
+    pool: DaemonThreadPool, monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> None:
+    ran: list[str] = []
+    monkeypatch.setattr(_executor, "start_thread", fails_with(error))
+    with pytest.raises(type(error)):
+        pool.submit(ran.append, "refused")
+    monkeypatch.undo()
+    assert pool.submit(lambda: ran.append(threading.current_thread().name)).result(WAIT_SECONDS) is None
+    assert ran == ["test-pool_1"]  # the first thread started, and the only call it ran

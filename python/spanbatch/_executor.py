@@ -38,6 +38,9 @@ T = TypeVar("T")
 # ``ThreadPoolExecutor``'s own default (3.13 counts the CPUs the process may use).
 DEFAULT_THREADS = min(32, (getattr(os, "process_cpu_count", os.cpu_count)() or 1) + 4)
 
+# What a call gets when no thread is left to run it and none can be started (3.12+ refuses new threads at exit).
+_NO_THREAD = "cannot start a thread for the call (interpreter shutdown?)"
+
 
 def default_executor(name: str) -> ThreadPoolExecutor:
     """The default executor of a private loop made on this thread."""
@@ -94,7 +97,7 @@ class DaemonThreadPool(ThreadPoolExecutor):
         self._calls: deque[_Call] = deque()
         self._free = 0  # threads not running a call: waiting for one, or on their way to take one
         self._counted = 0  # threads alive, but for those running a call given up
-        self._named = 0
+        self._named = 0  # threads started
         self._closed = False
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
@@ -103,26 +106,30 @@ class DaemonThreadPool(ThreadPoolExecutor):
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._calls.append(call)
-            self._hand_out()
-            if self._counted == 0:  # no thread could be started, and none is left to take it
+            try:
+                self._hand_out()
+            except RuntimeError as error:  # no thread can be started now: the counted ones take the call, if any
+                if self._counted == 0:
+                    self._calls.remove(call)
+                    raise RuntimeError(_NO_THREAD) from error
+            except BaseException:  # a call its caller was refused must never run
                 self._calls.remove(call)
-                raise RuntimeError("cannot start a thread for the call (interpreter shutdown?)")
+                raise
         return call
 
     def _hand_out(self) -> None:
         """A thread for the call last queued: a free one woken, else a new one if the cap allows; else the call
-        waits for a counted thread to end its own, or for a call given up to make room. Under the lock."""
+        waits for a counted thread to end its own, or for a call given up to make room. Raises what starting a
+        thread raised (a ``RuntimeError`` once interpreter shutdown has begun, on 3.12+). Under the lock."""
         if len(self._calls) <= self._free:
             self._has_work.notify()  # one not waiting yet finds the call queued
             return
         if self._counted >= self._max_threads:
             return
+        self._start(self._serve, f"{self._name}_{self._named + 1}")
         self._named += 1
-        # No new threads once interpreter shutdown has begun (3.12+): the counted threads take the call, if any.
-        with suppress(RuntimeError):
-            self._start(self._serve, f"{self._name}_{self._named}")
-            self._counted += 1
-            self._free += 1
+        self._counted += 1
+        self._free += 1
 
     def _start(self, serve: Callable[[], None], name: str) -> None:
         """Starts a thread that runs ``serve``: a real OS thread, even under gevent (see ``GreenletPool``)."""
@@ -137,7 +144,9 @@ class DaemonThreadPool(ThreadPoolExecutor):
             call.given_up = True
             self._lose_one()
             if self._calls:
-                self._hand_out()
+                # No thread can be started now (3.12+ at exit, or no resources): the counted ones take the calls.
+                with suppress(RuntimeError):
+                    self._hand_out()
 
     def _lose_one(self) -> None:
         self._counted -= 1
