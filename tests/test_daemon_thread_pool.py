@@ -18,6 +18,7 @@ pytestmark = pytest.mark.timeout(60)
 
 # Far longer than any call here takes: only a call that nothing runs waits this long.
 WAIT_SECONDS = 10.0
+NO_THREAD = "cannot start a thread"
 
 
 @pytest.fixture
@@ -94,3 +95,19 @@ def test_a_call_whose_thread_cannot_be_started_is_not_left_to_run_later(
     monkeypatch.undo()
     assert pool.submit(lambda: ran.append(threading.current_thread().name)).result(WAIT_SECONDS) is None
     assert ran == ["test-pool_1"]  # the first thread started, and the only call it ran
+
+
+def test_calls_queued_when_no_thread_is_left_nor_can_be_started_fail_at_once(
+    pool: DaemonThreadPool, release: threading.Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hung = pool.submit(release.wait)
+    assert wait_until(hung.running)
+    queued = pool.submit(lambda: "never")
+    # As at interpreter exit on 3.12+: no thread can be started to replace the one given up.
+    monkeypatch.setattr(_executor, "start_thread", fails_with(RuntimeError("can't create new thread at shutdown")))
+    hung.cancel()
+    assert queued.done()  # it would otherwise wait for its caller's timeout
+    assert isinstance(queued.exception(), RuntimeError)
+    assert NO_THREAD in str(queued.exception())
+    with pytest.raises(RuntimeError, match=NO_THREAD):
+        pool.submit(lambda: "refused too")

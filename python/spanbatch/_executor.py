@@ -79,6 +79,19 @@ class _Call(Future[Any]):
             return partial(self.set_exception, error)
         return partial(self.set_result, result)
 
+    def fail(self, error: BaseException) -> None:
+        """Ends the call unrun (the pool marked it ended): its caller gets ``error``, unless it cancelled it."""
+        self._fn, self._args, self._kwargs = None, (), {}
+        if self.set_running_or_notify_cancel():
+            self.set_exception(error)
+
+
+def _fail(calls: list[_Call]) -> None:
+    """Fails the calls stranded: no thread is left to run them, and none can be started. Outside the pool's lock
+    (their callers' callbacks run)."""
+    for call in calls:
+        call.fail(RuntimeError(_NO_THREAD))
+
 
 class DaemonThreadPool(ThreadPoolExecutor):
     """A ``ThreadPoolExecutor`` (``loop.set_default_executor`` takes nothing else) whose ``submit`` and ``shutdown``
@@ -94,6 +107,7 @@ class DaemonThreadPool(ThreadPoolExecutor):
         self._lock = threading.Lock()
         self._has_work = threading.Condition(self._lock)  # a call was queued for a free thread, or the pool closed
         self._all_ended = threading.Condition(self._lock)  # no counted thread is left, once closed
+        # Calls wait here only while a counted thread is left to take them; the others fail (``_lose_one``).
         self._calls: deque[_Call] = deque()
         self._free = 0  # threads not running a call: waiting for one, or on their way to take one
         self._counted = 0  # threads alive, but for those running a call given up
@@ -142,16 +156,25 @@ class DaemonThreadPool(ThreadPoolExecutor):
             if call.given_up or call.ended:
                 return
             call.given_up = True
-            self._lose_one()
-            if self._calls:
-                # No thread can be started now (3.12+ at exit, or no resources): the counted ones take the calls.
-                with suppress(RuntimeError):
-                    self._hand_out()
+            stranded = self._lose_one()
+        _fail(stranded)
 
-    def _lose_one(self) -> None:
+    def _lose_one(self) -> list[_Call]:
+        """A counted thread stops counting: another takes its place if calls wait. Returns the calls stranded,
+        to be failed outside the lock: no counted thread is left, and none could be started. Under the lock."""
         self._counted -= 1
-        if self._counted == 0:
-            self._all_ended.notify_all()
+        if self._calls:
+            # No thread can be started now (3.12+ at exit, or no resources): the counted ones take the calls.
+            with suppress(Exception):
+                self._hand_out()
+        if self._counted:
+            return []
+        self._all_ended.notify_all()
+        stranded = list(self._calls)
+        self._calls.clear()
+        for call in stranded:
+            call.ended = True  # a cancellation meanwhile finds it done with, not running on a thread
+        return stranded
 
     def _serve(self) -> None:
         while (call := self._next()) is not None:
@@ -171,7 +194,7 @@ class DaemonThreadPool(ThreadPoolExecutor):
             while not self._calls:
                 if self._closed or not self._idle_waits:
                     self._free -= 1
-                    self._lose_one()
+                    self._lose_one()  # nothing queued: nothing stranded
                     return None
                 self._has_work.wait()
             self._free -= 1
