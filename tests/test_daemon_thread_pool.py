@@ -111,3 +111,20 @@ def test_calls_queued_when_no_thread_is_left_nor_can_be_started_fail_at_once(
     assert NO_THREAD in str(queued.exception())
     with pytest.raises(RuntimeError, match=NO_THREAD):
         pool.submit(lambda: "refused too")
+
+
+def test_a_thread_ended_by_its_callers_callback_is_replaced(
+    pool: DaemonThreadPool, release: threading.Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ended: list[type[BaseException]] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: ended.append(args.exc_type))
+
+    def exits(_: object) -> NoReturn:
+        raise SystemExit  # concurrent.futures logs an Exception from a callback; anything else ends the thread
+
+    first = pool.submit(release.wait)
+    first.add_done_callback(exits)
+    release.set()
+    assert first.result(WAIT_SECONDS) is True
+    assert pool.submit(lambda: "next").result(WAIT_SECONDS) == "next"
+    assert ended == [SystemExit]

@@ -181,11 +181,20 @@ class DaemonThreadPool(ThreadPoolExecutor):
             set_outcome = call.run()
             with self._lock:
                 call.ended = True  # from now on ``given_up`` stays as it is
-                if not call.given_up:
+                counted = not call.given_up
+                if counted:
                     self._free += 1
             # Free before its caller learns the outcome: a caller that submits its next call then finds it free.
-            set_outcome()
-            if call.given_up:  # counted out already, and replaced where a call waited
+            try:
+                set_outcome()
+            except BaseException:  # from the caller's callback (an ``Exception`` is logged there): the thread ends
+                if counted:
+                    with self._lock:
+                        self._free -= 1
+                        stranded = self._lose_one()
+                    _fail(stranded)
+                raise
+            if not counted:  # counted out already, and replaced where a call waited
                 return
             del call, set_outcome  # not held while waiting for the next
 
