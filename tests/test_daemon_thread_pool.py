@@ -1,10 +1,12 @@
 """DaemonThreadPool (``spanbatch._executor``), the default executor of an async exporter's private loop, on its own:
-what a call given up, a call cancelled, a shutdown or a thread that cannot be started does to the other calls. The
-pools here run one thread at most, so that every call but the first has to wait for it."""
+what a call given up, a call cancelled, a shutdown, a thread that cannot be started or one that its caller's callback
+ends does to the other calls, and what a call that raised still holds. The pools here run one thread at most, so that
+every call but the first has to wait for it."""
 
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from typing import NoReturn
 
@@ -128,3 +130,16 @@ def test_a_thread_ended_by_its_callers_callback_is_replaced(
     assert first.result(WAIT_SECONDS) is True
     assert pool.submit(lambda: "next").result(WAIT_SECONDS) == "next"
     assert ended == [SystemExit]
+
+
+class Batch:
+    """What a call is given (a send's batch, most often)."""
+
+
+def test_a_call_that_raises_lets_go_of_what_it_was_given(pool: DaemonThreadPool) -> None:
+    batch = Batch()
+    freed = weakref.ref(batch)
+    call = pool.submit(int, batch)  # a builtin: it raises with no frame of its own to hold its argument
+    del batch
+    assert isinstance(call.exception(WAIT_SECONDS), TypeError)
+    assert freed() is None  # its caller keeps the error, and the error its traceback

@@ -77,6 +77,10 @@ class _Call(Future[Any]):
             result = fn(*args, **kwargs)
         except BaseException as error:  # the caller's to see, as ThreadPoolExecutor gives it
             return partial(self.set_exception, error)
+        finally:
+            # The error's traceback holds this frame, and the caller holds the error: not what the call was given
+            # (a batch, often). ThreadPoolExecutor's own calls clear theirs too.
+            del fn, args, kwargs
         return partial(self.set_result, result)
 
     def fail(self, error: BaseException) -> None:
