@@ -125,6 +125,9 @@ def _export_many(exporter: object) -> Callable[[Sequence[Any]], object] | None:
 # How long an export torn through is given to run its cleanup (``except CancelledError``, ``finally``) before
 # its loop is closed under it.
 CANCEL_GRACE_SECONDS = 1.0
+# The part of the close's grace kept for the async generators, whatever the tasks before them take: a task that
+# ignores its cancellation would otherwise leave them none, and their cleanup would never run to its end.
+ASYNC_GENERATORS_SECONDS = 0.25
 
 
 async def _awaited(awaitable: Awaitable[Any]) -> Any:
@@ -191,9 +194,10 @@ class PrivateLoop:
     def close(self, given_up: asyncio.Task[Any] | None = None) -> None:
         """Close the loop as ``asyncio.run`` closes its own, but within ``CANCEL_GRACE_SECONDS`` in all: the tasks
         left running (the export's, or the exporter's own in the background) are cancelled into their cleanup, then
-        the async generators left suspended are closed. ``given_up``: an export that had its grace already,
-        cancelled again but not waited for. The executor's threads are let go, never joined (a call hung in one
-        would hold the worker for ever): a call still running finishes on its own thread, which then ends.
+        the async generators left suspended are closed, in ``ASYNC_GENERATORS_SECONDS`` of the grace at least (and
+        whatever the tasks left of theirs). ``given_up``: an export that had its grace already, cancelled again but
+        not waited for. The executor's threads are let go, never joined (a call hung in one would hold the worker
+        for ever): a call still running finishes on its own thread, which then ends.
         """
         loop, self._loop = self._loop, None
         if loop is None:
@@ -206,8 +210,9 @@ class PrivateLoop:
             # Whatever a callback raises meanwhile (a task's own error is reported as asyncio reports it, when the
             # task goes), the close goes on.
             if waited := tasks - {given_up}:
+                left = deadline - ASYNC_GENERATORS_SECONDS - time.monotonic()
                 with suppress(BaseException):
-                    loop.run_until_complete(asyncio.wait(waited, timeout=CANCEL_GRACE_SECONDS))
+                    loop.run_until_complete(asyncio.wait(waited, timeout=max(0.0, left)))
             with suppress(BaseException):
                 closing = loop.create_task(loop.shutdown_asyncgens())
                 loop.run_until_complete(asyncio.wait({closing}, timeout=max(0.0, deadline - time.monotonic())))
