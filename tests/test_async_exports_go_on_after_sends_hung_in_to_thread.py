@@ -6,7 +6,6 @@ with the backend healthy again (the lane stalled for good)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,13 +14,14 @@ import pytest
 import spanbatch
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from spanbatch._executor import DEFAULT_THREADS
 
 from tests.helpers import LONG, balanced, end_spans
 
 Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
 # Two more than asyncio's default executor has threads (``ThreadPoolExecutor``'s default ``max_workers``).
-HUNG = min(32, (os.cpu_count() or 1) + 4) + 2
+HUNG = DEFAULT_THREADS + 2
 
 
 class FirstSendsHang(SpanExporter):
