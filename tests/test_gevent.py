@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -25,6 +25,7 @@ pytest.importorskip("gevent")
 from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import ReportedStats, balanced
+from tests.helpers.receivers import serving
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -386,17 +387,9 @@ def serve_keep_alive() -> Iterator[KeepAliveCounts]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    counts.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as port:
+        counts.port = port
         yield counts
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def test_an_async_exporters_gathered_sends_share_one_keep_alive_connection() -> None:

@@ -89,6 +89,22 @@ class HttpRecorder(_Decoded):
 
 
 @contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """``handler``'s threading HTTP server on 127.0.0.1, served on a daemon thread; yields its port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    # shutdown() waits out one poll interval: at the default 0.5 s, half a second per test that used it.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@contextmanager
 def serve_http() -> Iterator[HttpRecorder]:
     recorder = HttpRecorder()
 
@@ -112,19 +128,12 @@ def serve_http() -> Iterator[HttpRecorder]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    recorder.port = server.server_address[1]
-    # shutdown() waits out one poll interval: at the default 0.5 s, half a second per test that used it.
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield recorder
-    finally:
-        recorder.closing.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(Handler) as port:
+        recorder.port = port
+        try:
+            yield recorder
+        finally:
+            recorder.closing.set()  # a delayed answer goes now: the server's shutdown waits for none
 
 
 class GrpcRecorder(_Decoded):
