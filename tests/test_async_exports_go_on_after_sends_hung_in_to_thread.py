@@ -51,7 +51,7 @@ def test_sends_after_hung_ones_are_exported(shutdown_later: Later) -> None:
     exporter = FirstSendsHang(HUNG)
     processor = shutdown_later(
         spanbatch.BatchSpanProcessor(
-            # Time enough for a good send to start a thread on a loaded machine: 8 hung ones take 8 s.
+            # Time enough for a good send to start a thread on a loaded machine: each hung one takes 1 s.
             exporter,
             schedule_delay_millis=LONG,
             max_export_batch_size=1,
@@ -60,7 +60,7 @@ def test_sends_after_hung_ones_are_exported(shutdown_later: Later) -> None:
     )
     try:
         end_spans(processor, HUNG)
-        assert processor.force_flush(30_000)  # each export cancelled at its timeout
+        assert processor.force_flush(HUNG * 1000 + 30_000)  # each export cancelled at its timeout
         assert (exporter.calls, processor.stats().dropped["export_failed"]) == (HUNG, HUNG)
         end_spans(processor, 3)
         assert processor.force_flush(30_000)

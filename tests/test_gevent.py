@@ -33,7 +33,8 @@ _HANG_SECONDS = 40
 
 _PRELUDE = """
 from gevent import monkey
-monkey.patch_all()
+import os
+monkey.patch_all(select=os.environ.get("GEVENT_PATCHES") != "all-but-select")
 
 import atexit, faulthandler, json, os, signal, sys, time
 faulthandler.dump_traceback_later(float(sys.argv[3]), exit=True)
@@ -454,3 +455,31 @@ def test_an_async_exporters_gathered_sends_share_one_keep_alive_connection() -> 
     main_done = child.report["main_done"]
     assert isinstance(main_done, float)
     assert exited_at - main_done < 5.0
+
+
+def test_an_async_exporters_blocking_call_runs_with_selectors_left_unpatched() -> None:
+    # ``monkey.patch_all(select=False)`` leaves ``selectors`` as they were: the private loop waited in epoll, never
+    # running its thread's hub, so the greenlet of its blocking call never started and every export timed out. The
+    # loop waits with gevent's selector now.
+    child = run_child(
+        """
+        import asyncio
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        class Blocking(SpanExporter):
+            async def export(self, spans):
+                await asyncio.to_thread(len, spans)
+                return SpanExportResult.SUCCESS
+
+        processor = spanbatch.BatchSpanProcessor(Blocking(), schedule_delay_millis=60_000, export_timeout_millis=2_000)
+        provider.add_span_processor(processor)
+        tracer.start_span("sent").end()
+        report["flushed"] = processor.force_flush(10_000)
+        tracked.append(processor)
+        """,
+        None,
+        GEVENT_PATCHES="all-but-select",
+    )
+    child.assert_clean_exit()
+    assert child.report["flushed"] is True
+    assert child.stats() == (1, 1, 0, 0, NO_DROPS)

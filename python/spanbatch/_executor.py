@@ -15,11 +15,15 @@ call cost 50-95 us here, 70-85 us in asyncio's pool, 115-160 us with a thread pe
 of 20 ms ran them on 6 threads here, on 88-200 at once (a connection each) with a thread per call.
 
 Under gevent's monkey-patching the calls run as greenlets instead, on the hub of the loop's own thread (see
-``GreenletPool``).
+``GreenletPool``), and the loop waits with gevent's selector, so that the hub runs meanwhile however the
+application patched (``patch_thread()`` alone leaves ``selectors`` as it was: a loop waiting in epoll never let
+those greenlets start).
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import os
 import sys
 import threading
@@ -42,9 +46,16 @@ DEFAULT_THREADS = min(32, (getattr(os, "process_cpu_count", os.cpu_count)() or 1
 _NO_THREAD = "cannot start a thread for the call (interpreter shutdown?)"
 
 
-def default_executor(name: str) -> ThreadPoolExecutor:
-    """The default executor of a private loop made on this thread."""
-    return GreenletPool(name) if threads_are_greenlets() else DaemonThreadPool(name)
+def private_loop(name: str) -> asyncio.AbstractEventLoop:
+    """A new event loop for this thread's async exports, with its default executor (its threads named ``name``)."""
+    if threads_are_greenlets():
+        selector = importlib.import_module("gevent.selectors").GeventSelector()  # gevent is loaded: it patched
+        loop: asyncio.AbstractEventLoop = asyncio.SelectorEventLoop(selector)
+        loop.set_default_executor(GreenletPool(name))
+    else:
+        loop = asyncio.new_event_loop()
+        loop.set_default_executor(DaemonThreadPool(name))
+    return loop
 
 
 class _Call(Future[Any]):
@@ -150,7 +161,7 @@ class DaemonThreadPool(ThreadPoolExecutor):
         self._free += 1
 
     def _start(self, serve: Callable[[], None], name: str) -> None:
-        """Starts a thread that runs ``serve``: a real OS thread, even under gevent (see ``GreenletPool``)."""
+        """Starts a daemon thread that runs ``serve`` (never under gevent: see ``GreenletPool``)."""
         start_thread(serve, name)
 
     def give_up(self, call: _Call) -> None:

@@ -19,7 +19,7 @@ from spanbatch._capabilities import Exporter, encodes_logs, encodes_spans, expor
 from spanbatch._core import BatchCore, LogEncoder, LogRequest, SpanEncoder, SpanRequest
 from spanbatch._drops import DropReporter, log_stock_export_exception
 from spanbatch._encoding import SkipWarnings, accepted_items, items_spilled, requests_read, spans_left_out
-from spanbatch._executor import default_executor
+from spanbatch._executor import private_loop
 from spanbatch._policies import RetryPolicy
 from spanbatch._safe_log import logged
 from spanbatch._settings import ExportPolicies
@@ -161,8 +161,7 @@ class PrivateLoop:
         that one. The export is cancelled first, into its own cleanup, for ``CANCEL_GRACE_SECONDS`` at most.
         """
         if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            self._loop.set_default_executor(default_executor(f"{threading.current_thread().name}-call"))
+            self._loop = private_loop(f"{threading.current_thread().name}-call")
         loop = self._loop
         task = loop.create_task(_awaited(awaitable))
         try:
