@@ -16,8 +16,8 @@ of 20 ms ran them on 6 threads here, on 88-200 at once (a connection each) with 
 
 Under gevent's monkey-patching the calls run as greenlets instead, on the hub of the loop's own thread (see
 ``GreenletPool``), and the loop waits with gevent's selector, so that the hub runs meanwhile however the
-application patched (``patch_thread()`` alone leaves ``selectors`` as it was: a loop waiting in epoll never let
-those greenlets start).
+application patched (``patch_all(select=False)`` leaves ``selectors`` as they were: a loop waiting in epoll never
+let those greenlets start).
 """
 
 from __future__ import annotations

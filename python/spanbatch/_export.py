@@ -158,7 +158,7 @@ class PrivateLoop:
         A run that something other than an ``Exception`` tore through (a ``KeyboardInterrupt`` or ``SystemExit``
         from the export or a callback of the loop), or that ended before its export did (the exporter stopped the
         loop), takes the loop with it: kept, it would stop the next run at once and resume this export during
-        that one. The export is cancelled first, into its own cleanup, for ``CANCEL_GRACE_SECONDS`` at most.
+        that one. The export is cancelled into its own cleanup as the loop closes (see ``close``).
         """
         if self._loop is None:
             self._loop = private_loop(f"{threading.current_thread().name}-call")
