@@ -7,10 +7,17 @@ queue and those batches hold, at the default drop policy.
 The pace counts the records that came while the worker waited for them or sent the batches before, not only
 those that came while it read: a loop that never lets go of the GIL lets none arrive while the worker reads
 (that alone lost 280 of 600 in 1 run in 2 beside two busy CPUs, and once alone in CI). The burst either lets
-the worker have the GIL now and then (a millisecond every 16 records, still four times faster than a request of
-them is sent) or never does. After an idle spell longer than the schedule delay, the worker's window for the
-batch it holds runs from the burst's first record, not from when it began to wait (which ended reading on at
-once: 280 of 600 lost in every run).
+the worker have the GIL now and then (a millisecond every 16 records) or never does. After an idle spell longer
+than the schedule delay, the worker's window for the batch it holds runs from the burst's first record, not from
+when it began to wait (which ended reading on at once: 280 of 600 lost in every run).
+
+The worker reads on when records come fast enough to fill half the queue's free room in the time it expects a
+request to take at a gigabit; the receiver here never answers while the loop runs, so every record must be
+read on or lost. The margin is in the sizes: 200 KB records, batches of 16 (3.2 MB: 26 ms at a gigabit) and a
+queue of 64 read on from about 1,250 records a second, and the loop makes 7,000-10,000 (measured, the worker's
+reading included). With 50 KB records in batches of 64 and a queue of 256 the threshold was 3,800 a second: a
+process given a third of one CPU (pinned beside two busy ones) lost 280 of 600 in 3 runs of 6, as once in CI on
+a slow machine; with these sizes it lost none in 10 such runs.
 """
 
 from __future__ import annotations
@@ -30,9 +37,9 @@ from tests.helpers import balanced
 pytestmark = [pytest.mark.timeout(120), pytest.mark.alone]  # a burst: the worker must be scheduled during it
 Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
 
-BATCH, QUEUE = 64, 256
-RECORDS = 600  # more than the queue and one batch, less than the queue and eight batches
-BODY = "x" * 50_000  # a batch is 3.2 MB: tens of ms to send, while the loop makes one in a few
+BATCH, QUEUE = 16, 64
+RECORDS = 150  # more than the queue and one batch, less than the queue and eight batches
+BODY = "x" * 200_000  # a batch is 3.2 MB: tens of ms to send, while the loop makes one in a few
 
 
 NEVER = RECORDS  # the record from which the loop lets go of the GIL now and then
