@@ -112,12 +112,22 @@ def _declares(exporter: object, protocol: type, fast_path: str) -> bool:
     """
     cls = type(exporter)
     members = [name for name in vars(protocol) if not name.startswith("_")]
-    if any(name in getattr(exporter, "__dict__", {}) for name in members):
+    if any(name in _instance_dict(exporter) for name in members):
         return False
     return all(
         _declared_below(cls, fast_path, member) and (member == fast_path or _written_in_body(cls, member))
         for member in members
     )
+
+
+def _instance_dict(exporter: object) -> dict[str, object]:
+    """The attributes set on the instance itself; read past ``__getattr__``, which answers ``__dict__`` with
+    whatever it makes up where the class has ``__slots__`` and no dict."""
+    try:
+        attributes = object.__getattribute__(exporter, "__dict__")
+    except AttributeError:
+        return {}
+    return attributes if isinstance(attributes, dict) else {}
 
 
 def _written_in_body(cls: type, name: str) -> bool:
