@@ -106,13 +106,20 @@ def delivery_for(work: LaneWork) -> Delivery[Any]:
 
 
 def _declared_encoder(exporter: object) -> SpanEncoder | LogEncoder | None:
-    """The encoder the exporter's class declares for the requests it takes, if it is one of ours."""
-    if encodes_spans(exporter):
-        encoder = getattr(exporter, "span_encoder", None)
-        return encoder if isinstance(encoder, SpanEncoder) else None
-    if encodes_logs(exporter):
-        encoder = getattr(exporter, "log_encoder", None)
-        return encoder if isinstance(encoder, LogEncoder) else None
+    """The encoder the exporter's class declares for the requests it takes, if it is one of ours.
+
+    None where the instance cannot give it (a subclass whose ``__init__`` skipped its parent's): its ``export``
+    gets lists, as from the stock processor, and what it raises there is logged and counted per batch.
+    """
+    try:
+        if encodes_spans(exporter):
+            encoder: object = exporter.span_encoder
+            return encoder if isinstance(encoder, SpanEncoder) else None
+        if encodes_logs(exporter):
+            encoder = exporter.log_encoder
+            return encoder if isinstance(encoder, LogEncoder) else None
+    except Exception:  # raised here, on the worker thread, it would end the worker before its first batch
+        return None
     return None
 
 

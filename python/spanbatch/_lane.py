@@ -11,7 +11,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from spanbatch import _fork
 from spanbatch._capabilities import Exporter, spills
@@ -24,6 +24,9 @@ from spanbatch._settings import ExportPolicies
 from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
 from spanbatch._threads import WorkerThread, cooperative_pause, start_thread
+
+if TYPE_CHECKING:
+    from spanbatch._spill import SpillCounts
 
 logger = logging.getLogger("spanbatch")
 
@@ -175,8 +178,17 @@ class Lane:
         self.drops.report(self.core.stats().dropped, now=True)
 
     def stats(self) -> SpanStats:
-        disk = None if self._spill_counts is None else self._spill_counts()
-        return SpanStats.of(_fork.current_core(self), self.signal.drop_reasons, disk)
+        return SpanStats.of(_fork.current_core(self), self.signal.drop_reasons, self._disk())
+
+    def _disk(self) -> SpillCounts | None:
+        """What the exporter's spill directory did; None without one, or where the exporter cannot tell (a subclass
+        whose ``__init__`` skipped its parent's): its failing exports are told where they fail, not by ``stats()``."""
+        if self._spill_counts is None:
+            return None
+        try:
+            return self._spill_counts()
+        except Exception:
+            return None
 
     def current_core(self) -> BatchCore:
         """This process's core (a forked child's own once it has one): the self-metrics read its counters, and tell

@@ -37,7 +37,9 @@ class DeclaredEncoder(Generic[E]):
     def __get__(self, exporter: object, owner: type) -> DeclaredEncoder[E] | E:
         if exporter is None:
             return self
-        encoder: object = vars(exporter)["_encoder"]
+        encoder: object = vars(exporter).get("_encoder")
+        if encoder is None:  # an attribute lookup's own error, which ``getattr``/``hasattr`` expect
+            raise AttributeError(f"{type(exporter).__name__!r} has no encoder: its __init__ did not make one")
         if not isinstance(encoder, self._kind):
             raise TypeError(f"expected a {self._kind.__name__}, not {type(encoder).__name__}")
         return encoder
