@@ -497,15 +497,22 @@ def run_worker(work: LaneWork) -> None:
 
 
 def shutdown_exporter(exporter: Exporter[Any], timeout_millis: float) -> None:
-    """Call ``exporter.shutdown``, passing the time left where it accepts ``timeout_millis``."""
+    """Call ``exporter.shutdown``, passing the time left where it accepts ``timeout_millis``.
+
+    What it raises is logged, looking it up included (an exporter without one: stock raises that into the caller).
+    """
     try:
-        takes_timeout = "timeout_millis" in inspect.signature(exporter.shutdown).parameters
-    except (TypeError, ValueError):
-        takes_timeout = False
-    try:
-        if takes_timeout:
-            exporter.shutdown(timeout_millis=max(0.0, timeout_millis))  # type: ignore[call-arg]
+        shutdown = exporter.shutdown
+        if _takes_timeout(shutdown):
+            shutdown(timeout_millis=max(0.0, timeout_millis))  # type: ignore[call-arg]
         else:
-            exporter.shutdown()
+            shutdown()
     except Exception:
         logger.exception("Exception while shutting down %s.", type(exporter).__name__)
+
+
+def _takes_timeout(shutdown: Callable[..., object]) -> bool:
+    try:
+        return "timeout_millis" in inspect.signature(shutdown).parameters
+    except (TypeError, ValueError):
+        return False
