@@ -8,9 +8,11 @@ told at once, then each is waited for with whatever time is left.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from spanbatch import _fork
@@ -67,6 +69,26 @@ class Backend(NamedTuple):
     settings: BatchSettings
 
 
+@dataclass
+class ShutdownSteps:
+    """How far a lane's shutdown got (``finish_shutdown``). A wait it was interrupted in (Ctrl-C raises there, as in
+    the stock processor's) leaves the rest to the lane's next shutdown, the exit's at the latest, which takes each
+    step once: the spans still queued are counted, the exporter is shut down once."""
+
+    interrupted: bool = False
+    abandoned: bool = False
+    exporter_closer: WorkerThread | None = None
+    exporter_told: bool = False
+    finished: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_interrupted(self) -> bool:
+        """Whether an interrupted shutdown is left to finish; only one caller is told so."""
+        with self.lock:
+            taken, self.interrupted = self.interrupted, False
+            return taken
+
+
 class HasLanes(Protocol):
     """A processor, as exit and fork recovery see it."""
 
@@ -104,6 +126,7 @@ class Lane:
         self.worker: WorkerThread | None = None
         # The thread finishing a shutdown this lane's own export asked for (see ``shutdown_lanes``).
         self.finishing: WorkerThread | None = None
+        self.shutdown_steps = ShutdownSteps()
         self.core = self._start()
         if debug:
             logger.debug("%s lane: %s", self.name, self.policies)
@@ -246,6 +269,7 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:
     running finishes on its own thread.
     """
     deadline = time.monotonic() + timeout_millis / 1000
+    lanes = list(lanes)
     stopping = [lane for lane in lanes if _fork.current_core(lane).begin_shutdown()]
     for lane in stopping:
         lane.core_changed()
@@ -260,7 +284,9 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:
         else:
             for lane in own:
                 lane.finishing = finishing
-    finish_shutdown([lane for lane in stopping if lane not in own], deadline)
+    # A shutdown of these lanes interrupted before (see ``ShutdownSteps``) is finished by this one.
+    resumed = [lane for lane in lanes if lane not in stopping and lane.shutdown_steps.take_interrupted()]
+    finish_shutdown([lane for lane in stopping if lane not in own] + resumed, deadline)
 
 
 def wait_for_drains(lanes: Iterable[Lane], timeout_millis: float) -> None:
@@ -279,12 +305,26 @@ def wait_for_drains(lanes: Iterable[Lane], timeout_millis: float) -> None:
 
 
 def finish_shutdown(stopping: Sequence[Lane], deadline: float) -> None:
-    """Waits for the lanes' workers to drain until ``deadline``, gives up what is left, shuts the exporters down."""
+    """Waits for the lanes' workers to drain until ``deadline``, gives up what is left, shuts the exporters down.
+
+    Interrupted in a wait, it leaves the lanes it did not finish to their next shutdown (``ShutdownSteps``).
+    """
+    try:
+        _finish_shutdown(stopping, deadline)
+    except BaseException:
+        for lane in stopping:
+            if not lane.shutdown_steps.finished:
+                lane.shutdown_steps.interrupted = True
+        raise
+
+
+def _finish_shutdown(stopping: Sequence[Lane], deadline: float) -> None:
     for lane in stopping:
         if lane.worker is not None and not lane.on_export_thread():
             lane.worker.join(remaining_millis(deadline) / 1000)
     for lane in stopping:
-        if lane.worker is not None and lane.worker.is_alive():
+        if lane.worker is not None and lane.worker.is_alive() and not lane.shutdown_steps.abandoned:
+            lane.shutdown_steps.abandoned = True
             abandoned = lane.core.abandon()
             logger.warning(
                 "%s: shutdown deadline passed with the worker still busy (an export, or spans another thread was"
@@ -292,22 +332,26 @@ def finish_shutdown(stopping: Sequence[Lane], deadline: float) -> None:
                 lane.name,
                 lane.signal.counted(abandoned),
             )
-    helpers: list[tuple[Lane, WorkerThread]] = []
     for lane in stopping:
+        if lane.shutdown_steps.exporter_told:
+            continue
+        lane.shutdown_steps.exporter_told = True
         try:
-            helper = start_thread(
+            lane.shutdown_steps.exporter_closer = start_thread(
                 shutdown_exporter, f"spanbatch-{lane.name}-shutdown", lane.exporter, remaining_millis(deadline)
             )
         except RuntimeError:
             # Python 3.12+ starts no threads once interpreter shutdown has begun (atexit, late
             # SIGTERM): call it here instead, bounded by the timeout it is passed where it takes one.
             shutdown_exporter(lane.exporter, remaining_millis(deadline))
-        else:
-            helpers.append((lane, helper))
-    for lane, helper in helpers:
+    for lane in stopping:
+        helper = lane.shutdown_steps.exporter_closer
+        if helper is None:
+            continue
         helper.join(remaining_millis(deadline) / 1000)
         if helper.is_alive():
             logger.warning("%s: exporter shutdown did not return by the deadline.", lane.name)
     for lane in stopping:
         lane.tell_drops()
         lane.come_to_rest()
+        lane.shutdown_steps.finished = True

@@ -13,6 +13,7 @@ gevent is only looked for, never imported: a process that has not loaded it pays
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -113,13 +114,37 @@ class OSThread:
             self._pause(left)
 
 
+class _Thread(threading.Thread):
+    """A daemon ``threading.Thread`` whose liveness a Ctrl-C cannot falsify: before 3.13, a ``join`` that a signal
+    handler's exception interrupts marks the thread stopped while it still runs (bpo-45274's handling releases the
+    lock the running thread holds), so a shutdown resumed after it would take a hung export for a finished one.
+    Its end is told by an event of its own instead; in a forked child it never runs."""
+
+    def __init__(self, target: Callable[..., object], name: str, args: tuple[Any, ...]) -> None:
+        super().__init__(target=target, args=args, name=name, daemon=True)
+        self._spanbatch_ended = threading.Event()
+        self._spanbatch_pid = os.getpid()
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self._spanbatch_ended.set()
+
+    def is_alive(self) -> bool:
+        return self.ident is not None and self._running_here()
+
+    def _running_here(self) -> bool:
+        return self._spanbatch_pid == os.getpid() and not self._spanbatch_ended.is_set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._running_here():
+            self._spanbatch_ended.wait(timeout)
+
+
 def start_thread(target: Callable[..., object], name: str, *args: Any) -> WorkerThread:
     """Starts ``target(*args)`` on a daemon thread of its own: a real OS thread even under gevent."""
     monkey = _gevent_monkey()
-    thread: OSThread | threading.Thread
-    if monkey is None:
-        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
-    else:
-        thread = OSThread(monkey, target, name, args)
+    thread = _Thread(target, name, args) if monkey is None else OSThread(monkey, target, name, args)
     thread.start()
     return thread

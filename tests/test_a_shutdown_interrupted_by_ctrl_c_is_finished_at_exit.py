@@ -1,0 +1,114 @@
+"""Ctrl-C during a shutdown's wait raises ``KeyboardInterrupt`` (as stock's does), and that shutdown is then
+finished by the next one, the exit's included: the spans still queued are counted (``shutdown``) and told, and
+the exporter is shut down once. Interrupted, the lane used to stay half shut down for good: every later
+``shutdown()`` returned at once, so exit neither counted nor told the spans lost, and the exporter never heard
+of its shutdown.
+
+Each case runs in a child process whose export hangs (one span in flight, nine queued, a batch of one). Its
+report is printed by an atexit hook registered before spanbatch is imported: it runs after every other one.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.helpers import ReportedStats, balanced
+from tests.helpers.apps import clean_env
+
+pytestmark = pytest.mark.timeout(120)
+
+EXIT_LIMIT_SECONDS = 3.0
+
+_PRELUDE = """
+import atexit, json, os, signal, sys, threading, time
+
+def report():
+    s = processor.stats()
+    print(json.dumps({"stats": [s.enqueued, s.exported, s.queued, s.in_flight, dict(s.dropped)],
+                      "exporter_shutdowns": exporter.shutdowns, "interrupted": interrupted}), flush=True)
+
+atexit.register(report)  # before spanbatch's own hook, so after it
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+import spanbatch
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as an interactive program has it
+
+class HangingExporter(SpanExporter):
+    def __init__(self):
+        self.entered = threading.Event()
+        self.shutdowns = 0
+
+    def export(self, spans):
+        self.entered.set()
+        time.sleep(60)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+exporter = HangingExporter()
+processor = spanbatch.BatchSpanProcessor(exporter, max_export_batch_size=1, schedule_delay_millis=60_000)
+provider = TracerProvider()
+provider.add_span_processor(processor)
+tracer = provider.get_tracer("interrupted")
+interrupted = []
+
+def interrupt_after(event):
+    def send():
+        event.wait(30)
+        time.sleep(0.3)  # the main thread is in the shutdown's wait by now
+        os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=send, daemon=True).start()
+
+for i in range(10):
+    tracer.start_span(f"span-{i}").end()
+exporter.entered.wait(30)
+"""
+
+CASES = {
+    # The application's own shutdown, interrupted and caught; the process then exits as usual.
+    "explicit shutdown": """
+        interrupt_after(exporter.entered)
+        try:
+            provider.shutdown()
+        except KeyboardInterrupt:
+            interrupted.append(True)
+        """,
+    # The provider's own atexit shutdown, interrupted: the interpreter prints the exception and goes on.
+    "exit": """
+        main_done = threading.Event()
+        threading._register_atexit(main_done.set)
+        interrupt_after(main_done)
+        interrupted.append(True)
+        """,
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_shutdown_interrupted_by_ctrl_c_is_finished_by_the_exit(case: str) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", _PRELUDE + textwrap.dedent(CASES[case])],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        env=clean_env(SPANBATCH_EXIT_TIMEOUT_MS=str(int(EXIT_LIMIT_SECONDS * 1000))),
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "KeyboardInterrupt" in completed.stderr or case == "explicit shutdown", completed.stderr
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["interrupted"] == [True], report
+    stats = ReportedStats(*report["stats"])
+    assert balanced(stats), report
+    # The export still hangs; the nine spans behind it never reached the exporter, and are counted so.
+    assert (stats.enqueued, stats.exported, stats.queued, stats.in_flight) == (10, 0, 0, 1), report
+    assert stats.dropped["shutdown"] == 9, report
+    assert "dropped 9 spans still queued" in completed.stderr, completed.stderr
+    assert report["exporter_shutdowns"] == 1, report
