@@ -19,6 +19,7 @@ use crate::read_ahead::ReadAhead;
 use crate::read_on::{Mark, Pace, ReadOn};
 use crate::reader::{BatchReader, Filling, Lane, OpenBatch};
 use crate::room::Room;
+use crate::send_time::Sends;
 use crate::sync::locked;
 use crate::waits;
 use crate::wakeup::Wakeup;
@@ -67,8 +68,8 @@ pub struct PyBatchCore {
     pub(crate) abandoned: AtomicBool,
     /// When the worker first saw the oldest span of the batch it is filling.
     window: Mutex<Option<Instant>>,
-    /// When batches were last handed out to be sent, at first when the lane was made (`read_on.rs`).
-    handed_out: Mutex<Mark>,
+    /// The batches last handed out to be sent, and how long sends take (`send_time.rs`).
+    sends: Mutex<Sends>,
     /// Under gevent, a `gevent.sleep`: the application's waits pause with it instead of
     /// blocking their OS thread, which other greenlets share (see `waits.rs`, `_threads.py`).
     pause: Mutex<Option<Py<PyAny>>>,
@@ -122,10 +123,10 @@ impl PyBatchCore {
             away: AtomicUsize::new(0),
             abandoned: AtomicBool::new(false),
             window: Mutex::new(None),
-            handed_out: Mutex::new(Mark {
+            sends: Mutex::new(Sends::new(Mark {
                 at: Instant::now(),
                 enqueued: 0,
-            }),
+            })),
             pause: Mutex::new(pause),
         }
     }
@@ -502,7 +503,7 @@ impl PyBatchCore {
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let mut batches = Vec::new();
         let called = Instant::now();
-        let handed_out = *locked(&self.handed_out);
+        let (handed_out, send) = locked(&self.sends).back(called, self.counters.setbacks());
         let mut woken = None;
         let mut read_on = ReadOn::default();
         while batches.len() < max_batches {
@@ -519,8 +520,9 @@ impl PyBatchCore {
                     if read_on.pace.is_none() {
                         let window = *locked(&self.window);
                         let first_take = self.mark();
-                        read_on.pace =
-                            Some(Pace::new(woken, handed_out, window, called, first_take));
+                        read_on.pace = Some(Pace::new(
+                            woken, handed_out, window, called, first_take, send,
+                        ));
                     }
                     // Past the exit gate a stopped lane's worker reads no more: reading may run Python code.
                     let read = self.calling_python(|| {
@@ -552,7 +554,8 @@ impl PyBatchCore {
             }
         }
         if !batches.is_empty() {
-            *locked(&self.handed_out) = self.mark();
+            let setbacks = self.counters.setbacks();
+            locked(&self.sends).hand_out(self.mark(), read_on.bytes, setbacks);
         }
         Ok(batches)
     }

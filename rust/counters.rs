@@ -187,6 +187,13 @@ impl Counters {
         self.worker.retried.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Exports that failed and attempts made again: a send with either says nothing of how fast
+    /// the backend is (`send_time.rs`).
+    pub fn setbacks(&self) -> u64 {
+        self.worker.export_errors.load(Ordering::Acquire)
+            + self.worker.retried.load(Ordering::Acquire)
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let load = |c: &AtomicU64| c.load(Ordering::Acquire);
         // Finished stages first, then the worker's take, then queue exits, then arrivals.

@@ -38,6 +38,7 @@ pub mod read_on;
 mod reader;
 pub mod room;
 mod sampled;
+pub mod send_time;
 mod stats;
 mod sync;
 mod waits;

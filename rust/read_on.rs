@@ -8,16 +8,16 @@
 //! batches per call, the worker reads on into the next batch while sending what it holds
 //! would, at the rate items have been arriving, overflow the queue before the send returns.
 //! Reading empties the queue into requests at a few µs per item; they then go out together.
+//! How long a send takes is what this lane's sends have taken, never less than at a gigabit
+//! (`send_time.rs`): to a backend over the internet a request takes ten times that.
 //!
 //! It reads on only while items keep coming (each chunk within `CHUNK_WAIT`), never past the
 //! call's batches, and never past the window (schedule delay) of the batch it holds, so no
 //! item waits longer to go out than its schedule lets it. Small items (spans: about 0.3 KB)
 //! make requests quick to send: the worker sends at once, as before.
 
+use crate::send_time::SendTime;
 use std::time::{Duration, Instant};
-
-/// The send rate assumed when telling how long a request takes: a gigabit link.
-const SEND_BYTES_PER_SECOND: f64 = 125e6;
 
 /// Longest the worker reading on waits for the next chunk: a pause that long ends the burst.
 pub const CHUNK_WAIT: Duration = Duration::from_millis(20);
@@ -58,19 +58,23 @@ pub struct Pace {
     first_take: Mark,
     /// When the worker first saw the batch it holds: reading on ends at that batch's window.
     first_seen: Instant,
+    /// How long this lane's sends take.
+    send: SendTime,
 }
 
 impl Pace {
     /// The pace of a call that began at `called` and first took items at `first_take`.
     /// `woken`: the end of its wait for an empty queue to fill, if it waited so; `handed_out`:
     /// when batches were last handed out (at first, when the lane was made); `window`: when the
-    /// worker first looked at the partial batch it then filled, if it did.
+    /// worker first looked at the partial batch it then filled, if it did; `send`: how long the
+    /// lane's sends take.
     pub fn new(
         woken: Option<Mark>,
         handed_out: Mark,
         window: Option<Instant>,
         called: Instant,
         first_take: Mark,
+        send: SendTime,
     ) -> Self {
         // Not the call's start after a wait: that may be long past, the window with it.
         let first_seen = window
@@ -80,20 +84,21 @@ impl Pace {
             from: woken.unwrap_or(handed_out),
             first_take,
             first_seen,
+            send,
         }
     }
 
     /// Whether to read on, holding requests of `bytes` in all, `enqueued` items having come so
     /// far and `room` slots free: sending now would take long enough for items arriving at
     /// this pace to fill half the room.
-    #[allow(clippy::cast_precision_loss)] // sizes far below 2^52
+    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
     pub fn reads_on(&self, enqueued: u64, bytes: usize, room: usize, now: Instant) -> bool {
         let rate = self
             .from
             .rate(enqueued, now)
             .max(self.first_take.rate(enqueued, now));
-        let sending = bytes as f64 / SEND_BYTES_PER_SECOND;
-        // Half the room: the send rate is a guess, and a send slower than it loses items.
+        let sending = self.send.of(bytes);
+        // Half the room: the send time is an estimate, and a send slower than it loses items.
         2.0 * rate * sending > room as f64
     }
 
@@ -120,8 +125,10 @@ pub struct ReadOn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::send_time::Sends;
 
     const MS: Duration = Duration::from_millis(1);
+    const GIGABIT: SendTime = SendTime::GIGABIT;
 
     fn mark(at: Instant, enqueued: u64) -> Mark {
         Mark { at, enqueued }
@@ -129,14 +136,22 @@ mod tests {
 
     /// A call that found its items queued at `start`, the last hand-out `before` it.
     fn found_queued(start: Instant, before: Mark, first_take: Mark) -> Pace {
-        Pace::new(None, before, None, start, first_take)
+        Pace::new(None, before, None, start, first_take, GIGABIT)
+    }
+
+    /// What a lane learned from a send of `bytes` that took `away`.
+    fn learned(bytes: usize, away: Duration) -> SendTime {
+        let at = Instant::now();
+        let mut sends = Sends::new(mark(at, 0));
+        sends.hand_out(mark(at, 0), bytes, 0);
+        sends.back(at + away, 0).1
     }
 
     #[test]
     fn large_items_arriving_fast_read_on() {
         let start = Instant::now();
         let woken = Some(mark(start, 0));
-        let pace = Pace::new(woken, mark(start, 0), None, start, mark(start, 0));
+        let pace = Pace::new(woken, mark(start, 0), None, start, mark(start, 0), GIGABIT);
         // 512 GenAI events (5 MB) read in 8 ms, as a tight loop makes them: 40 ms to send,
         // in which 2,560 more arrive, more than the queue's 2,048 slots.
         assert!(pace.reads_on(512, 5_000_000, 2048, start + 8 * MS));
@@ -147,19 +162,33 @@ mod tests {
     #[test]
     fn small_items_go_out_at_once() {
         let start = Instant::now();
-        // 512 spans (150 KB) in 2 ms: about 1 ms to send.
-        let pace = Pace::new(
-            Some(mark(start, 0)),
-            mark(start, 0),
-            None,
-            start,
-            mark(start, 0),
-        );
-        assert!(!pace.reads_on(512, 150_000, 2048, start + 2 * MS));
-        // Four batches of them came in the 40 ms the last send took, 200 more while they were
-        // read: 50,000 spans a second, 5 ms to send.
-        let pace = found_queued(start + 40 * MS, mark(start, 0), mark(start + 40 * MS, 2048));
-        assert!(!pace.reads_on(2248, 600_000, 1848, start + 44 * MS));
+        // A fast backend, as a lane sees it before any send, and after sends of 1.2 MB that
+        // took 15 ms (twice a gigabit's time: the worker waited for the GIL after each).
+        for send in [GIGABIT, learned(1_200_000, 15 * MS)] {
+            // 512 spans (150 KB) in 2 ms: 1-2 ms to send.
+            let woken = Some(mark(start, 0));
+            let pace = Pace::new(woken, mark(start, 0), None, start, mark(start, 0), send);
+            assert!(!pace.reads_on(512, 150_000, 2048, start + 2 * MS));
+            // Four batches of them came in the 40 ms the last send took, 200 more while they
+            // were read: 50,000 spans a second, 5-8 ms to send.
+            let called = start + 40 * MS;
+            let pace = Pace::new(None, mark(start, 0), None, called, mark(called, 2048), send);
+            assert!(!pace.reads_on(2248, 600_000, 1848, start + 44 * MS));
+        }
+    }
+
+    #[test]
+    fn a_slow_backend_is_read_on_at_a_pace_a_gigabit_would_send_through() {
+        let start = Instant::now();
+        // A burst of 300 KB records, 1,600 a second: a batch of 4 (1.2 MB) read in 2.5 ms.
+        let woken = Some(mark(start, 0));
+        let at_a_gigabit = Pace::new(woken, mark(start, 0), None, start, mark(start, 0), GIGABIT);
+        // 10 ms to send at a gigabit: 16 more arrive, the queue's 92 free slots take them.
+        assert!(!at_a_gigabit.reads_on(4, 1_200_000, 92, start + 2500 * Duration::from_micros(1)));
+        // The lane's last request of that size took 300 ms (4 MB/s): 480 would arrive.
+        let send = learned(1_200_000, 300 * MS);
+        let measured = Pace::new(woken, mark(start, 0), None, start, mark(start, 0), send);
+        assert!(measured.reads_on(4, 1_200_000, 92, start + 2500 * Duration::from_micros(1)));
     }
 
     #[test]
@@ -182,7 +211,14 @@ mod tests {
         // later, none since. From the call's start the pace would be 21 items a second.
         let woken = mark(called + 6000 * MS, 0);
         let first_take = mark(woken.at + 5 * MS, 128);
-        let pace = Pace::new(Some(woken), mark(called, 0), None, called, first_take);
+        let pace = Pace::new(
+            Some(woken),
+            mark(called, 0),
+            None,
+            called,
+            first_take,
+            GIGABIT,
+        );
         assert!(pace.reads_on(128, 3_200_000, 192, woken.at + 8 * MS));
         // Its window runs from there too, not from the call's start 6 s before: a chunk is
         // still awaited for `CHUNK_WAIT`.
@@ -207,7 +243,14 @@ mod tests {
         let called = Instant::now();
         // The worker first looked at its partial batch 500 ms into the call.
         let seen = called + 500 * MS;
-        let pace = Pace::new(None, mark(called, 0), Some(seen), called, mark(seen, 0));
+        let pace = Pace::new(
+            None,
+            mark(called, 0),
+            Some(seen),
+            called,
+            mark(seen, 0),
+            GIGABIT,
+        );
         assert_eq!(
             pace.chunk_deadline(seen, Duration::from_secs(1)),
             seen + CHUNK_WAIT
@@ -223,6 +266,7 @@ mod tests {
             Some(called),
             called + 500 * MS,
             mark(seen, 0),
+            GIGABIT,
         );
         assert_eq!(
             before.chunk_deadline(seen + 998 * MS, Duration::from_secs(1)),
