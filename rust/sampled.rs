@@ -1,13 +1,54 @@
 //! The one check the span push makes before queueing: is the ended span sampled?
 //!
 //! The SDK calls `on_end` for every recording span, sampled or not; the stock processor queues
-//! only sampled ones. It is the largest part of `on_end`'s own cost, so it reads the SDK's stored
-//! context directly where it can.
+//! only sampled ones, reading `span.context.trace_flags.sampled`. It is the largest part of
+//! `on_end`'s own cost, so for a span whose class reads `context` with the SDK's own property
+//! it reads what that property returns, the stored `_context`, directly. Decided on the class,
+//! never on the instance: a `NonRecordingSpan` has a `_context` too but no `context` (stock
+//! raises `AttributeError`, and so do we), and a subclass may override `context`.
 
 use crate::interned::interned;
 use pyo3::exceptions::PyAttributeError;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyTuple, PyType};
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+/// The span class last found to read `context` with the SDK's property (in practice the SDK's
+/// `_Span`, the only one a provider makes). A strong reference is kept for good, so the address
+/// cannot be reused by another class; comparing it costs one load, where the check walks the MRO.
+static STORED_CONTEXT_CLASS: AtomicPtr<pyo3::ffi::PyTypeObject> =
+    AtomicPtr::new(std::ptr::null_mut());
+
+/// Whether `class` reads `context` with the SDK's `ReadableSpan.context` property (not overridden).
+/// A class that cannot be looked at (a metaclass that raises) goes the public way, as stock reads it.
+fn reads_stored_context(class: &Bound<'_, PyType>) -> bool {
+    class.as_type_ptr() == STORED_CONTEXT_CLASS.load(Ordering::Acquire)
+        || matches!(inherits_stored_context(class), Ok(true))
+}
+
+fn inherits_stored_context(class: &Bound<'_, PyType>) -> PyResult<bool> {
+    let py = class.py();
+    let name = interned!(py, "context");
+    for base in class.mro().iter() {
+        let base = base.cast_into::<PyType>()?;
+        if base.name()? == "ReadableSpan" && base.module()? == "opentelemetry.sdk.trace" {
+            let own = class.getattr(name).ok();
+            let sdk = base.getattr(name)?;
+            let same = own.is_some_and(|own| own.is(&sdk));
+            if same {
+                // The first such class is kept (its reference leaked on purpose, see above).
+                let _ = STORED_CONTEXT_CLASS.compare_exchange(
+                    std::ptr::null_mut(),
+                    class.clone().unbind().into_ptr().cast(),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            }
+            return Ok(same);
+        }
+    }
+    Ok(false)
+}
 
 /// Whether an ended span is sampled, reading the SDK's stored context when it has one.
 ///
@@ -17,6 +58,9 @@ use pyo3::types::PyTuple;
 /// unsampled one. A span without a context (None, or any falsy one, as stock tests it) is passed over.
 pub(crate) fn is_sampled(span: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = span.py();
+    if !reads_stored_context(&span.get_type()) {
+        return is_sampled_as_stock(span);
+    }
     match span.getattr(interned!(py, "_context")) {
         Ok(context) => {
             // The SDK's SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, ...).
@@ -35,7 +79,12 @@ pub(crate) fn is_sampled(span: &Bound<'_, PyAny>) -> PyResult<bool> {
         Err(error) if !error.is_instance_of::<PyAttributeError>(py) => return Err(error),
         Err(_) => {}
     }
-    // Any other ReadableSpan: the public path, as the stock processor reads it.
+    is_sampled_as_stock(span)
+}
+
+/// The public path, as the stock processor reads it.
+fn is_sampled_as_stock(span: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = span.py();
     let context = span.getattr(interned!(py, "context"))?;
     if !context.is_truthy()? {
         return Ok(false);
