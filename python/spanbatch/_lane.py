@@ -284,8 +284,11 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:
         else:
             for lane in own:
                 lane.finishing = finishing
-    # A shutdown of these lanes interrupted before (see ``ShutdownSteps``) is finished by this one.
-    resumed = [lane for lane in lanes if lane not in stopping and lane.shutdown_steps.take_interrupted()]
+    # A shutdown of these lanes interrupted before (see ``ShutdownSteps``) is finished by this one; in this process
+    # only: a child forked since has the mark in its copy of memory, and its parent's exporter and spans.
+    resumed = [
+        lane for lane in _fork.of_this_process(lanes) if lane not in stopping and lane.shutdown_steps.take_interrupted()
+    ]
     finish_shutdown([lane for lane in stopping if lane not in own] + resumed, deadline)
 
 
