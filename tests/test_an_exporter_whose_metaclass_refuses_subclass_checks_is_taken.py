@@ -23,6 +23,15 @@ class RefusesSubclassChecks(type(OTLPSpanExporter)):  # type: ignore[misc]
         raise RuntimeError("no subclass checks here")
 
 
+class RefusesComparisons(RefusesSubclassChecks):
+    """Its classes compared with ``==`` raise too (a metaclass whose ``__eq__`` builds an expression)."""
+
+    def __eq__(cls, other: object) -> bool:
+        raise RuntimeError("no comparisons here")
+
+    __hash__ = type.__hash__
+
+
 class Redacting(OTLPSpanExporter, metaclass=RefusesSubclassChecks):
     def __init__(self) -> None:
         super().__init__(endpoint="http://127.0.0.1:9/v1/traces")  # never sent to
@@ -33,9 +42,17 @@ class Redacting(OTLPSpanExporter, metaclass=RefusesSubclassChecks):
         return SpanExportResult.SUCCESS
 
 
+class RedactingUncompared(Redacting, metaclass=RefusesComparisons):
+    def export(self, spans: Any) -> SpanExportResult:
+        return super().export(spans)
+
+
 @pytest.mark.timeout(30)
-def test_its_export_gets_the_spans_as_lists(shutdown_later: Callable[[Any], Any]) -> None:
-    exporter = Redacting()
+@pytest.mark.parametrize("exporter_class", [Redacting, RedactingUncompared])
+def test_its_export_gets_the_spans_as_lists(
+    exporter_class: type[Redacting], shutdown_later: Callable[[Any], Any]
+) -> None:
+    exporter = exporter_class()
     processor = shutdown_later(BatchSpanProcessor(exporter, schedule_delay_millis=LONG))
     end_spans(processor, 3)
     assert processor.force_flush(5_000)

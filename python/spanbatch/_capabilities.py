@@ -142,8 +142,9 @@ def _written_in_body(cls: type, name: str) -> bool:
 def _declared_below(cls: type, name: str, other: str) -> bool:
     """Whether ``cls`` defines ``name`` and ``other``, ``name`` in a class that inherits ``other``'s definition."""
     owner, other_owner = _owner(cls, name), _owner(cls, other)
-    # Read from the MRO, not asked of ``issubclass``: that would run the metaclass's ``__subclasscheck__``.
-    return owner is not None and other_owner is not None and other_owner in owner.__mro__
+    # Read from the MRO by identity, not asked of ``issubclass`` nor ``in``: they run the metaclass's
+    # ``__subclasscheck__`` or ``__eq__``.
+    return owner is not None and other_owner is not None and any(klass is other_owner for klass in owner.__mro__)
 
 
 def _owner(cls: type, name: str) -> type | None:
