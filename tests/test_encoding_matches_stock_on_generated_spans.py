@@ -474,6 +474,25 @@ def test_a_span_ended_at_true_is_dropped_as_unencodable_and_the_rest_arrive(
 # ---- a request cut to a byte limit: each part is the stock request for its items ---------------------------
 
 
+CUT_SIGNALS: dict[str, tuple[Callable[..., Any], Callable[[list[Any]], bytes], Callable[[int], Any]]] = {
+    "spans": (lambda text, scope: span_with({"text": text}, instrumentation_scope=scope), stock_spans, SpanEncoder),
+    "logs": (lambda body, scope: record(body, scope=scope), stock_logs, LogEncoder),
+}
+
+
+@pytest.mark.parametrize("scope", [InstrumentationScope("lib"), None], ids=["scope", "no scope"])
+@pytest.mark.parametrize("signal", CUT_SIGNALS)
+def test_an_item_too_large_between_two_of_its_group_leaves_them_one_group(
+    signal: str, scope: InstrumentationScope | None
+) -> None:
+    # The stock encoder given the two that fit writes one ScopeSpans/ScopeLogs holding both.
+    make, stock, encoder = CUT_SIGNALS[signal]
+    batch = [make("x", scope), make("B" * 3000, scope), make("y", scope)]
+    request = encoder(1000).read(batch)
+    assert (request.parts, request.too_large, request.part_items(0)) == (1, 1, 2)
+    assert request.part_to_bytes(0) == stock([batch[0], batch[2]])
+
+
 def in_group_order(batch: list[Any]) -> list[Any]:
     """``batch`` in the order its request holds the items: by resource, then scope, first seen first."""
     groups: dict[Any, dict[Any, list[Any]]] = {}

@@ -122,8 +122,7 @@ impl Request {
         let empty = Part::default();
         for entry in &cut.entries {
             let resource = &self.resources[entry.resource];
-            let scope_body =
-                |piece: &Piece| resource.scopes[piece.scope].fixed_len() + piece.bytes.len();
+            let scope_body = |piece: &Piece| resource.scopes[piece.scope].fixed_len() + piece.len;
             let scopes: usize = entry
                 .pieces
                 .iter()
@@ -139,7 +138,9 @@ impl Request {
                 let part = scope.scope.as_deref().unwrap_or(&empty);
                 open(&mut buf, 1, part.message.len());
                 buf.extend_from_slice(&part.message);
-                buf.extend_from_slice(&scope.spans.bytes[piece.bytes.clone()]);
+                for range in piece.ranges() {
+                    buf.extend_from_slice(&scope.spans.bytes[range]);
+                }
                 string(&mut buf, 3, &part.schema_url);
             }
             string(&mut buf, 3, &part.schema_url);

@@ -5,12 +5,51 @@ use super::Request;
 use crate::otlp::wire::field_len;
 use std::ops::Range;
 
-/// Consecutive spans of one scope group, as the bytes they take in its buffer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Consecutive spans of one scope group, as the bytes they take in its buffer, less those
+/// left out as too large among them: the stock encoder, given the spans that fit, writes
+/// them as one scope group still.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Piece {
     pub scope: usize,
-    pub bytes: Range<usize>,
+    bytes: Range<usize>,
+    /// The spans inside `bytes` left out, in order.
+    gaps: Vec<Range<usize>>,
+    /// The bytes its spans take: `bytes` less `gaps`.
+    pub len: usize,
     pub spans: usize,
+}
+
+impl Piece {
+    fn new(scope: usize) -> Self {
+        Piece {
+            scope,
+            bytes: 0..0,
+            gaps: Vec::new(),
+            len: 0,
+            spans: 0,
+        }
+    }
+
+    /// Adds the span at `span`; any spans between it and the piece's last are left out.
+    fn push(&mut self, span: Range<usize>) {
+        if self.spans == 0 {
+            self.bytes.start = span.start;
+        } else if span.start > self.bytes.end {
+            self.gaps.push(self.bytes.end..span.start);
+        }
+        self.bytes.end = span.end;
+        self.len += span.len();
+        self.spans += 1;
+    }
+
+    /// Where its spans are in the buffer: `bytes` less `gaps`, in order.
+    pub fn ranges(&self) -> impl Iterator<Item = Range<usize>> + '_ {
+        let starts = std::iter::once(self.bytes.start).chain(self.gaps.iter().map(|gap| gap.end));
+        let ends = self.gaps.iter().map(|gap| gap.start);
+        starts
+            .zip(ends.chain(std::iter::once(self.bytes.end)))
+            .map(|(start, end)| start..end)
+    }
 }
 
 /// One resource group's pieces in a part.
@@ -53,7 +92,7 @@ impl Cutter {
         if piece.spans == 0 {
             return;
         }
-        self.scopes_len += field_len(2, scope_fixed + piece.bytes.len());
+        self.scopes_len += field_len(2, scope_fixed + piece.len);
         self.cut.spans += piece.spans;
         match self.cut.entries.last_mut() {
             Some(entry) if entry.resource == resource => entry.pieces.push(piece),
@@ -98,40 +137,27 @@ impl Request {
             let resource_fixed = group.fixed_len();
             for (scope, spans) in group.scopes.iter().enumerate() {
                 let scope_fixed = spans.fixed_len();
-                let mut piece = Piece {
-                    scope,
-                    bytes: 0..0,
-                    spans: 0,
-                };
+                let mut piece = Piece::new(scope);
+                let mut start = 0;
                 for &end in &spans.spans.ends {
-                    let size = end - piece.bytes.end;
+                    let span = start..end;
+                    start = end;
+                    let size = span.len();
                     if field_len(1, resource_fixed + field_len(2, scope_fixed + size))
                         > cutter.limit
                     {
-                        cutter.close_piece(resource, scope_fixed, piece.clone());
                         cutter.split.too_large.push(size);
-                        piece = Piece {
-                            scope,
-                            bytes: end..end,
-                            spans: 0,
-                        };
                         continue;
                     }
                     let grown = resource_fixed
                         + cutter.scopes_len
-                        + field_len(2, scope_fixed + end - piece.bytes.start);
+                        + field_len(2, scope_fixed + piece.len + size);
                     if cutter.closed + field_len(1, grown) > cutter.limit {
-                        let start = piece.bytes.end;
-                        cutter.close_piece(resource, scope_fixed, piece);
+                        let full = std::mem::replace(&mut piece, Piece::new(scope));
+                        cutter.close_piece(resource, scope_fixed, full);
                         cutter.close_cut(resource_fixed);
-                        piece = Piece {
-                            scope,
-                            bytes: start..start,
-                            spans: 0,
-                        };
                     }
-                    piece.bytes.end = end;
-                    piece.spans += 1;
+                    piece.push(span);
                 }
                 cutter.close_piece(resource, scope_fixed, piece);
             }

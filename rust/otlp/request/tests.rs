@@ -268,3 +268,38 @@ fn a_span_over_the_limit_alone_is_left_out() {
     assert_eq!(split.too_large, sizes);
     assert!(request.split(10).cuts.is_empty());
 }
+
+#[test]
+fn spans_either_side_of_one_too_large_stay_one_scope_group() {
+    // As the stock encoder writes the spans that fit: one ScopeSpans of both, not one each.
+    let one_scope = |spans: Vec<proto::Span>| proto::ExportTraceServiceRequest {
+        resource_spans: vec![proto::ResourceSpans {
+            resource: Some(proto::Resource::default()),
+            scope_spans: vec![proto::ScopeSpans {
+                scope: Some(proto::InstrumentationScope {
+                    name: "a".into(),
+                    ..Default::default()
+                }),
+                spans,
+                schema_url: "s".into(),
+            }],
+            schema_url: String::new(),
+        }],
+    };
+    let (small, large) = (|name| span(name, 1), span("large", 12));
+    let request = request_of(&one_scope(vec![
+        small("x"),
+        large.clone(),
+        large,
+        small("y"),
+        small("z"),
+    ]));
+    let split = request.split(500);
+    assert_eq!(split.too_large.len(), 2);
+    assert_eq!(split.cuts.len(), 1);
+    let fitting = one_scope(vec![small("x"), small("y"), small("z")]);
+    assert_eq!(
+        request.cut_to_bytes(&split.cuts[0]),
+        fitting.encode_to_vec()
+    );
+}
