@@ -5,9 +5,11 @@
 //! `on_end`'s own cost, so for a span whose class reads `context` with the SDK's own property
 //! it reads what that property returns, the stored `_context`, directly. Decided on the class,
 //! never on the instance: a `NonRecordingSpan` has a `_context` too but no `context` (stock
-//! raises `AttributeError`, and so do we), and a subclass may override `context`.
+//! raises `AttributeError`, and so do we), and a subclass may override `context`. Decided on what
+//! it stores too: only the API's `SpanContext` holding its `TraceFlags` is read directly.
 
 use crate::interned::interned;
+use crate::otlp::types::Types;
 use pyo3::exceptions::PyAttributeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyTuple, PyType};
@@ -63,12 +65,19 @@ pub(crate) fn is_sampled(span: &Bound<'_, PyAny>) -> PyResult<bool> {
     }
     match span.getattr(interned!(py, "_context")) {
         Ok(context) => {
-            // The SDK's SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, ...).
+            // The API's SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, ...).
+            // Only it, holding the API's TraceFlags, answers `trace_flags.sampled` with that low
+            // bit: a context built by hand (flags a plain int, a plain tuple) goes the public way.
+            let types = Types::get(py)?;
+            if !context.is_exact_instance(types.span_context.bind(py)) {
+                return is_sampled_as_stock(span);
+            }
             if let Ok(fields) = context.cast::<PyTuple>() {
                 // Borrowed: the tuple holds it while it is read, and no reference count moves.
                 if let Some(flags) = fields
                     .get_borrowed_item(3)
                     .ok()
+                    .filter(|f| f.is_exact_instance(types.trace_flags.bind(py)))
                     .and_then(|f| f.extract::<u64>().ok())
                 {
                     return Ok(flags & 1 == 1);
