@@ -10,22 +10,33 @@
 
 use crate::interned::interned;
 use crate::otlp::types::Types;
-use pyo3::exceptions::PyAttributeError;
+use pyo3::exceptions::{PyAttributeError, PyException};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyTuple, PyType};
-use std::sync::atomic::{AtomicPtr, Ordering};
 
-/// The span class last found to read `context` with the SDK's property (in practice the SDK's
-/// `_Span`, the only one a provider makes). A strong reference is kept for good, so the address
-/// cannot be reused by another class; comparing it costs one load, where the check walks the MRO.
-static STORED_CONTEXT_CLASS: AtomicPtr<pyo3::ffi::PyTypeObject> =
-    AtomicPtr::new(std::ptr::null_mut());
+/// The first span class found to read `context` with the SDK's property (in practice the SDK's
+/// `_Span`, the only one a provider makes), kept for good: comparing it costs one load, where the
+/// check walks the MRO. Stored with the GIL held and no Python code run (see `interned`), so a
+/// `fork()` from another thread cannot leave a child waiting on it.
+static STORED_CONTEXT_CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// Whether `class` reads `context` with the SDK's `ReadableSpan.context` property (not overridden).
-/// A class that cannot be looked at (a metaclass that raises) goes the public way, as stock reads it.
-fn reads_stored_context(class: &Bound<'_, PyType>) -> bool {
-    class.as_type_ptr() == STORED_CONTEXT_CLASS.load(Ordering::Acquire)
-        || matches!(inherits_stored_context(class), Ok(true))
+/// Stock never looks at the class: what looking raises (a metaclass's own lookup) means "ask the
+/// span", except an interrupt (not an `Exception`: a Ctrl-C that landed there), the application's.
+fn reads_stored_context(class: &Bound<'_, PyType>) -> PyResult<bool> {
+    let py = class.py();
+    if STORED_CONTEXT_CLASS
+        .get(py)
+        .is_some_and(|stored| stored.is(class))
+    {
+        return Ok(true);
+    }
+    match inherits_stored_context(class) {
+        Ok(inherits) => Ok(inherits),
+        Err(error) if error.is_instance_of::<PyException>(py) => Ok(false),
+        Err(interrupt) => Err(interrupt),
+    }
 }
 
 fn inherits_stored_context(class: &Bound<'_, PyType>) -> PyResult<bool> {
@@ -34,17 +45,10 @@ fn inherits_stored_context(class: &Bound<'_, PyType>) -> PyResult<bool> {
     for base in class.mro().iter() {
         let base = base.cast_into::<PyType>()?;
         if base.name()? == "ReadableSpan" && base.module()? == "opentelemetry.sdk.trace" {
-            let own = class.getattr(name).ok();
-            let sdk = base.getattr(name)?;
-            let same = own.is_some_and(|own| own.is(&sdk));
-            if same {
-                // The first such class is kept (its reference leaked on purpose, see above).
-                let _ = STORED_CONTEXT_CLASS.compare_exchange(
-                    std::ptr::null_mut(),
-                    class.clone().unbind().into_ptr().cast(),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
+            let same = class.getattr(name)?.is(&base.getattr(name)?);
+            if same && STORED_CONTEXT_CLASS.get(py).is_none() {
+                // Another thread may have stored its class meanwhile: that one is kept.
+                let _ = STORED_CONTEXT_CLASS.set(py, class.clone().unbind());
             }
             return Ok(same);
         }
@@ -60,7 +64,7 @@ fn inherits_stored_context(class: &Bound<'_, PyType>) -> PyResult<bool> {
 /// unsampled one. A span without a context (None, or any falsy one, as stock tests it) is passed over.
 pub(crate) fn is_sampled(span: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = span.py();
-    if !reads_stored_context(&span.get_type()) {
+    if !reads_stored_context(&span.get_type())? {
         return is_sampled_as_stock(span);
     }
     match span.getattr(interned!(py, "_context")) {
