@@ -15,21 +15,21 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyTuple, PyType};
 
-/// The first span class found to read `context` with the SDK's property (in practice the SDK's
-/// `_Span`, the only one a provider makes), kept for good: comparing it costs one load, where the
-/// check walks the MRO. Stored with the GIL held and no Python code run (see `interned`), so a
-/// `fork()` from another thread cannot leave a child waiting on it.
-static STORED_CONTEXT_CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+/// The first span classes found to read `context` with the SDK's property (in practice the SDK's
+/// `_Span`, the only one a provider makes, and `ReadableSpan` if an application makes its own),
+/// kept for good: comparing them costs a load each, where the check walks the MRO (several hundred
+/// ns). More than one, so that a hand-made `ReadableSpan` ended first does not leave every SDK span
+/// walking it. Filled in order, each stored with the GIL held and no Python code run (see
+/// `interned`), so a `fork()` from another thread cannot leave a child waiting on one.
+static STORED_CONTEXT_CLASSES: [PyOnceLock<Py<PyType>>; 4] = [const { PyOnceLock::new() }; 4];
 
 /// Whether `class` reads `context` with the SDK's `ReadableSpan.context` property (not overridden).
 /// Stock never looks at the class: what looking raises (a metaclass's own lookup) means "ask the
 /// span", except an interrupt (not an `Exception`: a Ctrl-C that landed there), the application's.
 fn reads_stored_context(class: &Bound<'_, PyType>) -> PyResult<bool> {
     let py = class.py();
-    if STORED_CONTEXT_CLASS
-        .get(py)
-        .is_some_and(|stored| stored.is(class))
-    {
+    let mut stored = STORED_CONTEXT_CLASSES.iter().map_while(|slot| slot.get(py));
+    if stored.any(|stored| stored.is(class)) {
         return Ok(true);
     }
     match inherits_stored_context(class) {
@@ -46,9 +46,14 @@ fn inherits_stored_context(class: &Bound<'_, PyType>) -> PyResult<bool> {
         let base = base.cast_into::<PyType>()?;
         if base.name()? == "ReadableSpan" && base.module()? == "opentelemetry.sdk.trace" {
             let same = class.getattr(name)?.is(&base.getattr(name)?);
-            if same && STORED_CONTEXT_CLASS.get(py).is_none() {
-                // Another thread may have stored its class meanwhile: that one is kept.
-                let _ = STORED_CONTEXT_CLASS.set(py, class.clone().unbind());
+            if same {
+                // The first free slot; another thread may take it meanwhile, and keeps it.
+                if let Some(free) = STORED_CONTEXT_CLASSES
+                    .iter()
+                    .find(|slot| slot.get(py).is_none())
+                {
+                    let _ = free.set(py, class.clone().unbind());
+                }
             }
             return Ok(same);
         }

