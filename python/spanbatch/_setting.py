@@ -226,8 +226,12 @@ def resolve(setting: Setting[_T], value: object) -> _T:
     return read(setting) if value is None else checked_argument(setting, value)
 
 
-def _is_set(setting: Setting[object], raw: str | None) -> bool:
-    return bool(raw) if setting.kind == "text" else bool(raw and raw.strip())
+def _is_set(variable: str, setting: Setting[object], raw: str | None) -> bool:
+    """Empty is unset; blank too, but for OpenTelemetry's own text variables, which the SDK takes as they are
+    (spanbatch's, such as ``SPANBATCH_SPILL_DIR``, would otherwise name a directory of blanks)."""
+    if setting.kind == "text" and variable.startswith("OTEL_"):
+        return bool(raw)
+    return bool(raw and raw.strip())
 
 
 def _backend_key(backend: str) -> str:
@@ -246,7 +250,7 @@ def read_with_source(setting: Setting[_T], backend: str | None = None) -> tuple[
     variables = _variables(setting, backend)
     for position, variable in enumerate(variables):
         raw = os.environ.get(variable)
-        if raw is None or not _is_set(setting, raw):
+        if raw is None or not _is_set(variable, setting, raw):
             continue
         try:
             # The parser of the setting's kind returns the type of its default (checked by the registry's tests).
@@ -277,5 +281,5 @@ def _report(setting: Setting[object], variable: str, unusable: _Unusable, later:
     if len(setting.variables) == 1:
         fallback: object = setting.default
     else:  # a chain names where the value comes from instead
-        fallback = next((v for v in later if _is_set(setting, os.environ.get(v))), f"the default {setting.default}")
+        fallback = next((v for v in later if _is_set(v, setting, os.environ.get(v))), f"the default {setting.default}")
     warn_once(variable, unusable.value, unusable.problem, fallback)
