@@ -39,7 +39,15 @@ from types import FrameType
 from spanbatch import _fork, _settings
 from spanbatch._core import close_exit_gate, exit_gate_after_fork_in_child
 from spanbatch._exit_budget import ExitBudget
-from spanbatch._lane import HasLanes, Lane, flush_lanes, remaining_millis, shutdown_lanes, wait_for_drains
+from spanbatch._lane import (
+    HasLanes,
+    Lane,
+    flush_lanes,
+    remaining_millis,
+    shutdown_lanes,
+    start_flushes,
+    wait_for_drains,
+)
 from spanbatch._logging_locks import holds_a_logging_lock
 from spanbatch._setting import read
 from spanbatch._threads import WorkerThread, start_thread
@@ -75,6 +83,9 @@ def register(owner: HasLanes) -> None:
 def _exit_begins() -> None:
     global _exiting
     _exiting = True
+    # Every lane sends what it holds now, in parallel. The providers' hooks then shut their processors down one after
+    # the other within the one deadline, and one waiting on a hung backend would leave those after it no time.
+    start_flushes(_fork.of_this_process(lane for owner in list(_owners) for lane in owner.lanes))
 
 
 def _on_main_thread_done() -> None:

@@ -250,6 +250,14 @@ def flush_lanes(
     return results
 
 
+def start_flushes(lanes: Iterable[Lane]) -> None:
+    """Wake every running lane to export what it holds, without waiting for it."""
+    for lane in lanes:
+        core = _fork.current_core(lane)
+        if not core.is_shutdown:
+            core.request_flush()
+
+
 def wait_flush(core: BatchCore, ticket: int, until: Callable[[], float]) -> bool:
     """Waits for ``ticket`` until ``until()``, in slices: a bound that tightens meanwhile is kept."""
     while True:
