@@ -8,9 +8,10 @@ that the application's thread runs no Python code per item.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from opentelemetry.metrics import MeterProvider
 
@@ -26,6 +27,12 @@ from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
 
 Telemetry = TypeVar("Telemetry")
+
+
+def timeout_given(timeout_millis: float | None) -> bool:
+    """Whether a flush or shutdown was given a timeout: not None, nor NaN, a deadline no clock reading passes
+    (the wait spun until the export returned; the stock processor ignores its timeout)."""
+    return timeout_millis is not None and not (isinstance(timeout_millis, float) and math.isnan(timeout_millis))
 
 
 class Engine(ABC, Generic[Telemetry]):
@@ -111,8 +118,8 @@ class Engine(ABC, Generic[Telemetry]):
 
     def _timeout_millis(self, timeout_millis: float | None) -> float:
         """``timeout_millis``, by default the longest ``export_timeout_millis`` of the lanes."""
-        if timeout_millis is not None:
-            return timeout_millis
+        if timeout_given(timeout_millis):
+            return cast(float, timeout_millis)
         return max(lane.settings.export_timeout_millis for lane in self._lanes)
 
     def _flush_by_lane(self, timeout_millis: float | None) -> dict[str, bool]:
