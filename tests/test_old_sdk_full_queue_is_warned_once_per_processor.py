@@ -7,6 +7,7 @@ Runs under such an SDK (the floor session: 1.27); skipped under SDKs that share 
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import pytest
@@ -28,11 +29,11 @@ def test_the_old_stock_full_queue_line_is_logged_once_however_often_the_lane_ove
     reporter = DropReporter("", SPANS, interval_seconds=0)  # each report is a new interval's
     with caplog.at_level(logging.WARNING, logger="opentelemetry.sdk.trace.export"):
         for dropped in (8, 16, 24):  # three intervals of a queue that stays full
-            reporter.report({"queue_full": dropped})
+            reporter.report(functools.partial(dict, queue_full=dropped))
     lines = [r for r in caplog.records if r.name == "opentelemetry.sdk.trace.export" and r.getMessage() == _OLD_LINE]
     assert len(lines) == 1
     # Another processor warns once of its own, as each stock processor does.
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="opentelemetry.sdk.trace.export"):
-        DropReporter("", SPANS, interval_seconds=0).report({"queue_full": 1})
+        DropReporter("", SPANS, interval_seconds=0).report(functools.partial(dict, queue_full=1))
     assert [r.getMessage() for r in caplog.records if r.name == "opentelemetry.sdk.trace.export"] == [_OLD_LINE]

@@ -41,6 +41,9 @@ _OLD_STOCK_EXPORT_EXCEPTION = {
 }
 
 _DEFAULT_INTERVAL_SECONDS = 10.0
+# What a drop warning becomes when a ``LoggingHandler`` hands it back to the log processor that logged it: a record
+# emitted on that processor's export thread (``export_thread``), or after its shutdown (``shutdown``).
+_ECHOES = ("export_thread", "shutdown")
 _WHY = {reason.name: reason.description for reason in DROP_REASONS}
 
 
@@ -62,9 +65,19 @@ class DropReporter:
         self._locks = PerProcess(threading.Lock)
         self._stock_queue_full = stock_queue_full(signal)
         self._refused_before = False
+        # Set on a thread while it logs this reporter's lines (see ``report``).
+        self._telling = threading.local()
 
-    def report(self, dropped: Mapping[str, int], *, now: bool = False) -> None:
-        """Warn about new drops if the interval has passed (or ``now``)."""
+    def report(self, read: Callable[[], Mapping[str, int]], *, now: bool = False) -> None:
+        """Warn about new drops, as ``read()`` counts them, if the interval has passed (or ``now``).
+
+        A ``LoggingHandler`` on the root logger hands the warning to the log processor that logged it, which drops
+        it (see ``_ECHOES``). Those drops are booked as told: as news, each warning would set off the next one,
+        about nothing but itself, for as long as the lane runs.
+        """
+        if getattr(self._telling, "lines", False):
+            return  # a line of this thread's report came back here (a LoggingHandler into a shut-down processor)
+        dropped = read()
         if not any(count > self._reported.get(reason, 0) for reason, count in dropped.items()):
             return
         with self._locks.get():
@@ -76,7 +89,17 @@ class DropReporter:
             new = {reason: count - self._reported.get(reason, 0) for reason, count in dropped.items()}
             for reason, count in dropped.items():
                 self._reported[reason] = max(count, self._reported.get(reason, 0))
+            told = {reason: self._reported.get(reason, 0) for reason in _ECHOES}
             self._last = time.monotonic()
+        before = read()
+        self._telling.lines = True
+        try:
+            self._log(new, elapsed)
+        finally:
+            self._telling.lines = False
+        self._book_echoes(told, before, read())
+
+    def _log(self, new: Mapping[str, int], elapsed: float) -> None:
         # Logged once booked, without the lock: a handler may bring the line back here on this thread (a
         # ``LoggingHandler`` into a log processor shut down, whose refusal reports again), and another thread
         # in that handler may wait for this lock while holding the handler's.
@@ -94,13 +117,25 @@ class DropReporter:
                     in_the_last(elapsed),
                 )
 
-    def report_refused(self, dropped: Mapping[str, int]) -> None:
+    def report_refused(self, read: Callable[[], Mapping[str, int]]) -> None:
         """``report``, from the thread that handed over an item after shutdown: the first such drop is told at
         once (the worker that told of drops is gone, and nothing may come later to tell of it), the rest at most
         once per interval; what the interval leaves unsaid is told at exit (``_exit``)."""
+        if getattr(self._telling, "lines", False):
+            return  # see ``report``
         with self._locks.get():
             first, self._refused_before = not self._refused_before, True
-        self.report(dropped, now=first)
+        self.report(read, now=first)
+
+    def _book_echoes(self, told: Mapping[str, int], before: Mapping[str, int], after: Mapping[str, int]) -> None:
+        """Books as told the drops the lines just logged came back as: what ``_ECHOES`` grew by meanwhile. (Another
+        thread's drop for the same reason in those microseconds is booked with them: on a lane's own export threads
+        (``max_concurrent_exports`` > 1), or into a processor shut down; counted all the same.)"""
+        with self._locks.get():
+            for reason in _ECHOES:
+                echoed = after.get(reason, 0) - before.get(reason, 0)
+                if echoed > 0:
+                    self._reported[reason] = max(self._reported.get(reason, 0), told[reason] + echoed)
 
 
 def stock_queue_full(signal: Signal) -> Callable[[], None] | None:

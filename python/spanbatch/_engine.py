@@ -101,7 +101,7 @@ class Engine(ABC, Generic[Telemetry]):
                     line()
             finally:
                 for lane in lanes:
-                    lane.drops.report_refused(lane.core.stats().dropped)
+                    lane.drops.report_refused(lane.dropped)
 
         return refused
 

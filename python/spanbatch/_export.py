@@ -360,7 +360,7 @@ def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], 
                 left_out.clear()
                 spilled.clear()
                 read.clear()
-                work.drops.report(SpanStats.of(core).dropped)
+                work.drops.report(lambda: SpanStats.of(core).dropped)
                 # Not held while waiting for the next batches: the spans die once exported, before
                 # the garbage collector's young collections can walk and promote them.
                 del taken

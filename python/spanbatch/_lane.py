@@ -198,7 +198,11 @@ class Lane:
 
     def tell_drops(self) -> None:
         """Tell every drop not told yet, now: once the lane is shut down no worker is left to tell of them later."""
-        self.drops.report(self.core.stats().dropped, now=True)
+        self.drops.report(self.dropped, now=True)
+
+    def dropped(self) -> dict[str, int]:
+        """This lane's drops per reason, as its core counts them now."""
+        return self.core.stats().dropped
 
     def stats(self) -> SpanStats:
         return SpanStats.of(_fork.current_core(self), self.signal.drop_reasons, self._disk())
