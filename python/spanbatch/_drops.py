@@ -67,6 +67,8 @@ class DropReporter:
         self._refused_before = False
         # Set on a thread while it logs this reporter's lines (see ``report``).
         self._telling = threading.local()
+        # Only a lane of log records takes the lines back (those that drop what their export thread emits).
+        self._echoes = _ECHOES if "export_thread" in signal.drop_reasons else ()
 
     def report(self, read: Callable[[], Mapping[str, int]], *, now: bool = False) -> None:
         """Warn about new drops, as ``read()`` counts them, if the interval has passed (or ``now``).
@@ -89,15 +91,16 @@ class DropReporter:
             new = {reason: count - self._reported.get(reason, 0) for reason, count in dropped.items()}
             for reason, count in dropped.items():
                 self._reported[reason] = max(count, self._reported.get(reason, 0))
-            told = {reason: self._reported.get(reason, 0) for reason in _ECHOES}
+            told = {reason: self._reported.get(reason, 0) for reason in self._echoes}
             self._last = time.monotonic()
-        before = read()
+        before = read() if self._echoes else {}
         self._telling.lines = True
         try:
             self._log(new, elapsed)
         finally:
             self._telling.lines = False
-        self._book_echoes(told, before, read())
+        if self._echoes:
+            self._book_echoes(told, before, read())
 
     def _log(self, new: Mapping[str, int], elapsed: float) -> None:
         # Logged once booked, without the lock: a handler may bring the line back here on this thread (a
@@ -132,7 +135,7 @@ class DropReporter:
         thread's drop for the same reason in those microseconds is booked with them: on a lane's own export threads
         (``max_concurrent_exports`` > 1), or into a processor shut down; counted all the same.)"""
         with self._locks.get():
-            for reason in _ECHOES:
+            for reason in self._echoes:
                 echoed = after.get(reason, 0) - before.get(reason, 0)
                 if echoed > 0:
                     self._reported[reason] = max(self._reported.get(reason, 0), told[reason] + echoed)
