@@ -630,6 +630,13 @@ impl PyBatchCore {
         self.handoff.enter_export_thread();
     }
 
+    /// The calling thread, which `enter_export_thread` marked, takes or exports this core's batches no more.
+    pub(crate) fn leave_export_thread(&self) {
+        let me = thread::current().id();
+        locked(&self.export_threads).retain(|id| *id != me);
+        crate::handoff::leave_export_thread();
+    }
+
     /// Whether the calling thread takes or exports this core's batches.
     pub(crate) fn on_export_thread(&self) -> bool {
         locked(&self.export_threads).contains(&thread::current().id())

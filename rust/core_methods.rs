@@ -166,6 +166,12 @@ impl PyBatchCore {
         self.enter_export_thread();
     }
 
+    /// Unmarks the calling thread (an async exporter's pool thread, ending): see `enter_export_thread`.
+    #[pyo3(name = "leave_export_thread")]
+    fn py_leave_export_thread(&self) {
+        self.leave_export_thread();
+    }
+
     /// Whether the calling thread takes or exports this core's batches.
     #[pyo3(name = "on_export_thread")]
     fn py_on_export_thread(&self) -> bool {

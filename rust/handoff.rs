@@ -151,6 +151,11 @@ impl Handoff {
     }
 }
 
+/// The calling thread exports no lane's batches any more.
+pub fn leave_export_thread() {
+    EXPORT_HANDOFF.with(|current| *current.borrow_mut() = None);
+}
+
 fn on_export_thread() -> bool {
     EXPORT_HANDOFF.with(|current| current.borrow().is_some())
 }

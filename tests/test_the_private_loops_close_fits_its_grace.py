@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import suppress
 
 import pytest
+from spanbatch._core import BatchCore
 from spanbatch._export import CANCEL_GRACE_SECONDS, PrivateLoop
 
 # The close's own work beside the grace, on a loaded machine.
@@ -42,7 +43,7 @@ def test_a_task_that_ignores_its_cancellation_leaves_the_async_generators_time_t
         left_running.extend((asyncio.create_task(stubborn()), ticks))
         await ticks.__anext__()
 
-    loop = PrivateLoop()
+    loop = PrivateLoop(BatchCore(8, 1000, 4))
     try:
         loop.run(export(), 10_000)
         started = time.monotonic()

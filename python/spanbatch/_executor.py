@@ -32,7 +32,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from functools import partial
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from spanbatch._threads import start_thread, threads_are_greenlets
 
@@ -46,15 +46,24 @@ DEFAULT_THREADS = min(32, (getattr(os, "process_cpu_count", os.cpu_count)() or 1
 _NO_THREAD = "cannot start a thread for the call (interpreter shutdown?)"
 
 
-def private_loop(name: str) -> asyncio.AbstractEventLoop:
-    """A new event loop for this thread's async exports, with its default executor (its threads named ``name``)."""
+class ExportThreads(Protocol):
+    """A lane's core, as it tells the threads that export its batches: a record they emit is the export's own."""
+
+    def enter_export_thread(self) -> None: ...
+
+    def leave_export_thread(self) -> None: ...
+
+
+def private_loop(name: str, lane: ExportThreads) -> asyncio.AbstractEventLoop:
+    """A new event loop for this thread's async exports of ``lane``'s batches, with its default executor (its threads
+    named ``name``)."""
     if threads_are_greenlets():
         selector = importlib.import_module("gevent.selectors").GeventSelector()  # gevent is loaded: it patched
         loop: asyncio.AbstractEventLoop = asyncio.SelectorEventLoop(selector)
-        loop.set_default_executor(GreenletPool(name))
+        loop.set_default_executor(GreenletPool(name))  # its greenlets run on this thread, an export thread already
     else:
         loop = asyncio.new_event_loop()
-        loop.set_default_executor(DaemonThreadPool(name))
+        loop.set_default_executor(DaemonThreadPool(name, lane=lane))
     return loop
 
 
@@ -115,9 +124,10 @@ class DaemonThreadPool(ThreadPoolExecutor):
     # An idle thread waits for the next call: starting one costs more than the call it would run.
     _idle_waits = True
 
-    def __init__(self, name: str, max_threads: int = DEFAULT_THREADS) -> None:
+    def __init__(self, name: str, max_threads: int = DEFAULT_THREADS, lane: ExportThreads | None = None) -> None:
         super().__init__(max_workers=max_threads, thread_name_prefix=name)
         self._name = name
+        self._lane = lane
         self._max_threads = max_threads
         self._lock = threading.Lock()
         self._has_work = threading.Condition(self._lock)  # a call was queued for a free thread, or the pool closed
@@ -161,8 +171,21 @@ class DaemonThreadPool(ThreadPoolExecutor):
         self._free += 1
 
     def _start(self, serve: Callable[[], None], name: str) -> None:
-        """Starts a daemon thread that runs ``serve`` (never under gevent: see ``GreenletPool``)."""
-        start_thread(serve, name)
+        """Starts a daemon thread that runs ``serve`` (never under gevent: see ``GreenletPool``), one of the lane's
+        export threads while it does: what an export's blocking call logs (an HTTP client's connection lines) comes
+        back through a ``LoggingHandler`` as the export's own output, dropped as the export thread's is, never
+        queued to feed the next export."""
+        start_thread(self._serve_for_lane, name, serve)
+
+    def _serve_for_lane(self, serve: Callable[[], None]) -> None:
+        if self._lane is None:
+            serve()
+            return
+        self._lane.enter_export_thread()
+        try:
+            serve()
+        finally:
+            self._lane.leave_export_thread()  # a thread that ended never comes back: the lane forgets it
 
     def give_up(self, call: _Call) -> None:
         """``call``'s caller stopped waiting for it while it ran: its thread stops counting, so that calls hung for

@@ -19,7 +19,7 @@ from spanbatch._capabilities import Exporter, encodes_logs, encodes_spans, expor
 from spanbatch._core import BatchCore, LogEncoder, LogRequest, SpanEncoder, SpanRequest
 from spanbatch._drops import DropReporter, log_stock_export_exception
 from spanbatch._encoding import SkipWarnings, accepted_items, items_spilled, requests_read, spans_left_out
-from spanbatch._executor import private_loop
+from spanbatch._executor import ExportThreads, private_loop
 from spanbatch._policies import RetryPolicy
 from spanbatch._safe_log import logged
 from spanbatch._settings import ExportPolicies
@@ -155,7 +155,8 @@ class PrivateLoop:
     under gevent): a blocking call hung there holds neither the exit nor the later exports (see ``_executor``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, lane: ExportThreads) -> None:
+        self._lane = lane
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def run(self, awaitable: Awaitable[Any], timeout_millis: float) -> Any:
@@ -168,7 +169,7 @@ class PrivateLoop:
         that one. The export is cancelled into its own cleanup as the loop closes (see ``close``).
         """
         if self._loop is None:
-            self._loop = private_loop(f"{threading.current_thread().name}-call")
+            self._loop = private_loop(f"{threading.current_thread().name}-call", self._lane)
         loop = self._loop
         task = loop.create_task(_awaited(awaitable))
         try:
@@ -344,7 +345,7 @@ def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], 
     core = work.core
     core.enter_export_thread()
     token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-    loop = PrivateLoop()
+    loop = PrivateLoop(core)
     try:
         with spans_left_out() as left_out, items_spilled() as spilled, requests_read() as read:
             while (taken := batches()) is not None:
