@@ -224,7 +224,11 @@ def _install_sigterm_handler() -> bool:
         return True
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        if callable(previous) or previous == signal.SIG_IGN:
+        # Called while another handler is installed: one set after this one calls it as "the previous handler",
+        # then goes on with its own exit, which the default action must not cut short (without spanbatch the
+        # previous handler would have been SIG_DFL, which no handler can call).
+        chained_to = signal.getsignal(signal.SIGTERM) is not on_sigterm
+        if callable(previous) or previous == signal.SIG_IGN or chained_to:
             # The application handles SIGTERM (a server's graceful drain) or ignores it: it goes on at once, and
             # goes on ending spans, which lanes shut down now would drop. What is queued leaves beside it; exit
             # shuts down as usual.
