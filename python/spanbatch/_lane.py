@@ -8,6 +8,7 @@ told at once, then each is waited for with whatever time is left.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import weakref
@@ -265,6 +266,10 @@ def start_flushes(lanes: Iterable[Lane]) -> None:
 def wait_flush(core: BatchCore, ticket: int, until: Callable[[], float]) -> bool:
     """Waits for ``ticket`` until ``until()``, in slices: a bound that tightens meanwhile is kept."""
     while True:
+        if core.pid != os.getpid():
+            # Forked during the wait (by a signal handler it ran): what it waited for is the parent's to export, and
+            # the child's own lane holds nothing from before the call.
+            return True
         deadline = until()
         if core.is_shutdown:  # the shutdown completes the flush or gives it up: one last wait settles it
             return core.wait_flush(ticket, remaining_millis(deadline))
