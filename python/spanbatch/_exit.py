@@ -12,6 +12,8 @@ left of the one exit deadline, counted from the first such shutdown. A last hook
 when spanbatch is imported and so run after the providers', shuts down whatever lanes nobody
 shut down, in parallel, then closes the exit gate: as the interpreter finalizes, the lanes shut down
 by then call no Python from native code, and their workers take the GIL back no more (``exit_gate.rs``).
+A Ctrl-C that interrupts a shutdown at exit asks to stop waiting, as it does with the stock processor: the rest of
+the exit waits for no export any more, and what the lanes still hold is counted and told at once.
 ``SPANBATCH_FLUSH_ON_SIGTERM=true`` flushes every lane on SIGTERM. An application's own handler is called at
 once, the flush running beside it, so that a graceful drain is not held up by a hanging backend; under the
 default action, which ends the process, every lane is shut down first. A handler installed from C is left in
@@ -64,6 +66,9 @@ _exiting = False
 _exit_deadline: float | None = None
 # What the waits of non-daemon threads have left of the exit limit, once the main thread is done.
 _budget = ExitBudget()
+# Set once Ctrl-C (or any exception) tore through a shutdown at exit: the user asked to stop waiting, so the rest of
+# the exit no longer waits for exports to drain (what they hold is counted and told at once, as after a deadline).
+_exit_interrupted = False
 # The thread shutting every lane down on SIGTERM, when the main thread could not wait for it (see on_sigterm).
 _terminating: WorkerThread | None = None
 # spanbatch's SIGTERM handler once installed, and whether it has made way for the default action (the process dies
@@ -98,13 +103,14 @@ def _on_main_thread_done() -> None:
 def _after_fork_in_child() -> None:
     """The child's exit is its own: it gets the whole limit whatever was left of its parent's (a pre-fork server or
     a pool may fork while its SIGTERM's shutdown runs), and SIGTERM flushes it as configured."""
-    global _budget, _terminating, _exit_deadline
+    global _budget, _terminating, _exit_deadline, _exit_interrupted
     _budget = ExitBudget()  # the child's own main thread (the one that forked) is running
     if _exiting:
         # Forked by an atexit hook: the child runs the hooks after it, its main thread done. It stays exiting (its
         # shutdowns keep an exit deadline; no hook would tell it again), and its flushes share its exit limit too.
         _budget.main_thread_done()
     _exit_deadline = None  # set by the child's own first shutdown once exiting
+    _exit_interrupted = False  # a Ctrl-C its parent's exit met is not the child's
     _terminating = None
     exit_gate_after_fork_in_child()
     _restore_sigterm_handler()  # last: setting a handler may raise (a fork on a subinterpreter's thread)
@@ -155,7 +161,7 @@ def shutdown_all(timeout_millis: float | None = None) -> None:
         longest_export = max((lane.settings.export_timeout_millis for lane in lanes), default=0.0)
         timeout_millis = min(_millis_left_to_exit(), longest_export)
     started = time.monotonic()
-    shutdown_lanes(lanes, timeout_millis)
+    shutdown_lanes(lanes, timeout_millis, drain=not _exit_interrupted)
     wait_for_drains(lanes, timeout_millis - (time.monotonic() - started) * 1000)
     # Drops the rate limit left unsaid (items handed to a processor shut down before exit): told now or never.
     for lane in lanes:
@@ -173,8 +179,13 @@ def flush_all() -> None:
 def shutdown(lanes: list[Lane], timeout_millis: float) -> None:
     """A processor's ``shutdown`` of its lanes; once the main thread is done, within what is left of the exit
     limit (once exiting, of the exit deadline)."""
+    global _exit_interrupted
     if _exiting:
-        shutdown_lanes(lanes, min(timeout_millis, _millis_left_to_exit()))
+        try:
+            shutdown_lanes(lanes, min(timeout_millis, _millis_left_to_exit()), drain=not _exit_interrupted)
+        except BaseException:
+            _exit_interrupted = True
+            raise
         return
     with _budget.holding_exit():
         exit_deadline = _exit_deadline_now()

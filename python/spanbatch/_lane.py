@@ -279,11 +279,12 @@ def wait_flush(core: BatchCore, ticket: int, until: Callable[[], float]) -> bool
             return False
 
 
-def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:
+def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float, *, drain: bool = True) -> None:
     """Drain and shut down every lane in parallel; returns by the deadline whatever hangs.
 
     Spans still queued at the deadline are dropped and counted (``shutdown``); an export still
-    running finishes on its own thread.
+    running finishes on its own thread. ``drain=False``: no wait for the workers, what they hold is given up at
+    once (the exporters are still shut down within the deadline).
     """
     deadline = time.monotonic() + timeout_millis / 1000
     lanes = list(lanes)
@@ -306,7 +307,7 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float) -> None:
     resumed = [
         lane for lane in _fork.of_this_process(lanes) if lane not in stopping and lane.shutdown_steps.take_interrupted()
     ]
-    finish_shutdown([lane for lane in stopping if lane not in own] + resumed, deadline)
+    finish_shutdown([lane for lane in stopping if lane not in own] + resumed, deadline, drain=drain)
 
 
 def wait_for_drains(lanes: Iterable[Lane], timeout_millis: float) -> None:
@@ -324,13 +325,13 @@ def wait_for_drains(lanes: Iterable[Lane], timeout_millis: float) -> None:
                 )
 
 
-def finish_shutdown(stopping: Sequence[Lane], deadline: float) -> None:
+def finish_shutdown(stopping: Sequence[Lane], deadline: float, *, drain: bool = True) -> None:
     """Waits for the lanes' workers to drain until ``deadline``, gives up what is left, shuts the exporters down.
 
     Interrupted in a wait, it leaves the lanes it did not finish to their next shutdown (``ShutdownSteps``).
     """
     try:
-        _finish_shutdown(stopping, deadline)
+        _finish_shutdown(stopping, deadline, drain)
     except BaseException:
         for lane in stopping:
             if not lane.shutdown_steps.finished:
@@ -338,9 +339,9 @@ def finish_shutdown(stopping: Sequence[Lane], deadline: float) -> None:
         raise
 
 
-def _finish_shutdown(stopping: Sequence[Lane], deadline: float) -> None:
+def _finish_shutdown(stopping: Sequence[Lane], deadline: float, drain: bool) -> None:
     for lane in stopping:
-        if lane.worker is not None and not lane.on_export_thread():
+        if drain and lane.worker is not None and not lane.on_export_thread():
             lane.worker.join(remaining_millis(deadline) / 1000)
     for lane in stopping:
         if lane.worker is not None and lane.worker.is_alive() and not lane.shutdown_steps.abandoned:
