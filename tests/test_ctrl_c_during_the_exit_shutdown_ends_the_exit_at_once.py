@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.skipif(os.name != "posix", r
 EXIT_LIMIT_SECONDS = 20.0
 
 APP = """
-import atexit, json, os, signal, threading, time
+import atexit, json, os, signal, sys, threading, time
 
 def report():
     s = processor.stats()
@@ -33,6 +33,9 @@ atexit.register(report)  # before spanbatch's own hook, so after it
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+if sys.argv[1] == "provider-first":
+    provider = TracerProvider()  # its atexit hook runs after spanbatch's last one, which the Ctrl-C meets
 import spanbatch
 
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as an interactive program has it
@@ -52,7 +55,8 @@ class HangingExporter(SpanExporter):
 
 exporter = HangingExporter()
 processor = spanbatch.BatchSpanProcessor(exporter, max_export_batch_size=1, schedule_delay_millis=60_000)
-provider = TracerProvider()
+if sys.argv[1] == "spanbatch-first":
+    provider = TracerProvider()  # its atexit hook runs first, and the Ctrl-C meets it
 provider.add_span_processor(processor)
 tracer = provider.get_tracer("app")
 for i in range(10):
@@ -73,9 +77,10 @@ threading.Thread(target=interrupt, daemon=True).start()
 """
 
 
-def test_the_exit_ends_once_interrupted_with_every_span_counted() -> None:
+@pytest.mark.parametrize("order", ["spanbatch-first", "provider-first"])
+def test_the_exit_ends_once_interrupted_with_every_span_counted(order: str) -> None:
     env = clean_env(SPANBATCH_EXIT_TIMEOUT_MS=str(int(EXIT_LIMIT_SECONDS * 1000)))
-    done = run_app(APP, env=env, timeout=EXIT_LIMIT_SECONDS * 3)
+    done = run_app(APP, order, env=env, timeout=EXIT_LIMIT_SECONDS * 3)
     assert done.returncode == 0, done.stderr
     assert "KeyboardInterrupt" in done.stderr, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
