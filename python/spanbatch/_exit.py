@@ -156,12 +156,18 @@ def shutdown_all(timeout_millis: float | None = None) -> None:
     """Shut down every registered lane in parallel: by default within what is left of the exit
     deadline, or the lanes' longest ``export_timeout_millis`` if shorter (no longer than the
     providers' own shutdown of those processors would have taken)."""
+    global _exit_interrupted
     lanes = _fork.of_this_process(lane for owner in list(_owners) for lane in owner.lanes)
     if timeout_millis is None:
         longest_export = max((lane.settings.export_timeout_millis for lane in lanes), default=0.0)
         timeout_millis = min(_millis_left_to_exit(), longest_export)
     started = time.monotonic()
-    shutdown_lanes(lanes, timeout_millis, drain=not _exit_interrupted)
+    try:
+        shutdown_lanes(lanes, timeout_millis, drain=not _exit_interrupted)
+    except BaseException:
+        # The last hook's, interrupted: a provider made before spanbatch was imported shuts its lanes down after it.
+        _exit_interrupted = True
+        raise
     wait_for_drains(lanes, timeout_millis - (time.monotonic() - started) * 1000)
     # Drops the rate limit left unsaid (items handed to a processor shut down before exit): told now or never.
     for lane in lanes:
