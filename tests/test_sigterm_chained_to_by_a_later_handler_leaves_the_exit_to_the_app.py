@@ -39,8 +39,8 @@ def on_sigterm(signum, frame):
 signal.signal(signal.SIGTERM, on_sigterm)
 atexit.register(lambda: print("app's atexit hook ran", flush=True))
 tracer.start_span("before").end()
-print("ready", flush=True)
 try:
+    print("ready", flush=True)  # inside: the signal may come before the readline
     sys.stdin.readline()  # interrupted by the signal
 finally:
     print("app's finally ran", flush=True)
