@@ -27,6 +27,7 @@ pytestmark = pytest.mark.timeout(60)
 
 INTERVAL_SECONDS = 0.2  # the drop warnings' interval, 10 s in production: each later report is one interval apart
 INTERVALS = 6
+STOCK_LOGGER = "opentelemetry.sdk._shared_internal"
 
 
 class GatedExporter(LogRecordExporter):
@@ -115,3 +116,20 @@ def test_one_full_queue_is_told_once_however_long_the_application_logs_after_it(
     assert stats.dropped["export_thread"] == 2
     assert [line for line in lines.lines if "dropped" in line] == [lines.lines[0]]
     assert "queue full — dropped 3 log records" in lines.lines[0]
+
+
+def test_a_record_after_shutdown_is_told_as_one_though_the_stock_line_for_it_comes_back_too(
+    bridged: tuple[spanbatch.BatchLogRecordProcessor, GatedExporter, Lines, Callable[[], None]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The stock processor's INFO line for an item given after shutdown, which spanbatch logs too, comes back through
+    # the LoggingHandler as one more record after shutdown: spanbatch's own line, as its drop warning is.
+    processor, _, lines, shutdown = bridged
+    caplog.set_level(logging.INFO, logger=STOCK_LOGGER)
+    shutdown()
+    logging.getLogger("tests.app").warning("after shutdown")
+    assert [r.getMessage() for r in caplog.records if r.name == STOCK_LOGGER] == ["Shutdown called, ignoring Log."]
+    told = [line for line in lines.lines if "dropped" in line]
+    assert len(told) == 1, told
+    assert "shut down — dropped 1 log record in" in told[0]
+    assert balanced(processor.stats())
