@@ -6,7 +6,8 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
 from spanbatch._core import DROP_REASONS
 from spanbatch._fork import PerProcess
@@ -91,16 +92,28 @@ class DropReporter:
             new = {reason: count - self._reported.get(reason, 0) for reason, count in dropped.items()}
             for reason, count in dropped.items():
                 self._reported[reason] = max(count, self._reported.get(reason, 0))
-            told = {reason: self._reported.get(reason, 0) for reason in self._echoes}
             self._last = time.monotonic()
+        with self.own_lines(read):
+            self._log(new, elapsed)
+
+    @contextmanager
+    def own_lines(self, read: Callable[[], Mapping[str, int]]) -> Iterator[None]:
+        """Around this reporter's own lines (its warnings, the stock processor's line it logs for an item after
+        shutdown): what they come back as (``_ECHOES``) is booked as told, and a report they set off on this
+        thread returns at once. Within another such block it leaves the booking to that one."""
+        if getattr(self._telling, "lines", False):
+            yield
+            return
+        with self._locks.get():
+            told = {reason: self._reported.get(reason, 0) for reason in self._echoes}
         before = read() if self._echoes else {}
         self._telling.lines = True
         try:
-            self._log(new, elapsed)
+            yield
         finally:
             self._telling.lines = False
-        if self._echoes:
-            self._book_echoes(told, before, read())
+            if self._echoes:
+                self._book_echoes(told, before, read())
 
     def _log(self, new: Mapping[str, int], elapsed: float) -> None:
         # Logged once booked, without the lock: a handler may bring the line back here on this thread (a

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from opentelemetry.metrics import MeterProvider
@@ -98,7 +99,11 @@ class Engine(ABC, Generic[Telemetry]):
             push(item, *args, **kwargs)  # counted first: a logging filter may raise
             try:
                 if line is not None:
-                    line()
+                    # A LoggingHandler on the root hands the line back to a log processor shut down: not news.
+                    with ExitStack() as own_lines:
+                        for lane in lanes:
+                            own_lines.enter_context(lane.drops.own_lines(lane.dropped))
+                        line()
             finally:
                 for lane in lanes:
                     lane.drops.report_refused(lane.dropped)
