@@ -16,6 +16,7 @@ import copy
 import errno
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -453,10 +454,19 @@ def _sent_as_given(endpoint: str, headers: Mapping[Any, Any]) -> bool:
     )
 
 
+# What the Rust transport's header types take: a name that is an HTTP token, a value of visible ASCII, spaces and
+# tabs. requests sends more (any name without a colon, control characters inside a value), so those stay with it.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e]*")
+
+
 def _sent_as_text(name: object, value: object) -> bool:
-    """A header ``requests`` sends as the Rust transport does: ASCII text it takes as it is (it encodes other
-    text as latin-1, where Rust sends UTF-8, and refuses values such as one with leading whitespace)."""
-    if not (isinstance(name, str) and isinstance(value, str) and name.isascii() and value.isascii()):
+    """A header ``requests`` sends as the Rust transport does: an HTTP token and ASCII text it takes as they are
+    (it encodes other text as latin-1, where Rust sends UTF-8, and refuses values such as one with leading
+    whitespace)."""
+    if not (
+        isinstance(name, str) and isinstance(value, str) and _TOKEN.fullmatch(name) and _FIELD_VALUE.fullmatch(value)
+    ):
         return False
     try:
         check_header_validity((name, value))
