@@ -267,6 +267,35 @@ def test_a_response_cut_off_mid_body_is_not_sent_again(receiver_with):
     assert len(receiver.requests) == 1
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 0\r\n\r\n",  # a control character in a value
+        b"HTTP/1.1 200 OK\r\nX(A): b\r\nContent-Length: 0\r\n\r\n",  # a name that is not a token
+        b"HTTP/1.1 200 OK\r\nX-A: a\r\n  folded\r\nContent-Length: 0\r\n\r\n",  # an obsolete folded line
+        b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n",  # a length that is not a number
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",  # two lengths
+        b"HTTP/1.1 100 Continue\r\nX-A: b\r\n\r\n" + OK,  # a 100 with headers
+    ],
+)
+def test_an_answer_with_malformed_headers_is_not_sent_again(receiver_with, answer):
+    # The backend read the batch and answered with a status line; requests reads what follows leniently (one
+    # request; the stock exporter counts most of these a success). The Rust transport took its parser's refusal
+    # of the headers for a connection error, and the client sent the batch again: 4 requests within this 2 s
+    # timeout, 8 at the default 10 s.
+    def malformed(connection: socket.socket, head: bytes, body: bytes) -> bool:
+        connection.sendall(answer)
+        return False
+
+    receiver = receiver_with(malformed)
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", timeout=2)
+    try:
+        exporter.export(finished_spans())
+    finally:
+        exporter.shutdown()
+    assert len(receiver.requests) == 1
+
+
 # -- the environment requests reads at each request -------------------------------------------------------
 
 
