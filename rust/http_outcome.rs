@@ -53,10 +53,28 @@ fn is_connection_error(error: &ureq::Error) -> bool {
                 | ErrorKind::UnexpectedEof
                 | ErrorKind::AddrNotAvailable
         ),
-        ureq::Error::Timeout(_)
-        | ureq::Error::HostNotFound
-        | ureq::Error::ConnectionFailed
-        | ureq::Error::Protocol(_) => true,
+        ureq::Error::Protocol(error) => !answered(error),
+        ureq::Error::Timeout(_) | ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
+        _ => false,
+    }
+}
+
+/// Whether a protocol error is about the headers of an answer that began with a status line: the server
+/// has the request and answered it, so a retry would send the batch again. `requests` reads such headers
+/// leniently and takes the status (one request); a status line it cannot read is a connection error there
+/// too, and stays one here.
+fn answered(error: &ureq_proto::Error) -> bool {
+    use ureq_proto::Error as Proto;
+    match error {
+        // httparse's words for a header line it refuses; its other errors are about the status line.
+        Proto::HttpParseFail(what) => {
+            what == "invalid header name" || what == "invalid header value"
+        }
+        Proto::BadHeader(_)
+        | Proto::BadContentLengthHeader
+        | Proto::TooManyContentLengthHeaders
+        | Proto::ConflictingBodyHeaders
+        | Proto::HeadersWith100 => true,
         _ => false,
     }
 }
