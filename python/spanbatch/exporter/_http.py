@@ -437,17 +437,18 @@ def native_transport_for(exporter: RustEncodedHTTP, session: requests.Session | 
 def _sent_as_given(endpoint: str, headers: Mapping[Any, Any]) -> bool:
     """Whether ``requests`` would send this plain-HTTP endpoint and these headers as they are, as Rust does.
 
-    Otherwise they stay with ``requests``, which quotes a path (spaces, non-ASCII), decodes %-escaped
-    credentials in the URL into its Basic header, encodes header values that are not ASCII text as latin-1
-    and refuses some (a failed export); and which reads the environment: a proxy it would use for this endpoint
-    (``http_proxy``/``all_proxy``, ``no_proxy``), credentials for its host in ``~/.netrc``. Read once here,
-    as the Rust transport uses no proxy.
+    Otherwise they stay with ``requests``, which quotes a path (spaces, non-ASCII) and removes its '.' and '..'
+    segments, decodes %-escaped credentials in the URL into its Basic header, encodes header values that are not
+    ASCII text as latin-1 and refuses some (a failed export); and which reads the environment: a proxy it would
+    use for this endpoint (``http_proxy``/``all_proxy``, ``no_proxy``), credentials for its host in ``~/.netrc``.
+    Read once here, as the Rust transport uses no proxy.
     """
     parts = urlsplit(endpoint)
     return (
         parts.scheme.lower() == "http"
         and "@" not in parts.netloc
         and requote_uri(endpoint) == endpoint
+        and not any(segment in {".", ".."} for segment in parts.path.split("/"))
         and all(_sent_as_text(name, value) for name, value in headers.items())
         and select_proxy(endpoint, get_environ_proxies(endpoint)) is None
         and get_netrc_auth(endpoint) is None
