@@ -9,9 +9,10 @@ and ``send_all`` sends several batches' requests for one.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from opentelemetry.exporter.http.transport._base import BaseHTTPResult, BaseHTTPTransport
 from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError
@@ -28,6 +29,38 @@ from spanbatch._core import (
 )
 
 __all__ = ["NativeHTTPResult", "NativeHTTPTransport", "NotSentError", "TransportConnectionError"]
+
+T = TypeVar("T")
+
+
+def _interruptible(send: Callable[[], T]) -> T:
+    """``send()``; on the main thread, run on a thread of its own while this one waits, so that Ctrl-C raises
+    ``KeyboardInterrupt`` here at once, as it does in ``requests`` (a Rust send runs detached from the interpreter,
+    which runs no signal handler until it returns: up to the whole timeout). Only the main thread runs handlers,
+    and export threads never are it: batch processors pay nothing. An interrupted send finishes on its thread,
+    within its own timeout, and its outcome is dropped."""
+    if threading.current_thread() is not threading.main_thread():
+        return send()
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(send())
+        except BaseException as error:  # handed to the waiting thread
+            failure.append(error)
+        finally:
+            finished.set()
+
+    try:
+        threading.Thread(target=run, name="spanbatch-http-send", daemon=True).start()
+    except RuntimeError:  # exit has begun (CPython 3.12 starts no thread then): send here, as before
+        return send()
+    finished.wait()  # a lock wait: the signal handlers run, and what they raise ends it
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +117,7 @@ class NativeHTTPTransport(BaseHTTPTransport):
             self._replays.result = None
             return replay
         pairs = list((headers or {}).items())
-        return result_of(self._sender.send(method, url, pairs, data or b"", timeout))
+        return result_of(_interruptible(lambda: self._sender.send(method, url, pairs, data or b"", timeout)))
 
     @contextmanager
     def replaying(self, result: NativeHTTPResult) -> Iterator[None]:
@@ -114,8 +147,9 @@ class NativeHTTPTransport(BaseHTTPTransport):
         After one fails to reach the server the rest are not sent (``NotSentError``); nor is a part of a request
         past its deadline, ``timeout`` from the start of that request's first part.
         """
-        outcomes = self._sender.send_all(
-            url, list(headers.items()), list(requests), encoding, max_request_size, timeout
+        pairs = list(headers.items())
+        outcomes = _interruptible(
+            lambda: self._sender.send_all(url, pairs, list(requests), encoding, max_request_size, timeout)
         )
         return [result_of(outcome) for outcome in outcomes]
 
