@@ -253,13 +253,19 @@ def test_http_rust_transport_answers_as_requests_does(
 
 
 @pytest.mark.timeout(60)
+# A dead port, and a network without a route: the kernel refuses a TCP connection to the broadcast address
+# (ENETUNREACH) before any packet leaves, as it does to a network it has no route to (EHOSTUNREACH, ENETDOWN
+# alike). requests retries both as connection errors.
+@pytest.mark.parametrize(
+    "endpoint", [dead_endpoint, lambda: "http://255.255.255.255:4318/v1/traces"], ids=["dead-port", "no-route"]
+)
 def test_http_rust_transport_fails_like_requests_on_a_dead_port(
-    clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, endpoint: Callable[[], str]
 ) -> None:
     seen = {}
     for name, session in (("rust", None), ("requests", requests.Session())):
         caplog.clear()
-        exporter = OTLPSpanExporter(endpoint=dead_endpoint(), timeout=0.5, session=session)
+        exporter = OTLPSpanExporter(endpoint=endpoint(), timeout=0.5, session=session)
         started = time.monotonic()
         with caplog.at_level(logging.WARNING):
             result = exporter.export(corpus())
