@@ -52,6 +52,11 @@ fn is_connection_error(error: &ureq::Error) -> bool {
                 | ErrorKind::TimedOut
                 | ErrorKind::UnexpectedEof
                 | ErrorKind::AddrNotAvailable
+                // No route to the server's host or network (what ureq reports when every address fails so):
+                // urllib3's NewConnectionError, which requests raises as a ConnectionError.
+                | ErrorKind::HostUnreachable
+                | ErrorKind::NetworkUnreachable
+                | ErrorKind::NetworkDown
         ),
         ureq::Error::Protocol(error) => !answered(error),
         ureq::Error::Timeout(_) | ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
