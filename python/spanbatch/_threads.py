@@ -74,7 +74,12 @@ class WorkerThread(Protocol):
 class OSThread:
     """A real OS thread in a gevent-patched process, started with the ``_thread`` functions gevent saved."""
 
+    # Per OS thread, whatever gevent patched: set on the threads this class runs (see ``on_own_os_thread``).
+    _marks: Any = None
+
     def __init__(self, monkey: Any, target: Callable[..., object], name: str, args: tuple[Any, ...]) -> None:
+        if OSThread._marks is None:
+            OSThread._marks = monkey.get_original("_thread", "_local")()
         self.name = name
         self._target = target
         self._args = args
@@ -91,6 +96,7 @@ class OSThread:
             raise
 
     def _run(self) -> None:
+        OSThread._marks.own = True
         try:
             self._target(*self._args)
         except BaseException:  # as threading.Thread would, say so rather than die silently
@@ -140,6 +146,12 @@ class _Thread(threading.Thread):
     def join(self, timeout: float | None = None) -> None:
         if self._running_here():
             self._spanbatch_ended.wait(timeout)
+
+
+def on_own_os_thread() -> bool:
+    """Whether gevent has patched ``threading`` and the caller runs on a real OS thread ``start_thread`` started:
+    no hub and no other greenlet there for a blocking call to hold up."""
+    return OSThread._marks is not None and getattr(OSThread._marks, "own", False)
 
 
 def start_thread(target: Callable[..., object], name: str, *args: Any) -> WorkerThread:

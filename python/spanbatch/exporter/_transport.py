@@ -27,37 +27,42 @@ from spanbatch._core import (
     SpanRequest,
     TransportConnectionError,
 )
+from spanbatch._threads import on_own_os_thread, start_thread, threads_are_greenlets
 
 __all__ = ["NativeHTTPResult", "NativeHTTPTransport", "NotSentError", "TransportConnectionError"]
 
 T = TypeVar("T")
 
 
-def _interruptible(send: Callable[[], T]) -> T:
-    """``send()``; on the main thread, run on a thread of its own while this one waits, so that Ctrl-C raises
-    ``KeyboardInterrupt`` here at once, as it does in ``requests`` (a Rust send runs detached from the interpreter,
-    which runs no signal handler until it returns: up to the whole timeout). Only the main thread runs handlers,
-    and export threads never are it: batch processors pay nothing. An interrupted send finishes on its thread,
-    within its own timeout, and its outcome is dropped."""
-    if threading.current_thread() is not threading.main_thread():
+def _off_this_thread(send: Callable[[], T]) -> T:
+    """``send()``, on a thread of its own while the caller waits, where a Rust send, which blocks its OS thread
+    detached from the interpreter, would hold up more than the caller:
+    - the main thread, which alone runs signal handlers: Ctrl-C raises ``KeyboardInterrupt`` at once, as in
+      ``requests``, not once the send returns (up to the whole timeout);
+    - under gevent, a greenlet (a stock processor's worker, or ``SimpleSpanProcessor`` in the application's
+      greenlet): its OS thread is the hub's and every other greenlet's, which ``requests``'s patched socket lets
+      run while it waits; the caller pauses cooperatively instead (``WorkerThread.join``).
+    spanbatch's own export threads are neither (real OS threads under gevent): batch processors pay nothing. An
+    interrupted send finishes on its thread, within its own timeout, and its outcome is dropped."""
+    if threads_are_greenlets():
+        if on_own_os_thread():
+            return send()
+    elif threading.current_thread() is not threading.main_thread():
         return send()
     outcome: list[T] = []
     failure: list[BaseException] = []
-    finished = threading.Event()
 
     def run() -> None:
         try:
             outcome.append(send())
         except BaseException as error:  # handed to the waiting thread
             failure.append(error)
-        finally:
-            finished.set()
 
     try:
-        threading.Thread(target=run, name="spanbatch-http-send", daemon=True).start()
+        sending = start_thread(run, "spanbatch-http-send")
     except RuntimeError:  # exit has begun (CPython 3.12 starts no thread then): send here, as before
         return send()
-    finished.wait()  # a lock wait: the signal handlers run, and what they raise ends it
+    sending.join()  # a wait that runs signal handlers (and lets greenlets run): what they raise ends it
     if failure:
         raise failure[0]
     return outcome[0]
@@ -117,7 +122,7 @@ class NativeHTTPTransport(BaseHTTPTransport):
             self._replays.result = None
             return replay
         pairs = list((headers or {}).items())
-        return result_of(_interruptible(lambda: self._sender.send(method, url, pairs, data or b"", timeout)))
+        return result_of(_off_this_thread(lambda: self._sender.send(method, url, pairs, data or b"", timeout)))
 
     @contextmanager
     def replaying(self, result: NativeHTTPResult) -> Iterator[None]:
@@ -148,7 +153,7 @@ class NativeHTTPTransport(BaseHTTPTransport):
         past its deadline, ``timeout`` from the start of that request's first part.
         """
         pairs = list(headers.items())
-        outcomes = _interruptible(
+        outcomes = _off_this_thread(
             lambda: self._sender.send_all(url, pairs, list(requests), encoding, max_request_size, timeout)
         )
         return [result_of(outcome) for outcome in outcomes]
