@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import weakref
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
@@ -90,6 +93,26 @@ def quiet_stock_encoder() -> Iterator[None]:
     stock.disabled = True
     yield
     stock.disabled = False
+
+
+@pytest.fixture
+def in_tmp_path(tmp_path: Path) -> Iterator[Path]:
+    """The test runs in ``tmp_path`` as its working directory (a relative path lands there), then back."""
+    before = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(before)
+
+
+@pytest.fixture
+def hanging_endpoint() -> Iterator[str]:
+    """A loopback server that takes connections (the kernel's backlog does) and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 @pytest.fixture

@@ -4,23 +4,11 @@ by the blanks in the working directory. Only OpenTelemetry's own text variables 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def in_tmp_path(tmp_path: Path) -> Iterator[Path]:
-    before = Path.cwd()
-    os.chdir(tmp_path)
-    try:
-        yield tmp_path
-    finally:
-        os.chdir(before)
 
 
 @pytest.mark.parametrize("value", [" ", "\n", " \t "], ids=repr)

@@ -10,9 +10,7 @@ every lane flushed in parallel within the deadline, and a dead backend that drop
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
 
 import pytest
 from spanbatch.testing import OTLPReceiver
@@ -56,15 +54,6 @@ for _ in range({SPANS}):
     tracer.start_span("queued").end()
 print("main done at", repr(time.time()), flush=True)
 """
-
-
-@pytest.fixture
-def hanging_endpoint() -> Iterator[str]:
-    """A loopback server that takes connections (the kernel's backlog does) and never answers."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 @pytest.mark.parametrize("layout", ["two span processors", "a log processor shut down first"])

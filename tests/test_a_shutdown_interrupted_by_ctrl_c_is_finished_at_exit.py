@@ -19,13 +19,14 @@ import textwrap
 import pytest
 
 from tests.helpers import ReportedStats, balanced
-from tests.helpers.apps import clean_env
+from tests.helpers.apps import INTERRUPTIBLE_APP_PROCESSOR, clean_env
 
 pytestmark = pytest.mark.timeout(120)
 
 EXIT_LIMIT_SECONDS = 3.0
 
-_PRELUDE = """
+_PRELUDE = (
+    """
 import atexit, json, os, signal, sys, threading, time
 
 def report():
@@ -40,24 +41,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 import spanbatch
 
-signal.signal(signal.SIGINT, signal.default_int_handler)  # as an interactive program has it
-
-class HangingExporter(SpanExporter):
-    def __init__(self):
-        self.entered = threading.Event()
-        self.shutdowns = 0
-
-    def export(self, spans):
-        self.entered.set()
-        time.sleep(60)
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self):
-        self.shutdowns += 1
-
-exporter = HangingExporter()
-processor = spanbatch.BatchSpanProcessor(exporter, max_export_batch_size=1, schedule_delay_millis=60_000)
-provider = TracerProvider()
+"""
+    + INTERRUPTIBLE_APP_PROCESSOR
+    + """provider = TracerProvider()
 provider.add_span_processor(processor)
 tracer = provider.get_tracer("interrupted")
 interrupted = []
@@ -74,6 +60,7 @@ for i in range(10):
     tracer.start_span(f"span-{i}").end()
 exporter.entered.wait(30)
 """
+)
 
 CASES = {
     # The application's own shutdown, interrupted and caught; the process then exits as usual.

@@ -14,13 +14,14 @@ import os
 import pytest
 
 from tests.helpers import ReportedStats, balanced
-from tests.helpers.apps import clean_env, run_app
+from tests.helpers.apps import INTERRUPTIBLE_APP_PROCESSOR, clean_env, run_app
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.skipif(os.name != "posix", reason="POSIX signals")]
 
 EXIT_LIMIT_SECONDS = 20.0
 
-APP = """
+APP = (
+    """
 import atexit, json, os, signal, sys, threading, time
 
 def report():
@@ -38,24 +39,9 @@ if sys.argv[1] == "provider-first":
     provider = TracerProvider()  # its atexit hook runs after spanbatch's last one, which the Ctrl-C meets
 import spanbatch
 
-signal.signal(signal.SIGINT, signal.default_int_handler)  # as an interactive program has it
-
-class HangingExporter(SpanExporter):
-    def __init__(self):
-        self.entered = threading.Event()
-        self.shutdowns = 0
-
-    def export(self, spans):
-        self.entered.set()
-        time.sleep(60)
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self):
-        self.shutdowns += 1
-
-exporter = HangingExporter()
-processor = spanbatch.BatchSpanProcessor(exporter, max_export_batch_size=1, schedule_delay_millis=60_000)
-if sys.argv[1] == "spanbatch-first":
+"""
+    + INTERRUPTIBLE_APP_PROCESSOR
+    + """if sys.argv[1] == "spanbatch-first":
     provider = TracerProvider()  # its atexit hook runs first, and the Ctrl-C meets it
 provider.add_span_processor(processor)
 tracer = provider.get_tracer("app")
@@ -75,6 +61,7 @@ def interrupt():
 
 threading.Thread(target=interrupt, daemon=True).start()
 """
+)
 
 
 @pytest.mark.parametrize("order", ["spanbatch-first", "provider-first"])

@@ -5,23 +5,12 @@ to, and replaying from, the same place."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from spanbatch._spill import Sent, SpillStore
 
 pytestmark = pytest.mark.timeout(30)
-
-
-@pytest.fixture
-def in_tmp_path(tmp_path: Path) -> Iterator[Path]:
-    before = Path.cwd()
-    os.chdir(tmp_path)
-    try:
-        yield tmp_path
-    finally:
-        os.chdir(before)
 
 
 def test_a_store_made_with_a_relative_directory_keeps_it_after_a_chdir(in_tmp_path: Path) -> None:

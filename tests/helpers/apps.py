@@ -12,6 +12,30 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+# For an app that ends spans into a processor whose export hangs, to be interrupted by Ctrl-C: the processor, its
+# exporter (``entered`` once exporting; its shutdowns counted) and SIGINT's default handler, which a suite started in
+# the background would not give the child. The app imports ``signal``, ``threading``, ``time``, ``spanbatch`` and the
+# SDK's ``SpanExporter`` and ``SpanExportResult`` before it.
+INTERRUPTIBLE_APP_PROCESSOR = """
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as an interactive program has it
+
+class HangingExporter(SpanExporter):
+    def __init__(self):
+        self.entered = threading.Event()
+        self.shutdowns = 0
+
+    def export(self, spans):
+        self.entered.set()
+        time.sleep(60)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self):
+        self.shutdowns += 1
+
+exporter = HangingExporter()
+processor = spanbatch.BatchSpanProcessor(exporter, max_export_batch_size=1, schedule_delay_millis=60_000)
+"""
+
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without any ``OTEL_*`` or ``SPANBATCH_*`` variable, then ``extra``."""
