@@ -8,6 +8,7 @@ and ``send_all`` sends several batches' requests for one.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,12 +27,21 @@ from spanbatch._core import (
     RequestTooLargeError,
     SpanRequest,
     TransportConnectionError,
+    TransportError,
 )
 from spanbatch._threads import on_own_os_thread, start_thread, threads_are_greenlets
 
 __all__ = ["NativeHTTPResult", "NativeHTTPTransport", "NotSentError", "TransportConnectionError"]
 
 T = TypeVar("T")
+
+# How often a caller waiting for its send looks whether a signal handler forked the process meanwhile.
+_FORK_CHECK_SECONDS = 0.1
+
+
+class ForkedDuringSendError(TransportError):
+    """A child forked (by a signal handler) while its thread waited for a send: the send and its answer are the
+    parent's, and the thread making it is not in the child."""
 
 
 def _off_this_thread(send: Callable[[], T]) -> T:
@@ -43,7 +53,8 @@ def _off_this_thread(send: Callable[[], T]) -> T:
       greenlet): its OS thread is the hub's and every other greenlet's, which ``requests``'s patched socket lets
       run while it waits; the caller pauses cooperatively instead (``WorkerThread.join``).
     spanbatch's own export threads are neither (real OS threads under gevent): batch processors pay nothing. An
-    interrupted send finishes on its thread, within its own timeout, and its outcome is dropped."""
+    interrupted send finishes on its thread, within its own timeout, and its outcome is dropped. A child forked by
+    a signal handler run in the wait gets ``ForkedDuringSendError`` at once, where it would wait for ever."""
     if threads_are_greenlets():
         if on_own_os_thread():
             return send()
@@ -62,7 +73,15 @@ def _off_this_thread(send: Callable[[], T]) -> T:
         sending = start_thread(run, "spanbatch-http-send")
     except RuntimeError:  # exit has begun (CPython 3.12 starts no thread then): send here, as before
         return send()
-    sending.join()  # a wait that runs signal handlers (and lets greenlets run): what they raise ends it
+    pid = os.getpid()
+    while True:
+        sending.join(
+            _FORK_CHECK_SECONDS
+        )  # a wait that runs signal handlers (and lets greenlets run): what they raise ends it
+        if os.getpid() != pid:
+            raise ForkedDuringSendError("forked while waiting for a send: the parent's to finish")
+        if not sending.is_alive():
+            break
     if failure:
         raise failure[0]
     return outcome[0]
@@ -122,7 +141,11 @@ class NativeHTTPTransport(BaseHTTPTransport):
             self._replays.result = None
             return replay
         pairs = list((headers or {}).items())
-        return result_of(_off_this_thread(lambda: self._sender.send(method, url, pairs, data or b"", timeout)))
+        try:
+            outcome = _off_this_thread(lambda: self._sender.send(method, url, pairs, data or b"", timeout))
+        except ForkedDuringSendError as error:
+            return NativeHTTPResult(error=error)
+        return result_of(outcome)
 
     @contextmanager
     def replaying(self, result: NativeHTTPResult) -> Iterator[None]:
@@ -153,9 +176,12 @@ class NativeHTTPTransport(BaseHTTPTransport):
         past its deadline, ``timeout`` from the start of that request's first part.
         """
         pairs = list(headers.items())
-        outcomes = _off_this_thread(
-            lambda: self._sender.send_all(url, pairs, list(requests), encoding, max_request_size, timeout)
-        )
+        try:
+            outcomes = _off_this_thread(
+                lambda: self._sender.send_all(url, pairs, list(requests), encoding, max_request_size, timeout)
+            )
+        except ForkedDuringSendError as error:
+            return [NativeHTTPResult(error=error) for _ in requests]
         return [result_of(outcome) for outcome in outcomes]
 
     def is_connection_error(self, exception: Exception | None) -> bool:
