@@ -348,9 +348,10 @@ def _finish_shutdown(stopping: Sequence[Lane], deadline: float, drain: bool) -> 
             lane.shutdown_steps.abandoned = True
             abandoned = lane.core.abandon()
             logger.warning(
-                "%s: shutdown deadline passed with the worker still busy (an export, or spans another thread was"
-                " reading); dropped %s still queued (the stats count the rest as they are let go).",
+                "%s: %s with the worker still busy (an export, or spans another thread was reading); dropped %s"
+                " still queued (the stats count the rest as they are let go).",
                 lane.name,
+                "shutdown deadline passed" if drain else "exit interrupted",
                 lane.signal.counted(abandoned),
             )
     for lane in stopping:
