@@ -27,3 +27,9 @@ create_exception!(
     TransportError,
     "Not sent: the serialized request is larger than `max_request_size`."
 );
+create_exception!(
+    spanbatch._core,
+    AnswerUnreadableError,
+    TransportError,
+    "The server answered with headers that could not be read: it has the request, which must not be sent again."
+);

@@ -1,6 +1,9 @@
 //! `HttpOutcome`: what one request of an `HttpSender` came to, as Python reads it.
 
-use crate::errors::{NotSentError, RequestTooLargeError, TransportConnectionError, TransportError};
+use crate::errors::{
+    AnswerUnreadableError, NotSentError, RequestTooLargeError, TransportConnectionError,
+    TransportError,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::io::ErrorKind;
@@ -17,6 +20,9 @@ pub enum Outcome {
     },
     /// The request failed before a response; `connection` errors are worth retrying.
     Failed { connection: bool, message: String },
+    /// The server answered (a status line came) with headers that could not be read: it has the
+    /// request, so neither a retry nor a spilled copy may send it again.
+    AnswerUnreadable(String),
     /// Not sent: the serialized request has this many bytes, more than allowed.
     TooLarge(usize),
     /// Not sent: an earlier request of the same `send_all` failed, or its export's deadline passed.
@@ -31,9 +37,14 @@ impl Outcome {
 
     /// The outcome of a request `ureq` could not make.
     pub fn failed(error: &ureq::Error) -> Self {
-        Self::Failed {
-            connection: is_connection_error(error),
-            message: error.to_string(),
+        match error {
+            ureq::Error::Protocol(protocol) if answered(protocol) => {
+                Self::AnswerUnreadable(error.to_string())
+            }
+            _ => Self::Failed {
+                connection: is_connection_error(error),
+                message: error.to_string(),
+            },
         }
     }
 }
@@ -58,8 +69,10 @@ fn is_connection_error(error: &ureq::Error) -> bool {
                 | ErrorKind::NetworkUnreachable
                 | ErrorKind::NetworkDown
         ),
-        ureq::Error::Protocol(error) => !answered(error),
-        ureq::Error::Timeout(_) | ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
+        ureq::Error::Timeout(_)
+        | ureq::Error::HostNotFound
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::Protocol(_) => true,
         _ => false,
     }
 }
@@ -67,7 +80,7 @@ fn is_connection_error(error: &ureq::Error) -> bool {
 /// Whether a protocol error is about the headers of an answer that began with a status line: the server
 /// has the request and answered it, so a retry would send the batch again. `requests` reads such headers
 /// leniently and takes the status (one request); a status line it cannot read is a connection error there
-/// too, and stays one here.
+/// too, and stays one here (`is_connection_error`).
 fn answered(error: &ureq_proto::Error) -> bool {
     use ureq_proto::Error as Proto;
     match error {
@@ -139,7 +152,8 @@ impl PyHttpOutcome {
     }
 
     /// A new exception saying why there is no response, or None when there is one:
-    /// `TransportConnectionError`, `TransportError`, `RequestTooLargeError` or `NotSentError`.
+    /// `TransportConnectionError`, `TransportError`, `AnswerUnreadableError`, `RequestTooLargeError` or
+    /// `NotSentError`.
     fn error(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         let error = match &self.outcome {
             Outcome::Response { .. } => return None,
@@ -151,6 +165,7 @@ impl PyHttpOutcome {
                 connection: false,
                 message,
             } => TransportError::new_err(message.clone()),
+            Outcome::AnswerUnreadable(message) => AnswerUnreadableError::new_err(message.clone()),
             Outcome::TooLarge(size) => RequestTooLargeError::new_err(format!(
                 "Serialized span request size {size} bytes exceeds max_request_size."
             )),
@@ -171,6 +186,7 @@ impl PyHttpOutcome {
                 message,
             } => format!("connection_error={message:?}"),
             Outcome::Failed { message, .. } => format!("error={message:?}"),
+            Outcome::AnswerUnreadable(message) => format!("unreadable_answer={message:?}"),
             Outcome::TooLarge(size) => format!("too_large={size}"),
             Outcome::NotSent => "not_sent=True".to_owned(),
         };

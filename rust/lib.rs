@@ -80,7 +80,8 @@ mod _core {
     use crate::core::PyBatchCore;
     #[pymodule_export]
     use crate::errors::{
-        NotSentError, RequestTooLargeError, TransportConnectionError, TransportError,
+        AnswerUnreadableError, NotSentError, RequestTooLargeError, TransportConnectionError,
+        TransportError,
     };
     #[pymodule_export]
     use crate::exit_gate::{close_exit_gate, exit_gate_after_fork_in_child};

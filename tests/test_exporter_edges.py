@@ -348,3 +348,23 @@ def test_netrc_credentials_for_the_endpoint_are_sent_as_requests_sends_them(rece
         exporter.shutdown()
     expected = "Basic " + base64.b64encode(b"user:secret").decode()
     assert [header(head, "authorization") for head in receiver.heads()] == [expected]
+
+
+def test_an_answer_with_malformed_headers_is_not_spilled_and_sent_again(receiver_with, tmp_path):
+    # The backend has the batch and answered it (requests takes its 200: one request, SUCCESS). Not an answer the
+    # backend could give better later: spilled, the replay thread sends it again and again.
+    def malformed(connection: socket.socket, head: bytes, body: bytes) -> bool:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 0\r\n\r\n")
+        return False
+
+    receiver = receiver_with(malformed)
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", timeout=2, spill_dir=tmp_path)
+    try:
+        exporter.export(finished_spans())
+        spilled = exporter.spill_counts()
+        threading.Event().wait(2.0)  # the replay thread's first probes come within 0.5 s and 1.5 s
+    finally:
+        exporter.shutdown()
+    assert spilled is not None
+    assert spilled.spilled == 0
+    assert len(receiver.requests) == 1

@@ -42,7 +42,7 @@ from requests.exceptions import InvalidHeader
 from requests.utils import check_header_validity, get_environ_proxies, get_netrc_auth, requote_uri, select_proxy
 
 from spanbatch import _settings
-from spanbatch._core import LogEncoder, LogRequest, SpanEncoder, SpanRequest, compress
+from spanbatch._core import AnswerUnreadableError, LogEncoder, LogRequest, SpanEncoder, SpanRequest, compress
 from spanbatch._encoding import Batch, read_batch
 from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts
@@ -84,8 +84,13 @@ class _RustCompressingClient(_http._OTLPHTTPClient):
             return super().export(data)
         if not spiller.down:
             result = super().export(data)
-            # Only what a later attempt could deliver: a request the backend refused (a 400) stays refused.
-            if result.success or (result.status_code is not None and not _http._is_retryable(result.status_code)):
+            # Only what a later attempt could deliver: a request the backend refused (a 400) stays refused, and one it
+            # answered unreadably has it already.
+            if (
+                result.success
+                or (result.status_code is not None and not _http._is_retryable(result.status_code))
+                or isinstance(result.error, AnswerUnreadableError)
+            ):
                 return result
         if spiller.spill(data, spiller.items_sending()):
             return _http._ExportResult(True, None, "spilled", None)
@@ -219,6 +224,8 @@ class RustEncodedHTTP:
         except Exception as error:  # a transport of the caller's may raise for no answer
             return _no_answer(error)
         status = result.status_code
+        if isinstance(result.error, AnswerUnreadableError):  # it has the request: sent again, it would have it twice
+            return Sent.REJECTED
         if status is None:  # no answer: the transport's result says why
             return _no_answer(result.error)
         if _http._is_retryable(status):  # an answer the stock client retries: busy
