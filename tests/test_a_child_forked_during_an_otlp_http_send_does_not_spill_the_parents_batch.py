@@ -12,8 +12,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from spanbatch.exporter import OTLPSpanExporter
+
 from tests.helpers.apps import clean_env, run_app
 from tests.helpers.receivers import serve_http
 

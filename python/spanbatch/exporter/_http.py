@@ -50,7 +50,7 @@ from spanbatch.exporter import _limits
 from spanbatch.exporter._deadline import Deadline
 from spanbatch.exporter._declared import DeclaredEncoder
 from spanbatch.exporter._spilling import Spiller, spiller_for, spills_of
-from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError
+from spanbatch.exporter._transport import ForkedDuringSendError, NativeHTTPResult, NativeHTTPTransport, NotSentError
 from spanbatch.exporter._unsent import count_failed, count_left_out, count_unsent
 
 if TYPE_CHECKING:
@@ -84,12 +84,12 @@ class _RustCompressingClient(_http._OTLPHTTPClient):
             return super().export(data)
         if not spiller.down:
             result = super().export(data)
-            # Only what a later attempt could deliver: a request the backend refused (a 400) stays refused, and one it
-            # answered unreadably has it already.
+            # Only what a later attempt could deliver: a request the backend refused (a 400) stays refused, one it
+            # answered unreadably has it already, and one a forked child stopped waiting for is its parent's to send.
             if (
                 result.success
                 or (result.status_code is not None and not _http._is_retryable(result.status_code))
-                or isinstance(result.error, AnswerUnreadableError)
+                or isinstance(result.error, (AnswerUnreadableError, ForkedDuringSendError))
             ):
                 return result
         if spiller.spill(data, spiller.items_sending()):
