@@ -368,3 +368,33 @@ def test_an_answer_with_malformed_headers_is_not_spilled_and_sent_again(receiver
     assert spilled is not None
     assert spilled.spilled == 0
     assert len(receiver.requests) == 1
+
+
+def test_a_spilled_request_whose_replay_is_answered_with_malformed_headers_is_sent_once(receiver_with, tmp_path):
+    # The live export is answered 503 until it gives up and spills; the replay's answer has a header the Rust parser
+    # refuses: the backend has the request, so the file is moved aside, not probed again.
+    malformed_now = threading.Event()
+
+    def busy_then_malformed(connection: socket.socket, head: bytes, body: bytes) -> bool:
+        if malformed_now.is_set():
+            connection.sendall(b"HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 0\r\n\r\n")
+        else:
+            connection.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+        return False
+
+    receiver = receiver_with(busy_then_malformed)
+    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", timeout=1, spill_dir=tmp_path)
+    try:
+        exporter.export(finished_spans())
+        spilled = exporter.spill_counts()
+        live_attempts = len(receiver.requests)
+        malformed_now.set()
+        threading.Event().wait(3.0)  # the replay thread's probes come within 0.5 s, 1.5 s, then more often than 1 s
+        counts = exporter.spill_counts()
+    finally:
+        exporter.shutdown()
+    assert spilled is not None
+    assert spilled.spilled == 1
+    assert len(receiver.requests) - live_attempts == 1
+    assert counts is not None
+    assert counts.replayed == 0
