@@ -8,6 +8,7 @@ that the application's thread runs no Python code per item.
 
 from __future__ import annotations
 
+import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -29,11 +30,36 @@ from spanbatch._stats import SpanStats
 
 Telemetry = TypeVar("Telemetry")
 
+logger = logging.getLogger("spanbatch")
+# The flush timeouts already warned of (their repr): a flush per request would otherwise log a line per request.
+_odd_timeouts: set[str] = set()
 
-def timeout_given(timeout_millis: float | None) -> bool:
-    """Whether a flush or shutdown was given a timeout: not None, nor NaN, a deadline no clock reading passes
-    (the wait spun until the export returned; the stock processor ignores its timeout)."""
-    return timeout_millis is not None and not (isinstance(timeout_millis, float) and math.isnan(timeout_millis))
+
+def given_timeout(timeout_millis: object, default_millis: float) -> float:
+    """The deadline a flush or shutdown was given, as a float, or ``default_millis`` for none: None, NaN (a deadline
+    no clock reading passes: the wait spun until the export returned), or what is not a number.
+
+    The stock processor ignores its timeout: a ``Decimal`` (``TracerProvider.force_flush`` passes one on) or a string
+    read from a setting, used as given, raised a ``TypeError`` about our arithmetic where stock returns True.
+    """
+    if timeout_millis is None or isinstance(timeout_millis, str | bytes):
+        millis = math.nan
+    else:
+        try:
+            millis = float(timeout_millis)  # type: ignore[arg-type]
+        except OverflowError:  # an int past a float's range: as long or as short as a float can say
+            millis = math.inf if cast(int, timeout_millis) > 0 else -math.inf
+        except (TypeError, ValueError):
+            millis = math.nan
+    odd = math.isnan(millis) and not (timeout_millis is None or isinstance(timeout_millis, float))
+    if odd and repr(timeout_millis) not in _odd_timeouts:
+        _odd_timeouts.add(repr(timeout_millis))
+        logger.warning(
+            "A flush or shutdown timeout_millis=%r is not a number: waiting up to the default %g ms.",
+            timeout_millis,
+            default_millis,
+        )
+    return default_millis if math.isnan(millis) else millis
 
 
 class Engine(ABC, Generic[Telemetry]):
@@ -123,9 +149,7 @@ class Engine(ABC, Generic[Telemetry]):
 
     def _timeout_millis(self, timeout_millis: float | None) -> float:
         """``timeout_millis``, by default the longest ``export_timeout_millis`` of the lanes."""
-        if timeout_given(timeout_millis):
-            return cast(float, timeout_millis)
-        return max(lane.settings.export_timeout_millis for lane in self._lanes)
+        return given_timeout(timeout_millis, max(lane.settings.export_timeout_millis for lane in self._lanes))
 
     def _flush_by_lane(self, timeout_millis: float | None) -> dict[str, bool]:
         return _exit.flush(self._lanes, self._timeout_millis(timeout_millis))

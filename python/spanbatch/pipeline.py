@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from spanbatch import _exit, _settings
 from spanbatch._capabilities import Exporter
 from spanbatch._config import resolve_settings
-from spanbatch._engine import timeout_given
+from spanbatch._engine import given_timeout
 from spanbatch._lane import Backend, Lane
 from spanbatch._policies import resolve_policies, spells_out
 from spanbatch._setting import read
@@ -138,9 +138,9 @@ class Pipeline(SpanEngine):
 
     def _timeout_millis(self, timeout_millis: float | None) -> float:
         """``timeout_millis``, by default the longest ``export_timeout_millis`` of both signals' lanes."""
-        if timeout_given(timeout_millis):
-            return cast(float, timeout_millis)
-        return max(lane.settings.export_timeout_millis for lane in self._lanes_of_both_signals())
+        return given_timeout(
+            timeout_millis, max(lane.settings.export_timeout_millis for lane in self._lanes_of_both_signals())
+        )
 
     def flush_by_backend(self, timeout_millis: float | None = None) -> dict[str, bool]:
         """Flush every lane of both signals in parallel; per backend, True when all its lanes finished."""
