@@ -54,7 +54,7 @@ def test_a_flush_timeout_that_is_not_a_number_is_warned_of(
 ) -> None:
     processor = shutdown_later(spanbatch.BatchSpanProcessor(RecordingExporter(), export_timeout_millis=4000))
     with caplog.at_level(logging.WARNING, logger="spanbatch"):
-        assert processor.force_flush("soon") is True  # type: ignore[arg-type]
+        assert processor.force_flush(b"soon") is True  # type: ignore[arg-type]
     assert [r.getMessage() for r in caplog.records if r.name == "spanbatch"] == [
-        "A flush or shutdown timeout_millis='soon' is not a number: waiting up to the default 4000 ms."
+        "A flush or shutdown timeout_millis=b'soon' is not a number: waiting up to the default 4000 ms."
     ]

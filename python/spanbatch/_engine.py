@@ -31,8 +31,9 @@ from spanbatch._stats import SpanStats
 Telemetry = TypeVar("Telemetry")
 
 logger = logging.getLogger("spanbatch")
-# The flush timeouts already warned of (their repr): a flush per request would otherwise log a line per request.
-_odd_timeouts: set[str] = set()
+# The types of flush timeouts already warned of: a flush per request would otherwise log a line per request (by
+# type, not value: a new value per call must not grow this set for ever).
+_odd_timeouts: set[type] = set()
 
 
 def given_timeout(timeout_millis: object, default_millis: float) -> float:
@@ -52,8 +53,8 @@ def given_timeout(timeout_millis: object, default_millis: float) -> float:
         except (TypeError, ValueError):
             millis = math.nan
     odd = math.isnan(millis) and not (timeout_millis is None or isinstance(timeout_millis, float))
-    if odd and repr(timeout_millis) not in _odd_timeouts:
-        _odd_timeouts.add(repr(timeout_millis))
+    if odd and type(timeout_millis) not in _odd_timeouts:
+        _odd_timeouts.add(type(timeout_millis))
         logger.warning(
             "A flush or shutdown timeout_millis=%r is not a number: waiting up to the default %g ms.",
             timeout_millis,
