@@ -59,15 +59,32 @@ def instrumented(app: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
     return run([instrument, sys.executable, "-c", app], env)
 
 
+def installed_configurator(directory: Path, name: str) -> Path:
+    """``directory``, made to hold an installed distribution ``<name>conf`` with configurator entry point ``name``."""
+    directory.mkdir(exist_ok=True)
+    (directory / f"{name}conf.py").write_text(FAKE_CONFIGURATOR.replace("fake configured", f"{name} configured"))
+    info = directory / f"{name}conf-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}conf\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[opentelemetry_configurator]\n{name} = {name}conf:FakeConfigurator\n")
+    return directory
+
+
 @pytest.fixture
 def fake_configurator(tmp_path: Path) -> Path:
     """A directory holding an installed distribution ``fakeconf`` with configurator entry point ``fake``."""
-    (tmp_path / "fakeconf.py").write_text(FAKE_CONFIGURATOR)
-    info = tmp_path / "fakeconf-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeconf\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[opentelemetry_configurator]\nfake = fakeconf:FakeConfigurator\n")
-    return tmp_path
+    return installed_configurator(tmp_path, "fake")
+
+
+def initialized_after(*directories: Path) -> str:
+    """An app that finds configurators in ``directories`` after spanbatch's, then runs what
+    ``opentelemetry-instrument`` runs (its sitecustomize's ``initialize()``)."""
+    paths = "".join(f"sys.path.append({str(directory)!r})\n" for directory in directories)
+    return (
+        f"import sys\n{paths}"
+        "from opentelemetry.instrumentation.auto_instrumentation import initialize\n"
+        "initialize()\n" + SHOW_PROVIDER
+    )
 
 
 def test_a_plain_zero_code_run_is_not_configured_by_spanbatch() -> None:
@@ -85,15 +102,25 @@ def test_found_first_but_not_asked_for_it_runs_the_configurator_that_would_have_
     fake_configurator: Path,
 ) -> None:
     # The other configurator is found after spanbatch's, so opentelemetry-instrument calls
-    # spanbatch's: it must do what would have happened without spanbatch installed.
-    app = (
-        f"import sys; sys.path.append({str(fake_configurator)!r})\n"
-        "from opentelemetry.instrumentation.auto_instrumentation import initialize\n"
-        "initialize()\n" + SHOW_PROVIDER
-    )
-    done = run([sys.executable, "-c", app], clean_env())
+    # spanbatch's: it must do what would have happened without spanbatch installed, and say so.
+    done = run([sys.executable, "-c", initialized_after(fake_configurator)], clean_env())
     assert done.stdout.count("fake configured with ['auto_instrumentation_version']") == 1, done.stdout
     assert "provider: ProxyTracerProvider []" in done.stdout, done.stdout + done.stderr
+    # Without spanbatch it is the only configurator, and nothing is told of it as not loaded.
+    assert "not loaded" not in done.stderr, done.stderr
+
+
+def test_found_first_but_not_asked_for_the_next_ones_are_told_as_skipped_for_the_one_that_ran(tmp_path: Path) -> None:
+    # Without spanbatch, opentelemetry-instrument runs "first" and warns that "second" was not loaded for it.
+    app = initialized_after(
+        installed_configurator(tmp_path / "a", "first"), installed_configurator(tmp_path / "b", "second")
+    )
+    done = run([sys.executable, "-c", app], clean_env())
+    assert done.stdout.count("first configured") == 1, done.stdout
+    assert "second configured" not in done.stdout, done.stdout
+    assert [line for line in done.stderr.splitlines() if "not loaded" in line] == [
+        "Configuration of second not loaded, first already loaded"
+    ], done.stderr
 
 
 def test_found_after_another_configurator_it_changes_nothing(fake_configurator: Path) -> None:
