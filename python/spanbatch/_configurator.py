@@ -72,10 +72,45 @@ def _configure_as_without_spanbatch(**kwargs: Any) -> None:
     It picks the first entry point found, and skips the others as already loaded: so the first
     one that is not spanbatch's, or none at all when there is no other.
     """
-    for entry_point in entry_points(group="opentelemetry_configurator"):
+    found = list(entry_points(group="opentelemetry_configurator"))
+    for entry_point in found:
         if entry_point.name != ENTRY_POINT_NAME:
             entry_point.load()().configure(**kwargs)
+            told = {other.name for other in found[found.index(entry_point) :]} - {ENTRY_POINT_NAME}
+            _INSTRUMENT_LOGGER.addFilter(_SkippedFor(entry_point.name, told))
             return
+
+
+# The logger and line with which opentelemetry-instrument's loop tells of each configurator after the one it ran.
+_INSTRUMENT_LOGGER = logging.getLogger("opentelemetry.instrumentation.auto_instrumentation._load")
+_SKIPPED_LINE = "Configuration of %s not loaded, %s already loaded"
+
+
+class _SkippedFor(logging.Filter):
+    """Words opentelemetry-instrument's lines as they would be without spanbatch installed.
+
+    Having called spanbatch's configurator, the loop tells of every later one as "not loaded, spanbatch already
+    loaded": false for the one spanbatch ran in its stead (left out), and the others were skipped for that one
+    (named instead). Removed once each of them (``told``) was told of; a configure not called from that loop (by hand)
+    leaves it waiting for a line that never comes, touching nothing else.
+    """
+
+    def __init__(self, ran: str, told: set[str]) -> None:
+        super().__init__()
+        self._ran = ran
+        self._untold = told
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.msg != _SKIPPED_LINE or not isinstance(args, tuple) or args[1:] != (ENTRY_POINT_NAME,):
+            return True
+        self._untold.discard(str(args[0]))
+        if not self._untold:
+            _INSTRUMENT_LOGGER.removeFilter(self)
+        if args[0] == self._ran:
+            return False
+        record.args = (args[0], self._ran)
+        return True
 
 
 def _warn_config_file_once() -> None:
