@@ -152,22 +152,29 @@ def _millis_left_to_exit() -> float:
     return remaining_millis(_exit_deadline)
 
 
+def _shutdown_minding_ctrl_c(lanes: list[Lane], timeout_millis: float) -> None:
+    """Shut ``lanes`` down at exit, draining their exports unless a Ctrl-C (or any exception) tore through such a
+    shutdown before; one tearing through this one asks the rest of the exit to stop waiting."""
+    global _exit_interrupted
+    try:
+        shutdown_lanes(lanes, timeout_millis, drain=not _exit_interrupted)
+    except BaseException:
+        _exit_interrupted = True
+        raise
+
+
 def shutdown_all(timeout_millis: float | None = None) -> None:
     """Shut down every registered lane in parallel: by default within what is left of the exit
     deadline, or the lanes' longest ``export_timeout_millis`` if shorter (no longer than the
     providers' own shutdown of those processors would have taken)."""
-    global _exit_interrupted
     lanes = _fork.of_this_process(lane for owner in list(_owners) for lane in owner.lanes)
     if timeout_millis is None:
         longest_export = max((lane.settings.export_timeout_millis for lane in lanes), default=0.0)
         timeout_millis = min(_millis_left_to_exit(), longest_export)
     started = time.monotonic()
-    try:
-        shutdown_lanes(lanes, timeout_millis, drain=not _exit_interrupted)
-    except BaseException:
-        # The last hook's, interrupted: a provider made before spanbatch was imported shuts its lanes down after it.
-        _exit_interrupted = True
-        raise
+    # Interrupted here (the last hook's shutdown), a provider made before spanbatch was imported shuts its lanes down
+    # after it, without waiting.
+    _shutdown_minding_ctrl_c(lanes, timeout_millis)
     wait_for_drains(lanes, timeout_millis - (time.monotonic() - started) * 1000)
     # Drops the rate limit left unsaid (items handed to a processor shut down before exit): told now or never.
     for lane in lanes:
@@ -185,13 +192,8 @@ def flush_all() -> None:
 def shutdown(lanes: list[Lane], timeout_millis: float) -> None:
     """A processor's ``shutdown`` of its lanes; once the main thread is done, within what is left of the exit
     limit (once exiting, of the exit deadline)."""
-    global _exit_interrupted
     if _exiting:
-        try:
-            shutdown_lanes(lanes, min(timeout_millis, _millis_left_to_exit()), drain=not _exit_interrupted)
-        except BaseException:
-            _exit_interrupted = True
-            raise
+        _shutdown_minding_ctrl_c(lanes, min(timeout_millis, _millis_left_to_exit()))
         return
     with _budget.holding_exit():
         exit_deadline = _exit_deadline_now()
