@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -119,120 +120,96 @@ def header(head: str, name: str) -> str | None:
     return None
 
 
-# -- headers the user gives -------------------------------------------------------------------------------
+# -- what the user configures: headers and endpoints ------------------------------------------------------
 
 
-def test_a_header_value_given_as_bytes_is_sent_as_the_stock_exporter_sends_it(receiver_with):
-    # requests takes bytes header values; the Rust transport raised TypeError out of export().
-    receiver = receiver_with(ok)
-    exporter = OTLPSpanExporter(
-        endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", headers={"x-tenant": b"acme"}, timeout=5
-    )
-    try:
-        assert exporter.export(finished_spans()) is SpanExportResult.SUCCESS
-    finally:
-        exporter.shutdown()
-    assert [header(head, "x-tenant") for head in receiver.heads()] == ["acme"]
+def header_named(name: str) -> Callable[[str], str | None]:
+    return lambda head: header(head, name)
 
 
-def test_a_header_value_of_another_type_fails_the_export_without_raising(receiver_with, caplog):
-    # The stock exporter logs requests' InvalidHeader and returns FAILURE; export() must never raise.
-    receiver = receiver_with(ok)
-    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", headers={"x-n": 5}, timeout=5)
-    try:
-        assert exporter.export(finished_spans()) is SpanExportResult.FAILURE
-    finally:
-        exporter.shutdown()
-    assert "Failed to export spans batch" in caplog.text
+def request_line(head: str) -> str:
+    return head.split("\r\n", maxsplit=1)[0]
 
 
-def test_a_header_value_outside_ascii_is_sent_as_the_stock_exporter_sends_it(receiver_with):
-    # requests sends a str header value as latin-1 ('é' is one byte, 0xE9); the Rust transport sent UTF-8 (two).
-    receiver = receiver_with(ok)
-    exporter = OTLPSpanExporter(
-        endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", headers={"x-tenant": "café"}, timeout=5
-    )
-    try:
-        assert exporter.export(finished_spans()) is SpanExportResult.SUCCESS
-    finally:
-        exporter.shutdown()
-    assert [header(head, "x-tenant") for head in receiver.heads()] == ["café"]
+@dataclass(frozen=True)
+class Configured:
+    """An exporter configured so (``{port}`` in the endpoint is the receiver's), what its export returns and what the
+    receiver sees of each request it gets (``seen``: a header's value, or the request line)."""
 
-
-def test_a_header_value_requests_refuses_fails_the_export_as_with_stock(receiver_with, caplog):
-    # requests refuses a value with leading whitespace (InvalidHeader): the stock exporter sends nothing.
-    receiver = receiver_with(ok)
-    exporter = OTLPSpanExporter(
-        endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", headers={"x-tenant": " acme"}, timeout=5
-    )
-    try:
-        assert exporter.export(finished_spans()) is SpanExportResult.FAILURE
-    finally:
-        exporter.shutdown()
-    assert receiver.heads() == []
+    headers: Mapping[str, object] | None = None
+    endpoint: str = "http://127.0.0.1:{port}/v1/traces"
+    result: SpanExportResult = SpanExportResult.SUCCESS
+    seen: Callable[[str], str | None] = request_line
+    sent: tuple[str, ...] = ()
 
 
 @pytest.mark.parametrize(
-    ("name", "value"),
+    "case",
     [
-        ("x(tenant)", "acme"),
-        ("x tenant", "acme"),
-        ("x/tenant", "acme"),
-        ("x-tenant", "ac\x01me"),
-        ("x-tenant", "acme\x7f"),
+        # requests takes bytes header values; the Rust transport raised TypeError out of export().
+        pytest.param(
+            Configured(headers={"x-tenant": b"acme"}, seen=header_named("x-tenant"), sent=("acme",)), id="bytes-value"
+        ),
+        # The stock exporter logs requests' InvalidHeader and returns FAILURE; export() must never raise.
+        pytest.param(Configured(headers={"x-n": 5}, result=SpanExportResult.FAILURE), id="int-value"),
+        # requests sends a str header value as latin-1 ('é' is one byte, 0xE9); the Rust transport sent UTF-8 (two).
+        pytest.param(
+            Configured(headers={"x-tenant": "café"}, seen=header_named("x-tenant"), sent=("café",)), id="latin-1-value"
+        ),
+        # requests refuses a value with leading whitespace (InvalidHeader): the stock exporter sends nothing.
+        pytest.param(Configured(headers={"x-tenant": " acme"}, result=SpanExportResult.FAILURE), id="leading-space"),
+        # requests sends any name without a colon or whitespace at its start, and control characters inside a value;
+        # OTEL_EXPORTER_OTLP_HEADERS percent-decodes to them ('x%28tenant%29=acme', 'x-tenant=ac%01me'). The Rust
+        # transport's header types refused them: every export failed, unsent, where the stock exporter's succeeded.
+        *(
+            pytest.param(
+                Configured(headers={name: value}, seen=header_named(name), sent=(value,)), id=f"{name!r}:{value!r}"
+            )
+            for name, value in [
+                ("x(tenant)", "acme"),
+                ("x tenant", "acme"),
+                ("x/tenant", "acme"),
+                ("x-tenant", "ac\x01me"),
+                ("x-tenant", "acme\x7f"),
+            ]
+        ),
+        # A password with an '@' must be written %40 in a URL; requests decodes it for the Basic credentials.
+        pytest.param(
+            Configured(
+                endpoint="http://user:p%40ss@127.0.0.1:{port}/v1/traces",
+                seen=header_named("authorization"),
+                sent=("Basic " + base64.b64encode(b"user:p@ss").decode(),),
+            ),
+            id="percent-encoded-password",
+        ),
+        # requests quotes what a request line cannot carry; the Rust transport refused the URL (or sent raw UTF-8).
+        # It also removes '.' and '..' segments, which the Rust transport sent as they were: a Go collector answers
+        # such a path with a redirect to the clean one, which the OTLP client counts as accepted.
+        *(
+            pytest.param(
+                Configured(endpoint="http://127.0.0.1:{port}" + path, sent=(f"POST {sent} HTTP/1.1",)), id=path
+            )
+            for path, sent in [
+                ("/v1/my traces", "/v1/my%20traces"),
+                ("/v1/trac\u00e9s", "/v1/trac%C3%A9s"),
+                ("/v1/traces?t=a b", "/v1/traces?t=a%20b"),
+                ("/otlp/../v1/traces", "/v1/traces"),
+                ("/./v1/traces", "/v1/traces"),
+            ]
+        ),
     ],
 )
-def test_a_header_requests_sends_but_http_tokens_exclude_is_sent_as_stock_sends_it(receiver_with, name, value):
-    # requests sends any name without a colon or whitespace at its start, and control characters inside a value;
-    # OTEL_EXPORTER_OTLP_HEADERS percent-decodes to them ('x%28tenant%29=acme', 'x-tenant=ac%01me'). The Rust
-    # transport's header types refused them: every export failed, unsent, where the stock exporter's succeeded.
+def test_an_export_configured_so_sends_what_the_stock_exporter_sends(receiver_with, caplog, case: Configured):
     receiver = receiver_with(ok)
-    exporter = OTLPSpanExporter(
-        endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", headers={name: value}, timeout=5
-    )
+    exporter = OTLPSpanExporter(endpoint=case.endpoint.format(port=receiver.port), headers=case.headers, timeout=5)
     try:
-        assert exporter.export(finished_spans()) is SpanExportResult.SUCCESS
+        assert exporter.export(finished_spans()) is case.result
     finally:
         exporter.shutdown()
-    assert [header(head, name) for head in receiver.heads()] == [value]
-
-
-# -- endpoints --------------------------------------------------------------------------------------------
-
-
-def test_a_percent_encoded_password_in_the_endpoint_is_sent_decoded(receiver_with):
-    # A password with an '@' must be written %40 in a URL; requests decodes it for the Basic credentials.
-    receiver = receiver_with(ok)
-    exporter = OTLPSpanExporter(endpoint=f"http://user:p%40ss@127.0.0.1:{receiver.port}/v1/traces", timeout=5)
-    try:
-        assert exporter.export(finished_spans()) is SpanExportResult.SUCCESS
-    finally:
-        exporter.shutdown()
-    expected = "Basic " + base64.b64encode(b"user:p@ss").decode()
-    assert [header(head, "authorization") for head in receiver.heads()] == [expected]
-
-
-@pytest.mark.parametrize(
-    ("path", "sent"),
-    [
-        ("/v1/my traces", "/v1/my%20traces"),
-        ("/v1/trac\u00e9s", "/v1/trac%C3%A9s"),
-        ("/v1/traces?t=a b", "/v1/traces?t=a%20b"),
-        ("/otlp/../v1/traces", "/v1/traces"),
-        ("/./v1/traces", "/v1/traces"),
-    ],
-)
-def test_an_endpoint_path_is_sent_as_the_stock_exporter_sends_it(receiver_with, path, sent):
-    # requests quotes what a request line cannot carry; the Rust transport refused the URL (or sent raw UTF-8).
-    # It also removes '.' and '..' segments, which the Rust transport sent as they were: a Go collector answers
-    # such a path with a redirect to the clean one, which the OTLP client counts as accepted.
-    receiver = receiver_with(ok)
-    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}{path}", timeout=5)
-    try:
-        assert exporter.export(finished_spans()) is SpanExportResult.SUCCESS
-    finally:
-        exporter.shutdown()
-    assert [head.split("\r\n")[0] for head in receiver.heads()] == [f"POST {sent} HTTP/1.1"]
+    assert [case.seen(head) for head in receiver.heads()] == list(case.sent)
+    # A failure is logged as the stock exporter logs it, and only a failure.
+    failed = case.result is SpanExportResult.FAILURE
+    assert ("Failed to export spans batch" in caplog.text) == failed, caplog.text
 
 
 # -- receivers that misbehave -----------------------------------------------------------------------------
@@ -254,23 +231,6 @@ def test_a_success_with_a_body_over_the_response_limit_is_a_success(receiver_wit
     assert len(receiver.requests) == 1
 
 
-def test_a_response_cut_off_mid_body_is_not_sent_again(receiver_with):
-    # The status line said 200: the backend has the batch. requests reports the broken body as an error
-    # its client does not retry (one request); the Rust transport called it a connection error, and the
-    # client sent the same batch again and again until its deadline.
-    def cut_off(connection: socket.socket, head: bytes, body: bytes) -> bool:
-        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
-        return False
-
-    receiver = receiver_with(cut_off)
-    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", timeout=3)
-    try:
-        exporter.export(finished_spans())
-    finally:
-        exporter.shutdown()
-    assert len(receiver.requests) == 1
-
-
 @pytest.mark.parametrize(
     "answer",
     [
@@ -280,18 +240,22 @@ def test_a_response_cut_off_mid_body_is_not_sent_again(receiver_with):
         b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n",  # a length that is not a number
         b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",  # two lengths
         b"HTTP/1.1 100 Continue\r\nX-A: b\r\n\r\n" + OK,  # a 100 with headers
+        # The status line said 200 and the body is cut off: requests reports the broken body as an error its client
+        # does not retry; the Rust transport called it a connection error, and the client sent the same batch again
+        # and again until its deadline.
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc",
     ],
 )
-def test_an_answer_with_malformed_headers_is_not_sent_again(receiver_with, answer):
-    # The backend read the batch and answered with a status line; requests reads what follows leniently (one
-    # request; the stock exporter counts most of these a success). The Rust transport took its parser's refusal
-    # of the headers for a connection error, and the client sent the batch again: 4 requests within this 2 s
-    # timeout, 8 at the default 10 s.
-    def malformed(connection: socket.socket, head: bytes, body: bytes) -> bool:
+def test_an_answer_with_malformed_headers_or_a_cut_off_body_is_not_sent_again(receiver_with, answer):
+    # The backend read the batch and answered with a status line: it has the batch. requests reads what follows
+    # leniently (one request; the stock exporter counts most of these a success). The Rust transport took its
+    # parser's refusal of the headers for a connection error, and the client sent the batch again: 4 requests
+    # within this 2 s timeout, 8 at the default 10 s.
+    def answered(connection: socket.socket, head: bytes, body: bytes) -> bool:
         connection.sendall(answer)
         return False
 
-    receiver = receiver_with(malformed)
+    receiver = receiver_with(answered)
     exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", timeout=2)
     try:
         exporter.export(finished_spans())
@@ -350,51 +314,47 @@ def test_netrc_credentials_for_the_endpoint_are_sent_as_requests_sends_them(rece
     assert [header(head, "authorization") for head in receiver.heads()] == [expected]
 
 
-def test_an_answer_with_malformed_headers_is_not_spilled_and_sent_again(receiver_with, tmp_path):
-    # The backend has the batch and answered it (requests takes its 200: one request, SUCCESS). Not an answer the
-    # backend could give better later: spilled, the replay thread sends it again and again.
-    def malformed(connection: socket.socket, head: bytes, body: bytes) -> bool:
-        connection.sendall(b"HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 0\r\n\r\n")
-        return False
+@pytest.mark.parametrize(
+    ("busy_at_first", "spilled", "probing_seconds"),
+    [
+        # The live export is answered so: requests takes its 200 (one request, SUCCESS). Not an answer the backend
+        # could give better later: spilled, the replay thread sent it again and again. Its first probes come within
+        # 0.5 s and 1.5 s.
+        pytest.param(False, 0, 2.0, id="live"),
+        # The live export is answered 503 until it gives up and spills; the replay is answered so: the file is moved
+        # aside, not probed again. The probes come within 0.5 s, 1.5 s, then more often than 1 s.
+        pytest.param(True, 1, 3.0, id="replayed"),
+    ],
+)
+def test_a_request_answered_with_malformed_headers_is_not_sent_again_from_the_spill_directory(
+    receiver_with, tmp_path, busy_at_first, spilled, probing_seconds
+):
+    # A header the Rust parser refuses: the backend has the request it answered so.
+    busy = threading.Event()
+    if busy_at_first:
+        busy.set()
+    answered_malformed: list[bytes] = []
 
-    receiver = receiver_with(malformed)
-    exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", timeout=2, spill_dir=tmp_path)
-    try:
-        exporter.export(finished_spans())
-        spilled = exporter.spill_counts()
-        threading.Event().wait(2.0)  # the replay thread's first probes come within 0.5 s and 1.5 s
-    finally:
-        exporter.shutdown()
-    assert spilled is not None
-    assert spilled.spilled == 0
-    assert len(receiver.requests) == 1
-
-
-def test_a_spilled_request_whose_replay_is_answered_with_malformed_headers_is_sent_once(receiver_with, tmp_path):
-    # The live export is answered 503 until it gives up and spills; the replay's answer has a header the Rust parser
-    # refuses: the backend has the request, so the file is moved aside, not probed again.
-    malformed_now = threading.Event()
-
-    def busy_then_malformed(connection: socket.socket, head: bytes, body: bytes) -> bool:
-        if malformed_now.is_set():
-            connection.sendall(b"HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 0\r\n\r\n")
-        else:
+    def busy_or_malformed(connection: socket.socket, head: bytes, body: bytes) -> bool:
+        if busy.is_set():
             connection.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+        else:
+            answered_malformed.append(head)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 0\r\n\r\n")
         return False
 
-    receiver = receiver_with(busy_then_malformed)
+    receiver = receiver_with(busy_or_malformed)
     exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", timeout=1, spill_dir=tmp_path)
     try:
         exporter.export(finished_spans())
-        spilled = exporter.spill_counts()
-        live_attempts = len(receiver.requests)
-        malformed_now.set()
-        threading.Event().wait(3.0)  # the replay thread's probes come within 0.5 s, 1.5 s, then more often than 1 s
-        counts = exporter.spill_counts()
+        after_export = exporter.spill_counts()
+        busy.clear()
+        threading.Event().wait(probing_seconds)
+        after_probes = exporter.spill_counts()
     finally:
         exporter.shutdown()
-    assert spilled is not None
-    assert spilled.spilled == 1
-    assert len(receiver.requests) - live_attempts == 1
-    assert counts is not None
-    assert counts.replayed == 0
+    assert after_export is not None
+    assert after_export.spilled == spilled
+    assert after_probes is not None
+    assert after_probes.replayed == 0
+    assert len(answered_malformed) == 1
