@@ -12,6 +12,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
 
+import numpy
 import pytest
 import spanbatch
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor as StockLogs
@@ -85,6 +86,20 @@ GRID: list[dict[str, object]] = [
     {"schedule_delay_millis": OnlyIndex(5)},
     {"schedule_delay_millis": Fraction(3, 2)},
     {"schedule_delay_millis": Decimal(5)},
+    # numpy's scalars, as settings computed with numpy are: its bool and 0-d arrays are no numbers.Real, but the stock
+    # BatchProcessor divides the delay by 1e3 all the same.
+    {"schedule_delay_millis": numpy.True_},
+    {"schedule_delay_millis": numpy.array(5)},
+    {"schedule_delay_millis": numpy.array(2.5)},
+    {"schedule_delay_millis": numpy.int64(5)},
+    {"schedule_delay_millis": numpy.float64(2.5)},
+    {"schedule_delay_millis": numpy.False_},
+    {"max_export_batch_size": numpy.True_},
+    {"max_export_batch_size": numpy.int64(5)},
+    {"max_export_batch_size": numpy.float64(2.5)},
+    {"max_queue_size": numpy.False_},
+    {"export_timeout_millis": numpy.True_},
+    {"export_timeout_millis": numpy.int64(5)},
 ]
 
 
@@ -104,5 +119,20 @@ def test_a_batch_size_given_as_another_real_number_is_used_whole(value: object, 
     processor = spanbatch.BatchSpanProcessor(RecordingExporter(), max_export_batch_size=value)  # type: ignore[arg-type]
     try:
         assert processor.settings.max_export_batch_size == expected
+    finally:
+        processor.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("value", "millis"), [(numpy.True_, 1.0), (numpy.array(5), 5.0), (numpy.array(2.5), 2.5)], ids=repr
+)
+@pytest.mark.parametrize(("ours", "exporter"), [pair[1:] for pair in PAIRS], ids=["spans", "logs"])
+def test_a_schedule_delay_given_as_a_numpy_value_is_that_many_milliseconds(
+    ours: type, exporter: Callable[[], object], value: object, millis: float
+) -> None:
+    # As the stock worker waits value / 1e3 seconds (np.True_: 1 ms, as True).
+    processor = ours(exporter(), schedule_delay_millis=value)
+    try:
+        assert processor.settings.schedule_delay_millis == millis
     finally:
         processor.shutdown()
