@@ -71,11 +71,16 @@ def _batch_size(value: object, queue: int, default: int) -> int:
 
 
 def _check_schedule_delay(value: object) -> float:
-    if not isinstance(value, numbers.Real):
-        raise TypeError(f"schedule_delay_millis must be a number, not {type(value).__name__!r}.")
+    """The delay as the stock processor takes it: whatever its ``BatchProcessor`` can divide by 1e3 into the seconds
+    its worker waits. So numpy's bool and 0-d arrays, which are no ``numbers.Real``, are taken (``numpy.True_`` is
+    1 ms, as ``True`` is), and a ``Decimal``, which refuses float arithmetic, is refused as there."""
     if isinstance(value, int) and value > LONGEST_MILLIS:
         return LONGEST_MILLIS  # float() raises OverflowError past 1e308
-    delay = float(value)
+    try:
+        float(value / 1e3)  # type: ignore[operator]  # what stock's division refuses (a Decimal) is refused
+        delay = float(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"schedule_delay_millis must be a number, not {type(value).__name__!r}.") from None
     if math.isnan(delay):
         # The stock worker's Event.wait(nan) returns at once, so each span leaves as soon as it is queued;
         # a delay of 0 does the same here, without its busy loop.
