@@ -7,8 +7,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from typing import Any
 
+import numpy
 import pytest
 import spanbatch
 from opentelemetry.sdk.trace import ReadableSpan
@@ -180,6 +182,17 @@ def test_retry_settings_resolve_argument_then_variable_then_default(
 def test_bad_retry_arguments_raise(kwargs: dict[str, Any], error: type) -> None:
     with pytest.raises(error):
         spanbatch.BatchSpanProcessor(RecordingExporter(), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "number",
+    [numpy.int64(7), numpy.float64(7.0), numpy.float32(7.0), numpy.uint16(7), Fraction(7)],
+    ids=["int64", "float64", "float32", "uint16", "Fraction"],
+)
+def test_millisecond_arguments_take_any_real_number(number: object) -> None:
+    # As the stock batch settings take numpy's numbers: a value computed with numpy or fractions is a number.
+    assert retry(numpy.int64(2), number, number) == RetryPolicy(2, 7, 7)
+    spanbatch.BatchSpanProcessor(RecordingExporter(), block_timeout_millis=number, linger_millis=number).shutdown()
 
 
 def test_pipeline_lanes_retry_too(shutdown_later: Later) -> None:
