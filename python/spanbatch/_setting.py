@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import operator
 import os
 import re
@@ -179,9 +180,10 @@ def _count_argument(name: str, value: object, setting: Setting[object]) -> int:
 
 
 def _millis_argument(name: str, value: object, setting: Setting[object]) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # Any real number: a value computed with numpy or fractions is one too (a bool is not taken for one).
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, not {type(value).__name__!r}.")
-    if isinstance(value, int) and value > LONGEST_MILLIS:  # it may be too large to become a float
+    if isinstance(value, numbers.Integral) and int(value) > LONGEST_MILLIS:  # it may be too large to become a float
         return LONGEST_MILLIS
     if math.isnan(value) or value <= 0:
         raise ValueError(f"{name} must be positive.")
