@@ -60,6 +60,8 @@ logger = logging.getLogger("spanbatch")
 _owners: weakref.WeakSet[HasLanes] = weakref.WeakSet()
 # SIGTERM's handling is decided: spanbatch's handler installed, or one installed from C left in place.
 _sigterm_settled = False
+# Whether a processor made off the main thread has told that the handler waits for one made on it.
+_told_off_the_main_thread = False
 # Set by the first atexit hook: the main and the non-daemon threads are done.
 _exiting = False
 # When the exit deadline passes (monotonic); set by the first shutdown once exiting.
@@ -230,8 +232,14 @@ def _install_sigterm_handler() -> bool:
     """Whether SIGTERM's handling is settled: installed, or left to a handler from C (told once). False: try again
     from the main thread."""
     global _sigterm_handler
+    global _told_off_the_main_thread
     if threading.current_thread() is not threading.main_thread():
-        logger.warning("SPANBATCH_FLUSH_ON_SIGTERM needs the main thread to install a handler; not installed.")
+        if not _told_off_the_main_thread:  # each processor made there would say it again
+            _told_off_the_main_thread = True
+            logger.warning(
+                "SPANBATCH_FLUSH_ON_SIGTERM: only the main thread can install a signal handler; SIGTERM flushes once a"
+                " processor is made on the main thread."
+            )
         return False
     previous = signal.getsignal(signal.SIGTERM)
     if previous is None:
