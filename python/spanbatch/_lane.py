@@ -347,6 +347,8 @@ def _finish_shutdown(stopping: Sequence[Lane], deadline: float, drain: bool) -> 
         if lane.worker is not None and lane.worker.is_alive() and not lane.shutdown_steps.abandoned:
             lane.shutdown_steps.abandoned = True
             abandoned = lane.core.abandon()
+            if not abandoned and not lane.core.stats().in_flight:
+                continue  # an idle worker, not joined in the time left: nothing was at stake
             logger.warning(
                 "%s: %s with the worker still busy (an export, or spans another thread was reading); dropped %s"
                 " still queued (the stats count the rest as they are let go).",
