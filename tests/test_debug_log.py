@@ -95,6 +95,18 @@ def test_a_handler_on_the_spanbatch_logger_alone_gets_each_line_once() -> None:
     assert stderr.count(EXPORT_LINE) == exports, stderr
 
 
+def test_with_only_the_sdks_logging_handler_each_export_has_one_line_on_stderr() -> None:
+    # Zero-code logging auto-instrumentation puts the SDK's LoggingHandler on the root: it exports records, it does
+    # not show them; the lines asked for still reach stderr (and go out as log records too).
+    exports, stderr = run_child(
+        before="""
+        from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+        logging.getLogger().addHandler(LoggingHandler(logger_provider=LoggerProvider()))
+        """
+    )
+    assert stderr.count(EXPORT_LINE) == exports, stderr
+
+
 @pytest.mark.parametrize("debug", [None, "false"])
 def test_without_debug_there_are_no_export_lines_and_warnings_show_as_before(debug: str | None) -> None:
     _, stderr = run_child(debug=debug)
