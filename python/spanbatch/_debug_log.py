@@ -4,7 +4,7 @@ The lines are logged at DEBUG on the ``spanbatch`` logger, which an app without 
 never shows (Python's last-resort handler takes warnings only), and an app set up at INFO
 neither. So the flag lowers that logger's level and adds a stderr handler that stands aside as
 soon as the app has a handler of its own on the way: each line is written once, in the app's
-format when it has one, whenever it set logging up.
+format when it has one, whenever it set logging up. The SDK's ``LoggingHandler`` is not such a handler.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import sys
 from typing import TextIO
+
+from opentelemetry.sdk._logs import LoggingHandler
 
 from spanbatch import _settings
 from spanbatch._setting import read
@@ -36,10 +38,11 @@ class _StderrUntilConfigured(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def _app_handles(record: logging.LogRecord) -> bool:
-    """Whether a handler other than ours is on the record's way up, as ``Logger.callHandlers`` walks it."""
+    """Whether a handler that shows records, other than ours, is on the record's way up, as ``Logger.callHandlers``
+    walks it. The SDK's ``LoggingHandler`` (zero-code logging puts one on the root) exports them, and shows none."""
     current: logging.Logger | None = logging.getLogger(record.name)
     while current is not None:
-        if any(not isinstance(handler, _StderrUntilConfigured) for handler in current.handlers):
+        if any(not isinstance(handler, (_StderrUntilConfigured, LoggingHandler)) for handler in current.handlers):
             return True
         current = current.parent if current.propagate else None
     return False
