@@ -59,14 +59,17 @@ def instrumented(app: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
     return run([instrument, sys.executable, "-c", app], env)
 
 
-def installed_configurator(directory: Path, name: str) -> Path:
-    """``directory``, made to hold an installed distribution ``<name>conf`` with configurator entry point ``name``."""
+def installed_configurator(directory: Path, name: str, entry_point: str | None = None) -> Path:
+    """``directory``, made to hold an installed distribution ``<name>conf`` with configurator entry point
+    ``entry_point`` (by default ``name``)."""
     directory.mkdir(exist_ok=True)
     (directory / f"{name}conf.py").write_text(FAKE_CONFIGURATOR.replace("fake configured", f"{name} configured"))
     info = directory / f"{name}conf-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}conf\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[opentelemetry_configurator]\n{name} = {name}conf:FakeConfigurator\n")
+    (info / "entry_points.txt").write_text(
+        f"[opentelemetry_configurator]\n{entry_point or name} = {name}conf:FakeConfigurator\n"
+    )
     return directory
 
 
@@ -120,6 +123,23 @@ def test_found_first_but_not_asked_for_the_next_ones_are_told_as_skipped_for_the
     assert "second configured" not in done.stdout, done.stdout
     assert [line for line in done.stderr.splitlines() if "not loaded" in line] == [
         "Configuration of second not loaded, first already loaded"
+    ], done.stderr
+
+
+def test_found_first_but_not_asked_for_configurators_sharing_a_name_are_told_as_without_spanbatch(
+    tmp_path: Path,
+) -> None:
+    # Two distributions may name their entry points alike (opentelemetry-distro's is "configurator"). Without
+    # spanbatch, opentelemetry-instrument runs the first and tells of the second as skipped for it, by that name.
+    app = initialized_after(
+        installed_configurator(tmp_path / "a", "first", "configurator"),
+        installed_configurator(tmp_path / "b", "second", "configurator"),
+    )
+    done = run([sys.executable, "-c", app], clean_env())
+    assert done.stdout.count("first configured") == 1, done.stdout
+    assert "second configured" not in done.stdout, done.stdout
+    assert [line for line in done.stderr.splitlines() if "not loaded" in line] == [
+        "Configuration of configurator not loaded, configurator already loaded"
     ], done.stderr
 
 
