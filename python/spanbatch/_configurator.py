@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections import Counter
 from typing import Any
 
 from opentelemetry.sdk import _configuration as sdk_configuration
@@ -76,7 +77,9 @@ def _configure_as_without_spanbatch(**kwargs: Any) -> None:
     for entry_point in found:
         if entry_point.name != ENTRY_POINT_NAME:
             entry_point.load()().configure(**kwargs)
-            told = {other.name for other in found[found.index(entry_point) :]} - {ENTRY_POINT_NAME}
+            # Lines counted by name: two distributions may name their entry points alike (opentelemetry-distro's
+            # is "configurator"), each told of.
+            told = Counter(other.name for other in found[found.index(entry_point) :] if other.name != ENTRY_POINT_NAME)
             _INSTRUMENT_LOGGER.addFilter(_SkippedFor(entry_point.name, told))
             return
 
@@ -90,24 +93,26 @@ class _SkippedFor(logging.Filter):
     """Words opentelemetry-instrument's lines as they would be without spanbatch installed.
 
     Having called spanbatch's configurator, the loop tells of every later one as "not loaded, spanbatch already
-    loaded": false for the one spanbatch ran in its stead (left out), and the others were skipped for that one
-    (named instead). Removed once each of them (``told``) was told of; a configure not called from that loop (by hand)
-    leaves it waiting for a line that never comes, touching nothing else.
+    loaded": false for the one spanbatch ran in its stead (its first line, left out), and the others were skipped
+    for that one (named instead). Removed once each of them (``told``, lines by name) was told of; a configure not
+    called from that loop (by hand) leaves it waiting for a line that never comes, touching nothing else.
     """
 
-    def __init__(self, ran: str, told: set[str]) -> None:
+    def __init__(self, ran: str, told: Counter[str]) -> None:
         super().__init__()
         self._ran = ran
         self._untold = told
+        self._ran_told = False
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if record.msg != _SKIPPED_LINE or not isinstance(args, tuple) or args[1:] != (ENTRY_POINT_NAME,):
             return True
-        self._untold.discard(str(args[0]))
-        if not self._untold:
+        self._untold[str(args[0])] -= 1
+        if not +self._untold:
             _INSTRUMENT_LOGGER.removeFilter(self)
-        if args[0] == self._ran:
+        if args[0] == self._ran and not self._ran_told:
+            self._ran_told = True
             return False
         record.args = (args[0], self._ran)
         return True
