@@ -16,6 +16,7 @@ import spanbatch
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from spanbatch._policies import RetryPolicy, resolve_policies
+from spanbatch._setting import LONGEST_MILLIS
 
 from tests.helpers import (
     LONG,
@@ -193,6 +194,18 @@ def test_millisecond_arguments_take_any_real_number(number: object) -> None:
     # As the stock batch settings take numpy's numbers: a value computed with numpy or fractions is a number.
     assert retry(numpy.int64(2), number, number) == RetryPolicy(2, 7, 7)
     spanbatch.BatchSpanProcessor(RecordingExporter(), block_timeout_millis=number, linger_millis=number).shutdown()
+
+
+@pytest.mark.parametrize("number", [Fraction(10**400), Fraction(-(10**400))], ids=["huge", "hugely negative"])
+def test_a_millisecond_fraction_past_a_float_is_clamped_or_refused_as_an_int_is(number: Fraction) -> None:
+    # Such an int is a year, or not positive (ValueError); the fraction must not overflow float() instead.
+    for huge in (number, int(number)):
+        if huge > 0:
+            assert retry(1, huge, huge) == RetryPolicy(1, LONGEST_MILLIS, LONGEST_MILLIS)
+            spanbatch.BatchSpanProcessor(RecordingExporter(), block_timeout_millis=huge, linger_millis=huge).shutdown()
+        else:
+            with pytest.raises(ValueError, match="must be positive"):
+                spanbatch.BatchSpanProcessor(RecordingExporter(), linger_millis=huge)
 
 
 def test_pipeline_lanes_retry_too(shutdown_later: Later) -> None:

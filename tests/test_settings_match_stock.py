@@ -112,6 +112,22 @@ def test_an_odd_argument_has_the_stock_outcome(
     assert outcome(ours, exporter(), kwargs) is outcome(stock, exporter(), kwargs)
 
 
+HUGE = Fraction(10**400)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"export_timeout_millis": HUGE}, {"export_timeout_millis": -HUGE}, {"schedule_delay_millis": HUGE}],
+    ids=["export_timeout_millis", "negative export_timeout_millis", "schedule_delay_millis"],
+)
+@pytest.mark.parametrize(("stock", "ours", "exporter"), PAIRS, ids=["spans", "logs"])
+def test_a_fraction_past_a_float_has_the_stock_outcome(
+    stock: type, ours: type, exporter: Callable[[], object], kwargs: dict[str, object]
+) -> None:
+    # Stock never reads its timeout (any value builds a processor) and divides the delay (OverflowError).
+    assert outcome(ours, exporter(), kwargs) is outcome(stock, exporter(), kwargs)
+
+
 @pytest.mark.parametrize(
     ("value", "expected"), [(Decimal(5), 5), (Fraction(5), 5), (Decimal("1.5"), 1), (Fraction(7, 2), 3)], ids=repr
 )
