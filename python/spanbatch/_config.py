@@ -98,9 +98,10 @@ def _check_export_timeout(value: object, default: int) -> float:
     so no value changes its outcome: one we cannot use gives the default, with a warning.
     """
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        if isinstance(value, int) and value > LONGEST_MILLIS:
+        # An exact number (an int, a Fraction) may be too large to become a float: compared as it is.
+        if isinstance(value, numbers.Rational) and value > LONGEST_MILLIS:  # type: ignore[operator]
             return LONGEST_MILLIS
-        if float(value) > 0:  # False for NaN
+        if value > 0:  # type: ignore[operator]  # False for NaN
             return min(float(value), LONGEST_MILLIS)
     warn_once("export_timeout_millis", value, "not a positive number of milliseconds", f"the default {default}")
     return float(default)

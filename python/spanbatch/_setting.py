@@ -183,9 +183,10 @@ def _millis_argument(name: str, value: object, setting: Setting[object]) -> floa
     # Any real number: a value computed with numpy or fractions is one too (a bool is not taken for one).
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, not {type(value).__name__!r}.")
-    if isinstance(value, numbers.Integral) and int(value) > LONGEST_MILLIS:  # it may be too large to become a float
+    # An exact number (an int, a Fraction) may be too large to become a float: compared as it is first.
+    if isinstance(value, numbers.Rational) and value > LONGEST_MILLIS:  # type: ignore[operator]
         return LONGEST_MILLIS
-    if math.isnan(value) or value <= 0:
+    if value <= 0 or math.isnan(value):
         raise ValueError(f"{name} must be positive.")
     return min(float(value), LONGEST_MILLIS)
 
