@@ -9,7 +9,7 @@ from __future__ import annotations
 import gzip
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,6 +72,8 @@ class HttpRecorder(_Decoded):
         self.lock = threading.Lock()
         self.closing = threading.Event()
         self.port = 0
+        # Made to listen (see ``serve_http(down=True)``); once listening, a call does nothing.
+        self.come_up: Callable[[], None] = lambda: None
 
     @property
     def endpoint(self) -> str:
@@ -88,24 +90,46 @@ class HttpRecorder(_Decoded):
         return [r.request() for r in received]
 
 
+class _Server:
+    """``handler``'s threading HTTP server on 127.0.0.1: its port bound at once, refusing connections (a backend
+    that is down) until ``listen()`` serves it on a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler, bind_and_activate=False)
+        self._server.daemon_threads = True
+        self._server.server_bind()
+        self.port: int = self._server.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    def listen(self) -> None:
+        if self._thread is not None:
+            return
+        self._server.server_activate()
+        # shutdown() waits out one poll interval: at the default 0.5 s, half a second per test that used it.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(5)
+        self._server.server_close()
+
+
 @contextmanager
 def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
     """``handler``'s threading HTTP server on 127.0.0.1, served on a daemon thread; yields its port."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    # shutdown() waits out one poll interval: at the default 0.5 s, half a second per test that used it.
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+    server = _Server(handler)
+    server.listen()
     try:
-        yield server.server_address[1]
+        yield server.port
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+        server.close()
 
 
 @contextmanager
-def serve_http() -> Iterator[HttpRecorder]:
+def serve_http(*, down: bool = False) -> Iterator[HttpRecorder]:
+    """A recorder served on 127.0.0.1; ``down``: its port refuses connections until ``recorder.come_up()``."""
     recorder = HttpRecorder()
 
     class Handler(BaseHTTPRequestHandler):
@@ -128,12 +152,16 @@ def serve_http() -> Iterator[HttpRecorder]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    with serving(Handler) as port:
-        recorder.port = port
-        try:
-            yield recorder
-        finally:
-            recorder.closing.set()  # a delayed answer goes now: the server's shutdown waits for none
+    server = _Server(Handler)
+    recorder.port = server.port
+    recorder.come_up = server.listen
+    if not down:
+        server.listen()
+    try:
+        yield recorder
+    finally:
+        recorder.closing.set()  # a delayed answer goes now: the server's shutdown waits for none
+        server.close()
 
 
 class GrpcRecorder(_Decoded):
