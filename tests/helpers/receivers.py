@@ -128,11 +128,14 @@ def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
 
 
 @contextmanager
-def serve_http(*, down: bool = False) -> Iterator[HttpRecorder]:
-    """A recorder served on 127.0.0.1; ``down``: its port refuses connections until ``recorder.come_up()``."""
+def serve_http(*, down: bool = False, keep_alive: bool = False) -> Iterator[HttpRecorder]:
+    """A recorder served on 127.0.0.1; ``down``: its port refuses connections until ``recorder.come_up()``;
+    ``keep_alive``: HTTP/1.1, a connection kept for the next request (else HTTP/1.0, closed after each answer)."""
     recorder = HttpRecorder()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             headers = {k.lower(): v for k, v in self.headers.items()}
