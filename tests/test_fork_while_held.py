@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.skipif(not hasattr(os, "fork
 
 # A uWSGI-style master (it forks from C: Python's fork hooks never run) whose backend is down: its exporter
 # spills to disk. A thread of its own holds spill state while it does I/O without the GIL: its replay thread
-# holds its spiller's condition while it lists the directory ("scandir"); a thread that opens a spill file holds
+# holds its spiller's lock while it lists the directory ("scandir"); a thread that opens a spill file holds
 # the lock of the files open ("open"). That I/O is made slow, on a thread other than the main one holding that
 # state only, so that the fork lands in that window every time.
 _FORK_WHILE_A_PARENT_THREAD_HOLDS = textwrap.dedent(
@@ -46,7 +46,7 @@ _FORK_WHILE_A_PARENT_THREAD_HOLDS = textwrap.dedent(
         if threading.current_thread() is threading.main_thread():
             return False
         if slow_name == "scandir":
-            return spiller._wake._is_owned()
+            return spiller._lock._is_owned()
         return sys._getframe(2).f_code is _spill._open.__code__  # read in there, under the lock
 
     class SlowIO(types.ModuleType):
@@ -69,7 +69,7 @@ _FORK_WHILE_A_PARENT_THREAD_HOLDS = textwrap.dedent(
         os.__class__ = types.ModuleType
         random.seed()
         # The application starts a thread of its own first (a pool, say): it may get the stack, and the id, of
-        # the parent's thread that held the condition; the worker then gets another.
+        # the parent's thread that held the lock; the worker then gets another.
         busy = threading.Thread(target=time.sleep, args=(5,), daemon=True)
         busy.start()
         tracer.start_span("child").end()
@@ -88,7 +88,7 @@ _FORK_WHILE_A_PARENT_THREAD_HOLDS = textwrap.dedent(
 
 
 @pytest.mark.parametrize(
-    "slow_name", ["scandir", "open"], ids=["replay-thread-holds-its-condition", "a-thread-holds-the-open-files-lock"]
+    "slow_name", ["scandir", "open"], ids=["replay-thread-holds-its-lock", "a-thread-holds-the-open-files-lock"]
 )
 @pytest.mark.alone  # a fork without Python's hooks: no other thread may want the GIL then
 def test_libc_forked_child_of_a_spilling_parent_spills_while_a_parent_thread_holds_spill_state(

@@ -250,7 +250,7 @@ def test_with_nothing_on_disk_and_no_disk_to_write_to_requests_try_the_backend_a
     (store.directory / "tmp").rmdir()
     (store.directory / "tmp").write_text("")
     rx.set_behaviour("ok")
-    assert wait_until(lambda: exporter._spiller._thread is None, 10)
+    assert wait_until(lambda: not exporter._spiller._replaying, 10)
     if rx.protocol == "grpc":
         # A gRPC channel that failed waits out its reconnect backoff before it tries again, and every failed
         # attempt of the outage (the stock retries, the probes) lengthened it: under load it can outlast the

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from spanbatch import _threads
 from spanbatch._spill import Sent, SpillStore
 from spanbatch._spill_file import encode
 from spanbatch.exporter._spilling import Spiller
@@ -100,22 +101,21 @@ def test_an_exporter_freed_while_a_replay_thread_starts_does_not_deadlock(
     assert SpillStore(tmp_path, 1 << 20).write(b"left by an earlier process", 1)
     exporters = [Exporter()]
     freed = Spiller(SpillStore(tmp_path, 1 << 20), exporters[0].send_once)
-    original = threading.Thread
     finalizers: list[threading.Thread] = []
 
     def free_the_exporter() -> None:
         exporters.clear()  # the last reference: its finalizer runs here, in another thread than the starter's
 
-    class StartsAfterAFinalizer(original):  # type: ignore[misc,valid-type]
+    class StartsAfterAFinalizer(_threads._Thread):
         def start(self) -> None:
             if self.name == "spanbatch-spill-replay" and not finalizers:
-                finalizer = original(target=free_the_exporter, daemon=True)
+                finalizer = threading.Thread(target=free_the_exporter, daemon=True)
                 finalizers.append(finalizer)
                 finalizer.start()
                 finalizer.join(5)  # as Thread.start waits for the new thread
             super().start()
 
-    monkeypatch.setattr(threading, "Thread", StartsAfterAFinalizer)
+    monkeypatch.setattr(_threads, "_Thread", StartsAfterAFinalizer)
     live = Spiller(SpillStore(tmp_path, 1 << 20), lambda _payload: Sent.RETRY_LATER)
     monkeypatch.undo()
     try:

@@ -12,12 +12,15 @@ gevent is only looked for, never imported: a process that has not loaded it pays
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import queue
 import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any, Protocol
 
 logger = logging.getLogger("spanbatch")
@@ -47,6 +50,36 @@ def _pause_with(monkey: Any) -> Callable[[float], None]:
             gevent.sleep(seconds)
 
     return pause
+
+
+def _unpatched(module: str, name: str) -> Any:
+    """``module.name`` as it was before gevent patched it (as it is, where gevent has not)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return getattr(importlib.import_module(module), name) if monkey is None else monkey.get_original(module, name)
+
+
+def os_rlock() -> threading.RLock:
+    """A reentrant lock that blocks its OS thread, even where gevent has patched ``threading``: for state shared with
+    the threads ``start_thread`` starts (gevent's locks wait on the hub of one thread). A greenlet must not yield
+    while it holds it: another greenlet of its OS thread would enter it."""
+    lock: threading.RLock = _unpatched("_thread", "RLock")()
+    return lock
+
+
+class Wakeup:
+    """Ends a timed wait of a thread ``start_thread`` started, from any thread: a real queue, whose ``get`` blocks only
+    its own OS thread, gevent or not (gevent's ``Event`` and ``Condition`` wake the greenlets of one hub only)."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[None] = _unpatched("queue", "SimpleQueue")()
+
+    def wait(self, seconds: float) -> None:
+        """Returns after ``seconds``, or as soon as ``wake()`` is called (at once if it was since the last wait)."""
+        with suppress(queue.Empty):
+            self._calls.get(timeout=seconds)
+
+    def wake(self) -> None:
+        self._calls.put(None)
 
 
 def threads_are_greenlets() -> bool:

@@ -6,7 +6,7 @@ Private parts of the stock exporter this relies on (checked by the tests, 1.45.2
 ``_OTLPHTTPClient`` and its ``export(bytes)`` / ``_compress(bytes) -> bytes`` / ``_compression`` /
 ``_endpoint`` / ``_headers`` / ``_timeout`` / ``_transport`` / ``_shutdown_event``, ``_is_retryable``,
 the transport classes in ``opentelemetry.exporter.http.transport``, the exporter's ``_client``, ``_endpoint``,
-``_metrics.export_operation``, ``_max_request_size`` and ``_shutdown``, and
+``_metrics.export_operation``, ``_max_request_size`` and ``_shutdown``, ``RequestsHTTPTransport._session``, and
 ``_common._is_request_too_large`` / ``RequestPayloadTooLargeError``.
 """
 
@@ -17,7 +17,7 @@ import errno
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -191,7 +191,11 @@ class RustEncodedHTTP:
             self._client.__class__ = _RustCompressingClient
         # A transport the caller gave is theirs to keep: requests go through it, not from Rust.
         self._native = None if _transport is not None else native_transport_for(self, session)
-        self._replay_transport: BaseHTTPTransport | None = None  # the replay thread's, made when first needed
+        # The replay thread's own connections, made when first needed: a pool shared with the exports would hand
+        # each the other's sockets, which under gevent belong to the hub of the thread that made them. A session or
+        # transport the caller gave is theirs: shared (None).
+        self._new_replay_transport = replay_transport_maker(self, session, _transport)
+        self._replay_transport: BaseHTTPTransport | None = None
         self._spiller = spiller_for(
             spill_dir,
             spill_max_bytes,
@@ -206,12 +210,12 @@ class RustEncodedHTTP:
             self._client._spiller = self._spiller
 
     def _send_spilled(self, payload: bytes) -> Sent:
-        """One attempt at a stored request, from the replay thread: its own native transport, else the stock one."""
+        """One attempt at a stored request, from the replay thread: on a transport of its own, but the caller's."""
         client = self._client
         transport = client._transport
-        if self._native is not None:
+        if self._new_replay_transport is not None:
             if self._replay_transport is None:
-                self._replay_transport = NativeHTTPTransport()
+                self._replay_transport = self._new_replay_transport()
             transport = self._replay_transport
         try:
             body = client._compress(payload)
@@ -240,6 +244,8 @@ class RustEncodedHTTP:
     def shutdown(self) -> None:
         if self._spiller is not None:
             self._spiller.stop()
+        if self._replay_transport is not None:  # the stock shutdown closes the exports' transport
+            self._replay_transport.close()
         super().shutdown()  # type: ignore[misc]  # the stock exporter's, next in the MRO
 
     def _credential_provider_set(self) -> bool:
@@ -439,6 +445,25 @@ def native_transport_for(exporter: RustEncodedHTTP, session: requests.Session | 
     exporter._client._transport = native
     transport.close()
     return native
+
+
+def replay_transport_maker(
+    exporter: RustEncodedHTTP, session: requests.Session | None, given: BaseHTTPTransport | None
+) -> Callable[[], BaseHTTPTransport] | None:
+    """What makes a transport like the exporter's for its replay thread; None where the caller gave the session
+    (``session``, or a credential provider's) or the transport (``given``)."""
+    if exporter._native is not None:
+        return NativeHTTPTransport
+    transport = exporter._client._transport
+    if (
+        given is not None
+        or session is not None
+        or type(transport) is not RequestsHTTPTransport
+        or exporter._credential_provider_set()
+    ):
+        return None
+    made = transport._session  # a new session with only these set (see the stock ``_build_transport``)
+    return lambda: RequestsHTTPTransport(verify=made.verify, cert=made.cert)
 
 
 def _sent_as_given(endpoint: str, headers: Mapping[Any, Any]) -> bool:

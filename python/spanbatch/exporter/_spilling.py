@@ -28,6 +28,7 @@ from spanbatch._fork import PerProcess
 from spanbatch._lane import weak_method
 from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts, SpillStore
+from spanbatch._threads import Wakeup, WorkerThread, os_rlock, start_thread
 
 logger = logging.getLogger("spanbatch")
 
@@ -84,11 +85,13 @@ class Spiller:
         self.store = store
         self._cut_retries = cut_retries
         self._down = False
-        self._wakes = PerProcess(threading.Condition)
+        # Shared with the replay thread, a real OS thread even under gevent: real primitives (see ``_threads``).
+        self._locks = PerProcess(os_rlock)
+        self._stopping = Wakeup()  # ends the replay's pause between probes
         self._stopped = False
         self._send_once = self._weakly(send_once)
-        self._thread: threading.Thread | None = None
-        self._starting = False  # a thread is being started for ``_thread``, not yet running
+        self._replaying = False  # a replay thread is being started or runs (in process ``_pid``)
+        self._thread: WorkerThread | None = None  # the last one started, for ``stop`` to wait for
         self._pid = os.getpid()  # the process ``_thread`` runs in
         # Per thread: the items of the request it is sending (``sending``), the items it spilled so far.
         self._here = threading.local()
@@ -116,17 +119,17 @@ class Spiller:
     def _exporter_freed(self) -> None:
         """Its exporter was freed without a shutdown: no replay is its to make, and what it spilled is handed to
         a live spiller of the same directory, if any (no wait: this runs wherever the exporter was freed)."""
-        with self._wake:
+        with self._lock:
             self._stopped = True
-            self._wake.notify_all()
+        self._stopping.wake()
         peers = [peer for peer in _spillers_of.get(self.store.directory, ()) if not peer._stopped]
         if peers and self.store.pending():
             peers[0]._ensure_replaying()
 
     @property
-    def _wake(self) -> threading.Condition:
-        """This process's condition (see ``_fork.PerProcess``)."""
-        return self._wakes.get()
+    def _lock(self) -> threading.RLock:
+        """This process's lock (see ``_fork.PerProcess``)."""
+        return self._locks.get()
 
     @property
     def down(self) -> bool:
@@ -178,12 +181,12 @@ class Spiller:
         to end after the file it is sending: once the exporter is shut down, its replays are another
         exporter's (or process's) to make.
         """
-        with self._wake:
+        with self._lock:
             self._stopped = True
-            self._wake.notify_all()
             thread = self._thread
+        self._stopping.wake()
         # A forked child has no thread of its parent's to wait for (one forked from C cannot tell it ended).
-        if thread is not None and thread is not threading.current_thread() and self._pid == os.getpid():
+        if thread is not None and not getattr(self._here, "replaying", False) and self._pid == os.getpid():
             thread.join(max(0.0, min(timeout, STOP_WAIT_SECONDS)))
 
     def exit_begins(self) -> None:
@@ -195,23 +198,27 @@ class Spiller:
     def _ensure_replaying(self) -> None:
         # Started outside the lock: ``start`` waits for the new thread, in which a garbage collection may run
         # another exporter's ``_exporter_freed``, which calls this (and takes the lock) to hand its files over.
-        with self._wake:
+        with self._lock:
             if self._stopped:
                 return
             # A forked child has no thread of its parent's, nor one its parent was starting.
-            if self._pid == os.getpid() and (self._starting or (self._thread is not None and self._thread.is_alive())):
+            if self._replaying and self._pid == os.getpid():
                 return  # it probes at its own pace: a spill is no sign the backend is back
             self._pid = os.getpid()
-            self._starting = True  # until the thread runs (it says so under the lock): one starter at a time
-        thread = threading.Thread(target=self._replay, name="spanbatch-spill-replay", daemon=True)
+            self._replaying = True  # until the thread ends (it says so under the lock): one at a time
+        thread = None
         try:
-            thread.start()
+            # A real OS thread even under gevent: a greenlet would wait for a hub that an export thread, waiting in
+            # Rust, never runs.
+            thread = start_thread(self._replay, "spanbatch-spill-replay")
         except RuntimeError:  # interpreter exit: the next process replays
             pass
         finally:
-            if thread.ident is None:  # it never ran (the exit, or interrupted): the next spill starts one
-                with self._wake:
-                    self._starting = False
+            with self._lock:
+                if thread is None:  # it never ran (the exit, or interrupted): the next spill starts one
+                    self._replaying = False
+                else:
+                    self._thread = thread
 
     def _send(self, payload: bytes) -> Sent:
         sent = self._send_once(payload)
@@ -224,13 +231,21 @@ class Spiller:
         return sent
 
     def _replay(self) -> None:
-        with self._wake:
-            self._starting = False
-            self._thread = threading.current_thread()
+        self._here.replaying = True  # ``stop`` from this thread waits for no thread
+        try:
+            self._replay_until_done()
+        except BaseException:  # ended by what no pass catches (it says so): the next spill starts another
+            with self._lock:
+                self._replaying = False
+            raise
+
+    def _replay_until_done(self) -> None:
+        """Replay passes until nothing waits on disk or the spiller is stopped; it ends saying so under the lock."""
         pause = FIRST_PROBE_SECONDS
         while True:
-            with self._wake:
+            with self._lock:
                 if self._stopped:
+                    self._replaying = False
                     return
             try:
                 delivered = self.store.replay(self._send, lambda: self._stopped)
@@ -239,16 +254,17 @@ class Spiller:
                 delivered = 0
             if delivered:
                 pause = FIRST_PROBE_SECONDS
-            with self._wake:
+            with self._lock:
                 if self._stopped:
+                    self._replaying = False
                     return
                 if not self.store.pending():  # under the lock: a spill now finds no thread and starts one
                     self._down = False  # nothing waits on disk (what did was moved aside, or evicted)
-                    self._thread = None
+                    self._replaying = False
                     return
-                if not delivered:
-                    self._wake.wait(pause)
-                    pause = min(pause * 2, LONGEST_PROBE_SECONDS)
+            if not delivered:
+                self._stopping.wait(pause)
+                pause = min(pause * 2, LONGEST_PROBE_SECONDS)
 
 
 # The live spillers of each backend directory: one takes over the files of a spiller whose exporter was freed.
