@@ -327,7 +327,7 @@ def test_netrc_credentials_for_the_endpoint_are_sent_as_requests_sends_them(rece
     ],
 )
 def test_a_request_answered_with_malformed_headers_is_not_sent_again_from_the_spill_directory(
-    receiver_with, tmp_path, busy_at_first, spilled, probing_seconds
+    receiver_with, tmp_path, caplog, busy_at_first, spilled, probing_seconds
 ):
     # A header the Rust parser refuses: the backend has the request it answered so.
     busy = threading.Event()
@@ -358,3 +358,8 @@ def test_a_request_answered_with_malformed_headers_is_not_sent_again_from_the_sp
     assert after_probes is not None
     assert after_probes.replayed == 0
     assert len(answered_malformed) == 1
+    # A spilled file is moved aside for what happened: not a refusal, an answer it could not read from a backend that
+    # may have it.
+    moved = [r.getMessage() for r in caplog.records if r.name == "spanbatch" and "moved to corrupt/" in r.getMessage()]
+    assert len(moved) == spilled
+    assert all("its answer could not be read (the backend may have it)" in line for line in moved), moved
