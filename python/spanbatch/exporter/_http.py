@@ -42,7 +42,7 @@ from requests.exceptions import InvalidHeader
 from requests.utils import check_header_validity, get_environ_proxies, get_netrc_auth, requote_uri, select_proxy
 
 from spanbatch import _settings
-from spanbatch._core import AnswerUnreadableError, LogEncoder, LogRequest, SpanEncoder, SpanRequest, compress
+from spanbatch._core import LogEncoder, LogRequest, SpanEncoder, SpanRequest, compress
 from spanbatch._encoding import Batch, read_batch
 from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts
@@ -50,7 +50,7 @@ from spanbatch.exporter import _limits
 from spanbatch.exporter._deadline import Deadline
 from spanbatch.exporter._declared import DeclaredEncoder
 from spanbatch.exporter._spilling import Spiller, spiller_for, spills_of
-from spanbatch.exporter._transport import ForkedDuringSendError, NativeHTTPResult, NativeHTTPTransport, NotSentError
+from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError, may_have_arrived
 from spanbatch.exporter._unsent import count_failed, count_left_out, count_unsent
 
 if TYPE_CHECKING:
@@ -84,12 +84,12 @@ class _RustCompressingClient(_http._OTLPHTTPClient):
             return super().export(data)
         if not spiller.down:
             result = super().export(data)
-            # Only what a later attempt could deliver: a request the backend refused (a 400) stays refused, one it
-            # answered unreadably has it already, and one a forked child stopped waiting for is its parent's to send.
+            # Only what a later attempt could deliver: a request the backend refused (a 400) stays refused, and one
+            # that may have arrived must not arrive twice.
             if (
                 result.success
                 or (result.status_code is not None and not _http._is_retryable(result.status_code))
-                or isinstance(result.error, (AnswerUnreadableError, ForkedDuringSendError))
+                or may_have_arrived(result.error)
             ):
                 return result
         if spiller.spill(data, spiller.items_sending()):
@@ -228,7 +228,7 @@ class RustEncodedHTTP:
         except Exception as error:  # a transport of the caller's may raise for no answer
             return _no_answer(error)
         status = result.status_code
-        if isinstance(result.error, AnswerUnreadableError):  # it has the request: sent again, it would have it twice
+        if may_have_arrived(result.error):  # sent again, the backend could have it twice
             return Sent.REJECTED
         if status is None:  # no answer: the transport's result says why
             return _no_answer(result.error)

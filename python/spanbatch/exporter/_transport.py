@@ -20,6 +20,7 @@ from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLarg
 from requests.structures import CaseInsensitiveDict
 
 from spanbatch._core import (
+    AnswerUnreadableError,
     HttpOutcome,
     HttpSender,
     LogRequest,
@@ -42,6 +43,17 @@ _FORK_CHECK_SECONDS = 0.1
 class ForkedDuringSendError(TransportError):
     """A child forked (by a signal handler) while its thread waited for a send: the send and its answer are the
     parent's, and the thread making it is not in the child."""
+
+
+# Failures of a send whose request may be at the backend all the same: an answer that could not be read (the server
+# had read the request), a send a forked child stopped waiting for (its parent's goes on).
+_MAY_HAVE_ARRIVED = (AnswerUnreadableError, ForkedDuringSendError)
+
+
+def may_have_arrived(error: BaseException | None) -> bool:
+    """Whether a send that failed with ``error`` may have delivered its request: sent again (from a spill, or its
+    replay), the backend could get it twice."""
+    return isinstance(error, _MAY_HAVE_ARRIVED)
 
 
 def _off_this_thread(send: Callable[[], T]) -> T:
@@ -141,11 +153,7 @@ class NativeHTTPTransport(BaseHTTPTransport):
             self._replays.result = None
             return replay
         pairs = list((headers or {}).items())
-        try:
-            outcome = _off_this_thread(lambda: self._sender.send(method, url, pairs, data or b"", timeout))
-        except ForkedDuringSendError as error:
-            return NativeHTTPResult(error=error)
-        return result_of(outcome)
+        return self._results_of(lambda: [self._sender.send(method, url, pairs, data or b"", timeout)], 1)[0]
 
     @contextmanager
     def replaying(self, result: NativeHTTPResult) -> Iterator[None]:
@@ -176,12 +184,19 @@ class NativeHTTPTransport(BaseHTTPTransport):
         past its deadline, ``timeout`` from the start of that request's first part.
         """
         pairs = list(headers.items())
+        return self._results_of(
+            lambda: self._sender.send_all(url, pairs, list(requests), encoding, max_request_size, timeout),
+            len(requests),
+        )
+
+    @staticmethod
+    def _results_of(send: Callable[[], list[HttpOutcome]], sends: int) -> list[NativeHTTPResult]:
+        """The results of the ``sends`` outcomes ``send()`` returns, made off this thread where it must be (see
+        ``_off_this_thread``); in a child forked meanwhile, failures: those sends are the parent's."""
         try:
-            outcomes = _off_this_thread(
-                lambda: self._sender.send_all(url, pairs, list(requests), encoding, max_request_size, timeout)
-            )
+            outcomes = _off_this_thread(send)
         except ForkedDuringSendError as error:
-            return [NativeHTTPResult(error=error) for _ in requests]
+            return [NativeHTTPResult(error=error) for _ in range(sends)]
         return [result_of(outcome) for outcome in outcomes]
 
     def is_connection_error(self, exception: Exception | None) -> bool:
