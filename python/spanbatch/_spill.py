@@ -11,8 +11,9 @@ back, oldest first, to a ``send`` callable. Safe for several processes sharing o
   it opened (another process may have replayed and deleted it meanwhile).
 - Each file carries a header (magic, version, span count, length, crc32): one that does not
   check out is moved aside to ``corrupt/`` and counted, never replayed, never raised.
-- A file the backend refuses for good (``Sent.REJECTED``) is moved aside too. One it answers "busy" to
-  (``Sent.RETRY_LATER``) never is, however often: busy says nothing of the file (an overloaded backend
+- A file the backend refuses for good (``Sent.REJECTED``) is moved aside too, and so is one whose answer
+  could not be read (``Sent.UNCONFIRMED``: the backend may have it, and sent again would have it twice). One it
+  answers "busy" to (``Sent.RETRY_LATER``) never is, however often: busy says nothing of the file (an overloaded backend
   behind a load balancer answers so at random). After a few such answers it is passed over, tried after
   the newer files (see ``SpillStore.replay``), so that it never holds them up; it stays until delivered,
   or until the cap evicts it (it is among the oldest). A probe the backend did not answer at all
@@ -79,6 +80,7 @@ class Sent(enum.Enum):
     RETRY_LATER = "retry_later"  # answered busy: the file stays, the replay pass stops
     UNREACHABLE = "unreachable"  # not answered (down, refused): as busy, but no answer about this file
     REJECTED = "rejected"  # refused for good (not retryable, or too large): moved aside, as a corrupt file is
+    UNCONFIRMED = "unconfirmed"  # its answer could not be read, the backend may have it: moved aside, not sent again
 
 
 @dataclass(frozen=True)
@@ -398,7 +400,7 @@ class SpillStore:
             except NewerVersion:
                 return None
             except (CorruptFile, OSError) as error:
-                self._quarantine(path, str(error))
+                self._quarantine(path, f"is unusable ({error})")
                 return None
             outcome = send(payload)
             # Busy says nothing of this file, but it must not hold up the rest. UNREACHABLE (down) counts
@@ -406,7 +408,9 @@ class SpillStore:
             if outcome is Sent.RETRY_LATER:
                 self._failures[path.name] = self._failures.get(path.name, 0) + 1
             elif outcome is Sent.REJECTED:
-                self._quarantine(path, "the backend refused it")
+                self._quarantine(path, "is unusable (the backend refused it)")
+            elif outcome is Sent.UNCONFIRMED:
+                self._quarantine(path, "was sent, but its answer could not be read (the backend may have it)")
             elif outcome is Sent.DELIVERED:
                 _remove(path)
                 with self._tally_lock:
@@ -432,9 +436,10 @@ class SpillStore:
         finally:
             _close(fd)
 
-    def _quarantine(self, path: Path, why: str) -> None:
+    def _quarantine(self, path: Path, what: str) -> None:
+        """Moves ``path`` aside for good, counted as corrupt; the warning says what happened to it (``what``)."""
         self._count(corrupt=1)
-        logger.warning("Spill file %s is unusable (%s); moved to %s/.", path, why, CORRUPT_DIR)
+        logger.warning("Spill file %s %s; moved to %s/.", path, what, CORRUPT_DIR)
         try:
             (self.directory / CORRUPT_DIR).mkdir(exist_ok=True)
             os.rename(path, self.directory / CORRUPT_DIR / path.name)

@@ -229,7 +229,7 @@ class RustEncodedHTTP:
             return _no_answer(error)
         status = result.status_code
         if may_have_arrived(result.error):  # sent again, the backend could have it twice
-            return Sent.REJECTED
+            return Sent.UNCONFIRMED
         if status is None:  # no answer: the transport's result says why
             return _no_answer(result.error)
         if _http._is_retryable(status):  # an answer the stock client retries: busy
