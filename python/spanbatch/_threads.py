@@ -27,6 +27,8 @@ logger = logging.getLogger("spanbatch")
 
 # How long a greenlet waiting for a thread lets the others run between two looks.
 _PAUSE_SECONDS = 0.005
+# How long a wait for a thread lasts at most before it looks whether a signal handler it ran forked the process.
+_FORK_CHECK_SECONDS = 0.1
 
 
 def _gevent_monkey() -> Any:
@@ -94,7 +96,9 @@ def cooperative_pause() -> Callable[[float], None] | None:
 
 
 class WorkerThread(Protocol):
-    """What a lane needs of its worker: ``threading.Thread``'s answers, or a real thread's under gevent."""
+    """What a lane needs of its worker: ``threading.Thread``'s answers, or a real thread's under gevent. A forked
+    child has none of its parent's threads: there, one is not alive, and a join ends, even one the fork came in
+    (a signal handler the wait ran forked): a child would wait for it until its timeout, or for ever."""
 
     @property
     def name(self) -> str: ...
@@ -103,14 +107,41 @@ class WorkerThread(Protocol):
 
     def join(self, timeout: float | None = None) -> None: ...
 
+    def of_this_process(self) -> bool:
+        """Whether it was started in this process (False in a child forked since)."""
+        ...
 
-class OSThread:
+
+class _OfOneProcess:
+    """The process a thread was started in: see ``WorkerThread``."""
+
+    def __init__(self) -> None:
+        self._spanbatch_pid = os.getpid()
+
+    def of_this_process(self) -> bool:
+        return self._spanbatch_pid == os.getpid()
+
+
+def _wait_while(
+    running: Callable[[], bool], wait: Callable[[float], object], timeout: float | None, step: float
+) -> None:
+    """``wait(seconds)``, ``step`` seconds at a time, while ``running()``, for ``timeout`` seconds at most."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while running():
+        left = step if deadline is None else min(step, deadline - time.monotonic())
+        if left <= 0:
+            return
+        wait(left)
+
+
+class OSThread(_OfOneProcess):
     """A real OS thread in a gevent-patched process, started with the ``_thread`` functions gevent saved."""
 
     # Per OS thread, whatever gevent patched: set on the threads this class runs (see ``on_own_os_thread``).
     _marks: Any = None
 
     def __init__(self, monkey: Any, target: Callable[..., object], name: str, args: tuple[Any, ...]) -> None:
+        super().__init__()
         if OSThread._marks is None:
             OSThread._marks = monkey.get_original("_thread", "_local")()
         self.name = name
@@ -141,28 +172,23 @@ class OSThread:
             self._running.release()
 
     def is_alive(self) -> bool:
-        return bool(self._running.locked())
+        return self.of_this_process() and bool(self._running.locked())
 
     def join(self, timeout: float | None = None) -> None:
         """Waits for the thread to end, at most ``timeout`` seconds, letting other greenlets run."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.is_alive():
-            left = _PAUSE_SECONDS if deadline is None else min(_PAUSE_SECONDS, deadline - time.monotonic())
-            if left <= 0:
-                return
-            self._pause(left)
+        _wait_while(self.is_alive, self._pause, timeout, _PAUSE_SECONDS)
 
 
-class _Thread(threading.Thread):
+class _Thread(_OfOneProcess, threading.Thread):
     """A daemon ``threading.Thread`` whose liveness a Ctrl-C cannot falsify: before 3.13, a ``join`` that a signal
     handler's exception interrupts marks the thread stopped while it still runs (bpo-45274's handling releases the
     lock the running thread holds), so a shutdown resumed after it would take a hung export for a finished one.
     Its end is told by an event of its own instead; in a forked child it never runs."""
 
     def __init__(self, target: Callable[..., object], name: str, args: tuple[Any, ...]) -> None:
-        super().__init__(target=target, args=args, name=name, daemon=True)
+        _OfOneProcess.__init__(self)
+        threading.Thread.__init__(self, target=target, args=args, name=name, daemon=True)
         self._spanbatch_ended = threading.Event()
-        self._spanbatch_pid = os.getpid()
 
     def run(self) -> None:
         try:
@@ -174,11 +200,10 @@ class _Thread(threading.Thread):
         return self.ident is not None and self._running_here()
 
     def _running_here(self) -> bool:
-        return self._spanbatch_pid == os.getpid() and not self._spanbatch_ended.is_set()
+        return self.of_this_process() and not self._spanbatch_ended.is_set()
 
     def join(self, timeout: float | None = None) -> None:
-        if self._running_here():
-            self._spanbatch_ended.wait(timeout)
+        _wait_while(self._running_here, self._spanbatch_ended.wait, timeout, _FORK_CHECK_SECONDS)
 
 
 def on_own_os_thread() -> bool:
