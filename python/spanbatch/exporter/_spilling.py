@@ -185,8 +185,7 @@ class Spiller:
             self._stopped = True
             thread = self._thread
         self._stopping.wake()
-        # A forked child has no thread of its parent's to wait for (one forked from C cannot tell it ended).
-        if thread is not None and not getattr(self._here, "replaying", False) and self._pid == os.getpid():
+        if thread is not None and not getattr(self._here, "replaying", False):  # a forked child's join ends at once
             thread.join(max(0.0, min(timeout, STOP_WAIT_SECONDS)))
 
     def exit_begins(self) -> None:

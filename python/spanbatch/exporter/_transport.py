@@ -8,7 +8,6 @@ and ``send_all`` sends several batches' requests for one.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,9 +34,6 @@ from spanbatch._threads import on_own_os_thread, start_thread, threads_are_green
 __all__ = ["NativeHTTPResult", "NativeHTTPTransport", "NotSentError", "TransportConnectionError"]
 
 T = TypeVar("T")
-
-# How often a caller waiting for its send looks whether a signal handler forked the process meanwhile.
-_FORK_CHECK_SECONDS = 0.1
 
 
 class ForkedDuringSendError(TransportError):
@@ -85,15 +81,9 @@ def _off_this_thread(send: Callable[[], T]) -> T:
         sending = start_thread(run, "spanbatch-http-send")
     except RuntimeError:  # exit has begun (CPython 3.12 starts no thread then): send here, as before
         return send()
-    pid = os.getpid()
-    while True:
-        sending.join(
-            _FORK_CHECK_SECONDS
-        )  # a wait that runs signal handlers (and lets greenlets run): what they raise ends it
-        if os.getpid() != pid:
-            raise ForkedDuringSendError("forked while waiting for a send: the parent's to finish")
-        if not sending.is_alive():
-            break
+    sending.join()  # a wait that runs signal handlers (and lets greenlets run): what they raise ends it, as a fork does
+    if not sending.of_this_process():
+        raise ForkedDuringSendError("forked while waiting for a send: the parent's to finish")
     if failure:
         raise failure[0]
     return outcome[0]
