@@ -70,6 +70,9 @@ pub struct PyBatchCore {
     window: Mutex<Option<Instant>>,
     /// The batches last handed out to be sent, and how long sends take (`send_time.rs`).
     sends: Mutex<Sends>,
+    /// When the push that woke the worker came, and the items by then: where the items that
+    /// come while the worker takes a CPU and the GIL begin (`read_on.rs`).
+    woken_by: Mutex<Option<Mark>>,
     /// Under gevent, a `gevent.sleep`: the application's waits pause with it instead of
     /// blocking their OS thread, which other greenlets share (see `waits.rs`, `_threads.py`).
     pause: Mutex<Option<Py<PyAny>>>,
@@ -127,6 +130,7 @@ impl PyBatchCore {
                 at: Instant::now(),
                 enqueued: 0,
             })),
+            woken_by: Mutex::new(None),
             pause: Mutex::new(pause),
         }
     }
@@ -226,6 +230,12 @@ impl PyBatchCore {
             );
         }
         if wakes {
+            // A wake-up is rare and takes a lock anyway: this one costs nothing more.
+            let mark = Mark {
+                at: Instant::now(),
+                enqueued: seq + 1,
+            };
+            *locked(&self.woken_by) = Some(mark);
             self.wakeup.notify_worker();
         }
         interrupted
@@ -443,15 +453,14 @@ impl PyBatchCore {
 
     /// Waits, detached, until the next step is not a wait; returns it with the open batch
     /// locked, so that no application thread reads into it until the step is taken.
-    /// A wait for an empty queue to fill sets `woken`: when it ended (the first arrival woke
-    /// it), and what had come before it.
+    /// Each wait's end is told to `read_on` (see `ReadOn::woke`).
     fn next_move<'a, R: BatchReader + Send>(
         &'a self,
         py: Python<'_>,
         open: &'a OpenBatch<R>,
         chunk: usize,
         patient: bool,
-        woken: &mut Option<Mark>,
+        read_on: &mut ReadOn,
     ) -> (Step, Filling<'a, R>) {
         loop {
             let filling = open.lock(py, self);
@@ -475,9 +484,8 @@ impl PyBatchCore {
                         self.wakeup.worker_wait(deadline, ready);
                         Instant::now()
                     });
-                    if deadline.is_none() {
-                        *woken = Some(Mark { at, enqueued });
-                    }
+                    let woken_by = locked(&self.woken_by).take();
+                    read_on.woke(Mark { at, enqueued }, deadline.is_none(), woken_by);
                 }
                 step => return (step, filling),
             }
@@ -504,16 +512,15 @@ impl PyBatchCore {
         let mut batches = Vec::new();
         let called = Instant::now();
         let (handed_out, send) = locked(&self.sends).back(called, self.counters.setbacks());
-        let mut woken = None;
         let mut read_on = ReadOn::default();
         while batches.len() < max_batches {
             let (step, mut filling) = if batches.is_empty() {
-                self.next_move(py, open, chunk, true, &mut woken)
+                self.next_move(py, open, chunk, true, &mut read_on)
             } else if read_on.reading {
                 self.read_on(py, open, chunk, &mut read_on)
             } else {
                 // Once a batch is read, only whole batches that are due already join it.
-                self.next_move(py, open, self.schedule.batch_size, false, &mut woken)
+                self.next_move(py, open, self.schedule.batch_size, false, &mut read_on)
             };
             match step {
                 Step::Take { count, ends_batch } => {
@@ -521,9 +528,15 @@ impl PyBatchCore {
                         let window = *locked(&self.window);
                         let first_take = self.mark();
                         read_on.pace = Some(Pace::new(
-                            woken, handed_out, window, called, first_take, send,
+                            read_on.woken,
+                            handed_out,
+                            window,
+                            called,
+                            first_take,
+                            send,
                         ));
                     }
+                    read_on.looked(self.mark());
                     // Past the exit gate a stopped lane's worker reads no more: reading may run Python code.
                     let read = self.calling_python(|| {
                         let spans = self.take(count, ends_batch);
@@ -595,6 +608,9 @@ impl PyBatchCore {
             let ready = || self.worker_ready(true, open.held(), chunk);
             self.wakeup.worker_wait(Some(until), ready);
         });
+        if let Some(woken_by) = locked(&self.woken_by).take() {
+            read_on.looked(woken_by);
+        }
         let filling = open.lock(py, self);
         let held = filling.held();
         let step = self.next_step(held, chunk);

@@ -11,6 +11,15 @@
 //! How long a send takes is what this lane's sends have taken, never less than at a gigabit
 //! (`send_time.rs`): to a backend over the internet a request takes ten times that.
 //!
+//! The pace counts from several moments, and the fastest counts: a pause in the arrivals (the
+//! application waiting on a model's answer, or collecting garbage with the GIL held) lowers the
+//! pace since any moment before it, though the burst goes on after it at its own pace (a 44 ms
+//! collection in a lane's first batch of chat events: 544 records in 55 ms, then 4,400 in the
+//! 95 ms its send took, 2,440 lost). So it counts from the latest moments the worker saw too: its
+//! takes, and the pushes that woke it. Those pushes, not the worker's wake: a woken worker may
+//! wait for a CPU, then for the GIL, while a busy application goes on (it takes the next chunks
+//! one after another then, and sees none come between them).
+//!
 //! It reads on only while items keep coming (each chunk within `CHUNK_WAIT`), never past the
 //! call's batches, and never past the window (schedule delay) of the batch it holds, so no
 //! item waits longer to go out than its schedule lets it. Small items (spans: about 0.3 KB)
@@ -21,6 +30,10 @@ use std::time::{Duration, Instant};
 
 /// Longest the worker reading on waits for the next chunk: a pause that long ends the burst.
 pub const CHUNK_WAIT: Duration = Duration::from_millis(20);
+
+/// The latest moments the pace also counts from: a take and the push that woke the worker per
+/// chunk, for a few chunks, so that one of them lies after a pause.
+const RECENT_LOOKS: usize = 8;
 
 /// A moment and the items enqueued by then (dropped ones too): arrivals are counted from one.
 #[derive(Clone, Copy, Debug)]
@@ -60,6 +73,10 @@ pub struct Pace {
     first_seen: Instant,
     /// How long this lane's sends take.
     send: SendTime,
+    /// The latest moments seen in the call since its first take (`looked`), the next to replace
+    /// at `looks % RECENT_LOOKS`.
+    recent: [Option<Mark>; RECENT_LOOKS],
+    looks: usize,
 }
 
 impl Pace {
@@ -85,7 +102,15 @@ impl Pace {
             first_take,
             first_seen,
             send,
+            recent: [None; RECENT_LOOKS],
+            looks: 0,
         }
+    }
+
+    /// The worker took items at `mark`, or the push at `mark` woke it.
+    pub fn looked(&mut self, mark: Mark) {
+        self.recent[self.looks % RECENT_LOOKS] = Some(mark);
+        self.looks += 1;
     }
 
     /// Whether to read on, holding requests of `bytes` in all, `enqueued` items having come so
@@ -94,9 +119,12 @@ impl Pace {
     #[allow(clippy::cast_precision_loss)] // counts far below 2^52
     pub fn reads_on(&self, enqueued: u64, bytes: usize, room: usize, now: Instant) -> bool {
         let rate = self
-            .from
-            .rate(enqueued, now)
-            .max(self.first_take.rate(enqueued, now));
+            .recent
+            .iter()
+            .flatten()
+            .chain([&self.from, &self.first_take])
+            .map(|mark| mark.rate(enqueued, now))
+            .fold(0.0, f64::max);
         let sending = self.send.of(bytes);
         // Half the room: the send time is an estimate, and a send slower than it loses items.
         2.0 * rate * sending > room as f64
@@ -112,6 +140,9 @@ impl Pace {
 /// One call's reading on: its pace, and what it read.
 #[derive(Default)]
 pub struct ReadOn {
+    /// The end of the call's wait for an empty queue to fill, if it waited so (the first arrival
+    /// woke it), with the items enqueued before that wait.
+    pub woken: Option<Mark>,
     /// Set at the call's first take.
     pub pace: Option<Pace>,
     /// Whether the worker reads on into the batch it holds.
@@ -120,6 +151,26 @@ pub struct ReadOn {
     pub stopped: bool,
     /// Bytes of the batches read in this call.
     pub bytes: usize,
+}
+
+impl ReadOn {
+    /// The worker's wait ended: `woken`, its end and the items enqueued before it; `empty`, a
+    /// wait for an empty queue to fill; `woken_by`, the push that woke it, if one did.
+    pub fn woke(&mut self, woken: Mark, empty: bool, woken_by: Option<Mark>) {
+        if empty {
+            self.woken = Some(woken);
+        }
+        if let Some(push) = woken_by {
+            self.looked(push);
+        }
+    }
+
+    /// See `Pace::looked`: counted once the call's pace is set.
+    pub fn looked(&mut self, mark: Mark) {
+        if let Some(pace) = &mut self.pace {
+            pace.looked(mark);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +278,40 @@ mod tests {
             pace.chunk_deadline(now, Duration::from_secs(1)),
             now + CHUNK_WAIT
         );
+    }
+
+    #[test]
+    fn a_pause_in_a_batch_counts_not_in_the_pace_after_it() {
+        let start = Instant::now();
+        // A lane's first batch of chat events, 32 taken at a time: 288 in 6 ms, a collection of
+        // 44 ms, then a chunk every 1.3 ms; 48 more came while the last was read.
+        let woken = Some(mark(start, 0));
+        let mut pace = Pace::new(woken, mark(start, 0), None, start, mark(start, 32), GIGABIT);
+        let (batch, room) = (5_100_000, 2016);
+        pace.looked(mark(start + 6 * MS, 288));
+        // Counted from before the pause only: 10,000 a second, 41 ms to send: 410 would come.
+        assert!(!pace.reads_on(544, batch, room, start + 55 * MS));
+        for (at, enqueued) in [(51000, 352), (52300, 416), (53600, 480), (54900, 544)] {
+            pace.looked(mark(start + Duration::from_micros(at), enqueued));
+        }
+        // Since the take at 51 ms, 52,000 a second: 4,200 would come.
+        assert!(pace.reads_on(560, batch, room, start + 55 * MS));
+    }
+
+    #[test]
+    fn a_worker_woken_late_counts_from_the_push_that_woke_it() {
+        let start = Instant::now();
+        // Batches of 128 of 50 KB records, read 32 at a time: 40 came, the worker took 32, then
+        // a pause of 300 ms; the 72nd record woke it, which ran 2.5 ms later, with 160 come.
+        let woken = Some(mark(start, 0));
+        let mut pace = Pace::new(woken, mark(start, 0), None, start, mark(start, 40), GIGABIT);
+        let (room, now) = (224, start + 303 * MS);
+        pace.looked(mark(start + 1 * MS, 40));
+        assert!(!pace.reads_on(160, 6_400_000, room, now));
+        pace.looked(mark(start + 300 * MS + 500 * Duration::from_micros(1), 72));
+        pace.looked(mark(now, 160));
+        // 35,000 a second since that push: 3,600 would come in the 51 ms a send takes.
+        assert!(pace.reads_on(160, 6_400_000, room, now));
     }
 
     #[test]

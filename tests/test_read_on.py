@@ -10,6 +10,7 @@ those that came while it read: a loop that never lets go of the GIL lets none ar
 the worker have the GIL now and then (a millisecond every 16 records) or never does. After an idle spell longer
 than the schedule delay, the worker's window for the batch it holds runs from the burst's first record, not from
 when it began to wait (which ended reading on at once: 280 of 600 lost in every run).
+A pause in the middle of a batch does not slow the pace the burst goes on at after it (the last test).
 
 The worker reads on when records come fast enough to fill half the queue's free room in the time it expects a
 request to take: at a gigabit, as it has sent nothing yet (``test_read_on_a_slow_backend.py`` has it learn from a
@@ -78,5 +79,43 @@ def test_a_burst_of_large_records_is_held_while_the_first_request_is_out(
     assert processor.force_flush(60_000)
     assert sum(stats.dropped.values()) == 0, stats
     assert http_receiver.wait_for_log_records(RECORDS, timeout=30)
+    assert balanced(processor.stats())
+    provider.shutdown()
+
+
+# A burst that pauses once its worker has read part of a batch (the application waits on a model's answer, or a full
+# collection holds the GIL): batches of 128 read 32 at a time, 50 KB records (6.4 MB: 51 ms at a gigabit) and a queue
+# of 256 read on from about 2,500 records a second. Averaged over the pause, the first batch came at about 400 a second,
+# and sent then it left 100 records without room in every run (6 of 6); the burst goes on at several times 2,500 after
+# the pause, when the worker may wait for a CPU and the GIL while a whole chunk or more comes.
+PAUSED_BATCH, PAUSED_QUEUE = 128, 256
+BEFORE_PAUSE = 40  # a chunk of 32 read, 8 more queued
+PAUSED_RECORDS = 484  # the queue, one batch and 100 more: less than the queue and eight batches
+PAUSED_BODY = "y" * 50_000
+
+
+def test_a_burst_that_paused_mid_batch_is_read_on_at_its_pace_after_the_pause(
+    http_receiver: OTLPReceiver, shutdown_later: Later
+) -> None:
+    http_receiver.set_behaviour("hang")  # every request waits until the loop is over
+    exporter = OTLPLogExporter(endpoint=http_receiver.log_endpoint)
+    processor = shutdown_later(
+        spanbatch.BatchLogRecordProcessor(
+            exporter, max_queue_size=PAUSED_QUEUE, max_export_batch_size=PAUSED_BATCH, schedule_delay_millis=5000
+        )
+    )
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("opentelemetry.instrumentation.openai_v2")
+    gc.collect()  # as above: no pause but the test's own
+    for i in range(PAUSED_RECORDS):
+        logger.emit(body=PAUSED_BODY, event_name="gen_ai.choice", attributes={"i": i})
+        if i == BEFORE_PAUSE - 1:
+            time.sleep(0.3)
+    stats = processor.stats()
+    http_receiver.set_behaviour("ok")  # the hung request is retried
+    assert processor.force_flush(60_000)
+    assert sum(stats.dropped.values()) == 0, stats
+    assert http_receiver.wait_for_log_records(PAUSED_RECORDS, timeout=30)
     assert balanced(processor.stats())
     provider.shutdown()
