@@ -9,7 +9,8 @@
 //! would, at the rate items have been arriving, overflow the queue before the send returns.
 //! Reading empties the queue into requests at a few µs per item; they then go out together.
 //! How long a send takes is what this lane's sends have taken, never less than at a gigabit
-//! (`send_time.rs`): to a backend over the internet a request takes ten times that.
+//! (`send_time.rs`): to a backend over the internet a request takes ten times that. Before its
+//! first large send, a lane expects one at a fifth of a gigabit.
 //!
 //! The pace counts from several moments, and the fastest counts: a pause in the arrivals (the
 //! application waiting on a model's answer, or collecting garbage with the GIL held) lowers the
@@ -213,9 +214,9 @@ mod tests {
     #[test]
     fn small_items_go_out_at_once() {
         let start = Instant::now();
-        // A fast backend, as a lane sees it before any send, and after sends of 1.2 MB that
-        // took 15 ms (twice a gigabit's time: the worker waited for the GIL after each).
-        for send in [GIGABIT, learned(1_200_000, 15 * MS)] {
+        // As a lane sees its backend before any send, and after sends of 1.2 MB that took 15 ms
+        // (twice a gigabit's time: the worker waited for the GIL after each).
+        for send in [SendTime::UNMEASURED, learned(1_200_000, 15 * MS)] {
             // 512 spans (150 KB) in 2 ms: 1-2 ms to send.
             let woken = Some(mark(start, 0));
             let pace = Pace::new(woken, mark(start, 0), None, start, mark(start, 0), send);
@@ -226,6 +227,19 @@ mod tests {
             let pace = Pace::new(None, mark(start, 0), None, called, mark(called, 2048), send);
             assert!(!pace.reads_on(2248, 600_000, 1848, start + 44 * MS));
         }
+    }
+
+    #[test]
+    fn a_lanes_first_batch_of_chat_events_reads_on_at_a_slow_machines_pace() {
+        let start = Instant::now();
+        // 596 records in 47 ms: 12,600 a second, the loop slowed by a busy machine. At a
+        // gigabit, 41 ms to send 5.1 MB: 1,040 would come. Alone, that send took 50-190 ms.
+        let woken = Some(mark(start, 0));
+        let pace = |send| Pace::new(woken, mark(start, 0), None, start, mark(start, 129), send);
+        let now = start + 47 * MS;
+        assert!(!pace(GIGABIT).reads_on(596, 5_130_952, 1964, now));
+        // Before its first large send a lane expects 205 ms: 5,200 would come.
+        assert!(pace(SendTime::UNMEASURED).reads_on(596, 5_130_952, 1964, now));
     }
 
     #[test]

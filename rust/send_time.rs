@@ -7,8 +7,14 @@
 //! not the 26 ms of a gigabit: a burst of large records that would overflow the queue meanwhile
 //! is read on only if the lane knows.
 //!
-//! - Never faster than a gigabit, the figure before any send: no lane reads on less than with
-//!   that figure alone.
+//! - Before its first send of `MEASURED_BYTES` or more, a lane expects requests that large to
+//!   go out at `UNMEASURED_BYTES_PER_SECOND`, not at a gigabit, which is no bound there: a
+//!   loopback receiver on a 2-core machine took 5.1 MB in 50-190 ms while the application's
+//!   loop ran beside it (27-100 MB/s; 31 ms once the loop was over), and a backend over the
+//!   internet takes 10-30 MB/s. Sent alone, expected back in a gigabit's 41 ms, a lane's first
+//!   batch of chat events let its loop of 5,000 overflow the queue (411 to 2,440 lost, issue 17).
+//!   A smaller request (512 spans: 150 KB) is its fixed costs mostly: a gigabit's time.
+//! - Never faster than a gigabit: no lane reads on less than with that figure alone.
 //! - A slower send raises the estimate at once (the next burst may be on its way), if it was
 //!   large enough that the fixed costs are a small part of it (`MEASURED_BYTES`), and to no
 //!   slower than `SLOWEST_BYTES_PER_SECOND`.
@@ -24,6 +30,10 @@ use std::time::{Duration, Instant};
 /// The fastest a byte is taken to go out: a gigabit link.
 const FASTEST_BYTES_PER_SECOND: f64 = 125e6;
 
+/// How fast a request of `MEASURED_BYTES` or more is taken to go out before a lane has sent one:
+/// a fifth of a gigabit link (see the module's comment).
+const UNMEASURED_BYTES_PER_SECOND: f64 = 25e6;
+
 /// The slowest a byte is taken to go out (an 8 Mbit/s uplink): bounds what a stalled send (a
 /// suspended machine, an exporter's own backoff) teaches, and so the sends it takes to forget it.
 const SLOWEST_BYTES_PER_SECOND: f64 = 1e6;
@@ -38,17 +48,29 @@ const MEASURED_BYTES: usize = 1_000_000;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SendTime {
     seconds_per_byte: f64,
+    /// Whether a send of `MEASURED_BYTES` or more has taught it.
+    measured: bool,
 }
 
 impl SendTime {
-    /// At a gigabit: the estimate before any send, and the fastest.
+    /// At a gigabit, the fastest, as a lane's sends have shown it.
     pub const GIGABIT: Self = Self {
         seconds_per_byte: 1.0 / FASTEST_BYTES_PER_SECOND,
+        measured: true,
+    };
+
+    /// The estimate before any send of `MEASURED_BYTES` or more.
+    pub const UNMEASURED: Self = Self {
+        measured: false,
+        ..Self::GIGABIT
     };
 
     /// Seconds to send `bytes`.
     #[allow(clippy::cast_precision_loss)] // sizes far below 2^52
     pub fn of(self, bytes: usize) -> f64 {
+        if !self.measured && bytes >= MEASURED_BYTES {
+            return bytes as f64 / UNMEASURED_BYTES_PER_SECOND;
+        }
         bytes as f64 * self.seconds_per_byte
     }
 
@@ -67,6 +89,7 @@ impl SendTime {
         } else if bytes >= MEASURED_BYTES {
             self.seconds_per_byte = measured;
         }
+        self.measured |= bytes >= MEASURED_BYTES;
     }
 }
 
@@ -89,7 +112,7 @@ impl Sends {
             handed_out: made,
             bytes: 0,
             setbacks: 0,
-            time: SendTime::GIGABIT,
+            time: SendTime::UNMEASURED,
         }
     }
 
@@ -142,11 +165,23 @@ mod tests {
     }
 
     #[test]
-    fn before_any_send_a_byte_takes_a_gigabits_time() {
+    fn before_any_large_send_a_large_request_takes_a_fifth_of_a_gigabit_links_time() {
         let mut sends = new_lane();
         let (_, time) = sends.back(Instant::now() + 10_000 * MS, 0);
-        assert_eq!(time, SendTime::GIGABIT);
-        assert!(close(time.of(3_200_000), 0.0256));
+        assert_eq!(time, SendTime::UNMEASURED);
+        assert!(close(time.of(3_200_000), 0.128));
+        // 512 spans: a gigabit's time.
+        assert!(close(time.of(150_000), 0.0012));
+        // Small sends, however fast, measure nothing.
+        let fast = after_a_send(&mut sends, 150_000, MS);
+        assert!(close(fast, 0.0012));
+        assert!(close(sends.back(Instant::now(), 0).1.of(3_200_000), 0.128));
+    }
+
+    #[test]
+    fn a_large_send_at_a_gigabits_pace_is_learned_at_once() {
+        let mut sends = new_lane();
+        assert!(close(after_a_send(&mut sends, 3_200_000, 25 * MS), 0.0256));
     }
 
     #[test]
@@ -183,7 +218,7 @@ mod tests {
         sends.hand_out(Mark { at, enqueued: 0 }, 3_200_000, 7);
         // Refused at once, or retried after a backoff: one more setback either way.
         let (_, time) = sends.back(at + 2000 * MS, 8);
-        assert_eq!(time, SendTime::GIGABIT);
+        assert_eq!(time, SendTime::UNMEASURED);
     }
 
     #[test]

@@ -13,10 +13,11 @@ when it began to wait (which ended reading on at once: 280 of 600 lost in every 
 A pause in the middle of a batch does not slow the pace the burst goes on at after it (the last test).
 
 The worker reads on when records come fast enough to fill half the queue's free room in the time it expects a
-request to take: at a gigabit, as it has sent nothing yet (``test_read_on_a_slow_backend.py`` has it learn from a
-send); the receiver here never answers while the loop runs, so every record must be read on or lost. The margin is
-in the sizes: 200 KB records, batches of 16 (3.2 MB: 26 ms at a gigabit) and a queue of 64 read on from about
-1,250 records a second, and the loop makes 7,000-10,000 (measured, the worker's reading included). With 50 KB
+request to take: as it has sent nothing yet, a request of 1 MB or more at 25 MB/s (``test_read_on_a_slow_backend.py``
+has it learn from a send, and tests that figure); the receiver here never answers while the loop runs, so every record
+must be read on or lost. The margin is in the sizes: 200 KB records, batches of 16 (3.2 MB: 26 ms at a gigabit) and a
+queue of 64 read on from about 1,250 records a second at a gigabit (250 at 25 MB/s), and the loop makes 7,000-10,000
+(measured, the worker's reading included). With 50 KB
 records in batches of 64 and a queue of 256 the threshold was 3,800 a second: a process given a third of one CPU
 (pinned beside two busy ones) lost 280 of 600 in 3 runs of 6, as once in CI on a slow machine; with these sizes it
 lost none in 10 such runs.

@@ -1,4 +1,5 @@
-"""Reading on to a backend much slower than a gigabit link: the lane tells from its own sends how long one takes.
+"""Reading on to a backend much slower than a gigabit link: the lane tells from its own sends how long one takes, and
+expects a large request to be slow before its first (the last test).
 
 The worker of an exporter that takes several batches per call reads the next batches before it sends while
 sending would let the queue overflow first (see ``test_read_on.py``). How long a send takes, it learns from the
@@ -126,5 +127,40 @@ def test_a_burst_of_large_records_to_a_slow_backend_is_held_while_the_first_requ
     assert processor.force_flush(60_000)
     assert sum(stats.dropped.values()) == 0, stats
     assert slow_backend.wait_for_records(BATCH + RECORDS, timeout=30)
+    assert balanced(processor.stats())
+    provider.shutdown()
+
+
+# A lane that has sent nothing yet: the same backend, a steady burst of 100 KB records (one, then 0.3 ms asleep),
+# batches of 24 (2.4 MB) and a queue of 136. At a gigabit the first batch reads on from 3,500 records a second, and
+# goes out alone, then takes 600 ms while the queue fills (60 lost in 8 runs of 8); at the 25 MB/s a lane expects of
+# a request that large before its first one, from 700 a second. The burst makes 1,850-2,150 (the worker's reading
+# included; with 300 KB records, 450-1,200). 220 records: more than the queue and a batch, fewer than the queue and
+# eight batches.
+FIRST_BATCH, FIRST_QUEUE = 24, 136
+FIRST_RECORDS = 220
+FIRST_BODY = "z" * 100_000
+
+
+def test_a_burst_of_large_records_before_any_send_is_held_while_the_first_request_is_out(
+    slow_backend: SlowBackend, shutdown_later: Later
+) -> None:
+    exporter = OTLPLogExporter(endpoint=slow_backend.endpoint)
+    processor = shutdown_later(
+        spanbatch.BatchLogRecordProcessor(
+            exporter, max_queue_size=FIRST_QUEUE, max_export_batch_size=FIRST_BATCH, schedule_delay_millis=5000
+        )
+    )
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("opentelemetry.instrumentation.openai_v2")
+    for i in range(FIRST_RECORDS):
+        logger.emit(body=FIRST_BODY, event_name="gen_ai.choice", attributes={"i": i})
+        time.sleep(0.0003)
+    stats = processor.stats()
+    slow_backend.throttled.clear()
+    assert processor.force_flush(60_000)
+    assert sum(stats.dropped.values()) == 0, stats
+    assert slow_backend.wait_for_records(FIRST_RECORDS, timeout=30)
     assert balanced(processor.stats())
     provider.shutdown()
