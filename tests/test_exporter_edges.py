@@ -327,7 +327,7 @@ def test_netrc_credentials_for_the_endpoint_are_sent_as_requests_sends_them(rece
     ],
 )
 def test_a_request_answered_with_malformed_headers_is_not_sent_again_from_the_spill_directory(
-    receiver_with, tmp_path, caplog, busy_at_first, spilled, probing_seconds
+    receiver_with, tmp_path, caplog, *, busy_at_first, spilled, probing_seconds
 ):
     # A header the Rust parser refuses: the backend has the request it answered so.
     busy = threading.Event()

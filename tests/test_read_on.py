@@ -31,12 +31,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import spanbatch
-from opentelemetry.sdk._logs import LoggerProvider
 from spanbatch.exporter import OTLPLogExporter
 from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import balanced
+from tests.helpers.logs import chat_events_to
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.alone]  # a burst: the worker must be scheduled during it
 Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
@@ -58,15 +57,10 @@ def test_a_burst_of_large_records_is_held_while_the_first_request_is_out(
     http_receiver: OTLPReceiver, shutdown_later: Later, idle: float, lets_go_from: int
 ) -> None:
     http_receiver.set_behaviour("hang")  # every request waits until the loop is over
-    exporter = OTLPLogExporter(endpoint=http_receiver.log_endpoint)
-    processor = shutdown_later(
-        spanbatch.BatchLogRecordProcessor(
-            exporter, max_queue_size=QUEUE, max_export_batch_size=BATCH, schedule_delay_millis=1000
-        )
+    events = chat_events_to(
+        OTLPLogExporter(endpoint=http_receiver.log_endpoint), queue=QUEUE, batch=BATCH, delay_millis=1000
     )
-    provider = LoggerProvider(shutdown_on_exit=False)
-    provider.add_log_record_processor(processor)
-    logger = provider.get_logger("opentelemetry.instrumentation.openai_v2")
+    processor, logger = shutdown_later(events.processor), events.logger
     # A full collection of what earlier tests left (the suite's own heap) in the middle of a 20 ms burst would read
     # as a slow loop; an application's own pauses are the README's "a machine too busy to run the loop".
     gc.collect()
@@ -81,7 +75,7 @@ def test_a_burst_of_large_records_is_held_while_the_first_request_is_out(
     assert sum(stats.dropped.values()) == 0, stats
     assert http_receiver.wait_for_log_records(RECORDS, timeout=30)
     assert balanced(processor.stats())
-    provider.shutdown()
+    events.provider.shutdown()
 
 
 # A burst that pauses once its worker has read part of a batch (the application waits on a model's answer, or a full
@@ -100,15 +94,10 @@ def test_a_burst_that_paused_mid_batch_is_read_on_at_its_pace_after_the_pause(
     http_receiver: OTLPReceiver, shutdown_later: Later
 ) -> None:
     http_receiver.set_behaviour("hang")  # every request waits until the loop is over
-    exporter = OTLPLogExporter(endpoint=http_receiver.log_endpoint)
-    processor = shutdown_later(
-        spanbatch.BatchLogRecordProcessor(
-            exporter, max_queue_size=PAUSED_QUEUE, max_export_batch_size=PAUSED_BATCH, schedule_delay_millis=5000
-        )
+    events = chat_events_to(
+        OTLPLogExporter(endpoint=http_receiver.log_endpoint), queue=PAUSED_QUEUE, batch=PAUSED_BATCH, delay_millis=5000
     )
-    provider = LoggerProvider(shutdown_on_exit=False)
-    provider.add_log_record_processor(processor)
-    logger = provider.get_logger("opentelemetry.instrumentation.openai_v2")
+    processor, logger = shutdown_later(events.processor), events.logger
     gc.collect()  # as above: no pause but the test's own
     for i in range(PAUSED_RECORDS):
         logger.emit(body=PAUSED_BODY, event_name="gen_ai.choice", attributes={"i": i})
@@ -120,4 +109,4 @@ def test_a_burst_that_paused_mid_batch_is_read_on_at_its_pace_after_the_pause(
     assert sum(stats.dropped.values()) == 0, stats
     assert http_receiver.wait_for_log_records(PAUSED_RECORDS, timeout=30)
     assert balanced(processor.stats())
-    provider.shutdown()
+    events.provider.shutdown()

@@ -25,12 +25,11 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, BinaryIO
 
 import pytest
-import spanbatch
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.sdk._logs import LoggerProvider
 from spanbatch.exporter import OTLPLogExporter
 
 from tests.helpers import balanced
+from tests.helpers.logs import chat_events_to
 from tests.helpers.receivers import serving
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.alone]  # a burst: the worker must be scheduled during it
@@ -105,15 +104,10 @@ def slow_backend() -> Iterator[SlowBackend]:
 def test_a_burst_of_large_records_to_a_slow_backend_is_held_while_the_first_request_is_out(
     slow_backend: SlowBackend, shutdown_later: Later
 ) -> None:
-    exporter = OTLPLogExporter(endpoint=slow_backend.endpoint)
-    processor = shutdown_later(
-        spanbatch.BatchLogRecordProcessor(
-            exporter, max_queue_size=QUEUE, max_export_batch_size=BATCH, schedule_delay_millis=5000
-        )
+    events = chat_events_to(
+        OTLPLogExporter(endpoint=slow_backend.endpoint), queue=QUEUE, batch=BATCH, delay_millis=5000
     )
-    provider = LoggerProvider(shutdown_on_exit=False)
-    provider.add_log_record_processor(processor)
-    logger = provider.get_logger("opentelemetry.instrumentation.openai_v2")
+    processor, logger = shutdown_later(events.processor), events.logger
     for i in range(BATCH):  # one request, sent and answered: the lane has measured its backend
         logger.emit(body=BODY, event_name="gen_ai.choice", attributes={"i": i})
     assert processor.force_flush(30_000)
@@ -128,7 +122,7 @@ def test_a_burst_of_large_records_to_a_slow_backend_is_held_while_the_first_requ
     assert sum(stats.dropped.values()) == 0, stats
     assert slow_backend.wait_for_records(BATCH + RECORDS, timeout=30)
     assert balanced(processor.stats())
-    provider.shutdown()
+    events.provider.shutdown()
 
 
 # A lane that has sent nothing yet: the same backend, a steady burst of 100 KB records (one, then 0.3 ms asleep),
@@ -145,15 +139,10 @@ FIRST_BODY = "z" * 100_000
 def test_a_burst_of_large_records_before_any_send_is_held_while_the_first_request_is_out(
     slow_backend: SlowBackend, shutdown_later: Later
 ) -> None:
-    exporter = OTLPLogExporter(endpoint=slow_backend.endpoint)
-    processor = shutdown_later(
-        spanbatch.BatchLogRecordProcessor(
-            exporter, max_queue_size=FIRST_QUEUE, max_export_batch_size=FIRST_BATCH, schedule_delay_millis=5000
-        )
+    events = chat_events_to(
+        OTLPLogExporter(endpoint=slow_backend.endpoint), queue=FIRST_QUEUE, batch=FIRST_BATCH, delay_millis=5000
     )
-    provider = LoggerProvider(shutdown_on_exit=False)
-    provider.add_log_record_processor(processor)
-    logger = provider.get_logger("opentelemetry.instrumentation.openai_v2")
+    processor, logger = shutdown_later(events.processor), events.logger
     for i in range(FIRST_RECORDS):
         logger.emit(body=FIRST_BODY, event_name="gen_ai.choice", attributes={"i": i})
         time.sleep(0.0003)
@@ -163,4 +152,4 @@ def test_a_burst_of_large_records_before_any_send_is_held_while_the_first_reques
     assert sum(stats.dropped.values()) == 0, stats
     assert slow_backend.wait_for_records(FIRST_RECORDS, timeout=30)
     assert balanced(processor.stats())
-    provider.shutdown()
+    events.provider.shutdown()

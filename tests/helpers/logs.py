@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import random
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
+import spanbatch
 from opentelemetry._logs import LogRecord, SeverityNumber
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler, LogRecordProcessor
+from opentelemetry.sdk._logs import Logger, LoggerProvider, LoggingHandler, LogRecordProcessor
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 from spanbatch.exporter import OTLPLogExporter
@@ -80,3 +82,22 @@ def bridged_logger(provider: LoggerProvider, name: str) -> tuple[logging.Logger,
         handler = LoggingHandler(logger_provider=provider)
     logger.addHandler(handler)
     return logger, handler
+
+
+@dataclass(frozen=True)
+class ChatEvents:
+    """A spanbatch log processor batching to an exporter, and the logger of an OpenAI instrumentation feeding it."""
+
+    processor: spanbatch.BatchLogRecordProcessor
+    provider: LoggerProvider
+    logger: Logger
+
+
+def chat_events_to(exporter: LogRecordExporter, *, queue: int, batch: int, delay_millis: int) -> ChatEvents:
+    """``ChatEvents`` to ``exporter`` with those queue and batch sizes and schedule delay (no atexit hook)."""
+    processor = spanbatch.BatchLogRecordProcessor(
+        exporter, max_queue_size=queue, max_export_batch_size=batch, schedule_delay_millis=delay_millis
+    )
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    return ChatEvents(processor, provider, provider.get_logger("opentelemetry.instrumentation.openai_v2"))
