@@ -68,6 +68,35 @@ def os_rlock() -> threading.RLock:
     return lock
 
 
+class SharedLock:
+    """A lock for state shared with the threads ``start_thread`` starts, where a holder may take a while (a directory
+    listed): a lock of the OS, which a greenlet waits for by pausing. gevent's lock, held by another OS thread, raises
+    ``LoopExit`` in a greenlet whose hub has nothing else to run; blocking on the OS's would stop every greenlet of its
+    thread, and for good if one of them holds it."""
+
+    def __init__(self) -> None:
+        self._lock = _unpatched("_thread", "allocate_lock")()
+
+    def acquire(self) -> None:
+        if self._lock.acquire(False):
+            return
+        pause = None if on_own_os_thread() else cooperative_pause()
+        if pause is None:
+            self._lock.acquire()
+            return
+        while not self._lock.acquire(False):
+            pause(_PAUSE_SECONDS)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> None:
+        self.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
+
+
 class Wakeup:
     """Ends a timed wait of a thread ``start_thread`` started, from any thread: a real queue, whose ``get`` blocks only
     its own OS thread, gevent or not (gevent's ``Event`` and ``Condition`` wake the greenlets of one hub only)."""
