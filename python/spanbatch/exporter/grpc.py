@@ -2,7 +2,8 @@
 
 Private parts of the stock exporters this relies on (checked by the tests, 1.43.0 and 1.45.2):
 ``OTLPExporterMixin._initialize_channel_and_stub`` (called at construction and again on
-reconnect), ``_channel``, ``_client`` (whose ``Export(request=..., metadata=..., timeout=...)``
+reconnect), ``_channel`` (which ``_export`` closes before it reconnects, and ``shutdown`` after it sets
+``_shutdown``: a ``SharedChannel`` here), ``_client`` (whose ``Export(request=..., metadata=..., timeout=...)``
 ``_export`` calls, once per part), ``_timeout`` (read by ``_export`` for its deadline), ``_result``,
 ``_shutdown_in_progress`` (set at exit with a spill, to cut the backoff short) and ``_translate_data``.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -26,11 +28,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from spanbatch._core import LogEncoder, LogRequest, RequestTooLargeError, SpanEncoder, SpanRequest
 from spanbatch._encoding import Batch, encode_batch, read_batch
+from spanbatch._fork import PerProcess
 from spanbatch._releases import require_stock_encoder
 from spanbatch._spill import Sent, SpillCounts
 from spanbatch.exporter import _limits
 from spanbatch.exporter._deadline import Deadline
 from spanbatch.exporter._declared import DeclaredEncoder
+from spanbatch.exporter._shared_channel import Channels, SharedChannel
 from spanbatch.exporter._spilling import spill_directory, spiller_for, spills_of
 from spanbatch.exporter._unsent import count_left_out, count_unsent
 
@@ -54,16 +58,30 @@ class _EncodedServiceStub:
     was refused for its size: what the spill stores once the stock retries give up (never one too large).
     """
 
-    def __init__(self, channel: grpc.Channel, method: str, response: type[Any], last: threading.local) -> None:
+    def __init__(
+        self, channel: SharedChannel, method: str, response: type[Any], last: threading.local, exporter: RustEncodedGRPC
+    ) -> None:
         # No request serializer: gRPC then sends the bytes it is given.
-        self._call = channel.unary_unary(
+        self._call = channel.grpc.unary_unary(
             method,
             request_serializer=None,
             response_deserializer=response.FromString,
         )
+        self._channel = channel
         self._last = last
+        self._exporter = weakref.ref(exporter)  # the exporter holds its stub
 
     def Export(self, request: bytes, metadata: Any = None, timeout: float | None = None) -> Any:
+        if not self._channel.begin_call():
+            # Another export thread's reconnect retired this stub's channel before the call started: it never left,
+            # so the stub made in its place sends it. None once shut down: then gRPC's own answer (closed channel).
+            deadline = None if timeout is None else time.monotonic() + timeout
+            exporter = self._exporter()
+            current = None if exporter is None else exporter._stub_in_place_of(self._channel, timeout)
+            if current is not None:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                return current.Export(request, metadata=metadata, timeout=left)
+            return self._call(request, metadata=metadata, timeout=timeout)
         self._last.request, self._last.code = request, None
         try:
             return self._call(request, metadata=metadata, timeout=timeout)
@@ -72,6 +90,8 @@ class _EncodedServiceStub:
             self._last.code = error.code()
             self._last.too_large = _too_large(error) or getattr(self._last, "too_large", False)
             raise
+        finally:
+            self._channel.end_call()
 
 
 def _too_large(error: grpc.RpcError) -> bool:
@@ -146,7 +166,7 @@ class RustEncodedGRPC:
     _method: ClassVar[str]
     _response: ClassVar[type[Any]]
     # The stock exporter's own attributes.
-    _channel: grpc.Channel
+    _channel: SharedChannel
     _endpoint: str
     _headers: Any
     _full_timeout: float  # the stock exporter's ``_timeout`` (see the property)
@@ -177,6 +197,7 @@ class RustEncodedGRPC:
             limit = channel_limit if limit is None else min(limit, channel_limit)
         self._encoder = self._encoder_class(limit)
         self._last = threading.local()  # before the stock constructor, which makes the stub
+        self._channels = PerProcess(Channels)  # a forked child's own
         extra = _newer_parameters(retryable_error_codes, meter_provider)
         super().__init__(  # type: ignore[call-arg]  # the stock exporter's, next in the MRO
             endpoint, insecure, credentials, headers, timeout, compression, channel_options, **extra
@@ -244,14 +265,26 @@ class RustEncodedGRPC:
     def _initialize_channel_and_stub(self) -> None:
         # Called by the stock constructor and again when it reconnects after UNAVAILABLE.
         super()._initialize_channel_and_stub()  # type: ignore[misc]
-        self._client = _EncodedServiceStub(self._channel, self._method, self._response, self._last)
-        self._channel_pid = os.getpid()
+        channels = self._channels.get()
+        channel = channels.make(self._channel)  # the stock reconnect's close only retires it (_shared_channel)
+        stub = _EncodedServiceStub(channel, self._method, self._response, self._last, self)
+        with channels.changed:  # together, for a call waiting for the new stub (_stub_in_place_of)
+            self._channel, self._client = channel, stub
+            channels.changed.notify_all()
+
+    def _stub_in_place_of(self, retired: SharedChannel, wait: float | None) -> _EncodedServiceStub | None:
+        """The stub of the channel made in place of ``retired`` (the stock reconnect makes it just after the close
+        that retired it: waited for up to ``wait`` seconds); None once shut down."""
+        channels = self._channels.get()
+        with channels.changed:
+            made = channels.changed.wait_for(lambda: self._shutdown or self._channel is not retired, wait)
+            return self._client if made and not self._shutdown else None
 
     def _channel_of_this_process(self) -> None:
         """In a forked child, a channel of its own before the first call: the parent's may have had a call
         in flight at the fork, and used in the child it can hang past its deadline (holding the spill file
         it sends) or crash the child."""
-        if self._channel_pid != os.getpid():
+        if self._channel.pid != os.getpid():
             self._initialize_channel_and_stub()
 
     def _translate_data(self, data: Batch | LogBatch | _Part) -> bytes:
@@ -316,15 +349,16 @@ class RustEncodedGRPC:
         return None if self._spiller is None else self._spiller.counts()
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        if self._spiller is None:
-            super().shutdown(timeout_millis, **kwargs)  # type: ignore[misc]
-            return
-        # No replay starts after this; the stock shutdown closes the channel, which cancels a replay's call
-        # in flight as it does an export's (its file stays for the next exporter), so the wait is short.
+        # No replay starts after this; the stock shutdown closes the channel, here every channel of this process at
+        # once (calls in flight end, a replay's as an export's, as the stock close ends them; a replayed file stays
+        # for the next exporter), so the wait is short.
         started = time.monotonic()
-        self._spiller.stop(0)
+        if self._spiller is not None:
+            self._spiller.stop(0)
         super().shutdown(timeout_millis, **kwargs)  # type: ignore[misc]
-        self._spiller.stop(max(0.0, timeout_millis / 1000 - (time.monotonic() - started)))
+        self._channels.get().close_all()
+        if self._spiller is not None:
+            self._spiller.stop(max(0.0, timeout_millis / 1000 - (time.monotonic() - started)))
 
 
 # The stock ``_client`` and ``_translate_data`` are replaced on purpose: bytes in, the same response out.
