@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -166,7 +166,7 @@ class RustEncodedGRPC:
     _method: ClassVar[str]
     _response: ClassVar[type[Any]]
     # The stock exporter's own attributes.
-    _channel: SharedChannel
+    _client: _EncodedServiceStub  # made by the stock code with ``_stub``
     _endpoint: str
     _headers: Any
     _full_timeout: float  # the stock exporter's ``_timeout`` (see the property)
@@ -262,14 +262,31 @@ class RustEncodedGRPC:
     def _timeout(self, value: float) -> None:  # set by the stock constructor
         self._full_timeout = value
 
+    # The stock code sets ``_channel`` (a new gRPC channel: at construction and in its reconnect) and makes
+    # ``_client`` with ``_stub``: both are this class's as they are set, so that no other export thread ever sees a
+    # bare channel (its reconnect's close would close it under this thread's calls) nor the stock stub (which takes
+    # messages, not the bytes ``_translate_data`` gives).
+    @property
+    def _channel(self) -> SharedChannel | None:
+        return self._shared_channel
+
+    @_channel.setter
+    def _channel(self, channel: grpc.Channel | None) -> None:
+        self._shared_channel = None if channel is None else self._channels.get().make(channel)
+
+    @property
+    def _stub(self) -> Callable[[SharedChannel], _EncodedServiceStub]:
+        return lambda channel: _EncodedServiceStub(channel, self._method, self._response, self._last, self)
+
+    @_stub.setter
+    def _stub(self, stock_stub: object) -> None:  # the stock constructor's service stub class: not used
+        pass
+
     def _initialize_channel_and_stub(self) -> None:
         # Called by the stock constructor and again when it reconnects after UNAVAILABLE.
         super()._initialize_channel_and_stub()  # type: ignore[misc]
         channels = self._channels.get()
-        channel = channels.make(self._channel)  # the stock reconnect's close only retires it (_shared_channel)
-        stub = _EncodedServiceStub(channel, self._method, self._response, self._last, self)
-        with channels.changed:  # together, for a call waiting for the new stub (_stub_in_place_of)
-            self._channel, self._client = channel, stub
+        with channels.changed:  # a call waiting for the new stub (_stub_in_place_of)
             channels.changed.notify_all()
 
     def _stub_in_place_of(self, retired: SharedChannel, wait: float | None) -> _EncodedServiceStub | None:
@@ -277,14 +294,16 @@ class RustEncodedGRPC:
         that retired it: waited for up to ``wait`` seconds); None once shut down."""
         channels = self._channels.get()
         with channels.changed:
-            made = channels.changed.wait_for(lambda: self._shutdown or self._channel is not retired, wait)
+            made = channels.changed.wait_for(
+                lambda: self._shutdown or getattr(self._client, "_channel", None) is not retired, wait
+            )
             return self._client if made and not self._shutdown else None
 
     def _channel_of_this_process(self) -> None:
         """In a forked child, a channel of its own before the first call: the parent's may have had a call
         in flight at the fork, and used in the child it can hang past its deadline (holding the spill file
         it sends) or crash the child."""
-        if self._channel.pid != os.getpid():
+        if self._channel is None or self._channel.pid != os.getpid():
             self._initialize_channel_and_stub()
 
     def _translate_data(self, data: Batch | LogBatch | _Part) -> bytes:
