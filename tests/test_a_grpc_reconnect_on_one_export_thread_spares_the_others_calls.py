@@ -106,3 +106,65 @@ def test_shutdown_ends_a_call_in_flight_on_a_channel_a_reconnect_replaced() -> N
         holding.join(10)
     assert [result.name for result in results] == ["FAILURE"]
     assert len(server.requests) == 3
+
+
+class _WrappingStub:
+    """A stub around the exporter's, as a subclass may set (tests/upstream's ``_SerializingStub`` is one): it has no
+    ``_channel`` of its own."""
+
+    def __init__(self, stub: Any) -> None:
+        self._stub = stub
+
+    def Export(self, request: bytes, **kwargs: Any) -> Any:
+        return self._stub.Export(request, **kwargs)
+
+
+class _SlowToReconnect(spanbatch_grpc.OTLPSpanExporter):
+    """Wraps its stub, and its reconnect takes a while before the stock one (new credentials fetched, say)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.reconnecting = threading.Event()
+        self.reconnect = threading.Event()
+        super().__init__(**kwargs)
+
+    def _initialize_channel_and_stub(self) -> None:
+        if self._client is not None:  # a reconnect, not the constructor's first channel
+            self.reconnecting.set()
+            self.reconnect.wait(10)
+        super()._initialize_channel_and_stub()
+        self._client = _WrappingStub(self._client)  # type: ignore[assignment]
+
+
+def test_a_call_on_a_replaced_channel_waits_for_the_new_stub_of_a_subclass_that_wraps_its_stub() -> None:
+    """While another export thread's reconnect is under way (its channel retired, the new one not made yet), a call
+    on a stub of the old channel waits for the new stub, whatever ``_client`` a subclass made of it. Before: the
+    wrapper has no ``_channel``, so the call took it as the new stub at once and called itself again and again:
+    ``RecursionError``, which no stock retry and no spill catches."""
+    server = ScriptedServer()
+    server.script = [unavailable]
+    exporter = _SlowToReconnect(endpoint=server.endpoint, insecure=True, timeout=10)
+    taken = exporter._client  # what the other export thread holds
+    errors: list[BaseException] = []
+
+    def call_taken() -> None:
+        try:
+            taken.Export(exporter.span_encoder.read(corpus()).part_to_bytes(0), timeout=10)
+        except BaseException as error:  # told by the assertion below
+            errors.append(error)
+
+    reconnecting = threading.Thread(target=lambda: exporter.export(exporter.span_encoder.read(corpus())))
+    calling = threading.Thread(target=call_taken)
+    try:
+        reconnecting.start()
+        assert exporter.reconnecting.wait(10)  # its first attempt answered UNAVAILABLE: the old channel retired
+        calling.start()
+        calling.join(0.5)  # the call either failed by now or waits for the new stub
+        exporter.reconnect.set()
+        reconnecting.join(10)
+        calling.join(10)
+    finally:
+        exporter.reconnect.set()
+        exporter.shutdown()
+        server.stop()
+    assert errors == []
+    assert len(server.requests) == 3  # the refused attempt, its retry, the call that waited
