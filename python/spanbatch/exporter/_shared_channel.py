@@ -23,7 +23,7 @@ class Channels:
     """One exporter's channels made in this process (a forked child makes its own) and not closed yet."""
 
     def __init__(self) -> None:
-        # Guards every channel's count of calls; the exporter notifies it when it has made a channel and its stub.
+        # Guards every channel's count of calls and stub; notified when a stub is made (``SharedChannel.stub_made``).
         self.changed = threading.Condition()
         self._open: set[SharedChannel] = set()
 
@@ -58,6 +58,7 @@ class SharedChannel:
         self.grpc = channel
         self.pid = os.getpid()  # the process that made it: a forked child makes its own before its first call
         self.retired = False
+        self.stub: object = None  # the exporter's stub on this channel, once made
         self._calls = 0
         self._channels = channels
 
@@ -72,6 +73,12 @@ class SharedChannel:
                 return False
             self._calls += 1
             return True
+
+    def stub_made(self, stub: object) -> None:
+        """Wakes the calls waiting for a stub in place of a retired channel's."""
+        with self._channels.changed:
+            self.stub = stub
+            self._channels.changed.notify_all()
 
     def end_call(self) -> None:
         with self._channels.changed:

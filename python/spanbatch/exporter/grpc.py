@@ -173,6 +173,7 @@ class RustEncodedGRPC:
     _shutdown: bool
     _shutdown_in_progress: threading.Event
     _result: Any  # its result enum
+    _initialize_channel_and_stub: Callable[[], None]  # a new channel and ``_client`` (construction, reconnect)
 
     def __init__(  # noqa: PLR0917 -- the stock exporter's positional parameters, for a drop-in
         self,
@@ -276,28 +277,33 @@ class RustEncodedGRPC:
 
     @property
     def _stub(self) -> Callable[[SharedChannel], _EncodedServiceStub]:
-        return lambda channel: _EncodedServiceStub(channel, self._method, self._response, self._last, self)
+        return self._make_stub
 
     @_stub.setter
     def _stub(self, stock_stub: object) -> None:  # the stock constructor's service stub class: not used
         pass
 
-    def _initialize_channel_and_stub(self) -> None:
-        # Called by the stock constructor and again when it reconnects after UNAVAILABLE.
-        super()._initialize_channel_and_stub()  # type: ignore[misc]
-        channels = self._channels.get()
-        with channels.changed:  # a call waiting for the new stub (_stub_in_place_of)
-            channels.changed.notify_all()
+    def _make_stub(self, channel: SharedChannel) -> _EncodedServiceStub:
+        stub = _EncodedServiceStub(channel, self._method, self._response, self._last, self)
+        channel.stub_made(stub)
+        return stub
 
     def _stub_in_place_of(self, retired: SharedChannel, wait: float | None) -> _EncodedServiceStub | None:
         """The stub of the channel made in place of ``retired`` (the stock reconnect makes it just after the close
-        that retired it: waited for up to ``wait`` seconds); None once shut down."""
+        that retired it: waited for up to ``wait`` seconds); None once shut down. The channel's own stub, not
+        ``_client``: a subclass may have wrapped it, and its wrapper already ran for this call."""
         channels = self._channels.get()
+
+        def made() -> bool:
+            current = self._shared_channel
+            return current is not None and current is not retired and current.stub is not None
+
         with channels.changed:
-            made = channels.changed.wait_for(
-                lambda: self._shutdown or getattr(self._client, "_channel", None) is not retired, wait
-            )
-            return self._client if made and not self._shutdown else None
+            if not channels.changed.wait_for(lambda: self._shutdown or made(), wait) or self._shutdown:
+                return None
+            assert self._shared_channel is not None
+            stub = self._shared_channel.stub
+        return stub if isinstance(stub, _EncodedServiceStub) else None
 
     def _channel_of_this_process(self) -> None:
         """In a forked child, a channel of its own before the first call: the parent's may have had a call
