@@ -78,10 +78,10 @@ class _EncodedServiceStub:
             deadline = None if timeout is None else time.monotonic() + timeout
             exporter = self._exporter()
             current = None if exporter is None else exporter._stub_in_place_of(self._channel, timeout)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())  # the call's time, not twice
             if current is not None:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 return current.Export(request, metadata=metadata, timeout=left)
-            return self._call(request, metadata=metadata, timeout=timeout)
+            return self._call(request, metadata=metadata, timeout=left)
         self._last.request, self._last.code = request, None
         try:
             return self._call(request, metadata=metadata, timeout=timeout)
