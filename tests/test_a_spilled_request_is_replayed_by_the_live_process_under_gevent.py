@@ -31,6 +31,7 @@ monkey.patch_all()
 import sys, time
 
 import gevent
+import requests
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 import spanbatch
@@ -38,7 +39,8 @@ from spanbatch.exporter import OTLPSpanExporter
 
 endpoint, spill_dir, processor_name, transport = sys.argv[1:]
 headers = {"x-tenant": "caf\u00e9"} if transport == "requests" else None  # not ASCII: sent by requests, not Rust
-exporter = OTLPSpanExporter(endpoint=endpoint, timeout=0.5, spill_dir=spill_dir, headers=headers)
+session = requests.Session() if transport == "given session" else None
+exporter = OTLPSpanExporter(endpoint=endpoint, timeout=0.5, spill_dir=spill_dir, headers=headers, session=session)
 assert exporter.sends_natively is (transport == "native")
 processor = (spanbatch.BatchSpanProcessor if processor_name == "spanbatch" else BatchSpanProcessor)(exporter)
 provider = TracerProvider()
@@ -60,7 +62,24 @@ provider.shutdown()
 
 # spanbatch's processor exports on a thread of its own; the stock one in a greenlet of the main thread's hub, where
 # the replay thread's requests connections must not be handed to it (gevent sockets belong to the hub that made them).
-@pytest.mark.parametrize(("processor", "transport"), [("spanbatch", "native"), ("stock", "requests")])
+# A session the caller gave is shared with the replay thread (found in review, not fixed: a copy of it would have to
+# keep what the caller set on it, auth, hooks, adapters, a sticky cookie, which not every session copies): the next
+# export of the stock processor takes the replay's keep-alive socket, fails ("cannot switch to a different thread")
+# and is spilled behind a backend that is up (spanbatch's processor, on an OS thread too, fails so at times only).
+@pytest.mark.parametrize(
+    ("processor", "transport"),
+    [
+        ("spanbatch", "native"),
+        ("stock", "requests"),
+        pytest.param(
+            "stock",
+            "given session",
+            marks=pytest.mark.xfail(
+                strict=True, reason="the replay thread shares the caller's session's gevent sockets"
+            ),
+        ),
+    ],
+)
 def test_the_live_process_replays_once_the_backend_is_up(processor: str, transport: str, tmp_path: Path) -> None:
     with serve_http(down=True, keep_alive=True) as backend:
         with started_app(APP, backend.endpoint, str(tmp_path), processor, transport, env=clean_env()) as app:
