@@ -83,7 +83,7 @@ class SharedChannel:
     def end_call(self) -> None:
         with self._channels.changed:
             self._calls -= 1
-            last = self.retired and self._calls == 0 and self._channels.forget(self)
+            last = self._done_with()
         if last:
             self.grpc.close()
 
@@ -94,6 +94,11 @@ class SharedChannel:
             return
         with self._channels.changed:
             self.retired = True
-            idle = self._calls == 0 and self._channels.forget(self)
+            idle = self._done_with()
         if idle:
             self.grpc.close()
+
+    def _done_with(self) -> bool:
+        """Under ``changed``: whether it is retired, has no call in flight and is still open, for the caller to close
+        (once: it is forgotten)."""
+        return self.retired and self._calls == 0 and self._channels.forget(self)
