@@ -7,7 +7,14 @@ import numbers
 import operator
 from dataclasses import dataclass
 
-from spanbatch._setting import LARGEST_QUEUE_SIZE, LONGEST_MILLIS, Setting, read_with_source, warn_once
+from spanbatch._setting import (
+    LARGEST_QUEUE_SIZE,
+    LONGEST_MILLIS,
+    Setting,
+    past_longest_millis,
+    read_with_source,
+    warn_once,
+)
 from spanbatch._settings import BACKEND_BATCH, BATCH
 
 
@@ -98,8 +105,7 @@ def _check_export_timeout(value: object, default: int) -> float:
     so no value changes its outcome: one we cannot use gives the default, with a warning.
     """
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        # An exact number (an int, a Fraction) may be too large to become a float: compared as it is.
-        if isinstance(value, numbers.Rational) and value > LONGEST_MILLIS:  # type: ignore[operator]
+        if past_longest_millis(value):
             return LONGEST_MILLIS
         if value > 0:  # type: ignore[operator]  # False for NaN
             return min(float(value), LONGEST_MILLIS)

@@ -179,12 +179,17 @@ def _count_argument(name: str, value: object, setting: Setting[object]) -> int:
     return number
 
 
+def past_longest_millis(value: object) -> bool:
+    """Whether ``value`` is an exact number (an int, a Fraction) longer than :data:`LONGEST_MILLIS`: compared as it
+    is, as it may be too large to become a float."""
+    return isinstance(value, numbers.Rational) and value > LONGEST_MILLIS  # type: ignore[operator]
+
+
 def _millis_argument(name: str, value: object, setting: Setting[object]) -> float:
     # Any real number: a value computed with numpy or fractions is one too (a bool is not taken for one).
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, not {type(value).__name__!r}.")
-    # An exact number (an int, a Fraction) may be too large to become a float: compared as it is first.
-    if isinstance(value, numbers.Rational) and value > LONGEST_MILLIS:  # type: ignore[operator]
+    if past_longest_millis(value):
         return LONGEST_MILLIS
     if value <= 0 or math.isnan(value):
         raise ValueError(f"{name} must be positive.")
