@@ -12,6 +12,7 @@ gevent is only looked for, never imported: a process that has not loaded it pays
 
 from __future__ import annotations
 
+import _thread
 import importlib
 import logging
 import os
@@ -60,24 +61,41 @@ def _unpatched(module: str, name: str) -> Any:
     return getattr(importlib.import_module(module), name) if monkey is None else monkey.get_original(module, name)
 
 
-def os_rlock() -> threading.RLock:
-    """A reentrant lock that blocks its OS thread, even where gevent has patched ``threading``: for state shared with
-    the threads ``start_thread`` starts (gevent's locks wait on the hub of one thread). A greenlet must not yield
-    while it holds it: another greenlet of its OS thread would enter it."""
-    lock: threading.RLock = _unpatched("_thread", "RLock")()
-    return lock
-
-
 class SharedLock:
     """A lock for state shared with the threads ``start_thread`` starts, where a holder may take a while (a directory
     listed): a lock of the OS, which a greenlet waits for by pausing. gevent's lock, held by another OS thread, raises
     ``LoopExit`` in a greenlet whose hub has nothing else to run; blocking on the OS's would stop every greenlet of its
-    thread, and for good if one of them holds it."""
+    thread, and for good if one of them holds it.
 
-    def __init__(self) -> None:
-        self._lock = _unpatched("_thread", "allocate_lock")()
+    ``reentrant``: its holder may take it again, as an ``RLock``'s. The OS's ``RLock`` knows OS threads only, so the
+    holding greenlet is noted beside it (under gevent ``get_ident`` tells greenlets apart): another greenlet of that
+    thread lets it go again and waits. Noted after the OS lock is taken, and read after it is: a signal handler that
+    runs in between, in the same greenlet, finds the lock its own, as the OS's ``RLock`` alone would have it."""
+
+    def __init__(self, *, reentrant: bool = False) -> None:
+        self._lock = _unpatched("_thread", "RLock" if reentrant else "allocate_lock")()
+        self._reentrant = reentrant
+        self._holder: int | None = None  # reentrant only: who holds it (None: nobody, or not yet noted)
+        self._depth = 0  # and how many times over
 
     def acquire(self) -> None:
+        if not self._reentrant:
+            self._take()
+            return
+        me = _thread.get_ident()  # looked up at each call: gevent's, once it has patched ``_thread``
+        while True:
+            self._take()
+            if self._holder is None or self._holder == me:
+                # The depth first: a signal handler that takes and lets go in between leaves the holder noted.
+                self._depth += 1
+                self._holder = me
+                return
+            self._lock.release()  # taken again by this OS thread, but another greenlet of it holds it
+            pause = cooperative_pause()
+            assert pause is not None  # greenlets that share an OS thread: gevent's
+            pause(_PAUSE_SECONDS)
+
+    def _take(self) -> None:
         if self._lock.acquire(False):
             return
         pause = None if on_own_os_thread() else cooperative_pause()
@@ -88,6 +106,10 @@ class SharedLock:
             pause(_PAUSE_SECONDS)
 
     def release(self) -> None:
+        if self._reentrant:
+            self._depth -= 1
+            if not self._depth:
+                self._holder = None
         self._lock.release()
 
     def __enter__(self) -> None:

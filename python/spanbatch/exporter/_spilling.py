@@ -28,7 +28,7 @@ from spanbatch._fork import PerProcess
 from spanbatch._lane import weak_method
 from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts, SpillStore
-from spanbatch._threads import Wakeup, WorkerThread, os_rlock, start_thread
+from spanbatch._threads import SharedLock, Wakeup, WorkerThread, start_thread
 
 logger = logging.getLogger("spanbatch")
 
@@ -86,7 +86,8 @@ class Spiller:
         self._cut_retries = cut_retries
         self._down = False
         # Shared with the replay thread, a real OS thread even under gevent: real primitives (see ``_threads``).
-        self._locks = PerProcess(os_rlock)
+        # Reentrant: a garbage collection under it may free another exporter, whose spiller hands its files to this one.
+        self._locks = PerProcess(lambda: SharedLock(reentrant=True))
         self._stopping = Wakeup()  # ends the replay's pause between probes
         self._stopped = False
         self._send_once = self._weakly(send_once)
@@ -127,7 +128,7 @@ class Spiller:
             peers[0]._ensure_replaying()
 
     @property
-    def _lock(self) -> threading.RLock:
+    def _lock(self) -> SharedLock:
         """This process's lock (see ``_fork.PerProcess``)."""
         return self._locks.get()
 

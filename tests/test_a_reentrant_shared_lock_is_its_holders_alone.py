@@ -1,0 +1,117 @@
+"""``SharedLock(reentrant=True)`` (the spiller's lock): its holder takes it again, a signal handler that runs in its
+holder between any two bytecodes of a take or a let-go takes it too (as with the OS's ``RLock``: a SIGTERM handler's
+shutdown stops the spiller), and under gevent another greenlet of the holder's OS thread waits for it."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+import pytest
+from spanbatch import _threads
+from spanbatch._threads import SharedLock
+
+from tests.helpers.apps import clean_env, run_app
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def taken_from_another_thread(lock: SharedLock) -> bool:
+    taken: list[bool] = []
+
+    def take() -> None:
+        with lock:
+            taken.append(True)
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    thread.join(10)
+    return taken == [True]
+
+
+def test_a_handler_run_between_any_two_bytecodes_of_its_holders_take_or_let_go_takes_it() -> None:
+    lock = SharedLock(reentrant=True)
+    handled: list[str] = []
+
+    def handler(frame: FrameType) -> None:  # what a signal handler run there does: takes it and lets go
+        with lock:
+            handled.append(f"{frame.f_code.co_name}@{frame.f_lasti}")
+
+    # At every bytecode of the lock's own methods, as a signal handler may run at any of them.
+    def trace(frame: FrameType, event: str, _arg: Any) -> Any:
+        if frame.f_code.co_filename != _threads.__file__:
+            return None
+        frame.f_trace_opcodes = True
+        frame.f_trace_lines = False
+        if event == "opcode":
+            handler(frame)
+        return trace
+
+    ended: list[bool] = []
+
+    def hold_twice() -> None:
+        sys.settrace(trace)
+        try:
+            with lock, lock:
+                pass
+        finally:
+            sys.settrace(None)
+        ended.append(True)
+
+    holder = threading.Thread(target=hold_twice, daemon=True)
+    holder.start()
+    holder.join(10)
+    assert ended == [True], f"hung in a handler after {handled[-1:]}"
+    assert {place.split("@")[0] for place in handled} == {"acquire", "_take", "release", "__enter__", "__exit__"}
+    assert taken_from_another_thread(lock)  # let go as many times as it was taken
+
+
+def test_its_holder_takes_it_again_and_another_thread_waits_until_it_is_let_go_as_often() -> None:
+    lock = SharedLock(reentrant=True)
+    lock.acquire()
+    lock.acquire()
+    taken = threading.Event()
+
+    def take() -> None:
+        with lock:
+            taken.set()
+
+    threading.Thread(target=take, daemon=True).start()
+    lock.release()
+    assert not taken.wait(0.2)  # still held once
+    lock.release()
+    assert taken.wait(10)
+
+
+GREENLETS = """
+from gevent import monkey
+
+monkey.patch_all()
+import gevent
+from spanbatch._threads import SharedLock
+
+lock = SharedLock(reentrant=True)
+seen = []
+
+def holder():
+    with lock, lock:
+        seen.append("holder took it")
+        gevent.sleep(0.05)  # the other greenlet runs meanwhile
+        seen.append("holder lets go")
+
+def other():
+    with lock:
+        seen.append("other took it")
+
+gevent.joinall([gevent.spawn(holder), gevent.spawn(other)], raise_error=True)
+print(seen)
+"""
+
+
+def test_under_gevent_another_greenlet_of_its_holders_thread_waits_for_it() -> None:
+    pytest.importorskip("gevent")
+    app = run_app(GREENLETS, env=clean_env(), timeout=30)
+    assert app.returncode == 0, app.stderr
+    assert app.stdout == "['holder took it', 'holder lets go', 'other took it']\n"
