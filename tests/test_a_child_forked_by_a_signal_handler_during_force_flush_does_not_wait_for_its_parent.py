@@ -12,47 +12,17 @@ import os
 
 import pytest
 
-from tests.helpers.apps import clean_env, run_app
+from tests.helpers.fork_in_a_signal_handler import forked_by_a_signal_handler_during
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.skipif(os.name != "posix", reason="POSIX signals and fork")]
 
 FLUSH_TIMEOUT_SECONDS = 20.0
 
-APP = """
-import os, signal, sys, threading, time
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from spanbatch import BatchSpanProcessor
-
-class SlowExporter(SpanExporter):
-    def export(self, spans):
-        time.sleep(1.0)  # still out when the signal comes
-        return SpanExportResult.SUCCESS
-
-processor = BatchSpanProcessor(SlowExporter(), schedule_delay_millis=60_000)
-provider = TracerProvider()
-provider.add_span_processor(processor)
-forked = []
-signal.signal(signal.SIGUSR1, lambda signum, frame: forked.append(os.fork()))
-provider.get_tracer("app").start_span("before").end()
-threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1)).start()
-started = time.monotonic()
-flushed = processor.force_flush(float(sys.argv[1]) * 1000)
-took = time.monotonic() - started
-if forked == [0]:
-    os.write(1, f"child {flushed} {took:.3f}\\n".encode())
-    os._exit(0)
-os.waitpid(forked[0], 0)
-print(f"parent {flushed} {processor.stats().exported}", flush=True)
-"""
-
 
 def test_the_childs_flush_ends_at_once_and_the_parents_exports_its_span() -> None:
-    done = run_app(APP, str(FLUSH_TIMEOUT_SECONDS), env=clean_env(), timeout=60)
-    assert done.returncode == 0, done.stderr
-    told = {words[0]: words[1:] for words in map(str.split, done.stdout.splitlines())}
-    assert told["parent"] == ["True", "1"], done.stdout
-    flushed, seconds = told["child"]
-    assert flushed == "True", done.stdout
+    told = forked_by_a_signal_handler_during("force_flush", FLUSH_TIMEOUT_SECONDS)
+    assert told.parent == ["True", "1"], told.output
+    flushed, seconds = told.child
+    assert flushed == "True", told.output
     # Not a speed: its whole timeout is what it waited before, for spans it will never export.
-    assert float(seconds) < FLUSH_TIMEOUT_SECONDS / 2, done.stdout
+    assert float(seconds) < FLUSH_TIMEOUT_SECONDS / 2, told.output

@@ -11,60 +11,20 @@ import os
 
 import pytest
 
-from tests.helpers.apps import clean_env, run_app
+from tests.helpers.fork_in_a_signal_handler import Threads, forked_by_a_signal_handler_during
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.skipif(os.name != "posix", reason="POSIX signals and fork")]
 
 SHUTDOWN_DEADLINE_SECONDS = 20.0
 
-APP = """
-import sys
-
-if sys.argv[2] == "gevent":  # the worker is then a real OS thread started with gevent's saved functions
-    from gevent import monkey
-
-    monkey.patch_all()
-import os, signal, threading, time
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from spanbatch import BatchSpanProcessor
-
-exporting = threading.Event()
-
-class SlowExporter(SpanExporter):
-    def export(self, spans):
-        exporting.set()
-        time.sleep(1.0)  # still out when the signal comes
-        return SpanExportResult.SUCCESS
-
-processor = BatchSpanProcessor(
-    SlowExporter(), schedule_delay_millis=1, export_timeout_millis=float(sys.argv[1]) * 1000
-)
-provider = TracerProvider()
-provider.add_span_processor(processor)
-forked = []
-signal.signal(signal.SIGUSR1, lambda signum, frame: forked.append(os.fork()))
-provider.get_tracer("app").start_span("before").end()
-assert exporting.wait(10)
-threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGUSR1)).start()
-started = time.monotonic()
-processor.shutdown()
-took = time.monotonic() - started
-if forked == [0]:
-    os.write(1, f"child {took:.3f}\\n".encode())
-    os._exit(0)
-os.waitpid(forked[0], 0)
-print(f"parent {processor.stats().exported}", flush=True)
-"""
-
 
 @pytest.mark.parametrize("threads", ["threading", "gevent"])
-def test_the_childs_shutdown_ends_at_once_and_the_parent_exports_its_span(threads: str) -> None:
+def test_the_childs_shutdown_ends_at_once_and_the_parent_exports_its_span(threads: Threads) -> None:
     if threads == "gevent":
         pytest.importorskip("gevent")
-    done = run_app(APP, str(SHUTDOWN_DEADLINE_SECONDS), threads, env=clean_env(), timeout=60)
-    assert done.returncode == 0, done.stderr
-    told = {words[0]: words[1:] for words in map(str.split, done.stdout.splitlines())}
-    assert told["parent"] == ["1"], done.stdout
+    told = forked_by_a_signal_handler_during("shutdown", SHUTDOWN_DEADLINE_SECONDS, threads)
+    assert told.parent == ["None", "1"], told.output
+    returned, seconds = told.child
+    assert returned == "None", told.output
     # Not a speed: its whole deadline is what it waited before, for a thread it does not have.
-    assert float(told["child"][0]) < SHUTDOWN_DEADLINE_SECONDS / 2, done.stdout + done.stderr
+    assert float(seconds) < SHUTDOWN_DEADLINE_SECONDS / 2, told.output
