@@ -113,34 +113,28 @@ def test_found_first_but_not_asked_for_it_runs_the_configurator_that_would_have_
     assert "not loaded" not in done.stderr, done.stderr
 
 
-def test_found_first_but_not_asked_for_the_next_ones_are_told_as_skipped_for_the_one_that_ran(tmp_path: Path) -> None:
-    # Without spanbatch, opentelemetry-instrument runs "first" and warns that "second" was not loaded for it.
-    app = initialized_after(
-        installed_configurator(tmp_path / "a", "first"), installed_configurator(tmp_path / "b", "second")
-    )
-    done = run([sys.executable, "-c", app], clean_env())
-    assert done.stdout.count("first configured") == 1, done.stdout
-    assert "second configured" not in done.stdout, done.stdout
-    assert [line for line in done.stderr.splitlines() if "not loaded" in line] == [
-        "Configuration of second not loaded, first already loaded"
-    ], done.stderr
-
-
-def test_found_first_but_not_asked_for_configurators_sharing_a_name_are_told_as_without_spanbatch(
-    tmp_path: Path,
+# Without spanbatch, opentelemetry-instrument runs the first configurator it finds and warns that the next was not
+# loaded for it, by their entry points' names, which two distributions may share (opentelemetry-distro's is
+# "configurator").
+@pytest.mark.parametrize(
+    ("entry_point", "told"),
+    [
+        (None, "Configuration of second not loaded, first already loaded"),  # each named after its distribution
+        ("configurator", "Configuration of configurator not loaded, configurator already loaded"),
+    ],
+    ids=["own-names", "a-shared-name"],
+)
+def test_found_first_but_not_asked_for_the_next_ones_are_told_as_skipped_as_without_spanbatch(
+    tmp_path: Path, entry_point: str | None, told: str
 ) -> None:
-    # Two distributions may name their entry points alike (opentelemetry-distro's is "configurator"). Without
-    # spanbatch, opentelemetry-instrument runs the first and tells of the second as skipped for it, by that name.
     app = initialized_after(
-        installed_configurator(tmp_path / "a", "first", "configurator"),
-        installed_configurator(tmp_path / "b", "second", "configurator"),
+        installed_configurator(tmp_path / "a", "first", entry_point),
+        installed_configurator(tmp_path / "b", "second", entry_point),
     )
     done = run([sys.executable, "-c", app], clean_env())
     assert done.stdout.count("first configured") == 1, done.stdout
     assert "second configured" not in done.stdout, done.stdout
-    assert [line for line in done.stderr.splitlines() if "not loaded" in line] == [
-        "Configuration of configurator not loaded, configurator already loaded"
-    ], done.stderr
+    assert [line for line in done.stderr.splitlines() if "not loaded" in line] == [told], done.stderr
 
 
 def test_found_after_another_configurator_it_changes_nothing(fake_configurator: Path) -> None:
