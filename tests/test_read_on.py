@@ -28,14 +28,14 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
 from spanbatch.exporter import OTLPLogExporter
 from spanbatch.testing import OTLPReceiver
 
-from tests.helpers import balanced
-from tests.helpers.logs import chat_events_to
+from tests.helpers.logs import assert_held_burst_delivered, chat_events_to
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.alone]  # a burst: the worker must be scheduled during it
 Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
@@ -60,7 +60,8 @@ def test_a_burst_of_large_records_is_held_while_the_first_request_is_out(
     events = chat_events_to(
         OTLPLogExporter(endpoint=http_receiver.log_endpoint), queue=QUEUE, batch=BATCH, delay_millis=1000
     )
-    processor, logger = shutdown_later(events.processor), events.logger
+    shutdown_later(events.processor)
+    logger = events.logger
     # A full collection of what earlier tests left (the suite's own heap) in the middle of a 20 ms burst would read
     # as a slow loop; an application's own pauses are the README's "a machine too busy to run the loop".
     gc.collect()
@@ -69,13 +70,11 @@ def test_a_burst_of_large_records_is_held_while_the_first_request_is_out(
         logger.emit(body=BODY, event_name="gen_ai.choice", attributes={"i": i})
         if i >= lets_go_from and i % 16 == 15:
             time.sleep(0.001)
-    stats = processor.stats()
-    http_receiver.set_behaviour("ok")  # the hung request is retried
-    assert processor.force_flush(60_000)
-    assert sum(stats.dropped.values()) == 0, stats
-    assert http_receiver.wait_for_log_records(RECORDS, timeout=30)
-    assert balanced(processor.stats())
-    events.provider.shutdown()
+    assert_held_burst_delivered(
+        events,
+        release=partial(http_receiver.set_behaviour, "ok"),  # the hung request is retried
+        delivered=partial(http_receiver.wait_for_log_records, RECORDS, timeout=30),
+    )
 
 
 # A burst that pauses once its worker has read part of a batch (the application waits on a model's answer, or a full
@@ -97,16 +96,15 @@ def test_a_burst_that_paused_mid_batch_is_read_on_at_its_pace_after_the_pause(
     events = chat_events_to(
         OTLPLogExporter(endpoint=http_receiver.log_endpoint), queue=PAUSED_QUEUE, batch=PAUSED_BATCH, delay_millis=5000
     )
-    processor, logger = shutdown_later(events.processor), events.logger
+    shutdown_later(events.processor)
+    logger = events.logger
     gc.collect()  # as above: no pause but the test's own
     for i in range(PAUSED_RECORDS):
         logger.emit(body=PAUSED_BODY, event_name="gen_ai.choice", attributes={"i": i})
         if i == BEFORE_PAUSE - 1:
             time.sleep(1.0)
-    stats = processor.stats()
-    http_receiver.set_behaviour("ok")  # the hung request is retried
-    assert processor.force_flush(60_000)
-    assert sum(stats.dropped.values()) == 0, stats
-    assert http_receiver.wait_for_log_records(PAUSED_RECORDS, timeout=30)
-    assert balanced(processor.stats())
-    events.provider.shutdown()
+    assert_held_burst_delivered(
+        events,
+        release=partial(http_receiver.set_behaviour, "ok"),  # the hung request is retried
+        delivered=partial(http_receiver.wait_for_log_records, PAUSED_RECORDS, timeout=30),
+    )

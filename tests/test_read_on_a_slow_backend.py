@@ -22,6 +22,7 @@ import gc
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from http.server import BaseHTTPRequestHandler
 from typing import Any, BinaryIO
 
@@ -29,8 +30,7 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from spanbatch.exporter import OTLPLogExporter
 
-from tests.helpers import balanced
-from tests.helpers.logs import chat_events_to
+from tests.helpers.logs import assert_held_burst_delivered, chat_events_to
 from tests.helpers.receivers import serving
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.alone]  # a burst: the worker must be scheduled during it
@@ -120,13 +120,11 @@ def test_a_burst_of_large_records_to_a_slow_backend_is_held_while_the_first_requ
         logger.emit(body=BODY, event_name="gen_ai.choice", attributes={"i": i})
         if i % 2 == 1:
             time.sleep(0.001)
-    stats = processor.stats()
-    slow_backend.throttled.clear()
-    assert processor.force_flush(60_000)
-    assert sum(stats.dropped.values()) == 0, stats
-    assert slow_backend.wait_for_records(BATCH + RECORDS, timeout=30)
-    assert balanced(processor.stats())
-    events.provider.shutdown()
+    assert_held_burst_delivered(
+        events,
+        release=slow_backend.throttled.clear,
+        delivered=partial(slow_backend.wait_for_records, BATCH + RECORDS, timeout=30),
+    )
 
 
 # A lane that has sent nothing yet: the same backend, a steady burst of 100 KB records (one, then 0.3 ms asleep),
@@ -146,15 +144,14 @@ def test_a_burst_of_large_records_before_any_send_is_held_while_the_first_reques
     events = chat_events_to(
         OTLPLogExporter(endpoint=slow_backend.endpoint), queue=FIRST_QUEUE, batch=FIRST_BATCH, delay_millis=5000
     )
-    processor, logger = shutdown_later(events.processor), events.logger
+    shutdown_later(events.processor)
+    logger = events.logger
     gc.collect()  # as above
     for i in range(FIRST_RECORDS):
         logger.emit(body=FIRST_BODY, event_name="gen_ai.choice", attributes={"i": i})
         time.sleep(0.0003)
-    stats = processor.stats()
-    slow_backend.throttled.clear()
-    assert processor.force_flush(60_000)
-    assert sum(stats.dropped.values()) == 0, stats
-    assert slow_backend.wait_for_records(FIRST_RECORDS, timeout=30)
-    assert balanced(processor.stats())
-    events.provider.shutdown()
+    assert_held_burst_delivered(
+        events,
+        release=slow_backend.throttled.clear,
+        delivered=partial(slow_backend.wait_for_records, FIRST_RECORDS, timeout=30),
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ from opentelemetry.sdk.resources import Resource
 from spanbatch.exporter import OTLPLogExporter
 from spanbatch.exporter import grpc as spanbatch_grpc
 from spanbatch.testing import OTLPReceiver
+
+from tests.helpers.accounting import balanced
 
 GENAI_EVENT = "gen_ai.client.inference.operation.details"
 _WORDS = ("the", "model", "answer", "token", "prompt", "user", "context", "données", "system", "🌍")
@@ -101,3 +104,19 @@ def chat_events_to(exporter: LogRecordExporter, *, queue: int, batch: int, delay
     provider = LoggerProvider(shutdown_on_exit=False)
     provider.add_log_record_processor(processor)
     return ChatEvents(processor, provider, provider.get_logger("opentelemetry.instrumentation.openai_v2"))
+
+
+def assert_held_burst_delivered(
+    events: ChatEvents, *, release: Callable[[], object], delivered: Callable[[], bool]
+) -> None:
+    """The end of a burst its backend held up: ``release()`` the backend, then a flush, none of the records dropped
+    by the end of the burst, ``delivered()`` (all of them arrived), the invariant, and the provider shut down."""
+    processor = events.processor
+    stats = processor.stats()
+    release()
+    assert processor.force_flush(60_000), processor.stats()
+    assert sum(stats.dropped.values()) == 0, stats
+    assert delivered(), processor.stats()
+    after = processor.stats()
+    assert balanced(after), after
+    events.provider.shutdown()
