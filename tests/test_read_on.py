@@ -35,7 +35,7 @@ import pytest
 from spanbatch.exporter import OTLPLogExporter
 from spanbatch.testing import OTLPReceiver
 
-from tests.helpers.logs import assert_held_burst_delivered, chat_events_to
+from tests.helpers.logs import ChatEvents, assert_held_burst_delivered, chat_events_to
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.alone]  # a burst: the worker must be scheduled during it
 Later = Callable[[Any], Any]  # the ``shutdown_later`` fixture
@@ -48,6 +48,23 @@ BODY = "x" * 200_000  # a batch is 3.2 MB: tens of ms to send, while the loop ma
 NEVER = RECORDS  # the record from which the loop lets go of the GIL now and then
 
 
+def held_events(
+    receiver: OTLPReceiver, shutdown_later: Later, *, queue: int, batch: int, delay_millis: int
+) -> ChatEvents:
+    """Chat events to ``receiver``, which holds every request until the burst is over; shut down when the test ends.
+
+    The heap is collected before the burst: a full collection of what earlier tests left (the suite's own heap) in the
+    middle of a 20 ms burst would read as a slow loop; an application's own pauses are the README's "a machine too
+    busy to run the loop"."""
+    receiver.set_behaviour("hang")
+    events = chat_events_to(
+        OTLPLogExporter(endpoint=receiver.log_endpoint), queue=queue, batch=batch, delay_millis=delay_millis
+    )
+    shutdown_later(events.processor)
+    gc.collect()
+    return events
+
+
 @pytest.mark.parametrize(
     ("idle", "lets_go_from"),
     [(0.0, 0), (0.0, NEVER), (1.2, BATCH)],
@@ -56,15 +73,8 @@ NEVER = RECORDS  # the record from which the loop lets go of the GIL now and the
 def test_a_burst_of_large_records_is_held_while_the_first_request_is_out(
     http_receiver: OTLPReceiver, shutdown_later: Later, idle: float, lets_go_from: int
 ) -> None:
-    http_receiver.set_behaviour("hang")  # every request waits until the loop is over
-    events = chat_events_to(
-        OTLPLogExporter(endpoint=http_receiver.log_endpoint), queue=QUEUE, batch=BATCH, delay_millis=1000
-    )
-    shutdown_later(events.processor)
+    events = held_events(http_receiver, shutdown_later, queue=QUEUE, batch=BATCH, delay_millis=1000)
     logger = events.logger
-    # A full collection of what earlier tests left (the suite's own heap) in the middle of a 20 ms burst would read
-    # as a slow loop; an application's own pauses are the README's "a machine too busy to run the loop".
-    gc.collect()
     time.sleep(idle)  # the worker waits for a first record meanwhile
     for i in range(RECORDS):
         logger.emit(body=BODY, event_name="gen_ai.choice", attributes={"i": i})
@@ -92,13 +102,8 @@ PAUSED_BODY = "y" * 50_000
 def test_a_burst_that_paused_mid_batch_is_read_on_at_its_pace_after_the_pause(
     http_receiver: OTLPReceiver, shutdown_later: Later
 ) -> None:
-    http_receiver.set_behaviour("hang")  # every request waits until the loop is over
-    events = chat_events_to(
-        OTLPLogExporter(endpoint=http_receiver.log_endpoint), queue=PAUSED_QUEUE, batch=PAUSED_BATCH, delay_millis=5000
-    )
-    shutdown_later(events.processor)
+    events = held_events(http_receiver, shutdown_later, queue=PAUSED_QUEUE, batch=PAUSED_BATCH, delay_millis=5000)
     logger = events.logger
-    gc.collect()  # as above: no pause but the test's own
     for i in range(PAUSED_RECORDS):
         logger.emit(body=PAUSED_BODY, event_name="gen_ai.choice", attributes={"i": i})
         if i == BEFORE_PAUSE - 1:
