@@ -1,12 +1,13 @@
 """Exit with a spill directory and a backend that takes the connection but never answers (a wedged collector).
 
-The request in flight holds the exporter's whole timeout: at the default 10 s, past the 5 s exit limit, nothing
-reaches the disk (the README says so). With a ``timeout`` well under the exit limit, as the README advises, the
-request times out, the exit cuts the stock backoff short, and it and the queue behind it are all on disk.
+The request in flight holds the exporter's whole timeout (10 s by default), past the 5 s exit limit. A spill directory
+asks for durability: at exit, the send is cut short in time for it and the queue behind it to reach the disk within
+the exit limit, at the default timeout as with one well under the limit (which times out on its own).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -20,33 +21,54 @@ from tests.helpers.spill import replayed, spill_files
 pytestmark = pytest.mark.timeout(120)
 
 SPANS = 2000
+EXIT_TIMEOUT_SECONDS = 5  # SPANBATCH_EXIT_TIMEOUT_MS's default
 
+# argv: the protocol, the endpoint, the spill directory, the exporter's timeout ("default": not given).
 APP = f"""
-import sys
+import atexit, json, sys, threading, time
+protocol, endpoint, spill, timeout = sys.argv[1:]
+given = {{}} if timeout == "default" else {{"timeout": float(timeout)}}
 from opentelemetry.sdk.trace import TracerProvider
 from spanbatch import BatchSpanProcessor
-protocol, endpoint, spill = sys.argv[1:]
 if protocol == "http":
     from spanbatch.exporter import OTLPSpanExporter
-    exporter = OTLPSpanExporter(endpoint=endpoint, spill_dir=spill, timeout=2)
+    exporter = OTLPSpanExporter(endpoint=endpoint, spill_dir=spill, **given)
 else:
     from spanbatch.exporter.grpc import OTLPSpanExporter
-    exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True, spill_dir=spill, timeout=2)
+    exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True, spill_dir=spill, **given)
+processor = BatchSpanProcessor(exporter)
+exit_started = None
+
+def report():  # registered before the provider's hook, so it runs after it: the stats after shutdown
+    s = processor.stats()
+    print(json.dumps({{"spilled": s.spilled, "queued": s.queued, "in_flight": s.in_flight,
+                       "dropped": s.dropped_total, "exit_seconds": time.monotonic() - exit_started}}), flush=True)
+
+def mark_exit():
+    global exit_started
+    exit_started = time.monotonic()
+
+atexit.register(report)
+threading._register_atexit(mark_exit)
 provider = TracerProvider()
-provider.add_span_processor(BatchSpanProcessor(exporter))
+provider.add_span_processor(processor)
 tracer = provider.get_tracer("app")
 for i in range({SPANS}):
     tracer.start_span(f"s{{i}}").end()
 """
 
 
+@pytest.mark.parametrize("timeout", ["default", "2"])
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
-def test_with_a_timeout_under_the_exit_limit_every_span_is_on_disk(protocol: str, tmp_path: Path) -> None:
+def test_every_span_is_on_disk_within_the_exit_limit(protocol: str, timeout: str, tmp_path: Path) -> None:
     with OTLPReceiver(protocol) as rx:
         rx.set_behaviour("hang")
-        app = run_app(APP, protocol, rx.endpoint, str(tmp_path), env=clean_env(), timeout=60)
+        app = run_app(APP, protocol, rx.endpoint, str(tmp_path), timeout, env=clean_env(), timeout=60)
         rx.set_behaviour("ok")
     assert app.returncode == 0, app.stderr
+    report = json.loads(app.stdout.strip().splitlines()[-1])
+    assert (report["spilled"], report["queued"], report["in_flight"], report["dropped"]) == (SPANS, 0, 0, 0), app.stderr
+    assert report["exit_seconds"] < EXIT_TIMEOUT_SECONDS, app.stderr
     stored = [
         span.name
         for directory in {path.parent for path in spill_files(tmp_path)}
