@@ -6,6 +6,7 @@
 //! socket operation, and `send_all` sends several request bodies for one.
 
 use crate::batching::millis;
+use crate::http_cutoff::Cutoff;
 use crate::http_early_answer;
 use crate::http_outcome::{Outcome, PyHttpOutcome};
 use crate::otlp::compress::Codec;
@@ -15,7 +16,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use std::io::{ErrorKind, Read};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use ureq::http::{Method, Request};
 use ureq::Agent;
@@ -23,7 +24,7 @@ use ureq::Agent;
 /// Longest response body kept: OTLP responses are tiny, an error page should not cost memory.
 const RESPONSE_LIMIT: u64 = 1 << 20;
 
-fn new_agent() -> Agent {
+fn new_agent(cutoff: &Arc<Cutoff>) -> Agent {
     let config = Agent::config_builder()
         // Status codes are the caller's to judge (retryable or not), as with `requests`.
         .http_status_as_error(false)
@@ -34,7 +35,7 @@ fn new_agent() -> Agent {
         .proxy(None)
         .build();
     // An answer the server gives before it has read the whole body is read, as `requests` reads it.
-    http_early_answer::agent(config)
+    http_early_answer::agent(config, cutoff)
 }
 
 /// One request's settings, shared by every body of a `send_all`.
@@ -124,14 +125,18 @@ fn method(name: &str) -> PyResult<Method> {
 pub struct PyHttpSender {
     /// Replaced on `close`: a fresh agent has no pooled connections, and can still send.
     agent: Mutex<Agent>,
+    /// When requests end at the latest, once `end_sends_after` set it: every agent's connections read it.
+    cutoff: Arc<Cutoff>,
 }
 
 #[pymethods]
 impl PyHttpSender {
     #[new]
     fn new() -> Self {
+        let cutoff = Arc::default();
         Self {
-            agent: Mutex::new(new_agent()),
+            agent: Mutex::new(new_agent(&cutoff)),
+            cutoff,
         }
     }
 
@@ -231,7 +236,13 @@ impl PyHttpSender {
 
     /// Drops pooled connections; later requests open new ones.
     fn close(&self) {
-        *locked(&self.agent) = new_agent();
+        *locked(&self.agent) = new_agent(&self.cutoff);
+    }
+
+    /// From now on, every request ends `seconds` from now at the latest, those under way too: one still
+    /// waiting then fails as timed out, and one begun later fails before it writes (`http_cutoff.rs`).
+    fn end_sends_after(&self, seconds: f64) {
+        self.cutoff.set(Instant::now() + millis(seconds * 1000.0));
     }
 
     #[allow(clippy::unused_self)] // a Python method: `self` is how Python calls it
@@ -288,7 +299,7 @@ mod tests {
             "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 3\r\nContent-Length: 2\r\n\r\nno",
         );
         let headers = vec![("x-tenant".to_owned(), "a b".to_owned())];
-        let outcome = call(&url, &headers).send(&new_agent(), b"hello");
+        let outcome = call(&url, &headers).send(&new_agent(&Arc::default()), b"hello");
         let request = String::from_utf8(server.join().unwrap()).unwrap();
         assert!(request.starts_with("POST /v1/traces HTTP/1.1\r\n"));
         assert!(request.to_ascii_lowercase().contains("x-tenant: a b\r\n"));
@@ -326,7 +337,7 @@ mod tests {
                 .unwrap();
         });
         let body = vec![b'x'; 8 << 20];
-        let outcome = call(&url, &[]).send(&new_agent(), &body);
+        let outcome = call(&url, &[]).send(&new_agent(&Arc::default()), &body);
         server.join().unwrap();
         assert!(
             matches!(outcome, Outcome::Response { status: 413, .. }),
@@ -344,7 +355,7 @@ mod tests {
             let _ = stream.read(&mut buf).unwrap();
         });
         let body = vec![b'x'; 8 << 20];
-        let outcome = call(&url, &[]).send(&new_agent(), &body);
+        let outcome = call(&url, &[]).send(&new_agent(&Arc::default()), &body);
         server.join().unwrap();
         assert!(
             matches!(
@@ -362,7 +373,7 @@ mod tests {
     fn a_refused_connection_is_a_connection_error() {
         // Bind then drop: the port is very likely closed for the moment the test needs.
         let url = listen().1;
-        let outcome = call(&url, &[]).send(&new_agent(), b"hello");
+        let outcome = call(&url, &[]).send(&new_agent(&Arc::default()), b"hello");
         assert!(matches!(
             outcome,
             Outcome::Failed {
@@ -372,9 +383,86 @@ mod tests {
         ));
     }
 
+    /// A server that reads one request's head and body (the tests send "hello") and never answers, until
+    /// the client goes away; returns what it read.
+    fn never_answer() -> (String, thread::JoinHandle<Vec<u8>>) {
+        let (listener, url) = listen();
+        let handle = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => return request,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        (url, handle)
+    }
+
+    fn is_cut_short(outcome: &Outcome) -> bool {
+        matches!(outcome, Outcome::Failed { connection: true, message } if message.contains("cut short"))
+    }
+
+    #[test]
+    fn a_cutoff_set_while_a_request_waits_for_its_answer_ends_it() {
+        // The request's own timeout (5 s) is far off: the cut-off, set once the request is under way, ends it.
+        let (url, server) = never_answer();
+        let cutoff = Arc::new(Cutoff::default());
+        let agent = new_agent(&cutoff);
+        let setter = {
+            let cutoff = Arc::clone(&cutoff);
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(300));
+                cutoff.set(Instant::now());
+            })
+        };
+        let outcome = call(&url, &[]).send(&agent, b"hello");
+        setter.join().unwrap();
+        drop(agent); // closes the connection: the server's read ends
+        assert!(is_cut_short(&outcome), "{outcome:?}");
+        assert!(
+            server.join().unwrap().ends_with(b"hello"),
+            "the request was sent whole"
+        );
+    }
+
+    #[test]
+    fn a_request_begun_past_the_cutoff_writes_nothing() {
+        let (url, server) = never_answer();
+        let cutoff = Arc::new(Cutoff::default());
+        cutoff.set(Instant::now());
+        let agent = new_agent(&cutoff);
+        let outcome = call(&url, &[]).send(&agent, b"hello");
+        drop(agent);
+        assert!(is_cut_short(&outcome), "{outcome:?}");
+        assert_eq!(server.join().unwrap(), b"");
+    }
+
+    #[test]
+    fn without_a_cutoff_a_request_waits_out_its_own_timeout() {
+        // The reads are sliced: the slices add up to the request's timeout, which ends it as before.
+        let (url, server) = never_answer();
+        let agent = new_agent(&Arc::default());
+        let headers = [];
+        let call = Call {
+            timeout: Some(Duration::from_millis(350)),
+            ..call(&url, &headers)
+        };
+        let (outcome, took) = call.timed_send(&agent, b"hello");
+        drop(agent);
+        server.join().unwrap();
+        assert!(
+            matches!(&outcome, Outcome::Failed { connection: true, message } if message.contains("timeout")),
+            "{outcome:?}"
+        );
+        assert!(took >= Duration::from_millis(350), "{took:?}");
+    }
+
     #[test]
     fn a_bad_url_is_not_a_connection_error() {
-        let outcome = call("not a url", &[]).send(&new_agent(), b"hello");
+        let outcome = call("not a url", &[]).send(&new_agent(&Arc::default()), b"hello");
         assert!(matches!(
             outcome,
             Outcome::Failed {

@@ -8,7 +8,9 @@
 //! of the request is discarded, and `ureq` reads the response, or fails reading it when none came (a
 //! connection error, as before).
 
+use crate::http_cutoff::{Cutoff, EndsAtCutoff};
 use std::io::ErrorKind;
+use std::sync::Arc;
 use ureq::config::Config;
 use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{
@@ -16,11 +18,14 @@ use ureq::unversioned::transport::{
 };
 use ureq::{Agent, Error};
 
-/// An agent on plain TCP (no proxy, no TLS: see `_http.py`) whose connections read early answers.
-pub fn agent(config: Config) -> Agent {
+/// An agent on plain TCP (no proxy, no TLS: see `_http.py`) whose connections read early answers, and end
+/// at `cutoff` once it is set (`http_cutoff.rs`).
+pub fn agent(config: Config, cutoff: &Arc<Cutoff>) -> Agent {
     Agent::with_parts(
         config,
-        TcpConnector::default().chain(ReadsEarlyAnswers),
+        TcpConnector::default()
+            .chain(ReadsEarlyAnswers)
+            .chain(EndsAtCutoff(Arc::clone(cutoff))),
         DefaultResolver::default(),
     )
 }

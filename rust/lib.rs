@@ -27,6 +27,7 @@ pub mod flush;
 mod fork;
 mod handoff;
 mod http;
+mod http_cutoff;
 mod http_early_answer;
 mod http_outcome;
 mod interned;

@@ -18,9 +18,10 @@ import spanbatch
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
+from opentelemetry.sdk.trace.export import SpanExportResult
 from spanbatch.testing import OTLPReceiver
 
-from tests.helpers import balanced, end_spans, in_child, libc_fork, provider_with, wait_until
+from tests.helpers import balanced, end_spans, in_child, libc_fork, make_span, provider_with, wait_until
 from tests.helpers.metrics import metric_points
 from tests.helpers.spill import spill_files, spilling_exporter
 
@@ -173,6 +174,29 @@ def test_a_hanging_backend_is_waited_for_once_then_requests_go_straight_to_disk(
         rx.set_behaviour("ok")
     assert (stats.spilled, stats.dropped_total) == (40, 0)
     assert hung <= 2  # the first request (and the stock client's one quick retry), not one per batch
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_at_exit_a_send_the_backend_never_answers_is_cut_short_and_spilled(protocol: str, tmp_path: Path) -> None:
+    # Its own timeout outlasts the test: only the cut-off set at exit, once the request is at the backend, ends it.
+    with OTLPReceiver(protocol) as rx:
+        rx.set_behaviour("hang")
+        exporter = spilling_exporter(rx, tmp_path, timeout=600)
+        try:
+            results: list[SpanExportResult] = []
+            spans = [make_span(f"s{i}", span_id=i + 1) for i in range(5)]
+            export = threading.Thread(target=lambda: results.append(exporter.export(spans)), daemon=True)
+            export.start()
+            assert wait_until(lambda: rx.stats().hung == 1, 30)
+            exporter._spiller.exit_begins(time.monotonic() + 0.2)
+            export.join(60)
+            assert not export.is_alive()
+            assert results == [SpanExportResult.SUCCESS]
+            assert exporter.spill_counts().spilled == 5
+            assert len(spill_files(tmp_path)) == 1
+        finally:
+            rx.set_behaviour("ok")
+            exporter.shutdown()
 
 
 def test_spilled_spans_count_as_processed_in_the_self_metrics(

@@ -118,7 +118,7 @@ def _after_fork_in_child() -> None:
     _restore_sigterm_handler()  # last: setting a handler may raise (a fork on a subinterpreter's thread)
 
 
-def _exit_deadline_now() -> float | None:
+def exit_deadline_now() -> float | None:
     """The monotonic time by which a wait begun now ends to keep the exit limit; None while the main thread runs."""
     if _exit_deadline is not None:
         return _exit_deadline
@@ -130,7 +130,7 @@ def _flush_deadline(deadline: float) -> float:
     """A flush's own deadline, and once the main thread is done at most what is left of the exit limit. The
     interpreter joins a non-daemon thread that flushes (the SDK's ``LoggingHandler.flush`` starts one, with
     the provider's 30 s default) before it runs any atexit hook."""
-    exit_deadline = _exit_deadline_now()
+    exit_deadline = exit_deadline_now()
     return deadline if exit_deadline is None else min(deadline, exit_deadline)
 
 
@@ -198,7 +198,7 @@ def shutdown(lanes: list[Lane], timeout_millis: float) -> None:
         _shutdown_minding_ctrl_c(lanes, min(timeout_millis, _millis_left_to_exit()))
         return
     with _budget.holding_exit():
-        exit_deadline = _exit_deadline_now()
+        exit_deadline = exit_deadline_now()
         if exit_deadline is not None:
             timeout_millis = min(timeout_millis, remaining_millis(exit_deadline))
         shutdown_lanes(lanes, timeout_millis)

@@ -2,13 +2,16 @@
 
 The request in flight holds the exporter's whole timeout (10 s by default), past the 5 s exit limit. A spill directory
 asks for durability: at exit, the send is cut short in time for it and the queue behind it to reach the disk within
-the exit limit, at the default timeout as with one well under the limit (which times out on its own).
+the exit limit, at the default timeout as with one well under the limit (which times out on its own). A disk that
+refuses them leaves them counted and told, within the limit too.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from subprocess import CompletedProcess
+from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -42,7 +45,8 @@ exit_started = None
 def report():  # registered before the provider's hook, so it runs after it: the stats after shutdown
     s = processor.stats()
     print(json.dumps({{"spilled": s.spilled, "queued": s.queued, "in_flight": s.in_flight,
-                       "dropped": s.dropped_total, "exit_seconds": time.monotonic() - exit_started}}), flush=True)
+                       "dropped": {{reason: n for reason, n in s.dropped.items() if n}},
+                       "exit_seconds": time.monotonic() - exit_started}}), flush=True)
 
 def mark_exit():
     global exit_started
@@ -58,16 +62,22 @@ for i in range({SPANS}):
 """
 
 
+def exit_behind_a_hung_backend(protocol: str, spill: Path, timeout: str) -> tuple[CompletedProcess[str], Any]:
+    """The app run to its end against a receiver that never answers; its stats after its exit hooks."""
+    with OTLPReceiver(protocol) as rx:
+        rx.set_behaviour("hang")
+        app = run_app(APP, protocol, rx.endpoint, str(spill), timeout, env=clean_env(), timeout=60)
+        rx.set_behaviour("ok")
+    assert app.returncode == 0, app.stderr
+    return app, json.loads(app.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("timeout", ["default", "2"])
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_every_span_is_on_disk_within_the_exit_limit(protocol: str, timeout: str, tmp_path: Path) -> None:
-    with OTLPReceiver(protocol) as rx:
-        rx.set_behaviour("hang")
-        app = run_app(APP, protocol, rx.endpoint, str(tmp_path), timeout, env=clean_env(), timeout=60)
-        rx.set_behaviour("ok")
-    assert app.returncode == 0, app.stderr
-    report = json.loads(app.stdout.strip().splitlines()[-1])
-    assert (report["spilled"], report["queued"], report["in_flight"], report["dropped"]) == (SPANS, 0, 0, 0), app.stderr
+    app, report = exit_behind_a_hung_backend(protocol, tmp_path, timeout)
+    assert (report["spilled"], report["queued"], report["in_flight"]) == (SPANS, 0, 0), app.stderr
+    assert report["dropped"] == {}, app.stderr
     assert report["exit_seconds"] < EXIT_TIMEOUT_SECONDS, app.stderr
     stored = [
         span.name
@@ -78,3 +88,17 @@ def test_every_span_is_on_disk_within_the_exit_limit(protocol: str, timeout: str
         for span in scope.spans
     ]
     assert sorted(stored) == sorted(f"s{i}" for i in range(SPANS)), app.stderr
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_with_a_disk_that_refuses_them_every_span_is_counted_and_told_within_the_exit_limit(
+    protocol: str, tmp_path: Path
+) -> None:
+    not_a_directory = tmp_path / "file"
+    not_a_directory.touch()
+    app, report = exit_behind_a_hung_backend(protocol, not_a_directory, "default")
+    assert (report["spilled"], report["queued"], report["in_flight"]) == (0, 0, 0), app.stderr
+    assert report["dropped"] == {"export_failed": SPANS}, app.stderr
+    assert report["exit_seconds"] < EXIT_TIMEOUT_SECONDS, app.stderr
+    assert "Cannot write to the spill directory" in app.stderr
+    assert f"export failed — dropped {SPANS} spans" in app.stderr

@@ -47,6 +47,7 @@ from spanbatch._encoding import Batch, read_batch
 from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts
 from spanbatch.exporter import _limits
+from spanbatch.exporter._cutoff import Cutoff
 from spanbatch.exporter._deadline import Deadline
 from spanbatch.exporter._declared import DeclaredEncoder
 from spanbatch.exporter._spilling import Spiller, spiller_for, spills_of
@@ -196,6 +197,7 @@ class RustEncodedHTTP:
         # transport the caller gave is theirs: shared (None).
         self._new_replay_transport = replay_transport_maker(self, session, _transport)
         self._replay_transport: BaseHTTPTransport | None = None
+        self._cutoff = Cutoff(self._client._shutdown_event, None if self._native is None else self._native.end_sends_by)
         self._spiller = spiller_for(
             spill_dir,
             spill_max_bytes,
@@ -204,7 +206,7 @@ class RustEncodedHTTP:
             headers=self._client._headers,  # what replays send (with the compression, already in them)
             compression=self._client._compression.value,
             send_once=self._send_spilled,
-            cut_retries=self._client._shutdown_event.set,
+            cutoff=self._cutoff,
         )
         if isinstance(self._client, _RustCompressingClient):
             self._client._spiller = self._spiller
@@ -333,10 +335,11 @@ class RustEncodedHTTP:
 
     def _client_until(self, deadline: Deadline) -> _http._OTLPHTTPClient:
         """The stock client with what is left of the export's ``deadline`` as its timeout, for its retries too
-        (a fresh one would resend a timed-out batch at once). A shallow copy: same transport, headers and
-        shutdown event."""
+        (a fresh one would resend a timed-out batch at once), and at exit no later than the cut-off (which a Rust
+        transport applies to sends under way too, ``requests`` only to those it begins). A shallow copy: same
+        transport, headers and shutdown event."""
         client = copy.copy(self._client)
-        client._timeout = deadline.left()
+        client._timeout = self._cutoff.capped(deadline.left())
         return client
 
     def _export_one(self, batch: Any) -> Any:

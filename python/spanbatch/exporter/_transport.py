@@ -9,6 +9,7 @@ and ``send_all`` sends several batches' requests for one.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -188,6 +189,10 @@ class NativeHTTPTransport(BaseHTTPTransport):
         except ForkedDuringSendError as error:
             return [NativeHTTPResult(error=error) for _ in range(sends)]
         return [result_of(outcome) for outcome in outcomes]
+
+    def end_sends_by(self, at: float) -> None:
+        """Sends end by ``at`` (monotonic) at the latest, those under way too (see ``_cutoff``)."""
+        self._sender.end_sends_after(at - time.monotonic())
 
     def is_connection_error(self, exception: Exception | None) -> bool:
         return isinstance(exception, TransportConnectionError)

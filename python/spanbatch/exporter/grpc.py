@@ -32,6 +32,7 @@ from spanbatch._fork import PerProcess
 from spanbatch._releases import require_stock_encoder
 from spanbatch._spill import Sent, SpillCounts
 from spanbatch.exporter import _limits
+from spanbatch.exporter._cutoff import Cutoff
 from spanbatch.exporter._deadline import Deadline
 from spanbatch.exporter._declared import DeclaredEncoder
 from spanbatch.exporter._shared_channel import Channels, SharedChannel
@@ -46,6 +47,9 @@ __all__ = ["OTLPLogExporter", "OTLPSpanExporter"]
 # The Rust encoder writes a None value (a log body, an attribute, an item of a list or map) as the stock
 # encoder does from 1.43 on; older ones leave it out or drop the attribute, so this would not be a drop-in.
 require_stock_encoder((1, 43), __name__, "opentelemetry-exporter-otlp-proto-grpc>=1.43", "otlp-grpc")
+
+# How often a spilling exporter's call waiting for its answer looks at the exit's cut-off (see ``_cutoff``).
+_LOOK_EVERY_SECONDS = 0.1
 
 _EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _EXPORT_LOGS_METHOD = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
@@ -84,7 +88,11 @@ class _EncodedServiceStub:
             return self._call(request, metadata=metadata, timeout=left)
         self._last.request, self._last.code = request, None
         try:
-            return self._call(request, metadata=metadata, timeout=timeout)
+            exporter = self._exporter()
+            cutoff = None if exporter is None else exporter._cutoff
+            if cutoff is None:
+                return self._call(request, metadata=metadata, timeout=timeout)
+            return _answer_by(self._call, request, metadata, timeout, cutoff)
         except grpc.RpcError as error:
             # Kept over the retries of one export: a retry cut short by its deadline says nothing of the size.
             self._last.code = error.code()
@@ -92,6 +100,40 @@ class _EncodedServiceStub:
             raise
         finally:
             self._channel.end_call()
+
+
+class CutShortError(grpc.RpcError):  # type: ignore[misc]  # grpc ships no types
+    """A spilling exporter's call cut short at exit (see ``_cutoff``): out of time, as if its deadline had passed, and
+    retried (then spilled) as such. The stock ``_export`` reads these three of a failed call."""
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def details(self) -> str:
+        return "cut short: no answer by the cut-off set at exit (the exit deadline is near)"
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
+
+
+def _answer_by(call: Any, request: bytes, metadata: Any, timeout: float | None, cutoff: Cutoff) -> Any:
+    """The answer to ``call``, as its blocking form gives it, unless the exit's ``cutoff`` comes first: looked at
+    while it waits, since one set after the call began still ends it. Past the cut-off, nothing is sent."""
+    if cutoff.left() == 0.0:
+        raise CutShortError()
+    future = call.future(request, metadata=metadata, timeout=timeout)
+    try:
+        while True:
+            left = cutoff.left()
+            if left == 0.0 and future.cancel():
+                raise CutShortError()
+            try:  # the answer, or the call's own failure (an ``RpcError``), as the blocking call raises it
+                return future.result(timeout=_LOOK_EVERY_SECONDS if left is None else min(left, _LOOK_EVERY_SECONDS))
+            except grpc.FutureTimeoutError:
+                pass
+    except BaseException:  # Ctrl-C in the wait, say: nobody waits for the call any more
+        future.cancel()
+        raise
 
 
 def _too_large(error: grpc.RpcError) -> bool:
@@ -198,19 +240,22 @@ class RustEncodedGRPC:
             limit = channel_limit if limit is None else min(limit, channel_limit)
         self._encoder = self._encoder_class(limit)
         self._last = threading.local()  # before the stock constructor, which makes the stub
+        self._cutoff: Cutoff | None = None  # read by the stub's calls; set below with a spill directory
         self._channels = PerProcess(Channels)  # a forked child's own
         extra = _newer_parameters(retryable_error_codes, meter_provider)
         super().__init__(  # type: ignore[call-arg]  # the stock exporter's, next in the MRO
             endpoint, insecure, credentials, headers, timeout, compression, channel_options, **extra
         )
-        # At exit the stock backoff is cut short (its shutdown event, which nothing else reads), so a
-        # failing request reaches the disk before the exit deadline. The service method is part of the
+        # At exit the stock backoff is cut short (its shutdown event, which nothing else reads before the
+        # shutdown), and so is a call still waiting for its answer at the cut-off, so that a failing request
+        # reaches the disk before the exit deadline (see ``_cutoff``). The service method is part of the
         # backend's name: the span and log exporters of one collector share its address.
         # None without a spill directory; only then does it read the stock exporter's state (which tests
         # that stub the stock constructor do not set).
+        self._cutoff = None if spill_directory(spill_dir) is None else Cutoff(self._shutdown_in_progress)
         self._spiller = (
             None
-            if spill_directory(spill_dir) is None
+            if self._cutoff is None
             else spiller_for(
                 spill_dir,
                 spill_max_bytes,
@@ -219,7 +264,7 @@ class RustEncodedGRPC:
                 headers=self._headers,  # what replays send, as the metadata of each call
                 compression=_compression_name(getattr(self, "_compression", None)),
                 send_once=self._send_spilled,
-                cut_retries=self._shutdown_in_progress.set,
+                cutoff=self._cutoff,
             )
         )
 

@@ -1,0 +1,43 @@
+"""When a spilling exporter's sends end at the latest, once the process exits.
+
+A spill directory asks for durability: at exit, what cannot be sent within the exit deadline must reach the disk.
+A backend that takes the connection and never answers holds a request for the exporter's whole timeout (10 s by
+default), past the exit limit (5 s), and the queue behind it with it. So once exit begins, the spiller sets a
+cut-off short of the exit deadline (``_spilling``): a send still waiting then (begun before the exit, or since) ends
+as timed out, and goes to disk like any request that timed out, the queue behind it after it. Without a spill
+directory no cut-off is ever set: the exporter waits out its own timeout, as the stock one does.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class Cutoff:
+    """An exporter's cut-off: none until exit begins, and never without a spill directory (no spiller sets it)."""
+
+    def __init__(self, backoff_ends: threading.Event, tell_transport: Callable[[float], None] | None = None) -> None:
+        # The stock client's shutdown event, which ends its backoff between retries (nothing else sets it before
+        # the exporter's shutdown); and what tells a Rust transport, whose sends read their own cut-off.
+        self._backoff_ends = backoff_ends
+        self._tell_transport = tell_transport
+        self._at: float | None = None
+
+    def set(self, at: float) -> None:
+        """Sends end by ``at`` (monotonic) at the latest, those under way too; a retry's backoff ends now."""
+        self._at = at
+        self._backoff_ends.set()
+        if self._tell_transport is not None:
+            self._tell_transport(at)
+
+    def left(self) -> float | None:
+        """The seconds left to the cut-off, 0 once past; None while none is set."""
+        at = self._at
+        return None if at is None else max(0.0, at - time.monotonic())
+
+    def capped(self, seconds: float) -> float:
+        """A send's ``seconds``, no longer than what is left to the cut-off."""
+        left = self.left()
+        return seconds if left is None else min(seconds, left)
