@@ -31,6 +31,18 @@ def taken_from_another_thread(lock: SharedLock) -> bool:
     return taken == [True]
 
 
+def taken_from_another_thread_within(lock: SharedLock, seconds: float) -> bool:
+    """Whether another thread takes ``lock`` within ``seconds`` (it lets go once it does, whenever that is)."""
+    taken = threading.Event()
+
+    def take() -> None:
+        with lock:
+            taken.set()
+
+    threading.Thread(target=take, daemon=True).start()
+    return taken.wait(seconds)
+
+
 def test_a_handler_run_between_any_two_bytecodes_of_its_holders_take_or_let_go_takes_it() -> None:
     lock = SharedLock(reentrant=True)
     handled: list[str] = []
@@ -115,3 +127,65 @@ def test_under_gevent_another_greenlet_of_its_holders_thread_waits_for_it() -> N
     app = run_app(GREENLETS, env=clean_env(), timeout=30)
     assert app.returncode == 0, app.stderr
     assert app.stdout == "['holder took it', 'holder lets go', 'other took it']\n"
+
+
+def test_a_let_go_by_another_thread_is_refused_and_leaves_it_sound() -> None:
+    # As an RLock's: a RuntimeError, and the holder's take untouched. Measured before the holder was checked first:
+    # the refusal had already noted it free, and after the holder let go, the lock named a thread that no longer held
+    # it: the next taker failed an assertion.
+    lock = SharedLock(reentrant=True)
+    lock.acquire()
+    refused: list[str] = []
+
+    def let_go() -> None:
+        try:
+            lock.release()
+        except RuntimeError as error:
+            refused.append(str(error))
+
+    thread = threading.Thread(target=let_go, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert refused == ["cannot release un-acquired lock"]
+    lock.release()
+    assert taken_from_another_thread(lock)
+    with lock:  # by this thread again
+        assert not taken_from_another_thread_within(lock, 0.2)
+    assert taken_from_another_thread(lock)
+
+
+NOT_THE_HOLDER = """
+from gevent import monkey
+
+monkey.patch_all()
+import gevent
+from spanbatch._threads import SharedLock
+
+lock = SharedLock(reentrant=True)
+seen = []
+
+def holder():
+    with lock:
+        seen.append("holder took it")
+        gevent.sleep(0.05)  # the other greenlet runs meanwhile
+        seen.append("holder lets go")
+
+def other():
+    try:
+        lock.release()
+        seen.append("other let it go")
+    except RuntimeError as error:
+        seen.append(f"other: {error}")
+
+gevent.joinall([gevent.spawn(holder), gevent.spawn(other)], raise_error=True)
+print(seen)
+"""
+
+
+def test_under_gevent_another_greenlet_of_its_holders_thread_cannot_let_it_go() -> None:
+    # As gevent's RLock. Measured before: ['holder took it', 'other let it go', 'holder lets go'], then the holder's
+    # own let-go raised (the OS lock, of one OS thread for both greenlets, had let the other's go).
+    pytest.importorskip("gevent")
+    app = run_app(NOT_THE_HOLDER, env=clean_env(), timeout=30)
+    assert app.returncode == 0, app.stderr
+    assert app.stdout == "['holder took it', 'other: cannot release un-acquired lock', 'holder lets go']\n"
