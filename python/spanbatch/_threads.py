@@ -107,6 +107,10 @@ class SharedLock:
 
     def release(self) -> None:
         if self._reentrant:
+            # Checked before anything changes: the OS's RLock would refuse only after, and not at all another
+            # greenlet of the holder's thread.
+            if self._holder != _thread.get_ident():
+                raise RuntimeError("cannot release un-acquired lock")
             self._depth -= 1
             if not self._depth:
                 self._holder = None
