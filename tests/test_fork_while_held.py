@@ -46,7 +46,7 @@ _FORK_WHILE_A_PARENT_THREAD_HOLDS = textwrap.dedent(
         if threading.current_thread() is threading.main_thread():
             return False
         if slow_name == "scandir":
-            return spiller._lock._holder == threading.get_ident()
+            return spiller._lock._is_owned()  # the OS's RLock: no gevent here
         return sys._getframe(2).f_code is _spill._open.__code__  # read in there, under the lock
 
     class SlowIO(types.ModuleType):

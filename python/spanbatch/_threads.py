@@ -123,6 +123,17 @@ class SharedLock:
         self.release()
 
 
+def shared_rlock() -> SharedLock | threading.RLock:
+    """A reentrant lock for state shared with the threads ``start_thread`` starts. Where threads are greenlets (made
+    after gevent's patching, as gevent asks), ``SharedLock(reentrant=True)``, which another greenlet waits for by
+    pausing; elsewhere the OS's ``RLock`` itself: taken and let go in C, no Ctrl-C lands between its take and the
+    ``with`` block, where it would leave a lock written in Python held for good."""
+    if threads_are_greenlets():
+        return SharedLock(reentrant=True)
+    lock: threading.RLock = _unpatched("_thread", "RLock")()
+    return lock
+
+
 class Wakeup:
     """Ends a timed wait of a thread ``start_thread`` started, from any thread: a real queue, whose ``get`` blocks only
     its own OS thread, gevent or not (gevent's ``Event`` and ``Condition`` wake the greenlets of one hub only)."""

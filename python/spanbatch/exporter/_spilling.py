@@ -29,7 +29,7 @@ from spanbatch._fork import PerProcess
 from spanbatch._lane import weak_method
 from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts, SpillStore
-from spanbatch._threads import SharedLock, Wakeup, WorkerThread, start_thread
+from spanbatch._threads import SharedLock, Wakeup, WorkerThread, shared_rlock, start_thread
 from spanbatch.exporter._cutoff import Cutoff
 
 logger = logging.getLogger("spanbatch")
@@ -95,7 +95,7 @@ class Spiller:
         self._down = False
         # Shared with the replay thread, a real OS thread even under gevent: real primitives (see ``_threads``).
         # Reentrant: a garbage collection under it may free another exporter, whose spiller hands its files to this one.
-        self._locks = PerProcess(lambda: SharedLock(reentrant=True))
+        self._locks = PerProcess(shared_rlock)
         self._stopping = Wakeup()  # ends the replay's pause between probes
         self._stopped = False
         self._exiting = False  # no replay starts once the process exits: the next process replays
@@ -137,7 +137,7 @@ class Spiller:
             peers[0]._ensure_replaying()
 
     @property
-    def _lock(self) -> SharedLock:
+    def _lock(self) -> SharedLock | threading.RLock:
         """This process's lock (see ``_fork.PerProcess``)."""
         return self._locks.get()
 
