@@ -80,6 +80,41 @@ def test_a_handler_run_between_any_two_bytecodes_of_its_holders_take_or_let_go_t
     assert taken_from_another_thread(lock)  # let go as many times as it was taken
 
 
+def test_a_handler_run_at_any_one_line_of_its_holders_take_or_let_go_leaves_it_noted_as_the_holders() -> None:
+    # One handler a run, at one line: run at every line, the next line's handler notes the holder again, so the test
+    # above passes even if the holder were noted before the depth (a handler between the two then noted it free, and
+    # under gevent another greenlet of the holder's thread would take it). The let-go, which only the holder may make,
+    # tells whether the holder was still noted.
+    def take_and_let_go(at: int) -> tuple[int, str]:
+        lock = SharedLock(reentrant=True)
+        ran = 0
+
+        def trace(frame: FrameType, event: str, _arg: Any) -> Any:
+            nonlocal ran
+            if frame.f_code.co_filename != _threads.__file__:
+                return None
+            if event == "line":
+                ran += 1
+                if ran == at:
+                    with lock:  # what a signal handler run there does
+                        pass
+            return trace
+
+        sys.settrace(trace)
+        try:
+            with lock:
+                pass
+            outcome = "let go" if taken_from_another_thread(lock) else "held"
+        except RuntimeError as error:
+            outcome = str(error)
+        finally:
+            sys.settrace(None)
+        return ran, outcome
+
+    lines, _ = take_and_let_go(0)
+    assert [take_and_let_go(at)[1] for at in range(1, lines + 1)] == ["let go"] * lines
+
+
 def test_its_holder_takes_it_again_and_another_thread_waits_until_it_is_let_go_as_often() -> None:
     lock = SharedLock(reentrant=True)
     lock.acquire()
