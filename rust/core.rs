@@ -58,6 +58,9 @@ pub struct PyBatchCore {
     export_threads: Arc<Mutex<Vec<ThreadId>>>,
     pub(crate) fork: ForkWatch,
     pub(crate) shutdown: AtomicBool,
+    /// Exit's last hook retired the worker (`retire_worker`): it drains and stops as at shutdown,
+    /// while the lane goes on queueing items, for the thread that retired it to export.
+    pub(crate) retired: AtomicBool,
     /// Application threads detached inside the push (yielding the GIL to the worker, or waiting
     /// for room). Shutdown waits for them to hold the GIL again (`wait_for_producers`): at exit,
     /// the interpreter ends a daemon thread that asks for the GIL back once finalization has
@@ -123,6 +126,7 @@ impl PyBatchCore {
             export_threads: Arc::default(),
             fork,
             shutdown: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
             away: AtomicUsize::new(0),
             abandoned: AtomicBool::new(false),
             window: Mutex::new(None),
@@ -294,6 +298,17 @@ impl PyBatchCore {
         self.shutdown.load(Ordering::Acquire) || self.abandoned.load(Ordering::Acquire)
     }
 
+    /// Whether whoever takes batches drains the lane, then stops: it is shut down, or its worker
+    /// retired.
+    fn draining_to_stop(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire) || self.retired.load(Ordering::Acquire)
+    }
+
+    /// Whether a retry's backoff is cut short: the lane stops, or its worker retired.
+    pub(crate) fn winding_down(&self) -> bool {
+        self.stopping() || self.retired.load(Ordering::Acquire)
+    }
+
     /// Waits, detached so the worker can drain, for room for `span` until the block timeout.
     ///
     /// The span is already counted as enqueued: while its producer waits it shows as queued.
@@ -444,7 +459,7 @@ impl PyBatchCore {
             queued,
             held,
             flushing,
-            shutdown: self.shutdown.load(Ordering::Acquire),
+            shutdown: self.draining_to_stop(),
         };
         let mut window = locked(&self.window);
         self.schedule
@@ -495,7 +510,7 @@ impl PyBatchCore {
     fn worker_ready(&self, timed: bool, held: usize, chunk: usize) -> bool {
         self.schedule.enough(self.queue.len(), held, chunk, timed)
             || locked(&self.flushes).wants_batch()
-            || self.stopping()
+            || self.winding_down()
     }
 
     /// Waits, detached, until a batch is due, then reads up to `max_batches` batches into

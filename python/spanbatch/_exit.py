@@ -9,9 +9,13 @@ from its own atexit hook, in the order the hooks run, and a span ended in a hook
 before the provider's is exported, as with the stock processor. So exit keeps that order and
 only bounds it: from the first atexit hook on, a processor's ``shutdown`` waits at most what is
 left of the one exit deadline, counted from the first such shutdown. A last hook, registered
-when spanbatch is imported and so run after the providers', shuts down whatever lanes nobody
-shut down, in parallel, then closes the exit gate: as the interpreter finalizes, the lanes shut down
-by then call no Python from native code, and their workers take the GIL back no more (``exit_gate.rs``).
+when spanbatch is imported and so run after the providers', has the workers of the lanes nobody
+shut down drain them, in parallel, and stop, then closes the exit gate: as the interpreter finalizes, the
+lanes stopped by then call no Python from native code, and their workers take the GIL back no more
+(``exit_gate.rs``). Those lanes stay open, their exporters too, as the stock processor's do until their
+provider is shut down: hooks registered before spanbatch was imported run after that one, and what they end is
+exported by its owner's ``shutdown()`` or ``force_flush()`` there, on the calling thread, the one that closed the
+gate (no thread starts, nor may take the GIL back in native code, once the interpreter finalizes).
 A Ctrl-C that interrupts a shutdown at exit asks to stop waiting, as it does with the stock processor: the rest of
 the exit waits for no export any more, and what the lanes still hold is counted and told at once.
 ``SPANBATCH_FLUSH_ON_SIGTERM=true`` flushes every lane on SIGTERM. An application's own handler is called at
@@ -35,7 +39,7 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 from spanbatch import _fork, _settings
@@ -46,6 +50,7 @@ from spanbatch._lane import (
     Lane,
     flush_lanes,
     remaining_millis,
+    retire_workers,
     shutdown_lanes,
     start_flushes,
     wait_for_drains,
@@ -154,30 +159,46 @@ def _millis_left_to_exit() -> float:
     return remaining_millis(_exit_deadline)
 
 
-def _shutdown_minding_ctrl_c(lanes: list[Lane], timeout_millis: float) -> None:
-    """Shut ``lanes`` down at exit, draining their exports unless a Ctrl-C (or any exception) tore through such a
-    shutdown before; one tearing through this one asks the rest of the exit to stop waiting."""
+@contextlib.contextmanager
+def _minding_ctrl_c() -> Iterator[None]:
+    """A wait of the exit's: a Ctrl-C (or any exception) tearing through it asks the rest of the exit to stop
+    waiting (``_exit_interrupted``)."""
     global _exit_interrupted
     try:
-        shutdown_lanes(lanes, timeout_millis, drain=not _exit_interrupted)
+        yield
     except BaseException:
         _exit_interrupted = True
         raise
 
 
-def shutdown_all(timeout_millis: float | None = None) -> None:
+def _shutdown_minding_ctrl_c(lanes: list[Lane], timeout_millis: float) -> None:
+    """Shut ``lanes`` down at exit, draining their exports unless a Ctrl-C (or any exception) tore through such a
+    shutdown before; one tearing through this one asks the rest of the exit to stop waiting."""
+    with _minding_ctrl_c():
+        shutdown_lanes(lanes, timeout_millis, drain=not _exit_interrupted)
+
+
+def shutdown_all(timeout_millis: float | None = None, *, leave_to_owners: bool = False) -> None:
     """Shut down every registered lane in parallel: by default within what is left of the exit
     deadline, or the lanes' longest ``export_timeout_millis`` if shorter (no longer than the
-    providers' own shutdown of those processors would have taken)."""
+    providers' own shutdown of those processors would have taken).
+
+    ``leave_to_owners`` (the last atexit hook): a lane nobody shut down has its worker drain it and stop instead,
+    and stays open to what the atexit hooks after this one end, for its owner's shutdown to export then
+    (``retire_workers``); one whose worker is still busy at the deadline is shut down.
+    """
     lanes = _fork.of_this_process(lane for owner in list(_owners) for lane in owner.lanes)
     if timeout_millis is None:
         longest_export = max((lane.settings.export_timeout_millis for lane in lanes), default=0.0)
         timeout_millis = min(_millis_left_to_exit(), longest_export)
-    started = time.monotonic()
+    deadline = time.monotonic() + timeout_millis / 1000
     # Interrupted here (the last hook's shutdown), a provider made before spanbatch was imported shuts its lanes down
     # after it, without waiting.
-    _shutdown_minding_ctrl_c(lanes, timeout_millis)
-    wait_for_drains(lanes, timeout_millis - (time.monotonic() - started) * 1000)
+    if leave_to_owners and not _exit_interrupted:
+        with _minding_ctrl_c():
+            retire_workers(lanes, deadline)
+    _shutdown_minding_ctrl_c([lane for lane in lanes if lane.retired_for is None], remaining_millis(deadline))
+    wait_for_drains(lanes, remaining_millis(deadline))
     # Drops the rate limit left unsaid (items handed to a processor shut down before exit): told now or never.
     for lane in lanes:
         lane.tell_drops()
@@ -205,12 +226,14 @@ def shutdown(lanes: list[Lane], timeout_millis: float) -> None:
 
 
 def _last_hook() -> None:
-    """Shuts down the lanes nobody shut down, then closes the exit gate (see ``exit_gate.rs``): once the
+    """Stops the workers of the lanes nobody shut down, once they drained them, leaving those lanes to the atexit
+    hooks after this one (see ``shutdown_all``), then closes the exit gate (see ``exit_gate.rs``): once the
     interpreter finalizes, a thread that takes the GIL back inside native code would be unwound through it."""
     try:
         if _terminating is not None:  # SIGTERM's shutdown, begun off the main thread: it ends the process
             _terminating.join(_millis_left_to_exit() / 1000)
-        shutdown_all()
+        # SIGTERM's ends the process once this hook returns: no hook after it will shut a lane down.
+        shutdown_all(leave_to_owners=_terminating is None)
     finally:
         close_exit_gate()
         if _terminating is not None:

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence, Sized
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
@@ -465,9 +465,7 @@ def run_worker(work: LaneWork) -> None:
         )
         concurrency = 1
     if concurrency == 1:
-        # An exporter that takes several batches per call gets every batch that is due at
-        # once: the worker then waits for the GIL once per call, not once per batch.
-        most = 1 if delivery.export_many is None else BATCHES_PER_CALL
+        most = batches_per_call(delivery)
         export_batches(work, delivery, lambda: delivery.take(most))
         return
     work.core.enter_export_thread()
@@ -495,6 +493,26 @@ def run_worker(work: LaneWork) -> None:
         handoff.put(None)
     for thread in threads:
         thread.join()
+
+
+def batches_per_call(delivery: Delivery[Any]) -> int:
+    """An exporter that takes several batches per call gets every batch that is due at once: the
+    worker then waits for the GIL once per call, not once per batch."""
+    return 1 if delivery.export_many is None else BATCHES_PER_CALL
+
+
+def export_here(work: LaneWork, until: float) -> None:
+    """What the worker's loop does, on the calling thread, one export at a time, for a lane whose worker has
+    retired at exit (``BatchCore.retire_worker``): its core hands out what it holds, then says stop. No batch is
+    taken once ``until`` (monotonic) has passed, and an async export is cancelled by then."""
+    work = replace(work, timeout_millis=min(work.timeout_millis, max(0.0, until - time.monotonic()) * 1000))
+    delivery = delivery_for(work)
+    most = batches_per_call(delivery)
+    try:
+        export_batches(work, delivery, lambda: None if time.monotonic() >= until else delivery.take(most))
+    finally:
+        # The thread goes back to being the application's: the items it ends are queued again.
+        work.core.leave_export_thread()
 
 
 def shutdown_exporter(exporter: Exporter[Any], timeout_millis: float) -> None:
