@@ -268,11 +268,20 @@ def export_batch(delivery: Delivery[B], batch: B, loop: PrivateLoop, timeout_mil
     except ExportTimedOut:
         log_timed_out(delivery.signal, len(batch), timeout_millis)
         return False
-    except BaseException:  # an exporter must not take the worker down with it
+    except BaseException as error:  # an exporter must not take the worker down with it
+        if users_ctrl_c(error):
+            raise
         # The stock processor's line on its logger: users' log filters keep working.
         logged(log_stock_export_exception, delivery.signal)
         return False
     return succeeded(delivery.signal, delivery.exporter, result)
+
+
+def users_ctrl_c(error: BaseException) -> bool:
+    """Whether ``error`` is a Ctrl-C on the main thread, which ends the exporting there, as it ends the wait of the
+    stock processor's shutdown: no exporter failure. Signals reach no other thread, and the main thread exports only
+    for a lane whose worker retired at exit (``export_here``)."""
+    return isinstance(error, KeyboardInterrupt) and threading.current_thread() is threading.main_thread()
 
 
 def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoop, timeout_millis: float) -> list[bool]:
@@ -287,7 +296,9 @@ def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoo
     except ExportTimedOut:
         log_timed_out(delivery.signal, sum(map(len, batches)), timeout_millis)
         return [False] * len(batches)
-    except BaseException:  # as in export_batch: the worker outlives its exporter's bugs
+    except BaseException as error:  # as in export_batch: the worker outlives its exporter's bugs
+        if users_ctrl_c(error):
+            raise
         # The stock processor's line on its logger: users' log filters keep working.
         logged(log_stock_export_exception, delivery.signal)
         return [False] * len(batches)
@@ -351,10 +362,12 @@ def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], 
             while (taken := batches()) is not None:
                 try:
                     export_taken(work, delivery, taken, loop, left_out=left_out, spilled=spilled, read=read)
-                except BaseException:
+                except BaseException as error:
                     # Not the export (``export_batch`` absorbs what it raises): a bug here or in code the
                     # worker calls around it. The worker goes on, and the batches left unsettled count as failed.
                     settle_as_failed(core, taken)
+                    if users_ctrl_c(error):
+                        raise
                     logged(
                         logger.exception, "%s: unexpected error while exporting; batches counted as failed.", work.name
                     )

@@ -371,9 +371,12 @@ def finish_shutdown(stopping: Sequence[Lane], deadline: float, *, drain: bool = 
     try:
         _finish_shutdown(stopping, deadline, drain)
     except BaseException:
-        for lane in stopping:
-            if not lane.shutdown_steps.finished:
-                lane.shutdown_steps.interrupted = True
+        left = [lane for lane in stopping if not lane.shutdown_steps.finished]
+        for lane in left:
+            lane.shutdown_steps.interrupted = True
+        # Past exit's last hook (which retired a lane of these) no later shutdown would finish them: now, unwaited.
+        if any(lane.retired_for is not None for lane in left):
+            finish_shutdown([lane for lane in left if lane.shutdown_steps.take_interrupted()], deadline, drain=False)
         raise
 
 
