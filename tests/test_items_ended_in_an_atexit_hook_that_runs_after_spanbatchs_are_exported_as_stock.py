@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from typing import NamedTuple
 
 import pytest
@@ -24,7 +25,7 @@ from tests.helpers.apps import clean_env, run_app
 pytestmark = [pytest.mark.timeout(90), pytest.mark.skipif(os.name != "posix", reason="POSIX")]
 
 APP = """
-import atexit, json, sys, threading
+import atexit, json, os, signal, sys, threading
 
 kind, endpoint, order, where = sys.argv[1:5]
 
@@ -53,15 +54,21 @@ else:
 if order == "provider-first":
     provider = Provider()  # its atexit hook runs after the app's
 
-# Items ended after spanbatch's last hook on a daemon thread (started now: 3.12 starts none at exit).
-exit_began, ended = threading.Event(), threading.Event()
+# After spanbatch's last hook, daemon threads (started now: 3.12 starts none at exit) end items, or flush.
+exit_began, ended, flush_now, flushed = threading.Event(), threading.Event(), threading.Event(), threading.Event()
 
 def end_on_a_thread():
     exit_began.wait()
     end("at-exit", LATE)
     ended.set()
 
+def flush_on_a_thread():
+    flush_now.wait()
+    print("flushed on another thread:", provider.force_flush(), flush=True)
+    flushed.set()
+
 threading.Thread(target=end_on_a_thread, daemon=True).start()
+threading.Thread(target=flush_on_a_thread, daemon=True).start()
 
 def on_exit():
     if where == "thread":
@@ -69,10 +76,15 @@ def on_exit():
         ended.wait(10)
     else:
         end("at-exit", LATE)
+    if where == "flushed-elsewhere":
+        flush_now.set()
+        flushed.wait(2)
     if order == "app-shuts-down":
         provider.shutdown()
     elif order == "app-flushes":
         print("flushed:", provider.force_flush(), flush=True)
+    elif order == "sigterm":
+        os.kill(os.getpid(), signal.SIGTERM)  # SPANBATCH_FLUSH_ON_SIGTERM: every lane shut down, then the process dies
 
 atexit.register(on_exit)  # before spanbatch is imported: runs after spanbatch's last hook
 import spanbatch
@@ -105,15 +117,17 @@ class Run(NamedTuple):
     stderr: str
 
 
-def run(kind: str, order: str, where: str) -> Run:
+def run(kind: str, order: str, where: str, returncode: int = 0, **env: str) -> Run:
     with OTLPReceiver("http") as rx:
         endpoint = rx.endpoint if kind == "spans" else rx.log_endpoint
-        done = run_app(APP.replace("LATE", str(LATE)), kind, endpoint, order, where, env=clean_env(), timeout=60)
-        assert done.returncode == 0, done.stderr
+        app = APP.replace("LATE", str(LATE))
+        done = run_app(app, kind, endpoint, order, where, env=clean_env(**env), timeout=60)
+        assert done.returncode == returncode, done.stderr
         # Every export was answered before the app ended: what the receiver stored is all it will store.
         received = rx.span_names() if kind == "spans" else rx.log_bodies()
-    *printed, stats = done.stdout.strip().splitlines()
-    return Run(received, ReportedStats(*json.loads(stats)), printed, done.stderr)
+    printed = done.stdout.strip().splitlines()
+    reported = printed.pop() if printed and printed[-1].startswith("[") else "[0, 0, 0, 0, {}]"  # none if killed
+    return Run(received, ReportedStats(*json.loads(reported)), printed, done.stderr)
 
 
 @pytest.mark.parametrize(
@@ -121,6 +135,8 @@ def run(kind: str, order: str, where: str) -> Run:
     [
         *((kind, order, "hook") for kind in ("spans", "logs") for order in ("app-shuts-down", "provider-first")),
         ("spans", "app-flushes", "hook"),
+        # A flush on another thread meanwhile returns False at once: that thread may not export them (below).
+        ("logs", "app-shuts-down", "flushed-elsewhere"),
         # Past spanbatch's exit gate another thread may push a span (no Python code runs in that push).
         ("spans", "app-shuts-down", "thread"),
     ],
@@ -133,7 +149,16 @@ def test_items_ended_in_a_later_atexit_hook_are_exported(kind: str, order: str, 
     assert ran.stats == (total, total, 0, 0, dict.fromkeys(ran.stats.dropped, 0)), ran.stderr
     assert "dropped" not in ran.stderr, ran.stderr
     # Shut down once by its provider; a provider nobody shuts down leaves it open, as the stock processor does.
-    assert ran.printed == (["flushed: True"] if order == "app-flushes" else ["exporter shut down"]), ran.printed
+    said = ["flushed: True"] if order == "app-flushes" else ["exporter shut down"]
+    if where == "flushed-elsewhere":
+        said.insert(0, "flushed on another thread: False")
+    assert ran.printed == said, ran.printed
+
+
+def test_spans_ended_in_a_later_atexit_hook_are_exported_by_the_shutdown_of_a_sigterm_there() -> None:
+    ran = run("spans", "sigterm", "hook", -signal.SIGTERM, SPANBATCH_FLUSH_ON_SIGTERM="true")
+    assert ran.received == {"main": 10, "at-exit": LATE}, ran.stderr
+    assert ran.printed == ["exporter shut down"], ran.printed  # then the process died of the signal: no report
 
 
 def test_log_records_emitted_on_another_thread_after_spanbatchs_last_hook_are_refused_and_told() -> None:

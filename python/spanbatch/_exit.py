@@ -194,10 +194,11 @@ def shutdown_all(timeout_millis: float | None = None, *, leave_to_owners: bool =
     deadline = time.monotonic() + timeout_millis / 1000
     # Interrupted here (the last hook's shutdown), a provider made before spanbatch was imported shuts its lanes down
     # after it, without waiting.
+    retired: list[Lane] = []
     if leave_to_owners and not _exit_interrupted:
         with _minding_ctrl_c():
-            retire_workers(lanes, deadline)
-    _shutdown_minding_ctrl_c([lane for lane in lanes if lane.retired_for is None], remaining_millis(deadline))
+            retired = retire_workers(lanes, deadline)
+    _shutdown_minding_ctrl_c([lane for lane in lanes if lane not in retired], remaining_millis(deadline))
     wait_for_drains(lanes, remaining_millis(deadline))
     # Drops the rate limit left unsaid (items handed to a processor shut down before exit): told now or never.
     for lane in lanes:

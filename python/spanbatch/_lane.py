@@ -255,7 +255,8 @@ def flush_lanes(
     tickets: list[tuple[Lane, BatchCore, int]] = []
     for lane in lanes:
         core = _fork.current_core(lane)
-        if core.is_shutdown:
+        if core.is_shutdown or lane.retired_for not in (None, threading.get_ident()):
+            # A lane whose worker retired at exit is exported by the exiting thread alone: nothing to wait for here.
             settle(lane, False)
         elif lane.on_export_thread():
             logger.warning("force_flush called from %s's own export thread; not waiting.", lane.name)
@@ -327,9 +328,9 @@ def retire_workers(lanes: Sequence[Lane], deadline: float) -> list[Lane]:
     """Exit's last hook: the worker of each lane nobody shut down drains it and stops by ``deadline``, and the lane
     goes on queueing items, which atexit hooks after this one may end, for this thread to export at its owner's
     ``shutdown()`` or ``force_flush()`` (``Lane.export_here``); its exporter stays open for them, as the stock
-    processor's does until its provider is shut down. Returns the lanes whose worker was still busy at the
-    deadline, to be shut down. Interrupted (Ctrl-C) while waiting, it begins their shutdown instead, which their
-    next one finishes (``ShutdownSteps``)."""
+    processor's does until its provider is shut down. Returns the lanes it retired: one whose worker is still busy
+    at the deadline is not, and is to be shut down. Interrupted (Ctrl-C) while waiting, it begins their shutdown
+    instead, which their next one finishes (``ShutdownSteps``)."""
     retiring = [lane for lane in lanes if _fork.current_core(lane).retire_worker()]
     try:
         for lane in retiring:
@@ -341,11 +342,10 @@ def retire_workers(lanes: Sequence[Lane], deadline: float) -> list[Lane]:
                 lane.core_changed()
             lane.shutdown_steps.interrupted = True
         raise
-    busy = [lane for lane in retiring if lane.worker is not None and lane.worker.is_alive()]
-    for lane in retiring:
-        if lane not in busy:
-            lane.retired_for = threading.get_ident()
-    return busy
+    retired = [lane for lane in retiring if lane.worker is None or not lane.worker.is_alive()]
+    for lane in retired:
+        lane.retired_for = threading.get_ident()
+    return retired
 
 
 def wait_for_drains(lanes: Iterable[Lane], timeout_millis: float) -> None:
