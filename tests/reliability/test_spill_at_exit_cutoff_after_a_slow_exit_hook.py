@@ -1,0 +1,66 @@
+"""Exit with a spill directory and a backend that answers, after an application's own exit hook took a while.
+
+The exit limit bounds spanbatch's waits, from the first shutdown on, not the application's own work (``_exit``): a
+hook that runs before the provider's shuts nothing down, and leaves the exit its whole limit. The cut-off that ends a
+spilling exporter's sends at exit must keep to that limit too: spans ended in such a hook go to a backend that
+answers, not to disk for a next process that may never come.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from spanbatch.testing import OTLPReceiver
+
+from tests.helpers.apps import clean_env, run_app
+from tests.helpers.spill import spill_files
+
+pytestmark = pytest.mark.timeout(60)
+
+SPANS = 10
+EXIT_TIMEOUT_MILLIS = 1000  # short, for a short test: the hook below outlasts four fifths of it
+
+# argv: the protocol, the endpoint, the spill directory.
+APP = f"""
+import atexit, json, sys, time
+protocol, endpoint, spill = sys.argv[1:]
+from opentelemetry.sdk.trace import TracerProvider
+from spanbatch import BatchSpanProcessor
+if protocol == "http":
+    from spanbatch.exporter import OTLPSpanExporter
+    exporter = OTLPSpanExporter(endpoint=endpoint, spill_dir=spill)
+else:
+    from spanbatch.exporter.grpc import OTLPSpanExporter
+    exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True, spill_dir=spill)
+processor = BatchSpanProcessor(exporter)
+
+def report():  # registered before the provider's hook, so it runs after it: the stats after shutdown
+    s = processor.stats()
+    print(json.dumps({{"exported": s.exported, "spilled": s.spilled}}), flush=True)
+
+atexit.register(report)
+provider = TracerProvider()
+provider.add_span_processor(processor)
+tracer = provider.get_tracer("app")
+
+def closing_work():  # registered after the provider's hook, so it runs before it
+    time.sleep(1.2 * {EXIT_TIMEOUT_MILLIS} / 1000)  # the application's own work at exit (closing its resources)
+    for i in range({SPANS}):
+        tracer.start_span(f"closing-{{i}}").end()
+
+atexit.register(closing_work)
+"""
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_spans_ended_in_a_slow_exit_hook_reach_a_backend_that_answers(protocol: str, tmp_path: Path) -> None:
+    with OTLPReceiver(protocol) as rx:
+        env = clean_env(SPANBATCH_EXIT_TIMEOUT_MS=str(EXIT_TIMEOUT_MILLIS))
+        app = run_app(APP, protocol, rx.endpoint, str(tmp_path), env=env, timeout=30)
+        assert app.returncode == 0, app.stderr
+        report = json.loads(app.stdout.strip().splitlines()[-1])
+        assert report == {"exported": SPANS, "spilled": 0}, app.stderr
+        assert rx.span_names() == {f"closing-{i}": 1 for i in range(SPANS)}
+    assert spill_files(tmp_path) == []
