@@ -76,12 +76,20 @@ _budget = ExitBudget()
 # Set once Ctrl-C (or any exception) tore through a shutdown at exit: the user asked to stop waiting, so the rest of
 # the exit no longer waits for exports to drain (what they hold is counted and told at once, as after a deadline).
 _exit_interrupted = False
+# Told the exit deadline once the first shutdown at exit sets it (a forked child's own too): a spilling exporter's
+# sends end short of it (``exporter._spilling``), not of a guess made before the application's own hooks ran.
+_deadline_listeners: list[Callable[[float], None]] = []
 # The thread shutting every lane down on SIGTERM, when the main thread could not wait for it (see on_sigterm).
 _terminating: WorkerThread | None = None
 # spanbatch's SIGTERM handler once installed, and whether it has made way for the default action (the process dies
 # of the signal once every lane is shut down): a child forked meanwhile puts it back.
 _sigterm_handler: Callable[[int, FrameType | None], None] | None = None
 _sigterm_handler_set_aside = False
+
+
+def when_deadline_set(listener: Callable[[float], None]) -> None:
+    """``listener(deadline)`` (monotonic) each time a process sets its exit deadline."""
+    _deadline_listeners.append(listener)
 
 
 def register(owner: HasLanes) -> None:
@@ -156,6 +164,8 @@ def _millis_left_to_exit() -> float:
     if _exit_deadline is None:
         left = _budget.seconds_left(exit_timeout_millis() / 1000)
         _exit_deadline = time.monotonic() + (exit_timeout_millis() / 1000 if left is None else left)
+        for listener in _deadline_listeners:
+            listener(_exit_deadline)
     return remaining_millis(_exit_deadline)
 
 

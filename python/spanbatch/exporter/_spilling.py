@@ -208,6 +208,14 @@ class Spiller:
         if self._cutoff is not None:
             self._cutoff.set(sends_end_by)
 
+    def exit_deadline_set(self, sends_end_by: float) -> None:
+        """The exit deadline is set (by the first shutdown at exit): sends end at ``sends_end_by``, short of it, once
+        the exit began. Later than the cut-off ``exit_begins`` set when the application's own hooks took time."""
+        with self._lock:
+            exiting = self._exiting
+        if exiting and self._cutoff is not None:
+            self._cutoff.set(sends_end_by)
+
     def _ensure_replaying(self) -> None:
         # Started outside the lock: ``start`` waits for the new thread, in which a garbage collection may run
         # another exporter's ``_exporter_freed``, which calls this (and takes the lock) to hand its files over.
@@ -301,18 +309,29 @@ def _at_exit(spiller: Spiller) -> None:
 
 
 def _exit_begins() -> None:
-    sends_end_by = _sends_end_by()
+    # The exit deadline as it would be for a wait begun now: the first shutdown sets the real one, later if the
+    # application's own hooks run first (``_exit_deadline_set``). Set already, a processor's shutdown outside
+    # spanbatch (the stock one's) meets a backend that never answers cut short.
+    deadline = _exit.exit_deadline_now()
+    if deadline is None:  # the main thread's end untold (CPython tells it before this hook): the whole limit left
+        deadline = time.monotonic() + _exit.exit_timeout_millis() / 1000
+    sends_end_by = _sends_end_by(deadline)
     for spiller in list(_exiting_spillers):
         spiller.exit_begins(sends_end_by)
 
 
-def _sends_end_by() -> float:
-    """When sends must end at exit for what they hold to reach the disk by the exit deadline (see ``DISK_SHARE``)."""
-    now = time.monotonic()
-    deadline = _exit.exit_deadline_now()
-    if deadline is None:  # the main thread's end untold (CPython tells it before this hook): the whole limit left
-        deadline = now + _exit.exit_timeout_millis() / 1000
-    return deadline - min(LONGEST_DISK_SECONDS, max(0.0, deadline - now) * DISK_SHARE)
+def _exit_deadline_set(deadline: float) -> None:
+    sends_end_by = _sends_end_by(deadline)
+    for spiller in list(_exiting_spillers):
+        spiller.exit_deadline_set(sends_end_by)
+
+
+_exit.when_deadline_set(_exit_deadline_set)
+
+
+def _sends_end_by(deadline: float) -> float:
+    """When sends must end at exit for what they hold to reach the disk by ``deadline`` (see ``DISK_SHARE``)."""
+    return deadline - min(LONGEST_DISK_SECONDS, max(0.0, deadline - time.monotonic()) * DISK_SHARE)
 
 
 def spiller_for(
