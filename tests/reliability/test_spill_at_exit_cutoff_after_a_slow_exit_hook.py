@@ -20,12 +20,13 @@ from tests.helpers.spill import spill_files
 pytestmark = pytest.mark.timeout(60)
 
 SPANS = 10
+FULL_BATCH = 600  # over the default max_export_batch_size (512): the worker sends a batch at once, during the hook
 EXIT_TIMEOUT_MILLIS = 1000  # short, for a short test: the hook below outlasts four fifths of it
 
-# argv: the protocol, the endpoint, the spill directory.
+# argv: the protocol, the endpoint, the spill directory, how many spans the hook ends.
 APP = f"""
 import atexit, json, sys, time
-protocol, endpoint, spill = sys.argv[1:]
+protocol, endpoint, spill, spans = sys.argv[1:]
 from opentelemetry.sdk.trace import TracerProvider
 from spanbatch import BatchSpanProcessor
 if protocol == "http":
@@ -47,20 +48,25 @@ tracer = provider.get_tracer("app")
 
 def closing_work():  # registered after the provider's hook, so it runs before it
     time.sleep(1.2 * {EXIT_TIMEOUT_MILLIS} / 1000)  # the application's own work at exit (closing its resources)
-    for i in range({SPANS}):
+    for i in range(int(spans)):
         tracer.start_span(f"closing-{{i}}").end()
+    time.sleep(0.5)  # more work: a full batch is sent meanwhile, before any shutdown
 
 atexit.register(closing_work)
 """
 
 
+# The full batch is sent by the worker before the provider's shutdown sets the exit deadline.
+@pytest.mark.parametrize("spans", [SPANS, FULL_BATCH])
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
-def test_spans_ended_in_a_slow_exit_hook_reach_a_backend_that_answers(protocol: str, tmp_path: Path) -> None:
+def test_spans_ended_in_a_slow_exit_hook_reach_a_backend_that_answers(
+    protocol: str, spans: int, tmp_path: Path
+) -> None:
     with OTLPReceiver(protocol) as rx:
         env = clean_env(SPANBATCH_EXIT_TIMEOUT_MS=str(EXIT_TIMEOUT_MILLIS))
-        app = run_app(APP, protocol, rx.endpoint, str(tmp_path), env=env, timeout=30)
+        app = run_app(APP, protocol, rx.endpoint, str(tmp_path), str(spans), env=env, timeout=30)
         assert app.returncode == 0, app.stderr
         report = json.loads(app.stdout.strip().splitlines()[-1])
-        assert report == {"exported": SPANS, "spilled": 0}, app.stderr
-        assert rx.span_names() == {f"closing-{i}": 1 for i in range(SPANS)}
+        assert report == {"exported": spans, "spilled": 0}, app.stderr
+        assert rx.span_names() == {f"closing-{i}": 1 for i in range(spans)}
     assert spill_files(tmp_path) == []
