@@ -25,10 +25,14 @@ class Cutoff:
         self._tell_transport = tell_transport
         self._at: float | None = None
 
+    def end_backoff(self) -> None:
+        """A retry's backoff ends now: at exit, a failing request goes to disk at once."""
+        self._backoff_ends.set()
+
     def set(self, at: float) -> None:
         """Sends end by ``at`` (monotonic) at the latest, those under way too; a retry's backoff ends now."""
         self._at = at
-        self._backoff_ends.set()
+        self.end_backoff()
         if self._tell_transport is not None:
             self._tell_transport(at)
 

@@ -198,19 +198,22 @@ class Spiller:
         if thread is not None and not getattr(self._here, "replaying", False):  # a forked child's join ends at once
             thread.join(max(0.0, min(timeout, STOP_WAIT_SECONDS)))
 
-    def exit_begins(self, sends_end_by: float) -> None:
+    def exit_begins(self, sends_end_by: float | None) -> None:
         """The process is exiting: a failing request goes to disk now, not after backoffs that would outlast the
         exit deadline (and leave the spans queued behind it to be dropped), and a send still waiting for an answer
-        at ``sends_end_by`` is cut short and goes to disk. No replay starts: a probe now would hold the exporter's
-        shutdown up to its timeout, and what waits on disk is the next process's to send."""
+        at ``sends_end_by`` (None: once the exit deadline is set) is cut short and goes to disk. No replay starts: a
+        probe now would hold the exporter's shutdown up to its timeout, and what waits on disk is the next
+        process's to send."""
         with self._lock:
             self._exiting = True
         if self._cutoff is not None:
-            self._cutoff.set(sends_end_by)
+            self._cutoff.end_backoff()
+            if sends_end_by is not None:
+                self._cutoff.set(sends_end_by)
 
     def exit_deadline_set(self, sends_end_by: float) -> None:
         """The exit deadline is set (by the first shutdown at exit): sends end at ``sends_end_by``, short of it, once
-        the exit began. Later than the cut-off ``exit_begins`` set when the application's own hooks took time."""
+        the exit began; later than a cut-off ``exit_begins`` set if the application's own hooks took time."""
         with self._lock:
             exiting = self._exiting
         if exiting and self._cutoff is not None:
@@ -309,15 +312,18 @@ def _at_exit(spiller: Spiller) -> None:
 
 
 def _exit_begins() -> None:
-    # The exit deadline as it would be for a wait begun now: the first shutdown sets the real one, later if the
-    # application's own hooks run first (``_exit_deadline_set``). Set already, a processor's shutdown outside
-    # spanbatch (the stock one's) meets a backend that never answers cut short.
+    # Behind spanbatch's processors, sends end short of the exit deadline their first shutdown sets
+    # (``_exit_deadline_set``): the application's own hooks, which may run first, do not count against the limit, and
+    # a cut-off guessed now would send what they end to disk. Behind any other caller (the stock processor, whose
+    # shutdown spanbatch does not bound), short of the deadline as it would be for a wait begun now.
     deadline = _exit.exit_deadline_now()
     if deadline is None:  # the main thread's end untold (CPython tells it before this hook): the whole limit left
         deadline = time.monotonic() + _exit.exit_timeout_millis() / 1000
     sends_end_by = _sends_end_by(deadline)
+    behind_lanes = [getattr(exporter, "_cutoff", None) for exporter in _exit.lane_exporters()]
     for spiller in list(_exiting_spillers):
-        spiller.exit_begins(sends_end_by)
+        in_lane = any(cutoff is spiller._cutoff for cutoff in behind_lanes)
+        spiller.exit_begins(None if in_lane else sends_end_by)
 
 
 def _exit_deadline_set(deadline: float) -> None:
