@@ -14,6 +14,7 @@ from subprocess import CompletedProcess
 from typing import Any
 
 import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from spanbatch._spill import SpillStore
 from spanbatch.testing import OTLPReceiver
@@ -62,11 +63,52 @@ for i in range({SPANS}):
 """
 
 
-def exit_behind_a_hung_backend(protocol: str, spill: Path, timeout: str) -> tuple[CompletedProcess[str], Any]:
-    """The app run to its end against a receiver that never answers; its stats after its exit hooks."""
+# The same with log records, through spanbatch's log processor and log exporters (argv: as APP's).
+LOGS_APP = f"""
+import atexit, json, sys, threading, time
+protocol, endpoint, spill, timeout = sys.argv[1:]
+given = {{}} if timeout == "default" else {{"timeout": float(timeout)}}
+from opentelemetry._logs import LogRecord
+from opentelemetry.sdk._logs import LoggerProvider
+from spanbatch import BatchLogRecordProcessor
+if protocol == "http":
+    from spanbatch.exporter import OTLPLogExporter
+    exporter = OTLPLogExporter(endpoint=endpoint, spill_dir=spill, **given)
+else:
+    from spanbatch.exporter.grpc import OTLPLogExporter
+    exporter = OTLPLogExporter(endpoint=endpoint, insecure=True, spill_dir=spill, **given)
+processor = BatchLogRecordProcessor(exporter)
+exit_started = None
+
+def report():  # registered before the provider's hook, so it runs after it: the stats after shutdown
+    s = processor.stats()
+    print(json.dumps({{"spilled": s.spilled, "queued": s.queued, "in_flight": s.in_flight,
+                       "dropped": {{reason: n for reason, n in s.dropped.items() if n}},
+                       "exit_seconds": time.monotonic() - exit_started}}), flush=True)
+
+def mark_exit():
+    global exit_started
+    exit_started = time.monotonic()
+
+atexit.register(report)
+threading._register_atexit(mark_exit)
+provider = LoggerProvider()
+provider.add_log_record_processor(processor)
+logger = provider.get_logger("app")
+for i in range({SPANS}):
+    logger.emit(LogRecord(body=f"r{{i}}"))
+"""
+
+
+def exit_behind_a_hung_backend(
+    protocol: str, spill: Path, timeout: str, *, logs: bool = False
+) -> tuple[CompletedProcess[str], Any]:
+    """The app (``LOGS_APP`` with ``logs``) run to its end against a receiver that never answers; its stats after
+    its exit hooks."""
     with OTLPReceiver(protocol) as rx:
         rx.set_behaviour("hang")
-        app = run_app(APP, protocol, rx.endpoint, str(spill), timeout, env=clean_env(), timeout=60)
+        app_source, endpoint = (LOGS_APP, rx.log_endpoint) if logs else (APP, rx.endpoint)
+        app = run_app(app_source, protocol, endpoint, str(spill), timeout, env=clean_env(), timeout=60)
         rx.set_behaviour("ok")
     assert app.returncode == 0, app.stderr
     return app, json.loads(app.stdout.strip().splitlines()[-1])
@@ -102,3 +144,20 @@ def test_with_a_disk_that_refuses_them_every_span_is_counted_and_told_within_the
     assert report["exit_seconds"] < EXIT_TIMEOUT_SECONDS, app.stderr
     assert "Cannot write to the spill directory" in app.stderr
     assert f"export failed — dropped {SPANS} spans" in app.stderr
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_every_log_record_is_on_disk_within_the_exit_limit(protocol: str, tmp_path: Path) -> None:
+    app, report = exit_behind_a_hung_backend(protocol, tmp_path, "default", logs=True)
+    assert (report["spilled"], report["queued"], report["in_flight"]) == (SPANS, 0, 0), app.stderr
+    assert report["dropped"] == {}, app.stderr
+    assert report["exit_seconds"] < EXIT_TIMEOUT_SECONDS, app.stderr
+    stored = [
+        record.body.string_value
+        for directory in {path.parent for path in spill_files(tmp_path)}
+        for payload in replayed(SpillStore(directory, 1 << 30))
+        for resource in ExportLogsServiceRequest.FromString(payload).resource_logs
+        for scope in resource.scope_logs
+        for record in scope.log_records
+    ]
+    assert sorted(stored) == sorted(f"r{i}" for i in range(SPANS)), app.stderr
