@@ -17,6 +17,8 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from spanbatch._spill import SpillStore
+from spanbatch.exporter._spilling import backend_directory
+from spanbatch.exporter.grpc import _EXPORT_METHOD
 from spanbatch.testing import OTLPReceiver
 
 from tests.helpers.apps import clean_env, run_app
@@ -101,17 +103,26 @@ for i in range({SPANS}):
 
 
 def exit_behind_a_hung_backend(
-    protocol: str, spill: Path, timeout: str, *, logs: bool = False
+    protocol: str, spill: Path, timeout: str, *, logs: bool = False, left_on_disk: bool = False
 ) -> tuple[CompletedProcess[str], Any]:
     """The app (``LOGS_APP`` with ``logs``) run to its end against a receiver that never answers; its stats after
-    its exit hooks."""
+    its exit hooks. ``left_on_disk``: one request an earlier process stored, which the app replays from its start."""
     with OTLPReceiver(protocol) as rx:
+        if left_on_disk:
+            name = rx.endpoint if protocol == "http" else f"{rx.endpoint}{_EXPORT_METHOD}"
+            SpillStore(backend_directory(spill, protocol, name), 1 << 30).write(earlier_request(), 1)
         rx.set_behaviour("hang")
         app_source, endpoint = (LOGS_APP, rx.log_endpoint) if logs else (APP, rx.endpoint)
         app = run_app(app_source, protocol, endpoint, str(spill), timeout, env=clean_env(), timeout=60)
         rx.set_behaviour("ok")
     assert app.returncode == 0, app.stderr
     return app, json.loads(app.stdout.strip().splitlines()[-1])
+
+
+def earlier_request() -> bytes:
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.add(name="earlier", trace_id=b"t" * 16, span_id=b"s" * 8)
+    return request.SerializeToString()
 
 
 @pytest.mark.parametrize("timeout", ["default", "2"])
@@ -161,3 +172,15 @@ def test_every_log_record_is_on_disk_within_the_exit_limit(protocol: str, tmp_pa
         for record in scope.log_records
     ]
     assert sorted(stored) == sorted(f"r{i}" for i in range(SPANS)), app.stderr
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_replay_waiting_at_exit_is_cut_short_too(protocol: str, tmp_path: Path) -> None:
+    # The replay of what an earlier process left waits for the backend from the app's start: its send is cut short at
+    # the exit's cut-off too, so the exporter's shutdown, which waits for it, ends within the exit limit.
+    app, report = exit_behind_a_hung_backend(protocol, tmp_path, "default", left_on_disk=True)
+    assert (report["spilled"], report["queued"], report["in_flight"]) == (SPANS, 0, 0), app.stderr
+    assert report["dropped"] == {}, app.stderr
+    assert "exporter shutdown did not return by the deadline" not in app.stderr
+    assert report["exit_seconds"] < EXIT_TIMEOUT_SECONDS, app.stderr
+    assert len(spill_files(tmp_path)) > 1  # the earlier request stays, beside this process's
