@@ -18,12 +18,20 @@ from collections.abc import Callable
 class Cutoff:
     """An exporter's cut-off: none until exit begins, and never without a spill directory (no spiller sets it)."""
 
-    def __init__(self, backoff_ends: threading.Event, tell_transport: Callable[[float], None] | None = None) -> None:
+    def __init__(self, backoff_ends: threading.Event) -> None:
         # The stock client's shutdown event, which ends its backoff between retries (nothing else sets it before
-        # the exporter's shutdown); and what tells a Rust transport, whose sends read their own cut-off.
+        # the exporter's shutdown).
         self._backoff_ends = backoff_ends
-        self._tell_transport = tell_transport
+        # What tells each Rust transport (the exports', the replay's), whose sends read their own cut-off.
+        self._transports: list[Callable[[float], None]] = []
         self._at: float | None = None
+
+    def tell(self, transport: Callable[[float], None]) -> None:
+        """``transport(at)`` whenever the cut-off is set, and now if it is: a transport made once it was set too."""
+        self._transports.append(transport)
+        at = self._at
+        if at is not None:
+            transport(at)
 
     def end_backoff(self) -> None:
         """A retry's backoff ends now: at exit, a failing request goes to disk at once."""
@@ -33,8 +41,8 @@ class Cutoff:
         """Sends end by ``at`` (monotonic) at the latest, those under way too; a retry's backoff ends now."""
         self._at = at
         self.end_backoff()
-        if self._tell_transport is not None:
-            self._tell_transport(at)
+        for transport in list(self._transports):
+            transport(at)
 
     def left(self) -> float | None:
         """The seconds left to the cut-off, 0 once past; None while none is set."""

@@ -197,7 +197,9 @@ class RustEncodedHTTP:
         # transport the caller gave is theirs: shared (None).
         self._new_replay_transport = replay_transport_maker(self, session, _transport)
         self._replay_transport: BaseHTTPTransport | None = None
-        self._cutoff = Cutoff(self._client._shutdown_event, None if self._native is None else self._native.end_sends_by)
+        self._cutoff = Cutoff(self._client._shutdown_event)
+        if self._native is not None:
+            self._cutoff.tell(self._native.end_sends_by)
         self._spiller = spiller_for(
             spill_dir,
             spill_max_bytes,
@@ -218,6 +220,8 @@ class RustEncodedHTTP:
         if self._new_replay_transport is not None:
             if self._replay_transport is None:
                 self._replay_transport = self._new_replay_transport()
+                if isinstance(self._replay_transport, NativeHTTPTransport):  # a replay waiting at exit ends too
+                    self._cutoff.tell(self._replay_transport.end_sends_by)
             transport = self._replay_transport
         try:
             body = client._compress(payload)
