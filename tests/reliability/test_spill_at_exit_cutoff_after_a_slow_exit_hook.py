@@ -9,6 +9,7 @@ answers, not to disk for a next process that may never come.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,4 +70,35 @@ def test_spans_ended_in_a_slow_exit_hook_reach_a_backend_that_answers(
         report = json.loads(app.stdout.strip().splitlines()[-1])
         assert report == {"exported": spans, "spilled": 0}, app.stderr
         assert rx.span_names() == {f"closing-{i}": 1 for i in range(spans)}
+    assert spill_files(tmp_path) == []
+
+
+# The hook forks once its work is done: the child, exiting too, runs the provider's hook with an exit deadline of its
+# own (``_exit``), and sends what it ended as its parent does. Both print their stats.
+FORKING_APP = APP.replace(
+    "atexit.register(closing_work)",
+    f"""
+def forking_work():
+    time.sleep(1.2 * {EXIT_TIMEOUT_MILLIS} / 1000)
+    child = os.fork()
+    for i in range(int(spans)):
+        tracer.start_span(f"{{'child' if child == 0 else 'parent'}}-{{i}}").end()
+    if child:
+        os.waitpid(child, 0)
+
+atexit.register(forking_work)
+""",
+).replace("import atexit, json, sys, time", "import atexit, json, os, sys, time")
+
+
+@pytest.mark.skipif(sys.version_info[:2] == (3, 12), reason="CPython 3.12 forks no child once exit has begun")
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_child_forked_by_a_slow_exit_hook_sends_to_a_backend_that_answers(protocol: str, tmp_path: Path) -> None:
+    with OTLPReceiver(protocol) as rx:
+        env = clean_env(SPANBATCH_EXIT_TIMEOUT_MS=str(EXIT_TIMEOUT_MILLIS))
+        app = run_app(FORKING_APP, protocol, rx.endpoint, str(tmp_path), str(SPANS), env=env, timeout=30)
+        assert app.returncode == 0, app.stderr
+        reports = [json.loads(line) for line in app.stdout.strip().splitlines()]
+        assert reports == [{"exported": SPANS, "spilled": 0}] * 2, app.stderr
+        assert rx.span_names() == {f"{who}-{i}": 1 for who in ("child", "parent") for i in range(SPANS)}
     assert spill_files(tmp_path) == []
