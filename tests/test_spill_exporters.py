@@ -5,10 +5,12 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import socket
 import threading
 import time
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,10 @@ import pytest
 import spanbatch
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
 from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.trace import SpanContext, TraceFlags
 from spanbatch.testing import OTLPReceiver
 
 from tests.helpers import balanced, end_spans, in_child, libc_fork, make_span, provider_with, wait_until
@@ -197,6 +201,42 @@ def test_at_exit_a_send_the_backend_never_answers_is_cut_short_and_spilled(proto
         finally:
             rx.set_behaviour("ok")
             exporter.shutdown()
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_at_exit_a_large_send_a_frozen_backend_never_reads_is_cut_short_and_spilled(
+    protocol: str, tmp_path: Path
+) -> None:
+    # A frozen backend (stopped, deadlocked): its kernel takes the connection, nobody reads, so a request larger than
+    # the socket buffers (10 MB, past Linux's 4 MB send buffer at most) waits in its write, not for an answer.
+    with socket.socket() as frozen:
+        frozen.bind(("127.0.0.1", 0))
+        frozen.listen(8)
+        port = frozen.getsockname()[1]
+        endpoint = f"http://127.0.0.1:{port}/v1/traces" if protocol == "http" else f"127.0.0.1:{port}"
+        exporter = spilling_exporter(_AtEndpoint(protocol, endpoint), tmp_path, timeout=600)
+        try:
+            context = SpanContext(1, 1, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+            spans = [ReadableSpan(name=f"s{i}", context=context, attributes={"blob": "x" * 40_000}) for i in range(256)]
+            results: list[SpanExportResult] = []
+            export = threading.Thread(target=lambda: results.append(exporter.export(spans)), daemon=True)
+            export.start()
+            time.sleep(1)  # the request is under way (a cut-off set before it begins is another test's)
+            exporter._spiller.exit_begins(time.monotonic() + 0.2)
+            export.join(30)  # its own timeout is 600 s: only the cut-off ends it
+            assert not export.is_alive()
+            assert results == [SpanExportResult.SUCCESS]
+            assert exporter.spill_counts().spilled == 256
+        finally:
+            exporter.shutdown()
+
+
+@dataclass(frozen=True)
+class _AtEndpoint:
+    """What ``spilling_exporter`` reads of a receiver, for a backend that is not one."""
+
+    protocol: str
+    endpoint: str
 
 
 def test_spilled_spans_count_as_processed_in_the_self_metrics(
