@@ -29,20 +29,25 @@ pytestmark = pytest.mark.timeout(120)
 SPANS = 2000
 EXIT_TIMEOUT_SECONDS = 5  # SPANBATCH_EXIT_TIMEOUT_MS's default
 
-# argv: the protocol, the endpoint, the spill directory, the exporter's timeout ("default": not given).
+# argv: the signal ("spans" or "logs"), the protocol, the endpoint, the spill directory, the exporter's timeout
+# ("default": not given). Spans through spanbatch's span processor and exporters, or log records through its log ones.
 APP = f"""
 import atexit, json, sys, threading, time
-protocol, endpoint, spill, timeout = sys.argv[1:]
+signal, protocol, endpoint, spill, timeout = sys.argv[1:]
 given = {{}} if timeout == "default" else {{"timeout": float(timeout)}}
-from opentelemetry.sdk.trace import TracerProvider
-from spanbatch import BatchSpanProcessor
+import spanbatch
 if protocol == "http":
-    from spanbatch.exporter import OTLPSpanExporter
-    exporter = OTLPSpanExporter(endpoint=endpoint, spill_dir=spill, **given)
+    from spanbatch import exporter as exporters
+    options = {{}}
 else:
-    from spanbatch.exporter.grpc import OTLPSpanExporter
-    exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True, spill_dir=spill, **given)
-processor = BatchSpanProcessor(exporter)
+    from spanbatch.exporter import grpc as exporters
+    options = {{"insecure": True}}
+if signal == "spans":
+    exporter = exporters.OTLPSpanExporter(endpoint=endpoint, spill_dir=spill, **options, **given)
+    processor = spanbatch.BatchSpanProcessor(exporter)
+else:
+    exporter = exporters.OTLPLogExporter(endpoint=endpoint, spill_dir=spill, **options, **given)
+    processor = spanbatch.BatchLogRecordProcessor(exporter)
 exit_started = None
 
 def report():  # registered before the provider's hook, so it runs after it: the stats after shutdown
@@ -57,63 +62,36 @@ def mark_exit():
 
 atexit.register(report)
 threading._register_atexit(mark_exit)
-provider = TracerProvider()
-provider.add_span_processor(processor)
-tracer = provider.get_tracer("app")
-for i in range({SPANS}):
-    tracer.start_span(f"s{{i}}").end()
-"""
-
-
-# The same with log records, through spanbatch's log processor and log exporters (argv: as APP's).
-LOGS_APP = f"""
-import atexit, json, sys, threading, time
-protocol, endpoint, spill, timeout = sys.argv[1:]
-given = {{}} if timeout == "default" else {{"timeout": float(timeout)}}
-from opentelemetry._logs import LogRecord
-from opentelemetry.sdk._logs import LoggerProvider
-from spanbatch import BatchLogRecordProcessor
-if protocol == "http":
-    from spanbatch.exporter import OTLPLogExporter
-    exporter = OTLPLogExporter(endpoint=endpoint, spill_dir=spill, **given)
+if signal == "spans":
+    from opentelemetry.sdk.trace import TracerProvider
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("app")
+    for i in range({SPANS}):
+        tracer.start_span(f"s{{i}}").end()
 else:
-    from spanbatch.exporter.grpc import OTLPLogExporter
-    exporter = OTLPLogExporter(endpoint=endpoint, insecure=True, spill_dir=spill, **given)
-processor = BatchLogRecordProcessor(exporter)
-exit_started = None
-
-def report():  # registered before the provider's hook, so it runs after it: the stats after shutdown
-    s = processor.stats()
-    print(json.dumps({{"spilled": s.spilled, "queued": s.queued, "in_flight": s.in_flight,
-                       "dropped": {{reason: n for reason, n in s.dropped.items() if n}},
-                       "exit_seconds": time.monotonic() - exit_started}}), flush=True)
-
-def mark_exit():
-    global exit_started
-    exit_started = time.monotonic()
-
-atexit.register(report)
-threading._register_atexit(mark_exit)
-provider = LoggerProvider()
-provider.add_log_record_processor(processor)
-logger = provider.get_logger("app")
-for i in range({SPANS}):
-    logger.emit(LogRecord(body=f"r{{i}}"))
+    from opentelemetry._logs import LogRecord
+    from opentelemetry.sdk._logs import LoggerProvider
+    provider = LoggerProvider()
+    provider.add_log_record_processor(processor)
+    logger = provider.get_logger("app")
+    for i in range({SPANS}):
+        logger.emit(LogRecord(body=f"r{{i}}"))
 """
 
 
 def exit_behind_a_hung_backend(
     protocol: str, spill: Path, timeout: str, *, logs: bool = False, left_on_disk: bool = False
 ) -> tuple[CompletedProcess[str], Any]:
-    """The app (``LOGS_APP`` with ``logs``) run to its end against a receiver that never answers; its stats after
+    """The app (with log records: ``logs``) run to its end against a receiver that never answers; its stats after
     its exit hooks. ``left_on_disk``: one request an earlier process stored, which the app replays from its start."""
     with OTLPReceiver(protocol) as rx:
         if left_on_disk:
             name = rx.endpoint if protocol == "http" else f"{rx.endpoint}{_EXPORT_METHOD}"
             SpillStore(backend_directory(spill, protocol, name), 1 << 30).write(earlier_request(), 1)
         rx.set_behaviour("hang")
-        app_source, endpoint = (LOGS_APP, rx.log_endpoint) if logs else (APP, rx.endpoint)
-        app = run_app(app_source, protocol, endpoint, str(spill), timeout, env=clean_env(), timeout=60)
+        signal, endpoint = ("logs", rx.log_endpoint) if logs else ("spans", rx.endpoint)
+        app = run_app(APP, signal, protocol, endpoint, str(spill), timeout, env=clean_env(), timeout=60)
         rx.set_behaviour("ok")
     assert app.returncode == 0, app.stderr
     return app, json.loads(app.stdout.strip().splitlines()[-1])
