@@ -132,7 +132,9 @@ def test_its_holder_takes_it_again_and_another_thread_waits_until_it_is_let_go_a
     assert taken.wait(10)
 
 
+# argv: what the other greenlet of the holder's OS thread does while the holder (which took it twice) pauses.
 GREENLETS = """
+import sys
 from gevent import monkey
 
 monkey.patch_all()
@@ -148,10 +150,18 @@ def holder():
         gevent.sleep(0.05)  # the other greenlet runs meanwhile
         seen.append("holder lets go")
 
-def other():
+def other_takes():
     with lock:
         seen.append("other took it")
 
+def other_lets_go():
+    try:
+        lock.release()
+        seen.append("other let it go")
+    except RuntimeError as error:
+        seen.append(f"other: {error}")
+
+other = other_takes if sys.argv[1] == "take" else other_lets_go
 gevent.joinall([gevent.spawn(holder), gevent.spawn(other)], raise_error=True)
 print(seen)
 """
@@ -159,7 +169,7 @@ print(seen)
 
 def test_under_gevent_another_greenlet_of_its_holders_thread_waits_for_it() -> None:
     pytest.importorskip("gevent")
-    app = run_app(GREENLETS, env=clean_env(), timeout=30)
+    app = run_app(GREENLETS, "take", env=clean_env(), timeout=30)
     assert app.returncode == 0, app.stderr
     assert app.stdout == "['holder took it', 'holder lets go', 'other took it']\n"
 
@@ -189,38 +199,10 @@ def test_a_let_go_by_another_thread_is_refused_and_leaves_it_sound() -> None:
     assert taken_from_another_thread(lock)
 
 
-NOT_THE_HOLDER = """
-from gevent import monkey
-
-monkey.patch_all()
-import gevent
-from spanbatch._threads import SharedLock
-
-lock = SharedLock(reentrant=True)
-seen = []
-
-def holder():
-    with lock:
-        seen.append("holder took it")
-        gevent.sleep(0.05)  # the other greenlet runs meanwhile
-        seen.append("holder lets go")
-
-def other():
-    try:
-        lock.release()
-        seen.append("other let it go")
-    except RuntimeError as error:
-        seen.append(f"other: {error}")
-
-gevent.joinall([gevent.spawn(holder), gevent.spawn(other)], raise_error=True)
-print(seen)
-"""
-
-
 def test_under_gevent_another_greenlet_of_its_holders_thread_cannot_let_it_go() -> None:
     # As gevent's RLock. Measured before: ['holder took it', 'other let it go', 'holder lets go'], then the holder's
     # own let-go raised (the OS lock, of one OS thread for both greenlets, had let the other's go).
     pytest.importorskip("gevent")
-    app = run_app(NOT_THE_HOLDER, env=clean_env(), timeout=30)
+    app = run_app(GREENLETS, "let-go", env=clean_env(), timeout=30)
     assert app.returncode == 0, app.stderr
     assert app.stdout == "['holder took it', 'other: cannot release un-acquired lock', 'holder lets go']\n"
