@@ -42,7 +42,6 @@ time.sleep(0.2)  # the replay's request is with the backend, which answers it AN
 ANSWER_AFTER = 0.6
 
 
-@pytest.mark.xfail(strict=True, reason="spanbatch's last hook leaves the exporter open, its replay going on")
 def test_a_replay_under_way_at_exit_leaves_no_file_the_backend_took(tmp_path: Path) -> None:
     with serve_http() as collector:
         collector.delay = ANSWER_AFTER

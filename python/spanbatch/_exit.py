@@ -85,6 +85,8 @@ _terminating: WorkerThread | None = None
 # of the signal once every lane is shut down): a child forked meanwhile puts it back.
 _sigterm_handler: Callable[[int, FrameType | None], None] | None = None
 _sigterm_handler_set_aside = False
+# What stops a thread of spanbatch's exporters (a spill's replay) before the interpreter finalizes.
+_stops_before_finalizing: list[Callable[[float], None]] = []
 
 
 def when_deadline_set(listener: Callable[[float], None]) -> None:
@@ -103,6 +105,13 @@ def register(owner: HasLanes) -> None:
 def lane_exporters() -> list[object]:
     """The exporters of this process's lanes: spanbatch's shutdowns of them keep to the exit deadline."""
     return [lane.exporter for lane in _fork.of_this_process(lane for owner in list(_owners) for lane in owner.lanes)]
+
+
+def before_finalizing(stop: Callable[[float], None]) -> None:
+    """Has the last hook call ``stop`` with what is left of the exit deadline (0 once a Ctrl-C asked to stop waiting)
+    before the interpreter finalizes: the exporters whose lanes it leaves open are not shut down, and a thread of
+    their own would run on, cut off mid-work, through finalization."""
+    _stops_before_finalizing.append(stop)
 
 
 def _exit_begins() -> None:
@@ -250,6 +259,8 @@ def _last_hook() -> None:
             _terminating.join(_millis_left_to_exit() / 1000)
         # SIGTERM's ends the process once this hook returns: no hook after it will shut a lane down.
         shutdown_all(leave_to_owners=_terminating is None)
+        for stop in _stops_before_finalizing:
+            stop(0.0 if _exit_interrupted else _millis_left_to_exit())
     finally:
         close_exit_gate()
         if _terminating is not None:

@@ -335,6 +335,18 @@ def _exit_deadline_set(deadline: float) -> None:
 _exit.when_deadline_set(_exit_deadline_set)
 
 
+def _replays_end(millis_left: float) -> None:
+    """spanbatch's last atexit hook, which leaves the exporters of the lanes nobody shut down open: a replay still
+    going ends after the file it is sending, within the exit deadline, as at the exporter's shutdown. Cut off by the
+    interpreter's finalization, it would leave a file the backend took for the next process to send again."""
+    deadline = time.monotonic() + millis_left / 1000
+    for spiller in list(_exiting_spillers):
+        spiller.stop(max(0.0, deadline - time.monotonic()))
+
+
+_exit.before_finalizing(_replays_end)
+
+
 def _sends_end_by(deadline: float) -> float:
     """When sends must end at exit for what they hold to reach the disk by ``deadline`` (see ``DISK_SHARE``)."""
     return deadline - min(LONGEST_DISK_SECONDS, max(0.0, deadline - time.monotonic()) * DISK_SHARE)
