@@ -288,10 +288,14 @@ impl PyBatchCore {
         self.counters.drop_spans(DropReason::Shutdown, 1);
     }
 
+    /// Whether a push into a full queue waits for room: not on an export thread (it would wait
+    /// for itself), nor once exit's last hook retired the worker (nothing makes room before the
+    /// owner's shutdown: each item would wait out the whole timeout, one after the other).
     fn may_block(&self) -> bool {
         self.queue.policy() == DropPolicy::Block
             && !self.block_timeout.is_zero()
             && !self.on_export_thread()
+            && !self.retired.load(Ordering::Acquire)
     }
 
     pub(crate) fn stopping(&self) -> bool {
