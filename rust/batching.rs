@@ -42,7 +42,6 @@ pub struct Seen {
     pub held: usize,
     /// A flush waits for spans queued or held.
     pub flushing: bool,
-    /// Drain, then stop: the lane is shut down, or its worker retired at exit.
     pub shutdown: bool,
 }
 

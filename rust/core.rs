@@ -58,9 +58,6 @@ pub struct PyBatchCore {
     export_threads: Arc<Mutex<Vec<ThreadId>>>,
     pub(crate) fork: ForkWatch,
     pub(crate) shutdown: AtomicBool,
-    /// Exit's last hook retired the worker (`retire_worker`): it drains and stops as at shutdown,
-    /// while the lane goes on queueing items, for the thread that retired it to export.
-    pub(crate) retired: AtomicBool,
     /// Application threads detached inside the push (yielding the GIL to the worker, or waiting
     /// for room). Shutdown waits for them to hold the GIL again (`wait_for_producers`): at exit,
     /// the interpreter ends a daemon thread that asks for the GIL back once finalization has
@@ -126,7 +123,6 @@ impl PyBatchCore {
             export_threads: Arc::default(),
             fork,
             shutdown: AtomicBool::new(false),
-            retired: AtomicBool::new(false),
             away: AtomicUsize::new(0),
             abandoned: AtomicBool::new(false),
             window: Mutex::new(None),
@@ -288,29 +284,14 @@ impl PyBatchCore {
         self.counters.drop_spans(DropReason::Shutdown, 1);
     }
 
-    /// Whether a push into a full queue waits for room: not on an export thread (it would wait
-    /// for itself), nor once exit's last hook retired the worker (nothing makes room before the
-    /// owner's shutdown: each item would wait out the whole timeout, one after the other).
     fn may_block(&self) -> bool {
         self.queue.policy() == DropPolicy::Block
             && !self.block_timeout.is_zero()
             && !self.on_export_thread()
-            && !self.retired.load(Ordering::Acquire)
     }
 
     pub(crate) fn stopping(&self) -> bool {
         self.shutdown.load(Ordering::Acquire) || self.abandoned.load(Ordering::Acquire)
-    }
-
-    /// Whether whoever takes batches drains the lane, then stops: it is shut down, or its worker
-    /// retired.
-    fn draining_to_stop(&self) -> bool {
-        self.shutdown.load(Ordering::Acquire) || self.retired.load(Ordering::Acquire)
-    }
-
-    /// Whether a retry's backoff is cut short: the lane stops, or its worker retired.
-    pub(crate) fn winding_down(&self) -> bool {
-        self.stopping() || self.retired.load(Ordering::Acquire)
     }
 
     /// Waits, detached so the worker can drain, for room for `span` until the block timeout.
@@ -463,7 +444,7 @@ impl PyBatchCore {
             queued,
             held,
             flushing,
-            shutdown: self.draining_to_stop(),
+            shutdown: self.shutdown.load(Ordering::Acquire),
         };
         let mut window = locked(&self.window);
         self.schedule
@@ -514,7 +495,7 @@ impl PyBatchCore {
     fn worker_ready(&self, timed: bool, held: usize, chunk: usize) -> bool {
         self.schedule.enough(self.queue.len(), held, chunk, timed)
             || locked(&self.flushes).wants_batch()
-            || self.winding_down()
+            || self.stopping()
     }
 
     /// Waits, detached, until a batch is due, then reads up to `max_batches` batches into

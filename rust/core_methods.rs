@@ -189,24 +189,10 @@ impl PyBatchCore {
         self.counters.retry();
     }
 
-    /// Sleeps, detached, for a retry's backoff; returns False at once when shutdown begins (or
-    /// the worker retires at exit).
+    /// Sleeps, detached, for a retry's backoff; returns False at once when shutdown begins.
     fn backoff(&self, py: Python<'_>, timeout_millis: f64) -> bool {
         let deadline = Instant::now() + millis(timeout_millis);
-        !crate::exit_gate::detach(py, || self.wakeup.pause(deadline, || self.winding_down()))
-    }
-
-    /// At exit's last hook: the worker drains what is queued and stops, as at shutdown, while the
-    /// lane goes on queueing items for the calling thread to export (`next_batches` and
-    /// `next_requests` then drain, and stop). False if the lane is shut down or retired already.
-    fn retire_worker(&self) -> bool {
-        if self.shutdown.load(Ordering::Acquire) || self.retired.swap(true, Ordering::SeqCst) {
-            return false;
-        }
-        // Past the exit gate a worker still busy then parks, as one of a lane shut down before it.
-        self.handoff.lane_stops();
-        self.wakeup.notify_worker();
-        true
+        !crate::exit_gate::detach(py, || self.wakeup.pause(deadline, || self.stopping()))
     }
 
     /// Takes a flush ticket for the spans queued now, and wakes the worker to take them.

@@ -20,9 +20,7 @@
 //! drains as before, and so does the exporters' code, which other threads run too (a stock
 //! processor's worker). A thread of theirs that asks for the GIL once finalization has begun is
 //! hung by `PyO3`, and one caught in Python code called from here by `HangIfUnwound`. The thread
-//! that closed the gate passes it (it is the one that finalizes), and so does a forked child: the
-//! lanes whose worker the last hook retired (drained and stopped, the lane left open) are exported
-//! on that thread by the atexit hooks after it.
+//! that closed the gate passes it (it is the one that finalizes), and so does a forked child.
 
 use pyo3::prelude::*;
 use std::cell::Cell;

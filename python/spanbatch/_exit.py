@@ -9,13 +9,13 @@ from its own atexit hook, in the order the hooks run, and a span ended in a hook
 before the provider's is exported, as with the stock processor. So exit keeps that order and
 only bounds it: from the first atexit hook on, a processor's ``shutdown`` waits at most what is
 left of the one exit deadline, counted from the first such shutdown. A last hook, registered
-when spanbatch is imported and so run after the providers', has the workers of the lanes nobody
-shut down drain them, in parallel, and stop, then closes the exit gate: as the interpreter finalizes, the
-lanes stopped by then call no Python from native code, and their workers take the GIL back no more
-(``exit_gate.rs``). Those lanes stay open, their exporters too, as the stock processor's do until their
-provider is shut down: hooks registered before spanbatch was imported run after that one, and what they end is
-exported by its owner's ``shutdown()`` or ``force_flush()`` there, on the calling thread, the one that closed the
-gate (no thread starts, nor may take the GIL back in native code, once the interpreter finalizes).
+when spanbatch is imported and so run after the providers', flushes the lanes nobody shut down, in
+parallel, shuts down those that did not drain by the deadline (what they hold is counted and told), then closes
+the exit gate: as the interpreter finalizes, the lanes shut down by then call no Python from native code, and their
+workers take the GIL back no more (``exit_gate.rs``). The lanes it flushed stay open, their workers and exporters
+too, as the stock processor's do until their provider is shut down: hooks registered before spanbatch was imported
+run after that one, and what they end is exported as usual, by the worker and by the owner's ``shutdown()`` there,
+within what is left of the exit deadline.
 A Ctrl-C that interrupts a shutdown at exit asks to stop waiting, as it does with the stock processor: the rest of
 the exit waits for no export any more, and what the lanes still hold is counted and told at once.
 ``SPANBATCH_FLUSH_ON_SIGTERM=true`` flushes every lane on SIGTERM. An application's own handler is called at
@@ -39,7 +39,7 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import FrameType
 
 from spanbatch import _fork, _settings
@@ -49,8 +49,8 @@ from spanbatch._lane import (
     HasLanes,
     Lane,
     flush_lanes,
+    flush_until,
     remaining_millis,
-    retire_workers,
     shutdown_lanes,
     start_flushes,
     wait_for_drains,
@@ -73,6 +73,8 @@ _exiting = False
 _exit_deadline: float | None = None
 # What the waits of non-daemon threads have left of the exit limit, once the main thread is done.
 _budget = ExitBudget()
+# Set once spanbatch's last atexit hook has shut down or flushed every lane: hooks after it run on their own.
+_past_last_hook = False
 # Set once Ctrl-C (or any exception) tore through a shutdown at exit: the user asked to stop waiting, so the rest of
 # the exit no longer waits for exports to drain (what they hold is counted and told at once, as after a deadline).
 _exit_interrupted = False
@@ -183,23 +185,18 @@ def _millis_left_to_exit() -> float:
     return remaining_millis(_exit_deadline)
 
 
-@contextlib.contextmanager
-def _minding_ctrl_c() -> Iterator[None]:
-    """A wait of the exit's: a Ctrl-C (or any exception) tearing through it asks the rest of the exit to stop
-    waiting (``_exit_interrupted``)."""
-    global _exit_interrupted
-    try:
-        yield
-    except BaseException:
-        _exit_interrupted = True
-        raise
-
-
 def _shutdown_minding_ctrl_c(lanes: list[Lane], timeout_millis: float) -> None:
     """Shut ``lanes`` down at exit, draining their exports unless a Ctrl-C (or any exception) tore through such a
-    shutdown before; one tearing through this one asks the rest of the exit to stop waiting."""
-    with _minding_ctrl_c():
+    shutdown before; one tearing through this one asks the rest of the exit to stop waiting. Past the last hook, no
+    later one would finish what it interrupted: it is finished at once, unwaited (what is held counted and told)."""
+    global _exit_interrupted
+    try:
         shutdown_lanes(lanes, timeout_millis, drain=not _exit_interrupted)
+    except BaseException:
+        _exit_interrupted = True
+        if _past_last_hook:
+            shutdown_lanes(lanes, 0.0, drain=False)
+        raise
 
 
 def shutdown_all(timeout_millis: float | None = None, *, leave_to_owners: bool = False) -> None:
@@ -207,9 +204,9 @@ def shutdown_all(timeout_millis: float | None = None, *, leave_to_owners: bool =
     deadline, or the lanes' longest ``export_timeout_millis`` if shorter (no longer than the
     providers' own shutdown of those processors would have taken).
 
-    ``leave_to_owners`` (the last atexit hook): a lane nobody shut down has its worker drain it and stop instead,
-    and stays open to what the atexit hooks after this one end, for its owner's shutdown to export then
-    (``retire_workers``); one whose worker is still busy at the deadline is shut down.
+    ``leave_to_owners`` (the last atexit hook): a lane nobody shut down is flushed instead, and stays open to what
+    the atexit hooks after this one end, for its worker to export and its owner to shut down; one that did not drain
+    by the deadline is shut down (what it holds is counted and told). Interrupted, every lane is shut down unwaited.
     """
     lanes = _fork.of_this_process(lane for owner in list(_owners) for lane in owner.lanes)
     if timeout_millis is None:
@@ -218,15 +215,24 @@ def shutdown_all(timeout_millis: float | None = None, *, leave_to_owners: bool =
     deadline = time.monotonic() + timeout_millis / 1000
     # Interrupted here (the last hook's shutdown), a provider made before spanbatch was imported shuts its lanes down
     # after it, without waiting.
-    retired: list[Lane] = []
-    if leave_to_owners and not _exit_interrupted:
-        with _minding_ctrl_c():
-            retired = retire_workers(lanes, deadline)
-    _shutdown_minding_ctrl_c([lane for lane in lanes if lane not in retired], remaining_millis(deadline))
+    left_open = _flushed(lanes, deadline) if leave_to_owners and not _exit_interrupted else []
+    _shutdown_minding_ctrl_c([lane for lane in lanes if lane not in left_open], remaining_millis(deadline))
     wait_for_drains(lanes, remaining_millis(deadline))
     # Drops the rate limit left unsaid (items handed to a processor shut down before exit): told now or never.
     for lane in lanes:
         lane.tell_drops()
+
+
+def _flushed(lanes: list[Lane], deadline: float) -> list[Lane]:
+    """The running lanes that drained by ``deadline``, flushed in parallel. A Ctrl-C in the wait asks the rest of the
+    exit to stop waiting: none is left open then."""
+    global _exit_interrupted
+    try:
+        return flush_until(lanes, deadline)
+    except BaseException:
+        _exit_interrupted = True
+        _shutdown_minding_ctrl_c(lanes, 0.0)
+        raise
 
 
 def flush_all() -> None:
@@ -251,9 +257,10 @@ def shutdown(lanes: list[Lane], timeout_millis: float) -> None:
 
 
 def _last_hook() -> None:
-    """Stops the workers of the lanes nobody shut down, once they drained them, leaving those lanes to the atexit
-    hooks after this one (see ``shutdown_all``), then closes the exit gate (see ``exit_gate.rs``): once the
-    interpreter finalizes, a thread that takes the GIL back inside native code would be unwound through it."""
+    """Flushes the lanes nobody shut down, leaving those that drained to the atexit hooks after this one (see
+    ``shutdown_all``), then closes the exit gate (see ``exit_gate.rs``): once the interpreter finalizes, a thread
+    that takes the GIL back inside native code would be unwound through it."""
+    global _past_last_hook
     try:
         if _terminating is not None:  # SIGTERM's shutdown, begun off the main thread: it ends the process
             _terminating.join(_millis_left_to_exit() / 1000)
@@ -262,6 +269,7 @@ def _last_hook() -> None:
         for stop in _stops_before_finalizing:
             stop(0.0 if _exit_interrupted else _millis_left_to_exit())
     finally:
+        _past_last_hook = True
         close_exit_gate()
         if _terminating is not None:
             # Its thread may be parked at the gate now, short of its kill: the process ends by the signal all the

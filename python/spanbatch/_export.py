@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence, Sized
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
@@ -268,20 +268,11 @@ def export_batch(delivery: Delivery[B], batch: B, loop: PrivateLoop, timeout_mil
     except ExportTimedOut:
         log_timed_out(delivery.signal, len(batch), timeout_millis)
         return False
-    except BaseException as error:  # an exporter must not take the worker down with it
-        if users_ctrl_c(error):
-            raise
+    except BaseException:  # an exporter must not take the worker down with it
         # The stock processor's line on its logger: users' log filters keep working.
         logged(log_stock_export_exception, delivery.signal)
         return False
     return succeeded(delivery.signal, delivery.exporter, result)
-
-
-def users_ctrl_c(error: BaseException) -> bool:
-    """Whether ``error`` is a Ctrl-C on the main thread, which ends the exporting there, as it ends the wait of the
-    stock processor's shutdown: no exporter failure. Signals reach no other thread, and the main thread exports only
-    for a lane whose worker retired at exit (``export_here``)."""
-    return isinstance(error, KeyboardInterrupt) and threading.current_thread() is threading.main_thread()
 
 
 def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoop, timeout_millis: float) -> list[bool]:
@@ -296,9 +287,7 @@ def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoo
     except ExportTimedOut:
         log_timed_out(delivery.signal, sum(map(len, batches)), timeout_millis)
         return [False] * len(batches)
-    except BaseException as error:  # as in export_batch: the worker outlives its exporter's bugs
-        if users_ctrl_c(error):
-            raise
+    except BaseException:  # as in export_batch: the worker outlives its exporter's bugs
         # The stock processor's line on its logger: users' log filters keep working.
         logged(log_stock_export_exception, delivery.signal)
         return [False] * len(batches)
@@ -362,12 +351,10 @@ def export_batches(work: LaneWork, delivery: Delivery[B], batches: Callable[[], 
             while (taken := batches()) is not None:
                 try:
                     export_taken(work, delivery, taken, loop, left_out=left_out, spilled=spilled, read=read)
-                except BaseException as error:
+                except BaseException:
                     # Not the export (``export_batch`` absorbs what it raises): a bug here or in code the
                     # worker calls around it. The worker goes on, and the batches left unsettled count as failed.
                     settle_as_failed(core, taken)
-                    if users_ctrl_c(error):
-                        raise
                     logged(
                         logger.exception, "%s: unexpected error while exporting; batches counted as failed.", work.name
                     )
@@ -478,7 +465,9 @@ def run_worker(work: LaneWork) -> None:
         )
         concurrency = 1
     if concurrency == 1:
-        most = batches_per_call(delivery)
+        # An exporter that takes several batches per call gets every batch that is due at
+        # once: the worker then waits for the GIL once per call, not once per batch.
+        most = 1 if delivery.export_many is None else BATCHES_PER_CALL
         export_batches(work, delivery, lambda: delivery.take(most))
         return
     work.core.enter_export_thread()
@@ -506,26 +495,6 @@ def run_worker(work: LaneWork) -> None:
         handoff.put(None)
     for thread in threads:
         thread.join()
-
-
-def batches_per_call(delivery: Delivery[Any]) -> int:
-    """An exporter that takes several batches per call gets every batch that is due at once: the
-    worker then waits for the GIL once per call, not once per batch."""
-    return 1 if delivery.export_many is None else BATCHES_PER_CALL
-
-
-def export_here(work: LaneWork, until: float) -> None:
-    """What the worker's loop does, on the calling thread, one export at a time, for a lane whose worker has
-    retired at exit (``BatchCore.retire_worker``): its core hands out what it holds, then says stop. No batch is
-    taken once ``until`` (monotonic) has passed, and an async export is cancelled by then."""
-    work = replace(work, timeout_millis=min(work.timeout_millis, max(0.0, until - time.monotonic()) * 1000))
-    delivery = delivery_for(work)
-    most = batches_per_call(delivery)
-    try:
-        export_batches(work, delivery, lambda: None if time.monotonic() >= until else delivery.take(most))
-    finally:
-        # The thread goes back to being the application's: the items it ends are queued again.
-        work.core.leave_export_thread()
 
 
 def shutdown_exporter(exporter: Exporter[Any], timeout_millis: float) -> None:

@@ -21,7 +21,7 @@ from spanbatch._capabilities import Exporter, spills
 from spanbatch._config import BatchSettings
 from spanbatch._core import BatchCore
 from spanbatch._drops import DropReporter
-from spanbatch._export import LaneWork, export_here, run_worker, shutdown_exporter
+from spanbatch._export import LaneWork, run_worker, shutdown_exporter
 from spanbatch._policies import RetryPolicy
 from spanbatch._settings import ExportPolicies
 from spanbatch._signals import Signal
@@ -125,8 +125,6 @@ class Lane:
         self._on_core_change = on_core_change
         self.fork_claims: dict[int, int] = {}  # forked child's pid -> the thread recovering this lane there
         self.worker: WorkerThread | None = None
-        # The thread that exports for this lane once exit's last hook retired its worker (``retire_workers``).
-        self.retired_for: int | None = None
         # The thread finishing a shutdown this lane's own export asked for (see ``shutdown_lanes``).
         self.finishing: WorkerThread | None = None
         self.shutdown_steps = ShutdownSteps()
@@ -162,7 +160,7 @@ class Lane:
             on_fork=_fork.on_fork_of(self),
             pause=cooperative_pause(),
         )
-        self._work = work = LaneWork(
+        work = LaneWork(
             core,
             self.exporter,
             self.signal,
@@ -180,7 +178,6 @@ class Lane:
         """A new core and worker in place of the current ones, which belong to the parent process."""
         self.core = self._start()
         self.finishing = None  # the parent's thread, which a forked child does not have
-        self.retired_for = None  # a child forked by a later atexit hook exports with a worker of its own
         self._finalizer.detach()
         self._stop_when_collected()
         self.core_changed()
@@ -230,15 +227,6 @@ class Lane:
         """Whether the caller is this lane's worker or one of its export threads."""
         return self.core.on_export_thread()
 
-    def export_here(self, until: float) -> bool:
-        """Once exit's last hook retired the worker: export what the lane holds on this thread until ``until``
-        (monotonic); whether this thread could. Only the thread that retired it can: it is the one the exit gate
-        lets take the GIL back, while the interpreter finalizes, inside native code."""
-        if self.retired_for != threading.get_ident():
-            return False
-        export_here(self._work, until)
-        return True
-
 
 def flush_lanes(
     lanes: Sequence[Lane], timeout_millis: float, bound: Callable[[float], float] = _unbounded
@@ -255,8 +243,7 @@ def flush_lanes(
     tickets: list[tuple[Lane, BatchCore, int]] = []
     for lane in lanes:
         core = _fork.current_core(lane)
-        if core.is_shutdown or lane.retired_for not in (None, threading.get_ident()):
-            # A lane whose worker retired at exit is exported by the exiting thread alone: nothing to wait for here.
+        if core.is_shutdown:
             settle(lane, False)
         elif lane.on_export_thread():
             logger.warning("force_flush called from %s's own export thread; not waiting.", lane.name)
@@ -264,9 +251,15 @@ def flush_lanes(
         else:
             tickets.append((lane, core, core.request_flush()))
     for lane, core, ticket in tickets:
-        lane.export_here(bound(deadline))
         settle(lane, wait_flush(core, ticket, lambda: bound(deadline)))
     return results
+
+
+def flush_until(lanes: Sequence[Lane], deadline: float) -> list[Lane]:
+    """Flush the running lanes in parallel; those that finished by ``deadline`` (monotonic)."""
+    cores = [(lane, _fork.current_core(lane)) for lane in lanes]
+    tickets = [(lane, core, core.request_flush()) for lane, core in cores if not core.is_shutdown]
+    return [lane for lane, core, ticket in tickets if wait_flush(core, ticket, lambda: deadline)]
 
 
 def start_flushes(lanes: Iterable[Lane]) -> None:
@@ -324,30 +317,6 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float, *, drain: bool 
     finish_shutdown([lane for lane in stopping if lane not in own] + resumed, deadline, drain=drain)
 
 
-def retire_workers(lanes: Sequence[Lane], deadline: float) -> list[Lane]:
-    """Exit's last hook: the worker of each lane nobody shut down drains it and stops by ``deadline``, and the lane
-    goes on queueing items, which atexit hooks after this one may end, for this thread to export at its owner's
-    ``shutdown()`` or ``force_flush()`` (``Lane.export_here``); its exporter stays open for them, as the stock
-    processor's does until its provider is shut down. Returns the lanes it retired: one whose worker is still busy
-    at the deadline is not, and is to be shut down. Interrupted (Ctrl-C) while waiting, it begins their shutdown
-    instead, which their next one finishes (``ShutdownSteps``)."""
-    retiring = [lane for lane in lanes if _fork.current_core(lane).retire_worker()]
-    try:
-        for lane in retiring:
-            if lane.worker is not None:
-                lane.worker.join(remaining_millis(deadline) / 1000)
-    except BaseException:
-        for lane in retiring:
-            if lane.core.begin_shutdown():
-                lane.core_changed()
-            lane.shutdown_steps.interrupted = True
-        raise
-    retired = [lane for lane in retiring if lane.worker is None or not lane.worker.is_alive()]
-    for lane in retired:
-        lane.retired_for = threading.get_ident()
-    return retired
-
-
 def wait_for_drains(lanes: Iterable[Lane], timeout_millis: float) -> None:
     """Waits, within the timeout, for the drains of shutdowns the lanes' own exports asked for (at exit, the exit
     gate would close under such a drain and drop the rest unreported). Only the exit waits: a later ``shutdown()``
@@ -371,22 +340,29 @@ def finish_shutdown(stopping: Sequence[Lane], deadline: float, *, drain: bool = 
     try:
         _finish_shutdown(stopping, deadline, drain)
     except BaseException:
-        left = [lane for lane in stopping if not lane.shutdown_steps.finished]
-        for lane in left:
-            lane.shutdown_steps.interrupted = True
-        # Past exit's last hook (which retired a lane of these) no later shutdown would finish them: now, unwaited.
-        if any(lane.retired_for is not None for lane in left):
-            finish_shutdown([lane for lane in left if lane.shutdown_steps.take_interrupted()], deadline, drain=False)
+        for lane in stopping:
+            if not lane.shutdown_steps.finished:
+                lane.shutdown_steps.interrupted = True
         raise
 
 
 def _finish_shutdown(stopping: Sequence[Lane], deadline: float, drain: bool) -> None:
-    if drain:
-        for lane in stopping:
-            _let_drain(lane, deadline)
     for lane in stopping:
-        if not lane.shutdown_steps.abandoned:
-            _give_up_what_is_left(lane, drain)
+        if drain and lane.worker is not None and not lane.on_export_thread():
+            lane.worker.join(remaining_millis(deadline) / 1000)
+    for lane in stopping:
+        if lane.worker is not None and lane.worker.is_alive() and not lane.shutdown_steps.abandoned:
+            lane.shutdown_steps.abandoned = True
+            abandoned = lane.core.abandon()
+            if not abandoned and not lane.core.stats().in_flight:
+                continue  # an idle worker, not joined in the time left: nothing was at stake
+            logger.warning(
+                "%s: %s with the worker still busy (an export, or spans another thread was reading); dropped %s"
+                " still queued (the stats count the rest as they are let go).",
+                lane.name,
+                "shutdown deadline passed" if drain else "exit interrupted",
+                lane.signal.counted(abandoned),
+            )
     for lane in stopping:
         if lane.shutdown_steps.exporter_told:
             continue
@@ -410,48 +386,3 @@ def _finish_shutdown(stopping: Sequence[Lane], deadline: float, drain: bool) -> 
         lane.tell_drops()
         lane.come_to_rest()
         lane.shutdown_steps.finished = True
-
-
-def _let_drain(lane: Lane, deadline: float) -> None:
-    """Gives ``lane`` until ``deadline`` to export what it holds: its worker, or this thread where exit's last hook
-    retired the worker."""
-    if lane.retired_for is not None:
-        lane.export_here(deadline)
-    elif lane.worker is not None and not lane.on_export_thread():
-        lane.worker.join(remaining_millis(deadline) / 1000)
-
-
-def _give_up_what_is_left(lane: Lane, drain: bool) -> None:
-    """Gives up what ``lane`` holds once its worker had until the deadline to drain it (or this thread, where exit's
-    last hook retired the worker), and tells how much."""
-    if lane.retired_for is None and (lane.worker is None or not lane.worker.is_alive()):
-        return  # its worker drained it and ended
-    lane.shutdown_steps.abandoned = True
-    abandoned = lane.core.abandon()
-    if lane.retired_for is not None:
-        if abandoned:
-            logger.warning(
-                "%s: %s before what was queued after spanbatch's exit hook was exported; dropped %s.",
-                lane.name,
-                _why_retired_lane_gave_up(lane, drain),
-                lane.signal.counted(abandoned),
-            )
-        return
-    if not abandoned and not lane.core.stats().in_flight:
-        return  # an idle worker, not joined in the time left: nothing was at stake
-    logger.warning(
-        "%s: %s with the worker still busy (an export, or spans another thread was reading); dropped %s"
-        " still queued (the stats count the rest as they are let go).",
-        lane.name,
-        "shutdown deadline passed" if drain else "exit interrupted",
-        lane.signal.counted(abandoned),
-    )
-
-
-def _why_retired_lane_gave_up(lane: Lane, drain: bool) -> str:
-    if not drain:
-        return "exit interrupted"
-    if lane.retired_for == threading.get_ident():
-        return "exit deadline passed"
-    # No other thread may take the GIL back inside native code once the interpreter finalizes.
-    return "shut down off the thread that exits"

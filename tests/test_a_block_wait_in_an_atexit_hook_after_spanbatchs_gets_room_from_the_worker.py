@@ -1,8 +1,7 @@
 """Under ``drop_policy="block"``, an item ended into a full queue in an atexit hook that runs after spanbatch's last
-hook is dropped (``queue_full``) at once, not after the block timeout: that hook retired the lane's worker, and
-nothing makes room until the provider's shutdown there, so each such wait was the whole timeout, one item after the
-other, and the exit was as long as the application's hook ended items (measured: 36 items past a queue of 64 held
-the exit 3.6 s at the default 100 ms; at ``block_timeout_millis=60_000`` one minute per item)."""
+hook waits for room as anywhere else: the lane's worker goes on past that hook and makes it, so every item is
+exported. (When that hook retired the worker instead, nothing made room: each wait was the whole block timeout, one
+item after the other; measured: 36 items past a queue of 64 held the exit 3.6 s at the default 100 ms.)"""
 
 from __future__ import annotations
 
@@ -47,14 +46,14 @@ provider.get_tracer("app").start_span("main").end()
 QUEUE, LATE = 4, 10
 
 
-def test_items_ended_past_a_full_queue_after_spanbatchs_last_hook_are_dropped_at_once() -> None:
+def test_items_ended_past_a_full_queue_after_spanbatchs_last_hook_wait_for_room_and_are_exported() -> None:
     app = APP.replace("QUEUE", str(QUEUE)).replace("LATE", str(LATE))
-    # Waiting for room, the hook would end these 6 items in 6 minutes: the run's timeout fails the test first.
+    # With no room made, the hook would end these items one block timeout (a minute) each: the run's timeout fails
+    # the test first.
     done = run_app(app, env=clean_env(), timeout=30)
     assert done.returncode == 0, done.stderr
     stats = ReportedStats(*json.loads(done.stdout))
     assert balanced(stats), stats
-    full = LATE - QUEUE
-    assert stats[:4] == (1 + LATE, 1 + QUEUE, 0, 0), stats
-    assert stats.dropped_total == stats.dropped["queue_full"] == full, stats
-    assert f"dropped {full} spans" in done.stderr, done.stderr
+    assert stats[:4] == (1 + LATE, 1 + LATE, 0, 0), stats
+    assert stats.dropped_total == 0, stats
+    assert "dropped" not in done.stderr, done.stderr
