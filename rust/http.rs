@@ -429,6 +429,68 @@ mod tests {
     }
 
     #[test]
+    fn a_cutoff_set_while_a_large_request_is_written_to_a_frozen_server_ends_it() {
+        // A frozen server: the kernel takes the connection, nobody reads. A body larger than the socket buffers
+        // waits in its write, begun long before the cut-off; the request's own timeout (5 s) is far off.
+        let (listener, url) = listen();
+        let cutoff = Arc::new(Cutoff::default());
+        let agent = new_agent(&cutoff);
+        let setter = {
+            let cutoff = Arc::clone(&cutoff);
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(500));
+                cutoff.set(Instant::now());
+            })
+        };
+        let body = vec![b'x'; 32 << 20];
+        let (outcome, took) = call(&url, &[]).timed_send(&agent, &body);
+        setter.join().unwrap();
+        drop(listener);
+        assert!(is_cut_short(&outcome), "{outcome:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
+
+    #[test]
+    fn a_large_request_to_a_server_slow_to_read_goes_on_where_each_write_slice_stopped() {
+        // The server reads nothing for 350 ms: the writes under way time out slice after slice, part-way through
+        // the body; each next slice must send the rest, neither a byte twice nor one left out.
+        let (listener, url) = listen();
+        let body: Vec<u8> = (0..32u32 << 20).map(|i| (i % 251) as u8).collect();
+        let expected = body.clone();
+        let server = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            thread::sleep(Duration::from_millis(350));
+            let mut received = Vec::new();
+            let mut buf = vec![0u8; 1 << 16];
+            let head_end = loop {
+                let n = stream.read(&mut buf).unwrap();
+                received.extend_from_slice(&buf[..n]);
+                if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break at + 4;
+                }
+            };
+            while received.len() < head_end + expected.len() {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "client closed early");
+                received.extend_from_slice(&buf[..n]);
+            }
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+            received[head_end..] == expected[..]
+        });
+        let outcome = call(&url, &[]).send(&new_agent(&Arc::default()), &body);
+        assert!(
+            server.join().unwrap(),
+            "the body arrived whole and in order"
+        );
+        assert!(
+            matches!(outcome, Outcome::Response { status: 200, .. }),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
     fn a_request_begun_past_the_cutoff_writes_nothing() {
         let (url, server) = never_answer();
         let cutoff = Arc::new(Cutoff::default());

@@ -8,24 +8,21 @@
 //! of the request is discarded, and `ureq` reads the response, or fails reading it when none came (a
 //! connection error, as before).
 
-use crate::http_cutoff::{Cutoff, EndsAtCutoff};
+use crate::http_cutoff::Cutoff;
+use crate::http_tcp::CutoffTcpConnector;
 use std::io::ErrorKind;
 use std::sync::Arc;
 use ureq::config::Config;
 use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, NextTimeout, TcpConnector, Transport,
-};
+use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
 use ureq::{Agent, Error};
 
 /// An agent on plain TCP (no proxy, no TLS: see `_http.py`) whose connections read early answers, and end
-/// at `cutoff` once it is set (`http_cutoff.rs`).
+/// at `cutoff` once it is set (`http_tcp.rs`).
 pub fn agent(config: Config, cutoff: &Arc<Cutoff>) -> Agent {
     Agent::with_parts(
         config,
-        TcpConnector::default()
-            .chain(ReadsEarlyAnswers)
-            .chain(EndsAtCutoff(Arc::clone(cutoff))),
+        CutoffTcpConnector(Arc::clone(cutoff)).chain(ReadsEarlyAnswers),
         DefaultResolver::default(),
     )
 }

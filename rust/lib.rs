@@ -30,6 +30,7 @@ mod http;
 mod http_cutoff;
 mod http_early_answer;
 mod http_outcome;
+mod http_tcp;
 mod interned;
 mod log_emit;
 pub mod otlp;

@@ -1,0 +1,230 @@
+//! The plain TCP connections of an `HttpSender`, whose every wait, read or write, ends at its cut-off.
+//!
+//! ureq's own TCP transport writes with `write_all` under a timeout fixed when the write begins: a write cut
+//! short there has sent an unknown part of its bytes and cannot go on, so a cut-off set while a large request
+//! waits in its write (a frozen backend: the kernel took the connection, nobody reads) could not end it. Here
+//! each wait is a slice of at most `LOOK_EVERY` (a socket timeout), and a slice that times out has either
+//! taken nothing or says how much it sent: the next slice goes on from there, after a look at the cut-off.
+//! No other thread, lock or registry: nothing a fork could leave held. Without a cut-off a wait ends at its
+//! own timeout as before; a fast write is one `write` as with `write_all`, and the socket's timeout is set
+//! once per connection (at `LOOK_EVERY`), not per write as ureq's remaining-time timeout was.
+
+use crate::http_cutoff::{cut_short, Cutoff, LOOK_EVERY};
+use std::fmt;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, Transport,
+};
+use ureq::{Error, Timeout};
+
+/// The least time an address is given to connect, as ureq gives it.
+const LEAST_PER_ADDRESS: Duration = Duration::from_millis(10);
+
+/// Opens `CutoffTcp` connections reading the sender's `Cutoff`: the first of the agent's connector chain.
+#[derive(Debug)]
+pub struct CutoffTcpConnector(pub Arc<Cutoff>);
+
+impl Connector<()> for CutoffTcpConnector {
+    type Out = CutoffTcp;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        _chained: Option<()>,
+    ) -> Result<Option<Self::Out>, Error> {
+        let config = details.config;
+        let stream = open(details)?;
+        if config.no_delay() {
+            stream.set_nodelay(true)?;
+        }
+        Ok(Some(CutoffTcp {
+            stream,
+            buffers: LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size()),
+            cutoff: Arc::clone(&self.0),
+            read_slice: None,
+            write_slice: None,
+        }))
+    }
+}
+
+/// Connects to the first of the resolved addresses that takes the connection, as ureq's `TcpConnector` does: the
+/// connect's time shared out between them (halved from one to the next), an address that refuses or cannot be
+/// routed to passed over at once. The connect is not cut: a backend that takes the connection is what the cut-off
+/// is for, and the connect's own timeout bounds it.
+fn open(details: &ConnectionDetails) -> Result<TcpStream, Error> {
+    let budget = details.timeout.not_zero().map(|after| *after);
+    let started = Instant::now();
+    let count = i32::try_from(details.addrs.len()).unwrap_or(i32::MAX);
+    let total_weight = 2.0 * (1.0 - 0.5_f64.powi(count));
+    let mut weight = 1.0_f64;
+    let mut last_error = None;
+    for addr in &details.addrs {
+        let per_address = budget.map(|budget| {
+            Duration::from_secs_f64(budget.as_secs_f64() * weight / total_weight)
+                .max(LEAST_PER_ADDRESS)
+        });
+        match connect(addr, per_address) {
+            Ok(stream) => return Ok(stream),
+            Err(error) if matches!(error.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+                if budget.is_some_and(|budget| started.elapsed() > budget) {
+                    return Err(Error::Timeout(details.timeout.reason));
+                }
+                last_error = Some(Error::Timeout(Timeout::Connect));
+            }
+            Err(error) if tells_of_this_address_only(&error) => {
+                last_error = Some(error.into());
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        }
+        weight /= 2.0;
+    }
+    Err(last_error.unwrap_or_else(|| {
+        io::Error::new(ErrorKind::ConnectionRefused, "Connection refused").into()
+    }))
+}
+
+fn connect(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+    match timeout {
+        Some(timeout) => TcpStream::connect_timeout(addr, timeout),
+        None => TcpStream::connect(addr),
+    }
+}
+
+/// A connect failure after which the next address may still connect (ureq's list).
+fn tells_of_this_address_only(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::ConnectionRefused
+            | ErrorKind::HostUnreachable
+            | ErrorKind::NetworkUnreachable
+            | ErrorKind::NetworkDown
+            | ErrorKind::AddrNotAvailable
+    )
+}
+
+/// A TCP connection whose reads and writes wait in slices, looking at the cut-off between them.
+pub struct CutoffTcp {
+    stream: TcpStream,
+    buffers: LazyBuffers,
+    cutoff: Arc<Cutoff>,
+    /// The socket's read and write timeouts as last set: set again only when a slice differs.
+    read_slice: Option<Duration>,
+    write_slice: Option<Duration>,
+}
+
+impl fmt::Debug for CutoffTcp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CutoffTcp")
+            .field("peer", &self.stream.peer_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A wait of `timeout` begun now: when it ends, None if never.
+fn ends(timeout: NextTimeout) -> Option<Instant> {
+    Instant::now().checked_add(*timeout.after)
+}
+
+/// How long the next slice of a wait that `ends` may block; the error it ends with once the cut-off or its own
+/// timeout has passed.
+fn next_slice(ends: Option<Instant>, reason: Timeout, cutoff: &Cutoff) -> Result<Duration, Error> {
+    let to_cutoff = cutoff.left();
+    if to_cutoff == Some(Duration::ZERO) {
+        return Err(cut_short());
+    }
+    let left = ends.map_or(LOOK_EVERY, |ends| {
+        ends.saturating_duration_since(Instant::now())
+    });
+    if left.is_zero() {
+        return Err(Error::Timeout(reason));
+    }
+    Ok(left.min(LOOK_EVERY).min(to_cutoff.unwrap_or(LOOK_EVERY)))
+}
+
+/// Sets a socket timeout to `slice` unless it is already (a syscall saved on every slice but the last).
+fn set_timeout(
+    stream: &TcpStream,
+    set: &mut Option<Duration>,
+    slice: Duration,
+    apply: fn(&TcpStream, Option<Duration>) -> io::Result<()>,
+) -> io::Result<()> {
+    if *set != Some(slice) {
+        apply(stream, Some(slice))?;
+        *set = Some(slice);
+    }
+    Ok(())
+}
+
+/// A slice that ended without its bytes, to be followed by the next: its timeout passed (`WouldBlock` on
+/// Linux), or a signal came.
+fn slice_ended(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+    )
+}
+
+impl Transport for CutoffTcp {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    /// Writes the output in slices: a slice that times out returns what it sent (Linux's `send` under
+    /// `SO_SNDTIMEO` counts what went out before the timeout), and the next goes on from there.
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
+        let timeout = timeout.for_write();
+        let ends = ends(timeout);
+        let mut sent = 0;
+        while sent < amount {
+            let slice = next_slice(ends, timeout.reason, &self.cutoff)?;
+            set_timeout(
+                &self.stream,
+                &mut self.write_slice,
+                slice,
+                TcpStream::set_write_timeout,
+            )?;
+            match (&self.stream).write(&self.buffers.output()[sent..amount]) {
+                Ok(0) => return Err(io::Error::from(ErrorKind::WriteZero).into()),
+                Ok(written) => sent += written,
+                Err(error) if slice_ended(&error) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what came, waiting in slices: a read that times out has taken nothing from the socket.
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
+        let timeout = timeout.for_read();
+        let ends = ends(timeout);
+        loop {
+            let slice = next_slice(ends, timeout.reason, &self.cutoff)?;
+            set_timeout(
+                &self.stream,
+                &mut self.read_slice,
+                slice,
+                TcpStream::set_read_timeout,
+            )?;
+            match (&self.stream).read(self.buffers.input_append_buf()) {
+                Ok(read) => {
+                    self.buffers.input_appended(read);
+                    return Ok(read > 0);
+                }
+                Err(error) if slice_ended(&error) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Whether a pooled connection can carry another request: nothing to read on it, not even its end.
+    fn is_open(&mut self) -> bool {
+        let mut byte = [0];
+        let open = self.stream.set_nonblocking(true).is_ok()
+            && matches!((&self.stream).read(&mut byte), Err(error) if error.kind() == ErrorKind::WouldBlock);
+        open && self.stream.set_nonblocking(false).is_ok()
+    }
+}
