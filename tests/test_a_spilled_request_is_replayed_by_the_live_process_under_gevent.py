@@ -74,8 +74,10 @@ provider.shutdown()
         pytest.param(
             "stock",
             "given session",
+            # Not strict: whether the next export takes the replay's socket is a race (at 1b7a0bf it passed 1 run
+            # of 5, at 122c62f 2 of 4), which failed the local CI of 122c62f on 3.11 as an XPASS(strict).
             marks=pytest.mark.xfail(
-                strict=True, reason="the replay thread shares the caller's session's gevent sockets"
+                strict=False, reason="the replay thread shares the caller's session's gevent sockets (a race)"
             ),
         ),
     ],
