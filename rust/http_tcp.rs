@@ -12,16 +12,13 @@
 use crate::http_cutoff::{cut_short, Cutoff, LOOK_EVERY};
 use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, Transport,
 };
 use ureq::{Error, Timeout};
-
-/// The least time an address is given to connect, as ureq gives it.
-const LEAST_PER_ADDRESS: Duration = Duration::from_millis(10);
 
 /// Opens `CutoffTcp` connections reading the sender's `Cutoff`: the first of the agent's connector chain.
 #[derive(Debug)]
@@ -50,60 +47,37 @@ impl Connector<()> for CutoffTcpConnector {
     }
 }
 
-/// Connects to the first of the resolved addresses that takes the connection, as ureq's `TcpConnector` does: the
-/// connect's time shared out between them (halved from one to the next), an address that refuses or cannot be
-/// routed to passed over at once. The connect is not cut: a backend that takes the connection is what the cut-off
-/// is for, and the connect's own timeout bounds it.
+/// Connects to the resolved addresses in turn until one takes the connection. Each try gets an even share of
+/// the connect time still left among the addresses not tried yet, so an address that never answers leaves the
+/// others time (a name with an IPv6 and an IPv4 address, only one of them served). The connect is not cut: a
+/// backend that takes the connection is what the cut-off is for, and the connect's own timeout bounds it.
 fn open(details: &ConnectionDetails) -> Result<TcpStream, Error> {
-    let budget = details.timeout.not_zero().map(|after| *after);
-    let started = Instant::now();
-    let count = i32::try_from(details.addrs.len()).unwrap_or(i32::MAX);
-    let total_weight = 2.0 * (1.0 - 0.5_f64.powi(count));
-    let mut weight = 1.0_f64;
-    let mut last_error = None;
-    for addr in &details.addrs {
-        let per_address = budget.map(|budget| {
-            Duration::from_secs_f64(budget.as_secs_f64() * weight / total_weight)
-                .max(LEAST_PER_ADDRESS)
-        });
-        match connect(addr, per_address) {
+    let ends = details
+        .timeout
+        .not_zero()
+        .and_then(|after| Instant::now().checked_add(*after));
+    let mut failed = None;
+    for (tried, addr) in details.addrs.iter().enumerate() {
+        let untried = u32::try_from(details.addrs.len() - tried).unwrap_or(u32::MAX);
+        let attempt = match ends {
+            None => TcpStream::connect(addr),
+            Some(ends) => match ends.saturating_duration_since(Instant::now()) / untried {
+                Duration::ZERO => return Err(Error::Timeout(details.timeout.reason)),
+                share => TcpStream::connect_timeout(addr, share),
+            },
+        };
+        match attempt {
             Ok(stream) => return Ok(stream),
-            Err(error) if matches!(error.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
-                if budget.is_some_and(|budget| started.elapsed() > budget) {
-                    return Err(Error::Timeout(details.timeout.reason));
-                }
-                last_error = Some(Error::Timeout(Timeout::Connect));
-            }
-            Err(error) if tells_of_this_address_only(&error) => {
-                last_error = Some(error.into());
-                continue;
-            }
-            Err(error) => return Err(error.into()),
+            Err(error) => failed = Some(error),
         }
-        weight /= 2.0;
     }
-    Err(last_error.unwrap_or_else(|| {
-        io::Error::new(ErrorKind::ConnectionRefused, "Connection refused").into()
-    }))
-}
-
-fn connect(addr: &SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
-    match timeout {
-        Some(timeout) => TcpStream::connect_timeout(addr, timeout),
-        None => TcpStream::connect(addr),
-    }
-}
-
-/// A connect failure after which the next address may still connect (ureq's list).
-fn tells_of_this_address_only(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        ErrorKind::ConnectionRefused
-            | ErrorKind::HostUnreachable
-            | ErrorKind::NetworkUnreachable
-            | ErrorKind::NetworkDown
-            | ErrorKind::AddrNotAvailable
-    )
+    Err(match failed {
+        Some(error) if matches!(error.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
+            Error::Timeout(details.timeout.reason)
+        }
+        Some(error) => error.into(),
+        None => Error::HostNotFound,
+    })
 }
 
 /// A TCP connection whose reads and writes wait in slices, looking at the cut-off between them.
@@ -220,11 +194,13 @@ impl Transport for CutoffTcp {
         }
     }
 
-    /// Whether a pooled connection can carry another request: nothing to read on it, not even its end.
+    /// Whether a pooled connection can carry another request: nothing waits to be read on it, not even its end
+    /// (a server that closed it). Looked at without blocking, and without taking anything from the socket.
     fn is_open(&mut self) -> bool {
-        let mut byte = [0];
-        let open = self.stream.set_nonblocking(true).is_ok()
-            && matches!((&self.stream).read(&mut byte), Err(error) if error.kind() == ErrorKind::WouldBlock);
-        open && self.stream.set_nonblocking(false).is_ok()
+        if self.stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let idle = matches!(self.stream.peek(&mut [0]), Err(error) if error.kind() == ErrorKind::WouldBlock);
+        self.stream.set_nonblocking(false).is_ok() && idle
     }
 }
