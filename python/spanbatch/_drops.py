@@ -66,13 +66,16 @@ class DropReporter:
         self._locks = PerProcess(threading.Lock)
         self._stock_queue_full = stock_queue_full(signal)
         self._refused_before = False
+        self._told_exited = False  # a refusal past exit's last hook told (``report_refused``)
         # Set on a thread while it logs this reporter's lines (see ``report``).
         self._telling = threading.local()
         # Only a lane of log records takes the lines back (those that drop what their export thread emits).
         self._echoes = _ECHOES if "export_thread" in signal.drop_reasons else ()
 
-    def report(self, read: Callable[[], Mapping[str, int]], *, now: bool = False) -> None:
+    def report(self, read: Callable[[], Mapping[str, int]], *, now: bool = False, last: bool = False) -> None:
         """Warn about new drops, as ``read()`` counts them, if the interval has passed (or ``now``).
+
+        ``last``: nothing will tell of later drops (the process exits), and the line says so.
 
         A ``LoggingHandler`` on the root logger hands the warning to the log processor that logged it, which drops
         it (see ``_ECHOES``). Those drops are booked as told: as news, each warning would set off the next one,
@@ -94,7 +97,7 @@ class DropReporter:
                 self._reported[reason] = max(count, self._reported.get(reason, 0))
             self._last = time.monotonic()
         with self.own_lines(read):
-            self._log(new, elapsed)
+            self._log(new, elapsed, last)
 
     @contextmanager
     def own_lines(self, read: Callable[[], Mapping[str, int]]) -> Iterator[None]:
@@ -115,7 +118,7 @@ class DropReporter:
             if self._echoes:
                 self._book_echoes(told, before, read())
 
-    def _log(self, new: Mapping[str, int], elapsed: float) -> None:
+    def _log(self, new: Mapping[str, int], elapsed: float, last: bool) -> None:
         # Logged once booked, without the lock: a handler may bring the line back here on this thread (a
         # ``LoggingHandler`` into a log processor shut down, whose refusal reports again), and another thread
         # in that handler may wait for this lock while holding the handler's.
@@ -126,22 +129,29 @@ class DropReporter:
                 # A user's filter that raises loses the line, never the count of what was said.
                 logged(
                     logger.warning,
-                    "%s%s — dropped %s %s",
+                    "%s%s — dropped %s %s%s",
                     self._label,
                     _WHY.get(reason, reason),
                     self._signal.counted(count),
                     in_the_last(elapsed),
+                    "; more dropped as the process exits are counted in stats(), not told" if last else "",
                 )
 
-    def report_refused(self, read: Callable[[], Mapping[str, int]]) -> None:
+    def report_refused(self, read: Callable[[], Mapping[str, int]], *, exited: bool = False) -> None:
         """``report``, from the thread that handed over an item after shutdown: the first such drop is told at
         once (the worker that told of drops is gone, and nothing may come later to tell of it), the rest at most
-        once per interval; what the interval leaves unsaid is told at exit (``_exit``)."""
+        once per interval; what the interval leaves unsaid is told at exit (``_exit``). ``exited``: past exit's last
+        hook, which told what was unsaid then: the first drop after it is told at once, saying that those after it
+        are counted, not told (a line per item would flood the exit's log)."""
         if getattr(self._telling, "lines", False):
             return  # see ``report``
         with self._locks.get():
             first, self._refused_before = not self._refused_before, True
-        self.report(read, now=first)
+            told_exited, self._told_exited = self._told_exited, self._told_exited or exited
+        if not exited:
+            self.report(read, now=first)
+        elif not told_exited:
+            self.report(read, now=True, last=True)
 
     def _book_echoes(self, told: Mapping[str, int], before: Mapping[str, int], after: Mapping[str, int]) -> None:
         """Books as told the drops the lines just logged came back as: what ``_ECHOES`` grew by meanwhile. (Another

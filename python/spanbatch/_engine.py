@@ -133,7 +133,7 @@ class Engine(ABC, Generic[Telemetry]):
                         line()
             finally:
                 for lane in lanes:
-                    lane.drops.report_refused(lane.dropped)
+                    lane.drops.report_refused(lane.dropped, exited=_exit.past_last_hook())
 
         return refused
 

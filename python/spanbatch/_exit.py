@@ -170,6 +170,11 @@ def flush(lanes: list[Lane], timeout_millis: float) -> dict[str, bool]:
         return flush_lanes(lanes, timeout_millis, _flush_deadline)
 
 
+def past_last_hook() -> bool:
+    """Whether spanbatch's last atexit hook has run: nothing of spanbatch's runs after it to tell of drops."""
+    return _past_last_hook
+
+
 def exit_timeout_millis() -> float:
     return read(_settings.EXIT_TIMEOUT)
 
