@@ -10,14 +10,16 @@
 //! call (a span's property, a collection's finalizer) can be cut off the same way.
 //!
 //! No API tells a thread, without the GIL, that finalization is about to begin, so the last
-//! atexit hook says it: `close_exit_gate`, once it has shut every lane down. From then on the
-//! code of a lane stopped before that (shut down, or abandoned) stops short: its worker, done
+//! atexit hook says it: `close_exit_gate`, once it has flushed every lane nobody shut down
+//! (and shut down those that did not drain). From then on the code of a lane stopped before
+//! that (shut down, or abandoned) stops short: its worker, done
 //! with its work here, parks for good instead of taking the GIL back (as `CPython` 3.14 does to
 //! any thread), and lane code about to call into Python (reading spans, making a log record
 //! readable) does not; the process's exit ends them. Closing first waits for the threads
 //! already through to be done, so that none is caught between its look and the GIL. The gate
-//! stops nothing else: a lane made later (in an atexit hook that runs after ours) works and
-//! drains as before, and so does the exporters' code, which other threads run too (a stock
+//! stops nothing else: a lane that hook flushed and left running, or one made later (in an
+//! atexit hook that runs after ours), works and drains as before, for the atexit hooks after
+//! ours to end items into; and so does the exporters' code, which other threads run too (a stock
 //! processor's worker). A thread of theirs that asks for the GIL once finalization has begun is
 //! hung by `PyO3`, and one caught in Python code called from here by `HangIfUnwound`. The thread
 //! that closed the gate passes it (it is the one that finalizes), and so does a forked child.
