@@ -104,9 +104,14 @@ def register(owner: HasLanes) -> None:
         _sigterm_settled = _install_sigterm_handler()
 
 
+def _lanes() -> list[Lane]:
+    """This process's lanes of every registered processor and pipeline."""
+    return _fork.of_this_process(lane for owner in list(_owners) for lane in owner.lanes)
+
+
 def lane_exporters() -> list[object]:
     """The exporters of this process's lanes: spanbatch's shutdowns of them keep to the exit deadline."""
-    return [lane.exporter for lane in _fork.of_this_process(lane for owner in list(_owners) for lane in owner.lanes)]
+    return [lane.exporter for lane in _lanes()]
 
 
 def before_finalizing(stop: Callable[[float], None]) -> None:
@@ -121,7 +126,7 @@ def _exit_begins() -> None:
     _exiting = True
     # Every lane sends what it holds now, in parallel. The providers' hooks then shut their processors down one after
     # the other within the one deadline, and one waiting on a hung backend would leave those after it no time.
-    start_flushes(_fork.of_this_process(lane for owner in list(_owners) for lane in owner.lanes))
+    start_flushes(_lanes())
 
 
 def _on_main_thread_done() -> None:
@@ -213,7 +218,7 @@ def shutdown_all(timeout_millis: float | None = None, *, leave_to_owners: bool =
     the atexit hooks after this one end, for its worker to export and its owner to shut down; one that did not drain
     by the deadline is shut down (what it holds is counted and told). Interrupted, every lane is shut down unwaited.
     """
-    lanes = _fork.of_this_process(lane for owner in list(_owners) for lane in owner.lanes)
+    lanes = _lanes()
     if timeout_millis is None:
         longest_export = max((lane.settings.export_timeout_millis for lane in lanes), default=0.0)
         timeout_millis = min(_millis_left_to_exit(), longest_export)
@@ -243,7 +248,7 @@ def _flushed(lanes: list[Lane], deadline: float) -> list[Lane]:
 def flush_all() -> None:
     """Flush every registered lane in parallel within the exit timeout (or the lanes' longest
     ``export_timeout_millis``, if shorter); the lanes keep running, and the exit deadline is not started."""
-    lanes = _fork.of_this_process(lane for owner in list(_owners) for lane in owner.lanes)
+    lanes = _lanes()
     longest_export = max((lane.settings.export_timeout_millis for lane in lanes), default=0.0)
     flush_lanes(lanes, min(exit_timeout_millis(), longest_export))
 
