@@ -9,6 +9,7 @@ refuses them leaves them counted and told, within the limit too.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from subprocess import CompletedProcess
 from typing import Any
@@ -97,6 +98,28 @@ def exit_behind_a_hung_backend(
     return app, json.loads(app.stdout.strip().splitlines()[-1])
 
 
+def on_disk(spill: Path, names: Callable[[bytes], Iterator[str]]) -> list[str]:
+    """The names of what every request stored under ``spill`` holds, as ``names`` reads one request."""
+    return [
+        name
+        for directory in {path.parent for path in spill_files(spill)}
+        for payload in replayed(SpillStore(directory, 1 << 30))
+        for name in names(payload)
+    ]
+
+
+def span_names(payload: bytes) -> Iterator[str]:
+    for resource in ExportTraceServiceRequest.FromString(payload).resource_spans:
+        for scope in resource.scope_spans:
+            yield from (span.name for span in scope.spans)
+
+
+def log_bodies(payload: bytes) -> Iterator[str]:
+    for resource in ExportLogsServiceRequest.FromString(payload).resource_logs:
+        for scope in resource.scope_logs:
+            yield from (record.body.string_value for record in scope.log_records)
+
+
 def earlier_request() -> bytes:
     request = ExportTraceServiceRequest()
     request.resource_spans.add().scope_spans.add().spans.add(name="earlier", trace_id=b"t" * 16, span_id=b"s" * 8)
@@ -110,15 +133,7 @@ def test_every_span_is_on_disk_within_the_exit_limit(protocol: str, timeout: str
     assert (report["spilled"], report["queued"], report["in_flight"]) == (SPANS, 0, 0), app.stderr
     assert report["dropped"] == {}, app.stderr
     assert report["exit_seconds"] < EXIT_TIMEOUT_SECONDS, app.stderr
-    stored = [
-        span.name
-        for directory in {path.parent for path in spill_files(tmp_path)}
-        for payload in replayed(SpillStore(directory, 1 << 30))
-        for resource in ExportTraceServiceRequest.FromString(payload).resource_spans
-        for scope in resource.scope_spans
-        for span in scope.spans
-    ]
-    assert sorted(stored) == sorted(f"s{i}" for i in range(SPANS)), app.stderr
+    assert sorted(on_disk(tmp_path, span_names)) == sorted(f"s{i}" for i in range(SPANS)), app.stderr
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
@@ -141,15 +156,7 @@ def test_every_log_record_is_on_disk_within_the_exit_limit(protocol: str, tmp_pa
     assert (report["spilled"], report["queued"], report["in_flight"]) == (SPANS, 0, 0), app.stderr
     assert report["dropped"] == {}, app.stderr
     assert report["exit_seconds"] < EXIT_TIMEOUT_SECONDS, app.stderr
-    stored = [
-        record.body.string_value
-        for directory in {path.parent for path in spill_files(tmp_path)}
-        for payload in replayed(SpillStore(directory, 1 << 30))
-        for resource in ExportLogsServiceRequest.FromString(payload).resource_logs
-        for scope in resource.scope_logs
-        for record in scope.log_records
-    ]
-    assert sorted(stored) == sorted(f"r{i}" for i in range(SPANS)), app.stderr
+    assert sorted(on_disk(tmp_path, log_bodies)) == sorted(f"r{i}" for i in range(SPANS)), app.stderr
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
