@@ -23,15 +23,27 @@ use pyo3::types::{PyTuple, PyType};
 /// `interned`), so a `fork()` from another thread cannot leave a child waiting on one.
 static STORED_CONTEXT_CLASSES: [PyOnceLock<Py<PyType>>; 4] = [const { PyOnceLock::new() }; 4];
 
-/// Whether `class` reads `context` with the SDK's `ReadableSpan.context` property (not overridden).
-/// Stock never looks at the class: what looking raises (a metaclass's own lookup) means "ask the
-/// span", except an interrupt (not an `Exception`: a Ctrl-C that landed there), the application's.
-fn reads_stored_context(class: &Bound<'_, PyType>) -> PyResult<bool> {
-    let py = class.py();
+/// Whether `span`'s class reads `context` with the SDK's `ReadableSpan.context` property (not
+/// overridden). Stock never looks at the class: what looking raises (a metaclass's own lookup)
+/// means "ask the span", except an interrupt (not an `Exception`: a Ctrl-C that landed there), the
+/// application's.
+///
+/// The known classes are compared by pointer, the class not taken: taking it (`get_type`) moved
+/// its reference count twice per span, two calls into the interpreter under the stable ABI.
+fn reads_stored_context(span: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = span.py();
+    let class = span.get_type_ptr();
     let mut stored = STORED_CONTEXT_CLASSES.iter().map_while(|slot| slot.get(py));
-    if stored.any(|stored| stored.is(class)) {
+    if stored.any(|stored| stored.as_ptr().cast() == class) {
         return Ok(true);
     }
+    looked_up(&span.get_type())
+}
+
+/// `reads_stored_context` for a class not known yet: it walks the class's MRO.
+#[cold]
+fn looked_up(class: &Bound<'_, PyType>) -> PyResult<bool> {
+    let py = class.py();
     match inherits_stored_context(class) {
         Ok(inherits) => Ok(inherits),
         Err(error) if error.is_instance_of::<PyException>(py) => Ok(false),
@@ -69,7 +81,7 @@ fn inherits_stored_context(class: &Bound<'_, PyType>) -> PyResult<bool> {
 /// unsampled one. A span without a context (None, or any falsy one, as stock tests it) is passed over.
 pub(crate) fn is_sampled(span: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = span.py();
-    if !reads_stored_context(&span.get_type())? {
+    if !reads_stored_context(span)? {
         return is_sampled_as_stock(span);
     }
     match span.getattr(interned!(py, "_context")) {
