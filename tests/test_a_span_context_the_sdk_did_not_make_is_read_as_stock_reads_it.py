@@ -47,3 +47,17 @@ def test_flags_that_answer_unsampled_are_passed_over(processor_class: Any, shutd
 
     assert processor.force_flush(5000)
     assert exporter.spans == []
+
+
+def test_flags_past_a_machine_word_or_negative_are_read_by_their_low_bit(
+    processor_class: Any, shutdown_later: Any
+) -> None:
+    # ``sampled`` is ``bool(flags & 1)`` whatever the int; spanbatch reads the low bit itself within an i64.
+    exporter = RecordingExporter()
+    processor = shutdown_later(processor_class(exporter))
+    flags = {"minus one": -1, "minus two": -2, "2**63 + 1": 2**63 + 1, "2**64": 2**64, "2**64 + 3": 2**64 + 3}
+    for name, value in flags.items():
+        processor.on_end(ReadableSpan(name, context=SpanContext(1, 2, False, TraceFlags(value))))
+
+    assert processor.force_flush(5000)
+    assert [span.name for span in exporter.spans] == ["minus one", "2**63 + 1", "2**64 + 3"]
