@@ -99,7 +99,10 @@ pub(crate) fn is_sampled(span: &Bound<'_, PyAny>) -> PyResult<bool> {
                     .get_borrowed_item(3)
                     .ok()
                     .filter(|f| f.is_exact_instance(types.trace_flags.bind(py)))
-                    .and_then(|f| f.extract::<u64>().ok())
+                    // As i64, which PyO3 reads with one call where u64 first checks the type (a call
+                    // under the stable ABI): an int, as TraceFlags is. Its low bit is Python's `& 1`
+                    // for a negative one too; one out of range goes the public way, as before.
+                    .and_then(|f| f.extract::<i64>().ok())
                 {
                     return Ok(flags & 1 == 1);
                 }
