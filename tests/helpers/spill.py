@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from spanbatch._spill import Sent, SpillStore
 from spanbatch.testing import OTLPReceiver
 
@@ -35,3 +38,25 @@ def spilling_exporter(rx: OTLPReceiver, spill_dir: Path | None, **kwargs: Any) -
 
 def spill_files(root: Path) -> list[Path]:
     return sorted(root.glob("*/*.spill"))
+
+
+def on_disk(spill: Path, names: Callable[[bytes], Iterator[str]]) -> list[str]:
+    """The names of what every request stored under ``spill`` holds, as ``names`` reads one request."""
+    return [
+        name
+        for directory in {path.parent for path in spill_files(spill)}
+        for payload in replayed(SpillStore(directory, 1 << 30))
+        for name in names(payload)
+    ]
+
+
+def span_names(payload: bytes) -> Iterator[str]:
+    for resource in ExportTraceServiceRequest.FromString(payload).resource_spans:
+        for scope in resource.scope_spans:
+            yield from (span.name for span in scope.spans)
+
+
+def log_bodies(payload: bytes) -> Iterator[str]:
+    for resource in ExportLogsServiceRequest.FromString(payload).resource_logs:
+        for scope in resource.scope_logs:
+            yield from (record.body.string_value for record in scope.log_records)

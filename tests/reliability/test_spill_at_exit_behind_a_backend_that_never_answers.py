@@ -9,13 +9,11 @@ refuses them leaves them counted and told, within the limit too.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from subprocess import CompletedProcess
 from typing import Any
 
 import pytest
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from spanbatch._spill import SpillStore
 from spanbatch.exporter._spilling import backend_directory
@@ -23,7 +21,7 @@ from spanbatch.exporter.grpc import _EXPORT_METHOD
 from spanbatch.testing import OTLPReceiver
 
 from tests.helpers.apps import clean_env, run_app
-from tests.helpers.spill import replayed, spill_files
+from tests.helpers.spill import log_bodies, on_disk, span_names, spill_files
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -96,28 +94,6 @@ def exit_behind_a_hung_backend(
         rx.set_behaviour("ok")
     assert app.returncode == 0, app.stderr
     return app, json.loads(app.stdout.strip().splitlines()[-1])
-
-
-def on_disk(spill: Path, names: Callable[[bytes], Iterator[str]]) -> list[str]:
-    """The names of what every request stored under ``spill`` holds, as ``names`` reads one request."""
-    return [
-        name
-        for directory in {path.parent for path in spill_files(spill)}
-        for payload in replayed(SpillStore(directory, 1 << 30))
-        for name in names(payload)
-    ]
-
-
-def span_names(payload: bytes) -> Iterator[str]:
-    for resource in ExportTraceServiceRequest.FromString(payload).resource_spans:
-        for scope in resource.scope_spans:
-            yield from (span.name for span in scope.spans)
-
-
-def log_bodies(payload: bytes) -> Iterator[str]:
-    for resource in ExportLogsServiceRequest.FromString(payload).resource_logs:
-        for scope in resource.scope_logs:
-            yield from (record.body.string_value for record in scope.log_records)
 
 
 def earlier_request() -> bytes:
