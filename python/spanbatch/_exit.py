@@ -78,8 +78,8 @@ _past_last_hook = False
 # Set once Ctrl-C (or any exception) tore through a shutdown at exit: the user asked to stop waiting, so the rest of
 # the exit no longer waits for exports to drain (what they hold is counted and told at once, as after a deadline).
 _exit_interrupted = False
-# Told the exit deadline once the first shutdown at exit sets it (a forked child's own too): a spilling exporter's
-# sends end short of it (``exporter._spilling``), not of a guess made before the application's own hooks ran.
+# Told the exit deadline once the first shutdown at exit sets it (SIGTERM's, a forked child's own too): a spilling
+# exporter's sends end short of it (``exporter._spilling``), not of a guess made before the application's own hooks ran.
 _deadline_listeners: list[Callable[[float], None]] = []
 # The thread shutting every lane down on SIGTERM, when the main thread could not wait for it (see on_sigterm).
 _terminating: WorkerThread | None = None

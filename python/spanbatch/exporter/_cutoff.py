@@ -1,11 +1,12 @@
 """When a spilling exporter's sends end at the latest, once the process exits.
 
-A spill directory asks for durability: at exit, what cannot be sent within the exit deadline must reach the disk.
-A backend that takes the connection and never answers holds a request for the exporter's whole timeout (10 s by
-default), past the exit limit (5 s), and the queue behind it with it. So once exit begins, the spiller sets a
-cut-off short of the exit deadline (``_spilling``): a send still waiting then (begun before the exit, or since) ends
-as timed out, and goes to disk like any request that timed out, the queue behind it after it. Without a spill
-directory no cut-off is ever set: the exporter waits out its own timeout, as the stock one does.
+A spill directory asks for durability: at exit, what cannot be sent within the exit deadline must reach the disk. A
+backend that takes the connection and never answers holds a request for the exporter's whole timeout (10 s by
+default), past the exit limit (5 s), and the queue behind it with it. So once exit begins (the program's end, or
+spanbatch's shutdown of every lane on SIGTERM, ``SPANBATCH_FLUSH_ON_SIGTERM``), the spiller sets a cut-off short of
+the exit deadline (``_spilling``): a send still waiting then (begun before the exit, or since) ends as timed out,
+and goes to disk like any request that timed out, the queue behind it after it. Without a spill directory no cut-off
+is ever set: the exporter waits out its own timeout, as the stock one does.
 """
 
 from __future__ import annotations

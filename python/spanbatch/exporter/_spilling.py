@@ -211,14 +211,6 @@ class Spiller:
             if sends_end_by is not None:
                 self._cutoff.set(sends_end_by)
 
-    def exit_deadline_set(self, sends_end_by: float) -> None:
-        """The exit deadline is set (by the first shutdown at exit): sends end at ``sends_end_by``, short of it, once
-        the exit began; later than a cut-off ``exit_begins`` set if the application's own hooks took time."""
-        with self._lock:
-            exiting = self._exiting
-        if exiting and self._cutoff is not None:
-            self._cutoff.set(sends_end_by)
-
     def _ensure_replaying(self) -> None:
         # Started outside the lock: ``start`` waits for the new thread, in which a garbage collection may run
         # another exporter's ``_exporter_freed``, which calls this (and takes the lock) to hand its files over.
@@ -327,9 +319,12 @@ def _exit_begins() -> None:
 
 
 def _exit_deadline_set(deadline: float) -> None:
+    # Set by the first shutdown at exit, later than a cut-off ``_exit_begins`` set if the application's own hooks
+    # took time; or by SIGTERM's shutdown of every lane, after which the process dies of the signal: no atexit hook
+    # runs, and the exit begins here.
     sends_end_by = _sends_end_by(deadline)
     for spiller in list(_exiting_spillers):
-        spiller.exit_deadline_set(sends_end_by)
+        spiller.exit_begins(sends_end_by)
 
 
 _exit.when_deadline_set(_exit_deadline_set)
