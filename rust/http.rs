@@ -241,8 +241,13 @@ impl PyHttpSender {
 
     /// From now on, every request ends `seconds` from now at the latest, those under way too: one still
     /// waiting then fails as timed out, and one begun later fails before it writes (`http_cutoff.rs`).
-    fn end_sends_after(&self, seconds: f64) {
-        self.cutoff.set(Instant::now() + millis(seconds * 1000.0));
+    /// None: no cut-off any more (a forked child that lives on, whose parent was exiting).
+    #[pyo3(signature = (seconds))]
+    fn end_sends_after(&self, seconds: Option<f64>) {
+        match seconds {
+            Some(seconds) => self.cutoff.set(Instant::now() + millis(seconds * 1000.0)),
+            None => self.cutoff.lift(),
+        }
     }
 
     #[allow(clippy::unused_self)] // a Python method: `self` is how Python calls it

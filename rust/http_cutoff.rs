@@ -43,6 +43,11 @@ impl Cutoff {
         self.at.store(nanos, Ordering::Relaxed);
     }
 
+    /// No cut-off any more: requests wait out their own timeouts again.
+    pub fn lift(&self) {
+        self.at.store(UNSET, Ordering::Relaxed);
+    }
+
     /// The time left to the cut-off (zero once past); None while none is set.
     pub fn left(&self) -> Option<Duration> {
         let nanos = self.at.load(Ordering::Relaxed);
@@ -58,4 +63,19 @@ pub fn cut_short() -> Error {
         ErrorKind::TimedOut,
         "cut short: no answer by the cut-off set at exit (the exit deadline is near)",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lifted_cutoff_is_none_again() {
+        let cutoff = Cutoff::default();
+        assert_eq!(cutoff.left(), None);
+        cutoff.set(Instant::now());
+        assert_eq!(cutoff.left(), Some(Duration::ZERO));
+        cutoff.lift();
+        assert_eq!(cutoff.left(), None);
+    }
 }

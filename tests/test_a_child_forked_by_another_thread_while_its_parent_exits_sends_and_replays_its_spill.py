@@ -68,7 +68,6 @@ atexit.register(parent_exits)
 """
 
 
-@pytest.mark.xfail(strict=True, reason="the child inherits its parent's exit: cut off, and no replay")
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_its_span_the_backend_was_busy_for_is_replayed_to_it(protocol: str, tmp_path: Path) -> None:
     with OTLPReceiver(protocol) as rx:

@@ -221,6 +221,7 @@ def test_a_child_forked_at_exit_bounds_its_flushes_by_its_own_exit_limit(monkeyp
     # nor the flush's own timeout alone, as while a main thread runs).
     monkeypatch.setenv("SPANBATCH_EXIT_TIMEOUT_MS", str(EXIT_TIMEOUT_MILLIS))
     monkeypatch.setattr(_exit, "_exiting", True)
+    monkeypatch.setattr(_exit._runs_the_exit_hooks, "here", True, raising=False)  # this thread forks, as a hook would
     monkeypatch.setattr(_exit, "_exit_deadline", time.monotonic() - 1)
 
     def child() -> dict[str, Any]:

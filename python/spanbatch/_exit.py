@@ -26,7 +26,9 @@ A forked child is a process of its own: whatever its parent was doing (dying of 
 running), the child's exit gets the whole limit, from its own first shutdown, and a SIGTERM sent to it flushes as
 configured; processors its parent had shut down by then stay shut down in it (as stock's do), those it makes
 work. Forked from an atexit hook (CPython 3.10, 3.11, 3.13+; 3.12 forks no child once exit has begun), it is
-exiting too: it runs the hooks after that one, its main thread done.
+exiting too: it runs the hooks after that one, its main thread done. Forked by another thread meanwhile (a daemon
+thread), it goes on with that thread's work: it is not exiting, and its spilling exporters replay and send with no
+cut-off.
 """
 
 from __future__ import annotations
@@ -69,6 +71,10 @@ _sigterm_settled = False
 _told_off_the_main_thread = False
 # Set by the first atexit hook: the main and the non-daemon threads are done.
 _exiting = False
+# Marks the thread that runs the atexit hooks, from the first on: a child it forks runs the hooks after that one, and
+# is exiting too; one another thread forks meanwhile goes on with that thread's work. Thread-local: the forking
+# thread's values are the child's (an ident may change across a fork, and two threads may fork at once).
+_runs_the_exit_hooks = threading.local()
 # When the exit deadline passes (monotonic); set by the first shutdown once exiting.
 _exit_deadline: float | None = None
 # What the waits of non-daemon threads have left of the exit limit, once the main thread is done.
@@ -89,11 +95,18 @@ _sigterm_handler: Callable[[int, FrameType | None], None] | None = None
 _sigterm_handler_set_aside = False
 # What stops a thread of spanbatch's exporters (a spill's replay) before the interpreter finalizes.
 _stops_before_finalizing: list[Callable[[float], None]] = []
+# Told in a forked child that is not exiting, whatever its parent was doing: a spilling exporter's exit is called off.
+_child_lives_on_listeners: list[Callable[[], None]] = []
 
 
 def when_deadline_set(listener: Callable[[float], None]) -> None:
     """``listener(deadline)`` (monotonic) each time a process sets its exit deadline."""
     _deadline_listeners.append(listener)
+
+
+def when_forked_child_lives_on(listener: Callable[[], None]) -> None:
+    """``listener()`` in each forked child that is not exiting (see ``_after_fork_in_child``)."""
+    _child_lives_on_listeners.append(listener)
 
 
 def register(owner: HasLanes) -> None:
@@ -124,6 +137,7 @@ def before_finalizing(stop: Callable[[float], None]) -> None:
 def _exit_begins() -> None:
     global _exiting
     _exiting = True
+    _runs_the_exit_hooks.here = True
     # Every lane sends what it holds now, in parallel. The providers' hooks then shut their processors down one after
     # the other within the one deadline, and one waiting on a hung backend would leave those after it no time.
     start_flushes(_lanes())
@@ -139,12 +153,19 @@ def _on_main_thread_done() -> None:
 def _after_fork_in_child() -> None:
     """The child's exit is its own: it gets the whole limit whatever was left of its parent's (a pre-fork server or
     a pool may fork while its SIGTERM's shutdown runs), and SIGTERM flushes it as configured."""
-    global _budget, _terminating, _exit_deadline, _exit_interrupted
+    global _budget, _terminating, _exit_deadline, _exit_interrupted, _exiting, _past_last_hook
     _budget = ExitBudget()  # the child's own main thread (the one that forked) is running
-    if _exiting:
+    if _exiting and getattr(_runs_the_exit_hooks, "here", False):
         # Forked by an atexit hook: the child runs the hooks after it, its main thread done. It stays exiting (its
         # shutdowns keep an exit deadline; no hook would tell it again), and its flushes share its exit limit too.
         _budget.main_thread_done()
+    else:
+        # Forked by another thread (a daemon thread while its parent ran the hooks, say): the child goes on with
+        # that thread's work, a live process until it exits in its turn.
+        _exiting = False
+        _past_last_hook = False
+        for listener in _child_lives_on_listeners:
+            listener()
     _exit_deadline = None  # set by the child's own first shutdown once exiting
     _exit_interrupted = False  # a Ctrl-C its parent's exit met is not the child's
     _terminating = None

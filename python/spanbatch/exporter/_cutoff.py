@@ -23,11 +23,11 @@ class Cutoff:
         # The stock client's shutdown event, which ends its backoff between retries (nothing else sets it before
         # the exporter's shutdown).
         self._backoff_ends = backoff_ends
-        # What tells each Rust transport (the exports', the replay's), whose sends read their own cut-off.
-        self._transports: list[Callable[[float], None]] = []
+        # What tells each Rust transport (the exports', the replay's), whose sends read their own cut-off (None: none).
+        self._transports: list[Callable[[float | None], None]] = []
         self._at: float | None = None
 
-    def tell(self, transport: Callable[[float], None]) -> None:
+    def tell(self, transport: Callable[[float | None], None]) -> None:
         """``transport(at)`` whenever the cut-off is set, and now if it is: a transport made once it was set too."""
         self._transports.append(transport)
         at = self._at
@@ -44,6 +44,14 @@ class Cutoff:
         self.end_backoff()
         for transport in list(self._transports):
             transport(at)
+
+    def lift(self) -> None:
+        """No cut-off, and backoffs as usual again: in a forked child that lives on, whose parent was exiting."""
+        self._at = None
+        # Set by the stock shutdown too; an exporter shut down refuses every export all the same.
+        self._backoff_ends.clear()
+        for transport in list(self._transports):
+            transport(None)
 
     def left(self) -> float | None:
         """The seconds left to the cut-off, 0 once past; None while none is set."""

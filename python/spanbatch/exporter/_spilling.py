@@ -211,6 +211,14 @@ class Spiller:
             if sends_end_by is not None:
                 self._cutoff.set(sends_end_by)
 
+    def lives_on(self) -> None:
+        """In a forked child that lives on, whose parent was exiting: it replays, sends with no cut-off and backs off
+        between retries, as any live process does."""
+        with self._lock:
+            was_exiting, self._exiting = self._exiting, False
+        if was_exiting and self._cutoff is not None:
+            self._cutoff.lift()
+
     def _ensure_replaying(self) -> None:
         # Started outside the lock: ``start`` waits for the new thread, in which a garbage collection may run
         # another exporter's ``_exporter_freed``, which calls this (and takes the lock) to hand its files over.
@@ -328,6 +336,14 @@ def _exit_deadline_set(deadline: float) -> None:
 
 
 _exit.when_deadline_set(_exit_deadline_set)
+
+
+def _child_lives_on() -> None:
+    for spiller in list(_exiting_spillers):
+        spiller.lives_on()
+
+
+_exit.when_forked_child_lives_on(_child_lives_on)
 
 
 def _replays_end(millis_left: float) -> None:

@@ -190,9 +190,9 @@ class NativeHTTPTransport(BaseHTTPTransport):
             return [NativeHTTPResult(error=error) for _ in range(sends)]
         return [result_of(outcome) for outcome in outcomes]
 
-    def end_sends_by(self, at: float) -> None:
-        """Sends end by ``at`` (monotonic) at the latest, those under way too (see ``_cutoff``)."""
-        self._sender.end_sends_after(at - time.monotonic())
+    def end_sends_by(self, at: float | None) -> None:
+        """Sends end by ``at`` (monotonic) at the latest, those under way too (see ``_cutoff``); None: no cut-off."""
+        self._sender.end_sends_after(None if at is None else at - time.monotonic())
 
     def is_connection_error(self, exception: Exception | None) -> bool:
         return isinstance(exception, TransportConnectionError)
