@@ -83,7 +83,7 @@ class _RustCompressingClient(_http._OTLPHTTPClient):
         spiller = self._spiller
         if spiller is None:
             return super().export(data)
-        if not spiller.down:
+        if not spiller.down and not spiller.cut_off():
             result = super().export(data)
             # Only what a later attempt could deliver: a request the backend refused (a 400) stays refused, and one
             # that may have arrived must not arrive twice.
@@ -277,10 +277,11 @@ class RustEncodedHTTP:
         if (
             self._native is None
             or not isinstance(self._metrics, NoOpExporterMetrics)
-            or (self._spiller is not None and self._spiller.down)
+            or (self._spiller is not None and (self._spiller.down or self._spiller.cut_off()))
         ):
             # The exporter's own metrics time each export, so each is made on its own; a backend
-            # known down gets no first attempt, each request goes to disk through the client.
+            # known down (or the cut-off at exit passed) gets no first attempt, each request goes to disk through
+            # the client.
             return [self._export_one(batch) for batch in batches]
         read: list[tuple[int, SpanRequest | LogRequest]] = []
         outcomes = [results.FAILURE] * len(batches)

@@ -3,9 +3,9 @@
 The exporter hands over the bytes of a request as it was sent with its item count (``spill``; the
 request's part knows it), says how to send one stored request once (``send_once``), and notes for
 spanbatch's export loop the items each batch had spilled (``spills_of``).
-While a request is known to have failed, later ones go straight to disk behind it; a replay
-thread, never the application's, probes the backend with the oldest file, and once one is
-delivered sends the rest and lets requests through again.
+While a request is known to have failed, or once the cut-off set at exit has passed (``_cutoff``), later ones go
+straight to disk behind it; a replay thread, never the application's, probes the backend with the oldest file, and
+once one is delivered sends the rest and lets requests through again.
 """
 
 from __future__ import annotations
@@ -146,6 +146,11 @@ class Spiller:
         """A request failed after its retries and no stored one was delivered since: send new ones to disk."""
         return self._down
 
+    def cut_off(self) -> bool:
+        """Whether the cut-off set at exit has passed: no send would end before it, so none is tried, each request
+        goes to disk."""
+        return self._cutoff is not None and self._cutoff.left() == 0.0
+
     def spill(self, payload: bytes, items: int) -> bool:
         """Store one request of ``items`` items as it was sent; False if the disk would not take it (the
         caller drops it)."""
@@ -154,10 +159,17 @@ class Spiller:
             return False
         if not self._down:
             self._down = True
-            logger.warning(
-                "Export failed after its retries: spilling requests to %s until the backend answers again.",
-                self.store.directory,
-            )
+            if self.cut_off():
+                logger.warning(
+                    "Sends cut off at exit (the exit deadline is near): spilling requests to %s for the next process"
+                    " to send.",
+                    self.store.directory,
+                )
+            else:
+                logger.warning(
+                    "Export failed after its retries: spilling requests to %s until the backend answers again.",
+                    self.store.directory,
+                )
         self._here.spilled = self.spilled_here() + items
         self._ensure_replaying()
         return True

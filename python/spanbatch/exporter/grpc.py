@@ -369,7 +369,8 @@ class RustEncodedGRPC:
         spiller = self._spiller
         if spiller is None or self._shutdown:
             return super()._export(data)  # type: ignore[misc]
-        if spiller.down:  # behind what waits on disk, without a try the backend is known to refuse
+        # Behind what waits on disk, without a try the backend is known to refuse, or one past the cut-off at exit.
+        if spiller.down or spiller.cut_off():
             return self._spill(self._translate_data(data), len(data))
         self._last.request = self._last.code = None
         self._last.too_large = False
