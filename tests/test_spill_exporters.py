@@ -204,7 +204,6 @@ def test_at_exit_a_send_the_backend_never_answers_is_cut_short_and_spilled(proto
             exporter.shutdown()
 
 
-@pytest.mark.xfail(strict=True, reason="a replay cut at exit counts as a busy answer")
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_at_exit_a_replay_cut_short_or_begun_past_the_cutoff_is_no_answer_about_its_file(
     protocol: str, tmp_path: Path

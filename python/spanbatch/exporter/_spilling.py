@@ -257,8 +257,14 @@ class Spiller:
                     self._thread = thread
 
     def _send(self, payload: bytes) -> Sent:
+        # The exit's cut-off is not the backend's answer: a send it cut short, or one it leaves no time for (not
+        # tried), says nothing of the file, which a busy answer would count against.
+        if self.cut_off():
+            return Sent.UNREACHABLE
         sent = self._send_once(payload)
         if sent is None:  # the exporter was freed meanwhile: the file stays for another to replay, first still
+            return Sent.UNREACHABLE
+        if sent is Sent.RETRY_LATER and self.cut_off():
             return Sent.UNREACHABLE
         if sent is Sent.DELIVERED:
             # It answers: new requests go to it again from now, not once the stored file is deleted and
