@@ -240,26 +240,31 @@ def flush_lanes(
     def settle(lane: Lane, flushed: bool) -> None:
         results[lane.name] = results.get(lane.name, True) and flushed
 
-    tickets: list[tuple[Lane, BatchCore, int]] = []
+    waiting = []
     for lane in lanes:
-        core = _fork.current_core(lane)
-        if core.is_shutdown:
-            settle(lane, False)
-        elif lane.on_export_thread():
+        if lane.on_export_thread() and not _fork.current_core(lane).is_shutdown:
             logger.warning("force_flush called from %s's own export thread; not waiting.", lane.name)
             settle(lane, False)
         else:
-            tickets.append((lane, core, core.request_flush()))
-    for lane, core, ticket in tickets:
-        settle(lane, wait_flush(core, ticket, lambda: bound(deadline)))
+            waiting.append(lane)
+    for lane, flushed in zip(waiting, _flush_running(waiting, lambda: bound(deadline)), strict=True):
+        settle(lane, flushed)
     return results
 
 
 def flush_until(lanes: Sequence[Lane], deadline: float) -> list[Lane]:
     """Flush the running lanes in parallel; those that finished by ``deadline`` (monotonic)."""
-    cores = [(lane, _fork.current_core(lane)) for lane in lanes]
-    tickets = [(lane, core, core.request_flush()) for lane, core in cores if not core.is_shutdown]
-    return [lane for lane, core, ticket in tickets if wait_flush(core, ticket, lambda: deadline)]
+    return [lane for lane, flushed in zip(lanes, _flush_running(lanes, lambda: deadline), strict=True) if flushed]
+
+
+def _flush_running(lanes: Sequence[Lane], until: Callable[[], float]) -> list[bool]:
+    """Per lane, in order, whether its flush finished by ``until()``: every running lane is asked first, then each
+    waited for (so they flush in parallel); a lane shut down flushes nothing."""
+    asked = []
+    for lane in lanes:
+        core = _fork.current_core(lane)
+        asked.append((core, None if core.is_shutdown else core.request_flush()))
+    return [ticket is not None and wait_flush(core, ticket, until) for core, ticket in asked]
 
 
 def start_flushes(lanes: Iterable[Lane]) -> None:
