@@ -78,19 +78,11 @@ def test_dropped_exporters_leave_no_replay_thread_behind_while_their_backend_is_
 
 
 def test_an_exporter_dropped_while_its_backend_fails_is_freed_with_its_replay_thread_without_the_cyclic_gc(
-    receiver: OTLPReceiver, tmp_path: Path, request: pytest.FixtureRequest
+    receiver: OTLPReceiver, tmp_path: Path
 ) -> None:
     # A failed export or replay probe must leave no reference cycle holding the exporter: dropped, it would live on
     # until the cyclic GC happened to run (a collection before that failure does not free it), its replay thread
     # probing the backend meanwhile. The backend answers every request "unavailable", so the probes can be counted.
-    if receiver.protocol == "grpc":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="each failed gRPC call leaves the exporter in a cycle: the failed call is its own error, and "
-                "the stock _export keeps its last error in its frame, which that error's traceback holds",
-            )
-        )
     receiver.set_behaviour("status", status=503)
     before = set(replay_threads())
     with cyclic_gc_off():

@@ -59,7 +59,8 @@ class _EncodedServiceStub:
     """A TraceService or LogsService stub whose ``Export`` sends an already serialized request as is.
 
     It notes, per thread, the last request it sent, the code it failed with and whether an attempt
-    was refused for its size: what the spill stores once the stock retries give up (never one too large).
+    was refused for its size: what the spill stores once the stock retries give up (never one too large);
+    and, weakly, the error it raised (see ``RustEncodedGRPC._stock_export``).
     """
 
     def __init__(
@@ -97,6 +98,7 @@ class _EncodedServiceStub:
             # Kept over the retries of one export: a retry cut short by its deadline says nothing of the size.
             self._last.code = error.code()
             self._last.too_large = _too_large(error) or getattr(self._last, "too_large", False)
+            self._last.error = weakref.ref(error)
             raise
         finally:
             self._channel.end_call()
@@ -122,18 +124,28 @@ def _answer_by(call: Any, request: bytes, metadata: Any, timeout: float | None, 
     if cutoff.left() == 0.0:
         raise CutShortError()
     future = call.future(request, metadata=metadata, timeout=timeout)
+    failure: grpc.RpcError | None = None
     try:
         while True:
             left = cutoff.left()
             if left == 0.0 and future.cancel():
                 raise CutShortError()
-            try:  # the answer, or the call's own failure (an ``RpcError``), as the blocking call raises it
-                return future.result(timeout=_LOOK_EVERY_SECONDS if left is None else min(left, _LOOK_EVERY_SECONDS))
+            look = _LOOK_EVERY_SECONDS if left is None else min(left, _LOOK_EVERY_SECONDS)
+            try:  # the call's own failure (an ``RpcError``), raised as the blocking call raises it; None: the answer
+                failure = future.exception(timeout=look)
             except grpc.FutureTimeoutError:
-                pass
+                continue
+            if failure is None:
+                return future.result()
+            raise failure
     except BaseException:  # Ctrl-C in the wait, say: nobody waits for the call any more
         future.cancel()
         raise
+    finally:
+        # A failed call is its own error (the future): held by this frame, which its traceback holds, it would keep the
+        # callers' frames, and the exporter they hold, in a cycle only the cyclic GC frees (``future.result()`` raises
+        # it from a frame of gRPC's own that holds it: not used for a failure).
+        future = failure = None
 
 
 def _too_large(error: grpc.RpcError) -> bool:
@@ -368,13 +380,13 @@ class RustEncodedGRPC:
         self._channel_of_this_process()
         spiller = self._spiller
         if spiller is None or self._shutdown:
-            return super()._export(data)  # type: ignore[misc]
+            return self._stock_export(data)
         # Behind what waits on disk, without a try the backend is known to refuse, or one past the cut-off at exit.
         if spiller.down or spiller.cut_off():
             return self._spill(self._translate_data(data), len(data))
         self._last.request = self._last.code = None
         self._last.too_large = False
-        result = super()._export(data)  # type: ignore[misc]
+        result = self._stock_export(data)
         request, code = self._last.request, self._last.code
         # Only what a later attempt could deliver: a request the backend refused for good (or for its size)
         # stays refused, and is dropped as without a spill.
@@ -386,6 +398,23 @@ class RustEncodedGRPC:
         ):
             return result
         return self._spill(request, len(data))
+
+    def _stock_export(self, data: _Part) -> Any:
+        """The stock ``_export`` of ``data``, leaving no reference cycle behind.
+
+        The stock code keeps the error its last attempt failed with in its frame (for its metrics), and that error's
+        traceback holds the frame, which holds this exporter: dropped, the exporter would live on until the cyclic GC,
+        its replay thread probing a down backend meanwhile. The traceback goes once the stock code is done with it.
+        """
+        self._last.error = None
+        try:
+            return super()._export(data)  # type: ignore[misc]
+        finally:
+            noted: weakref.ref[BaseException] | None = self._last.error
+            error = None if noted is None else noted()
+            if error is not None:
+                error.__traceback__ = None
+            self._last.error = None
 
     def _retryable_codes(self) -> Iterable[grpc.StatusCode]:
         # The stock set is configurable from 1.45 on; before, it is the module's constant.
