@@ -70,7 +70,6 @@ atexit.register(parent_exits)
 """
 
 
-@pytest.mark.xfail(strict=True, reason="the exit hooks' mark is a greenlet's: the child is taken for a live process")
 def test_its_sends_end_at_its_cutoff_and_its_exit_within_the_limit(tmp_path: Path) -> None:
     with OTLPReceiver("http") as rx:
         rx.set_behaviour("hang")

@@ -26,7 +26,8 @@ A forked child is a process of its own: whatever its parent was doing (dying of 
 running), the child's exit gets the whole limit, from its own first shutdown, and a SIGTERM sent to it flushes as
 configured; processors its parent had shut down by then stay shut down in it (as stock's do), those it makes
 work. Forked from an atexit hook (CPython 3.10, 3.11, 3.13+; 3.12 forks no child once exit has begun), it is
-exiting too: it runs the hooks after that one, its main thread done. Forked by another thread meanwhile (a daemon
+exiting too: it runs the hooks after that one, its main thread done; so is one forked by a greenlet meanwhile (under
+gevent), whose OS thread's main greenlet goes on with those hooks. Forked by another thread meanwhile (a daemon
 thread), it goes on with that thread's work: it is not exiting, and its spilling exporters replay and send with no
 cut-off.
 """
@@ -59,7 +60,7 @@ from spanbatch._lane import (
 )
 from spanbatch._logging_locks import holds_a_logging_lock
 from spanbatch._setting import read
-from spanbatch._threads import WorkerThread, start_thread
+from spanbatch._threads import WorkerThread, os_thread_local, start_thread
 
 logger = logging.getLogger("spanbatch")
 
@@ -73,8 +74,10 @@ _told_off_the_main_thread = False
 _exiting = False
 # Marks the thread that runs the atexit hooks, from the first on: a child it forks runs the hooks after that one, and
 # is exiting too; one another thread forks meanwhile goes on with that thread's work. Thread-local: the forking
-# thread's values are the child's (an ident may change across a fork, and two threads may fork at once).
-_runs_the_exit_hooks = threading.local()
+# thread's values are the child's (an ident may change across a fork, and two threads may fork at once). Local to the
+# OS thread, as gevent left it: its greenlets share the thread that runs the hooks, and in a child one of them forks,
+# that thread's main greenlet goes on with the hooks.
+_runs_the_exit_hooks = os_thread_local()
 # When the exit deadline passes (monotonic); set by the first shutdown once exiting.
 _exit_deadline: float | None = None
 # What the waits of non-daemon threads have left of the exit limit, once the main thread is done.

@@ -134,6 +134,13 @@ def shared_rlock() -> SharedLock | threading.RLock:
     return lock
 
 
+def os_thread_local() -> threading.local:
+    """A ``threading.local`` of the OS thread even under gevent, which patches the class into a greenlet's: every
+    greenlet of one OS thread shares its values."""
+    local: threading.local = _unpatched("_thread", "_local")()
+    return local
+
+
 class Wakeup:
     """Ends a timed wait of a thread ``start_thread`` started, from any thread: a real queue, whose ``get`` blocks only
     its own OS thread, gevent or not (gevent's ``Event`` and ``Condition`` wake the greenlets of one hub only)."""
