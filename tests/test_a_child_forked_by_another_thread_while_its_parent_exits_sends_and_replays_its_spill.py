@@ -2,7 +2,9 @@
 
 A child forked by an atexit hook runs the hooks after that one: it is exiting too (``_exit``). One forked by another
 thread goes on with that thread's work: its spilling exporter sends with no cut-off (its parent's has passed), and
-replays what it spills once the backend answers again, as any live process does.
+replays what it spills once the backend answers again, as any live process does. So it does when the fork comes after
+spanbatch's last atexit hook, which ended the parent's replays (an application that sets up tracing after registering
+its own hooks: they run after spanbatch's).
 """
 
 from __future__ import annotations
@@ -24,13 +26,23 @@ pytestmark = [
 
 EXIT_TIMEOUT_MILLIS = 200  # the parent's cut-off: four fifths of it after its exit began
 
-# argv: the protocol, the endpoint, the spill directory. The exporter's timeout is shorter than the stock client's
-# first backoff: a busy answer is not retried, the request is spilled at once.
+# argv: the protocol, the endpoint, the spill directory, where the parent's waiting hook is registered. The
+# exporter's timeout is shorter than the stock client's first backoff: a busy answer is not retried, the request is
+# spilled at once.
 APP = f"""
 import atexit, json, os, sys, threading, time
+protocol, endpoint, spill, hook_registered = sys.argv[1:]
+exit_began, child_done = threading.Event(), threading.Event()
+
+def parent_exits():
+    exit_began.set()
+    child_done.wait(30)
+
+if hook_registered == "before spanbatch":  # runs after spanbatch's last atexit hook
+    atexit.register(parent_exits)
+
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, TraceFlags
-protocol, endpoint, spill = sys.argv[1:]
 if protocol == "http":
     from spanbatch.exporter import OTLPSpanExporter
     exporter = OTLPSpanExporter(endpoint=endpoint, spill_dir=spill, timeout=0.5)
@@ -40,7 +52,6 @@ else:
 # The child exports it itself: one forked once its parent's exit began inherits the stdlib's exit too, where the SDK's
 # TracerProvider runs its resource detectors (no new futures after interpreter shutdown).
 span = ReadableSpan(name="child", context=SpanContext(1, 1, is_remote=False, trace_flags=TraceFlags(1)))
-exit_began, child_done = threading.Event(), threading.Event()
 
 def fork_once_the_parent_exits():
     exit_began.wait()
@@ -59,21 +70,30 @@ def fork_once_the_parent_exits():
     os._exit(0)
 
 threading.Thread(target=fork_once_the_parent_exits, daemon=True).start()
-
-def parent_exits():  # runs after spanbatch's first atexit hooks: the exit has begun
-    exit_began.set()
-    child_done.wait(30)
-
-atexit.register(parent_exits)
+if hook_registered == "after spanbatch":  # runs after spanbatch's first atexit hooks, before its last
+    atexit.register(parent_exits)
 """
 
 
-@pytest.mark.parametrize("protocol", ["http", "grpc"])
-def test_its_span_the_backend_was_busy_for_is_replayed_to_it(protocol: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("protocol", "hook_registered"),
+    [
+        ("http", "after spanbatch"),
+        ("grpc", "after spanbatch"),
+        pytest.param(
+            "http",
+            "before spanbatch",
+            marks=pytest.mark.xfail(strict=True, reason="the last hook's stop of the replays is kept in the child"),
+        ),
+    ],
+)
+def test_its_span_the_backend_was_busy_for_is_replayed_to_it(
+    protocol: str, hook_registered: str, tmp_path: Path
+) -> None:
     with OTLPReceiver(protocol) as rx:
         rx.set_behaviour("status", status=503, times=1)
         env = clean_env(SPANBATCH_EXIT_TIMEOUT_MS=str(EXIT_TIMEOUT_MILLIS))
-        app = run_app(APP, protocol, rx.endpoint, str(tmp_path), env=env, timeout=45)
+        app = run_app(APP, protocol, rx.endpoint, str(tmp_path), hook_registered, env=env, timeout=45)
         assert app.returncode == 0, app.stderr
         assert json.loads(app.stdout) == {"spilled": 1, "replayed": 1}, app.stderr
         assert rx.span_names() == {"child": 1}
