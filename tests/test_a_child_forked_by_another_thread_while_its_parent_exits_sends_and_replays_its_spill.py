@@ -80,11 +80,7 @@ if hook_registered == "after spanbatch":  # runs after spanbatch's first atexit 
     [
         ("http", "after spanbatch"),
         ("grpc", "after spanbatch"),
-        pytest.param(
-            "http",
-            "before spanbatch",
-            marks=pytest.mark.xfail(strict=True, reason="the last hook's stop of the replays is kept in the child"),
-        ),
+        ("http", "before spanbatch"),
     ],
 )
 def test_its_span_the_backend_was_busy_for_is_replayed_to_it(

@@ -121,7 +121,7 @@ def test_an_exporter_freed_while_a_replay_thread_starts_does_not_deadlock(
     try:
         assert finalizers
         assert not finalizers[0].is_alive(), "the finalizer waited for the starter's lock"
-        assert freed._stopped
+        assert freed._shut_down
         assert wait_until(lambda: live._thread is not None and live._thread.is_alive(), 10)
     finally:
         live.stop()

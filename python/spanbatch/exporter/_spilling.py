@@ -97,7 +97,10 @@ class Spiller:
         # Reentrant: a garbage collection under it may free another exporter, whose spiller hands its files to this one.
         self._locks = PerProcess(shared_rlock)
         self._stopping = Wakeup()  # ends the replay's pause between probes
-        self._stopped = False
+        self._shut_down = False  # its exporter was shut down or freed: it replays no more
+        # spanbatch's last atexit hook ended its replays (the exporter left open): a forked child that lives on, whose
+        # parent was exiting, replays again.
+        self._stopped_for_exit = False
         self._exiting = False  # no replay starts once the process exits: the next process replays
         self._send_once = self._weakly(send_once)
         self._replaying = False  # a replay thread is being started or runs (in process ``_pid``)
@@ -130,11 +133,16 @@ class Spiller:
         """Its exporter was freed without a shutdown: no replay is its to make, and what it spilled is handed to
         a live spiller of the same directory, if any (no wait: this runs wherever the exporter was freed)."""
         with self._lock:
-            self._stopped = True
+            self._shut_down = True
         self._stopping.wake()
         peers = [peer for peer in _spillers_of.get(self.store.directory, ()) if not peer._stopped]
         if peers and self.store.pending():
             peers[0]._ensure_replaying()
+
+    @property
+    def _stopped(self) -> bool:
+        """No replay is this spiller's to make in this process."""
+        return self._shut_down or self._stopped_for_exit
 
     @property
     def _lock(self) -> SharedLock | threading.RLock:
@@ -204,7 +212,19 @@ class Spiller:
         exporter's (or process's) to make.
         """
         with self._lock:
-            self._stopped = True
+            self._shut_down = True
+        self._wait_for_replay(timeout)
+
+    def stop_for_exit(self, timeout: float) -> None:
+        """Stop replaying before the interpreter finalizes, the exporter left open (spanbatch's last atexit hook), as
+        ``stop`` does; undone in a forked child that lives on (``lives_on``)."""
+        with self._lock:
+            self._stopped_for_exit = True
+        self._wait_for_replay(timeout)
+
+    def _wait_for_replay(self, timeout: float) -> None:
+        """Ends the replay's pause and waits for a pass under way (see ``stop``)."""
+        with self._lock:
             thread = self._thread
         self._stopping.wake()
         if thread is not None and not getattr(self._here, "replaying", False):  # a forked child's join ends at once
@@ -228,6 +248,7 @@ class Spiller:
         between retries, as any live process does."""
         with self._lock:
             was_exiting, self._exiting = self._exiting, False
+            self._stopped_for_exit = False
         if was_exiting and self._cutoff is not None:
             self._cutoff.lift()
 
@@ -370,7 +391,7 @@ def _replays_end(millis_left: float) -> None:
     interpreter's finalization, it would leave a file the backend took for the next process to send again."""
     deadline = time.monotonic() + millis_left / 1000
     for spiller in list(_exiting_spillers):
-        spiller.stop(max(0.0, deadline - time.monotonic()))
+        spiller.stop_for_exit(max(0.0, deadline - time.monotonic()))
 
 
 _exit.before_finalizing(_replays_end)
