@@ -62,7 +62,6 @@ def _only_child(pid: int) -> int:
 
 
 @pytest.mark.usefixtures("pid_namespaces")
-@pytest.mark.xfail(strict=True, reason="os.kill returns when the default action is ignored: the process lives on")
 def test_pid_1_of_a_pid_namespace_exits_with_the_status_of_a_death_by_sigterm_after_the_flush() -> None:
     with OTLPReceiver("http") as rx:
         app = subprocess.Popen(

@@ -20,8 +20,9 @@ A Ctrl-C that interrupts a shutdown at exit asks to stop waiting, as it does wit
 the exit waits for no export any more, and what the lanes still hold is counted and told at once.
 ``SPANBATCH_FLUSH_ON_SIGTERM=true`` flushes every lane on SIGTERM. An application's own handler is called at
 once, the flush running beside it, so that a graceful drain is not held up by a hanging backend; under the
-default action, which ends the process, every lane is shut down first. A handler installed from C is left in
-place. SIGKILL and the OOM killer cannot be caught: they lose the spans still queued, and nothing else.
+default action, which ends the process, every lane is shut down first (a process the signal does not end, PID 1 of a
+PID namespace, then exits with 143, 128 + SIGTERM, as a shell reports a death by it). A handler installed from C is
+left in place. SIGKILL and the OOM killer cannot be caught: they lose the spans still queued, and nothing else.
 A forked child is a process of its own: whatever its parent was doing (dying of SIGTERM, its exit deadline
 running), the child's exit gets the whole limit, from its own first shutdown, and a SIGTERM sent to it flushes as
 configured; processors its parent had shut down by then stay shut down in it (as stock's do), those it makes
@@ -308,7 +309,7 @@ def _last_hook() -> None:
         if _terminating is not None:
             # Its thread may be parked at the gate now, short of its kill: the process ends by the signal all the
             # same, never as a clean exit (SIGTERM's handler is the default one since it came).
-            os.kill(os.getpid(), signal.SIGTERM)
+            _die_of_sigterm()
 
 
 # Registered once, at import: it runs after the atexit hooks of providers built later.
@@ -390,12 +391,23 @@ def _terminate() -> None:
     """The default action of SIGTERM, as if we had not been here, once every lane is shut down."""
     shutdown_all()
     _set_aside_sigterm_handler()
-    os.kill(os.getpid(), signal.SIGTERM)
+    _die_of_sigterm()
 
 
 def _die_of_sigterm_after_shutdown() -> None:
     shutdown_all()
-    os.kill(os.getpid(), signal.SIGTERM)  # its handler is the default one already
+    _die_of_sigterm()  # its handler is the default one already
+
+
+def _die_of_sigterm() -> None:
+    """SIGTERM again, under its default action. A process that does not die of it goes on from ``os.kill`` (the
+    kernel ignores it for PID 1 of a PID namespace: a container's main process run without an init), every lane shut
+    down and the spilling exporters' cut-off passed: it ends at once instead, with the status a shell reports for a
+    death by SIGTERM, running no more hooks, as the signal would have. Unless a handler was set meanwhile: the
+    application handles it then."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        os._exit(128 + signal.SIGTERM)
 
 
 def _flush_beside_the_application() -> None:
