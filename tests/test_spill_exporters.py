@@ -232,10 +232,12 @@ def test_at_exit_a_large_send_a_frozen_backend_never_reads_is_cut_short_and_spil
     protocol: str, tmp_path: Path
 ) -> None:
     # A frozen backend (stopped, deadlocked): its kernel takes the connection, nobody reads, so a request larger than
-    # the socket buffers (10 MB, past Linux's 4 MB send buffer at most) waits in its write, not for an answer.
+    # the socket buffers (10 MB, past Linux's 4 MB send buffer at most) waits in its write, not for an answer. (A gRPC
+    # call waits before that, for the backend's half of the HTTP/2 handshake, which gRPC gives up on after 20 s.)
     with socket.socket() as frozen:
         frozen.bind(("127.0.0.1", 0))
         frozen.listen(8)
+        frozen.settimeout(30)
         port = frozen.getsockname()[1]
         endpoint = f"http://127.0.0.1:{port}/v1/traces" if protocol == "http" else f"127.0.0.1:{port}"
         exporter = spilling_exporter(_AtEndpoint(protocol, endpoint), tmp_path, timeout=600)
@@ -245,10 +247,17 @@ def test_at_exit_a_large_send_a_frozen_backend_never_reads_is_cut_short_and_spil
             results: list[SpanExportResult] = []
             export = threading.Thread(target=lambda: results.append(exporter.export(spans)), daemon=True)
             export.start()
-            time.sleep(1)  # the request is under way (a cut-off set before it begins is another test's)
-            exporter._spiller.exit_begins(time.monotonic() + 0.2)
-            export.join(3)  # its own timeout is 600 s: only the cut-off ends it
-            assert not export.is_alive()
+            # Under way once its first bytes are at the backend (both exporters connect at their first send): a
+            # cut-off set before it begins is another test's. Accepted and peeked at, never read: still frozen.
+            connection, _ = frozen.accept()
+            with connection:
+                connection.settimeout(30)
+                assert connection.recv(1, socket.MSG_PEEK)
+                exporter._spiller.exit_begins(time.monotonic() + 0.2)
+                # Only the cut-off ends it this soon: its own timeout is 600 s, gRPC's handshake one 20 s. The wait
+                # leaves what follows the cut (10 MB encoded, written to disk and synced) seconds on a loaded machine.
+                export.join(15)
+                assert not export.is_alive()
             assert results == [SpanExportResult.SUCCESS]
             assert exporter.spill_counts().spilled == 256
         finally:
