@@ -18,8 +18,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tests.helpers.logs import emit_events, logger_provider_with
 
-SHADOWED = "the per-instance Rust push shadows a later class patch"
-
 
 def end_span(provider: TracerProvider, name: str) -> None:
     provider.get_tracer(__name__).start_span(name).end()
@@ -27,11 +25,7 @@ def end_span(provider: TracerProvider, name: str) -> None:
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("subclassed", [False, True], ids=["class", "subclass"])
-def test_a_class_patch_made_after_the_processor_sees_each_span(
-    processor_class: Any, request: pytest.FixtureRequest, *, subclassed: bool
-) -> None:
-    if processor_class.__module__.startswith("spanbatch"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=SHADOWED))
+def test_a_class_patch_made_after_the_processor_sees_each_span(processor_class: Any, *, subclassed: bool) -> None:
     cls = type("Sub", (processor_class,), {}) if subclassed else processor_class
     exporter = InMemorySpanExporter()
     processor = cls(exporter)
@@ -51,11 +45,7 @@ def test_a_class_patch_made_after_the_processor_sees_each_span(
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("processor", ["stock", "spanbatch"])
-def test_a_class_patch_made_after_the_log_processor_sees_each_record(
-    processor: str, request: pytest.FixtureRequest
-) -> None:
-    if processor == "spanbatch":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=SHADOWED))
+def test_a_class_patch_made_after_the_log_processor_sees_each_record(processor: str) -> None:
     cls = StockBatchLogRecordProcessor if processor == "stock" else spanbatch.BatchLogRecordProcessor
     exporter = InMemoryLogRecordExporter()
     provider = logger_provider_with(cls(exporter))

@@ -57,14 +57,16 @@ class LogEngine(Engine["ReadableLogRecord"], LogRecordProcessor):
     it never recurses into the exporter and never waits for the queue it would feed."""
 
     signal = LOGS
+    _per_item_method = "on_emit"
     _policy_keywords = PolicyArguments
     _push: Callable[..., None]
 
     def _bind_hot_path(self) -> None:
+        previous = self.__dict__.get("_push")
         self._push = self._after_shutdown(emitter([lane.core for lane in self._lanes]))
-        if self._policies.drop_policy != "block" and type(self).on_emit is LogEngine.on_emit:
-            # The SDK calls ``processor.on_emit(record)`` and lands straight in Rust: no Python frame.
-            self.on_emit = self._push  # type: ignore[method-assign]
+        # Straight: the SDK calls ``processor.on_emit(record)`` and lands in Rust, no Python frame.
+        straight = self._policies.drop_policy != "block" and type(self).on_emit is LogEngine.on_emit
+        self._bind_per_item_method(self._push, previous=previous, straight=straight)
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Under ``block`` (and for SDKs that call ``emit``): the bound push, told whether it may wait."""
