@@ -58,3 +58,18 @@ def test_a_class_patch_made_after_the_log_processor_sees_each_record(processor: 
     provider.shutdown()
     assert on_emit.call_count == 1
     assert [record.log_record.body for record in exporter.get_finished_logs()] == ["before-0", "patched-0", "after-0"]
+
+
+@pytest.mark.timeout(30)
+def test_a_patch_of_the_class_that_defines_on_end_reaches_the_processors_derived_from_it() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(spanbatch.BatchSpanProcessor(exporter))
+    engine = spanbatch.processor.SpanEngine
+    with mock.patch.object(engine, "on_end", autospec=True, side_effect=engine.on_end) as on_end:
+        end_span(provider, "patched")
+    end_span(provider, "after")
+    assert provider.force_flush(10_000)
+    provider.shutdown()
+    assert on_end.call_count == 1
+    assert [span.name for span in exporter.get_finished_spans()] == ["patched", "after"]

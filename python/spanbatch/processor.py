@@ -60,7 +60,7 @@ class SpanEngine(Engine[ReadableSpan], SpanProcessor):
         # After shutdown the stock processor logs each ended span it is given, not a started one.
         self._push = self._after_shutdown(self._start_push)
         # Straight: the SDK calls ``processor.on_end(span)`` and lands in Rust, no Python frame.
-        self._bind_per_item_method(self._push, previous=previous, straight=type(self).on_end is SpanEngine.on_end)
+        self._bind_per_item_method(self._push, previous=previous, straight=type(self).on_end is _ENGINE_ON_END)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Queues the started span in every lane when ``export_span_start`` is on."""
@@ -74,6 +74,10 @@ class SpanEngine(Engine[ReadableSpan], SpanProcessor):
         # Shadowed per instance by the Rust push unless a subclass overrides it (its super().on_end lands here) or a
         # patch of the class replaced it.
         self._push(span)
+
+
+# As defined, kept apart from the class: a patch of ``SpanEngine.on_end`` itself is a patch too.
+_ENGINE_ON_END = SpanEngine.on_end
 
 
 class BatchSpanProcessor(OneLane[ReadableSpan], SpanEngine):
