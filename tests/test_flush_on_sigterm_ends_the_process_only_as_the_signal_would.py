@@ -66,7 +66,6 @@ def _only_child(pid: int) -> int:
 
 
 @pytest.mark.usefixtures("pid_namespaces")
-@pytest.mark.xfail(strict=True, reason="ends with os._exit(143) after the flush")
 def test_pid_1_of_a_pid_namespace_goes_on_as_without_spanbatch_its_spans_flushed() -> None:
     with OTLPReceiver("http") as rx:
         app = subprocess.Popen(
@@ -125,7 +124,6 @@ print("lived on", flush=True)
 """
 
 
-@pytest.mark.xfail(strict=True, reason="the signal pending is taken for ignored: os._exit(143)")
 def test_a_sigterm_the_main_thread_blocks_ends_the_process_once_unblocked() -> None:
     with (
         OTLPReceiver("http") as rx,
@@ -178,7 +176,6 @@ print("lived on", flush=True)
 """
 
 
-@pytest.mark.xfail(strict=True, reason="the last hook sends SIGTERM again")
 def test_an_application_handler_installed_while_the_shutdown_runs_gets_the_signal_once() -> None:
     with OTLPReceiver("http") as rx:
         rx.set_behaviour("status", status=503, retry_after=1, times=1)  # the shutdown takes a second

@@ -20,9 +20,11 @@ A Ctrl-C that interrupts a shutdown at exit asks to stop waiting, as it does wit
 the exit waits for no export any more, and what the lanes still hold is counted and told at once.
 ``SPANBATCH_FLUSH_ON_SIGTERM=true`` flushes every lane on SIGTERM. An application's own handler is called at
 once, the flush running beside it, so that a graceful drain is not held up by a hanging backend; under the
-default action, which ends the process, every lane is shut down first (a process the signal does not end, PID 1 of a
-PID namespace, then exits with 143, 128 + SIGTERM, as a shell reports a death by it). A handler installed from C is
-left in place. SIGKILL and the OOM killer cannot be caught: they lose the spans still queued, and nothing else.
+default action, which ends the process, every lane is shut down first, then the signal sent again acts as it would
+have (blocked, it ends the process once unblocked; a handler the application set meanwhile gets it once). PID 1 of a
+PID namespace, which the default action does not end, goes on as it would without spanbatch, its lanes flushed beside
+it. A handler installed from C is left in place. SIGKILL and the OOM killer cannot be caught: they lose the spans
+still queued, and nothing else.
 A forked child is a process of its own: whatever its parent was doing (dying of SIGTERM, its exit deadline
 running), the child's exit gets the whole limit, from its own first shutdown, and a SIGTERM sent to it flushes as
 configured; processors its parent had shut down by then stay shut down in it (as stock's do), those it makes
@@ -97,6 +99,8 @@ _terminating: WorkerThread | None = None
 # of the signal once every lane is shut down): a child forked meanwhile puts it back.
 _sigterm_handler: Callable[[int, FrameType | None], None] | None = None
 _sigterm_handler_set_aside = False
+# Whether SIGTERM was sent again for the default action (``_die_of_sigterm``): once per process.
+_sigterm_sent_again = False
 # What stops a thread of spanbatch's exporters (a spill's replay) before the interpreter finalizes.
 _stops_before_finalizing: list[Callable[[float], None]] = []
 # Told in a forked child that is not exiting, whatever its parent was doing: a spilling exporter's exit is called off.
@@ -157,7 +161,7 @@ def _on_main_thread_done() -> None:
 def _after_fork_in_child() -> None:
     """The child's exit is its own: it gets the whole limit whatever was left of its parent's (a pre-fork server or
     a pool may fork while its SIGTERM's shutdown runs), and SIGTERM flushes it as configured."""
-    global _budget, _terminating, _exit_deadline, _exit_interrupted, _exiting, _past_last_hook
+    global _budget, _terminating, _exit_deadline, _exit_interrupted, _exiting, _past_last_hook, _sigterm_sent_again
     _budget = ExitBudget()  # the child's own main thread (the one that forked) is running
     if _exiting and getattr(_runs_the_exit_hooks, "here", False):
         # Forked by an atexit hook: the child runs the hooks after it, its main thread done. It stays exiting (its
@@ -173,6 +177,7 @@ def _after_fork_in_child() -> None:
     _exit_deadline = None  # set by the child's own first shutdown once exiting
     _exit_interrupted = False  # a Ctrl-C its parent's exit met is not the child's
     _terminating = None
+    _sigterm_sent_again = False  # the parent's; a SIGTERM sent to the child ends it in its turn
     exit_gate_after_fork_in_child()
     _restore_sigterm_handler()  # last: setting a handler may raise (a fork on a subinterpreter's thread)
 
@@ -308,7 +313,7 @@ def _last_hook() -> None:
         close_exit_gate()
         if _terminating is not None:
             # Its thread may be parked at the gate now, short of its kill: the process ends by the signal all the
-            # same, never as a clean exit (SIGTERM's handler is the default one since it came).
+            # same, never as a clean exit (SIGTERM's handler is the default one since it came), unless it was sent.
             _die_of_sigterm()
 
 
@@ -348,9 +353,12 @@ def _install_sigterm_handler() -> bool:
         # then goes on with its own exit, which the default action must not cut short (without spanbatch the
         # previous handler would have been SIG_DFL, which no handler can call).
         chained_to = signal.getsignal(signal.SIGTERM) is not on_sigterm
-        if callable(previous) or previous == signal.SIG_IGN or chained_to:
-            # The application handles SIGTERM (a server's graceful drain) or ignores it: it goes on at once, and
-            # goes on ending spans, which lanes shut down now would drop. What is queued leaves beside it; exit
+        # PID 1 of a PID namespace (a container's main process run without an init): the kernel ignores the default
+        # action there, so without spanbatch the signal would have done nothing.
+        spared = previous == signal.SIG_DFL and os.getpid() == 1
+        if callable(previous) or previous == signal.SIG_IGN or chained_to or spared:
+            # The application handles SIGTERM (a server's graceful drain) or goes on regardless: it goes on at once,
+            # and goes on ending spans, which lanes shut down now would drop. What is queued leaves beside it; exit
             # shuts down as usual.
             _flush_beside_the_application()
             if callable(previous):
@@ -400,14 +408,14 @@ def _die_of_sigterm_after_shutdown() -> None:
 
 
 def _die_of_sigterm() -> None:
-    """SIGTERM again, under its default action. A process that does not die of it goes on from ``os.kill`` (the
-    kernel ignores it for PID 1 of a PID namespace: a container's main process run without an init), every lane shut
-    down and the spilling exporters' cut-off passed: it ends at once instead, with the status a shell reports for a
-    death by SIGTERM, running no more hooks, as the signal would have. Unless a handler was set meanwhile: the
-    application handles it then."""
+    """SIGTERM again, under its default action, to act as it would have without spanbatch: the process dies of it,
+    or, blocked where it could land (a critical section), once it is unblocked. Once per process: a handler the
+    application set meanwhile gets it once, as it would have got the first."""
+    global _sigterm_sent_again
+    if _sigterm_sent_again:
+        return
+    _sigterm_sent_again = True
     os.kill(os.getpid(), signal.SIGTERM)
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        os._exit(128 + signal.SIGTERM)
 
 
 def _flush_beside_the_application() -> None:
