@@ -1,6 +1,8 @@
 """An exporter whose ``shutdown`` cannot even be looked up (a duck-typed exporter with only ``export``, a
-``shutdown`` property that raises) is told of as one that raises from its ``shutdown``: logged, never an
-exception escaping a spanbatch thread.
+``shutdown`` property that raises), or raises what is not an ``Exception`` (``SystemExit``, ``KeyboardInterrupt``
+from its own code), is told of as one that raises an ``Exception`` from its ``shutdown``: logged, never an
+exception escaping a spanbatch thread (where a thread's traceback, cut short if the interpreter exits first, or
+nothing at all for ``SystemExit``, was all a user saw).
 
 The stock processor raises the ``AttributeError`` from ``processor.shutdown()``; spanbatch calls the exporter's
 ``shutdown`` on a thread of its own (so that a hanging one keeps the deadline) and logs what it raises. Its
@@ -41,8 +43,29 @@ class ShutdownPropertyRaises(OnlyExport):
         raise RuntimeError("no shutdown here")
 
 
-@pytest.mark.parametrize("exporter_class", [OnlyExport, ShutdownPropertyRaises])
-def test_the_lookup_failure_is_logged_and_no_thread_dies(
+class ShutdownExits(OnlyExport):
+    def shutdown(self) -> None:
+        raise SystemExit(2)
+
+
+class ShutdownInterrupts(OnlyExport):
+    def shutdown(self) -> None:
+        raise KeyboardInterrupt
+
+
+_THREAD_DIES = pytest.mark.xfail(strict=True, reason="not an Exception: it escapes the shutdown thread")
+
+
+@pytest.mark.parametrize(
+    "exporter_class",
+    [
+        OnlyExport,
+        ShutdownPropertyRaises,
+        pytest.param(ShutdownExits, marks=_THREAD_DIES),
+        pytest.param(ShutdownInterrupts, marks=_THREAD_DIES),
+    ],
+)
+def test_the_failure_is_logged_and_no_thread_dies(
     exporter_class: type[OnlyExport], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     died: list[BaseException | None] = []
@@ -66,4 +89,4 @@ def test_the_lookup_failure_is_logged_and_no_thread_dies(
     [record] = [r for r in caplog.records if r.getMessage() == told]
     assert record.name == "spanbatch"
     assert record.exc_info is not None
-    assert isinstance(record.exc_info[1], (AttributeError, RuntimeError))
+    assert isinstance(record.exc_info[1], (AttributeError, RuntimeError, SystemExit, KeyboardInterrupt))
