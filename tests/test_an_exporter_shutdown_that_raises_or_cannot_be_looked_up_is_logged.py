@@ -53,16 +53,13 @@ class ShutdownInterrupts(OnlyExport):
         raise KeyboardInterrupt
 
 
-_THREAD_DIES = pytest.mark.xfail(strict=True, reason="not an Exception: it escapes the shutdown thread")
-
-
 @pytest.mark.parametrize(
     "exporter_class",
     [
         OnlyExport,
         ShutdownPropertyRaises,
-        pytest.param(ShutdownExits, marks=_THREAD_DIES),
-        pytest.param(ShutdownInterrupts, marks=_THREAD_DIES),
+        ShutdownExits,
+        ShutdownInterrupts,
     ],
 )
 def test_the_failure_is_logged_and_no_thread_dies(

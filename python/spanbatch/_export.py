@@ -500,7 +500,10 @@ def run_worker(work: LaneWork) -> None:
 def shutdown_exporter(exporter: Exporter[Any], timeout_millis: float) -> None:
     """Call ``exporter.shutdown``, passing the time left where it accepts ``timeout_millis``.
 
-    What it raises is logged, looking it up included (an exporter without one: stock raises that into the caller).
+    What it raises is logged, looking it up included (an exporter without one: stock raises that into the caller),
+    and so is a ``SystemExit`` or ``KeyboardInterrupt`` on spanbatch's own thread, which only the exporter's code can
+    raise there and nobody would catch. On the main thread (at exit, where no thread can be started) those are the
+    application's, a Ctrl-C or its exit, and go on up.
     """
     try:
         shutdown = exporter.shutdown
@@ -508,7 +511,9 @@ def shutdown_exporter(exporter: Exporter[Any], timeout_millis: float) -> None:
             shutdown(timeout_millis=max(0.0, timeout_millis))  # type: ignore[call-arg]
         else:
             shutdown()
-    except Exception:
+    except BaseException as error:
+        if not isinstance(error, Exception) and threading.current_thread() is threading.main_thread():
+            raise
         logger.exception("Exception while shutting down %s.", type(exporter).__name__)
 
 
