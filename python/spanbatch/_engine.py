@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
-import weakref
-from abc import ABC, ABCMeta, abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack
 from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from opentelemetry.metrics import MeterProvider
@@ -64,43 +63,7 @@ def given_timeout(timeout_millis: object, default_millis: float) -> float:
     return default_millis if math.isnan(millis) else millis
 
 
-class _RebindsOnPatch(ABCMeta):
-    """The engines' metaclass: a class's per-item method set or deleted after engines exist (a test's
-    ``mock.patch.object(BatchSpanProcessor, "on_end", ...)``, then its undoing) reaches them. Each engine binds
-    that method on itself to the Rust push, which would shadow the class's; so each live engine of the class, or
-    of one derived from it, binds again: the patch is called, as on the stock processor, until it is undone.
-    Only such a change costs anything, never the hot path."""
-
-    def __setattr__(cls, name: str, value: Any) -> None:
-        super().__setattr__(name, value)
-        _rebind_after_change_of(cls, name)
-
-    def __delattr__(cls, name: str) -> None:
-        super().__delattr__(name)
-        _rebind_after_change_of(cls, name)
-
-
-# Every live engine, for a change of its class (``_RebindsOnPatch``).
-_engines: weakref.WeakSet[Engine[Any]] = weakref.WeakSet()
-
-
-def _live_engines() -> list[Engine[Any]]:
-    # No lock, which a fork could leave held: a copy another thread's new engine interrupted (the set grew
-    # meanwhile, and says so) is made again.
-    while True:
-        with suppress(RuntimeError):
-            return list(_engines)
-
-
-def _rebind_after_change_of(cls: type, name: str) -> None:
-    if name != getattr(cls, "_per_item_method", None):
-        return
-    for engine in _live_engines():
-        if isinstance(engine, cls):
-            engine._bind_hot_path()
-
-
-class Engine(ABC, Generic[Telemetry], metaclass=_RebindsOnPatch):
+class Engine(ABC, Generic[Telemetry]):
     """Lanes that batch one kind of telemetry, each to its own backend, under one lifecycle.
 
     ``named`` lanes are a Pipeline's: their names label drop warnings and metrics. A processor's
@@ -108,8 +71,6 @@ class Engine(ABC, Generic[Telemetry], metaclass=_RebindsOnPatch):
     """
 
     signal: ClassVar[Signal]
-    _per_item_method: ClassVar[str]
-    """The SDK's method the push is bound to (``on_end``, ``on_emit``)."""
     _policy_keywords: ClassVar[type[PolicyArguments]]
     """The policies a processor of this kind takes as keywords."""
 
@@ -135,7 +96,6 @@ class Engine(ABC, Generic[Telemetry], metaclass=_RebindsOnPatch):
             for backend in backends
         ]
         self._bind_hot_path()
-        _engines.add(self)
         _fork.watch(self)
         if internal_metrics_enabled():
             for lane in self._lanes:
@@ -146,15 +106,7 @@ class Engine(ABC, Generic[Telemetry], metaclass=_RebindsOnPatch):
     @abstractmethod
     def _bind_hot_path(self) -> None:
         """Point the SDK's per-item method at the Rust push into every lane's current core (unless the
-        class overrides that method, or a patch replaced it: then the SDK calls that, which calls the push)."""
-
-    def _bind_per_item_method(self, push: Callable[..., None], *, previous: object, straight: bool) -> None:
-        """The SDK's per-item method of this engine: ``push`` itself when ``straight``, else the class's, the push
-        bound before (``previous``) let go; an attribute someone else set on the instance is left to them."""
-        if straight:
-            setattr(self, self._per_item_method, push)
-        elif previous is not None and self.__dict__.get(self._per_item_method) is previous:
-            del self.__dict__[self._per_item_method]
+        class overrides that method: then the SDK calls the override, which calls the push)."""
 
     def _after_shutdown(self, push: Callable[..., None]) -> Callable[..., None]:
         """``push`` while a lane runs; once every lane is shut down, ``push`` (which counts the item as

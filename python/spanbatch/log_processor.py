@@ -57,16 +57,14 @@ class LogEngine(Engine["ReadableLogRecord"], LogRecordProcessor):
     it never recurses into the exporter and never waits for the queue it would feed."""
 
     signal = LOGS
-    _per_item_method = "on_emit"
     _policy_keywords = PolicyArguments
     _push: Callable[..., None]
 
     def _bind_hot_path(self) -> None:
-        previous = self.__dict__.get("_push")
         self._push = self._after_shutdown(emitter([lane.core for lane in self._lanes]))
-        # Straight: the SDK calls ``processor.on_emit(record)`` and lands in Rust, no Python frame.
-        straight = self._policies.drop_policy != "block" and type(self).on_emit is _ENGINE_ON_EMIT
-        self._bind_per_item_method(self._push, previous=previous, straight=straight)
+        if self._policies.drop_policy != "block" and type(self).on_emit is LogEngine.on_emit:
+            # The SDK calls ``processor.on_emit(record)`` and lands straight in Rust: no Python frame.
+            self.on_emit = self._push  # type: ignore[method-assign]
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Under ``block`` (and for SDKs that call ``emit``): the bound push, told whether it may wait."""
@@ -79,10 +77,6 @@ class LogEngine(Engine["ReadableLogRecord"], LogRecordProcessor):
         def emit(self, log_data: ReadWriteLogRecord) -> None:
             """What SDKs before 1.28 call: ``on_emit``, a subclass's override included."""
             self.on_emit(log_data)
-
-
-# As defined, kept apart from the class: a patch of ``LogEngine.on_emit`` itself is a patch too.
-_ENGINE_ON_EMIT = LogEngine.on_emit
 
 
 class BatchLogRecordProcessor(OneLane["ReadableLogRecord"], LogEngine):

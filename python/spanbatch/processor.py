@@ -48,19 +48,18 @@ class SpanEngine(Engine[ReadableSpan], SpanProcessor):
     """Spans into every lane: ``on_end`` is the Rust push itself, one sampled check for all lanes."""
 
     signal = SPANS
-    _per_item_method = "on_end"
     _policy_keywords = SpanPolicyArguments
     _push: Callable[[ReadableSpan], None]
     _start_push: Callable[[ReadableSpan], None]
 
     def _bind_hot_path(self) -> None:
         cores = [lane.core for lane in self._lanes]
-        previous = self.__dict__.get("_push")
         self._start_push = cores[0].on_end if len(cores) == 1 else FanOut(cores).on_end
         # After shutdown the stock processor logs each ended span it is given, not a started one.
         self._push = self._after_shutdown(self._start_push)
-        # Straight: the SDK calls ``processor.on_end(span)`` and lands in Rust, no Python frame.
-        self._bind_per_item_method(self._push, previous=previous, straight=type(self).on_end is _ENGINE_ON_END)
+        if type(self).on_end is SpanEngine.on_end:
+            # The SDK calls ``processor.on_end(span)`` and lands straight in Rust: no Python frame.
+            self.on_end = self._push  # type: ignore[method-assign]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Queues the started span in every lane when ``export_span_start`` is on."""
@@ -71,13 +70,8 @@ class SpanEngine(Engine[ReadableSpan], SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        # Shadowed per instance by the Rust push unless a subclass overrides it (its super().on_end lands here) or a
-        # patch of the class replaced it.
+        # Shadowed per instance by the Rust push unless a subclass overrides it (its super().on_end lands here).
         self._push(span)
-
-
-# As defined, kept apart from the class: a patch of ``SpanEngine.on_end`` itself is a patch too.
-_ENGINE_ON_END = SpanEngine.on_end
 
 
 class BatchSpanProcessor(OneLane[ReadableSpan], SpanEngine):
