@@ -1,0 +1,65 @@
+"""A class made from spanbatch's processor and another class (a plugin base with a metaclass of its own, a
+``typing.Protocol``) is made wherever the stock processor's would be: a metaclass of spanbatch's that the stock
+class does not have turns that into ``TypeError: metaclass conflict``."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+import spanbatch
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor as StockBatchLogRecordProcessor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor as StockBatchSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+
+class PluginMeta(type):
+    """A registry's metaclass, as plugin systems use."""
+
+
+class PluginBase(metaclass=PluginMeta):
+    pass
+
+
+class Flushes(typing.Protocol):
+    def force_flush(self, timeout_millis: int = 30000) -> bool: ...
+
+
+PAIRS = {
+    "spans": (StockBatchSpanProcessor, spanbatch.BatchSpanProcessor),
+    "logs": (StockBatchLogRecordProcessor, spanbatch.BatchLogRecordProcessor),
+}
+
+
+CONFLICT = "spanbatch's span processor's metaclass is ABCMeta, stock's type"
+
+
+@pytest.mark.parametrize("other", [PluginBase, Flushes], ids=["plugin-metaclass", "protocol"])
+@pytest.mark.parametrize("signal", sorted(PAIRS))
+def test_spanbatchs_processor_mixes_with_a_class_wherever_stocks_does(
+    signal: str, other: type, request: pytest.FixtureRequest
+) -> None:
+    if signal == "spans" and other is PluginBase:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=CONFLICT))
+    stock, ours = PAIRS[signal]
+    try:
+        type("StockMix", (stock, other), {})
+    except TypeError:
+        pytest.skip("the stock processor does not mix with it either")
+    mixed = type("Mix", (ours, other), {})
+    assert mixed.__mro__[1] is ours
+    assert other in mixed.__mro__
+
+
+@pytest.mark.xfail(strict=True, reason=CONFLICT)
+def test_a_mixed_span_processor_works() -> None:
+    mixed = type("Mix", (spanbatch.BatchSpanProcessor, PluginBase), {})
+    exporter = InMemorySpanExporter()
+    processor = mixed(exporter)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    provider.get_tracer(__name__).start_span("mixed").end()
+    assert provider.force_flush(10_000)
+    provider.shutdown()
+    assert [span.name for span in exporter.get_finished_spans()] == ["mixed"]
