@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import Any, ClassVar, Generic, TypeVar, cast
@@ -63,8 +63,11 @@ def given_timeout(timeout_millis: object, default_millis: float) -> float:
     return default_millis if math.isnan(millis) else millis
 
 
-class Engine(ABC, Generic[Telemetry]):
+class Engine(Generic[Telemetry]):
     """Lanes that batch one kind of telemetry, each to its own backend, under one lifecycle.
+
+    Not an ``ABC``: a processor's metaclass is the stock one's (``type`` for spans), so that it mixes with whatever
+    class the stock one mixes with (a plugin base of another metaclass would otherwise be a "metaclass conflict").
 
     ``named`` lanes are a Pipeline's: their names label drop warnings and metrics. A processor's
     one unnamed lane is reported as the stock processor is, under a component name of its own.
