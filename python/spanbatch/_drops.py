@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from spanbatch._core import DROP_REASONS
 from spanbatch._fork import PerProcess
 from spanbatch._log_words import in_the_last
+from spanbatch._own_lines import EchoMark, own_lines, register, telling
 from spanbatch._releases import installed_release
 from spanbatch._safe_log import logged
 from spanbatch._signals import Signal
@@ -42,16 +43,20 @@ _OLD_STOCK_EXPORT_EXCEPTION = {
 }
 
 _DEFAULT_INTERVAL_SECONDS = 10.0
-# What a drop warning becomes when a ``LoggingHandler`` hands it back to the log processor that logged it: a record
-# emitted on that processor's export thread (``export_thread``), or after its shutdown (``shutdown``).
-_ECHOES = ("export_thread", "shutdown")
 _WHY = {reason.name: reason.description for reason in DROP_REASONS}
 
 
 class DropReporter:
     """Logs how many items of ``signal`` were dropped since the last report, at most once per interval."""
 
-    def __init__(self, label: str, signal: Signal, interval_seconds: float = _DEFAULT_INTERVAL_SECONDS) -> None:
+    def __init__(
+        self,
+        label: str,
+        signal: Signal,
+        interval_seconds: float = _DEFAULT_INTERVAL_SECONDS,
+        *,
+        echoes: Callable[[], Mapping[str, int] | None] | None = None,
+    ) -> None:
         self._label = f"{label} " if label else ""
         self._signal = signal
         self._interval = interval_seconds
@@ -67,22 +72,21 @@ class DropReporter:
         self._stock_queue_full = stock_queue_full(signal)
         self._refused_before = False
         self._told_exited = False  # a refusal past exit's last hook told (``report_refused``)
-        # Set on a thread while it logs this reporter's lines (see ``report``).
-        self._telling = threading.local()
-        # Only a lane of log records takes the lines back (those that drop what their export thread emits).
-        self._echoes = _ECHOES if "export_thread" in signal.drop_reasons else ()
+        # A log lane's: its count of the drops a line of spanbatch's logged on this thread now would come back as on
+        # its export thread (``_own_lines``); None once the lane is gone.
+        self._echoes = echoes
+        if echoes is not None:
+            register(self)
 
     def report(self, read: Callable[[], Mapping[str, int]], *, now: bool = False, last: bool = False) -> None:
         """Warn about new drops, as ``read()`` counts them, if the interval has passed (or ``now``).
 
         ``last``: nothing will tell of later drops (the process exits), and the line says so.
 
-        A ``LoggingHandler`` on the root logger hands the warning to the log processor that logged it, which drops
-        it (see ``_ECHOES``). Those drops are booked as told: as news, each warning would set off the next one,
-        about nothing but itself, for as long as the lane runs.
+        The warning is spanbatch's own line: what a log lane drops it as is not news (``_own_lines``).
         """
-        if getattr(self._telling, "lines", False):
-            return  # a line of this thread's report came back here (a LoggingHandler into a shut-down processor)
+        if telling():
+            return  # a line of spanbatch's came back here on this thread (a LoggingHandler into a shut-down lane)
         dropped = read()
         if not any(count > self._reported.get(reason, 0) for reason, count in dropped.items()):
             return
@@ -96,27 +100,38 @@ class DropReporter:
             for reason, count in dropped.items():
                 self._reported[reason] = max(count, self._reported.get(reason, 0))
             self._last = time.monotonic()
-        with self.own_lines(read):
+        with own_lines():
             self._log(new, elapsed, last)
 
+    def echo_mark(self) -> EchoMark | None:
+        counts = self._echoes() if self._echoes is not None else None
+        return self._mark(counts) if counts else None
+
+    def book_echoes(self, mark: EchoMark) -> None:
+        self._book(mark, (self._echoes() if self._echoes is not None else None) or {})
+
     @contextmanager
-    def own_lines(self, read: Callable[[], Mapping[str, int]]) -> Iterator[None]:
-        """Around this reporter's own lines (its warnings, the stock processor's line it logs for an item after
-        shutdown): what they come back as (``_ECHOES``) is booked as told, and a report they set off on this
-        thread returns at once. Within another such block it leaves the booking to that one."""
-        if getattr(self._telling, "lines", False):
+    def echo(self, read: Callable[[], Mapping[str, int]]) -> Iterator[None]:
+        """Around the push of one of spanbatch's own lines into this lane shut down: its drop is no news. (A span
+        lane takes no lines: a span ended meanwhile is the application's.)"""
+        if self._echoes is None:
             yield
             return
+        mark = self._mark(read())
+        yield
+        self._book(mark, read())
+
+    def _mark(self, counts: Mapping[str, int]) -> EchoMark:
         with self._locks.get():
-            told = {reason: self._reported.get(reason, 0) for reason in self._echoes}
-        before = read() if self._echoes else {}
-        self._telling.lines = True
-        try:
-            yield
-        finally:
-            self._telling.lines = False
-            if self._echoes:
-                self._book_echoes(told, before, read())
+            return EchoMark(counts, {reason: self._reported.get(reason, 0) for reason in counts})
+
+    def _book(self, mark: EchoMark, after: Mapping[str, int]) -> None:
+        """Books as told the drops spanbatch's lines came back as: what the marked counts grew by meanwhile."""
+        with self._locks.get():
+            for reason, before in mark.counts.items():
+                echoed = after.get(reason, before) - before
+                if echoed > 0:
+                    self._reported[reason] = max(self._reported.get(reason, 0), mark.told[reason] + echoed)
 
     def _log(self, new: Mapping[str, int], elapsed: float, last: bool) -> None:
         # Logged once booked, without the lock: a handler may bring the line back here on this thread (a
@@ -143,7 +158,7 @@ class DropReporter:
         once per interval; what the interval leaves unsaid is told at exit (``_exit``). ``exited``: past exit's last
         hook, which told what was unsaid then: the first drop after it is told at once, saying that those after it
         are counted, not told (a line per item would flood the exit's log)."""
-        if getattr(self._telling, "lines", False):
+        if telling():
             return  # see ``report``
         with self._locks.get():
             first, self._refused_before = not self._refused_before, True
@@ -152,16 +167,6 @@ class DropReporter:
             self.report(read, now=first)
         elif not told_exited:
             self.report(read, now=True, last=True)
-
-    def _book_echoes(self, told: Mapping[str, int], before: Mapping[str, int], after: Mapping[str, int]) -> None:
-        """Books as told the drops the lines just logged came back as: what ``_ECHOES`` grew by meanwhile. (Another
-        thread's drop for the same reason in those microseconds is booked with them: on a lane's own export threads
-        (``max_concurrent_exports`` > 1), or into a processor shut down; counted all the same.)"""
-        with self._locks.get():
-            for reason in self._echoes:
-                echoed = after.get(reason, 0) - before.get(reason, 0)
-                if echoed > 0:
-                    self._reported[reason] = max(self._reported.get(reason, 0), told[reason] + echoed)
 
 
 def stock_queue_full(signal: Signal) -> Callable[[], None] | None:

@@ -24,6 +24,7 @@ from spanbatch._debug_log import debug_enabled
 from spanbatch._drops import stock_after_shutdown
 from spanbatch._lane import Backend, Lane, weak_method
 from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
+from spanbatch._own_lines import own_lines, telling
 from spanbatch._settings import ExportPolicies, PolicyArguments
 from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
@@ -126,13 +127,15 @@ class Engine(Generic[Telemetry]):
         lanes = list(self._lanes)  # not ``self``: the hot path it is bound to would keep it in a cycle
 
         def refused(item: object, *args: Any, **kwargs: Any) -> None:
-            push(item, *args, **kwargs)  # counted first: a logging filter may raise
+            with ExitStack() as echo:
+                if telling():  # one of spanbatch's own lines, handed back: counted, and no news (``_own_lines``)
+                    for lane in lanes:
+                        echo.enter_context(lane.drops.echo(lane.dropped))
+                push(item, *args, **kwargs)  # counted first: a logging filter may raise
             try:
                 if line is not None:
-                    # A LoggingHandler on the root hands the line back to a log processor shut down: not news.
-                    with ExitStack() as own_lines:
-                        for lane in lanes:
-                            own_lines.enter_context(lane.drops.own_lines(lane.dropped))
+                    # A LoggingHandler on the root hands the line to log processors shut down: not news.
+                    with own_lines():
                         line()
             finally:
                 for lane in lanes:

@@ -149,7 +149,9 @@ class Lane:
         self._when_collected.append(hook)
 
     def _start(self) -> BatchCore:
-        self.drops = DropReporter(self._drop_label, self.signal)
+        # A log lane takes spanbatch's own lines back (``_own_lines``); a weak method: the worker holds the reporter.
+        echoes = weak_method(self.echo_counts) if "export_thread" in self.signal.drop_reasons else None
+        self.drops = DropReporter(self._drop_label, self.signal, echoes=echoes)
         core = BatchCore(
             self.settings.max_queue_size,
             self.settings.schedule_delay_millis,
@@ -204,6 +206,13 @@ class Lane:
     def dropped(self) -> dict[str, int]:
         """This lane's drops per reason, as its core counts them now."""
         return self.core.stats().dropped
+
+    def echo_counts(self) -> dict[str, int]:
+        """On one of this lane's export threads, where a line logged now comes back as ``export_thread``: that count;
+        elsewhere none (the line is queued, or refused after shutdown, which books it as it pushes it)."""
+        if not self.core.on_export_thread():
+            return {}
+        return {"export_thread": self.core.stats().dropped.get("export_thread", 0)}
 
     def stats(self) -> SpanStats:
         return SpanStats.of(_fork.current_core(self), self.signal.drop_reasons, self._disk())

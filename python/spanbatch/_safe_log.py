@@ -18,18 +18,22 @@ import threading
 import traceback
 from collections.abc import Callable
 
+from spanbatch._own_lines import own_lines
+
 _noticed = False
 _lock = threading.Lock()
 
 
 def logged(log: Callable[..., object], *args: object, **kwargs: object) -> None:
-    """``log(*args, **kwargs)``, whatever it raises: see the module's comment.
+    """``log(*args, **kwargs)``, whatever it raises: see the module's comment. The line is spanbatch's own: a log
+    lane it comes back to drops it without news (``_own_lines``).
 
     Off the main thread any exception is absorbed (a ``SystemExit`` from a filter would end the thread);
     on it, only ``Exception``: a ``KeyboardInterrupt`` there is the user's Ctrl-C.
     """
     try:
-        log(*args, **kwargs)
+        with own_lines():
+            log(*args, **kwargs)
     except Exception:
         _notice(args)
     except BaseException:
