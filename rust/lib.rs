@@ -41,7 +41,6 @@ mod reader;
 pub mod room;
 mod sampled;
 pub mod send_time;
-mod shared_lock;
 mod stats;
 mod sync;
 mod waits;
@@ -100,8 +99,6 @@ mod _core {
     use crate::otlp::encoder::{compress, PySpanEncoder, PySpanRequest};
     #[pymodule_export]
     use crate::otlp::log_encoder::{PyLogEncoder, PyLogRequest};
-    #[pymodule_export]
-    use crate::shared_lock::PySharedLock;
     #[pymodule_export]
     use crate::stats::{PyDropReason, PyStats};
 
