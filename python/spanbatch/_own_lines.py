@@ -47,7 +47,7 @@ class EchoMark:
 
 _books: weakref.WeakSet[EchoBook] = weakref.WeakSet()
 # This process's own: a child forked while another thread registered a lane must not wait on it for ever.
-_books_lock = PerProcess(threading.Lock)
+_books_lock = PerProcess(threading.RLock)
 _telling = threading.local()
 
 
