@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from spanbatch import _settings
+from spanbatch._safe_log import logged
 from spanbatch._setting import Setting, resolve
 from spanbatch._settings import POLICIES, ExportPolicies, SpanPolicyArguments
 
@@ -72,10 +73,11 @@ def resolve_policies(
     }
     policies = ExportPolicies(**resolved)
     if "export_span_start" in keywords:
+        # Through ``logged``: a log filter that raises must not make the constructor raise (stock's logs nothing).
         if policies.export_span_start:
-            logger.info("span-start export enabled: started spans are queued too (SPANBATCH_EXPORT_SPAN_START)")
+            logged(logger.info, "span-start export enabled: started spans are queued too (SPANBATCH_EXPORT_SPAN_START)")
         else:
-            logger.info("span-start export disabled — end-only ingest (SPANBATCH_EXPORT_SPAN_START)")
+            logged(logger.info, "span-start export disabled — end-only ingest (SPANBATCH_EXPORT_SPAN_START)")
     return policies
 
 
