@@ -19,6 +19,8 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from tests.helpers.fork import collect_child, start_child
+
 pytestmark = pytest.mark.timeout(60)
 
 # Generous: stock tells it on the thread that ends the item, before the next one ends.
@@ -101,6 +103,18 @@ def stock_lines(caplog: pytest.LogCaptureFixture, line: str) -> int:
     return sum(r.getMessage() == line for r in caplog.records)
 
 
+def told_while_it_hangs(lane: Lane, hung: HungExport, caplog: pytest.LogCaptureFixture) -> bool:
+    """Fills the lane's queue behind its hung export; whether the stock line came while it hung."""
+    lane.end_item()
+    assert hung.entered.wait(10)
+    for _ in range(20):
+        lane.end_item()
+    deadline = time.monotonic() + TOLD_WITHIN_SECONDS
+    while time.monotonic() < deadline and not stock_lines(caplog, lane.stock_line):
+        time.sleep(0.02)
+    return not hung.go.is_set() and stock_lines(caplog, lane.stock_line) > 0
+
+
 @pytest.mark.parametrize("lane_of", [span_lane, log_lane], ids=["spans", "log-records"])
 @pytest.mark.parametrize(
     "processors",
@@ -120,15 +134,7 @@ def test_a_queue_that_fills_behind_a_hung_export_is_told_while_it_hangs(
     lane = lane_of(processors[lane_of], hung)
     try:
         with caplog.at_level(logging.WARNING):
-            lane.end_item()
-            assert hung.entered.wait(10)
-            for _ in range(20):
-                lane.end_item()
-            deadline = time.monotonic() + TOLD_WITHIN_SECONDS
-            while time.monotonic() < deadline and not stock_lines(caplog, lane.stock_line):
-                time.sleep(0.02)
-            assert not hung.go.is_set()
-            assert stock_lines(caplog, lane.stock_line), "the full queue was not told while the export hung"
+            assert told_while_it_hangs(lane, hung, caplog), "the full queue was not told while the export hung"
             if isinstance(lane.processor, spanbatch.BatchSpanProcessor | spanbatch.BatchLogRecordProcessor):
                 assert told_counts(caplog), "spanbatch's own line with the count did not come with the stock line"
     finally:
@@ -137,3 +143,28 @@ def test_a_queue_that_fills_behind_a_hung_export_is_told_while_it_hangs(
     if isinstance(lane.processor, spanbatch.BatchSpanProcessor | spanbatch.BatchLogRecordProcessor):
         # Every drop told once in all: the first line's, then the rest at shutdown.
         assert sum(told_counts(caplog)) == lane.processor.stats().dropped["queue_full"] >= 16
+
+
+@pytest.mark.parametrize("lane_of", [span_lane, log_lane], ids=["spans", "log-records"])
+def test_a_forked_childs_queue_that_fills_behind_its_hung_export_is_told_in_the_child(
+    lane_of: Callable[[type, HungExport], Lane], caplog: pytest.LogCaptureFixture
+) -> None:
+    processor_class = spanbatch.BatchSpanProcessor if lane_of is span_lane else spanbatch.BatchLogRecordProcessor
+    hung = HungExport()
+    lane = lane_of(processor_class, hung)
+
+    def child() -> dict[str, Any]:
+        # The child's lane has a core, a worker and a teller of its own (the parent's teller is not in the child).
+        with caplog.at_level(logging.WARNING):
+            told = told_while_it_hangs(lane, hung, caplog)
+            hung.go.set()
+            lane.shutdown()
+        return {"told": told, "counts": told_counts(caplog), "dropped": lane.processor.stats().dropped["queue_full"]}
+
+    try:
+        report = collect_child(*start_child(child))
+    finally:
+        hung.go.set()
+        lane.shutdown()
+    assert report.get("told"), report
+    assert sum(report["counts"]) == report["dropped"] >= 16
