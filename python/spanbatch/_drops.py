@@ -104,11 +104,14 @@ class DropReporter:
             self._log(new, elapsed, last)
 
     def echo_mark(self) -> EchoMark | None:
-        counts = self._echoes() if self._echoes is not None else None
+        counts = self._echo_counts()
         return self._mark(counts) if counts else None
 
     def book_echoes(self, mark: EchoMark) -> None:
-        self._book(mark, (self._echoes() if self._echoes is not None else None) or {})
+        self._book(mark, self._echo_counts() or {})
+
+    def _echo_counts(self) -> Mapping[str, int] | None:
+        return self._echoes() if self._echoes is not None else None
 
     @contextmanager
     def echo(self, read: Callable[[], Mapping[str, int]]) -> Iterator[None]:

@@ -212,7 +212,7 @@ class Lane:
         elsewhere none (the line is queued, or refused after shutdown, which books it as it pushes it)."""
         if not self.core.on_export_thread():
             return {}
-        return {"export_thread": self.core.stats().dropped.get("export_thread", 0)}
+        return {"export_thread": self.dropped().get("export_thread", 0)}
 
     def stats(self) -> SpanStats:
         return SpanStats.of(_fork.current_core(self), self.signal.drop_reasons, self._disk())
