@@ -63,7 +63,7 @@ from spanbatch._lane import (
 )
 from spanbatch._logging_locks import holds_a_logging_lock
 from spanbatch._setting import read
-from spanbatch._threads import WorkerThread, os_thread_local, start_thread
+from spanbatch._threads import WorkerThread, os_thread_local, shared_rlock, start_thread
 
 logger = logging.getLogger("spanbatch")
 
@@ -99,8 +99,10 @@ _terminating: WorkerThread | None = None
 # of the signal once every lane is shut down): a child forked meanwhile puts it back.
 _sigterm_handler: Callable[[int, FrameType | None], None] | None = None
 _sigterm_handler_set_aside = False
-# Whether SIGTERM was sent again for the default action (``_die_of_sigterm``): once per process.
+# Whether SIGTERM was sent again for the default action (``_die_of_sigterm``): once per process. Held across the
+# send, so a thread that finds it under way waits for it (see ``_die_of_sigterm``).
 _sigterm_sent_again = False
+_sending_sigterm_again = _fork.PerProcess(shared_rlock)
 # What stops a thread of spanbatch's exporters (a spill's replay) before the interpreter finalizes.
 _stops_before_finalizing: list[Callable[[float], None]] = []
 # Told in a forked child that is not exiting, whatever its parent was doing: a spilling exporter's exit is called off.
@@ -412,10 +414,13 @@ def _die_of_sigterm() -> None:
     or, blocked where it could land (a critical section), once it is unblocked. Once per process: a handler the
     application set meanwhile gets it once, as it would have got the first."""
     global _sigterm_sent_again
-    if _sigterm_sent_again:
-        return
-    _sigterm_sent_again = True
-    os.kill(os.getpid(), signal.SIGTERM)
+    # Held until it is sent: the last atexit hook, finding the shutdown thread about to send it, would otherwise go on
+    # and the process exit cleanly. Reentrant and marked first: a handler the signal runs on this thread may get here.
+    with _sending_sigterm_again.get():
+        if _sigterm_sent_again:
+            return
+        _sigterm_sent_again = True
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _flush_beside_the_application() -> None:
