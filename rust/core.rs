@@ -10,6 +10,7 @@
 
 use crate::batching::{Schedule, Seen, Step};
 use crate::counters::{Counters, LeftOut};
+use crate::drop_news::News;
 use crate::drop_reasons::DropReason;
 use crate::flush::Flushes;
 use crate::fork::{self, ForkWatch};
@@ -57,6 +58,9 @@ pub struct PyBatchCore {
     /// exporter may end spans) nor wait for their own flush.
     export_threads: Arc<Mutex<Vec<ThreadId>>>,
     pub(crate) fork: ForkWatch,
+    /// Told of this core's first full queue: its teller tells it while the worker may be held in
+    /// an export (`drop_news.rs`).
+    news: Option<Arc<News>>,
     pub(crate) shutdown: AtomicBool,
     /// Application threads detached inside the push (yielding the GIL to the worker, or waiting
     /// for room). Shutdown waits for them to hold the GIL again (`wait_for_producers`): at exit,
@@ -107,6 +111,7 @@ impl PyBatchCore {
         schedule: Schedule,
         block_timeout: Duration,
         fork: ForkWatch,
+        news: Option<Arc<News>>,
         pause: Option<Py<PyAny>>,
     ) -> Self {
         Self {
@@ -122,6 +127,7 @@ impl PyBatchCore {
             handoff: Arc::default(),
             export_threads: Arc::default(),
             fork,
+            news,
             shutdown: AtomicBool::new(false),
             away: AtomicUsize::new(0),
             abandoned: AtomicBool::new(false),
@@ -148,6 +154,8 @@ impl PyBatchCore {
             self.block_timeout,
             // Never asked: a push into a shut-down core is refused before it looks for a fork.
             ForkWatch::new(None),
+            // Nor is its queue ever full: it refuses every item.
+            None,
             pause,
         );
         core.counters = Arc::clone(&self.counters);
@@ -361,7 +369,23 @@ impl PyBatchCore {
 
     /// Counts one span dropped for a full queue; returns how many were before it.
     fn count_overflow(&self) -> u64 {
-        self.counters.drop_spans(DropReason::QueueFull, 1)
+        let before = self.counters.drop_spans(DropReason::QueueFull, 1);
+        if before == 0 {
+            self.first_full_queue();
+        }
+        before
+    }
+
+    /// Wakes the teller of this core's first full queue. Not in a forked child, whose push into
+    /// its parent's core goes on to its own core (`fork.rs`), which tells the child's news: the
+    /// parent's lock may have been held at the fork.
+    #[cold]
+    fn first_full_queue(&self) {
+        if let Some(news) = &self.news {
+            if !self.fork.forked() {
+                news.tell();
+            }
+        }
     }
 
     /// In a forked child: the lane's successor core takes `span` (see `fork.rs`), which is

@@ -4,6 +4,7 @@
 
 use crate::batching::{millis, Schedule};
 use crate::core::PyBatchCore;
+use crate::drop_news::PyDropNews;
 use crate::drop_reasons::DropReason;
 use crate::fork::ForkWatch;
 use crate::queue::{DropPolicy, SpanQueue};
@@ -16,6 +17,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[pymethods]
@@ -24,7 +26,7 @@ impl PyBatchCore {
     #[pyo3(signature = (
         max_queue_size, schedule_delay_millis, max_export_batch_size, *,
         drop_policy = "oldest", linger_millis = None, block_timeout_millis = 0.0, on_fork = None,
-        pause = None,
+        news = None, pause = None,
     ))]
     #[allow(clippy::too_many_arguments)] // the Python constructor's arguments, one by one
     fn py_new(
@@ -35,6 +37,7 @@ impl PyBatchCore {
         linger_millis: Option<f64>,
         block_timeout_millis: f64,
         on_fork: Option<Py<PyAny>>,
+        news: Option<Bound<'_, PyDropNews>>,
         pause: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         if max_queue_size == 0
@@ -61,6 +64,7 @@ impl PyBatchCore {
             schedule,
             millis(block_timeout_millis),
             ForkWatch::new(on_fork),
+            news.map(|news| Arc::clone(&news.get().news)),
             pause,
         ))
     }

@@ -141,12 +141,31 @@ impl Drop for HangIfUnwound {
 /// `Python::detach` for this crate (clippy refuses the other): runs `work` without the GIL;
 /// once the gate is closed, the worker of a lane stopped before it then parks for good instead
 /// of taking the GIL back.
-#[allow(clippy::disallowed_methods)]
 pub fn detach<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
+    detach_stopped_if(
+        py,
+        crate::handoff::exports_for_a_lane_stopped_before_exit,
+        work,
+    )
+}
+
+/// `detach` for a thread with nothing left to do once the gate is closed (the drop teller,
+/// `drop_news.rs`): then it parks for good instead of taking the GIL back.
+pub fn detach_until_exit<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
+    detach_stopped_if(py, || true, work)
+}
+
+/// `detach`, parking for good once the gate is closed if `stoppable()` says so then.
+#[allow(clippy::disallowed_methods)]
+fn detach_stopped_if<T: Send>(
+    py: Python<'_>,
+    stoppable: impl Send + FnOnce() -> bool,
+    work: impl Send + FnOnce() -> T,
+) -> T {
     let out = py.detach(|| {
         let out = work();
         // Looked at once the work is done: shutdown may have begun meanwhile.
-        if !GATE.enter(crate::handoff::exports_for_a_lane_stopped_before_exit) {
+        if !GATE.enter(stoppable) {
             loop {
                 thread::park();
             }

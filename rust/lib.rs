@@ -19,6 +19,7 @@ pub mod batching;
 mod core;
 mod core_methods;
 pub mod counters;
+mod drop_news;
 pub mod drop_reasons;
 mod errors;
 mod exit_gate;
@@ -80,6 +81,8 @@ mod _core {
 
     #[pymodule_export]
     use crate::core::PyBatchCore;
+    #[pymodule_export]
+    use crate::drop_news::PyDropNews;
     #[pymodule_export]
     use crate::errors::{
         AnswerUnreadableError, NotSentError, RequestTooLargeError, TransportConnectionError,

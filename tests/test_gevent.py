@@ -242,6 +242,40 @@ def test_exit_with_a_hung_backend_keeps_its_deadline(http_receiver: OTLPReceiver
     http_receiver.set_behaviour("ok")
 
 
+def test_a_full_queue_behind_a_hung_backend_is_told_while_it_hangs(http_receiver: OTLPReceiver) -> None:
+    # The teller is a real OS thread, as the worker is; the greenlets that end the spans go on meanwhile.
+    http_receiver.set_behaviour("hang")
+    child = run_child(
+        """
+        import logging
+        told = []
+        class Told(logging.Handler):
+            def emit(self, record):
+                told.append(record.getMessage())
+        logging.getLogger().addHandler(Told())
+        processor = spanbatch.BatchSpanProcessor(
+            otlp_exporter(timeout=30), max_queue_size=4, max_export_batch_size=2, schedule_delay_millis=10
+        )
+        provider.add_span_processor(processor)
+        end_spans(tracer, 20, "lost")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "Queue full, dropping Span." not in told:
+            gevent.sleep(0.02)
+        report["told"] = [line for line in told if "ueue full" in line]
+        tracked.append(processor)
+        exit_soon()
+        """,
+        http_receiver,
+        SPANBATCH_EXIT_TIMEOUT_MS="1000",
+    )
+    child.assert_clean_exit()
+    told = child.report["told"]
+    assert isinstance(told, list)
+    assert "Queue full, dropping Span." in told, told
+    assert any(line.startswith("queue full — dropped") for line in told), told
+    http_receiver.set_behaviour("ok")
+
+
 def test_blocked_on_end_lets_other_greenlets_run(http_receiver: OTLPReceiver) -> None:
     # One span in flight (a slow export), one queued: the third waits for room.
     child = run_child(

@@ -5,6 +5,7 @@ __all__ = [
     "DROP_REASONS",
     "AnswerUnreadableError",
     "BatchCore",
+    "DropNews",
     "DropReason",
     "FanOut",
     "HttpOutcome",
@@ -43,6 +44,7 @@ class BatchCore:
         linger_millis: float | None = None,
         block_timeout_millis: float = 0.0,
         on_fork: Callable[[int], BatchCore | None] | None = None,
+        news: DropNews | None = None,
         pause: Callable[[float], object] | None = None,
     ) -> BatchCore: ...
     def on_end(self, span: Any) -> None: ...
@@ -138,6 +140,11 @@ class LogEmit:
         stock: Callable[[Any], Any],
     ) -> LogEmit: ...
     def on_emit(self, record: Any, wait: bool = True) -> None: ...
+
+@final
+class DropNews:
+    def __new__(cls) -> DropNews: ...
+    def wait(self) -> None: ...
 
 # The native base classes of the two encoders and of their requests: not in the module's
 # namespace, so private names here.

@@ -62,9 +62,9 @@ class DropReporter:
         self._interval = interval_seconds
         self._reported: dict[str, int] = {}
         self._last = time.monotonic()
-        # A lane's first full queue is told at once, as the stock processor's first line is; the interval is between
-        # reports. (Not every reason: a record a LoggingHandler hands back on the worker, dropped as
-        # ``export_thread``, would come back as another such line at once.)
+        # A lane's first full queue is told at once, as the stock processor's first line is (``report_first_full``);
+        # the interval is between reports. (Not every reason: a record a LoggingHandler hands back on the worker,
+        # dropped as ``export_thread``, would come back as another such line at once.)
         self._told_full = False
         # This process's own: items handed to a shut-down processor are reported from any thread, and a child
         # forked while one of them held the lock must not wait on it for ever.
@@ -112,6 +112,12 @@ class DropReporter:
 
     def _echo_counts(self) -> Mapping[str, int] | None:
         return self._echoes() if self._echoes is not None else None
+
+    def report_first_full(self, read: Callable[[], Mapping[str, int]]) -> None:
+        """``report``, if a full queue is yet to be told: from the thread the push wakes then (``_drop_teller``),
+        while the worker, which reports after each export, may be held in one that hangs."""
+        if not self._told_full and read().get("queue_full", 0) > 0:
+            self.report(read)
 
     @contextmanager
     def echo(self, read: Callable[[], Mapping[str, int]]) -> Iterator[None]:

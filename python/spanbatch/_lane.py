@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from spanbatch import _fork
+from spanbatch import _drop_teller, _fork
 from spanbatch._capabilities import Exporter, spills
 from spanbatch._config import BatchSettings
 from spanbatch._core import BatchCore
@@ -160,6 +160,7 @@ class Lane:
             linger_millis=self.policies.linger_millis,
             block_timeout_millis=self.policies.block_timeout_millis,
             on_fork=_fork.on_fork_of(self),
+            news=_drop_teller.news(),
             pause=cooperative_pause(),
         )
         work = LaneWork(
@@ -174,6 +175,7 @@ class Lane:
             RetryPolicy.of(self.policies),
         )
         self.worker = start_thread(run_worker, f"spanbatch-{self.name}", work)
+        _drop_teller.watch(self)
         return core
 
     def restart(self) -> BatchCore:
@@ -202,6 +204,18 @@ class Lane:
     def tell_drops(self) -> None:
         """Tell every drop not told yet, now: once the lane is shut down no worker is left to tell of them later."""
         self.drops.report(self.dropped, now=True)
+
+    def tell_first_full(self) -> None:
+        """Tell the lane's first full queue, if it is yet to be told: its worker may be held in an export (see
+        ``_drop_teller``). Meanwhile the teller counts as one of the lane's export threads, as the worker that tells
+        the other drops is: what a LoggingHandler hands back to a lane of log records is its own line, dropped and
+        booked as told (``_drops._ECHOES``), not queued into the full queue as news."""
+        core = self.core
+        core.enter_export_thread()
+        try:
+            self.drops.report_first_full(self.dropped)
+        finally:
+            core.leave_export_thread()
 
     def dropped(self) -> dict[str, int]:
         """This lane's drops per reason, as its core counts them now."""

@@ -1,0 +1,62 @@
+"""The thread that tells a lane's first full queue at once, whatever its export does: one per process, for every lane.
+
+A lane's worker tells its drops once its export returns, but an export that hangs (a backend that does not answer:
+the commonest cause of a full queue) would hold the first line back as long, where the stock processor logs it at once
+on the thread that ended the item. That thread is in the Rust push, which must not log (see
+``_engine._after_shutdown``): on its cold path, a core's first full-queue drop, it wakes this one
+(``_core.DropNews``), which tells it as the worker would. One thread for all lanes rather than one more per lane: it
+sleeps without the GIL and without a timeout, and is woken once per core at most. A forked child starts its own
+(``PerProcess``) as its lanes make their cores there.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Protocol
+
+from spanbatch._core import DropNews
+from spanbatch._fork import PerProcess
+from spanbatch._threads import WorkerThread, start_thread
+
+
+class TellsFirstFull(Protocol):
+    """A lane, as the teller sees it."""
+
+    def tell_first_full(self) -> None: ...
+
+
+class _Teller:
+    """This process's news, the lanes it tells of (weakly: a lane nobody can reach goes) and its thread."""
+
+    def __init__(self) -> None:
+        self.news = DropNews()
+        # Replaced, never changed in place: the thread reads it without the lock.
+        self.lanes: tuple[weakref.ref[TellsFirstFull], ...] = ()
+        self.thread: WorkerThread | None = None
+        self.lock = threading.Lock()
+
+    def tell(self) -> None:
+        while True:
+            self.news.wait()
+            for ref in self.lanes:
+                lane = ref()
+                if lane is not None:
+                    lane.tell_first_full()
+
+
+_tellers = PerProcess(_Teller)
+
+
+def news() -> DropNews:
+    """This process's news, for a core a lane makes here (``BatchCore(news=...)``)."""
+    return _tellers.get().news
+
+
+def watch(lane: TellsFirstFull) -> None:
+    """Tell ``lane``'s first full queue from this process's teller, started by the first lane."""
+    teller = _tellers.get()
+    with teller.lock:
+        teller.lanes = (*(ref for ref in teller.lanes if ref() is not None), weakref.ref(lane))
+        if teller.thread is None:
+            teller.thread = start_thread(teller.tell, "spanbatch-drop-teller")
