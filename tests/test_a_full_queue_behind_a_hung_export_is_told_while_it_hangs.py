@@ -185,7 +185,6 @@ def collected(refs: Sequence[weakref.ref[Any]], seconds: float = 10.0) -> bool:
         time.sleep(0.05)
 
 
-@pytest.mark.xfail(strict=True, reason="the teller keeps the last lane it told alive while it waits")
 def test_a_processor_whose_full_queue_was_told_while_it_hung_is_collected_once_dropped(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

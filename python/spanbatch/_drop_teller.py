@@ -40,9 +40,15 @@ class _Teller:
         while True:
             self.news.wait()
             for ref in self.lanes:
-                lane = ref()
-                if lane is not None:
-                    lane.tell_first_full()
+                _tell(ref)
+
+
+def _tell(ref: weakref.ref[TellsFirstFull]) -> None:
+    """Tells the lane ``ref`` refers to, if it is still there. A function of its own: no reference to the lane
+    outlives it, while the teller sleeps again, perhaps for good, with a processor nobody can reach any more."""
+    lane = ref()
+    if lane is not None:
+        lane.tell_first_full()
 
 
 _tellers = PerProcess(_Teller)
