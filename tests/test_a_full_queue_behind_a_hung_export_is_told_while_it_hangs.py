@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
 import threading
 import time
 import weakref
@@ -199,3 +200,28 @@ def test_a_processor_whose_full_queue_was_told_while_it_hung_is_collected_once_d
     refs = [weakref.ref(lane.processor), weakref.ref(lane.processor.lanes[0].exporter)]
     del lane
     assert collected(refs), "the processor or its exporter outlived every reference to it"
+
+
+def test_the_line_told_while_the_export_hangs_is_logged_with_the_signal_mask_of_the_thread_that_made_the_lane(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The teller blocks signals only while it waits (a process's signal must not land on it): a handler that starts a
+    # thread or a process while it logs there hands on the mask it would hand on anywhere.
+    masks: list[tuple[str, set[int]]] = []
+
+    class MaskRecorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            masks.append((threading.current_thread().name, set(signal.pthread_sigmask(signal.SIG_BLOCK, []))))
+
+    recorder = MaskRecorder()
+    logging.getLogger("spanbatch").addHandler(recorder)
+    hung = HungExport()
+    lane = span_lane(spanbatch.BatchSpanProcessor, hung)
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert told_while_it_hangs(lane, hung, caplog), "the full queue was not told while the export hung"
+    finally:
+        logging.getLogger("spanbatch").removeHandler(recorder)
+        hung.go.set()
+        lane.shutdown()
+    assert masks[0] == ("spanbatch-drop-teller", set(signal.pthread_sigmask(signal.SIG_BLOCK, [])))

@@ -11,6 +11,7 @@ sleeps without the GIL and without a timeout, and is woken once per core at most
 
 from __future__ import annotations
 
+import signal
 import threading
 import weakref
 from typing import Protocol
@@ -18,6 +19,12 @@ from typing import Protocol
 from spanbatch._core import DropNews
 from spanbatch._fork import PerProcess
 from spanbatch._threads import WorkerThread, start_thread
+
+# Blocked while the teller waits, which is nearly all its life: it outlives the lanes, and a signal sent to the process
+# lands on any thread that does not block it. One the application blocks on its own threads (a critical section) must
+# wait there until they unblock it, as without spanbatch, not act at once on the teller (SIGTERM's default action ends
+# the process). The faults a thread raises on itself are left: blocked, they would kill it all the same, unreported.
+_PROCESS_SIGNALS = signal.valid_signals() - {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL}
 
 
 class TellsFirstFull(Protocol):
@@ -38,7 +45,11 @@ class _Teller:
 
     def tell(self) -> None:
         while True:
+            # Its own mask back while it tells: what a user's logging handler starts there (a thread, a process)
+            # inherits the mask it would have anywhere.
+            own = signal.pthread_sigmask(signal.SIG_BLOCK, _PROCESS_SIGNALS)
             self.news.wait()
+            signal.pthread_sigmask(signal.SIG_SETMASK, own)
             for ref in self.lanes:
                 _tell(ref)
 
