@@ -227,7 +227,6 @@ def test_the_line_told_while_the_export_hangs_is_logged_with_the_signal_mask_of_
     assert masks[0] == ("spanbatch-drop-teller", set(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
 
 
-@pytest.mark.xfail(strict=True, reason="a shutdown returns while the teller's booked line is still on its way")
 def test_a_shutdown_returns_once_the_line_the_teller_is_logging_is_out(caplog: pytest.LogCaptureFixture) -> None:
     # The teller books the drops it tells, then logs them: a shutdown meanwhile has nothing new to tell. Returned before
     # that line is out, it would leave it to a daemon thread that the exit may stop first.

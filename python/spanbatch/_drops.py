@@ -69,6 +69,9 @@ class DropReporter:
         # This process's own: items handed to a shut-down processor are reported from any thread, and a child
         # forked while one of them held the lock must not wait on it for ever.
         self._locks = PerProcess(threading.Lock)
+        # Reports booked as told and not logged yet, per thread (``lines_on_their_way``); this process's own, as a
+        # thread logging one at a fork is not in the child.
+        self._on_their_way: PerProcess[dict[int, int]] = PerProcess(dict)
         self._stock_queue_full = stock_queue_full(signal)
         self._refused_before = False
         self._told_exited = False  # a refusal past exit's last hook told (``report_refused``)
@@ -90,6 +93,7 @@ class DropReporter:
         dropped = read()
         if not any(count > self._reported.get(reason, 0) for reason, count in dropped.items()):
             return
+        me = threading.get_ident()
         with self._locks.get():
             elapsed = time.monotonic() - self._last
             first_full = not self._told_full and dropped.get("queue_full", 0) > 0
@@ -100,8 +104,23 @@ class DropReporter:
             for reason, count in dropped.items():
                 self._reported[reason] = max(count, self._reported.get(reason, 0))
             self._last = time.monotonic()
-        with own_lines():
-            self._log(new, elapsed, last)
+            on_their_way = self._on_their_way.get()
+            on_their_way[me] = on_their_way.get(me, 0) + 1
+        try:
+            with own_lines():
+                self._log(new, elapsed, last)
+        finally:
+            with self._locks.get():
+                on_their_way[me] -= 1
+                if not on_their_way[me]:
+                    del on_their_way[me]
+
+    def lines_on_their_way(self) -> bool:
+        """Whether another thread booked drops as told and has not logged their line yet (the drop teller, telling a
+        full queue while an export hangs): a report of this thread's meanwhile finds nothing new to tell."""
+        me = threading.get_ident()
+        with self._locks.get():
+            return any(thread != me for thread in self._on_their_way.get())
 
     def echo_mark(self) -> EchoMark | None:
         counts = self._echo_counts()

@@ -262,7 +262,7 @@ def shutdown_all(timeout_millis: float | None = None, *, leave_to_owners: bool =
     wait_for_drains(lanes, remaining_millis(deadline))
     # Drops the rate limit left unsaid (items handed to a processor shut down before exit): told now or never.
     for lane in lanes:
-        lane.tell_drops()
+        lane.tell_drops(deadline)
 
 
 def _flushed(lanes: list[Lane], deadline: float) -> list[Lane]:

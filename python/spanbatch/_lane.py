@@ -26,7 +26,7 @@ from spanbatch._policies import RetryPolicy
 from spanbatch._settings import ExportPolicies
 from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
-from spanbatch._threads import WorkerThread, cooperative_pause, start_thread
+from spanbatch._threads import WorkerThread, cooperative_pause, pause_while, start_thread
 
 if TYPE_CHECKING:
     from spanbatch._spill import SpillCounts
@@ -201,9 +201,12 @@ class Lane:
         if self._on_core_change is not None:
             self._on_core_change()
 
-    def tell_drops(self) -> None:
-        """Tell every drop not told yet, now: once the lane is shut down no worker is left to tell of them later."""
+    def tell_drops(self, deadline: float) -> None:
+        """Tell every drop not told yet, now: once the lane is shut down no worker is left to tell of them later. Then
+        wait, until ``deadline`` at most, for the lines the drop teller booked to be out: at exit a daemon thread may be
+        stopped before it logs them."""
         self.drops.report(self.dropped, now=True)
+        pause_while(self.drops.lines_on_their_way, remaining_millis(deadline) / 1000)
 
     def tell_first_full(self) -> None:
         """Tell the lane's first full queue, if it is yet to be told: its worker may be held in an export (see
@@ -411,6 +414,6 @@ def _finish_shutdown(stopping: Sequence[Lane], deadline: float, drain: bool) -> 
         if helper.is_alive():
             logger.warning("%s: exporter shutdown did not return by the deadline.", lane.name)
     for lane in stopping:
-        lane.tell_drops()
+        lane.tell_drops(deadline)
         lane.come_to_rest()
         lane.shutdown_steps.finished = True

@@ -279,6 +279,13 @@ class _Thread(_OfOneProcess, threading.Thread):
         _wait_while(self._running_here, self._spanbatch_ended.wait, timeout, _FORK_CHECK_SECONDS)
 
 
+def pause_while(running: Callable[[], bool], seconds: float) -> None:
+    """Waits while ``running()``, ``seconds`` at most, looking again every few milliseconds: a greenlet lets the others
+    run meanwhile."""
+    pause = None if on_own_os_thread() else cooperative_pause()
+    _wait_while(running, pause or _unpatched("time", "sleep"), seconds, _PAUSE_SECONDS)
+
+
 def on_own_os_thread() -> bool:
     """Whether gevent has patched ``threading`` and the caller runs on a real OS thread ``start_thread`` started:
     no hub and no other greenlet there for a blocking call to hold up."""
