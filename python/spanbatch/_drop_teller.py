@@ -18,13 +18,7 @@ from typing import Protocol
 
 from spanbatch._core import DropNews
 from spanbatch._fork import PerProcess
-from spanbatch._threads import WorkerThread, start_thread
-
-# Blocked while the teller waits, which is nearly all its life: it outlives the lanes, and a signal sent to the process
-# lands on any thread that does not block it. One the application blocks on its own threads (a critical section) must
-# wait there until they unblock it, as without spanbatch, not act at once on the teller (SIGTERM's default action ends
-# the process). The faults a thread raises on itself are left: blocked, they would kill it all the same, unreported.
-_PROCESS_SIGNALS = signal.valid_signals() - {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL}
+from spanbatch._threads import WorkerThread, block_process_signals, start_thread
 
 
 class TellsFirstFull(Protocol):
@@ -45,9 +39,10 @@ class _Teller:
 
     def tell(self) -> None:
         while True:
+            # Blocked while it waits, which is nearly all its life: it outlives the lanes (``block_process_signals``).
             # Its own mask back while it tells: what a user's logging handler starts there (a thread, a process)
             # inherits the mask it would have anywhere.
-            own = signal.pthread_sigmask(signal.SIG_BLOCK, _PROCESS_SIGNALS)
+            own = block_process_signals()
             self.news.wait()
             signal.pthread_sigmask(signal.SIG_SETMASK, own)
             for ref in self.lanes:

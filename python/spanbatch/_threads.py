@@ -17,6 +17,7 @@ import importlib
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -26,10 +27,22 @@ from typing import Any, Protocol
 
 logger = logging.getLogger("spanbatch")
 
+# The signals sent to a process, which land on any of its threads that does not block them: not the faults a thread
+# raises on itself (blocked, those kill it all the same, unreported). A thread of spanbatch's blocks them where it must
+# not be the one they land on: one the application blocks on its own threads (a critical section) waits there until
+# they unblock it, as without spanbatch, instead of acting at once (SIGTERM's default action ends the process).
+_PROCESS_SIGNALS = signal.valid_signals() - {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL}
+
 # How long a greenlet waiting for a thread lets the others run between two looks.
 _PAUSE_SECONDS = 0.005
 # How long a wait for a thread lasts at most before it looks whether a signal handler it ran forked the process.
 _FORK_CHECK_SECONDS = 0.1
+
+
+def block_process_signals() -> set[int | signal.Signals]:
+    """Blocks the signals sent to the process on the calling thread (see ``_PROCESS_SIGNALS``); returns its mask
+    before, to set back with ``signal.pthread_sigmask(signal.SIG_SETMASK, ...)``."""
+    return signal.pthread_sigmask(signal.SIG_BLOCK, _PROCESS_SIGNALS)
 
 
 def _gevent_monkey() -> Any:
@@ -242,6 +255,7 @@ class OSThread(_OfOneProcess):
             # Let go of what it ran with, as threading.Thread does: a lane's work holds its core (and queue ring),
             # which a shut-down processor kept alive must not keep.
             del self._target, self._args
+            block_process_signals()  # ended, though the OS thread lingers a moment: see ``_Thread.run``
             self._running.release()
 
     def is_alive(self) -> bool:
@@ -267,6 +281,9 @@ class _Thread(_OfOneProcess, threading.Thread):
         try:
             super().run()
         finally:
+            # Ended from here on for whoever joins it, though the OS thread lingers a moment (a loaded machine may not
+            # run it for a while): a signal sent to the process must not land there once every lane is shut down.
+            block_process_signals()
             self._spanbatch_ended.set()
 
     def is_alive(self) -> bool:
