@@ -72,6 +72,8 @@ class DropReporter:
         # Reports booked as told and not logged yet, per thread (``lines_on_their_way``); this process's own, as a
         # thread logging one at a fork is not in the child.
         self._on_their_way: PerProcess[dict[int, int]] = PerProcess(dict)
+        self._holding = threading.local()  # whether this thread is in ``_alone`` (a forked child's own, as threads are)
+        self._nested_echoes: list[dict[str, int]] = []  # what nested ``_book`` calls left (``_book_nested_echoes``)
         self._stock_queue_full = stock_queue_full(signal)
         self._refused_before = False
         self._told_exited = False  # a refusal past exit's last hook told (``report_refused``)
@@ -94,7 +96,10 @@ class DropReporter:
         if not any(count > self._reported.get(reason, 0) for reason, count in dropped.items()):
             return
         me = threading.get_ident()
-        with self._locks.get():
+        with self._alone() as alone:
+            if not alone:
+                return  # told by the next report (``_alone``)
+            self._book_nested_echoes()
             elapsed = time.monotonic() - self._last
             first_full = not self._told_full and dropped.get("queue_full", 0) > 0
             if not now and not first_full and elapsed < self._interval:
@@ -110,7 +115,7 @@ class DropReporter:
             with own_lines():
                 self._log(new, elapsed, last)
         finally:
-            with self._locks.get():
+            with self._alone():  # never nested here: a nested report returns before it books (above)
                 on_their_way[me] -= 1
                 if not on_their_way[me]:
                     del on_their_way[me]
@@ -119,15 +124,15 @@ class DropReporter:
         """Whether another thread booked drops as told and has not logged their line yet (the drop teller, telling a
         full queue while an export hangs): a report of this thread's meanwhile finds nothing new to tell."""
         me = threading.get_ident()
-        with self._locks.get():
+        with self._alone():  # nested, this thread holds the lock: the others cannot change the books meanwhile
             return any(thread != me for thread in self._on_their_way.get())
 
     def echo_mark(self) -> EchoMark | None:
         counts = self._echo_counts()
-        return self._mark(counts) if counts else None
+        return self._mark(lambda: counts) if counts else None
 
     def book_echoes(self, mark: EchoMark) -> None:
-        self._book(mark, self._echo_counts() or {})
+        self._book(mark, lambda: self._echo_counts() or {})
 
     def _echo_counts(self) -> Mapping[str, int] | None:
         return self._echoes() if self._echoes is not None else None
@@ -145,21 +150,62 @@ class DropReporter:
         if self._echoes is None:
             yield
             return
-        mark = self._mark(read())
+        mark = self._mark(read)
         yield
-        self._book(mark, read())
+        self._book(mark, read)
 
-    def _mark(self, counts: Mapping[str, int]) -> EchoMark:
-        with self._locks.get():
+    def _mark(self, read: Callable[[], Mapping[str, int]]) -> EchoMark:
+        """The counts ``read()`` and those told, read together under the lock."""
+        with self._alone() as alone:
+            if alone:
+                self._book_nested_echoes()  # first: a nested echo before the read is in both, or in neither
+            counts = read()
             return EchoMark(counts, {reason: self._reported.get(reason, 0) for reason in counts})
 
-    def _book(self, mark: EchoMark, after: Mapping[str, int]) -> None:
-        """Books as told the drops spanbatch's lines came back as: what the marked counts grew by meanwhile."""
-        with self._locks.get():
-            for reason, before in mark.counts.items():
-                echoed = after.get(reason, before) - before
-                if echoed > 0:
-                    self._reported[reason] = max(self._reported.get(reason, 0), mark.told[reason] + echoed)
+    def _book(self, mark: EchoMark, read: Callable[[], Mapping[str, int]]) -> None:
+        """Books as told the drops spanbatch's lines came back as: what the marked counts grew by meanwhile, to what
+        ``read()`` counts under the lock."""
+        with self._alone() as alone:
+            after = read()
+            echoed = {reason: after.get(reason, before) - before for reason, before in mark.counts.items()}
+            if not alone:
+                self._nested_echoes.append(echoed)  # one C call: the holder's drain cannot lose it
+                return
+            self._book_nested_echoes()  # after the read: a nested echo before it is in ``echoed`` and booked there
+            for reason, count in echoed.items():
+                if count > 0:
+                    self._reported[reason] = max(self._reported.get(reason, 0), mark.told[reason] + count)
+
+    @contextmanager
+    def _alone(self) -> Iterator[bool]:
+        """This reporter's lock, unless this thread is in here already; yields whether it took it.
+
+        Nested: a signal's handler that logs (or a finalizer the collector runs) came back on this thread from between
+        a read and a write of the counts told (``_reported``). Taking the lock again would wait for itself for ever,
+        and a reentrant lock would let the nested call tell again what the interrupted one is telling. So a nested
+        call leaves those counts alone: a report tells nothing (the next report tells its drops: the worker's, the
+        next refusal's, or exit's), an echo's growth waits in ``_nested_echoes`` for the next call that takes the
+        lock. The flag is this thread's own, not the lock holder's: a child forked by another thread starts outside.
+        """
+        if getattr(self._holding, "now", False):
+            yield False
+            return
+        self._holding.now = True  # before the lock: a handler landing while this thread waits for it is nested too
+        try:
+            with self._locks.get():
+                yield True
+        finally:
+            self._holding.now = False
+
+    def _book_nested_echoes(self) -> None:
+        """Books as told the growths nested ``_book`` calls left (see ``_alone``), under the lock, where its caller's
+        reads count each once: ``_mark`` books them before it reads the counts, ``_book`` after, ``report`` before it
+        compares what it read before the lock (a growth it has not read yet holds back a drop of the same count to its
+        next report, as a ``_book`` from another thread would)."""
+        while self._nested_echoes:
+            for reason, count in self._nested_echoes.pop().items():
+                if count > 0:
+                    self._reported[reason] = self._reported.get(reason, 0) + count
 
     def _log(self, new: Mapping[str, int], elapsed: float, last: bool) -> None:
         # Logged once booked, without the lock: a handler may bring the line back here on this thread (a
@@ -188,7 +234,9 @@ class DropReporter:
         are counted, not told (a line per item would flood the exit's log)."""
         if telling():
             return  # see ``report``
-        with self._locks.get():
+        with self._alone() as alone:
+            if not alone:
+                return  # told by the next report (``_alone``)
             first, self._refused_before = not self._refused_before, True
             told_exited, self._told_exited = self._told_exited, self._told_exited or exited
         if not exited:
