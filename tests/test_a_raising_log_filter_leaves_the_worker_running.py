@@ -4,6 +4,7 @@ of a handler that raised)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -53,7 +54,7 @@ def raising_filter(request: pytest.FixtureRequest) -> Iterator[RaisingFilter]:
 @pytest.fixture(autouse=True)
 def no_notice_yet(monkeypatch: pytest.MonkeyPatch) -> None:
     """The notice is printed once per process: each test starts as if none had been."""
-    monkeypatch.setattr(_safe_log, "_noticed", False)
+    monkeypatch.setattr(_safe_log, "_notices", itertools.count())
 
 
 class FailsOnce(RecordingExporter):

@@ -12,6 +12,7 @@ line: a filter that raises raises for every line, and a worker that logs per bat
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import threading
@@ -20,8 +21,9 @@ from collections.abc import Callable
 
 from spanbatch._own_lines import own_lines
 
-_noticed = False
-_lock = threading.Lock()
+# Counted without a lock: a signal's handler whose line raises too may come here again on the thread being here
+# already, which would wait for itself on a lock; and a child forked while another thread held one would wait for ever.
+_notices = itertools.count()  # ``next`` is one C call: no two callers get 0
 
 
 def logged(log: Callable[..., object], *args: object, **kwargs: object) -> None:
@@ -44,11 +46,8 @@ def logged(log: Callable[..., object], *args: object, **kwargs: object) -> None:
 
 def _notice(args: tuple[object, ...]) -> None:
     """Tells of the exception being handled, once per process; called in its ``except`` block."""
-    global _noticed
-    with _lock:
-        if _noticed:
-            return
-        _noticed = True
+    if next(_notices):
+        return
     stream = sys.stderr
     if not logging.raiseExceptions or stream is None:
         return
