@@ -182,10 +182,11 @@ class DropReporter:
 
         Nested: a signal's handler that logs (or a finalizer the collector runs) came back on this thread from between
         a read and a write of the counts told (``_reported``). Taking the lock again would wait for itself for ever,
-        and a reentrant lock would let the nested call tell again what the interrupted one is telling. So a nested
-        call leaves those counts alone: a report tells nothing (the next report tells its drops: the worker's, the
-        next refusal's, or exit's), an echo's growth waits in ``_nested_echoes`` for the next call that takes the
-        lock. The flag is this thread's own, not the lock holder's: a child forked by another thread starts outside.
+        and a reentrant lock would let the nested call tell again what the interrupted one is telling, or tell in a
+        second line within the interval (the interrupted one's time not yet stamped). So a nested call leaves those
+        counts alone: a report tells nothing (the next report tells its drops: the worker's, the next refusal's, or
+        exit's), an echo's growth waits in ``_nested_echoes`` for the next call that takes the lock. The flag is this
+        thread's own, not the lock holder's: a child forked by another thread starts outside.
         """
         if getattr(self._holding, "now", False):
             yield False
