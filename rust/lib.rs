@@ -42,6 +42,7 @@ mod reader;
 pub mod room;
 mod sampled;
 pub mod send_time;
+mod shared_lock;
 mod stats;
 mod sync;
 mod waits;
@@ -102,6 +103,8 @@ mod _core {
     use crate::otlp::encoder::{compress, PySpanEncoder, PySpanRequest};
     #[pymodule_export]
     use crate::otlp::log_encoder::{PyLogEncoder, PyLogRequest};
+    #[pymodule_export]
+    use crate::shared_lock::PySharedLock;
     #[pymodule_export]
     use crate::stats::{PyDropReason, PyStats};
 

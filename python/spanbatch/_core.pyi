@@ -15,6 +15,7 @@ __all__ = [
     "LogRequest",
     "NotSentError",
     "RequestTooLargeError",
+    "SharedLock",
     "SpanEncoder",
     "SpanRequest",
     "Stats",
@@ -145,6 +146,20 @@ class LogEmit:
 class DropNews:
     def __new__(cls) -> DropNews: ...
     def wait(self) -> None: ...
+
+@final
+class SharedLock:
+    def __new__(
+        cls,
+        os_lock: Any,
+        wait_turn: Callable[[bool], bool],
+        *,
+        caller: Callable[[], object] | None = None,
+    ) -> SharedLock: ...
+    def acquire(self) -> None: ...
+    def release(self) -> None: ...
+    def __enter__(self) -> None: ...
+    def __exit__(self, *_exc: object) -> None: ...
 
 # The native base classes of the two encoders and of their requests: not in the module's
 # namespace, so private names here.

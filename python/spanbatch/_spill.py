@@ -55,7 +55,7 @@ from spanbatch._fork import PerProcess
 from spanbatch._log_words import in_the_last, spans_in_words
 from spanbatch._spill_file import CorruptFile, NewerVersion, decode, encode, read_all, span_count
 from spanbatch._spill_tally import Footprint, Tally
-from spanbatch._threads import SharedLock
+from spanbatch._threads import shared_lock
 
 logger = logging.getLogger("spanbatch")
 
@@ -101,8 +101,8 @@ class SpillStore:
         # Absolute: a process that changes directory later (a daemon's chdir("/")) keeps its files in one place.
         self.directory = Path(directory).absolute()
         self.max_bytes = max_bytes
-        # Its locks are shared with the replay thread, a real OS thread even under gevent (see ``SharedLock``).
-        self._lock = SharedLock()
+        # Its locks are shared with the replay thread, a real OS thread even under gevent (see ``shared_lock``).
+        self._lock = shared_lock()
         self._counts = SpillCounts()
         self._sequence = itertools.count()
         self._last_stamp = 0
@@ -116,10 +116,10 @@ class SpillStore:
         # The files there and their bytes, and the newest write time among their names: see the module's doc.
         # Its own lock, held while a listing recounts it, so that a file added or removed meanwhile counts once.
         self._tally = Tally()
-        self._tally_lock = SharedLock()
+        self._tally_lock = shared_lock()
         self._newest = 0
         self._synced_at = -math.inf
-        self._evicting = SharedLock()  # one eviction at a time: two would both pick the same oldest file
+        self._evicting = shared_lock()  # one eviction at a time: two would both pick the same oldest file
         self._usable = self._prepare()
         _stores.add(self)
 
@@ -134,9 +134,9 @@ class SpillStore:
     def _after_fork_in_child(self) -> None:
         # A lock another thread of the parent held stays held in the child; the counts (and the evictions not yet
         # warned about) are the parent's.
-        self._lock = SharedLock()
-        self._tally_lock = SharedLock()
-        self._evicting = SharedLock()
+        self._lock = shared_lock()
+        self._tally_lock = shared_lock()
+        self._evicting = shared_lock()
         self._counts = SpillCounts()
         self._unreported = (0, 0)
         self._synced_at = -math.inf  # the parent goes on writing: recount at the first write
@@ -491,7 +491,7 @@ class SpillStore:
 # child shares: a child that kept its copies would hold their locks for as long as it lives, and no
 # process could replay those files. So the child closes them; the lock makes the set exact at a fork.
 # The lock is each process's own: a child forked from C (no hooks below) while a thread held it.
-_held_locks = PerProcess(SharedLock)
+_held_locks = PerProcess(shared_lock)
 _held: set[int] = set()
 _stores: weakref.WeakSet[SpillStore] = weakref.WeakSet()
 

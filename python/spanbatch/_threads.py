@@ -12,7 +12,6 @@ gevent is only looked for, never imported: a process that has not loaded it pays
 
 from __future__ import annotations
 
-import _thread
 import importlib
 import logging
 import os
@@ -24,6 +23,8 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, Protocol
+
+from spanbatch._core import SharedLock
 
 logger = logging.getLogger("spanbatch")
 
@@ -74,75 +75,41 @@ def _unpatched(module: str, name: str) -> Any:
     return getattr(importlib.import_module(module), name) if monkey is None else monkey.get_original(module, name)
 
 
-class SharedLock:
+def shared_lock(*, reentrant: bool = False) -> SharedLock:
     """A lock for state shared with the threads ``start_thread`` starts, where a holder may take a while (a directory
-    listed): a lock of the OS, which a greenlet waits for by pausing. gevent's lock, held by another OS thread, raises
-    ``LoopExit`` in a greenlet whose hub has nothing else to run; blocking on the OS's would stop every greenlet of its
-    thread, and for good if one of them holds it.
+    listed): a lock of the OS, which a greenlet waits for by pausing (see ``_wait_turn``). gevent's lock, held by
+    another OS thread, raises ``LoopExit`` in a greenlet whose hub has nothing else to run; blocking on the OS's would
+    stop every greenlet of its thread, and for good if one of them holds it.
 
-    ``reentrant``: its holder may take it again, as an ``RLock``'s. The OS's ``RLock`` knows OS threads only, so the
-    holding greenlet is noted beside it (under gevent ``get_ident`` tells greenlets apart): another greenlet of that
-    thread lets it go again and waits. Noted after the OS lock is taken, and read after it is: a signal handler that
-    runs in between, in the same greenlet, finds the lock its own, as the OS's ``RLock`` alone would have it."""
+    Its take and let-go are each one native call, as the OS lock's own: no signal handler runs between the OS lock
+    taken and the ``with`` block begun, nor between the block's end and the OS lock let go, where a KeyboardInterrupt
+    would leave it held for good (see ``_core.SharedLock``).
 
-    def __init__(self, *, reentrant: bool = False) -> None:
-        self._lock = _unpatched("_thread", "RLock" if reentrant else "allocate_lock")()
-        self._reentrant = reentrant
-        self._holder: int | None = None  # reentrant only: who holds it (None: nobody, or not yet noted)
-        self._depth = 0  # and how many times over
+    ``reentrant``: its holder may take it again, as an ``RLock``'s. Under gevent (made after its patching, as gevent
+    asks) the holding greenlet is noted beside the OS's ``RLock``, which knows OS threads only: another greenlet of the
+    holder's thread waits for it, and cannot let it go."""
+    os_lock = _unpatched("_thread", "RLock" if reentrant else "allocate_lock")()
+    caller = sys.modules["gevent"].getcurrent if reentrant and threads_are_greenlets() else None
+    return SharedLock(os_lock, _wait_turn, caller=caller)
 
-    def acquire(self) -> None:
-        if not self._reentrant:
-            self._take()
-            return
-        me = _thread.get_ident()  # looked up at each call: gevent's, once it has patched ``_thread``
-        while True:
-            self._take()
-            if self._holder is None or self._holder == me:
-                # The depth first: a signal handler that takes and lets go in between leaves the holder noted.
-                self._depth += 1
-                self._holder = me
-                return
-            self._lock.release()  # taken again by this OS thread, but another greenlet of it holds it
-            pause = cooperative_pause()
-            assert pause is not None  # greenlets that share an OS thread: gevent's
-            pause(_PAUSE_SECONDS)
 
-    def _take(self) -> None:
-        if self._lock.acquire(False):
-            return
-        pause = None if on_own_os_thread() else cooperative_pause()
-        if pause is None:
-            self._lock.acquire()
-            return
-        while not self._lock.acquire(False):
-            pause(_PAUSE_SECONDS)
-
-    def release(self) -> None:
-        if self._reentrant:
-            # Checked before anything changes: the OS's RLock would refuse only after, and not at all another
-            # greenlet of the holder's thread.
-            if self._holder != _thread.get_ident():
-                raise RuntimeError("cannot release un-acquired lock")
-            self._depth -= 1
-            if not self._depth:
-                self._holder = None
-        self._lock.release()
-
-    def __enter__(self) -> None:
-        self.acquire()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.release()
+def _wait_turn(held_in_this_thread: bool) -> bool:
+    """A shared lock's taker's turn while it is held elsewhere: a greenlet that must not block its OS thread (any but
+    one of ``start_thread``'s, or one whose thread's other greenlet holds it, which runs only while it pauses) pauses
+    a moment: True; any other caller may block on the OS lock: False."""
+    pause = None if on_own_os_thread() and not held_in_this_thread else cooperative_pause()
+    if pause is None:
+        return False
+    pause(_PAUSE_SECONDS)
+    return True
 
 
 def shared_rlock() -> SharedLock | threading.RLock:
     """A reentrant lock for state shared with the threads ``start_thread`` starts. Where threads are greenlets (made
-    after gevent's patching, as gevent asks), ``SharedLock(reentrant=True)``, which another greenlet waits for by
-    pausing; elsewhere the OS's ``RLock`` itself: taken and let go in C, no Ctrl-C lands between its take and the
-    ``with`` block, where it would leave a lock written in Python held for good."""
+    after gevent's patching, as gevent asks), ``shared_lock(reentrant=True)``, which another greenlet waits for by
+    pausing; elsewhere the OS's ``RLock`` itself."""
     if threads_are_greenlets():
-        return SharedLock(reentrant=True)
+        return shared_lock(reentrant=True)
     lock: threading.RLock = _unpatched("_thread", "RLock")()
     return lock
 

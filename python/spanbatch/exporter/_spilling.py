@@ -24,12 +24,13 @@ from pathlib import Path
 from types import MethodType
 
 from spanbatch import _exit, _settings
+from spanbatch._core import SharedLock
 from spanbatch._encoding import note_spilled
 from spanbatch._fork import PerProcess
 from spanbatch._lane import weak_method
 from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts, SpillStore
-from spanbatch._threads import SharedLock, Wakeup, WorkerThread, shared_rlock, start_thread
+from spanbatch._threads import Wakeup, WorkerThread, shared_rlock, start_thread
 from spanbatch.exporter._cutoff import Cutoff
 
 logger = logging.getLogger("spanbatch")
