@@ -16,13 +16,18 @@
 //! with its work here, parks for good instead of taking the GIL back (as `CPython` 3.14 does to
 //! any thread), and lane code about to call into Python (reading spans, making a log record
 //! readable) does not; the process's exit ends them. Closing first waits for the threads
-//! already through to be done, so that none is caught between its look and the GIL. The gate
-//! stops nothing else: a lane that hook flushed and left running, or one made later (in an
-//! atexit hook that runs after ours), works and drains as before, for the atexit hooks after
-//! ours to end items into; and so does the exporters' code, which other threads run too (a stock
-//! processor's worker). A thread of theirs that asks for the GIL once finalization has begun is
-//! hung by `PyO3`, and one caught in Python code called from here by `HangIfUnwound`. The thread
-//! that closed the gate passes it (it is the one that finalizes), and so does a forked child.
+//! already through to be done, so that none is caught between its look and the GIL. It stops
+//! a thread waiting for one of spanbatch's locks the same way (`shared_lock.rs`), holding none,
+//! unless it exports for a lane still at work. The gate stops nothing else: a lane that hook
+//! flushed and left running, or one made later (in an atexit hook that runs after ours), works
+//! and drains as before, for the atexit hooks after ours to end items into; and so does the
+//! exporters' code, which other threads run too (a stock processor's worker). A thread of
+//! theirs that asks for the GIL once finalization has begun is hung by `PyO3`, and one caught in
+//! Python code called from here by `HangIfUnwound`, if the unwind reaches it: from a lock's
+//! blocking `acquire` called here it did not, and the process aborted ("FATAL: exception not
+//! rethrown"), so a wait that may outlast the gate's closing does not run in `hang_if_unwound`.
+//! The thread that closed the gate passes it (it is the one that finalizes), and so does a
+//! forked child.
 
 use pyo3::prelude::*;
 use std::cell::Cell;
@@ -132,9 +137,7 @@ impl Drop for HangIfUnwound {
         if thread::panicking() {
             return;
         }
-        loop {
-            thread::park();
-        }
+        park_for_good();
     }
 }
 
@@ -142,7 +145,7 @@ impl Drop for HangIfUnwound {
 /// once the gate is closed, the worker of a lane stopped before it then parks for good instead
 /// of taking the GIL back.
 pub fn detach<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
-    detach_stopped_if(
+    detach_unless_stopped(
         py,
         crate::handoff::exports_for_a_lane_stopped_before_exit,
         work,
@@ -152,12 +155,13 @@ pub fn detach<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
 /// `detach` for a thread with nothing left to do once the gate is closed (the drop teller,
 /// `drop_news.rs`): then it parks for good instead of taking the GIL back.
 pub fn detach_until_exit<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
-    detach_stopped_if(py, || true, work)
+    detach_unless_stopped(py, || true, work)
 }
 
-/// `detach`, parking for good once the gate is closed if `stoppable()` says so then.
+/// `detach`, for a thread that the closed gate stops if `stoppable()`: it then parks for good
+/// instead of taking the GIL back.
 #[allow(clippy::disallowed_methods)]
-fn detach_stopped_if<T: Send>(
+pub fn detach_unless_stopped<T: Send>(
     py: Python<'_>,
     stoppable: impl Send + FnOnce() -> bool,
     work: impl Send + FnOnce() -> T,
@@ -166,14 +170,19 @@ fn detach_stopped_if<T: Send>(
         let out = work();
         // Looked at once the work is done: shutdown may have begun meanwhile.
         if !GATE.enter(stoppable) {
-            loop {
-                thread::park();
-            }
+            park_for_good();
         }
         out
     });
     GATE.leave();
     out
+}
+
+/// What a thread the closed gate stops does, detached: the process's exit ends it.
+fn park_for_good() -> ! {
+    loop {
+        thread::park();
+    }
 }
 
 /// Runs lane code that may run Python code on this thread (`call`), unless the gate is closed
@@ -184,6 +193,23 @@ pub fn calling_python<T>(
     call: impl FnOnce() -> T,
 ) -> Option<T> {
     GATE.enter(lane_stopped).then(|| through(call))
+}
+
+/// `calling_python`, for a thread that has nothing to do once the gate stops it: it then parks
+/// for good, detached, instead of calling.
+#[allow(clippy::disallowed_methods)]
+pub fn calling_python_unless_stopped<T>(
+    py: Python<'_>,
+    stoppable: impl FnOnce() -> bool,
+    call: impl FnOnce() -> T,
+) -> T {
+    if let Some(out) = calling_python(stoppable, call) {
+        return out;
+    }
+    py.detach(|| {
+        park_for_good();
+    });
+    unreachable!("a parked thread never resumes")
 }
 
 /// Runs code that may run Python code on this thread (`call`) whatever the gate (an exporter's,

@@ -170,6 +170,18 @@ pub fn exports_for_a_lane_stopped_before_exit() -> bool {
     })
 }
 
+/// Whether the closed exit gate stops this thread in a wait that is not a lane's (for a lock):
+/// any thread but the export thread of a lane that works on past the gate (one that stopped
+/// after it, or not yet), whose waits take the GIL back as all its others do.
+pub fn stopped_in_its_own_waits() -> bool {
+    EXPORT_HANDOFF.with(|current| {
+        current
+            .borrow()
+            .as_ref()
+            .is_none_or(|handoff| handoff.stopped_before_exit())
+    })
+}
+
 /// Runs `work` detached from the interpreter; on an export thread, asks for the GIL back
 /// so that an application thread hands it over (see the module's comment).
 pub fn detach<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {

@@ -5,130 +5,179 @@
 //! start, after a call, a jump). A lock written in Python had such places between the OS lock
 //! taken and its `with` block begun, and between the block's end and the OS lock let go: a
 //! `KeyboardInterrupt` raised there left it held for good (about 1 real SIGINT in 3 that landed
-//! in a take or let-go, on 3.10 to 3.13). Here no Python code runs while this call holds the OS
-//! lock: what a take calls (who the caller is, how it waits its turn) runs before it is taken,
-//! and a signal's handler raising in there, or in the OS lock's own wait, leaves it untaken.
+//! in a take or let-go, on 3.10 to 3.13). Here no Python code runs once a take has it: what a
+//! take calls (who the caller is, how it waits its turn, the pending signal handlers) runs
+//! before, and a handler's exception leaves it untaken.
+//!
+//! Its state is Rust's, and a blocked taker waits for it without the GIL, in slices between
+//! which it runs the pending signal handlers (on the main thread, Ctrl-C raises within a
+//! slice). Waiting in the OS lock's own `acquire` instead, called from here, a daemon thread
+//! woken while the interpreter finalizes was ended by `CPython` from inside that call, through
+//! our frames: the process aborted ("FATAL: exception not rethrown"). Detached through the exit
+//! gate, a taker woken once spanbatch's last atexit hook has run parks for good instead, holding
+//! nothing (`exit_gate.rs`), and its wait does not hold the gate's closing up.
 
-use crate::exit_gate::hang_if_unwound;
-use crate::interned::interned;
+use crate::exit_gate::{calling_python_unless_stopped, detach_unless_stopped};
+use crate::handoff::stopped_in_its_own_waits;
+use crate::sync::locked;
+use crate::waits::SIGNAL_SLICE;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::thread::{self, ThreadId};
 
-/// `holder` when no greenlet is noted.
-const NOBODY: usize = 0;
+/// `Taker::greenlet` outside gevent.
+const NO_GREENLET: usize = 0;
 
-/// The OS's lock, taken and let go in one native call each.
+/// Who takes or holds the lock: an OS thread, and under gevent one of its greenlets, told by its
+/// identity as gevent's `get_ident` tells it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Taker {
+    thread: ThreadId,
+    greenlet: usize,
+}
+
+struct Holding {
+    by: Taker,
+    /// How many times over (more than once for a reentrant lock only).
+    depth: usize,
+}
+
+#[derive(Default)]
+struct State {
+    holding: Option<Holding>,
+    /// Takers blocked until it is let go.
+    waiting: usize,
+}
+
+/// Its mutex is held for a look or a change of `State` only, never while Python code runs.
 ///
-/// Its holder's notes are read and written only by a holder of the OS lock, whose other
-/// greenlets do not run meanwhile: no Python code runs between the OS lock taken and the notes.
-///
-/// It holds the OS lock and module-level callables, none of which refers back to a lock: it
-/// cannot close a reference cycle and needs no `__clear__`.
+/// It holds module-level callables, none of which refers back to a lock: it cannot close a
+/// reference cycle and needs no `__clear__`.
 #[pyclass(frozen, name = "SharedLock", module = "spanbatch._core")]
 pub struct PySharedLock {
-    /// `_thread.allocate_lock()` or `_thread.RLock()`, as gevent did not patch them.
-    os_lock: Py<PyAny>,
+    /// Its holder may take it again, as an `RLock`'s.
+    reentrant: bool,
     /// `wait_turn(held_in_this_thread) -> bool`, called while the lock is held elsewhere (by
     /// another greenlet of the caller's OS thread, if `held_in_this_thread`): pauses the calling
-    /// greenlet a moment and says True, or says False: the caller may block on the OS lock.
+    /// greenlet a moment and says True, or says False: the caller may block its OS thread.
     wait_turn: Py<PyAny>,
-    /// Reentrant under gevent: `greenlet.getcurrent`. The OS's `RLock` knows OS threads only;
-    /// the greenlet holding it is noted beside it, told by its identity as gevent's `get_ident`
-    /// tells it, and another greenlet of its thread waits for it.
+    /// Under gevent: `greenlet.getcurrent`, whose greenlet is the taker.
     caller: Option<Py<PyAny>>,
-    /// The greenlet holding it (`NOBODY`: none), and how many times over.
-    holder: AtomicUsize,
-    depth: AtomicUsize,
+    state: Mutex<State>,
+    let_go: Condvar,
 }
 
 impl PySharedLock {
-    /// Takes the OS lock: at once if it is free, else after the caller's turns (`wait_turn`),
-    /// or in the OS lock's own wait, which a signal's handler interrupts on the main thread.
-    fn take(&self, py: Python<'_>, held_in_this_thread: bool) -> PyResult<()> {
-        let acquire = self.os_lock.bind(py).getattr(interned!(py, "acquire"))?;
-        if held_in_this_thread {
-            self.wait(py, true)?;
-        }
-        loop {
-            if acquire.call1((false,))?.is_truthy()? {
-                return Ok(());
+    fn taker(&self, py: Python<'_>) -> PyResult<Taker> {
+        let greenlet = match &self.caller {
+            // A C function that runs no Python code: nothing can end the thread in it.
+            Some(caller) => caller.call0(py)?.as_ptr() as usize,
+            None => NO_GREENLET,
+        };
+        Ok(Taker {
+            thread: thread::current().id(),
+            greenlet,
+        })
+    }
+
+    /// Takes it if `taker` may; if not, says whether it is held in the taker's OS thread.
+    fn try_take(&self, taker: Taker) -> Result<(), bool> {
+        let mut state = locked(&self.state);
+        match &mut state.holding {
+            None => {
+                state.holding = Some(Holding {
+                    by: taker,
+                    depth: 1,
+                });
+                Ok(())
             }
-            if !self.wait(py, false)? {
-                // A daemon thread waiting here when the interpreter finalizes is ended from in it.
-                hang_if_unwound(|| acquire.call0())?;
-                return Ok(());
+            Some(holding) if self.reentrant && holding.by == taker => {
+                holding.depth += 1;
+                Ok(())
             }
+            Some(holding) => Err(holding.by.thread == taker.thread),
         }
     }
 
-    fn wait(&self, py: Python<'_>, held_in_this_thread: bool) -> PyResult<bool> {
-        hang_if_unwound(|| {
+    /// A greenlet's turn (see `wait_turn`): whether it paused. A thread that the closed exit gate
+    /// stops parks here instead: Python code may let go of the GIL, and take it back once the
+    /// interpreter finalizes.
+    fn paused(&self, py: Python<'_>, held_in_this_thread: bool) -> PyResult<bool> {
+        calling_python_unless_stopped(py, stopped_in_its_own_waits, || {
             self.wait_turn
                 .call1(py, (held_in_this_thread,))?
                 .is_truthy(py)
         })
     }
 
-    /// The calling greenlet's identity.
-    fn greenlet(py: Python<'_>, caller: &Py<PyAny>) -> PyResult<usize> {
-        let current = hang_if_unwound(|| caller.call0(py))?;
-        Ok(current.as_ptr() as usize)
-    }
-
-    fn let_go_of_the_os_lock(&self, py: Python<'_>) -> PyResult<()> {
-        self.os_lock.call_method0(py, interned!(py, "release"))?;
-        Ok(())
+    /// Blocks without the GIL until it is let go, or for one slice.
+    fn wait_for_let_go(&self, py: Python<'_>) {
+        detach_unless_stopped(py, stopped_in_its_own_waits, || {
+            let mut state = locked(&self.state);
+            state.waiting += 1;
+            let (mut state, _) = self
+                .let_go
+                .wait_timeout_while(state, SIGNAL_SLICE, |state| state.holding.is_some())
+                .unwrap_or_else(PoisonError::into_inner);
+            state.waiting -= 1;
+        });
     }
 }
 
 #[pymethods]
 impl PySharedLock {
     #[new]
-    #[pyo3(signature = (os_lock, wait_turn, *, caller=None))]
-    fn new(os_lock: Py<PyAny>, wait_turn: Py<PyAny>, caller: Option<Py<PyAny>>) -> Self {
+    #[pyo3(signature = (wait_turn, *, reentrant=false, caller=None))]
+    fn new(wait_turn: Py<PyAny>, reentrant: bool, caller: Option<Py<PyAny>>) -> Self {
         Self {
-            os_lock,
+            reentrant,
             wait_turn,
             caller,
-            holder: AtomicUsize::new(NOBODY),
-            depth: AtomicUsize::new(0),
+            state: Mutex::default(),
+            let_go: Condvar::new(),
         }
     }
 
     fn acquire(&self, py: Python<'_>) -> PyResult<()> {
-        let Some(caller) = &self.caller else {
-            return self.take(py, false);
-        };
-        let me = Self::greenlet(py, caller)?;
-        let mut held_in_this_thread = false;
+        let taker = self.taker(py)?;
         loop {
-            self.take(py, held_in_this_thread)?;
-            let holder = self.holder.load(Ordering::SeqCst);
-            if holder == NOBODY || holder == me {
-                self.depth.fetch_add(1, Ordering::SeqCst);
-                self.holder.store(me, Ordering::SeqCst);
+            let Err(held_in_this_thread) = self.try_take(taker) else {
                 return Ok(());
+            };
+            if !self.paused(py, held_in_this_thread)? {
+                self.wait_for_let_go(py);
+                py.check_signals()?;
             }
-            // Taken again by this OS thread, but another greenlet of it holds it.
-            self.let_go_of_the_os_lock(py)?;
-            held_in_this_thread = true;
         }
     }
 
+    /// Lets go once. As the OS's locks: a reentrant one by its holder only, a plain one by anyone.
     fn release(&self, py: Python<'_>) -> PyResult<()> {
-        if let Some(caller) = &self.caller {
-            // Checked before anything changes: the OS's RLock would let another greenlet of the
-            // holder's thread go.
-            if self.holder.load(Ordering::SeqCst) != Self::greenlet(py, caller)? {
-                return Err(PyRuntimeError::new_err("cannot release un-acquired lock"));
-            }
-            if self.depth.fetch_sub(1, Ordering::SeqCst) == 1 {
-                self.holder.store(NOBODY, Ordering::SeqCst);
+        let taker = if self.reentrant {
+            Some(self.taker(py)?)
+        } else {
+            None
+        };
+        let mut state = locked(&self.state);
+        let Some(holding) = &mut state.holding else {
+            return Err(PyRuntimeError::new_err(match taker {
+                Some(_) => "cannot release un-acquired lock",
+                None => "release unlocked lock",
+            }));
+        };
+        if taker.is_some_and(|taker| taker != holding.by) {
+            return Err(PyRuntimeError::new_err("cannot release un-acquired lock"));
+        }
+        holding.depth -= 1;
+        if holding.depth == 0 {
+            state.holding = None;
+            if state.waiting > 0 {
+                self.let_go.notify_all();
             }
         }
-        self.let_go_of_the_os_lock(py)
+        Ok(())
     }
 
     fn __enter__(&self, py: Python<'_>) -> PyResult<()> {
@@ -140,19 +189,22 @@ impl PySharedLock {
         self.release(py)
     }
 
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let os_lock = self.os_lock.bind(py).repr()?;
-        Ok(match self.caller {
-            Some(_) => format!(
-                "SharedLock({os_lock}, greenlet_depth={})",
-                self.depth.load(Ordering::SeqCst)
-            ),
-            None => format!("SharedLock({os_lock})"),
-        })
+    fn __repr__(&self) -> String {
+        let state = locked(&self.state);
+        let depth = state.holding.as_ref().map_or(0, |holding| holding.depth);
+        format!(
+            "SharedLock(reentrant={}, gevent={}, depth={depth}, waiting={})",
+            if self.reentrant { "True" } else { "False" },
+            if self.caller.is_some() {
+                "True"
+            } else {
+                "False"
+            },
+            state.waiting,
+        )
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.os_lock)?;
         visit.call(&self.wait_turn)?;
         if let Some(caller) = &self.caller {
             visit.call(caller)?;

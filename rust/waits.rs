@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use std::time::{Duration, Instant};
 
 /// Longest native wait between two runs of the pending signal handlers.
-const SIGNAL_SLICE: Duration = Duration::from_millis(50);
+pub const SIGNAL_SLICE: Duration = Duration::from_millis(50);
 /// How long a cooperative wait lets other greenlets run between two looks.
 const PAUSE: Duration = Duration::from_millis(5);
 

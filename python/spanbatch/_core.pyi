@@ -151,9 +151,9 @@ class DropNews:
 class SharedLock:
     def __new__(
         cls,
-        os_lock: Any,
         wait_turn: Callable[[bool], bool],
         *,
+        reentrant: bool = False,
         caller: Callable[[], object] | None = None,
     ) -> SharedLock: ...
     def acquire(self) -> None: ...

@@ -77,20 +77,18 @@ def _unpatched(module: str, name: str) -> Any:
 
 def shared_lock(*, reentrant: bool = False) -> SharedLock:
     """A lock for state shared with the threads ``start_thread`` starts, where a holder may take a while (a directory
-    listed): a lock of the OS, which a greenlet waits for by pausing (see ``_wait_turn``). gevent's lock, held by
-    another OS thread, raises ``LoopExit`` in a greenlet whose hub has nothing else to run; blocking on the OS's would
-    stop every greenlet of its thread, and for good if one of them holds it.
+    listed): one that blocks an OS thread, which a greenlet waits for by pausing (see ``_wait_turn``). gevent's lock,
+    held by another OS thread, raises ``LoopExit`` in a greenlet whose hub has nothing else to run; blocking on the
+    OS's would stop every greenlet of its thread, and for good if one of them holds it.
 
-    Its take and let-go are each one native call, as the OS lock's own: no signal handler runs between the OS lock
-    taken and the ``with`` block begun, nor between the block's end and the OS lock let go, where a KeyboardInterrupt
-    would leave it held for good (see ``_core.SharedLock``).
+    Its take and let-go are each one native call, as the OS lock's own: no signal handler runs between it taken and
+    the ``with`` block begun, nor between the block's end and it let go, where a KeyboardInterrupt would leave it held
+    for good; a daemon thread waiting for it at exit is not ended inside that call (see ``_core.SharedLock``).
 
     ``reentrant``: its holder may take it again, as an ``RLock``'s. Under gevent (made after its patching, as gevent
-    asks) the holding greenlet is noted beside the OS's ``RLock``, which knows OS threads only: another greenlet of the
-    holder's thread waits for it, and cannot let it go."""
-    os_lock = _unpatched("_thread", "RLock" if reentrant else "allocate_lock")()
+    asks) its holder is a greenlet: another greenlet of the holder's thread waits for it, and cannot let it go."""
     caller = sys.modules["gevent"].getcurrent if reentrant and threads_are_greenlets() else None
-    return SharedLock(os_lock, _wait_turn, caller=caller)
+    return SharedLock(_wait_turn, reentrant=reentrant, caller=caller)
 
 
 def _wait_turn(held_in_this_thread: bool) -> bool:
