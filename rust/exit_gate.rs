@@ -113,9 +113,11 @@ impl Gate {
         self.closed.store(true, Ordering::SeqCst);
     }
 
-    /// Waits until no thread is through, or `deadline`; returns whether none is.
-    fn wait_until_empty(&self, deadline: Instant) -> bool {
-        while self.through.load(Ordering::SeqCst) > 0 {
+    /// Waits until no thread but the calling one is through, or `deadline`; returns whether none
+    /// is. What the calling thread is through for (a greenlet of it paused in Python code called
+    /// from here) cannot go on while it waits: waiting for it would only wait out `deadline`.
+    fn wait_for_others(&self, deadline: Instant) -> bool {
+        while self.through.load(Ordering::SeqCst) > DEPTH.get() {
             if Instant::now() >= deadline {
                 return false;
             }
@@ -245,7 +247,7 @@ pub fn closed() -> bool {
 pub fn close_exit_gate(py: Python<'_>) {
     GATE.close();
     let deadline = Instant::now() + CLOSE_WAIT;
-    detach(py, || GATE.wait_until_empty(deadline));
+    detach(py, || GATE.wait_for_others(deadline));
 }
 
 #[cfg(test)]
@@ -290,17 +292,29 @@ mod tests {
         });
         entered.wait();
         gate.close();
-        assert!(gate.wait_until_empty(Instant::now() + Duration::from_secs(5)));
+        assert!(gate.wait_for_others(Instant::now() + Duration::from_secs(5)));
         thread.join().unwrap();
     }
 
     #[test]
     fn the_wait_for_threads_through_is_bounded() {
+        let gate = Arc::new(Gate::new());
+        let through = Arc::clone(&gate);
+        thread::spawn(move || assert!(through.enter(|| false)))
+            .join()
+            .unwrap();
+        gate.close();
+        let began = Instant::now();
+        assert!(!gate.wait_for_others(began + Duration::from_millis(10)));
+        assert!(began.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn closing_does_not_wait_for_what_the_closer_itself_is_through_for() {
         let gate = Gate::new();
         assert!(gate.enter(|| false));
         gate.close();
-        let began = Instant::now();
-        assert!(!gate.wait_until_empty(began + Duration::from_millis(10)));
-        assert!(began.elapsed() < Duration::from_secs(5));
+        assert!(gate.wait_for_others(Instant::now() + Duration::from_secs(60)));
+        gate.leave();
     }
 }

@@ -96,18 +96,7 @@ time.sleep(0.1)  # waiting for the lock by then
 CLOSE_WAIT = 0.2
 
 
-@pytest.mark.parametrize(
-    "patched",
-    [
-        "plain",
-        pytest.param(
-            "gevent",
-            marks=pytest.mark.xfail(
-                strict=True, reason="the gate's closing waits for a greenlet of its own thread paused in a take"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("patched", ["plain", "gevent"])
 def test_a_daemon_thread_waiting_for_a_spill_lock_does_not_hold_the_exit_up(patched: str) -> None:
     if patched == "gevent":
         pytest.importorskip("gevent")
