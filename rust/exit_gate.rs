@@ -18,7 +18,7 @@
 //! readable) does not; the process's exit ends them. Closing first waits for the threads
 //! already through to be done, so that none is caught between its look and the GIL. It stops
 //! a thread waiting for one of spanbatch's locks the same way (`shared_lock.rs`), holding none,
-//! unless it exports for a lane still at work. The gate stops nothing else: a lane that hook
+//! and one about to pause under gevent (`waits.rs`), unless it exports for a lane still at work. The gate stops nothing else: a lane that hook
 //! flushed and left running, or one made later (in an atexit hook that runs after ours), works
 //! and drains as before, for the atexit hooks after ours to end items into; and so does the
 //! exporters' code, which other threads run too (a stock processor's worker). A thread of

@@ -170,9 +170,9 @@ pub fn exports_for_a_lane_stopped_before_exit() -> bool {
     })
 }
 
-/// Whether the closed exit gate stops this thread in a wait that is not a lane's (for a lock):
-/// any thread but the export thread of a lane that works on past the gate (one that stopped
-/// after it, or not yet), whose waits take the GIL back as all its others do.
+/// Whether the closed exit gate stops this thread in a wait of its own (for a lock, or a
+/// greenlet's pause): any thread but the export thread of a lane that works on past the gate
+/// (one that stopped after it, or not yet), whose waits take the GIL back as all its others do.
 pub fn stopped_in_its_own_waits() -> bool {
     EXPORT_HANDOFF.with(|current| {
         current

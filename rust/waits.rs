@@ -8,6 +8,8 @@
 //! Under gevent's monkey-patching the caller may be a greenlet sharing its OS thread with the
 //! hub and every other greenlet: any native wait stops them all. Given a `pause` (gevent's
 //! `sleep`), a wait never blocks natively: it looks, then pauses cooperatively, and again.
+//! Once spanbatch's last atexit hook has run, a thread of the application parks instead of
+//! pausing (see `exit_gate.rs`).
 
 use pyo3::prelude::*;
 use std::time::{Duration, Instant};
@@ -42,7 +44,13 @@ pub fn interruptible(
         }
         py.check_signals()?;
         if let Some(pause) = pause {
-            crate::exit_gate::hang_if_unwound(|| pause.call1((left.min(PAUSE).as_secs_f64(),)))?;
+            // A real OS thread's pause lets go of the GIL: one that took it back once the
+            // interpreter finalizes was ended from in there, and crashed the process.
+            crate::exit_gate::calling_python_unless_stopped(
+                py,
+                crate::handoff::stopped_in_its_own_waits,
+                || pause.call1((left.min(PAUSE).as_secs_f64(),)),
+            )?;
         }
     }
 }
