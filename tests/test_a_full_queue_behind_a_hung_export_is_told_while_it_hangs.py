@@ -22,6 +22,7 @@ from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from spanbatch import _drop_teller
 
 from tests.helpers.fork import collect_child, start_child
 
@@ -260,3 +261,25 @@ def test_a_shutdown_returns_once_the_line_the_teller_is_logging_is_out(caplog: p
         stock_logger.removeHandler(held)
         lane.shutdown()
     assert sum(told_by_then) == lane.processor.stats().dropped["queue_full"] >= 16, told_by_then
+
+
+class RaisesWhenTold:
+    """A lane the teller cannot tell: one watched before it is whole, say (its core not set yet)."""
+
+    def tell_first_full(self) -> None:
+        raise AttributeError("'Lane' object has no attribute 'core'")
+
+
+def test_a_lane_that_raises_when_told_leaves_the_teller_telling_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    broken = RaisesWhenTold()
+    _drop_teller.watch(broken)  # before the lane below: told first
+    hung = HungExport()
+    lane = span_lane(spanbatch.BatchSpanProcessor, hung)
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert told_while_it_hangs(lane, hung, caplog), "the teller stopped telling at a lane that raised"
+    finally:
+        hung.go.set()
+        lane.shutdown()
+    assert any(r.name == "spanbatch" and r.exc_info for r in caplog.records), "the lane's error was not logged"
+    assert [t for t in threading.enumerate() if t.name == "spanbatch-drop-teller"]
