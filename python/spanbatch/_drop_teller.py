@@ -11,6 +11,7 @@ sleeps without the GIL and without a timeout, and is woken once per core at most
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import weakref
@@ -18,7 +19,10 @@ from typing import Protocol
 
 from spanbatch._core import DropNews
 from spanbatch._fork import PerProcess
+from spanbatch._safe_log import logged
 from spanbatch._threads import WorkerThread, block_process_signals, start_thread
+
+logger = logging.getLogger("spanbatch")
 
 
 class TellsFirstFull(Protocol):
@@ -53,8 +57,13 @@ def _tell(ref: weakref.ref[TellsFirstFull]) -> None:
     """Tells the lane ``ref`` refers to, if it is still there. A function of its own: no reference to the lane
     outlives it, while the teller sleeps again, perhaps for good, with a processor nobody can reach any more."""
     lane = ref()
-    if lane is not None:
+    if lane is None:
+        return
+    try:
         lane.tell_first_full()
+    except Exception:
+        # One lane's error must not end the thread that tells every lane's first full queue.
+        logged(logger.exception, "spanbatch: telling a full queue failed")
 
 
 _tellers = PerProcess(_Teller)

@@ -129,6 +129,7 @@ class Lane:
         self.finishing: WorkerThread | None = None
         self.shutdown_steps = ShutdownSteps()
         self.core = self._start()
+        _drop_teller.watch(self)  # once whole: the teller may be woken by another core's drop at any moment
         if debug:
             logger.debug("%s lane: %s", self.name, self.policies)
         # Told the lane's last core once the lane is collected (the self-metrics read it until it settled).
@@ -175,12 +176,12 @@ class Lane:
             RetryPolicy.of(self.policies),
         )
         self.worker = start_thread(run_worker, f"spanbatch-{self.name}", work)
-        _drop_teller.watch(self)
         return core
 
     def restart(self) -> BatchCore:
         """A new core and worker in place of the current ones, which belong to the parent process."""
         self.core = self._start()
+        _drop_teller.watch(self)  # this process's teller (a forked child's own)
         self.finishing = None  # the parent's thread, which a forked child does not have
         self._finalizer.detach()
         self._stop_when_collected()
