@@ -96,26 +96,29 @@ class DropReporter:
         if not any(count > self._reported.get(reason, 0) for reason, count in dropped.items()):
             return
         me = threading.get_ident()
-        with self._alone() as alone:
-            if not alone:
-                return  # told by the next report (``_alone``)
-            self._book_nested_echoes()
-            elapsed = time.monotonic() - self._last
-            first_full = not self._told_full and dropped.get("queue_full", 0) > 0
-            if not now and not first_full and elapsed < self._interval:
-                return
-            self._told_full = self._told_full or first_full
-            new = {reason: count - self._reported.get(reason, 0) for reason, count in dropped.items()}
-            for reason, count in dropped.items():
-                self._reported[reason] = max(count, self._reported.get(reason, 0))
-            self._last = time.monotonic()
-            on_their_way = self._on_their_way.get()
-            on_their_way[me] = on_their_way.get(me, 0) + 1
-        try:
+        on_their_way = self._on_their_way.get()
+        booked = False
+        try:  # around the booking too: a Ctrl-C landing as the lock is let go must not leave the line on its way
+            with self._alone() as alone:
+                if not alone:
+                    return  # told by the next report (``_alone``)
+                self._book_nested_echoes()
+                elapsed = time.monotonic() - self._last
+                first_full = not self._told_full and dropped.get("queue_full", 0) > 0
+                if not now and not first_full and elapsed < self._interval:
+                    return
+                self._told_full = self._told_full or first_full
+                new = {reason: count - self._reported.get(reason, 0) for reason, count in dropped.items()}
+                for reason, count in dropped.items():
+                    self._reported[reason] = max(count, self._reported.get(reason, 0))
+                self._last = time.monotonic()
+                on_their_way[me] = on_their_way.get(me, 0) + 1
+                booked = True  # no signal handler runs between these two lines (no call, no jump back)
             with own_lines():
                 self._log(new, elapsed, last)
         finally:
-            with self._alone():  # never nested here: a nested report returns before it books (above)
+            if booked:
+                # Without the lock, whose take a Ctrl-C could interrupt: only this thread changes its own count.
                 on_their_way[me] -= 1
                 if not on_their_way[me]:
                     del on_their_way[me]
@@ -124,8 +127,7 @@ class DropReporter:
         """Whether another thread booked drops as told and has not logged their line yet (the drop teller, telling a
         full queue while an export hangs): a report of this thread's meanwhile finds nothing new to tell."""
         me = threading.get_ident()
-        with self._alone():  # nested, this thread holds the lock: the others cannot change the books meanwhile
-            return any(thread != me for thread in self._on_their_way.get())
+        return any(thread != me for thread in tuple(self._on_their_way.get()))  # a copy: others change it meanwhile
 
     def echo_mark(self) -> EchoMark | None:
         counts = self._echo_counts()
