@@ -175,6 +175,19 @@ def test_a_forked_childs_queue_that_fills_behind_its_hung_export_is_told_in_the_
     assert sum(report["counts"]) == report["dropped"] >= 16
 
 
+def a_span_lane_told_while_it_hung(caplog: pytest.LogCaptureFixture) -> Lane:
+    """A spanbatch span lane whose queue filled behind its hung export, told while it hung, then shut down."""
+    hung = HungExport()
+    lane = span_lane(spanbatch.BatchSpanProcessor, hung)
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert told_while_it_hangs(lane, hung, caplog), "the full queue was not told while the export hung"
+    finally:
+        hung.go.set()
+        lane.shutdown()
+    return lane
+
+
 def collected(refs: Sequence[weakref.ref[Any]], seconds: float = 10.0) -> bool:
     """Whether every referent is collected within ``seconds`` (the teller may still be finishing its line)."""
     deadline = time.monotonic() + seconds
@@ -190,14 +203,7 @@ def collected(refs: Sequence[weakref.ref[Any]], seconds: float = 10.0) -> bool:
 def test_a_processor_whose_full_queue_was_told_while_it_hung_is_collected_once_dropped(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    hung = HungExport()
-    lane = span_lane(spanbatch.BatchSpanProcessor, hung)
-    try:
-        with caplog.at_level(logging.WARNING):
-            assert told_while_it_hangs(lane, hung, caplog), "the full queue was not told while the export hung"
-    finally:
-        hung.go.set()
-        lane.shutdown()
+    lane = a_span_lane_told_while_it_hung(caplog)
     refs = [weakref.ref(lane.processor), weakref.ref(lane.processor.lanes[0].exporter)]
     del lane
     assert collected(refs), "the processor or its exporter outlived every reference to it"
@@ -273,13 +279,6 @@ class RaisesWhenTold:
 def test_a_lane_that_raises_when_told_leaves_the_teller_telling_the_others(caplog: pytest.LogCaptureFixture) -> None:
     broken = RaisesWhenTold()
     _drop_teller.watch(broken)  # before the lane below: told first
-    hung = HungExport()
-    lane = span_lane(spanbatch.BatchSpanProcessor, hung)
-    try:
-        with caplog.at_level(logging.WARNING):
-            assert told_while_it_hangs(lane, hung, caplog), "the teller stopped telling at a lane that raised"
-    finally:
-        hung.go.set()
-        lane.shutdown()
+    a_span_lane_told_while_it_hung(caplog)
     assert any(r.name == "spanbatch" and r.exc_info for r in caplog.records), "the lane's error was not logged"
     assert [t for t in threading.enumerate() if t.name == "spanbatch-drop-teller"]
