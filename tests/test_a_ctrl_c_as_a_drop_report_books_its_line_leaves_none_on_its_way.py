@@ -42,3 +42,20 @@ def test_a_line_booked_then_interrupted_is_not_waited_for(monkeypatch: pytest.Mo
     other.start()
     other.join(10)
     assert waiting == [False], "a shutdown on another thread would wait for a line that never comes"
+
+
+def test_drops_whose_line_a_ctrl_c_cut_short_are_told_by_the_next_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    reporter = DropReporter("", LOGS, interval_seconds=0)
+    lines: list[str] = []
+    cut_short = [True]
+
+    def log(new: dict[str, int], _elapsed: float, _last: bool) -> None:
+        if cut_short.pop() if cut_short else False:
+            raise KeyboardInterrupt  # landing in a user's logging filter or handler, Python code
+        lines.append(f"dropped {new['queue_full']}")
+
+    monkeypatch.setattr(reporter, "_log", log)
+    with pytest.raises(KeyboardInterrupt):
+        reporter.report(lambda: {"queue_full": 10}, now=True)
+    reporter.report(lambda: {"queue_full": 16}, now=True)
+    assert lines == ["dropped 16"]
