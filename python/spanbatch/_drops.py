@@ -97,7 +97,7 @@ class DropReporter:
             return
         me = threading.get_ident()
         on_their_way = self._on_their_way.get()
-        booked = False
+        booked = told = False
         try:  # around the booking too: a Ctrl-C landing as the lock is let go must not leave the line on its way
             with self._alone() as alone:
                 if not alone:
@@ -116,12 +116,23 @@ class DropReporter:
                 booked = True  # no signal handler runs between these two lines (no call, no jump back)
             with own_lines():
                 self._log(new, elapsed, last)
+            told = True
         finally:
             if booked:
                 # Without the lock, whose take a Ctrl-C could interrupt: only this thread changes its own count.
                 on_their_way[me] -= 1
                 if not on_their_way[me]:
                     del on_their_way[me]
+                if not told:  # a Ctrl-C cut the line short (in a user's filter or handler): the next line tells them
+                    self._unbook(new, first_full=first_full)
+
+    def _unbook(self, new: Mapping[str, int], *, first_full: bool) -> None:
+        """Takes back what a report booked as told and could not tell: its line never went out."""
+        with self._alone():  # not nested: only ``report``'s own finally calls it, outside its booking
+            for reason, count in new.items():
+                self._reported[reason] = max(0, self._reported.get(reason, 0) - count)
+            if first_full:
+                self._told_full = False
 
     def lines_on_their_way(self) -> bool:
         """Whether another thread booked drops as told and has not logged their line yet (the drop teller, telling a
