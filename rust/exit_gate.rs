@@ -2,12 +2,11 @@
 //! Python code from this crate, and their workers never ask for the GIL back in it.
 //!
 //! Once finalization begins, `CPython` before 3.14 ends a thread that takes the GIL by unwinding
-//! it (`pthread_exit`) from wherever it is. Through Rust frames that is undefined behaviour, and
-//! in the wheel we ship it crashes: zig links the wheel with its own unwinder, which serves our
-//! frames and cannot read the state of glibc's forced unwind (SIGSEGV, every exit of 2 tried on
-//! 3.10 and 3.12 where a worker's export was answered during finalization; none with a wheel
-//! linked against `libgcc_s`, where `PyO3` hangs such a thread instead). Python code our frames
-//! call (a span's property, a collection's finalizer) can be cut off the same way.
+//! it (`pthread_exit`) from wherever it is. Through Rust frames that is undefined behaviour: linked
+//! by zig alone, with zig's own unwinder, it crashed (SIGSEGV; `build.rs` now links `libgcc_s`),
+//! and with `libgcc_s` `PyO3` hangs a thread unwound while it takes the GIL back in its detach.
+//! Python code our frames call (a span's property, a collection's finalizer) can be cut off the
+//! same way, out of `PyO3`'s reach.
 //!
 //! No API tells a thread, without the GIL, that finalization is about to begin, so the last
 //! atexit hook says it: `close_exit_gate`, once it has flushed every lane nobody shut down
@@ -16,9 +15,16 @@
 //! with its work here, parks for good instead of taking the GIL back (as `CPython` 3.14 does to
 //! any thread), and lane code about to call into Python (reading spans, making a log record
 //! readable) does not; the process's exit ends them. Closing first waits for the threads
-//! already through to be done, so that none is caught between its look and the GIL. It stops
-//! a thread waiting for one of spanbatch's locks the same way (`shared_lock.rs`), holding none,
-//! and one about to pause under gevent (`waits.rs`), unless it exports for a lane still at work. The gate stops nothing else: a lane that hook
+//! already through to be done, so that none is caught between its look and the GIL.
+//!
+//! A thread waiting for one of spanbatch's locks (`shared_lock.rs`), or under gevent for a flush
+//! or room (`waits.rs`), is not parked: it may hold the application's locks, and the atexit hooks
+//! registered before spanbatch's (`logging.shutdown`, an application's) run after the gate closes
+//! and may join it or take them. It goes on; once the gate stops it, it waits without the GIL
+//! instead of calling a greenlet's pause, and takes the GIL back only in `PyO3`'s detach, which
+//! hangs it once the interpreter finalizes (`PyO3` 0.30 catches that unwind: measured with the
+//! release and the zig-built wheel on 3.10, 3.12 and 3.13, waiters woken every 50 ms during
+//! finalization stop waking and the exit's rc is 0). The gate stops nothing else: a lane that hook
 //! flushed and left running, or one made later (in an atexit hook that runs after ours), works
 //! and drains as before, for the atexit hooks after ours to end items into; and so does the
 //! exporters' code, which other threads run too (a stock processor's worker). A thread of
@@ -180,6 +186,19 @@ pub fn detach_unless_stopped<T: Send>(
     out
 }
 
+/// `detach` for a thread that goes on whatever the gate (one waiting for a lock, or for a flush
+/// or room under gevent: `shared_lock.rs`, `waits.rs`): it takes the GIL back after `work` until
+/// the interpreter finalizes, then `PyO3` hangs it in that take, as `CPython` 3.14 does.
+pub fn detach_and_go_on<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T) -> T {
+    detach_unless_stopped(py, || false, work)
+}
+
+/// Whether the closed gate stops the calling thread, if it is `stoppable()`: one that would call
+/// Python code that may let go of the GIL (a greenlet's pause) waits without it instead.
+pub fn stops_this_thread(stoppable: impl FnOnce() -> bool) -> bool {
+    GATE.stops_this_thread() && stoppable()
+}
+
 /// What a thread the closed gate stops does, detached: the process's exit ends it.
 fn park_for_good() -> ! {
     loop {
@@ -195,23 +214,6 @@ pub fn calling_python<T>(
     call: impl FnOnce() -> T,
 ) -> Option<T> {
     GATE.enter(lane_stopped).then(|| through(call))
-}
-
-/// `calling_python`, for a thread that has nothing to do once the gate stops it: it then parks
-/// for good, detached, instead of calling.
-#[allow(clippy::disallowed_methods)]
-pub fn calling_python_unless_stopped<T>(
-    py: Python<'_>,
-    stoppable: impl FnOnce() -> bool,
-    call: impl FnOnce() -> T,
-) -> T {
-    if let Some(out) = calling_python(stoppable, call) {
-        return out;
-    }
-    py.detach(|| {
-        park_for_good();
-    });
-    unreachable!("a parked thread never resumes")
 }
 
 /// Runs code that may run Python code on this thread (`call`) whatever the gate (an exporter's,

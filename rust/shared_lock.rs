@@ -13,11 +13,12 @@
 //! which it runs the pending signal handlers (on the main thread, Ctrl-C raises within a
 //! slice). Waiting in the OS lock's own `acquire` instead, called from here, a daemon thread
 //! woken while the interpreter finalizes was ended by `CPython` from inside that call, through
-//! our frames: the process aborted ("FATAL: exception not rethrown"). Detached through the exit
-//! gate, a taker woken once spanbatch's last atexit hook has run parks for good instead, holding
-//! nothing (`exit_gate.rs`), and its wait does not hold the gate's closing up.
+//! our frames: the process aborted ("FATAL: exception not rethrown"). Here it takes the GIL back
+//! only in `PyO3`'s detach, which hangs it then. A taker woken after spanbatch's last atexit hook
+//! goes on (the hooks after it may join it or take a lock it holds), without pausing as a
+//! greenlet (`exit_gate.rs`), and its wait does not hold the gate's closing up.
 
-use crate::exit_gate::{calling_python_unless_stopped, detach_unless_stopped};
+use crate::exit_gate::{detach_and_go_on, hang_if_unwound, stops_this_thread};
 use crate::handoff::stopped_in_its_own_waits;
 use crate::sync::locked;
 use crate::waits::SIGNAL_SLICE;
@@ -102,10 +103,13 @@ impl PySharedLock {
     }
 
     /// A greenlet's turn (see `wait_turn`): whether it paused. A thread that the closed exit gate
-    /// stops parks here instead: Python code may let go of the GIL, and take it back once the
-    /// interpreter finalizes.
+    /// stops does not pause (False): Python code may let go of the GIL, and take it back once the
+    /// interpreter finalizes, outside `PyO3`'s detach, which hangs such a thread.
     fn paused(&self, py: Python<'_>, held_in_this_thread: bool) -> PyResult<bool> {
-        calling_python_unless_stopped(py, stopped_in_its_own_waits, || {
+        if stops_this_thread(stopped_in_its_own_waits) {
+            return Ok(false);
+        }
+        hang_if_unwound(|| {
             self.wait_turn
                 .call1(py, (held_in_this_thread,))?
                 .is_truthy(py)
@@ -114,7 +118,7 @@ impl PySharedLock {
 
     /// Blocks without the GIL until it is let go, or for one slice.
     fn wait_for_let_go(&self, py: Python<'_>) {
-        detach_unless_stopped(py, stopped_in_its_own_waits, || {
+        detach_and_go_on(py, || {
             let mut state = locked(&self.state);
             state.waiting += 1;
             let (mut state, _) = self

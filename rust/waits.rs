@@ -8,8 +8,9 @@
 //! Under gevent's monkey-patching the caller may be a greenlet sharing its OS thread with the
 //! hub and every other greenlet: any native wait stops them all. Given a `pause` (gevent's
 //! `sleep`), a wait never blocks natively: it looks, then pauses cooperatively, and again.
-//! Once spanbatch's last atexit hook has run, a thread of the application parks instead of
-//! pausing (see `exit_gate.rs`).
+//! Once spanbatch's last atexit hook has run, a thread of the application waits without the GIL
+//! instead of pausing: it goes on, and `PyO3` hangs it if it takes the GIL back once the
+//! interpreter finalizes (see `exit_gate.rs`).
 
 use pyo3::prelude::*;
 use std::time::{Duration, Instant};
@@ -30,6 +31,10 @@ pub fn interruptible(
     done: impl Fn(Instant) -> bool + Sync,
 ) -> PyResult<bool> {
     loop {
+        // Once the gate stops this thread, it waits without the GIL instead of pausing.
+        let pause = pause.filter(|_| {
+            !crate::exit_gate::stops_this_thread(crate::handoff::stopped_in_its_own_waits)
+        });
         let now = Instant::now();
         let until = match pause {
             Some(_) => now,
@@ -44,13 +49,7 @@ pub fn interruptible(
         }
         py.check_signals()?;
         if let Some(pause) = pause {
-            // A real OS thread's pause lets go of the GIL: one that took it back once the
-            // interpreter finalizes was ended from in there, and crashed the process.
-            crate::exit_gate::calling_python_unless_stopped(
-                py,
-                crate::handoff::stopped_in_its_own_waits,
-                || pause.call1((left.min(PAUSE).as_secs_f64(),)),
-            )?;
+            crate::exit_gate::hang_if_unwound(|| pause.call1((left.min(PAUSE).as_secs_f64(),)))?;
         }
     }
 }

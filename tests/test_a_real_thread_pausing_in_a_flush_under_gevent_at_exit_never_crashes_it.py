@@ -1,7 +1,8 @@
 """Under gevent, a real OS thread's wait in spanbatch (a flush's) pauses with ``gevent.sleep``, called from native code.
 Paused so when the interpreter finalizes, CPython ended it from in there, through spanbatch's frames: SIGSEGV or SIGABRT
 (rc 139 or 134, every run on 3.10 to 3.13), where the stock processor's flush exits cleanly. Once spanbatch's last
-atexit hook has run, such a thread parks instead of pausing."""
+atexit hook has run, such a thread waits without the GIL instead of pausing (and PyO3 hangs it if it takes the GIL back
+while the interpreter finalizes)."""
 
 from __future__ import annotations
 

@@ -9,10 +9,7 @@ import pytest
 
 from tests.helpers.apps import clean_env, run_app
 
-pytestmark = [
-    pytest.mark.timeout(120),
-    pytest.mark.xfail(strict=True, reason="the closed exit gate parks a woken waiter for good (revB)"),
-]
+pytestmark = pytest.mark.timeout(120)
 
 # How long a hook after spanbatch's waits for the woken thread: it needs only the lock it is given.
 HOOK_WAIT = 10
