@@ -173,6 +173,11 @@ class Configured:
                 ("x-tenant", "acme\x7f"),
             ]
         ),
+        # requests writes the body's own length over a Content-Length the user gave (OTEL_EXPORTER_OTLP_HEADERS
+        # 'content-length=5'); the Rust transport sent the user's and failed every export, unsent.
+        pytest.param(
+            Configured(headers={"Content-Length": "5"}, sent=("POST /v1/traces HTTP/1.1",)), id="content-length"
+        ),
         # A password with an '@' must be written %40 in a URL; requests decodes it for the Basic credentials.
         pytest.param(
             Configured(
@@ -210,6 +215,20 @@ def test_an_export_configured_so_sends_what_the_stock_exporter_sends(receiver_wi
     # A failure is logged as the stock exporter logs it, and only a failure.
     failed = case.result is SpanExportResult.FAILURE
     assert ("Failed to export spans batch" in caplog.text) == failed, caplog.text
+
+
+def test_an_expect_100_continue_header_does_not_hold_the_body_back(receiver_with):
+    # requests sends the body at once; the Rust transport waited a second for a "100 Continue" that an OTLP
+    # receiver never sends, so an export with a shorter timeout failed where the stock exporter's succeeded.
+    receiver = receiver_with(ok)
+    exporter = OTLPSpanExporter(
+        endpoint=f"http://127.0.0.1:{receiver.port}/v1/traces", headers={"Expect": "100-continue"}, timeout=0.8
+    )
+    try:
+        assert exporter.export(finished_spans()) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    assert len(receiver.requests) == 1
 
 
 # -- receivers that misbehave -----------------------------------------------------------------------------
