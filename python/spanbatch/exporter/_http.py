@@ -489,11 +489,16 @@ def _sent_as_given(endpoint: str, headers: Mapping[Any, Any]) -> bool:
         and "@" not in parts.netloc
         and requote_uri(endpoint) == endpoint
         and not any(segment in {".", ".."} for segment in parts.path.split("/"))
-        and all(_sent_as_text(name, value) for name, value in headers.items())
+        and all(_sent_as_text(name, value) and name.lower() not in _REQUESTS_OWN for name, value in headers.items())
         and select_proxy(endpoint, get_environ_proxies(endpoint)) is None
         and get_netrc_auth(endpoint) is None
     )
 
+
+# Headers whose meaning requests decides itself: it writes the body's own length over a user's Content-Length, and
+# sends the body at once whatever Expect says. The Rust transport obeys both (a wrong length fails the request; it
+# waits for a "100 Continue" an OTLP receiver never sends), so exporters given them stay with requests.
+_REQUESTS_OWN = frozenset({"content-length", "expect"})
 
 # What the Rust transport's header types take: a name that is an HTTP token, a value of visible ASCII, spaces and
 # tabs. requests sends more (any name without a colon, control characters inside a value), so those stay with it.
