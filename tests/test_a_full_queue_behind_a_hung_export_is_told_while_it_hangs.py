@@ -222,15 +222,10 @@ def test_the_line_told_while_the_export_hangs_is_logged_with_the_signal_mask_of_
 
     recorder = MaskRecorder()
     logging.getLogger("spanbatch").addHandler(recorder)
-    hung = HungExport()
-    lane = span_lane(spanbatch.BatchSpanProcessor, hung)
     try:
-        with caplog.at_level(logging.WARNING):
-            assert told_while_it_hangs(lane, hung, caplog), "the full queue was not told while the export hung"
+        a_span_lane_told_while_it_hung(caplog)
     finally:
         logging.getLogger("spanbatch").removeHandler(recorder)
-        hung.go.set()
-        lane.shutdown()
     assert masks[0] == ("spanbatch-drop-teller", set(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
 
 
