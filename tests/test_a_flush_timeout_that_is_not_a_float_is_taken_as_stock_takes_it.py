@@ -52,9 +52,10 @@ def test_a_tracer_providers_flush_given_a_decimal_timeout_exports_what_is_queued
 def test_a_flush_timeout_that_is_not_a_number_is_warned_of(
     shutdown_later: Callable[[Any], Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    processor = shutdown_later(spanbatch.BatchSpanProcessor(RecordingExporter(), export_timeout_millis=4000))
+    # The default deadline: 30 s, or export_timeout_millis if longer.
+    processor = shutdown_later(spanbatch.BatchSpanProcessor(RecordingExporter(), export_timeout_millis=40_000))
     with caplog.at_level(logging.WARNING, logger="spanbatch"):
         assert processor.force_flush(b"soon") is True  # type: ignore[arg-type]
     assert [r.getMessage() for r in caplog.records if r.name == "spanbatch"] == [
-        "A flush or shutdown timeout_millis=b'soon' is not a number: waiting up to the default 4000 ms."
+        "A flush or shutdown timeout_millis=b'soon' is not a number: waiting up to the default 40000 ms."
     ]

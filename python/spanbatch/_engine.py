@@ -155,8 +155,8 @@ class Engine(Generic[Telemetry]):
         return sum(self._stats_by_lane().values(), SpanStats())
 
     def _timeout_millis(self, timeout_millis: float | None) -> float:
-        """``timeout_millis``, by default the longest ``export_timeout_millis`` of the lanes."""
-        return given_timeout(timeout_millis, max(lane.settings.export_timeout_millis for lane in self._lanes))
+        """``timeout_millis``, by default the longest ``drain_timeout_millis`` of the lanes."""
+        return given_timeout(timeout_millis, max(lane.settings.drain_timeout_millis for lane in self._lanes))
 
     def _flush_by_lane(self, timeout_millis: float | None) -> dict[str, bool]:
         return _exit.flush(self._lanes, self._timeout_millis(timeout_millis))
@@ -200,13 +200,14 @@ class OneLane(Engine[Telemetry]):
     def force_flush(self, timeout_millis: int | None = None) -> bool:
         """Export everything queued before this call; False if ``timeout_millis`` passes first.
 
-        ``None`` waits up to ``export_timeout_millis``. An export still running at the deadline
-        goes on in the background.
+        ``None`` waits up to ``drain_timeout_millis`` (30 s, or ``export_timeout_millis`` if longer). An export
+        still running at the deadline, or past its ``export_timeout_millis``, goes on in the background.
         """
         return super().force_flush(timeout_millis)
 
     def shutdown(self, timeout_millis: float | None = None) -> None:
-        """Export what is queued, then shut the exporter down, all within ``export_timeout_millis``.
+        """Export what is queued, then shut the exporter down, all within ``timeout_millis`` (by default
+        ``drain_timeout_millis``); an export past its ``export_timeout_millis`` is given up.
 
         Idempotent. What is still queued at the deadline is dropped and counted (``shutdown``).
         """

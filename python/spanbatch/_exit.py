@@ -243,7 +243,7 @@ def _shutdown_minding_ctrl_c(lanes: list[Lane], timeout_millis: float) -> None:
 
 def shutdown_all(timeout_millis: float | None = None, *, leave_to_owners: bool = False) -> None:
     """Shut down every registered lane in parallel: by default within what is left of the exit
-    deadline, or the lanes' longest ``export_timeout_millis`` if shorter (no longer than the
+    deadline, or the lanes' longest ``drain_timeout_millis`` if shorter (no longer than the
     providers' own shutdown of those processors would have taken).
 
     ``leave_to_owners`` (the last atexit hook): a lane nobody shut down is flushed instead, and stays open to what
@@ -252,8 +252,8 @@ def shutdown_all(timeout_millis: float | None = None, *, leave_to_owners: bool =
     """
     lanes = _lanes()
     if timeout_millis is None:
-        longest_export = max((lane.settings.export_timeout_millis for lane in lanes), default=0.0)
-        timeout_millis = min(_millis_left_to_exit(), longest_export)
+        longest_drain = max((lane.settings.drain_timeout_millis for lane in lanes), default=0.0)
+        timeout_millis = min(_millis_left_to_exit(), longest_drain)
     deadline = time.monotonic() + timeout_millis / 1000
     # Interrupted here (the last hook's shutdown), a provider made before spanbatch was imported shuts its lanes down
     # after it, without waiting.
@@ -279,10 +279,10 @@ def _flushed(lanes: list[Lane], deadline: float) -> list[Lane]:
 
 def flush_all() -> None:
     """Flush every registered lane in parallel within the exit timeout (or the lanes' longest
-    ``export_timeout_millis``, if shorter); the lanes keep running, and the exit deadline is not started."""
+    ``drain_timeout_millis``, if shorter); the lanes keep running, and the exit deadline is not started."""
     lanes = _lanes()
-    longest_export = max((lane.settings.export_timeout_millis for lane in lanes), default=0.0)
-    flush_lanes(lanes, min(exit_timeout_millis(), longest_export))
+    longest_drain = max((lane.settings.drain_timeout_millis for lane in lanes), default=0.0)
+    flush_lanes(lanes, min(exit_timeout_millis(), longest_drain))
 
 
 def shutdown(lanes: list[Lane], timeout_millis: float) -> None:

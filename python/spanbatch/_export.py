@@ -20,6 +20,7 @@ from spanbatch._core import BatchCore, LogEncoder, LogRequest, SpanEncoder, Span
 from spanbatch._drops import DropReporter, log_stock_export_exception
 from spanbatch._encoding import SkipWarnings, accepted_items, items_spilled, requests_read, spans_left_out
 from spanbatch._executor import ExportThreads, private_loop
+from spanbatch._export_clock import ExportClock
 from spanbatch._policies import RetryPolicy
 from spanbatch._safe_log import logged
 from spanbatch._settings import ExportPolicies
@@ -62,6 +63,7 @@ class LaneWork:
     debug: bool
     policies: ExportPolicies
     timeout_millis: float
+    clock: ExportClock
     retry: RetryPolicy
 
 
@@ -70,8 +72,8 @@ class Delivery(Generic[B]):
     """How one exporter gets its batches: ``take(most)`` returns up to ``most`` due batches (None to
     stop), ``export`` hands over one, ``export_many`` several where the exporter's class declares it.
 
-    The exporter's methods are looked up at each call, as a direct call would (hence the lambdas
-    below): the user's code may replace them while the processor runs.
+    The exporter's methods are looked up at each call, as a direct call would (``delivery_for``'s
+    ``export``): the user's code may replace them while the processor runs.
     """
 
     exporter: object  # named in warnings
@@ -79,6 +81,7 @@ class Delivery(Generic[B]):
     take: Callable[[int], Sequence[B] | None]
     export: Callable[[B], object]
     export_many: Callable[[Sequence[B]], object] | None
+    clock: ExportClock  # times each call of ``export`` or ``export_many``
     # Whether the exporter's class declares its spill: the spans it notes it stored on disk count as ``spilled``.
     spills: bool = False
 
@@ -89,6 +92,10 @@ def delivery_for(work: LaneWork) -> Delivery[Any]:
     into while it filled.
     """
     core, exporter, signal = work.core, work.exporter, work.signal
+
+    def export(batch: Any) -> object:
+        return exporter.export(batch)
+
     many = _export_many(exporter)
     spilled = spills(exporter)
     encoder = _declared_encoder(exporter)
@@ -101,8 +108,8 @@ def delivery_for(work: LaneWork) -> Delivery[Any]:
             logged(skips.report)
             return requests
 
-        return Delivery(exporter, signal, read, lambda request: exporter.export(request), many, spilled)  # noqa: PLW0108
-    return Delivery(exporter, signal, core.next_batches, lambda spans: exporter.export(spans), many, spilled)  # noqa: PLW0108
+        return Delivery(exporter, signal, read, export, many, work.clock, spilled)
+    return Delivery(exporter, signal, core.next_batches, export, many, work.clock, spilled)
 
 
 def _declared_encoder(exporter: object) -> SpanEncoder | LogEncoder | None:
@@ -262,7 +269,9 @@ def export_batch(delivery: Delivery[B], batch: B, loop: PrivateLoop, timeout_mil
     An awaitable result is run on ``loop`` and bounded by ``timeout_millis``.
     """
     try:
-        result = delivery.export(batch)
+        # Only the call: an awaitable it returns is cut at its timeout by ``loop`` itself (see ``PrivateLoop``).
+        with delivery.clock.timing():
+            result = delivery.export(batch)
         if inspect.isawaitable(result):
             result = loop.run(result, timeout_millis)
     except ExportTimedOut:
@@ -281,7 +290,8 @@ def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoo
         return [export_batch(delivery, batch, loop, timeout_millis) for batch in batches]
     try:
         # A copy: the exporter may change the list it is given, and the caller settles the batches it handed over.
-        results = delivery.export_many(list(batches))
+        with delivery.clock.timing():
+            results = delivery.export_many(list(batches))
         if inspect.isawaitable(results):  # an ``async def export_many``, run and bounded as an async ``export`` is
             results = loop.run(results, timeout_millis)
     except ExportTimedOut:

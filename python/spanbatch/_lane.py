@@ -22,6 +22,7 @@ from spanbatch._config import BatchSettings
 from spanbatch._core import BatchCore
 from spanbatch._drops import DropReporter
 from spanbatch._export import LaneWork, run_worker, shutdown_exporter
+from spanbatch._export_clock import ExportClock
 from spanbatch._policies import RetryPolicy
 from spanbatch._settings import ExportPolicies
 from spanbatch._signals import Signal
@@ -164,6 +165,7 @@ class Lane:
             news=_drop_teller.news(),
             pause=cooperative_pause(),
         )
+        self.export_clock = ExportClock(self.settings.export_timeout_millis)
         work = LaneWork(
             core,
             self.exporter,
@@ -173,6 +175,7 @@ class Lane:
             self._debug,
             self.policies,
             self.settings.export_timeout_millis,
+            self.export_clock,
             RetryPolicy.of(self.policies),
         )
         self.worker = start_thread(run_worker, f"spanbatch-{self.name}", work)
@@ -290,8 +293,11 @@ def _flush_running(lanes: Sequence[Lane], until: Callable[[], float]) -> list[bo
     asked = []
     for lane in lanes:
         core = _fork.current_core(lane)
-        asked.append((core, None if core.is_shutdown else core.request_flush()))
-    return [ticket is not None and wait_flush(core, ticket, until) for core, ticket in asked]
+        asked.append((lane, core, None if core.is_shutdown else core.request_flush()))
+    return [
+        ticket is not None and wait_flush(core, ticket, until, lane.export_clock.overdue_at)
+        for lane, core, ticket in asked
+    ]
 
 
 def start_flushes(lanes: Iterable[Lane]) -> None:
@@ -302,8 +308,9 @@ def start_flushes(lanes: Iterable[Lane]) -> None:
             core.request_flush()
 
 
-def wait_flush(core: BatchCore, ticket: int, until: Callable[[], float]) -> bool:
-    """Waits for ``ticket`` until ``until()``, in slices: a bound that tightens meanwhile is kept."""
+def wait_flush(core: BatchCore, ticket: int, until: Callable[[], float], overdue_at: Callable[[], float]) -> bool:
+    """Waits for ``ticket`` until ``until()``, in slices: a bound that tightens meanwhile is kept. It gives up
+    sooner once an export the ticket waits behind has run past its timeout (``overdue_at``, ``ExportClock``)."""
     while True:
         if core.pid != os.getpid():
             # Forked during the wait (by a signal handler it ran): what it waited for is the parent's to export, and
@@ -312,9 +319,12 @@ def wait_flush(core: BatchCore, ticket: int, until: Callable[[], float]) -> bool
         deadline = until()
         if core.is_shutdown:  # the shutdown completes the flush or gives it up: one last wait settles it
             return core.wait_flush(ticket, remaining_millis(deadline))
-        if core.wait_flush(ticket, remaining_millis(min(deadline, time.monotonic() + _FLUSH_SLICE_SECONDS))):
+        if core.wait_flush(
+            ticket, remaining_millis(min(deadline, overdue_at(), time.monotonic() + _FLUSH_SLICE_SECONDS))
+        ):
             return True
-        if time.monotonic() >= deadline:
+        # The overdue time looked at afresh: the export it bounded may have returned, and the next begun.
+        if time.monotonic() >= min(deadline, overdue_at()):
             return False
 
 
@@ -378,10 +388,22 @@ def finish_shutdown(stopping: Sequence[Lane], deadline: float, *, drain: bool = 
         raise
 
 
+def _join_worker(lane: Lane, worker: WorkerThread, deadline: float) -> None:
+    """Waits for the worker to end until ``deadline``, or until its export has run past its timeout, in slices."""
+    while worker.is_alive() and (left := remaining_millis(min(deadline, lane.export_clock.overdue_at()))) > 0:
+        worker.join(min(left / 1000, _FLUSH_SLICE_SECONDS))
+
+
+def _why_given_up(drain: bool, deadline: float) -> str:
+    if not drain:
+        return "exit interrupted"
+    return "shutdown deadline passed" if time.monotonic() >= deadline else "an export ran past export_timeout_millis"
+
+
 def _finish_shutdown(stopping: Sequence[Lane], deadline: float, drain: bool) -> None:
     for lane in stopping:
         if drain and lane.worker is not None and not lane.on_export_thread():
-            lane.worker.join(remaining_millis(deadline) / 1000)
+            _join_worker(lane, lane.worker, deadline)
     for lane in stopping:
         if lane.worker is not None and lane.worker.is_alive() and not lane.shutdown_steps.abandoned:
             lane.shutdown_steps.abandoned = True
@@ -392,26 +414,33 @@ def _finish_shutdown(stopping: Sequence[Lane], deadline: float, drain: bool) -> 
                 "%s: %s with the worker still busy (an export, or spans another thread was reading); dropped %s"
                 " still queued (the stats count the rest as they are let go).",
                 lane.name,
-                "shutdown deadline passed" if drain else "exit interrupted",
+                _why_given_up(drain, deadline),
                 lane.signal.counted(abandoned),
             )
+    # An exporter's shutdown is given what an export may take, as no export is waited for past it either.
+    closing_by = {
+        lane: min(deadline, time.monotonic() + lane.settings.export_timeout_millis / 1000) for lane in stopping
+    }
     for lane in stopping:
         if lane.shutdown_steps.exporter_told:
             continue
         lane.shutdown_steps.exporter_told = True
         try:
             lane.shutdown_steps.exporter_closer = start_thread(
-                shutdown_exporter, f"spanbatch-{lane.name}-shutdown", lane.exporter, remaining_millis(deadline)
+                shutdown_exporter,
+                f"spanbatch-{lane.name}-shutdown",
+                lane.exporter,
+                remaining_millis(closing_by[lane]),
             )
         except RuntimeError:
             # Python 3.12+ starts no threads once interpreter shutdown has begun (atexit, late
             # SIGTERM): call it here instead, bounded by the timeout it is passed where it takes one.
-            shutdown_exporter(lane.exporter, remaining_millis(deadline))
+            shutdown_exporter(lane.exporter, remaining_millis(closing_by[lane]))
     for lane in stopping:
         helper = lane.shutdown_steps.exporter_closer
         if helper is None:
             continue
-        helper.join(remaining_millis(deadline) / 1000)
+        helper.join(remaining_millis(closing_by[lane]) / 1000)
         if helper.is_alive():
             logger.warning("%s: exporter shutdown did not return by the deadline.", lane.name)
     for lane in stopping:

@@ -137,9 +137,9 @@ class Pipeline(SpanEngine):
         return [*self._lanes, *(self.logs.lanes if self.logs is not None else ())]
 
     def _timeout_millis(self, timeout_millis: float | None) -> float:
-        """``timeout_millis``, by default the longest ``export_timeout_millis`` of both signals' lanes."""
+        """``timeout_millis``, by default the longest ``drain_timeout_millis`` of both signals' lanes."""
         return given_timeout(
-            timeout_millis, max(lane.settings.export_timeout_millis for lane in self._lanes_of_both_signals())
+            timeout_millis, max(lane.settings.drain_timeout_millis for lane in self._lanes_of_both_signals())
         )
 
     def flush_by_backend(self, timeout_millis: float | None = None) -> dict[str, bool]:

@@ -1,0 +1,151 @@
+"""``export_timeout_millis`` (``OTEL_BSP_EXPORT_TIMEOUT``) bounds one export, as the spec says ("maximum allowed
+time to export data"); it is not the deadline of a drain of many exports.
+
+Before, it was also the deadline of ``shutdown()``, ``force_flush()`` and the exit: with a 100 ms export timeout and
+an exporter taking 50 ms per batch (each export well inside its limit), 100 queued spans came out 20 delivered and
+the rest dropped, where the stock processor (which does not read the setting: its ``shutdown`` waits 30 s for its
+worker) delivers all 100. Now the drain's deadline is 30 s, or ``export_timeout_millis`` if longer.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+import spanbatch
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.trace import ReadableSpan
+
+from tests.helpers import RecordingExporter, end_spans, provider_with
+from tests.helpers.logs import emit_events, logger_provider_with
+
+pytestmark = pytest.mark.timeout(30)
+
+SPANS = 100
+BATCH = 10
+EXPORT_SECONDS = 0.05
+EXPORT_TIMEOUT_MILLIS = 100  # each export takes half of it; the whole drain takes five times it
+LONG = 60_000
+
+
+class SlowExporter(RecordingExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> Any:
+        time.sleep(EXPORT_SECONDS)
+        return super().export(spans)
+
+
+def _queued(make: Callable[[SlowExporter], Any]) -> tuple[Any, SlowExporter]:
+    exporter = SlowExporter()
+    processor = make(exporter)
+    end_spans(provider_with(processor), SPANS)
+    return processor, exporter
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda exporter: spanbatch.BatchSpanProcessor(
+            exporter,
+            schedule_delay_millis=LONG,
+            max_export_batch_size=BATCH,
+            export_timeout_millis=EXPORT_TIMEOUT_MILLIS,
+        ),
+        lambda exporter: spanbatch.Pipeline(
+            {"slow": exporter},
+            schedule_delay_millis=LONG,
+            max_export_batch_size=BATCH,
+            export_timeout_millis=EXPORT_TIMEOUT_MILLIS,
+        ),
+    ],
+    ids=["processor", "pipeline"],
+)
+@pytest.mark.parametrize("ending", ["shutdown", "force_flush"])
+def test_a_drain_of_exports_that_each_keep_the_export_timeout_delivers_everything(
+    make: Callable[[SlowExporter], Any], ending: str, shutdown_later: Callable[[Any], Any]
+) -> None:
+    processor, exporter = _queued(make)
+    shutdown_later(processor)
+    if ending == "shutdown":
+        processor.shutdown()
+    else:
+        assert processor.force_flush() is True
+    assert len(exporter.spans) == SPANS
+    stats = processor.stats()
+    assert (stats.exported, sum(stats.dropped.values())) == (SPANS, 0)
+
+
+class SlowLogExporter(LogRecordExporter):
+    def __init__(self) -> None:
+        self.bodies: list[object] = []
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        time.sleep(EXPORT_SECONDS)
+        self.bodies += [record.log_record.body for record in batch]
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def test_the_log_processors_shutdown_delivers_everything_under_a_short_export_timeout(
+    shutdown_later: Callable[[Any], Any],
+) -> None:
+    exporter = SlowLogExporter()
+    processor = shutdown_later(
+        spanbatch.BatchLogRecordProcessor(
+            exporter,
+            schedule_delay_millis=LONG,
+            max_export_batch_size=BATCH,
+            export_timeout_millis=EXPORT_TIMEOUT_MILLIS,
+        )
+    )
+    bodies = emit_events(logger_provider_with(processor), SPANS)
+    processor.shutdown()
+    assert exporter.bodies == bodies
+    assert sum(processor.stats().dropped.values()) == 0
+
+
+def test_the_exit_delivers_everything_under_a_short_otel_bsp_export_timeout() -> None:
+    app = textwrap.dedent(
+        f"""
+        import sys, time
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+        import spanbatch
+
+        class Slow(SpanExporter):
+            exported = 0
+            def export(self, spans):
+                time.sleep({EXPORT_SECONDS})
+                Slow.exported += len(spans)
+                return SpanExportResult.SUCCESS
+            def shutdown(self):
+                print("exported", Slow.exported, flush=True)
+
+        provider = TracerProvider()
+        provider.add_span_processor(spanbatch.BatchSpanProcessor(Slow()))
+        tracer = provider.get_tracer("exit")
+        for _ in range({SPANS}):
+            tracer.start_span("s").end()
+        """
+    )
+    env = {
+        "OTEL_BSP_EXPORT_TIMEOUT": str(EXPORT_TIMEOUT_MILLIS),
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": str(BATCH),
+        "OTEL_BSP_SCHEDULE_DELAY": str(LONG),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", app], env={**os.environ, **env}, capture_output=True, text=True, timeout=25, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["exported", str(SPANS)], done.stderr
