@@ -263,7 +263,8 @@ def flush_lanes(
 ) -> dict[str, bool]:
     """Flush every lane in parallel under one deadline; per lane name, True when all lanes of that
     name (a backend's span and log lanes) finished. ``bound(deadline)`` is the deadline to keep
-    now (``_exit.flush``: what is left of the exit limit), looked at again while waiting."""
+    now (``_exit.flush``: what is left of the exit limit), looked at again while waiting. A lane asked from one of
+    its own export threads is not waited for (False): its worker flushes once the current export returns."""
     deadline = time.monotonic() + timeout_millis / 1000
     results: dict[str, bool] = {}
 
@@ -272,8 +273,14 @@ def flush_lanes(
 
     waiting = []
     for lane in lanes:
-        if lane.on_export_thread() and not _fork.current_core(lane).is_shutdown:
-            logger.warning("force_flush called from %s's own export thread; not waiting.", lane.name)
+        core = _fork.current_core(lane)
+        if lane.on_export_thread() and not core.is_shutdown:
+            core.request_flush()
+            logger.warning(
+                "force_flush called from %s's own export thread: not waiting; what is queued is exported once this"
+                " export returns.",
+                lane.name,
+            )
             settle(lane, False)
         else:
             waiting.append(lane)
