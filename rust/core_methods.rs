@@ -212,6 +212,8 @@ impl PyBatchCore {
     }
 
     /// Waits, detached, until `ticket` is done or `timeout_millis` passes; Ctrl-C interrupts it.
+    /// On 3.11 and later a greenlet waits in Python instead, looking with `flush_outcome` (see
+    /// `_lane.wait_flush`).
     fn wait_flush(&self, py: Python<'_>, ticket: u64, timeout_millis: f64) -> PyResult<bool> {
         let deadline = Instant::now() + millis(timeout_millis);
         let pause = self.pause(py);
@@ -219,7 +221,17 @@ impl PyBatchCore {
         waits::interruptible(py, deadline, pause.as_ref(), |until| {
             self.wakeup.wait_flush(ticket, until) != FlushWait::Pending
         })?;
-        Ok(self.wakeup.wait_flush(ticket, Instant::now()) == FlushWait::Done)
+        Ok(self.wakeup.flush_state(ticket) == FlushWait::Done)
+    }
+
+    /// `ticket`'s flush, looked at without waiting: True done, False given up by shutdown (it
+    /// never will be), None not yet.
+    fn flush_outcome(&self, ticket: u64) -> Option<bool> {
+        match self.wakeup.flush_state(ticket) {
+            FlushWait::Done => Some(true),
+            FlushWait::GivenUp => Some(false),
+            FlushWait::Pending => None,
+        }
     }
 
     /// Stops accepting spans and wakes the worker to drain; false if already shut down.

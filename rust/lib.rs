@@ -90,7 +90,7 @@ mod _core {
         TransportError,
     };
     #[pymodule_export]
-    use crate::exit_gate::{close_exit_gate, exit_gate_after_fork_in_child};
+    use crate::exit_gate::{close_exit_gate, exit_gate_after_fork_in_child, greenlets_may_pause};
     #[pymodule_export]
     use crate::fanout::PyFanOut;
     #[pymodule_export]

@@ -32,7 +32,7 @@ pub fn interruptible(
 ) -> PyResult<bool> {
     loop {
         // Once the gate stops this thread, it waits without the GIL instead of pausing.
-        let pause = pause.filter(|_| may_pause());
+        let pause = pause.filter(|_| crate::exit_gate::greenlets_may_pause());
         let now = Instant::now();
         let until = match pause {
             Some(_) => now,
@@ -48,13 +48,8 @@ pub fn interruptible(
         py.check_signals()?;
         // Looked at again, the GIL held from here into the pause: the gate may have closed while
         // this thread let go of it above (its wait, a signal handler), and the next turn waits.
-        if let Some(pause) = pause.filter(|_| may_pause()) {
+        if let Some(pause) = pause.filter(|_| crate::exit_gate::greenlets_may_pause()) {
             crate::exit_gate::hang_if_unwound(|| pause.call1((left.min(PAUSE).as_secs_f64(),)))?;
         }
     }
-}
-
-/// Whether this thread may still pause as a greenlet: not once the closed exit gate stops it.
-fn may_pause() -> bool {
-    !crate::exit_gate::stops_this_thread(crate::handoff::stopped_in_its_own_waits)
 }

@@ -110,20 +110,22 @@ impl Wakeup {
 
     /// Waits until `ticket` is complete, `deadline` passes or flushes are given up.
     pub fn wait_flush(&self, ticket: u64, deadline: Instant) -> FlushWait {
-        // Both only ever move forward, so a state seen under the lock still holds after it.
-        let state = || {
-            if self.flush_done.load(Ordering::SeqCst) >= ticket {
-                FlushWait::Done
-            } else if self.flushes_given_up.load(Ordering::SeqCst) {
-                FlushWait::GivenUp
-            } else {
-                FlushWait::Pending
-            }
-        };
         wait_until(&self.flushers, self.lock(), deadline, || {
-            state() != FlushWait::Pending
+            self.flush_state(ticket) != FlushWait::Pending
         });
-        state()
+        self.flush_state(ticket)
+    }
+
+    /// Where `ticket` is now, looked at without the lock: both flags only ever move forward, so
+    /// a state seen still holds after.
+    pub fn flush_state(&self, ticket: u64) -> FlushWait {
+        if self.flush_done.load(Ordering::SeqCst) >= ticket {
+            FlushWait::Done
+        } else if self.flushes_given_up.load(Ordering::SeqCst) {
+            FlushWait::GivenUp
+        } else {
+            FlushWait::Pending
+        }
     }
 }
 

@@ -3,9 +3,12 @@ CPython at finalization on its hub, unwound through the hub's stack and on past 
 which must still be where they were. A flush's pause called from native code started the hub, or switched away, from
 C frames deeper than the application's own sleeps: the unwind read frames gone since, and the exit crashed (revF 1:
 rc 139 or 134 in 8 runs of 8 on 3.11 with 8 threads; the stock processor's none). The same happens without spanbatch
-to a thread whose hub starts from C frames that return. A greenlet's flush pauses from Python code instead."""
+to a thread whose hub starts from C frames that return. From 3.11 a greenlet's flush pauses from Python code instead,
+where the application's sleeps switch from."""
 
 from __future__ import annotations
+
+import sys
 
 import pytest
 
@@ -52,6 +55,11 @@ time.sleep(0.3)
 """
 
 
+@pytest.mark.xfail(
+    sys.version_info < (3, 11),
+    reason="3.10: each Python call adds a C frame, so no pause matches the application's own (stock crashed 10 of 10)",
+    strict=False,
+)
 def test_a_real_thread_switching_greenlets_around_its_flushes_under_gevent_exits_cleanly() -> None:
     pytest.importorskip("gevent")
     for run in range(8):

@@ -27,6 +27,7 @@ __all__ = [
     "close_exit_gate",
     "compress",
     "exit_gate_after_fork_in_child",
+    "greenlets_may_pause",
 ]
 
 __version__: str
@@ -66,6 +67,7 @@ class BatchCore:
     def backoff(self, timeout_millis: float) -> bool: ...
     def request_flush(self) -> int: ...
     def wait_flush(self, ticket: int, timeout_millis: float) -> bool: ...
+    def flush_outcome(self, ticket: int) -> bool | None: ...
     def begin_shutdown(self) -> bool: ...
     def abandon(self) -> int: ...
     def at_rest(self) -> BatchCore: ...
@@ -265,3 +267,7 @@ def close_exit_gate() -> None:
 
 def exit_gate_after_fork_in_child() -> None:
     """In a forked child: none of the parent's threads is through the exit gate here."""
+
+def greenlets_may_pause() -> bool:
+    """Whether the calling thread's waits may still pause as a greenlet: not once the exit gate, closed, stops it
+    (then they wait without the GIL, as the native waits do)."""

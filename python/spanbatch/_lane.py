@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from spanbatch import _drop_teller, _fork
 from spanbatch._capabilities import Exporter, spills
 from spanbatch._config import BatchSettings
-from spanbatch._core import BatchCore
+from spanbatch._core import BatchCore, greenlets_may_pause
 from spanbatch._drops import DropReporter
 from spanbatch._export import LaneWork, run_worker, shutdown_exporter
 from spanbatch._export_clock import ExportClock
@@ -27,7 +28,14 @@ from spanbatch._policies import RetryPolicy
 from spanbatch._settings import ExportPolicies
 from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
-from spanbatch._threads import WorkerThread, cooperative_pause, pause_while, start_thread
+from spanbatch._threads import (
+    PAUSE_SECONDS,
+    WorkerThread,
+    cooperative_pause,
+    greenlet_pause,
+    pause_while,
+    start_thread,
+)
 
 if TYPE_CHECKING:
     from spanbatch._spill import SpillCounts
@@ -36,6 +44,13 @@ logger = logging.getLogger("spanbatch")
 
 # How often a waiting flush looks again at its bound, which tightens once the main thread is done (``_exit``).
 _FLUSH_SLICE_SECONDS = 0.1
+# Whether a greenlet's flush pauses from Python code rather than from the native wait. At finalization CPython ends a
+# real thread on its hub by unwinding the hub's stack and on through the frames the hub was started from, as they are
+# then. Paused from native code, a flush started the hub, or left for it, from C frames the application's own sleeps
+# do not have: the unwind went through frames gone since, and the exit crashed (revF 1). From 3.11 on a Python call
+# from Python code adds no C frame, so this pause switches from where the application's sleeps do; on 3.10 each adds
+# one, and the Python pause hung the exit (10 of 10) where the native one did not.
+_PAUSES_FROM_PYTHON = sys.version_info >= (3, 11)
 
 
 def _unbounded(deadline: float) -> float:
@@ -318,12 +333,24 @@ def start_flushes(lanes: Iterable[Lane]) -> None:
 def wait_flush(core: BatchCore, ticket: int, until: Callable[[], float], overdue_at: Callable[[], float]) -> bool:
     """Waits for ``ticket`` until ``until()``, in slices: a bound that tightens meanwhile is kept. It gives up
     sooner once an export the ticket waits behind has run past its timeout (``overdue_at``, ``ExportClock``)."""
+    pause = greenlet_pause() if _PAUSES_FROM_PYTHON else None
     while True:
         if core.pid != os.getpid():
             # Forked during the wait (by a signal handler it ran): what it waited for is the parent's to export, and
             # the child's own lane holds nothing from before the call.
             return True
         deadline = until()
+        # Once spanbatch's last atexit hook has run, a greenlet's flush waits without the GIL (see
+        # ``greenlets_may_pause``).
+        if pause is not None and greenlets_may_pause():
+            outcome = core.flush_outcome(ticket)
+            if outcome is not None:
+                return outcome
+            left = min(deadline, overdue_at()) - time.monotonic()
+            if left <= 0:
+                return False
+            pause(min(left, PAUSE_SECONDS))
+            continue
         if core.is_shutdown:  # the shutdown completes the flush or gives it up: one last wait settles it
             return core.wait_flush(ticket, remaining_millis(deadline))
         if core.wait_flush(

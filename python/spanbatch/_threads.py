@@ -35,7 +35,7 @@ logger = logging.getLogger("spanbatch")
 _PROCESS_SIGNALS = signal.valid_signals() - {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL}
 
 # How long a greenlet waiting for a thread lets the others run between two looks.
-_PAUSE_SECONDS = 0.005
+PAUSE_SECONDS = 0.005
 # How long a wait for a thread lasts at most before it looks whether a signal handler it ran forked the process.
 _FORK_CHECK_SECONDS = 0.1
 
@@ -98,7 +98,7 @@ def _wait_turn(held_in_this_thread: bool) -> bool:
     pause = None if on_own_os_thread() and not held_in_this_thread else cooperative_pause()
     if pause is None:
         return False
-    pause(_PAUSE_SECONDS)
+    pause(PAUSE_SECONDS)
     return True
 
 
@@ -228,7 +228,7 @@ class OSThread(_OfOneProcess):
 
     def join(self, timeout: float | None = None) -> None:
         """Waits for the thread to end, at most ``timeout`` seconds, letting other greenlets run."""
-        _wait_while(self.is_alive, self._pause, timeout, _PAUSE_SECONDS)
+        _wait_while(self.is_alive, self._pause, timeout, PAUSE_SECONDS)
 
 
 class _Thread(_OfOneProcess, threading.Thread):
@@ -264,8 +264,13 @@ class _Thread(_OfOneProcess, threading.Thread):
 def pause_while(running: Callable[[], bool], seconds: float) -> None:
     """Waits while ``running()``, ``seconds`` at most, looking again every few milliseconds: a greenlet lets the others
     run meanwhile."""
-    pause = None if on_own_os_thread() else cooperative_pause()
-    _wait_while(running, pause or _unpatched("time", "sleep"), seconds, _PAUSE_SECONDS)
+    _wait_while(running, greenlet_pause() or _unpatched("time", "sleep"), seconds, PAUSE_SECONDS)
+
+
+def greenlet_pause() -> Callable[[float], None] | None:
+    """What the caller's waits pause with if it must not block its OS thread (a greenlet sharing it with others:
+    see ``cooperative_pause``); None if it may (no gevent, or one of ``start_thread``'s own OS threads)."""
+    return None if on_own_os_thread() else cooperative_pause()
 
 
 def on_own_os_thread() -> bool:
