@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -22,6 +23,7 @@ import spanbatch
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from tests.helpers import RecordingExporter, end_spans, provider_with
 from tests.helpers.logs import emit_events, logger_provider_with
@@ -149,3 +151,140 @@ def test_the_exit_delivers_everything_under_a_short_otel_bsp_export_timeout() ->
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["exported", str(SPANS)], done.stderr
+
+
+class OneHangs(RecordingExporter):
+    """The first export hangs until ``release``; the others take 20 ms."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.first = True
+
+    def export(self, spans: Sequence[ReadableSpan]) -> Any:
+        if self.first:
+            self.first = False
+            self.entered.set()
+            self.release.wait(20)
+        else:
+            time.sleep(0.02)
+        return super().export(spans)
+
+
+def test_one_hung_export_thread_does_not_stop_the_others_drain(shutdown_later: Callable[[Any], Any]) -> None:
+    exporter = OneHangs()
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter,
+            schedule_delay_millis=LONG,
+            max_export_batch_size=BATCH,
+            export_timeout_millis=500,
+            max_concurrent_exports=4,
+        )
+    )
+    try:
+        provider = provider_with(processor)
+        end_spans(provider, BATCH)
+        assert exporter.entered.wait(10)
+        time.sleep(0.6)  # the hung export is past its timeout before the others begin
+        end_spans(provider, 400)
+        processor.shutdown()
+        stats = processor.stats()
+        assert (stats.exported, stats.in_flight, sum(stats.dropped.values())) == (400, BATCH, 0)
+    finally:
+        exporter.release.set()
+
+
+class Slower(RecordingExporter):
+    """Each export takes 800 ms, more than its 500 ms timeout; what happened, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.events: list[str] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> Any:
+        self.entered.set()
+        time.sleep(0.8)
+        self.events.append("exported")
+        return super().export(spans)
+
+    def shutdown(self, timeout_millis: float = 30000) -> None:
+        self.events.append("shut down")
+        super().shutdown(timeout_millis)
+
+
+def test_a_shutdown_during_an_export_past_its_timeout_still_waits_the_timeout_for_it(
+    shutdown_later: Callable[[Any], Any],
+) -> None:
+    exporter = Slower()
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter, schedule_delay_millis=LONG, max_export_batch_size=BATCH, export_timeout_millis=500
+        )
+    )
+    end_spans(provider_with(processor), 3 * BATCH)
+    assert exporter.entered.wait(10)
+    time.sleep(0.6)  # the export has run past its timeout when shutdown() is called, and returns 200 ms later
+    processor.shutdown()
+    assert exporter.events[:2] == ["exported", "shut down"]
+
+
+class ExportsManySlowly(RecordingExporter):
+    def export_many(self, batches: Sequence[Sequence[ReadableSpan]]) -> list[Any]:
+        return [self.export(batch) for batch in batches]
+
+    def export(self, spans: Sequence[ReadableSpan]) -> Any:
+        time.sleep(EXPORT_SECONDS)
+        return super().export(spans)
+
+
+def test_an_export_many_call_may_take_the_timeout_per_batch(shutdown_later: Callable[[Any], Any]) -> None:
+    exporter = ExportsManySlowly()
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter,
+            schedule_delay_millis=LONG,
+            max_export_batch_size=BATCH,
+            export_timeout_millis=EXPORT_TIMEOUT_MILLIS,
+        )
+    )
+    end_spans(provider_with(processor), SPANS)
+    processor.shutdown()
+    assert len(exporter.spans) == SPANS
+    assert sum(processor.stats().dropped.values()) == 0
+
+
+class BlocksItsLoop(SpanExporter):
+    """An ``async def export`` that blocks its loop's thread (a blocking client in it): no cancellation reaches it."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    async def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:  # type: ignore[override]
+        self.release.wait(20)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_an_async_export_that_blocks_its_loop_is_given_up_soon_after_its_timeout(
+    shutdown_later: Callable[[Any], Any],
+) -> None:
+    exporter = BlocksItsLoop()
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter, schedule_delay_millis=LONG, max_export_batch_size=1, export_timeout_millis=500
+        )
+    )
+    try:
+        end_spans(provider_with(processor), 2)
+        time.sleep(0.1)
+        started = time.monotonic()
+        processor.shutdown()
+        # Its timeout, the cancellation grace the lane's loop gives it, twice, and its shutdown: not the drain's 30 s.
+        assert time.monotonic() - started < 5
+        assert processor.stats().in_flight == 1
+    finally:
+        exporter.release.set()

@@ -200,14 +200,14 @@ class OneLane(Engine[Telemetry]):
     def force_flush(self, timeout_millis: int | None = None) -> bool:
         """Export everything queued before this call; False if ``timeout_millis`` passes first.
 
-        ``None`` waits up to ``drain_timeout_millis`` (30 s, or ``export_timeout_millis`` if longer). An export
-        still running at the deadline, or past its ``export_timeout_millis``, goes on in the background.
+        ``None`` waits up to ``drain_timeout_millis`` (30 s, or ``export_timeout_millis`` if longer), and not for
+        exports that stalled (see ``ExportClock``). An export still running then goes on in the background.
         """
         return super().force_flush(timeout_millis)
 
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Export what is queued, then shut the exporter down, all within ``timeout_millis`` (by default
-        ``drain_timeout_millis``); an export past its ``export_timeout_millis`` is given up.
+        ``drain_timeout_millis``); exports that stalled (see ``ExportClock``) are given up.
 
         Idempotent. What is still queued at the deadline is dropped and counted (``shutdown``).
         """

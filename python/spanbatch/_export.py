@@ -81,7 +81,7 @@ class Delivery(Generic[B]):
     take: Callable[[int], Sequence[B] | None]
     export: Callable[[B], object]
     export_many: Callable[[Sequence[B]], object] | None
-    clock: ExportClock  # times each call of ``export`` or ``export_many``
+    clock: ExportClock  # times each call of ``export`` or ``export_many``, with what it returns awaited
     # Whether the exporter's class declares its spill: the spans it notes it stored on disk count as ``spilled``.
     spills: bool = False
 
@@ -139,6 +139,9 @@ def _export_many(exporter: object) -> Callable[[Sequence[Any]], object] | None:
 # How long an export torn through is given to run its cleanup (``except CancelledError``, ``finally``) before
 # its loop is closed under it.
 CANCEL_GRACE_SECONDS = 1.0
+# What a wait for a lane allows an awaited export beyond its timeout: ``PrivateLoop`` gives it up a grace after the
+# timeout; twice that, so the wait sees the loop give up rather than racing it.
+_AWAITED_GRACE_SECONDS = 2 * CANCEL_GRACE_SECONDS
 # The part of the close's grace kept for the async generators, whatever the tasks before them take: a task that
 # ignores its cancellation would otherwise leave them none, and their cleanup would never run to its end.
 ASYNC_GENERATORS_SECONDS = 0.25
@@ -269,11 +272,11 @@ def export_batch(delivery: Delivery[B], batch: B, loop: PrivateLoop, timeout_mil
     An awaitable result is run on ``loop`` and bounded by ``timeout_millis``.
     """
     try:
-        # Only the call: an awaitable it returns is cut at its timeout by ``loop`` itself (see ``PrivateLoop``).
-        with delivery.clock.timing():
+        with delivery.clock.timing() as allow:
             result = delivery.export(batch)
-        if inspect.isawaitable(result):
-            result = loop.run(result, timeout_millis)
+            if inspect.isawaitable(result):
+                allow(_AWAITED_GRACE_SECONDS)
+                result = loop.run(result, timeout_millis)
     except ExportTimedOut:
         log_timed_out(delivery.signal, len(batch), timeout_millis)
         return False
@@ -290,10 +293,11 @@ def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoo
         return [export_batch(delivery, batch, loop, timeout_millis) for batch in batches]
     try:
         # A copy: the exporter may change the list it is given, and the caller settles the batches it handed over.
-        with delivery.clock.timing():
+        with delivery.clock.timing(len(batches)) as allow:
             results = delivery.export_many(list(batches))
-        if inspect.isawaitable(results):  # an ``async def export_many``, run and bounded as an async ``export`` is
-            results = loop.run(results, timeout_millis)
+            if inspect.isawaitable(results):  # an ``async def export_many``, run and bounded as an async ``export`` is
+                allow(_AWAITED_GRACE_SECONDS)
+                results = loop.run(results, timeout_millis)
     except ExportTimedOut:
         log_timed_out(delivery.signal, sum(map(len, batches)), timeout_millis)
         return [False] * len(batches)

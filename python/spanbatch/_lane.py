@@ -15,6 +15,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from spanbatch import _drop_teller, _fork
@@ -313,11 +314,12 @@ def _flush_running(lanes: Sequence[Lane], until: Callable[[], float]) -> list[bo
     """Per lane, in order, whether its flush finished by ``until()``: every running lane is asked first, then each
     waited for (so they flush in parallel); a lane shut down flushes nothing."""
     asked = []
+    since = time.monotonic()
     for lane in lanes:
         core = _fork.current_core(lane)
         asked.append((lane, core, None if core.is_shutdown else core.request_flush()))
     return [
-        ticket is not None and wait_flush(core, ticket, until, lane.export_clock.overdue_at)
+        ticket is not None and wait_flush(core, ticket, until, partial(lane.export_clock.overdue_at, since))
         for lane, core, ticket in asked
     ]
 
@@ -332,7 +334,7 @@ def start_flushes(lanes: Iterable[Lane]) -> None:
 
 def wait_flush(core: BatchCore, ticket: int, until: Callable[[], float], overdue_at: Callable[[], float]) -> bool:
     """Waits for ``ticket`` until ``until()``, in slices: a bound that tightens meanwhile is kept. It gives up
-    sooner once an export the ticket waits behind has run past its timeout (``overdue_at``, ``ExportClock``)."""
+    sooner once the lane's exports stop moving (``overdue_at``, see ``ExportClock``)."""
     pause = greenlet_pause() if _PAUSES_FROM_PYTHON else None
     while True:
         if core.pid != os.getpid():
@@ -357,7 +359,7 @@ def wait_flush(core: BatchCore, ticket: int, until: Callable[[], float], overdue
             ticket, remaining_millis(min(deadline, overdue_at(), time.monotonic() + _FLUSH_SLICE_SECONDS))
         ):
             return True
-        # The overdue time looked at afresh: the export it bounded may have returned, and the next begun.
+        # The overdue time looked at afresh: the export it waited for may have returned, and the next begun.
         if time.monotonic() >= min(deadline, overdue_at()):
             return False
 
@@ -422,22 +424,24 @@ def finish_shutdown(stopping: Sequence[Lane], deadline: float, *, drain: bool = 
         raise
 
 
-def _join_worker(lane: Lane, worker: WorkerThread, deadline: float) -> None:
-    """Waits for the worker to end until ``deadline``, or until its export has run past its timeout, in slices."""
-    while worker.is_alive() and (left := remaining_millis(min(deadline, lane.export_clock.overdue_at()))) > 0:
+def _join_worker(lane: Lane, worker: WorkerThread, deadline: float, since: float) -> None:
+    """Waits for the worker to end until ``deadline``, or until the lane's exports stop moving (see ``ExportClock``),
+    in slices."""
+    while worker.is_alive() and (left := remaining_millis(min(deadline, lane.export_clock.overdue_at(since)))) > 0:
         worker.join(min(left / 1000, _FLUSH_SLICE_SECONDS))
 
 
 def _why_given_up(drain: bool, deadline: float) -> str:
     if not drain:
         return "exit interrupted"
-    return "shutdown deadline passed" if time.monotonic() >= deadline else "an export ran past export_timeout_millis"
+    return "shutdown deadline passed" if time.monotonic() >= deadline else "exports stalled past export_timeout_millis"
 
 
 def _finish_shutdown(stopping: Sequence[Lane], deadline: float, drain: bool) -> None:
+    since = time.monotonic()
     for lane in stopping:
         if drain and lane.worker is not None and not lane.on_export_thread():
-            _join_worker(lane, lane.worker, deadline)
+            _join_worker(lane, lane.worker, deadline, since)
     for lane in stopping:
         if lane.worker is not None and lane.worker.is_alive() and not lane.shutdown_steps.abandoned:
             lane.shutdown_steps.abandoned = True

@@ -172,7 +172,7 @@ class Pipeline(SpanEngine):
         _exit.shutdown(self._lanes_of_both_signals(), self._timeout_millis(timeout_millis))
 
     def _shutdown_spans(self, timeout_millis: float | None) -> None:
-        # By default within the span lanes' own export timeout, as the stock processor's shutdown.
+        # By default within the span lanes' own drain deadline (30 s, as the stock processor's shutdown).
         _exit.shutdown(self._lanes, super()._timeout_millis(timeout_millis))
 
 
@@ -180,7 +180,7 @@ class PipelineSpans(SpanProcessor):
     """A pipeline's span side, the processor :func:`install` adds to the ``TracerProvider``.
 
     Its ``on_start`` and ``on_end`` are the pipeline's own (the Rust push) and its flush is the pipeline's, both
-    signals; its ``shutdown`` shuts the span lanes alone, by default within their own export timeout. The
+    signals; its ``shutdown`` shuts the span lanes alone, by default within their own drain deadline. The
     ``LoggerProvider`` shuts the log side (:attr:`Pipeline.logs`) down: a record emitted between the two
     providers' shutdowns (a "traces flushed" line, an exporter's error logged through a ``LoggingHandler``) still
     goes out, as it does with the stock processors. For a pipeline built by hand:
