@@ -193,19 +193,14 @@ pub fn detach_and_go_on<T: Send>(py: Python<'_>, work: impl Send + FnOnce() -> T
     detach_unless_stopped(py, || false, work)
 }
 
-/// Whether the closed gate stops the calling thread, if it is `stoppable()`: one that would call
-/// Python code that may let go of the GIL (a greenlet's pause) waits without it instead.
-pub fn stops_this_thread(stoppable: impl FnOnce() -> bool) -> bool {
-    GATE.stops_this_thread() && stoppable()
-}
-
-/// Whether the calling thread's waits may still pause as a greenlet: not once the closed gate
-/// stops it in its own waits. A pause takes the GIL back outside `PyO3`'s detach, and a real
-/// thread that goes on doing so while the interpreter finalizes hung the exit on 3.10 (10 exits
-/// of 10; the main thread waited for it to take the GIL it asked for, which `CPython` ended it in).
+/// Whether the calling thread's waits may still pause as a greenlet (Python code that may let
+/// go of the GIL): not once the closed gate stops it in its own waits, which then wait without
+/// the GIL instead. A pause takes the GIL back outside `PyO3`'s detach, and a real thread that
+/// goes on doing so while the interpreter finalizes hung the exit on 3.10 (10 exits of 10; the
+/// main thread waited for it to take the GIL it asked for, which `CPython` ended it in).
 #[pyfunction]
 pub fn greenlets_may_pause() -> bool {
-    !stops_this_thread(crate::handoff::stopped_in_its_own_waits)
+    !(GATE.stops_this_thread() && crate::handoff::stopped_in_its_own_waits())
 }
 
 /// What a thread the closed gate stops does, detached: the process's exit ends it.

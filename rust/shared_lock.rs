@@ -18,8 +18,7 @@
 //! goes on (the hooks after it may join it or take a lock it holds), without pausing as a
 //! greenlet (`exit_gate.rs`), and its wait does not hold the gate's closing up.
 
-use crate::exit_gate::{detach_and_go_on, hang_if_unwound, stops_this_thread};
-use crate::handoff::stopped_in_its_own_waits;
+use crate::exit_gate::{detach_and_go_on, greenlets_may_pause, hang_if_unwound};
 use crate::sync::locked;
 use crate::waits::SIGNAL_SLICE;
 use pyo3::exceptions::PyRuntimeError;
@@ -106,7 +105,7 @@ impl PySharedLock {
     /// stops does not pause (False): Python code may let go of the GIL, and take it back once the
     /// interpreter finalizes, outside `PyO3`'s detach, which hangs such a thread.
     fn paused(&self, py: Python<'_>, held_in_this_thread: bool) -> PyResult<bool> {
-        if stops_this_thread(stopped_in_its_own_waits) {
+        if !greenlets_may_pause() {
             return Ok(false);
         }
         hang_if_unwound(|| {
