@@ -30,10 +30,10 @@ from tests.helpers.logs import emit_events, logger_provider_with
 
 pytestmark = pytest.mark.timeout(30)
 
-SPANS = 100
+SPANS = 200
 BATCH = 10
 EXPORT_SECONDS = 0.05
-EXPORT_TIMEOUT_MILLIS = 100  # each export takes half of it; the whole drain takes five times it
+EXPORT_TIMEOUT_MILLIS = 250  # each export takes a fifth of it (room for a loaded machine); the drain four times it
 LONG = 60_000
 
 
@@ -288,3 +288,40 @@ def test_an_async_export_that_blocks_its_loop_is_given_up_soon_after_its_timeout
         assert processor.stats().in_flight == 1
     finally:
         exporter.release.set()
+
+
+@pytest.mark.timeout(20)
+def test_a_flush_behind_one_hung_export_thread_gives_up_at_its_timeout_while_the_others_export(
+    shutdown_later: Callable[[Any], Any],
+) -> None:
+    exporter = OneHangs()
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(
+            exporter,
+            schedule_delay_millis=LONG,
+            max_export_batch_size=BATCH,
+            export_timeout_millis=500,
+            max_concurrent_exports=4,
+        )
+    )
+    provider = provider_with(processor)
+    ending = threading.Event()
+
+    def traffic() -> None:  # the other export threads keep exporting meanwhile
+        while not ending.wait(0.005):
+            end_spans(provider, BATCH)
+
+    producer = threading.Thread(target=traffic)
+    try:
+        end_spans(provider, BATCH)
+        assert exporter.entered.wait(10)
+        producer.start()
+        started = time.monotonic()
+        # The flush waits for the hung batch, which no other thread's progress brings nearer.
+        assert processor.force_flush() is False
+        assert time.monotonic() - started < 3
+    finally:
+        ending.set()
+        exporter.release.set()
+        if producer.is_alive():
+            producer.join(10)

@@ -334,7 +334,7 @@ def start_flushes(lanes: Iterable[Lane]) -> None:
 
 def wait_flush(core: BatchCore, ticket: int, until: Callable[[], float], overdue_at: Callable[[], float]) -> bool:
     """Waits for ``ticket`` until ``until()``, in slices: a bound that tightens meanwhile is kept. It gives up
-    sooner once the lane's exports stop moving (``overdue_at``, see ``ExportClock``)."""
+    sooner once an export call it waits behind has taken longer than it may (``overdue_at``, see ``ExportClock``)."""
     pause = greenlet_pause() if _PAUSES_FROM_PYTHON else None
     while True:
         if core.pid != os.getpid():
@@ -425,9 +425,9 @@ def finish_shutdown(stopping: Sequence[Lane], deadline: float, *, drain: bool = 
 
 
 def _join_worker(lane: Lane, worker: WorkerThread, deadline: float, since: float) -> None:
-    """Waits for the worker to end until ``deadline``, or until the lane's exports stop moving (see ``ExportClock``),
-    in slices."""
-    while worker.is_alive() and (left := remaining_millis(min(deadline, lane.export_clock.overdue_at(since)))) > 0:
+    """Waits for the worker to end until ``deadline``, or until the lane's exports stop moving (``ExportClock``), in
+    slices."""
+    while worker.is_alive() and (left := remaining_millis(min(deadline, lane.export_clock.stalled_at(since)))) > 0:
         worker.join(min(left / 1000, _FLUSH_SLICE_SECONDS))
 
 
