@@ -43,6 +43,12 @@ class SlowExporter(RecordingExporter):
         return super().export(spans)
 
 
+def batching(exporter: Any, **settings: Any) -> spanbatch.BatchSpanProcessor:
+    """A processor exporting full batches of ``BATCH`` (the rest at a flush), by default within the file's timeout."""
+    defaults = {"max_export_batch_size": BATCH, "export_timeout_millis": EXPORT_TIMEOUT_MILLIS}
+    return spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=LONG, **{**defaults, **settings})
+
+
 def _queued(make: Callable[[SlowExporter], Any]) -> tuple[Any, SlowExporter]:
     exporter = SlowExporter()
     processor = make(exporter)
@@ -53,12 +59,7 @@ def _queued(make: Callable[[SlowExporter], Any]) -> tuple[Any, SlowExporter]:
 @pytest.mark.parametrize(
     "make",
     [
-        lambda exporter: spanbatch.BatchSpanProcessor(
-            exporter,
-            schedule_delay_millis=LONG,
-            max_export_batch_size=BATCH,
-            export_timeout_millis=EXPORT_TIMEOUT_MILLIS,
-        ),
+        batching,
         lambda exporter: spanbatch.Pipeline(
             {"slow": exporter},
             schedule_delay_millis=LONG,
@@ -173,15 +174,7 @@ class OneHangs(RecordingExporter):
 
 def test_one_hung_export_thread_does_not_stop_the_others_drain(shutdown_later: Callable[[Any], Any]) -> None:
     exporter = OneHangs()
-    processor = shutdown_later(
-        spanbatch.BatchSpanProcessor(
-            exporter,
-            schedule_delay_millis=LONG,
-            max_export_batch_size=BATCH,
-            export_timeout_millis=500,
-            max_concurrent_exports=4,
-        )
-    )
+    processor = shutdown_later(batching(exporter, export_timeout_millis=500, max_concurrent_exports=4))
     try:
         provider = provider_with(processor)
         end_spans(provider, BATCH)
@@ -218,11 +211,7 @@ def test_a_shutdown_during_an_export_past_its_timeout_still_waits_the_timeout_fo
     shutdown_later: Callable[[Any], Any],
 ) -> None:
     exporter = Slower()
-    processor = shutdown_later(
-        spanbatch.BatchSpanProcessor(
-            exporter, schedule_delay_millis=LONG, max_export_batch_size=BATCH, export_timeout_millis=500
-        )
-    )
+    processor = shutdown_later(batching(exporter, export_timeout_millis=500))
     end_spans(provider_with(processor), 3 * BATCH)
     assert exporter.entered.wait(10)
     time.sleep(0.6)  # the export has run past its timeout when shutdown() is called, and returns 200 ms later
@@ -241,14 +230,7 @@ class ExportsManySlowly(RecordingExporter):
 
 def test_an_export_many_call_may_take_the_timeout_per_batch(shutdown_later: Callable[[Any], Any]) -> None:
     exporter = ExportsManySlowly()
-    processor = shutdown_later(
-        spanbatch.BatchSpanProcessor(
-            exporter,
-            schedule_delay_millis=LONG,
-            max_export_batch_size=BATCH,
-            export_timeout_millis=EXPORT_TIMEOUT_MILLIS,
-        )
-    )
+    processor = shutdown_later(batching(exporter))
     end_spans(provider_with(processor), SPANS)
     processor.shutdown()
     assert len(exporter.spans) == SPANS
@@ -273,11 +255,7 @@ def test_an_async_export_that_blocks_its_loop_is_given_up_soon_after_its_timeout
     shutdown_later: Callable[[Any], Any],
 ) -> None:
     exporter = BlocksItsLoop()
-    processor = shutdown_later(
-        spanbatch.BatchSpanProcessor(
-            exporter, schedule_delay_millis=LONG, max_export_batch_size=1, export_timeout_millis=500
-        )
-    )
+    processor = shutdown_later(batching(exporter, max_export_batch_size=1, export_timeout_millis=500))
     try:
         end_spans(provider_with(processor), 2)
         time.sleep(0.1)
@@ -295,15 +273,7 @@ def test_a_flush_behind_one_hung_export_thread_gives_up_at_its_timeout_while_the
     shutdown_later: Callable[[Any], Any],
 ) -> None:
     exporter = OneHangs()
-    processor = shutdown_later(
-        spanbatch.BatchSpanProcessor(
-            exporter,
-            schedule_delay_millis=LONG,
-            max_export_batch_size=BATCH,
-            export_timeout_millis=500,
-            max_concurrent_exports=4,
-        )
-    )
+    processor = shutdown_later(batching(exporter, export_timeout_millis=500, max_concurrent_exports=4))
     provider = provider_with(processor)
     ending = threading.Event()
 
