@@ -107,7 +107,9 @@ if ended_after:
     for i in range(first, items):
         end(i)
 deadline = time.monotonic() + 10
-while report["exported"] + (0 if kind.startswith("stock") else sum(stats()["dropped"].values())) < items:
+# Every item exported or counted dropped; stock counts none it refused: there, the first batch exported.
+settled = first if ended_after and kind.startswith("stock") else items
+while report["exported"] + (0 if kind.startswith("stock") else sum(stats()["dropped"].values())) < settled:
     if time.monotonic() > deadline:
         break
     time.sleep(0.01)
