@@ -1,0 +1,119 @@
+"""An exporter's own ``shutdown`` gets what is left of the processor's shutdown deadline once the exports drained, as
+the stock processor gives it (``timeout_millis`` = the rest of 30 s where it takes one, unbounded where not).
+
+Before, it got at most ``export_timeout_millis`` whatever the exports had done: an exporter that writes out what it
+buffered in its ``shutdown`` (1 s of writing under a 300 ms export timeout, every export quick) was left behind
+mid-write, where stock waits for it. The cap now applies only to a lane whose exports were given up (one hung past
+its timeout), whose exporter is likely to hang in its ``shutdown`` too: ``shutdown()`` still returns within about
+twice the export timeout when both hang (``test_processor``'s
+``test_shutdown_keeps_its_deadline_when_export_and_exporter_shutdown_hang``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+import spanbatch
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from tests.helpers import end_spans, provider_with
+from tests.helpers.logs import emit_events, logger_provider_with
+
+pytestmark = pytest.mark.timeout(30)
+
+EXPORT_TIMEOUT_MILLIS = 300
+WRITING_SECONDS = 1.0  # what the exporter's shutdown takes: over three times the export timeout
+
+
+class BufferingSpanExporter(SpanExporter):
+    """Keeps what it is given and writes it out in its ``shutdown``, which takes ``WRITING_SECONDS``."""
+
+    def __init__(self) -> None:
+        self.buffered = 0
+        self.written = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.buffered += len(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        time.sleep(WRITING_SECONDS)
+        self.written = self.buffered
+
+
+class BufferingLogExporter(LogRecordExporter):
+    def __init__(self) -> None:
+        self.buffered = 0
+        self.written = 0
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        self.buffered += len(batch)
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        time.sleep(WRITING_SECONDS)
+        self.written = self.buffered
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def _spans(exporter: SpanExporter, processor_class: type[Any]) -> Any:
+    processor = processor_class(exporter, export_timeout_millis=EXPORT_TIMEOUT_MILLIS)
+    end_spans(provider_with(processor), 20)
+    return processor
+
+
+def _logs(exporter: LogRecordExporter, processor_class: type[Any]) -> Any:
+    processor = processor_class(exporter, export_timeout_millis=EXPORT_TIMEOUT_MILLIS)
+    emit_events(logger_provider_with(processor), 20)
+    return processor
+
+
+CASES = [
+    pytest.param(BufferingSpanExporter, _spans, spanbatch.BatchSpanProcessor, id="spanbatch-spans"),
+    pytest.param(BufferingLogExporter, _logs, spanbatch.BatchLogRecordProcessor, id="spanbatch-logs"),
+    pytest.param(BufferingSpanExporter, _spans, BatchSpanProcessor, id="stock-spans"),
+    pytest.param(BufferingLogExporter, _logs, BatchLogRecordProcessor, id="stock-logs"),
+]
+
+
+@pytest.mark.parametrize(("exporter_class", "fill", "processor_class"), CASES)
+def test_an_exporter_writing_out_its_buffer_in_shutdown_is_waited_for(
+    exporter_class: Callable[[], Any],
+    fill: Callable[[Any, type[Any]], Any],
+    processor_class: type[Any],
+    shutdown_later: Callable[[Any], Any],
+) -> None:
+    exporter = exporter_class()
+    processor = shutdown_later(fill(exporter, processor_class))
+    processor.shutdown()
+    assert exporter.written == 20
+
+
+class TakesATimeout(BufferingSpanExporter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.given: list[float] = []
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:  # type: ignore[override]
+        self.given.append(timeout_millis)
+
+
+@pytest.mark.parametrize(
+    "processor_class", [spanbatch.BatchSpanProcessor, BatchSpanProcessor], ids=["spanbatch", "stock"]
+)
+def test_an_exporter_shutdown_that_takes_a_timeout_is_given_the_rest_of_the_deadline(
+    processor_class: type[Any], shutdown_later: Callable[[Any], Any]
+) -> None:
+    exporter = TakesATimeout()
+    processor = shutdown_later(_spans(exporter, processor_class))
+    processor.shutdown()  # the stock span processor's takes no timeout: 30 s
+    (given,) = exporter.given
+    assert 25_000 < given <= 30_000
