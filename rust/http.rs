@@ -11,6 +11,7 @@ use crate::http_early_answer;
 use crate::http_outcome::{Outcome, PyHttpOutcome};
 use crate::otlp::compress::Codec;
 use crate::otlp::encoder::PyRequest;
+use crate::send_progress::PySendProgress;
 use crate::sync::locked;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -168,8 +169,8 @@ impl PyHttpSender {
     /// accepts (2xx or 3xx, as the stock client counts success). A request's outcome is its last
     /// part's, or the first that failed (its later parts are then left for the caller).
     /// A part whose serialized size exceeds `max_request_size` (when positive) is not sent: its
-    /// outcome's error is a `RequestTooLargeError`.
-    #[pyo3(signature = (url, headers, requests, encoding, max_request_size, timeout_seconds=None))]
+    /// outcome's error is a `RequestTooLargeError`. `progress` is marked as each request ends.
+    #[pyo3(signature = (url, headers, requests, encoding, max_request_size, timeout_seconds=None, progress=None))]
     #[allow(clippy::too_many_arguments)] // the Python call's arguments, one by one
     fn send_all(
         &self,
@@ -180,6 +181,7 @@ impl PyHttpSender {
         encoding: &str,
         max_request_size: i64,
         timeout_seconds: Option<f64>,
+        progress: Option<Py<PySendProgress>>,
     ) -> PyResult<Vec<PyHttpOutcome>> {
         let codec = Codec::parse(encoding)
             .ok_or_else(|| PyValueError::new_err(format!("unknown encoding {encoding:?}")))?;
@@ -225,6 +227,9 @@ impl PyHttpSender {
                     request.accept(index);
                 }
                 outcomes.push((outcome, started.elapsed()));
+                if let Some(progress) = &progress {
+                    progress.get().mark_now();
+                }
             }
             outcomes
         });

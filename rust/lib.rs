@@ -41,6 +41,7 @@ pub mod read_on;
 mod reader;
 pub mod room;
 mod sampled;
+mod send_progress;
 pub mod send_time;
 mod shared_lock;
 mod stats;
@@ -103,6 +104,8 @@ mod _core {
     use crate::otlp::encoder::{compress, PySpanEncoder, PySpanRequest};
     #[pymodule_export]
     use crate::otlp::log_encoder::{PyLogEncoder, PyLogRequest};
+    #[pymodule_export]
+    use crate::send_progress::PySendProgress;
     #[pymodule_export]
     use crate::shared_lock::PySharedLock;
     #[pymodule_export]

@@ -22,7 +22,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from spanbatch import BatchSpanProcessor
-from spanbatch._capabilities import encodes_spans, exports_many
+from spanbatch._capabilities import encodes_spans, exports_many, reports_batch_ends
 from spanbatch._core import SpanRequest
 from spanbatch.exporter import OTLPSpanExporter as HttpExporter
 from spanbatch.exporter.grpc import OTLPSpanExporter as GrpcExporter
@@ -257,27 +257,33 @@ GRPC_DEAD = "127.0.0.1:9"
 
 
 @pytest.mark.parametrize(
-    ("make", "many", "encodes"),
+    ("make", "many", "encodes", "paced"),
     [
-        pytest.param(lambda: HttpExporter(endpoint=DEAD), True, True, id="http"),
-        pytest.param(lambda: PlainHttp(endpoint=DEAD), True, True, id="http-plain-subclass"),
-        pytest.param(lambda: GrpcExporter(endpoint=GRPC_DEAD, insecure=True), False, True, id="grpc"),
-        pytest.param(lambda: PlainGrpc(endpoint=GRPC_DEAD, insecure=True), False, True, id="grpc-plain-subclass"),
-        pytest.param(lambda: RedactingHttp(endpoint=DEAD), False, False, id="http-overridden"),
-        pytest.param(lambda: RedactingGrpc(endpoint=GRPC_DEAD, insecure=True), False, False, id="grpc-overridden"),
-        pytest.param(lambda: ManyRedactingHttp(endpoint=DEAD), True, False, id="http-both-overridden"),
-        pytest.param(lambda: ManyOnlyHttp(endpoint=DEAD), True, False, id="http-export-many-overridden"),
-        pytest.param(lambda: DeclaringHttp(endpoint=DEAD), True, True, id="http-all-redeclared"),
-        pytest.param(lambda: NoManyHttp(endpoint=DEAD), False, True, id="http-export-many-set-to-none"),
-        pytest.param(lambda: RedactingWrapper(HttpExporter(endpoint=DEAD)), False, False, id="getattr-wrapper"),
-        pytest.param(Mock, False, False, id="Mock"),
-        pytest.param(MagicMock, False, False, id="MagicMock"),
-        pytest.param(lambda: Mock(spec=HttpExporter), False, False, id="Mock-spec"),
+        pytest.param(lambda: HttpExporter(endpoint=DEAD), True, True, True, id="http"),
+        pytest.param(lambda: PlainHttp(endpoint=DEAD), True, True, True, id="http-plain-subclass"),
+        pytest.param(lambda: GrpcExporter(endpoint=GRPC_DEAD, insecure=True), False, True, False, id="grpc"),
+        pytest.param(
+            lambda: PlainGrpc(endpoint=GRPC_DEAD, insecure=True), False, True, False, id="grpc-plain-subclass"
+        ),
+        pytest.param(lambda: RedactingHttp(endpoint=DEAD), False, False, False, id="http-overridden"),
+        pytest.param(
+            lambda: RedactingGrpc(endpoint=GRPC_DEAD, insecure=True), False, False, False, id="grpc-overridden"
+        ),
+        pytest.param(lambda: ManyRedactingHttp(endpoint=DEAD), True, False, False, id="http-both-overridden"),
+        pytest.param(lambda: ManyOnlyHttp(endpoint=DEAD), True, False, False, id="http-export-many-overridden"),
+        pytest.param(lambda: DeclaringHttp(endpoint=DEAD), True, True, False, id="http-all-redeclared"),
+        pytest.param(lambda: NoManyHttp(endpoint=DEAD), False, True, False, id="http-export-many-set-to-none"),
+        pytest.param(lambda: RedactingWrapper(HttpExporter(endpoint=DEAD)), False, False, False, id="getattr-wrapper"),
+        pytest.param(Mock, False, False, False, id="Mock"),
+        pytest.param(MagicMock, False, False, False, id="MagicMock"),
+        pytest.param(lambda: Mock(spec=HttpExporter), False, False, False, id="Mock-spec"),
     ],
 )
-def test_fast_paths_are_decided_on_the_class(make: Any, many: bool, encodes: bool) -> None:
+def test_fast_paths_are_decided_on_the_class(make: Any, many: bool, encodes: bool, paced: bool) -> None:
+    # ``paced``: its export_many tells the processor as each batch ends; an override of it (even one that calls
+    # ours) tells nothing, and is given the timeout per batch of the call.
     exporter = make()
-    assert (exports_many(exporter), encodes_spans(exporter)) == (many, encodes)
+    assert (exports_many(exporter), encodes_spans(exporter), reports_batch_ends(exporter)) == (many, encodes, paced)
 
 
 @pytest.mark.timeout(60)

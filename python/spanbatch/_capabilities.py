@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import FunctionType
-from typing import TYPE_CHECKING, Protocol, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeGuard, TypeVar
 
 from opentelemetry.sdk.trace.export import SpanExportResult
 
@@ -39,6 +39,16 @@ class ExportsMany(Protocol):
     """Takes several batches per call: one result per batch, each what ``export`` would return for it."""
 
     def export(self, spans: Batch) -> SpanExportResult: ...
+
+    def export_many(self, batches: Sequence[Batch]) -> Sequence[SpanExportResult]: ...
+
+
+class ReportsBatchEnds(Protocol):
+    """Its ``export_many`` sends the batches in turn, each within its own timeout, and tells the processor as each
+    ends (spanbatch's OTLP/HTTP exporters, through ``_export_clock.paced_progress``): a flush or shutdown gives up a
+    batch hung past ``export_timeout_millis`` then, not once the call has had the timeout once per batch."""
+
+    reports_batch_ends: ClassVar[bool] = True
 
     def export_many(self, batches: Sequence[Batch]) -> Sequence[SpanExportResult]: ...
 
@@ -76,6 +86,18 @@ class Spills(Protocol):
 def exports_many(exporter: object) -> TypeGuard[ExportsMany]:
     """Whether the exporter's class declares ``export_many`` for the ``export`` it has."""
     return _declares(exporter, ExportsMany, "export_many")
+
+
+def reports_batch_ends(exporter: object) -> bool:
+    """Whether the exporter's class declares ``reports_batch_ends = True`` for the ``export_many`` it has: a subclass
+    that overrides ``export_many`` tells nothing, whatever the method it overrides did."""
+    owner = _owner(type(exporter), "reports_batch_ends")
+    return (
+        exports_many(exporter)
+        and _declares(exporter, ReportsBatchEnds, "reports_batch_ends")
+        and owner is not None
+        and vars(owner)["reports_batch_ends"] is True
+    )
 
 
 def encodes_spans(exporter: object) -> TypeGuard[EncodesSpans]:

@@ -15,6 +15,7 @@ __all__ = [
     "LogRequest",
     "NotSentError",
     "RequestTooLargeError",
+    "SendProgress",
     "SharedLock",
     "SpanEncoder",
     "SpanRequest",
@@ -238,6 +239,14 @@ class HttpOutcome:
     ) -> TransportError | AnswerUnreadableError | TransportConnectionError | NotSentError | None: ...
 
 @final
+class SendProgress:
+    """When the batches of one export call last moved on (``mark``), read by another thread while it runs."""
+
+    def __new__(cls) -> SendProgress: ...
+    def mark(self) -> None: ...
+    def idle_seconds(self) -> float: ...
+
+@final
 class HttpSender:
     def __new__(cls) -> HttpSender: ...
     def send(
@@ -256,6 +265,7 @@ class HttpSender:
         encoding: str,
         max_request_size: int,
         timeout_seconds: float | None = None,
+        progress: SendProgress | None = None,
     ) -> list[HttpOutcome]: ...
     def close(self) -> None: ...
     def end_sends_after(self, seconds: float | None) -> None: ...

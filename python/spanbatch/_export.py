@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 
-from spanbatch._capabilities import Exporter, encodes_logs, encodes_spans, exports_many, spills
+from spanbatch._capabilities import Exporter, encodes_logs, encodes_spans, exports_many, reports_batch_ends, spills
 from spanbatch._core import BatchCore, LogEncoder, LogRequest, SpanEncoder, SpanRequest
 from spanbatch._drops import DropReporter, log_stock_export_exception
 from spanbatch._encoding import SkipWarnings, accepted_items, items_spilled, requests_read, spans_left_out
@@ -84,6 +84,8 @@ class Delivery(Generic[B]):
     clock: ExportClock  # times each call of ``export`` or ``export_many``, with what it returns awaited
     # Whether the exporter's class declares its spill: the spans it notes it stored on disk count as ``spilled``.
     spills: bool = False
+    # Whether its class declares that its ``export_many`` tells as each batch ends (see ``ExportClock``).
+    paced: bool = False
 
 
 def delivery_for(work: LaneWork) -> Delivery[Any]:
@@ -98,6 +100,7 @@ def delivery_for(work: LaneWork) -> Delivery[Any]:
 
     many = _export_many(exporter)
     spilled = spills(exporter)
+    paced = many is not None and reports_batch_ends(exporter)
     encoder = _declared_encoder(exporter)
     if encoder is not None:
         # Counted from one batch to the next: application threads read spans ahead between two calls.
@@ -108,8 +111,8 @@ def delivery_for(work: LaneWork) -> Delivery[Any]:
             logged(skips.report)
             return requests
 
-        return Delivery(exporter, signal, read, export, many, work.clock, spilled)
-    return Delivery(exporter, signal, core.next_batches, export, many, work.clock, spilled)
+        return Delivery(exporter, signal, read, export, many, work.clock, spilled, paced)
+    return Delivery(exporter, signal, core.next_batches, export, many, work.clock, spilled, paced)
 
 
 def _declared_encoder(exporter: object) -> SpanEncoder | LogEncoder | None:
@@ -293,7 +296,7 @@ def first_attempts(delivery: Delivery[B], batches: Sequence[B], loop: PrivateLoo
         return [export_batch(delivery, batch, loop, timeout_millis) for batch in batches]
     try:
         # A copy: the exporter may change the list it is given, and the caller settles the batches it handed over.
-        with delivery.clock.timing(len(batches)) as allow:
+        with delivery.clock.timing(len(batches), paced=delivery.paced) as allow:
             results = delivery.export_many(list(batches))
             if inspect.isawaitable(results):  # an ``async def export_many``, run and bounded as an async ``export`` is
                 allow(_AWAITED_GRACE_SECONDS)

@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 try:
@@ -42,8 +42,9 @@ from requests.exceptions import InvalidHeader
 from requests.utils import check_header_validity, get_environ_proxies, get_netrc_auth, requote_uri, select_proxy
 
 from spanbatch import _settings
-from spanbatch._core import LogEncoder, LogRequest, SpanEncoder, SpanRequest, compress
+from spanbatch._core import LogEncoder, LogRequest, SendProgress, SpanEncoder, SpanRequest, compress
 from spanbatch._encoding import Batch, read_batch
+from spanbatch._export_clock import paced_progress
 from spanbatch._setting import read
 from spanbatch._spill import Sent, SpillCounts
 from spanbatch.exporter import _limits
@@ -274,6 +275,8 @@ class RustEncodedHTTP:
         if self._shutdown:
             self._logger.warning("Exporter already shutdown, ignoring batch")
             return [results.FAILURE] * len(batches)
+        # Marked as each batch ends, where a processor of spanbatch's paces this call (see ``_export_clock``).
+        progress = paced_progress()
         if (
             self._native is None
             or not isinstance(self._metrics, NoOpExporterMetrics)
@@ -282,7 +285,7 @@ class RustEncodedHTTP:
             # The exporter's own metrics time each export, so each is made on its own; a backend
             # known down (or the cut-off at exit passed) gets no first attempt, each request goes to disk through
             # the client.
-            return [self._export_one(batch) for batch in batches]
+            return [_marked(progress, self._export_one(batch)) for batch in batches]
         read: list[tuple[int, SpanRequest | LogRequest]] = []
         outcomes = [results.FAILURE] * len(batches)
         for index, batch in enumerate(batches):
@@ -303,10 +306,11 @@ class RustEncodedHTTP:
             encoding=client._compression.value,
             max_request_size=self._max_request_size,
             timeout=client._timeout,
+            progress=progress,
         )
         for (index, request), first_attempt in zip(read, sent, strict=True):
             with spills_of(self._spiller, batches[index]):
-                outcomes[index] = self._settle(request, first_attempt)
+                outcomes[index] = _marked(progress, self._settle(request, first_attempt))
         return outcomes
 
     def _settle(self, request: SpanRequest | LogRequest, first_attempt: NativeHTTPResult) -> Any:
@@ -428,12 +432,25 @@ class OTLPSpanExporter(RustEncodedHTTP, _stock.OTLPSpanExporter):
         result: SpanExportResult = self._export_batches([spans])[0]
         return result
 
+    # Declared with the ``export_many`` below it: it tells as each batch ends (see ``_export_clock``).
+    reports_batch_ends = True
+
     def export_many(self, batches: Sequence[Batch]) -> list[SpanExportResult]:
         """Export each batch as its own request; spanbatch's processors call this with several at once.
 
         A batch is spans, or a ``SpanRequest`` this exporter's ``span_encoder`` read them into.
         """
         return self._export_batches(batches)
+
+
+R = TypeVar("R")
+
+
+def _marked(progress: SendProgress | None, outcome: R) -> R:
+    """A batch's ``outcome``, once ``progress`` (if any) is marked: the batch has ended."""
+    if progress is not None:
+        progress.mark()
+    return outcome
 
 
 def native_transport_for(exporter: RustEncodedHTTP, session: requests.Session | None) -> NativeHTTPTransport | None:

@@ -50,6 +50,9 @@ class OTLPLogExporter(RustEncodedHTTP, _stock.OTLPLogExporter):
         result: LogRecordExportResult = self._export_batches([batch])[0]
         return result
 
+    # Declared with the ``export_many`` below it: it tells as each batch ends (see ``_export_clock``).
+    reports_batch_ends = True
+
     def export_many(self, batches: Sequence[LogBatch]) -> list[LogRecordExportResult]:
         """Export each batch as its own request; spanbatch's processors call this with several at once.
 

@@ -26,6 +26,7 @@ from spanbatch._core import (
     LogRequest,
     NotSentError,
     RequestTooLargeError,
+    SendProgress,
     SpanRequest,
     TransportConnectionError,
     TransportError,
@@ -168,15 +169,17 @@ class NativeHTTPTransport(BaseHTTPTransport):
         encoding: str,
         max_request_size: int,
         timeout: float | None,
+        progress: SendProgress | None = None,
     ) -> list[NativeHTTPResult]:
-        """POST each request in turn, serialized and compressed in Rust, in one stretch without the GIL.
+        """POST each request in turn, serialized and compressed in Rust, in one stretch without the GIL; ``progress``
+        is marked as each ends.
 
         After one fails to reach the server the rest are not sent (``NotSentError``); nor is a part of a request
         past its deadline, ``timeout`` from the start of that request's first part.
         """
         pairs = list(headers.items())
         return self._results_of(
-            lambda: self._sender.send_all(url, pairs, list(requests), encoding, max_request_size, timeout),
+            lambda: self._sender.send_all(url, pairs, list(requests), encoding, max_request_size, timeout, progress),
             len(requests),
         )
 
