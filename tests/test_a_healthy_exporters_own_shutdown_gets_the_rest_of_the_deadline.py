@@ -31,34 +31,28 @@ EXPORT_TIMEOUT_MILLIS = 300
 WRITING_SECONDS = 1.0  # what the exporter's shutdown takes: over three times the export timeout
 
 
-class BufferingSpanExporter(SpanExporter):
-    """Keeps what it is given and writes it out in its ``shutdown``, which takes ``WRITING_SECONDS``."""
+class Buffering:
+    """Keeps count of what it is given and writes it out in its ``shutdown``, which takes ``WRITING_SECONDS``."""
 
     def __init__(self) -> None:
         self.buffered = 0
         self.written = 0
 
+    def shutdown(self) -> None:
+        time.sleep(WRITING_SECONDS)
+        self.written = self.buffered
+
+
+class BufferingSpanExporter(Buffering, SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.buffered += len(spans)
         return SpanExportResult.SUCCESS
 
-    def shutdown(self) -> None:
-        time.sleep(WRITING_SECONDS)
-        self.written = self.buffered
 
-
-class BufferingLogExporter(LogRecordExporter):
-    def __init__(self) -> None:
-        self.buffered = 0
-        self.written = 0
-
+class BufferingLogExporter(Buffering, LogRecordExporter):
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         self.buffered += len(batch)
         return LogRecordExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        time.sleep(WRITING_SECONDS)
-        self.written = self.buffered
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return True
