@@ -145,6 +145,7 @@ class Lane:
         # The thread finishing a shutdown this lane's own export asked for (see ``shutdown_lanes``).
         self.finishing: WorkerThread | None = None
         self.shutdown_steps = ShutdownSteps()
+        self.told_flush_from_export = False  # see ``flush_lanes``
         self.core = self._start()
         _drop_teller.watch(self)  # once whole: the teller may be woken by another core's drop at any moment
         if debug:
@@ -292,11 +293,14 @@ def flush_lanes(
         core = _fork.current_core(lane)
         if lane.on_export_thread() and not core.is_shutdown:
             core.request_flush()
-            logger.warning(
-                "force_flush called from %s's own export thread: not waiting; what is queued is exported once this"
-                " export returns.",
-                lane.name,
-            )
+            if not lane.told_flush_from_export:
+                # Once per lane: an exporter that flushes in every export would log it per batch.
+                lane.told_flush_from_export = True
+                logger.warning(
+                    "force_flush called from %s's own export thread: not waiting; what is queued is exported once"
+                    " this export returns (told once).",
+                    lane.name,
+                )
             settle(lane, False)
         else:
             waiting.append(lane)
