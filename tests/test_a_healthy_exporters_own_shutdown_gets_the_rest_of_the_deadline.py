@@ -11,6 +11,8 @@ twice the export timeout when both hang (``test_processor``'s
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -111,3 +113,67 @@ def test_an_exporter_shutdown_that_takes_a_timeout_is_given_the_rest_of_the_dead
     processor.shutdown()  # the stock span processor's takes no timeout: 30 s
     (given,) = exporter.given
     assert 25_000 < given <= 30_000
+
+
+class HungBackend:
+    """Its send never returns until ``answered`` is set, and its ``shutdown`` waits for the send in flight, as a
+    client closing its connection pool does."""
+
+    def __init__(self) -> None:
+        self.sending = threading.Event()
+        self.answered = threading.Event()
+
+    def send(self) -> None:
+        self.sending.set()
+        self.answered.wait(60)
+
+    def shutdown(self) -> None:
+        self.answered.wait(60)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+class AsyncHung(HungBackend):
+    async def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        await asyncio.to_thread(self.send)  # cancelled at the export timeout; the send goes on in its thread
+        return SpanExportResult.SUCCESS
+
+
+class LateThenHung(HungBackend):
+    """Its one export returns past the export timeout (the send given up by the client) before the shutdown is
+    called; its shutdown hangs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.returned = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.sending.set()
+        time.sleep(EXPORT_TIMEOUT_MILLIS / 1000 * 2)
+        self.returned.set()
+        return SpanExportResult.FAILURE
+
+
+@pytest.mark.parametrize("exporter_class", [AsyncHung, LateThenHung], ids=["async-cancelled", "returned-late"])
+def test_the_shutdown_of_an_exporter_whose_last_export_hung_is_still_cut_at_the_export_timeout(
+    exporter_class: Callable[[], HungBackend], shutdown_later: Callable[[Any], Any]
+) -> None:
+    # The worker drained (the export ended, cancelled or late), so nothing was given up while it ran; but the
+    # exporter's last export took its whole timeout: its shutdown is given no longer than an export.
+    exporter = exporter_class()
+    processor = shutdown_later(
+        spanbatch.BatchSpanProcessor(exporter, export_timeout_millis=EXPORT_TIMEOUT_MILLIS, schedule_delay_millis=50)
+    )
+    try:
+        end_spans(provider_with(processor), 1)
+        assert exporter.sending.wait(10)
+        if isinstance(exporter, LateThenHung):
+            assert exporter.returned.wait(10)
+        started = time.monotonic()
+        processor.shutdown()
+        assert time.monotonic() - started < 3, "waited for the hung exporter shutdown past the export timeout"
+        stats = processor.stats()
+        assert stats.enqueued == stats.exported + stats.queued + stats.in_flight + sum(stats.dropped.values())
+    finally:
+        exporter.answered.set()

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import spanbatch
 from spanbatch._export import BATCHES_PER_CALL
+from spanbatch._export_clock import ExportClock, paced_progress
 from spanbatch.exporter import OTLPSpanExporter
 
 from tests.helpers import end_spans, provider_with
@@ -135,3 +136,16 @@ def test_an_export_many_call_of_our_exporter_whose_batches_each_keep_the_timeout
         processor.shutdown()
         stats = processor.stats()
         assert (stats.exported, stats.in_flight, stats.dropped_total) == (BATCH * (1 + BATCHES_PER_CALL), 0, 0)
+
+
+def test_an_export_nested_in_a_paced_call_does_not_mark_its_batches() -> None:
+    # revJ: the stock client's "retrying" warning, bridged to a SimpleLogRecordProcessor on spanbatch's log exporter,
+    # was exported on the span export thread inside the paced call, and its send marked the span call as moving
+    # (idle 1.17 s back to 0). The progress now goes to the first to ask, the paced call's own exporter.
+    clock = ExportClock(500)
+    with clock.timing(BATCHES_PER_CALL, paced=True):
+        outer = paced_progress()
+        assert outer is not None
+        assert paced_progress() is None  # the nested export's ask
+    with clock.timing(BATCHES_PER_CALL):
+        assert paced_progress() is None  # a call the processor does not pace

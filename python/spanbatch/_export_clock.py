@@ -24,8 +24,12 @@ _paced = threading.local()
 
 def paced_progress() -> SendProgress | None:
     """What the exporter marks as each batch of the call it is in ends, where the processor paces that call (its
-    class declares ``reports_batch_ends`` with the ``export_many`` called); None elsewhere (a wrapper's call)."""
+    class declares ``reports_batch_ends`` with the ``export_many`` called); None elsewhere (a wrapper's call).
+
+    Taken by the first to ask, the paced call itself: an export nested in it on this thread (a log record of its
+    retries exported by a ``SimpleLogRecordProcessor``) must not mark the outer call's batches as moving."""
     progress: SendProgress | None = getattr(_paced, "progress", None)
+    _paced.progress = None
     return progress
 
 
@@ -48,6 +52,12 @@ class _Call:
         """How long it may go without moving: one batch's timeout where paced, else the whole call's."""
         return (timeout if self.progress is not None else self.allowed) + self.grace
 
+    def overran(self, ended: float, timeout: float) -> bool:
+        """Whether, ending at ``ended``, it took the timeout per batch in all, or where paced one since its last
+        batch ended (the cancellation grace not counted: an awaited export cancelled at its timeout overran)."""
+        paced_overran = self.progress is not None and self.progress.idle_seconds() >= timeout
+        return ended - self.began >= self.allowed or paced_overran
+
     def due(self, since: float, now: float, timeout: float) -> float:
         """When it has taken what it may, counted from ``since`` at the earliest: the timeout per batch in all, and
         where paced no more than one since the last batch ended."""
@@ -62,6 +72,9 @@ class ExportClock:
         # leave it held in the child; a dict's own item set, delete and copy are atomic, with or without the GIL.
         self._running: dict[int, _Call] = {}
         self._moved = time.monotonic()  # when a call last began or ended
+        # Whether the call that ended last took its whole timeout (cancelled at it, or returned past it): its
+        # exporter's own ``shutdown`` is then given no longer than an export (see ``_lane._finish_shutdown``).
+        self.last_overran = False
 
     @contextmanager
     def timing(self, batches: int = 1, *, paced: bool = False) -> Iterator[Callable[[float], None]]:
@@ -82,7 +95,8 @@ class ExportClock:
         finally:
             _paced.progress = None
             # Moved before the entry goes: a reader that sees the entry gone sees the move too.
-            self._moved = time.monotonic()
+            self._moved = ended = time.monotonic()
+            self.last_overran = call.overran(ended, self._timeout_seconds)
             del self._running[thread]
 
     def stalled_at(self, since: float) -> float:

@@ -459,13 +459,13 @@ def _finish_shutdown(stopping: Sequence[Lane], deadline: float, drain: bool) -> 
                 _why_given_up(drain, deadline),
                 lane.signal.counted(abandoned),
             )
-    # A lane whose worker drained has a working exporter: its shutdown gets the rest of the deadline, as stock gives
-    # it (one that writes out what it buffered needs it). One whose worker was let go (an export hung, or the deadline
-    # passed) likely hangs there too: it gets what an export may take, so a shutdown whose export and exporter
-    # shutdown both hang still ends within about twice that.
+    # A lane whose exports drained in time has a working exporter: its shutdown gets the rest of the deadline, as
+    # stock gives it (one that writes out what it buffered needs it). One whose worker was let go (an export hung, or
+    # the deadline passed), or whose last export took its whole timeout, likely hangs there too: it gets what an
+    # export may take, so a shutdown whose export and exporter shutdown both hang still ends within about twice that.
     closing_by = {
         lane: min(deadline, time.monotonic() + lane.settings.export_timeout_millis / 1000)
-        if lane.shutdown_steps.abandoned
+        if lane.shutdown_steps.abandoned or lane.export_clock.last_overran
         else deadline
         for lane in stopping
     }
