@@ -40,7 +40,7 @@ class _Call:
 
     def __init__(self, began: float, allowed: float, progress: SendProgress | None) -> None:
         self.began = began
-        self.allowed = allowed  # the timeout per batch
+        self.allowed = allowed  # the timeout per batch, times its batches
         self.grace = 0.0  # an awaited call's cancellation grace
         self.progress = progress  # marked as each batch ends, where the call is paced
 
@@ -52,11 +52,10 @@ class _Call:
         """How long it may go without moving: one batch's timeout where paced, else the whole call's."""
         return (timeout if self.progress is not None else self.allowed) + self.grace
 
-    def overran(self, ended: float, timeout: float) -> bool:
-        """Whether, ending at ``ended``, it took the timeout per batch in all, or where paced one since its last
-        batch ended (the cancellation grace not counted: an awaited export cancelled at its timeout overran)."""
-        paced_overran = self.progress is not None and self.progress.idle_seconds() >= timeout
-        return ended - self.began >= self.allowed or paced_overran
+    def overran(self, ended: float) -> bool:
+        """Whether, ending at ``ended``, it took the timeout per batch in all (the cancellation grace not counted: an
+        awaited export cancelled at its timeout overran)."""
+        return ended - self.began >= self.allowed
 
     def due(self, since: float, now: float, timeout: float) -> float:
         """When it has taken what it may, counted from ``since`` at the earliest: the timeout per batch in all, and
@@ -96,7 +95,7 @@ class ExportClock:
             _paced.progress = None
             # Moved before the entry goes: a reader that sees the entry gone sees the move too.
             self._moved = ended = time.monotonic()
-            self.last_overran = call.overran(ended, self._timeout_seconds)
+            self.last_overran = call.overran(ended)
             del self._running[thread]
 
     def stalled_at(self, since: float) -> float:
