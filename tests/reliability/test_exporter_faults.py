@@ -103,15 +103,21 @@ class _HangingShutdownExporter(ScriptedExporter):
         self.release.wait(30)
 
 
-def test_exporter_whose_shutdown_hangs_does_not_hold_up_shutdown(shutdown_later: Later) -> None:
+def test_exporter_whose_shutdown_hangs_holds_shutdown_no_longer_than_its_deadline(
+    caplog: pytest.LogCaptureFixture, shutdown_later: Later
+) -> None:
+    # The exports drained, so the exporter's own shutdown gets the rest of the shutdown's deadline, as stock gives it
+    # (stock waits for one that takes no timeout for ever); a hung one is let go at that deadline, with a warning.
     exporter = _HangingShutdownExporter()
     processor = shutdown_later(BatchSpanProcessor(exporter, export_timeout_millis=500))
     provider = provider_with(processor)
     end_spans(provider, 5)
     started = time.monotonic()
-    processor.shutdown()
+    with caplog.at_level(logging.WARNING, logger="spanbatch"):
+        processor.shutdown(timeout_millis=1_000)
     elapsed = time.monotonic() - started
     exporter.release.set()
 
-    assert elapsed < 1.5
+    assert 0.9 < elapsed < 2.0
+    assert "exporter shutdown did not return by the deadline" in caplog.text
     assert processor.stats().exported == 5
