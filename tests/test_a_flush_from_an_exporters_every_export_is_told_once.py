@@ -14,6 +14,7 @@ import spanbatch
 from opentelemetry.sdk.trace import ReadableSpan
 
 from tests.helpers import RecordingExporter, end_spans, provider_with
+from tests.helpers.apps import clean_env, run_app
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -44,3 +45,39 @@ def test_the_warning_is_told_once_per_lane(
     assert exporter.flushed == [False] * 5
     told = [record for record in caplog.records if "own export thread" in record.getMessage()]
     assert len(told) == 1, [record.getMessage() for record in told]
+
+
+FORKING_APP = """
+import os, time
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+import spanbatch
+
+
+class FlushesEachTime(SpanExporter):
+    def export(self, spans):
+        processor.force_flush(1000)
+        return SpanExportResult.SUCCESS
+
+
+processor = spanbatch.BatchSpanProcessor(FlushesEachTime(), max_export_batch_size=1)
+provider = TracerProvider(shutdown_on_exit=False)
+provider.add_span_processor(processor)
+tracer = provider.get_tracer("t")
+tracer.start_span("parent").end()
+assert processor.force_flush(10_000)
+child = os.fork()
+tracer.start_span("both").end()  # in the child: its own lane's first export
+assert processor.force_flush(10_000)
+processor.shutdown()
+if child:
+    os.waitpid(child, 0)
+"""
+
+
+def test_a_forked_child_tells_its_own_once() -> None:
+    done = run_app(FORKING_APP, env=clean_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    # The parent's first export, and the child's: the child's lane is told afresh (a copy of the parent's flag
+    # kept it quiet there).
+    assert done.stderr.count("own export thread") == 2, done.stderr

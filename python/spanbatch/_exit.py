@@ -192,10 +192,10 @@ def exit_deadline_now() -> float | None:
     return None if left is None else time.monotonic() + left
 
 
-def _flush_deadline(deadline: float) -> float:
-    """A flush's own deadline, and once the main thread is done at most what is left of the exit limit. The
-    interpreter joins a non-daemon thread that flushes (the SDK's ``LoggingHandler.flush`` starts one, with
-    the provider's 30 s default) before it runs any atexit hook."""
+def _within_exit_limit(deadline: float) -> float:
+    """A flush's or shutdown's own deadline, and once the main thread is done at most what is left of the exit limit.
+    The interpreter joins a non-daemon thread that flushes or shuts down (the SDK's ``LoggingHandler.flush`` starts
+    one, with the provider's 30 s default; a server's cleanup thread) before it runs any atexit hook."""
     exit_deadline = exit_deadline_now()
     return deadline if exit_deadline is None else min(deadline, exit_deadline)
 
@@ -204,7 +204,7 @@ def flush(lanes: list[Lane], timeout_millis: float) -> dict[str, bool]:
     """A processor's ``force_flush`` of its lanes; once the main thread is done, within what is left of the exit
     limit, which it takes its share of."""
     with _budget.holding_exit():
-        return flush_lanes(lanes, timeout_millis, _flush_deadline)
+        return flush_lanes(lanes, timeout_millis, _within_exit_limit)
 
 
 def past_last_hook() -> bool:
@@ -292,10 +292,7 @@ def shutdown(lanes: list[Lane], timeout_millis: float) -> None:
         _shutdown_minding_ctrl_c(lanes, min(timeout_millis, _millis_left_to_exit()))
         return
     with _budget.holding_exit():
-        exit_deadline = exit_deadline_now()
-        if exit_deadline is not None:
-            timeout_millis = min(timeout_millis, remaining_millis(exit_deadline))
-        shutdown_lanes(lanes, timeout_millis)
+        shutdown_lanes(lanes, timeout_millis, bound=_within_exit_limit)
 
 
 def _last_hook() -> None:

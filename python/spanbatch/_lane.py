@@ -8,6 +8,7 @@ told at once, then each is waited for with whatever time is left.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
@@ -203,6 +204,7 @@ class Lane:
         self.core = self._start()
         _drop_teller.watch(self)  # this process's teller (a forked child's own)
         self.finishing = None  # the parent's thread, which a forked child does not have
+        self.told_flush_from_export = False  # the child's exporter is told once too
         self._finalizer.detach()
         self._stop_when_collected()
         self.core_changed()
@@ -368,12 +370,23 @@ def wait_flush(core: BatchCore, ticket: int, until: Callable[[], float], overdue
             return False
 
 
-def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float, *, drain: bool = True) -> None:
+def _as_given(deadline: float) -> float:
+    return deadline
+
+
+def shutdown_lanes(
+    lanes: Iterable[Lane],
+    timeout_millis: float,
+    *,
+    drain: bool = True,
+    bound: Callable[[float], float] = _as_given,
+) -> None:
     """Drain and shut down every lane in parallel; returns by the deadline whatever hangs.
 
     Spans still queued at the deadline are dropped and counted (``shutdown``); an export still
-    running finishes on its own thread. ``drain=False``: no wait for the workers, what they hold is given up at
-    once (the exporters are still shut down within the deadline).
+    running finishes on its own thread. ``drain=False`` (an exit a Ctrl-C interrupted): no wait for the workers nor
+    for the exporters' own shutdown, which are started; what the workers hold is given up at once. ``bound`` narrows
+    the deadline each time a wait looks at it (to what is left of the exit limit once the main thread is done).
     """
     deadline = time.monotonic() + timeout_millis / 1000
     lanes = list(lanes)
@@ -396,7 +409,7 @@ def shutdown_lanes(lanes: Iterable[Lane], timeout_millis: float, *, drain: bool 
     resumed = [
         lane for lane in _fork.of_this_process(lanes) if lane not in stopping and lane.shutdown_steps.take_interrupted()
     ]
-    finish_shutdown([lane for lane in stopping if lane not in own] + resumed, deadline, drain=drain)
+    finish_shutdown([lane for lane in stopping if lane not in own] + resumed, deadline, drain=drain, bound=bound)
 
 
 def wait_for_drains(lanes: Iterable[Lane], timeout_millis: float) -> None:
@@ -414,13 +427,16 @@ def wait_for_drains(lanes: Iterable[Lane], timeout_millis: float) -> None:
                 )
 
 
-def finish_shutdown(stopping: Sequence[Lane], deadline: float, *, drain: bool = True) -> None:
-    """Waits for the lanes' workers to drain until ``deadline``, gives up what is left, shuts the exporters down.
+def finish_shutdown(
+    stopping: Sequence[Lane], deadline: float, *, drain: bool = True, bound: Callable[[float], float] = _as_given
+) -> None:
+    """Waits for the lanes' workers to drain until ``deadline`` (as ``bound`` narrows it), gives up what is left,
+    shuts the exporters down.
 
     Interrupted in a wait, it leaves the lanes it did not finish to their next shutdown (``ShutdownSteps``).
     """
     try:
-        _finish_shutdown(stopping, deadline, drain)
+        _finish_shutdown(stopping, lambda: bound(deadline), drain)
     except BaseException:
         for lane in stopping:
             if not lane.shutdown_steps.finished:
@@ -428,11 +444,19 @@ def finish_shutdown(stopping: Sequence[Lane], deadline: float, *, drain: bool = 
         raise
 
 
-def _join_worker(lane: Lane, worker: WorkerThread, deadline: float, since: float) -> None:
-    """Waits for the worker to end until ``deadline``, or until the lane's exports stop moving (``ExportClock``), in
-    slices."""
-    while worker.is_alive() and (left := remaining_millis(min(deadline, lane.export_clock.stalled_at(since)))) > 0:
-        worker.join(min(left / 1000, _FLUSH_SLICE_SECONDS))
+def _join_until(thread: WorkerThread, until: Callable[[], float]) -> None:
+    """Waits for ``thread`` to end until ``until()``, looked at again every slice (it may draw nearer meanwhile)."""
+    while thread.is_alive() and (left := remaining_millis(until())) > 0:
+        thread.join(min(left / 1000, _FLUSH_SLICE_SECONDS))
+
+
+def _earlier(cap: float, until: Callable[[], float]) -> float:
+    return min(cap, until())
+
+
+def _join_worker(lane: Lane, worker: WorkerThread, until: Callable[[], float], since: float) -> None:
+    """Waits for the worker to end until the deadline, or until the lane's exports stop moving (``ExportClock``)."""
+    _join_until(worker, lambda: min(until(), lane.export_clock.stalled_at(since)))
 
 
 def _why_given_up(drain: bool, deadline: float) -> str:
@@ -441,11 +465,11 @@ def _why_given_up(drain: bool, deadline: float) -> str:
     return "shutdown deadline passed" if time.monotonic() >= deadline else "exports stalled past export_timeout_millis"
 
 
-def _finish_shutdown(stopping: Sequence[Lane], deadline: float, drain: bool) -> None:
+def _finish_shutdown(stopping: Sequence[Lane], until: Callable[[], float], drain: bool) -> None:
     since = time.monotonic()
     for lane in stopping:
         if drain and lane.worker is not None and not lane.on_export_thread():
-            _join_worker(lane, lane.worker, deadline, since)
+            _join_worker(lane, lane.worker, until, since)
     for lane in stopping:
         if lane.worker is not None and lane.worker.is_alive() and not lane.shutdown_steps.abandoned:
             lane.shutdown_steps.abandoned = True
@@ -456,17 +480,21 @@ def _finish_shutdown(stopping: Sequence[Lane], deadline: float, drain: bool) -> 
                 "%s: %s with the worker still busy (an export, or spans another thread was reading); dropped %s"
                 " still queued (the stats count the rest as they are let go).",
                 lane.name,
-                _why_given_up(drain, deadline),
+                _why_given_up(drain, until()),
                 lane.signal.counted(abandoned),
             )
     # A lane whose exports drained in time has a working exporter: its shutdown gets the rest of the deadline, as
     # stock gives it (one that writes out what it buffered needs it). One whose worker was let go (an export hung, or
     # the deadline passed), or whose last export took its whole timeout, likely hangs there too: it gets what an
     # export may take, so a shutdown whose export and exporter shutdown both hang still ends within about twice that.
-    closing_by = {
-        lane: min(deadline, time.monotonic() + lane.settings.export_timeout_millis / 1000)
+    # An exit a Ctrl-C interrupted waits for none.
+    now = time.monotonic()
+    capped = {
+        lane: now
+        if not drain
+        else now + lane.settings.export_timeout_millis / 1000
         if lane.shutdown_steps.abandoned or lane.export_clock.last_overran
-        else deadline
+        else math.inf
         for lane in stopping
     }
     for lane in stopping:
@@ -478,20 +506,20 @@ def _finish_shutdown(stopping: Sequence[Lane], deadline: float, drain: bool) -> 
                 shutdown_exporter,
                 f"spanbatch-{lane.name}-shutdown",
                 lane.exporter,
-                remaining_millis(closing_by[lane]),
+                remaining_millis(min(capped[lane], until())),
             )
         except RuntimeError:
             # Python 3.12+ starts no threads once interpreter shutdown has begun (atexit, late
             # SIGTERM): call it here instead, bounded by the timeout it is passed where it takes one.
-            shutdown_exporter(lane.exporter, remaining_millis(closing_by[lane]))
+            shutdown_exporter(lane.exporter, remaining_millis(min(capped[lane], until())))
     for lane in stopping:
         helper = lane.shutdown_steps.exporter_closer
         if helper is None:
             continue
-        helper.join(remaining_millis(closing_by[lane]) / 1000)
+        _join_until(helper, partial(_earlier, capped[lane], until))
         if helper.is_alive():
             logger.warning("%s: exporter shutdown did not return by the deadline.", lane.name)
     for lane in stopping:
-        lane.tell_drops(deadline)
+        lane.tell_drops(until())
         lane.come_to_rest()
         lane.shutdown_steps.finished = True
