@@ -82,12 +82,49 @@ pub struct PyBatchCore {
     pause: Mutex<Option<Py<PyAny>>>,
 }
 
-/// How a producer's wait for room ended.
-enum Blocked {
+/// Whether a push that finds the queue full under the `block` policy waits for room.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// It does not: the item is dropped (`queue_full`).
+    Never,
+    /// Here, in the push: detached, or pausing as a greenlet from native code (`waits.rs`).
+    Here,
+    /// The caller does: the push hands the item back (`Refused`) to wait for room with (`RoomWait`).
+    ByCaller,
+}
+
+impl Wait {
+    /// `self` if `wait`, else `Never`.
+    pub(crate) fn only_if(self, wait: bool) -> Self {
+        if wait {
+            self
+        } else {
+            Self::Never
+        }
+    }
+}
+
+/// An item a full queue refused under `block`, handed back to a caller that waits for room itself
+/// (`Wait::ByCaller`). Counted as enqueued from the first try, as an item waiting in the push is:
+/// it shows as `queued` until it settles (`RoomWait`).
+pub(crate) struct Refused {
+    /// The core it is counted in, when not the one pushed into (a forked child's successor).
+    pub(crate) by: Option<Py<PyBatchCore>>,
+    pub(crate) item: Py<PyAny>,
+    /// How many items the core had taken in before it.
+    pub(crate) seq: u64,
+}
+
+/// How a push ended, or a wait for room.
+pub(crate) enum Settled {
     Queued,
+    /// Queued, the oldest item dropped for it (`queue_full`).
+    Evicting,
+    /// Dropped for want of room (`queue_full`).
     Full,
+    /// Dropped because the lane stopped (`shutdown`).
     Shutdown,
-    /// A signal handler raised (Ctrl-C), or gevent interrupted the pause.
+    /// A signal handler raised (Ctrl-C), or gevent interrupted the pause: dropped (`queue_full`).
     Interrupted(PyErr),
 }
 
@@ -169,20 +206,20 @@ impl PyBatchCore {
     /// The hot path: push, accounting, and a wake-up or a GIL handoff only when worth it.
     #[inline]
     pub(crate) fn push(&self, py: Python<'_>, span: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.push_waiting(py, span, true)
+        self.push_waiting(py, span, Wait::Here).map(drop)
     }
 
-    /// `push`; with `wait` false a full queue never makes the caller wait for room, whatever
-    /// the drop policy (see `on_emit`).
+    /// `push`; a full queue under `block` makes the caller wait for room as `wait` says (see
+    /// `on_emit`, `RoomWait`). Returns the item if handed back to wait with (`Wait::ByCaller`).
     pub(crate) fn push_waiting(
         &self,
         py: Python<'_>,
         span: &Bound<'_, PyAny>,
-        wait: bool,
-    ) -> PyResult<()> {
+        wait: Wait,
+    ) -> PyResult<Option<Refused>> {
         if self.shutdown.load(Ordering::Acquire) {
             self.refuse_at_shutdown();
-            return Ok(());
+            return Ok(None);
         }
         // What earlier calls queued is read ahead, or handed to the worker, before this span is
         // queued: the processors after this one (a redactor) have not run on it yet.
@@ -190,40 +227,60 @@ impl PyBatchCore {
         // Shutdown may have begun (and drained the queue) while this thread read or handed over.
         if self.shutdown.load(Ordering::Acquire) {
             self.refuse_at_shutdown();
-            return interrupted;
+            return interrupted.map(|()| None);
         }
+        // A Ctrl-C that came meanwhile reaches a caller that would wait itself now: no item to wait with.
+        let wait = wait.only_if(interrupted.is_ok() || wait != Wait::ByCaller);
         let seq = self.counters.enqueue();
         self.watch_class(span);
-        // Whether `span` is in this queue now (not refused for want of room).
-        let mut queued_here = true;
-        let dropped = match self.queue.push(span.clone().unbind()) {
-            Push::Queued => None,
-            Push::Refused(refused) if wait && self.may_block() => {
+        let settled = match self.queue.push(span.clone().unbind()) {
+            Push::Queued => Settled::Queued,
+            Push::Refused(refused) if wait != Wait::Never && self.may_block() => {
                 // A child forked without Python's hooks: no worker here will ever make room.
-                if self.fork.forked() && self.pushed_to_successor(py, span, wait, false)? {
-                    return interrupted;
-                }
-                match self.push_blocking(py, refused) {
-                    Blocked::Queued => None,
-                    Blocked::Full => {
-                        queued_here = false;
-                        Some(self.count_overflow())
-                    }
-                    Blocked::Shutdown => {
-                        self.counters.drop_spans(DropReason::Shutdown, 1);
-                        return interrupted;
-                    }
-                    Blocked::Interrupted(error) => {
-                        // It never got room: counted as any span a full queue refused.
-                        self.count_overflow();
-                        return Err(error);
+                if self.fork.forked() {
+                    if let Some(successor) = self.successor(py, false)? {
+                        return interrupted.and(Self::pushed_to(successor, py, span, wait));
                     }
                 }
+                if wait == Wait::ByCaller {
+                    let by = None;
+                    return Ok(Some(Refused {
+                        by,
+                        item: refused,
+                        seq,
+                    }));
+                }
+                self.push_blocking(py, refused, Instant::now() + self.block_timeout)
             }
-            Push::QueuedEvicting(_) => Some(self.count_overflow()),
-            Push::Refused(_) => {
-                queued_here = false;
-                Some(self.count_overflow())
+            Push::QueuedEvicting(_) => Settled::Evicting,
+            Push::Refused(_) => Settled::Full,
+        };
+        interrupted.and(self.settle(py, span, settled, seq, wait))
+    }
+
+    /// Counts how the push of `span` (the `seq`-th item) ended, then wakes the worker if worth it.
+    /// In a forked child the successor core may take it too (see `fork.rs`), pushed with `wait`.
+    pub(crate) fn settle(
+        &self,
+        py: Python<'_>,
+        span: &Bound<'_, PyAny>,
+        settled: Settled,
+        seq: u64,
+        wait: Wait,
+    ) -> PyResult<Option<Refused>> {
+        // Whether `span` is in this queue now, and the drops before it if it overflowed.
+        let (dropped, queued_here) = match settled {
+            Settled::Queued => (None, true),
+            Settled::Evicting => (Some(self.count_overflow()), true),
+            Settled::Full => (Some(self.count_overflow()), false),
+            Settled::Shutdown => {
+                self.counters.drop_spans(DropReason::Shutdown, 1);
+                return Ok(None);
+            }
+            Settled::Interrupted(error) => {
+                // It never got room: counted as any span a full queue refused.
+                self.count_overflow();
+                return Err(error);
             }
         };
         let queued = self.queue.len();
@@ -232,10 +289,10 @@ impl PyBatchCore {
             .claim_wakeup(queued, self.wake_at.load(Ordering::SeqCst));
         // Before the wake-up lock, which a parent thread may have held at the fork.
         if fork::worth_looking(queued, wakes, dropped, seq) && self.fork.forked() {
-            return interrupted.and(
-                self.pushed_to_successor(py, span, wait, queued_here)
-                    .map(drop),
-            );
+            return match self.successor(py, queued_here)? {
+                Some(successor) => Self::pushed_to(successor, py, span, wait),
+                None => Ok(None),
+            };
         }
         if wakes {
             // A wake-up is rare and takes a lock anyway: this one costs nothing more.
@@ -246,7 +303,21 @@ impl PyBatchCore {
             *locked(&self.woken_by) = Some(mark);
             self.wakeup.notify_worker();
         }
-        interrupted
+        Ok(None)
+    }
+
+    /// `push_waiting` for items without a sampled flag (log records): see `BatchCore.on_emit`.
+    pub(crate) fn on_emit(
+        &self,
+        py: Python<'_>,
+        record: &Bound<'_, PyAny>,
+        wait: Wait,
+    ) -> PyResult<Option<Refused>> {
+        if self.on_export_thread() {
+            self.counters.lost(DropReason::ExportThread, 1);
+            return Ok(None);
+        }
+        self.push_waiting(py, record, wait)
     }
 
     /// Reads a chunk of the queue ahead, and hands the GIL to a worker waiting for it, when worth it.
@@ -302,12 +373,16 @@ impl PyBatchCore {
         self.shutdown.load(Ordering::Acquire) || self.abandoned.load(Ordering::Acquire)
     }
 
-    /// Waits, detached so the worker can drain, for room for `span` until the block timeout.
+    /// Waits, detached so the worker can drain, for room for `span` until `deadline`.
     ///
     /// The span is already counted as enqueued: while its producer waits it shows as queued.
     /// Ctrl-C ends the wait as it would any blocking call (see `waits.rs`).
-    fn push_blocking(&self, py: Python<'_>, mut span: Py<PyAny>) -> Blocked {
-        let deadline = Instant::now() + self.block_timeout;
+    pub(crate) fn push_blocking(
+        &self,
+        py: Python<'_>,
+        mut span: Py<PyAny>,
+        deadline: Instant,
+    ) -> Settled {
         let pause = self.pause(py);
         loop {
             let waited = self.away(|| {
@@ -317,23 +392,31 @@ impl PyBatchCore {
                 })
             });
             let Some(room) = waited else {
-                return Blocked::Shutdown;
+                return Settled::Shutdown;
             };
             let room = match room {
                 Ok(room) => room,
-                Err(error) => return Blocked::Interrupted(error),
+                Err(error) => return Settled::Interrupted(error),
             };
             if self.stopping() {
-                return Blocked::Shutdown;
+                return Settled::Shutdown;
             }
             if !room {
-                return Blocked::Full;
+                return Settled::Full;
             }
             // Attached again, as every queue operation is; another producer may have won the slot.
-            match self.queue.push(span) {
-                Push::Queued | Push::QueuedEvicting(_) => return Blocked::Queued,
-                Push::Refused(back) => span = back,
+            match self.push_attached(span) {
+                Ok(()) => return Settled::Queued,
+                Err(back) => span = back,
             }
+        }
+    }
+
+    /// Pushes an item a full queue refused before (not counted again); hands it back if still full.
+    pub(crate) fn push_attached(&self, span: Py<PyAny>) -> Result<(), Py<PyAny>> {
+        match self.queue.push(span) {
+            Push::Queued | Push::QueuedEvicting(_) => Ok(()),
+            Push::Refused(back) => Err(back),
         }
     }
 
@@ -368,7 +451,7 @@ impl PyBatchCore {
     }
 
     /// Counts one span dropped for a full queue; returns how many were before it.
-    fn count_overflow(&self) -> u64 {
+    pub(crate) fn count_overflow(&self) -> u64 {
         let before = self.counters.drop_spans(DropReason::QueueFull, 1);
         if before == 0 {
             self.first_full_queue();
@@ -388,28 +471,35 @@ impl PyBatchCore {
         }
     }
 
-    /// In a forked child: the lane's successor core takes `span` (see `fork.rs`), which is
-    /// `queued_here` too unless this queue refused it. False when there is no successor: the
-    /// span stays where it is, counted here.
-    fn pushed_to_successor(
+    /// In a forked child: the lane's successor core (see `fork.rs`), which counts the spans found
+    /// here as lost (but the one pushed, if `queued_here`). None when there is none: the span
+    /// stays where it is, counted here.
+    fn successor<'py>(
         &self,
-        py: Python<'_>,
-        span: &Bound<'_, PyAny>,
-        wait: bool,
+        py: Python<'py>,
         queued_here: bool,
-    ) -> PyResult<bool> {
-        // The successor takes this span, and counts the others found here as lost.
+    ) -> PyResult<Option<Bound<'py, PyBatchCore>>> {
         let orphaned = self.queue.len().saturating_sub(usize::from(queued_here));
         let Some(successor) = self.fork.successor(py, orphaned)? else {
-            return Ok(false);
+            return Ok(None);
         };
-        let successor = successor.cast::<PyBatchCore>()?.get();
-        if std::ptr::eq(successor, self) {
-            // Another thread of the child is still setting up.
-            return Ok(false);
-        }
-        successor.push_waiting(py, span, wait)?;
-        Ok(true)
+        let successor = successor.cast_into::<PyBatchCore>()?;
+        // Another thread of the child is still setting up.
+        Ok((!std::ptr::eq(successor.get(), self)).then_some(successor))
+    }
+
+    /// `span` pushed into a forked child's `successor`, which counts what it hands back.
+    fn pushed_to(
+        successor: Bound<'_, PyBatchCore>,
+        py: Python<'_>,
+        span: &Bound<'_, PyAny>,
+        wait: Wait,
+    ) -> PyResult<Option<Refused>> {
+        let refused = successor.get().push_waiting(py, span, wait)?;
+        Ok(refused.map(|refused| Refused {
+            by: Some(refused.by.unwrap_or_else(|| successor.unbind())),
+            ..refused
+        }))
     }
 
     /// Runs `change` on the flush book, then completes the flushes it made done.

@@ -3,7 +3,7 @@
 //! The one place where the lane core meets a `BatchReader` from `otlp/`: `next_requests`.
 
 use crate::batching::{millis, Schedule};
-use crate::core::PyBatchCore;
+use crate::core::{PyBatchCore, Wait};
 use crate::drop_news::PyDropNews;
 use crate::drop_reasons::DropReason;
 use crate::fork::ForkWatch;
@@ -81,18 +81,9 @@ impl PyBatchCore {
     /// own export thread is counted and dropped (`export_thread`): it never waits, never recurses.
     /// `wait=False`: never wait for room, whatever the drop policy (the caller holds a lock the
     /// worker may need, such as a logging handler's).
-    #[pyo3(signature = (record, wait = true))]
-    pub(crate) fn on_emit(
-        &self,
-        py: Python<'_>,
-        record: &Bound<'_, PyAny>,
-        wait: bool,
-    ) -> PyResult<()> {
-        if self.on_export_thread() {
-            self.counters.lost(DropReason::ExportThread, 1);
-            return Ok(());
-        }
-        self.push_waiting(py, record, wait)
+    #[pyo3(name = "on_emit", signature = (record, wait = true))]
+    fn py_on_emit(&self, py: Python<'_>, record: &Bound<'_, PyAny>, wait: bool) -> PyResult<()> {
+        self.on_emit(py, record, Wait::Here.only_if(wait)).map(drop)
     }
 
     /// Accounts for spans a forked child found queued but cannot export (dropped: `fork`).

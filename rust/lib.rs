@@ -40,6 +40,7 @@ mod read_ahead;
 pub mod read_on;
 mod reader;
 pub mod room;
+mod room_wait;
 mod sampled;
 mod send_progress;
 pub mod send_time;
@@ -104,6 +105,8 @@ mod _core {
     use crate::otlp::encoder::{compress, PySpanEncoder, PySpanRequest};
     #[pymodule_export]
     use crate::otlp::log_encoder::{PyLogEncoder, PyLogRequest};
+    #[pymodule_export]
+    use crate::room_wait::PyRoomWait;
     #[pymodule_export]
     use crate::send_progress::PySendProgress;
     #[pymodule_export]

@@ -8,9 +8,10 @@
 //! copies plainly is the `plain` callable's verdict on the class, asked once per class; every
 //! other record takes `stock`, the stock processor's own steps.
 
-use crate::core::PyBatchCore;
+use crate::core::{PyBatchCore, Wait};
 use crate::fanout::to_every_lane;
 use crate::interned::interned;
+use crate::room_wait::PyRoomWait;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
 use pyo3::{PyTraverseError, PyVisit};
@@ -82,6 +83,34 @@ impl PyLogEmit {
     }
 }
 
+impl PyLogEmit {
+    fn emit(
+        &self,
+        py: Python<'_>,
+        record: &Bound<'_, PyAny>,
+        wait: Wait,
+    ) -> PyResult<Vec<PyRoomWait>> {
+        // Past the exit gate, with every lane shut down before it closed, the record is refused
+        // as shutdown refuses it, unread: making it readable may run Python code.
+        let stopped = || {
+            self.cores
+                .iter()
+                .all(|core| core.get().handoff.stopped_before_exit())
+        };
+        let Some(readable) = crate::exit_gate::calling_python(stopped, || self.readable(record))
+        else {
+            return to_every_lane(py, &self.cores, Wait::Never, |core, _| {
+                core.refuse_at_shutdown();
+                Ok(None)
+            });
+        };
+        let readable = readable?;
+        to_every_lane(py, &self.cores, wait, |core, wait| {
+            core.on_emit(py, &readable, wait)
+        })
+    }
+}
+
 #[pymethods]
 impl PyLogEmit {
     #[new]
@@ -111,24 +140,18 @@ impl PyLogEmit {
     /// Makes `record` readable and pushes it to every lane (see `BatchCore.on_emit`).
     #[pyo3(signature = (record, wait = true))]
     fn on_emit(&self, py: Python<'_>, record: &Bound<'_, PyAny>, wait: bool) -> PyResult<()> {
-        // Past the exit gate, with every lane shut down before it closed, the record is refused
-        // as shutdown refuses it, unread: making it readable may run Python code.
-        let stopped = || {
-            self.cores
-                .iter()
-                .all(|core| core.get().handoff.stopped_before_exit())
-        };
-        let Some(readable) = crate::exit_gate::calling_python(stopped, || self.readable(record))
-        else {
-            return to_every_lane(&self.cores, |core, _| {
-                core.refuse_at_shutdown();
-                Ok(())
-            });
-        };
-        let readable = readable?;
-        to_every_lane(&self.cores, |core, may_wait| {
-            core.on_emit(py, &readable, wait && may_wait)
-        })
+        self.emit(py, record, Wait::Here.only_if(wait)).map(drop)
+    }
+
+    /// `on_emit` for a caller that waits for room itself (see `FanOut.on_end_handing_back`).
+    #[pyo3(signature = (record, wait = true))]
+    fn on_emit_handing_back(
+        &self,
+        py: Python<'_>,
+        record: &Bound<'_, PyAny>,
+        wait: bool,
+    ) -> PyResult<Vec<PyRoomWait>> {
+        self.emit(py, record, Wait::ByCaller.only_if(wait))
     }
 
     fn __repr__(&self) -> String {
