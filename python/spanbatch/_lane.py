@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import threading
 import time
 import weakref
@@ -32,6 +31,7 @@ from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
 from spanbatch._threads import (
     PAUSE_SECONDS,
+    PAUSES_FROM_PYTHON,
     WorkerThread,
     cooperative_pause,
     greenlet_pause,
@@ -46,13 +46,6 @@ logger = logging.getLogger("spanbatch")
 
 # How often a waiting flush looks again at its bound, which tightens once the main thread is done (``_exit``).
 _FLUSH_SLICE_SECONDS = 0.1
-# Whether a greenlet's flush pauses from Python code rather than from the native wait. At finalization CPython ends a
-# real thread on its hub by unwinding the hub's stack and on through the frames the hub was started from, as they are
-# then. Paused from native code, a flush started the hub, or left for it, from C frames the application's own sleeps
-# do not have: the unwind went through frames gone since, and the exit crashed (revF 1). From 3.11 on a Python call
-# from Python code adds no C frame, so this pause switches from where the application's sleeps do; on 3.10 each adds
-# one, and the Python pause hung the exit (10 of 10) where the native one did not.
-_PAUSES_FROM_PYTHON = sys.version_info >= (3, 11)
 
 
 def _unbounded(deadline: float) -> float:
@@ -341,7 +334,7 @@ def start_flushes(lanes: Iterable[Lane]) -> None:
 def wait_flush(core: BatchCore, ticket: int, until: Callable[[], float], overdue_at: Callable[[], float]) -> bool:
     """Waits for ``ticket`` until ``until()``, in slices: a bound that tightens meanwhile is kept. It gives up
     sooner once an export call it waits behind has taken longer than it may (``overdue_at``, see ``ExportClock``)."""
-    pause = greenlet_pause() if _PAUSES_FROM_PYTHON else None
+    pause = greenlet_pause() if PAUSES_FROM_PYTHON else None
     while True:
         if core.pid != os.getpid():
             # Forked during the wait (by a signal handler it ran): what it waited for is the parent's to export, and

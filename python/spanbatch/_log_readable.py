@@ -21,7 +21,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk import _logs as sdk_logs
 from opentelemetry.sdk.resources import Resource
 
-from spanbatch._core import BatchCore, FanOut, LogEmit
+from spanbatch._core import BatchCore, FanOut, LogEmit, RoomWait
 from spanbatch._releases import installed_release
 
 if TYPE_CHECKING:  # no ReadableLogRecord before SDK 1.39
@@ -96,8 +96,19 @@ def _copies_never(cls: type) -> bool:
 
 def emitter(cores: Sequence[BatchCore]) -> Callable[..., None]:
     """``on_emit(record, wait=True)`` into every lane of ``cores``: the record made readable, then pushed."""
+    if _READABLE is None and len(cores) == 1:  # the record is queued as it is
+        return cores[0].on_emit
+    return _emit(cores).on_emit
+
+
+def emitter_handing_back(cores: Sequence[BatchCore]) -> Callable[..., list[RoomWait]]:
+    """``emitter``'s push for a caller that waits for room itself: it returns the lanes' waits (see ``_room``)."""
+    return _emit(cores).on_emit_handing_back
+
+
+def _emit(cores: Sequence[BatchCore]) -> FanOut | LogEmit:
     if _READABLE is None:  # the record is queued as it is
-        return cores[0].on_emit if len(cores) == 1 else FanOut(list(cores)).on_emit
+        return FanOut(list(cores))
     # The native path copies; where stock does not (SDK 1.39-1.43), every record takes stock's own steps.
     plain = copies_plainly if _STOCK_COPIES and _builds_plainly(_READABLE) else _copies_never
-    return LogEmit(list(cores), _READABLE, Context, plain, readable).on_emit
+    return LogEmit(list(cores), _READABLE, Context, plain, readable)

@@ -36,6 +36,14 @@ _PROCESS_SIGNALS = signal.valid_signals() - {signal.SIGSEGV, signal.SIGBUS, sign
 
 # How long a greenlet waiting for a thread lets the others run between two looks.
 PAUSE_SECONDS = 0.005
+# Whether a greenlet's waits (a flush's, ``_lane.wait_flush``; a wait for room, ``_room``) pause from Python code rather
+# than from a native wait. At finalization CPython ends a real thread on its hub by unwinding the hub's stack and on
+# through the frames the hub was started from, as they are then. Paused from native code, a wait started the hub, or
+# left for it, from C frames the application's own sleeps do not have: the unwind went through frames gone since, and
+# the exit crashed (revF 1, gpause). From 3.11 on a Python call from Python code adds no C frame, so this pause switches
+# from where the application's sleeps do; on 3.10 each adds one, and the Python pause hung the exit (10 of 10) where
+# the native one did not.
+PAUSES_FROM_PYTHON = sys.version_info >= (3, 11)
 # How long a wait for a thread lasts at most before it looks whether a signal handler it ran forked the process.
 _FORK_CHECK_SECONDS = 0.1
 

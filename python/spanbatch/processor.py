@@ -15,6 +15,7 @@ from spanbatch._config import resolve_settings
 from spanbatch._core import DROP_REASONS, FanOut
 from spanbatch._engine import Engine, OneLane
 from spanbatch._policies import resolve_policies, spells_out
+from spanbatch._room import waiting_for_room, waits_in_python
 from spanbatch._settings import SpanPolicyArguments
 from spanbatch._signals import MetricWords, Signal
 from spanbatch._stats import SpanStats
@@ -54,11 +55,15 @@ class SpanEngine(Engine[ReadableSpan], SpanProcessor):
 
     def _bind_hot_path(self) -> None:
         cores = [lane.core for lane in self._lanes]
-        self._start_push = cores[0].on_end if len(cores) == 1 else FanOut(cores).on_end
+        if waits_in_python(self._policies):
+            # A greenlet waits for room from Python code (``_room``): the push hands back what a full queue refused.
+            self._start_push = waiting_for_room(FanOut(cores).on_end_handing_back)
+        else:
+            self._start_push = cores[0].on_end if len(cores) == 1 else FanOut(cores).on_end
         # After shutdown the stock processor logs each ended span it is given, not a started one.
         self._push = self._after_shutdown(self._start_push)
         if type(self).on_end is SpanEngine.on_end:
-            # The SDK calls ``processor.on_end(span)`` and lands straight in Rust: no Python frame.
+            # The SDK calls ``processor.on_end(span)`` and lands straight in Rust: no Python frame (but ``_room``'s).
             self.on_end = self._push  # type: ignore[method-assign]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
