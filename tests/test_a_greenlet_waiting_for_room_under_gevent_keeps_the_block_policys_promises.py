@@ -34,13 +34,19 @@ import time
 import gevent
 import spanbatch
 from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs import export as log_export
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 real_lock = monkey.get_original("_thread", "allocate_lock")
 
 
+LOG_RESULT = getattr(log_export, "LogRecordExportResult", None) or log_export.LogExportResult
+
+
 class Held:
+    result = SpanExportResult.SUCCESS
+
     def __init__(self):
         self.gate = real_lock()
         self.gate.acquire()
@@ -49,7 +55,7 @@ class Held:
     def export(self, items):
         with self.gate:
             self.exported += len(items)
-        return SpanExportResult.SUCCESS
+        return self.result
 
     def open(self):
         self.gate.release()
@@ -161,6 +167,28 @@ elif case == "logs":
     waiter.join(5)
     report["after"] = counts(processor.stats())
     exporter.open()
+elif case == "pipeline_logs":
+    exporters = {"full": Held(), "free": Held()}
+    for exporter in exporters.values():
+        exporter.result = LOG_RESULT.SUCCESS
+    exporters["free"].open()
+    pipeline = spanbatch.Pipeline({"full": Held()}, log_exporters=exporters, block_timeout_millis=100, **BLOCK)
+    provider = LoggerProvider()
+    provider.add_log_record_processor(pipeline.logs)
+    logger = provider.get_logger("t")
+    full = [lane for lane in pipeline.logs.lanes if lane.name == "full"]
+    logger.emit(body="in flight")
+    while full[0].core.stats().in_flight == 0:
+        gevent.sleep(0.001)
+    logger.emit(body="queued")
+    started = time.monotonic()
+    logger.emit(body="waits")
+    report["seconds"] = time.monotonic() - started
+    free = [lane for lane in pipeline.logs.lanes if lane.name == "free"]
+    while free[0].core.stats().exported < 3 and time.monotonic() < started + 5:
+        gevent.sleep(0.005)
+    report["after"] = {name: counts(stats) for name, stats in pipeline.logs.stats_by_backend().items()}
+    exporters["full"].open()
 print(json.dumps(report))
 """
 
@@ -227,6 +255,16 @@ def test_a_log_record_waits_for_room_as_a_span_does() -> None:
     report = run("logs")
     assert report["meanwhile"] == {"enqueued": 3, "queued": 2, "exported": 0, "balanced": True}
     assert report["after"] == {"enqueued": 3, "queued": 1, "exported": 0, "balanced": True, "queue_full": 1}
+
+
+def test_a_log_record_waits_in_each_full_lane_of_a_pipelines_log_side() -> None:
+    report = run("pipeline_logs")
+    assert isinstance(report["seconds"], float)
+    assert 0.09 <= report["seconds"] < 5, report
+    assert report["after"] == {
+        "full": {"enqueued": 3, "queued": 1, "exported": 0, "balanced": True, "queue_full": 1},
+        "free": {"enqueued": 3, "queued": 0, "exported": 3, "balanced": True},
+    }
 
 
 def test_without_gevent_on_end_is_still_the_rust_push() -> None:
