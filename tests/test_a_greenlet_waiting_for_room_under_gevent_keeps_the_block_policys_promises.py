@@ -141,6 +141,20 @@ elif case == "ctrl_c":
     report["seconds"] = time.monotonic() - started
     report["after"] = counts(processor.stats())
     exporters["held"].open()
+elif case == "pipeline_ctrl_c":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    exporters, processor, tracer = filled(30_000, full=True, also_full=True)
+    gevent.spawn_later(0.1, os.kill, os.getpid(), signal.SIGINT)
+    started = time.monotonic()
+    try:
+        tracer.start_span("interrupted").end()
+        report["outcome"] = "returned"
+    except KeyboardInterrupt:
+        report["outcome"] = "KeyboardInterrupt"
+    report["seconds"] = time.monotonic() - started
+    report["after"] = {name: counts(stats) for name, stats in processor.stats_by_backend().items()}
+    exporters["full"].open()
+    exporters["also_full"].open()
 elif case == "pipeline":
     exporters, processor, tracer = filled(100, full=True, free=False, also_full=True)
     report["python_frame"] = not type(processor.on_end).__name__.startswith("builtin")
@@ -249,6 +263,15 @@ def test_each_full_lane_of_a_pipeline_waits_and_drops_on_its_own() -> None:
         "also_full": full,
         "free": {"enqueued": 3, "queued": 0, "exported": 3, "balanced": True},
     }
+
+
+def test_ctrl_c_in_a_pipelines_wait_spares_the_lanes_after_it_their_wait() -> None:
+    report = run("pipeline_ctrl_c")
+    assert report["outcome"] == "KeyboardInterrupt"
+    assert isinstance(report["seconds"], float)
+    assert report["seconds"] < 5, report  # not after the second lane's 30 s
+    full = {"enqueued": 3, "queued": 1, "exported": 0, "balanced": True, "queue_full": 1}
+    assert report["after"] == {"full": full, "also_full": full}
 
 
 def test_a_log_record_waits_for_room_as_a_span_does() -> None:
