@@ -243,9 +243,8 @@ impl PyBatchCore {
                     }
                 }
                 if wait == Wait::ByCaller {
-                    let by = None;
                     return Ok(Some(Refused {
-                        by,
+                        by: None,
                         item: refused,
                         seq,
                     }));
