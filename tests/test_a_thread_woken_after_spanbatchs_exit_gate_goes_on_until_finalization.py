@@ -144,3 +144,21 @@ def test_a_hook_after_spanbatchs_takes_the_lock_a_real_thread_flushes_under_with
     done = run_app(FLUSHES_UNDER_ITS_LOCK, env=clean_env(), timeout=60)
     assert done.stdout.split() == ["took", "it"], done.stderr[-2000:]
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+# The same, the thread waiting for room under ``drop_policy="block"`` (a queue of 2 the export empties one span at a
+# time): past the gate its wait, made from Python code on 3.11+, goes on as the native one, without pausing.
+WAITS_FOR_ROOM_UNDER_ITS_LOCK = FLUSHES_UNDER_ITS_LOCK.replace(
+    "spanbatch.BatchSpanProcessor(Slow())",
+    "spanbatch.BatchSpanProcessor(Slow(), max_queue_size=2, max_export_batch_size=1, schedule_delay_millis=1,"
+    ' drop_policy="block", block_timeout_millis=60_000)',
+).replace("            provider.force_flush(60_000)\n", "")
+
+
+def test_a_hook_after_spanbatchs_takes_the_lock_a_real_thread_waits_for_room_under_with_gevent() -> None:
+    pytest.importorskip("gevent")
+    assert "block" in WAITS_FOR_ROOM_UNDER_ITS_LOCK
+    assert "force_flush" not in WAITS_FOR_ROOM_UNDER_ITS_LOCK
+    done = run_app(WAITS_FOR_ROOM_UNDER_ITS_LOCK, env=clean_env(), timeout=60)
+    assert done.stdout.split() == ["took", "it"], done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-2000:]
