@@ -5,7 +5,7 @@ from inside the Rust push (as the flush's was, see the test of real threads swit
 left the hub from C frames gone since, and the exit crashed (gpause: rc 139 in 30 of 40 exits on 3.11, 1 of 20 on
 3.13 with 4 threads, 4 of 15 with 8; 3.10 10 of 10). This app as below: 3.11 15 of 15, 3.13 2 of 15; with the wait
 for room made in Python code before the push (a prototype), 0 of 15 on each. From 3.11 on the wait is made so
-(``_room``): 0 of 45 exits on 3.11, 0 of 15 on 3.13 (gfix2); the same build with the native wait kept, 10 of 10 and
+(``_room``): 0 of 45 exits on 3.11, 0 of 30 on 3.13 (gfix2); the same build with the native wait kept, 10 of 10 and
 15 of 15. On 3.10 the wait stays native (there a Python pause hung the exit instead): how often it crashes depends on
 the build (this app: 20 of 20 exits with main's, 1 of 20 with gfix2's, whose native path is unchanged)."""
 

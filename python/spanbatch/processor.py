@@ -84,7 +84,8 @@ class BatchSpanProcessor(OneLane[ReadableSpan], SpanEngine):
 
     A drop-in for ``opentelemetry.sdk.trace.export.BatchSpanProcessor`` (same arguments,
     ``OTEL_BSP_*`` variables, defaults and errors) whose queue lives in Rust: ``on_end``
-    runs no Python code, ``force_flush`` and ``shutdown`` keep their deadlines even when
+    runs no Python code (but a greenlet's wait for room, on 3.11+ under ``"block"``),
+    ``force_flush`` and ``shutdown`` keep their deadlines even when
     the exporter hangs, and :meth:`stats` accounts for every span.
 
     Settings resolve as explicit argument > ``SPANBATCH_*`` > ``OTEL_BSP_*`` > default.
