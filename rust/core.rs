@@ -259,6 +259,8 @@ impl PyBatchCore {
 
     /// Counts how the push of `span` (the `seq`-th item) ended, then wakes the worker if worth it.
     /// In a forked child the successor core may take it too (see `fork.rs`), pushed with `wait`.
+    /// Inlined: the hot path's tail.
+    #[inline]
     pub(crate) fn settle(
         &self,
         py: Python<'_>,
