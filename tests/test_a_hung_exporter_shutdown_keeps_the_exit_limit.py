@@ -55,6 +55,9 @@ CTRL_C_AT_EXIT = (
     + """
 import os, signal
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as an interactive program has it (a suite in the background
+# starts its children with SIGINT ignored)
+
 
 def interrupt():
     entered.wait(60)

@@ -101,7 +101,7 @@ def emitter(cores: Sequence[BatchCore]) -> Callable[..., None]:
     return _emit(cores).on_emit
 
 
-def emitter_handing_back(cores: Sequence[BatchCore]) -> Callable[..., list[RoomWait]]:
+def emitter_handing_back(cores: Sequence[BatchCore]) -> Callable[[Any, bool], list[RoomWait]]:
     """``emitter``'s push for a caller that waits for room itself: it returns the lanes' waits (see ``_room``)."""
     return _emit(cores).on_emit_handing_back
 

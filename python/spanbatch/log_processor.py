@@ -16,7 +16,7 @@ from spanbatch._engine import Engine, OneLane
 from spanbatch._log_readable import emitter, emitter_handing_back
 from spanbatch._logging_locks import holds_a_handler_lock
 from spanbatch._policies import resolve_policies, spells_out
-from spanbatch._room import waiting_for_room, waits_in_python
+from spanbatch._room import waiting_for_room_if_told, waits_in_python
 from spanbatch._settings import LOG_POLICIES, LOGS_BATCH, PolicyArguments
 from spanbatch._signals import MetricWords, Signal
 from spanbatch._stats import SpanStats
@@ -64,7 +64,10 @@ class LogEngine(Engine["ReadableLogRecord"], LogRecordProcessor):
     def _bind_hot_path(self) -> None:
         cores = [lane.core for lane in self._lanes]
         # A greenlet waits for room from Python code (``_room``): the push hands back what a full queue refused.
-        push = waiting_for_room(emitter_handing_back(cores)) if waits_in_python(self._policies) else emitter(cores)
+        if waits_in_python(self._policies):
+            push = waiting_for_room_if_told(emitter_handing_back(cores))
+        else:
+            push = emitter(cores)
         self._push = self._after_shutdown(push)
         if self._policies.drop_policy != "block" and type(self).on_emit is LogEngine.on_emit:
             # The SDK calls ``processor.on_emit(record)`` and lands straight in Rust: no Python frame.
