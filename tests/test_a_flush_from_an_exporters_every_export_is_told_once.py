@@ -42,7 +42,9 @@ def test_the_warning_is_told_once_per_lane(
         end_spans(provider_with(processor), 10)
         assert processor.force_flush(10_000)
     assert len(exporter.spans) == 10
-    assert exporter.flushed == [False] * 5
+    # At least the 5 full batches; each flush asked from an export may send a partial one sooner.
+    assert len(exporter.flushed) >= 5
+    assert not any(exporter.flushed)
     told = [record for record in caplog.records if "own export thread" in record.getMessage()]
     assert len(told) == 1, [record.getMessage() for record in told]
 
