@@ -443,13 +443,16 @@ def _join_until(thread: WorkerThread, until: Callable[[], float]) -> None:
         thread.join(min(left / 1000, _FLUSH_SLICE_SECONDS))
 
 
-def _earlier(cap: float, until: Callable[[], float]) -> float:
-    return min(cap, until())
-
-
 def _join_worker(lane: Lane, worker: WorkerThread, until: Callable[[], float], since: float) -> None:
     """Waits for the worker to end until the deadline, or until the lane's exports stop moving (``ExportClock``)."""
     _join_until(worker, lambda: min(until(), lane.export_clock.stalled_at(since)))
+
+
+def _join_exporter_closer(lane: Lane, closer: WorkerThread, until: Callable[[], float], cap: float) -> None:
+    """Waits for the exporter's shutdown to return until the deadline or the lane's cap, whichever comes first."""
+    _join_until(closer, lambda: min(cap, until()))
+    if closer.is_alive():
+        logger.warning("%s: exporter shutdown did not return by the deadline.", lane.name)
 
 
 def _why_given_up(drain: bool, deadline: float) -> str:
@@ -506,12 +509,9 @@ def _finish_shutdown(stopping: Sequence[Lane], until: Callable[[], float], drain
             # SIGTERM): call it here instead, bounded by the timeout it is passed where it takes one.
             shutdown_exporter(lane.exporter, remaining_millis(min(capped[lane], until())))
     for lane in stopping:
-        helper = lane.shutdown_steps.exporter_closer
-        if helper is None:
-            continue
-        _join_until(helper, partial(_earlier, capped[lane], until))
-        if helper.is_alive():
-            logger.warning("%s: exporter shutdown did not return by the deadline.", lane.name)
+        closer = lane.shutdown_steps.exporter_closer
+        if closer is not None:
+            _join_exporter_closer(lane, closer, until, capped[lane])
     for lane in stopping:
         lane.tell_drops(until())
         lane.come_to_rest()
