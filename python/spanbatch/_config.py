@@ -13,6 +13,7 @@ from spanbatch._setting import (
     Setting,
     past_longest_millis,
     read_with_source,
+    tell_once,
     warn_once,
 )
 from spanbatch._settings import BACKEND_BATCH, BATCH
@@ -83,7 +84,7 @@ def _batch_size(value: object, queue: int, default: int) -> int:
         if whole == value:
             return int(whole)
         usable = max(1, int(whole))
-    warn_once("max_export_batch_size", value, "not a whole number of spans", usable)
+    warn_once("max_export_batch_size", value, "not a whole number", usable)
     return usable
 
 
@@ -106,6 +107,16 @@ def _check_schedule_delay(value: object) -> float:
     if delay <= 0:
         raise ValueError("schedule_delay_millis must be positive.")
     return min(delay, LONGEST_MILLIS)
+
+
+# An export timeout variable under a second is told what it means: the stock processors never read it, and the
+# OTLP exporters' own timeout variable is in seconds, so "10" there likely meant 10 s (revM: 0-512 of 1200
+# spans delivered at exit behind 50 ms exports, where stock delivered all).
+_SHORT_EXPORT_TIMEOUT_MILLIS = 1000
+_SHORT_EXPORT_TIMEOUT_MEANING = (
+    "is in milliseconds (OTEL_EXPORTER_OTLP_TIMEOUT is in seconds): shutdown() and force_flush() give up an export"
+    " running longer than that, with what is queued behind it."
+)
 
 
 def _check_export_timeout(value: object, default: int) -> float:
@@ -162,13 +173,17 @@ def resolve_settings(
     queue = _check_queue_size(queue_value)
     delay = _check_schedule_delay(delay_value)
     batch = _batch_size(batch_value, queue, batch_setting.default)
-    timeout = _check_export_timeout(pick(timeout_setting, export_timeout_millis)[0], timeout_setting.default)
+    timeout_value, timeout_source = pick(timeout_setting, export_timeout_millis)
+    timeout = _check_export_timeout(timeout_value, timeout_setting.default)
+    if timeout_source not in ("argument", None) and timeout < _SHORT_EXPORT_TIMEOUT_MILLIS:
+        tell_once(timeout_source, timeout_value, _SHORT_EXPORT_TIMEOUT_MEANING)
     if batch > queue:  # a variable or default in the way: stock would raise, we use the queue size
+        queue_name = queue_source if queue_source not in ("argument", None) else "max_queue_size"
         if batch_source == "argument":
-            warn_once("max_export_batch_size", batch, f"larger than {queue_source}={queue}", queue)
+            warn_once("max_export_batch_size", batch, f"larger than {queue_name}={queue}", queue)
         else:
             variable = batch_source or "the default max_export_batch_size"
-            warn_once(variable, str(batch), f"larger than max_queue_size={queue}", queue)
+            warn_once(variable, str(batch), f"larger than {queue_name}={queue}", queue)
         batch = queue
     return BatchSettings(queue, delay, batch, timeout)
 

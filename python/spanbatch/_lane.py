@@ -455,10 +455,12 @@ def _join_exporter_closer(lane: Lane, closer: WorkerThread, until: Callable[[], 
         logger.warning("%s: exporter shutdown did not return by the deadline.", lane.name)
 
 
-def _why_given_up(drain: bool, deadline: float) -> str:
+def _why_given_up(lane: Lane, drain: bool, deadline: float) -> str:
     if not drain:
         return "exit interrupted"
-    return "shutdown deadline passed" if time.monotonic() >= deadline else "exports stalled past export_timeout_millis"
+    if time.monotonic() >= deadline:
+        return "shutdown deadline passed"
+    return f"exports stalled past export_timeout_millis={lane.settings.export_timeout_millis:g}"
 
 
 def _finish_shutdown(stopping: Sequence[Lane], until: Callable[[], float], drain: bool) -> None:
@@ -476,7 +478,7 @@ def _finish_shutdown(stopping: Sequence[Lane], until: Callable[[], float], drain
                 "%s: %s with the worker still busy (an export, or spans another thread was reading); dropped %s"
                 " still queued (the stats count the rest as they are let go).",
                 lane.name,
-                _why_given_up(drain, until()),
+                _why_given_up(lane, drain, until()),
                 lane.signal.counted(abandoned),
             )
     # A lane whose exports drained in time has a working exporter: its shutdown gets the rest of the deadline, as

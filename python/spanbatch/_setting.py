@@ -71,6 +71,14 @@ def warn_once(variable: str, value: object, problem: str, fallback: object) -> N
     logger.warning("Ignoring %s=%r: %s; using %s instead.", variable, value, problem, fallback)
 
 
+def tell_once(variable: str, value: object, meaning: str) -> None:
+    """Warns, once per value, what a usable value of ``variable`` means where it likely was not meant so."""
+    if (variable, repr(value)) in _warned:
+        return
+    _warned.add((variable, repr(value)))
+    logger.warning("%s=%r %s", variable, value, meaning)
+
+
 class _Unusable(Exception):
     """A variable's value that its setting cannot take: the value as read, and why."""
 

@@ -298,6 +298,10 @@ class SpillStore:
             self._warn_evicted(1, spans)
         return "evicted"
 
+    def tell_evictions_held_back(self) -> None:
+        """Says the evictions the rate limit has not said yet: at the exporter's shutdown, no later pass will."""
+        self._warn_evicted(at_once=True)
+
     def _warn_evicted(self, files: int = 0, spans: int = 0, *, at_once: bool = False) -> None:
         """Adds ``files`` evicted, of ``spans``, to those unreported (none: only reports); reports if it is time."""
         with self._lock:

@@ -215,6 +215,7 @@ class Spiller:
         with self._lock:
             self._shut_down = True
         self._wait_for_replay(timeout)
+        self.store.tell_evictions_held_back()
 
     def stop_for_exit(self, timeout: float) -> None:
         """Stop replaying before the interpreter finalizes, the exporter left open (spanbatch's last atexit hook), as
@@ -222,6 +223,7 @@ class Spiller:
         with self._lock:
             self._stopped_for_exit = True
         self._wait_for_replay(timeout)
+        self.store.tell_evictions_held_back()
 
     def _wait_for_replay(self, timeout: float) -> None:
         """Ends the replay's pause and waits for a pass under way (see ``stop``)."""
