@@ -244,3 +244,20 @@ def test_a_request_cut_in_parts_reads_back_as_the_batch_less_the_spans_too_large
     assert request.pending_parts() == [1]
     with pytest.raises(IndexError):
         request.accept(2)
+
+
+def test_a_bad_variable_is_told_again_for_an_exporter_that_falls_back_to_another_limit(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each limit used instead is told (revM: the HTTP exporter's 64 MiB was, the gRPC one's 4 MiB after it not)."""
+    monkeypatch.setenv("SPANBATCH_MAX_EXPORT_BATCH_BYTES", "lots")
+    monkeypatch.setattr("spanbatch._setting._warned", set())
+    with caplog.at_level(logging.WARNING, logger="spanbatch._config"):
+        exporters = [
+            exporter_class(endpoint="http://127.0.0.1:9/v1/traces")
+            for exporter_class in (HttpExporter, spanbatch_grpc.OTLPSpanExporter, HttpExporter)
+        ]
+    told = [r.getMessage() for r in caplog.records if "SPANBATCH_MAX_EXPORT_BATCH_BYTES" in r.getMessage()]
+    assert [message.rsplit("using ", 1)[1] for message in told] == [f"{64 * MIB} instead.", f"{4 * MIB} instead."]
+    for exporter in exporters:
+        exporter.shutdown()

@@ -156,11 +156,24 @@ def test_the_variable_sets_the_directory_and_the_cap(tmp_path: Path, monkeypatch
         exporter.shutdown()
 
 
-def test_a_bad_cap_argument_raises(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("cap", "error"), [(0, ValueError), (-1, ValueError), ("abc", TypeError), (1.5, TypeError), (True, TypeError)]
+)
+@pytest.mark.parametrize("spilling", [True, False])
+def test_a_bad_cap_argument_raises_as_the_byte_limit_does(
+    cap: object, error: type[Exception], spilling: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong type is a TypeError and a wrong value a ValueError, as for ``max_export_batch_bytes`` (revM: "abc"
+    raised ValueError here, TypeError there), whether or not a spill directory is set where the exporter runs."""
     from spanbatch.exporter import OTLPSpanExporter  # noqa: PLC0415
 
-    with pytest.raises(ValueError, match="spill_max_bytes"):
-        OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces", spill_dir=tmp_path, spill_max_bytes=0)
+    monkeypatch.delenv("SPANBATCH_SPILL_DIR", raising=False)
+    with pytest.raises(error, match="spill_max_bytes"):
+        OTLPSpanExporter(
+            endpoint="http://127.0.0.1:9/v1/traces",
+            spill_dir=tmp_path if spilling else None,
+            spill_max_bytes=cap,  # type: ignore[arg-type]
+        )
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])

@@ -44,7 +44,7 @@ LARGEST_QUEUE_SIZE = sys.maxsize
 LONGEST_MILLIS = 365 * 24 * 3600 * 1000.0
 
 # Each (variable, value) pair is reported once per process, not once per processor.
-_warned: set[tuple[str, str]] = set()
+_warned: set[tuple[str, ...]] = set()
 
 Kind = Literal["integer", "count", "millis", "flag", "choice", "otel_flag", "text"]
 
@@ -64,10 +64,11 @@ class Setting(Generic[_V_co]):
 
 
 def warn_once(variable: str, value: object, problem: str, fallback: object) -> None:
-    """Warns that ``variable`` (a variable or an argument) had a value we cannot use, once per value."""
-    if (variable, repr(value)) in _warned:
+    """Warns that ``variable`` (a variable or an argument) had a value we cannot use, once per value and what is
+    used instead (exporters of two kinds fall back to limits of their own)."""
+    if (variable, repr(value), repr(fallback)) in _warned:
         return
-    _warned.add((variable, repr(value)))
+    _warned.add((variable, repr(value), repr(fallback)))
     logger.warning("Ignoring %s=%r: %s; using %s instead.", variable, value, problem, fallback)
 
 

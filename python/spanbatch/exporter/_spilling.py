@@ -28,7 +28,7 @@ from spanbatch._core import SharedLock
 from spanbatch._encoding import note_spilled
 from spanbatch._fork import PerProcess
 from spanbatch._lane import weak_method
-from spanbatch._setting import read
+from spanbatch._setting import checked_argument, read
 from spanbatch._spill import Sent, SpillCounts, SpillStore
 from spanbatch._threads import Wakeup, WorkerThread, shared_rlock, start_thread
 from spanbatch.exporter._cutoff import Cutoff
@@ -416,15 +416,16 @@ def spiller_for(
     send_once: Callable[[bytes], Sent],
     cutoff: Cutoff,
 ) -> Spiller | None:
-    """The exporter's spiller, or None when no spill directory is set (argument, else ``SPANBATCH_SPILL_DIR``)."""
+    """The exporter's spiller, or None when no spill directory is set (argument, else ``SPANBATCH_SPILL_DIR``).
+
+    A bad ``max_bytes`` raises either way: whether a directory is set may differ where the code runs."""
+    cap = None if max_bytes is None else checked_argument(_settings.SPILL_MAX_BYTES, max_bytes)
     root = spill_directory(spill_dir)
     if root is None:
         return None
-    if max_bytes is None:
-        max_bytes = read(_settings.SPILL_MAX_BYTES)
-    elif isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
-        raise ValueError("spill_max_bytes must be a positive integer.")
-    store = SpillStore(backend_directory(root, protocol, endpoint, headers, compression), max_bytes)
+    if cap is None:
+        cap = read(_settings.SPILL_MAX_BYTES)
+    store = SpillStore(backend_directory(root, protocol, endpoint, headers, compression), cap)
     return Spiller(store, send_once, cutoff)
 
 
