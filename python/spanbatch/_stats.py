@@ -45,7 +45,8 @@ class SpanStats:
     ``enqueued == exported + spilled + queued + in_flight + dropped_total`` always holds.
     ``dropped`` maps each drop reason (``queue_full``, ``shutdown``, …: the README lists them,
     ``spanbatch._core.DROP_REASONS`` is their one table) to a count.
-    ``retried`` counts export attempts repeated after a failure (see ``max_retries``); a batch
+    ``batches`` counts the batches whose export ended (after any retries), ``export_errors`` those that
+    ended in failure. ``retried`` counts export attempts repeated after a failure (see ``max_retries``); a batch
     that fails its last attempt counts under ``export_failed`` once.
 
     With an exporter's disk spill (``spill_dir``), ``spilled`` spans were stored on disk instead of
