@@ -48,7 +48,6 @@ def told(caplog: pytest.LogCaptureFixture, variable: str) -> list[str]:
     ("variable", "make"),
     [
         ("OTEL_BSP_EXPORT_TIMEOUT", lambda: spanbatch.BatchSpanProcessor(RecordingExporter())),
-        ("SPANBATCH_EXPORT_TIMEOUT_MS", lambda: spanbatch.BatchSpanProcessor(RecordingExporter())),
         ("OTEL_BLRP_EXPORT_TIMEOUT", lambda: spanbatch.BatchLogRecordProcessor(RecordingExporter())),
     ],
 )
@@ -67,14 +66,22 @@ def test_a_variable_under_a_second_is_told_once_and_used_as_given(
     assert "OTEL_EXPORTER_OTLP_TIMEOUT" in messages[0]
 
 
-@pytest.mark.parametrize("value", ["1000", "30000"])
-def test_a_variable_of_a_second_or_more_is_not_told(
-    value: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OTEL_BSP_EXPORT_TIMEOUT", "1000"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "30000"),
+        # spanbatch's own variables say milliseconds in their names.
+        ("SPANBATCH_EXPORT_TIMEOUT_MS", "10"),
+    ],
+)
+def test_a_variable_of_a_second_or_more_or_named_in_milliseconds_is_not_told(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("OTEL_BSP_EXPORT_TIMEOUT", value)
+    monkeypatch.setenv(variable, value)
     with caplog.at_level(logging.WARNING, logger=CONFIG_LOGGER):
         spanbatch.BatchSpanProcessor(RecordingExporter()).shutdown()
-    assert not told(caplog, "OTEL_BSP_EXPORT_TIMEOUT"), caplog.text
+    assert not told(caplog, variable), caplog.text
 
 
 def test_an_argument_under_a_second_is_not_told(caplog: pytest.LogCaptureFixture) -> None:
@@ -99,7 +106,7 @@ class SlowExporter(SpanExporter):
 
 
 def test_the_give_up_names_the_export_timeout_it_went_by(caplog: pytest.LogCaptureFixture) -> None:
-    processor = spanbatch.BatchSpanProcessor(SlowExporter(), max_export_batch_size=8, export_timeout_millis=100)
+    processor = spanbatch.BatchSpanProcessor(SlowExporter(), max_export_batch_size=8, export_timeout_millis=100.0)
     provider = TracerProvider()
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("t")

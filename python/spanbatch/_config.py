@@ -109,13 +109,13 @@ def _check_schedule_delay(value: object) -> float:
     return min(delay, LONGEST_MILLIS)
 
 
-# An export timeout variable under a second is told what it means: the stock processors never read it, and the
-# OTLP exporters' own timeout variable is in seconds, so "10" there likely meant 10 s (revM: 0-512 of 1200
-# spans delivered at exit behind 50 ms exports, where stock delivered all).
+# An OTEL_*_EXPORT_TIMEOUT under a second is told what it means: the stock processors parse it but never use it,
+# and the OTLP exporters' own timeout variable is in seconds, so "10" there likely meant 10 s (revM: 0-512 of 1200
+# spans delivered at exit behind 50 ms exports, where stock delivered all). spanbatch's own variables say _MS.
 _SHORT_EXPORT_TIMEOUT_MILLIS = 1000
 _SHORT_EXPORT_TIMEOUT_MEANING = (
-    "is in milliseconds (OTEL_EXPORTER_OTLP_TIMEOUT is in seconds): shutdown() and force_flush() give up an export"
-    " running longer than that, with what is queued behind it."
+    "is in milliseconds (OTEL_EXPORTER_OTLP_TIMEOUT is in seconds): an export running longer is given up (an async"
+    " one cancelled; shutdown() and force_flush() stop waiting for any), its items dropped."
 )
 
 
@@ -175,7 +175,7 @@ def resolve_settings(
     batch = _batch_size(batch_value, queue, batch_setting.default)
     timeout_value, timeout_source = pick(timeout_setting, export_timeout_millis)
     timeout = _check_export_timeout(timeout_value, timeout_setting.default)
-    if timeout_source not in ("argument", None) and timeout < _SHORT_EXPORT_TIMEOUT_MILLIS:
+    if timeout_source is not None and timeout_source.startswith("OTEL_") and timeout < _SHORT_EXPORT_TIMEOUT_MILLIS:
         tell_once(timeout_source, timeout_value, _SHORT_EXPORT_TIMEOUT_MEANING)
     if batch > queue:  # a variable or default in the way: stock would raise, we use the queue size
         queue_name = queue_source if queue_source not in ("argument", None) else "max_queue_size"

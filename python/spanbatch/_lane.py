@@ -460,7 +460,8 @@ def _why_given_up(lane: Lane, drain: bool, deadline: float) -> str:
         return "exit interrupted"
     if time.monotonic() >= deadline:
         return "shutdown deadline passed"
-    return f"exports stalled past export_timeout_millis={lane.settings.export_timeout_millis:g}"
+    millis = lane.settings.export_timeout_millis
+    return f"exports stalled past export_timeout_millis={int(millis) if millis.is_integer() else millis}"
 
 
 def _finish_shutdown(stopping: Sequence[Lane], until: Callable[[], float], drain: bool) -> None:
