@@ -119,3 +119,5 @@ def test_the_give_up_names_the_export_timeout_it_went_by(caplog: pytest.LogCaptu
     given_up = [record.getMessage() for record in caplog.records if "stalled" in record.getMessage()]
     assert given_up, caplog.text
     assert "export_timeout_millis=100" in given_up[0]
+    # What the export still holds is said too (revP: "dropped 0 spans" was all a hung export's give-up said).
+    assert "; 8 in flight are counted as their export ends" in given_up[0]  # the one batch the 300 ms export holds

@@ -420,6 +420,29 @@ def wait_for_drains(lanes: Iterable[Lane], timeout_millis: float) -> None:
                 )
 
 
+def wait_for_shutdowns_under_way(lanes: Iterable[Lane], deadline: float) -> None:
+    """Waits, until ``deadline``, for the workers of the lanes another shutdown is draining (one on another thread, or
+    the one a signal handler on this thread interrupted) to drain, or their exports to stall: that shutdown finishes
+    them, but the process may not live to see it (SIGTERM's default action comes next)."""
+    since = time.monotonic()
+    for lane in lanes:
+        worker = lane.worker
+        steps = lane.shutdown_steps
+        core = _fork.current_core(lane)
+        if worker is None or not core.is_shutdown or steps.finished or steps.abandoned or lane.on_export_thread():
+            continue
+        _join_worker(lane, worker, lambda: deadline, since)
+        stats = core.stats()
+        if worker.is_alive() and stats.queued + stats.in_flight:
+            logger.warning(
+                "%s: its shutdown under way had not drained by the exit deadline: %s queued and %d in flight are lost"
+                " if the process ends now.",
+                lane.name,
+                lane.signal.counted(stats.queued),
+                stats.in_flight,
+            )
+
+
 def finish_shutdown(
     stopping: Sequence[Lane], deadline: float, *, drain: bool = True, bound: Callable[[float], float] = _as_given
 ) -> None:
@@ -476,11 +499,13 @@ def _finish_shutdown(stopping: Sequence[Lane], until: Callable[[], float], drain
             if not abandoned and not lane.core.stats().in_flight:
                 continue  # an idle worker, not joined in the time left: nothing was at stake
             logger.warning(
-                "%s: %s with the worker still busy (an export, or spans another thread was reading); dropped %s"
-                " still queued (the stats count the rest as they are let go).",
+                "%s: %s with the worker still busy (an export, or %s another thread was reading); dropped %s still"
+                " queued; %d in flight are counted as their export ends (lost, uncounted, if the process ends first).",
                 lane.name,
                 _why_given_up(lane, drain, until()),
+                lane.signal.items,
                 lane.signal.counted(abandoned),
+                lane.core.stats().in_flight,
             )
     # A lane whose exports drained in time has a working exporter: its shutdown gets the rest of the deadline, as
     # stock gives it (one that writes out what it buffered needs it). One whose worker was let go (an export hung, or
