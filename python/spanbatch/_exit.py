@@ -260,7 +260,8 @@ def shutdown_all(timeout_millis: float | None = None, *, leave_to_owners: bool =
     # after it, without waiting.
     left_open = _flushed(lanes, deadline) if leave_to_owners and not _exit_interrupted else []
     _shutdown_minding_ctrl_c([lane for lane in lanes if lane not in left_open], remaining_millis(deadline))
-    wait_for_shutdowns_under_way(lanes, deadline)
+    if not _exit_interrupted:  # a Ctrl-C asked the exit to wait for nothing more
+        wait_for_shutdowns_under_way(lanes, deadline)
     wait_for_drains(lanes, remaining_millis(deadline))
     # Drops the rate limit left unsaid (items handed to a processor shut down before exit): told now or never.
     for lane in lanes:
