@@ -182,6 +182,12 @@ class RustEncodedHTTP:
             meter_provider=meter_provider,
             **given,
         )
+        if not self._client._timeout > 0:  # 0, negative or NaN: requests refuses it, so the stock exporter fails too
+            self._logger.warning(
+                "timeout=%r is not a positive number of seconds: every export fails without sending, as the stock"
+                " exporter's does (OTEL_EXPORTER_OTLP_TIMEOUT, or the exporter's timeout argument).",
+                self._client._timeout,
+            )
         # The stock client refuses a request over max_request_size (when positive): no part may be larger.
         stock_limit = self._max_request_size if self._max_request_size > 0 else None
         limit = _limits.max_export_batch_bytes(requested, stock_limit)
