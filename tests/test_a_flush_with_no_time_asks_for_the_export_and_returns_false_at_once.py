@@ -23,7 +23,8 @@ def test_the_spans_go_out_without_waiting_for_the_schedule_delay(
     exporter = RecordingExporter()
     processor = shutdown_later(spanbatch.BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
     end_spans(provider_with(processor), 3)
-    assert processor.force_flush(timeout) is False
+    flushed = processor.force_flush(timeout)
+    assert not flushed or len(exporter.spans) == 3  # True only if the worker had sent them already
     asked = time.monotonic()
     while len(exporter.spans) < 3 and time.monotonic() < asked + 5:
         time.sleep(0.005)

@@ -94,3 +94,42 @@ def test_what_the_shutdown_under_way_still_holds_at_the_limit_is_told_before_the
     assert app.returncode == -signal.SIGTERM, (out, err)
     # 50 in the export that hangs, 250 queued behind it: both numbers told (revP: "dropped 0 spans" was all).
     assert "250 spans queued and 50 in flight" in err, err
+
+
+# SIGTERM during the provider's own shutdown at exit, behind an export that hangs; then Ctrl-C during the wait.
+SIGTERM_THEN_CTRL_C_APP = """
+import os, signal, threading, time
+from opentelemetry.sdk.trace import TracerProvider
+from spanbatch import BatchSpanProcessor
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
+class Hung:
+    def export(self, spans):
+        time.sleep(60)
+    def shutdown(self):
+        pass
+    def force_flush(self, timeout_millis=30000):
+        return True
+
+provider = TracerProvider()
+provider.add_span_processor(BatchSpanProcessor(Hung(), max_export_batch_size=50, schedule_delay_millis=60_000))
+for _ in range(300):
+    provider.get_tracer("app").start_span("queued").end()
+for delay, signum in ((0.2, signal.SIGTERM), (0.8, signal.SIGINT)):
+    timer = threading.Timer(delay, os.kill, (os.getpid(), signum))
+    timer.daemon = True  # not joined at exit: both land in the atexit hooks' shutdown
+    timer.start()
+"""
+
+
+def test_a_ctrl_c_during_that_wait_ends_it_and_the_process_still_dies_of_the_sigterm() -> None:
+    # revQ: the KeyboardInterrupt left the handler before it sent SIGTERM again: rc 0, a clean exit for a supervisor
+    # that asked the process to terminate (stock: -15).
+    with started_app(SIGTERM_THEN_CTRL_C_APP, env=clean_env(SPANBATCH_FLUSH_ON_SIGTERM="true")) as app:
+        try:
+            out, err = app.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            app.kill()
+            out, err = app.communicate()
+    assert app.returncode == -signal.SIGTERM, (out, err)

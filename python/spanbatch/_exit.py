@@ -398,15 +398,20 @@ def _restore_sigterm_handler() -> None:
 
 
 def _terminate() -> None:
-    """The default action of SIGTERM, as if we had not been here, once every lane is shut down."""
-    shutdown_all()
-    _set_aside_sigterm_handler()
-    _die_of_sigterm()
+    """The default action of SIGTERM, as if we had not been here, once every lane is shut down. A Ctrl-C in the
+    shutdown's waits ends them, not the signal's effect: the process still dies of the SIGTERM that came first."""
+    try:
+        shutdown_all()
+    finally:
+        _set_aside_sigterm_handler()
+        _die_of_sigterm()
 
 
 def _die_of_sigterm_after_shutdown() -> None:
-    shutdown_all()
-    _die_of_sigterm()  # its handler is the default one already
+    try:
+        shutdown_all()
+    finally:
+        _die_of_sigterm()  # its handler is the default one already
 
 
 def _die_of_sigterm() -> None:

@@ -429,11 +429,15 @@ def wait_for_shutdowns_under_way(lanes: Iterable[Lane], deadline: float) -> None
         worker = lane.worker
         steps = lane.shutdown_steps
         core = _fork.current_core(lane)
-        if worker is None or not core.is_shutdown or steps.finished or steps.abandoned or lane.on_export_thread():
+        # A shutdown the lane's own export asked for is waited for by ``wait_for_drains``, which tells its own.
+        if worker is None or not core.is_shutdown or lane.finishing is not None or lane.on_export_thread():
+            continue
+        if steps.finished or steps.abandoned:
             continue
         _join_worker(lane, worker, lambda: deadline, since)
         stats = core.stats()
-        if worker.is_alive() and stats.queued + stats.in_flight:
+        # The shutdown under way may have given the lane up meanwhile, and told what it held.
+        if worker.is_alive() and not (steps.finished or steps.abandoned) and stats.queued + stats.in_flight:
             logger.warning(
                 "%s: its shutdown under way had not drained by the exit deadline: %s queued and %d in flight are lost"
                 " if the process ends now.",
