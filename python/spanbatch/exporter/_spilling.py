@@ -234,13 +234,18 @@ class Spiller:
             thread.join(max(0.0, min(timeout, STOP_WAIT_SECONDS)))
 
     def exit_begins(self, sends_end_by: float | None) -> None:
-        """The process is exiting: a failing request goes to disk now, not after backoffs that would outlast the
-        exit deadline (and leave the spans queued behind it to be dropped), and a send still waiting for an answer
-        at ``sends_end_by`` (None: once the exit deadline is set) is cut short and goes to disk. No replay starts: a
+        """The process is exiting: the backend is tried again, a failing request goes to disk now, not after backoffs
+        that would outlast the exit deadline (and leave the spans queued behind it to be dropped), and a send still
+        waiting for an answer at ``sends_end_by`` (None: once the exit deadline is set) is cut short and goes to
+        disk. No replay starts: a
         probe now would hold the exporter's shutdown up to its timeout, and what waits on disk is the next
         process's to send."""
         with self._lock:
             self._exiting = True
+            # The backend gets one more try at exit: one back since the last probe (which may be 30 s away) gets what
+            # is ended from now on, which would otherwise wait on disk for a next process that may never run (revR: 0
+            # of 500 reached it). A send that fails goes to disk, and the ones after it straight there.
+            self._down = False
         if self._cutoff is not None:
             self._cutoff.end_backoff()
             if sends_end_by is not None:
