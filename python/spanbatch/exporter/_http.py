@@ -281,6 +281,8 @@ class RustEncodedHTTP:
         if self._shutdown:
             self._logger.warning("Exporter already shutdown, ignoring batch")
             return [results.FAILURE] * len(batches)
+        if self._spiller is not None:
+            self._spiller.adopt_files_left()
         # Marked as each batch ends, where a processor of spanbatch's paces this call (see ``_export_clock``).
         progress = paced_progress()
         if (

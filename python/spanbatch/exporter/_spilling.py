@@ -38,6 +38,9 @@ logger = logging.getLogger("spanbatch")
 # Pause between probes of a backend that is still down: doubled after each failed probe up to the longest.
 FIRST_PROBE_SECONDS = 0.5
 LONGEST_PROBE_SECONDS = 30.0
+# How often an exporter whose spiller has nothing of its own to replay looks for files another process left in its
+# directory (one killed during an outage): a directory scan per this many seconds of exports, at most.
+LEFT_FILES_LOOK_SECONDS = 30.0
 # Longest an exporter's shutdown waits for a replay already sending (less if its own timeout is shorter):
 # a request's own timeout bounds it in practice; past this the thread is left to finish (a daemon), and
 # may still deliver that one file.
@@ -94,6 +97,7 @@ class Spiller:
         self.store = store
         self._cutoff = cutoff
         self._down = False
+        self._next_look = time.monotonic() + LEFT_FILES_LOOK_SECONDS  # the first look is the one at construction
         # Shared with the replay thread, a real OS thread even under gevent: real primitives (see ``_threads``).
         # Reentrant: a garbage collection under it may free another exporter, whose spiller hands its files to this one.
         self._locks = PerProcess(shared_rlock)
@@ -154,6 +158,17 @@ class Spiller:
     def down(self) -> bool:
         """A request failed after its retries and no stored one was delivered since: send new ones to disk."""
         return self._down
+
+    def adopt_files_left(self) -> None:
+        """Called as exports are made: now and then, files in the directory that no replay of this process will send
+        (left by another process that shares it, killed during an outage) are replayed (revR: a running sibling
+        kept a killed one's 40 files for as long as it ran healthy). Lock-free: two threads may both look."""
+        now = time.monotonic()
+        if now < self._next_look:
+            return
+        self._next_look = now + LEFT_FILES_LOOK_SECONDS
+        if self.store.pending():
+            self._ensure_replaying()
 
     def cut_off(self) -> bool:
         """Whether the cut-off set at exit has passed: no send would end before it, so none is tried, each request

@@ -381,6 +381,7 @@ class RustEncodedGRPC:
         spiller = self._spiller
         if spiller is None or self._shutdown:
             return self._stock_export(data)
+        spiller.adopt_files_left()
         # Behind what waits on disk, without a try the backend is known to refuse, or one past the cut-off at exit.
         if spiller.down or spiller.cut_off():
             return self._spill(self._translate_data(data), len(data))
