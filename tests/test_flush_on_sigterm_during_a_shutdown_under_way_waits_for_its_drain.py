@@ -60,44 +60,9 @@ def test_the_spans_of_the_shutdown_under_way_are_delivered_before_the_signal_end
         assert rx.stats().spans == 300, (out, err)
 
 
-# A backend that never answers: the drain cannot end, the signal ends the process at the exit limit.
-HUNG_APP = """
-import os, signal, sys, threading, time
-from opentelemetry.sdk.trace import TracerProvider
-from spanbatch import BatchSpanProcessor
-
-class Hung:
-    def export(self, spans):
-        time.sleep(60)
-    def shutdown(self):
-        pass
-    def force_flush(self, timeout_millis=30000):
-        return True
-
-provider = TracerProvider()
-provider.add_span_processor(BatchSpanProcessor(Hung(), max_export_batch_size=50, schedule_delay_millis=60_000))
-for _ in range(300):
-    provider.get_tracer("app").start_span("queued").end()
-threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
-provider.shutdown()
-"""
-
-
-def test_what_the_shutdown_under_way_still_holds_at_the_limit_is_told_before_the_process_dies() -> None:
-    env = clean_env(SPANBATCH_FLUSH_ON_SIGTERM="true", SPANBATCH_EXIT_TIMEOUT_MS="1000")
-    with started_app(HUNG_APP, env=env) as app:
-        try:
-            out, err = app.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            app.kill()
-            out, err = app.communicate()
-    assert app.returncode == -signal.SIGTERM, (out, err)
-    # 50 in the export that hangs, 250 queued behind it: both numbers told (revP: "dropped 0 spans" was all).
-    assert "250 spans queued and 50 in flight" in err, err
-
-
-# SIGTERM during the provider's own shutdown at exit, behind an export that hangs; then Ctrl-C during the wait.
-SIGTERM_THEN_CTRL_C_APP = """
+# 300 spans queued behind an exporter that never returns: a drain that cannot end. The apps below add when the
+# signals come.
+HUNG = """
 import os, signal, threading, time
 from opentelemetry.sdk.trace import TracerProvider
 from spanbatch import BatchSpanProcessor
@@ -116,6 +81,14 @@ provider = TracerProvider()
 provider.add_span_processor(BatchSpanProcessor(Hung(), max_export_batch_size=50, schedule_delay_millis=60_000))
 for _ in range(300):
     provider.get_tracer("app").start_span("queued").end()
+"""
+# SIGTERM during the application's own shutdown: it ends the process at the exit limit.
+SIGTERM_IN_SHUTDOWN = """
+threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+provider.shutdown()
+"""
+# SIGTERM during the provider's own shutdown at exit, then Ctrl-C during the wait.
+SIGTERM_THEN_CTRL_C_AT_EXIT = """
 for delay, signum in ((0.2, signal.SIGTERM), (0.8, signal.SIGINT)):
     timer = threading.Timer(delay, os.kill, (os.getpid(), signum))
     timer.daemon = True  # not joined at exit: both land in the atexit hooks' shutdown
@@ -123,13 +96,26 @@ for delay, signum in ((0.2, signal.SIGTERM), (0.8, signal.SIGINT)):
 """
 
 
+def ended(program: str, **variables: str) -> tuple[int, str]:
+    """``program`` run to its end with the flush on SIGTERM (and ``variables``): its return code and stderr."""
+    with started_app(program, env=clean_env(SPANBATCH_FLUSH_ON_SIGTERM="true", **variables)) as app:
+        try:
+            _out, err = app.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            app.kill()
+            _out, err = app.communicate()
+    return app.returncode, err
+
+
+def test_what_the_shutdown_under_way_still_holds_at_the_limit_is_told_before_the_process_dies() -> None:
+    returncode, err = ended(HUNG + SIGTERM_IN_SHUTDOWN, SPANBATCH_EXIT_TIMEOUT_MS="1000")
+    assert returncode == -signal.SIGTERM, err
+    # 50 in the export that hangs, 250 queued behind it: both numbers told (revP: "dropped 0 spans" was all).
+    assert "250 spans queued and 50 in flight" in err, err
+
+
 def test_a_ctrl_c_during_that_wait_ends_it_and_the_process_still_dies_of_the_sigterm() -> None:
     # revQ: the KeyboardInterrupt left the handler before it sent SIGTERM again: rc 0, a clean exit for a supervisor
     # that asked the process to terminate (stock: -15).
-    with started_app(SIGTERM_THEN_CTRL_C_APP, env=clean_env(SPANBATCH_FLUSH_ON_SIGTERM="true")) as app:
-        try:
-            out, err = app.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            app.kill()
-            out, err = app.communicate()
-    assert app.returncode == -signal.SIGTERM, (out, err)
+    returncode, err = ended(HUNG + SIGTERM_THEN_CTRL_C_AT_EXIT)
+    assert returncode == -signal.SIGTERM, err
