@@ -63,21 +63,26 @@ class Setting(Generic[_V_co]):
     aliases: tuple[tuple[str, str], ...] = ()  # choice kinds: another name a variable may give a choice
 
 
+def _first_time(*told: object) -> bool:
+    """Whether this report (its variable, value, ...) is made for the first time in this process; it is from now."""
+    key = tuple(map(repr, told))
+    if key in _warned:
+        return False
+    _warned.add(key)
+    return True
+
+
 def warn_once(variable: str, value: object, problem: str, fallback: object) -> None:
     """Warns that ``variable`` (a variable or an argument) had a value we cannot use, once per value and what is
     used instead (exporters of two kinds fall back to limits of their own)."""
-    if (variable, repr(value), repr(fallback)) in _warned:
-        return
-    _warned.add((variable, repr(value), repr(fallback)))
-    logger.warning("Ignoring %s=%r: %s; using %s instead.", variable, value, problem, fallback)
+    if _first_time(variable, value, fallback):
+        logger.warning("Ignoring %s=%r: %s; using %s instead.", variable, value, problem, fallback)
 
 
 def tell_once(variable: str, value: object, meaning: str) -> None:
     """Warns, once per value, what a usable value of ``variable`` means where it likely was not meant so."""
-    if (variable, repr(value)) in _warned:
-        return
-    _warned.add((variable, repr(value)))
-    logger.warning("%s=%r %s", variable, value, meaning)
+    if _first_time(variable, value):
+        logger.warning("%s=%r %s", variable, value, meaning)
 
 
 class _Unusable(Exception):
@@ -291,8 +296,7 @@ def _report(setting: Setting[object], variable: str, unusable: _Unusable, later:
     if setting.kind == "integer" and stock_logger is not None and isinstance(unusable.__cause__, ValueError):
         # An OTEL_BSP_*/OTEL_BLRP_* value int() refused: the stock processor's own report, so users' log filters
         # still apply.
-        if (variable, repr(unusable.value)) not in _warned:
-            _warned.add((variable, repr(unusable.value)))
+        if _first_time(variable, unusable.value):
             stock_logger.error(_STOCK_PARSE_ERROR, variable, setting.default, exc_info=unusable.__cause__)
         return
     if len(setting.variables) == 1:
