@@ -500,7 +500,8 @@ def _finish_shutdown(stopping: Sequence[Lane], until: Callable[[], float], drain
         if lane.worker is not None and lane.worker.is_alive() and not lane.shutdown_steps.abandoned:
             lane.shutdown_steps.abandoned = True
             abandoned = lane.core.abandon()
-            if not abandoned and not lane.core.stats().in_flight:
+            in_flight = lane.core.stats().in_flight
+            if not abandoned and not in_flight:
                 continue  # an idle worker, not joined in the time left: nothing was at stake
             logger.warning(
                 "%s: %s with the worker still busy (an export, or %s another thread was reading); dropped %s still"
@@ -509,7 +510,7 @@ def _finish_shutdown(stopping: Sequence[Lane], until: Callable[[], float], drain
                 _why_given_up(lane, drain, until()),
                 lane.signal.items,
                 lane.signal.counted(abandoned),
-                lane.core.stats().in_flight,
+                in_flight,
             )
     # A lane whose exports drained in time has a working exporter: its shutdown gets the rest of the deadline, as
     # stock gives it (one that writes out what it buffered needs it). One whose worker was let go (an export hung, or
