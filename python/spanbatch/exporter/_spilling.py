@@ -252,9 +252,8 @@ class Spiller:
         """The process is exiting: the backend is tried again, a failing request goes to disk now, not after backoffs
         that would outlast the exit deadline (and leave the spans queued behind it to be dropped), and a send still
         waiting for an answer at ``sends_end_by`` (None: once the exit deadline is set) is cut short and goes to
-        disk. No replay starts: a
-        probe now would hold the exporter's shutdown up to its timeout, and what waits on disk is the next
-        process's to send."""
+        disk. No replay starts: a probe now would hold the exporter's shutdown up to its timeout, and what waits on
+        disk is the next process's to send."""
         with self._lock:
             self._exiting = True
             # The backend gets one more try at exit: one back since the last probe (which may be 30 s away) gets what
