@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from spanbatch._core import DROP_REASONS
 from spanbatch._fork import PerProcess
@@ -240,6 +241,9 @@ class DropReporter:
                     "; more dropped as the process exits are counted in stats(), not told" if last else "",
                 )
 
+    def _interval_passed(self) -> bool:
+        return time.monotonic() - self._last >= self._interval
+
     def report_refused(self, read: Callable[[], Mapping[str, int]], *, exited: bool = False) -> None:
         """``report``, from the thread that handed over an item after shutdown: the first such drop is told at
         once (the worker that told of drops is gone, and nothing may come later to tell of it), the rest at most
@@ -248,6 +252,10 @@ class DropReporter:
         are counted, not told (a line per item would flood the exit's log)."""
         if telling():
             return  # see ``report``
+        if self._refused_before and (self._told_exited if exited else not self._interval_passed()):
+            # Nothing to tell now, decided without the lock and the read (each flag only ever turns True): they
+            # cost a span ended after shutdown 17 us, against 1.4 us without them and stock's 0.7.
+            return
         with self._alone() as alone:
             if not alone:
                 return  # told by the next report (``_alone``)
@@ -297,7 +305,7 @@ def log_stock_export_exception(signal: Signal) -> None:
     logging.getLogger(name).exception(message)
 
 
-def stock_after_shutdown(signal: Signal) -> Callable[[], None] | None:
+def stock_after_shutdown(signal: Signal) -> StockLine | None:
     """What the installed SDK's batch processor of ``signal`` logs for each item given to it after shutdown.
 
     SDK 1.40+: INFO ``Shutdown called, ignoring Span./Log.`` (the logger's filter lets one line through per
@@ -305,7 +313,27 @@ def stock_after_shutdown(signal: Signal) -> Callable[[], None] | None:
     records.
     """
     if _SHARED_PROCESSOR:
-        return functools.partial(stock_logger.info, _STOCK_AFTER_SHUTDOWN, signal.exporting) if _SHARED_LINES else None
+        if not _SHARED_LINES:
+            return None
+        return StockLine(stock_logger, logging.INFO, _STOCK_AFTER_SHUTDOWN, (signal.exporting,))
     if signal.item != "span":
         return None
-    return functools.partial(logging.getLogger(_OLD_STOCK_SPAN_LOGGER).warning, _OLD_STOCK_SPAN_AFTER_SHUTDOWN)
+    return StockLine(logging.getLogger(_OLD_STOCK_SPAN_LOGGER), logging.WARNING, _OLD_STOCK_SPAN_AFTER_SHUTDOWN)
+
+
+@dataclass(frozen=True)
+class StockLine:
+    """A line the stock processor logs per item, and whether its logger takes it at all: an item refused after
+    shutdown skips the bookkeeping of spanbatch's own lines (``own_lines``) for one nothing would log, as under
+    the usual WARNING level."""
+
+    logger: logging.Logger
+    level: int
+    message: str
+    args: tuple[object, ...] = ()
+
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(self.level)
+
+    def __call__(self) -> None:
+        self.logger.log(self.level, self.message, *self.args)

@@ -127,19 +127,23 @@ class Engine(Generic[Telemetry]):
         lanes = list(self._lanes)  # not ``self``: the hot path it is bound to would keep it in a cycle
 
         def refused(item: object, *args: Any, **kwargs: Any) -> None:
-            with ExitStack() as echo:
-                if telling():  # one of spanbatch's own lines, handed back: counted, and no news (``_own_lines``)
+            # Counted first: a logging filter may raise.
+            if telling():  # one of spanbatch's own lines, handed back: counted, and no news (``_own_lines``)
+                with ExitStack() as echo:
                     for lane in lanes:
                         echo.enter_context(lane.drops.echo(lane.dropped))
-                push(item, *args, **kwargs)  # counted first: a logging filter may raise
+                    push(item, *args, **kwargs)
+            else:
+                push(item, *args, **kwargs)
             try:
-                if line is not None:
+                if line is not None and line.enabled():
                     # A LoggingHandler on the root hands the line to log processors shut down: not news.
                     with own_lines():
                         line()
             finally:
+                exited = _exit.past_last_hook()
                 for lane in lanes:
-                    lane.drops.report_refused(lane.dropped, exited=_exit.past_last_hook())
+                    lane.drops.report_refused(lane.dropped, exited=exited)
 
         return refused
 

@@ -62,15 +62,20 @@ def telling() -> bool:
     return bool(getattr(_telling, "lines", False))
 
 
+def _registered() -> list[EchoBook]:
+    if not _books:  # no log lane in the process (the usual case): neither the lock nor the copy
+        return []
+    with _books_lock.get():
+        return list(_books)
+
+
 @contextmanager
 def own_lines() -> Iterator[None]:
     """Around one or more of spanbatch's own lines: see the module's comment. Nested, the outermost books."""
     if telling():
         yield
         return
-    with _books_lock.get():
-        books = list(_books)
-    marks = [(book, book.echo_mark()) for book in books]
+    marks = [(book, book.echo_mark()) for book in _registered()]
     _telling.lines = True
     try:
         yield

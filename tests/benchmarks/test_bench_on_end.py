@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from tests.benchmarks.contenders import CONTENDERS, ON_END_SPANS_PER_ROUND, bench_on_end, counting_contender
+from tests.benchmarks.contenders import (
+    CONTENDERS,
+    ON_END_ROUNDS,
+    ON_END_SPANS_PER_ROUND,
+    bench_on_end,
+    counting_contender,
+    make_span,
+)
 
 SETTINGS = {
     "default settings": {},
@@ -20,3 +27,23 @@ def test_on_end(benchmark: Any, request: pytest.FixtureRequest, name: str, setti
     benchmark.group = f"on_end x{ON_END_SPANS_PER_ROUND} ({setting})"
     contender = counting_contender(name, request, **SETTINGS[setting])
     bench_on_end(benchmark, contender)
+
+
+@pytest.mark.parametrize("name", CONTENDERS)
+def test_on_end_after_shutdown(benchmark: Any, request: pytest.FixtureRequest, name: str) -> None:
+    """A span ended after ``shutdown()`` (daemon threads at exit, a provider shut down early): refused and counted
+    (stock: only refused), the drop warning's work skipped while its interval runs."""
+    benchmark.group = f"on_end x{ON_END_SPANS_PER_ROUND} after shutdown"
+    contender = counting_contender(name, request)
+    contender.processor.shutdown()
+    on_end, span, spans = contender.processor.on_end, make_span(), range(ON_END_SPANS_PER_ROUND)
+
+    def end_many() -> None:
+        for _ in spans:
+            on_end(span)
+
+    benchmark.pedantic(end_many, rounds=ON_END_ROUNDS, iterations=1, warmup_rounds=2)
+    benchmark.extra_info["spans_per_call"] = ON_END_SPANS_PER_ROUND
+    benchmark.extra_info["produced"] = (ON_END_ROUNDS + 2) * ON_END_SPANS_PER_ROUND
+    benchmark.extra_info["exported"] = contender.delivered()
+    benchmark.extra_info["dropped"] = benchmark.extra_info["produced"] - contender.delivered()
