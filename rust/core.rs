@@ -233,26 +233,30 @@ impl PyBatchCore {
         let wait = wait.only_if(interrupted.is_ok() || wait != Wait::ByCaller);
         let seq = self.counters.enqueue();
         self.watch_class(span);
-        let settled = match self.queue.push(span.clone().unbind()) {
-            Push::Queued => Settled::Queued,
-            Push::Refused(refused) if wait != Wait::Never && self.may_block() => {
-                // A child forked without Python's hooks: no worker here will ever make room.
-                if self.fork.forked() {
-                    if let Some(successor) = self.successor(py, false)? {
-                        return interrupted.and(Self::pushed_to(successor, py, span, wait));
+        let settled = if self.leaves_room_to_waiting_producers() {
+            Settled::Full
+        } else {
+            match self.queue.push(span.clone().unbind()) {
+                Push::Queued => Settled::Queued,
+                Push::Refused(refused) if wait != Wait::Never && self.may_block() => {
+                    // A child forked without Python's hooks: no worker here will ever make room.
+                    if self.fork.forked() {
+                        if let Some(successor) = self.successor(py, false)? {
+                            return interrupted.and(Self::pushed_to(successor, py, span, wait));
+                        }
                     }
+                    if wait == Wait::ByCaller {
+                        return Ok(Some(Refused {
+                            by: None,
+                            item: refused,
+                            seq,
+                        }));
+                    }
+                    self.push_blocking(py, refused, Instant::now() + self.block_timeout)
                 }
-                if wait == Wait::ByCaller {
-                    return Ok(Some(Refused {
-                        by: None,
-                        item: refused,
-                        seq,
-                    }));
-                }
-                self.push_blocking(py, refused, Instant::now() + self.block_timeout)
+                Push::QueuedEvicting(_) => Settled::Evicting,
+                Push::Refused(_) => Settled::Full,
             }
-            Push::QueuedEvicting(_) => Settled::Evicting,
-            Push::Refused(_) => Settled::Full,
         };
         interrupted.and(self.settle(py, span, settled, seq, wait))
     }
@@ -370,6 +374,21 @@ impl PyBatchCore {
             && !self.on_export_thread()
     }
 
+    /// Whether this push, from one of this lane's export threads, leaves the free slots to the
+    /// producers waiting for room (`block`): its exporter ends spans into its own lane. Holding the
+    /// GIL while they wake, it took each slot an export made, and every waiter dropped its span at
+    /// its block timeout (measured: 92 of 100 application spans, the exporter's own 35,000 sent).
+    /// Its own span is the one refused now. Only the policy is read on the hot path.
+    fn leaves_room_to_waiting_producers(&self) -> bool {
+        if self.queue.policy() != DropPolicy::Block {
+            return false;
+        }
+        let waiting = self.room.waiting();
+        waiting > 0
+            && self.queue.capacity().saturating_sub(self.queue.len()) <= waiting
+            && self.on_export_thread()
+    }
+
     pub(crate) fn stopping(&self) -> bool {
         self.shutdown.load(Ordering::Acquire) || self.abandoned.load(Ordering::Acquire)
     }
@@ -385,11 +404,11 @@ impl PyBatchCore {
         deadline: Instant,
     ) -> Settled {
         let pause = self.pause(py);
+        let claim = self.room.waiter();
         loop {
             let waited = self.away(|| {
                 waits::interruptible(py, deadline, pause.as_ref(), |until| {
-                    self.room
-                        .wait_for(until, || !self.queue.is_full() || self.stopping())
+                    claim.wait_for(until, || !self.queue.is_full() || self.stopping())
                 })
             });
             let Some(room) = waited else {

@@ -111,7 +111,7 @@ impl Handoff {
         }
         let deadline = Instant::now() + YIELD_WAIT;
         let handed = crate::exit_gate::detach(py, || {
-            self.yielded.wait_for(deadline, || {
+            self.yielded.waiter().wait_for(deadline, || {
                 // Read in this order: a thread leaves `waiting_for_spans` after it joins `reattaching`.
                 let parked = self.waiting_for_spans.load(Ordering::Acquire) == 0 || asleep();
                 parked && self.reattaching.load(Ordering::Acquire) == 0

@@ -4,6 +4,10 @@
 //! each pop and takes the lock only when a producer is waiting. A `SeqCst` fence on
 //! both sides (Dekker's pattern) makes sure that either the worker sees the waiter or
 //! the waiter sees the room the pop made, so no wake-up is lost.
+//!
+//! A producer counts as waiting from its first refusal to its last try (`Waiter`), not only
+//! while asleep: woken, it still has to take the GIL back before it can push, and the room is
+//! kept for it meanwhile (see `PyBatchCore::leaves_room_to_waiting_producers`).
 
 use crate::sync::{locked, wait_until};
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
@@ -18,13 +22,15 @@ pub struct Room {
 }
 
 impl Room {
-    /// Waits until `ready()` holds or `deadline` passes; returns whether `ready()` held.
-    pub fn wait_for(&self, deadline: Instant, ready: impl Fn() -> bool) -> bool {
+    /// Counts the calling producer as waiting until the `Waiter` is dropped.
+    pub fn waiter(&self) -> Waiter<'_> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        let result = wait_until(&self.freed, locked(&self.lock), deadline, ready);
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        result
+        Waiter { room: self }
+    }
+
+    /// Producers waiting for room now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
     }
 
     /// Called after room was made or shutdown began: wakes every waiting producer, if any.
@@ -35,6 +41,25 @@ impl Room {
             let _guard = locked(&self.lock);
             self.freed.notify_all();
         }
+    }
+}
+
+/// One producer waiting for room, counted while it lives.
+pub struct Waiter<'a> {
+    room: &'a Room,
+}
+
+impl Waiter<'_> {
+    /// Waits until `ready()` holds or `deadline` passes; returns whether `ready()` held.
+    pub fn wait_for(&self, deadline: Instant, ready: impl Fn() -> bool) -> bool {
+        fence(Ordering::SeqCst);
+        wait_until(&self.room.freed, locked(&self.room.lock), deadline, ready)
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.room.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -50,7 +75,9 @@ mod tests {
     fn a_wait_times_out_without_room() {
         let room = Room::default();
         let start = Instant::now();
-        assert!(!room.wait_for(start + Duration::from_millis(30), || false));
+        assert!(!room
+            .waiter()
+            .wait_for(start + Duration::from_millis(30), || false));
         assert!(start.elapsed() >= Duration::from_millis(30));
         assert_eq!(room.waiting.load(Ordering::SeqCst), 0);
     }
@@ -70,7 +97,9 @@ mod tests {
                 })
             };
             let deadline = Instant::now() + Duration::from_secs(30);
-            assert!(room.wait_for(deadline, || free.load(Ordering::SeqCst)));
+            assert!(room
+                .waiter()
+                .wait_for(deadline, || free.load(Ordering::SeqCst)));
             maker.join().unwrap();
         }
     }
