@@ -24,8 +24,18 @@ pub struct Room {
 impl Room {
     /// Counts the calling producer as waiting until the `Waiter` is dropped.
     pub fn waiter(&self) -> Waiter<'_> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
+        self.claim();
         Waiter { room: self }
+    }
+
+    /// Counts one more producer as waiting, until `unclaim`: one that waits between calls, a
+    /// greenlet's `RoomWait`, which no `Waiter` can outlive a borrow for.
+    pub fn claim(&self) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn unclaim(&self) {
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Producers waiting for room now.
@@ -59,7 +69,7 @@ impl Waiter<'_> {
 
 impl Drop for Waiter<'_> {
     fn drop(&mut self) {
-        self.room.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.room.unclaim();
     }
 }
 

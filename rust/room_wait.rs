@@ -4,7 +4,8 @@
 //!
 //! The item is counted as enqueued from the first try, as one waiting in the push is: it shows as
 //! `queued` until it settles, queued or dropped, once. A wait let go unsettled (its caller
-//! interrupted before it could settle it) is given up as it goes.
+//! interrupted before it could settle it) is given up as it goes. Until then its producer counts
+//! among those waiting for room (`Room::claim`), which an export thread's own items leave to them.
 
 use crate::batching::millis;
 use crate::core::{PyBatchCore, Refused, Settled, Wait};
@@ -19,21 +20,34 @@ pub struct PyRoomWait {
     item: Py<PyAny>,
     seq: u64,
     settled: AtomicBool,
+    /// Whether this wait still counts among the core's producers waiting for room.
+    claimed: AtomicBool,
 }
 
 impl PyRoomWait {
     /// The wait for `refused`, which `lane` (or its successor, in a forked child) handed back.
     pub(crate) fn new(py: Python<'_>, lane: &Py<PyBatchCore>, refused: Refused) -> Self {
+        let core = refused.by.unwrap_or_else(|| lane.clone_ref(py));
+        core.get().room.claim();
         Self {
-            core: refused.by.unwrap_or_else(|| lane.clone_ref(py)),
+            core,
             item: refused.item,
             seq: refused.seq,
             settled: AtomicBool::new(false),
+            claimed: AtomicBool::new(true),
+        }
+    }
+
+    /// No longer counted among the producers waiting for room, once.
+    fn unclaim(&self) {
+        if self.claimed.swap(false, Ordering::SeqCst) {
+            self.core.get().room.unclaim();
         }
     }
 
     /// Counts how the wait ended, unless it already settled.
     fn settle(&self, py: Python<'_>, settled: Settled) -> PyResult<()> {
+        self.unclaim();
         if self.settled.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
@@ -81,6 +95,8 @@ impl PyRoomWait {
         }
         let deadline = Instant::now() + millis(timeout_millis);
         let core = self.core.get();
+        // The push's own wait counts it from here (no other thread pushes meanwhile: the GIL is held).
+        self.unclaim();
         let settled = core.push_blocking(py, self.item.clone_ref(py), deadline);
         self.settle(py, settled)
     }
@@ -112,6 +128,7 @@ impl PyRoomWait {
 
 impl Drop for PyRoomWait {
     fn drop(&mut self) {
+        self.unclaim();
         // Let go unsettled: the item never got room (see the module's comment).
         if !self.settled.swap(true, Ordering::SeqCst) {
             self.core.get().count_overflow();
