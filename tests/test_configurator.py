@@ -59,11 +59,24 @@ def instrumented(app: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
     return run([instrument, sys.executable, "-c", app], env)
 
 
-def installed_configurator(directory: Path, name: str, entry_point: str | None = None) -> Path:
+# A vendor's distro: the SDK's set-up, with something of its own added (here a resource attribute).
+VENDOR_CONFIGURATOR = """
+from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+
+class FakeConfigurator(_OTelSDKConfigurator):
+    def _configure(self, **kwargs):
+        print("vendor configured", flush=True)
+        super()._configure(**kwargs, resource_attributes={"vendor.distro": "acme"})
+"""
+
+
+def installed_configurator(
+    directory: Path, name: str, entry_point: str | None = None, source: str = FAKE_CONFIGURATOR
+) -> Path:
     """``directory``, made to hold an installed distribution ``<name>conf`` with configurator entry point
-    ``entry_point`` (by default ``name``)."""
+    ``entry_point`` (by default ``name``), whose class ``source`` defines."""
     directory.mkdir(exist_ok=True)
-    (directory / f"{name}conf.py").write_text(FAKE_CONFIGURATOR.replace("fake configured", f"{name} configured"))
+    (directory / f"{name}conf.py").write_text(source.replace("fake configured", f"{name} configured"))
     info = directory / f"{name}conf-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}conf\nVersion: 1.0\n")
@@ -143,12 +156,30 @@ def test_found_after_another_configurator_it_changes_nothing(fake_configurator: 
     assert "provider: ProxyTracerProvider []" in done.stdout, done.stdout + done.stderr
 
 
-def test_asked_for_with_another_configurator_installed_spanbatch_applies(fake_configurator: Path) -> None:
+def test_asked_for_with_a_vendors_configurator_installed_it_runs_that_one_with_spanbatchs_processors(
+    tmp_path: Path,
+) -> None:
+    # Without spanbatch, opentelemetry-instrument runs the vendor's: named, spanbatch keeps its set-up (it ran
+    # the SDK's own instead, and the vendor's additions were lost).
+    vendor = installed_configurator(tmp_path, "vendor", source=VENDOR_CONFIGURATOR)
+    app = SHOW_PROVIDER + 'print("vendor.distro:", provider.resource.attributes.get("vendor.distro"), flush=True)\n'
+    done = instrumented(app, clean_env(PYTHONPATH=str(vendor), OTEL_PYTHON_CONFIGURATOR="spanbatch"))
+    assert done.stdout.count("vendor configured") == 1, done.stdout + done.stderr
+    assert "vendor.distro: acme" in done.stdout, done.stdout + done.stderr
+    assert "provider: TracerProvider ['spanbatch.processor']" in done.stdout, done.stdout + done.stderr
+    assert "did not batch" not in done.stderr, done.stderr
+
+
+def test_asked_for_with_a_configurator_that_builds_its_own_processors_it_says_so(fake_configurator: Path) -> None:
     done = instrumented(
         SHOW_PROVIDER, clean_env(PYTHONPATH=str(fake_configurator), OTEL_PYTHON_CONFIGURATOR="spanbatch")
     )
-    assert "fake configured" not in done.stdout
-    assert "provider: TracerProvider ['spanbatch.processor']" in done.stdout, done.stdout + done.stderr
+    expected = "['auto_instrumentation_version', 'export_log_record_processor', 'export_span_processor']"
+    assert done.stdout.count(f"fake configured with {expected}") == 1, done.stdout + done.stderr
+    # It sets nothing up (OTEL_TRACES_EXPORTER names an exporter; OTEL_LOGS_EXPORTER none): told for spans only.
+    assert "provider: ProxyTracerProvider []" in done.stdout, done.stdout + done.stderr
+    assert done.stderr.count("did not batch spans with spanbatch's processor") == 1, done.stderr
+    assert "did not batch log records" not in done.stderr, done.stderr
 
 
 def test_otel_config_file_warns_once_that_spanbatch_is_not_in_use(tmp_path: Path) -> None:

@@ -7,18 +7,23 @@ stock processor (``BatchSpanProcessor``, ``BatchLogRecordProcessor``).
 Only when asked for by name. ``opentelemetry-instrument`` runs the first configurator entry
 point it finds when ``OTEL_PYTHON_CONFIGURATOR`` is unset, so spanbatch's, merely installed,
 may be called instead of a distro's, or where no configurator would have run at all.
+
+Named, it runs the configurator that would run without spanbatch (a vendor's distro, which adds
+its own set-up to the SDK's) with spanbatch's processors, or the SDK's own where there is none.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import os
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.sdk import _configuration as sdk_configuration
 from opentelemetry.sdk._configuration import _initialize_components, _OTelSDKConfigurator
-from opentelemetry.util._importlib_metadata import entry_points
+from opentelemetry.util._importlib_metadata import EntryPoint, entry_points
 
 from spanbatch import _settings
 from spanbatch._setting import read
@@ -40,12 +45,62 @@ class SpanbatchConfigurator(_OTelSDKConfigurator):
     def _configure(self, **kwargs: Any) -> None:
         if read(_settings.CONFIGURATOR) != ENTRY_POINT_NAME:
             _configure_as_without_spanbatch(**kwargs)
-        elif _SDK_READS_CONFIG_FILE and read(_settings.CONFIG_FILE):
-            _warn_config_file_once()
+            return
+        processors: dict[str, _Counted] = {}
+        if _SDK_READS_CONFIG_FILE and read(_settings.CONFIG_FILE):
             # As without spanbatch: the SDK's own warning then lists only the arguments it always gets.
-            super()._configure(**kwargs)  # type: ignore[no-untyped-call]
+            _warn_config_file_once()
         else:
-            super()._configure(**kwargs, **_batch_processors())  # type: ignore[no-untyped-call]
+            processors = {keyword: _Counted(processor) for keyword, processor in _batch_processors().items()}
+        found = list(entry_points(group="opentelemetry_configurator"))
+        beneath = _first_other(found)
+        if beneath is None:
+            super()._configure(**kwargs, **processors)  # type: ignore[no-untyped-call]
+            return
+        beneath.load()().configure(**kwargs, **processors)
+        for keyword, processor in processors.items():
+            signal = _SIGNALS[keyword]
+            if processor.calls == 0 and _exporters_named(signal.variable):
+                logger.warning(
+                    "The configurator %r, which spanbatch ran as opentelemetry-instrument would without it, did "
+                    "not batch %s with spanbatch's processor (it builds its own processors).",
+                    beneath.name,
+                    signal.items,
+                )
+
+
+@dataclass(frozen=True)
+class _Signal:
+    """What the SDK's set-up takes a batch processor for, under one keyword."""
+
+    items: str
+    processor: type
+    variable: str  # the variable that names its exporters
+
+
+_SIGNALS = {
+    "export_span_processor": _Signal("spans", BatchSpanProcessor, "OTEL_TRACES_EXPORTER"),
+    "export_log_record_processor": _Signal("log records", BatchLogRecordProcessor, "OTEL_LOGS_EXPORTER"),
+}
+
+
+class _Counted:
+    """A processor class as the set-up calls it, once per exporter, counting the calls: whether a configurator
+    spanbatch ran passed it on to the SDK's set-up."""
+
+    def __init__(self, processor: type) -> None:
+        self.processor = processor
+        self.calls = 0
+
+    def __call__(self, exporter: Any) -> Any:
+        self.calls += 1
+        return self.processor(exporter)
+
+
+def _exporters_named(variable: str) -> bool:
+    """Whether the SDK's set-up builds exporters from ``variable``: set, and not ``none`` (as it reads it)."""
+    names = os.environ.get(variable, "")
+    return bool(names) and names.lower().strip() != "none"
 
 
 def _batch_processors() -> dict[str, type]:
@@ -53,18 +108,21 @@ def _batch_processors() -> dict[str, type]:
     none); a warning for each signal left to the stock one."""
     taken = inspect.signature(_initialize_components).parameters
     processors: dict[str, type] = {}
-    for keyword, signal, processor in (
-        ("export_span_processor", "spans", BatchSpanProcessor),
-        ("export_log_record_processor", "log records", BatchLogRecordProcessor),
-    ):
+    for keyword, signal in _SIGNALS.items():
         if keyword in taken:
-            processors[keyword] = processor
+            processors[keyword] = signal.processor
         else:
             logger.warning(
                 "This opentelemetry-sdk cannot take another processor for %s at set-up; they use the stock one.",
-                signal,
+                signal.items,
             )
     return processors
+
+
+def _first_other(found: list[EntryPoint]) -> EntryPoint | None:
+    """The configurator ``opentelemetry-instrument`` would run were spanbatch not installed: the first entry point
+    found that is not spanbatch's."""
+    return next((entry_point for entry_point in found if entry_point.name != ENTRY_POINT_NAME), None)
 
 
 def _configure_as_without_spanbatch(**kwargs: Any) -> None:
@@ -74,14 +132,14 @@ def _configure_as_without_spanbatch(**kwargs: Any) -> None:
     one that is not spanbatch's, or none at all when there is no other.
     """
     found = list(entry_points(group="opentelemetry_configurator"))
-    for entry_point in found:
-        if entry_point.name != ENTRY_POINT_NAME:
-            entry_point.load()().configure(**kwargs)
-            # Lines counted by name: two distributions may name their entry points alike (opentelemetry-distro's
-            # is "configurator"), each told of.
-            told = Counter(other.name for other in found[found.index(entry_point) :] if other.name != ENTRY_POINT_NAME)
-            _INSTRUMENT_LOGGER.addFilter(_SkippedFor(entry_point.name, told))
-            return
+    entry_point = _first_other(found)
+    if entry_point is None:
+        return
+    entry_point.load()().configure(**kwargs)
+    # Lines counted by name: two distributions may name their entry points alike (opentelemetry-distro's
+    # is "configurator"), each told of.
+    told = Counter(other.name for other in found[found.index(entry_point) :] if other.name != ENTRY_POINT_NAME)
+    _INSTRUMENT_LOGGER.addFilter(_SkippedFor(entry_point.name, told))
 
 
 # The logger and line with which opentelemetry-instrument's loop tells of each configurator after the one it ran.
