@@ -113,7 +113,8 @@ class Spiller:
         self._pid = os.getpid()  # the process ``_thread`` runs in
         # Per thread: the items of the request it is sending (``sending``), the items it spilled so far.
         self._here = threading.local()
-        _spillers_of.setdefault(store.directory, weakref.WeakSet()).add(self)
+        with _live_lock.get():
+            _live_spillers.add(self)
         if store.pending():  # left by an earlier process: deliver them
             self._ensure_replaying()
         if cutoff is not None:
@@ -140,7 +141,9 @@ class Spiller:
         with self._lock:
             self._shut_down = True
         self._stopping.wake()
-        peers = [peer for peer in _spillers_of.get(self.store.directory, ()) if not peer._stopped]
+        with _live_lock.get():
+            live = list(_live_spillers)
+        peers = [peer for peer in live if peer.store.directory == self.store.directory and not peer._stopped]
         if peers and self.store.pending():
             peers[0]._ensure_replaying()
 
@@ -352,8 +355,13 @@ class Spiller:
                 pause = min(pause * 2, LONGEST_PROBE_SECONDS)
 
 
-# The live spillers of each backend directory: one takes over the files of a spiller whose exporter was freed.
-_spillers_of: dict[Path, weakref.WeakSet[Spiller]] = {}
+# The live spillers: one of the same backend directory takes over the files of a spiller whose exporter was freed.
+# One set, not a set per directory: an exporter per rotating token (headers are part of the directory's name) left
+# a key each for good (revT: 2,000 exporters, 3.5 MB).
+_live_spillers: weakref.WeakSet[Spiller] = weakref.WeakSet()
+# Reentrant: a collection while it is held may free an exporter, whose spiller looks for its peers. This process's own,
+# and a real lock under gevent, as the spillers' own (see ``Spiller``).
+_live_lock = PerProcess(shared_rlock)
 _exiting_spillers: weakref.WeakSet[Spiller] = weakref.WeakSet()
 _exit_hooked = False
 
