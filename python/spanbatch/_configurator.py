@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +25,7 @@ from opentelemetry.sdk._configuration import _initialize_components, _OTelSDKCon
 from opentelemetry.util._importlib_metadata import EntryPoint, entry_points
 
 from spanbatch import _settings
-from spanbatch._setting import read
+from spanbatch._setting import Setting, read
 from spanbatch.log_processor import BatchLogRecordProcessor
 from spanbatch.processor import BatchSpanProcessor
 
@@ -60,7 +59,7 @@ class SpanbatchConfigurator(_OTelSDKConfigurator):
         beneath.load()().configure(**kwargs, **processors)
         for keyword, processor in processors.items():
             signal = _SIGNALS[keyword]
-            if processor.calls == 0 and _exporters_named(signal.variable):
+            if processor.calls == 0 and _exporters_named(signal.exporters):
                 logger.warning(
                     "The configurator %r, which spanbatch ran as opentelemetry-instrument would without it, did "
                     "not batch %s with spanbatch's processor (it builds its own processors).",
@@ -75,12 +74,12 @@ class _Signal:
 
     items: str
     processor: type
-    variable: str  # the variable that names its exporters
+    exporters: Setting[str | None]  # the variable that names its exporters
 
 
 _SIGNALS = {
-    "export_span_processor": _Signal("spans", BatchSpanProcessor, "OTEL_TRACES_EXPORTER"),
-    "export_log_record_processor": _Signal("log records", BatchLogRecordProcessor, "OTEL_LOGS_EXPORTER"),
+    "export_span_processor": _Signal("spans", BatchSpanProcessor, _settings.TRACES_EXPORTER),
+    "export_log_record_processor": _Signal("log records", BatchLogRecordProcessor, _settings.LOGS_EXPORTER),
 }
 
 
@@ -97,10 +96,10 @@ class _Counted:
         return self.processor(exporter)
 
 
-def _exporters_named(variable: str) -> bool:
+def _exporters_named(variable: Setting[str | None]) -> bool:
     """Whether the SDK's set-up builds exporters from ``variable``: set, and not ``none`` (as it reads it)."""
-    names = os.environ.get(variable, "")
-    return bool(names) and names.lower().strip() != "none"
+    names = read(variable)
+    return bool(names) and names is not None and names.lower().strip() != "none"
 
 
 def _batch_processors() -> dict[str, type]:

@@ -193,6 +193,9 @@ FORCE_FLUSH_ON_SESSION_END = Setting(("SPANBATCH_FORCE_FLUSH_ON_SESSION_END",), 
 INTERNAL_METRICS = Setting(("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED",), "otel_flag", False)
 CONFIGURATOR: Setting[str | None] = Setting(("OTEL_PYTHON_CONFIGURATOR",), "text", None)
 CONFIG_FILE: Setting[str | None] = Setting(("OTEL_CONFIG_FILE",), "text", None)
+# The exporters the SDK's set-up builds per signal: whether a configurator spanbatch ran took its processors.
+TRACES_EXPORTER: Setting[str | None] = Setting(("OTEL_TRACES_EXPORTER",), "text", None)
+LOGS_EXPORTER: Setting[str | None] = Setting(("OTEL_LOGS_EXPORTER",), "text", None)
 # Either makes the stock OTLP/HTTP exporter build its session from a credential provider.
 HTTP_CREDENTIAL_PROVIDER: Setting[str | None] = Setting(
     (
@@ -228,6 +231,8 @@ SETTINGS: tuple[Setting[object], ...] = (
     INTERNAL_METRICS,
     CONFIGURATOR,
     CONFIG_FILE,
+    TRACES_EXPORTER,
+    LOGS_EXPORTER,
     HTTP_CREDENTIAL_PROVIDER,
     HTTP_LOGS_CREDENTIAL_PROVIDER,
 )
