@@ -189,7 +189,7 @@ def exit_deadline_now() -> float | None:
     """The monotonic time by which a wait begun now ends to keep the exit limit; None while the main thread runs."""
     if _exit_deadline is not None:
         return _exit_deadline
-    left = _budget.seconds_left(exit_timeout_millis() / 1000)
+    left = _budget.seconds_left(_exit_limit_seconds)
     return None if left is None else time.monotonic() + left
 
 
@@ -217,11 +217,15 @@ def exit_timeout_millis() -> float:
     return read(_settings.EXIT_TIMEOUT)
 
 
+def _exit_limit_seconds() -> float:
+    return exit_timeout_millis() / 1000
+
+
 def _millis_left_to_exit() -> float:
     """What is left of the exit deadline, which starts with the first shutdown that asks."""
     global _exit_deadline
     if _exit_deadline is None:
-        left = _budget.seconds_left(exit_timeout_millis() / 1000)
+        left = _budget.seconds_left(_exit_limit_seconds)
         _exit_deadline = time.monotonic() + (exit_timeout_millis() / 1000 if left is None else left)
         for listener in _deadline_listeners:
             listener(_exit_deadline)
