@@ -115,12 +115,13 @@ class _Instruments:
         self._capacity = meter.create_up_down_counter(
             f"{name}.queue.capacity", unit=words.unit, description=words.queue_capacity
         )
-        meter.create_observable_up_down_counter(
+        queue_size = meter.create_observable_up_down_counter(
             f"{name}.queue.size",
             callbacks=[self._collect],
             unit=words.queue_size_unit,
             description=words.queue_size,
         )
+        _run_at_collection(queue_size, self._collect)
 
     def collected_by(self) -> object | None:
         return get_meter_provider() if self._provider is None else self._provider()
@@ -216,6 +217,16 @@ class _Instruments:
                     source.attributes if error_type is None else {**source.attributes, "error.type": error_type}
                 )
                 self._processed.add(grown, attributes)
+
+
+def _run_at_collection(instrument: object, callback: Callable[[CallbackOptions], Iterable[Observation]]) -> None:
+    """Where a stock processor of this signal made ``queue.size`` first on this meter, the meter hands its instrument
+    back without ``callback``, and no spanbatch lane of the provider would report anything (revV). The SDK's instrument
+    runs every callback in its list at each collection: ``callback`` joins the stock one's there. An instrument of
+    another SDK, or one that kept it, is left as it is."""
+    callbacks = getattr(instrument, "_callbacks", None)
+    if isinstance(callbacks, list) and callback not in callbacks:
+        callbacks.append(callback)
 
 
 def _processed(stats: Stats) -> dict[str | None, int]:
