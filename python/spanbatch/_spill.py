@@ -321,6 +321,16 @@ class SpillStore:
             f" {in_the_last(elapsed)}" if elapsed < 2 * EVICTION_REPORT_SECONDS else "",
         )
 
+    def remove_if_empty(self) -> None:
+        """The directory (and its ``tmp/``) removed if it holds nothing else: its exporter is shut down, and one per
+        credential (a rotating token names a directory of its own) left two for good. Another process's store that
+        uses it makes it again at its next write; one holding anything, a file being written included, stays."""
+        with suppress(OSError):
+            if any(entry != TEMP_DIR for entry in os.listdir(self.directory)):
+                return
+            (self.directory / TEMP_DIR).rmdir()
+            self.directory.rmdir()
+
     # -- reading --------------------------------------------------------------------------------
 
     def pending(self) -> list[Path]:

@@ -141,9 +141,7 @@ class Spiller:
         with self._lock:
             self._shut_down = True
         self._stopping.wake()
-        with _live_lock.get():
-            live = list(_live_spillers)
-        peers = [peer for peer in live if peer.store.directory == self.store.directory and not peer._stopped]
+        peers = self._peers()
         if peers and self.store.pending():
             peers[0]._ensure_replaying()
 
@@ -234,6 +232,18 @@ class Spiller:
             self._shut_down = True
         self._wait_for_replay(timeout)
         self.store.tell_evictions_held_back()
+        if not self._peers():
+            self.store.remove_if_empty()
+
+    def _peers(self) -> list[Spiller]:
+        """The live spillers of this process that replay from this one's directory."""
+        with _live_lock.get():
+            live = list(_live_spillers)
+        return [
+            peer
+            for peer in live
+            if peer is not self and peer.store.directory == self.store.directory and not peer._stopped
+        ]
 
     def stop_for_exit(self, timeout: float) -> None:
         """Stop replaying before the interpreter finalizes, the exporter left open (spanbatch's last atexit hook), as
