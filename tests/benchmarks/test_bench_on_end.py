@@ -8,11 +8,10 @@ import pytest
 
 from tests.benchmarks.contenders import (
     CONTENDERS,
-    ON_END_ROUNDS,
     ON_END_SPANS_PER_ROUND,
     bench_on_end,
     counting_contender,
-    make_span,
+    time_on_end,
 )
 
 SETTINGS = {
@@ -36,14 +35,5 @@ def test_on_end_after_shutdown(benchmark: Any, request: pytest.FixtureRequest, n
     benchmark.group = f"on_end x{ON_END_SPANS_PER_ROUND} after shutdown"
     contender = counting_contender(name, request)
     contender.processor.shutdown()
-    on_end, span, spans = contender.processor.on_end, make_span(), range(ON_END_SPANS_PER_ROUND)
-
-    def end_many() -> None:
-        for _ in spans:
-            on_end(span)
-
-    benchmark.pedantic(end_many, rounds=ON_END_ROUNDS, iterations=1, warmup_rounds=2)
-    benchmark.extra_info["spans_per_call"] = ON_END_SPANS_PER_ROUND
-    benchmark.extra_info["produced"] = (ON_END_ROUNDS + 2) * ON_END_SPANS_PER_ROUND
-    benchmark.extra_info["exported"] = contender.delivered()
-    benchmark.extra_info["dropped"] = benchmark.extra_info["produced"] - contender.delivered()
+    produced, exported = time_on_end(benchmark, contender), contender.delivered()
+    benchmark.extra_info.update(produced=produced, exported=exported, dropped=produced - exported)
