@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import threading
@@ -116,7 +117,11 @@ class DropReporter:
                 on_their_way[me] = on_their_way.get(me, 0) + 1
                 booked = True  # no signal handler runs between these two lines (no call, no jump back)
             with own_lines():
-                self._log(new, elapsed, last)
+                # In a context of its own: a handler that guards its ``emit`` with a context variable
+                # (opentelemetry-instrumentation-logging's) would take a line told inside it, for a record it handed
+                # to a processor shut down, for recursion, and say so on stderr. ``own_lines`` keeps it from
+                # coming back as news.
+                contextvars.Context().run(self._log, new, elapsed, last)
             told = True
         finally:
             if booked:
