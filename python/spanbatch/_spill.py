@@ -38,11 +38,13 @@ back, oldest first, to a ``send`` callable. Safe for several processes sharing o
 from __future__ import annotations
 
 import enum
+import errno
 import fcntl
 import itertools
 import logging
 import math
 import os
+import stat
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -53,7 +55,7 @@ from typing import Literal
 
 from spanbatch._fork import PerProcess
 from spanbatch._log_words import in_the_last, spans_in_words
-from spanbatch._spill_file import CorruptFile, NewerVersion, decode, encode, read_all, span_count
+from spanbatch._spill_file import CorruptFile, NewerVersion, encode, read_file, span_count
 from spanbatch._spill_tally import Footprint, Tally
 from spanbatch._threads import shared_lock
 
@@ -61,6 +63,7 @@ logger = logging.getLogger("spanbatch")
 
 SUFFIX = ".spill"
 TEMP_DIR = "tmp"
+TEMP_SUFFIX = ".tmp"  # a file being written, under ``tmp/``: ``<name>.spill.tmp``
 CORRUPT_DIR = "corrupt"
 # An empty, unlocked temp file younger than this may be a writer that has not locked it yet.
 TORN_AFTER_SECONDS = 60.0
@@ -157,13 +160,20 @@ class SpillStore:
 
     def _prepare(self) -> bool:
         try:
-            (self.directory / TEMP_DIR).mkdir(parents=True, exist_ok=True)
+            self._make_directories()
         except OSError as error:
             self._unwritable(error)
             return False
         self._sweep_temp_files()
         self._sync()
         return True
+
+    def _make_directories(self) -> None:
+        """This store's directory and its ``tmp/``, made for this user alone (the directory given above them as the
+        umask makes it); ``OSError`` if either is not a real directory of this user's (see ``_own_directory``)."""
+        for directory in (self.directory, self.directory / TEMP_DIR):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _own_directory(directory)
 
     def _unwritable(self, error: OSError) -> None:
         if not self._warned_unwritable:
@@ -213,33 +223,34 @@ class SpillStore:
         try:
             return self._write_file(data, self._newest)
         except FileNotFoundError:  # the directory was deleted meanwhile (a /tmp cleaner): make it again
-            (self.directory / TEMP_DIR).mkdir(parents=True, exist_ok=True)
+            self._make_directories()
             self._sync()  # its files went with it
             return self._write_file(data, self._newest)
 
     def _write_file(self, data: bytes, newest: int) -> str:
         """Write ``data`` to a new file named after the write time ``newest`` (see ``_next_stamp``); its name."""
-        for _ in range(3):
-            name = f"{self._next_stamp(newest):020d}-{os.getpid()}-{next(self._sequence):08d}" + SUFFIX
-            temp = self.directory / TEMP_DIR / (name + ".tmp")
-            fd = _open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-            try:
-                # Locked while written, so the sweep leaves it alone; a sweep that removed it
-                # between its creation and this lock leaves it nameless: start again.
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                if not os.path.samestat(os.fstat(fd), _stat(temp)):
-                    continue
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-                os.rename(temp, self.directory / name)
-                return name
-            except OSError:
-                _remove(temp)
-                raise
-            finally:
-                _close(fd)
+        with _own_directory_open(self.directory / TEMP_DIR) as temp_dir:
+            for _ in range(3):
+                name = f"{self._next_stamp(newest):020d}-{os.getpid()}-{next(self._sequence):08d}" + SUFFIX
+                temp = name + TEMP_SUFFIX
+                fd = _open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dir_fd=temp_dir)
+                try:
+                    # Locked while written, so the sweep leaves it alone; a sweep that removed it
+                    # between its creation and this lock leaves it nameless: start again.
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    if not os.path.samestat(os.fstat(fd), _stat(temp, temp_dir)):
+                        continue
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    os.fsync(fd)
+                    os.rename(temp, self.directory / name, src_dir_fd=temp_dir)
+                    return name
+                except OSError:
+                    _remove(temp, temp_dir)
+                    raise
+                finally:
+                    _close(fd)
         raise OSError("temp files kept disappearing")
 
     def _next_stamp(self, newest: int) -> int:
@@ -341,8 +352,14 @@ class SpillStore:
         """The stored files' names (``under`` a subdirectory: those moved there), oldest first: no ``Path``
         nor ``stat`` each, a directory may hold many."""
         try:
-            with os.scandir(self.directory / under) as entries:
-                return sorted(entry.name for entry in entries if entry.name.endswith(SUFFIX) and entry.is_file())
+            with _own_directory_open(self.directory / under) as directory, os.scandir(directory) as entries:
+                # Regular files only: a link or a FIFO named like one is not this store's (planted, or another
+                # backend's file linked in, which would go with this one's credentials).
+                return sorted(
+                    entry.name
+                    for entry in entries
+                    if entry.name.endswith(SUFFIX) and entry.is_file(follow_symlinks=False)
+                )
         except OSError:
             return []
 
@@ -411,7 +428,7 @@ class SpillStore:
             if fd is None:
                 return None
             try:
-                payload, spans = decode(read_all(fd))
+                payload, spans = read_file(fd)
             except NewerVersion:
                 return None
             except (CorruptFile, OSError) as error:
@@ -456,7 +473,8 @@ class SpillStore:
         self._count(corrupt=1)
         logger.warning("Spill file %s %s; moved to %s/.", path, what, CORRUPT_DIR)
         try:
-            (self.directory / CORRUPT_DIR).mkdir(exist_ok=True)
+            (self.directory / CORRUPT_DIR).mkdir(mode=0o700, exist_ok=True)
+            _own_directory(self.directory / CORRUPT_DIR)
             os.rename(path, self.directory / CORRUPT_DIR / path.name)
         except OSError:
             _remove(path)  # never replay it again, whatever it takes
@@ -468,25 +486,23 @@ class SpillStore:
 
     def _sweep_temp_files(self) -> None:
         """Remove temp files whose writer died (nobody holds their lock), counting each as corrupt."""
-        temp_dir = self.directory / TEMP_DIR
         try:
-            with os.scandir(temp_dir) as entries:
-                names = [e.name for e in entries]
+            with _own_directory_open(self.directory / TEMP_DIR) as temp_dir:
+                for name in os.listdir(temp_dir):
+                    try:
+                        fd = _open(name, os.O_RDONLY, dir_fd=temp_dir)
+                    except OSError:
+                        continue
+                    try:
+                        self._sweep_one(name, fd, temp_dir)
+                    except OSError:
+                        continue
+                    finally:
+                        _close(fd)
         except OSError:
             return
-        for name in names:
-            try:
-                fd = _open(temp_dir / name, os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                self._sweep_one(temp_dir / name, fd)
-            except OSError:
-                continue
-            finally:
-                _close(fd)
 
-    def _sweep_one(self, path: Path, fd: int) -> None:
+    def _sweep_one(self, name: str, fd: int, temp_dir: int) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -496,9 +512,9 @@ class SpillStore:
         # Far ahead of the clock is not recent (the clock went back): a writer that loses its file starts again.
         if info.st_size == 0 and abs(time.time() - info.st_mtime) < TORN_AFTER_SECONDS:
             return
-        if os.path.samestat(info, _stat(path)) and _remove(path):
+        if os.path.samestat(info, _stat(name, temp_dir)) and _remove(name, temp_dir):
             self._count(corrupt=1)
-            logger.warning("Removed the torn spill file %s left by a writer that died.", path.name)
+            logger.warning("Removed the torn spill file %s left by a writer that died.", name)
 
 
 # Descriptors of spill files this process has open. A flock belongs to the open file, which a forked
@@ -510,10 +526,15 @@ _held: set[int] = set()
 _stores: weakref.WeakSet[SpillStore] = weakref.WeakSet()
 
 
-def _open(path: Path, flags: int) -> int:
+def _open(path: Path | str, flags: int, dir_fd: int | None = None) -> int:
+    """A regular file's descriptor, never through a link nor blocking on a FIFO planted in its place (the lock is
+    held meanwhile, and a fork waits for it)."""
     with _held_locks.get():
-        fd = os.open(path, flags, 0o600)
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600, dir_fd=dir_fd)
         _held.add(fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        _close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     return fd
 
 
@@ -543,16 +564,41 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
 
 
-def _stat(path: Path) -> os.stat_result:
+def _stat(path: Path | str, dir_fd: int | None = None) -> os.stat_result:
     try:
-        return os.stat(path)
+        return os.stat(path, dir_fd=dir_fd, follow_symlinks=False)
     except OSError:
         return os.stat_result((0,) * 10)
 
 
-def _remove(path: Path) -> bool:
+def _remove(path: Path | str, dir_fd: int | None = None) -> bool:
     try:
-        os.unlink(path)
+        os.unlink(path, dir_fd=dir_fd)
     except OSError:
         return False
     return True
+
+
+class NotOwnDirectoryError(OSError):
+    """A directory spanbatch keeps spill files in that is a link, not a directory, or another user's."""
+
+
+def _own_directory(directory: Path) -> None:
+    """``NotOwnDirectoryError`` unless ``directory`` is a real directory (not a link to one) of this user's: what is
+    written, swept and evicted there must never land elsewhere (a shared spill directory may be written by others)."""
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise NotOwnDirectoryError(
+            errno.EPERM, "not a directory of this user's own (a link, or another's)", str(directory)
+        )
+
+
+@contextmanager
+def _own_directory_open(directory: Path) -> Iterator[int]:
+    """A descriptor of ``directory`` opened without following a link, for the calls made relative to it: one
+    replaced by a link meanwhile is not followed either."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        yield fd
+    finally:
+        os.close(fd)

@@ -45,6 +45,21 @@ def decode(data: bytes) -> tuple[bytes, int]:
     return payload, spans
 
 
+def read_file(fd: int) -> tuple[bytes, int]:
+    """``decode`` of an open spill file, its header checked against the file's size before the payload is read: a
+    large file that is no spill file (planted, or another program's) is never read whole."""
+    header = os.pread(fd, HEADER.size, 0)
+    size = os.fstat(fd).st_size
+    if len(header) < HEADER.size:
+        raise CorruptFile(f"{size} bytes, shorter than a header")
+    magic, version, _flags, _spans, length, _crc = HEADER.unpack(header)
+    if magic != MAGIC:
+        raise CorruptFile("not a spill file")
+    if version <= VERSION and size - HEADER.size != length:
+        raise CorruptFile(f"{size - HEADER.size} bytes of payload where the header says {length}")
+    return decode(read_all(fd))
+
+
 def read_all(fd: int) -> bytes:
     chunks = []
     while chunk := os.read(fd, 1 << 20):
