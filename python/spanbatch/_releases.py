@@ -3,28 +3,48 @@ releases spanbatch supports: the one way spanbatch tells them apart, decided onc
 
 from __future__ import annotations
 
+import re
 from importlib import metadata
 
 OTLP_ENCODER = "opentelemetry-exporter-otlp-proto-common"
 
 
-def installed_release(distribution: str) -> tuple[int, int] | None:
-    """``(major, minor)`` of ``distribution``; None when it is not installed or its version is not numeric."""
+def installed_version(distribution: str) -> tuple[int, ...] | None:
+    """The numbers of ``distribution``'s version, each part's leading digits (``1.46.0rc1``: ``(1, 46, 0)``); None
+    when it is not installed or its version does not start with two numbers."""
     try:
-        parts = metadata.version(distribution).split(".")[:2]
+        parts = metadata.version(distribution).split(".")
     except metadata.PackageNotFoundError:
         return None
-    if len(parts) < 2 or not all(part.isdigit() for part in parts):
-        return None
-    return int(parts[0]), int(parts[1])
+    numbers = []
+    for part in parts:
+        digits = re.match(r"\d+", part)
+        if digits is None:
+            break
+        numbers.append(int(digits.group()))
+        if len(digits.group()) < len(part):
+            break
+    return tuple(numbers) if len(numbers) >= 2 else None
+
+
+def installed_release(distribution: str) -> tuple[int, int] | None:
+    """``(major, minor)`` of ``distribution``; None when it is not installed or its version is not numeric."""
+    version = installed_version(distribution)
+    return None if version is None else (version[0], version[1])
+
+
+def require_release(distribution: str, oldest: tuple[int, ...], module: str, requirement: str, extra: str) -> None:
+    """ImportError, with the install line, when the installed ``distribution`` is older than ``oldest`` (to the patch
+    release); an unknown one is let through (not installed as a distribution: the stock import says what is
+    missing)."""
+    installed = installed_version(distribution)
+    if installed is not None and installed < oldest:
+        raise ImportError(
+            f"{module} needs {requirement} (installed: {distribution} {metadata.version(distribution)}): "
+            f"pip install 'spanbatch[{extra}]'"
+        )
 
 
 def require_stock_encoder(oldest: tuple[int, int], module: str, requirement: str, extra: str) -> None:
-    """ImportError, with the install line, when the installed stock OTLP encoder is older than ``oldest``;
-    an unknown one is let through (not installed as a distribution: the stock import says what is missing)."""
-    installed = installed_release(OTLP_ENCODER)
-    if installed is not None and installed < oldest:
-        raise ImportError(
-            f"{module} needs {requirement} (installed: {OTLP_ENCODER} {metadata.version(OTLP_ENCODER)}): "
-            f"pip install 'spanbatch[{extra}]'"
-        )
+    """``require_release`` of the stock OTLP encoder."""
+    require_release(OTLP_ENCODER, oldest, module, requirement, extra)

@@ -29,7 +29,7 @@ try:
     from opentelemetry.exporter.otlp.proto.http._common import RequestPayloadTooLargeError, _is_request_too_large
 except ImportError as error:  # the stock exporter before 1.45 has another shape, without these hooks
     raise ImportError(
-        "spanbatch.exporter.OTLPSpanExporter needs opentelemetry-exporter-otlp-proto-http>=1.45.2 "
+        "spanbatch.exporter's OTLP/HTTP exporters need opentelemetry-exporter-otlp-proto-http>=1.45.2 "
         "(Python >= 3.10): pip install 'spanbatch[otlp-http]'"
     ) from error
 from opentelemetry.exporter.http.transport._base import BaseHTTPTransport
