@@ -9,6 +9,7 @@ import pytest
 import spanbatch
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from spanbatch import _metrics
 
 from tests.helpers import PROCESSORS, HangingExporter, RecordingExporter, end_spans, make_span
 from tests.helpers.metrics import metric_points
@@ -90,3 +91,13 @@ def scopes(processor_cls: Any) -> set[tuple[str, str | None]]:
 def test_metrics_are_under_the_stock_meter_scope() -> None:
     # Dashboards and views select the processor's metrics by this scope.
     assert scopes(spanbatch.BatchSpanProcessor) == scopes(PROCESSORS["stock"]) == {("opentelemetry-sdk", None)}
+
+
+def test_with_an_sdk_whose_processors_always_record_them_they_are_on_without_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # SDK 1.41 records its processors' metrics with or without OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED (the variable
+    # came in 1.42): switching to spanbatch there lost them (revY). The installed release stood in for.
+    monkeypatch.delenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", raising=False)
+    monkeypatch.setattr(_metrics, "_SDK_RECORDS_ALWAYS", True)
+    assert "otel.sdk.processor.span.processed" in run(spanbatch.BatchSpanProcessor, 3)

@@ -34,7 +34,7 @@ logger = logging.getLogger("spanbatch")
 # The name of this configurator's entry point (pyproject.toml), which OTEL_PYTHON_CONFIGURATOR selects.
 ENTRY_POINT_NAME = "spanbatch"
 _OTEL_CONFIG_FILE = "OTEL_CONFIG_FILE"
-# SDKs before 1.45 build the usual pipeline whatever OTEL_CONFIG_FILE says.
+# SDKs before 1.43 build the usual pipeline whatever OTEL_CONFIG_FILE says.
 _SDK_READS_CONFIG_FILE = hasattr(sdk_configuration, _OTEL_CONFIG_FILE)
 
 _warned_config_file = False

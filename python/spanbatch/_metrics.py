@@ -27,9 +27,13 @@ from spanbatch import _settings
 from spanbatch._core import DROP_REASONS, BatchCore, Stats
 from spanbatch._fork import PerProcess
 from spanbatch._lane import Lane, weak_method
+from spanbatch._releases import installed_release
 from spanbatch._setting import read
 from spanbatch._signals import Signal
 
+# SDK 1.41's processors record their metrics always; from 1.42 only with OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED
+# (before 1.41 they have none, and spanbatch's record theirs with it too).
+_SDK_RECORDS_ALWAYS = installed_release("opentelemetry-sdk") == (1, 41)
 # The stock processor's meter: dashboards and views select its metrics by this scope.
 _METER_NAME = "opentelemetry-sdk"
 # The reasons that drop items straight from the queue, as the semantic conventions' error.type.
@@ -57,7 +61,7 @@ _numbers = _component_numbers()
 
 
 def internal_metrics_enabled() -> bool:
-    return read(_settings.INTERNAL_METRICS)
+    return _SDK_RECORDS_ALWAYS or read(_settings.INTERNAL_METRICS)
 
 
 def component_name(signal: Signal) -> str:
