@@ -169,10 +169,13 @@ class SpillStore:
         return True
 
     def _make_directories(self) -> None:
-        """This store's directory and its ``tmp/``, made for this user alone (the directory given above them as the
-        umask makes it); ``OSError`` if either is not a real directory of this user's (see ``_own_directory``)."""
+        """This store's directory and its ``tmp/``, made for this user alone; ``OSError`` if either is not a real
+        directory of this user's (see ``_own_directory``)."""
+        # The directory given, if missing, is made this user's alone too: a listing of it shows each backend's
+        # name, a digest of its endpoint and headers that a weak password in them could be guessed from.
+        self.directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         for directory in (self.directory, self.directory / TEMP_DIR):
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            directory.mkdir(mode=0o700, exist_ok=True)
             _own_directory(directory)
 
     def _unwritable(self, error: OSError) -> None:
