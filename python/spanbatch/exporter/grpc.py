@@ -121,8 +121,15 @@ class CutShortError(grpc.RpcError):  # type: ignore[misc]  # grpc ships no types
 def _answer_by(call: Any, request: bytes, metadata: Any, timeout: float | None, cutoff: Cutoff) -> Any:
     """The answer to ``call``, as its blocking form gives it, unless the exit's ``cutoff`` comes first: looked at
     while it waits, since one set after the call began still ends it. Past the cut-off, nothing is sent."""
-    if cutoff.left() == 0.0:
+    left = cutoff.left()
+    if left == 0.0:
         raise CutShortError()
+    if left is not None:
+        # A call begun once exit is under way: the cut-off, known now, bounds the blocking form as well. Not a
+        # future: its answer comes through the channel's spin thread, which CPython 3.12+ cannot start once
+        # interpreter shutdown has begun (atexit), and the call, made all the same, never ended: the channel's
+        # close at shutdown waited for it for good (a spilling exporter's first send at exit hung the process).
+        return call(request, metadata=metadata, timeout=left if timeout is None else min(timeout, left))
     future = call.future(request, metadata=metadata, timeout=timeout)
     failure: grpc.RpcError | None = None
     try:
