@@ -7,7 +7,7 @@ How a setting is read and checked is ``spanbatch._setting``: ``read(_settings.DE
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal, TypedDict
+from typing import Literal, NamedTuple, TypedDict
 
 from spanbatch._dataclass_repr import repr_of
 from spanbatch._setting import LARGEST_QUEUE_SIZE, Setting
@@ -215,6 +215,32 @@ HTTP_LOGS_CREDENTIAL_PROVIDER: Setting[str | None] = Setting(
     None,
 )
 
+
+class GrpcCredentialVariables(NamedTuple):
+    """Where the stock OTLP/gRPC exporters take their channel credentials from when given none: a provider (an
+    entry point's, which spanbatch cannot read), else certificate files (which key a spill subdirectory)."""
+
+    provider: Setting[str | None]
+    certificate: Setting[str | None]
+    client_key: Setting[str | None]
+    client_certificate: Setting[str | None]
+
+
+def _grpc_credentials(signal: str) -> GrpcCredentialVariables:
+    def text(variable: str) -> Setting[str | None]:
+        return Setting((variable,), "text", None)
+
+    return GrpcCredentialVariables(
+        text(f"OTEL_PYTHON_EXPORTER_OTLP_GRPC_{signal}CREDENTIAL_PROVIDER"),
+        text(f"OTEL_EXPORTER_OTLP_{signal}CERTIFICATE"),
+        text(f"OTEL_EXPORTER_OTLP_{signal}CLIENT_KEY"),
+        text(f"OTEL_EXPORTER_OTLP_{signal}CLIENT_CERTIFICATE"),
+    )
+
+
+# The general ones, and each signal's (read first, as the stock exporter does, when its certificate is set).
+GRPC_CREDENTIALS = {signal: _grpc_credentials(signal) for signal in ("", "TRACES_", "LOGS_")}
+
 SETTINGS: tuple[Setting[object], ...] = (
     *BATCH,
     *BACKEND_BATCH,
@@ -235,4 +261,5 @@ SETTINGS: tuple[Setting[object], ...] = (
     LOGS_EXPORTER,
     HTTP_CREDENTIAL_PROVIDER,
     HTTP_LOGS_CREDENTIAL_PROVIDER,
+    *(setting for variables in GRPC_CREDENTIALS.values() for setting in variables),
 )

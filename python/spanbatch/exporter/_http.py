@@ -51,6 +51,7 @@ from spanbatch.exporter import _limits
 from spanbatch.exporter._cutoff import Cutoff
 from spanbatch.exporter._deadline import Deadline
 from spanbatch.exporter._declared import DeclaredEncoder
+from spanbatch.exporter._session_identity import http_identity
 from spanbatch.exporter._spilling import Spiller, spiller_for, spills_of
 from spanbatch.exporter._transport import NativeHTTPResult, NativeHTTPTransport, NotSentError, may_have_arrived
 from spanbatch.exporter._unsent import count_failed, count_left_out, count_unsent
@@ -164,6 +165,7 @@ class RustEncodedHTTP:
         max_export_batch_bytes: int | None = None,
         spill_dir: str | os.PathLike[str] | None = None,
         spill_max_bytes: int | None = None,
+        spill_key: str | None = None,
         _transport: BaseHTTPTransport | None = None,
     ) -> None:
         requested = _limits.checked(max_export_batch_bytes)  # before the stock constructor opens anything
@@ -197,6 +199,8 @@ class RustEncodedHTTP:
         # Same object, same settings; only ``_compress`` changes (see _RustCompressingClient).
         if type(self._client) is _http._OTLPHTTPClient:
             self._client.__class__ = _RustCompressingClient
+        # Read from the stock transport, before Rust's may take its place: what the requests are sent as.
+        identity = http_identity(self._client._transport, self._endpoint, self._client._headers)
         # A transport the caller gave is theirs to keep: requests go through it, not from Rust.
         self._native = None if _transport is not None else native_transport_for(self, session)
         # The replay thread's own connections, made when first needed: a pool shared with the exports would hand
@@ -212,8 +216,9 @@ class RustEncodedHTTP:
             spill_max_bytes,
             protocol="http",
             endpoint=self._endpoint,
-            headers=self._client._headers,  # what replays send (with the compression, already in them)
+            identity=identity,  # what replays send as (the headers with the compression, already in them)
             compression=self._client._compression.value,
+            spill_key=spill_key,
             send_once=self._send_spilled,
             cutoff=self._cutoff,
         )

@@ -32,6 +32,7 @@ from spanbatch._setting import checked_argument, read
 from spanbatch._spill import Sent, SpillCounts, SpillStore
 from spanbatch._threads import Wakeup, WorkerThread, shared_rlock, start_thread
 from spanbatch.exporter._cutoff import Cutoff
+from spanbatch.exporter._spill_identity import Identity
 
 logger = logging.getLogger("spanbatch")
 
@@ -67,10 +68,17 @@ _CLIENT_HEADERS = frozenset({"user-agent", "content-type"})
 
 
 def backend_directory(
-    root: Path, protocol: str, endpoint: str, headers: Headers = (), compression: str = "none"
+    root: Path,
+    protocol: str,
+    endpoint: str,
+    headers: Headers = (),
+    compression: str = "none",
+    *,
+    keyed: Mapping[str, object] | None = None,
 ) -> Path:
-    """One subdirectory per backend and per what its requests carry (headers: a tenant's key; compression),
-    so that a shared directory never replays a request to another backend, nor with another's headers."""
+    """One subdirectory per backend and per what its requests carry (headers: a tenant's key; compression; ``keyed``:
+    whatever else says who they are sent as, see ``_spill_identity``), so that a shared directory never replays a
+    request to another backend, nor as another tenant."""
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     # Text as it is (the names given so far); anything else, such as gRPC's binary metadata (bytes), by its repr.
     kept = sorted(
@@ -79,7 +87,9 @@ def backend_directory(
         if name.lower() not in _CLIENT_HEADERS
     )
     identity = f"{protocol} {endpoint}"
-    if kept or compression != "none":  # without either, the name spanbatch gave before it keyed them
+    if keyed:  # the names of releases before this one for exporters with nothing more to key (below)
+        identity += "\n" + json.dumps([compression, kept, keyed], sort_keys=True, default=repr)
+    elif kept or compression != "none":  # without either, the name spanbatch gave before it keyed them
         identity += "\n" + json.dumps([compression, kept])
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
     return root / f"{protocol}-{digest}"
@@ -448,22 +458,51 @@ def spiller_for(
     *,
     protocol: str,
     endpoint: str,
-    headers: Headers,
+    identity: Identity,
     compression: str,
+    spill_key: str | None,
     send_once: Callable[[bytes], Sent],
     cutoff: Cutoff,
 ) -> Spiller | None:
-    """The exporter's spiller, or None when no spill directory is set (argument, else ``SPANBATCH_SPILL_DIR``).
+    """The exporter's spiller, or None when no spill directory is set (argument, else ``SPANBATCH_SPILL_DIR``), or
+    when what its requests are sent as cannot be read and no ``spill_key`` stands for it (told once).
 
-    A bad ``max_bytes`` raises either way: whether a directory is set may differ where the code runs."""
+    A bad ``max_bytes`` or ``spill_key`` raises either way: whether a directory is set may differ where the code
+    runs."""
     cap = None if max_bytes is None else checked_argument(_settings.SPILL_MAX_BYTES, max_bytes)
+    if spill_key is not None and (not isinstance(spill_key, str) or not spill_key):
+        raise ValueError(f"spill_key must be a non-empty string, not {spill_key!r}")
     root = spill_directory(spill_dir)
     if root is None:
         return None
+    keyed = dict(identity.keyed)
+    if spill_key is not None:
+        keyed["spill_key"] = spill_key
+    elif identity.unreadable is not None:
+        _refuse_once(protocol, endpoint, identity.unreadable)
+        return None
     if cap is None:
         cap = read(_settings.SPILL_MAX_BYTES)
-    store = SpillStore(backend_directory(root, protocol, endpoint, headers, compression), cap)
+    store = SpillStore(backend_directory(root, protocol, endpoint, identity.headers, compression, keyed=keyed), cap)
     return Spiller(store, send_once, cutoff)
+
+
+_refused: set[tuple[str, str, str]] = set()  # told of once per process: an exporter may be made per request
+
+
+def _refuse_once(protocol: str, endpoint: str, unreadable: str) -> None:
+    if (protocol, endpoint, unreadable) in _refused:
+        return
+    _refused.add((protocol, endpoint, unreadable))
+    logger.warning(
+        "No disk spill for the %s exporter to %s: it sends with %s, which spanbatch cannot read to keep its spilled"
+        " requests apart from other exporters' (another tenant's would be replayed with its credentials). Its failed"
+        " requests fail as without a spill directory. Give it spill_key=, a name for whom it sends as, the same in"
+        " every process and for no other credentials, to spill.",
+        protocol,
+        endpoint,
+        unreadable,
+    )
 
 
 @contextmanager

@@ -36,6 +36,7 @@ from spanbatch.exporter._cutoff import Cutoff
 from spanbatch.exporter._deadline import Deadline
 from spanbatch.exporter._declared import DeclaredEncoder
 from spanbatch.exporter._shared_channel import Channels, SharedChannel
+from spanbatch.exporter._spill_identity import Identity, grpc_identity
 from spanbatch.exporter._spilling import spill_directory, spiller_for, spills_of
 from spanbatch.exporter._unsent import count_left_out, count_unsent
 
@@ -225,6 +226,7 @@ class RustEncodedGRPC:
     # What each subclass names: its encoder, the service method its requests go to and the response.
     _encoder_class: ClassVar[type[SpanEncoder | LogEncoder]]
     _method: ClassVar[str]
+    _variables_signal: ClassVar[str]  # the signal as the stock variables name it (OTEL_EXPORTER_OTLP_<signal>_...)
     _response: ClassVar[type[Any]]
     # The stock exporter's own attributes.
     _client: _EncodedServiceStub  # made by the stock code with ``_stub``
@@ -251,6 +253,7 @@ class RustEncodedGRPC:
         max_export_batch_bytes: int | None = None,
         spill_dir: str | os.PathLike[str] | None = None,
         spill_max_bytes: int | None = None,
+        spill_key: str | None = None,
     ) -> None:
         limit = _limits.max_export_batch_bytes(_limits.checked(max_export_batch_bytes), _limits.GRPC_DEFAULT_BYTES)
         # The channel refuses to send a larger message whatever the server takes: no part may be larger.
@@ -280,12 +283,26 @@ class RustEncodedGRPC:
                 spill_max_bytes,
                 protocol="grpc",
                 endpoint=f"{self._endpoint}{self._method}",
-                headers=self._headers,  # what replays send, as the metadata of each call
+                identity=self._spill_identity(credentials, channel_options),
                 compression=_compression_name(getattr(self, "_compression", None)),
+                spill_key=spill_key,
                 send_once=self._send_spilled,
                 cutoff=self._cutoff,
             )
         )
+
+    def _spill_identity(
+        self, credentials: grpc.ChannelCredentials | None, channel_options: Iterable[tuple[str, Any]] | None
+    ) -> Identity:
+        """What replays send as: the metadata of each call, the channel's options and credentials."""
+        identity = grpc_identity(
+            insecure=bool(getattr(self, "_insecure", True)),
+            credentials_given=credentials is not None,
+            signal=self._variables_signal,
+            channel_options=channel_options,
+        )
+        identity.headers = list(self._headers)
+        return identity
 
     @property
     def max_export_batch_bytes(self) -> int | None:
@@ -481,6 +498,7 @@ class OTLPSpanExporter(RustEncodedGRPC, _stock.OTLPSpanExporter):  # type: ignor
 
     _encoder_class = SpanEncoder
     _method = _EXPORT_METHOD
+    _variables_signal = "TRACES"
     _response = ExportTraceServiceResponse
 
     span_encoder = DeclaredEncoder(SpanEncoder)
@@ -502,6 +520,7 @@ class OTLPLogExporter(RustEncodedGRPC, _stock_logs.OTLPLogExporter):  # type: ig
 
     _encoder_class = LogEncoder
     _method = _EXPORT_LOGS_METHOD
+    _variables_signal = "LOGS"
     _response = ExportLogsServiceResponse
 
     log_encoder = DeclaredEncoder(LogEncoder)
