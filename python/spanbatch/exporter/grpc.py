@@ -290,6 +290,10 @@ class RustEncodedGRPC:
                 cutoff=self._cutoff,
             )
         )
+        if self._spiller is None:
+            # Refused (credentials it cannot read): no cut-off either, which nothing would set at exit, and its calls
+            # go the blocking way as without a spill directory (a future's spin thread cannot start then on 3.12+).
+            self._cutoff = None
 
     def _spill_identity(
         self, credentials: grpc.ChannelCredentials | None, channel_options: Iterable[tuple[str, Any]] | None
