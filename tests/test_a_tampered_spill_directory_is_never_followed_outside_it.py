@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from spanbatch._spill import CORRUPT_DIR, TEMP_DIR, Sent, SpillStore
+from spanbatch._spill_file import encode
 
 from tests.helpers.spill import replayed
 
@@ -136,3 +137,42 @@ def test_a_fifo_in_tmp_neither_hangs_the_store_nor_a_fork(tmp_path: Path) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "made, forked"
+
+
+def test_a_store_whose_directory_was_replaced_by_a_link_goes_no_further(tmp_path: Path) -> None:
+    # Replaced after the store was made (revZ: removed empty at another process's shutdown, then a link put in its
+    # place by whoever can write the directory given): the sweep deleted every old file of the link's target/tmp,
+    # and writes landed there. Everything now goes through a descriptor of the store's own directory.
+    victim = tmp_path / "victim"
+    (victim / TEMP_DIR).mkdir(parents=True)
+    for name in ("key.pem", "notes.txt"):
+        (victim / TEMP_DIR / name).write_bytes(b"precious " * 100)
+        os.utime(victim / TEMP_DIR / name, (0, 0))
+    backend = tmp_path / "spill" / "http-0123456789abcdef"
+    store = SpillStore(backend, MB)
+    (backend / TEMP_DIR).rmdir()
+    backend.rmdir()
+    backend.symlink_to(victim)
+    assert not store.write(b"a request", 1)
+    assert replayed(store) == []
+    assert sorted(p.name for p in victim.rglob("*")) == ["key.pem", "notes.txt", TEMP_DIR]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="plants a file as another user: needs root")
+def test_a_file_another_user_planted_in_a_directory_left_open_is_not_sent(tmp_path: Path) -> None:
+    # An earlier release made the directories under the umask (0775 at 002): a group member could plant a request,
+    # which went out with this exporter's credentials (revZ). The store closes them to others and does not send
+    # another user's file.
+    backend = tmp_path / "spill" / "http-0123456789abcdef"
+    (backend / TEMP_DIR).mkdir(parents=True)
+    for directory in (backend, backend / TEMP_DIR):
+        directory.chmod(0o775)
+    planted = backend / "00000000000000000001-1-00000000.spill"
+    planted.write_bytes(encode(b"forged", 1))
+    os.chown(planted, 65534, 65534)
+    store = SpillStore(backend, MB)
+    assert store.write(b"mine", 1)
+    assert replayed(store) == [b"mine"]
+    assert (backend / CORRUPT_DIR / planted.name).exists()
+    for directory in (backend, backend / TEMP_DIR):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory

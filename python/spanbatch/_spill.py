@@ -174,9 +174,13 @@ class SpillStore:
         # The directory given, if missing, is made this user's alone too: a listing of it shows each backend's
         # name, a digest of its endpoint and headers that a weak password in them could be guessed from.
         self.directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for directory in (self.directory, self.directory / TEMP_DIR):
-            directory.mkdir(mode=0o700, exist_ok=True)
-            _own_directory(directory)
+        with suppress(FileExistsError):
+            self.directory.mkdir(mode=0o700)
+        with _own_directory(self.directory) as home:
+            with suppress(FileExistsError):
+                os.mkdir(TEMP_DIR, 0o700, dir_fd=home)
+            with _own_directory(TEMP_DIR, home):
+                pass
 
     def _unwritable(self, error: OSError) -> None:
         if not self._warned_unwritable:
@@ -216,7 +220,7 @@ class SpillStore:
             self._tally.add(name, len(data))
             # Unlocked once renamed into place, it may have been listed, delivered and uncounted since by the
             # replay thread: counted only if still there (a removal uncounts it under this lock, after deleting it).
-            if not os.path.exists(self.directory / name):
+            if not self._exists(name):
                 self._tally.remove(name)
         self._count(spilled=spans)
         self._evict_over_cap(began)
@@ -232,7 +236,7 @@ class SpillStore:
 
     def _write_file(self, data: bytes, newest: int) -> str:
         """Write ``data`` to a new file named after the write time ``newest`` (see ``_next_stamp``); its name."""
-        with _own_directory_open(self.directory / TEMP_DIR) as temp_dir:
+        with _own_directory(self.directory) as home, _own_directory(TEMP_DIR, home) as temp_dir:
             for _ in range(3):
                 name = f"{self._next_stamp(newest):020d}-{os.getpid()}-{next(self._sequence):08d}" + SUFFIX
                 temp = name + TEMP_SUFFIX
@@ -247,7 +251,7 @@ class SpillStore:
                     while view:
                         view = view[os.write(fd, view) :]
                     os.fsync(fd)
-                    os.rename(temp, self.directory / name, src_dir_fd=temp_dir)
+                    os.rename(temp, name, src_dir_fd=temp_dir, dst_dir_fd=home)
                     return name
                 except OSError:
                     _remove(temp, temp_dir)
@@ -283,7 +287,7 @@ class SpillStore:
                     continue
                 name = oldest.name
                 if oldest.aside:
-                    _remove(self.directory / CORRUPT_DIR / name)  # gone already or not, it is no longer counted
+                    self._remove_here(name, CORRUPT_DIR)  # gone already or not, it is no longer counted
                     with self._tally_lock:
                         self._tally.remove_aside(name)
                     continue
@@ -296,17 +300,18 @@ class SpillStore:
 
     def _evict(self, name: str) -> Literal["evicted", "held", "gone"]:
         """Delete one waiting file and count it; "held" if being replayed (its replayer deletes it)."""
-        path = self.directory / name
-        with self._claimed(path) as fd:
+        with self._claimed(name) as fd:
             if fd is None:
-                return "held" if path.exists() else "gone"
+                return "held" if self._exists(name) else "gone"
             spans = span_count(fd)
-            _remove(path)
+            self._remove_here(name)
         with self._tally_lock:
             self._tally.remove(name)
         if spans is None:  # not a whole spill file: no spans to count as evicted
             self._count(corrupt=1)
-            logger.warning("Spill directory over %d bytes: removed the unusable %s.", self.max_bytes, path)
+            logger.warning(
+                "Spill directory over %d bytes: removed the unusable %s.", self.max_bytes, self.directory / name
+            )
         else:
             self._count(evicted=spans)
             self._warn_evicted(1, spans)
@@ -340,10 +345,11 @@ class SpillStore:
         credential (a rotating token names a directory of its own) left two for good. Another process's store that
         uses it makes it again at its next write; one holding anything, a file being written included, stays."""
         with suppress(OSError):
-            if any(entry != TEMP_DIR for entry in os.listdir(self.directory)):
-                return
-            (self.directory / TEMP_DIR).rmdir()
-            self.directory.rmdir()
+            with _own_directory(self.directory) as home:
+                if any(entry != TEMP_DIR for entry in os.listdir(home)):
+                    return
+                os.rmdir(TEMP_DIR, dir_fd=home)
+            self.directory.rmdir()  # a link put in its place meanwhile is not removed (nor followed)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -355,9 +361,10 @@ class SpillStore:
         """The stored files' names (``under`` a subdirectory: those moved there), oldest first: no ``Path``
         nor ``stat`` each, a directory may hold many."""
         try:
-            with _own_directory_open(self.directory / under) as directory, os.scandir(directory) as entries:
+            with self._here(under) as directory, os.scandir(directory) as entries:
                 # Regular files only: a link or a FIFO named like one is not this store's (planted, or another
-                # backend's file linked in, which would go with this one's credentials).
+                # backend's file linked in, which would go with this one's credentials). Another user's is moved aside
+                # when replayed (``_replay_one``): looking here would cost a stat per file.
                 return sorted(
                     entry.name
                     for entry in entries
@@ -365,6 +372,28 @@ class SpillStore:
                 )
         except OSError:
             return []
+
+    @contextmanager
+    def _here(self, under: str = "") -> Iterator[int]:
+        """This store's directory (``under``: its subdirectory), opened as ``_own_directory`` opens it."""
+        with _own_directory(self.directory) as home:
+            if not under:
+                yield home
+                return
+            with _own_directory(under, home) as directory:
+                yield directory
+
+    def _exists(self, name: str, under: str = "") -> bool:
+        try:
+            with self._here(under) as directory:
+                os.stat(name, dir_fd=directory, follow_symlinks=False)
+        except OSError:
+            return False
+        return True
+
+    def _remove_here(self, name: str, under: str = "") -> None:
+        with suppress(OSError), self._here(under) as directory:
+            os.unlink(name, dir_fd=directory)
 
     def _sync(self) -> list[str]:
         """Recount the tally from listings of the directory and of ``corrupt/``; the names waiting, oldest first."""
@@ -381,7 +410,8 @@ class SpillStore:
 
     def _size_of(self, name: str, aside: bool) -> int | None:
         try:
-            return os.stat(self.directory / (CORRUPT_DIR if aside else "") / name).st_size
+            with self._here(CORRUPT_DIR if aside else "") as directory:
+                return os.stat(name, dir_fd=directory, follow_symlinks=False).st_size
         except OSError:  # gone since it was listed
             return None
 
@@ -405,92 +435,99 @@ class SpillStore:
     def _replay_pass(self, send: Callable[[bytes], Sent], stopped: Callable[[], bool]) -> int:
         self._sweep_temp_files()
         names = self._sync()
-        files = [self.directory / name for name in names]
         listed = set(names)
         for name in [name for name in self._failures if name not in listed]:
             del self._failures[name]
-        first = [path for path in files if self._failures.get(path.name, 0) < PASS_OVER_AFTER]
+        first = [name for name in names if self._failures.get(name, 0) < PASS_OVER_AFTER]
         # Least answered busy first (sorted keeps the oldest first on ties): they take turns behind the rest.
         passed_over = sorted(
-            (path for path in files if self._failures.get(path.name, 0) >= PASS_OVER_AFTER),
-            key=lambda path: self._failures[path.name],
+            (name for name in names if self._failures.get(name, 0) >= PASS_OVER_AFTER),
+            key=lambda name: self._failures[name],
         )
         delivered = 0
-        for path in first + passed_over:
+        for name in first + passed_over:
             if stopped():
                 break
-            outcome = self._replay_one(path, send)
+            outcome = self._replay_one(name, send)
             if outcome is Sent.RETRY_LATER or outcome is Sent.UNREACHABLE:  # busy or down: one such answer a pass
                 break
             delivered += outcome is Sent.DELIVERED
         return delivered
 
-    def _replay_one(self, path: Path, send: Callable[[bytes], Sent]) -> Sent | None:
+    def _replay_one(self, name: str, send: Callable[[bytes], Sent]) -> Sent | None:
         """Send one stored file; None if it was not sent (held elsewhere, unreadable, newer)."""
-        with self._claimed(path) as fd:
+        with self._claimed(name) as fd:
             if fd is None:
+                return None
+            if os.fstat(fd).st_uid != os.geteuid():  # planted (before the directory was closed to others)
+                self._quarantine(name, "is another user's file, not sent")
                 return None
             try:
                 payload, spans = read_file(fd)
             except NewerVersion:
                 return None
             except (CorruptFile, OSError) as error:
-                self._quarantine(path, f"is unusable ({error})")
+                self._quarantine(name, f"is unusable ({error})")
                 return None
             outcome = send(payload)
             # Busy says nothing of this file, but it must not hold up the rest. UNREACHABLE (down) counts
             # against no file: it was no answer, and the file stays first.
             if outcome is Sent.RETRY_LATER:
-                self._failures[path.name] = self._failures.get(path.name, 0) + 1
+                self._failures[name] = self._failures.get(name, 0) + 1
             elif outcome is Sent.REJECTED:
-                self._quarantine(path, "is unusable (the backend refused it)")
+                self._quarantine(name, "is unusable (the backend refused it)")
             elif outcome is Sent.UNCONFIRMED:
-                self._quarantine(path, "was sent, but its answer could not be read (the backend may have it)")
+                self._quarantine(name, "was sent, but its answer could not be read (the backend may have it)")
             elif outcome is Sent.DELIVERED:
-                _remove(path)
+                self._remove_here(name)
                 with self._tally_lock:
-                    self._tally.remove(path.name)
+                    self._tally.remove(name)
                 self._count(replayed=spans)
             return outcome
 
     @contextmanager
-    def _claimed(self, path: Path) -> Iterator[int | None]:
-        """An open, exclusively locked descriptor of ``path``; None if another holds it or it is gone."""
+    def _claimed(self, name: str) -> Iterator[int | None]:
+        """An open, exclusively locked descriptor of the stored file ``name``; None if another holds it, it is gone,
+        or it is no regular file."""
         try:
-            fd = _open(path, os.O_RDONLY)
+            with self._here() as home:
+                fd = _open(name, os.O_RDONLY, dir_fd=home)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    same = os.path.samestat(os.fstat(fd), _stat(name, home))
+                except OSError:  # locked elsewhere, or deleted since it was opened
+                    same = False
         except OSError:
             yield None
             return
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                same = os.path.samestat(os.fstat(fd), os.stat(path))
-            except OSError:  # locked elsewhere, or deleted since it was opened
-                same = False
             yield fd if same else None
         finally:
             _close(fd)
 
-    def _quarantine(self, path: Path, what: str) -> None:
-        """Moves ``path`` aside for good, counted as corrupt; the warning says what happened to it (``what``)."""
+    def _quarantine(self, name: str, what: str) -> None:
+        """Moves the stored file ``name`` aside for good, counted as corrupt; the warning says what happened to it
+        (``what``)."""
         self._count(corrupt=1)
-        logger.warning("Spill file %s %s; moved to %s/.", path, what, CORRUPT_DIR)
+        logger.warning("Spill file %s %s; moved to %s/.", self.directory / name, what, CORRUPT_DIR)
         try:
-            (self.directory / CORRUPT_DIR).mkdir(mode=0o700, exist_ok=True)
-            _own_directory(self.directory / CORRUPT_DIR)
-            os.rename(path, self.directory / CORRUPT_DIR / path.name)
+            with self._here() as home:
+                with suppress(FileExistsError):
+                    os.mkdir(CORRUPT_DIR, 0o700, dir_fd=home)
+                with _own_directory(CORRUPT_DIR, home) as corrupt:
+                    os.rename(name, name, src_dir_fd=home, dst_dir_fd=corrupt)
         except OSError:
-            _remove(path)  # never replay it again, whatever it takes
+            self._remove_here(name)  # never replay it again, whatever it takes
             with self._tally_lock:
-                self._tally.remove(path.name)
+                self._tally.remove(name)
             return
         with self._tally_lock:
-            self._tally.set_aside(path.name)
+            self._tally.set_aside(name)
 
     def _sweep_temp_files(self) -> None:
         """Remove temp files whose writer died (nobody holds their lock), counting each as corrupt."""
         try:
-            with _own_directory_open(self.directory / TEMP_DIR) as temp_dir:
+            with self._here(TEMP_DIR) as temp_dir:
                 for name in os.listdir(temp_dir):
                     try:
                         fd = _open(name, os.O_RDONLY, dir_fd=temp_dir)
@@ -586,22 +623,24 @@ class NotOwnDirectoryError(OSError):
     """A directory spanbatch keeps spill files in that is a link, not a directory, or another user's."""
 
 
-def _own_directory(directory: Path) -> None:
-    """``NotOwnDirectoryError`` unless ``directory`` is a real directory (not a link to one) of this user's: what is
-    written, swept and evicted there must never land elsewhere (a shared spill directory may be written by others)."""
-    info = os.lstat(directory)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-        raise NotOwnDirectoryError(
-            errno.EPERM, "not a directory of this user's own (a link, or another's)", str(directory)
-        )
-
-
 @contextmanager
-def _own_directory_open(directory: Path) -> Iterator[int]:
-    """A descriptor of ``directory`` opened without following a link, for the calls made relative to it: one
-    replaced by a link meanwhile is not followed either."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+def _own_directory(directory: Path | str, dir_fd: int | None = None) -> Iterator[int]:
+    """A descriptor of ``directory`` (relative to ``dir_fd``), opened without following a link and checked to be this
+    user's own, for the calls made relative to it: what is written, read, swept and removed never lands elsewhere,
+    even if it was replaced meanwhile (a shared spill directory may be written by others). One an earlier release made
+    under a loose umask is closed to others (they could plant files there). ``NotOwnDirectoryError`` otherwise."""
     try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+        raise NotOwnDirectoryError(errno.EPERM, "a link or not a directory", str(directory)) from error
+    try:
+        info = os.fstat(fd)
+        if info.st_uid != os.geteuid():
+            raise NotOwnDirectoryError(errno.EPERM, "another user's directory", str(directory))
+        if stat.S_IMODE(info.st_mode) & 0o077:
+            os.fchmod(fd, 0o700)
         yield fd
     finally:
         os.close(fd)
