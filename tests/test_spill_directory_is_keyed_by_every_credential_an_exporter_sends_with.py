@@ -270,3 +270,14 @@ def _plain_exporters(root: Path) -> dict[str, Any]:
 @pytest.mark.parametrize("case", list(EARLIER_NAMES))
 def test_exporters_keying_nothing_more_keep_the_names_of_earlier_releases(case: str, tmp_path: Path) -> None:
     assert _directory(_plain_exporters(tmp_path)[case]()) == EARLIER_NAMES[case]
+
+
+def test_a_session_is_only_looked_at_with_a_spill_directory_and_any_requests_takes_is_taken(tmp_path: Path) -> None:
+    # requests sends bytes and str query keys alike (?tenant=a&key=v); sorted together they raised TypeError in the
+    # constructor, with a spill directory or not (revZ), where the stock exporter is made.
+    session = requests.Session()
+    session.params = {"tenant": "a", b"key": b"v"}
+    assert OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces", session=session)._spiller is None
+    exporter = OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces", session=session, spill_dir=tmp_path)
+    assert exporter._spiller is not None
+    exporter.shutdown()

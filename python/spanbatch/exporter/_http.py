@@ -19,6 +19,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
@@ -199,8 +200,8 @@ class RustEncodedHTTP:
         # Same object, same settings; only ``_compress`` changes (see _RustCompressingClient).
         if type(self._client) is _http._OTLPHTTPClient:
             self._client.__class__ = _RustCompressingClient
-        # Read from the stock transport, before Rust's may take its place: what the requests are sent as.
-        identity = http_identity(self._client._transport, self._endpoint, self._client._headers)
+        # Read from the stock transport as it is now (Rust's may take its place below), if a spill directory is set.
+        identity = partial(http_identity, self._client._transport, self._endpoint, self._client._headers)
         # A transport the caller gave is theirs to keep: requests go through it, not from Rust.
         self._native = None if _transport is not None else native_transport_for(self, session)
         # The replay thread's own connections, made when first needed: a pool shared with the exports would hand

@@ -37,7 +37,8 @@ def http_identity(transport: object, endpoint: str, headers: Mapping[str, str]) 
         identity.unreadable = f"its session's adapter ({', '.join(adapters)})"
     for name in ("params", "proxies"):
         if getattr(session, name):
-            identity.keyed[name] = repr(sorted(dict(getattr(session, name)).items()))
+            # By repr: requests takes bytes and str keys alike, which do not sort together.
+            identity.keyed[name] = sorted(repr(item) for item in dict(getattr(session, name)).items())
     cookies = sorted((cookie.domain, cookie.path, cookie.name, cookie.value) for cookie in session.cookies)
     if cookies:
         identity.keyed["cookies"] = cookies

@@ -458,14 +458,15 @@ def spiller_for(
     *,
     protocol: str,
     endpoint: str,
-    identity: Identity,
+    identity: Callable[[], Identity],  # read only if a spill directory is set
     compression: str,
     spill_key: str | None,
     send_once: Callable[[bytes], Sent],
     cutoff: Cutoff,
 ) -> Spiller | None:
     """The exporter's spiller, or None when no spill directory is set (argument, else ``SPANBATCH_SPILL_DIR``), or
-    when what its requests are sent as cannot be read and no ``spill_key`` stands for it (told once).
+    when what its requests are sent as (``identity()``) cannot be read and no ``spill_key`` stands for it (told
+    once).
 
     A bad ``max_bytes`` or ``spill_key`` raises either way: whether a directory is set may differ where the code
     runs."""
@@ -475,15 +476,16 @@ def spiller_for(
     root = spill_directory(spill_dir)
     if root is None:
         return None
-    keyed = dict(identity.keyed)
+    sent_as = identity()  # only now: nothing of a session's is looked at (nor a certificate read) without a spill
+    keyed = dict(sent_as.keyed)
     if spill_key is not None:
         keyed["spill_key"] = spill_key
-    elif identity.unreadable is not None:
-        _refuse_once(protocol, endpoint, identity.unreadable)
+    elif sent_as.unreadable is not None:
+        _refuse_once(protocol, endpoint, sent_as.unreadable)
         return None
     if cap is None:
         cap = read(_settings.SPILL_MAX_BYTES)
-    store = SpillStore(backend_directory(root, protocol, endpoint, identity.headers, compression, keyed=keyed), cap)
+    store = SpillStore(backend_directory(root, protocol, endpoint, sent_as.headers, compression, keyed=keyed), cap)
     return Spiller(store, send_once, cutoff)
 
 

@@ -16,6 +16,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import grpc
@@ -283,7 +284,7 @@ class RustEncodedGRPC:
                 spill_max_bytes,
                 protocol="grpc",
                 endpoint=f"{self._endpoint}{self._method}",
-                identity=self._spill_identity(credentials, channel_options),
+                identity=partial(self._spill_identity, credentials, channel_options),
                 compression=_compression_name(getattr(self, "_compression", None)),
                 spill_key=spill_key,
                 send_once=self._send_spilled,
