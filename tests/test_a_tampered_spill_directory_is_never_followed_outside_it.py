@@ -10,6 +10,7 @@ are read (links and FIFOs are passed over); a file whose header does not check o
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 import subprocess
@@ -169,10 +170,14 @@ def test_a_file_another_user_planted_in_a_directory_left_open_is_not_sent(tmp_pa
         directory.chmod(0o775)
     planted = backend / "00000000000000000001-1-00000000.spill"
     planted.write_bytes(encode(b"forged", 1))
+    os.truncate(planted, 2 * MB)  # over the cap: evictions came for the real requests instead (revZ2)
     os.chown(planted, 65534, 65534)
-    store = SpillStore(backend, MB)
-    assert store.write(b"mine", 1)
-    assert replayed(store) == [b"mine"]
-    assert (backend / CORRUPT_DIR / planted.name).exists()
+    with planted.open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_SH)  # its planter holds it, for good: no lock for the store to take
+        store = SpillStore(backend, MB)
+        assert store.write(b"mine", 1)
+        assert replayed(store) == [b"mine"]
+    assert store.counts().evicted == 0
+    assert not (backend / planted.name).exists()
     for directory in (backend, backend / TEMP_DIR):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory

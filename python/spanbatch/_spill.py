@@ -300,6 +300,8 @@ class SpillStore:
 
     def _evict(self, name: str) -> Literal["evicted", "held", "gone"]:
         """Delete one waiting file and count it; "held" if being replayed (its replayer deletes it)."""
+        if self._moved_aside_if_foreign(name):  # then evicted from there first, whoever holds its lock
+            return "gone"
         with self._claimed(name) as fd:
             if fd is None:
                 return "held" if self._exists(name) else "gone"
@@ -383,6 +385,19 @@ class SpillStore:
             with _own_directory(under, home) as directory:
                 yield directory
 
+    def _moved_aside_if_foreign(self, name: str) -> bool:
+        """Whether the stored file ``name`` is another user's (planted while an earlier release left the directory
+        open to others): moved aside then, never sent, and first evicted. Looked at before its lock, which its
+        planter may hold for good: locked elsewhere, it would be passed over for ever, its room counted."""
+        try:
+            with self._here() as home:
+                foreign = os.stat(name, dir_fd=home, follow_symlinks=False).st_uid != os.geteuid()
+        except OSError:
+            return False
+        if foreign:
+            self._quarantine(name, "is another user's file, not sent")
+        return foreign
+
     def _exists(self, name: str, under: str = "") -> bool:
         try:
             with self._here(under) as directory:
@@ -456,11 +471,10 @@ class SpillStore:
 
     def _replay_one(self, name: str, send: Callable[[bytes], Sent]) -> Sent | None:
         """Send one stored file; None if it was not sent (held elsewhere, unreadable, newer)."""
+        if self._moved_aside_if_foreign(name):
+            return None
         with self._claimed(name) as fd:
             if fd is None:
-                return None
-            if os.fstat(fd).st_uid != os.geteuid():  # planted (before the directory was closed to others)
-                self._quarantine(name, "is another user's file, not sent")
                 return None
             try:
                 payload, spans = read_file(fd)
