@@ -281,3 +281,18 @@ def test_a_session_is_only_looked_at_with_a_spill_directory_and_any_requests_tak
     exporter = OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces", session=session, spill_dir=tmp_path)
     assert exporter._spiller is not None
     exporter.shutdown()
+
+
+@pytest.mark.parametrize("how", list(_opaque_exporters()))
+def test_the_key_may_come_from_the_environment_as_a_zero_code_set_up_gives_it(
+    how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # opentelemetry-instrument makes the exporters: SPANBATCH_SPILL_KEY stands for the argument it cannot pass, and
+    # an argument given wins over it.
+    make = _opaque_exporters()[how]
+    monkeypatch.setenv("SPANBATCH_SPILL_KEY", "tenant-a")
+    from_variable = make(spill_dir=tmp_path)
+    assert from_variable._spiller is not None
+    name = _directory(from_variable)
+    assert name == _directory(make(spill_dir=tmp_path, spill_key="tenant-a"))
+    assert name != _directory(make(spill_dir=tmp_path, spill_key="tenant-b"))

@@ -182,6 +182,7 @@ MAX_EXPORT_BATCH_BYTES = Setting(
 # spanbatch's OTLP exporters: the opt-in disk spill (see ``exporter._spilling``).
 SPILL_DIR: Setting[str | None] = Setting(("SPANBATCH_SPILL_DIR",), "text", None, "spill_dir")
 SPILL_MAX_BYTES = Setting(("SPANBATCH_SPILL_MAX_BYTES",), "integer", 256 * 1024 * 1024, "spill_max_bytes")
+SPILL_KEY: Setting[str | None] = Setting(("SPANBATCH_SPILL_KEY",), "text", None, "spill_key")
 
 # The process: exit, signals, debug log, sessions.
 EXIT_TIMEOUT = Setting(("SPANBATCH_EXIT_TIMEOUT_MS",), "millis", 5000.0)
@@ -250,6 +251,7 @@ SETTINGS: tuple[Setting[object], ...] = (
     MAX_EXPORT_BATCH_BYTES,
     SPILL_DIR,
     SPILL_MAX_BYTES,
+    SPILL_KEY,
     EXIT_TIMEOUT,
     FLUSH_ON_SIGTERM,
     DEBUG,

@@ -476,6 +476,8 @@ def spiller_for(
     root = spill_directory(spill_dir)
     if root is None:
         return None
+    if spill_key is None:  # as a zero-code set-up gives it, which cannot pass the argument
+        spill_key = read(_settings.SPILL_KEY)
     sent_as = identity()  # only now: nothing of a session's is looked at (nor a certificate read) without a spill
     keyed = dict(sent_as.keyed)
     if spill_key is not None:
