@@ -176,7 +176,7 @@ class SpillStore:
         self.directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with suppress(FileExistsError):
             self.directory.mkdir(mode=0o700)
-        with _own_directory(self.directory) as home:
+        with self._here() as home:
             with suppress(FileExistsError):
                 os.mkdir(TEMP_DIR, 0o700, dir_fd=home)
             with _own_directory(TEMP_DIR, home):
@@ -236,7 +236,7 @@ class SpillStore:
 
     def _write_file(self, data: bytes, newest: int) -> str:
         """Write ``data`` to a new file named after the write time ``newest`` (see ``_next_stamp``); its name."""
-        with _own_directory(self.directory) as home, _own_directory(TEMP_DIR, home) as temp_dir:
+        with self._here() as home, _own_directory(TEMP_DIR, home) as temp_dir:
             for _ in range(3):
                 name = f"{self._next_stamp(newest):020d}-{os.getpid()}-{next(self._sequence):08d}" + SUFFIX
                 temp = name + TEMP_SUFFIX
@@ -347,7 +347,7 @@ class SpillStore:
         credential (a rotating token names a directory of its own) left two for good. Another process's store that
         uses it makes it again at its next write; one holding anything, a file being written included, stays."""
         with suppress(OSError):
-            with _own_directory(self.directory) as home:
+            with self._here() as home:
                 if any(entry != TEMP_DIR for entry in os.listdir(home)):
                     return
                 os.rmdir(TEMP_DIR, dir_fd=home)
