@@ -7,6 +7,10 @@ round (a loaded machine moves both alike). Rows: the bare loop (``pass``), ``id`
 spans (the full push), ``on_end`` on spans recorded but not sampled (the sampled check alone); then the
 same with one span over and over ("hot"), whose objects stay in the CPU's cache.
 
+``id`` touches only the span's header; any sampled check reads the span's stored context first, then the
+context and its flags, each in memory of its own. The row ``read _context`` is that first read alone, by a C
+builtin (``operator.attrgetter``, no Python frame): what reading the span costs before any code of a processor.
+
 The worker is idle: the queue takes every span of a round (no drops), the batch is as large, the
 schedule delay a minute, and the exporter only counts. Before each sampled round the queue is flushed and
 one span pushed, untimed, so the worker waits for its delay (no wake-up in the timed loop). 20,000 spans do
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import operator
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -107,11 +112,13 @@ def main() -> None:
         exporter, max_queue_size=queue, max_export_batch_size=queue, schedule_delay_millis=60_000
     )
     on_end = processor.on_end
+    read_context = operator.attrgetter("_context")
     # The same span over and over: its objects stay in the cache, so these rows show the code's own cost.
     hot, hot_unsampled = [sampled[0]] * args.spans, [unsampled[0]] * args.spans
     runs: dict[str, Callable[[], float]] = {
         "loop": lambda: warm(sampled) and bare(sampled),
         "id": lambda: warm(sampled) and loop(id, sampled),
+        "read _context": lambda: warm(sampled) and loop(read_context, sampled),
         "on_end sampled": lambda: warm(sampled) and loop(on_end, sampled),
         "id (unsampled)": lambda: warm(unsampled) and loop(id, unsampled),
         "on_end unsampled": lambda: warm(unsampled) and loop(on_end, unsampled),
@@ -120,6 +127,7 @@ def main() -> None:
         "on_end unsampled hot": lambda: loop(on_end, hot_unsampled),
     }
     floors = {
+        "read _context": "id",
         "on_end sampled": "id",
         "on_end unsampled": "id (unsampled)",
         "on_end sampled hot": "id hot",
