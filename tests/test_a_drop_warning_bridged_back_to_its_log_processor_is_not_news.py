@@ -140,3 +140,24 @@ def test_a_record_after_shutdown_is_told_as_one_though_the_stock_line_for_it_com
     assert len(told) == 1, told
     assert "shut down — dropped 1 log record in" in told[0]
     assert balanced(processor.stats())
+
+
+def test_a_shutdown_that_gives_up_a_hung_export_tells_that_and_nothing_about_its_own_line(
+    bridged: tuple[spanbatch.BatchLogRecordProcessor, GatedExporter, Lines, Callable[[], None]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # revB30: the warning a shutdown logs when it gives up a busy worker came back through the LoggingHandler to the
+    # lane it had just shut down, which then told "shut down — dropped 1 log record" (3 of 3 runs) and logged the
+    # stock line for a record after shutdown, where the application had logged nothing after it.
+    processor, exporter, lines, _ = bridged
+    caplog.set_level(logging.INFO, logger=STOCK_LOGGER)
+    logging.getLogger("tests.app").warning("hangs in its export")
+    assert exporter.entered.wait(10)
+    processor.shutdown(timeout_millis=300)
+    exporter.gate.set()
+    assert len(lines.lines) == 1, lines.lines
+    assert "shutdown deadline passed with the worker still busy" in lines.lines[0]
+    assert [r.getMessage() for r in caplog.records if r.name == STOCK_LOGGER] == []
+    stats: Any = processor.stats()
+    assert stats.dropped["shutdown"] == 1  # the line handed back, counted
+    assert balanced(stats)

@@ -100,9 +100,9 @@ def _check_schedule_delay(value: object) -> float:
     except TypeError:
         raise TypeError(f"schedule_delay_millis must be a number, not {type(value).__name__!r}.") from None
     if math.isnan(delay):
-        # The stock worker's Event.wait(nan) returns at once, so each span leaves as soon as it is queued;
+        # The stock worker's Event.wait(nan) returns at once, so each item leaves as soon as it is queued;
         # a delay of 0 does the same here, without its busy loop.
-        warn_once("schedule_delay_millis", value, "not a number", "0 (export each span as soon as it is queued)")
+        warn_once("schedule_delay_millis", value, "not a number", "0 (export each item as soon as it is queued)")
         return 0.0
     if delay <= 0:
         raise ValueError("schedule_delay_millis must be positive.")

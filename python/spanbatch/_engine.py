@@ -128,7 +128,8 @@ class Engine(Generic[Telemetry]):
 
         def refused(item: object, *args: Any, **kwargs: Any) -> None:
             # Counted first: a logging filter may raise.
-            if telling():  # one of spanbatch's own lines, handed back: counted, and no news (``_own_lines``)
+            own_line = telling()
+            if own_line:  # one of spanbatch's own lines, handed back: counted, and no news (``_own_lines``)
                 with ExitStack() as echo:
                     for lane in lanes:
                         echo.enter_context(lane.drops.echo(lane.dropped))
@@ -136,7 +137,8 @@ class Engine(Generic[Telemetry]):
             else:
                 push(item, *args, **kwargs)
             try:
-                if line is not None and line.enabled():
+                # Not for one of spanbatch's own lines handed back: the stock processor has no such line to log it for.
+                if line is not None and not own_line and line.enabled():
                     # A LoggingHandler on the root hands the line to log processors shut down: not news.
                     with own_lines():
                         line()

@@ -531,7 +531,7 @@ def shutdown_exporter(exporter: Exporter[Any], timeout_millis: float) -> None:
     except BaseException as error:
         if not isinstance(error, Exception) and threading.current_thread() is threading.main_thread():
             raise
-        logger.exception("Exception while shutting down %s.", type(exporter).__name__)
+        logged(logger.exception, "Exception while shutting down %s.", type(exporter).__name__)
 
 
 def _takes_timeout(shutdown: Callable[..., object]) -> bool:

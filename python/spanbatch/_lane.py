@@ -26,6 +26,7 @@ from spanbatch._drops import DropReporter
 from spanbatch._export import LaneWork, run_worker, shutdown_exporter
 from spanbatch._export_clock import ExportClock
 from spanbatch._policies import RetryPolicy
+from spanbatch._safe_log import logged
 from spanbatch._settings import ExportPolicies
 from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
@@ -291,7 +292,8 @@ def flush_lanes(
             if not lane.told_flush_from_export:
                 # Once per lane: an exporter that flushes in every export would log it per batch.
                 lane.told_flush_from_export = True
-                logger.warning(
+                logged(
+                    logger.warning,
                     "force_flush called from %s's own export thread: not waiting; what is queued is exported once"
                     " this export returns (told once).",
                     lane.name,
@@ -415,8 +417,10 @@ def wait_for_drains(lanes: Iterable[Lane], timeout_millis: float) -> None:
         if lane.finishing is not None and not lane.on_export_thread():
             lane.finishing.join(remaining_millis(deadline) / 1000)
             if lane.finishing.is_alive():
-                logger.warning(
-                    "%s: the shutdown its own export asked for was still draining at the exit deadline.", lane.name
+                logged(
+                    logger.warning,
+                    "%s: the shutdown its own export asked for was still draining at the exit deadline.",
+                    lane.name,
                 )
 
 
@@ -438,7 +442,8 @@ def wait_for_shutdowns_under_way(lanes: Iterable[Lane], deadline: float) -> None
         stats = core.stats()
         # The shutdown under way may have given the lane up meanwhile, and told what it held.
         if worker.is_alive() and not (steps.finished or steps.abandoned) and stats.queued + stats.in_flight:
-            logger.warning(
+            logged(
+                logger.warning,
                 "%s: its shutdown under way had not drained by the exit deadline: %s queued and %d in flight are lost"
                 " if the process ends now.",
                 lane.name,
@@ -479,7 +484,7 @@ def _join_exporter_closer(lane: Lane, closer: WorkerThread, until: Callable[[], 
     """Waits for the exporter's shutdown to return until the deadline or the lane's cap, whichever comes first."""
     _join_until(closer, lambda: min(cap, until()))
     if closer.is_alive():
-        logger.warning("%s: exporter shutdown did not return by the deadline.", lane.name)
+        logged(logger.warning, "%s: exporter shutdown did not return by the deadline.", lane.name)
 
 
 def _why_given_up(lane: Lane, drain: bool, deadline: float) -> str:
@@ -503,7 +508,8 @@ def _finish_shutdown(stopping: Sequence[Lane], until: Callable[[], float], drain
             in_flight = lane.core.stats().in_flight
             if not abandoned and not in_flight:
                 continue  # an idle worker, not joined in the time left: nothing was at stake
-            logger.warning(
+            logged(
+                logger.warning,
                 "%s: %s with the worker still busy (an export, or %s another thread was reading); dropped %s still"
                 " queued; %d in flight are counted as their export ends (lost, uncounted, if the process ends first).",
                 lane.name,
