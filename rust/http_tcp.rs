@@ -103,9 +103,19 @@ fn ends(timeout: NextTimeout) -> Option<Instant> {
     Instant::now().checked_add(*timeout.after)
 }
 
-/// How long the next slice of a wait that `ends` may block; the error it ends with once the cut-off or its own
-/// timeout has passed.
-fn next_slice(ends: Option<Instant>, reason: Timeout, cutoff: &Cutoff) -> Result<Duration, Error> {
+/// The next slice of a wait.
+enum Slice {
+    /// Block at most this long.
+    Wait(Duration),
+    /// The wait's own time has passed: one more look without blocking, then its timeout. A process frozen while
+    /// it waited (AWS Lambda between invocations, SIGSTOP) wakes past its deadline with the answer already in the
+    /// socket (a read under a timeout is not restarted after a stop): that answer was in time, from the
+    /// backend's side, and the request was delivered (revA30: counted failed, and spilled and sent again).
+    LastLook,
+}
+
+/// The next slice of a wait that `ends`; the cut-off's error once it has passed (the exit limit: no last look).
+fn next_slice(ends: Option<Instant>, cutoff: &Cutoff) -> Result<Slice, Error> {
     let to_cutoff = cutoff.left();
     if to_cutoff == Some(Duration::ZERO) {
         return Err(cut_short());
@@ -114,9 +124,11 @@ fn next_slice(ends: Option<Instant>, reason: Timeout, cutoff: &Cutoff) -> Result
         ends.saturating_duration_since(Instant::now())
     });
     if left.is_zero() {
-        return Err(Error::Timeout(reason));
+        return Ok(Slice::LastLook);
     }
-    Ok(left.min(LOOK_EVERY).min(to_cutoff.unwrap_or(LOOK_EVERY)))
+    Ok(Slice::Wait(
+        left.min(LOOK_EVERY).min(to_cutoff.unwrap_or(LOOK_EVERY)),
+    ))
 }
 
 /// Sets a socket timeout to `slice` unless it is already (a syscall saved on every slice but the last).
@@ -131,6 +143,22 @@ fn set_timeout(
         *set = Some(slice);
     }
     Ok(())
+}
+
+/// `io` on `stream` without blocking; a `WouldBlock` (nothing to take, no room) is the wait's timeout.
+fn without_blocking<T>(
+    stream: &TcpStream,
+    reason: Timeout,
+    io: impl FnOnce(&TcpStream) -> io::Result<T>,
+) -> Result<T, Error> {
+    stream.set_nonblocking(true)?;
+    let done = io(stream);
+    stream.set_nonblocking(false)?;
+    match done {
+        Ok(done) => Ok(done),
+        Err(error) if slice_ended(&error) => Err(Error::Timeout(reason)),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// A slice that ended without its bytes, to be followed by the next: its timeout passed (`WouldBlock` on
@@ -154,14 +182,27 @@ impl Transport for CutoffTcp {
         let ends = ends(timeout);
         let mut sent = 0;
         while sent < amount {
-            let slice = next_slice(ends, timeout.reason, &self.cutoff)?;
+            let output = &self.buffers.output()[sent..amount];
+            let slice = match next_slice(ends, &self.cutoff)? {
+                Slice::Wait(slice) => slice,
+                // Past its time, the write goes on for as long as the socket takes bytes without waiting.
+                Slice::LastLook => {
+                    match without_blocking(&self.stream, timeout.reason, |mut s| s.write(output))? {
+                        0 => return Err(io::Error::from(ErrorKind::WriteZero).into()),
+                        written => {
+                            sent += written;
+                            continue;
+                        }
+                    }
+                }
+            };
             set_timeout(
                 &self.stream,
                 &mut self.write_slice,
                 slice,
                 TcpStream::set_write_timeout,
             )?;
-            match (&self.stream).write(&self.buffers.output()[sent..amount]) {
+            match (&self.stream).write(output) {
                 Ok(0) => return Err(io::Error::from(ErrorKind::WriteZero).into()),
                 Ok(written) => sent += written,
                 Err(error) if slice_ended(&error) => {}
@@ -176,7 +217,16 @@ impl Transport for CutoffTcp {
         let timeout = timeout.for_read();
         let ends = ends(timeout);
         loop {
-            let slice = next_slice(ends, timeout.reason, &self.cutoff)?;
+            let slice = match next_slice(ends, &self.cutoff)? {
+                Slice::Wait(slice) => slice,
+                Slice::LastLook => {
+                    let input = self.buffers.input_append_buf();
+                    let read =
+                        without_blocking(&self.stream, timeout.reason, |mut s| s.read(input))?;
+                    self.buffers.input_appended(read);
+                    return Ok(read > 0);
+                }
+            };
             set_timeout(
                 &self.stream,
                 &mut self.read_slice,

@@ -45,6 +45,8 @@ class _Service:
             self._store.count_request("hung")
             self._faults.hold(generation, self._stopping)
             context.abort(grpc.StatusCode.UNAVAILABLE, "receiver stopped hanging")
+        if fault.mode == "hold":  # a slow backend: the answer comes, once the behaviour changes
+            self._faults.hold_answer(generation, self._stopping, self._store)
         if fault.mode == "status":
             self._store.count_request("rejected")
             if fault.retry_after is not None:

@@ -58,6 +58,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.faults.hold(generation, self.server.stopping)
             self.close_connection = True
             return
+        if fault.mode == "hold":  # a slow backend: the answer comes, once the behaviour changes
+            self.server.faults.hold_answer(generation, self.server.stopping, self.server.store)
         if fault.mode == "status":
             self.server.store.count_request("rejected")
             retry_after = None if fault.retry_after is None else f"{fault.retry_after:g}"

@@ -21,7 +21,8 @@ class ReceiverStats:
 
     ``unique_spans`` counts distinct (trace id, span id) pairs; ``duplicates`` counts
     spans whose pair had already arrived (a retried or twice-exported batch).
-    ``log_records`` counts the log records of accepted OTLP logs requests.
+    ``log_records`` counts the log records of accepted OTLP logs requests. ``held`` is how many
+    requests a ``hold`` keeps unanswered now; each counts once it is answered.
     """
 
     requests: int = 0
@@ -34,11 +35,12 @@ class ReceiverStats:
     duplicates: int = 0
     services: dict[str, int] = field(default_factory=dict)
     log_records: int = 0
+    held: int = 0
 
 
 @dataclass(frozen=True)
 class Fault:
-    """How to answer one request: ``ok``, ``status`` (HTTP code + optional Retry-After) or ``hang``."""
+    """How to answer one request: ``ok``, ``status`` (HTTP code + optional Retry-After), ``hang`` or ``hold``."""
 
     mode: str = "ok"
     status: int = 503
@@ -50,6 +52,7 @@ class SpanStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._held = 0  # not forgotten by ``reset``: the requests are still held
         self._clear()
 
     def _clear(self) -> None:
@@ -71,6 +74,11 @@ class SpanStore:
                 self._hung += 1
             else:
                 self._malformed += 1
+
+    def holding(self, change: int) -> None:
+        """One more request held unanswered (1), or one less (-1)."""
+        with self._lock:
+            self._held += change
 
     def record(self, request: ExportTraceServiceRequest) -> None:
         """Counts an accepted request and every span in it."""
@@ -130,6 +138,7 @@ class SpanStore:
                 duplicates=self._duplicates,
                 services=dict(self._services),
                 log_records=self._log_records,
+                held=self._held,
             )
 
     def span_ids(self) -> set[bytes]:
@@ -174,6 +183,14 @@ class FaultPlan:
                 if self._remaining <= 0:
                     self._fault, self._remaining = Fault(), None
             return fault, generation
+
+    def hold_answer(self, generation: int, stopping: threading.Event, store: SpanStore) -> None:
+        """``hold`` for a request to be answered then, counted in ``store`` as held meanwhile."""
+        store.holding(1)
+        try:
+            self.hold(generation, stopping)
+        finally:
+            store.holding(-1)
 
     def hold(self, generation: int, stopping: threading.Event) -> None:
         """Blocks a hung request until the plan changes, the server stops, or the longest hang passes."""

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
     ProtocolName = Literal["http", "grpc"]
-    BehaviourName = Literal["ok", "status", "hang", "down"]
+    BehaviourName = Literal["ok", "status", "hang", "hold", "down"]
 else:
     ProtocolName = BehaviourName = str
 
@@ -232,11 +232,12 @@ class OTLPReceiver:
 
         ``"ok"`` accepts; ``"status"`` answers ``status`` (HTTP code; mapped to the matching
         gRPC code) with an optional Retry-After in seconds; ``"hang"`` accepts the request and
-        never answers until the behaviour changes; ``"down"`` closes the port, and any other
+        never answers until the behaviour changes (then closes it unanswered); ``"hold"`` answers it, and
+        records it, only once the behaviour changes (a slow backend); ``"down"`` closes the port, and any other
         mode opens it again on the same port. ``times`` limits a fault to that many requests;
         ``after`` lets that many requests through first (a request cut in parts fails half-way).
         """
-        if mode not in ("ok", "status", "hang", "down"):
+        if mode not in ("ok", "status", "hang", "hold", "down"):
             raise ValueError(f"unknown behaviour {mode!r}")
         self._call("set_behaviour", mode=mode, status=status, retry_after=retry_after, times=times, after=after)
 
