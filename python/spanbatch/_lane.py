@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from spanbatch import _drop_teller, _fork
+from spanbatch import _drop_teller, _fork, _standby_thread
 from spanbatch._capabilities import Exporter, spills
 from spanbatch._config import BatchSettings
 from spanbatch._core import BatchCore, greenlets_may_pause
@@ -29,6 +29,7 @@ from spanbatch._policies import RetryPolicy
 from spanbatch._safe_log import logged
 from spanbatch._settings import ExportPolicies
 from spanbatch._signals import Signal
+from spanbatch._standby_thread import start_thread_even_at_exit
 from spanbatch._stats import SpanStats
 from spanbatch._threads import (
     PAUSE_SECONDS,
@@ -191,6 +192,7 @@ class Lane:
             RetryPolicy.of(self.policies),
         )
         self.worker = start_thread(run_worker, f"spanbatch-{self.name}", work)
+        _standby_thread.keep_ready()
         return core
 
     def restart(self) -> BatchCore:
@@ -537,15 +539,16 @@ def _finish_shutdown(stopping: Sequence[Lane], until: Callable[[], float], drain
             continue
         lane.shutdown_steps.exporter_told = True
         try:
-            lane.shutdown_steps.exporter_closer = start_thread(
+            lane.shutdown_steps.exporter_closer = start_thread_even_at_exit(
                 shutdown_exporter,
                 f"spanbatch-{lane.name}-shutdown",
                 lane.exporter,
                 remaining_millis(min(capped[lane], until())),
             )
         except RuntimeError:
-            # Python 3.12+ starts no threads once interpreter shutdown has begun (atexit, late
-            # SIGTERM): call it here instead, bounded by the timeout it is passed where it takes one.
+            # CPython 3.12 starts no threads once interpreter shutdown has begun, and this process has no standby
+            # thread (see ``_standby_thread``): call it here instead, bounded by the timeout it is passed where it
+            # takes one.
             shutdown_exporter(lane.exporter, remaining_millis(min(capped[lane], until())))
     for lane in stopping:
         closer = lane.shutdown_steps.exporter_closer

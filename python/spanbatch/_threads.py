@@ -77,7 +77,7 @@ def _pause_with(monkey: Any) -> Callable[[float], None]:
     return pause
 
 
-def _unpatched(module: str, name: str) -> Any:
+def unpatched(module: str, name: str) -> Any:
     """``module.name`` as it was before gevent patched it (as it is, where gevent has not)."""
     monkey = sys.modules.get("gevent.monkey")
     return getattr(importlib.import_module(module), name) if monkey is None else monkey.get_original(module, name)
@@ -116,14 +116,14 @@ def shared_rlock() -> SharedLock | threading.RLock:
     pausing; elsewhere the OS's ``RLock`` itself."""
     if threads_are_greenlets():
         return shared_lock(reentrant=True)
-    lock: threading.RLock = _unpatched("_thread", "RLock")()
+    lock: threading.RLock = unpatched("_thread", "RLock")()
     return lock
 
 
 def os_thread_local() -> threading.local:
     """A ``threading.local`` of the OS thread even under gevent, which patches the class into a greenlet's: every
     greenlet of one OS thread shares its values."""
-    local: threading.local = _unpatched("_thread", "_local")()
+    local: threading.local = unpatched("_thread", "_local")()
     return local
 
 
@@ -132,7 +132,7 @@ class Wakeup:
     its own OS thread, gevent or not (gevent's ``Event`` and ``Condition`` wake the greenlets of one hub only)."""
 
     def __init__(self) -> None:
-        self._calls: queue.SimpleQueue[None] = _unpatched("queue", "SimpleQueue")()
+        self._calls: queue.SimpleQueue[None] = unpatched("queue", "SimpleQueue")()
 
     def wait(self, seconds: float) -> None:
         """Returns after ``seconds``, or as soon as ``wake()`` is called (at once if it was since the last wait)."""
@@ -171,7 +171,7 @@ class WorkerThread(Protocol):
         ...
 
 
-class _OfOneProcess:
+class OfOneProcess:
     """The process a thread was started in: see ``WorkerThread``."""
 
     def __init__(self) -> None:
@@ -193,7 +193,7 @@ def _wait_while(
         wait(left)
 
 
-class OSThread(_OfOneProcess):
+class OSThread(OfOneProcess):
     """A real OS thread in a gevent-patched process, started with the ``_thread`` functions gevent saved."""
 
     # Per OS thread, whatever gevent patched: set on the threads this class runs (see ``on_own_os_thread``).
@@ -239,14 +239,14 @@ class OSThread(_OfOneProcess):
         _wait_while(self.is_alive, self._pause, timeout, PAUSE_SECONDS)
 
 
-class _Thread(_OfOneProcess, threading.Thread):
+class _Thread(OfOneProcess, threading.Thread):
     """A daemon ``threading.Thread`` whose liveness a Ctrl-C cannot falsify: before 3.13, a ``join`` that a signal
     handler's exception interrupts marks the thread stopped while it still runs (bpo-45274's handling releases the
     lock the running thread holds), so a shutdown resumed after it would take a hung export for a finished one.
     Its end is told by an event of its own instead; in a forked child it never runs."""
 
     def __init__(self, target: Callable[..., object], name: str, args: tuple[Any, ...]) -> None:
-        _OfOneProcess.__init__(self)
+        OfOneProcess.__init__(self)
         threading.Thread.__init__(self, target=target, args=args, name=name, daemon=True)
         self._spanbatch_ended = threading.Event()
 
@@ -272,7 +272,7 @@ class _Thread(_OfOneProcess, threading.Thread):
 def pause_while(running: Callable[[], bool], seconds: float) -> None:
     """Waits while ``running()``, ``seconds`` at most, looking again every few milliseconds: a greenlet lets the others
     run meanwhile."""
-    _wait_while(running, greenlet_pause() or _unpatched("time", "sleep"), seconds, PAUSE_SECONDS)
+    _wait_while(running, greenlet_pause() or unpatched("time", "sleep"), seconds, PAUSE_SECONDS)
 
 
 def greenlet_pause() -> Callable[[float], None] | None:
