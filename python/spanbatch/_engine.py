@@ -20,7 +20,6 @@ from opentelemetry.metrics import MeterProvider
 from spanbatch import _exit, _fork
 from spanbatch._capabilities import Exporter
 from spanbatch._config import BatchSettings
-from spanbatch._debug_log import debug_enabled
 from spanbatch._drops import stock_after_shutdown
 from spanbatch._lane import Backend, Lane, weak_method
 from spanbatch._metrics import component_name, internal_metrics_enabled, register_processor_metrics
@@ -28,6 +27,7 @@ from spanbatch._own_lines import own_lines, telling
 from spanbatch._settings import ExportPolicies, PolicyArguments
 from spanbatch._signals import Signal
 from spanbatch._stats import SpanStats
+from spanbatch._stderr_lines import debug_enabled
 
 Telemetry = TypeVar("Telemetry")
 
