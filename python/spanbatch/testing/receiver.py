@@ -233,7 +233,8 @@ class OTLPReceiver:
         ``"ok"`` accepts; ``"status"`` answers ``status`` (HTTP code; mapped to the matching
         gRPC code) with an optional Retry-After in seconds; ``"hang"`` accepts the request and
         never answers until the behaviour changes (then closes it unanswered); ``"hold"`` answers it, and
-        records it, only once the behaviour changes (a slow backend); ``"down"`` closes the port, and any other
+        records it, only once the behaviour changes or the receiver closes (a slow backend; ``stats().held``
+        counts those waiting, and drops just before the answer is recorded); ``"down"`` closes the port, and any other
         mode opens it again on the same port. ``times`` limits a fault to that many requests;
         ``after`` lets that many requests through first (a request cut in parts fails half-way).
         """
