@@ -192,7 +192,7 @@ class Lane:
             RetryPolicy.of(self.policies),
         )
         self.worker = start_thread(run_worker, f"spanbatch-{self.name}", work)
-        _standby_thread.keep_ready()
+        _standby_thread.keep_ready(self)
         return core
 
     def restart(self) -> BatchCore:
