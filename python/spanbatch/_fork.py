@@ -14,6 +14,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -72,7 +73,10 @@ def recover(lane: Lane, orphaned: int) -> BatchCore:
     # No lock: one held by a parent thread would stay held here. setdefault is atomic.
     if lane.fork_claims.setdefault(pid, me) != me:
         return lane.core
-    lane.restart().count_lost_to_fork(orphaned)
+    # CPython 3.12 starts no thread once exit has begun: a lane the child first touches then gets no worker of its
+    # own. It stays its parent's, what it holds the parent's to send (see ``of_this_process``).
+    with suppress(RuntimeError):
+        lane.restart().count_lost_to_fork(orphaned)
     return lane.core
 
 

@@ -387,7 +387,10 @@ def shutdown_lanes(
     """
     deadline = time.monotonic() + timeout_millis / 1000
     lanes = list(lanes)
-    stopping = [lane for lane in lanes if _fork.current_core(lane).begin_shutdown()]
+    for lane in lanes:
+        _fork.current_core(lane)  # a child forked from C takes its lanes over here
+    # One whose core is still the parent's (such a child cannot take it over at exit on 3.12) is left alone.
+    stopping = [lane for lane in _fork.of_this_process(lanes) if lane.core.begin_shutdown()]
     for lane in stopping:
         lane.core_changed()
     # Asked from a lane's own export (an exporter that shuts its processor down): its worker drains what is
