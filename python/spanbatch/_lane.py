@@ -561,3 +561,4 @@ def _finish_shutdown(stopping: Sequence[Lane], until: Callable[[], float], drain
         lane.tell_drops(until())
         lane.come_to_rest()
         lane.shutdown_steps.finished = True
+        _standby_thread.let_go(lane)

@@ -5,9 +5,9 @@ atexit hook (3.10, 3.11 and 3.13 do). A shutdown calls each exporter's own ``shu
 one that never returns does not hold the exit; on 3.12 at exit it was called on the exiting thread instead, and one
 that never returned held the exit for good, as with the stock processor (revC30: killed at 60 s, where the other
 versions left in 1.4 s). So on 3.12 the lanes start standby threads, which sleep until exit needs them, without the
-GIL and without a timeout: as many as the process has had lanes alive at once, so that every lane's
-exporter shutdown at exit gets one of its own (revF30: one thread for all had a hung shutdown keep every later
-exporter's from ever being called, a buffering exporter's data lost). A forked child starts its own (``PerProcess``)
+GIL and without a timeout: one for each lane not shut down yet, so that every lane's exporter shutdown at exit
+gets one of its own (revF30: one thread for all had a hung shutdown keep every later exporter's from ever being
+called, a buffering exporter's data lost). A forked child starts its own (``PerProcess``)
 as its lanes make their cores there.
 """
 
@@ -68,14 +68,15 @@ class _Call(OfOneProcess):
 
 
 class _Standby:
-    """This process's standby threads, as many as it has had lanes alive at once, and the calls they wait for."""
+    """This process's standby threads, one waiting for each lane not shut down yet, and the calls they wait for."""
 
     def __init__(self) -> None:
-        self.calls: queue.SimpleQueue[_Call] = unpatched("queue", "SimpleQueue")()
-        self.lanes: weakref.WeakSet[object] = weakref.WeakSet()
-        self.threads: list[WorkerThread] = []
+        # A call, or None: the thread that takes it ends (one more than the lanes need).
+        self.calls: queue.SimpleQueue[_Call | None] = unpatched("queue", "SimpleQueue")()
+        self.lanes: weakref.WeakSet[object] = weakref.WeakSet()  # not shut down yet
         self.lock = threading.Lock()
-        self.waiting = 0  # threads waiting for a call (changed under ``lock``)
+        self.waiting = 0  # threads waiting for a call, not counting those told to end (changed under ``lock``)
+        self.alive = 0  # threads not ended (changed under ``lock``)
 
     def serve(self) -> None:
         while True:
@@ -85,11 +86,27 @@ class _Standby:
             own = block_process_signals()
             call = self.calls.get()
             with self.lock:
+                if call is None:
+                    self.alive -= 1
+                    return
                 self.waiting -= 1
             signal.pthread_sigmask(signal.SIG_SETMASK, own)
             call.run()
             with self.lock:
                 self.waiting += 1
+
+    def fit(self) -> None:
+        """As many threads waiting as there are lanes not shut down: one started for each lane made, one ended for
+        each lane shut down (revG30: kept for every lane made, they grew to 301 for 300 providers shut down and kept,
+        and stayed). A thread running a call (a hung exporter shutdown) is not counted: it holds no lane's."""
+        with self.lock, suppress(RuntimeError):  # once exit has begun none starts: the exit calls the exporter itself
+            while self.waiting < len(self.lanes):
+                start_thread(self.serve, "spanbatch-standby")
+                self.waiting += 1
+                self.alive += 1
+            while self.waiting > len(self.lanes):
+                self.calls.put(None)
+                self.waiting -= 1
 
     def take(self, call: _Call) -> None:
         """Hands ``call`` over, and returns once a thread began it, as a thread's start returns; at once if every
@@ -102,17 +119,20 @@ _standbys = PerProcess(_Standby)
 
 
 def keep_ready(lane: object) -> None:
-    """On 3.12, a standby thread of this process's for ``lane`` while it lives: every lane's exporter shutdown at exit
-    then has one, and one that never returns holds no other's."""
-    if not NEEDED:
-        return
-    standby = _standbys.get()
-    # A lane made once exit has begun gets none (its worker neither): the exit calls its exporter's shutdown itself.
-    with standby.lock, suppress(RuntimeError):
+    """On 3.12, a standby thread of this process's waiting for ``lane`` until it is shut down (``let_go``): every
+    lane's exporter shutdown at exit then has one, and one that never returns holds no other's."""
+    if NEEDED:
+        standby = _standbys.get()
         standby.lanes.add(lane)
-        while len(standby.threads) < len(standby.lanes):
-            standby.threads.append(start_thread(standby.serve, "spanbatch-standby"))
-            standby.waiting += 1
+        standby.fit()
+
+
+def let_go(lane: object) -> None:
+    """``lane`` is shut down: its exporter's shutdown has been called, and it needs no standby thread any more."""
+    if NEEDED:
+        standby = _standbys.get()
+        standby.lanes.discard(lane)
+        standby.fit()
 
 
 def start_thread_even_at_exit(target: Callable[..., object], name: str, *args: Any) -> WorkerThread:
@@ -122,7 +142,7 @@ def start_thread_even_at_exit(target: Callable[..., object], name: str, *args: A
         return start_thread(target, name, *args)
     except RuntimeError:
         standby = _standbys.get()
-        if not standby.threads:
+        if not standby.alive:
             raise
         call = _Call(target, name, args)
         # Begun before this returns: the exit goes on without the GIL only while it waits, and an exporter's shutdown
