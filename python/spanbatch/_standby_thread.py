@@ -76,7 +76,7 @@ class _Standby:
         self.lanes: weakref.WeakSet[object] = weakref.WeakSet()  # not shut down yet
         self.lock = threading.Lock()
         self.waiting = 0  # threads waiting for a call, not counting those told to end (changed under ``lock``)
-        self.alive = 0  # threads not ended (changed under ``lock``)
+        self.kept = 0  # threads not told to end (changed under ``lock``)
 
     def serve(self) -> None:
         while True:
@@ -85,10 +85,9 @@ class _Standby:
             # have on a thread of its own.
             own = block_process_signals()
             call = self.calls.get()
+            if call is None:
+                return
             with self.lock:
-                if call is None:
-                    self.alive -= 1
-                    return
                 self.waiting -= 1
             signal.pthread_sigmask(signal.SIG_SETMASK, own)
             call.run()
@@ -103,10 +102,11 @@ class _Standby:
             while self.waiting < len(self.lanes):
                 start_thread(self.serve, "spanbatch-standby")
                 self.waiting += 1
-                self.alive += 1
+                self.kept += 1
             while self.waiting > len(self.lanes):
                 self.calls.put(None)
                 self.waiting -= 1
+                self.kept -= 1
 
     def take(self, call: _Call) -> None:
         """Hands ``call`` over, and returns once a thread began it, as a thread's start returns; at once if every
@@ -142,7 +142,7 @@ def start_thread_even_at_exit(target: Callable[..., object], name: str, *args: A
         return start_thread(target, name, *args)
     except RuntimeError:
         standby = _standbys.get()
-        if not standby.alive:
+        if not standby.kept:
             raise
         call = _Call(target, name, args)
         # Begun before this returns: the exit goes on without the GIL only while it waits, and an exporter's shutdown
